@@ -1,0 +1,1 @@
+"""The on-chip agent (Attester): key store, timed rounds, proofs, outbox and licence."""

@@ -1,0 +1,176 @@
+"""Keys, signatures and hashing with one signing context per purpose.
+
+Every signature in geoattest is made over ``PAE(payload_type, payload)`` (see
+:mod:`geoattest.wire.envelope`); the payload type is the signing context, so a
+signature made for one purpose can never verify as another (as Roughtime's
+context strings do). This module holds the algorithms and key handling; it never
+sees a socket or a clock.
+
+Three algorithms are supported: ECDSA P-256 (``ES256``, the default, chosen by the
+benchmark in ``bench/test_bench_crypto.py`` and explained in ``docs/CRYPTO.md``),
+Ed25519 and ECDSA P-384.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from geoattest.errors import ConfigError, EvidenceError, Reason
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+
+class Algorithm(StrEnum):
+    """Signature algorithms, named as JOSE names them."""
+
+    ES256 = "ES256"
+    """ECDSA over P-256 with SHA-256: the default (fastest verify here; see docs/CRYPTO.md)."""
+    EDDSA = "EdDSA"
+    """Ed25519: deterministic signatures, small keys."""
+    ES384 = "ES384"
+    """ECDSA over P-384 with SHA-384, as GPU vendors' attestation reports use."""
+
+
+DEFAULT_ALGORITHM = Algorithm.ES256
+
+_CURVES: dict[Algorithm, tuple[ec.EllipticCurve, hashes.HashAlgorithm]] = {
+    Algorithm.ES256: (ec.SECP256R1(), hashes.SHA256()),
+    Algorithm.ES384: (ec.SECP384R1(), hashes.SHA384()),
+}
+
+
+def sha256(*parts: bytes) -> bytes:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.digest()
+
+
+def generate_private_key(algorithm: Algorithm = DEFAULT_ALGORITHM) -> PrivateKey:
+    if algorithm is Algorithm.EDDSA:
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(_CURVES[algorithm][0])
+
+
+def algorithm_of(key: PrivateKey | PublicKey) -> Algorithm:
+    """The algorithm a key is used with; unsupported curves are a config error."""
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return Algorithm.EDDSA
+    for algorithm, (curve, _) in _CURVES.items():
+        if key.curve.name == curve.name:
+            return algorithm
+    raise ConfigError(f"unsupported elliptic curve {key.curve.name}")
+
+
+def public_key_der(key: PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def key_id(key: PublicKey) -> str:
+    """Lowercase hex SHA-256 of the SubjectPublicKeyInfo DER."""
+    return sha256(public_key_der(key)).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyingKey:
+    """A public key that checks signatures of one algorithm, with its key id."""
+
+    public_key: PublicKey
+    algorithm: Algorithm
+    key_id: str
+
+    @classmethod
+    def from_public_key(cls, public_key: PublicKey) -> VerifyingKey:
+        return cls(public_key, algorithm_of(public_key), key_id(public_key))
+
+    @classmethod
+    def from_der(cls, der: bytes) -> VerifyingKey:
+        """Load a SubjectPublicKeyInfo; anything else is an evidence error, not a crash."""
+        try:
+            loaded = serialization.load_der_public_key(der)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise EvidenceError(Reason.UNKNOWN_KEY, "public key is not a valid SPKI") from exc
+        if not isinstance(loaded, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+            raise EvidenceError(Reason.UNKNOWN_KEY, "public key type is not supported")
+        try:
+            return cls.from_public_key(loaded)
+        except ConfigError as exc:
+            raise EvidenceError(Reason.UNKNOWN_KEY, exc.detail) from exc
+
+    def der(self) -> bytes:
+        return public_key_der(self.public_key)
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        try:
+            if isinstance(self.public_key, ed25519.Ed25519PublicKey):
+                self.public_key.verify(signature, message)
+            else:
+                _, digest = _CURVES[self.algorithm]
+                self.public_key.verify(signature, message, ec.ECDSA(digest))
+        except InvalidSignature:
+            return False
+        return True
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Anything that can sign: an in-memory key, the agent's key store, an HSM."""
+
+    @property
+    def verifying_key(self) -> VerifyingKey: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+class KeySigner:
+    """A :class:`Signer` over a private key held in memory."""
+
+    __slots__ = ("_key", "_verifying_key")
+
+    def __init__(self, private_key: PrivateKey) -> None:
+        self._key = private_key
+        self._verifying_key = VerifyingKey.from_public_key(private_key.public_key())
+
+    @classmethod
+    def generate(cls, algorithm: Algorithm = DEFAULT_ALGORITHM) -> KeySigner:
+        return cls(generate_private_key(algorithm))
+
+    @property
+    def verifying_key(self) -> VerifyingKey:
+        return self._verifying_key
+
+    def sign(self, message: bytes) -> bytes:
+        if isinstance(self._key, ed25519.Ed25519PrivateKey):
+            return self._key.sign(message)
+        _, digest = _CURVES[self._verifying_key.algorithm]
+        return self._key.sign(message, ec.ECDSA(digest))
+
+
+def load_private_key_pem(data: bytes, *, what: str) -> PrivateKey:
+    """Parse a PKCS#8 PEM private key; a bad file is a one-line config error."""
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(f"{what} is not an unencrypted PEM private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise ConfigError(f"{what} holds an unsupported key type")
+    algorithm_of(key)
+    return key
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )

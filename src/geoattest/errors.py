@@ -1,0 +1,138 @@
+"""Typed errors with stable reason codes.
+
+Every check that can fail has its own :class:`Reason`. The values are stable strings
+(``family.check``) that appear in gRPC status details, stored evidence, alerts and
+attestation results, so tooling may match on them. Two error families mirror the two
+ways input can be wrong: :class:`WireError` (bytes that do not decode into a message
+of the expected shape) and :class:`EvidenceError` (a well-formed message that fails a
+cryptographic, identity, freshness or protocol check). :class:`ConfigError` covers
+operator input: files, keys, policies and command-line values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why something was refused. Values are stable; never reuse or rename one."""
+
+    # --- wire ---
+    MALFORMED_MESSAGE = "wire.malformed_message"
+    """The bytes do not decode as the expected protobuf message."""
+    OVERSIZED_MESSAGE = "wire.oversized_message"
+    """The message exceeds the size limit for its kind."""
+    MISSING_FIELD = "wire.missing_field"
+    """A required field is empty or has the wrong length."""
+    BAD_ENVELOPE = "envelope.malformed"
+    """The signed envelope is not well formed (no payload type, no signature, ...)."""
+    UNKNOWN_PAYLOAD_TYPE = "envelope.unknown_payload_type"
+    """The envelope names a payload type geoattest does not define."""
+    WRONG_PAYLOAD_TYPE = "envelope.wrong_payload_type"
+    """A known payload type, but not the one this place expects: a cross-purpose replay."""
+    UNKNOWN_KEY = "envelope.unknown_key"
+    """The envelope's key id does not name the key expected to sign it."""
+    BAD_SIGNATURE = "envelope.bad_signature"
+    """The signature does not verify over PAE(payload_type, payload)."""
+
+    # --- identity / PKI ---
+    UNKNOWN_DEVICE = "device.unknown"
+    """The device id is not enrolled."""
+    ALREADY_ENROLLED = "device.already_enrolled"
+    """A different certificate is already enrolled under this device id."""
+    BAD_CHAIN = "device.bad_chain"
+    """The device certificate does not chain to a trusted manufacturer root."""
+    REVOKED_DEVICE = "device.revoked"
+    """The device (its certificate serial or id) is on the revocation list."""
+    DEVICE_MISMATCH = "device.mismatch"
+    """The message names a device other than the one whose key signed it."""
+    BAD_POSSESSION = "device.bad_possession"
+    """The enrolment was not signed by the key in the presented certificate."""
+
+    # --- proof chain ---
+    COUNTER_NOT_INCREASING = "proof.counter_not_increasing"
+    """The proof counter is not above the last accepted counter (rollback or replay)."""
+    REPLAYED_PROOF = "proof.replayed"
+    """The exact proof was already accepted."""
+    FORK = "proof.fork"
+    """Two different proofs name the same predecessor: the device key is in two places."""
+    CHAIN_BROKEN = "proof.chain_broken"
+    """The proof does not name the last accepted proof as its predecessor."""
+    BAD_MEASUREMENT = "proof.bad_measurement"
+    """The agent firmware measurement is not allowed by policy."""
+
+    # --- receipts ---
+    UNKNOWN_LANDMARK = "receipt.unknown_landmark"
+    """The receipt names a landmark that is not registered."""
+    REVOKED_LANDMARK = "receipt.revoked_landmark"
+    """The receipt's landmark is revoked."""
+    BAD_RECEIPT_SIGNATURE = "receipt.bad_signature"
+    """The receipt's landmark signature does not verify."""
+    RECEIPT_FOR_OTHER_DEVICE = "receipt.other_device"
+    """The receipt was issued for another device."""
+    BAD_TRANSCRIPT_SIGNATURE = "receipt.bad_transcript_signature"
+    """The round transcript was not signed by this device's key."""
+    TRANSCRIPT_MISMATCH = "receipt.transcript_mismatch"
+    """The receipt's transcript, digest, round id or revealed secret do not agree."""
+    STALE_RECEIPT = "receipt.stale"
+    """The receipt is older than the freshness window allows, by landmark time."""
+    FUTURE_RECEIPT = "receipt.future"
+    """The receipt's landmark time is ahead of the verifier's clock beyond tolerance."""
+    REPLAYED_RECEIPT = "receipt.replayed"
+    """The receipt is not newer than those of the previous accepted proof."""
+    DUPLICATE_LANDMARK = "receipt.duplicate_landmark"
+    """Two receipts in one proof come from the same landmark."""
+    QUORUM_NOT_MET = "receipt.quorum_not_met"
+    """Fewer valid receipts than the policy requires."""
+
+    # --- round (timed exchange) ---
+    ROUND_UNEXPECTED_MESSAGE = "round.unexpected_message"
+    """A datagram arrived that the round's current state does not accept."""
+    ROUND_UNKNOWN = "round.unknown"
+    """The datagram names a round this party does not hold."""
+    ROUND_BAD_COMMIT = "round.bad_commit"
+    """The revealed secret does not match the commitment."""
+    ROUND_BAD_RESPONSE = "round.bad_response"
+    """A response does not equal SHA-256(secret || challenge)."""
+    ROUND_UNKNOWN_CHALLENGE = "round.unknown_challenge"
+    """The landmark asked to sign a challenge this agent never answered."""
+    ROUND_SECRET_REVEALED = "round.secret_revealed"
+    """A challenge arrived after the agent revealed its secret."""
+    ROUND_TIMEOUT = "round.timeout"
+    """The round did not finish in time."""
+    ROUND_ABORTED = "round.aborted"
+    """The other side aborted the round."""
+
+    # --- operator input ---
+    BAD_CONFIG = "config.invalid"
+    """A configuration value, file or key is missing or invalid."""
+
+
+class GeoattestError(Exception):
+    """Base of every error geoattest raises on purpose; carries a stable reason."""
+
+    reason: Reason
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+
+
+class WireError(GeoattestError):
+    """Bytes that are not a well-formed message of the expected kind."""
+
+
+class EvidenceError(GeoattestError):
+    """A well-formed message failed a cryptographic, identity, freshness or protocol check."""
+
+
+class RoundError(EvidenceError):
+    """A timed round broke its rules; the round is void and nothing is signed for it."""
+
+
+class ConfigError(GeoattestError):
+    """Operator input (a path, a key file, a policy, a flag) is unusable."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.BAD_CONFIG, detail)

@@ -1,0 +1,1 @@
+"""Wire format: payload types, signed envelopes and safe decoding of protobuf messages."""

@@ -1,0 +1,71 @@
+"""Regenerate the Python wire code from ``proto/geoattest/v1``.
+
+The generated modules live in ``src/geoattest/v1`` (the proto package path maps onto
+the import path), together with ``.pyi`` stubs from mypy-protobuf. A unit test runs
+:func:`generate` into a temporary folder and fails if the result differs from what is
+checked in, so the generated code never drifts from the ``.proto`` files.
+
+Usage::
+
+    python -m geoattest.wire.codegen          # rewrite src/geoattest/v1
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PROTO_ROOT = REPO_ROOT / "proto"
+GENERATED_ROOT = REPO_ROOT / "src"
+
+
+class CodegenError(RuntimeError):
+    """protoc failed or its tools are not installed (they come with the dev extra)."""
+
+
+def proto_files(proto_root: Path = PROTO_ROOT) -> list[Path]:
+    return sorted((proto_root / "geoattest" / "v1").glob("*.proto"))
+
+
+def generate(out_root: Path = GENERATED_ROOT, proto_root: Path = PROTO_ROOT) -> list[Path]:
+    """Run protoc (from grpcio-tools) for every ``.proto``; return the files written."""
+    try:
+        import grpc_tools  # noqa: PLC0415  (a dev-only dependency)
+        from grpc_tools import protoc  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise CodegenError("grpcio-tools is missing: pip install -e '.[dev]'") from exc
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    target = out_root / "geoattest" / "v1"
+    target.mkdir(parents=True, exist_ok=True)
+    sources = [str(p.relative_to(proto_root)) for p in proto_files(proto_root)]
+    args = [
+        "protoc",
+        f"-I{proto_root}",
+        f"-I{well_known}",
+        f"--python_out={out_root}",
+        f"--grpc_python_out={out_root}",
+        f"--mypy_out={out_root}",
+        f"--mypy_grpc_out={out_root}",
+        *sources,
+    ]
+    if protoc.main(args) != 0:
+        raise CodegenError(f"protoc failed for {', '.join(sources)}")
+    init = target / "__init__.py"
+    init.write_text('"""Code generated from proto/geoattest/v1 by geoattest.wire.codegen."""\n')
+    return sorted(p for p in target.iterdir() if p.suffix in {".py", ".pyi"})
+
+
+def main() -> int:
+    try:
+        written = generate()
+    except CodegenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path.relative_to(REPO_ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""DSSE-style signed envelopes with one payload type per purpose.
+
+The signature covers ``PAE(payload_type, payload)``::
+
+    "DSSEv1" SP LEN(payload_type) SP payload_type SP LEN(payload) SP payload
+
+(LEN is the ASCII decimal byte length). The envelope carries the exact signed bytes,
+and :func:`open_envelope` returns them as they arrived: nothing is re-serialised
+before verification, and the payload type decides what the bytes may be decoded as.
+
+Example::
+
+    env = seal(PayloadType.LOCATION_PROOF, proof.SerializeToString(), signer)
+    payload = open_envelope(env, PayloadType.LOCATION_PROOF, device_key)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from geoattest.crypto import Signer, VerifyingKey
+from geoattest.errors import EvidenceError, Reason
+from geoattest.v1 import envelope_pb2
+
+MAX_SIGNATURE_BYTES = 256
+
+
+class PayloadType(StrEnum):
+    """The signing contexts. Each purpose has its own, so signatures never cross over."""
+
+    ROUND_TRANSCRIPT = "application/vnd.geoattest.round-transcript.v1+protobuf"
+    """Device key over a RoundTranscript at the end of a timed round."""
+    TIMING_RECEIPT = "application/vnd.geoattest.timing-receipt.v1+protobuf"
+    """Landmark key over a TimingReceipt."""
+    LOCATION_PROOF = "application/vnd.geoattest.location-proof.v1+protobuf"
+    """Device key over a LocationProof."""
+    ENROLMENT = "application/vnd.geoattest.enrolment.v1+protobuf"
+    """Device key over an EnrolmentClaim (proof of possession at enrolment)."""
+    ATTESTATION_RESULT = "application/vnd.geoattest.attestation-result.v1+protobuf"
+    """Verifier result key over an AttestationResult."""
+    LANDMARK_MEASUREMENT = "application/vnd.geoattest.landmark-measurement.v1+protobuf"
+    """Landmark key over a timing receipt of another landmark (consistency checks)."""
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding: unambiguous, so type and body cannot be shifted."""
+    type_bytes = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %b %d %b" % (len(type_bytes), type_bytes, len(payload), payload)
+
+
+def seal(payload_type: PayloadType, payload: bytes, signer: Signer) -> envelope_pb2.Envelope:
+    """Sign ``payload`` for one purpose and wrap it with the exact bytes signed."""
+    return envelope_pb2.Envelope(
+        payload_type=payload_type.value,
+        payload=payload,
+        key_id=signer.verifying_key.key_id,
+        signature=signer.sign(pae(payload_type.value, payload)),
+    )
+
+
+def payload_type_of(envelope: envelope_pb2.Envelope) -> PayloadType:
+    """The envelope's payload type, if geoattest defines it."""
+    try:
+        return PayloadType(envelope.payload_type)
+    except ValueError:
+        raise EvidenceError(
+            Reason.UNKNOWN_PAYLOAD_TYPE, f"payload type {envelope.payload_type[:80]!r}"
+        ) from None
+
+
+def check_shape(envelope: envelope_pb2.Envelope) -> None:
+    if not envelope.payload_type or not envelope.signature or not envelope.key_id:
+        raise EvidenceError(Reason.BAD_ENVELOPE, "payload type, key id and signature required")
+    if len(envelope.signature) > MAX_SIGNATURE_BYTES:
+        raise EvidenceError(Reason.BAD_ENVELOPE, "signature too long")
+
+
+def open_envelope(
+    envelope: envelope_pb2.Envelope, expected: PayloadType, key: VerifyingKey
+) -> bytes:
+    """Check shape, purpose, key and signature; return the signed payload bytes.
+
+    Raises:
+        EvidenceError: BAD_ENVELOPE, UNKNOWN_PAYLOAD_TYPE, WRONG_PAYLOAD_TYPE,
+            UNKNOWN_KEY or BAD_SIGNATURE, in that order of checking.
+    """
+    check_shape(envelope)
+    actual = payload_type_of(envelope)
+    if actual is not expected:
+        raise EvidenceError(
+            Reason.WRONG_PAYLOAD_TYPE, f"expected {expected.name}, got {actual.name}"
+        )
+    if envelope.key_id != key.key_id:
+        raise EvidenceError(Reason.UNKNOWN_KEY, f"key id {envelope.key_id[:16]}... not expected")
+    if not key.verify(envelope.signature, pae(envelope.payload_type, envelope.payload)):
+        raise EvidenceError(Reason.BAD_SIGNATURE, f"{expected.name} signature does not verify")
+    return bytes(envelope.payload)

@@ -1,0 +1,1 @@
+"""The verification side: appraisal pipeline, gRPC service, store and landmark server."""
