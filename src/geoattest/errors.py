@@ -98,6 +98,8 @@ class Reason(StrEnum):
     """The landmark asked to sign a challenge this agent never answered."""
     ROUND_SECRET_REVEALED = "round.secret_revealed"
     """A challenge arrived after the agent revealed its secret."""
+    ROUND_SECRET_REUSED = "round.secret_reused"
+    """The randomness produced a round secret that was used before; never reuse r."""
     ROUND_TIMEOUT = "round.timeout"
     """The round did not finish in time."""
     ROUND_ABORTED = "round.aborted"

@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,6 +37,14 @@ def generate(out_root: Path = GENERATED_ROOT, proto_root: Path = PROTO_ROOT) -> 
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise CodegenError("grpcio-tools is missing: pip install -e '.[dev]'") from exc
     well_known = Path(grpc_tools.__file__).parent / "_proto"
+    plugins = []
+    for plugin in ("protoc-gen-mypy", "protoc-gen-mypy_grpc"):
+        # Look beside the running interpreter first: a venv's bin is often not on PATH.
+        beside = Path(sys.executable).parent / plugin
+        found = str(beside) if beside.exists() else shutil.which(plugin)
+        if found is None:
+            raise CodegenError(f"{plugin} is missing: pip install -e '.[dev]'")
+        plugins.append(f"--plugin={plugin}={found}")
     target = out_root / "geoattest" / "v1"
     target.mkdir(parents=True, exist_ok=True)
     sources = [str(p.relative_to(proto_root)) for p in proto_files(proto_root)]
@@ -43,6 +52,7 @@ def generate(out_root: Path = GENERATED_ROOT, proto_root: Path = PROTO_ROOT) -> 
         "protoc",
         f"-I{proto_root}",
         f"-I{well_known}",
+        *plugins,
         f"--python_out={out_root}",
         f"--grpc_python_out={out_root}",
         f"--mypy_out={out_root}",

@@ -1,0 +1,498 @@
+"""The timed round, both sides, as state machines that never touch a socket.
+
+Protocol (see docs/PROTOCOL.md)::
+
+    agent                                   landmark (its own clock times each exchange)
+      Open{device, commit=H(r), n}   ->
+                                     <-    Challenge{round, j, c_j}        timer j starts
+      Response{round, j, z_j}        ->                                    timer j stops
+      ... until n exchanges were timed ...
+                                     <-    Complete{round, accepted c_j}
+      Close{round, r, transcript sig}->    checks commit and every z_j
+                                     <-    signed TimingReceipt
+
+``r`` exists only inside the agent until Close, so no relay or helper can answer a
+challenge for it: they can only add delay. The landmark sends a fresh challenge
+with a fresh index when one is lost (it never re-sends a challenge), and answers
+to superseded indices are ignored, so lost, late and duplicated datagrams never
+shorten a measured round-trip time.
+
+Example (the driver owns the socket and the clock)::
+
+    agent = AgentRound(device_id, landmark, signer, secret=os.urandom(32), exchanges=8)
+    send(agent.open())
+    for datagram in received:
+        reply = agent.receive(datagram)
+        if reply is not None:
+            send(reply)
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from geoattest.crypto import Signer, VerifyingKey, sha256
+from geoattest.errors import EvidenceError, Reason, RoundError, WireError
+from geoattest.v1 import envelope_pb2, round_pb2
+from geoattest.wire.decode import MAX_DATAGRAM_BYTES, decode
+from geoattest.wire.envelope import PayloadType, open_envelope, seal
+
+COMMIT_DOMAIN = b"geoattest/v1/commit\x00"
+SECRET_BYTES = 32
+CHALLENGE_BYTES = 16
+"""16 random bytes: r || c_j is 48 bytes, so z_j = SHA-256(r || c_j) is one compression
+block, cheap enough for a GPU responder kernel."""
+ROUND_ID_BYTES = 16
+MIN_EXCHANGES = 1
+MAX_EXCHANGES = 32
+"""Bounded so that Complete and the receipt always fit one datagram."""
+MAX_ATTEMPTS_PER_EXCHANGE = 4
+
+Randomness = Callable[[int], bytes]
+
+
+class RoundSecrets:
+    """Draws a fresh r for every round and refuses a repeat.
+
+    With the OS's randomness a repeat never happens; the check is there so that a
+    broken or predictable source fails loudly instead of letting a relay that saw an
+    earlier reveal answer a later round.
+    """
+
+    def __init__(self, randomness: Randomness) -> None:
+        self._randomness = randomness
+        self._used: set[bytes] = set()
+
+    def draw(self) -> bytes:
+        secret = self._randomness(SECRET_BYTES)
+        if len(secret) != SECRET_BYTES:
+            raise RoundError(Reason.MISSING_FIELD, "randomness returned wrong length")
+        fingerprint = commitment(secret)[:16]
+        if fingerprint in self._used:
+            raise RoundError(Reason.ROUND_SECRET_REUSED, "round secret repeated")
+        self._used.add(fingerprint)
+        return secret
+
+
+def commitment(secret: bytes) -> bytes:
+    return sha256(COMMIT_DOMAIN, secret)
+
+
+def answer(secret: bytes, challenge: bytes) -> bytes:
+    """z_j = SHA-256(r || c_j): only the holder of r can compute it."""
+    return sha256(secret, challenge)
+
+
+def transcript_payload(
+    landmark_id: str, device_id: str, round_id: bytes, commit: bytes, challenges: list[bytes]
+) -> bytes:
+    return round_pb2.RoundTranscript(
+        landmark_id=landmark_id,
+        device_id=device_id,
+        round_id=round_id,
+        commit=commit,
+        challenges=challenges,
+    ).SerializeToString(deterministic=True)
+
+
+def decode_datagram(data: bytes) -> round_pb2.Datagram:
+    return decode(round_pb2.Datagram, data, limit=MAX_DATAGRAM_BYTES)
+
+
+def _encode(**kind: object) -> bytes:
+    return round_pb2.Datagram(**kind).SerializeToString()  # type: ignore[arg-type]
+
+
+class AgentRoundState(Enum):
+    """Where the agent's side of one round stands."""
+
+    OPENED = "opened"
+    """Open sent; no challenge seen yet."""
+    ANSWERING = "answering"
+    """Answering challenges; r is still secret."""
+    REVEALED = "revealed"
+    """Close sent: r is public and no further challenge is answered."""
+    DONE = "done"
+    """A valid receipt arrived."""
+    FAILED = "failed"
+    """The landmark aborted or sent a receipt that does not check."""
+
+
+class AgentRound:
+    """The agent's side of one timed round with one landmark.
+
+    The agent never reveals r before the landmark reports every exchange timed,
+    answers no challenge after revealing it, and signs only a transcript whose
+    challenges it actually answered.
+    """
+
+    def __init__(
+        self,
+        device_id: str,
+        landmark_id: str,
+        landmark_key: VerifyingKey,
+        signer: Signer,
+        *,
+        secret: bytes,
+        exchanges: int,
+    ) -> None:
+        if len(secret) != SECRET_BYTES:
+            raise RoundError(Reason.MISSING_FIELD, f"round secret must be {SECRET_BYTES} bytes")
+        if not MIN_EXCHANGES <= exchanges <= MAX_EXCHANGES:
+            raise RoundError(Reason.MISSING_FIELD, f"exchanges must be 1..{MAX_EXCHANGES}")
+        self.device_id = device_id
+        self.landmark_id = landmark_id
+        self._landmark_key = landmark_key
+        self._signer = signer
+        self._secret = secret
+        self.commit = commitment(secret)
+        self.exchanges = exchanges
+        self.state = AgentRoundState.OPENED
+        self.round_id: bytes | None = None
+        self._answered: set[bytes] = set()
+        self._transcript_digest: bytes | None = None
+        self._close: bytes | None = None
+        self._closed_challenges: list[bytes] = []
+        self.receipt: envelope_pb2.Envelope | None = None
+        self.failure: Reason | None = None
+
+    def open(self) -> bytes:
+        return _encode(
+            open=round_pb2.Open(
+                device_id=self.device_id, commit=self.commit, exchanges=self.exchanges
+            )
+        )
+
+    def receive(self, data: bytes) -> bytes | None:
+        """Consume one datagram from the landmark; return the datagram to send, if any.
+
+        Raises:
+            WireError: the bytes are not a datagram.
+            RoundError: the datagram is not acceptable now; the round's state is
+                unchanged unless the error says the round failed.
+        """
+        datagram = decode_datagram(data)
+        kind = datagram.WhichOneof("kind")
+        if kind == "challenge":
+            return self._on_challenge(datagram.challenge)
+        if kind == "complete":
+            return self._on_complete(datagram.complete)
+        if kind == "receipt":
+            self._on_receipt(datagram.receipt)
+            return None
+        if kind == "abort":
+            self._check_round(datagram.abort.round_id)
+            self._fail(Reason.ROUND_ABORTED)
+            raise RoundError(Reason.ROUND_ABORTED, datagram.abort.reason[:200])
+        raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"agent does not accept {kind}")
+
+    def _check_round(self, round_id: bytes) -> None:
+        if self.round_id is None or not hmac.compare_digest(round_id, self.round_id):
+            raise RoundError(Reason.ROUND_UNKNOWN, "datagram for another round")
+
+    def _on_challenge(self, challenge: round_pb2.Challenge) -> bytes:
+        if self.state in (AgentRoundState.REVEALED, AgentRoundState.DONE):
+            raise RoundError(Reason.ROUND_SECRET_REVEALED, "secret already revealed")
+        if self.state is AgentRoundState.FAILED:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "round failed")
+        if len(challenge.challenge) != CHALLENGE_BYTES or len(challenge.round_id) != ROUND_ID_BYTES:
+            raise RoundError(Reason.MISSING_FIELD, "challenge or round id of wrong length")
+        if self.state is AgentRoundState.OPENED:
+            self.round_id = bytes(challenge.round_id)
+            self.state = AgentRoundState.ANSWERING
+        else:
+            self._check_round(challenge.round_id)
+        if len(self._answered) >= MAX_EXCHANGES * MAX_ATTEMPTS_PER_EXCHANGE:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "too many challenges")
+        self._answered.add(bytes(challenge.challenge))
+        return _encode(
+            response=round_pb2.Response(
+                round_id=challenge.round_id,
+                index=challenge.index,
+                answer=answer(self._secret, challenge.challenge),
+            )
+        )
+
+    def _on_complete(self, complete: round_pb2.Complete) -> bytes:
+        if self.state is AgentRoundState.REVEALED and self._close is not None:
+            self._check_round(complete.round_id)
+            if [bytes(c) for c in complete.challenges] != self._closed_challenges:
+                raise RoundError(Reason.ROUND_UNKNOWN_CHALLENGE, "complete differs after reveal")
+            return self._close  # our Close was lost: the same bytes again, nothing new revealed
+        if self.state is not AgentRoundState.ANSWERING:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"complete in state {self.state}")
+        self._check_round(complete.round_id)
+        challenges = [bytes(c) for c in complete.challenges]
+        if len(challenges) != self.exchanges:
+            raise RoundError(Reason.ROUND_UNKNOWN_CHALLENGE, "complete lists wrong number")
+        if any(c not in self._answered for c in challenges):
+            raise RoundError(Reason.ROUND_UNKNOWN_CHALLENGE, "complete lists unanswered challenge")
+        assert self.round_id is not None
+        payload = transcript_payload(
+            self.landmark_id, self.device_id, self.round_id, self.commit, challenges
+        )
+        self._transcript_digest = sha256(payload)
+        self.state = AgentRoundState.REVEALED
+        self._closed_challenges = challenges
+        self._close = _encode(
+            close=round_pb2.Close(
+                round_id=self.round_id,
+                secret=self._secret,
+                transcript=seal(PayloadType.ROUND_TRANSCRIPT, payload, self._signer),
+            )
+        )
+        return self._close
+
+    def _on_receipt(self, envelope: envelope_pb2.Envelope) -> None:
+        if self.state is not AgentRoundState.REVEALED:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"receipt in state {self.state}")
+        try:
+            payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, self._landmark_key)
+        except EvidenceError as exc:
+            raise RoundError(Reason.BAD_RECEIPT_SIGNATURE, exc.detail) from exc
+        receipt = decode(round_pb2.TimingReceipt, payload, limit=MAX_DATAGRAM_BYTES)
+        assert self.round_id is not None
+        assert self._transcript_digest is not None
+        if (
+            receipt.landmark_id != self.landmark_id
+            or receipt.device_id != self.device_id
+            or receipt.round_id != self.round_id
+            or receipt.transcript_digest != self._transcript_digest
+        ):
+            self._fail(Reason.TRANSCRIPT_MISMATCH)
+            raise RoundError(Reason.TRANSCRIPT_MISMATCH, "receipt is not for this round")
+        self.receipt = envelope
+        self.state = AgentRoundState.DONE
+
+    def _fail(self, reason: Reason) -> None:
+        self.state = AgentRoundState.FAILED
+        self.failure = reason
+
+
+class LandmarkRoundState(Enum):
+    """Where the landmark's side of one round stands."""
+
+    TIMING = "timing"
+    """Challenges out, exchanges being timed."""
+    AWAITING_CLOSE = "awaiting_close"
+    """Every exchange timed; Complete sent; waiting for the reveal."""
+    SIGNED = "signed"
+    """Commit and every answer checked; receipt signed."""
+    FAILED = "failed"
+    """Something did not check; nothing is signed for this round."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One timed exchange: the challenge, the answer, and the landmark-clock RTT."""
+
+    index: int
+    challenge: bytes
+    answer: bytes
+    rtt_ns: int
+
+
+class LandmarkRound:
+    """The landmark's side of one round. All times are the landmark's own monotonic clock.
+
+    A challenge's timer starts when the challenge is built (``now_ns`` of the call
+    that returns it). Building takes a few microseconds, so a driver that wants the
+    tightest bound calls :meth:`start_timer` immediately *before* handing the datagram
+    to the socket: a timer can only move later, and never past the send, so the RTT
+    measured is never shorter than the real one. The receive side passes the
+    datagram's arrival time (ideally the kernel's receive timestamp).
+    """
+
+    def __init__(
+        self,
+        landmark_id: str,
+        signer: Signer,
+        open_message: round_pb2.Open,
+        *,
+        round_id: bytes,
+        randomness: Randomness,
+        challenge_timeout_ns: int = 500_000_000,
+    ) -> None:
+        if not open_message.device_id or len(open_message.device_id) > 128:
+            raise RoundError(Reason.MISSING_FIELD, "device id missing or too long")
+        if len(open_message.commit) != 32:
+            raise RoundError(Reason.MISSING_FIELD, "commit must be 32 bytes")
+        if not MIN_EXCHANGES <= open_message.exchanges <= MAX_EXCHANGES:
+            raise RoundError(Reason.MISSING_FIELD, f"exchanges must be 1..{MAX_EXCHANGES}")
+        self.landmark_id = landmark_id
+        self.device_id = open_message.device_id
+        self.commit = bytes(open_message.commit)
+        self.exchanges = open_message.exchanges
+        self.round_id = round_id
+        self._signer = signer
+        self._randomness = randomness
+        self._timeout_ns = challenge_timeout_ns
+        self.state = LandmarkRoundState.TIMING
+        self.timed: list[Exchange] = []
+        self._next_index = 0
+        self._outstanding: tuple[int, bytes, int] | None = None  # index, challenge, sent_ns
+        self._attempts = 0
+        self._complete_sent_ns = 0
+        self.receipt: envelope_pb2.Envelope | None = None
+        self._receipt_datagram: bytes | None = None
+        self.failure: Reason | None = None
+
+    @property
+    def rtt_min_ns(self) -> int:
+        return min(e.rtt_ns for e in self.timed)
+
+    def next_challenge(self, now_ns: int) -> bytes:
+        """A fresh challenge for the next exchange; the timer starts at ``now_ns``."""
+        if self.state is not LandmarkRoundState.TIMING:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "no challenge due")
+        challenge = self._randomness(CHALLENGE_BYTES)
+        if len(challenge) != CHALLENGE_BYTES:
+            raise RoundError(Reason.MISSING_FIELD, "randomness returned wrong length")
+        index = self._next_index
+        self._next_index += 1
+        self._outstanding = (index, challenge, now_ns)
+        return _encode(
+            challenge=round_pb2.Challenge(round_id=self.round_id, index=index, challenge=challenge)
+        )
+
+    def start_timer(self, now_ns: int) -> None:
+        """Move the outstanding challenge's start to ``now_ns``, just before its send."""
+        if self._outstanding is not None and now_ns > self._outstanding[2]:
+            index, challenge, _ = self._outstanding
+            self._outstanding = (index, challenge, now_ns)
+
+    def retransmit_due(self, now_ns: int) -> bytes | None:
+        """Handle loss: what to send when the agent has gone quiet for too long.
+
+        An unanswered challenge is replaced by a fresh one with a new index (a
+        challenge is never re-sent, so a late answer can never be timed against a
+        later send); an unanswered Complete is sent again. After too many attempts
+        the round fails. Returns the datagram to send, or None if nothing is due.
+        """
+        if self.state is LandmarkRoundState.TIMING and self._outstanding is not None:
+            last_sent = self._outstanding[2]
+        elif self.state is LandmarkRoundState.AWAITING_CLOSE:
+            last_sent = self._complete_sent_ns
+        else:
+            return None
+        if now_ns - last_sent < self._timeout_ns:
+            return None
+        self._attempts += 1
+        if self._attempts >= MAX_ATTEMPTS_PER_EXCHANGE:
+            self._fail(Reason.ROUND_TIMEOUT)
+            return self.abort_datagram()
+        if self.state is LandmarkRoundState.AWAITING_CLOSE:
+            self._complete_sent_ns = now_ns
+            return self.complete_datagram()
+        return self.next_challenge(now_ns)
+
+    def receive(self, data: bytes, now_ns: int, unix_ns: int) -> bytes | None:
+        """Consume one datagram from the agent; return the datagram to send, if any.
+
+        ``now_ns`` is the receive time on the landmark's monotonic clock (it stops the
+        timer); ``unix_ns`` is its wall clock, stamped into a receipt.
+
+        Raises:
+            WireError: the bytes are not a datagram.
+            RoundError: not acceptable now. Datagrams for superseded challenges and
+                duplicates are refused without changing the round.
+        """
+        datagram = decode_datagram(data)
+        kind = datagram.WhichOneof("kind")
+        if kind == "response":
+            return self.on_response(datagram.response, now_ns)
+        if kind == "close":
+            return self.on_close(datagram.close, unix_ns)
+        raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"landmark round does not accept {kind}")
+
+    def on_response(self, response: round_pb2.Response, now_ns: int) -> bytes | None:
+        if not hmac.compare_digest(response.round_id, self.round_id):
+            raise RoundError(Reason.ROUND_UNKNOWN, "response for another round")
+        outstanding = self._outstanding
+        if self.state is not LandmarkRoundState.TIMING or outstanding is None:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "no challenge outstanding")
+        index, challenge, sent_ns = outstanding
+        if response.index != index:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "response to a superseded challenge")
+        if len(response.answer) != 32:
+            raise RoundError(Reason.MISSING_FIELD, "answer must be 32 bytes")
+        self.timed.append(Exchange(index, challenge, bytes(response.answer), now_ns - sent_ns))
+        self._outstanding = None
+        self._attempts = 0
+        if len(self.timed) < self.exchanges:
+            return self.next_challenge(now_ns)
+        self.state = LandmarkRoundState.AWAITING_CLOSE
+        self._complete_sent_ns = now_ns
+        return self.complete_datagram()
+
+    def complete_datagram(self) -> bytes:
+        """Complete lists the timed challenges; re-sent if the agent did not get it."""
+        return _encode(
+            complete=round_pb2.Complete(
+                round_id=self.round_id, challenges=[e.challenge for e in self.timed]
+            )
+        )
+
+    def abort_datagram(self) -> bytes:
+        return _encode(
+            abort=round_pb2.Abort(
+                round_id=self.round_id, reason=self.failure.value if self.failure else ""
+            )
+        )
+
+    def on_close(self, close: round_pb2.Close, unix_ns: int) -> bytes:
+        """Check the reveal, every answer and the transcript; sign the receipt."""
+        if not hmac.compare_digest(close.round_id, self.round_id):
+            raise RoundError(Reason.ROUND_UNKNOWN, "close for another round")
+        if self.state is LandmarkRoundState.SIGNED and self._receipt_datagram is not None:
+            return self._receipt_datagram  # the receipt was lost: send it again, sign nothing new
+        if self.state is not LandmarkRoundState.AWAITING_CLOSE:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"close in state {self.state}")
+        secret = bytes(close.secret)
+        if len(secret) != SECRET_BYTES or not hmac.compare_digest(commitment(secret), self.commit):
+            return self._void(Reason.ROUND_BAD_COMMIT)
+        if any(not hmac.compare_digest(answer(secret, e.challenge), e.answer) for e in self.timed):
+            return self._void(Reason.ROUND_BAD_RESPONSE)
+        expected = round_pb2.RoundTranscript(
+            landmark_id=self.landmark_id,
+            device_id=self.device_id,
+            round_id=self.round_id,
+            commit=self.commit,
+            challenges=[e.challenge for e in self.timed],
+        )
+        transcript = close.transcript
+        if transcript.payload_type != PayloadType.ROUND_TRANSCRIPT or not transcript.signature:
+            return self._void(Reason.TRANSCRIPT_MISMATCH)
+        try:
+            signed = decode(round_pb2.RoundTranscript, transcript.payload, limit=MAX_DATAGRAM_BYTES)
+        except WireError:
+            return self._void(Reason.TRANSCRIPT_MISMATCH)
+        if signed != expected:
+            return self._void(Reason.TRANSCRIPT_MISMATCH)
+        receipt = round_pb2.TimingReceipt(
+            landmark_id=self.landmark_id,
+            device_id=self.device_id,
+            round_id=self.round_id,
+            transcript_digest=sha256(transcript.payload),
+            rtt_min_ns=self.rtt_min_ns,
+            exchanges=len(self.timed),
+            landmark_time_ns=unix_ns,
+            transcript=transcript,
+            secret=secret,
+        )
+        self.state = LandmarkRoundState.SIGNED
+        envelope = seal(PayloadType.TIMING_RECEIPT, receipt.SerializeToString(), self._signer)
+        self.receipt = envelope
+        self._receipt_datagram = _encode(receipt=envelope)
+        return self._receipt_datagram
+
+    def _void(self, reason: Reason) -> bytes:
+        self._fail(reason)
+        return self.abort_datagram()
+
+    def _fail(self, reason: Reason) -> None:
+        self.state = LandmarkRoundState.FAILED
+        self.failure = reason

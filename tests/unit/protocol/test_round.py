@@ -1,0 +1,323 @@
+"""The timed round's rules, driven through the real state machines with bytes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geoattest.crypto import KeySigner, sha256
+from geoattest.errors import Reason, RoundError, WireError
+from geoattest.protocol.round import (
+    AgentRound,
+    AgentRoundState,
+    LandmarkRound,
+    LandmarkRoundState,
+    RoundSecrets,
+    answer,
+    commitment,
+    decode_datagram,
+)
+from geoattest.v1 import round_pb2
+from geoattest.wire.envelope import PayloadType, open_envelope
+
+UNIX_NS = 1_767_225_600 * 10**9
+
+
+def make_pair(
+    device: KeySigner, landmark: KeySigner, exchanges: int = 4, secret: bytes | None = None
+) -> tuple[AgentRound, LandmarkRound, bytes]:
+    secret = secret or os.urandom(32)
+    agent = AgentRound(
+        "dev-1", "lm-1", landmark.verifying_key, device, secret=secret, exchanges=exchanges
+    )
+    lm = LandmarkRound(
+        "lm-1",
+        landmark,
+        decode_datagram(agent.open()).open,
+        round_id=os.urandom(16),
+        randomness=os.urandom,
+    )
+    return agent, lm, secret
+
+
+def kind(datagram: bytes) -> str:
+    return decode_datagram(datagram).WhichOneof("kind") or ""
+
+
+def test_honest_round_yields_receipt_the_agent_and_anyone_can_check(run_round, landmark_signer):
+    run = run_round(exchanges=8)
+    assert run.agent.state is AgentRoundState.DONE
+    assert run.landmark.state is LandmarkRoundState.SIGNED
+    assert run.receipt is not None
+    envelope = decode_datagram(run.receipt).receipt
+    payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, landmark_signer.verifying_key)
+    receipt = round_pb2.TimingReceipt.FromString(payload)
+    assert receipt.device_id == "dev-1"
+    assert receipt.exchanges == 8
+    assert receipt.transcript_digest == sha256(receipt.transcript.payload)
+    assert commitment(receipt.secret) == run.agent.commit
+
+
+def test_rtt_is_the_minimum_over_exchanges_on_the_landmark_clock(run_round):
+    readings = iter([100, 900, 1200, 1250, 2250, 3000])
+    run = run_round(exchanges=4, clock=lambda: next(readings))
+    assert [e.rtt_ns for e in run.landmark.timed] == [800, 300, 50, 1000]
+    receipt = round_pb2.TimingReceipt.FromString(decode_datagram(run.receipt).receipt.payload)
+    assert receipt.rtt_min_ns == 50
+
+
+def test_secret_is_never_sent_before_the_last_challenge_is_answered(device_signer, landmark_signer):
+    agent, lm, secret = make_pair(device_signer, landmark_signer, exchanges=3)
+    sent = [agent.open()]
+    to_agent = lm.next_challenge(1)
+    for t in range(3):
+        reply = agent.receive(to_agent)
+        assert reply is not None
+        sent.append(reply)
+        if kind(reply) == "close":
+            assert t == 2 or lm.state is LandmarkRoundState.AWAITING_CLOSE
+            break
+        to_agent = lm.receive(reply, 10 + t, UNIX_NS)
+    before_close = [d for d in sent if kind(d) != "close"]
+    assert len(before_close) == 4  # open + 3 responses
+    assert all(secret not in d for d in before_close)
+
+
+def test_complete_listing_too_few_challenges_does_not_reveal(device_signer, landmark_signer):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=3)
+    challenge = lm.next_challenge(1)
+    agent.receive(challenge)
+    early = round_pb2.Datagram(
+        complete=round_pb2.Complete(
+            round_id=lm.round_id, challenges=[decode_datagram(challenge).challenge.challenge]
+        )
+    ).SerializeToString()
+    with pytest.raises(RoundError) as err:
+        agent.receive(early)
+    assert err.value.reason is Reason.ROUND_UNKNOWN_CHALLENGE
+    assert agent.state is AgentRoundState.ANSWERING
+
+
+def test_complete_naming_a_challenge_never_answered_does_not_reveal(device_signer, landmark_signer):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=1)
+    agent.receive(lm.next_challenge(1))
+    forged = round_pb2.Datagram(
+        complete=round_pb2.Complete(round_id=lm.round_id, challenges=[os.urandom(16)])
+    ).SerializeToString()
+    with pytest.raises(RoundError) as err:
+        agent.receive(forged)
+    assert err.value.reason is Reason.ROUND_UNKNOWN_CHALLENGE
+    assert agent.state is AgentRoundState.ANSWERING
+
+
+def test_no_challenge_is_answered_after_the_reveal(run_round):
+    run = run_round(exchanges=2)
+    late = round_pb2.Datagram(
+        challenge=round_pb2.Challenge(
+            round_id=run.landmark.round_id, index=99, challenge=os.urandom(16)
+        )
+    ).SerializeToString()
+    with pytest.raises(RoundError) as err:
+        run.agent.receive(late)
+    assert err.value.reason is Reason.ROUND_SECRET_REVEALED
+
+
+def test_round_secrets_refuse_a_repeated_secret():
+    secrets = RoundSecrets(lambda n: b"\x07" * n)
+    secrets.draw()
+    with pytest.raises(RoundError) as err:
+        secrets.draw()
+    assert err.value.reason is Reason.ROUND_SECRET_REUSED
+
+
+def test_round_secrets_are_fresh_each_round():
+    secrets = RoundSecrets(os.urandom)
+    drawn = {secrets.draw() for _ in range(100)}
+    assert len(drawn) == 100
+
+
+def drive_to_close(agent: AgentRound, lm: LandmarkRound) -> round_pb2.Close:
+    to_agent: bytes | None = lm.next_challenge(1)
+    t = 2
+    while True:
+        assert to_agent is not None
+        reply = agent.receive(to_agent)
+        assert reply is not None
+        if kind(reply) == "close":
+            return decode_datagram(reply).close
+        to_agent = lm.receive(reply, t, UNIX_NS)
+        t += 1
+
+
+def test_injected_wrong_answer_voids_the_round_and_nothing_is_signed(
+    device_signer, landmark_signer
+):
+    """An on-path attacker answers first with a guess: the RTT it shortened never counts."""
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=2)
+    first = lm.next_challenge(1)
+    honest = agent.receive(first)
+    index = decode_datagram(first).challenge.index
+    forged = round_pb2.Datagram(
+        response=round_pb2.Response(round_id=lm.round_id, index=index, answer=b"\0" * 32)
+    ).SerializeToString()
+    second = lm.receive(forged, 2, UNIX_NS)
+    with pytest.raises(RoundError):
+        lm.receive(honest, 3, UNIX_NS)  # the real answer arrives after the forgery
+    complete = lm.receive(agent.receive(second), 5, UNIX_NS)
+    close = agent.receive(complete)
+    reply = lm.receive(close, 9, UNIX_NS)
+    assert kind(reply) == "abort"
+    assert lm.state is LandmarkRoundState.FAILED
+    assert lm.failure is Reason.ROUND_BAD_RESPONSE
+    assert lm.receipt is None
+
+
+def test_wrong_reveal_voids_the_round(device_signer, landmark_signer):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=2)
+    close = drive_to_close(agent, lm)
+    close.secret = os.urandom(32)
+    reply = lm.receive(round_pb2.Datagram(close=close).SerializeToString(), 9, UNIX_NS)
+    assert kind(reply) == "abort"
+    assert lm.failure is Reason.ROUND_BAD_COMMIT
+    assert lm.receipt is None
+
+
+def test_transcript_that_differs_from_the_round_voids_it(device_signer, landmark_signer):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=2)
+    close = drive_to_close(agent, lm)
+    transcript = round_pb2.RoundTranscript.FromString(close.transcript.payload)
+    transcript.device_id = "dev-2"
+    close.transcript.payload = transcript.SerializeToString()
+    reply = lm.receive(round_pb2.Datagram(close=close).SerializeToString(), 9, UNIX_NS)
+    assert kind(reply) == "abort"
+    assert lm.failure is Reason.TRANSCRIPT_MISMATCH
+
+
+def test_lost_challenge_is_replaced_by_a_fresh_one_and_a_late_answer_is_ignored(
+    device_signer, landmark_signer
+):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=1)
+    first = lm.next_challenge(1_000)
+    assert lm.retransmit_due(1_000 + 1) is None
+    second = lm.retransmit_due(1_000 + 600_000_000)
+    assert second is not None
+    c1, c2 = decode_datagram(first).challenge, decode_datagram(second).challenge
+    assert c1.index != c2.index
+    assert c1.challenge != c2.challenge
+    late = agent.receive(first)  # the first challenge was only delayed, not lost
+    with pytest.raises(RoundError) as err:
+        lm.receive(late, 600_000_100, UNIX_NS)
+    assert err.value.reason is Reason.ROUND_UNEXPECTED_MESSAGE
+    assert lm.timed == []
+    complete = lm.receive(agent.receive(second), 600_000_500, UNIX_NS)
+    assert lm.timed[0].rtt_ns == 600_000_500 - (1_000 + 600_000_000)
+    assert kind(complete) == "complete"
+
+
+def test_duplicated_datagrams_change_nothing(device_signer, landmark_signer):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=2)
+    challenge = lm.next_challenge(1)
+    response = agent.receive(challenge)
+    assert agent.receive(challenge) == response  # duplicate challenge: same answer
+    nxt = lm.receive(response, 5, UNIX_NS)
+    with pytest.raises(RoundError):
+        lm.receive(response, 6, UNIX_NS)  # duplicate response: refused, not re-timed
+    assert len(lm.timed) == 1
+    complete = lm.receive(agent.receive(nxt), 8, UNIX_NS)
+    close = agent.receive(complete)
+    assert agent.receive(complete) == close  # lost Close: the same bytes again
+    receipt = lm.receive(close, 9, UNIX_NS)
+    assert lm.receive(close, 10, UNIX_NS) == receipt  # lost receipt: the same receipt again
+    assert agent.receive(receipt) is None
+    assert agent.state is AgentRoundState.DONE
+
+
+def test_lost_complete_is_sent_again(device_signer, landmark_signer):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=1)
+    complete = lm.receive(agent.receive(lm.next_challenge(1)), 2, UNIX_NS)
+    assert lm.retransmit_due(3) is None
+    assert lm.retransmit_due(2 + 600_000_000) == complete
+
+
+def test_unanswered_round_fails_after_bounded_attempts(device_signer, landmark_signer):
+    _, lm, _ = make_pair(device_signer, landmark_signer, exchanges=1)
+    lm.next_challenge(0)
+    now, last = 0, None
+    while lm.state is LandmarkRoundState.TIMING:
+        now += 600_000_000
+        last = lm.retransmit_due(now)
+    assert last is not None
+    assert kind(last) == "abort"
+    assert lm.failure is Reason.ROUND_TIMEOUT
+
+
+def test_receipt_for_another_round_is_refused_by_the_agent(run_round, device_signer):
+    other = run_round(device_id="dev-1")
+    agent, lm, _ = make_pair(device_signer, KeySigner.generate(), exchanges=1)
+    close = drive_to_close(agent, lm)
+    assert close.round_id
+    with pytest.raises(RoundError):
+        agent.receive(other.receipt)
+    assert agent.state is AgentRoundState.REVEALED
+
+
+def test_start_timer_only_moves_later(device_signer, landmark_signer):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=1)
+    challenge = lm.next_challenge(100)
+    lm.start_timer(50)
+    lm.start_timer(140)
+    lm.receive(agent.receive(challenge), 200, UNIX_NS)
+    assert lm.timed[0].rtt_ns == 60
+
+
+def test_answer_is_sha256_of_secret_and_challenge():
+    secret, challenge = os.urandom(32), os.urandom(16)
+    assert answer(secret, challenge) == sha256(secret + challenge)
+    assert len(secret + challenge) <= 55  # one SHA-256 block with padding
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300))
+def test_garbage_never_crashes_either_side(data, device_signer, landmark_signer):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=2)
+    lm.next_challenge(1)
+    for party in ("agent", "landmark"):
+        try:
+            if party == "agent":
+                agent.receive(data)
+            else:
+                lm.receive(data, 5, UNIX_NS)
+        except (WireError, RoundError):
+            pass
+    assert lm.timed == [] or all(len(e.answer) == 32 for e in lm.timed)
+    assert lm.receipt is None
+    assert agent.state in (AgentRoundState.OPENED, AgentRoundState.FAILED)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(position=st.integers(min_value=0, max_value=10_000), flip=st.integers(1, 255))
+def test_mutated_datagrams_never_yield_a_receipt_for_a_wrong_round(
+    position, flip, device_signer, landmark_signer
+):
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=1)
+    response = agent.receive(lm.next_challenge(1))
+    complete = lm.receive(response, 2, UNIX_NS)
+    close = bytearray(agent.receive(complete))
+    close[position % len(close)] ^= flip
+    try:
+        reply = lm.receive(bytes(close), 3, UNIX_NS)
+    except (WireError, RoundError):
+        assert lm.receipt is None
+        return
+    if lm.receipt is not None:
+        # The mutation hit a byte the landmark does not rely on (e.g. the device's
+        # signature, which the verifier checks): the receipt still describes this round.
+        receipt = round_pb2.TimingReceipt.FromString(lm.receipt.payload)
+        assert receipt.round_id == lm.round_id
+        assert commitment(receipt.secret) == agent.commit
+    else:
+        assert reply is not None
+        assert kind(reply) == "abort"
