@@ -1,4 +1,4 @@
-"""Shared fixtures: real keys, and a driver that runs a round between real state machines."""
+"""Shared fixtures: real keys, and real rounds between the real state machines."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ import pytest
 
 from geoattest.crypto import KeySigner
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
+from geoattest.v1 import envelope_pb2
 
-
-@dataclass
-class RoundRun:
-    agent: AgentRound
-    landmark: LandmarkRound
-    receipt: bytes | None
+UNIX_NS = 1_767_225_600 * 10**9
+"""2026-01-01T00:00:00Z: the landmark wall clock in tests."""
 
 
 class FakeClock:
@@ -28,6 +25,77 @@ class FakeClock:
 
     def __call__(self) -> int:
         return next(self._ticks)
+
+
+@dataclass
+class RoundRun:
+    agent: AgentRound
+    landmark: LandmarkRound
+    receipt: bytes | None
+    """The receipt datagram, if the round completed."""
+
+
+def run_real_round(
+    device: KeySigner,
+    landmark: KeySigner,
+    *,
+    device_id: str = "dev-1",
+    landmark_id: str = "lm-1",
+    exchanges: int = 8,
+    clock: Callable[[], int] | None = None,
+    unix_ns: int = UNIX_NS,
+) -> RoundRun:
+    """Run one round in memory; every datagram crosses as bytes, timed by ``clock``."""
+    clock = clock or FakeClock()
+    agent = AgentRound(
+        device_id,
+        landmark_id,
+        landmark.verifying_key,
+        device,
+        secret=os.urandom(32),
+        exchanges=exchanges,
+    )
+    lm = LandmarkRound(
+        landmark_id,
+        landmark,
+        decode_datagram(agent.open()).open,
+        round_id=os.urandom(16),
+        randomness=os.urandom,
+    )
+    to_agent: bytes | None = lm.next_challenge(clock())
+    receipt = None
+    while to_agent is not None:
+        to_landmark = agent.receive(to_agent)
+        if to_landmark is None:
+            receipt = to_agent
+            break
+        to_agent = lm.receive(to_landmark, clock(), unix_ns)
+    return RoundRun(agent, lm, receipt)
+
+
+def issue_receipt(
+    device: KeySigner,
+    landmark: KeySigner,
+    *,
+    device_id: str,
+    landmark_id: str,
+    rtt_ns: int,
+    unix_ns: int = UNIX_NS,
+    exchanges: int = 4,
+) -> envelope_pb2.Envelope:
+    """A real receipt from a real round whose every exchange takes exactly ``rtt_ns``."""
+    run = run_real_round(
+        device,
+        landmark,
+        device_id=device_id,
+        landmark_id=landmark_id,
+        exchanges=exchanges,
+        clock=FakeClock(step_ns=rtt_ns),
+        unix_ns=unix_ns,
+    )
+    if run.agent.receipt is None:
+        raise AssertionError(f"round did not complete: {run.agent.state} {run.landmark.failure}")
+    return run.agent.receipt
 
 
 @pytest.fixture
@@ -45,44 +113,7 @@ RunRound = Callable[..., RoundRun]
 
 @pytest.fixture
 def run_round(device_signer: KeySigner, landmark_signer: KeySigner) -> RunRound:
-    """Run one complete round in memory; every datagram crosses as bytes."""
-
-    def run(
-        *,
-        device_id: str = "dev-1",
-        landmark_id: str = "lm-1",
-        exchanges: int = 8,
-        clock: Callable[[], int] | None = None,
-        unix_ns: int = 1_767_225_600 * 10**9,
-        device: KeySigner | None = None,
-        landmark: KeySigner | None = None,
-    ) -> RoundRun:
-        clock = clock or FakeClock()
-        device = device or device_signer
-        landmark = landmark or landmark_signer
-        agent = AgentRound(
-            device_id,
-            landmark_id,
-            landmark.verifying_key,
-            device,
-            secret=os.urandom(32),
-            exchanges=exchanges,
-        )
-        lm = LandmarkRound(
-            landmark_id,
-            landmark,
-            decode_datagram(agent.open()).open,
-            round_id=os.urandom(16),
-            randomness=os.urandom,
-        )
-        to_agent: bytes | None = lm.next_challenge(clock())
-        receipt = None
-        while to_agent is not None:
-            to_landmark = agent.receive(to_agent)
-            if to_landmark is None:
-                receipt = to_agent
-                break
-            to_agent = lm.receive(to_landmark, clock(), unix_ns)
-        return RoundRun(agent, lm, receipt)
+    def run(**kwargs: object) -> RoundRun:
+        return run_real_round(device_signer, landmark_signer, **kwargs)  # type: ignore[arg-type]
 
     return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import UNIX_NS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,6 @@ from geoattest.protocol.round import (
 )
 from geoattest.v1 import round_pb2
 from geoattest.wire.envelope import PayloadType, open_envelope
-
-UNIX_NS = 1_767_225_600 * 10**9
 
 
 def make_pair(

@@ -25,7 +25,7 @@ def test_generated_descriptors_equal_the_proto_files(tmp_path):
         fresh_source = (tmp_path / "geoattest" / "v1" / f"{proto.stem}_pb2.py").read_text()
         match = re.search(r"AddSerializedFile\((b'.*?')\)\n", fresh_source, re.S)
         assert match, proto.name
-        fresh = descriptor_pb2.FileDescriptorProto.FromString(eval(match.group(1)))  # noqa: S307
+        fresh = descriptor_pb2.FileDescriptorProto.FromString(eval(match.group(1)))
         module = importlib.import_module(f"geoattest.v1.{proto.stem}_pb2")
         checked_in = descriptor_pb2.FileDescriptorProto()
         module.DESCRIPTOR.CopyToProto(checked_in)
@@ -35,7 +35,9 @@ def test_generated_descriptors_equal_the_proto_files(tmp_path):
 def test_generated_files_are_byte_identical_with_the_same_generator(tmp_path):
     codegen.generate(out_root=tmp_path)
     fresh = {p.name: p.read_bytes() for p in (tmp_path / "geoattest" / "v1").iterdir()}
-    checked_in = {p.name: p.read_bytes() for p in GENERATED.iterdir() if p.suffix in {".py", ".pyi"}}
+    checked_in = {
+        p.name: p.read_bytes() for p in GENERATED.iterdir() if p.suffix in {".py", ".pyi"}
+    }
     assert fresh.keys() == checked_in.keys()
     header = re.compile(rb"# Protobuf Python Version: [0-9.]+\n")
     for name, data in fresh.items():

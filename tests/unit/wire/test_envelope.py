@@ -32,7 +32,7 @@ def test_seal_and_open_round_trip_for_every_algorithm(algorithm):
 
 @pytest.mark.parametrize(
     ("signed_as", "opened_as"),
-    [pair for pair in itertools.permutations(PayloadType, 2)],
+    list(itertools.permutations(PayloadType, 2)),
     ids=lambda t: t.name,
 )
 def test_signature_for_one_purpose_fails_as_any_other(signed_as, opened_as):
