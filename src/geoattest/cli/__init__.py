@@ -1,8 +1,9 @@
 """The ``geoattest`` command.
 
-Every command prints a one-line error and exits non-zero on bad input: errors that
-geoattest raises on purpose (:class:`geoattest.errors.GeoattestError`) and operating
-system errors on paths are caught here, never shown as tracebacks.
+Every command prints a one-line error and exits non-zero on bad input: usage errors
+(unknown flags, bad values), errors that geoattest raises on purpose
+(:class:`geoattest.errors.GeoattestError`) and operating-system errors on paths are caught
+here and never shown as tracebacks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import typer
 
 from geoattest.cli import geo, pki
-from geoattest.errors import GeoattestError
+from geoattest.errors import ConfigError, GeoattestError
 
 app = typer.Typer(
     name="geoattest",
@@ -28,15 +29,33 @@ app.add_typer(pki.verifier_app, name="verifier")
 app.add_typer(geo.app, name="geo")
 
 EXIT_ERROR = 2
+# The usage-error base class, reached through typer's public BadParameter so that this
+# works whether typer brings click or its own copy of it.
+UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+def _fail(message: str) -> None:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(EXIT_ERROR)
 
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help(), file=sys.stderr)  # a bare group: show what it offers
+            sys.exit(EXIT_ERROR)
+        command = ctx.command_path if ctx is not None else "geoattest"
+        _fail(f"{command}: {exc.format_message()}")  # type: ignore[attr-defined]
+    except typer.Abort:
+        _fail("aborted")
+    except ConfigError as exc:
+        _fail(exc.detail)
     except GeoattestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
+        _fail(str(exc))
     except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"error:{where}: {exc.strerror or exc}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,103 @@
+"""The device key store: it signs, and has no way to hand the private key out.
+
+It emulates a chip's secure element: the key is generated inside ``provision`` and only
+``sign`` uses it. No method or property returns private key material. (Python cannot stop
+code in the same process from reading memory; the point is the API a real secure element
+would offer, so that nothing in the agent is written to need the key's bytes.) On disk the
+key file is created owner-only (0600), and the device certificate sits beside it for
+enrolment.
+
+Layout::
+
+    device.key      PKCS#8 PEM private key, mode 0600
+    device.crt      the device certificate, PEM
+    ca.crt          the manufacturer root that issued it, PEM (for reference)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from geoattest.crypto import (
+    DEFAULT_ALGORITHM,
+    Algorithm,
+    KeySigner,
+    VerifyingKey,
+    generate_private_key,
+    load_private_key_pem,
+    private_key_pem,
+)
+from geoattest.errors import ConfigError
+from geoattest.pki import (
+    ManufacturerCA,
+    load_certificate_pem,
+    prepare_output_dir,
+    write_new,
+    write_private,
+)
+
+KEY_FILE = "device.key"
+CERT_FILE = "device.crt"
+ROOT_FILE = "ca.crt"
+
+
+class DeviceKeyStore:
+    """A :class:`~geoattest.crypto.Signer` whose key never leaves it."""
+
+    __slots__ = ("_signer", "certificate", "device_id", "model")
+
+    def __init__(self, signer: KeySigner, certificate: x509.Certificate) -> None:
+        if certificate.public_key() != signer.verifying_key.public_key:
+            raise ConfigError("device certificate does not match the device key")
+        ids = certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+        models = certificate.subject.get_attributes_for_oid(NameOID.TITLE)
+        if len(ids) != 1 or len(models) != 1:
+            raise ConfigError("device certificate lacks its serialNumber or title")
+        self._signer = signer
+        self.certificate = certificate
+        self.device_id = str(ids[0].value)
+        self.model = str(models[0].value)
+
+    @classmethod
+    def provision(
+        cls,
+        directory: Path,
+        ca: ManufacturerCA,
+        *,
+        device_id: str,
+        model: str,
+        now: dt.datetime,
+        algorithm: Algorithm = DEFAULT_ALGORITHM,
+        validity: dt.timedelta = dt.timedelta(days=5 * 365),
+    ) -> DeviceKeyStore:
+        """Make a device key inside a new key store and have the CA certify it."""
+        key = generate_private_key(algorithm)
+        certificate = ca.issue_device_certificate(key.public_key(), device_id, model, now, validity)
+        prepare_output_dir(directory)
+        write_private(directory / KEY_FILE, private_key_pem(key))
+        write_new(directory / CERT_FILE, certificate.public_bytes(serialization.Encoding.PEM))
+        write_new(directory / ROOT_FILE, ca.certificate.public_bytes(serialization.Encoding.PEM))
+        return cls(KeySigner(key), certificate)
+
+    @classmethod
+    def open(cls, directory: Path) -> DeviceKeyStore:
+        key_path, cert_path = directory / KEY_FILE, directory / CERT_FILE
+        if not key_path.is_file() or not cert_path.is_file():
+            raise ConfigError(f"{directory} is not a device key store (no {KEY_FILE}/{CERT_FILE})")
+        key = load_private_key_pem(key_path.read_bytes(), what=str(key_path))
+        return cls(KeySigner(key), load_certificate_pem(cert_path))
+
+    @property
+    def verifying_key(self) -> VerifyingKey:
+        return self._signer.verifying_key
+
+    def sign(self, message: bytes) -> bytes:
+        return self._signer.sign(message)
+
+    def certificate_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
