@@ -51,10 +51,14 @@ class LandmarkBound:
     latitude: float
     longitude: float
     rtt_min_ns: int
+    motion_km: float = 0.0
+    """Added when this round ran earlier than the proof's reference time: how far the
+    chip could have been carried in between (see ``PipelineConfig.max_chip_speed_m_s``)."""
 
     @property
     def bound_km(self) -> float:
-        return bound_km(self.rtt_min_ns)
+        """Always read the radius from here: light-speed bound plus any motion allowance."""
+        return bound_km(self.rtt_min_ns) + self.motion_km
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,342 @@
+"""The appraisal pipeline: pure, no gRPC types, ``now`` passed in.
+
+Order of checks (each failure is a typed :class:`~geoattest.errors.EvidenceError`
+whose reason becomes a REJECTED appraisal)::
+
+    envelope and payload type -> device enrolled (by key id), not revoked, certificate
+    valid now -> proof signature -> proof fields, agent measurement -> counter and hash
+    chain (replay, fork, rollback, gap) -> per receipt: landmark known (by key id) and
+    not revoked, receipt signature, same device, transcript signed by the device key
+    and consistent, fresh by landmark time, newer than the chain's last receipt from
+    that landmark, one per landmark -> quorum -> distance bounds at c in vacuum ->
+    region appraisal (geography) -> verdict
+
+Nothing is parsed before its signature is checked: keys are found by key id.
+A rejected proof yields no new chain head, so the caller has nothing to commit.
+
+Example::
+
+    appraiser = ProofAppraiser(config, landmarks, revocations, region_appraiser)
+    appraisal = appraiser.appraise(envelope_bytes, state, now_ns=time.time_ns())
+    if appraisal.new_head is not None:
+        store.commit(appraisal)           # durable before acknowledging
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from geoattest.crypto import VerifyingKey, sha256
+from geoattest.errors import EvidenceError, GeoattestError, Reason
+from geoattest.pki import LandmarkRecord, RevocationList
+from geoattest.protocol.proof import proof_digest
+from geoattest.protocol.round import SECRET_BYTES, commitment
+from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
+from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict
+from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
+from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
+from verifier.state import ChainHead, DeviceRecord, TrustedState
+
+SECOND_NS = 1_000_000_000
+MAX_RECEIPTS = 16
+
+
+class AlertKind(StrEnum):
+    """Events a compliance team must hear about (after the Chip Security Act's list)."""
+
+    OUTSIDE_LICENSED_REGION = "OUTSIDE_LICENSED_REGION"
+    """The chip is provably outside its licensed region."""
+    EMBARGOED_LOCATION = "EMBARGOED_LOCATION"
+    """The chip is provably inside an embargoed country."""
+    CLONE = "CLONE"
+    """The proof chain forked: the device key is in use in two places (diversion)."""
+    TAMPERING = "TAMPERING"
+    """Bad signatures or inconsistent evidence from an enrolled device's key."""
+    INCONSISTENT_LANDMARKS = "INCONSISTENT_LANDMARKS"
+    """The landmarks' bounds contradict physics: one is faulty or lying."""
+
+
+_TAMPER_REASONS = frozenset(
+    {
+        Reason.BAD_SIGNATURE,
+        Reason.DEVICE_MISMATCH,
+        Reason.BAD_TRANSCRIPT_SIGNATURE,
+        Reason.TRANSCRIPT_MISMATCH,
+        Reason.BAD_MEASUREMENT,
+        Reason.CHAIN_BROKEN,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Appraisal policy that is not geography."""
+
+    quorum: int = 3
+    """Fewest valid receipts (distinct landmarks) a proof must carry."""
+    max_receipt_age_ns: int = 7 * 24 * 3600 * SECOND_NS
+    """Receipts older than this, by landmark time against verifier time, are stale. Long,
+    so that proofs queued in an agent's outbox during an outage still count as evidence of
+    where the chip was *then*; the verdict is about the proof's time, never about now."""
+    max_round_spread_ns: int = 300 * SECOND_NS
+    """All receipts of one proof must lie within this span of landmark time."""
+    max_chip_speed_m_s: float = 1000.0
+    """Fastest the chip could be carried between two rounds of one proof. Each bound grows
+    by this speed times its round's lead over the proof's newest round, so moving the chip
+    between rounds cannot shrink the feasible region below where it could really be."""
+    clock_skew_ns: int = 5 * SECOND_NS
+    """How far a landmark's clock may run ahead of the verifier's."""
+    allowed_measurements: frozenset[bytes] | None = None
+    """Agent firmware digests the policy accepts; None accepts any (not recommended)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Appraisal:
+    """The outcome for one proof. ``new_head`` is set only if the chain may advance."""
+
+    verdict: Verdict
+    device_id: str = ""
+    counter: int = 0
+    reason: Reason | None = None
+    detail: str = ""
+    proof_digest: bytes = b""
+    bounds: tuple[LandmarkBound, ...] = ()
+    region: RegionAppraisal | None = None
+    alerts: tuple[AlertKind, ...] = ()
+    new_head: ChainHead | None = None
+    licensed_region: str = ""
+    evidence_time_ns: int = 0
+    """Landmark time of the proof's newest round: the instant the verdict is about."""
+
+
+class ProofAppraiser:
+    """Appraises location proofs against trusted state; holds no mutable state itself."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        landmarks: Iterable[LandmarkRecord],
+        revocations: RevocationList,
+        region: RegionAppraiser,
+    ) -> None:
+        if config.quorum < 1:
+            raise ValueError("quorum must be at least 1")
+        self.config = config
+        self.revocations = revocations
+        self.region = region
+        self._landmarks_by_key: Mapping[str, LandmarkRecord] = {
+            record.verifying_key.key_id: record for record in landmarks
+        }
+
+    def appraise(
+        self, proof: bytes | envelope_pb2.Envelope, state: TrustedState, now_ns: int
+    ) -> Appraisal:
+        """Appraise one proof. Never raises for bad input: a REJECTED appraisal instead."""
+        device: DeviceRecord | None = None
+        try:
+            envelope = (
+                proof
+                if isinstance(proof, envelope_pb2.Envelope)
+                else decode(envelope_pb2.Envelope, proof, limit=MAX_PROOF_BYTES)
+            )
+            if envelope.ByteSize() > MAX_PROOF_BYTES:
+                raise EvidenceError(Reason.OVERSIZED_MESSAGE, "proof envelope too large")
+            check_shape(envelope)
+            if payload_type_of(envelope) is not PayloadType.LOCATION_PROOF:
+                raise EvidenceError(Reason.WRONG_PAYLOAD_TYPE, "expected a location proof")
+            device = self._device(envelope.key_id, state, now_ns)
+            return self._appraise_signed(envelope, device, state, now_ns)
+        except GeoattestError as exc:
+            alerts = (AlertKind.TAMPERING,) if device and exc.reason in _TAMPER_REASONS else ()
+            return Appraisal(
+                verdict=Verdict.REJECTED,
+                device_id=device.device_id if device else "",
+                reason=exc.reason,
+                detail=exc.detail,
+                alerts=alerts,
+                licensed_region=device.licensed_region if device else "",
+            )
+
+    def _device(self, key_id: str, state: TrustedState, now_ns: int) -> DeviceRecord:
+        device = state.device_for_key(key_id)
+        if device is None:
+            raise EvidenceError(Reason.UNKNOWN_DEVICE, "signing key belongs to no enrolled device")
+        if self.revocations.device_revoked(device.device_id):
+            raise EvidenceError(Reason.REVOKED_DEVICE, device.device_id)
+        if now_ns > device.not_valid_after_ns:
+            raise EvidenceError(Reason.BAD_CHAIN, "device certificate has expired")
+        return device
+
+    def _appraise_signed(
+        self,
+        envelope: envelope_pb2.Envelope,
+        device: DeviceRecord,
+        state: TrustedState,
+        now_ns: int,
+    ) -> Appraisal:
+        payload = open_envelope(envelope, PayloadType.LOCATION_PROOF, device.verifying_key)
+        proof = decode(evidence_pb2.LocationProof, payload, limit=MAX_PROOF_BYTES)
+        if proof.device_id != device.device_id:
+            raise EvidenceError(Reason.DEVICE_MISMATCH, "proof names another device")
+        allowed = self.config.allowed_measurements
+        if allowed is not None and bytes(proof.agent_measurement) not in allowed:
+            raise EvidenceError(Reason.BAD_MEASUREMENT, "agent measurement not allowed by policy")
+        digest = proof_digest(envelope)
+        head = state.head(device.device_id)
+        self._check_chain(proof, digest, head, state)
+        seen = dict(head.landmark_times) if head else {}
+        bounds, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
+        region = self.region.appraise(bounds, device.licensed_region)
+        alerts: list[AlertKind] = []
+        if region.verdict is Verdict.OUTSIDE:
+            alerts.append(AlertKind.OUTSIDE_LICENSED_REGION)
+        if region.embargoed:
+            alerts.append(AlertKind.EMBARGOED_LOCATION)
+        if region.verdict is Verdict.INCONSISTENT:
+            alerts.append(AlertKind.INCONSISTENT_LANDMARKS)
+        return Appraisal(
+            verdict=region.verdict,
+            device_id=device.device_id,
+            counter=proof.counter,
+            reason=None,
+            detail=region.detail,
+            proof_digest=digest,
+            bounds=bounds,
+            region=region,
+            alerts=tuple(alerts),
+            new_head=ChainHead(
+                counter=proof.counter,
+                digest=digest,
+                previous_digest=bytes(proof.previous_proof_digest),
+                accepted_at_ns=now_ns,
+                landmark_times=seen,
+            ),
+            licensed_region=device.licensed_region,
+            evidence_time_ns=evidence_time_ns,
+        )
+
+    @staticmethod
+    def _check_chain(
+        proof: evidence_pb2.LocationProof,
+        digest: bytes,
+        head: ChainHead | None,
+        state: TrustedState,
+    ) -> None:
+        previous = bytes(proof.previous_proof_digest)
+        if proof.counter == 0:
+            raise EvidenceError(Reason.COUNTER_NOT_INCREASING, "counter starts at 1")
+        extended = state.successor(proof.device_id, previous)
+        if extended is not None:
+            if hmac.compare_digest(extended, digest):
+                raise EvidenceError(
+                    Reason.REPLAYED_PROOF, f"proof {proof.counter} already accepted"
+                )
+            raise EvidenceError(
+                Reason.FORK, f"proof {proof.counter} extends a predecessor already extended"
+            )
+        if head is None:
+            if previous:
+                raise EvidenceError(Reason.CHAIN_BROKEN, "first proof must not name a predecessor")
+            return
+        if proof.counter <= head.counter:
+            raise EvidenceError(
+                Reason.COUNTER_NOT_INCREASING, f"counter {proof.counter} <= {head.counter}"
+            )
+        if not hmac.compare_digest(previous, head.digest):
+            raise EvidenceError(
+                Reason.CHAIN_BROKEN, "proof does not extend the last accepted proof"
+            )
+
+    def _check_receipts(
+        self,
+        proof: evidence_pb2.LocationProof,
+        device: DeviceRecord,
+        seen: dict[str, int],
+        now_ns: int,
+    ) -> tuple[tuple[LandmarkBound, ...], int]:
+        if len(proof.receipts) > MAX_RECEIPTS:
+            raise EvidenceError(Reason.OVERSIZED_MESSAGE, f"more than {MAX_RECEIPTS} receipts")
+        timed: list[tuple[LandmarkRecord, round_pb2.TimingReceipt]] = []
+        used: set[str] = set()
+        for envelope in proof.receipts:
+            landmark, receipt = self._check_receipt(envelope, device, now_ns)
+            if landmark.landmark_id in used:
+                raise EvidenceError(Reason.DUPLICATE_LANDMARK, landmark.landmark_id)
+            used.add(landmark.landmark_id)
+            if receipt.landmark_time_ns <= seen.get(landmark.landmark_id, -1):
+                raise EvidenceError(
+                    Reason.REPLAYED_RECEIPT, f"receipt from {landmark.landmark_id} is not newer"
+                )
+            seen[landmark.landmark_id] = receipt.landmark_time_ns
+            timed.append((landmark, receipt))
+        if len(timed) < self.config.quorum:
+            raise EvidenceError(
+                Reason.QUORUM_NOT_MET, f"{len(timed)} receipts, policy needs {self.config.quorum}"
+            )
+        newest = max(receipt.landmark_time_ns for _, receipt in timed)
+        oldest = min(receipt.landmark_time_ns for _, receipt in timed)
+        if newest - oldest > self.config.max_round_spread_ns:
+            raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
+        km_per_ns = self.config.max_chip_speed_m_s / 1e12
+        bounds = tuple(
+            LandmarkBound(
+                landmark.landmark_id,
+                landmark.latitude,
+                landmark.longitude,
+                receipt.rtt_min_ns,
+                motion_km=(newest - receipt.landmark_time_ns) * km_per_ns,
+            )
+            for landmark, receipt in timed
+        )
+        return bounds, newest
+
+    def _check_receipt(
+        self, envelope: envelope_pb2.Envelope, device: DeviceRecord, now_ns: int
+    ) -> tuple[LandmarkRecord, round_pb2.TimingReceipt]:
+        check_shape(envelope)
+        landmark = self._landmarks_by_key.get(envelope.key_id)
+        if landmark is None:
+            raise EvidenceError(Reason.UNKNOWN_LANDMARK, "receipt key belongs to no landmark")
+        if self.revocations.landmark_revoked(landmark.landmark_id):
+            raise EvidenceError(Reason.REVOKED_LANDMARK, landmark.landmark_id)
+        try:
+            payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, landmark.verifying_key)
+        except EvidenceError as exc:
+            if exc.reason is Reason.BAD_SIGNATURE:
+                raise EvidenceError(Reason.BAD_RECEIPT_SIGNATURE, landmark.landmark_id) from exc
+            raise
+        receipt = decode(round_pb2.TimingReceipt, payload, limit=MAX_DATAGRAM_BYTES)
+        if receipt.landmark_id != landmark.landmark_id:
+            raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, "receipt names another landmark")
+        if receipt.device_id != device.device_id:
+            raise EvidenceError(Reason.RECEIPT_FOR_OTHER_DEVICE, receipt.device_id[:64])
+        self._check_transcript(receipt, device.verifying_key)
+        if receipt.landmark_time_ns < now_ns - self.config.max_receipt_age_ns:
+            raise EvidenceError(Reason.STALE_RECEIPT, f"receipt from {landmark.landmark_id}")
+        if receipt.landmark_time_ns > now_ns + self.config.clock_skew_ns:
+            raise EvidenceError(Reason.FUTURE_RECEIPT, f"receipt from {landmark.landmark_id}")
+        if receipt.rtt_min_ns == 0 or receipt.exchanges == 0:
+            raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, "receipt times no exchange")
+        return landmark, receipt
+
+    @staticmethod
+    def _check_transcript(receipt: round_pb2.TimingReceipt, device_key: VerifyingKey) -> None:
+        try:
+            signed = open_envelope(receipt.transcript, PayloadType.ROUND_TRANSCRIPT, device_key)
+        except EvidenceError as exc:
+            raise EvidenceError(Reason.BAD_TRANSCRIPT_SIGNATURE, exc.reason.value) from exc
+        transcript = decode(round_pb2.RoundTranscript, signed, limit=MAX_DATAGRAM_BYTES)
+        secret = bytes(receipt.secret)
+        if not (
+            transcript.device_id == receipt.device_id
+            and transcript.landmark_id == receipt.landmark_id
+            and transcript.round_id == receipt.round_id
+            and len(transcript.challenges) == receipt.exchanges
+            and hmac.compare_digest(sha256(signed), receipt.transcript_digest)
+            and len(secret) == SECRET_BYTES
+            and hmac.compare_digest(commitment(secret), transcript.commit)
+        ):
+            raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, f"round of {receipt.landmark_id}")
