@@ -1,0 +1,130 @@
+"""The on-chip agent's cycle: measure rounds, build a proof, keep it, deliver it.
+
+One cycle (:meth:`Attester.attest`) runs a timed round with each configured landmark,
+signs a location proof over the receipts it got, and records the proof in the outbox
+*before* anything is sent. Delivery (:meth:`Attester.deliver`) submits pending proofs in
+chain order until the verifier is unreachable; an acknowledged proof leaves the outbox,
+a rejected one is dropped and the later ones are re-signed on its predecessor, and every
+affirming result is offered to the licence. I/O is behind two small interfaces, so the
+same agent runs over real sockets, the virtual network and in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from attestor.licence import Licence, LicenceStatus
+from attestor.outbox import Outbox
+from geoattest.crypto import Signer
+from geoattest.errors import GeoattestError, Reason
+from geoattest.protocol.proof import ProofChain
+from geoattest.v1 import envelope_pb2, evidence_pb2
+
+
+def agent_measurement() -> bytes:
+    """The emulated firmware measurement: SHA-256 over the agent's own source files.
+
+    A changed (downgraded, patched) agent measures differently, and the verifier's policy
+    lists the measurements it accepts.
+    """
+    digest = hashlib.sha256(b"geoattest-agent-measurement-v1\x00")
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\x00" + path.read_bytes())
+    return digest.digest()
+
+
+class DeliveryError(GeoattestError):
+    """The verifier could not be reached; the proof stays in the outbox."""
+
+
+class RoundRunner(Protocol):
+    """Runs one timed round with one landmark; returns its receipt or None on failure."""
+
+    def __call__(self, landmark_id: str) -> envelope_pb2.Envelope | None: ...
+
+
+class Submitter(Protocol):
+    """Delivers a proof; raises DeliveryError when the verifier is unreachable."""
+
+    def __call__(self, proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult: ...
+
+
+class Delivery(Enum):
+    """What became of a pending proof."""
+
+    ACCEPTED = "accepted"
+    """The verifier appraised and stored it (any verdict but REJECTED)."""
+    REJECTED = "rejected"
+    """The verifier refused it; it was dropped and later proofs re-signed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    counter: int
+    outcome: Delivery
+    result: evidence_pb2.AttestationResult
+
+
+class Attester:
+    """The agent: key store, landmarks, outbox and licence of one chip."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        device_id: str,
+        landmark_ids: Sequence[str],
+        outbox: Outbox,
+        licence: Licence,
+        *,
+        measurement: bytes | None = None,
+    ) -> None:
+        self.signer = signer
+        self.device_id = device_id
+        self.landmark_ids = list(landmark_ids)
+        self.outbox = outbox
+        self.licence = licence
+        self.measurement = measurement if measurement is not None else agent_measurement()
+
+    def _sign(
+        self, base: ProofChain, receipts: Sequence[envelope_pb2.Envelope]
+    ) -> tuple[envelope_pb2.Envelope, ProofChain]:
+        return base.extend(receipts, measurement=self.measurement, signer=self.signer)
+
+    def attest(self, run_round: RoundRunner) -> int:
+        """Run rounds with every landmark and keep the proof; returns the receipts used."""
+        receipts = [r for r in (run_round(lid) for lid in self.landmark_ids) if r is not None]
+        if not receipts:
+            return 0
+        base = self.outbox.chain()
+        envelope, after = self._sign(base, receipts)
+        self.outbox.record(envelope, base, after)
+        return len(receipts)
+
+    def deliver(self, submit: Submitter, now_s: int) -> list[Delivered]:
+        """Submit pending proofs in order; stop at the first unreachable verifier."""
+        delivered: list[Delivered] = []
+        while pending := self.outbox.pending():
+            proof = pending[0]
+            try:
+                result = submit(proof.envelope)
+            except DeliveryError:
+                break
+            if result.verdict != evidence_pb2.VERDICT_REJECTED or (
+                result.reason == Reason.REPLAYED_PROOF.value
+            ):
+                self.outbox.acknowledge(proof.counter)
+                if result.result_token:
+                    self.licence.offer(result.result_token, now_s)
+                delivered.append(Delivered(proof.counter, Delivery.ACCEPTED, result))
+            else:
+                self.outbox.reject(proof.counter, self._sign)
+                delivered.append(Delivered(proof.counter, Delivery.REJECTED, result))
+        return delivered
+
+    def status(self, now_s: int) -> LicenceStatus:
+        return self.licence.status(now_s)
