@@ -48,6 +48,10 @@ class Reason(StrEnum):
     """The message names a device other than the one whose key signed it."""
     BAD_POSSESSION = "device.bad_possession"
     """The enrolment was not signed by the key in the presented certificate."""
+    NO_LICENCE = "device.no_licence"
+    """No export licence names this device, so there is no region to check it against."""
+    LICENCE_EXPIRED = "device.licence_expired"
+    """The device's export licence has expired."""
 
     # --- proof chain ---
     COUNTER_NOT_INCREASING = "proof.counter_not_increasing"

@@ -1,0 +1,268 @@
+"""The SQLite store under the real pipeline: it must behave exactly like InMemoryState.
+
+Attack cases assert the reason *and* that the trusted state (chain heads, fork index)
+did not move; rejections that raise no alert leave every table unchanged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from verifier_world import NOW_NS, UNIX_NS, Chip, VerifierWorld
+
+from geoattest.errors import EvidenceError, Reason
+from geoattest.protocol.proof import ProofChain
+from geoattest.verdict import Verdict
+from verifier.pipeline import AlertKind
+from verifier.service import STALE_ALERT, VerifierService
+from verifier.state import InMemoryState
+from verifier.store import (
+    AlreadyEnrolledError,
+    CommitRecord,
+    DeviceState,
+    SqlStore,
+    StoreConflictError,
+)
+
+S = 10**9
+
+
+@pytest.fixture
+def world(tmp_path) -> VerifierWorld:
+    return VerifierWorld.create(tmp_path)
+
+
+@pytest.fixture
+def store(world):
+    store = SqlStore.open(world.db_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def service(world, store) -> VerifierService:
+    return world.service(store)
+
+
+@pytest.fixture
+def chip(world, service) -> Chip:
+    chip = world.chip("dev-1")
+    service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    return chip
+
+
+def trusted(store: SqlStore) -> tuple:
+    tables = store.dump()
+    return tables["chain_heads"], tables["successors"]
+
+
+def assert_rejected(service, store, proof, reason: Reason, *, alerts_expected=False):
+    before_all, before = store.dump(), trusted(store)
+    result = service.submit(proof, NOW_NS)
+    assert result.verdict is Verdict.REJECTED
+    assert result.reason is reason, result
+    assert trusted(store) == before, "trusted state moved on a rejection"
+    if not alerts_expected:
+        assert store.dump() == before_all
+    return result
+
+
+def test_database_is_in_wal_mode_with_full_sync(world, store):
+    connection = sqlite3.connect(world.db_path)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    connection.close()
+    assert set(store.dump()) == {
+        "devices",
+        "proofs",
+        "results",
+        "alerts",
+        "chain_heads",
+        "successors",
+    }
+
+
+def test_accepted_proofs_advance_the_head_like_in_memory_state(world, store, service, chip):
+    memory = InMemoryState()
+    memory.enrol(store.device_for_key(chip.signer.verifying_key.key_id))
+    appraiser = world.appraiser()
+    for step in range(3):
+        proof = world.proof(chip, unix_ns=UNIX_NS + step * S)
+        expected = appraiser.appraise(proof, memory, NOW_NS + step * S)
+        memory.advance(expected.device_id, expected.new_head)
+        result = service.submit(proof, NOW_NS + step * S)
+        assert result.verdict is Verdict.ALLOWED
+        assert store.head("dev-1") == memory.head("dev-1")
+        head = memory.head("dev-1")
+        assert store.successor("dev-1", head.previous_digest) == head.digest
+    assert store.accepted_counters("dev-1") == [1, 2, 3]
+
+
+def test_state_survives_reopening(world, store, service, chip):
+    service.submit(world.proof(chip), NOW_NS)
+    head = store.head("dev-1")
+    store.close()
+    reopened = SqlStore.open(world.db_path)
+    assert reopened.head("dev-1") == head
+    assert reopened.device_for_key(chip.signer.verifying_key.key_id).licensed_region == "FRA-300"
+    reopened.close()
+
+
+def test_same_certificate_enrols_idempotently_another_is_refused(world, service, chip):
+    again = service.enrol(chip.identity(), chip.possession(), NOW_NS + S)
+    assert again.licensed_region == "FRA-300"
+    impostor = world.chip("dev-1")
+    with pytest.raises(AlreadyEnrolledError):
+        service.enrol(impostor.identity(), impostor.possession(), NOW_NS)
+
+
+def test_device_without_licence_is_not_enrolled(world, service, store):
+    chip = world.chip("dev-unlicensed")
+    with pytest.raises(EvidenceError) as excinfo:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    assert excinfo.value.reason is Reason.NO_LICENCE
+    assert store.dump()["devices"] == []
+
+
+def test_possession_for_another_verifier_is_refused(world, service, store):
+    chip = world.chip("dev-2")
+    with pytest.raises(EvidenceError) as excinfo:
+        service.enrol(chip.identity(), chip.possession("verifier-elsewhere"), NOW_NS)
+    assert excinfo.value.reason is Reason.BAD_POSSESSION
+
+
+def test_possession_signed_by_another_key_is_refused(world, service):
+    chip, thief = world.chip("dev-2"), world.chip("dev-3")
+    with pytest.raises(EvidenceError) as excinfo:
+        service.enrol(chip.identity(), thief.possession(), NOW_NS)
+    assert excinfo.value.reason is Reason.BAD_POSSESSION
+
+
+def test_certificate_from_another_manufacturer_is_a_bad_chain(tmp_path, service):
+    (tmp_path / "rogue").mkdir()
+    rogue = VerifierWorld.create(tmp_path / "rogue")
+    chip = rogue.chip("dev-2")
+    with pytest.raises(EvidenceError) as excinfo:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    assert excinfo.value.reason is Reason.BAD_CHAIN
+
+
+# --- the pipeline's attack cases against the SQL store ----------------------------
+
+
+def test_resubmitted_proof_gets_the_stored_answer(world, store, service, chip):
+    proof = world.proof(chip)
+    first = service.submit(proof, NOW_NS)
+    before = store.dump()
+    again = service.submit(proof, NOW_NS + S)
+    assert again.resubmitted
+    assert (again.verdict, again.counter, again.token) == (first.verdict, 1, first.token)
+    assert store.dump() == before
+
+
+def test_fork_is_rejected_without_moving_the_chain(world, store, service, chip):
+    base = chip.chain
+    service.submit(world.proof(chip), NOW_NS)
+    clone = Chip(chip.device_id, chip.signer, chip.certificate_der, base)
+    result = assert_rejected(
+        service,
+        store,
+        world.proof(clone, unix_ns=UNIX_NS + S),
+        Reason.FORK,
+        alerts_expected=True,
+    )
+    assert result.token, "a known device's rejection still gets a (contraindicated) result"
+
+
+def test_rollback_counter_is_rejected(world, store, service, chip):
+    service.submit(world.proof(chip), NOW_NS)
+    service.submit(world.proof(chip, unix_ns=UNIX_NS + S), NOW_NS)
+    head = store.head("dev-1")
+    chip.chain = ProofChain("dev-1", counter=0, head_digest=head.digest)
+    assert_rejected(
+        service, store, world.proof(chip, unix_ns=UNIX_NS + 2 * S), Reason.COUNTER_NOT_INCREASING
+    )
+
+
+def test_proof_not_extending_the_head_breaks_the_chain(world, store, service, chip):
+    service.submit(world.proof(chip), NOW_NS)
+    chip.chain = ProofChain("dev-1", counter=7, head_digest=b"\x01" * 32)
+    assert_rejected(
+        service,
+        store,
+        world.proof(chip, unix_ns=UNIX_NS + S),
+        Reason.CHAIN_BROKEN,
+        alerts_expected=True,
+    )
+    [alert] = store.alerts("dev-1")
+    assert (alert.kind, alert.reason) == (AlertKind.TAMPERING.value, Reason.CHAIN_BROKEN.value)
+    evidence = [row for row in store.dump()["proofs"] if not row[6]]
+    assert len(evidence) == 1, "the tampered proof is kept as evidence"
+
+
+def test_unknown_device_and_garbage_change_nothing(world, store, service, chip):
+    stranger = world.chip("dev-2")  # never enrolled
+    assert_rejected(service, store, world.proof(stranger), Reason.UNKNOWN_DEVICE)
+    assert_rejected(service, store, b"\xff\x00garbage", Reason.MALFORMED_MESSAGE)
+
+
+def test_stale_receipts_are_rejected_without_moving_state(world, store, service, chip):
+    proof = world.proof(chip, unix_ns=UNIX_NS - 8 * 24 * 3600 * S)
+    assert_rejected(service, store, proof, Reason.STALE_RECEIPT)
+
+
+# --- batches, conflicts, staleness ----------------------------------------------
+
+
+def test_batch_of_consecutive_proofs_of_one_device_commits_together(world, store, service, chip):
+    proofs = [world.proof(chip, unix_ns=UNIX_NS + i * S) for i in range(4)]
+    results = service.submit_batch([*proofs, proofs[1]], NOW_NS + 4 * S)
+    assert [r.verdict for r in results[:4]] == [Verdict.ALLOWED] * 4
+    assert results[4].resubmitted
+    assert results[4].counter == 2
+    assert store.accepted_counters("dev-1") == [1, 2, 3, 4]
+
+
+def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
+    world, store, service, chip
+):
+    other = SqlStore.open(world.db_path)
+    appraiser = world.appraiser()
+    proof_a = world.proof(chip, advance=False)
+    proof_b = world.proof(chip, advance=False)
+    appraisal_a = appraiser.appraise(proof_a, store, NOW_NS)
+    appraisal_b = appraiser.appraise(proof_b, other, NOW_NS)
+    store.commit([CommitRecord(appraisal_a, b"a", appraisal_a.proof_digest, "", (), NOW_NS)])
+    before = store.dump()
+    with pytest.raises(StoreConflictError):
+        other.commit([CommitRecord(appraisal_b, b"b", appraisal_b.proof_digest, "", (), NOW_NS)])
+    assert store.dump() == before
+    other.close()
+
+
+def test_device_without_proofs_for_k_cadences_goes_stale_once(world, store, chip):
+    service = world.service(store, cadence_ns=60 * S, stale_after_cadences=3)
+    service.submit(world.proof(chip), NOW_NS)
+    assert service.device_status("dev-1", NOW_NS + 60 * S).state is DeviceState.ATTESTING
+    assert service.sweep_stale(NOW_NS + 100 * S) == []
+    raised = service.sweep_stale(NOW_NS + 200 * S)
+    assert [(a.device_id, a.kind) for a in raised] == [("dev-1", STALE_ALERT)]
+    assert service.sweep_stale(NOW_NS + 300 * S) == []
+    assert service.device_status("dev-1", NOW_NS + 300 * S).state is DeviceState.STALE
+    service.submit(world.proof(chip, unix_ns=NOW_NS + 299 * S), NOW_NS + 300 * S)
+    assert service.device_status("dev-1", NOW_NS + 300 * S).state is DeviceState.ATTESTING
+
+
+def test_revoked_device_reports_revoked(world, store, chip):
+    world.revocations = world.revocations.with_device("dev-1")
+    service = world.service(store)
+    assert service.device_status("dev-1", NOW_NS).state is DeviceState.REVOKED
+    assert service.submit(world.proof(chip), NOW_NS).reason is Reason.REVOKED_DEVICE
+
+
+def test_proof_far_from_the_licence_is_outside_with_an_alert(world, store, service):
+    chip = world.chip("dev-syd")
+    service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    result = service.submit(world.proof(chip), NOW_NS)
+    assert result.verdict is Verdict.OUTSIDE
+    assert [a.kind for a in store.alerts("dev-syd")] == [AlertKind.OUTSIDE_LICENSED_REGION.value]

@@ -1,0 +1,231 @@
+"""A verifier with real keys, certificates, landmarks and rounds, for the verifier tests.
+
+Everything is real (manufacturer CA, device certificates, landmark receipts from real
+rounds, SQLite under ``tmp_path``) except the geography: until ``geoattest.geo`` lands,
+:class:`DiskRegionAppraiser` decides against a licensed circle with the same soundness
+rule (ALLOWED only when some landmark's disk lies wholly inside the circle).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conftest import UNIX_NS, issue_receipt
+from cryptography.hazmat.primitives import serialization
+
+from geoattest.crypto import KeySigner, sha256
+from geoattest.pki import LandmarkRecord, ManufacturerCA, ResultKey, RevocationList, TrustAnchors
+from geoattest.protocol.proof import ProofChain
+from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
+from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
+from geoattest.wire.envelope import PayloadType, seal
+from verifier.licences import Licences
+from verifier.pipeline import PipelineConfig, ProofAppraiser
+from verifier.results import ResultSigner
+from verifier.service import VerifierConfig, VerifierService
+from verifier.store import SqlStore
+
+MS = 1_000_000
+NOW_NS = UNIX_NS + 2 * 10**9
+"""The verifier's clock in tests: two seconds after the landmarks' rounds."""
+MEASUREMENT = sha256(b"agent firmware 1.0")
+VERIFIER_ID = "verifier-test"
+LICENCE_UNTIL = "2027-01-01T00:00:00+00:00"
+LICENCE_UNTIL_S = 1_798_761_600
+LANDMARK_SITES = {
+    "lm-fra": (50.11, 8.68),
+    "lm-wie": (50.08, 8.24),
+    "lm-dar": (49.87, 8.65),
+    "lm-han": (50.13, 8.92),
+}
+REGIONS = {"FRA-300": (50.11, 8.68, 300.0), "SYD-300": (-33.87, 151.21, 300.0)}
+EARTH_RADIUS_KM = 6371.0
+
+
+def _distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h))) * 1.01  # outward margin
+
+
+class DiskRegionAppraiser:
+    """A RegionAppraiser over circular licensed regions (stand-in for geoattest.geo)."""
+
+    policy_id = "policy:region/test-circles@1"
+
+    def has_region(self, region: str) -> bool:
+        return region in REGIONS
+
+    def appraise(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal:
+        lat, lon, radius = REGIONS[region]
+        disks = [((b.latitude, b.longitude), b.bound_km) for b in bounds]
+        for i, (a, ra) in enumerate(disks):
+            for b, rb in disks[i + 1 :]:
+                if _distance_km(a, b) > (ra + rb) * 1.02:
+                    return RegionAppraisal(Verdict.INCONSISTENT, detail="disjoint disks")
+        if any(_distance_km(c, (lat, lon)) + r <= radius for c, r in disks):
+            point = {"type": "Point", "coordinates": [lon, lat]}
+            return RegionAppraisal(Verdict.ALLOWED, feasible_region=point)
+        if any(_distance_km(c, (lat, lon)) / 1.01 - r > radius for c, r in disks):
+            return RegionAppraisal(Verdict.OUTSIDE)
+        return RegionAppraisal(Verdict.INCONCLUSIVE, detail="straddles the border")
+
+
+@dataclass
+class Chip:
+    """A provisioned chip: its key, certificate and proof chain."""
+
+    device_id: str
+    signer: KeySigner
+    certificate_der: bytes
+    chain: ProofChain
+
+    def identity(self) -> identity_pb2.DeviceIdentity:
+        return identity_pb2.DeviceIdentity(
+            device_id=self.device_id, certificate_der=self.certificate_der
+        )
+
+    def possession(self, verifier_id: str = VERIFIER_ID) -> envelope_pb2.Envelope:
+        claim = verifier_service_pb2.EnrolmentClaim(
+            device_id=self.device_id, verifier_id=verifier_id, nonce=os.urandom(32)
+        )
+        return seal(PayloadType.ENROLMENT, claim.SerializeToString(), self.signer)
+
+    def enroll_request(self) -> verifier_service_pb2.EnrollRequest:
+        return verifier_service_pb2.EnrollRequest(
+            identity=self.identity(), possession=self.possession()
+        )
+
+
+@dataclass
+class VerifierWorld:
+    """One verifier's configuration on disk plus the parties that talk to it."""
+
+    root: Path
+    ca: ManufacturerCA
+    landmarks: dict[str, KeySigner]
+    result_key: ResultKey
+    licensed: dict[str, str]
+    revocations: RevocationList = field(default_factory=RevocationList)
+
+    @classmethod
+    def create(cls, root: Path, licensed: dict[str, str] | None = None) -> VerifierWorld:
+        ca = ManufacturerCA.create("Test Accelerators", _at(UNIX_NS) - dt.timedelta(days=1))
+        world = cls(
+            root,
+            ca,
+            {lid: KeySigner.generate() for lid in LANDMARK_SITES},
+            ResultKey.generate(),
+            licensed or {f"dev-{i}": "FRA-300" for i in range(1, 6)} | {"dev-syd": "SYD-300"},
+        )
+        world.write_files()
+        return world
+
+    # --- files, as an operator would write them -------------------------------------
+
+    @property
+    def licences_path(self) -> Path:
+        return self.root / "licences.json"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "verifier.db"
+
+    def write_files(self) -> None:
+        (self.root / "ca.crt").write_bytes(
+            self.ca.certificate.public_bytes(serialization.Encoding.PEM)
+        )
+        self.licences_path.write_text(
+            json.dumps(
+                {
+                    "licences": {
+                        device_id: {"region": region, "valid_until": LICENCE_UNTIL}
+                        for device_id, region in self.licensed.items()
+                    }
+                }
+            )
+        )
+
+    # --- parts of the verifier ------------------------------------------------------
+
+    def landmark_records(self) -> list[LandmarkRecord]:
+        return [
+            LandmarkRecord(lid, *LANDMARK_SITES[lid], signer.verifying_key)
+            for lid, signer in self.landmarks.items()
+        ]
+
+    def appraiser(self) -> ProofAppraiser:
+        return ProofAppraiser(
+            PipelineConfig(quorum=3, allowed_measurements=frozenset({MEASUREMENT})),
+            self.landmark_records(),
+            self.revocations,
+            DiskRegionAppraiser(),
+        )
+
+    def service(self, store: SqlStore, **config: int) -> VerifierService:
+        region = DiskRegionAppraiser()
+        return VerifierService(
+            VerifierConfig(VERIFIER_ID, **config),
+            anchors=TrustAnchors([self.ca.certificate]),
+            appraiser=self.appraiser(),
+            licences=Licences.load(self.licences_path, region.has_region),
+            signer=ResultSigner(
+                self.result_key, verifier_id=VERIFIER_ID, policy_id=region.policy_id
+            ),
+            store=store,
+        )
+
+    # --- chips and their evidence ---------------------------------------------------
+
+    def chip(self, device_id: str = "dev-1") -> Chip:
+        signer = KeySigner.generate()
+        certificate = self.ca.issue_device_certificate(
+            signer.verifying_key.public_key, device_id, "H100", _at(UNIX_NS) - dt.timedelta(hours=1)
+        )
+        return Chip(
+            device_id,
+            signer,
+            certificate.public_bytes(serialization.Encoding.DER),
+            ProofChain(device_id),
+        )
+
+    def receipts(
+        self, chip: Chip, *, rtt_ns: int = MS // 2, unix_ns: int = UNIX_NS
+    ) -> list[envelope_pb2.Envelope]:
+        return [
+            issue_receipt(
+                chip.signer,
+                signer,
+                device_id=chip.device_id,
+                landmark_id=lid,
+                rtt_ns=rtt_ns,
+                unix_ns=unix_ns,
+            )
+            for lid, signer in self.landmarks.items()
+        ]
+
+    def proof(
+        self, chip: Chip, *, rtt_ns: int = MS // 2, unix_ns: int = UNIX_NS, advance: bool = True
+    ) -> envelope_pb2.Envelope:
+        """The chip's next proof; ``advance`` moves its chain as an agent that sent it would."""
+        envelope, chain = chip.chain.extend(
+            self.receipts(chip, rtt_ns=rtt_ns, unix_ns=unix_ns),
+            measurement=MEASUREMENT,
+            signer=chip.signer,
+        )
+        if advance:
+            chip.chain = chain
+        return envelope
+
+
+def _at(unix_ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(unix_ns / 1e9, dt.UTC)

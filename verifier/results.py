@@ -1,0 +1,184 @@
+"""Attestation results: an EAR-shaped JWT (ES256) per appraised proof.
+
+A relying party (or the chip's own licence enforcement) checks a result with any JOSE
+library and the verifier's JWKS; nothing else of geoattest is needed. The claims follow
+the EAR profile (``tag:github.com,2023:veraison/ear``)::
+
+    {"eat_profile": ..., "iat": ..., "exp": <licence expiry>, "iss": <verifier id>,
+     "ear.verifier-id": {"developer": "geoattest", "build": "geoattest <version>"},
+     "submods": {"chip-<device id>": {
+         "ear.status": "affirming" | "warning" | "contraindicated",
+         "ear.trustworthiness-vector": {"instance-identity": 2, "hardware": 2,
+                                        "sourced-data": 2},
+         "ear.appraisal-policy-id": "policy:region/<id>@<version>",
+         "ear.x-geoattest.verdict": "ALLOWED", "ear.x-geoattest.reason": "",
+         "ear.x-geoattest.counter": 7, "ear.x-geoattest.evidence-time": <s>,
+         "ear.x-geoattest.bounds": [{"landmark_id": ..., "rtt_us": ..., "bound_km": ...}],
+         "ear.x-geoattest.feasible-region": <GeoJSON geometry or null>}}}
+
+``ear.status`` follows the verdict (only ALLOWED affirms) and is never better than the
+worst claim of the trust vector, as EAR's ``UpdateStatusFromTrustVector`` requires.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from enum import IntEnum, StrEnum
+from typing import Any
+
+import jwt
+
+from geoattest import __version__
+from geoattest.errors import Reason
+from geoattest.pki import ResultKey
+from geoattest.verdict import Verdict
+from verifier.pipeline import Appraisal
+
+EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+CLAIM_PREFIX = "ear.x-geoattest."
+
+
+class EarStatus(StrEnum):
+    """EAR trust tiers, best first."""
+
+    AFFIRMING = "affirming"
+    WARNING = "warning"
+    CONTRAINDICATED = "contraindicated"
+
+
+class TrustClaim(IntEnum):
+    """EAR trust-claim code points used here (Veraison ``trustclaim.go``)."""
+
+    NO_CLAIM = 0
+    UNEXPECTED_EVIDENCE = 1
+    AFFIRMING = 2
+    """instance-identity recognized / hardware genuine / sourced-data trusted."""
+    WARNING = 32
+    """hardware unsafe / sourced-data untrusted sources."""
+    CONTRAINDICATED = 96
+    """instance-identity untrustworthy / hardware or sourced-data contraindicated."""
+    UNRECOGNIZED = 97
+    CRYPTO_FAILED = 99
+
+
+_VERDICT_STATUS = {
+    Verdict.ALLOWED: EarStatus.AFFIRMING,
+    Verdict.INCONCLUSIVE: EarStatus.WARNING,
+}
+"""Anything else (OUTSIDE, INCONSISTENT, REJECTED, an unknown verdict) contraindicates."""
+
+_AFFIRMED = {
+    "instance-identity": TrustClaim.AFFIRMING,
+    "hardware": TrustClaim.AFFIRMING,
+    "sourced-data": TrustClaim.AFFIRMING,
+}
+
+_REJECTION_CLAIMS: Mapping[Reason, tuple[str, TrustClaim]] = {
+    Reason.UNKNOWN_DEVICE: ("instance-identity", TrustClaim.UNRECOGNIZED),
+    Reason.REVOKED_DEVICE: ("hardware", TrustClaim.CONTRAINDICATED),
+    Reason.BAD_CHAIN: ("hardware", TrustClaim.UNRECOGNIZED),
+    Reason.BAD_SIGNATURE: ("instance-identity", TrustClaim.CRYPTO_FAILED),
+    Reason.UNKNOWN_KEY: ("instance-identity", TrustClaim.CRYPTO_FAILED),
+    Reason.DEVICE_MISMATCH: ("instance-identity", TrustClaim.CONTRAINDICATED),
+    Reason.FORK: ("instance-identity", TrustClaim.CONTRAINDICATED),
+    Reason.REPLAYED_PROOF: ("instance-identity", TrustClaim.CONTRAINDICATED),
+    Reason.COUNTER_NOT_INCREASING: ("instance-identity", TrustClaim.CONTRAINDICATED),
+    Reason.CHAIN_BROKEN: ("instance-identity", TrustClaim.CONTRAINDICATED),
+    Reason.BAD_MEASUREMENT: ("hardware", TrustClaim.CONTRAINDICATED),
+    Reason.BAD_TRANSCRIPT_SIGNATURE: ("instance-identity", TrustClaim.CRYPTO_FAILED),
+    Reason.BAD_RECEIPT_SIGNATURE: ("sourced-data", TrustClaim.CRYPTO_FAILED),
+    Reason.UNKNOWN_LANDMARK: ("sourced-data", TrustClaim.CONTRAINDICATED),
+    Reason.REVOKED_LANDMARK: ("sourced-data", TrustClaim.CONTRAINDICATED),
+    Reason.REPLAYED_RECEIPT: ("sourced-data", TrustClaim.CONTRAINDICATED),
+    Reason.TRANSCRIPT_MISMATCH: ("sourced-data", TrustClaim.CONTRAINDICATED),
+    Reason.RECEIPT_FOR_OTHER_DEVICE: ("sourced-data", TrustClaim.CONTRAINDICATED),
+    Reason.DUPLICATE_LANDMARK: ("sourced-data", TrustClaim.CONTRAINDICATED),
+    Reason.STALE_RECEIPT: ("sourced-data", TrustClaim.WARNING),
+    Reason.FUTURE_RECEIPT: ("sourced-data", TrustClaim.WARNING),
+    Reason.QUORUM_NOT_MET: ("sourced-data", TrustClaim.WARNING),
+}
+"""Which claim a rejection speaks against; other reasons are unexpected evidence."""
+
+
+def trust_vector(appraisal: Appraisal) -> dict[str, int]:
+    """The EAR trust vector for one appraisal."""
+    vector = {name: int(claim) for name, claim in _AFFIRMED.items()}
+    if appraisal.verdict is Verdict.REJECTED:
+        name, claim = _REJECTION_CLAIMS.get(
+            appraisal.reason or Reason.MALFORMED_MESSAGE,
+            ("sourced-data", TrustClaim.UNEXPECTED_EVIDENCE),
+        )
+        vector[name] = int(claim)
+    elif appraisal.verdict is Verdict.INCONSISTENT:
+        vector["sourced-data"] = int(TrustClaim.CONTRAINDICATED)
+    return vector
+
+
+def _tier(claim: int) -> EarStatus:
+    if 2 <= claim <= 31:
+        return EarStatus.AFFIRMING
+    if 32 <= claim <= 95:
+        return EarStatus.WARNING
+    return EarStatus.CONTRAINDICATED
+
+
+def ear_status(appraisal: Appraisal, vector: Mapping[str, int]) -> EarStatus:
+    """The verdict's status, lowered to the worst claim of the vector."""
+    order = list(EarStatus)
+    statuses = [_VERDICT_STATUS.get(appraisal.verdict, EarStatus.CONTRAINDICATED)]
+    statuses += [_tier(claim) for claim in vector.values()]
+    return max(statuses, key=order.index)
+
+
+def submod_name(device_id: str) -> str:
+    return f"chip-{device_id}"
+
+
+class ResultSigner:
+    """Signs results with the verifier's ES256 key; holds no mutable state."""
+
+    def __init__(self, key: ResultKey, *, verifier_id: str, policy_id: str) -> None:
+        self._key = key
+        self.verifier_id = verifier_id
+        self.policy_id = policy_id
+
+    def jwks(self) -> dict[str, Any]:
+        return self._key.jwks()
+
+    def sign(self, appraisal: Appraisal, *, expires_ns: int, now_ns: int) -> str:
+        """The signed result for an appraisal of a known device's proof."""
+        vector = trust_vector(appraisal)
+        region = appraisal.region
+        submod = {
+            "ear.status": ear_status(appraisal, vector).value,
+            "ear.trustworthiness-vector": vector,
+            "ear.appraisal-policy-id": self.policy_id,
+            f"{CLAIM_PREFIX}verdict": appraisal.verdict.value,
+            f"{CLAIM_PREFIX}reason": appraisal.reason.value if appraisal.reason else "",
+            f"{CLAIM_PREFIX}counter": appraisal.counter,
+            f"{CLAIM_PREFIX}evidence-time": appraisal.evidence_time_ns // 1_000_000_000,
+            f"{CLAIM_PREFIX}licensed-region": appraisal.licensed_region,
+            f"{CLAIM_PREFIX}bounds": [
+                {
+                    "landmark_id": b.landmark_id,
+                    "rtt_us": round(b.rtt_min_ns / 1000, 3),
+                    "bound_km": math.ceil(b.bound_km * 1000) / 1000,  # outward
+                }
+                for b in appraisal.bounds
+            ],
+            f"{CLAIM_PREFIX}feasible-region": (
+                dict(region.feasible_region) if region and region.feasible_region else None
+            ),
+        }
+        claims = {
+            "eat_profile": EAR_PROFILE,
+            "iat": now_ns // 1_000_000_000,
+            "exp": expires_ns // 1_000_000_000,
+            "iss": self.verifier_id,
+            "ear.verifier-id": {"developer": "geoattest", "build": f"geoattest {__version__}"},
+            "submods": {submod_name(appraisal.device_id): submod},
+        }
+        return jwt.encode(
+            claims, self._key.private_key, algorithm="ES256", headers={"kid": self._key.key_id}
+        )

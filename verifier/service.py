@@ -1,0 +1,456 @@
+"""The verifier service: enrolment, proof submission, status and alerts; no gRPC types.
+
+``submit_batch`` is the one path for proofs (``submit`` is a batch of one)::
+
+    appraise each proof against the store as it will be once the batch commits
+      -> sign a result per proof -> one transaction for the whole batch -> answer
+
+Nothing is answered before its transaction commits, so an acknowledged proof is
+durable. The appraiser and the result signer hold no mutable state, so several worker
+processes may run this over one database; a chain advanced by another process first
+shows up as :class:`~verifier.store.StoreConflictError`, and the batch is appraised again.
+
+An exact resubmission of an accepted proof (an agent retrying after a lost answer) is
+answered with the stored result, not as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+
+from geoattest.crypto import sha256
+from geoattest.errors import EvidenceError, GeoattestError, Reason
+from geoattest.pki import TrustAnchors
+from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
+from geoattest.verdict import LandmarkBound, Verdict
+from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
+from geoattest.wire.envelope import PayloadType, open_envelope
+from verifier.licences import Licences
+from verifier.pipeline import Appraisal, ProofAppraiser
+from verifier.results import ResultSigner
+from verifier.state import ChainHead, DeviceRecord
+from verifier.store import (
+    Alert,
+    CommitRecord,
+    DeviceState,
+    EnrolledDevice,
+    Store,
+    StoreConflictError,
+    StoredResult,
+)
+
+SECOND_NS = 1_000_000_000
+STALE_ALERT = "STALE_DEVICE"
+"""Alert kind for a device that stopped proving where it is."""
+MIN_NONCE_BYTES = 16
+CONFLICT_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierConfig:
+    verifier_id: str
+    """Names this verifier in possession proofs and as the results' issuer."""
+    cadence_ns: int = 3600 * SECOND_NS
+    """How often agents are expected to submit a proof."""
+    stale_after_cadences: int = 3
+    """Missed cadences after which a device is STALE."""
+    max_batch: int = 256
+    """Most proofs one batch call may carry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    device_id: str
+    licensed_region: str
+    licence_expires_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProofResult:
+    """The answer to one proof."""
+
+    device_id: str
+    counter: int
+    verdict: Verdict
+    reason: Reason | None
+    detail: str
+    bounds: tuple[LandmarkBound, ...]
+    token: str
+    """EAR JWT; empty when the proof's signer is no enrolled device."""
+    resubmitted: bool = False
+    """True when this is the stored answer to a proof accepted earlier."""
+
+    @classmethod
+    def stored(cls, stored: StoredResult) -> ProofResult:
+        return cls(
+            stored.device_id,
+            stored.counter,
+            stored.verdict,
+            None,
+            stored.detail,
+            stored.bounds,
+            stored.token,
+            resubmitted=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    device_id: str
+    state: DeviceState
+    licensed_region: str
+    last_counter: int
+    last_verdict: Verdict | None
+    last_proof_time_ns: int
+
+
+class BatchTooLargeError(GeoattestError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(Reason.OVERSIZED_MESSAGE, f"{size} proofs in one batch; at most {limit}")
+
+
+class _BatchState:
+    """The store as it will be once the batch commits: a TrustedState with pending heads."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._devices: dict[str, EnrolledDevice] = {}
+        self._heads: dict[str, ChainHead] = {}
+        self._successors: dict[tuple[str, bytes], bytes] = {}
+
+    def device_for_key(self, key_id: str) -> DeviceRecord | None:
+        device = self._store.enrolled_for_key(key_id)
+        if device is None:
+            return None
+        self._devices[device.record.device_id] = device
+        return device.record
+
+    def enrolled(self, device_id: str) -> EnrolledDevice:
+        return self._devices[device_id]
+
+    def head(self, device_id: str) -> ChainHead | None:
+        pending = self._heads.get(device_id)
+        return pending if pending is not None else self._store.head(device_id)
+
+    def successor(self, device_id: str, previous_digest: bytes) -> bytes | None:
+        pending = self._successors.get((device_id, previous_digest))
+        return pending if pending is not None else self._store.successor(device_id, previous_digest)
+
+    def advance(self, device_id: str, head: ChainHead) -> None:
+        self._heads[device_id] = head
+        self._successors[(device_id, head.previous_digest)] = head.digest
+
+
+def _envelope_digest(proof: bytes | envelope_pb2.Envelope) -> bytes:
+    """Chain identity of a proof the pipeline rejected (it only reports accepted digests)."""
+    if isinstance(proof, envelope_pb2.Envelope):
+        return sha256(proof.payload)
+    try:
+        return sha256(decode(envelope_pb2.Envelope, proof, limit=MAX_PROOF_BYTES).payload)
+    except GeoattestError:
+        return b""
+
+
+def _evidence_bytes(proof: bytes | envelope_pb2.Envelope) -> bytes:
+    return proof.SerializeToString() if isinstance(proof, envelope_pb2.Envelope) else proof
+
+
+class VerifierService:
+    """Orchestrates enrolment and appraisal over a store; call from one thread at a time."""
+
+    def __init__(
+        self,
+        config: VerifierConfig,
+        *,
+        anchors: TrustAnchors,
+        appraiser: ProofAppraiser,
+        licences: Licences,
+        signer: ResultSigner,
+        store: Store,
+        on_alerts: Callable[[Sequence[Alert]], None] = lambda _alerts: None,
+    ) -> None:
+        self.config = config
+        self._anchors = anchors
+        self._appraiser = appraiser
+        self._licences = licences
+        self._signer = signer
+        self._store = store
+        self._on_alerts = on_alerts
+
+    def jwks(self) -> dict[str, object]:
+        return self._signer.jwks()
+
+    # --- enrolment ----------------------------------------------------------------------
+
+    def enrol(
+        self,
+        identity: identity_pb2.DeviceIdentity,
+        possession: envelope_pb2.Envelope,
+        now_ns: int,
+    ) -> Enrolment:
+        """Enrol a device: chain to a trusted root at ``now``, possession, licence.
+
+        Raises:
+            EvidenceError: BAD_CHAIN, DEVICE_MISMATCH, REVOKED_DEVICE, BAD_POSSESSION,
+                MISSING_FIELD, NO_LICENCE, LICENCE_EXPIRED, or an envelope reason.
+            AlreadyEnrolledError: another certificate holds the id or the key.
+        """
+        at = dt.datetime.fromtimestamp(now_ns / SECOND_NS, dt.UTC)
+        cert = self._anchors.verify_device(
+            bytes(identity.certificate_der), [bytes(d) for d in identity.intermediates_der], at
+        )
+        if identity.device_id != cert.device_id:
+            raise EvidenceError(Reason.DEVICE_MISMATCH, "identity names another device")
+        if self._appraiser.revocations.device_revoked(cert.device_id):
+            raise EvidenceError(Reason.REVOKED_DEVICE, cert.device_id)
+        try:
+            payload = open_envelope(possession, PayloadType.ENROLMENT, cert.verifying_key)
+        except EvidenceError as exc:
+            if exc.reason in {Reason.BAD_SIGNATURE, Reason.UNKNOWN_KEY}:
+                raise EvidenceError(Reason.BAD_POSSESSION, exc.detail) from exc
+            raise
+        claim = decode(verifier_service_pb2.EnrolmentClaim, payload, limit=MAX_DATAGRAM_BYTES)
+        if claim.device_id != cert.device_id:
+            raise EvidenceError(Reason.DEVICE_MISMATCH, "possession proof names another device")
+        if claim.verifier_id != self.config.verifier_id:
+            raise EvidenceError(Reason.BAD_POSSESSION, "possession proof names another verifier")
+        if len(claim.nonce) < MIN_NONCE_BYTES:
+            raise EvidenceError(Reason.MISSING_FIELD, f"nonce shorter than {MIN_NONCE_BYTES}")
+        licence = self._licences.licence_for(cert.device_id, now_ns)
+        stored = self._store.enrol(
+            EnrolledDevice(
+                record=DeviceRecord(
+                    device_id=cert.device_id,
+                    verifying_key=cert.verifying_key,
+                    licensed_region=licence.region,
+                    certificate_serial=cert.serial_number,
+                    not_valid_after_ns=int(cert.certificate.not_valid_after_utc.timestamp())
+                    * SECOND_NS,
+                    enrolled_at_ns=now_ns,
+                ),
+                model=cert.model,
+                licence_expires_ns=licence.valid_until_ns,
+                state=DeviceState.ENROLLED,
+            )
+        )
+        return Enrolment(
+            stored.record.device_id, stored.record.licensed_region, stored.licence_expires_ns
+        )
+
+    # --- proofs -------------------------------------------------------------------------
+
+    def submit(self, proof: bytes | envelope_pb2.Envelope, now_ns: int) -> ProofResult:
+        return self.submit_batch([proof], now_ns)[0]
+
+    def submit_batch(
+        self, proofs: Sequence[bytes | envelope_pb2.Envelope], now_ns: int
+    ) -> list[ProofResult]:
+        """Appraise, sign and durably store proofs; results in the order given.
+
+        Raises:
+            BatchTooLargeError: more than ``max_batch`` proofs.
+            StoreConflictError: other writers kept advancing these chains; nothing stored.
+        """
+        if len(proofs) > self.config.max_batch:
+            raise BatchTooLargeError(len(proofs), self.config.max_batch)
+        for attempt in range(CONFLICT_RETRIES):
+            answers, records = self._appraise_batch(proofs, now_ns)
+            try:
+                self._store.commit(records)
+            except StoreConflictError:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                continue
+            raised = [alert for record in records for alert in record.alerts]
+            if raised:
+                self._on_alerts(raised)
+            return answers
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _appraise_batch(
+        self, proofs: Sequence[bytes | envelope_pb2.Envelope], now_ns: int
+    ) -> tuple[list[ProofResult], list[CommitRecord]]:
+        state = _BatchState(self._store)
+        answers: list[ProofResult] = []
+        records: list[CommitRecord] = []
+        accepted_now: dict[tuple[str, bytes], ProofResult] = {}
+        for proof in proofs:
+            appraisal = self._appraiser.appraise(proof, state, now_ns)
+            digest = appraisal.proof_digest or (
+                _envelope_digest(proof) if appraisal.device_id else b""
+            )
+            if appraisal.reason is Reason.REPLAYED_PROOF:
+                earlier = self._earlier_answer(appraisal.device_id, digest, accepted_now)
+                if earlier is not None:
+                    answers.append(earlier)
+                    continue
+            if appraisal.new_head is not None:
+                state.advance(appraisal.device_id, appraisal.new_head)
+            token = (
+                self._signer.sign(
+                    appraisal,
+                    expires_ns=state.enrolled(appraisal.device_id).licence_expires_ns,
+                    now_ns=now_ns,
+                )
+                if appraisal.device_id
+                else ""
+            )
+            answer = ProofResult(
+                appraisal.device_id,
+                appraisal.counter,
+                appraisal.verdict,
+                appraisal.reason,
+                appraisal.detail,
+                appraisal.bounds,
+                token,
+            )
+            if appraisal.new_head is not None:
+                accepted_now[(appraisal.device_id, digest)] = answer
+            answers.append(answer)
+            records.append(
+                CommitRecord(
+                    appraisal=appraisal,
+                    evidence=_evidence_bytes(proof),
+                    digest=digest,
+                    token=token,
+                    alerts=self._alerts_for(appraisal, now_ns),
+                    received_at_ns=now_ns,
+                )
+            )
+        return answers, records
+
+    def _earlier_answer(
+        self,
+        device_id: str,
+        digest: bytes,
+        accepted_now: dict[tuple[str, bytes], ProofResult],
+    ) -> ProofResult | None:
+        """The answer already given for an accepted proof (in this batch or before)."""
+        earlier = accepted_now.get((device_id, digest))
+        if earlier is not None:
+            return replace(earlier, resubmitted=True)
+        stored = self._store.stored_result(device_id, digest)
+        return None if stored is None else ProofResult.stored(stored)
+
+    @staticmethod
+    def _alerts_for(appraisal: Appraisal, now_ns: int) -> tuple[Alert, ...]:
+        return tuple(
+            Alert(
+                alert_id=uuid.uuid4().hex,
+                device_id=appraisal.device_id,
+                kind=kind.value,
+                reason=appraisal.reason.value if appraisal.reason else "",
+                detail=appraisal.detail,
+                time_ns=now_ns,
+            )
+            for kind in appraisal.alerts
+        )
+
+    # --- status and staleness -----------------------------------------------------------
+
+    def stale_cutoff(self, now_ns: int) -> int:
+        return now_ns - self.config.stale_after_cadences * self.config.cadence_ns
+
+    def device_status(self, device_id: str, now_ns: int) -> DeviceStatus:
+        """Where the device stands now.
+
+        Raises:
+            EvidenceError: UNKNOWN_DEVICE.
+        """
+        summary = self._store.summary(device_id)
+        if summary is None:
+            raise EvidenceError(Reason.UNKNOWN_DEVICE, f"{device_id[:128]} is not enrolled")
+        device, head = summary.device, summary.head
+        last_seen = head.accepted_at_ns if head else device.record.enrolled_at_ns
+        state = device.state
+        if self._appraiser.revocations.device_revoked(device_id):
+            state = DeviceState.REVOKED
+        elif last_seen < self.stale_cutoff(now_ns):
+            state = DeviceState.STALE
+        return DeviceStatus(
+            device_id=device_id,
+            state=state,
+            licensed_region=device.record.licensed_region,
+            last_counter=head.counter if head else 0,
+            last_verdict=summary.last_verdict,
+            last_proof_time_ns=summary.last_evidence_time_ns,
+        )
+
+    def sweep_stale(self, now_ns: int) -> list[Alert]:
+        """Mark devices with no accepted proof for ``stale_after_cadences`` STALE, alerting."""
+
+        def alert_for(device_id: str, last_seen_ns: int) -> Alert:
+            return Alert(
+                alert_id=uuid.uuid4().hex,
+                device_id=device_id,
+                kind=STALE_ALERT,
+                reason="",
+                detail=f"no accepted proof since {last_seen_ns // SECOND_NS}",
+                time_ns=now_ns,
+            )
+
+        raised = self._store.mark_stale(self.stale_cutoff(now_ns), alert_for)
+        if raised:
+            self._on_alerts(raised)
+        return raised
+
+
+class AlertsOverflowError(Exception):
+    """A subscriber fell too far behind; its stream ends and it should resubscribe."""
+
+
+_CLOSED = object()
+_OVERFLOW = object()
+
+
+class AlertHub:
+    """Fans alerts out to live subscribers; ``publish`` may be called from any thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_queued: int = 1024) -> None:
+        self._loop = loop
+        self._max_queued = max_queued
+        self._subscribers: dict[asyncio.Queue[object], str] = {}
+
+    def publish(self, alerts: Sequence[Alert]) -> None:
+        self._loop.call_soon_threadsafe(self._deliver, tuple(alerts))
+
+    def _deliver(self, alerts: tuple[Alert, ...]) -> None:
+        for queue, device_id in self._subscribers.items():
+            for alert in alerts:
+                if device_id and alert.device_id != device_id:
+                    continue
+                if queue.qsize() >= self._max_queued:
+                    while not queue.empty():
+                        queue.get_nowait()
+                    queue.put_nowait(_OVERFLOW)
+                    break
+                queue.put_nowait(alert)
+
+    async def stream(self, device_id: str = "") -> AsyncIterator[Alert]:
+        """Alerts from now on, for one device or (empty id) all; ends when the hub closes."""
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        self._subscribers[queue] = device_id
+        try:
+            while True:
+                item = await queue.get()
+                if item is _CLOSED:
+                    return
+                if item is _OVERFLOW:
+                    raise AlertsOverflowError(f"more than {self._max_queued} alerts queued")
+                assert isinstance(item, Alert)
+                yield item
+        finally:
+            del self._subscribers[queue]
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def close(self) -> None:
+        """End every stream (at shutdown, so draining does not wait on them)."""
+        for queue in self._subscribers:
+            queue.put_nowait(_CLOSED)
