@@ -8,11 +8,13 @@ rule (ALLOWED only when some landmark's disk lies wholly inside the circle).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import math
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
 from geoattest.wire.envelope import PayloadType, seal
+from verifier.grpc_server import VerifierServer
 from verifier.licences import Licences
 from verifier.pipeline import PipelineConfig, ProofAppraiser
 from verifier.results import ResultSigner
@@ -229,3 +232,28 @@ class VerifierWorld:
 
 def _at(unix_ns: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(unix_ns / 1e9, dt.UTC)
+
+
+class ServerThread:
+    """A VerifierServer on its own event loop in a thread, so sync and async clients and
+    hypothesis (which drives sync tests) can all call it."""
+
+    def __init__(self, service: VerifierService, *, clock: Callable[[], int]) -> None:
+        self.server = VerifierServer(service, clock=clock)
+        self.address = ""
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        port = asyncio.run_coroutine_threadsafe(self.server.start("127.0.0.1:0"), self.loop).result(
+            timeout=30
+        )
+        self.address = f"127.0.0.1:{port}"
+        return self.address
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(1.0), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()

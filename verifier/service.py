@@ -171,7 +171,6 @@ class VerifierService:
         licences: Licences,
         signer: ResultSigner,
         store: Store,
-        on_alerts: Callable[[Sequence[Alert]], None] = lambda _alerts: None,
     ) -> None:
         self.config = config
         self._anchors = anchors
@@ -179,7 +178,16 @@ class VerifierService:
         self._licences = licences
         self._signer = signer
         self._store = store
-        self._on_alerts = on_alerts
+        self._alert_sinks: list[Callable[[Sequence[Alert]], None]] = []
+
+    def subscribe(self, sink: Callable[[Sequence[Alert]], None]) -> None:
+        """Call ``sink`` with the alerts of every commit, after it is durable."""
+        self._alert_sinks.append(sink)
+
+    def _publish(self, alerts: Sequence[Alert]) -> None:
+        if alerts:
+            for sink in self._alert_sinks:
+                sink(alerts)
 
     def jwks(self) -> dict[str, object]:
         return self._signer.jwks()
@@ -265,9 +273,7 @@ class VerifierService:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
                 continue
-            raised = [alert for record in records for alert in record.alerts]
-            if raised:
-                self._on_alerts(raised)
+            self._publish([alert for record in records for alert in record.alerts])
             return answers
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -394,8 +400,7 @@ class VerifierService:
             )
 
         raised = self._store.mark_stale(self.stale_cutoff(now_ns), alert_for)
-        if raised:
-            self._on_alerts(raised)
+        self._publish(raised)
         return raised
 
 

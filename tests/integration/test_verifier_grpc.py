@@ -1,0 +1,234 @@
+"""The verifier over real gRPC on 127.0.0.1: every method, status codes, and results a
+relying party checks with PyJWT or joserfc and nothing of ours but the JWKS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import jwt
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from joserfc import jws
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet
+from verifier_world import (
+    LICENCE_UNTIL_S,
+    NOW_NS,
+    UNIX_NS,
+    ServerThread,
+    VerifierWorld,
+)
+
+from geoattest.v1 import evidence_pb2, verifier_service_pb2
+from verifier.client import VerifierClient, VerifierRefused
+from verifier.store import SqlStore
+
+S = 10**9
+
+
+@pytest.fixture
+def world(tmp_path) -> VerifierWorld:
+    return VerifierWorld.create(tmp_path)
+
+
+@pytest.fixture
+def store(world):
+    store = SqlStore.open(world.db_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def server(world, store):
+    server = ServerThread(world.service(store), clock=lambda: NOW_NS)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def target(server) -> str:
+    return server.address
+
+
+@pytest.fixture
+async def client(target):
+    async with VerifierClient(target, timeout_s=20) as client:
+        yield client
+
+
+async def enrolled(world, client, device_id="dev-1"):
+    chip = world.chip(device_id)
+    response = await client.enroll(chip.enroll_request())
+    assert response.device_id == device_id
+    return chip
+
+
+async def test_health_is_serving_and_reflection_lists_the_service(target):
+    async with grpc.aio.insecure_channel(target) as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="geoattest.v1.VerifierService")
+        )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_enrol_submit_and_verify_the_result_with_pyjwt_and_the_jwks(world, client):
+    chip = await enrolled(world, client)
+    result = await client.submit(world.proof(chip))
+    assert result.verdict == evidence_pb2.VERDICT_ALLOWED
+    assert len(result.bounds) == 4
+
+    jwks = await client.result_keys()
+    kid = jwt.get_unverified_header(result.result_token)["kid"]
+    key = jwt.PyJWKSet.from_dict(jwks)[kid]
+    claims = jwt.decode(
+        result.result_token, key=key, algorithms=["ES256"], options={"verify_exp": False}
+    )
+    assert claims["eat_profile"] == "tag:github.com,2023:veraison/ear"
+    assert claims["exp"] == LICENCE_UNTIL_S
+    submod = claims["submods"]["chip-dev-1"]
+    assert submod["ear.status"] == "affirming"
+    assert submod["ear.trustworthiness-vector"] == {
+        "instance-identity": 2,
+        "hardware": 2,
+        "sourced-data": 2,
+    }
+    assert submod["ear.appraisal-policy-id"].startswith("policy:region/")
+    assert submod["ear.x-geoattest.verdict"] == "ALLOWED"
+    assert {b["landmark_id"] for b in submod["ear.x-geoattest.bounds"]} == {
+        "lm-fra",
+        "lm-wie",
+        "lm-dar",
+        "lm-han",
+    }
+    assert submod["ear.x-geoattest.feasible-region"]["type"]
+
+
+async def test_result_verifies_with_joserfc_too(world, client):
+    chip = await enrolled(world, client)
+    result = await client.submit(world.proof(chip))
+    keys = KeySet.import_key_set(await client.result_keys())
+    token = jose_jwt.decode(result.result_token, keys, algorithms=["ES256"])
+    assert token.claims["submods"]["chip-dev-1"]["ear.status"] == "affirming"
+    with pytest.raises(jws.BadSignatureError):
+        jose_jwt.decode(result.result_token[:-4] + "AAAA", keys, algorithms=["ES256"])
+
+
+async def test_resubmission_after_a_lost_answer_gets_the_same_result(world, client):
+    chip = await enrolled(world, client)
+    proof = world.proof(chip)
+    first = await client.submit(proof)
+    again = await client.submit(proof)
+    assert again == first
+
+
+async def test_rejection_has_a_status_code_and_the_reason_in_trailing_metadata(world, client):
+    stranger = world.chip("dev-2")
+    with pytest.raises(VerifierRefused) as refused:
+        await client.submit(world.proof(stranger))
+    assert refused.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert refused.value.reason == "device.unknown"
+    assert refused.value.detail.startswith("device.unknown")
+
+
+async def test_tampered_proof_is_permission_denied(world, client):
+    chip = await enrolled(world, client)
+    proof = world.proof(chip)
+    proof.signature = proof.signature[:-1] + bytes([proof.signature[-1] ^ 1])
+    with pytest.raises(VerifierRefused) as refused:
+        await client.submit(proof)
+    assert refused.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.reason == "envelope.bad_signature"
+
+
+async def test_enrolment_refusals(world, client):
+    unlicensed = world.chip("dev-unlicensed")
+    with pytest.raises(VerifierRefused) as refused:
+        await client.enroll(unlicensed.enroll_request())
+    assert (refused.value.code, refused.value.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "device.no_licence",
+    )
+    await enrolled(world, client, "dev-2")
+    impostor = world.chip("dev-2")
+    with pytest.raises(VerifierRefused) as refused:
+        await client.enroll(impostor.enroll_request())
+    assert refused.value.code is grpc.StatusCode.ALREADY_EXISTS
+    elsewhere = world.chip("dev-3")
+    request = elsewhere.enroll_request()
+    request.possession.CopyFrom(elsewhere.possession("another-verifier"))
+    with pytest.raises(VerifierRefused) as refused:
+        await client.enroll(request)
+    assert refused.value.reason == "device.bad_possession"
+
+
+async def test_batch_answers_each_proof_in_order(world, client):
+    chips = [await enrolled(world, client, f"dev-{i}") for i in (1, 2)]
+    stranger = world.chip("dev-3")
+    proofs = [world.proof(chips[0]), world.proof(chips[1]), world.proof(stranger)]
+    proofs.append(world.proof(chips[0], unix_ns=UNIX_NS + S))
+    results = await client.submit_batch(proofs)
+    assert [r.verdict for r in results] == [
+        evidence_pb2.VERDICT_ALLOWED,
+        evidence_pb2.VERDICT_ALLOWED,
+        evidence_pb2.VERDICT_REJECTED,
+        evidence_pb2.VERDICT_ALLOWED,
+    ]
+    assert results[2].reason == "device.unknown"
+    assert [r.counter for r in results] == [1, 1, 0, 2]
+
+
+async def test_oversized_batch_is_invalid_argument(world, client):
+    chip = await enrolled(world, client)
+    proof = world.proof(chip)
+    with pytest.raises(VerifierRefused) as refused:
+        await client.submit_batch([proof] * 257)
+    assert (refused.value.code, refused.value.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "wire.oversized_message",
+    )
+
+
+async def test_device_status(world, client):
+    chip = await enrolled(world, client)
+    status = await client.device_status("dev-1")
+    assert (status.state, status.last_counter) == ("ENROLLED", 0)
+    await client.submit(world.proof(chip))
+    status = await client.device_status("dev-1")
+    assert (status.state, status.last_counter, status.licensed_region) == (
+        "ATTESTING",
+        1,
+        "FRA-300",
+    )
+    assert status.last_verdict == evidence_pb2.VERDICT_ALLOWED
+    assert status.last_proof_time_ns == UNIX_NS
+    with pytest.raises(VerifierRefused) as refused:
+        await client.device_status("dev-nobody")
+    assert refused.value.code is grpc.StatusCode.NOT_FOUND
+
+
+async def test_alert_stream_delivers_an_outside_alert(world, client, server):
+    chip = await enrolled(world, client, "dev-syd")
+    received: list[verifier_service_pb2.Alert] = []
+
+    async def watch() -> None:
+        async for alert in client.watch_alerts("dev-syd"):
+            received.append(alert)
+            return
+
+    watcher = asyncio.create_task(watch())
+    while server.server.alerts.subscribers == 0:
+        await asyncio.sleep(0.01)
+    result = await client.submit(world.proof(chip))
+    assert result.verdict == evidence_pb2.VERDICT_OUTSIDE
+    await watcher
+    assert received[0].kind == "OUTSIDE_LICENSED_REGION"
+    assert received[0].device_id == "dev-syd"
+
+
+async def test_jwks_is_the_result_keys_public_half(world, client):
+    jwks = await client.result_keys()
+    assert json.dumps(jwks) == json.dumps(world.result_key.jwks())
+    assert "d" not in jwks["keys"][0]

@@ -1,0 +1,159 @@
+"""An async client for the verifier's gRPC service, for the agent, the CLI and the demo.
+
+Every call has a deadline. A refusal is raised as :class:`VerifierRefused` with the
+reason code the server put in the ``geoattest-reason`` trailing metadata.
+
+Example::
+
+    async with VerifierClient("127.0.0.1:50051") as client:
+        await client.enroll(enrolment_request(keystore, cert_der, (), "verifier-1"))
+        result = await client.submit(proof_envelope)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from geoattest.crypto import Signer
+from geoattest.v1 import (
+    envelope_pb2,
+    evidence_pb2,
+    identity_pb2,
+    verifier_service_pb2,
+    verifier_service_pb2_grpc,
+)
+from geoattest.wire.envelope import PayloadType, seal
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""Largest request or response, both ways: a full batch of typical proofs fits."""
+REASON_METADATA = "geoattest-reason"
+"""Trailing metadata key holding a refusal's reason code."""
+
+
+class VerifierRefused(Exception):  # noqa: N818  (a refusal, not a malfunction)
+    """The verifier refused a call; ``reason`` is its stable reason code (may be empty)."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, detail: str) -> None:
+        super().__init__(f"{code.name}: {detail}")
+        self.code = code
+        self.reason = reason
+        self.detail = detail
+
+
+def enrolment_request(
+    signer: Signer,
+    device_id: str,
+    certificate_der: bytes,
+    intermediates_der: Sequence[bytes],
+    verifier_id: str,
+) -> verifier_service_pb2.EnrollRequest:
+    """An enrolment with a proof of possession naming ``verifier_id``."""
+    claim = verifier_service_pb2.EnrolmentClaim(
+        device_id=device_id, verifier_id=verifier_id, nonce=os.urandom(32)
+    )
+    return verifier_service_pb2.EnrollRequest(
+        identity=identity_pb2.DeviceIdentity(
+            device_id=device_id,
+            certificate_der=certificate_der,
+            intermediates_der=list(intermediates_der),
+        ),
+        possession=seal(PayloadType.ENROLMENT, claim.SerializeToString(), signer),
+    )
+
+
+def _refused(error: grpc.aio.AioRpcError) -> VerifierRefused:
+    # grpc.aio yields (key, value) pairs here; the stubs describe the sync API's objects.
+    pairs: Any = error.trailing_metadata() or ()
+    reason = next((str(value) for key, value in pairs if key == REASON_METADATA), "")
+    return VerifierRefused(error.code(), reason, error.details() or "")
+
+
+class VerifierClient:
+    """One channel to a verifier; use as an async context manager."""
+
+    def __init__(self, target: str, *, timeout_s: float = 10.0) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = verifier_service_pb2_grpc.VerifierServiceStub(self._channel)
+
+    async def __aenter__(self) -> VerifierClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+    async def _unary(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise _refused(error) from error
+
+    async def enroll(
+        self, request: verifier_service_pb2.EnrollRequest
+    ) -> verifier_service_pb2.EnrollResponse:
+        response: verifier_service_pb2.EnrollResponse = await self._unary(
+            self._stub.Enroll, request
+        )
+        return response
+
+    async def submit(self, proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
+        result: evidence_pb2.AttestationResult = await self._unary(
+            self._stub.SubmitProof, verifier_service_pb2.SubmitProofRequest(proof=proof)
+        )
+        return result
+
+    async def submit_batch(
+        self, proofs: Sequence[envelope_pb2.Envelope]
+    ) -> list[evidence_pb2.AttestationResult]:
+        request = verifier_service_pb2.SubmitProofBatchRequest(
+            proofs=[verifier_service_pb2.SubmitProofRequest(proof=p) for p in proofs]
+        )
+        response: verifier_service_pb2.SubmitProofBatchResponse = await self._unary(
+            self._stub.SubmitProofBatch, request
+        )
+        return list(response.results)
+
+    async def device_status(self, device_id: str) -> verifier_service_pb2.DeviceStatus:
+        status: verifier_service_pb2.DeviceStatus = await self._unary(
+            self._stub.GetDeviceStatus,
+            verifier_service_pb2.DeviceStatusRequest(device_id=device_id),
+        )
+        return status
+
+    async def result_keys(self) -> dict[str, Any]:
+        """The verifier's JWKS, as a relying party would fetch it."""
+        keys: verifier_service_pb2.ResultKeys = await self._unary(
+            self._stub.GetResultKeys, verifier_service_pb2.GetResultKeysRequest()
+        )
+        document: dict[str, Any] = json.loads(keys.jwks_json)
+        return document
+
+    async def watch_alerts(self, device_id: str = "") -> AsyncIterator[verifier_service_pb2.Alert]:
+        """Alerts as they are raised (no deadline: the stream is long-lived)."""
+        call = self._stub.WatchAlerts(verifier_service_pb2.WatchAlertsRequest(device_id=device_id))
+        try:
+            async for alert in call:
+                yield alert
+        except grpc.aio.AioRpcError as error:
+            raise _refused(error) from error

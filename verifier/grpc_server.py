@@ -1,0 +1,404 @@
+"""The verifier's gRPC transport: thin ``grpc.aio`` handlers over :mod:`verifier.service`.
+
+Handlers receive raw request bytes and decode them here, so malformed input is a typed
+``INVALID_ARGUMENT`` with a reason code rather than a framework error. Service calls run
+on one worker thread (the pipeline is CPU-bound and SQLite has one writer), and a call
+is answered only after the service returns, i.e. after its proofs are durable.
+
+Status codes. Every refusal carries its :class:`~geoattest.errors.Reason` in the status
+details (``"<reason>: <detail>"``) and in the trailing metadata ``geoattest-reason``:
+
+=====================  ===========================================================
+INVALID_ARGUMENT       the request is not well formed: ``wire.*``, ``envelope.malformed``,
+                       ``envelope.unknown_payload_type``, ``envelope.wrong_payload_type``
+NOT_FOUND              ``device.unknown`` for GetDeviceStatus
+ALREADY_EXISTS         ``device.already_enrolled``
+FAILED_PRECONDITION    the evidence may be fine but cannot be accepted in this state:
+                       ``device.unknown`` (enrol first), ``device.no_licence``,
+                       ``device.licence_expired``, ``proof.counter_not_increasing``,
+                       ``proof.chain_broken``, ``receipt.stale``, ``receipt.future``,
+                       ``receipt.replayed``, ``receipt.quorum_not_met``
+PERMISSION_DENIED      the evidence does not authenticate or is not admissible: every
+                       other reason (signatures, chain, revocation, fork, possession, ...)
+ABORTED                other writers kept advancing the chain; nothing stored, retry
+UNAVAILABLE            the store failed; nothing stored, retry
+RESOURCE_EXHAUSTED     over a size limit of the transport, or an alert stream fell behind
+=====================  ===========================================================
+
+SubmitProof answers a REJECTED appraisal with its status code; OUTSIDE, INCONCLUSIVE
+and INCONSISTENT are verdicts, answered OK with the signed result, and an exact
+resubmission of an accepted proof is answered OK with the stored result. In
+SubmitProofBatch each proof's verdict and reason are in its result; only a malformed or
+oversized batch fails the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NoReturn, TypeVar, cast
+
+import grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy.exc import SQLAlchemyError
+
+from geoattest.errors import GeoattestError, Reason
+from geoattest.v1 import evidence_pb2, verifier_service_pb2
+from geoattest.verdict import Verdict
+from geoattest.wire.decode import MAX_PROOF_BYTES, decode
+from verifier.client import MAX_MESSAGE_BYTES, REASON_METADATA
+from verifier.service import AlertHub, AlertsOverflowError, ProofResult, VerifierService
+from verifier.store import StoreConflictError
+
+log = logging.getLogger("geoattest.verifier")
+
+SERVICE_NAME = verifier_service_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
+REQUEST_ID_METADATA = "x-request-id"
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+_INVALID = {
+    Reason.MALFORMED_MESSAGE,
+    Reason.OVERSIZED_MESSAGE,
+    Reason.MISSING_FIELD,
+    Reason.BAD_ENVELOPE,
+    Reason.UNKNOWN_PAYLOAD_TYPE,
+    Reason.WRONG_PAYLOAD_TYPE,
+}
+_PRECONDITION = {
+    Reason.UNKNOWN_DEVICE,
+    Reason.NO_LICENCE,
+    Reason.LICENCE_EXPIRED,
+    Reason.COUNTER_NOT_INCREASING,
+    Reason.CHAIN_BROKEN,
+    Reason.STALE_RECEIPT,
+    Reason.FUTURE_RECEIPT,
+    Reason.REPLAYED_RECEIPT,
+    Reason.QUORUM_NOT_MET,
+}
+
+
+def status_for(reason: Reason) -> grpc.StatusCode:
+    """The gRPC status code for a refusal with ``reason`` (see the module table)."""
+    if reason in _INVALID:
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if reason is Reason.ALREADY_ENROLLED:
+        return grpc.StatusCode.ALREADY_EXISTS
+    if reason in _PRECONDITION:
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return grpc.StatusCode.PERMISSION_DENIED
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    code: grpc.StatusCode,
+    reason: Reason | str,
+    detail: str,
+) -> NoReturn:
+    await context.abort(code, f"{reason}: {detail}", ((REASON_METADATA, str(reason)),))
+    raise AssertionError("abort returned")  # pragma: no cover
+
+
+def _verdict_pb(verdict: Verdict | None) -> evidence_pb2.Verdict.ValueType:
+    if verdict is None:
+        return evidence_pb2.VERDICT_UNSPECIFIED
+    return evidence_pb2.Verdict.Value(f"VERDICT_{verdict.value}")
+
+
+def result_pb(result: ProofResult) -> evidence_pb2.AttestationResult:
+    return evidence_pb2.AttestationResult(
+        device_id=result.device_id,
+        counter=result.counter,
+        verdict=_verdict_pb(result.verdict),
+        reason=result.reason.value if result.reason else "",
+        detail=result.detail,
+        bounds=[
+            evidence_pb2.LandmarkBound(
+                landmark_id=b.landmark_id,
+                latitude=b.latitude,
+                longitude=b.longitude,
+                rtt_min_ns=b.rtt_min_ns,
+                bound_km=b.bound_km,
+            )
+            for b in result.bounds
+        ],
+        result_token=result.token,
+    )
+
+
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+
+class VerifierServicer:
+    """The six VerifierService methods; each decodes, calls the service, encodes."""
+
+    def __init__(
+        self,
+        service: VerifierService,
+        alerts: AlertHub,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._service = service
+        self._alerts = alerts
+        self._clock = clock
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verifier")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a service call on the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    async def _run(self, context: grpc.aio.ServicerContext[Any, Any], call: Callable[[], T]) -> T:
+        """Run a service call on the worker thread, mapping failures to status codes."""
+        try:
+            return await self.call(call)
+        except GeoattestError as exc:
+            await _abort(context, status_for(exc.reason), exc.reason, exc.detail)
+        except StoreConflictError as exc:
+            await _abort(context, grpc.StatusCode.ABORTED, "store.conflict", str(exc))
+        except SQLAlchemyError as exc:
+            log.exception("store failure")
+            await _abort(
+                context, grpc.StatusCode.UNAVAILABLE, "store.unavailable", type(exc).__name__
+            )
+
+    @staticmethod
+    async def _decode(
+        context: grpc.aio.ServicerContext[Any, Any], message_type: type[M], data: bytes
+    ) -> M:
+        try:
+            return decode(message_type, data, limit=MAX_MESSAGE_BYTES)
+        except GeoattestError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason, exc.detail)
+
+    async def Enroll(  # noqa: N802  (gRPC method names)
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        request = await self._decode(context, verifier_service_pb2.EnrollRequest, data)
+        now = self._clock()
+        enrolment = await self._run(
+            context, lambda: self._service.enrol(request.identity, request.possession, now)
+        )
+        return verifier_service_pb2.EnrollResponse(
+            device_id=enrolment.device_id, licensed_region=enrolment.licensed_region
+        ).SerializeToString()
+
+    async def SubmitProof(  # noqa: N802
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        request = await self._decode(context, verifier_service_pb2.SubmitProofRequest, data)
+        if request.proof.ByteSize() > MAX_PROOF_BYTES:
+            await _abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, Reason.OVERSIZED_MESSAGE, "proof"
+            )
+        now = self._clock()
+        result = await self._run(context, lambda: self._service.submit(request.proof, now))
+        if result.verdict is Verdict.REJECTED and result.reason is not None:
+            await _abort(context, status_for(result.reason), result.reason, result.detail)
+        return result_pb(result).SerializeToString()
+
+    async def SubmitProofBatch(  # noqa: N802
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        request = await self._decode(context, verifier_service_pb2.SubmitProofBatchRequest, data)
+        proofs = [item.proof for item in request.proofs]
+        now = self._clock()
+        results = await self._run(context, lambda: self._service.submit_batch(proofs, now))
+        return verifier_service_pb2.SubmitProofBatchResponse(
+            results=[result_pb(r) for r in results]
+        ).SerializeToString()
+
+    async def GetDeviceStatus(  # noqa: N802
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        request = await self._decode(context, verifier_service_pb2.DeviceStatusRequest, data)
+        now = self._clock()
+        try:
+            status = await self.call(self._service.device_status, request.device_id, now)
+        except GeoattestError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, exc.reason, exc.detail)
+        return verifier_service_pb2.DeviceStatus(
+            device_id=status.device_id,
+            state=status.state.value,
+            last_counter=status.last_counter,
+            last_verdict=_verdict_pb(status.last_verdict),
+            last_proof_time_ns=status.last_proof_time_ns,
+            licensed_region=status.licensed_region,
+        ).SerializeToString()
+
+    async def WatchAlerts(  # noqa: N802
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        request = await self._decode(context, verifier_service_pb2.WatchAlertsRequest, data)
+        try:
+            async for alert in self._alerts.stream(request.device_id):
+                yield verifier_service_pb2.Alert(
+                    alert_id=alert.alert_id,
+                    device_id=alert.device_id,
+                    kind=alert.kind,
+                    reason=alert.reason,
+                    detail=alert.detail,
+                    time_ns=alert.time_ns,
+                ).SerializeToString()
+        except AlertsOverflowError as exc:
+            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "alerts.overflow", str(exc))
+
+    async def GetResultKeys(  # noqa: N802
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        await self._decode(context, verifier_service_pb2.GetResultKeysRequest, data)
+        return verifier_service_pb2.ResultKeys(
+            jwks_json=json.dumps(self._service.jwks())
+        ).SerializeToString()
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        """Handlers that take raw bytes, so decoding failures are ours to report."""
+
+        def unary(fn: Callable[[bytes, Any], Awaitable[bytes]]) -> grpc.RpcMethodHandler[Any, Any]:
+            return grpc.unary_unary_rpc_method_handler(fn)
+
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                "Enroll": unary(self.Enroll),
+                "SubmitProof": unary(self.SubmitProof),
+                "SubmitProofBatch": unary(self.SubmitProofBatch),
+                "GetDeviceStatus": unary(self.GetDeviceStatus),
+                "WatchAlerts": grpc.unary_stream_rpc_method_handler(self.WatchAlerts),
+                "GetResultKeys": unary(self.GetResultKeys),
+            },
+        )
+
+    def close(self) -> None:
+        """Wait for the worker's last call to finish (its proofs are then durable)."""
+        self._worker.shutdown(wait=True)
+
+
+class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Gives every call a request id (from ``x-request-id`` or fresh) and logs its outcome."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        rid = str(metadata.get(REQUEST_ID_METADATA) or uuid.uuid4().hex[:16])
+        method = handler_call_details.method
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner: Any = handler.unary_unary
+
+        async def logged(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            request_id.set(rid)
+            started = time.perf_counter()
+            try:
+                return await inner(request, context)
+            finally:
+                log.info(
+                    "rpc %s id=%s code=%s %.1fms",
+                    method,
+                    rid,
+                    cast("grpc.StatusCode | None", context.code()) or grpc.StatusCode.OK,
+                    (time.perf_counter() - started) * 1000,
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            logged,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class VerifierServer:
+    """A started gRPC server with health and reflection; ``stop`` drains it."""
+
+    def __init__(
+        self,
+        service: VerifierService,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        sweep_every_s: float = 60.0,
+    ) -> None:
+        self.service = service
+        self.health = health_aio.HealthServicer()
+        self._clock = clock
+        self._sweep_every_s = sweep_every_s
+        self._server: grpc.aio.Server | None = None
+        self._servicer: VerifierServicer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self, address: str) -> int:
+        """Bind ``address`` (``host:port``; port 0 picks one) and serve; returns the port.
+
+        Raises:
+            OSError: the address cannot be bound (in use, not local, malformed).
+        """
+        self.alerts = AlertHub(asyncio.get_running_loop())
+        self.service.subscribe(self.alerts.publish)
+        self._servicer = VerifierServicer(self.service, self.alerts, clock=self._clock)
+        server = grpc.aio.server(
+            interceptors=[RequestLogInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        server.add_generic_rpc_handlers((self._servicer.handler(),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {address}: {exc}") from exc
+        if port == 0:
+            raise OSError(f"cannot listen on {address}")
+        await server.start()
+        self._server, self.port = server, port
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._sweeper = asyncio.create_task(self._sweep_stale())
+        return port
+
+    async def _sweep_stale(self) -> None:
+        """Mark devices that stopped proving STALE (alerting once each), periodically."""
+        assert self._servicer is not None
+        while True:
+            await asyncio.sleep(self._sweep_every_s)
+            try:
+                await self._servicer.call(self.service.sweep_stale, self._clock())
+            except SQLAlchemyError:
+                log.exception("stale sweep failed; retrying at the next interval")
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking calls, let calls in flight finish (up to ``grace`` s), then close."""
+        await self.health.enter_graceful_shutdown()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self.alerts.close()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._servicer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._servicer.close)
+
+    async def wait_for_termination(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
