@@ -1,0 +1,95 @@
+"""Garbage and oversized bytes to every gRPC method leave the verifier healthy, answering
+and with its database unchanged."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from verifier_world import NOW_NS, ServerThread, VerifierWorld
+
+from verifier.client import MAX_MESSAGE_BYTES
+from verifier.store import SqlStore
+
+SERVICE = "/geoattest.v1.VerifierService/"
+UNARY = ["Enroll", "SubmitProof", "SubmitProofBatch", "GetDeviceStatus", "GetResultKeys"]
+EXPECTED = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.NOT_FOUND,
+}
+
+
+@pytest.fixture(scope="module")
+def verifier(tmp_path_factory):
+    world = VerifierWorld.create(tmp_path_factory.mktemp("fuzz"))
+    store = SqlStore.open(world.db_path)
+    service = world.service(store)
+    chip = world.chip("dev-1")
+    service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    service.submit(world.proof(chip), NOW_NS)
+    server = ServerThread(service, clock=lambda: NOW_NS)
+    server.start()
+    channel = grpc.insecure_channel(
+        server.address, options=[("grpc.max_send_message_length", 2 * MAX_MESSAGE_BYTES)]
+    )
+    yield channel, store
+    channel.close()
+    server.stop()
+    store.close()
+
+
+def call_raw(channel: grpc.Channel, method: str, data: bytes) -> grpc.StatusCode:
+    try:
+        if method == "WatchAlerts":
+            stream = channel.unary_stream(SERVICE + method)(data, timeout=0.2)
+            for _ in stream:
+                pass
+        else:
+            channel.unary_unary(SERVICE + method)(data, timeout=10)
+    except grpc.RpcError as error:
+        return error.code()  # type: ignore[attr-defined, no-any-return]
+    return grpc.StatusCode.OK
+
+
+def assert_healthy(channel: grpc.Channel) -> None:
+    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    assert call_raw(channel, "GetResultKeys", b"") is grpc.StatusCode.OK
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(method=st.sampled_from(UNARY), data=st.binary(max_size=4096))
+def test_garbage_to_every_unary_method_is_a_typed_answer(verifier, method, data):
+    channel, store = verifier
+    before = store.dump()
+    assert call_raw(channel, method, data) in EXPECTED
+    assert store.dump() == before
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=512))
+def test_garbage_to_the_alert_stream(verifier, data):
+    channel, _store = verifier
+    code = call_raw(channel, "WatchAlerts", data)
+    assert code in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED}
+    assert_healthy(channel)
+
+
+@pytest.mark.parametrize("method", [*UNARY, "WatchAlerts"])
+def test_oversized_message_is_refused_and_the_verifier_stays_healthy(verifier, method):
+    channel, store = verifier
+    before = store.dump()
+    assert call_raw(channel, method, b"\x0a" * (MAX_MESSAGE_BYTES + 1)) in {
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+    assert_healthy(channel)
+    assert store.dump() == before
