@@ -22,7 +22,14 @@ from conftest import UNIX_NS, issue_receipt
 from cryptography.hazmat.primitives import serialization
 
 from geoattest.crypto import KeySigner, sha256
-from geoattest.pki import LandmarkRecord, ManufacturerCA, ResultKey, RevocationList, TrustAnchors
+from geoattest.pki import (
+    LandmarkRecord,
+    LandmarkRegistry,
+    ManufacturerCA,
+    ResultKey,
+    RevocationList,
+    TrustAnchors,
+)
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
@@ -118,10 +125,16 @@ class VerifierWorld:
     landmarks: dict[str, KeySigner]
     result_key: ResultKey
     licensed: dict[str, str]
+    valid_until: str = LICENCE_UNTIL
     revocations: RevocationList = field(default_factory=RevocationList)
 
     @classmethod
-    def create(cls, root: Path, licensed: dict[str, str] | None = None) -> VerifierWorld:
+    def create(
+        cls,
+        root: Path,
+        licensed: dict[str, str] | None = None,
+        valid_until: str = LICENCE_UNTIL,
+    ) -> VerifierWorld:
         ca = ManufacturerCA.create("Test Accelerators", _at(UNIX_NS) - dt.timedelta(days=1))
         world = cls(
             root,
@@ -129,6 +142,7 @@ class VerifierWorld:
             {lid: KeySigner.generate() for lid in LANDMARK_SITES},
             ResultKey.generate(),
             licensed or {f"dev-{i}": "FRA-300" for i in range(1, 6)} | {"dev-syd": "SYD-300"},
+            valid_until,
         )
         world.write_files()
         return world
@@ -151,12 +165,35 @@ class VerifierWorld:
             json.dumps(
                 {
                     "licences": {
-                        device_id: {"region": region, "valid_until": LICENCE_UNTIL}
+                        device_id: {"region": region, "valid_until": self.valid_until}
                         for device_id, region in self.licensed.items()
                     }
                 }
             )
         )
+
+    def serve_args(self, listen: str = "127.0.0.1:0") -> list[str]:
+        """Operator files for ``geoattest verifier serve`` (real policy), and its flags."""
+        registry, policy, key_dir = (
+            self.root / "landmarks.json",
+            self.root / "policy.json",
+            self.root / "result-key",
+        )
+        if not registry.exists():
+            LandmarkRegistry(self.landmark_records()).save(registry)
+            regions = {
+                name: {"circle": {"lat": lat, "lon": lon, "radius_km": radius}}
+                for name, (lat, lon, radius) in REGIONS.items()
+            }
+            policy.write_text(json.dumps({"id": "test", "version": 1, "regions": regions}))
+            self.result_key.save(key_dir)
+        return [
+            "verifier", "serve", "--listen", listen, "--db", str(self.db_path),
+            "--trust-root", str(self.root / "ca.crt"), "--landmarks", str(registry),
+            "--policy", str(policy), "--licences", str(self.licences_path),
+            "--result-key", str(key_dir), "--verifier-id", VERIFIER_ID,
+            "--measurement", MEASUREMENT.hex(),
+        ]  # fmt: skip
 
     # --- parts of the verifier ------------------------------------------------------
 

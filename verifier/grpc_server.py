@@ -38,6 +38,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -322,6 +323,26 @@ class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
         )
 
 
+def check_bindable(address: str) -> None:
+    """Bind ``address`` once with a plain socket, so that a port in use or an address of
+    another host is a clear error before gRPC logs its own.
+
+    Raises:
+        OSError: naming the address.
+    """
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        family, kind, proto, _, sockaddr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(sockaddr)
+    except (OSError, ValueError, IndexError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OSError(f"cannot listen on {address}: {reason}") from exc
+
+
 class VerifierServer:
     """A started gRPC server with health and reflection; ``stop`` drains it."""
 
@@ -347,6 +368,7 @@ class VerifierServer:
         Raises:
             OSError: the address cannot be bound (in use, not local, malformed).
         """
+        check_bindable(address)
         self.alerts = AlertHub(asyncio.get_running_loop())
         self.service.subscribe(self.alerts.publish)
         self._servicer = VerifierServicer(self.service, self.alerts, clock=self._clock)

@@ -291,7 +291,7 @@ class SqlStore:
             ConfigError: the file cannot be opened or is not a geoattest database.
         """
         if not path.parent.is_dir():
-            raise ConfigError(f"database directory {path.parent} does not exist")
+            raise ConfigError(f"database {path}: directory {path.parent} does not exist")
         engine = create_engine(
             f"sqlite:///{path}",
             connect_args={"check_same_thread": False, "isolation_level": None},

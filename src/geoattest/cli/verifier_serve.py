@@ -1,0 +1,202 @@
+"""``geoattest verifier serve`` and the client commands ``enrol`` and ``status``.
+
+Every input is checked before the server binds, and every failure (a missing file, a bad
+flag value, a port in use, an unreachable verifier) is a one-line error naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from geoattest.cli.pki import verifier_app
+from geoattest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from verifier.grpc_server import VerifierServer
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_VERIFIER_ID = "geoattest-verifier"
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise ConfigError(f"{what} {path} does not exist")
+    return path
+
+
+def _address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"address {value!r} is not HOST:PORT")
+    return value
+
+
+def _measurements(values: list[str]) -> frozenset[bytes] | None:
+    try:
+        digests = frozenset(bytes.fromhex(v) for v in values)
+    except ValueError as exc:
+        raise ConfigError(f"--measurement must be hex: {exc}") from exc
+    if any(len(d) != 32 for d in digests):
+        raise ConfigError("--measurement must be a SHA-256 digest (64 hex characters)")
+    return digests or None
+
+
+@verifier_app.command("serve")
+def verifier_serve(
+    db: Annotated[Path, typer.Option(help="SQLite database file (created if missing).")],
+    trust_root: Annotated[
+        list[Path], typer.Option(help="Manufacturer root certificate PEM (repeatable).")
+    ],
+    landmarks: Annotated[Path, typer.Option(help="Landmark registry JSON.")],
+    policy: Annotated[Path, typer.Option(help="Region policy JSON.")],
+    licences: Annotated[Path, typer.Option(help="Licences JSON (device -> region, expiry).")],
+    result_key: Annotated[Path, typer.Option(help="Result key directory ('verifier keygen').")],
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on (port 0: any).")] = (
+        DEFAULT_LISTEN
+    ),
+    revocations: Annotated[Path | None, typer.Option(help="Revocation list JSON.")] = None,
+    verifier_id: Annotated[
+        str, typer.Option(help="This verifier's id, as possession proofs must name it.")
+    ] = DEFAULT_VERIFIER_ID,
+    quorum: Annotated[int, typer.Option(min=1, help="Fewest landmarks a proof needs.")] = 3,
+    measurement: Annotated[
+        list[str] | None,
+        typer.Option(help="Allowed agent firmware SHA-256, hex (repeatable; none: any)."),
+    ] = None,
+    cadence_s: Annotated[int, typer.Option(min=1, help="Expected seconds between proofs.")] = 3600,
+    stale_after: Annotated[
+        int, typer.Option(min=1, help="Missed cadences before a device is STALE.")
+    ] = 3,
+    synchronous: Annotated[
+        str, typer.Option(help="SQLite synchronous: FULL (power-cut safe) or NORMAL.")
+    ] = "FULL",
+    grace_s: Annotated[float, typer.Option(min=0, help="Drain time at shutdown.")] = 5.0,
+) -> None:
+    """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop."""
+    # Imported here so that the other commands start without gRPC and SQLAlchemy.
+    from geoattest.geo import load_policy  # noqa: PLC0415
+    from geoattest.pki import LandmarkRegistry, ResultKey, RevocationList, TrustAnchors  # noqa: PLC0415
+    from verifier.grpc_server import VerifierServer  # noqa: PLC0415
+    from verifier.licences import Licences  # noqa: PLC0415
+    from verifier.pipeline import PipelineConfig, ProofAppraiser  # noqa: PLC0415
+    from verifier.results import ResultSigner  # noqa: PLC0415
+    from verifier.service import VerifierConfig, VerifierService  # noqa: PLC0415
+    from verifier.store import SqlStore, Synchronous  # noqa: PLC0415
+
+    address = _address(listen)
+    try:
+        sync = Synchronous(synchronous.upper())
+    except ValueError:
+        raise ConfigError(f"--synchronous must be FULL or NORMAL, not {synchronous!r}") from None
+    anchors = TrustAnchors.from_pem_files(_existing(p, "trust root") for p in trust_root)
+    registry = LandmarkRegistry.load(_existing(landmarks, "landmark registry"))
+    revoked = (
+        RevocationList.load(_existing(revocations, "revocation list"))
+        if revocations
+        else (RevocationList())
+    )
+    region = load_policy(_existing(policy, "region policy")).appraiser()
+    licensed = Licences.load(_existing(licences, "licences file"), region.has_region)
+    key = ResultKey.load(_existing(result_key, "result key directory"))
+    appraiser = ProofAppraiser(
+        PipelineConfig(quorum=quorum, allowed_measurements=_measurements(measurement or [])),
+        registry,
+        revoked,
+        region,
+    )
+    store = SqlStore.open(db, synchronous=sync)
+    service = VerifierService(
+        VerifierConfig(
+            verifier_id,
+            cadence_ns=cadence_s * 1_000_000_000,
+            stale_after_cadences=stale_after,
+        ),
+        anchors=anchors,
+        appraiser=appraiser,
+        licences=licensed,
+        signer=ResultSigner(key, verifier_id=verifier_id, policy_id=region.policy_id),
+        store=store,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(_serve(VerifierServer(service, sweep_every_s=cadence_s / 4), address, grace_s))
+    finally:
+        store.close()
+
+
+async def _serve(server: VerifierServer, address: str, grace_s: float) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    port = await server.start(address)
+    host = address.rpartition(":")[0]
+    typer.echo(f"verifier listening on {host}:{port}")
+    await stopping.wait()
+    typer.echo("verifier draining", err=True)
+    await server.stop(grace_s)
+
+
+TargetOption = Annotated[str, typer.Option(help="Verifier address HOST:PORT.")]
+
+
+def _call_verifier(target: str, call: Coroutine[Any, Any, str]) -> str:
+    """Run one client call; an unreachable or refusing verifier is a one-line error."""
+    from verifier.client import VerifierRefused  # noqa: PLC0415
+
+    try:
+        return asyncio.run(call)
+    except VerifierRefused as exc:
+        raise ConfigError(f"verifier at {target}: {exc.code.name} {exc.detail}") from exc
+
+
+@verifier_app.command("status")
+def verifier_status(
+    device_id: Annotated[str, typer.Option(help="Device id.")],
+    target: TargetOption = DEFAULT_LISTEN,
+    timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
+) -> None:
+    """Print a device's state, last counter and last verdict."""
+    from verifier.client import VerifierClient  # noqa: PLC0415
+
+    _address(target)
+
+    async def status() -> str:
+        async with VerifierClient(target, timeout_s=timeout_s) as client:
+            reply = await client.device_status(device_id)
+        return (
+            f"{reply.device_id} {reply.state} region={reply.licensed_region} "
+            f"counter={reply.last_counter} verdict={reply.last_verdict}"
+        )
+
+    typer.echo(_call_verifier(target, status()))
+
+
+@verifier_app.command("enrol")
+def verifier_enrol(
+    keystore: Annotated[Path, typer.Option(help="Device key store ('device provision').")],
+    target: TargetOption = DEFAULT_LISTEN,
+    verifier_id: Annotated[str, typer.Option(help="The verifier's id.")] = DEFAULT_VERIFIER_ID,
+    timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
+) -> None:
+    """Enrol a provisioned device with a verifier (proof of possession by its key store)."""
+    from attestor.keystore import DeviceKeyStore  # noqa: PLC0415
+    from verifier.client import VerifierClient, enrolment_request  # noqa: PLC0415
+
+    _address(target)
+    device = DeviceKeyStore.open(_existing(keystore, "key store"))
+    request = enrolment_request(device, device.device_id, device.certificate_der(), (), verifier_id)
+
+    async def enrol() -> str:
+        async with VerifierClient(target, timeout_s=timeout_s) as client:
+            reply = await client.enroll(request)
+        return f"device {reply.device_id} enrolled, licensed for {reply.licensed_region}"
+
+    typer.echo(_call_verifier(target, enrol()))

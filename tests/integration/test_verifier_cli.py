@@ -1,0 +1,99 @@
+"""``geoattest verifier serve|status|enrol`` through the real console script: every bad
+input is a one-line error naming it and a non-zero exit."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from verifier_world import VerifierWorld
+
+GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GEOATTEST, *args], capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> VerifierWorld:
+    return VerifierWorld.create(tmp_path_factory.mktemp("cli"))
+
+
+def with_option(args: list[str], option: str, value: str) -> list[str]:
+    changed = list(args)
+    changed[changed.index(option) + 1] = value
+    return changed
+
+
+def test_serve_with_an_unknown_flag(world):
+    assert_one_line_error(run(*world.serve_args(), "--colour", "blue"), "--colour")
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["--trust-root", "--landmarks", "--policy", "--licences", "--result-key"],
+)
+def test_serve_with_a_missing_file_names_it(world, tmp_path, option):
+    missing = str(tmp_path / f"missing{option}")
+    assert_one_line_error(run(*with_option(world.serve_args(), option, missing)), missing)
+
+
+def test_serve_with_a_database_in_a_missing_directory(world, tmp_path):
+    db = str(tmp_path / "nowhere" / "verifier.db")
+    assert_one_line_error(run(*with_option(world.serve_args(), "--db", db)), db)
+
+
+def test_serve_with_a_malformed_address(world):
+    assert_one_line_error(run(*world.serve_args("localhost")), "localhost")
+
+
+def test_serve_on_a_port_in_use(world):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        assert_one_line_error(run(*world.serve_args(address)), address)
+
+
+def test_serve_on_an_address_not_of_this_host(world):
+    assert_one_line_error(run(*world.serve_args("192.0.2.1:50051")), "192.0.2.1:50051")
+
+
+def unused_address() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_status_of_an_unreachable_verifier(world):
+    address = unused_address()
+    result = run(
+        "verifier", "status", "--device-id", "dev-1", "--target", address, "--timeout-s", "1"
+    )
+    assert_one_line_error(result, address)
+
+
+def test_enrol_with_a_missing_key_store(tmp_path):
+    missing = str(tmp_path / "no-keystore")
+    assert_one_line_error(run("verifier", "enrol", "--keystore", missing), missing)
+
+
+def test_status_with_a_bad_flag_value():
+    assert_one_line_error(
+        run("verifier", "status", "--device-id", "d", "--timeout-s", "soon"), "--timeout-s"
+    )
