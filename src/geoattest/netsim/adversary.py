@@ -11,8 +11,8 @@ any delivery faster than ``transit.floor_ns`` (the geodesic distance between the
 endpoints at c): an adversary may add delay, or reroute over a faster medium, but never
 beat light. Example::
 
-    adversary = Compose(
-        FasterThanFibre(chip_site, near_landmark, speed_fraction_of_c=0.95),
+    adversary = Compose(  # a microwave link to the near landmark, and slow the far one
+        FasterThanFibre(model, chip.location, near.location, speed_fraction_of_c=0.95),
         SelectiveDelay({"lm-far": 0.004}),
     )
 """

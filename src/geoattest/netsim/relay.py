@@ -14,9 +14,14 @@ Datagrams from the landmark's address go down to the last address the agent sent
 anything else goes up. One receiver thread serves every link (``selectors``); the
 timer thread sends. N chips x M landmarks is N*M links in one :class:`Emulator`::
 
-    with Emulator(seed=1) as emulator:          # started on entry, stopped on exit
-        link = emulator.add_link(chip, landmark, ("127.0.0.1", landmark_port))
-        agent_sock.sendto(open_msg, link.address)
+    emulator = Emulator(seed=1)
+    links = {
+        (chip.name, lm.name): emulator.add_link(chip, lm, landmark_addresses[lm.name])
+        for chip in chips
+        for lm in landmarks
+    }                                             # add every link first, then start
+    with emulator:                                # started on entry, stopped on exit
+        agent_sock.sendto(open_msg, links["chip-1", "lm-fra"].address)
 
 Delays are measured from the instant the relay received the datagram, so the relay's
 own processing is inside the emulated delay, not added to it.
@@ -112,11 +117,13 @@ class Emulator:
         adversary: Adversary | None = None,
         timer: PreciseTimer | None = None,
     ) -> None:
-        """Args:
-        model: the honest latency model (the shipped calibration by default).
-        seed: makes each link's stretch and jitter reproducible.
-        adversary: consulted for every datagram on every link without its own.
-        timer: a timer to share (its spin window tuned); one of its own by default.
+        """Prepare an emulator; links are added next, then it is started.
+
+        Args:
+            model: the honest latency model (the shipped calibration by default).
+            seed: makes each link's stretch and jitter reproducible.
+            adversary: consulted for every datagram on every link without its own.
+            timer: a timer to use (say, with a tuned spin window); its own by default.
         """
         self.model = model or LatencyModel.default()
         self.adversary = adversary
