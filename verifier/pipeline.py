@@ -57,6 +57,8 @@ class AlertKind(StrEnum):
     """Bad signatures or inconsistent evidence from an enrolled device's key."""
     INCONSISTENT_LANDMARKS = "INCONSISTENT_LANDMARKS"
     """The landmarks' bounds contradict physics: one is faulty or lying."""
+    STALE_DEVICE = "STALE_DEVICE"
+    """No accepted proof for several cadences: powered off, in transit or firewalled."""
 
 
 _TAMPER_REASONS = frozenset(
@@ -150,7 +152,11 @@ class ProofAppraiser:
             device = self._device(envelope.key_id, state, now_ns)
             return self._appraise_signed(envelope, device, state, now_ns)
         except GeoattestError as exc:
-            alerts = (AlertKind.TAMPERING,) if device and exc.reason in _TAMPER_REASONS else ()
+            alerts: tuple[AlertKind, ...] = ()
+            if device is not None and exc.reason is Reason.FORK:
+                alerts = (AlertKind.CLONE,)
+            elif device is not None and exc.reason in _TAMPER_REASONS:
+                alerts = (AlertKind.TAMPERING,)
             return Appraisal(
                 verdict=Verdict.REJECTED,
                 device_id=device.device_id if device else "",

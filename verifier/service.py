@@ -30,7 +30,7 @@ from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, open_envelope
 from verifier.licences import Licences
-from verifier.pipeline import Appraisal, ProofAppraiser
+from verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
 from verifier.results import ResultSigner
 from verifier.state import ChainHead, DeviceRecord
 from verifier.store import (
@@ -44,7 +44,6 @@ from verifier.store import (
 )
 
 SECOND_NS = 1_000_000_000
-STALE_ALERT = "STALE_DEVICE"
 """Alert kind for a device that stopped proving where it is."""
 MIN_NONCE_BYTES = 16
 CONFLICT_RETRIES = 3
@@ -393,7 +392,7 @@ class VerifierService:
             return Alert(
                 alert_id=uuid.uuid4().hex,
                 device_id=device_id,
-                kind=STALE_ALERT,
+                kind=AlertKind.STALE_DEVICE,
                 reason="",
                 detail=f"no accepted proof since {last_seen_ns // SECOND_NS}",
                 time_ns=now_ns,

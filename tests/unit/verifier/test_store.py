@@ -15,7 +15,7 @@ from geoattest.errors import EvidenceError, Reason
 from geoattest.protocol.proof import ProofChain
 from geoattest.verdict import Verdict
 from verifier.pipeline import AlertKind
-from verifier.service import STALE_ALERT, VerifierService
+from verifier.service import VerifierService
 from verifier.state import InMemoryState
 from verifier.store import (
     AlreadyEnrolledError,
@@ -246,7 +246,7 @@ def test_device_without_proofs_for_k_cadences_goes_stale_once(world, store, chip
     assert service.device_status("dev-1", NOW_NS + 60 * S).state is DeviceState.ATTESTING
     assert service.sweep_stale(NOW_NS + 100 * S) == []
     raised = service.sweep_stale(NOW_NS + 200 * S)
-    assert [(a.device_id, a.kind) for a in raised] == [("dev-1", STALE_ALERT)]
+    assert [(a.device_id, a.kind) for a in raised] == [("dev-1", AlertKind.STALE_DEVICE)]
     assert service.sweep_stale(NOW_NS + 300 * S) == []
     assert service.device_status("dev-1", NOW_NS + 300 * S).state is DeviceState.STALE
     service.submit(world.proof(chip, unix_ns=NOW_NS + 299 * S), NOW_NS + 300 * S)
