@@ -41,6 +41,9 @@ def agent_measurement() -> bytes:
 class DeliveryError(GeoattestError):
     """The verifier could not be reached; the proof stays in the outbox."""
 
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.UNREACHABLE, detail)
+
 
 class RoundRunner(Protocol):
     """Runs one timed round with one landmark; returns its receipt or None on failure."""

@@ -109,6 +109,10 @@ class Reason(StrEnum):
     ROUND_ABORTED = "round.aborted"
     """The other side aborted the round."""
 
+    # --- transport ---
+    UNREACHABLE = "transport.unreachable"
+    """A peer (verifier, landmark) could not be reached; nothing was lost, try again."""
+
     # --- operator input ---
     BAD_CONFIG = "config.invalid"
     """A configuration value, file or key is missing or invalid."""
