@@ -1,0 +1,198 @@
+"""The region appraiser: landmark bounds and a licensed region in, a verdict out.
+
+Per proof (the verifier's hot path) it does little: widen each bound (earth model, border
+margin, territorial sea if the policy counts it), draw the few disks that matter as outer
+polygons and intersect them (:mod:`geoattest.geo.feasible`), then ask the prepared,
+STR-tree indexed land pieces which countries that region touches
+(:mod:`geoattest.geo.countries`). Everything heavy (reading Natural Earth, cutting and
+preparing shapes) happens once, when the policy is loaded.
+
+Decisions, where F is the outer feasible region (it contains every place the chip can be):
+
+- INCONSISTENT: F is provably empty.
+- INCONCLUSIVE: F cannot be bounded, or straddles the licensed region's edge, or (policy
+  assumes land) touches no land at all.
+- ALLOWED (country region, land assumption): F touches land, and only land of the licensed
+  countries. Shaped regions: F cut to the land it touches lies inside the region's inner
+  shape; without the land assumption F itself must.
+- OUTSIDE: F does not touch the licensed region (its outer shape).
+- ``embargoed``: F touches land, and only land of embargoed countries (without the land
+  assumption: F lies inside them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import shapely
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+
+from geoattest.geo.feasible import Disks, OuterRegion, area_km2, normalised_parts, outer_region
+from geoattest.geo.policy import LicensedRegion, LocationAssumption, RegionPolicy
+from geoattest.geo.sphere import grow
+from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
+
+
+class GeoAppraiser:
+    """Implements :class:`geoattest.verdict.RegionAppraiser` for one loaded policy."""
+
+    def __init__(self, policy: RegionPolicy) -> None:
+        self.policy = policy
+        self._countries = policy.countries
+        self._land = policy.location is not LocationAssumption.ANYWHERE
+        # Shapes for the no-assumption mode, built once: F must lie inside them.
+        self._country_union: dict[str, BaseGeometry] = {}
+        if not self._land:
+            for region in policy.regions.values():
+                if region.is_countries:
+                    self._country_union[region.name] = self._union(region.countries)
+            if policy.embargo:
+                self._embargo_union: BaseGeometry | None = self._union(policy.embargo)
+            else:
+                self._embargo_union = None
+
+    def _union(self, codes: frozenset[str]) -> BaseGeometry:
+        geom = shapely.unary_union([self._countries.get(c).shape for c in sorted(codes)])
+        shapely.prepare(geom)
+        return geom
+
+    @property
+    def policy_id(self) -> str:
+        return self.policy.policy_id
+
+    def has_region(self, region: str) -> bool:
+        return region in self.policy.regions
+
+    def feasible(self, bounds: Sequence[LandmarkBound]) -> OuterRegion:
+        """The outer feasible region for these bounds, widened as the policy says."""
+        extra = self.policy.extra_km
+        return outer_region(
+            Disks.from_degrees(
+                [b.latitude for b in bounds],
+                [b.longitude for b in bounds],
+                [grow(b.bound_km + extra) for b in bounds],
+            )
+        )
+
+    def appraise(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal:
+        """Verdict for a chip licensed to ``region``; never ALLOWED unless proven inside."""
+        licensed = self.policy.regions.get(region)
+        if licensed is None:
+            return _inconclusive(f"licensed region {region!r} is not defined by {self.policy_id}")
+        if not bounds:
+            return _inconclusive("no landmark bounds")
+        for b in bounds:
+            if not (
+                math.isfinite(b.latitude)
+                and -90.0 <= b.latitude <= 90.0
+                and math.isfinite(b.longitude)
+                and math.isfinite(b.bound_km)
+                and b.bound_km >= 0.0
+            ):
+                return _inconclusive(f"landmark {b.landmark_id!r} has an unusable bound")
+        outer = self.feasible(bounds)
+        if outer.empty:
+            return RegionAppraisal(
+                verdict=Verdict.INCONSISTENT,
+                detail="the landmark disks have no common point",
+            )
+        if outer.polygon is None:
+            return _inconclusive("no disk can be bounded (each holds a pole or a hemisphere)")
+        parts = normalised_parts(outer.polygon)
+        touched_pieces = [self._countries.touching_pieces(p) for p in parts]
+        codes_at = self._countries.code_at
+        piece_code = self._countries.piece_code
+        touched = {codes_at(int(i)) for hit in touched_pieces for i in set(piece_code[hit])}
+        if licensed.is_countries:
+            verdict, detail = self._countries_verdict(licensed, parts, touched)
+        else:
+            verdict, detail = self._shape_verdict(licensed, parts, touched_pieces)
+        return RegionAppraisal(
+            verdict=verdict,
+            embargoed=self._embargoed(parts, touched),
+            feasible_area_km2=area_km2(outer.polygon),
+            feasible_region=_geojson(parts),
+            detail=detail,
+            extra={
+                "touched": sorted(touched),
+                "disks_used": list(outer.used),
+                "disks_dropped": list(outer.dropped),
+                "location": self.policy.location.value,
+                "widened_km": self.policy.extra_km,
+            },
+        )
+
+    def _countries_verdict(
+        self, licensed: LicensedRegion, parts: list[BaseGeometry], touched: set[str]
+    ) -> tuple[Verdict, str]:
+        inside = touched & licensed.countries
+        if not inside:
+            if self._land and not touched:
+                return Verdict.INCONCLUSIVE, "the feasible region touches no land"
+            return Verdict.OUTSIDE, "the feasible region does not touch the licensed region"
+        if self._land:
+            if touched <= licensed.countries:
+                return Verdict.ALLOWED, "all land in the feasible region is licensed"
+        elif all(self._country_union[licensed.name].covers(p) for p in parts):
+            return Verdict.ALLOWED, "the feasible region lies inside the licensed region"
+        return Verdict.INCONCLUSIVE, "the feasible region straddles the licensed region's edge"
+
+    def _shape_verdict(
+        self, licensed: LicensedRegion, parts: list[BaseGeometry], touched_pieces: list[Any]
+    ) -> tuple[Verdict, str]:
+        assert licensed.inner is not None
+        assert licensed.outer is not None
+        if self.policy.location is LocationAssumption.LAND:
+            if not any(len(hit) for hit in touched_pieces):
+                return Verdict.INCONCLUSIVE, "the feasible region touches no land"
+            pieces = self._countries.pieces
+            clipped = [
+                shapely.intersection(pieces[hit], part)
+                for part, hit in zip(parts, touched_pieces, strict=True)
+                if len(hit)
+            ]
+            if not any(shapely.intersects(licensed.outer, c).any() for c in clipped):
+                return Verdict.OUTSIDE, "no land in the feasible region is in the licensed region"
+            if all(shapely.covers(licensed.inner, c).all() for c in clipped):
+                return Verdict.ALLOWED, "all land in the feasible region is licensed"
+        else:
+            # Territorial waters or no assumption: judge the whole region (the stronger test).
+            if not any(licensed.outer.intersects(p) for p in parts):
+                return Verdict.OUTSIDE, "the feasible region does not touch the licensed region"
+            if all(licensed.inner.covers(p) for p in parts):
+                return Verdict.ALLOWED, "the feasible region lies inside the licensed region"
+        return Verdict.INCONCLUSIVE, "the feasible region straddles the licensed region's edge"
+
+    def _embargoed(self, parts: list[BaseGeometry], touched: set[str]) -> bool:
+        embargo = self.policy.embargo
+        if not embargo or not touched or not touched <= embargo:
+            return False
+        if self._land:
+            return True
+        assert self._embargo_union is not None
+        return all(self._embargo_union.covers(p) for p in parts)
+
+
+def _inconclusive(detail: str) -> RegionAppraisal:
+    return RegionAppraisal(verdict=Verdict.INCONCLUSIVE, detail=detail)
+
+
+def _geojson(parts: list[BaseGeometry]) -> dict[str, Any]:
+    if len(parts) == 1 and isinstance(parts[0], Polygon) and not parts[0].interiors:
+        return {"type": "Polygon", "coordinates": [shapely.get_coordinates(parts[0]).tolist()]}
+    polygons = [p for part in parts for p in shapely.get_parts(part) if p.geom_type == "Polygon"]
+    if not polygons:
+        # A region of zero area (disks that only touch): report its hull as a polygon.
+        hull = shapely.convex_hull(shapely.union_all(parts)).buffer(1e-9)
+        polygons = [hull]
+    coords = [
+        [shapely.get_coordinates(p.exterior).tolist()]
+        + [shapely.get_coordinates(h).tolist() for h in p.interiors]
+        for p in polygons
+    ]
+    if len(coords) == 1:
+        return {"type": "Polygon", "coordinates": coords[0]}
+    return {"type": "MultiPolygon", "coordinates": coords}

@@ -1,0 +1,296 @@
+"""The feasible region: an outer polygon around the intersection of the landmarks' disks.
+
+Each landmark's disk (a spherical cap of radius :func:`~geoattest.geo.sphere.grow` of its
+bound) is replaced by a polygon in longitude/latitude that provably contains it:
+
+1. Vertices are placed on a circle of angular radius ``rho_v`` around the landmark, with
+   ``tan(rho_v) = tan(rho + eps) / cos(pi / n)``: the spherical polygon whose edges are
+   great-circle arcs through them then has inscribed radius ``rho + eps``, so every point
+   of each edge's great circle is at least ``rho + eps`` from the centre.
+2. The polygon's edges are straight in longitude/latitude, not great-circle arcs. Along a
+   straight edge ``x(t)`` (unit vector, ``t`` in [0, 1]) the distance to the arc's plane
+   ``g(t) = n . x(t)`` vanishes at both ends and ``|g''| <= |x''| <= (|dphi| + |dlam|)^2``,
+   so the edge strays at most ``asin((|dphi| + |dlam|)^2 / 8)`` from the great circle. That
+   is ``eps``: it is computed from the actual vertices and checked after placing them.
+
+The polygon boundary therefore lies wholly outside the open cap; the cap is connected and
+contains its centre, which is inside the polygon, so the cap lies inside the polygon. This
+needs a cap that does not contain a pole (and so spans less than 180 degrees of longitude):
+such caps (and caps of a hemisphere or more) cannot be drawn and are *left out* of the
+intersection, which only makes it larger (sound). If no cap can be drawn, there is no
+bounded outer region and the caller fails closed.
+
+Longitudes are unwrapped around the meridian of the drawn cap with the smallest radius, so
+the region is one polygon even across the antimeridian; its longitudes may leave
+[-180, 180] and :func:`normalised_parts` folds them back for lookups.
+
+Emptiness is claimed only when outer polygons (or a pair of grown caps) are disjoint, so
+INCONSISTENT is never claimed for measurements that a real chip could produce.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+import shapely.affinity
+from numpy.typing import NDArray
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+
+from geoattest.geo.sphere import EARTH_RADIUS_KM, FloatArray, angle_between
+
+VERTICES = 48
+"""Vertices per disk polygon; the circumscription costs a factor 1/cos(pi/48), i.e. 0.21%."""
+POLE_CLEARANCE = math.radians(0.5)
+"""A drawable cap stays this far from either pole."""
+_TINY = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class Disks:
+    """Landmark disks on the sphere: centres in radians and grown angular radii."""
+
+    phi: FloatArray
+    lam: FloatArray
+    rho: FloatArray
+
+    @classmethod
+    def from_degrees(
+        cls, lats: Sequence[float], lons: Sequence[float], radii_km: Sequence[float]
+    ) -> Disks:
+        """Disks from centres in degrees and radii in km that are already grown."""
+        return cls(
+            np.radians(np.asarray(lats, dtype=float)),
+            np.radians(np.asarray(lons, dtype=float)),
+            np.asarray(radii_km, dtype=float) / EARTH_RADIUS_KM,
+        )
+
+    def __len__(self) -> int:
+        return int(self.rho.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class OuterRegion:
+    """The outcome of bounding the intersection of the disks.
+
+    Exactly one holds: ``empty`` (provably no common point), ``polygon`` is a region that
+    contains every common point, or neither (no bounded outer region could be drawn).
+    """
+
+    empty: bool
+    polygon: BaseGeometry | None
+    used: tuple[int, ...] = ()
+    """Indices of the disks whose polygons were intersected."""
+    dropped: tuple[int, ...] = ()
+    """Indices of disks that could not be drawn (a pole, a hemisphere) and were left out."""
+
+
+def _circumscribed(rho: float, vertices: int) -> float:
+    """Vertex radius of the n-gon of great-circle arcs whose inscribed radius is ``rho``."""
+    return math.atan(math.tan(rho) / math.cos(math.pi / vertices))
+
+
+def _stray_bound(phi: float, rho_v: float, vertices: int) -> float:
+    """How far (radians) a straight lon/lat edge can stray from its great-circle arc.
+
+    An edge spans the arc ``s = 2 asin(sin(rho_v) sin(pi / n))``; along it latitude moves at
+    most ``s`` and longitude at most ``s / cos(phi_max)``, ``phi_max = |phi| + rho_v`` the
+    highest latitude the cap reaches, so ``|dphi| + |dlam| <= s (1 + 1 / cos(phi_max))``.
+    """
+    s = 2.0 * math.asin(min(1.0, math.sin(rho_v) * math.sin(math.pi / vertices)))
+    reach = abs(phi) + rho_v
+    if reach >= math.pi / 2 - POLE_CLEARANCE:
+        return math.inf
+    g = (s * (1.0 + 1.0 / math.cos(reach))) ** 2 / 8.0
+    return math.asin(g) if g < 1.0 else math.inf
+
+
+def ring_radius(phi: float, rho: float, vertices: int = VERTICES, *, outward: bool = True) -> float:
+    """The vertex radius (radians) of a sound ring around the cap, or NaN if none can be drawn.
+
+    Outward: the lon/lat ring encloses the cap. Inward: the ring lies inside the cap.
+    """
+    if not (0.0 <= rho < math.pi / 2 - 1e-6):
+        return math.nan
+    if outward:
+        # Bound the stray at a radius at least as large as the one we end up using.
+        first = _stray_bound(phi, _circumscribed(rho, vertices), vertices)
+        if not math.isfinite(first) or rho + 2.0 * first >= math.pi / 2 - 1e-6:
+            return math.nan
+        trial = _circumscribed(rho + 2.0 * first + 1e-12, vertices)
+        eps = _stray_bound(phi, trial, vertices)
+        if not math.isfinite(eps) or rho + eps >= math.pi / 2 - 1e-6:
+            return math.nan
+        rho_v = _circumscribed(rho + eps, vertices)
+        return rho_v if rho_v <= trial else math.nan
+    eps = _stray_bound(phi, rho, vertices)
+    if not math.isfinite(eps) or eps >= rho:
+        return math.nan
+    return rho - eps
+
+
+_UNIT: dict[int, tuple[FloatArray, FloatArray]] = {}
+
+
+def _bearings(vertices: int) -> tuple[FloatArray, FloatArray]:
+    if vertices not in _UNIT:
+        theta = np.linspace(0.0, 2 * math.pi, vertices, endpoint=False)
+        _UNIT[vertices] = (np.cos(theta), np.sin(theta))
+    return _UNIT[vertices]
+
+
+def rings(
+    phi: FloatArray, lam: FloatArray, rho_v: FloatArray, lam_ref: float, vertices: int = VERTICES
+) -> FloatArray:
+    """Rings (degrees, shape ``(m, vertices, 2)``) with vertices at ``rho_v`` around each
+    centre, longitudes unwrapped around ``lam_ref`` (radians)."""
+    cos_t, sin_t = _bearings(vertices)
+    lam_c = lam_ref + (lam - lam_ref + math.pi) % (2 * math.pi) - math.pi
+    sp, cp = np.sin(phi)[:, None], np.cos(phi)[:, None]
+    sr, cr = np.sin(rho_v)[:, None], np.cos(rho_v)[:, None]
+    sin_p2 = sp * cr + cp * sr * cos_t
+    np.clip(sin_p2, -1.0, 1.0, out=sin_p2)
+    out = np.empty((len(phi), vertices, 2))
+    out[:, :, 1] = np.degrees(np.arcsin(sin_p2))
+    out[:, :, 0] = np.degrees(lam_c[:, None] + np.arctan2(sin_t * sr * cp, cr - sp * sin_p2))
+    return out
+
+
+def cap_rings(
+    phi: FloatArray,
+    lam: FloatArray,
+    rho: FloatArray,
+    lam_ref: float,
+    vertices: int = VERTICES,
+    *,
+    outward: bool = True,
+) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """Sound rings around (``outward``) or inside caps, and whether each could be drawn.
+
+    A ring whose flag is False is garbage and must not be used.
+    """
+    rho_v = np.array(
+        [
+            ring_radius(float(p), float(r), vertices, outward=outward)
+            for p, r in zip(phi, rho, strict=True)
+        ]
+    )
+    ok = np.isfinite(rho_v)
+    return rings(phi, lam, np.where(ok, rho_v, 0.0), lam_ref, vertices), ok
+
+
+def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
+    """An outer polygon of the disks' intersection (see the module docstring)."""
+    k = len(disks)
+    if k == 0:
+        return OuterRegion(empty=False, polygon=None)
+    phi, lam, rho = disks.phi, disks.lam, disks.rho
+    rho_list = rho.tolist()
+    base = min(range(k), key=rho_list.__getitem__)
+    rho_v0 = ring_radius(float(phi[base]), rho_list[base], vertices)
+    if not math.isfinite(rho_v0):
+        drawable = [
+            (rho_list[i], i)
+            for i in range(k)
+            if math.isfinite(ring_radius(float(phi[i]), rho_list[i], vertices))
+        ]
+        if not drawable:
+            return _pairwise_only(disks)
+        base = min(drawable)[1]
+    d = _angles_from(float(phi[base]), float(lam[base]), phi.tolist(), lam.tolist())
+    rho_b = rho_list[base]
+    rel = [base]
+    for i in range(k):
+        if i == base:
+            continue
+        if d[i] > rho_b + rho_list[i] + _TINY:
+            # Two caps farther apart than their radii have no common point.
+            return OuterRegion(empty=True, polygon=None)
+        if d[i] + rho_b > rho_list[i]:
+            rel.append(i)  # cap i does not wholly contain the base cap: it cuts the region
+    rho_v = [ring_radius(float(phi[i]), rho_list[i], vertices) for i in rel]
+    used = tuple(i for i, r in zip(rel, rho_v, strict=True) if math.isfinite(r))
+    dropped = tuple(i for i, r in zip(rel, rho_v, strict=True) if not math.isfinite(r))
+    idx = np.asarray(used)
+    xy = rings(
+        phi[idx],
+        lam[idx],
+        np.asarray([r for r in rho_v if math.isfinite(r)]),
+        float(lam[base]),
+        vertices,
+    )
+    polygons = np.asarray(shapely.polygons(xy), dtype=object)
+    region: BaseGeometry = (
+        polygons[0] if polygons.shape[0] == 1 else shapely.intersection_all(polygons)
+    )
+    if region.is_empty:
+        return OuterRegion(empty=True, polygon=None, used=used, dropped=dropped)
+    return OuterRegion(empty=False, polygon=region, used=used, dropped=dropped)
+
+
+def _angles_from(phi0: float, lam0: float, phi: list[float], lam: list[float]) -> list[float]:
+    """Central angles from one point to a few others (haversine; plain floats are faster
+    than numpy for the handful of landmarks in a proof)."""
+    c0 = math.cos(phi0)
+    out = []
+    for p, la in zip(phi, lam, strict=True):
+        h = math.sin((p - phi0) / 2) ** 2 + c0 * math.cos(p) * math.sin((la - lam0) / 2) ** 2
+        out.append(2 * math.asin(math.sqrt(min(1.0, max(0.0, h)))))
+    return out
+
+
+def _pairwise_only(disks: Disks) -> OuterRegion:
+    """No cap can be drawn: the most we can say is whether two caps are disjoint."""
+    phi, lam, rho = disks.phi, disks.lam, disks.rho
+    d = angle_between(phi[:, None], lam[:, None], phi[None, :], lam[None, :])
+    if np.any(d > rho[:, None] + rho[None, :] + _TINY):
+        return OuterRegion(empty=True, polygon=None)
+    return OuterRegion(empty=False, polygon=None, dropped=tuple(range(len(disks))))
+
+
+def normalised_parts(region: BaseGeometry) -> list[BaseGeometry]:
+    """The region cut at the antimeridian, each part moved into [-180, 180] longitude."""
+    minx, _, maxx, _ = region.bounds
+    if minx >= -180.0 and maxx <= 180.0:
+        return [region]
+    parts = []
+    for shift in (-360.0, 0.0, 360.0):
+        window = shapely.box(-180.0 - shift, -90.0, 180.0 - shift, 90.0)
+        piece = shapely.intersection(region, window)
+        if not piece.is_empty:
+            parts.append(shapely.affinity.translate(piece, xoff=shift))
+    return parts
+
+
+def area_km2(region: BaseGeometry | None) -> float:
+    """Area on the sphere of a longitude/latitude polygon (edges taken as on the equal-area
+    cylinder; a display figure, never used for a verdict)."""
+    if region is None or region.is_empty:
+        return 0.0
+    if isinstance(region, Polygon) and not region.interiors:
+        return _ring_area(shapely.get_coordinates(region))
+    total = 0.0
+    for poly in shapely.get_parts(region):
+        if poly.geom_type != "Polygon":
+            continue
+        total += _ring_area(np.asarray(poly.exterior.coords))
+        for hole in poly.interiors:
+            total -= _ring_area(np.asarray(hole.coords))
+    return total
+
+
+def _ring_area(xy: FloatArray) -> float:
+    lam, s = np.radians(xy[:, 0]), np.sin(np.radians(xy[:, 1]))
+    a = np.sum((lam[1:] - lam[:-1]) * (s[1:] + s[:-1])) / 2.0
+    return float(abs(a) * EARTH_RADIUS_KM**2)
+
+
+def contains_point(region: BaseGeometry | None, lat: float, lon: float) -> bool:
+    """Whether (lat, lon) lies in the region (trying every unwrapping of the longitude)."""
+    if region is None:
+        return False
+    return any(region.covers(shapely.Point(lon + shift, lat)) for shift in (-360.0, 0.0, 360.0))

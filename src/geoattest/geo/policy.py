@@ -1,0 +1,344 @@
+"""Region policies as versioned data: licensed regions, the embargo list, the land assumption.
+
+A policy is a JSON file::
+
+    {
+      "id": "asia-pilot",
+      "version": 3,
+      "location": "land",
+      "border_margin_km": 1.0,
+      "regions": {
+        "SG": {"countries": ["SG"]},
+        "greater-tokyo": {"circle": {"lat": 35.68, "lon": 139.77, "radius_km": 60}},
+        "campus": {"geojson_file": "campus.geojson"}
+      },
+      "embargo": ["KP", "IR", "SY", "CU"]
+    }
+
+``location`` says where chips are assumed to be (see :class:`LocationAssumption`);
+``border_margin_km`` widens every disk to cover the positional error of the borders and
+coastlines. A region is exactly one of ``countries`` (ISO 3166-1 alpha-2 codes resolved to
+Natural Earth shapes, see :mod:`geoattest.geo.countries`), ``geojson`` (an inline Polygon,
+MultiPolygon, Feature or FeatureCollection), ``geojson_file`` (the same, in a file relative
+to the policy) or ``circle`` (a licensed site and a radius). Anything the loader does not
+understand (an unknown key, a code with no shape, malformed GeoJSON) is a
+:class:`~geoattest.errors.ConfigError` naming the problem; nothing is silently dropped.
+
+Example::
+
+    policy = load_policy(Path("policy.json"))
+    appraiser = policy.appraiser()          # implements geoattest.verdict.RegionAppraiser
+    appraiser.appraise(bounds, "SG").verdict
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import shapely
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from geoattest.errors import ConfigError
+from geoattest.geo.countries import Countries, natural_earth
+from geoattest.geo.feasible import cap_rings, normalised_parts
+from geoattest.geo.sphere import EARTH_RADIUS_KM, grow, shrink
+
+if TYPE_CHECKING:
+    from geoattest.geo.appraiser import GeoAppraiser
+
+TERRITORIAL_SEA_KM = 22.224
+"""12 nautical miles (UNCLOS art. 3)."""
+DEFAULT_BORDER_MARGIN_KM = 1.0
+"""Default widening of every disk for the positional error of 1:10m borders and coasts."""
+CIRCLE_VERTICES = 128
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_CODE = re.compile(r"^[A-Z]{2}$")
+_TOP_KEYS = frozenset({"id", "version", "location", "border_margin_km", "regions", "embargo"})
+_REGION_KINDS = frozenset({"countries", "geojson", "geojson_file", "circle"})
+_CIRCLE_KEYS = frozenset({"lat", "lon", "radius_km"})
+
+
+class LocationAssumption(StrEnum):
+    """Where a policy assumes chips are; this decides what the feasible region is cut to."""
+
+    LAND = "land"
+    """Chips are on land: the feasible region is cut to the land of all countries first
+    (a point at sea belongs to no country). The default; a ship-borne chip breaks it."""
+    TERRITORIAL_WATERS = "territorial_waters"
+    """Chips are on land or within 12 nautical miles of it; a point in the territorial sea
+    of a licensed country counts only if it is not also within 12 nmi of foreign land."""
+    ANYWHERE = "anywhere"
+    """No assumption: the whole feasible region must lie inside the licensed region, so a
+    disk that reaches the sea is never ALLOWED for a country region."""
+
+
+@dataclass(frozen=True, slots=True)
+class LicensedRegion:
+    """One licence region. Country regions are decided by country code; shaped regions
+    (GeoJSON, circle) by geometry, with an inner shape for ALLOWED and an outer one for
+    OUTSIDE (equal for GeoJSON, which is exact by definition)."""
+
+    name: str
+    countries: frozenset[str] = frozenset()
+    inner: BaseGeometry | None = None
+    outer: BaseGeometry | None = None
+
+    @property
+    def is_countries(self) -> bool:
+        return self.inner is None
+
+
+@dataclass(frozen=True, slots=True)
+class RegionPolicy:
+    """A loaded region policy (see the module docstring for the file format)."""
+
+    id: str
+    version: int
+    regions: Mapping[str, LicensedRegion]
+    embargo: frozenset[str] = frozenset()
+    location: LocationAssumption = LocationAssumption.LAND
+    border_margin_km: float = DEFAULT_BORDER_MARGIN_KM
+    countries: Countries = field(default_factory=natural_earth, repr=False, compare=False)
+
+    @property
+    def policy_id(self) -> str:
+        return f"policy:region/{self.id}@{self.version}"
+
+    def appraiser(self) -> GeoAppraiser:
+        """The :class:`~geoattest.verdict.RegionAppraiser` for this policy."""
+        from geoattest.geo.appraiser import GeoAppraiser  # noqa: PLC0415 (it imports us)
+
+        return GeoAppraiser(self)
+
+    @property
+    def extra_km(self) -> float:
+        """How much every disk is widened before judging: the border margin, plus the
+        territorial sea when the policy counts it."""
+        waters = TERRITORIAL_SEA_KM if self.location is LocationAssumption.TERRITORIAL_WATERS else 0
+        return self.border_margin_km + waters
+
+
+def country_region(
+    name: str, codes: Iterable[str], countries: Countries | None = None
+) -> LicensedRegion:
+    """A region made of whole countries; every code must have a Natural Earth shape."""
+    countries = countries or natural_earth()
+    resolved = frozenset(_code(c, countries, f"region {name!r}") for c in codes)
+    if not resolved:
+        raise ConfigError(f"region {name!r}: empty country list")
+    return LicensedRegion(name=name, countries=resolved)
+
+
+def circle_region(name: str, lat: float, lon: float, radius_km: float) -> LicensedRegion:
+    """A licensed site and a radius: drawn inward for ALLOWED and outward for OUTSIDE."""
+    where = f"region {name!r} circle"
+    lat, lon = _finite(lat, f"{where} lat"), _finite(lon, f"{where} lon")
+    radius_km = _finite(radius_km, f"{where} radius_km")
+    if not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+        raise ConfigError(f"{where}: ({lat}, {lon}) is not a latitude/longitude")
+    if not 0.0 < radius_km <= 5000.0:
+        raise ConfigError(f"{where}: radius_km must be in (0, 5000], got {radius_km}")
+    phi = np.array([math.radians(lat)])
+    lam = np.array([math.radians(lon)])
+    shapes = []
+    for outward, r_km in ((False, shrink(radius_km)), (True, grow(radius_km))):
+        rings, ok = cap_rings(
+            phi, lam, np.array([r_km / EARTH_RADIUS_KM]), lam[0], CIRCLE_VERTICES, outward=outward
+        )
+        if not ok[0]:
+            raise ConfigError(f"{where}: too close to a pole to draw soundly")
+        shapes.append(shapely.unary_union(normalised_parts(shapely.Polygon(rings[0]))))
+    inner, outer = shapes
+    shapely.prepare(inner)
+    shapely.prepare(outer)
+    return LicensedRegion(name=name, inner=inner, outer=outer)
+
+
+def geojson_region(name: str, data: Any) -> LicensedRegion:
+    """A region drawn by the operator (GeoJSON, longitude/latitude, RFC 7946)."""
+    geom = _geojson_geometry(data, f"region {name!r} geojson")
+    shapely.prepare(geom)
+    return LicensedRegion(name=name, inner=geom, outer=geom)
+
+
+def build_policy(
+    id: str,
+    version: int,
+    regions: Iterable[LicensedRegion],
+    *,
+    embargo: Iterable[str] = (),
+    location: LocationAssumption | str = LocationAssumption.LAND,
+    border_margin_km: float = DEFAULT_BORDER_MARGIN_KM,
+    countries: Countries | None = None,
+) -> RegionPolicy:
+    """A policy built in code (the CLI, tests, demos); checks what :func:`load_policy` does."""
+    countries = countries or natural_earth()
+    if not isinstance(id, str) or not _ID.match(id):
+        raise ConfigError(f"policy id {id!r} must match {_ID.pattern}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError(f"policy version must be an integer >= 1, got {version!r}")
+    try:
+        assumption = LocationAssumption(location)
+    except ValueError:
+        options = ", ".join(a.value for a in LocationAssumption)
+        raise ConfigError(f"policy location {location!r} is not one of {options}") from None
+    margin = _finite(border_margin_km, "border_margin_km")
+    if not 0.0 <= margin <= 100.0:
+        raise ConfigError(f"border_margin_km must be in [0, 100], got {margin}")
+    by_name: dict[str, LicensedRegion] = {}
+    for region in regions:
+        if region.name in by_name:
+            raise ConfigError(f"region {region.name!r} is defined twice")
+        by_name[region.name] = region
+    if not by_name:
+        raise ConfigError("policy defines no regions")
+    embargoed = frozenset(_code(c, countries, "embargo") for c in embargo)
+    return RegionPolicy(
+        id=id,
+        version=version,
+        regions=by_name,
+        embargo=embargoed,
+        location=assumption,
+        border_margin_km=margin,
+        countries=countries,
+    )
+
+
+def policy_from_mapping(
+    data: Any, base_dir: Path | None = None, countries: Countries | None = None
+) -> RegionPolicy:
+    """A policy from the parsed JSON document; ``base_dir`` resolves ``geojson_file``."""
+    if not isinstance(data, dict):
+        raise ConfigError("policy must be a JSON object")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"policy has unknown key(s) {', '.join(map(repr, unknown))}")
+    for key in ("id", "version", "regions"):
+        if key not in data:
+            raise ConfigError(f"policy is missing {key!r}")
+    raw_regions = data["regions"]
+    if not isinstance(raw_regions, dict):
+        raise ConfigError("policy 'regions' must be an object of region name -> definition")
+    embargo = data.get("embargo", [])
+    if not isinstance(embargo, list) or not all(isinstance(c, str) for c in embargo):
+        raise ConfigError("policy 'embargo' must be a list of country codes")
+    countries = countries or natural_earth()
+    regions = [_region(name, spec, base_dir, countries) for name, spec in raw_regions.items()]
+    return build_policy(
+        data["id"],
+        data["version"],
+        regions,
+        embargo=embargo,
+        location=data.get("location", LocationAssumption.LAND.value),
+        border_margin_km=data.get("border_margin_km", DEFAULT_BORDER_MARGIN_KM),
+        countries=countries,
+    )
+
+
+def load_policy(path: Path | str, countries: Countries | None = None) -> RegionPolicy:
+    """Load a region policy file; every problem is a :class:`ConfigError` that names it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read policy {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"policy {path} is not valid JSON: {exc}") from exc
+    return policy_from_mapping(data, base_dir=path.parent, countries=countries)
+
+
+def _region(name: Any, spec: Any, base_dir: Path | None, countries: Countries) -> LicensedRegion:
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"region name {name!r} must be a non-empty string")
+    if not isinstance(spec, dict):
+        raise ConfigError(f"region {name!r} must be an object with one of {sorted(_REGION_KINDS)}")
+    unknown = sorted(set(spec) - _REGION_KINDS)
+    if unknown:
+        raise ConfigError(f"region {name!r} has unknown key(s) {', '.join(map(repr, unknown))}")
+    if len(spec) != 1:
+        raise ConfigError(f"region {name!r} needs exactly one of {sorted(_REGION_KINDS)}")
+    ((kind, value),) = spec.items()
+    if kind == "countries":
+        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+            raise ConfigError(f"region {name!r}: 'countries' must be a list of ISO codes")
+        return country_region(name, value, countries)
+    if kind == "circle":
+        if not isinstance(value, dict):
+            raise ConfigError(f"region {name!r}: 'circle' must be an object {sorted(_CIRCLE_KEYS)}")
+        bad = sorted(set(value) ^ _CIRCLE_KEYS)
+        if bad:
+            raise ConfigError(
+                f"region {name!r}: circle needs exactly {sorted(_CIRCLE_KEYS)}, "
+                f"unknown or missing {', '.join(map(repr, bad))}"
+            )
+        return circle_region(name, value["lat"], value["lon"], value["radius_km"])
+    if kind == "geojson_file":
+        if not isinstance(value, str):
+            raise ConfigError(f"region {name!r}: 'geojson_file' must be a path")
+        file = (base_dir or Path.cwd()) / value
+        try:
+            value = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"region {name!r}: cannot read {file}: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"region {name!r}: {file} is not valid JSON: {exc}") from exc
+    return geojson_region(name, value)
+
+
+def _code(code: Any, countries: Countries, where: str) -> str:
+    if not isinstance(code, str) or not _CODE.match(code.strip().upper()):
+        raise ConfigError(f"{where}: {code!r} is not an ISO 3166-1 alpha-2 code")
+    upper: str = code.strip().upper()
+    countries.get(upper)  # raises a ConfigError naming a code with no shape
+    return upper
+
+
+def _finite(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _geojson_geometry(data: Any, where: str) -> BaseGeometry:
+    if not isinstance(data, dict) or "type" not in data:
+        raise ConfigError(f"{where}: not a GeoJSON object (no 'type')")
+    kind = data["type"]
+    if kind == "FeatureCollection":
+        features = data.get("features")
+        if not isinstance(features, list) or not features:
+            raise ConfigError(f"{where}: FeatureCollection has no features")
+        parts = [_geojson_geometry(f, f"{where} feature {i}") for i, f in enumerate(features)]
+        return shapely.unary_union(parts)
+    if kind == "Feature":
+        return _geojson_geometry(data.get("geometry"), where)
+    if kind not in ("Polygon", "MultiPolygon"):
+        raise ConfigError(f"{where}: geometry type {kind!r} is not Polygon or MultiPolygon")
+    try:
+        geom = shape(data)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ConfigError(f"{where}: malformed {kind} coordinates ({exc})") from exc
+    except shapely.errors.ShapelyError as exc:
+        raise ConfigError(f"{where}: malformed {kind} coordinates ({exc})") from exc
+    if geom.is_empty:
+        raise ConfigError(f"{where}: the {kind} is empty")
+    coords = shapely.get_coordinates(geom)
+    if not np.all(np.isfinite(coords)):
+        raise ConfigError(f"{where}: coordinates must be finite numbers")
+    if np.any(np.abs(coords[:, 0]) > 180.0) or np.any(np.abs(coords[:, 1]) > 90.0):
+        raise ConfigError(f"{where}: coordinates must be [longitude, latitude] within range")
+    if not geom.is_valid:
+        reason = shapely.is_valid_reason(geom)
+        raise ConfigError(f"{where}: invalid {kind}: {reason}")
+    return geom

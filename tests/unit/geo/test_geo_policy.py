@@ -1,0 +1,208 @@
+"""Region policies load from versioned data, and every problem is a named load error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geoattest.errors import ConfigError, Reason
+from geoattest.geo import (
+    GeoAppraiser,
+    LocationAssumption,
+    build_policy,
+    circle_region,
+    country_region,
+    load_policy,
+    policy_from_mapping,
+)
+from geoattest.verdict import RegionAppraiser
+
+BOX = {
+    "type": "Polygon",
+    "coordinates": [[[103.6, 1.2], [104.1, 1.2], [104.1, 1.5], [103.6, 1.5], [103.6, 1.2]]],
+}
+
+
+def _write(tmp_path: Path, doc: Any) -> Path:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _doc(**changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": "asia-pilot",
+        "version": 3,
+        "location": "land",
+        "border_margin_km": 0.5,
+        "regions": {
+            "SG": {"countries": ["SG"]},
+            "greater-china": {"countries": ["CN", "HK", "MO"]},
+            "tokyo": {"circle": {"lat": 35.68, "lon": 139.77, "radius_km": 60}},
+            "box": {"geojson": BOX},
+        },
+        "embargo": ["KP", "IR"],
+    }
+    doc.update(changes)
+    return doc
+
+
+def test_a_full_policy_loads_and_names_itself(tmp_path: Path) -> None:
+    (tmp_path / "campus.geojson").write_text(json.dumps({"type": "Feature", "geometry": BOX}))
+    doc = _doc()
+    doc["regions"]["campus"] = {"geojson_file": "campus.geojson"}
+    policy = load_policy(_write(tmp_path, doc))
+    assert policy.policy_id == "policy:region/asia-pilot@3"
+    assert policy.location is LocationAssumption.LAND
+    assert policy.embargo == frozenset({"KP", "IR"})
+    assert policy.regions["greater-china"].countries == frozenset({"CN", "HK", "MO"})
+    appraiser: RegionAppraiser = policy.appraiser()
+    assert appraiser.policy_id == policy.policy_id
+    assert appraiser.has_region("campus")
+    assert not appraiser.has_region("campus2")
+
+
+def test_defaults_are_land_and_a_one_km_margin() -> None:
+    doc = {"id": "p", "version": 1, "regions": {"DE": {"countries": ["DE"]}}}
+    policy = policy_from_mapping(doc)
+    assert policy.location is LocationAssumption.LAND
+    assert policy.border_margin_km == 1.0
+    assert policy.embargo == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, "unknown key(s) 'colour'"),
+        ({"version": 0}, "version must be an integer >= 1"),
+        ({"version": "3"}, "version must be an integer >= 1"),
+        ({"id": "has space"}, "policy id 'has space'"),
+        ({"location": "sea"}, "location 'sea' is not one of"),
+        ({"border_margin_km": -1}, "border_margin_km must be in [0, 100]"),
+        ({"border_margin_km": "1"}, "border_margin_km must be a finite number"),
+        ({"regions": {}}, "defines no regions"),
+        ({"regions": []}, "'regions' must be an object"),
+        ({"embargo": "KP"}, "'embargo' must be a list"),
+        ({"embargo": ["ZZ"]}, "'ZZ' has no shape"),
+        ({"embargo": ["KPX"]}, "'KPX' is not an ISO 3166-1 alpha-2 code"),
+        ({"regions": {"x": {"countries": ["XX"]}}}, "'XX' has no shape"),
+        ({"regions": {"x": {"countries": []}}}, "region 'x': empty country list"),
+        ({"regions": {"x": {"countries": "SG"}}}, "'countries' must be a list"),
+        ({"regions": {"x": {"countries": ["SG"], "circle": {}}}}, "needs exactly one of"),
+        ({"regions": {"x": {"country": ["SG"]}}}, "unknown key(s) 'country'"),
+        ({"regions": {"x": {}}}, "needs exactly one of"),
+        ({"regions": {"x": "SG"}}, "must be an object"),
+        ({"regions": {"x": {"circle": {"lat": 1, "lon": 2}}}}, "missing 'radius_km'"),
+        (
+            {"regions": {"x": {"circle": {"lat": 1, "lon": 2, "radius_km": 5, "r": 1}}}},
+            "unknown or missing 'r'",
+        ),
+        ({"regions": {"x": {"circle": {"lat": 91, "lon": 2, "radius_km": 5}}}}, "not a latitude"),
+        ({"regions": {"x": {"circle": {"lat": 1, "lon": 2, "radius_km": 0}}}}, "radius_km must"),
+        ({"regions": {"x": {"circle": {"lat": 89.9, "lon": 2, "radius_km": 50}}}}, "pole"),
+        ({"regions": {"x": {"geojson": {"coordinates": []}}}}, "not a GeoJSON object"),
+        ({"regions": {"x": {"geojson": {"type": "Point", "coordinates": [1, 2]}}}}, "'Point'"),
+        (
+            {"regions": {"x": {"geojson": {"type": "Polygon", "coordinates": [[[1, 2]]]}}}},
+            "malformed Polygon",
+        ),
+        (
+            {"regions": {"x": {"geojson": {"type": "Polygon", "coordinates": "no"}}}},
+            "malformed Polygon",
+        ),
+        (
+            {
+                "regions": {
+                    "x": {
+                        "geojson": {
+                            "type": "Polygon",
+                            "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]],
+                        }
+                    }
+                }
+            },
+            "invalid Polygon: Self-intersection",
+        ),
+        (
+            {
+                "regions": {
+                    "x": {
+                        "geojson": {
+                            "type": "Polygon",
+                            "coordinates": [[[0, 0], [200, 0], [200, 1], [0, 0]]],
+                        }
+                    }
+                }
+            },
+            "within range",
+        ),
+        (
+            {"regions": {"x": {"geojson": {"type": "FeatureCollection", "features": []}}}},
+            "no features",
+        ),
+        ({"regions": {"x": {"geojson_file": "missing.geojson"}}}, "cannot read"),
+    ],
+)
+def test_every_malformed_policy_is_a_load_error_that_names_the_problem(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_policy(_write(tmp_path, _doc(**change)))
+    assert caught.value.reason is Reason.BAD_CONFIG
+    assert message in caught.value.detail
+
+
+def test_missing_required_keys_are_named(tmp_path: Path) -> None:
+    for key in ("id", "version", "regions"):
+        doc = _doc()
+        del doc[key]
+        with pytest.raises(ConfigError, match=f"missing '{key}'"):
+            load_policy(_write(tmp_path, doc))
+
+
+def test_unreadable_and_non_json_files_are_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read policy"):
+        load_policy(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_policy(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        load_policy(bad)
+
+
+def test_geojson_file_that_is_not_json_is_named(tmp_path: Path) -> None:
+    (tmp_path / "campus.geojson").write_text("nope")
+    doc = _doc(regions={"campus": {"geojson_file": "campus.geojson"}})
+    with pytest.raises(ConfigError, match=r"campus.geojson is not valid JSON"):
+        load_policy(_write(tmp_path, doc))
+
+
+def test_programmatic_policies_check_the_same_things() -> None:
+    with pytest.raises(ConfigError, match="defined twice"):
+        build_policy("p", 1, [country_region("a", ["SG"]), country_region("a", ["MY"])])
+    with pytest.raises(ConfigError, match="'QQ' has no shape"):
+        country_region("q", ["QQ"])
+    policy = build_policy(
+        "p",
+        2,
+        [country_region("sg", ["sg"]), circle_region("site", 1.3, 103.8, 10)],
+        embargo=["kp"],
+        location="territorial_waters",
+    )
+    assert policy.regions["sg"].countries == frozenset({"SG"})
+    assert policy.embargo == frozenset({"KP"})
+    assert policy.extra_km == pytest.approx(1.0 + 22.224)
+    assert isinstance(policy.appraiser(), GeoAppraiser)
+
+
+def test_a_licensed_circle_is_drawn_inside_for_allowed_and_outside_for_outside() -> None:
+    region = circle_region("site", 50.0, 8.0, 100.0)
+    assert region.inner is not None
+    assert region.outer is not None
+    assert region.outer.contains(region.inner)
+    assert not region.inner.contains(region.outer)
