@@ -89,9 +89,14 @@ class OuterRegion:
     """Indices of disks that could not be drawn (a pole, a hemisphere) and were left out."""
 
 
+_COS_HALF = {n: math.cos(math.pi / n) for n in (48, 128, 180)}
+_SIN_HALF = {n: math.sin(math.pi / n) for n in (48, 128, 180)}
+
+
 def _circumscribed(rho: float, vertices: int) -> float:
     """Vertex radius of the n-gon of great-circle arcs whose inscribed radius is ``rho``."""
-    return math.atan(math.tan(rho) / math.cos(math.pi / vertices))
+    c = _COS_HALF.get(vertices) or math.cos(math.pi / vertices)
+    return math.atan(math.tan(rho) / c)
 
 
 def _stray_bound(phi: float, rho_v: float, vertices: int) -> float:
@@ -101,7 +106,8 @@ def _stray_bound(phi: float, rho_v: float, vertices: int) -> float:
     most ``s`` and longitude at most ``s / cos(phi_max)``, ``phi_max = |phi| + rho_v`` the
     highest latitude the cap reaches, so ``|dphi| + |dlam| <= s (1 + 1 / cos(phi_max))``.
     """
-    s = 2.0 * math.asin(min(1.0, math.sin(rho_v) * math.sin(math.pi / vertices)))
+    sin_half = _SIN_HALF.get(vertices) or math.sin(math.pi / vertices)
+    s = 2.0 * math.asin(min(1.0, math.sin(rho_v) * sin_half))
     reach = abs(phi) + rho_v
     if reach >= math.pi / 2 - POLE_CLEARANCE:
         return math.inf
@@ -189,19 +195,21 @@ def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
     if k == 0:
         return OuterRegion(empty=False, polygon=None)
     phi, lam, rho = disks.phi, disks.lam, disks.rho
-    rho_list = rho.tolist()
+    rho_list, phi_list = rho.tolist(), phi.tolist()
+    radius: dict[int, float] = {}
+
+    def vertex_radius(i: int) -> float:
+        if i not in radius:
+            radius[i] = ring_radius(phi_list[i], rho_list[i], vertices)
+        return radius[i]
+
     base = min(range(k), key=rho_list.__getitem__)
-    rho_v0 = ring_radius(float(phi[base]), rho_list[base], vertices)
-    if not math.isfinite(rho_v0):
-        drawable = [
-            (rho_list[i], i)
-            for i in range(k)
-            if math.isfinite(ring_radius(float(phi[i]), rho_list[i], vertices))
-        ]
+    if not math.isfinite(vertex_radius(base)):
+        drawable = [(rho_list[i], i) for i in range(k) if math.isfinite(vertex_radius(i))]
         if not drawable:
             return _pairwise_only(disks)
         base = min(drawable)[1]
-    d = _angles_from(float(phi[base]), float(lam[base]), phi.tolist(), lam.tolist())
+    d = _angles_from(phi_list[base], float(lam[base]), phi_list, lam.tolist())
     rho_b = rho_list[base]
     rel = [base]
     for i in range(k):
@@ -212,7 +220,7 @@ def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
             return OuterRegion(empty=True, polygon=None)
         if d[i] + rho_b > rho_list[i]:
             rel.append(i)  # cap i does not wholly contain the base cap: it cuts the region
-    rho_v = [ring_radius(float(phi[i]), rho_list[i], vertices) for i in rel]
+    rho_v = [vertex_radius(i) for i in rel]
     used = tuple(i for i, r in zip(rel, rho_v, strict=True) if math.isfinite(r))
     dropped = tuple(i for i, r in zip(rel, rho_v, strict=True) if not math.isfinite(r))
     idx = np.asarray(used)
