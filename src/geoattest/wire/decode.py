@@ -33,7 +33,5 @@ def decode(message_type: type[M], data: bytes, *, limit: int) -> M:
     except (DecodeError, ValueError, RuntimeError) as exc:
         # protobuf raises DecodeError for bad framing; ValueError/RuntimeError for
         # invalid UTF-8 in string fields and recursion limits in some runtimes.
-        raise WireError(
-            Reason.MALFORMED_MESSAGE, f"not a valid {message_type.__name__}"
-        ) from exc
+        raise WireError(Reason.MALFORMED_MESSAGE, f"not a valid {message_type.__name__}") from exc
     return message
