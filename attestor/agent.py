@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from attestor.licence import Licence, LicenceStatus
-from attestor.outbox import Outbox
+from attestor.outbox import Outbox, PendingProof
 from geoattest.crypto import Signer
 from geoattest.errors import GeoattestError, Reason
 from geoattest.protocol.proof import ProofChain
@@ -112,22 +112,26 @@ class Attester:
         """Submit pending proofs in order; stop at the first unreachable verifier."""
         delivered: list[Delivered] = []
         while pending := self.outbox.pending():
-            proof = pending[0]
             try:
-                result = submit(proof.envelope)
+                result = submit(pending[0].envelope)
             except DeliveryError:
                 break
-            if result.verdict != evidence_pb2.VERDICT_REJECTED or (
-                result.reason == Reason.REPLAYED_PROOF.value
-            ):
-                self.outbox.acknowledge(proof.counter)
-                if result.result_token:
-                    self.licence.offer(result.result_token, now_s)
-                delivered.append(Delivered(proof.counter, Delivery.ACCEPTED, result))
-            else:
-                self.outbox.reject(proof.counter, self._sign)
-                delivered.append(Delivered(proof.counter, Delivery.REJECTED, result))
+            delivered.append(self.settle(pending[0], result, now_s))
         return delivered
+
+    def settle(
+        self, proof: PendingProof, result: evidence_pb2.AttestationResult, now_s: int
+    ) -> Delivered:
+        """Act on the verifier's answer to ``proof`` (the oldest pending one)."""
+        if result.verdict != evidence_pb2.VERDICT_REJECTED or (
+            result.reason == Reason.REPLAYED_PROOF.value
+        ):
+            self.outbox.acknowledge(proof.counter)
+            if result.result_token:
+                self.licence.offer(result.result_token, now_s)
+            return Delivered(proof.counter, Delivery.ACCEPTED, result)
+        self.outbox.reject(proof.counter, self._sign)
+        return Delivered(proof.counter, Delivery.REJECTED, result)
 
     def status(self, now_s: int) -> LicenceStatus:
         return self.licence.status(now_s)
