@@ -168,11 +168,7 @@ def locate(
     if map_path is not None:
         from geoattest.geo.render import render_map  # noqa: PLC0415 (matplotlib is slow to load)
 
-        licensed_shape = None
-        if region is not None:
-            licensed_shape = (
-                region.inner if region.inner is not None else _union_of(sorted(region.countries))
-            )
+        licensed_shape = region.drawing(natural_earth()) if region is not None else None
         render_map(
             map_path,
             bounds,
@@ -203,13 +199,6 @@ def locate(
         )
     if map_path is not None:
         typer.echo(f"map: {map_path}")
-
-
-def _union_of(codes: list[str]) -> Any:
-    import shapely  # noqa: PLC0415
-
-    countries = natural_earth()
-    return shapely.unary_union([countries.get(c).shape for c in codes])
 
 
 @app.command()

@@ -97,6 +97,12 @@ class LicensedRegion:
     def is_countries(self) -> bool:
         return self.inner is None
 
+    def drawing(self, countries: Countries) -> BaseGeometry:
+        """The region's shape for maps (its inner shape; whole countries for country regions)."""
+        if self.inner is not None:
+            return self.inner
+        return shapely.unary_union([countries.get(code).shape for code in sorted(self.countries)])
+
 
 @dataclass(frozen=True, slots=True)
 class RegionPolicy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -39,11 +40,36 @@ def render_map(
     estimate: Estimate | None = None,
 ) -> None:
     """Write a PNG of the situation to ``path``."""
-    centre_lon = _centre_lon(bounds, feasible)
-    view = _view(bounds, feasible, centre_lon)
     fig = Figure(figsize=(9, 8), dpi=110)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    draw_situation(
+        fig.add_subplot(),
+        bounds,
+        feasible,
+        licensed,
+        countries,
+        title=title,
+        probe=probe,
+        estimate=estimate,
+    )
+    fig.savefig(path)
+
+
+def draw_situation(
+    ax: Any,
+    bounds: Sequence[LandmarkBound],
+    feasible: BaseGeometry | None,
+    licensed: BaseGeometry | None,
+    countries: Countries,
+    *,
+    title: str,
+    probe: tuple[float, float] | None = None,
+    estimate: Estimate | None = None,
+    legend: bool = True,
+) -> None:
+    """Draw disks, feasible region, licensed region and borders on one matplotlib axes."""
+    centre_lon = _centre_lon(bounds, feasible)
+    view = _view(bounds, feasible, centre_lon)
     x0, y0, x1, y1 = view
     window = shapely.box(x0, y0, x1, y1)
 
@@ -102,7 +128,8 @@ def render_map(
         handles.append(Line2D([], [], marker="x", ls="none", color="k", label="likely (estimate)"))
     if probe is not None:
         handles.append(Line2D([], [], marker="o", ls="none", mfc="none", mec="k", label="probe"))
-    ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.9)
+    if legend:
+        ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect(1.0 / max(0.05, math.cos(math.radians((y0 + y1) / 2))))
@@ -110,7 +137,6 @@ def render_map(
     ax.set_ylabel("latitude")
     ax.set_facecolor("#dbe9f6")
     ax.set_title(title)
-    fig.savefig(path)
 
 
 _WORLD = shapely.box(-180.0, -90.0, 180.0, 90.0)

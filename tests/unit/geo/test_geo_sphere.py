@@ -55,8 +55,9 @@ def test_outer_ring_contains_every_point_of_the_disk(
     phi, lam = np.radians([lat]), np.radians([lon])
     rings, ok = cap_rings(phi, lam, np.array([radius_km / EARTH_RADIUS_KM]), lam[0])
     if not ok[0]:
-        # It could not be drawn only because it comes near a pole (or is a hemisphere).
-        assert abs(lat) + math.degrees(radius_km / EARTH_RADIUS_KM) > 80.0
+        # It could not be drawn only because its edge comes near a pole (the straight
+        # lon/lat edges stray too far there to bound soundly), or it is a hemisphere.
+        assert abs(lat) + math.degrees(radius_km / EARTH_RADIUS_KM) > 74.0
         return
     polygon = shapely.Polygon(rings[0])
     assert polygon.is_valid
