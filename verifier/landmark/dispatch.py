@@ -1,0 +1,301 @@
+"""The landmark's table of open rounds: which round a datagram belongs to, what to answer.
+
+No socket and no clock live here: the server passes each datagram with its source and
+its clock readings, and sends what comes back. That keeps every rule (rate limits,
+bounds on open rounds, expiry, counters) testable with made-up times, and keeps the
+socket thread's loop short.
+
+Rules, in the order a datagram meets them:
+
+1. Rate limit per source host (token bucket): over the limit, dropped unread.
+2. Decode: bytes that are not a round datagram (or are too long) are dropped.
+3. ``Open`` starts a round if the table has room (overall and per source host); its
+   first challenge is timed from its send.
+4. Every other datagram must name an open round by id *and* come from the address that
+   opened it; the round's state machine (:class:`~geoattest.protocol.round.LandmarkRound`)
+   decides the rest, so a receipt is signed only when the commit and every answer check.
+
+Nothing a peer sends can raise out of :meth:`Dispatcher.handle`: refusals are counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from geoattest.crypto import Signer
+from geoattest.errors import Reason, RoundError, WireError
+from geoattest.protocol.round import (
+    MAX_EXCHANGES,
+    ROUND_ID_BYTES,
+    LandmarkRound,
+    LandmarkRoundState,
+    Randomness,
+    decode_datagram,
+)
+from geoattest.v1 import round_pb2
+from verifier.landmark.clock import Bracket, arrival_monotonic
+
+Address = tuple[Any, ...]
+"""A socket address as ``recvmsg`` returns it: (host, port) or the IPv6 four-tuple."""
+
+SECOND_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one landmark holds open and how fast it lets one source talk."""
+
+    max_rounds: int = 1024
+    """Active rounds at once; as many finished ones are kept to answer repeated Closes."""
+    max_rounds_per_source: int = 16
+    max_exchanges: int = MAX_EXCHANGES
+    """Largest n an Open may ask for; longer rounds are refused."""
+    rate_per_s: float = 5000.0
+    """Datagrams per second per source host; an honest round of n exchanges sends n + 2."""
+    burst: float = 1000.0
+    max_sources: int = 4096
+    """Rate-limit buckets kept; the least recently seen source's bucket goes first."""
+    challenge_timeout_ns: int = 250_000_000
+    """Silence after which a challenge is replaced by a fresh one (or Complete re-sent)."""
+    linger_ns: int = 5 * SECOND_NS
+    """How long a finished round stays (at most ``max_rounds`` of them), so that a repeated
+    Close gets the same receipt again."""
+    round_ttl_ns: int = 60 * SECOND_NS
+    """Hard cap on a round's life, whatever its state."""
+
+
+@dataclass(slots=True)
+class Counters:
+    """What the landmark did with what it received; only ever increases."""
+
+    datagrams_received: int = 0
+    datagrams_rate_limited: int = 0
+    datagrams_malformed: int = 0
+    """Not a round datagram, or longer than the protocol allows."""
+    datagrams_rejected: int = 0
+    """Well formed but refused: a bad Open, an unknown round, another source, a stale answer."""
+    rounds_opened: int = 0
+    rounds_refused: int = 0
+    """Opens turned away because the table (or the source's share of it) was full."""
+    rounds_failed: int = 0
+    rounds_expired: int = 0
+    receipts_signed: int = 0
+    exchanges_timed: int = 0
+    exchanges_kernel_timed: int = 0
+    """Exchanges whose arrival came from the kernel's receive stamp (the rest: monotonic)."""
+    send_errors: int = 0
+    internal_errors: int = 0
+
+    def snapshot(self) -> Counters:
+        return dataclasses.replace(self)
+
+
+class TokenBuckets:
+    """One token bucket per source host, in a bounded table."""
+
+    def __init__(self, rate_per_s: float, burst: float, max_sources: int) -> None:
+        self._per_ns = rate_per_s / SECOND_NS
+        self._burst = burst
+        self._max_sources = max_sources
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()  # host -> [tokens, at_ns]
+
+    def allow(self, host: str, now_ns: int) -> bool:
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            if len(self._buckets) >= self._max_sources:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[host] = [self._burst, now_ns]
+        else:
+            self._buckets.move_to_end(host)
+        tokens = min(self._burst, bucket[0] + max(0, now_ns - int(bucket[1])) * self._per_ns)
+        bucket[1] = now_ns
+        allowed = tokens >= 1.0
+        bucket[0] = tokens - 1.0 if allowed else tokens
+        return allowed
+
+
+@dataclass(slots=True)
+class RoundEntry:
+    """An open round, the address that opened it, and its last challenge's send reading."""
+
+    round: LandmarkRound
+    peer: Address
+    opened_ns: int
+    sent: Bracket | None = None
+    finished_ns: int | None = None
+
+    def start_timer(self, sent: Bracket) -> None:
+        """Called immediately before the challenge goes to the socket."""
+        self.sent = sent
+        self.round.start_timer(sent.after)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    datagram: bytes
+    peer: Address
+    timed: RoundEntry | None
+    """The round whose timer starts at this send (the datagram is a challenge), or None."""
+
+
+class Dispatcher:
+    """Routes datagrams to rounds, opens and expires rounds, and counts everything."""
+
+    def __init__(
+        self, landmark_id: str, signer: Signer, limits: Limits, randomness: Randomness
+    ) -> None:
+        self.landmark_id = landmark_id
+        self._signer = signer
+        self._limits = limits
+        self._randomness = randomness
+        self._active: dict[bytes, RoundEntry] = {}
+        self._finished: OrderedDict[bytes, RoundEntry] = OrderedDict()
+        """Finished rounds, oldest first, kept a while to answer a repeated Close."""
+        self._per_source: Counter[str] = Counter()
+        """Active rounds per source host."""
+        self._buckets = TokenBuckets(limits.rate_per_s, limits.burst, limits.max_sources)
+        self.counters = Counters()
+
+    @property
+    def open_rounds(self) -> int:
+        """Rounds still timing or awaiting their Close."""
+        return len(self._active)
+
+    def handle(
+        self, data: bytes, source: Address, received: Bracket, kernel_ns: int | None
+    ) -> Outgoing | None:
+        """One datagram in; the datagram to send back, if any.
+
+        Args:
+            data: the datagram as received (a too-long one may be cut: it is refused anyway).
+            source: its source address.
+            received: clock readings taken right after ``recvmsg`` returned.
+            kernel_ns: the kernel's receive stamp (realtime), if the socket gave one.
+        """
+        counters = self.counters
+        counters.datagrams_received += 1
+        now_ns = received.before
+        if not self._buckets.allow(source[0], now_ns):
+            counters.datagrams_rate_limited += 1
+            return None
+        try:
+            datagram = decode_datagram(data)
+        except WireError:
+            counters.datagrams_malformed += 1
+            return None
+        try:
+            return self._route(datagram, source, received, kernel_ns)
+        except RoundError:
+            counters.datagrams_rejected += 1
+            return None
+
+    def _route(
+        self,
+        datagram: round_pb2.Datagram,
+        source: Address,
+        received: Bracket,
+        kernel_ns: int | None,
+    ) -> Outgoing | None:
+        kind = datagram.WhichOneof("kind")
+        if kind == "open":
+            return self._open(datagram.open, source, received.before)
+        if kind == "response":
+            entry = self._entry(datagram.response.round_id, source)
+            sent = entry.sent
+            if sent is None:
+                arrival_ns, from_kernel = received.before, False
+            else:
+                arrival_ns, from_kernel = arrival_monotonic(sent, received, kernel_ns)
+            reply = entry.round.on_response(datagram.response, arrival_ns)
+            self.counters.exchanges_timed += 1
+            self.counters.exchanges_kernel_timed += from_kernel
+            return self._outgoing(entry, reply, received.before)
+        if kind == "close":
+            entry = self._entry(datagram.close.round_id, source)
+            already_signed = entry.round.state is LandmarkRoundState.SIGNED
+            reply = entry.round.on_close(datagram.close, received.realtime)
+            if entry.round.state is LandmarkRoundState.SIGNED and not already_signed:
+                self.counters.receipts_signed += 1
+            return self._outgoing(entry, reply, received.before)
+        raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"landmark does not accept {kind}")
+
+    def _entry(self, round_id: bytes, source: Address) -> RoundEntry:
+        entry = self._active.get(round_id) or self._finished.get(round_id)
+        if entry is None or entry.peer != source:
+            raise RoundError(Reason.ROUND_UNKNOWN, "no such round from this address")
+        return entry
+
+    def _open(self, message: round_pb2.Open, source: Address, now_ns: int) -> Outgoing | None:
+        host = source[0]
+        limits = self._limits
+        if message.exchanges > limits.max_exchanges:
+            raise RoundError(Reason.MISSING_FIELD, f"more than {limits.max_exchanges} exchanges")
+        round_id = self._randomness(ROUND_ID_BYTES)
+        if (
+            len(self._active) >= limits.max_rounds
+            or self._per_source[host] >= limits.max_rounds_per_source
+            or round_id in self._active
+            or round_id in self._finished
+        ):
+            self.counters.rounds_refused += 1
+            return None
+        landmark_round = LandmarkRound(
+            self.landmark_id,
+            self._signer,
+            message,
+            round_id=round_id,
+            randomness=self._randomness,
+            challenge_timeout_ns=limits.challenge_timeout_ns,
+        )
+        entry = RoundEntry(landmark_round, source, now_ns)
+        self._active[round_id] = entry
+        self._per_source[host] += 1
+        self.counters.rounds_opened += 1
+        return Outgoing(landmark_round.next_challenge(now_ns), source, entry)
+
+    def _outgoing(self, entry: RoundEntry, reply: bytes | None, now_ns: int) -> Outgoing | None:
+        state = entry.round.state
+        if entry.finished_ns is None and state in _FINISHED:
+            if state is LandmarkRoundState.FAILED:
+                self.counters.rounds_failed += 1
+            entry.finished_ns = now_ns
+            self._deactivate(entry)
+            self._finished[entry.round.round_id] = entry
+            if len(self._finished) > self._limits.max_rounds:
+                self._finished.popitem(last=False)
+        if reply is None:
+            return None
+        return Outgoing(reply, entry.peer, entry if state is LandmarkRoundState.TIMING else None)
+
+    def sweep(self, now_ns: int) -> list[Outgoing]:
+        """Re-send what loss left unanswered, fail silent rounds, forget finished ones."""
+        limits = self._limits
+        finished = self._finished
+        while finished:
+            oldest = next(iter(finished.values()))
+            if oldest.finished_ns is None or now_ns - oldest.finished_ns < limits.linger_ns:
+                break
+            finished.popitem(last=False)
+        out: list[Outgoing] = []
+        for entry in list(self._active.values()):
+            if now_ns - entry.opened_ns >= limits.round_ttl_ns:
+                self.counters.rounds_expired += 1
+                self._deactivate(entry)
+                continue
+            outgoing = self._outgoing(entry, entry.round.retransmit_due(now_ns), now_ns)
+            if outgoing is not None:
+                out.append(outgoing)
+        return out
+
+    def _deactivate(self, entry: RoundEntry) -> None:
+        del self._active[entry.round.round_id]
+        host = entry.peer[0]
+        self._per_source[host] -= 1
+        if self._per_source[host] <= 0:
+            del self._per_source[host]
+
+
+_FINISHED = (LandmarkRoundState.SIGNED, LandmarkRoundState.FAILED)

@@ -1,0 +1,174 @@
+"""The landmark's UDP timing server: one thread, one blocking socket, kernel receive stamps.
+
+Why this shape (measured; see BENCHMARKS.md, "Timing path"): the landmark's own wake-up
+after an answer arrives would otherwise sit inside every RTT, and on an idle machine it is
+about half of a loopback round trip. With ``SO_TIMESTAMPNS`` the kernel stamps the answer
+on arrival, so neither the wake-up nor anything the thread was doing at the time (another
+round's signature, a sweep) is measured. The send side stamps the clock immediately before
+``sendto``, after the challenge datagram is built. asyncio's datagram transport cannot
+return ancillary data, and its loop adds a callback hop; a thread blocked in ``recvmsg``
+needs neither. See :mod:`verifier.landmark.clock` for why a realtime kernel stamp still
+never yields an RTT shorter than the true one.
+
+Example::
+
+    identity = LandmarkIdentity("lm-fra", 50.11, 8.68)
+    with LandmarkServer(identity, signer, host="127.0.0.1", port=0) as server:
+        print(server.address, server.counters())
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+from geoattest.crypto import Signer
+from geoattest.errors import ConfigError
+from geoattest.protocol.round import Randomness
+from geoattest.wire.decode import MAX_DATAGRAM_BYTES
+from verifier.landmark.clock import (
+    ANCILLARY_BYTES,
+    enable_kernel_timestamps,
+    kernel_stamp,
+    read_bracket,
+)
+from verifier.landmark.dispatch import Address, Counters, Dispatcher, Limits, Outgoing
+
+log = logging.getLogger("geoattest.landmark")
+
+RECEIVE_BYTES = MAX_DATAGRAM_BYTES + 1
+"""One byte more than the protocol allows, so a longer datagram is seen as too long."""
+RECEIVE_BUFFER_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class LandmarkIdentity:
+    """Who the landmark is and where it was surveyed."""
+
+    landmark_id: str
+    latitude: float
+    longitude: float
+
+
+def bind_udp(host: str, port: int) -> socket.socket:
+    """A UDP socket bound to ``host:port``; any failure is a one-line config error."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"cannot resolve host {host!r}: {exc}") from exc
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class LandmarkServer:
+    """Serves timed rounds on one UDP socket from one thread until stopped.
+
+    The socket is bound by the constructor (so a port in use fails there, before
+    anything starts); :meth:`start` and :meth:`stop` run and end the thread.
+    """
+
+    def __init__(
+        self,
+        identity: LandmarkIdentity,
+        signer: Signer,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+        randomness: Randomness = os.urandom,
+        kernel_timestamps: bool = True,
+        sweep_interval_s: float = 0.02,
+    ) -> None:
+        self.identity = identity
+        self.signer = signer
+        self._dispatcher = Dispatcher(identity.landmark_id, signer, limits or Limits(), randomness)
+        self._sweep_interval_ns = int(sweep_interval_s * 1e9)
+        self._sock = bind_udp(host, port)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        self._sock.settimeout(sweep_interval_s)
+        self.kernel_timestamps = kernel_timestamps and enable_kernel_timestamps(self._sock)
+        self.address: Address = self._sock.getsockname()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, name=f"landmark-{identity.landmark_id}", daemon=True
+        )
+
+    def counters(self) -> Counters:
+        return self._dispatcher.counters.snapshot()
+
+    @property
+    def open_rounds(self) -> int:
+        return self._dispatcher.open_rounds
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (within one sweep interval) and close the socket."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._sock.close()
+
+    def __enter__(self) -> LandmarkServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _send(self, outgoing: Outgoing) -> None:
+        if outgoing.timed is not None:
+            outgoing.timed.start_timer(read_bracket())
+        try:
+            self._sock.sendto(outgoing.datagram, outgoing.peer)
+        except OSError:
+            self._dispatcher.counters.send_errors += 1
+
+    def _serve(self) -> None:
+        """The receive loop. Nothing a peer sends may end it; only :meth:`stop` does."""
+        recvmsg = self._sock.recvmsg
+        dispatcher = self._dispatcher
+        next_sweep_ns = 0
+        while not self._stopping.is_set():
+            try:
+                data, ancillary, _, source = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
+            except TimeoutError:
+                data = None
+            except OSError:
+                if self._stopping.is_set():
+                    break
+                log.exception("landmark receive failed")
+                dispatcher.counters.internal_errors += 1
+                continue
+            try:
+                if data is not None:
+                    received = read_bracket()
+                    outgoing = dispatcher.handle(data, source, received, kernel_stamp(ancillary))
+                    if outgoing is not None:
+                        self._send(outgoing)
+                now_ns = time.monotonic_ns()
+                if now_ns >= next_sweep_ns:
+                    next_sweep_ns = now_ns + self._sweep_interval_ns
+                    for outgoing in dispatcher.sweep(now_ns):
+                        self._send(outgoing)
+            except Exception:
+                log.exception("landmark dropped a datagram on an internal error")
+                dispatcher.counters.internal_errors += 1

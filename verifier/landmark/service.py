@@ -1,0 +1,81 @@
+"""The landmark's management service over gRPC: who it is, and its counters.
+
+Served by a small synchronous gRPC server beside the UDP thread. Its worker threads sleep
+in gRPC's core without the interpreter lock until a call arrives, so an idle management
+port costs the timed path nothing; a call takes the lock for microseconds.
+
+Example::
+
+    info = start_info_service(landmark, "127.0.0.1", 0)
+    ...
+    info.server.stop(grace=1.0)
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+
+from geoattest.errors import ConfigError
+from geoattest.v1 import identity_pb2, landmark_service_pb2, landmark_service_pb2_grpc
+from verifier.landmark.server import LandmarkServer
+
+
+class LandmarkServicer(landmark_service_pb2_grpc.LandmarkServiceServicer):
+    def __init__(self, landmark: LandmarkServer) -> None:
+        self._landmark = landmark
+
+    def GetInfo(  # noqa: N802  (gRPC's method name)
+        self, _request: landmark_service_pb2.GetInfoRequest, _context: grpc.ServicerContext
+    ) -> identity_pb2.LandmarkInfo:
+        identity = self._landmark.identity
+        return identity_pb2.LandmarkInfo(
+            landmark_id=identity.landmark_id,
+            latitude=identity.latitude,
+            longitude=identity.longitude,
+            public_key_der=self._landmark.signer.verifying_key.der(),
+        )
+
+    def GetCounters(  # noqa: N802  (gRPC's method name)
+        self, _request: landmark_service_pb2.GetCountersRequest, _context: grpc.ServicerContext
+    ) -> landmark_service_pb2.LandmarkCounters:
+        counters = self._landmark.counters()
+        return landmark_service_pb2.LandmarkCounters(
+            rounds_opened=counters.rounds_opened,
+            receipts_signed=counters.receipts_signed,
+            rounds_failed=counters.rounds_failed,
+            datagrams_malformed=counters.datagrams_malformed,
+            datagrams_rate_limited=counters.datagrams_rate_limited,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InfoService:
+    server: grpc.Server
+    port: int
+
+
+def start_info_service(landmark: LandmarkServer, host: str, port: int) -> InfoService:
+    """Serve GetInfo and GetCounters on ``host:port`` (0: any free port).
+
+    Raises:
+        ConfigError: the port could not be bound.
+    """
+    server = grpc.server(ThreadPoolExecutor(max_workers=2, thread_name_prefix="landmark-grpc"))
+    landmark_service_pb2_grpc.add_LandmarkServiceServicer_to_server(
+        LandmarkServicer(landmark), server
+    )
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:
+        bound = 0
+        detail = str(exc)
+    else:
+        detail = "address in use or not local"
+    if bound == 0:
+        server.stop(None)
+        raise ConfigError(f"cannot serve gRPC on {host}:{port}: {detail}")
+    server.start()
+    return InfoService(server, bound)
