@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+import geoattest.cli.landmark_serve  # registers 'landmark serve'
 import geoattest.cli.verifier_serve  # noqa: F401  (registers 'verifier serve')
 from geoattest.cli import geo, pki
 from geoattest.errors import ConfigError, GeoattestError

@@ -1,0 +1,124 @@
+"""``geoattest landmark serve``: run a landmark's UDP timing server until stopped.
+
+The landmark is a key directory from ``geoattest landmark keygen`` (``key.pem`` and
+``landmark.json`` with its id and surveyed coordinates). With ``--registry`` the landmark
+must be registered there under the same key, so a landmark never serves receipts the
+verifier would refuse. Every input is checked before the socket is bound, and every
+failure (a missing or bad key directory, a bad host, a port in use) is a one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from geoattest.cli.pki import landmark_app
+from geoattest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from geoattest.crypto import KeySigner
+    from verifier.landmark import LandmarkIdentity
+
+LANDMARK_FILE = "landmark.json"
+
+
+def _load_landmark(directory: Path, registry: Path | None) -> tuple[LandmarkIdentity, KeySigner]:
+    from geoattest.pki import LandmarkRegistry, check_coordinates, load_signer  # noqa: PLC0415
+    from verifier.landmark import LandmarkIdentity  # noqa: PLC0415
+
+    if not directory.is_dir():
+        raise ConfigError(f"landmark key directory {directory} does not exist")
+    signer = load_signer(directory, "landmark key directory")
+    path = directory / LANDMARK_FILE
+    try:
+        document = json.loads(path.read_bytes())
+        identity = LandmarkIdentity(
+            str(document["id"]), float(document["lat"]), float(document["lon"])
+        )
+    except FileNotFoundError:
+        raise ConfigError(f"landmark key directory {directory} has no {LANDMARK_FILE}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is malformed: {exc!r}") from None
+    check_coordinates(identity.latitude, identity.longitude)
+    if registry is not None:
+        record = LandmarkRegistry.load(registry).get(identity.landmark_id)
+        if record is None:
+            raise ConfigError(f"landmark {identity.landmark_id} is not in {registry}")
+        if record.verifying_key.key_id != signer.verifying_key.key_id:
+            raise ConfigError(f"{registry} lists another key for {identity.landmark_id}")
+        identity = LandmarkIdentity(record.landmark_id, record.latitude, record.longitude)
+    return identity, signer
+
+
+@landmark_app.command("serve")
+def landmark_serve(
+    key: Annotated[Path, typer.Option(help="Landmark key directory ('landmark keygen').")],
+    registry: Annotated[
+        Path | None, typer.Option(help="Landmark registry JSON that must list this key.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="UDP port (0: any).")] = 0,
+    exchanges_max: Annotated[
+        int, typer.Option(min=1, max=32, help="Most exchanges a round may ask for.")
+    ] = 32,
+    max_rounds: Annotated[int, typer.Option(min=1, help="Rounds open at once.")] = 1024,
+    rate: Annotated[
+        float, typer.Option(min=1.0, help="Datagrams per second allowed per source host.")
+    ] = 5000.0,
+    burst: Annotated[float, typer.Option(min=1.0, help="Datagrams a source may burst.")] = 1000.0,
+    challenge_timeout_ms: Annotated[
+        int, typer.Option(min=1, help="Silence before a challenge is replaced.")
+    ] = 250,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Also serve GetInfo/GetCounters over gRPC here."),
+    ] = None,
+) -> None:
+    """Serve timed rounds and sign receipts until SIGTERM or SIGINT."""
+    from verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
+
+    identity, signer = _load_landmark(key, registry)
+    limits = Limits(
+        max_rounds=max_rounds,
+        max_exchanges=exchanges_max,
+        rate_per_s=rate,
+        burst=burst,
+        challenge_timeout_ns=challenge_timeout_ms * 1_000_000,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    server = LandmarkServer(identity, signer, host=host, port=port, limits=limits)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    info = None
+    try:
+        if grpc_port is not None:
+            from verifier.landmark.service import start_info_service  # noqa: PLC0415
+
+            info = start_info_service(server, host, grpc_port)
+        server.start()
+        bound_host, bound_port = server.address[:2]
+        stamps = "kernel receive stamps" if server.kernel_timestamps else "monotonic stamps"
+        grpc_note = f", gRPC on {host}:{info.port}" if info else ""
+        typer.echo(
+            f"landmark {identity.landmark_id} listening on udp {bound_host}:{bound_port} "
+            f"({stamps}{grpc_note})"
+        )
+        while not stopping.wait(1.0):  # a timed wait, so a signal is seen within a second
+            continue
+    finally:
+        if info is not None:
+            info.server.stop(grace=1.0)
+        server.stop()
+    counters = server.counters()
+    typer.echo(
+        f"landmark {identity.landmark_id} stopped: {counters.rounds_opened} rounds, "
+        f"{counters.receipts_signed} receipts, {counters.rounds_failed} failed",
+        err=True,
+    )
