@@ -12,7 +12,7 @@ same agent runs over real sockets, the virtual network and in tests.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -45,10 +45,8 @@ class DeliveryError(GeoattestError):
         super().__init__(Reason.UNREACHABLE, detail)
 
 
-class RoundRunner(Protocol):
-    """Runs one timed round with one landmark; returns its receipt or None on failure."""
-
-    def __call__(self, landmark_id: str) -> envelope_pb2.Envelope | None: ...
+RoundRunner = Callable[[str], envelope_pb2.Envelope | None]
+"""Runs one timed round with one landmark; returns its receipt, or None if it failed."""
 
 
 class Submitter(Protocol):

@@ -459,6 +459,21 @@ def save_signing_key(directory: Path, key: PrivateKey) -> None:
     )
 
 
+LANDMARK_FILE = "landmark.json"
+
+
+def save_landmark_key(directory: Path, key: PrivateKey, record: LandmarkRecord) -> None:
+    """A landmark's key directory: its key and who and where it is (for 'landmark serve')."""
+    save_signing_key(directory, key)
+    identity = {
+        "id": record.landmark_id,
+        "lat": record.latitude,
+        "lon": record.longitude,
+        "name": record.name,
+    }
+    write_new(directory / LANDMARK_FILE, json.dumps(identity).encode() + b"\n")
+
+
 def load_signer(directory: Path, what: str) -> KeySigner:
     path = directory / KEY_FILE
     if not path.is_file():

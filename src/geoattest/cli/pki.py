@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +18,7 @@ from geoattest.pki import (
     RevocationList,
     check_coordinates,
     check_identifier,
-    save_signing_key,
+    save_landmark_key,
 )
 
 ca_app = typer.Typer(help="The manufacturer root CA (the Endorser).", no_args_is_help=True)
@@ -113,17 +112,13 @@ def landmark_keygen(
     if loaded is not None and loaded.get(landmark_id) is not None:
         raise ConfigError(f"landmark {landmark_id} is already registered in {registry}")
     key = generate_private_key(algorithm)
-    save_signing_key(out, key)
-    (out / "landmark.json").write_text(
-        json.dumps({"id": landmark_id, "lat": lat, "lon": lon, "name": name}) + "\n"
+    record = LandmarkRecord(
+        landmark_id, lat, lon, VerifyingKey.from_public_key(key.public_key()), name
     )
+    save_landmark_key(out, key, record)
     if registry is not None:
         updated = loaded or LandmarkRegistry()
-        updated.add(
-            LandmarkRecord(
-                landmark_id, lat, lon, VerifyingKey.from_public_key(key.public_key()), name
-            )
-        )
+        updated.add(record)
         updated.save(registry)
     typer.echo(f"landmark {landmark_id} key written to {out}")
 

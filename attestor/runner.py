@@ -1,0 +1,269 @@
+"""The agent as a process: enrol, then attest on a cadence until stopped.
+
+Configuration is a JSON file (``geoattest attestor run --config FILE``)::
+
+    {
+      "device_id": "chip-sg-01",
+      "keystore": "chips/chip-sg-01/keys",      # from 'geoattest device provision'
+      "outbox": "chips/chip-sg-01/outbox",
+      "verifier": "127.0.0.1:50051",
+      "verifier_id": "geoattest-verifier",
+      "landmarks": [{"id": "lm-sin", "address": "127.0.0.1:40001",
+                     "public_key": "<hex DER SubjectPublicKeyInfo>"}],
+      "exchanges": 8, "cadence_s": 10, "grace_s": 60
+    }
+
+Each cycle runs the rounds, keeps the proof in the outbox, then delivers everything
+pending in order. Events (one JSON object per line on stdout) say what happened, for
+people and for the demo: ``enrolled``, ``proof`` (receipts gathered), ``result`` (the
+verifier's answer, with the licence status after it), ``unreachable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from attestor.agent import Attester, Delivered
+from attestor.keystore import DeviceKeyStore
+from attestor.licence import Licence
+from attestor.outbox import Outbox
+from attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
+from geoattest.crypto import VerifyingKey
+from geoattest.errors import ConfigError, EvidenceError
+from geoattest.protocol.round import RoundSecrets
+from geoattest.v1 import evidence_pb2
+from verifier.client import VerifierClient, VerifierRefused, enrolment_request
+
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    device_id: str
+    keystore: Path
+    outbox: Path
+    verifier: str
+    verifier_id: str
+    landmarks: tuple[LandmarkEndpoint, ...]
+    exchanges: int = 8
+    cadence_s: float = 10.0
+    grace_s: int = 60
+
+    @classmethod
+    def load(cls, path: Path) -> AgentConfig:
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"agent config {path} does not exist") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"agent config {path} is not valid JSON ({exc})") from None
+        base = path.parent
+        try:
+            landmarks = tuple(
+                LandmarkEndpoint(
+                    str(entry["id"]),
+                    *_address(str(entry["address"])),
+                    VerifyingKey.from_der(bytes.fromhex(entry["public_key"])),
+                )
+                for entry in raw["landmarks"]
+            )
+            return cls(
+                device_id=str(raw["device_id"]),
+                keystore=base / raw["keystore"],
+                outbox=base / raw["outbox"],
+                verifier=str(raw["verifier"]),
+                verifier_id=str(raw["verifier_id"]),
+                landmarks=landmarks,
+                exchanges=int(raw.get("exchanges", 8)),
+                cadence_s=float(raw.get("cadence_s", 10.0)),
+                grace_s=int(raw.get("grace_s", 60)),
+            )
+        except (KeyError, TypeError, ValueError, EvidenceError) as exc:
+            raise ConfigError(f"agent config {path} is malformed: {exc!r}") from None
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"address {text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep up to ``seconds``, waking at once when asked to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+
+
+def print_event(event: dict[str, Any]) -> None:
+    print(json.dumps(event, sort_keys=True), flush=True)
+
+
+def rejected_result(device_id: str, refusal: VerifierRefused) -> evidence_pb2.AttestationResult:
+    """A refusal of the proof itself, in the shape of a REJECTED result."""
+    return evidence_pb2.AttestationResult(
+        device_id=device_id,
+        verdict=evidence_pb2.VERDICT_REJECTED,
+        reason=refusal.reason,
+        detail=refusal.detail,
+    )
+
+
+class AgentProcess:
+    """One chip's agent: its key store, outbox, licence and connection to the verifier."""
+
+    def __init__(self, config: AgentConfig, emit: Emit) -> None:
+        self.config = config
+        self.emit = emit
+        self.secrets = RoundSecrets(os.urandom)
+        self.settings = RoundSettings(exchanges=config.exchanges)
+        self.keystore = DeviceKeyStore.open(config.keystore)
+        if self.keystore.device_id != config.device_id:
+            raise ConfigError(
+                f"key store {config.keystore} holds {self.keystore.device_id}, "
+                f"not {config.device_id}"
+            )
+        self.outbox = Outbox(config.outbox, config.device_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with VerifierClient(self.config.verifier) as client:
+            attester = await self._start(client, stop)
+            if attester is None:
+                return
+            while not stop.is_set():
+                started = time.monotonic()
+                outcomes = await asyncio.to_thread(
+                    run_rounds,
+                    self.config.landmarks,
+                    self.config.device_id,
+                    self.keystore,
+                    self.secrets,
+                    self.settings,
+                    concurrent=True,
+                )
+                receipts = {o.landmark_id: o.receipt for o in outcomes if o.receipt is not None}
+                attester.attest(receipts.get)
+                failed = {o.landmark_id: o.failure.reason.value for o in outcomes if o.failure}
+                self.emit(
+                    {
+                        "event": "proof",
+                        "device_id": self.config.device_id,
+                        "receipts": len(receipts),
+                        "failed": failed,
+                    }
+                )
+                await self._deliver(client, attester)
+                await pause(stop, self.config.cadence_s - (time.monotonic() - started))
+
+    async def _start(self, client: VerifierClient, stop: asyncio.Event) -> Attester | None:
+        """Enrol (idempotent) and fetch the verifier's keys; wait while it is unreachable."""
+        request = enrolment_request(
+            self.keystore,
+            self.config.device_id,
+            self.keystore.certificate_der(),
+            [],
+            self.config.verifier_id,
+        )
+        while not stop.is_set():
+            try:
+                await client.enroll(request)
+                jwks = await client.result_keys()
+            except VerifierRefused as refusal:
+                if refusal.code not in RETRYABLE:
+                    self.emit(
+                        {
+                            "event": "enrolment_refused",
+                            "device_id": self.config.device_id,
+                            "reason": refusal.reason,
+                            "detail": refusal.detail,
+                        }
+                    )
+                    return None
+                self.emit({"event": "unreachable", "device_id": self.config.device_id})
+                await pause(stop, 1.0)
+                continue
+            self.emit({"event": "enrolled", "device_id": self.config.device_id})
+            licence = Licence(
+                self.config.device_id,
+                jwks,
+                grace_s=self.config.grace_s,
+                booted_at_s=int(time.time()),
+            )
+            return Attester(
+                self.keystore,
+                self.config.device_id,
+                [lm.landmark_id for lm in self.config.landmarks],
+                self.outbox,
+                licence,
+            )
+        return None
+
+    async def _deliver(self, client: VerifierClient, attester: Attester) -> None:
+        while pending := self.outbox.pending():
+            proof = pending[0]
+            try:
+                result = await client.submit(proof.envelope)
+            except VerifierRefused as refusal:
+                if refusal.code in RETRYABLE:
+                    self.emit(
+                        {
+                            "event": "unreachable",
+                            "device_id": self.config.device_id,
+                            "pending": len(pending),
+                        }
+                    )
+                    return
+                result = rejected_result(self.config.device_id, refusal)
+            now_s = int(time.time())
+            self._report(attester.settle(proof, result, now_s), attester, now_s)
+
+    def _report(self, delivered: Delivered, attester: Attester, now_s: int) -> None:
+        result = delivered.result
+        self.emit(
+            {
+                "event": "result",
+                "device_id": self.config.device_id,
+                "counter": delivered.counter,
+                "outcome": delivered.outcome.value,
+                "verdict": evidence_pb2.Verdict.Name(result.verdict).removeprefix("VERDICT_"),
+                "reason": result.reason,
+                "bounds": [
+                    {
+                        "landmark_id": b.landmark_id,
+                        "lat": b.latitude,
+                        "lon": b.longitude,
+                        "rtt_us": round(b.rtt_min_ns / 1000, 1),
+                        "bound_km": round(b.bound_km, 3),
+                    }
+                    for b in result.bounds
+                ],
+                "result_token": result.result_token,
+                "licence": attester.status(now_s).value,
+                "licence_until": attester.licence.current.expires_at_s
+                if attester.licence.current
+                else None,
+            }
+        )

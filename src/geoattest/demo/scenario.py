@@ -1,0 +1,167 @@
+"""Demo scenarios: landmarks, chips where they really are, and the licences they hold.
+
+A scenario is a TOML file (the default one, ``scenario.toml`` beside this module, is the
+template users copy). Loading checks every key and value, so a typo is a one-line error
+naming it, never a silently different demo.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from geoattest.errors import ConfigError
+from geoattest.geo import RegionPolicy, policy_from_mapping
+from geoattest.geo.sphere import EARTH_RADIUS_KM
+from geoattest.pki import check_coordinates, check_identifier
+
+_TOP = {
+    "name",
+    "cadence_s",
+    "exchanges",
+    "landmarks_per_chip",
+    "quorum",
+    "seed",
+    "policy",
+    "landmarks",
+    "chips",
+}
+_LANDMARK = {"id", "name", "lat", "lon"}
+_CHIP = {"id", "place", "lat", "lon", "licensed_region", "datacentre_landmark"}
+
+
+@dataclass(frozen=True, slots=True)
+class LandmarkSite:
+    landmark_id: str
+    name: str
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChipSite:
+    device_id: str
+    place: str
+    latitude: float
+    longitude: float
+    licensed_region: str
+    datacentre_landmark: str | None
+    """A landmark in the chip's own data centre, reached without crossing the Internet."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    cadence_s: float
+    exchanges: int
+    landmarks_per_chip: int
+    quorum: int
+    seed: int
+    policy_document: Mapping[str, Any]
+    policy: RegionPolicy
+    landmarks: tuple[LandmarkSite, ...]
+    chips: tuple[ChipSite, ...]
+
+    def landmarks_for(self, chip: ChipSite) -> list[LandmarkSite]:
+        """The chip's nearest landmarks (its data-centre landmark always among them)."""
+
+        def distance(site: LandmarkSite) -> float:
+            p1, p2 = math.radians(chip.latitude), math.radians(site.latitude)
+            dl = math.radians(site.longitude - chip.longitude)
+            c = math.sin(p1) * math.sin(p2) + math.cos(p1) * math.cos(p2) * math.cos(dl)
+            return EARTH_RADIUS_KM * math.acos(max(-1.0, min(1.0, c)))
+
+        ranked = sorted(
+            self.landmarks, key=lambda s: (s.landmark_id != chip.datacentre_landmark, distance(s))
+        )
+        return ranked[: self.landmarks_per_chip]
+
+
+def default_scenario_path() -> Path:
+    return Path(str(resources.files("geoattest.demo").joinpath("scenario.toml")))
+
+
+def _keys(where: str, table: Any, allowed: set[str], required: set[str]) -> Mapping[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+    missing = required - set(table)
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {sorted(missing)}")
+    return table
+
+
+def _number(where: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"scenario {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"scenario {path} is not valid TOML: {exc}") from None
+    top = _keys(f"scenario {path}", document, _TOP, {"policy", "landmarks", "chips"})
+    landmarks = []
+    for i, raw in enumerate(top["landmarks"] if isinstance(top["landmarks"], list) else [None]):
+        entry = _keys(f"landmarks[{i}]", raw, _LANDMARK, _LANDMARK)
+        lat = _number(f"landmarks[{i}].lat", entry["lat"], -90, 90)
+        lon = _number(f"landmarks[{i}].lon", entry["lon"], -180, 180)
+        check_coordinates(lat, lon)
+        landmarks.append(
+            LandmarkSite(
+                check_identifier(str(entry["id"]), "landmark id"), str(entry["name"]), lat, lon
+            )
+        )
+    landmark_ids = {site.landmark_id for site in landmarks}
+    if len(landmark_ids) != len(landmarks):
+        raise ConfigError("scenario: landmark ids must be unique")
+    policy = policy_from_mapping(top["policy"], base_dir=path.parent)
+    chips = []
+    required = _CHIP - {"datacentre_landmark"}
+    for i, raw in enumerate(top["chips"] if isinstance(top["chips"], list) else [None]):
+        entry = _keys(f"chips[{i}]", raw, _CHIP, required)
+        region = str(entry["licensed_region"])
+        if region not in policy.regions:
+            raise ConfigError(f"chips[{i}]: region {region!r} is not in the scenario's policy")
+        colocated = entry.get("datacentre_landmark")
+        if colocated is not None and colocated not in landmark_ids:
+            raise ConfigError(f"chips[{i}]: datacentre_landmark {colocated!r} is not a landmark")
+        chips.append(
+            ChipSite(
+                check_identifier(str(entry["id"]), "chip id"),
+                str(entry["place"]),
+                _number(f"chips[{i}].lat", entry["lat"], -90, 90),
+                _number(f"chips[{i}].lon", entry["lon"], -180, 180),
+                region,
+                colocated,
+            )
+        )
+    if len({c.device_id for c in chips}) != len(chips):
+        raise ConfigError("scenario: chip ids must be unique")
+    per_chip = int(_number("landmarks_per_chip", top.get("landmarks_per_chip", 4), 1, 16))
+    quorum = int(_number("quorum", top.get("quorum", 3), 1, 16))
+    if quorum > per_chip:
+        raise ConfigError("scenario: quorum exceeds landmarks_per_chip")
+    return Scenario(
+        name=str(top.get("name", path.stem)),
+        cadence_s=_number("cadence_s", top.get("cadence_s", 10), 0.5, 86400),
+        exchanges=int(_number("exchanges", top.get("exchanges", 8), 1, 32)),
+        landmarks_per_chip=per_chip,
+        quorum=quorum,
+        seed=int(_number("seed", top.get("seed", 0), 0, 2**32)),
+        policy_document=top["policy"],
+        policy=policy,
+        landmarks=tuple(landmarks),
+        chips=tuple(chips),
+    )
