@@ -20,6 +20,7 @@ import grpc
 
 from geoattest.errors import ConfigError
 from geoattest.v1 import identity_pb2, landmark_service_pb2, landmark_service_pb2_grpc
+from verifier.grpc_server import check_bindable
 from verifier.landmark.server import LandmarkServer
 
 
@@ -63,19 +64,24 @@ def start_info_service(landmark: LandmarkServer, host: str, port: int) -> InfoSe
     Raises:
         ConfigError: the port could not be bound.
     """
-    server = grpc.server(ThreadPoolExecutor(max_workers=2, thread_name_prefix="landmark-grpc"))
+    address = f"{host}:{port}"
+    try:
+        check_bindable(address)  # a clear error before gRPC logs its own
+    except OSError as exc:
+        raise ConfigError(f"gRPC: {exc}") from exc
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="landmark-grpc"),
+        options=[("grpc.so_reuseport", 0)],
+    )
     landmark_service_pb2_grpc.add_LandmarkServiceServicer_to_server(
         LandmarkServicer(landmark), server
     )
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError as exc:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
         bound = 0
-        detail = str(exc)
-    else:
-        detail = "address in use or not local"
     if bound == 0:
         server.stop(None)
-        raise ConfigError(f"cannot serve gRPC on {host}:{port}: {detail}")
+        raise ConfigError(f"gRPC: cannot listen on {address}")
     server.start()
     return InfoService(server, bound)

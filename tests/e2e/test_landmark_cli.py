@@ -1,0 +1,157 @@
+"""``geoattest landmark serve`` as a process: it serves rounds, stops cleanly on a signal,
+and every bad input is a one-line error naming it and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.crypto import KeySigner
+from geoattest.pki import LandmarkRegistry
+from geoattest.protocol.round import RoundSecrets
+from geoattest.v1 import round_pb2
+
+GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
+LISTENING = re.compile(r"listening on udp (\S+):(\d+)")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GEOATTEST, *args], capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def landmark_dir(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("landmark")
+    key, registry = base / "lm-fra", base / "registry.json"
+    made = run(
+        "landmark", "keygen", "--id", "lm-fra", "--lat", "50.11", "--lon", "8.68",
+        "--out", str(key), "--registry", str(registry),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return key, registry
+
+
+@pytest.fixture
+def serving(landmark_dir) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    key, registry = landmark_dir
+    process = subprocess.Popen(
+        [GEOATTEST, "landmark", "serve", "--key", str(key), "--registry", str(registry)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        match = LISTENING.search(process.stdout.readline())
+        assert match is not None
+        yield process, int(match.group(2))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_serve_answers_rounds_and_stops_cleanly_on_sigterm(serving, landmark_dir):
+    process, port = serving
+    record = LandmarkRegistry.load(landmark_dir[1]).get("lm-fra")
+    assert record is not None
+    endpoint = LandmarkEndpoint("lm-fra", "127.0.0.1", port, record.verifying_key)
+    envelope = run_round(
+        endpoint, "dev-1", KeySigner.generate(), RoundSecrets(os.urandom), RoundSettings(4)
+    )
+    assert round_pb2.TimingReceipt.FromString(envelope.payload).exchanges == 4
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert process.stderr is not None
+    assert "1 receipts" in process.stderr.read()
+
+
+def test_serve_stops_cleanly_on_ctrl_c(serving):
+    process, _ = serving
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+
+
+def test_serve_on_a_port_in_use_names_it(landmark_dir):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = str(taken.getsockname()[1])
+        result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--port", port)
+    assert_one_line_error(result, f"127.0.0.1:{port}", "in use")
+
+
+def test_serve_with_a_missing_key_dir_names_it(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    assert_one_line_error(run("landmark", "serve", "--key", missing), missing)
+
+
+def test_serve_with_a_key_dir_without_a_key_names_it(tmp_path):
+    assert_one_line_error(run("landmark", "serve", "--key", str(tmp_path)), "key.pem")
+
+
+def test_serve_with_an_unresolvable_host_names_it(landmark_dir):
+    result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--host", "no-such.invalid")
+    assert_one_line_error(result, "no-such.invalid")
+
+
+def test_serve_on_an_address_not_of_this_host_names_it(landmark_dir):
+    result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--host", "192.0.2.1")
+    assert_one_line_error(result, "192.0.2.1")
+
+
+def test_serve_with_an_unknown_flag_names_it(landmark_dir):
+    result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--colour", "blue")
+    assert_one_line_error(result, "--colour")
+
+
+def test_serve_with_a_bad_flag_value_names_it(landmark_dir):
+    result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--exchanges-max", "99")
+    assert_one_line_error(result, "--exchanges-max")
+
+
+def test_serve_refuses_a_key_the_registry_does_not_list(landmark_dir, tmp_path):
+    other = tmp_path / "other"
+    made = run(
+        "landmark", "keygen", "--id", "lm-fra", "--lat", "1", "--lon", "2", "--out", str(other)
+    )
+    assert made.returncode == 0, made.stderr
+    result = run("landmark", "serve", "--key", str(other), "--registry", str(landmark_dir[1]))
+    assert_one_line_error(result, "another key", "lm-fra")
+
+
+def test_serve_with_a_missing_registry_names_it(landmark_dir, tmp_path):
+    missing = str(tmp_path / "registry.json")
+    result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--registry", missing)
+    assert_one_line_error(result, missing)
+
+
+def test_serve_with_an_unusable_grpc_port_names_it(landmark_dir):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--grpc-port", port)
+    assert_one_line_error(result, f"127.0.0.1:{port}")

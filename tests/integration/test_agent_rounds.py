@@ -1,0 +1,228 @@
+"""The agent's round driver against real landmark servers on loopback: k landmarks,
+loss, an unreachable landmark, a landmark key that does not match."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from attestor.agent import Attester
+from attestor.licence import Licence
+from attestor.outbox import Outbox
+from attestor.rounds import (
+    LandmarkEndpoint,
+    RoundFailedError,
+    RoundSettings,
+    round_runner,
+    run_round,
+    run_rounds,
+)
+from geoattest.crypto import KeySigner
+from geoattest.errors import Reason
+from geoattest.pki import ResultKey
+from geoattest.protocol.round import RoundSecrets, decode_datagram
+from geoattest.v1 import round_pb2
+from geoattest.wire.envelope import PayloadType, open_envelope
+from verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
+
+FAST_LOSS = Limits(challenge_timeout_ns=30_000_000)
+"""Replace a lost challenge after 30 ms so that loss tests finish quickly."""
+
+
+@pytest.fixture(scope="module")
+def device() -> KeySigner:
+    return KeySigner.generate()
+
+
+@pytest.fixture
+def secrets() -> RoundSecrets:
+    return RoundSecrets(os.urandom)
+
+
+@contextmanager
+def landmarks(k: int, limits: Limits = FAST_LOSS) -> Iterator[list[LandmarkServer]]:
+    servers = [
+        LandmarkServer(
+            LandmarkIdentity(f"lm-{i}", 10.0 * i, 5.0), KeySigner.generate(), limits=limits
+        )
+        for i in range(k)
+    ]
+    for s in servers:
+        s.start()
+    try:
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def endpoint_of(server: LandmarkServer, port: int | None = None) -> LandmarkEndpoint:
+    host, bound = server.address[:2]
+    return LandmarkEndpoint(
+        server.identity.landmark_id, host, port or bound, server.signer.verifying_key
+    )
+
+
+def receipt_of(envelope, server: LandmarkServer) -> round_pb2.TimingReceipt:
+    payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, server.signer.verifying_key)
+    return round_pb2.TimingReceipt.FromString(payload)
+
+
+@pytest.mark.parametrize("concurrent", [False, True], ids=["sequential", "concurrent"])
+def test_rounds_with_three_landmarks_each_give_a_receipt_from_that_landmark(
+    device, secrets, concurrent
+):
+    with landmarks(3) as servers:
+        outcomes = run_rounds(
+            [endpoint_of(s) for s in servers],
+            "dev-1",
+            device,
+            secrets,
+            RoundSettings(exchanges=4),
+            concurrent=concurrent,
+        )
+    assert [o.landmark_id for o in outcomes] == ["lm-0", "lm-1", "lm-2"]
+    for outcome, server in zip(outcomes, servers, strict=True):
+        assert outcome.failure is None
+        receipt = receipt_of(outcome.receipt, server)
+        assert (receipt.landmark_id, receipt.device_id, receipt.exchanges) == (
+            server.identity.landmark_id,
+            "dev-1",
+            4,
+        )
+
+
+DropRule = Callable[[str, int, bytes], bool]
+"""(direction 'up' or 'down', index of the datagram in that direction, bytes) -> drop?"""
+
+
+@contextmanager
+def lossy_link(target: tuple[str, int], drop: DropRule) -> Iterator[tuple[str, int]]:
+    """A UDP shim in front of ``target`` that drops the datagrams ``drop`` picks."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.02)
+    stop = threading.Event()
+    counts = {"up": 0, "down": 0}
+
+    def relay() -> None:
+        agent: tuple[str, int] | None = None
+        while not stop.is_set():
+            try:
+                data, sender = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            direction = "down" if sender == target else "up"
+            if direction == "up":
+                agent = sender
+            index = counts[direction]
+            counts[direction] += 1
+            if drop(direction, index, data):
+                continue
+            destination = target if direction == "up" else agent
+            if destination is not None:
+                sock.sendto(data, destination)
+
+    thread = threading.Thread(target=relay)
+    thread.start()
+    try:
+        yield sock.getsockname()
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
+
+
+def kind(data: bytes) -> str:
+    return decode_datagram(data).WhichOneof("kind") or ""
+
+
+def dropping_first(*kinds: tuple[str, str]) -> DropRule:
+    """Drop the first datagram of each (direction, kind)."""
+    pending = set(kinds)
+
+    def drop(direction: str, _index: int, data: bytes) -> bool:
+        key = (direction, kind(data))
+        if key in pending:
+            pending.discard(key)
+            return True
+        return False
+
+    return drop
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        [("up", "open")],
+        [("down", "challenge")],
+        [("up", "response")],
+        [("down", "complete")],
+        [("up", "close")],
+        [("down", "receipt")],
+        [("up", "open"), ("down", "challenge"), ("up", "close"), ("down", "receipt")],
+    ],
+    ids=lambda lost: "+".join(f"{d}-{k}" for d, k in lost),
+)
+def test_lost_datagrams_are_recovered_and_the_receipt_still_verifies(device, secrets, lost):
+    with landmarks(1) as (server,), lossy_link(server.address, dropping_first(*lost)) as shim:
+        envelope = run_round(
+            endpoint_of(server, port=shim[1]),
+            "dev-1",
+            device,
+            secrets,
+            RoundSettings(exchanges=4, resend_s=0.03, deadline_s=30.0),
+        )
+        counters = server.counters()
+    assert receipt_of(envelope, server).exchanges == 4
+    assert counters.receipts_signed == 1
+
+
+def test_a_landmark_nobody_listens_at_is_unreachable(device, secrets):
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()
+    endpoint = LandmarkEndpoint("lm-dead", "127.0.0.1", port, device.verifying_key)
+    with pytest.raises(RoundFailedError) as caught:
+        run_round(endpoint, "dev-1", device, secrets, RoundSettings(deadline_s=0.3, resend_s=0.05))
+    assert caught.value.reason is Reason.UNREACHABLE
+    assert caught.value.landmark_id == "lm-dead"
+
+
+def test_an_unresolvable_landmark_host_is_unreachable(device, secrets):
+    endpoint = LandmarkEndpoint("lm-x", "no-such-host.invalid", 1, device.verifying_key)
+    with pytest.raises(RoundFailedError) as caught:
+        run_round(endpoint, "dev-1", device, secrets)
+    assert caught.value.reason is Reason.UNREACHABLE
+
+
+def test_a_receipt_signed_by_another_key_is_refused_and_the_round_fails(device, secrets):
+    with landmarks(1) as (server,):
+        host, port = server.address[:2]
+        wrong = LandmarkEndpoint("lm-0", host, port, KeySigner.generate().verifying_key)
+        with pytest.raises(RoundFailedError) as caught:
+            run_round(wrong, "dev-1", device, secrets, RoundSettings(deadline_s=0.5))
+    assert caught.value.reason is Reason.ROUND_TIMEOUT
+    assert Reason.BAD_RECEIPT_SIGNATURE.value in caught.value.detail
+
+
+def test_the_attester_runs_its_cycle_over_real_sockets(device, secrets, tmp_path):
+    with landmarks(2) as servers:
+        runner = round_runner(
+            [endpoint_of(s) for s in servers], "dev-1", device, secrets, RoundSettings(exchanges=2)
+        )
+        assert runner("lm-unknown") is None
+        attester = Attester(
+            device,
+            "dev-1",
+            ["lm-0", "lm-1"],
+            Outbox(tmp_path, "dev-1"),
+            Licence("dev-1", ResultKey.generate().jwks(), grace_s=60, booted_at_s=0),
+        )
+        assert attester.attest(runner) == 2

@@ -1,0 +1,267 @@
+"""The landmark's UDP server on a real loopback socket: honest rounds, bad rounds, garbage.
+
+Every wait here is for something to happen (a counter to move), never a time limit on
+how fast it happens.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.crypto import KeySigner
+from geoattest.errors import RoundError, WireError
+from geoattest.protocol.round import AgentRound, RoundSecrets, decode_datagram
+from geoattest.v1 import landmark_service_pb2, landmark_service_pb2_grpc, round_pb2
+from geoattest.wire.envelope import PayloadType, open_envelope
+from verifier.landmark import Counters, LandmarkIdentity, LandmarkServer, Limits
+from verifier.landmark.service import start_info_service
+
+IDENTITY = LandmarkIdentity("lm-1", 50.11, 8.68)
+PATIENCE_S = 30.0
+"""How long to wait for the server to get to a datagram before calling it stuck."""
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    give_up = time.monotonic() + PATIENCE_S
+    while not condition():
+        assert time.monotonic() < give_up, "the landmark never got there"
+        time.sleep(0.001)
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[KeySigner, KeySigner]:
+    return KeySigner.generate(), KeySigner.generate()
+
+
+@pytest.fixture(scope="module")
+def server(keys) -> Iterator[LandmarkServer]:
+    with LandmarkServer(IDENTITY, keys[1], limits=Limits(rate_per_s=1e6, burst=1e6)) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def secrets() -> RoundSecrets:
+    return RoundSecrets(os.urandom)
+
+
+@pytest.fixture
+def raw() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(PATIENCE_S)
+    yield sock
+    sock.close()
+
+
+def endpoint(server: LandmarkServer, key: KeySigner) -> LandmarkEndpoint:
+    host, port = server.address[:2]
+    return LandmarkEndpoint(IDENTITY.landmark_id, host, port, key.verifying_key)
+
+
+def honest_round(server, keys, secrets, exchanges: int = 8) -> round_pb2.TimingReceipt:
+    envelope = run_round(
+        endpoint(server, keys[1]), "dev-1", keys[0], secrets, RoundSettings(exchanges=exchanges)
+    )
+    payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, keys[1].verifying_key)
+    return round_pb2.TimingReceipt.FromString(payload)
+
+
+def settled(server: LandmarkServer, received: int) -> Counters:
+    wait_for(lambda: server.counters().datagrams_received >= received)
+    return server.counters()
+
+
+def test_an_honest_round_yields_a_receipt_that_verifies_with_the_landmark_key(
+    server, keys, secrets
+):
+    before = server.counters()
+    receipt = honest_round(server, keys, secrets, exchanges=8)
+    assert (receipt.landmark_id, receipt.device_id, receipt.exchanges) == ("lm-1", "dev-1", 8)
+    assert receipt.rtt_min_ns > 0
+    after = server.counters()
+    assert after.receipts_signed == before.receipts_signed + 1
+    assert after.exchanges_timed == before.exchanges_timed + 8
+    if server.kernel_timestamps:
+        assert after.exchanges_kernel_timed == before.exchanges_kernel_timed + 8
+
+
+def exchange_by_hand(
+    raw: socket.socket, server: LandmarkServer, agent: AgentRound, tamper: Callable[[bytes], bytes]
+) -> bytes:
+    """Answer every challenge through ``tamper``; return what the landmark sent last."""
+    raw.sendto(agent.open(), server.address)
+    while True:
+        data, _ = raw.recvfrom(4096)
+        reply = agent.receive(data)
+        if reply is None:
+            return data
+        reply = tamper(reply)
+        raw.sendto(reply, server.address)
+        if decode_datagram(reply).WhichOneof("kind") == "close":
+            data, _ = raw.recvfrom(4096)
+            return data
+
+
+def wrong_answer(datagram: bytes) -> bytes:
+    message = decode_datagram(datagram)
+    if message.WhichOneof("kind") == "response" and message.response.index == 1:
+        message.response.answer = bytes(32)
+    return message.SerializeToString()
+
+
+def wrong_secret(datagram: bytes) -> bytes:
+    message = decode_datagram(datagram)
+    if message.WhichOneof("kind") == "close":
+        message.close.secret = os.urandom(32)
+    return message.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [(wrong_answer, "round.bad_response"), (wrong_secret, "round.bad_commit")],
+    ids=["wrong-answer", "wrong-commit"],
+)
+def test_a_round_whose_answers_or_commit_do_not_check_gets_no_receipt(
+    server, keys, raw, tamper, reason
+):
+    before = server.counters()
+    agent = AgentRound(
+        "dev-1", "lm-1", keys[1].verifying_key, keys[0], secret=os.urandom(32), exchanges=3
+    )
+    last = decode_datagram(exchange_by_hand(raw, server, agent, tamper))
+    assert last.WhichOneof("kind") == "abort"
+    assert last.abort.reason == reason
+    after = server.counters()
+    assert after.receipts_signed == before.receipts_signed
+    assert after.rounds_failed == before.rounds_failed + 1
+
+
+def is_valid_open(data: bytes) -> bool:
+    try:
+        message = decode_datagram(data)
+    except WireError:
+        return False
+    return message.WhichOneof("kind") == "open"
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=3000))
+def test_garbage_leaves_the_landmark_healthy_and_its_rounds_untouched(server, raw, data):
+    assume(not is_valid_open(data))
+    before = server.counters()
+    raw.sendto(data, server.address)
+    after = settled(server, before.datagrams_received + 1)
+    refused = (after.datagrams_malformed - before.datagrams_malformed) + (
+        after.datagrams_rejected - before.datagrams_rejected
+    )
+    assert refused == 1
+    assert (after.rounds_opened, after.receipts_signed, after.internal_errors) == (
+        before.rounds_opened,
+        before.receipts_signed,
+        0,
+    )
+
+
+@pytest.mark.parametrize("size", [2049, 4096, 65_000])
+def test_oversized_datagrams_are_counted_and_dropped(server, raw, size):
+    before = server.counters()
+    raw.sendto(os.urandom(size), server.address)
+    after = settled(server, before.datagrams_received + 1)
+    assert after.datagrams_malformed == before.datagrams_malformed + 1
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(position=st.integers(0, 10_000), flip=st.integers(1, 255), which=st.integers(0, 2))
+def test_a_datagram_mutated_in_flight_never_earns_a_receipt_for_a_changed_round(
+    server, keys, raw, position, flip, which
+):
+    """One of the agent's datagrams (response 0, response 1 or Close) has one byte flipped
+    in flight. Whatever the landmark makes of it, any receipt it sends must be one the
+    agent accepts: for this round, these challenges, this commit."""
+    agent = AgentRound(
+        "dev-1", "lm-1", keys[1].verifying_key, keys[0], secret=os.urandom(32), exchanges=2
+    )
+    raw.settimeout(0.3)  # only how long to listen; a slow landmark just ends the example
+    raw.sendto(agent.open(), server.address)
+    replies = 0
+    while True:
+        try:
+            data, _ = raw.recvfrom(4096)
+        except TimeoutError:
+            break
+        kind = decode_datagram(data).WhichOneof("kind")
+        try:
+            reply = agent.receive(data)
+        except (RoundError, WireError) as exc:
+            assert kind != "receipt", f"a receipt the agent refuses: {exc}"
+            break
+        if reply is None:
+            break
+        if replies == which:
+            mutated = bytearray(reply)
+            mutated[position % len(mutated)] ^= flip
+            reply = bytes(mutated)
+        replies += 1
+        raw.sendto(reply, server.address)
+    assert server.counters().internal_errors == 0
+
+
+def test_the_landmark_still_serves_honest_rounds_after_all_that(server, keys, secrets):
+    receipt = honest_round(server, keys, secrets, exchanges=4)
+    assert receipt.exchanges == 4
+    assert server.counters().internal_errors == 0
+
+
+def test_a_flooding_source_is_rate_limited(keys, raw):
+    limits = Limits(rate_per_s=1e-6, burst=5)
+    with LandmarkServer(IDENTITY, keys[1], limits=limits) as flooded:
+        for _ in range(20):
+            raw.sendto(b"\x00flood", flooded.address)
+        counters = settled(flooded, 20)
+    assert counters.datagrams_rate_limited == 15
+    assert counters.datagrams_malformed + counters.datagrams_rejected == 5
+
+
+def test_stop_ends_the_thread_and_frees_the_port(keys):
+    server = LandmarkServer(IDENTITY, keys[1])
+    server.start()
+    port = server.address[1]
+    server.stop()
+    with LandmarkServer(IDENTITY, keys[1], port=port) as again:
+        assert again.address[1] == port
+
+
+def test_grpc_info_and_counters_describe_the_landmark(server, keys, secrets):
+    honest_round(server, keys, secrets, exchanges=2)
+    info = start_info_service(server, "127.0.0.1", 0)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{info.port}") as channel:
+            stub = landmark_service_pb2_grpc.LandmarkServiceStub(channel)
+            described = stub.GetInfo(landmark_service_pb2.GetInfoRequest(), timeout=PATIENCE_S)
+            counted = stub.GetCounters(
+                landmark_service_pb2.GetCountersRequest(), timeout=PATIENCE_S
+            )
+    finally:
+        info.server.stop(None)
+    assert (described.landmark_id, described.latitude, described.longitude) == (
+        "lm-1",
+        50.11,
+        8.68,
+    )
+    assert described.public_key_der == keys[1].verifying_key.der()
+    now = server.counters()
+    assert counted.receipts_signed == now.receipts_signed >= 1
+    assert counted.datagrams_malformed == now.datagrams_malformed

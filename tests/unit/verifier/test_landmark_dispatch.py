@@ -1,0 +1,151 @@
+"""The landmark's rounds table with made-up clocks: limits, routing, expiry, counters."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import UNIX_NS
+
+from geoattest.crypto import KeySigner
+from geoattest.protocol.round import AgentRound, AgentRoundState, decode_datagram
+from verifier.landmark.clock import Bracket
+from verifier.landmark.dispatch import Dispatcher, Limits, TokenBuckets
+
+AGENT = ("127.0.0.1", 40000)
+MS = 1_000_000
+
+
+def at(now_ns: int) -> Bracket:
+    return Bracket(now_ns, UNIX_NS + now_ns, now_ns)
+
+
+def dispatcher(landmark_signer: KeySigner, **limits: int) -> Dispatcher:
+    return Dispatcher("lm-1", landmark_signer, Limits(**limits), os.urandom)  # type: ignore[arg-type]
+
+
+def agent(device: KeySigner, landmark: KeySigner, exchanges: int = 2) -> AgentRound:
+    return AgentRound(
+        "dev-1", "lm-1", landmark.verifying_key, device, secret=os.urandom(32), exchanges=exchanges
+    )
+
+
+def drive(d: Dispatcher, a: AgentRound, *, source=AGENT, start_ns: int = 0) -> None:
+    """Run a round through the table, each exchange 10 us, the timer started at each send."""
+    now = start_ns
+    out = d.handle(a.open(), source, at(now), None)
+    while out is not None:
+        if out.timed is not None:
+            out.timed.start_timer(at(now))
+        now += 10_000
+        reply = a.receive(out.datagram)
+        if reply is None:
+            return
+        out = d.handle(reply, source, at(now), None)
+
+
+def test_an_honest_round_is_signed_and_counted(device_signer, landmark_signer):
+    d, a = dispatcher(landmark_signer), agent(device_signer, landmark_signer)
+    drive(d, a)
+    assert a.state is AgentRoundState.DONE
+    c = d.counters
+    assert (c.rounds_opened, c.receipts_signed, c.exchanges_timed, c.rounds_failed) == (1, 1, 2, 0)
+    assert d.open_rounds == 0  # finished rounds no longer count against the limits
+
+
+def test_datagrams_for_a_round_from_another_address_are_refused(device_signer, landmark_signer):
+    d, a = dispatcher(landmark_signer), agent(device_signer, landmark_signer)
+    challenge = d.handle(a.open(), AGENT, at(0), None)
+    assert challenge is not None
+    response = a.receive(challenge.datagram)
+    assert response is not None
+    assert d.handle(response, ("127.0.0.2", 40000), at(10_000), None) is None
+    assert d.counters.datagrams_rejected == 1
+    assert d.counters.exchanges_timed == 0
+
+
+def test_opens_beyond_the_per_source_share_are_refused(device_signer, landmark_signer):
+    d = dispatcher(landmark_signer, max_rounds_per_source=2)
+    for _ in range(3):
+        d.handle(agent(device_signer, landmark_signer).open(), AGENT, at(0), None)
+    assert (d.counters.rounds_opened, d.counters.rounds_refused) == (2, 1)
+    d.handle(agent(device_signer, landmark_signer).open(), ("10.0.0.9", 1), at(0), None)
+    assert d.counters.rounds_opened == 3
+
+
+def test_an_open_asking_for_more_exchanges_than_allowed_is_refused(device_signer, landmark_signer):
+    d = dispatcher(landmark_signer, max_exchanges=4)
+    assert d.handle(agent(device_signer, landmark_signer, 5).open(), AGENT, at(0), None) is None
+    assert (d.counters.rounds_opened, d.counters.datagrams_rejected) == (0, 1)
+
+
+def test_a_silent_agent_gets_fresh_challenges_then_the_round_fails(device_signer, landmark_signer):
+    d = dispatcher(landmark_signer, challenge_timeout_ns=100 * MS)
+    first = d.handle(agent(device_signer, landmark_signer).open(), AGENT, at(0), None)
+    assert first is not None
+    sent = [first.datagram]
+    for step in range(1, 6):
+        sent += [o.datagram for o in d.sweep(step * 100 * MS)]
+    kinds = [decode_datagram(s).WhichOneof("kind") for s in sent]
+    assert kinds == ["challenge"] * 4 + ["abort"]
+    assert len({decode_datagram(s).challenge.challenge for s in sent[:4]}) == 4  # never re-sent
+    assert (d.counters.rounds_failed, d.open_rounds) == (1, 0)
+
+
+def test_rounds_past_their_lifetime_expire(device_signer, landmark_signer):
+    d = dispatcher(landmark_signer, round_ttl_ns=50 * MS, challenge_timeout_ns=10**12)
+    d.handle(agent(device_signer, landmark_signer).open(), AGENT, at(0), None)
+    assert d.sweep(49 * MS) == []
+    assert d.open_rounds == 1
+    d.sweep(50 * MS)
+    assert (d.counters.rounds_expired, d.open_rounds) == (1, 0)
+
+
+def test_a_repeated_close_gets_the_same_receipt_until_the_round_is_forgotten(
+    device_signer, landmark_signer
+):
+    d, a = dispatcher(landmark_signer, linger_ns=1000 * MS), agent(device_signer, landmark_signer)
+    now = 0
+    out = d.handle(a.open(), AGENT, at(now), None)
+    close = receipt = None
+    while out is not None:
+        reply = a.receive(out.datagram)
+        if reply is None:
+            receipt = out.datagram
+            break
+        if decode_datagram(reply).WhichOneof("kind") == "close":
+            close = reply
+        now += 10_000
+        out = d.handle(reply, AGENT, at(now), None)
+    assert close is not None
+    assert receipt is not None
+    again = d.handle(close, AGENT, at(500 * MS), None)
+    assert again is not None
+    assert again.datagram == receipt
+    assert d.counters.receipts_signed == 1
+    d.sweep(now + 1000 * MS)
+    assert d.handle(close, AGENT, at(now + 1001 * MS), None) is None
+
+
+def test_token_bucket_allows_the_burst_then_the_rate():
+    buckets = TokenBuckets(rate_per_s=10, burst=3, max_sources=2)
+    assert [buckets.allow("a", 0) for _ in range(4)] == [True, True, True, False]
+    assert buckets.allow("a", 100 * MS)  # one token back after 100 ms at 10/s
+    assert not buckets.allow("a", 100 * MS)
+
+
+def test_token_buckets_stay_bounded_forgetting_the_least_recent_source():
+    buckets = TokenBuckets(rate_per_s=1e-9, burst=1, max_sources=2)
+    assert buckets.allow("a", 0)
+    assert not buckets.allow("a", 0)
+    buckets.allow("b", 0)
+    buckets.allow("c", 0)  # evicts a
+    assert buckets.allow("a", 0)
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff" * 10, b"\x00" * 2049])
+def test_garbage_is_counted_malformed_and_changes_nothing(landmark_signer, data):
+    d = dispatcher(landmark_signer)
+    assert d.handle(data, AGENT, at(0), None) is None
+    assert d.counters.datagrams_malformed + d.counters.datagrams_rejected == 1  # b"": no kind
+    assert (d.counters.rounds_opened, d.open_rounds) == (0, 0)
