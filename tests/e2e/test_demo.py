@@ -1,0 +1,130 @@
+"""`geoattest demo` end to end: real processes, the verdicts it promises, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import jwt
+import pytest
+
+GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
+HONEST = {"chip-sg-01", "chip-jp-01", "chip-de-01", "chip-us-01"}
+DIVERTED = {"chip-sg-02", "chip-sg-04"}  # Shenzhen and Kuala Lumpur, licensed to Singapore
+BORDER = "chip-sg-03"  # Johor Bahru, licensed to Singapore
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    workdir, map_path = root / "work", root / "map.png"
+    result = subprocess.run(
+        [
+            GEOATTEST,
+            "demo",
+            "--duration",
+            "25",
+            "--cadence",
+            "2",
+            "--json",
+            "--workdir",
+            str(workdir),
+            "--map",
+            str(map_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return lines, workdir, map_path
+
+
+def test_honest_chips_are_allowed_and_diverted_ones_never(demo_run):
+    lines, _, _ = demo_run
+    verdicts: dict[str, list[str]] = defaultdict(list)
+    for line in lines:
+        if "verdict" in line:
+            assert {
+                "device_id",
+                "true_location",
+                "licensed_region",
+                "bounds_km",
+                "result_token",
+            } <= set(line)
+            verdicts[line["device_id"]].append(line["verdict"])
+    for chip in HONEST:
+        assert "ALLOWED" in verdicts[chip], (chip, verdicts[chip])
+    for chip in DIVERTED | {BORDER}:
+        assert verdicts[chip], chip
+        assert "ALLOWED" not in verdicts[chip], (chip, verdicts[chip])
+    assert "OUTSIDE" in verdicts["chip-sg-02"]
+
+
+def test_shenzhen_chip_raises_an_outside_alert(demo_run):
+    lines, _, _ = demo_run
+    alerts = [line["alert"] for line in lines if "alert" in line]
+    assert any(
+        a["device_id"] == "chip-sg-02" and a["kind"] == "OUTSIDE_LICENSED_REGION" for a in alerts
+    )
+
+
+def test_result_tokens_verify_with_the_published_keys_only(demo_run):
+    lines, _, _ = demo_run
+    summary = lines[-1]
+    assert set(summary) == {"summary", "jwks"}
+    keys = jwt.PyJWKSet.from_dict(summary["jwks"])
+    checked = 0
+    for line in lines:
+        if line.get("verdict") == "ALLOWED" and line["result_token"]:
+            token = line["result_token"]
+            key = keys[jwt.get_unverified_header(token)["kid"]]
+            claims = jwt.decode(token, key, algorithms=["ES256"])
+            submod = claims["submods"][f"chip-{line['device_id']}"]
+            assert submod["ear.status"] == "affirming"
+            checked += 1
+    assert checked > 0
+    counts = summary["summary"]["counts"]
+    assert set(counts) >= HONEST | DIVERTED
+
+
+def test_map_is_written_and_nothing_is_left_running(demo_run):
+    _, workdir, map_path = demo_run
+    assert map_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert processes_mentioning(str(workdir)) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--scenario", "/nonexistent/s.toml"], "does not exist"),
+        (["--duration", "-1"], "--duration"),
+        (["--bogus"], "No such option"),
+        (["--map", "/nonexistent/dir/map.png"], "does not exist"),
+    ],
+)
+def test_bad_demo_arguments_are_one_line_errors(args, needle):
+    result = subprocess.run(
+        [GEOATTEST, "demo", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert needle in lines[0]
