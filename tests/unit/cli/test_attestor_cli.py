@@ -35,7 +35,7 @@ def base_config() -> dict:
         (lambda c: c.pop("verifier"), "malformed"),
         (
             lambda c: c.update(landmarks=[{"id": "x", "address": "nohost", "public_key": "00"}]),
-            "malformed",
+            "HOST:PORT",
         ),
         (lambda c: None, "not a device key store"),
     ],
