@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,10 @@ Address = tuple[Any, ...]
 """A socket address as ``recvmsg`` returns it: (host, port) or the IPv6 four-tuple."""
 
 SECOND_NS = 1_000_000_000
+
+FinishedHook = Callable[[LandmarkRound], None]
+"""Called with each round as it is signed or fails (off the clock): every exchange's RTT
+is in ``round.timed``; for audit logs and benchmarks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +150,12 @@ class Dispatcher:
     """Routes datagrams to rounds, opens and expires rounds, and counts everything."""
 
     def __init__(
-        self, landmark_id: str, signer: Signer, limits: Limits, randomness: Randomness
+        self,
+        landmark_id: str,
+        signer: Signer,
+        limits: Limits,
+        randomness: Randomness,
+        on_finished: FinishedHook | None = None,
     ) -> None:
         self.landmark_id = landmark_id
         self._signer = signer
@@ -158,6 +168,7 @@ class Dispatcher:
         """Active rounds per source host."""
         self._buckets = TokenBuckets(limits.rate_per_s, limits.burst, limits.max_sources)
         self.counters = Counters()
+        self._on_finished = on_finished
 
     @property
     def open_rounds(self) -> int:
@@ -262,6 +273,8 @@ class Dispatcher:
             if state is LandmarkRoundState.FAILED:
                 self.counters.rounds_failed += 1
             entry.finished_ns = now_ns
+            if self._on_finished is not None:
+                self._on_finished(entry.round)
             self._deactivate(entry)
             self._finished[entry.round.round_id] = entry
             if len(self._finished) > self._limits.max_rounds:

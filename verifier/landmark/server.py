@@ -37,7 +37,14 @@ from verifier.landmark.clock import (
     kernel_stamp,
     read_bracket,
 )
-from verifier.landmark.dispatch import Address, Counters, Dispatcher, Limits, Outgoing
+from verifier.landmark.dispatch import (
+    Address,
+    Counters,
+    Dispatcher,
+    FinishedHook,
+    Limits,
+    Outgoing,
+)
 
 log = logging.getLogger("geoattest.landmark")
 
@@ -90,10 +97,13 @@ class LandmarkServer:
         randomness: Randomness = os.urandom,
         kernel_timestamps: bool = True,
         sweep_interval_s: float = 0.02,
+        on_finished: FinishedHook | None = None,
     ) -> None:
         self.identity = identity
         self.signer = signer
-        self._dispatcher = Dispatcher(identity.landmark_id, signer, limits or Limits(), randomness)
+        self._dispatcher = Dispatcher(
+            identity.landmark_id, signer, limits or Limits(), randomness, on_finished
+        )
         self._sweep_interval_ns = int(sweep_interval_s * 1e9)
         self._sock = bind_udp(host, port)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
