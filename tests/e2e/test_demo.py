@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import jwt
 import pytest
+from command import assert_one_line_error, run_geoattest
 
-GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 HONEST = {"chip-sg-01", "chip-jp-01", "chip-de-01", "chip-us-01"}
 DIVERTED = {"chip-sg-02", "chip-sg-04"}  # Shenzhen and Kuala Lumpur, licensed to Singapore
 BORDER = "chip-sg-03"  # Johor Bahru, licensed to Singapore
@@ -32,24 +30,11 @@ def processes_mentioning(text: str) -> list[int]:
 def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     workdir, map_path = root / "work", root / "map.png"
-    result = subprocess.run(
-        [
-            GEOATTEST,
-            "demo",
-            "--duration",
-            "25",
-            "--cadence",
-            "2",
-            "--json",
-            "--workdir",
-            str(workdir),
-            "--map",
-            str(map_path),
-        ],
-        capture_output=True,
-        text=True,
+    result = run_geoattest(
+        "demo",
+        *("--duration", "25", "--cadence", "2", "--json"),
+        *("--workdir", str(workdir), "--map", str(map_path)),
         timeout=240,
-        check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -120,11 +105,4 @@ def test_map_is_written_and_nothing_is_left_running(demo_run):
     ],
 )
 def test_bad_demo_arguments_are_one_line_errors(args, needle):
-    result = subprocess.run(
-        [GEOATTEST, "demo", *args], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert needle in lines[0]
+    assert_one_line_error(run_geoattest("demo", *args, timeout=60), needle)

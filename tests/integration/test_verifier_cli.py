@@ -4,29 +4,12 @@ input is a one-line error naming it and a non-zero exit."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from command import assert_one_line_error, run_geoattest
 from verifier_world import VerifierWorld
 
-GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [GEOATTEST, *args], capture_output=True, text=True, check=False, timeout=120
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+run = run_geoattest
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from command import assert_one_line_error
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 
@@ -46,11 +47,7 @@ def test_bad_agent_config_is_one_line(tmp_path, mutate, needle):
     mutate(config)
     path = tmp_path / "agent.json"
     path.write_text(json.dumps(config))
-    result = run("attestor", "run", "--config", str(path))
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert needle in lines[0]
+    assert_one_line_error(run("attestor", "run", "--config", str(path)), needle)
 
 
 def test_missing_agent_config_is_one_line(tmp_path):

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from command import assert_one_line_error, run_geoattest
 
 from attestor.keystore import DeviceKeyStore
 from geoattest.pki import LandmarkRegistry, RevocationList
 
-GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GEOATTEST, *args], capture_output=True, text=True, check=False)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0]
+run = run_geoattest
 
 
 @pytest.fixture(scope="module")

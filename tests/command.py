@@ -1,0 +1,26 @@
+"""Running the real ``geoattest`` console script, and what its errors must look like."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
+
+
+def run_geoattest(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GEOATTEST, *args], capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Non-zero exit, exactly one line on stderr, starting 'error: ', naming the problem."""
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
