@@ -51,6 +51,7 @@ class Licence:
         self.grace_s = grace_s
         self.booted_at_s = booted_at_s
         self.current: AcceptedLicence | None = None
+        self._lapsed_at_s = booted_at_s
 
     def offer(self, token: str, now_s: int) -> bool:
         """Take ``token`` as the licence if it is valid, affirming and for this chip."""
@@ -69,7 +70,14 @@ class Licence:
         if not isinstance(submods, dict):
             return False
         mine = submods.get(submod_name(self.device_id))
-        if not isinstance(mine, dict) or mine.get("ear.status") != EAR_AFFIRMING:
+        if not isinstance(mine, dict):
+            return False
+        if mine.get("ear.status") != EAR_AFFIRMING:
+            # A genuine newer result that does not affirm ends the licence: the grace
+            # period starts now, whatever an earlier result promised.
+            if self.current is not None:
+                self._lapsed_at_s = now_s
+            self.current = None
             return False
         expires = int(claims["exp"])
         if expires <= now_s:
@@ -81,7 +89,7 @@ class Licence:
     def status(self, now_s: int) -> LicenceStatus:
         if self.current is not None and now_s < self.current.expires_at_s:
             return LicenceStatus.LICENSED
-        lapsed_at = self.current.expires_at_s if self.current else self.booted_at_s
+        lapsed_at = self.current.expires_at_s if self.current else self._lapsed_at_s
         if now_s < lapsed_at + self.grace_s:
             return LicenceStatus.GRACE
         return LicenceStatus.DEGRADED

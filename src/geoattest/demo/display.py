@@ -54,7 +54,7 @@ class LiveTable:
             table.add_column(column)
         for view in self.views.values():
             until = (
-                dt.datetime.fromtimestamp(view.licence_until, dt.UTC).strftime("%H:%M:%S")
+                dt.datetime.fromtimestamp(view.licence_until, dt.UTC).strftime("%Y-%m-%d %H:%M")
                 if view.licence_until
                 else "-"
             )

@@ -81,3 +81,17 @@ def test_an_older_licence_never_shortens_the_current_one(licence, result_key):
     assert licence.offer(token(result_key, exp=NOW + 7200), NOW)
     assert licence.offer(token(result_key, exp=NOW + 3600), NOW)
     assert licence.status(NOW + 5000) is LicenceStatus.LICENSED
+
+
+def test_a_newer_result_that_does_not_affirm_ends_the_licence(licence, result_key):
+    assert licence.offer(token(result_key, exp=NOW + 86400), NOW)
+    assert not licence.offer(token(result_key, status="contraindicated"), NOW + 100)
+    assert licence.status(NOW + 101) is LicenceStatus.GRACE
+    assert licence.status(NOW + 100 + 600) is LicenceStatus.DEGRADED
+
+
+def test_a_forged_contraindication_does_not_end_the_licence(licence, result_key):
+    forger = ec.generate_private_key(ec.SECP256R1())
+    assert licence.offer(token(result_key), NOW)
+    assert not licence.offer(token(forger, status="contraindicated"), NOW + 1)
+    assert licence.status(NOW + 2) is LicenceStatus.LICENSED
