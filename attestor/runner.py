@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +113,11 @@ def _address(text: str) -> tuple[str, int]:
 Emit = Callable[[dict[str, Any]], None]
 
 
+def backoff_s(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0) -> float:
+    """Exponential backoff with full jitter, so a fleet does not retry in step."""
+    return random.uniform(0.0, min(cap_s, base_s * 2**attempt))  # noqa: S311 (not crypto)
+
+
 async def pause(stop: asyncio.Event, seconds: float) -> None:
     """Sleep up to ``seconds``, waking at once when asked to stop."""
     with contextlib.suppress(TimeoutError):
@@ -187,6 +193,7 @@ class AgentProcess:
             [],
             self.config.verifier_id,
         )
+        attempt = 0
         while not stop.is_set():
             try:
                 await client.enroll(request)
@@ -203,7 +210,8 @@ class AgentProcess:
                     )
                     return None
                 self.emit({"event": "unreachable", "device_id": self.config.device_id})
-                await pause(stop, 1.0)
+                await pause(stop, backoff_s(attempt))
+                attempt += 1
                 continue
             self.emit({"event": "enrolled", "device_id": self.config.device_id})
             licence = Licence(
