@@ -1,5 +1,8 @@
 """The timed exchange through the real landmark and agent vs a bare UDP echo, one run.
 
+The detailed table behind BENCHMARKS 'Timing path'; ``geoattest bench timing`` is the
+headline figure, and shares the processes and blocks defined in geoattest.bench.timing.
+
 Run: ``python bench/landmark_timing.py [samples]`` (about 30 s at the default 4,000).
 
 Each side of each pair runs in its own process, as a landmark and a chip would: the
@@ -20,111 +23,24 @@ blocks so that both see the same machine load.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import platform
-import socket
 import statistics
 import sys
-import time
 import timeit
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from multiprocessing.connection import Connection
-from typing import Any
 
-from attestor.rounds import LandmarkEndpoint, RoundSettings, run_round, run_rounds
+from attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
+from geoattest.bench.timing import child, echo_block, echo_child, landmark_child, rounds_block
 from geoattest.crypto import (
     KeySigner,
     generate_private_key,
-    load_private_key_pem,
     private_key_pem,
 )
 from geoattest.protocol.round import AgentRound, LandmarkRound, RoundSecrets, decode_datagram
 from geoattest.v1 import round_pb2
-from verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
-from verifier.landmark.clock import ANCILLARY_BYTES, enable_kernel_timestamps, kernel_stamp
 
 KM_PER_US = 0.149896229  # c / 2 per microsecond of RTT
 BLOCKS = 8
-UNLIMITED = Limits(rate_per_s=1e9, burst=1e9)
-
-
-def _landmark_child(pem: bytes, landmark_id: str, kernel: bool, conn: Connection) -> None:
-    signer = KeySigner(load_private_key_pem(pem, what="bench key"))
-    identity = LandmarkIdentity(landmark_id, 0.0, 0.0)
-    rtts: list[int] = []
-
-    def record(finished: LandmarkRound) -> None:
-        rtts.extend(e.rtt_ns for e in finished.timed)
-
-    with LandmarkServer(
-        identity, signer, limits=UNLIMITED, kernel_timestamps=kernel, on_finished=record
-    ) as server:
-        conn.send((server.address[1], server.kernel_timestamps))
-        while conn.recv():  # each request: every exchange RTT since the last one
-            conn.send(list(rtts))
-            rtts.clear()
-
-
-def _echo_child(conn: Connection) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    conn.send(sock.getsockname()[1])
-    while True:
-        data, peer = sock.recvfrom(4096)
-        sock.sendto(data, peer)
-
-
-@contextmanager
-def child(target: Callable[..., None], *args: object) -> Iterator[tuple[Connection, Any]]:
-    ctx = multiprocessing.get_context("spawn")
-    parent, theirs = ctx.Pipe()
-    process = ctx.Process(target=target, args=(*args, theirs), daemon=True)
-    process.start()
-    try:
-        yield parent, parent.recv()
-    finally:
-        process.terminate()
-        process.join()
-
-
-def echo_block(port: int, n: int) -> tuple[list[int], list[int]]:
-    """n echoes of a 38-byte datagram (a Response's size): user and kernel RTTs."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.connect(("127.0.0.1", port))
-    kernel_ok = enable_kernel_timestamps(sock)
-    payload = bytes(38)
-    user, kernel = [], []
-    mono, real = time.monotonic_ns, time.time_ns
-    for _ in range(n):
-        t_real = real()
-        t0 = mono()
-        sock.send(payload)
-        _, ancillary, _, _ = sock.recvmsg(4096, ANCILLARY_BYTES)
-        user.append(mono() - t0)
-        stamp = kernel_stamp(ancillary) if kernel_ok else None
-        if stamp is not None:
-            kernel.append(stamp - t_real)
-    sock.close()
-    return user, kernel
-
-
-def rounds_block(
-    endpoint: LandmarkEndpoint,
-    landmark: Connection,
-    device: KeySigner,
-    secrets: RoundSecrets,
-    n: int,
-) -> tuple[list[int], list[int]]:
-    """n rounds of 8 exchanges: every exchange's RTT (from the landmark) and each rtt_min."""
-    settings = RoundSettings(exchanges=8)
-    minima = []
-    for _ in range(n):
-        envelope = run_round(endpoint, "dev-bench", device, secrets, settings)
-        minima.append(round_pb2.TimingReceipt.FromString(envelope.payload).rtt_min_ns)
-    landmark.send(True)
-    return landmark.recv(), minima
 
 
 def quantile(samples: list[int], q: float) -> float:
@@ -167,10 +83,10 @@ def main(n: int = 4000) -> None:
         )
     }
     with (
-        child(_echo_child) as (_, echo_port),
-        child(_landmark_child, pems[0], "lm-0", True) as (lm_k, (port_k, kernel_on)),
-        child(_landmark_child, pems[1], "lm-1", False) as (lm_m, (port_m, _)),
-        child(_landmark_child, pems[2], "lm-2", True) as (lm_2, (port_2, _)),
+        child(echo_child) as (_, echo_port),
+        child(landmark_child, pems[0], "lm-0", True) as (lm_k, (port_k, kernel_on)),
+        child(landmark_child, pems[1], "lm-1", False) as (lm_m, (port_m, _)),
+        child(landmark_child, pems[2], "lm-2", True) as (lm_2, (port_2, _)),
     ):
         ep = [
             LandmarkEndpoint(f"lm-{i}", "127.0.0.1", p, keys[i].verifying_key)

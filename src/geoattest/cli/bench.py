@@ -1,0 +1,65 @@
+"""``geoattest bench NAME``: the macro benchmarks; each prints a table or, with
+``--json``, one JSON object. Implementations live in :mod:`geoattest.bench`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Overhead benchmarks: each figure a ratio to a baseline measured in the same run.",
+    no_args_is_help=True,
+)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead.")]
+
+
+@app.command("timing")
+def timing(
+    as_json: JsonOption = False,
+    samples: Annotated[
+        int, typer.Option(min=16, help="Echoes, and timed exchanges, to measure each.")
+    ] = 4000,
+) -> None:
+    """p50/p99 RTT of the timed exchange vs a bare UDP echo on loopback (goal: ratio <= 1.5)."""
+    from geoattest.bench import report, timing  # noqa: PLC0415  (imports gRPC-free but slow)
+
+    report.emit("timing", timing.run(samples), as_json=as_json)
+
+
+@app.command("gpu")
+def gpu(as_json: JsonOption = False) -> None:
+    """GPU throughput with the agent running; skipped (exit 0) until it is written."""
+    from geoattest.bench import gpu, report  # noqa: PLC0415
+
+    reason = gpu.skip_reason()
+    if as_json:
+        report.emit("gpu", {"skipped": reason}, as_json=True)
+    else:
+        typer.echo(reason)
+
+
+@app.command("verifier")
+def verifier(
+    as_json: JsonOption = False,
+    chips: Annotated[int, typer.Option(min=2, help="Chips (one proof each per phase).")] = 400,
+    batch: Annotated[int, typer.Option(min=1, help="Proofs per batch call.")] = 50,
+    cores: Annotated[
+        int | None, typer.Option(min=1, help="Verifier processes (default: every core).")
+    ] = None,
+) -> None:
+    """Proofs/s: pipeline, gRPC unary, gRPC batch, each vs the crypto-only bound."""
+    from geoattest.bench import report, verifier  # noqa: PLC0415
+
+    report.emit("verifier", verifier.run(chips, batch, cores=cores), as_json=as_json)
+
+
+@app.command("agent")
+def agent(
+    as_json: JsonOption = False,
+    proofs: Annotated[int, typer.Option(min=1, help="Proofs to build (k rounds each).")] = 100,
+) -> None:
+    """Agent CPU and bytes per proof (k = 4, n = 8) and its duty cycle per minute and hour."""
+    from geoattest.bench import agent, report  # noqa: PLC0415
+
+    report.emit("agent", agent.run(proofs), as_json=as_json)

@@ -1,0 +1,72 @@
+"""``geoattest bench NAME --json`` in tiny configurations: the promised keys, positive
+ratios. No wall-clock thresholds: the figures themselves live in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
+
+
+def bench_json(*args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [GEOATTEST, "bench", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
+
+
+def assert_positive(out: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        assert isinstance(out[key], int | float), key
+        assert out[key] > 0, key
+
+
+def test_timing_reports_echo_exchange_and_their_ratio() -> None:
+    out = bench_json("timing", "--samples", "64")
+    assert_positive(out, "udp_echo_p50_us", "exchange_p50_us", "ratio_p50", "exchange_km_at_c")
+    assert isinstance(out["overhead_km_at_c"], float)
+
+
+@pytest.mark.slow
+def test_verifier_reports_each_path_against_the_crypto_bound() -> None:
+    out = bench_json("verifier", "--chips", "4", "--batch", "2", "--cores", "1")
+    assert_positive(
+        out,
+        "crypto_bound_per_s",
+        "pipeline_per_s",
+        "pipeline_ratio",
+        "grpc_unary_per_s",
+        "grpc_batch_per_s",
+        "grpc_batch_ratio",
+    )
+    assert out["signature_checks_per_proof"] == 2 * out["k"] + 1
+
+
+def test_agent_reports_cpu_bytes_and_duty_cycle() -> None:
+    out = bench_json("agent", "--proofs", "2")
+    assert_positive(
+        out,
+        "cpu_us_per_proof",
+        "bytes_per_proof",
+        "duty_cycle_per_minute",
+        "duty_cycle_per_hour",
+        "cpu_ratio_to_signing",
+    )
+    assert out["duty_cycle_per_minute"] > out["duty_cycle_per_hour"]
+
+
+def test_gpu_skips_cleanly_without_cuda() -> None:
+    out = bench_json("gpu")
+    assert "pending a machine with a GPU" in out["skipped"]
