@@ -75,7 +75,24 @@ class DeviceKeyStore:
         algorithm: Algorithm = DEFAULT_ALGORITHM,
         validity: dt.timedelta = dt.timedelta(days=5 * 365),
     ) -> DeviceKeyStore:
-        """Make a device key inside a new key store and have the CA certify it."""
+        """Make a device key inside a new key store and have the CA certify it.
+
+        The key is generated here and written only to the store's own file; the caller
+        gets the store, never the key. Nothing is written if the CA refuses.
+
+        Args:
+            directory: new or empty directory for the store.
+            ca: the manufacturer CA that certifies the key.
+            device_id: the certificate serialNumber (see :func:`geoattest.pki.check_device_id`).
+            model: the chip model (the certificate title).
+            now: start of the certificate's validity.
+            algorithm: the device key's signature algorithm.
+            validity: requested certificate lifetime (cut at the root's expiry).
+
+        Raises:
+            ConfigError: a bad id, model or validity, a root not valid at ``now``, or an
+                existing non-empty directory.
+        """
         key = generate_private_key(algorithm)
         certificate = ca.issue_device_certificate(key.public_key(), device_id, model, now, validity)
         prepare_output_dir(directory)
@@ -86,6 +103,11 @@ class DeviceKeyStore:
 
     @classmethod
     def open(cls, directory: Path) -> DeviceKeyStore:
+        """Open a store made by :meth:`provision`.
+
+        Raises:
+            ConfigError: files missing or unreadable, or a certificate for another key.
+        """
         key_path, cert_path = directory / KEY_FILE, directory / CERT_FILE
         if not key_path.is_file() or not cert_path.is_file():
             raise ConfigError(f"{directory} is not a device key store (no {KEY_FILE}/{CERT_FILE})")
@@ -94,10 +116,13 @@ class DeviceKeyStore:
 
     @property
     def verifying_key(self) -> VerifyingKey:
+        """The public half, as the verifier will find it in the certificate."""
         return self._signer.verifying_key
 
     def sign(self, message: bytes) -> bytes:
+        """Sign ``message`` (already PAE-framed by the caller) with the device key."""
         return self._signer.sign(message)
 
     def certificate_der(self) -> bytes:
+        """The device certificate for enrolment; the root issues it directly (no intermediates)."""
         return self.certificate.public_bytes(serialization.Encoding.DER)

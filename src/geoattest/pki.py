@@ -10,8 +10,20 @@ The CA signs with ECDSA (P-256 or P-384): the Web PKI algorithm set that
 ``cryptography.x509.verification`` enforces does not admit Ed25519 signatures on
 certificates. Device and landmark keys may use any of the three algorithms.
 
+Device ids and models go into X.520 attributes, so they obey X.520: a device id is 1..64
+PrintableString characters (letters, digits, space and ``'()+,-.:=?``; no ``_``), a model
+1..64 printable characters. Bad names are refused with a :class:`ConfigError` before any
+file is written.
+
 Files are plain and inspectable: PEM keys (mode 0600) and certificates, and JSON for the
 landmark registry and revocation lists.
+
+Example::
+
+    ca = ManufacturerCA.create("Example Accelerators", now)
+    certificate = ca.issue_device_certificate(device_public_key, "chip-sg-01", "H100", now)
+    anchors = TrustAnchors([ca.certificate])
+    device = anchors.verify_device(certificate.public_bytes(Encoding.DER), [], now)
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,13 +66,50 @@ CA_KEY_FILE = "ca.key"
 CA_CERT_FILE = "ca.crt"
 CA_ALGORITHMS = (Algorithm.ES256, Algorithm.ES384)
 MAX_ID_LENGTH = 128
+MAX_NAME_LENGTH = 64  # X.520 upper bound for commonName, serialNumber, title, organizationName
+CA_NAME_SUFFIX = " device root"
+PRINTABLE_STRING = frozenset(string.ascii_letters + string.digits + " '()+,-.:=?")
+"""The ASN.1 PrintableString alphabet (X.680), less '/', which ids may not hold."""
 
 
 def check_identifier(value: str, what: str) -> str:
-    """Ids travel in datagrams and file names: short, printable, no separators."""
+    """Ids travel in datagrams and file names: short, printable, no separators.
+
+    Raises:
+        ConfigError: the id is empty, too long, unprintable or holds '/'.
+    """
     if not value or len(value) > MAX_ID_LENGTH or not value.isprintable() or "/" in value:
         raise ConfigError(f"{what} must be 1..{MAX_ID_LENGTH} printable characters without '/'")
     return value
+
+
+def check_device_id(device_id: str) -> str:
+    """A device id is a certificate's X.520 serialNumber: at most 64 PrintableString characters.
+
+    Raises:
+        ConfigError: the id does not fit that attribute (or holds '/').
+    """
+    if not 1 <= len(device_id) <= MAX_NAME_LENGTH or not set(device_id) <= PRINTABLE_STRING:
+        raise ConfigError(
+            f"device id {device_id!r} must be 1..{MAX_NAME_LENGTH} characters of letters, "
+            "digits, space and '()+,-.:=? (an X.520 serialNumber)"
+        )
+    return device_id
+
+
+def _check_name(value: str, what: str, limit: int = MAX_NAME_LENGTH) -> str:
+    if not 1 <= len(value) <= limit or not value.isprintable():
+        raise ConfigError(f"{what} {value!r} must be 1..{limit} printable characters")
+    return value
+
+
+def _validity_end(start: dt.datetime, validity: dt.timedelta) -> dt.datetime:
+    if validity <= dt.timedelta(0):
+        raise ConfigError("validity must be positive")
+    try:
+        return start + validity
+    except OverflowError:
+        raise ConfigError(f"validity of {validity.days} days runs past the year 9999") from None
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -103,15 +153,26 @@ def _key_usage(*, certifies: bool) -> x509.KeyUsage:
 
 
 def load_certificate_pem(path: Path) -> x509.Certificate:
+    """Read one PEM certificate.
+
+    Raises:
+        ConfigError: the file cannot be read or holds no PEM certificate.
+    """
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read certificate {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise ConfigError(f"{path} is not a PEM certificate") from exc
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceCertificate:
-    """What a verified device chain yields."""
+    """What a verified device chain yields.
+
+    ``device_id`` is the subject serialNumber attribute, ``model`` the subject title,
+    ``serial_number`` the certificate's own X.509 serial.
+    """
 
     device_id: str
     model: str
@@ -121,7 +182,11 @@ class DeviceCertificate:
 
 
 class ManufacturerCA:
-    """The manufacturer's root key and self-signed root certificate."""
+    """The manufacturer's root key and self-signed root certificate.
+
+    Stored in a directory as ``ca.key`` (PKCS#8 PEM, mode 0600) and ``ca.crt`` (PEM). The
+    root issues device certificates directly (path length 0): there are no intermediates.
+    """
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> None:
         self._key = key
@@ -135,6 +200,19 @@ class ManufacturerCA:
         algorithm: Algorithm = Algorithm.ES256,
         validity: dt.timedelta = dt.timedelta(days=3650),
     ) -> ManufacturerCA:
+        """Make a root key and its self-signed certificate, valid from ``now``.
+
+        Args:
+            name: manufacturer name (organizationName; commonName is "<name> device root").
+            now: start of validity.
+            algorithm: ES256 or ES384; Ed25519 is refused (see the module docstring).
+            validity: how long the root is valid.
+
+        Raises:
+            ConfigError: an Ed25519 CA, a bad name or a bad validity.
+        """
+        _check_name(name, "manufacturer name", MAX_NAME_LENGTH - len(CA_NAME_SUFFIX))
+        not_after = _validity_end(now, validity)
         if algorithm not in CA_ALGORITHMS:
             raise ConfigError(
                 f"a manufacturer CA signs with {' or '.join(CA_ALGORITHMS)}, not {algorithm}"
@@ -143,7 +221,7 @@ class ManufacturerCA:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         subject = x509.Name(
             [
-                x509.NameAttribute(NameOID.COMMON_NAME, f"{name} device root"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"{name}{CA_NAME_SUFFIX}"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
             ]
         )
@@ -154,7 +232,7 @@ class ManufacturerCA:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
-            .not_valid_after(now + validity)
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_key_usage(certifies=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
@@ -164,6 +242,12 @@ class ManufacturerCA:
 
     @classmethod
     def load(cls, directory: Path) -> ManufacturerCA:
+        """Open a CA directory made by :meth:`save`.
+
+        Raises:
+            ConfigError: files missing or unreadable, a non-ECDSA key, a certificate that is
+                not a CA's or belongs to another key.
+        """
         key_path, cert_path = directory / CA_KEY_FILE, directory / CA_CERT_FILE
         if not key_path.is_file() or not cert_path.is_file():
             raise ConfigError(
@@ -175,9 +259,21 @@ class ManufacturerCA:
             raise ConfigError(f"{key_path} is not an ECDSA key")
         if certificate.public_key() != key.public_key():
             raise ConfigError(f"{cert_path} does not belong to {key_path}")
+        try:
+            is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except (x509.ExtensionNotFound, ValueError):
+            is_ca = False
+        if not is_ca:
+            raise ConfigError(f"{cert_path} is not a CA certificate")
         return cls(key, certificate)
 
     def save(self, directory: Path) -> None:
+        """Write ``ca.key`` (0600) and ``ca.crt`` into a new or empty directory.
+
+        Raises:
+            ConfigError: the directory exists and is not empty.
+            OSError: the directory cannot be made or written.
+        """
         prepare_output_dir(directory)
         write_private(directory / CA_KEY_FILE, private_key_pem(self._key))
         write_new(
@@ -192,8 +288,30 @@ class ManufacturerCA:
         now: dt.datetime,
         validity: dt.timedelta = dt.timedelta(days=5 * 365),
     ) -> x509.Certificate:
-        check_identifier(device_id, "device id")
-        check_identifier(model, "model")
+        """Certify a device key: subject serialNumber = device id, title = model.
+
+        The certificate never outlives the root.
+
+        Args:
+            public_key: the device's public key (any supported algorithm).
+            device_id: 1..64 PrintableString characters.
+            model: the chip model, 1..64 printable characters.
+            now: start of validity; the root must be valid then.
+            validity: requested lifetime (cut at the root's expiry).
+
+        Raises:
+            ConfigError: a bad id, model or validity, or a root not valid at ``now``.
+        """
+        check_device_id(device_id)
+        _check_name(model, "model")
+        not_after = _validity_end(now, validity)
+        root_start = self.certificate.not_valid_before_utc
+        root_end = self.certificate.not_valid_after_utc
+        if not root_start <= now < root_end:
+            raise ConfigError(
+                f"the manufacturer root is valid from {root_start:%Y-%m-%d} to "
+                f"{root_end:%Y-%m-%d}, not at {now:%Y-%m-%d %H:%M}"
+            )
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.COMMON_NAME, device_id),
@@ -208,7 +326,7 @@ class ManufacturerCA:
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
-            .not_valid_after(min(now + validity, self.certificate.not_valid_after_utc))
+            .not_valid_after(min(not_after, root_end))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(certifies=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
@@ -240,12 +358,29 @@ class TrustAnchors:
 
     @classmethod
     def from_pem_files(cls, paths: Iterable[Path]) -> TrustAnchors:
+        """Trust the root certificate in each PEM file.
+
+        Raises:
+            ConfigError: no files, or a file that is unreadable or not a PEM certificate.
+        """
         return cls([load_certificate_pem(Path(p)) for p in paths])
 
     def verify_device(
         self, leaf_der: bytes, intermediates_der: Sequence[bytes], at: dt.datetime
     ) -> DeviceCertificate:
         """Check a device chain at ``at``; any failure is ``device.bad_chain``.
+
+        The client verifier's Web PKI rules want a subjectAltName on the leaf, which a chip
+        has no use for, so the leaf policy requires what device certificates do carry
+        (critical basicConstraints and keyUsage) and the CA policy stays Web PKI's.
+
+        Args:
+            leaf_der: the device certificate, DER.
+            intermediates_der: untrusted intermediates, DER (none for geoattest's own CAs).
+            at: the time the chain must be valid at (the evidence time, never a clock read).
+
+        Returns:
+            The device's id, model, serial and verifying key.
 
         Raises:
             EvidenceError: BAD_CHAIN, with what failed in the detail.
@@ -309,6 +444,11 @@ class LandmarkRecord:
 
 
 def check_coordinates(latitude: float, longitude: float) -> None:
+    """Refuse coordinates no place has (NaN fails both comparisons).
+
+    Raises:
+        ConfigError: latitude outside -90..90 or longitude outside -180..180.
+    """
     if not -90.0 <= latitude <= 90.0:
         raise ConfigError(f"latitude {latitude} is outside -90..90")
     if not -180.0 <= longitude <= 180.0:
@@ -325,13 +465,22 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _write_json_atomic(path: Path, document: Any) -> None:
+    """Readers see the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 class LandmarkRegistry:
-    """Landmarks by id, stored as a JSON document."""
+    """Landmarks by id, stored as a JSON document.
+
+    Format: ``{"landmarks": [{"id", "name", "lat", "lon", "public_key", "key_id"}]}`` with
+    ``public_key`` the hex of the SubjectPublicKeyInfo DER; ``key_id`` is informative only
+    (it is recomputed from the key on load).
+    """
 
     def __init__(self, records: Iterable[LandmarkRecord] = ()) -> None:
         self._records: dict[str, LandmarkRecord] = {}
@@ -339,6 +488,11 @@ class LandmarkRegistry:
             self.add(record)
 
     def add(self, record: LandmarkRecord) -> None:
+        """Register a landmark.
+
+        Raises:
+            ConfigError: a bad id or coordinates, or an id already registered.
+        """
         check_identifier(record.landmark_id, "landmark id")
         check_coordinates(record.latitude, record.longitude)
         if record.landmark_id in self._records:
@@ -356,6 +510,11 @@ class LandmarkRegistry:
 
     @classmethod
     def load(cls, path: Path) -> LandmarkRegistry:
+        """Read a registry file.
+
+        Raises:
+            ConfigError: missing, not JSON, malformed, or a bad or duplicate entry.
+        """
         document = _read_json(path, "landmark registry")
         try:
             entries = document["landmarks"]
@@ -374,6 +533,11 @@ class LandmarkRegistry:
         return cls(records)
 
     def save(self, path: Path) -> None:
+        """Replace the registry file atomically.
+
+        Raises:
+            ConfigError: the file cannot be written.
+        """
         _write_json_atomic(
             path,
             {
@@ -394,7 +558,12 @@ class LandmarkRegistry:
 
 @dataclass(frozen=True, slots=True)
 class RevocationList:
-    """Revoked devices and landmarks. The version only increases."""
+    """Revoked devices and landmarks. The version only increases.
+
+    Format: ``{"version": int, "devices": [id, ...], "landmarks": [id, ...]}``. A verifier
+    that has seen version n refuses anything older, so an adversary cannot roll a
+    revocation back by serving an old file.
+    """
 
     version: int = 0
     devices: frozenset[str] = field(default_factory=frozenset)
@@ -416,6 +585,11 @@ class RevocationList:
 
     @classmethod
     def load(cls, path: Path) -> RevocationList:
+        """Read a revocation list file.
+
+        Raises:
+            ConfigError: missing, not JSON, or malformed.
+        """
         document = _read_json(path, "revocation list")
         try:
             return cls(
@@ -427,7 +601,11 @@ class RevocationList:
             raise ConfigError(f"revocation list {path} is malformed: {exc}") from exc
 
     def save(self, path: Path) -> None:
-        """Write the list; refuse to replace a newer or equal version (rollback)."""
+        """Write the list; refuse to replace a newer or equal version (rollback).
+
+        Raises:
+            ConfigError: the file holds this version or a later one, or cannot be written.
+        """
         if path.exists():
             current = RevocationList.load(path)
             if current.version >= self.version:
@@ -475,6 +653,11 @@ def save_landmark_key(directory: Path, key: PrivateKey, record: LandmarkRecord) 
 
 
 def load_signer(directory: Path, what: str) -> KeySigner:
+    """Open a key directory's private key as an in-memory signer (landmarks).
+
+    Raises:
+        ConfigError: no key file, or not a supported PEM private key.
+    """
     path = directory / KEY_FILE
     if not path.is_file():
         raise ConfigError(f"{what} {directory} has no {KEY_FILE}")
@@ -482,7 +665,11 @@ def load_signer(directory: Path, what: str) -> KeySigner:
 
 
 class ResultKey:
-    """The verifier's ES256 key for attestation results, published as a JWKS."""
+    """The verifier's ES256 key for attestation results, published as a JWKS.
+
+    Stored as ``key.pem`` (0600), ``public.pem`` and ``jwks.json``; the JWK's ``kid`` is the
+    key id (hex SHA-256 of the SubjectPublicKeyInfo DER).
+    """
 
     def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
         if key.curve.name != "secp256r1":
@@ -496,6 +683,11 @@ class ResultKey:
 
     @classmethod
     def load(cls, directory: Path) -> ResultKey:
+        """Open a result key directory made by :meth:`save`.
+
+        Raises:
+            ConfigError: no key file, or not a P-256 key.
+        """
         path = directory / KEY_FILE
         if not path.is_file():
             raise ConfigError(f"result key directory {directory} has no {KEY_FILE}")
@@ -505,10 +697,16 @@ class ResultKey:
         return cls(key)
 
     def save(self, directory: Path) -> None:
+        """Write the key (0600), its public half and ``jwks.json`` into a new directory.
+
+        Raises:
+            ConfigError: the directory exists and is not empty.
+        """
         save_signing_key(directory, self.private_key)
         write_new(directory / "jwks.json", json.dumps(self.jwks(), indent=2).encode() + b"\n")
 
     def jwk(self) -> dict[str, Any]:
+        """The public key as a JWK (PyJWT's encoding) with kid, use and alg set."""
         jwk: dict[str, Any] = json.loads(
             jwt.algorithms.ECAlgorithm.to_jwk(self.private_key.public_key())
         )

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geoattest.crypto import Algorithm, KeySigner, generate_private_key
+from geoattest.crypto import Algorithm, KeySigner, generate_private_key, private_key_pem
 from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.pki import (
     LandmarkRecord,
@@ -91,6 +91,9 @@ def test_garbage_der_is_always_a_bad_chain(data):
     assert err.value.reason is Reason.BAD_CHAIN
 
 
+# A flipped bit can make the serial negative, which cryptography parses with a warning;
+# the signature no longer verifies, so it is a BAD_CHAIN like any other mutation.
+@pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
 @settings(max_examples=100, deadline=None)
 @given(position=st.integers(min_value=0), flip=st.integers(1, 255))
 def test_mutated_device_certificate_never_passes_changed(position, flip):
@@ -107,6 +110,83 @@ def test_mutated_device_certificate_never_passes_changed(position, flip):
 
 
 DEVICE = device_der(CA)
+
+
+@pytest.mark.parametrize(
+    "device_id", ["", "dev_1", "dév-1", "a/b", "d" * 65, "tab\there"], ids=repr
+)
+def test_device_id_outside_x520_serial_number_is_refused(ca, device_id):
+    with pytest.raises(ConfigError, match="device id"):
+        device_der(ca, device_id=device_id)
+
+
+def test_longest_device_id_with_every_allowed_symbol_round_trips(ca):
+    device_id = ("Az09 '()+,-.:=?" * 5)[:64]
+    der, _ = device_der(ca, device_id=device_id)
+    assert TrustAnchors([ca.certificate]).verify_device(der, [], NOW).device_id == device_id
+
+
+@settings(max_examples=200, deadline=None)
+@given(device_id=st.text(max_size=80))
+def test_any_device_id_is_refused_or_round_trips(device_id):
+    key = generate_private_key()
+    try:
+        cert = CA.issue_device_certificate(key.public_key(), device_id, "H100", NOW)
+    except ConfigError:
+        return
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert TrustAnchors([CA.certificate]).verify_device(der, [], NOW).device_id == device_id
+
+
+@pytest.mark.parametrize("model", ["", "m" * 65, "line\nbreak"], ids=repr)
+def test_model_outside_x520_title_is_refused(ca, model):
+    key = generate_private_key()
+    with pytest.raises(ConfigError, match="model"):
+        ca.issue_device_certificate(key.public_key(), "dev-1", model, NOW)
+
+
+@pytest.mark.parametrize("name", ["", "n" * 53])
+def test_manufacturer_name_that_does_not_fit_the_root_is_refused(name):
+    with pytest.raises(ConfigError, match="manufacturer name"):
+        ManufacturerCA.create(name, NOW)
+
+
+@pytest.mark.parametrize(
+    "validity", [dt.timedelta(0), dt.timedelta(days=-1), dt.timedelta(days=999_999_999)]
+)
+def test_impossible_validity_is_a_config_error(ca, validity):
+    with pytest.raises(ConfigError, match="validity"):
+        ManufacturerCA.create("Example", NOW, validity=validity)
+    with pytest.raises(ConfigError, match="validity"):
+        device_der(ca, validity=validity)
+
+
+@pytest.mark.parametrize("now", [NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=3651)])
+def test_root_outside_its_validity_issues_nothing(ca, now):
+    key = generate_private_key()
+    with pytest.raises(ConfigError, match="manufacturer root is valid"):
+        ca.issue_device_certificate(key.public_key(), "dev-1", "H100", now)
+
+
+def test_device_certificate_never_outlives_the_root():
+    short = ManufacturerCA.create("Short", NOW, validity=dt.timedelta(days=30))
+    key = generate_private_key()
+    cert = short.issue_device_certificate(key.public_key(), "dev-1", "H100", NOW)
+    assert cert.not_valid_after_utc == short.certificate.not_valid_after_utc
+
+
+def test_trust_anchor_files_that_are_missing_or_garbage_are_config_errors(tmp_path, ca):
+    (tmp_path / "garbage.pem").write_text("not a certificate")
+    with pytest.raises(ConfigError, match="cannot read certificate"):
+        TrustAnchors.from_pem_files([tmp_path / "missing.pem"])
+    with pytest.raises(ConfigError, match="not a PEM certificate"):
+        TrustAnchors.from_pem_files([tmp_path / "garbage.pem"])
+    with pytest.raises(ConfigError, match="at least one"):
+        TrustAnchors.from_pem_files([])
+    ca.save(tmp_path / "ca")
+    anchors = TrustAnchors.from_pem_files([tmp_path / "ca" / "ca.crt"])
+    der, _ = device_der(ca)
+    assert anchors.verify_device(der, [], NOW).model == "H100"
 
 
 def test_ca_saves_and_loads(tmp_path, ca):
@@ -128,6 +208,17 @@ def test_mismatched_ca_files_are_refused(tmp_path, ca):
     (tmp_path / "a" / "ca.crt").write_bytes((tmp_path / "b" / "ca.crt").read_bytes())
     with pytest.raises(ConfigError, match="does not belong"):
         ManufacturerCA.load(tmp_path / "a")
+
+
+def test_a_device_certificate_is_not_a_ca(tmp_path, ca):
+    """A device directory's key and certificate, renamed as a CA, issue nothing."""
+    key = generate_private_key()
+    cert = ca.issue_device_certificate(key.public_key(), "dev-1", "H100", NOW)
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "ca.key").write_bytes(private_key_pem(key))
+    (tmp_path / "fake" / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(ConfigError, match="not a CA certificate"):
+        ManufacturerCA.load(tmp_path / "fake")
 
 
 def test_registry_round_trip_and_duplicates(tmp_path):
@@ -167,6 +258,15 @@ def test_revocation_list_versions_only_increase(tmp_path):
     assert not loaded.device_revoked("dev-2")
     with pytest.raises(ConfigError, match="refusing"):
         first.save(path)  # a rollback to an older list
+    with pytest.raises(ConfigError, match="refusing"):
+        second.save(path)  # the same version again is not an update either
+    assert RevocationList.load(path) == second
+
+
+def test_revocation_list_in_a_missing_folder_names_the_file(tmp_path):
+    path = tmp_path / "missing" / "rev.json"
+    with pytest.raises(ConfigError, match=f"cannot write {path}"):
+        RevocationList().with_device("dev-1").save(path)
 
 
 def test_result_key_publishes_a_jwks_that_pyjwt_reads(tmp_path):

@@ -31,6 +31,9 @@ AlgorithmOption = Annotated[
 ]
 
 
+MAX_VALIDITY_DAYS = 100 * 365
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -38,13 +41,15 @@ def _now() -> dt.datetime:
 @ca_app.command("init")
 def ca_init(
     out: Annotated[Path, typer.Option(help="New (or empty) directory for ca.key and ca.crt.")],
-    name: Annotated[str, typer.Option(help="Manufacturer name in the root certificate.")] = (
-        "Example Accelerators"
-    ),
+    name: Annotated[
+        str, typer.Option(help="Manufacturer name in the root certificate (1..52 characters).")
+    ] = ("Example Accelerators"),
     algorithm: AlgorithmOption = DEFAULT_ALGORITHM,
-    validity_days: Annotated[int, typer.Option(min=1, help="Root validity in days.")] = 3650,
+    validity_days: Annotated[
+        int, typer.Option(min=1, max=MAX_VALIDITY_DAYS, help="Root validity in days.")
+    ] = 3650,
 ) -> None:
-    """Create a manufacturer root CA."""
+    """Create a manufacturer root CA (refuses an existing non-empty --out)."""
     ca = ManufacturerCA.create(name, _now(), algorithm, dt.timedelta(days=validity_days))
     ca.save(out)
     typer.echo(f"manufacturer root written to {out}")
@@ -53,13 +58,29 @@ def ca_init(
 @device_app.command("provision")
 def device_provision(
     ca: Annotated[Path, typer.Option(help="CA directory made by 'geoattest ca init'.")],
-    device_id: Annotated[str, typer.Option(help="Device id (the certificate serialNumber).")],
+    device_id: Annotated[
+        str,
+        typer.Option(
+            help="Device id: the certificate serialNumber, 1..64 of letters, digits, "
+            "space and '()+,-.:=?."
+        ),
+    ],
     model: Annotated[str, typer.Option(help="Chip model, e.g. H100.")],
     out: Annotated[Path, typer.Option(help="New (or empty) directory for the key store.")],
     algorithm: AlgorithmOption = DEFAULT_ALGORITHM,
-    validity_days: Annotated[int, typer.Option(min=1, help="Certificate validity.")] = 5 * 365,
+    validity_days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_VALIDITY_DAYS,
+            help="Certificate validity in days (cut at the root's expiry).",
+        ),
+    ] = 5 * 365,
 ) -> None:
-    """Make a device key inside a new key store and a device certificate chained to the CA."""
+    """Make a device key inside a new key store and a device certificate chained to the CA.
+
+    Refuses a missing or broken CA directory and an existing non-empty --out.
+    """
     from attestor.keystore import DeviceKeyStore  # noqa: PLC0415  (CLI edge only)
 
     authority = ManufacturerCA.load(ca)

@@ -1,4 +1,9 @@
-"""PKI commands through the real console script: files made, errors one line, exit non-zero."""
+"""PKI commands: files made, errors one line, exit non-zero.
+
+Most cases run the real console script; the input-validation cases call
+``geoattest.cli.main`` in process with ``sys.argv`` patched, which goes through the same
+error handling (typer's CliRunner would bypass it) at a fraction of the cost.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,22 @@ import pytest
 from command import assert_one_line_error, run_geoattest
 
 from attestor.keystore import DeviceKeyStore
+from geoattest.cli import main
 from geoattest.pki import LandmarkRegistry, RevocationList
 
 run = run_geoattest
+
+
+def main_error(monkeypatch, capsys, *args: str) -> str:
+    """Run ``geoattest ARGS`` in process; return its one error line (exit must be 2)."""
+    monkeypatch.setattr("sys.argv", ["geoattest", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +231,139 @@ def test_every_command_has_help(group):
     result = run(*group, "--help")
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--device-id", "dev_1"], "device id 'dev_1'"),
+        (["--device-id", "d" * 65], "1..64"),
+        (["--model", "m" * 65], "model"),
+        (["--validity-days", "0"], "--validity-days"),
+        (["--validity-days", "99999999999"], "--validity-days"),
+        (["--algorithm", "RS256"], "--algorithm"),
+    ],
+    ids=["underscore", "long-id", "long-model", "zero-days", "huge-days", "rsa"],
+)
+def test_provision_refuses_bad_values_before_writing(
+    ca_dir, tmp_path, monkeypatch, capsys, args, needle
+):
+    defaults = {"--device-id": "dev-1", "--model": "H100"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        defaults[flag] = value
+    flags = [item for pair in defaults.items() for item in pair]
+    out = tmp_path / "dev"
+    line = main_error(
+        monkeypatch, capsys, "device", "provision", "--ca", str(ca_dir), "--out", str(out), *flags
+    )
+    assert needle in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["", "n" * 53])
+def test_ca_init_refuses_a_name_that_does_not_fit(tmp_path, monkeypatch, capsys, name):
+    line = main_error(
+        monkeypatch, capsys, "ca", "init", "--out", str(tmp_path / "ca"), "--name", name
+    )
+    assert "manufacturer name" in line
+    assert not (tmp_path / "ca").exists()
+
+
+def test_ca_init_refuses_ed25519(tmp_path, monkeypatch, capsys):
+    line = main_error(
+        monkeypatch, capsys, "ca", "init", "--out", str(tmp_path / "ca"), "--algorithm", "EdDSA"
+    )
+    assert "ES256 or ES384" in line
+
+
+def test_provision_refuses_a_device_certificate_posing_as_a_ca(
+    ca_dir, tmp_path, monkeypatch, capsys
+):
+    assert (
+        run(
+            "device",
+            "provision",
+            "--ca",
+            str(ca_dir),
+            "--device-id",
+            "d",
+            "--model",
+            "m",
+            "--out",
+            str(tmp_path / "dev"),
+        ).returncode
+        == 0
+    )
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "ca.key").write_bytes((tmp_path / "dev" / "device.key").read_bytes())
+    (fake / "ca.crt").write_bytes((tmp_path / "dev" / "device.crt").read_bytes())
+    line = main_error(
+        monkeypatch,
+        capsys,
+        "device",
+        "provision",
+        "--ca",
+        str(fake),
+        "--device-id",
+        "e",
+        "--model",
+        "m",
+        "--out",
+        str(tmp_path / "dev2"),
+    )
+    assert "not a CA certificate" in line
+
+
+@pytest.mark.parametrize("group", ["device", "landmark"])
+def test_revoke_into_a_missing_folder_names_the_file(tmp_path, monkeypatch, capsys, group):
+    path = tmp_path / "missing" / "rev.json"
+    id_flag = "--device-id" if group == "device" else "--id"
+    line = main_error(
+        monkeypatch, capsys, group, "revoke", "--revocations", str(path), id_flag, "x"
+    )
+    assert f"cannot write {path}" in line
+
+
+def test_revoke_refuses_a_garbage_list(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "rev.json"
+    path.write_text("garbage")
+    line = main_error(
+        monkeypatch, capsys, "device", "revoke", "--revocations", str(path), "--device-id", "x"
+    )
+    assert "not valid JSON" in line
+    assert path.read_text() == "garbage"
+
+
+def test_landmark_keygen_refuses_a_garbage_registry_before_writing_a_key(
+    tmp_path, monkeypatch, capsys
+):
+    registry = tmp_path / "landmarks.json"
+    registry.write_text("{")
+    out = tmp_path / "lm"
+    line = main_error(
+        monkeypatch,
+        capsys,
+        "landmark",
+        "keygen",
+        "--id",
+        "lm",
+        "--lat",
+        "0",
+        "--lon",
+        "0",
+        "--out",
+        str(out),
+        "--registry",
+        str(registry),
+    )
+    assert "not valid JSON" in line
+    assert not out.exists()
+
+
+def test_verifier_keygen_refuses_an_existing_output(tmp_path, monkeypatch, capsys):
+    (tmp_path / "vk").mkdir()
+    (tmp_path / "vk" / "key.pem").write_text("keep me")
+    line = main_error(monkeypatch, capsys, "verifier", "keygen", "--out", str(tmp_path / "vk"))
+    assert "already exists" in line
+    assert (tmp_path / "vk" / "key.pem").read_text() == "keep me"
