@@ -18,7 +18,7 @@ from typing import Any
 from geoattest.errors import ConfigError
 from geoattest.geo import RegionPolicy, policy_from_mapping
 from geoattest.geo.sphere import EARTH_RADIUS_KM
-from geoattest.pki import check_coordinates, check_identifier
+from geoattest.pki import check_coordinates, check_device_id, check_identifier
 
 _TOP = {
     "name",
@@ -139,7 +139,7 @@ def load_scenario(path: Path) -> Scenario:
             raise ConfigError(f"chips[{i}]: datacentre_landmark {colocated!r} is not a landmark")
         chips.append(
             ChipSite(
-                check_identifier(str(entry["id"]), "chip id"),
+                check_device_id(str(entry["id"])),
                 str(entry["place"]),
                 _number(f"chips[{i}].lat", entry["lat"], -90, 90),
                 _number(f"chips[{i}].lon", entry["lon"], -180, 180),
