@@ -25,10 +25,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 
 from geoattest.crypto import Signer
 from geoattest.errors import ConfigError
+from geoattest.lifecycle import Running
 from geoattest.protocol.round import Randomness
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
 from verifier.landmark.clock import (
@@ -79,7 +79,7 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
-class LandmarkServer:
+class LandmarkServer(Running):
     """Serves timed rounds on one UDP socket from one thread until stopped.
 
     The socket is bound by the constructor (so a port in use fails there, before
@@ -131,18 +131,6 @@ class LandmarkServer:
         if self._thread.is_alive():
             self._thread.join()
         self._sock.close()
-
-    def __enter__(self) -> LandmarkServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _send(self, outgoing: Outgoing) -> None:
         if outgoing.timed is not None:

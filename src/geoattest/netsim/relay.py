@@ -34,9 +34,9 @@ import selectors
 import socket
 import threading
 from functools import partial
-from types import TracebackType
 
 from geoattest.errors import ConfigError, GeoattestError
+from geoattest.lifecycle import Running
 from geoattest.netsim.adversary import Adversary, Direction, Site
 from geoattest.netsim.latency import LatencyModel, PathClass
 from geoattest.netsim.route import Route
@@ -106,7 +106,7 @@ class Link:
         self._sock.close()
 
 
-class Emulator:
+class Emulator(Running):
     """Many links, one receiver thread and one precise timer; start, then stop once."""
 
     def __init__(
@@ -198,18 +198,6 @@ class Emulator:
             self._waker_w.close()
         if self._failure is not None:
             raise self._failure
-
-    def __enter__(self) -> Emulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _serve(self) -> None:
         while True:

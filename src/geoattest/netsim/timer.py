@@ -22,16 +22,16 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 from geoattest.errors import ConfigError
+from geoattest.lifecycle import Running
 
 DEFAULT_SPIN_NS = 200_000
 """How long before a due instant the timer stops sleeping and starts polling: larger
 than a coarse sleep's usual oversleep on Linux (timer slack plus wake-up latency)."""
 
 
-class PreciseTimer:
+class PreciseTimer(Running):
     """Runs callbacks at ``time.monotonic_ns()`` instants from a dedicated thread."""
 
     def __init__(self, *, spin_ns: int = DEFAULT_SPIN_NS) -> None:
@@ -86,18 +86,6 @@ class PreciseTimer:
         self._heap.clear()
         if self._failure is not None:
             raise self._failure
-
-    def __enter__(self) -> PreciseTimer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _run(self) -> None:
         heap, clock = self._heap, time.monotonic_ns
