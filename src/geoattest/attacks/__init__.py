@@ -1,0 +1,1 @@
+"""Adversary scenarios against the real protocol and verifier (tracker issue 5)."""

@@ -1,0 +1,319 @@
+"""A small world to attack: real rounds on the virtual network, appraised by the real verifier.
+
+The agent and landmark state machines of :mod:`geoattest.protocol.round` run unchanged over
+:class:`~geoattest.netsim.virtual.VirtualNetwork` (latency model, seeded jitter, adversary
+hooks); the proof they produce goes through the real :class:`verifier.pipeline.ProofAppraiser`
+with an :class:`verifier.state.InMemoryState` and a real country-region policy. So every
+verdict in the attack suite comes from product code; only the adversary is scripted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from geoattest.crypto import KeySigner, sha256
+from geoattest.errors import GeoattestError
+from geoattest.geo import build_policy, country_region
+from geoattest.netsim.adversary import Adversary, Compose, Delivery, Role, Transit
+from geoattest.netsim.latency import LatencyModel, LatLon, great_circle_km
+from geoattest.netsim.virtual import VirtualClock, VirtualNetwork
+from geoattest.pki import LandmarkRecord, RevocationList
+from geoattest.protocol.proof import ProofChain
+from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
+from geoattest.v1 import envelope_pb2
+from geoattest.verdict import SPEED_OF_LIGHT_KM_PER_S, RegionAppraiser
+from verifier.pipeline import Appraisal, PipelineConfig, ProofAppraiser
+from verifier.state import DeviceRecord, InMemoryState
+
+UNIX_BASE_NS = 1_767_225_600 * 10**9
+"""2026-01-01T00:00:00Z: landmark wall clocks read this plus the virtual clock."""
+MEASUREMENT = sha256(b"geoattest agent 1.0 (measured)")
+"""The one agent firmware the attack world's policy allows."""
+EXCHANGES = 8
+LAN_DELAY_NS = 20_000
+"""One way across a data centre's own network (no Internet on the path)."""
+
+LANDMARKS: dict[str, LatLon] = {
+    "lm-sin": (1.3349, 103.8920),
+    "lm-jhb": (1.4927, 103.7414),
+    "lm-kul": (3.1390, 101.6869),
+    "lm-pen": (5.4141, 100.3288),
+    "lm-kbr": (6.1254, 102.2381),
+    "lm-cgk": (-6.2088, 106.8456),
+    "lm-hkg": (22.3193, 114.1694),
+    "lm-can": (23.1291, 113.2644),
+    "lm-tpe": (25.0330, 121.5654),
+    "lm-fra": (50.1109, 8.6821),
+}
+"""Surveyed landmark sites (the registry's coordinates unless a scenario lies about them)."""
+
+PLACES: dict[str, LatLon] = {
+    "Singapore": (1.3349, 103.8920),
+    "Johor Bahru": (1.4655, 103.7578),
+    "Shenzhen": (22.5431, 114.0579),
+    "Kuala Lumpur": (3.1390, 101.6869),
+}
+
+POLICY_REGIONS = {"SG": ["SG"], "HK": ["HK"], "MY": ["MY"], "CN": ["CN"], "DE": ["DE"]}
+
+
+@dataclass(frozen=True)
+class Chip:
+    """Where a chip really is (only the simulation knows), and what its agent measures."""
+
+    device_id: str
+    location: LatLon
+    licensed_region: str
+    landmarks: tuple[str, ...]
+    """The landmarks its agent runs rounds with (the host picks them: it is adversarial)."""
+    datacentre_landmark: str | None = None
+    """A landmark in the chip's own data centre, reached over the data centre's network."""
+
+
+@dataclass
+class Device:
+    """An enrolled device's key and its agent's proof chain."""
+
+    device_id: str
+    signer: KeySigner
+    chain: ProofChain
+
+
+@dataclass(frozen=True)
+class DataCentreLan:
+    """Not an attacker: the chip's data-centre landmark is reached over the local network.
+
+    Deliveries between the chip and its data-centre landmark take the light floor plus a
+    LAN hop instead of an Internet path; everything else passes unchanged.
+    """
+
+    chip: str
+    landmark: str
+
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+        if {transit.src.name, transit.dst.name} == {self.chip, self.landmark}:
+            return [Delivery(transit.floor_ns + LAN_DELAY_NS, transit.payload)]
+        return [transit.deliver()]
+
+
+@dataclass(frozen=True)
+class LocalHop:
+    """Not an attacker: no datagram crosses even one rack faster than a LAN hop, so a
+    party placed at a landmark's own site still takes ``LAN_DELAY_NS`` beyond light."""
+
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+        fastest = transit.floor_ns + LAN_DELAY_NS
+        return [Delivery(max(transit.delay_ns, fastest), transit.payload, transit.action)]
+
+
+class ChipAgent:
+    """The honest on-chip agent: one :class:`AgentRound` per landmark, at the chip's site.
+
+    Subclasses in tests model broken agents (for negative controls); the product has only
+    this one.
+    """
+
+    def answering_site(self, chip: Chip) -> LatLon:
+        """Where the round secret lives, so where challenges are answered: the chip."""
+        return chip.location
+
+
+class LandmarkClock:
+    """How a landmark reads its monotonic clock: honestly, or (a lying landmark) scaled."""
+
+    def __init__(self, rate: float = 1.0) -> None:
+        self.rate = rate
+        self._origin: int | None = None
+
+    def read(self, now_ns: int) -> int:
+        if self._origin is None:
+            self._origin = now_ns
+        return self._origin + math.floor((now_ns - self._origin) * self.rate)
+
+
+@dataclass
+class AttackWorld:
+    """Landmarks, one verifier, enrolled devices, and a virtual network between them."""
+
+    seed: int = 7
+    quorum: int = 3
+    registered_sites: dict[str, LatLon] = field(default_factory=lambda: dict(LANDMARKS))
+    """Coordinates the registry lists (a scenario may register a landmark wrongly)."""
+    revoked_devices: frozenset[str] = frozenset()
+    revoked_landmarks: frozenset[str] = frozenset()
+    region_wrapper: Callable[[RegionAppraiser], RegionAppraiser] | None = None
+    """Tests wrap the geography to build verifier variants (negative controls)."""
+    agent: ChipAgent = field(default_factory=ChipAgent)
+    landmark_clocks: dict[str, LandmarkClock] = field(default_factory=dict)
+    model: LatencyModel = field(default_factory=LatencyModel.default)
+
+    def __post_init__(self) -> None:
+        self.landmark_signers = {lid: KeySigner.generate() for lid in LANDMARKS}
+        self.state = InMemoryState()
+        self.devices: dict[str, Device] = {}
+        self.clock = VirtualClock(start_ns=10**9)
+        policy = build_policy(
+            "attack-world",
+            1,
+            [country_region(name, codes) for name, codes in POLICY_REGIONS.items()],
+            embargo=["KP"],
+        )
+        region: RegionAppraiser = policy.appraiser()
+        if self.region_wrapper is not None:
+            region = self.region_wrapper(region)
+        records = [
+            LandmarkRecord(lid, *self.registered_sites[lid], signer.verifying_key)
+            for lid, signer in self.landmark_signers.items()
+            if lid in self.registered_sites
+        ]
+        self.appraiser = ProofAppraiser(
+            PipelineConfig(quorum=self.quorum, allowed_measurements=frozenset({MEASUREMENT})),
+            records,
+            RevocationList(1, self.revoked_devices, self.revoked_landmarks),
+            region,
+        )
+        self._rounds = 0
+
+    def now_ns(self) -> int:
+        """The verifier's wall clock: the landmarks' base plus virtual time."""
+        return UNIX_BASE_NS + self.clock.now_ns()
+
+    def enrol(self, device_id: str, licensed_region: str) -> Device:
+        signer = KeySigner.generate()
+        self.state.enrol(
+            DeviceRecord(
+                device_id,
+                signer.verifying_key,
+                licensed_region,
+                len(self.devices) + 1,
+                UNIX_BASE_NS + 10**18,
+                UNIX_BASE_NS,
+            )
+        )
+        device = Device(device_id, signer, ProofChain(device_id))
+        self.devices[device_id] = device
+        return device
+
+    def measure(
+        self,
+        chip: Chip,
+        adversary: Adversary | None = None,
+        *,
+        signer: KeySigner | None = None,
+    ) -> list[envelope_pb2.Envelope]:
+        """Run one round with each of the chip's landmarks at once; return the receipts.
+
+        ``signer`` is the key inside the answering chip (default: the enrolled device's).
+        """
+        self._rounds += 1
+        key = signer or self.devices[chip.device_id].signer
+        stages: list[Adversary] = []
+        if chip.datacentre_landmark is not None:
+            stages.append(DataCentreLan(chip.device_id, chip.datacentre_landmark))
+        if adversary is not None:
+            stages.append(adversary)
+        net = VirtualNetwork(
+            self.clock,
+            self.model,
+            seed=f"{self.seed}/{self._rounds}",
+            adversary=Compose(*stages, LocalHop()),
+        )
+        agents = {
+            lid: AgentRound(
+                chip.device_id,
+                lid,
+                self.landmark_signers[lid].verifying_key,
+                key,
+                secret=os.urandom(32),
+                exchanges=EXCHANGES,
+            )
+            for lid in chip.landmarks
+        }
+        for lid in chip.landmarks:
+            net.attach(lid, LANDMARKS[lid], Role.LANDMARK, self._landmark_handler(lid))
+        net.attach(
+            chip.device_id, self.agent.answering_site(chip), Role.CHIP, _agent_handler(agents)
+        )
+        for lid, agent in agents.items():
+            net.send(chip.device_id, lid, agent.open())
+        self.clock.run()
+        self.clock.run_until(self.clock.now_ns() + 10**9)
+        return [a.receipt for a in agents.values() if a.receipt is not None]
+
+    def _landmark_handler(
+        self, lid: str
+    ) -> Callable[[bytes, str, int], Iterable[tuple[str, bytes]]]:
+        rounds: dict[str, LandmarkRound] = {}
+        clock = self.landmark_clocks.get(lid, LandmarkClock())
+
+        def handle(payload: bytes, src: str, now_ns: int) -> Iterable[tuple[str, bytes]]:
+            local_ns = clock.read(now_ns)
+            try:
+                round_ = rounds.get(src)
+                if round_ is None:
+                    round_ = LandmarkRound(
+                        lid,
+                        self.landmark_signers[lid],
+                        decode_datagram(payload).open,
+                        round_id=os.urandom(16),
+                        randomness=os.urandom,
+                    )
+                    rounds[src] = round_
+                    return [(src, round_.next_challenge(local_ns))]
+                reply = round_.receive(payload, local_ns, UNIX_BASE_NS + now_ns)
+            except GeoattestError:
+                return []  # a landmark ignores what it cannot accept
+            return [] if reply is None else [(src, reply)]
+
+        return handle
+
+    def prove(
+        self,
+        device: Device,
+        receipts: Sequence[envelope_pb2.Envelope],
+        *,
+        measurement: bytes = MEASUREMENT,
+    ) -> envelope_pb2.Envelope:
+        """The agent's next proof over ``receipts``; the device's chain moves on."""
+        envelope, device.chain = device.chain.extend(
+            receipts, measurement=measurement, signer=device.signer
+        )
+        return envelope
+
+    def appraise(self, proof: envelope_pb2.Envelope) -> Appraisal:
+        """Appraise as the verifier service does: commit the new head, if any."""
+        appraisal = self.appraiser.appraise(proof, self.state, self.now_ns())
+        if appraisal.new_head is not None:
+            self.state.advance(appraisal.device_id, appraisal.new_head)
+        return appraisal
+
+    def nearest(self, location: LatLon, k: int = 4) -> tuple[str, ...]:
+        """The ``k`` landmarks nearest ``location``: what an honest agent measures."""
+        return tuple(
+            sorted(LANDMARKS, key=lambda lid: great_circle_km(location, LANDMARKS[lid]))[:k]
+        )
+
+
+def light_rtt_ns(a: LatLon, b: LatLon) -> int:
+    """Round trip at c in vacuum between two places."""
+    return math.ceil(2 * great_circle_km(a, b) / SPEED_OF_LIGHT_KM_PER_S * 1e9)
+
+
+def _agent_handler(
+    agents: dict[str, AgentRound],
+) -> Callable[[bytes, str, int], Iterable[tuple[str, bytes]]]:
+    def handle(payload: bytes, src: str, now_ns: int) -> Iterable[tuple[str, bytes]]:  # noqa: ARG001
+        agent = agents.get(src)
+        if agent is None:
+            return []
+        try:
+            reply = agent.receive(payload)
+        except GeoattestError:
+            return []
+        return [] if reply is None else [(src, reply)]
+
+    return handle

@@ -1,0 +1,37 @@
+"""Shared assertion for the attack suite: exact verdict, reason and alerts, and whether
+the attacked device's trusted chain head moved (it must not on a rejection)."""
+
+from __future__ import annotations
+
+from geoattest.attacks.scenarios import BY_NAME, Outcome
+from geoattest.attacks.world import AttackWorld
+from geoattest.errors import Reason
+from geoattest.verdict import Verdict
+from verifier.pipeline import AlertKind
+
+
+def assert_outcome(
+    name: str,
+    verdict: Verdict,
+    *,
+    reason: Reason | None = None,
+    alerts: tuple[AlertKind, ...] = (),
+    world: AttackWorld | None = None,
+) -> Outcome:
+    """Run scenario ``name`` and check the verifier's exact answer."""
+    outcome = BY_NAME[name].run(world)
+    assert outcome.verdict is verdict, outcome
+    assert outcome.reason is reason, outcome
+    assert set(outcome.alerts) == set(alerts), outcome
+    evidence = verdict is not Verdict.REJECTED
+    assert outcome.head_moved is evidence, (
+        "trusted state moved on a rejection" if not evidence else outcome
+    )
+    assert outcome.defended, outcome
+    return outcome
+
+
+def never_allowed(name: str, seeds: range) -> list[Verdict]:
+    """The scenario's verdicts over several seeded networks; callers assert none is ALLOWED."""
+    scenario = BY_NAME[name]
+    return [scenario.run(AttackWorld(seed=seed, **scenario.world)).verdict for seed in seeds]

@@ -1,0 +1,44 @@
+"""Who answered: forged, revoked, downgraded, borrowed and cloned identities."""
+
+from __future__ import annotations
+
+from attack_suite import assert_outcome
+
+from geoattest.errors import Reason
+from geoattest.verdict import Verdict
+from verifier.pipeline import AlertKind
+
+
+def test_forged_device_key_is_rejected() -> None:
+    assert_outcome("forged_device_key", Verdict.REJECTED, reason=Reason.UNKNOWN_DEVICE)
+
+
+def test_revoked_device_is_rejected() -> None:
+    assert_outcome("revoked_device", Verdict.REJECTED, reason=Reason.REVOKED_DEVICE)
+
+
+def test_downgraded_agent_firmware_is_rejected_as_tampering() -> None:
+    assert_outcome(
+        "downgraded_agent_firmware",
+        Verdict.REJECTED,
+        reason=Reason.BAD_MEASUREMENT,
+        alerts=(AlertKind.TAMPERING,),
+    )
+
+
+def test_chip_a_answering_for_chip_b_is_rejected_as_tampering() -> None:
+    assert_outcome(
+        "chip_a_answers_for_chip_b",
+        Verdict.REJECTED,
+        reason=Reason.BAD_TRANSCRIPT_SIGNATURE,
+        alerts=(AlertKind.TAMPERING,),
+    )
+
+
+def test_cloned_key_answering_from_singapore_while_original_in_shenzhen_raises_clone() -> None:
+    assert_outcome(
+        "cloned_key_forks_the_chain",
+        Verdict.REJECTED,
+        reason=Reason.FORK,
+        alerts=(AlertKind.CLONE,),
+    )
