@@ -1,0 +1,106 @@
+"""``geoattest attack list|run``: the attack suite from the command line.
+
+Every scenario runs the real agent and landmark rounds over the virtual network and
+appraises the proof with the real verifier, so a policy reader can see each outcome::
+
+    geoattest attack list
+    geoattest attack run --all --json
+
+``run`` exits 1 when any scenario it ran is not defended.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from geoattest.attacks.scenarios import BY_NAME, SCENARIOS, Outcome, Scenario
+
+app = typer.Typer(help="Adversary scenarios against the real protocol.", no_args_is_help=True)
+
+EXIT_NOT_DEFENDED = 1
+
+
+@app.command("list")
+def list_scenarios(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON array of {name, description}.")
+    ] = False,
+) -> None:
+    """List the scenarios and what the adversary does in each."""
+    if as_json:
+        print(json.dumps([{"name": s.name, "description": s.description} for s in SCENARIOS]))
+        return
+    width = max(len(s.name) for s in SCENARIOS)
+    for s in SCENARIOS:
+        print(f"{s.name:<{width}}  {s.description}")
+
+
+@app.command("run")
+def run_scenarios(
+    name: Annotated[str | None, typer.Argument(help="Scenario to run (see 'attack list').")] = None,
+    run_all: Annotated[bool, typer.Option("--all", help="Run every scenario.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per scenario.")] = False,
+) -> None:
+    """Run one scenario or all of them; exit 1 if any is not defended."""
+    if (name is None) == (not run_all):
+        raise typer.BadParameter("give one scenario NAME or --all, not both or neither")
+    chosen: tuple[Scenario, ...]
+    if run_all:
+        chosen = SCENARIOS
+    else:
+        assert name is not None
+        scenario = BY_NAME.get(name)
+        if scenario is None:
+            raise typer.BadParameter(f"no scenario named {name!r} (see 'geoattest attack list')")
+        chosen = (scenario,)
+    outcomes = []
+    for scenario in chosen:
+        outcome = scenario.run()
+        outcomes.append(outcome)
+        if as_json:
+            print(json.dumps(_as_json(scenario, outcome)), flush=True)
+    if not as_json:
+        _table(chosen, outcomes)
+    if not all(o.defended for o in outcomes):
+        raise typer.Exit(EXIT_NOT_DEFENDED)
+
+
+def _verdict(outcome: Outcome) -> str:
+    return outcome.verdict.value + (f" ({outcome.reason.value})" if outcome.reason else "")
+
+
+def _as_json(scenario: Scenario, outcome: Outcome) -> dict[str, object]:
+    return {
+        "name": outcome.name,
+        "threat": scenario.threat,
+        "description": scenario.description,
+        "verdict": outcome.verdict.value,
+        "reason": outcome.reason.value if outcome.reason else None,
+        "alerts": [a.value for a in outcome.alerts],
+        "expected": outcome.expected,
+        "defended": outcome.defended,
+        "trusted_state_moved": outcome.head_moved,
+        "detail": outcome.detail,
+    }
+
+
+def _table(scenarios: tuple[Scenario, ...], outcomes: list[Outcome]) -> None:
+    rows = [("scenario", "what the adversary did", "verdict", "alert", "defended")]
+    rows += [
+        (
+            o.name,
+            s.description,
+            _verdict(o),
+            ", ".join(a.value for a in o.alerts) or "-",
+            "yes" if o.defended else f"NO (expected {o.expected})",
+        )
+        for s, o in zip(scenarios, outcomes, strict=True)
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4])
+    defended = sum(o.defended for o in outcomes)
+    print(f"\n{defended} of {len(outcomes)} scenarios defended")

@@ -1,0 +1,56 @@
+"""``geoattest attack`` through the real console script: list, run, exit status, errors."""
+
+from __future__ import annotations
+
+import json
+
+from command import assert_one_line_error, run_geoattest
+
+from geoattest.attacks.scenarios import SCENARIOS
+
+
+def test_list_json_names_every_scenario_with_its_description() -> None:
+    result = run_geoattest("attack", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert listed == [{"name": s.name, "description": s.description} for s in SCENARIOS]
+
+
+def test_run_one_defended_scenario_as_json_exits_zero() -> None:
+    result = run_geoattest("attack", "run", "replayed_proof", "--json")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    outcome = json.loads(line)
+    assert outcome["name"] == "replayed_proof"
+    assert outcome["verdict"] == "REJECTED"
+    assert outcome["reason"] == "proof.replayed"
+    assert outcome["expected"] == "REJECTED proof.replayed"
+    assert outcome["defended"] is True
+    assert outcome["detail"]
+
+
+def test_run_all_reports_every_scenario_and_fails_on_the_undefended_one() -> None:
+    result = run_geoattest("attack", "run", "--all", "--json")
+    assert result.returncode == 1, result.stderr
+    outcomes = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["name"] for o in outcomes] == [s.name for s in SCENARIOS]
+    undefended = [o["name"] for o in outcomes if not o["defended"]]
+    assert undefended == ["lying_landmark_among_distant_honest_ones"]
+
+
+def test_run_table_has_a_row_per_scenario_and_says_what_was_defended() -> None:
+    result = run_geoattest("attack", "run", "cloned_key_forks_the_chain")
+    assert result.returncode == 0, result.stderr
+    header, row, *_, summary = result.stdout.splitlines()
+    assert header.split()[:2] == ["scenario", "what"]
+    assert row.startswith("cloned_key_forks_the_chain")
+    assert "REJECTED (proof.fork)" in row
+    assert "CLONE" in row
+    assert row.endswith("yes")
+    assert summary == "1 of 1 scenarios defended"
+
+
+def test_unknown_scenario_and_missing_choice_are_one_line_errors() -> None:
+    assert_one_line_error(run_geoattest("attack", "run", "no_such_attack"), "no_such_attack")
+    assert_one_line_error(run_geoattest("attack", "run"), "NAME or --all")
+    assert_one_line_error(run_geoattest("attack", "run", "replayed_proof", "--all"), "--all")
