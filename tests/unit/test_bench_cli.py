@@ -70,3 +70,17 @@ def test_agent_reports_cpu_bytes_and_duty_cycle() -> None:
 def test_gpu_skips_cleanly_without_cuda() -> None:
     out = bench_json("gpu")
     assert "pending a machine with a GPU" in out["skipped"]
+
+
+def test_scale_reports_fleet_and_k_ratios_and_writes_the_plot(tmp_path: Path) -> None:
+    plot = tmp_path / "scale.png"
+    out = bench_json("scale", "--quick", "--plot", str(plot))
+    fleets = [key for key in out if key.startswith("fleet_") and key.endswith("_ratio")]
+    ks = [key for key in out if key.startswith("k_") and key.endswith("_cost_over_crypto")]
+    assert len(fleets) >= 2
+    assert len(ks) >= 2
+    assert_positive(out, *fleets, *ks)
+    assert out[fleets[0]] == 1.0  # the smallest fleet is the baseline
+    for key in ("per_proof_us", "appraise_us", "commit_us", "peak_alloc_kib", "peak_rss_mib"):
+        assert_positive(out, *(f"fleet_{n}_{key}" for n in (1000, 10000)))
+    assert plot.read_bytes().startswith(b"\x89PNG")

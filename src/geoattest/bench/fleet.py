@@ -13,13 +13,20 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
 from geoattest.crypto import KeySigner, VerifyingKey
-from geoattest.demo.scenario import ChipSite, Scenario, default_scenario_path, load_scenario
+from geoattest.demo.scenario import (
+    ChipSite,
+    LandmarkSite,
+    Scenario,
+    default_scenario_path,
+    load_scenario,
+)
 from geoattest.pki import LandmarkRecord, LandmarkRegistry, ManufacturerCA, ResultKey
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
@@ -31,6 +38,8 @@ VERIFIER_ID = "geoattest-bench-verifier"
 KM_PER_MS_FIBRE = 200.0 / 1.7
 """Distance per ms of one-way delay: light in fibre (2/3 c) over a path 1.7x the great circle."""
 ACCESS_NS = 100_000
+TWIN_OFFSET_DEG = 1.0
+"""Latitude step of the twin landmarks added when k exceeds the scenario's landmarks."""
 
 
 def _distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -62,9 +71,16 @@ class RoundResult:
 
 
 def run_round(
-    chip: Chip, landmark_id: str, landmark: KeySigner, rtt_ns: int, exchanges: int
+    chip: Chip,
+    landmark_id: str,
+    landmark: KeySigner,
+    rtt_ns: int,
+    exchanges: int,
+    *,
+    tap: Callable[[bytes], None] | None = None,
 ) -> RoundResult:
-    """One round between the real state machines in memory; the clock steps by ``rtt_ns``."""
+    """One round between the real state machines in memory; the clock steps by ``rtt_ns``.
+    ``tap`` sees every datagram, both directions, in order (for wire-size tables)."""
     agent = AgentRound(
         chip.device_id,
         landmark_id,
@@ -83,19 +99,37 @@ def run_round(
     )
     now = time.monotonic_ns()
     unix_ns = time.time_ns()
-    wire, datagrams = len(opening), 1
+    seen: list[bytes] = [opening]
     to_agent: bytes | None = lm.next_challenge(now)
     while to_agent is not None:
-        wire, datagrams = wire + len(to_agent), datagrams + 1
+        seen.append(to_agent)
         to_landmark = agent.receive(to_agent)
         if to_landmark is None:
             break
-        wire, datagrams = wire + len(to_landmark), datagrams + 1
+        seen.append(to_landmark)
         now += rtt_ns
         to_agent = lm.receive(to_landmark, now, unix_ns)
     if agent.receipt is None:
         raise RuntimeError(f"bench round did not complete: {agent.state}")
-    return RoundResult(agent.receipt, wire, datagrams)
+    if tap is not None:
+        for datagram in seen:
+            tap(datagram)
+    return RoundResult(agent.receipt, sum(map(len, seen)), len(seen))
+
+
+def _landmarks(scenario: Scenario, k: int) -> tuple[LandmarkSite, ...]:
+    """The scenario's landmarks; for k beyond them, twins 1 degree (~111 km) north of each,
+    so a chip's k nearest stay plausible for k up to twice the scenario's count."""
+    sites = scenario.landmarks
+    if k <= len(sites):
+        return sites
+    twins = tuple(
+        replace(s, landmark_id=f"{s.landmark_id}-twin", latitude=s.latitude + TWIN_OFFSET_DEG)
+        for s in sites
+    )
+    if k > 2 * len(sites):
+        raise ValueError(f"k = {k}: the bench fleet has at most {2 * len(sites)} landmarks")
+    return sites + twins
 
 
 class Fleet:
@@ -107,10 +141,9 @@ class Fleet:
         self.exchanges = exchanges
         self.now = dt.datetime.now(dt.UTC)
         self.ca = ManufacturerCA.create("Bench Accelerators", self.now - dt.timedelta(days=1))
-        self.landmark_signers = {
-            s.landmark_id: KeySigner.generate() for s in self.scenario.landmarks
-        }
-        self.sites = {s.landmark_id: (s.latitude, s.longitude) for s in self.scenario.landmarks}
+        self.landmarks = _landmarks(self.scenario, self.k)
+        self.landmark_signers = {s.landmark_id: KeySigner.generate() for s in self.landmarks}
+        self.sites = {s.landmark_id: (s.latitude, s.longitude) for s in self.landmarks}
         self.chips = [self._chip(i) for i in range(chips)]
 
     def _chip(self, i: int) -> Chip:
@@ -159,7 +192,7 @@ class Fleet:
                 self.landmark_signers[s.landmark_id].verifying_key,
                 s.name,
             )
-            for s in self.scenario.landmarks
+            for s in self.landmarks
         ]
 
     def device_record(self, chip: Chip) -> DeviceRecord:

@@ -78,9 +78,10 @@ def crypto_bound(checks: Sequence[Check], per_proof: int, cores: int) -> float:
 
 
 def make_appraiser(fleet: Fleet) -> ProofAppraiser:
-    """The verifier's pipeline with the scenario's real policy (geography loads once, ~2 s)."""
+    """The verifier's pipeline with the scenario's real policy (geography loads once, ~2 s);
+    the quorum is the scenario's, or k where k is smaller."""
     return ProofAppraiser(
-        PipelineConfig(quorum=fleet.scenario.quorum),
+        PipelineConfig(quorum=min(fleet.scenario.quorum, fleet.k)),
         fleet.landmark_records(),
         RevocationList(),
         fleet.scenario.policy.appraiser(),
@@ -200,7 +201,7 @@ def run(
         appraiser = make_appraiser(fleet)
         advance()
         proofs = [fleet.proof(c, advance=False).SerializeToString() for c in fleet.chips]
-        checks = _checks(fleet, proofs)
+        checks = fleet_checks(fleet, proofs)
         per_proof = len(checks) // len(proofs)
         advance()
         bound_1, piped, latencies = [], [], []
@@ -263,7 +264,8 @@ def run(
     }
 
 
-def _checks(fleet: Fleet, proofs: Sequence[bytes]) -> list[Check]:
+def fleet_checks(fleet: Fleet, proofs: Sequence[bytes]) -> list[Check]:
+    """The signature checks of one proof per chip, in the fleet's order."""
     landmark_keys = {
         s.verifying_key.key_id: s.verifying_key.der() for s in fleet.landmark_signers.values()
     }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,3 +64,25 @@ def agent(
     from geoattest.bench import agent, report  # noqa: PLC0415
 
     report.emit("agent", agent.run(proofs), as_json=as_json)
+
+
+@app.command("scale")
+def scale(
+    as_json: JsonOption = False,
+    plot: Annotated[Path, typer.Option(help="Where to write the PNG.")] = Path(
+        "geoattest-bench-scale.png"
+    ),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fleets of 1k and 10k, k of 1 and 4 (~5 s).")
+    ] = False,
+) -> None:
+    """Verifier µs and memory per proof as the fleet grows (1k, 100k, 1M devices in SQLite)
+    and as k grows (1 to 16), vs the smallest fleet and the crypto-only cost; takes ~30 s
+    (bulk-enrolling 1M devices is ~20 s of it)."""
+    from geoattest.bench import report, scale  # noqa: PLC0415
+
+    if quick:
+        figures = scale.run(plot, fleets=scale.QUICK_FLEETS, ks=scale.QUICK_KS, rounds=2, repeats=2)
+    else:
+        figures = scale.run(plot)
+    report.emit("scale", figures, as_json=as_json)

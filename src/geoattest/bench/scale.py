@@ -1,0 +1,305 @@
+"""``geoattest bench scale``: the verifier's cost and memory per proof as the enrolled
+fleet grows (durable store) and as k grows (pure pipeline), plotted to a PNG.
+
+Fleet size: one SQLite database per size, opened through :class:`~verifier.store.SqlStore`
+(WAL, ``synchronous=NORMAL`` so that disk syncs do not drown the index lookups being
+measured). The measured chips have real keys and real proofs and are enrolled through
+``SqlStore.enrol``; the rest of the fleet is bulk-inserted rows (a device, its chain head
+and its successor entry each, random key ids) in one transaction per size. Every size
+appraises and commits the same proofs, in interleaved rounds so that all sizes see the
+same machine load; the baseline is the smallest fleet.
+
+k: the pure pipeline (:class:`~verifier.state.InMemoryState`) against the crypto-only cost
+of the same proofs' 2k + 1 signature checks, interleaved per repeat.
+
+Memory: tracemalloc's peak of one appraisal and commit (Python allocations only; SQLite's
+page cache is its own, capped at 2 MiB per connection), and the process's peak RSS
+(``resource.getrusage``) after each size's proofs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from geoattest.bench.fleet import Fleet
+from geoattest.bench.report import Figures, median, progress
+from geoattest.bench.verifier import crypto_rate, fleet_checks, make_appraiser, pipeline_run
+from geoattest.protocol.proof import ProofChain
+from verifier.pipeline import ProofAppraiser
+from verifier.store import (
+    CommitRecord,
+    DeviceState,
+    EnrolledDevice,
+    SqlStore,
+    Synchronous,
+    chain_heads,
+    devices,
+    successors,
+)
+
+FLEETS = (1_000, 100_000, 1_000_000)
+QUICK_FLEETS = (1_000, 10_000)
+KS = (1, 2, 4, 8, 16)
+QUICK_KS = (1, 4)
+YEAR_NS = 365 * 86_400 * 10**9
+BULK_CHUNK = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class SizeResult:
+    fleet: int
+    enrol_s: float
+    appraise_us: float
+    commit_us: float
+    peak_alloc_kib: float
+    peak_rss_mib: float
+    db_mib: float
+
+    @property
+    def per_proof_us(self) -> float:
+        return self.appraise_us + self.commit_us
+
+
+@dataclass(frozen=True, slots=True)
+class KResult:
+    k: int
+    pipeline_us: float
+    crypto_us: float
+
+
+def _insert(
+    conn: sqlite3.Connection, table: str, columns: int, rows: Iterator[tuple[object, ...]]
+) -> None:
+    sql = f"INSERT INTO {table} VALUES ({', '.join('?' * columns)})"  # noqa: S608  (our own table names)
+    conn.executemany(sql, rows)
+
+
+def bulk_enrol(path: Path, count: int, spki: bytes, advance: Callable[[int], None]) -> float:
+    """Insert ``count`` filler devices, each with a chain head and a successor entry, in one
+    transaction; seconds taken. Rows follow the store's column order."""
+    now = time.time_ns()
+    conn = sqlite3.connect(path, isolation_level=None)
+    start = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    for lo in range(0, count, BULK_CHUNK):
+        ids = range(lo, min(count, lo + BULK_CHUNK))
+        _insert(conn, devices.name, len(devices.c), (
+            (f"fill-{i:07d}", hashlib.sha256(i.to_bytes(8, "big")).hexdigest(), spki, "H100",
+             str(i), now + YEAR_NS, "EU", now + YEAR_NS, now, DeviceState.ATTESTING.value)
+            for i in ids
+        ))  # fmt: skip
+        _insert(conn, chain_heads.name, len(chain_heads.c), (
+            (f"fill-{i:07d}", 1, i.to_bytes(32, "big"), b"", now, "{}", "ALLOWED", now)
+            for i in ids
+        ))  # fmt: skip
+        _insert(conn, successors.name, len(successors.c), (
+            (f"fill-{i:07d}", b"", i.to_bytes(32, "big")) for i in ids
+        ))  # fmt: skip
+        advance(len(ids))
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def _chip_proofs(fleet: Fleet, rounds: int) -> list[list[bytes]]:
+    """``rounds`` successive proofs per chip, from a fresh chain: ``[round][chip]``."""
+    for chip in fleet.chips:
+        chip.chain = ProofChain(chip.device_id)
+    return [[fleet.proof(chip).SerializeToString() for chip in fleet.chips] for _ in range(rounds)]
+
+
+def _open_store(
+    root: Path, fleet: Fleet, size: int, advance: Callable[[int], None]
+) -> tuple[SqlStore, float]:
+    path = root / f"fleet-{size}.db"
+    store = SqlStore.open(path, synchronous=Synchronous.NORMAL)
+    for chip in fleet.chips:
+        store.enrol(
+            EnrolledDevice(
+                fleet.device_record(chip), "H100", time.time_ns() + YEAR_NS, DeviceState.ENROLLED
+            )
+        )
+    spki = fleet.chips[0].signer.verifying_key.der()
+    return store, bulk_enrol(path, size - len(fleet.chips), spki, advance)
+
+
+def _submit(appraiser: ProofAppraiser, store: SqlStore, proof: bytes) -> tuple[float, float]:
+    """Appraise one proof against the store and commit it: seconds for each."""
+    now = time.time_ns()
+    t0 = time.perf_counter()
+    appraisal = appraiser.appraise(proof, store, now)
+    t1 = time.perf_counter()
+    if appraisal.reason is not None:
+        raise AssertionError(f"bench proof rejected: {appraisal.reason} {appraisal.detail}")
+    store.commit([CommitRecord(appraisal, proof, appraisal.proof_digest, "", (), now)])
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _peak_alloc(appraiser: ProofAppraiser, store: SqlStore, proofs: Sequence[bytes]) -> float:
+    """Median tracemalloc peak (bytes) of one appraisal and commit."""
+    peaks = []
+    tracemalloc.start()
+    try:
+        for proof in proofs:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            _submit(appraiser, store, proof)
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+    return median(peaks)
+
+
+def _peak_rss_mib() -> float:
+    kib_or_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib_or_bytes / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def fleet_scaling(
+    fleet: Fleet, sizes: Sequence[int], rounds: int, root: Path, advance: Callable[[int], None]
+) -> list[SizeResult]:
+    """Per-proof appraisal and commit cost at each fleet size; the last round measures memory."""
+    appraiser = make_appraiser(fleet)
+    proofs = _chip_proofs(fleet, rounds + 1)
+    advance(1)
+    stores, enrol_s = [], []
+    for size in sizes:
+        store, seconds = _open_store(root, fleet, size, advance)
+        stores.append(store)
+        enrol_s.append(seconds)
+    appraise: list[list[float]] = [[] for _ in sizes]
+    commit: list[list[float]] = [[] for _ in sizes]
+    for batch in proofs[:-1]:  # interleaved: every size sees the same load
+        for i, store in enumerate(stores):
+            for proof in batch:
+                a, c = _submit(appraiser, store, proof)
+                appraise[i].append(a * 1e6)
+                commit[i].append(c * 1e6)
+            advance(1)
+    results = []
+    for i, (size, store) in enumerate(zip(sizes, stores, strict=True)):
+        peak = _peak_alloc(appraiser, store, proofs[-1])
+        store.close()
+        results.append(
+            SizeResult(
+                fleet=size,
+                enrol_s=enrol_s[i],
+                appraise_us=median(appraise[i]),
+                commit_us=median(commit[i]),
+                peak_alloc_kib=peak / 1024,
+                peak_rss_mib=_peak_rss_mib(),
+                db_mib=(root / f"fleet-{size}.db").stat().st_size / 2**20,
+            )
+        )
+    return results
+
+
+def k_scaling(
+    ks: Sequence[int], chips: int, repeats: int, advance: Callable[[int], None]
+) -> list[KResult]:
+    """Pure pipeline vs crypto-only µs per proof for each k, interleaved per repeat."""
+    setups = []
+    for k in ks:
+        fleet = Fleet(chips, k=k)
+        proofs = [fleet.proof(c, advance=False).SerializeToString() for c in fleet.chips]
+        setups.append((fleet, make_appraiser(fleet), proofs, fleet_checks(fleet, proofs)))
+        advance(1)
+    piped: list[list[float]] = [[] for _ in ks]
+    crypto: list[list[float]] = [[] for _ in ks]
+    for _ in range(repeats):
+        for i, (fleet, appraiser, proofs, checks) in enumerate(setups):
+            crypto[i].append(1e6 / crypto_rate(checks, len(checks) // len(proofs), min_s=0.1))
+            piped[i] += pipeline_run(appraiser, fleet, proofs)[1]
+            advance(1)
+    return [KResult(k, median(p), median(c)) for k, p, c in zip(ks, piped, crypto, strict=True)]
+
+
+def plot(sizes: Sequence[SizeResult], ks: Sequence[KResult], path: Path) -> None:
+    """Two panels: µs per proof against fleet size (log) and against k."""
+    import matplotlib  # noqa: PLC0415  (slow import, only when plotting)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    x = [s.fleet for s in sizes]
+    left.plot(x, [s.per_proof_us for s in sizes], "o-", label="appraise + commit")
+    left.plot(x, [s.appraise_us for s in sizes], "s--", label="appraise (store reads)")
+    left.plot(x, [s.commit_us for s in sizes], "^--", label="commit")
+    left.set_xscale("log")
+    left.set_ylim(bottom=0)
+    left.set_xlabel("enrolled devices")
+    left.set_ylabel("µs per proof (median)")
+    left.set_title("Durable store (SQLite, k = 4): cost per proof")
+    left.legend()
+    kx = [r.k for r in ks]
+    right.plot(kx, [r.pipeline_us for r in ks], "o-", label="pipeline")
+    right.plot(kx, [r.crypto_us for r in ks], "s--", label="crypto only (2k + 1 verifies)")
+    right.set_ylim(bottom=0)
+    right.set_xlabel("landmarks per proof (k)")
+    right.set_ylabel("µs per proof (median)")
+    right.set_title("Pure pipeline: cost per proof against k")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(
+    plot_path: Path,
+    *,
+    fleets: Sequence[int] = FLEETS,
+    ks: Sequence[int] = KS,
+    chips: int = 32,
+    rounds: int = 6,
+    repeats: int = 3,
+) -> Figures:
+    """Both scalings, the plot, and the figures (ratios against the smallest fleet, and
+    against the crypto-only cost for each k)."""
+    enrol_rows = sum(fleets) - chips * len(fleets)
+    with progress("scale", enrol_rows + 1 + rounds * len(fleets) + len(ks) * (1 + repeats)) as (
+        bar,
+        task,
+    ):
+
+        def advance(steps: int) -> None:
+            bar.advance(task, steps)
+
+        with tempfile.TemporaryDirectory(prefix="geoattest-bench-scale-") as tmp:
+            sizes = fleet_scaling(Fleet(chips), fleets, rounds, Path(tmp), advance)
+        by_k = k_scaling(ks, chips // 2, repeats, advance)
+    plot(sizes, by_k, plot_path)
+    base = sizes[0]
+    figures: Figures = {
+        "plot": str(plot_path),
+        "measured_chips": chips,
+        "store_synchronous": "NORMAL",
+    }
+    for s in sizes:
+        figures |= {
+            f"fleet_{s.fleet}_per_proof_us": round(s.per_proof_us, 1),
+            f"fleet_{s.fleet}_appraise_us": round(s.appraise_us, 1),
+            f"fleet_{s.fleet}_commit_us": round(s.commit_us, 1),
+            f"fleet_{s.fleet}_ratio": round(s.per_proof_us / base.per_proof_us, 3),
+            f"fleet_{s.fleet}_peak_alloc_kib": round(s.peak_alloc_kib, 1),
+            f"fleet_{s.fleet}_peak_rss_mib": round(s.peak_rss_mib, 1),
+            f"fleet_{s.fleet}_db_mib": round(s.db_mib, 1),
+            f"fleet_{s.fleet}_bulk_enrol_s": round(s.enrol_s, 2),
+        }
+    for r in by_k:
+        figures |= {
+            f"k_{r.k}_pipeline_us": round(r.pipeline_us, 1),
+            f"k_{r.k}_crypto_us": round(r.crypto_us, 1),
+            f"k_{r.k}_cost_over_crypto": round(r.pipeline_us / r.crypto_us, 3),
+        }
+    return figures
