@@ -2,20 +2,26 @@
 (k landmarks, n exchanges each) and its duty cycle at a proof a minute and an hour.
 
 The landmarks run in child processes (as in ``bench timing``); the agent's rounds and
-proof signing run here, and ``time.process_time`` counts only this process. The baseline
-is the k + 1 ES256 signatures an agent must make per proof, timed in the same run.
+proof signing run here, and ``time.process_time`` counts only this process. Baselines, timed
+in the same run: the k + 1 ES256 signatures and k receipt verifications an agent must make
+per proof, and the CPU of as many bare UDP echo round trips (to an echo child, interleaved
+with the proofs) as a proof's rounds make: each costs a send, a blocking receive and the
+sleep and wake-up between, which no agent can avoid.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 
 from attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
 from geoattest.bench.fleet import MEASUREMENT, Fleet
 from geoattest.bench.report import Figures, median, progress
-from geoattest.bench.timing import child, landmark_child
+from geoattest.bench.timing import child, echo_block, echo_child, landmark_child
 from geoattest.crypto import KeySigner, generate_private_key, private_key_pem
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import RoundSecrets
@@ -23,38 +29,70 @@ from geoattest.protocol.round import RoundSecrets
 UDP_IP_HEADER_BYTES = 28
 
 
-def run(proofs: int = 100, k: int = 4, exchanges: int = 8) -> Figures:
-    device = KeySigner.generate()
-    secrets = RoundSecrets(os.urandom)
-    keys = [generate_private_key() for _ in range(k)]
-    settings = RoundSettings(exchanges=exchanges)
-    cpu: list[float] = []
-    wall: list[float] = []
-    with ExitStack() as stack, progress("agent: proofs", proofs) as (bar, task):
+@dataclass
+class Agent:
+    """The agent's side of ``bench agent``: one device, its chain, k landmarks to time."""
+
+    endpoints: list[LandmarkEndpoint]
+    settings: RoundSettings
+    device: KeySigner = field(default_factory=KeySigner.generate)
+    secrets: RoundSecrets = field(default_factory=lambda: RoundSecrets(os.urandom))
+    chain: ProofChain = field(default_factory=lambda: ProofChain("dev-bench"))
+
+    def proof(self) -> None:
+        """What the agent does per proof: k rounds over UDP, then the proof signed."""
+        outcomes = run_rounds(self.endpoints, "dev-bench", self.device, self.secrets, self.settings)
+        receipts = [o.receipt for o in outcomes if o.receipt is not None]
+        _, self.chain = self.chain.extend(receipts, measurement=MEASUREMENT, signer=self.device)
+
+
+@contextmanager
+def agent(k: int, exchanges: int) -> Iterator[Agent]:
+    """An :class:`Agent` with k landmark servers (kernel stamps) in child processes."""
+    with ExitStack() as stack:
         endpoints = []
-        for i, key in enumerate(keys):
+        for i in range(k):
+            key = generate_private_key()
             _, (port, _) = stack.enter_context(
                 child(landmark_child, private_key_pem(key), f"lm-{i}", True)
             )
             endpoints.append(
                 LandmarkEndpoint(f"lm-{i}", "127.0.0.1", port, KeySigner(key).verifying_key)
             )
-        chain = ProofChain("dev-bench")
+        yield Agent(endpoints, RoundSettings(exchanges=exchanges))
+
+
+def run(proofs: int = 100, k: int = 4, exchanges: int = 8) -> Figures:
+    cpu: list[float] = []
+    wall: list[float] = []
+    echo_cpu: list[float] = []
+    round_trips = k * (exchanges + 2)  # per round, Open, n Responses and Close get one answer
+    with (
+        agent(k, exchanges) as bench,
+        child(echo_child) as (_, echo_port),
+        progress("agent: proofs", proofs) as (bar, task),
+    ):
         for _ in range(proofs):
             c0, w0 = time.process_time(), time.perf_counter()
-            outcomes = run_rounds(endpoints, "dev-bench", device, secrets, settings)
-            receipts = [o.receipt for o in outcomes if o.receipt is not None]
-            _, chain = chain.extend(receipts, measurement=MEASUREMENT, signer=device)
+            bench.proof()
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
+            c0 = time.process_time()
+            echo_block(echo_port, round_trips)
+            echo_cpu.append(time.process_time() - c0)
             bar.advance(task)
-    signing = _signing_s(device, k + 1)
+    device = bench.device
+    message = os.urandom(600)  # about a receipt's size
+    signature = device.sign(message)
+    signing = _median_cpu_s(functools.partial(device.sign, message), k + 1)
+    verifying = _median_cpu_s(functools.partial(device.verifying_key.verify, signature, message), k)
     fleet = Fleet(1, k=k, exchanges=exchanges)
     rounds = fleet.rounds(fleet.chips[0])
     proof_bytes = fleet.proof(fleet.chips[0]).ByteSize()
     udp_payload = sum(r.wire_bytes for r in rounds)
     datagrams = sum(r.datagrams for r in rounds)
-    cpu_s = median(cpu)
+    cpu_s, socket_s = median(cpu), median(echo_cpu)
+    explained = signing + verifying + socket_s
     return {
         "k": k,
         "exchanges": exchanges,
@@ -62,6 +100,10 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8) -> Figures:
         "wall_ms_per_proof": round(median(wall) * 1e3, 3),
         "signing_us_per_proof": round(signing * 1e6, 1),
         "cpu_ratio_to_signing": round(cpu_s / signing, 2),
+        "receipt_verify_us_per_proof": round(verifying * 1e6, 1),
+        "echo_round_trips_per_proof": round_trips,
+        "echo_cpu_us_per_proof": round(socket_s * 1e6, 1),
+        "cpu_ratio_to_crypto_and_echo": round(cpu_s / explained, 2),
         "bytes_per_proof": udp_payload + proof_bytes,
         "udp_payload_bytes_per_proof": udp_payload,
         "udp_datagrams_per_proof": datagrams,
@@ -72,13 +114,12 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8) -> Figures:
     }
 
 
-def _signing_s(signer: KeySigner, signatures: int) -> float:
-    """Median time of ``signatures`` ES256 signatures over a receipt-sized message."""
-    message = os.urandom(600)
+def _median_cpu_s(operation: Callable[[], object], repeat: int) -> float:
+    """Median CPU time of ``repeat`` calls of ``operation``, over 200 samples."""
     samples = []
     for _ in range(200):
         t0 = time.process_time()
-        for _ in range(signatures):
-            signer.sign(message)
+        for _ in range(repeat):
+            operation()
         samples.append(time.process_time() - t0)
     return median(samples)
