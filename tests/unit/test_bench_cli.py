@@ -63,6 +63,9 @@ def test_agent_reports_cpu_bytes_and_duty_cycle() -> None:
         "duty_cycle_per_minute",
         "duty_cycle_per_hour",
         "cpu_ratio_to_signing",
+        "receipt_verify_us_per_proof",
+        "echo_cpu_us_per_proof",
+        "cpu_ratio_to_crypto_and_echo",
     )
     assert out["duty_cycle_per_minute"] > out["duty_cycle_per_hour"]
 
