@@ -19,18 +19,17 @@ page cache is its own, capped at 2 MiB per connection), and the process's peak R
 
 from __future__ import annotations
 
-import hashlib
 import resource
 import sqlite3
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoattest.bench.fleet import Fleet
+from geoattest.bench.fleet import Chip, Fleet
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.verifier import crypto_rate, fleet_checks, make_appraiser, pipeline_run
 from geoattest.protocol.proof import ProofChain
@@ -41,9 +40,7 @@ from verifier.store import (
     EnrolledDevice,
     SqlStore,
     Synchronous,
-    chain_heads,
-    devices,
-    successors,
+    metadata,
 )
 
 FLEETS = (1_000, 100_000, 1_000_000)
@@ -52,6 +49,14 @@ KS = (1, 2, 4, 8, 16)
 QUICK_KS = (1, 4)
 YEAR_NS = 365 * 86_400 * 10**9
 BULK_CHUNK = 50_000
+FRESH = {
+    "device_id": "printf('fill-%07d', n.i)",
+    "key_id": "lower(hex(randomblob(32)))",
+    "digest": "CAST(printf('%032d', n.i) AS BLOB)",
+}
+"""Columns that differ between copies of the template device (SQL over the CTE's n.i)."""
+EVENT_LOGS = frozenset({"proofs", "alerts"})
+"""Tables that log events rather than hold a device's state; copies get no rows there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,61 +81,69 @@ class KResult:
     crypto_us: float
 
 
-def _insert(
-    conn: sqlite3.Connection, table: str, columns: int, rows: Iterator[tuple[object, ...]]
-) -> None:
-    sql = f"INSERT INTO {table} VALUES ({', '.join('?' * columns)})"  # noqa: S608  (our own table names)
-    conn.executemany(sql, rows)
+def _fill_sql(conn: sqlite3.Connection, table: str) -> str:
+    """Copies of the template device's row in ``table``, one per n.i, with a fresh device
+    id, key id and digest; every other column as the template has it."""
+    columns = [str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")]
+    values = ", ".join(FRESH.get(c, f"t.{c}") for c in columns)
+    return (
+        "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?) "  # noqa: S608  (our own table and column names)
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"SELECT {values} FROM n, {table} AS t WHERE t.device_id = ?"
+    )
 
 
-def bulk_enrol(path: Path, count: int, spki: bytes, advance: Callable[[int], None]) -> float:
-    """Insert ``count`` filler devices, each with a chain head and a successor entry, in one
-    transaction; seconds taken. Rows follow the store's column order."""
-    now = time.time_ns()
+def bulk_enrol(path: Path, template: str, count: int, advance: Callable[[int], None]) -> float:
+    """``count`` more devices, each a copy of device ``template`` (enrolled, one proof
+    accepted) in every per-device table, in one transaction; seconds taken."""
+    per_device = [
+        t.name for t in metadata.sorted_tables if "device_id" in t.c and t.name not in EVENT_LOGS
+    ]
     conn = sqlite3.connect(path, isolation_level=None)
+    statements = [_fill_sql(conn, table) for table in per_device]
     start = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
     for lo in range(0, count, BULK_CHUNK):
-        ids = range(lo, min(count, lo + BULK_CHUNK))
-        _insert(conn, devices.name, len(devices.c), (
-            (f"fill-{i:07d}", hashlib.sha256(i.to_bytes(8, "big")).hexdigest(), spki, "H100",
-             str(i), now + YEAR_NS, "EU", now + YEAR_NS, now, DeviceState.ATTESTING.value)
-            for i in ids
-        ))  # fmt: skip
-        _insert(conn, chain_heads.name, len(chain_heads.c), (
-            (f"fill-{i:07d}", 1, i.to_bytes(32, "big"), b"", now, "{}", "ALLOWED", now)
-            for i in ids
-        ))  # fmt: skip
-        _insert(conn, successors.name, len(successors.c), (
-            (f"fill-{i:07d}", b"", i.to_bytes(32, "big")) for i in ids
-        ))  # fmt: skip
-        advance(len(ids))
+        hi = min(count, lo + BULK_CHUNK)
+        for sql in statements:
+            conn.execute(sql, (lo, hi - 1, template))
+        advance(hi - lo)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
     return elapsed
 
 
-def _chip_proofs(fleet: Fleet, rounds: int) -> list[list[bytes]]:
+def _chip_proofs(fleet: Fleet, chips: Sequence[Chip], rounds: int) -> list[list[bytes]]:
     """``rounds`` successive proofs per chip, from a fresh chain: ``[round][chip]``."""
-    for chip in fleet.chips:
+    for chip in chips:
         chip.chain = ProofChain(chip.device_id)
-    return [[fleet.proof(chip).SerializeToString() for chip in fleet.chips] for _ in range(rounds)]
+    return [[fleet.proof(chip).SerializeToString() for chip in chips] for _ in range(rounds)]
+
+
+def _enrol(store: SqlStore, fleet: Fleet, chip: Chip) -> None:
+    device = EnrolledDevice(
+        fleet.device_record(chip), "H100", time.time_ns() + YEAR_NS, DeviceState.ENROLLED
+    )
+    store.enrol(device)
 
 
 def _open_store(
-    root: Path, fleet: Fleet, size: int, advance: Callable[[int], None]
+    path: Path,
+    fleet: Fleet,
+    appraiser: ProofAppraiser,
+    template_proof: bytes,
+    size: int,
+    *,
+    advance: Callable[[int], None],
 ) -> tuple[SqlStore, float]:
-    path = root / f"fleet-{size}.db"
+    """A database of ``size`` devices: the fleet's chips, the last one the template (its
+    first proof accepted through the store), then copies of the template."""
     store = SqlStore.open(path, synchronous=Synchronous.NORMAL)
     for chip in fleet.chips:
-        store.enrol(
-            EnrolledDevice(
-                fleet.device_record(chip), "H100", time.time_ns() + YEAR_NS, DeviceState.ENROLLED
-            )
-        )
-    spki = fleet.chips[0].signer.verifying_key.der()
-    return store, bulk_enrol(path, size - len(fleet.chips), spki, advance)
+        _enrol(store, fleet, chip)
+    _submit(appraiser, store, template_proof)
+    return store, bulk_enrol(path, fleet.chips[-1].device_id, size - len(fleet.chips), advance)
 
 
 def _submit(appraiser: ProofAppraiser, store: SqlStore, proof: bytes) -> tuple[float, float]:
@@ -168,13 +181,16 @@ def _peak_rss_mib() -> float:
 def fleet_scaling(
     fleet: Fleet, sizes: Sequence[int], rounds: int, root: Path, advance: Callable[[int], None]
 ) -> list[SizeResult]:
-    """Per-proof appraisal and commit cost at each fleet size; the last round measures memory."""
+    """Per-proof appraisal and commit cost at each fleet size, for every chip of ``fleet``
+    but the last (the template of the bulk copies); the last round measures memory."""
     appraiser = make_appraiser(fleet)
-    proofs = _chip_proofs(fleet, rounds + 1)
+    proofs = _chip_proofs(fleet, fleet.chips[:-1], rounds + 1)
+    (template_proof,) = _chip_proofs(fleet, fleet.chips[-1:], 1)[0]
     advance(1)
     stores, enrol_s = [], []
     for size in sizes:
-        store, seconds = _open_store(root, fleet, size, advance)
+        path = root / f"fleet-{size}.db"
+        store, seconds = _open_store(path, fleet, appraiser, template_proof, size, advance=advance)
         stores.append(store)
         enrol_s.append(seconds)
     appraise: list[list[float]] = [[] for _ in sizes]
@@ -266,7 +282,7 @@ def run(
 ) -> Figures:
     """Both scalings, the plot, and the figures (ratios against the smallest fleet, and
     against the crypto-only cost for each k)."""
-    enrol_rows = sum(fleets) - chips * len(fleets)
+    enrol_rows = sum(fleets) - (chips + 1) * len(fleets)
     with progress("scale", enrol_rows + 1 + rounds * len(fleets) + len(ks) * (1 + repeats)) as (
         bar,
         task,
@@ -276,7 +292,7 @@ def run(
             bar.advance(task, steps)
 
         with tempfile.TemporaryDirectory(prefix="geoattest-bench-scale-") as tmp:
-            sizes = fleet_scaling(Fleet(chips), fleets, rounds, Path(tmp), advance)
+            sizes = fleet_scaling(Fleet(chips + 1), fleets, rounds, Path(tmp), advance)
         by_k = k_scaling(ks, chips // 2, repeats, advance)
     plot(sizes, by_k, plot_path)
     base = sizes[0]
