@@ -77,8 +77,8 @@ def scale(
     ] = False,
 ) -> None:
     """Verifier µs and memory per proof as the fleet grows (1k, 100k, 1M devices in SQLite)
-    and as k grows (1 to 16), vs the smallest fleet and the crypto-only cost; takes ~30 s
-    (bulk-enrolling 1M devices is ~20 s of it)."""
+    and as k grows (1 to 16), vs the smallest fleet and the crypto-only cost; takes ~25 s
+    (bulk-enrolling 1M devices is ~15 s of it)."""
     from geoattest.bench import report, scale  # noqa: PLC0415
 
     if quick:
