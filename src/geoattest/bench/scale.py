@@ -4,10 +4,12 @@ fleet grows (durable store) and as k grows (pure pipeline), plotted to a PNG.
 Fleet size: one SQLite database per size, opened through :class:`~verifier.store.SqlStore`
 (WAL, ``synchronous=NORMAL`` so that disk syncs do not drown the index lookups being
 measured). The measured chips have real keys and real proofs and are enrolled through
-``SqlStore.enrol``; the rest of the fleet is bulk-inserted rows (a device, its chain head
-and its successor entry each, random key ids) in one transaction per size. Every size
-appraises and commits the same proofs, in interleaved rounds so that all sizes see the
-same machine load; the baseline is the smallest fleet.
+``SqlStore.enrol``; one more chip, the template, is enrolled and its first proof accepted
+through the store, and the rest of the fleet is copies of the template's rows in every
+per-device table (fresh device ids, key ids and digests), one ``INSERT ... SELECT`` per
+table and chunk, in one transaction per size. Every size appraises and commits the same
+proofs, in interleaved rounds so that all sizes see the same machine load; the baseline
+is the smallest fleet.
 
 k: the pure pipeline (:class:`~verifier.state.InMemoryState`) against the crypto-only cost
 of the same proofs' 2k + 1 signature checks, interleaved per repeat.
