@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
 
 import pytest
 
@@ -31,8 +30,6 @@ SOURCE = ("127.0.0.1", 40000)
 UNLIMITED = Limits(rate_per_s=1e9, burst=1e9)
 LANDMARK = KeySigner.generate()
 DEVICE = KeySigner.generate()
-
-Setup = Callable[[], tuple[tuple[object, ...], dict[str, object]]]
 
 
 def _agent() -> AgentRound:
@@ -51,22 +48,23 @@ def _bracket() -> Bracket:
     return Bracket(now, time.time_ns(), now)
 
 
-def _dispatched_round(answers: int) -> tuple[Dispatcher, AgentRound, bytes]:
+def _dispatched_round(answers: int) -> tuple[Dispatcher, bytes]:
     """A dispatcher with one round open from ``SOURCE`` after ``answers`` timed exchanges;
     the agent's next datagram (a Response, or the Close once every exchange is timed)."""
     dispatcher = Dispatcher("lm-bench", LANDMARK, UNLIMITED, os.urandom)
     agent = _agent()
-    out: Outgoing | None = dispatcher.handle(agent.open(), SOURCE, _bracket(), None)
-    for _ in range(answers + 1):
+    out = dispatcher.handle(agent.open(), SOURCE, _bracket(), None)
+    answered = 0
+    while True:
         assert out is not None
         if out.timed is not None:
             out.timed.start_timer(_bracket())
         reply = agent.receive(out.datagram)
         assert reply is not None
-        if _ == answers:
-            return dispatcher, agent, reply
+        if answered == answers:
+            return dispatcher, reply
+        answered += 1
         out = dispatcher.handle(reply, SOURCE, _bracket(), None)
-    raise AssertionError("unreachable")
 
 
 def test_landmark_exchange_state_machine(benchmark) -> None:
@@ -94,7 +92,7 @@ def test_landmark_exchange_dispatched(benchmark) -> None:
     """The same through ``Dispatcher.handle``: rate limit, routing, arrival bracket."""
 
     def setup() -> tuple[tuple[object, ...], dict[str, object]]:
-        dispatcher, _, response = _dispatched_round(0)
+        dispatcher, response = _dispatched_round(0)
         return (dispatcher, response), {}
 
     def exchange(dispatcher: Dispatcher, response: bytes) -> Outgoing | None:
@@ -109,7 +107,7 @@ def test_landmark_receipt_dispatched(benchmark) -> None:
     """A Close in, the reveal, n answers and the transcript checked, the receipt signed."""
 
     def setup() -> tuple[tuple[object, ...], dict[str, object]]:
-        dispatcher, _, close = _dispatched_round(EXCHANGES)
+        dispatcher, close = _dispatched_round(EXCHANGES)
         return (dispatcher, close), {}
 
     def receipt(dispatcher: Dispatcher, close: bytes) -> Outgoing | None:
