@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from geoattest.crypto import VerifyingKey, sha256
 from geoattest.errors import EvidenceError, GeoattestError, Reason
+from geoattest.geo.sphere import ELLIPSOID_MARGIN, distance_km, grow
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
@@ -59,6 +60,9 @@ class AlertKind(StrEnum):
     """The landmarks' bounds contradict physics: one is faulty or lying."""
     STALE_DEVICE = "STALE_DEVICE"
     """No accepted proof for several cadences: powered off, in transit or firewalled."""
+    IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
+    """The device could not have got from its last accepted fix to this one at the
+    fastest transport: a clone, swapped chips, or evidence that lied once."""
 
 
 _TAMPER_REASONS = frozenset(
@@ -88,7 +92,8 @@ class PipelineConfig:
     max_chip_speed_m_s: float = 1000.0
     """Fastest the chip could be carried between two rounds of one proof. Each bound grows
     by this speed times its round's lead over the proof's newest round, so moving the chip
-    between rounds cannot shrink the feasible region below where it could really be."""
+    between rounds cannot shrink the feasible region below where it could really be.
+    Also the speed of the impossible-travel check between consecutive proofs."""
     clock_skew_ns: int = 5 * SECOND_NS
     """How far a landmark's clock may run ahead of the verifier's."""
     allowed_measurements: frozenset[bytes] | None = None
@@ -203,6 +208,17 @@ class ProofAppraiser:
             alerts.append(AlertKind.EMBARGOED_LOCATION)
         if region.verdict is Verdict.INCONSISTENT:
             alerts.append(AlertKind.INCONSISTENT_LANDMARKS)
+        gap_km = self._travel_gap_km(head, bounds, evidence_time_ns)
+        if gap_km > 0:
+            alerts.append(AlertKind.IMPOSSIBLE_TRAVEL)
+            if region.verdict is Verdict.ALLOWED:  # only ever less permissive
+                region = replace(
+                    region,
+                    verdict=Verdict.INCONCLUSIVE,
+                    detail=f"{region.detail}; but the last accepted fix is {gap_km:.0f} km "
+                    "further than the device could have travelled since",
+                )
+        consistent = region.verdict is not Verdict.INCONSISTENT
         return Appraisal(
             verdict=region.verdict,
             device_id=device.device_id,
@@ -219,10 +235,37 @@ class ProofAppraiser:
                 previous_digest=bytes(proof.previous_proof_digest),
                 accepted_at_ns=now_ns,
                 landmark_times=seen,
+                fix=bounds if consistent else (),
+                fix_time_ns=evidence_time_ns,
             ),
             licensed_region=device.licensed_region,
             evidence_time_ns=evidence_time_ns,
         )
+
+    def _travel_gap_km(
+        self, head: ChainHead | None, bounds: tuple[LandmarkBound, ...], evidence_time_ns: int
+    ) -> float:
+        """How much further apart the last fix and this one surely are than the device
+        could travel in between (> 0: impossible travel; <= 0: possible or unknown).
+
+        Sound without any geometry: every point of the old feasible region lies in each old
+        disk and every point of the new one in each new disk, so the gap between the two
+        regions is at least the gap between any old disk and any new disk. Disks are grown
+        to spherical caps and the spherical gap shrunk back to the ellipsoid, as the
+        geography does, so rounding never raises a false alarm.
+        """
+        if head is None or not head.fix or not bounds:
+            return 0.0
+        elapsed_ns = max(0, evidence_time_ns - head.fix_time_ns)
+        reachable_km = elapsed_ns * self.config.max_chip_speed_m_s / 1e12
+        gap_km = max(
+            float(distance_km(old.latitude, old.longitude, new.latitude, new.longitude))
+            - grow(old.bound_km)
+            - grow(new.bound_km)
+            for old in head.fix
+            for new in bounds
+        )
+        return gap_km / (1.0 + ELLIPSOID_MARGIN) - reachable_km
 
     @staticmethod
     def _check_chain(

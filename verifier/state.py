@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from geoattest.crypto import VerifyingKey
+from geoattest.verdict import LandmarkBound
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,12 @@ class ChainHead:
     landmark_times: Mapping[str, int] = field(default_factory=dict)
     """Newest receipt time per landmark over the accepted chain: a receipt not newer
     than this for its landmark is a replay."""
+    fix: tuple[LandmarkBound, ...] = ()
+    """The accepted proof's disks, valid at ``fix_time_ns``: where the device could have
+    been then. Empty when they proved nothing (inconsistent). The next proof's disks must
+    be reachable from these at the fastest transport, or IMPOSSIBLE_TRAVEL is raised."""
+    fix_time_ns: int = 0
+    """Landmark time of the accepted proof's newest round."""
 
 
 class TrustedState(Protocol):

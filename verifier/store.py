@@ -46,10 +46,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -240,6 +242,16 @@ chain_heads = Table(
     Column("evidence_time_ns", BigInteger, nullable=False),
 )
 
+last_fixes = Table(
+    "last_fixes",
+    metadata,
+    Column("device_id", ForeignKey("devices.device_id"), primary_key=True),
+    Column("fix", Text, nullable=False),
+    Column("fix_time_ns", BigInteger, nullable=False),
+)
+"""Each device's last consistent fix (its accepted proof's disks), kept beside its chain
+head for the impossible-travel check; a device with no row has no fix yet."""
+
 successors = Table(
     "successors",
     metadata,
@@ -349,9 +361,7 @@ class SqlStore:
 
     def head(self, device_id: str) -> ChainHead | None:
         with self._read() as conn:
-            row = conn.execute(
-                select(chain_heads).where(chain_heads.c.device_id == device_id)
-            ).first()
+            row = conn.execute(_select_head(device_id)).first()
         return None if row is None else _head_from_row(row._mapping)
 
     def successor(self, device_id: str, previous_digest: bytes) -> bytes | None:
@@ -498,6 +508,17 @@ class SqlStore:
                 raise StoreConflictError(f"chain head of {device_id} moved")
         else:
             conn.execute(insert(chain_heads).values(device_id=device_id, **values))
+        conn.execute(delete(last_fixes).where(last_fixes.c.device_id == device_id))
+        if head.fix:
+            fix = [
+                [b.landmark_id, b.latitude, b.longitude, b.rtt_min_ns, b.motion_km]
+                for b in head.fix
+            ]
+            conn.execute(
+                insert(last_fixes).values(
+                    device_id=device_id, fix=json.dumps(fix), fix_time_ns=head.fix_time_ns
+                )
+            )
         conn.execute(
             update(devices)
             .where(devices.c.device_id == device_id)
@@ -554,9 +575,7 @@ class SqlStore:
     def summary(self, device_id: str) -> DeviceSummary | None:
         with self._read() as conn:
             row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
-            head_row = conn.execute(
-                select(chain_heads).where(chain_heads.c.device_id == device_id)
-            ).first()
+            head_row = conn.execute(_select_head(device_id)).first()
         if row is None:
             return None
         if head_row is None:
@@ -631,6 +650,15 @@ def _device_from_row(m: Any) -> EnrolledDevice:
     )
 
 
+def _select_head(device_id: str) -> Select[Any]:
+    """A device's chain head row with its last fix, if it has one."""
+    return (
+        select(chain_heads, last_fixes.c.fix, last_fixes.c.fix_time_ns)
+        .outerjoin(last_fixes, last_fixes.c.device_id == chain_heads.c.device_id)
+        .where(chain_heads.c.device_id == device_id)
+    )
+
+
 def _head_from_row(m: Any) -> ChainHead:
     return ChainHead(
         counter=m["counter"],
@@ -638,4 +666,9 @@ def _head_from_row(m: Any) -> ChainHead:
         previous_digest=bytes(m["previous_digest"]),
         accepted_at_ns=m["accepted_at_ns"],
         landmark_times={str(k): int(v) for k, v in json.loads(m["landmark_times"]).items()},
+        fix=tuple(
+            LandmarkBound(str(lid), float(lat), float(lon), int(rtt), float(motion))
+            for lid, lat, lon, rtt, motion in json.loads(m["fix"] or "[]")
+        ),
+        fix_time_ns=m["fix_time_ns"] or 0,
     )

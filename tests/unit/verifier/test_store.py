@@ -78,6 +78,7 @@ def test_database_is_in_wal_mode_with_full_sync(world, store):
         "results",
         "alerts",
         "chain_heads",
+        "last_fixes",
         "successors",
     }
 
@@ -105,6 +106,17 @@ def test_state_survives_reopening(world, store, service, chip):
     reopened = SqlStore.open(world.db_path)
     assert reopened.head("dev-1") == head
     assert reopened.device_for_key(chip.signer.verifying_key.key_id).licensed_region == "FRA-300"
+    reopened.close()
+
+
+def test_last_fix_survives_reopening_for_the_impossible_travel_check(world, store, service, chip):
+    service.submit(world.proof(chip), NOW_NS)
+    head = store.head("dev-1")
+    assert {b.landmark_id for b in head.fix} == set(world.landmarks)
+    assert head.fix_time_ns == UNIX_NS
+    store.close()
+    reopened = SqlStore.open(world.db_path)
+    assert reopened.head("dev-1").fix == head.fix
     reopened.close()
 
 
