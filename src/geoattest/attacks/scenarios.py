@@ -271,6 +271,37 @@ def play_clone_fork(world: AttackWorld) -> envelope_pb2.Envelope:
     return world.prove(device, world.measure(original))
 
 
+CADENCE_S = 600.0
+"""Ten minutes between proofs: Singapore to Shenzhen (2,600 km) takes 43 min at 1,000 m/s."""
+
+
+def play_verify_then_move(world: AttackWorld) -> envelope_pb2.Envelope:
+    """Proved in Singapore, then flown to Shenzhen and proving again one cadence later."""
+    _accepted_then(world)
+    world.wait(CADENCE_S)
+    moved = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
+    return world.prove(world.devices["chip-sg"], world.measure(moved))
+
+
+def play_clone_takes_turns(world: AttackWorld) -> envelope_pb2.Envelope:
+    """The original in Shenzhen proves; the host copies the agent's chain state to a clone
+    of the key in Singapore, which proves next: no fork, but an impossible journey."""
+    device = world.enrol("chip-sg", "SG")
+    original = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
+    assert world.appraise(world.prove(device, world.measure(original))).verdict is Verdict.OUTSIDE
+    world.wait(CADENCE_S)
+    clone = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), "lm-sin")
+    return world.prove(device, world.measure(clone))
+
+
+def play_slow_honest_journey(world: AttackWorld) -> envelope_pb2.Envelope:
+    """Proved in Singapore, shipped to Shenzhen, proving again two days later: possible."""
+    _accepted_then(world)
+    world.wait(2 * 24 * 3600)
+    moved = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
+    return world.prove(world.devices["chip-sg"], world.measure(moved))
+
+
 def play_rogue_landmark(world: AttackWorld) -> envelope_pb2.Envelope:
     """A landmark in Singapore that the registry never listed vouches for a Shenzhen chip."""
     return _honest(world, "chip-sz", SHENZHEN, "SG", landmarks=("lm-sin", "lm-hkg", "lm-can"))
@@ -432,6 +463,32 @@ SCENARIOS: tuple[Scenario, ...] = (
         "A clone in Singapore and the original in Shenzhen both extend the same proof.",
         _rejected(Reason.FORK, AlertKind.CLONE),
         play_clone_fork,
+    ),
+    Scenario(
+        "verify_then_move",
+        "travel",
+        "Chip proves from Singapore, is flown to Shenzhen and proves again one cadence "
+        "(10 min) later.",
+        _expect(
+            Verdict.OUTSIDE,
+            alerts=(AlertKind.OUTSIDE_LICENSED_REGION, AlertKind.IMPOSSIBLE_TRAVEL),
+        ),
+        play_verify_then_move,
+    ),
+    Scenario(
+        "cloned_key_takes_turns_with_original",
+        "travel",
+        "Original in Shenzhen proves; its chain state is copied to a clone in Singapore "
+        "that proves next (no fork).",
+        _expect(Verdict.INCONCLUSIVE, alerts=(AlertKind.IMPOSSIBLE_TRAVEL,)),
+        play_clone_takes_turns,
+    ),
+    Scenario(
+        "slow_journey_is_not_impossible_travel",
+        "travel",
+        "Control: proves from Singapore, then from Shenzhen two days later.",
+        _expect(Verdict.OUTSIDE, alerts=OUTSIDE),
+        play_slow_honest_journey,
     ),
     Scenario(
         "rogue_unregistered_landmark",

@@ -182,6 +182,10 @@ class AttackWorld:
         """The verifier's wall clock: the landmarks' base plus virtual time."""
         return UNIX_BASE_NS + self.clock.now_ns()
 
+    def wait(self, seconds: float) -> None:
+        """Let time pass (between proofs, say one cadence)."""
+        self.clock.run_until(self.clock.now_ns() + math.ceil(seconds * 1e9))
+
     def enrol(self, device_id: str, licensed_region: str) -> Device:
         signer = KeySigner.generate()
         self.state.enrol(
