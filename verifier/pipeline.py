@@ -28,6 +28,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from itertools import combinations
 
 from geoattest.crypto import VerifyingKey, sha256
 from geoattest.errors import EvidenceError, GeoattestError, Reason
@@ -98,6 +99,11 @@ class PipelineConfig:
     """How far a landmark's clock may run ahead of the verifier's."""
     allowed_measurements: frozenset[bytes] | None = None
     """Agent firmware digests the policy accepts; None accepts any (not recommended)."""
+    landmark_faults: int = 0
+    """How many lying landmarks an ALLOWED verdict must survive: it stands only if it
+    still holds with any that many receipts left out, so one landmark that under-reports
+    cannot shrink the feasible region into the licence alone. 0 trusts every registered,
+    unrevoked landmark. It never makes a verdict more permissive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,8 @@ class ProofAppraiser:
     ) -> None:
         if config.quorum < 1:
             raise ValueError("quorum must be at least 1")
+        if not 0 <= config.landmark_faults < config.quorum:
+            raise ValueError("landmark_faults must be at least 0 and below the quorum")
         self.config = config
         self.revocations = revocations
         self.region = region
@@ -200,7 +208,7 @@ class ProofAppraiser:
         self._check_chain(proof, digest, head, state)
         seen = dict(head.landmark_times) if head else {}
         bounds, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
-        region = self.region.appraise(bounds, device.licensed_region)
+        region = self._outvote(self.region.appraise(bounds, device.licensed_region), bounds, device)
         alerts: list[AlertKind] = []
         if region.verdict is Verdict.OUTSIDE:
             alerts.append(AlertKind.OUTSIDE_LICENSED_REGION)
@@ -241,6 +249,25 @@ class ProofAppraiser:
             licensed_region=device.licensed_region,
             evidence_time_ns=evidence_time_ns,
         )
+
+    def _outvote(
+        self, region: RegionAppraisal, bounds: tuple[LandmarkBound, ...], device: DeviceRecord
+    ) -> RegionAppraisal:
+        """ALLOWED only if it holds without any ``landmark_faults`` of the receipts."""
+        faults = self.config.landmark_faults
+        if region.verdict is not Verdict.ALLOWED or faults == 0:
+            return region
+        for kept in combinations(bounds, len(bounds) - faults):
+            without = self.region.appraise(kept, device.licensed_region)
+            if without.verdict is not Verdict.ALLOWED:
+                left_out = sorted({b.landmark_id for b in bounds} - {b.landmark_id for b in kept})
+                return replace(
+                    region,
+                    verdict=Verdict.INCONCLUSIVE,
+                    detail=f"{region.detail}; but without {', '.join(left_out)} it is "
+                    f"{without.verdict.value} (policy tolerates {faults} lying landmark(s))",
+                )
+        return region
 
     def _travel_gap_km(
         self, head: ChainHead | None, bounds: tuple[LandmarkBound, ...], evidence_time_ns: int

@@ -459,3 +459,21 @@ def test_proof_delayed_in_an_outbox_still_counts_for_its_own_time(world):
     appraisal = world.appraise(world.proof(), now_ns=UNIX_NS + 6 * 3600 * 10**9)
     assert appraisal.verdict is Verdict.ALLOWED
     assert appraisal.evidence_time_ns == UNIX_NS
+
+
+@pytest.mark.parametrize("faults", [-1, 3])
+def test_landmark_faults_must_leave_a_quorum_to_judge(faults):
+    with pytest.raises(ValueError, match="landmark_faults"):
+        make_appraiser({}, RevocationList(1, frozenset(), frozenset()), landmark_faults=faults)
+
+
+def test_tolerating_one_liar_never_turns_a_verdict_more_permissive(world):
+    """Same receipts, two policies: the tolerant one is ALLOWED only where the other is."""
+    strict = world.appraiser
+    tolerant = make_appraiser(world.landmarks, world.revocations, landmark_faults=1)
+    proof = world.proof()
+    assert strict.appraise(proof, world.state, world.now_ns).verdict is Verdict.ALLOWED
+    assert tolerant.appraise(proof, world.state, world.now_ns).verdict is Verdict.ALLOWED
+    far = world.proof(world.receipts(rtt_ns=40 * MS), chain=ProofChain("dev-1"))
+    assert strict.appraise(far, world.state, world.now_ns).verdict is Verdict.INCONCLUSIVE
+    assert tolerant.appraise(far, world.state, world.now_ns).verdict is Verdict.INCONCLUSIVE
