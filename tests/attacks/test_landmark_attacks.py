@@ -6,6 +6,7 @@ import pytest
 from attack_suite import assert_outcome
 
 from geoattest.attacks.scenarios import BY_NAME
+from geoattest.attacks.world import AttackWorld
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict
 from verifier.pipeline import AlertKind
@@ -35,9 +36,28 @@ def test_lying_landmark_contradicted_by_honest_ones_is_flagged_inconsistent() ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="not yet defended: one lying landmark whose disk lies inside the honest ones' "
-    "can shrink the feasible region into the licensed region (needs landmark cross-checks)",
+    reason="not defended under the default policy (landmark_faults=0): one lying landmark "
+    "whose disk lies inside the honest ones' shrinks the feasible region into the licence; "
+    "landmark_faults=1 defends it (below) at the price of a second close landmark",
 )
 def test_lying_landmark_among_distant_honest_ones_is_never_allowed() -> None:
     outcome = BY_NAME["lying_landmark_among_distant_honest_ones"].run()
     assert outcome.verdict is not Verdict.ALLOWED, outcome
+
+
+def test_lying_landmark_is_outvoted_when_policy_tolerates_one() -> None:
+    outcome = assert_outcome(
+        "lying_landmark_outvoted_when_policy_tolerates_one", Verdict.INCONCLUSIVE
+    )
+    assert "without lm-sin it is INCONCLUSIVE" in outcome.detail
+
+
+def test_honest_chip_with_two_datacentre_landmarks_stays_allowed_tolerating_one_liar() -> None:
+    assert_outcome("honest_chip_with_two_datacentre_landmarks_tolerating_one_liar", Verdict.ALLOWED)
+
+
+def test_tolerating_a_liar_costs_allowed_where_only_one_landmark_is_close() -> None:
+    """The price of the option, stated: one close landmark cannot be left out."""
+    scenario = BY_NAME["honest_chip_in_licensed_region"]
+    outcome = scenario.run(AttackWorld(landmark_faults=1))
+    assert outcome.verdict is Verdict.INCONCLUSIVE

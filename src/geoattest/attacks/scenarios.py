@@ -45,6 +45,8 @@ SHENZHEN = PLACES["Shenzhen"]
 JOHOR_BAHRU = PLACES["Johor Bahru"]
 SG_LANDMARKS = ("lm-sin", "lm-jhb", "lm-kul")
 MY_NORTH = ("lm-kul", "lm-pen", "lm-kbr")
+SG1 = frozenset({"lm-sin"})
+"""The Singapore data centre's landmark, reached over its own network."""
 HELPER_SITE = LANDMARKS["lm-sin"]
 """The relay helper rents a rack in the Singapore landmark's own data centre."""
 
@@ -154,7 +156,7 @@ def _honest(
     region: str,
     *,
     landmarks: tuple[str, ...] | None = None,
-    datacentre: str | None = None,
+    datacentre: frozenset[str] = frozenset(),
     adversary: Adversary | None = None,
 ) -> envelope_pb2.Envelope:
     """Enrol a chip, let it measure (under ``adversary``), return its proof."""
@@ -166,7 +168,7 @@ def _honest(
 def _accepted_then(world: AttackWorld) -> envelope_pb2.Envelope:
     """An honest Singapore chip whose first proof the verifier accepted."""
     device = world.enrol("chip-sg", "SG")
-    chip = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), "lm-sin")
+    chip = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     first = world.prove(device, world.measure(chip))
     appraisal = world.appraise(first)
     assert appraisal.verdict is Verdict.ALLOWED, appraisal
@@ -174,12 +176,12 @@ def _accepted_then(world: AttackWorld) -> envelope_pb2.Envelope:
 
 
 def play_honest(world: AttackWorld) -> envelope_pb2.Envelope:
-    return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre="lm-sin")
+    return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre=SG1)
 
 
 def play_honest_messy_network(world: AttackWorld) -> envelope_pb2.Envelope:
     messy = Compose(Duplicate(copies=2, spacing_s=0.0001), Reorder(0.3, 0.002), Replay(0.05))
-    return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre="lm-sin", adversary=messy)
+    return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre=SG1, adversary=messy)
 
 
 def play_diverted(world: AttackWorld) -> envelope_pb2.Envelope:
@@ -246,7 +248,7 @@ def play_revoked_device(world: AttackWorld) -> envelope_pb2.Envelope:
 
 def play_unmeasured_agent(world: AttackWorld) -> envelope_pb2.Envelope:
     device = world.enrol("chip-sg", "SG")
-    chip = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), "lm-sin")
+    chip = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     downgraded = sha256(b"geoattest agent 0.9 (downgraded)")
     return world.prove(device, world.measure(chip), measurement=downgraded)
 
@@ -255,7 +257,7 @@ def play_chip_a_for_chip_b(world: AttackWorld) -> envelope_pb2.Envelope:
     """Chip A (in Singapore) runs the rounds under B's name; B (in Shenzhen) submits them."""
     chip_a = world.enrol("chip-a", "SG")
     chip_b = world.enrol("chip-b", "SG")
-    under_b = Chip("chip-b", SINGAPORE, "SG", world.nearest(SINGAPORE), "lm-sin")
+    under_b = Chip("chip-b", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     receipts = world.measure(under_b, signer=chip_a.signer)
     return world.prove(chip_b, receipts)
 
@@ -264,7 +266,7 @@ def play_clone_fork(world: AttackWorld) -> envelope_pb2.Envelope:
     """The original (Shenzhen) and a clone of its key (Singapore) extend the same head."""
     device = world.enrol("chip-sg", "SG")
     start = device.chain
-    clone = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), "lm-sin")
+    clone = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     assert world.appraise(world.prove(device, world.measure(clone))).verdict is Verdict.ALLOWED
     device.chain = start  # the original never saw the clone's proof
     original = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
@@ -290,7 +292,7 @@ def play_clone_takes_turns(world: AttackWorld) -> envelope_pb2.Envelope:
     original = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
     assert world.appraise(world.prove(device, world.measure(original))).verdict is Verdict.OUTSIDE
     world.wait(CADENCE_S)
-    clone = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), "lm-sin")
+    clone = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     return world.prove(device, world.measure(clone))
 
 
@@ -308,7 +310,7 @@ def play_rogue_landmark(world: AttackWorld) -> envelope_pb2.Envelope:
 
 
 def play_revoked_landmark(world: AttackWorld) -> envelope_pb2.Envelope:
-    return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre="lm-sin")
+    return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre=SG1)
 
 
 def play_misplaced_landmark(world: AttackWorld) -> envelope_pb2.Envelope:
@@ -328,9 +330,16 @@ def play_lying_landmark_colludes(world: AttackWorld) -> envelope_pb2.Envelope:
     return _honest(world, "chip-sz", SHENZHEN, "SG", landmarks=SG_LANDMARKS)
 
 
+def play_honest_two_datacentre_landmarks(world: AttackWorld) -> envelope_pb2.Envelope:
+    """Two independent landmarks in the chip's data centre, so one may be left out."""
+    landmarks = ("lm-sin", "lm-sin-b", "lm-jhb", "lm-kul")
+    both = frozenset({"lm-sin", "lm-sin-b"})
+    return _honest(world, "chip-sg", SINGAPORE, "SG", landmarks=landmarks, datacentre=both)
+
+
 def play_near_landmarks_flooded(world: AttackWorld) -> envelope_pb2.Envelope:
     flood = SelectiveDelay({"lm-sin": 0.2, "lm-jhb": 0.2})
-    return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre="lm-sin", adversary=flood)
+    return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre=SG1, adversary=flood)
 
 
 def play_landmarks_unreachable(world: AttackWorld) -> envelope_pb2.Envelope:
@@ -528,6 +537,24 @@ SCENARIOS: tuple[Scenario, ...] = (
         "under-reports, the honest ones are far and their disks cover it.",
         Expect(frozenset(NEVER_ALLOWED) - {Verdict.REJECTED}, advances=True),
         play_lying_landmark_colludes,
+    ),
+    Scenario(
+        "lying_landmark_outvoted_when_policy_tolerates_one",
+        "landmark",
+        "As above, against a verifier whose policy tolerates one lying landmark: ALLOWED "
+        "must hold with any one receipt left out.",
+        _expect(Verdict.INCONCLUSIVE),
+        play_lying_landmark_colludes,
+        {"landmark_faults": 1},
+    ),
+    Scenario(
+        "honest_chip_with_two_datacentre_landmarks_tolerating_one_liar",
+        "landmark",
+        "Control: honest Singapore chip with two landmarks in its data centre, against the "
+        "policy that tolerates one lying landmark.",
+        _expect(Verdict.ALLOWED),
+        play_honest_two_datacentre_landmarks,
+        {"landmark_faults": 1},
     ),
     Scenario(
         "near_landmarks_flooded",

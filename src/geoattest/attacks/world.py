@@ -25,7 +25,7 @@ from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 from geoattest.v1 import envelope_pb2
-from geoattest.verdict import SPEED_OF_LIGHT_KM_PER_S, RegionAppraiser
+from geoattest.verdict import RegionAppraiser
 from verifier.pipeline import Appraisal, PipelineConfig, ProofAppraiser
 from verifier.state import DeviceRecord, InMemoryState
 
@@ -39,6 +39,7 @@ LAN_DELAY_NS = 20_000
 
 LANDMARKS: dict[str, LatLon] = {
     "lm-sin": (1.3349, 103.8920),
+    "lm-sin-b": (1.3349, 103.8920),
     "lm-jhb": (1.4927, 103.7414),
     "lm-kul": (3.1390, 101.6869),
     "lm-pen": (5.4141, 100.3288),
@@ -70,8 +71,8 @@ class Chip:
     licensed_region: str
     landmarks: tuple[str, ...]
     """The landmarks its agent runs rounds with (the host picks them: it is adversarial)."""
-    datacentre_landmark: str | None = None
-    """A landmark in the chip's own data centre, reached over the data centre's network."""
+    datacentre_landmarks: frozenset[str] = frozenset()
+    """Landmarks in the chip's own data centre, reached over the data centre's network."""
 
 
 @dataclass
@@ -92,10 +93,11 @@ class DataCentreLan:
     """
 
     chip: str
-    landmark: str
+    landmarks: frozenset[str]
 
     def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
-        if {transit.src.name, transit.dst.name} == {self.chip, self.landmark}:
+        ends = {transit.src.name, transit.dst.name}
+        if self.chip in ends and ends & self.landmarks:
             return [Delivery(transit.floor_ns + LAN_DELAY_NS, transit.payload)]
         return [transit.deliver()]
 
@@ -141,6 +143,8 @@ class AttackWorld:
 
     seed: int = 7
     quorum: int = 3
+    landmark_faults: int = 0
+    """Lying landmarks an ALLOWED verdict must survive (the verifier policy's option)."""
     registered_sites: dict[str, LatLon] = field(default_factory=lambda: dict(LANDMARKS))
     """Coordinates the registry lists (a scenario may register a landmark wrongly)."""
     revoked_devices: frozenset[str] = frozenset()
@@ -171,7 +175,11 @@ class AttackWorld:
             if lid in self.registered_sites
         ]
         self.appraiser = ProofAppraiser(
-            PipelineConfig(quorum=self.quorum, allowed_measurements=frozenset({MEASUREMENT})),
+            PipelineConfig(
+                quorum=self.quorum,
+                allowed_measurements=frozenset({MEASUREMENT}),
+                landmark_faults=self.landmark_faults,
+            ),
             records,
             RevocationList(1, self.revoked_devices, self.revoked_landmarks),
             region,
@@ -216,8 +224,8 @@ class AttackWorld:
         self._rounds += 1
         key = signer or self.devices[chip.device_id].signer
         stages: list[Adversary] = []
-        if chip.datacentre_landmark is not None:
-            stages.append(DataCentreLan(chip.device_id, chip.datacentre_landmark))
+        if chip.datacentre_landmarks:
+            stages.append(DataCentreLan(chip.device_id, chip.datacentre_landmarks))
         if adversary is not None:
             stages.append(adversary)
         net = VirtualNetwork(
@@ -300,11 +308,6 @@ class AttackWorld:
         return tuple(
             sorted(LANDMARKS, key=lambda lid: great_circle_km(location, LANDMARKS[lid]))[:k]
         )
-
-
-def light_rtt_ns(a: LatLon, b: LatLon) -> int:
-    """Round trip at c in vacuum between two places."""
-    return math.ceil(2 * great_circle_km(a, b) / SPEED_OF_LIGHT_KM_PER_S * 1e9)
 
 
 def _agent_handler(
