@@ -8,7 +8,8 @@ including whether the device's trusted chain head moved.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ from geoattest.netsim.adversary import (
     Adversary,
     Compose,
     ConstantDelay,
+    Delivery,
+    Direction,
     Drop,
     Duplicate,
     FasterThanFibre,
@@ -34,8 +37,10 @@ from geoattest.netsim.adversary import (
     Reorder,
     Replay,
     SelectiveDelay,
+    Transit,
 )
 from geoattest.protocol.proof import ProofChain
+from geoattest.protocol.round import decode_datagram
 from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.verdict import Verdict
 from verifier.pipeline import AlertKind, Appraisal
@@ -337,6 +342,36 @@ def play_honest_two_datacentre_landmarks(world: AttackWorld) -> envelope_pb2.Env
     return _honest(world, "chip-sg", SINGAPORE, "SG", landmarks=landmarks, datacentre=both)
 
 
+@dataclass(frozen=True)
+class GuessResponses:
+    """On the path next to the landmark: replace every Response with a guessed answer, as
+    if answering from there without the round secret (or for a challenge never issued,
+    when ``skip_ahead`` names a later index)."""
+
+    skip_ahead: int = 0
+
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+        if transit.direction is not Direction.UPLINK:
+            return [transit.deliver()]
+        datagram = decode_datagram(transit.payload)
+        if datagram.WhichOneof("kind") != "response":
+            return [transit.deliver()]
+        datagram.response.answer = rng.randbytes(32)
+        datagram.response.index += self.skip_ahead
+        return [Delivery(transit.delay_ns, datagram.SerializeToString(), transit.action)]
+
+
+def play_guessed_responses(world: AttackWorld) -> envelope_pb2.Envelope:
+    return _honest(
+        world, "chip-sz", SHENZHEN, "SG", landmarks=SG_LANDMARKS, adversary=GuessResponses()
+    )
+
+
+def play_responses_to_challenges_never_issued(world: AttackWorld) -> envelope_pb2.Envelope:
+    forger = GuessResponses(skip_ahead=1)
+    return _honest(world, "chip-sz", SHENZHEN, "SG", landmarks=SG_LANDMARKS, adversary=forger)
+
+
 def play_near_landmarks_flooded(world: AttackWorld) -> envelope_pb2.Envelope:
     flood = SelectiveDelay({"lm-sin": 0.2, "lm-jhb": 0.2})
     return _honest(world, "chip-sg", SINGAPORE, "SG", datacentre=SG1, adversary=flood)
@@ -422,6 +457,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         "landmarks north of it.",
         _expect(Verdict.INCONCLUSIVE),
         play_faster_than_fibre,
+    ),
+    Scenario(
+        "guessed_responses_injected_next_to_landmarks",
+        "round",
+        "An on-path helper next to the Singapore landmarks answers every challenge with a "
+        "guess (it has no round secret) for a chip in Shenzhen.",
+        _rejected(Reason.QUORUM_NOT_MET),
+        play_guessed_responses,
+    ),
+    Scenario(
+        "responses_to_challenges_never_issued",
+        "round",
+        "The helper answers the next challenge before the landmark has issued it.",
+        _rejected(Reason.QUORUM_NOT_MET),
+        play_responses_to_challenges_never_issued,
     ),
     Scenario(
         "replayed_proof",
