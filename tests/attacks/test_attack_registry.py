@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoattest.attacks.scenarios import BY_NAME, SCENARIOS
+from geoattest.attacks.world import AttackWorld
+from geoattest.verdict import Verdict
 
 HERE = Path(__file__).parent
 NOT_YET_DEFENDED = {"lying_landmark_among_distant_honest_ones"}
@@ -21,3 +23,16 @@ def test_every_scenario_is_tested_in_its_threat_module() -> None:
 def test_only_the_known_gaps_are_undefended() -> None:
     undefended = {s.name for s in SCENARIOS if not s.run().defended}
     assert undefended == NOT_YET_DEFENDED
+
+
+def test_no_attack_is_allowed_on_any_of_ten_networks() -> None:
+    """The security property, beyond the pinned seed: where ALLOWED is not the defended
+    outcome, no seeded network (routes, stretch, jitter) yields it."""
+    false_allowed = [
+        (scenario.name, seed)
+        for scenario in SCENARIOS
+        if Verdict.ALLOWED not in scenario.expect.verdicts and scenario.name not in NOT_YET_DEFENDED
+        for seed in range(1, 11)
+        if scenario.run(AttackWorld(seed=seed, **scenario.world)).verdict is Verdict.ALLOWED
+    ]
+    assert false_allowed == []
