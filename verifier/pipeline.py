@@ -389,7 +389,7 @@ class ProofAppraiser:
             raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, "receipt names another landmark")
         if receipt.device_id != device.device_id:
             raise EvidenceError(Reason.RECEIPT_FOR_OTHER_DEVICE, receipt.device_id[:64])
-        self._check_transcript(receipt, device.verifying_key)
+        self.check_transcript(receipt, device.verifying_key)
         if receipt.landmark_time_ns < now_ns - self.config.max_receipt_age_ns:
             raise EvidenceError(Reason.STALE_RECEIPT, f"receipt from {landmark.landmark_id}")
         if receipt.landmark_time_ns > now_ns + self.config.clock_skew_ns:
@@ -399,7 +399,12 @@ class ProofAppraiser:
         return landmark, receipt
 
     @staticmethod
-    def _check_transcript(receipt: round_pb2.TimingReceipt, device_key: VerifyingKey) -> None:
+    def check_transcript(receipt: round_pb2.TimingReceipt, device_key: VerifyingKey) -> None:
+        """The transcript is signed by ``device_key`` and matches the receipt.
+
+        Raises:
+            EvidenceError: BAD_TRANSCRIPT_SIGNATURE or TRANSCRIPT_MISMATCH.
+        """
         try:
             signed = open_envelope(receipt.transcript, PayloadType.ROUND_TRANSCRIPT, device_key)
         except EvidenceError as exc:

@@ -169,11 +169,7 @@ class AttackWorld:
         region: RegionAppraiser = policy.appraiser()
         if self.region_wrapper is not None:
             region = self.region_wrapper(region)
-        records = [
-            LandmarkRecord(lid, *self.registered_sites[lid], signer.verifying_key)
-            for lid, signer in self.landmark_signers.items()
-            if lid in self.registered_sites
-        ]
+        records = self.landmark_records()
         self.appraiser = ProofAppraiser(
             PipelineConfig(
                 quorum=self.quorum,
@@ -255,6 +251,24 @@ class AttackWorld:
         self.clock.run()
         self.clock.run_until(self.clock.now_ns() + 10**9)
         return [a.receipt for a in agents.values() if a.receipt is not None]
+
+    def peer_receipts(self, landmark_ids: Sequence[str]) -> list[envelope_pb2.Envelope]:
+        """Each landmark answers a timed round from each of the others, with its own key:
+        receipts for :func:`verifier.crosscheck.measure_peer`."""
+        receipts: list[envelope_pb2.Envelope] = []
+        for peer in landmark_ids:
+            timers = tuple(lid for lid in landmark_ids if lid != peer)
+            as_chip = Chip(peer, LANDMARKS[peer], "", timers)
+            receipts += self.measure(as_chip, signer=self.landmark_signers[peer])
+        return receipts
+
+    def landmark_records(self) -> list[LandmarkRecord]:
+        """The registry as the verifier has it (registered, possibly wrong, coordinates)."""
+        return [
+            LandmarkRecord(lid, *self.registered_sites[lid], signer.verifying_key)
+            for lid, signer in self.landmark_signers.items()
+            if lid in self.registered_sites
+        ]
 
     def _landmark_handler(
         self, lid: str
