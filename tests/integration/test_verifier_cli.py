@@ -36,6 +36,11 @@ def test_serve_with_a_missing_file_names_it(world, tmp_path, option):
     assert_one_line_error(run(*with_option(world.serve_args(), option, missing)), missing)
 
 
+def test_serve_refuses_tolerating_as_many_lying_landmarks_as_the_quorum(world):
+    args = [*world.serve_args(), "--landmark-faults", "3", "--quorum", "3"]
+    assert_one_line_error(run(*args), "--landmark-faults 3 must be below --quorum 3")
+
+
 def test_serve_with_a_database_in_a_missing_directory(world, tmp_path):
     db = str(tmp_path / "nowhere" / "verifier.db")
     assert_one_line_error(run(*with_option(world.serve_args(), "--db", db)), db)

@@ -66,6 +66,14 @@ def verifier_serve(
         str, typer.Option(help="This verifier's id, as possession proofs must name it.")
     ] = DEFAULT_VERIFIER_ID,
     quorum: Annotated[int, typer.Option(min=1, help="Fewest landmarks a proof needs.")] = 3,
+    landmark_faults: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Lying landmarks an ALLOWED must survive (below --quorum; each one tolerated "
+            "means an honest chip needs one more close landmark).",
+        ),
+    ] = 0,
     measurement: Annotated[
         list[str] | None,
         typer.Option(help="Allowed agent firmware SHA-256, hex (repeatable; none: any)."),
@@ -91,6 +99,8 @@ def verifier_serve(
     from verifier.store import SqlStore, Synchronous  # noqa: PLC0415
 
     address = _address(listen)
+    if landmark_faults >= quorum:
+        raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
     try:
         sync = Synchronous(synchronous.upper())
     except ValueError:
@@ -106,7 +116,11 @@ def verifier_serve(
     licensed = Licences.load(_existing(licences, "licences file"), region.has_region)
     key = ResultKey.load(_existing(result_key, "result key directory"))
     appraiser = ProofAppraiser(
-        PipelineConfig(quorum=quorum, allowed_measurements=_measurements(measurement or [])),
+        PipelineConfig(
+            quorum=quorum,
+            allowed_measurements=_measurements(measurement or []),
+            landmark_faults=landmark_faults,
+        ),
         registry,
         revoked,
         region,
