@@ -1,20 +1,18 @@
 """A verifier with real keys, certificates, landmarks and rounds, for the verifier tests.
 
 Everything is real (manufacturer CA, device certificates, landmark receipts from real
-rounds, SQLite under ``tmp_path``) except the geography: until ``geoattest.geo`` lands,
-:class:`DiskRegionAppraiser` decides against a licensed circle with the same soundness
-rule (ALLOWED only when some landmark's disk lies wholly inside the circle).
+rounds, SQLite under ``tmp_path``, the real geography over licensed circles).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
-import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from conftest import UNIX_NS, issue_receipt
 from cryptography.hazmat.primitives import serialization
 
 from geoattest.crypto import KeySigner, sha256
+from geoattest.geo import GeoAppraiser, build_policy, circle_region
 from geoattest.pki import (
     LandmarkRecord,
     LandmarkRegistry,
@@ -32,7 +31,6 @@ from geoattest.pki import (
 )
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
-from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
 from geoattest.wire.envelope import PayloadType, seal
 from verifier.grpc_server import VerifierServer
 from verifier.licences import Licences
@@ -55,39 +53,16 @@ LANDMARK_SITES = {
     "lm-han": (50.13, 8.92),
 }
 REGIONS = {"FRA-300": (50.11, 8.68, 300.0), "SYD-300": (-33.87, 151.21, 300.0)}
-EARTH_RADIUS_KM = 6371.0
 
 
-def _distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h))) * 1.01  # outward margin
-
-
-class DiskRegionAppraiser:
-    """A RegionAppraiser over circular licensed regions (stand-in for geoattest.geo)."""
-
-    policy_id = "policy:region/test-circles@1"
-
-    def has_region(self, region: str) -> bool:
-        return region in REGIONS
-
-    def appraise(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal:
-        lat, lon, radius = REGIONS[region]
-        disks = [((b.latitude, b.longitude), b.bound_km) for b in bounds]
-        for i, (a, ra) in enumerate(disks):
-            for b, rb in disks[i + 1 :]:
-                if _distance_km(a, b) > (ra + rb) * 1.02:
-                    return RegionAppraisal(Verdict.INCONSISTENT, detail="disjoint disks")
-        if any(_distance_km(c, (lat, lon)) + r <= radius for c, r in disks):
-            point = {"type": "Point", "coordinates": [lon, lat]}
-            return RegionAppraisal(Verdict.ALLOWED, feasible_region=point)
-        if any(_distance_km(c, (lat, lon)) / 1.01 - r > radius for c, r in disks):
-            return RegionAppraisal(Verdict.OUTSIDE)
-        return RegionAppraisal(Verdict.INCONCLUSIVE, detail="straddles the border")
+@functools.cache
+def region_appraiser() -> GeoAppraiser:
+    """The real geography over the test's circular licensed regions (built once)."""
+    return build_policy(
+        "test-circles",
+        1,
+        [circle_region(name, lat, lon, radius) for name, (lat, lon, radius) in REGIONS.items()],
+    ).appraiser()
 
 
 @dataclass
@@ -208,11 +183,11 @@ class VerifierWorld:
             PipelineConfig(quorum=3, allowed_measurements=frozenset({MEASUREMENT})),
             self.landmark_records(),
             self.revocations,
-            DiskRegionAppraiser(),
+            region_appraiser(),
         )
 
     def service(self, store: SqlStore, **config: int) -> VerifierService:
-        region = DiskRegionAppraiser()
+        region = region_appraiser()
         return VerifierService(
             VerifierConfig(VERIFIER_ID, **config),
             anchors=TrustAnchors([self.ca.certificate]),
