@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from geoattest.demo.scenario import (
     default_scenario_path,
     load_scenario,
 )
+from geoattest.netsim.latency import great_circle_km
 from geoattest.pki import LandmarkRecord, LandmarkRegistry, ManufacturerCA, ResultKey
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
@@ -40,13 +40,6 @@ KM_PER_MS_FIBRE = 200.0 / 1.7
 ACCESS_NS = 100_000
 TWIN_OFFSET_DEG = 1.0
 """Latitude step of the twin landmarks added when k exceeds the scenario's landmarks."""
-
-
-def _distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    p1, p2 = math.radians(a[0]), math.radians(b[0])
-    dl = math.radians(b[1] - a[1])
-    c = math.sin(p1) * math.sin(p2) + math.cos(p1) * math.cos(p2) * math.cos(dl)
-    return 6371.0 * math.acos(max(-1.0, min(1.0, c)))
 
 
 @dataclass
@@ -155,7 +148,7 @@ class Fleet:
         )
         ranked = sorted(
             self.sites,
-            key=lambda lid: _distance_km((site.latitude, site.longitude), self.sites[lid]),
+            key=lambda lid: great_circle_km((site.latitude, site.longitude), self.sites[lid]),
         )
         return Chip(
             device_id,
@@ -166,7 +159,7 @@ class Fleet:
         )
 
     def rtt_ns(self, chip: Chip, landmark_id: str) -> int:
-        km = _distance_km((chip.site.latitude, chip.site.longitude), self.sites[landmark_id])
+        km = great_circle_km((chip.site.latitude, chip.site.longitude), self.sites[landmark_id])
         return ACCESS_NS + int(2 * km / KM_PER_MS_FIBRE * 1e6)
 
     def rounds(self, chip: Chip) -> list[RoundResult]:

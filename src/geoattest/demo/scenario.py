@@ -7,7 +7,6 @@ naming it, never a silently different demo.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 
 from geoattest.errors import ConfigError
 from geoattest.geo import RegionPolicy, policy_from_mapping
-from geoattest.geo.sphere import EARTH_RADIUS_KM
+from geoattest.netsim.latency import great_circle_km
 from geoattest.pki import check_coordinates, check_device_id, check_identifier
 
 _TOP = {
@@ -69,15 +68,13 @@ class Scenario:
 
     def landmarks_for(self, chip: ChipSite) -> list[LandmarkSite]:
         """The chip's nearest landmarks (its data-centre landmark always among them)."""
-
-        def distance(site: LandmarkSite) -> float:
-            p1, p2 = math.radians(chip.latitude), math.radians(site.latitude)
-            dl = math.radians(site.longitude - chip.longitude)
-            c = math.sin(p1) * math.sin(p2) + math.cos(p1) * math.cos(p2) * math.cos(dl)
-            return EARTH_RADIUS_KM * math.acos(max(-1.0, min(1.0, c)))
-
+        here = (chip.latitude, chip.longitude)
         ranked = sorted(
-            self.landmarks, key=lambda s: (s.landmark_id != chip.datacentre_landmark, distance(s))
+            self.landmarks,
+            key=lambda s: (
+                s.landmark_id != chip.datacentre_landmark,
+                great_circle_km(here, (s.latitude, s.longitude)),
+            ),
         )
         return ranked[: self.landmarks_per_chip]
 
