@@ -243,8 +243,9 @@ class ProofAppraiser:
                 previous_digest=bytes(proof.previous_proof_digest),
                 accepted_at_ns=now_ns,
                 landmark_times=seen,
-                fix=bounds if consistent else (),
-                fix_time_ns=evidence_time_ns,
+                # An INCONSISTENT proof locates nothing: the last consistent fix stands.
+                fix=bounds if consistent or head is None else head.fix,
+                fix_time_ns=evidence_time_ns if consistent or head is None else head.fix_time_ns,
             ),
             licensed_region=device.licensed_region,
             evidence_time_ns=evidence_time_ns,
@@ -285,12 +286,16 @@ class ProofAppraiser:
             return 0.0
         elapsed_ns = max(0, evidence_time_ns - head.fix_time_ns)
         reachable_km = elapsed_ns * self.config.max_chip_speed_m_s / 1e12
+        pairs = [(old, new) for old in head.fix for new in bounds]
+        apart = distance_km(
+            [old.latitude for old, _ in pairs],
+            [old.longitude for old, _ in pairs],
+            [new.latitude for _, new in pairs],
+            [new.longitude for _, new in pairs],
+        )
         gap_km = max(
-            float(distance_km(old.latitude, old.longitude, new.latitude, new.longitude))
-            - grow(old.bound_km)
-            - grow(new.bound_km)
-            for old in head.fix
-            for new in bounds
+            float(d) - grow(old.bound_km) - grow(new.bound_km)
+            for d, (old, new) in zip(apart, pairs, strict=True)
         )
         return gap_km / (1.0 + ELLIPSOID_MARGIN) - reachable_km
 

@@ -51,13 +51,13 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
-    delete,
     event,
     func,
     insert,
     select,
     update,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from geoattest.crypto import VerifyingKey
@@ -508,15 +508,19 @@ class SqlStore:
                 raise StoreConflictError(f"chain head of {device_id} moved")
         else:
             conn.execute(insert(chain_heads).values(device_id=device_id, **values))
-        conn.execute(delete(last_fixes).where(last_fixes.c.device_id == device_id))
         if head.fix:
-            fix = [
-                [b.landmark_id, b.latitude, b.longitude, b.rtt_min_ns, b.motion_km]
-                for b in head.fix
-            ]
+            fix = json.dumps(
+                [
+                    [b.landmark_id, b.latitude, b.longitude, b.rtt_min_ns, b.motion_km]
+                    for b in head.fix
+                ]
+            )
             conn.execute(
-                insert(last_fixes).values(
-                    device_id=device_id, fix=json.dumps(fix), fix_time_ns=head.fix_time_ns
+                sqlite_insert(last_fixes)
+                .values(device_id=device_id, fix=fix, fix_time_ns=head.fix_time_ns)
+                .on_conflict_do_update(
+                    index_elements=[last_fixes.c.device_id],
+                    set_={"fix": fix, "fix_time_ns": head.fix_time_ns},
                 )
             )
         conn.execute(

@@ -477,3 +477,14 @@ def test_tolerating_one_liar_never_turns_a_verdict_more_permissive(world):
     far = world.proof(world.receipts(rtt_ns=40 * MS), chain=ProofChain("dev-1"))
     assert strict.appraise(far, world.state, world.now_ns).verdict is Verdict.INCONCLUSIVE
     assert tolerant.appraise(far, world.state, world.now_ns).verdict is Verdict.INCONCLUSIVE
+
+
+def test_inconsistent_proof_keeps_the_last_consistent_fix(world):
+    first = world.accept(world.proof())
+    contradictory = world.receipts(rtt_ns=1_000, unix_ns=UNIX_NS + 10**9)  # 0.15 km disks
+    second = world.accept(world.proof(contradictory))
+    assert second.verdict is Verdict.INCONSISTENT
+    head = world.state.head("dev-1")
+    assert head.counter == 2
+    assert head.fix == first.bounds
+    assert head.fix_time_ns == first.evidence_time_ns
