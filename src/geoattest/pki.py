@@ -652,6 +652,33 @@ def save_landmark_key(directory: Path, key: PrivateKey, record: LandmarkRecord) 
     write_new(directory / LANDMARK_FILE, json.dumps(identity).encode() + b"\n")
 
 
+def load_landmark_key(directory: Path) -> tuple[KeySigner, LandmarkRecord]:
+    """A landmark key directory written by :func:`save_landmark_key`.
+
+    Raises:
+        ConfigError: the directory, its key or its ``landmark.json`` is missing or malformed.
+    """
+    if not directory.is_dir():
+        raise ConfigError(f"landmark key directory {directory} does not exist")
+    signer = load_signer(directory, "landmark key directory")
+    path = directory / LANDMARK_FILE
+    try:
+        document = json.loads(path.read_bytes())
+        record = LandmarkRecord(
+            str(document["id"]),
+            float(document["lat"]),
+            float(document["lon"]),
+            signer.verifying_key,
+            str(document.get("name", "")),
+        )
+    except FileNotFoundError:
+        raise ConfigError(f"landmark key directory {directory} has no {LANDMARK_FILE}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path} is malformed: {exc!r}") from None
+    check_coordinates(record.latitude, record.longitude)
+    return signer, record
+
+
 def load_signer(directory: Path, what: str) -> KeySigner:
     """Open a key directory's private key as an in-memory signer (landmarks).
 

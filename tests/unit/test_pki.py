@@ -19,6 +19,8 @@ from geoattest.pki import (
     ResultKey,
     RevocationList,
     TrustAnchors,
+    load_landmark_key,
+    save_landmark_key,
 )
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -276,3 +278,22 @@ def test_result_key_publishes_a_jwks_that_pyjwt_reads(tmp_path):
     token = jwt.encode({"a": 1}, loaded.private_key, algorithm="ES256", headers={"kid": key.key_id})
     jwk = jwt.PyJWKSet.from_dict(key.jwks())[key.key_id]
     assert jwt.decode(token, jwk, algorithms=["ES256"]) == {"a": 1}
+
+
+def test_landmark_key_directory_round_trip(tmp_path):
+    key = generate_private_key()
+    signer = KeySigner(key)
+    record = LandmarkRecord("lm-sin", 1.3349, 103.892, signer.verifying_key, "Singapore")
+    save_landmark_key(tmp_path / "lm", key, record)
+    loaded_signer, loaded = load_landmark_key(tmp_path / "lm")
+    assert loaded == record
+    assert loaded_signer.verifying_key.key_id == signer.verifying_key.key_id
+
+
+@pytest.mark.parametrize("text", ["{", '{"id": "x"}', '{"id": "x", "lat": 95, "lon": 0}', "[]"])
+def test_malformed_landmark_identity_is_a_config_error(tmp_path, text):
+    key = generate_private_key()
+    save_landmark_key(tmp_path / "lm", key, LandmarkRecord("x", 0, 0, KeySigner(key).verifying_key))
+    (tmp_path / "lm" / "landmark.json").write_text(text)
+    with pytest.raises(ConfigError):
+        load_landmark_key(tmp_path / "lm")

@@ -9,7 +9,6 @@ failure (a missing or bad key directory, a bad host, a port in use) is a one-lin
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -25,27 +24,13 @@ if TYPE_CHECKING:
     from geoattest.crypto import KeySigner
     from verifier.landmark import LandmarkIdentity
 
-LANDMARK_FILE = "landmark.json"
-
 
 def _load_landmark(directory: Path, registry: Path | None) -> tuple[LandmarkIdentity, KeySigner]:
-    from geoattest.pki import LandmarkRegistry, check_coordinates, load_signer  # noqa: PLC0415
+    from geoattest.pki import LandmarkRegistry, load_landmark_key  # noqa: PLC0415
     from verifier.landmark import LandmarkIdentity  # noqa: PLC0415
 
-    if not directory.is_dir():
-        raise ConfigError(f"landmark key directory {directory} does not exist")
-    signer = load_signer(directory, "landmark key directory")
-    path = directory / LANDMARK_FILE
-    try:
-        document = json.loads(path.read_bytes())
-        identity = LandmarkIdentity(
-            str(document["id"]), float(document["lat"]), float(document["lon"])
-        )
-    except FileNotFoundError:
-        raise ConfigError(f"landmark key directory {directory} has no {LANDMARK_FILE}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is malformed: {exc!r}") from None
-    check_coordinates(identity.latitude, identity.longitude)
+    signer, own = load_landmark_key(directory)
+    identity = LandmarkIdentity(own.landmark_id, own.latitude, own.longitude)
     if registry is not None:
         record = LandmarkRegistry.load(registry).get(identity.landmark_id)
         if record is None:
