@@ -38,10 +38,6 @@ class Verdict(StrEnum):
     REJECTED = "REJECTED"
     """The evidence failed a cryptographic, identity or freshness check."""
 
-    @property
-    def permits(self) -> bool:
-        return self is Verdict.ALLOWED
-
 
 @dataclass(frozen=True, slots=True)
 class LandmarkBound:

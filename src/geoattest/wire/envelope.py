@@ -36,10 +36,6 @@ class PayloadType(StrEnum):
     """Device key over a LocationProof."""
     ENROLMENT = "application/vnd.geoattest.enrolment.v1+protobuf"
     """Device key over an EnrolmentClaim (proof of possession at enrolment)."""
-    ATTESTATION_RESULT = "application/vnd.geoattest.attestation-result.v1+protobuf"
-    """Verifier result key over an AttestationResult."""
-    LANDMARK_MEASUREMENT = "application/vnd.geoattest.landmark-measurement.v1+protobuf"
-    """Landmark key over a timing receipt of another landmark (consistency checks)."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -13,7 +13,6 @@ from geoattest.geo import build_policy, circle_region
 from geoattest.pki import LandmarkRecord, ResultKey, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.v1 import envelope_pb2, evidence_pb2
-from geoattest.verdict import Verdict
 from verifier.pipeline import PipelineConfig, ProofAppraiser
 from verifier.results import ResultSigner
 from verifier.state import DeviceRecord, InMemoryState
@@ -147,4 +146,3 @@ def test_digest_chain_is_what_the_verifier_holds(parties):
     pending = attester.outbox.pending()[0]
     attester.deliver(verifier, NOW_S)
     assert verifier.state.head("dev-1").digest == proof_digest(pending.envelope)
-    assert Verdict.ALLOWED.permits
