@@ -146,6 +146,15 @@ class ProofAppraiser:
             record.verifying_key.key_id: record for record in landmarks
         }
 
+    @property
+    def landmarks(self) -> tuple[LandmarkRecord, ...]:
+        """The registered landmarks this appraiser accepts receipts from."""
+        return tuple(self._landmarks_by_key.values())
+
+    def with_revocations(self, revocations: RevocationList) -> ProofAppraiser:
+        """The same appraiser under another revocation list (a landmark excluded, say)."""
+        return ProofAppraiser(self.config, self.landmarks, revocations, self.region)
+
     def appraise(
         self, proof: bytes | envelope_pb2.Envelope, state: TrustedState, now_ns: int
     ) -> Appraisal:
@@ -208,7 +217,13 @@ class ProofAppraiser:
         self._check_chain(proof, digest, head, state)
         seen = dict(head.landmark_times) if head else {}
         bounds, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
-        region = self._outvote(self.region.appraise(bounds, device.licensed_region), bounds, device)
+        region = survive_faults(
+            self.region,
+            self.region.appraise(bounds, device.licensed_region),
+            bounds,
+            device.licensed_region,
+            self.config.landmark_faults,
+        )
         alerts: list[AlertKind] = []
         if region.verdict is Verdict.OUTSIDE:
             alerts.append(AlertKind.OUTSIDE_LICENSED_REGION)
@@ -250,25 +265,6 @@ class ProofAppraiser:
             licensed_region=device.licensed_region,
             evidence_time_ns=evidence_time_ns,
         )
-
-    def _outvote(
-        self, region: RegionAppraisal, bounds: tuple[LandmarkBound, ...], device: DeviceRecord
-    ) -> RegionAppraisal:
-        """ALLOWED only if it holds without any ``landmark_faults`` of the receipts."""
-        faults = self.config.landmark_faults
-        if region.verdict is not Verdict.ALLOWED or faults == 0:
-            return region
-        for kept in combinations(bounds, len(bounds) - faults):
-            without = self.region.appraise(kept, device.licensed_region)
-            if without.verdict is not Verdict.ALLOWED:
-                left_out = sorted({b.landmark_id for b in bounds} - {b.landmark_id for b in kept})
-                return replace(
-                    region,
-                    verdict=Verdict.INCONCLUSIVE,
-                    detail=f"{region.detail}; but without {', '.join(left_out)} it is "
-                    f"{without.verdict.value} (policy tolerates {faults} lying landmark(s))",
-                )
-        return region
 
     def _travel_gap_km(
         self, head: ChainHead | None, bounds: tuple[LandmarkBound, ...], evidence_time_ns: int
@@ -405,10 +401,11 @@ class ProofAppraiser:
 
     @staticmethod
     def check_transcript(receipt: round_pb2.TimingReceipt, device_key: VerifyingKey) -> None:
-        """The transcript is signed by ``device_key`` and matches the receipt.
+        """The transcript is signed by ``device_key``, matches the receipt and repeats no
+        challenge.
 
         Raises:
-            EvidenceError: BAD_TRANSCRIPT_SIGNATURE or TRANSCRIPT_MISMATCH.
+            EvidenceError: BAD_TRANSCRIPT_SIGNATURE, TRANSCRIPT_MISMATCH or CHALLENGE_REUSED.
         """
         try:
             signed = open_envelope(receipt.transcript, PayloadType.ROUND_TRANSCRIPT, device_key)
@@ -426,3 +423,30 @@ class ProofAppraiser:
             and hmac.compare_digest(commitment(secret), transcript.commit)
         ):
             raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, f"round of {receipt.landmark_id}")
+        if len(set(transcript.challenges)) != len(transcript.challenges):
+            # A repeated challenge lets a helper next to the landmark answer it at once
+            # with the answer it saw the first time: the round's minimum RTT is void.
+            raise EvidenceError(Reason.CHALLENGE_REUSED, f"round of {receipt.landmark_id}")
+
+
+def survive_faults(
+    appraiser: RegionAppraiser,
+    appraisal: RegionAppraisal,
+    bounds: tuple[LandmarkBound, ...],
+    licensed_region: str,
+    faults: int,
+) -> RegionAppraisal:
+    """ALLOWED only if it holds without any ``faults`` of the bounds (lying landmarks)."""
+    if appraisal.verdict is not Verdict.ALLOWED or faults == 0:
+        return appraisal
+    for kept in combinations(bounds, len(bounds) - faults):
+        without = appraiser.appraise(kept, licensed_region)
+        if without.verdict is not Verdict.ALLOWED:
+            left_out = sorted({b.landmark_id for b in bounds} - {b.landmark_id for b in kept})
+            return replace(
+                appraisal,
+                verdict=Verdict.INCONCLUSIVE,
+                detail=f"{appraisal.detail}; but without {', '.join(left_out)} it is "
+                f"{without.verdict.value} (policy tolerates {faults} lying landmark(s))",
+            )
+    return appraisal

@@ -14,7 +14,7 @@ import typer
 
 import geoattest.cli.landmark_serve  # registers 'landmark serve'
 import geoattest.cli.verifier_serve  # noqa: F401  (registers 'verifier serve')
-from geoattest.cli import attack, attestor, bench, demo, geo, pki
+from geoattest.cli import attack, attestor, bench, demo, geo, pki, sim
 from geoattest.errors import ConfigError, GeoattestError
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.add_typer(attestor.app, name="attestor")
 app.command("demo")(demo.demo)
 app.add_typer(bench.app, name="bench")
 app.add_typer(attack.app, name="attack")
+app.add_typer(sim.app, name="sim")
 
 EXIT_ERROR = 2
 # The usage-error base class, reached through typer's public BadParameter so that this

@@ -139,6 +139,17 @@ def ring_radius(phi: float, rho: float, vertices: int = VERTICES, *, outward: bo
     return rho - eps
 
 
+def ring_reach(phi: float, rho: float, vertices: int = VERTICES) -> float:
+    """How far (radians) any point of the outer polygon drawn around a cap can lie from its
+    centre, or inf if none can be drawn. Vertices sit at the ring radius and each straight
+    edge strays at most the stray bound beyond the arc between them; fleet studies use this
+    to decide a verdict from one disk without drawing it."""
+    rho_v = ring_radius(phi, rho, vertices)
+    if not math.isfinite(rho_v):
+        return math.inf
+    return rho_v + _stray_bound(phi, rho_v, vertices)
+
+
 _UNIT: dict[int, tuple[FloatArray, FloatArray]] = {}
 
 

@@ -205,9 +205,16 @@ class LatencyModel:
         self, distance_km: float, q: float, path_class: PathClass = PathClass.CLOUD
     ) -> float:
         """The stretch that a fraction ``q`` of honest paths of this length stay under."""
+        return float(self.stretch_quantiles(distance_km, q, path_class))
+
+    def stretch_quantiles(
+        self, distance_km: npt.ArrayLike, q: float, path_class: PathClass = PathClass.CLOUD
+    ) -> FloatArray:
+        """Vectorised :meth:`stretch_quantile`: one stretch per distance."""
         if not 0 < q < 1:
             raise ConfigError(f"quantile {q} is not in (0, 1)")
-        return float(self._stretch_from_z(distance_km, NormalDist().inv_cdf(q), path_class))
+        d = np.asarray(distance_km, dtype=np.float64)
+        return np.asarray(self._stretch_from_z(d, NormalDist().inv_cdf(q), path_class))
 
     def median_stretch(self, distance_km: float, path_class: PathClass = PathClass.CLOUD) -> float:
         """Median stretch of honest paths of this length."""
