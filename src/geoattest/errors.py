@@ -88,6 +88,9 @@ class Reason(StrEnum):
     """Two receipts in one proof come from the same landmark."""
     QUORUM_NOT_MET = "receipt.quorum_not_met"
     """Fewer valid receipts than the policy requires."""
+    CHALLENGE_REUSED = "receipt.challenge_reused"
+    """A round's transcript repeats a challenge: the landmark's challenges were predictable,
+    so an answer seen once could be replayed early by a helper next to the landmark."""
 
     # --- round (timed exchange) ---
     ROUND_UNEXPECTED_MESSAGE = "round.unexpected_message"
