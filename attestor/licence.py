@@ -74,9 +74,10 @@ class Licence:
             return False
         if mine.get("ear.status") != EAR_AFFIRMING:
             # A genuine newer result that does not affirm ends the licence: the grace
-            # period starts now, whatever an earlier result promised.
+            # period starts now, whatever an earlier result promised; a licence that had
+            # already lapsed keeps its lapse time (no second grace period).
             if self.current is not None:
-                self._lapsed_at_s = now_s
+                self._lapsed_at_s = min(now_s, self.current.expires_at_s)
             self.current = None
             return False
         expires = int(claims["exp"])
