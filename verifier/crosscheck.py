@@ -5,6 +5,18 @@ key). A landmark whose clock under-reports, or that is registered at the wrong p
 times its peer faster than light allows between the two registered sites. Such a landmark
 is a suspect for the operator to revoke. A liar that lies only about chips and times its
 peers honestly is not caught here; ``PipelineConfig.landmark_faults`` covers that case.
+
+The same rounds audit each landmark's challenges: a landmark that repeats a challenge,
+within one round or across its rounds with different peers, draws them from a stuck or
+seeded source, so a host that watched one round can answer the next before it is asked.
+It is a suspect too. :func:`cross_check` runs both checks over one batch of peer receipts;
+the verifier service excludes its suspects (:meth:`verifier.service.VerifierService.cross_check`).
+
+Example::
+
+    report = cross_check(peer_receipts, registry)
+    for landmark_id in report.suspects:
+        ...  # revoke it, or let the service exclude it
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ class PeerMeasurement:
     rtt_min_ns: int
     floor_ns: int
     """Light's round trip between the registered sites, rounded down (ellipsoid-safe)."""
+    challenges: tuple[bytes, ...] = ()
+    """The challenges the timer issued in this round (from the peer-signed transcript)."""
 
     @property
     def impossible(self) -> bool:
@@ -64,10 +78,19 @@ def measure_peer(
     if peer is None or timing.landmark_id != timer.landmark_id:
         raise EvidenceError(Reason.UNKNOWN_LANDMARK, "the round was not between two landmarks")
     ProofAppraiser.check_transcript(timing, peer.verifying_key)
+    transcript = decode(
+        round_pb2.RoundTranscript, timing.transcript.payload, limit=MAX_DATAGRAM_BYTES
+    )
     sphere_km = float(distance_km(timer.latitude, timer.longitude, peer.latitude, peer.longitude))
     km = max(0.0, sphere_km / (1.0 + ELLIPSOID_MARGIN) - ABSOLUTE_MARGIN_KM)
     floor_ns = math.floor(2 * km / SPEED_OF_LIGHT_KM_PER_S * 1e9)
-    return PeerMeasurement(timer.landmark_id, peer.landmark_id, timing.rtt_min_ns, floor_ns)
+    return PeerMeasurement(
+        timer.landmark_id,
+        peer.landmark_id,
+        timing.rtt_min_ns,
+        floor_ns,
+        tuple(bytes(c) for c in transcript.challenges),
+    )
 
 
 def suspects(measurements: Iterable[PeerMeasurement]) -> frozenset[str]:
@@ -88,4 +111,79 @@ def impossible_pairs(measurements: Iterable[PeerMeasurement]) -> frozenset[tuple
     """Pairs of landmarks (sorted ids) of which at least one is lying or misregistered."""
     return frozenset(
         (min(m.timer, m.peer), max(m.timer, m.peer)) for m in measurements if m.impossible
+    )
+
+
+def repeating_timers(measurements: Iterable[PeerMeasurement]) -> frozenset[str]:
+    """Landmarks that issued one challenge value twice across their rounds: predictable."""
+    seen: dict[str, set[bytes]] = defaultdict(set)
+    repeated: set[str] = set()
+    for m in measurements:
+        for challenge in m.challenges:
+            if challenge in seen[m.timer]:
+                repeated.add(m.timer)
+            seen[m.timer].add(challenge)
+    return frozenset(repeated)
+
+
+@dataclass(frozen=True, slots=True)
+class CrossCheckReport:
+    """What one batch of peer rounds says about the landmarks."""
+
+    measurements: tuple[PeerMeasurement, ...]
+    impossible: frozenset[tuple[str, str]]
+    """Pairs that beat light between their registered sites (see :func:`impossible_pairs`)."""
+    contradicted: frozenset[str]
+    """Landmarks at odds with two or more peers (see :func:`suspects`)."""
+    predictable: frozenset[str]
+    """Landmarks that repeated a challenge, within a round or across rounds."""
+    refused: tuple[tuple[str, Reason], ...]
+    """Receipts that did not check, by timer key id (or landmark id) and reason."""
+
+    @property
+    def suspects(self) -> frozenset[str]:
+        """Landmarks whose evidence should no longer count."""
+        return self.contradicted | self.predictable
+
+    def describe(self, landmark_id: str) -> str:
+        """Why ``landmark_id`` is a suspect, for an alert."""
+        why = []
+        if landmark_id in self.contradicted:
+            peers = sorted(
+                b if a == landmark_id else a for a, b in self.impossible if landmark_id in (a, b)
+            )
+            why.append(f"timed {', '.join(peers)} faster than light between registered sites")
+        if landmark_id in self.predictable:
+            why.append("repeated a challenge (predictable challenges)")
+        return f"landmark {landmark_id} " + "; ".join(why)
+
+
+def cross_check(
+    receipts: Iterable[envelope_pb2.Envelope], landmarks: Iterable[LandmarkRecord]
+) -> CrossCheckReport:
+    """Check a batch of peer receipts: light between registered sites, fresh challenges.
+
+    A receipt whose round repeated a challenge inside itself marks its timer predictable;
+    any other receipt that does not check is listed as refused and counts for nothing.
+    """
+    records = list(landmarks)
+    by_key = {r.verifying_key.key_id: r.landmark_id for r in records}
+    measured: list[PeerMeasurement] = []
+    refused: list[tuple[str, Reason]] = []
+    repeated_inside: set[str] = set()
+    for receipt in receipts:
+        try:
+            measured.append(measure_peer(receipt, records))
+        except EvidenceError as exc:
+            timer = by_key.get(receipt.key_id, receipt.key_id)
+            if exc.reason is Reason.CHALLENGE_REUSED and receipt.key_id in by_key:
+                repeated_inside.add(timer)
+            else:
+                refused.append((timer, exc.reason))
+    return CrossCheckReport(
+        measurements=tuple(measured),
+        impossible=impossible_pairs(measured),
+        contradicted=suspects(measured),
+        predictable=repeating_timers(measured) | repeated_inside,
+        refused=tuple(refused),
     )

@@ -29,6 +29,7 @@ from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, open_envelope
+from verifier.crosscheck import CrossCheckReport, cross_check
 from verifier.licences import Licences
 from verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
 from verifier.results import ResultSigner
@@ -298,7 +299,9 @@ class VerifierService:
             token = (
                 self._signer.sign(
                     appraisal,
-                    expires_ns=state.enrolled(appraisal.device_id).licence_expires_ns,
+                    expires_ns=self.result_expiry_ns(
+                        appraisal, state.enrolled(appraisal.device_id).licence_expires_ns, now_ns
+                    ),
                     now_ns=now_ns,
                 )
                 if appraisal.device_id
@@ -357,8 +360,23 @@ class VerifierService:
 
     # --- status and staleness -----------------------------------------------------------
 
+    @property
+    def stale_window_ns(self) -> int:
+        """How long an accepted proof keeps a device from being STALE."""
+        return self.config.stale_after_cadences * self.config.cadence_ns
+
+    def result_expiry_ns(self, appraisal: Appraisal, licence_expires_ns: int, now_ns: int) -> int:
+        """When a result stops licensing the chip: the stale window after the evidence,
+        never past the export licence.
+
+        A chip whose heartbeat stops (powered off, in transit, firewalled) must lose its
+        licence about when the verifier calls it STALE, not when the export licence ends.
+        """
+        evidence_ns = appraisal.evidence_time_ns or now_ns
+        return min(licence_expires_ns, evidence_ns + self.stale_window_ns)
+
     def stale_cutoff(self, now_ns: int) -> int:
-        return now_ns - self.config.stale_after_cadences * self.config.cadence_ns
+        return now_ns - self.stale_window_ns
 
     def device_status(self, device_id: str, now_ns: int) -> DeviceStatus:
         """Where the device stands now.
@@ -384,6 +402,41 @@ class VerifierService:
             last_verdict=summary.last_verdict,
             last_proof_time_ns=summary.last_evidence_time_ns,
         )
+
+    # --- landmarks ----------------------------------------------------------------------
+
+    def cross_check(
+        self, receipts: Sequence[envelope_pb2.Envelope], now_ns: int
+    ) -> CrossCheckReport:
+        """Audit the landmarks with rounds they ran with each other; exclude the suspects.
+
+        A landmark that timed two peers faster than light between the registered sites, or
+        that repeated a challenge, is treated as revoked from now on (its receipts make a
+        proof REJECTED ``receipt.revoked_landmark``) and raises ``INCONSISTENT_LANDMARKS``
+        (no device id; the detail names the landmark). The exclusion lasts while this
+        service runs: the operator makes it permanent in the revocation list.
+        """
+        report = cross_check(receipts, self._appraiser.landmarks)
+        revocations = self._appraiser.revocations
+        fresh = sorted(lid for lid in report.suspects if not revocations.landmark_revoked(lid))
+        for landmark_id in fresh:
+            revocations = revocations.with_landmark(landmark_id)
+        if fresh:
+            self._appraiser = self._appraiser.with_revocations(revocations)
+        self._publish(
+            [
+                Alert(
+                    alert_id=uuid.uuid4().hex,
+                    device_id="",
+                    kind=AlertKind.INCONSISTENT_LANDMARKS,
+                    reason=Reason.REVOKED_LANDMARK.value,
+                    detail=f"{report.describe(landmark_id)}: excluded",
+                    time_ns=now_ns,
+                )
+                for landmark_id in fresh
+            ]
+        )
+        return report
 
     def sweep_stale(self, now_ns: int) -> list[Alert]:
         """Mark devices with no accepted proof for ``stale_after_cadences`` STALE, alerting."""
