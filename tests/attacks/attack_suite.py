@@ -12,20 +12,25 @@ from verifier.pipeline import AlertKind
 
 def assert_outcome(
     name: str,
-    verdict: Verdict,
+    verdict: Verdict | None,
     *,
     reason: Reason | None = None,
     alerts: tuple[AlertKind, ...] = (),
     world: AttackWorld | None = None,
+    device_state: str = "",
+    licence: str = "",
 ) -> Outcome:
-    """Run scenario ``name`` and check the verifier's exact answer."""
+    """Run scenario ``name`` and check the verifier's exact answer (``verdict`` None: the
+    attack ended with no proof appraised, as when a heartbeat stops)."""
     outcome = BY_NAME[name].run(world)
     assert outcome.verdict is verdict, outcome
     assert outcome.reason is reason, outcome
     assert set(outcome.alerts) == set(alerts), outcome
-    evidence = verdict is not Verdict.REJECTED
+    assert outcome.device_state == device_state, outcome
+    assert outcome.licence == licence, outcome
+    evidence = verdict not in (Verdict.REJECTED, None)
     assert outcome.head_moved is evidence, (
-        "trusted state moved on a rejection" if not evidence else outcome
+        "trusted state moved without accepted evidence" if not evidence else outcome
     )
     assert outcome.defended, outcome
     return outcome

@@ -1,5 +1,5 @@
 """The scenario registry: every scenario has a test in its threat's module, and the
-only scenario not defended is the one the suite says is not."""
+only scenarios not defended are the known residual risks the suite names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from geoattest.attacks.world import AttackWorld
 from geoattest.verdict import Verdict
 
 HERE = Path(__file__).parent
-NOT_YET_DEFENDED = {"lying_landmark_among_distant_honest_ones"}
+NOT_YET_DEFENDED = {
+    "lying_landmark_among_distant_honest_ones",
+    "predictable_challenges_answered_ahead",
+}
 
 
 def test_every_scenario_is_tested_in_its_threat_module() -> None:
@@ -23,6 +26,7 @@ def test_every_scenario_is_tested_in_its_threat_module() -> None:
 def test_only_the_known_gaps_are_undefended() -> None:
     undefended = {s.name for s in SCENARIOS if not s.run().defended}
     assert undefended == NOT_YET_DEFENDED
+    assert {s.name for s in SCENARIOS if s.residual} == NOT_YET_DEFENDED
 
 
 def test_no_attack_is_allowed_on_any_of_ten_networks() -> None:

@@ -61,3 +61,25 @@ def test_tolerating_a_liar_costs_allowed_where_only_one_landmark_is_close() -> N
     scenario = BY_NAME["honest_chip_in_licensed_region"]
     outcome = scenario.run(AttackWorld(landmark_faults=1))
     assert outcome.verdict is Verdict.INCONCLUSIVE
+
+
+def test_lying_landmark_is_excluded_by_the_verifiers_landmark_audit() -> None:
+    """Under the default policy too, once the liar also times its peers: the audit
+    excludes it, and a proof that leans on it is refused."""
+    assert_outcome(
+        "lying_landmark_excluded_by_crosscheck",
+        Verdict.REJECTED,
+        reason=Reason.REVOKED_LANDMARK,
+        alerts=INCONSISTENT,
+        device_state="ENROLLED",
+    )
+
+
+def test_predictable_landmark_is_excluded_by_the_verifiers_landmark_audit() -> None:
+    assert_outcome(
+        "predictable_landmark_excluded_by_crosscheck",
+        Verdict.REJECTED,
+        reason=Reason.REVOKED_LANDMARK,
+        alerts=INCONSISTENT,
+        device_state="ENROLLED",
+    )

@@ -3,7 +3,10 @@
 Each scenario builds its attack proof in an :class:`~geoattest.attacks.world.AttackWorld`
 (honest proofs it needs first are accepted on the way); :meth:`Scenario.run` appraises
 the attack proof with the real verifier and says whether the outcome is the expected one,
-including whether the device's trusted chain head moved.
+including whether the device's trusted chain head moved. Attacks that play out over time
+(a heartbeat that stops, a landmark audit before the proof) run the real verifier service
+and agent in a :class:`~geoattest.attacks.served.ServedWorld` and hand back what they
+:class:`Observed` instead of a proof.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from attestor.licence import Licence, LicenceStatus
+from geoattest.attacks.served import ServedChip, ServedWorld, Timeline
 from geoattest.attacks.world import (
     LANDMARKS,
     MEASUREMENT,
@@ -38,10 +43,11 @@ from geoattest.netsim.adversary import (
     Replay,
     SelectiveDelay,
     Transit,
+    to_ns,
 )
 from geoattest.protocol.proof import ProofChain
-from geoattest.protocol.round import decode_datagram
-from geoattest.v1 import envelope_pb2, evidence_pb2
+from geoattest.protocol.round import Randomness, decode_datagram
+from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import Verdict
 from verifier.pipeline import AlertKind, Appraisal
 
@@ -55,27 +61,55 @@ SG1 = frozenset({"lm-sin"})
 HELPER_SITE = LANDMARKS["lm-sin"]
 """The relay helper rents a rack in the Singapore landmark's own data centre."""
 
-Play = Callable[[AttackWorld], envelope_pb2.Envelope]
-
 
 @dataclass(frozen=True)
 class Expect:
     """The defended outcome. ``verdicts`` holds more than one only for "never ALLOWED"
-    expectations of scenarios not yet defended."""
+    expectations of scenarios not yet defended; it holds None for attacks that end without
+    a proof to appraise (a heartbeat that stops)."""
 
-    verdicts: frozenset[Verdict]
+    verdicts: frozenset[Verdict | None]
     reason: Reason | None = None
     alerts: frozenset[AlertKind] = frozenset()
     advances: bool = False
     """Whether the device's trusted chain head may move (only for verdicts on evidence)."""
+    device_state: str = ""
+    """The device's state at the verifier at the end (a ``DeviceState``); "" unchecked."""
+    licence: str = ""
+    """The chip's licence at the end (a ``LicenceStatus``, or "expired" for a chip that is
+    off and has only its last result); "" unchecked."""
 
     def describe(self) -> str:
-        verdict = "|".join(sorted(v.value for v in self.verdicts))
+        verdict = "|".join(sorted(v.value if v else "no verdict" for v in self.verdicts))
         parts = [verdict]
         if self.reason is not None:
             parts.append(self.reason.value)
         parts.extend(sorted(a.value for a in self.alerts))
+        if self.device_state:
+            parts.append(f"device {self.device_state}")
+        if self.licence:
+            parts.append(f"licence {self.licence}")
         return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What an attack that plays out over time saw at its end (instead of one proof for
+    :meth:`Scenario.judge` to appraise)."""
+
+    verdict: Verdict | None
+    """The last appraisal of the attacked device's proof during the attack, if any."""
+    reason: Reason | None
+    alerts: tuple[AlertKind, ...]
+    """Every alert the verifier raised during the attack (device and landmark alerts)."""
+    head_moved: bool
+    detail: str
+    device_state: str = ""
+    licence: str = ""
+
+
+Play = Callable[[AttackWorld], envelope_pb2.Envelope | Observed]
+"""Builds the attack in a world: the proof to appraise, or what a timed attack observed."""
 
 
 @dataclass(frozen=True)
@@ -83,13 +117,17 @@ class Outcome:
     """What the verifier answered, and whether that defends against the attack."""
 
     name: str
-    verdict: Verdict
+    verdict: Verdict | None
     reason: Reason | None
     alerts: tuple[AlertKind, ...]
     head_moved: bool
     expected: str
     defended: bool
     detail: str
+    device_state: str = ""
+    licence: str = ""
+    residual: str = ""
+    """For a known gap: the residual risk the threat model states (see ``Scenario``)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +143,10 @@ class Scenario:
     play: Play = field(repr=False)
     world: Mapping[str, Any] = field(default_factory=dict)
     """Options for the :class:`AttackWorld` the attack needs (revocations, registry)."""
+    residual: str = ""
+    """Non-empty for a known gap: the attack is not defended in this world, by design of
+    its policy, and this names the residual risk and the setting that closes it.
+    ``geoattest attack run`` reports such a scenario but fails only with ``--strict``."""
 
     def new_world(self, **variant: Any) -> AttackWorld:
         """A fresh seeded world for this attack; ``variant`` swaps in test-only parts."""
@@ -116,26 +158,44 @@ class Scenario:
         proof = self.play(world)
         return self.judge(world, proof)
 
-    def judge(self, world: AttackWorld, proof: envelope_pb2.Envelope) -> Outcome:
-        before = dict(world.state.heads)
-        appraisal: Appraisal = world.appraise(proof)
-        moved = world.state.heads != before
+    def judge(self, world: AttackWorld, played: envelope_pb2.Envelope | Observed) -> Outcome:
+        """Appraise the attack proof (or take what a timed attack observed) and compare."""
+        seen = played if isinstance(played, Observed) else _appraised(world, played)
+        expect = self.expect
         defended = (
-            appraisal.verdict in self.expect.verdicts
-            and appraisal.reason is self.expect.reason
-            and frozenset(appraisal.alerts) == self.expect.alerts
-            and moved == self.expect.advances
+            seen.verdict in expect.verdicts
+            and seen.reason is expect.reason
+            and frozenset(seen.alerts) == expect.alerts
+            and seen.head_moved == expect.advances
+            and expect.device_state in ("", seen.device_state)
+            and expect.licence in ("", seen.licence)
         )
         return Outcome(
             name=self.name,
-            verdict=appraisal.verdict,
-            reason=appraisal.reason,
-            alerts=appraisal.alerts,
-            head_moved=moved,
-            expected=self.expect.describe(),
+            verdict=seen.verdict,
+            reason=seen.reason,
+            alerts=seen.alerts,
+            head_moved=seen.head_moved,
+            expected=expect.describe(),
             defended=defended,
-            detail=appraisal.detail,
+            detail=seen.detail,
+            device_state=seen.device_state,
+            licence=seen.licence,
+            residual=self.residual,
         )
+
+
+def _appraised(world: AttackWorld, proof: envelope_pb2.Envelope) -> Observed:
+    """Appraise ``proof`` as the verifier does, noting whether trusted state moved."""
+    before = dict(world.state.heads)
+    appraisal: Appraisal = world.appraise(proof)
+    return Observed(
+        appraisal.verdict,
+        appraisal.reason,
+        appraisal.alerts,
+        world.state.heads != before,
+        appraisal.detail,
+    )
 
 
 def _expect(
@@ -381,6 +441,258 @@ def play_landmarks_unreachable(world: AttackWorld) -> envelope_pb2.Envelope:
     return _honest(world, "chip-sg", SINGAPORE, "SG", adversary=Drop(1.0))
 
 
+# --- predictable and reused challenges ------------------------------------------------
+
+
+class PredictedChallenges:
+    """On the chip's path to a landmark whose challenges can be predicted: right behind
+    each challenge the landmark sends, hand the chip the one it will send next. The chip
+    answers both; its answer to the next one is held just behind its answer to this one,
+    so it reaches the landmark moments after the landmark issues that challenge. The chip
+    answers every challenge honestly (its round secret never leaves it): only the
+    landmark's predictability is exploited.
+
+    ``predict(index, challenge)`` is the challenge expected at ``index``, given the one
+    just seen (None: no guess).
+    """
+
+    def __init__(
+        self,
+        landmark_id: str,
+        predict: Callable[[int, bytes], bytes | None],
+        *,
+        gap_s: float = 10e-6,
+        uplink_s: float = 0.2,
+    ) -> None:
+        self.landmark_id = landmark_id
+        self.predict = predict
+        self.gap_ns = to_ns(gap_s)
+        self.uplink_ns = to_ns(uplink_s)
+
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+        if transit.landmark_id != self.landmark_id:
+            return [transit.deliver()]
+        datagram = decode_datagram(transit.payload)
+        kind = datagram.WhichOneof("kind")
+        if transit.direction is Direction.UPLINK:
+            if kind != "response":
+                return [transit.deliver()]
+            # Every answer takes the same time uplink, so answers arrive in the order sent.
+            return [Delivery(max(transit.delay_ns, self.uplink_ns), transit.payload)]
+        if kind != "challenge":
+            return [transit.deliver()]
+        seen = datagram.challenge
+        ahead = self.predict(seen.index + 1, bytes(seen.challenge))
+        if ahead is None:
+            return [transit.deliver()]
+        early = round_pb2.Datagram(
+            challenge=round_pb2.Challenge(
+                round_id=seen.round_id, index=seen.index + 1, challenge=ahead
+            )
+        )
+        return [
+            transit.deliver(),
+            Delivery(transit.delay_ns + self.gap_ns, early.SerializeToString(), transit.action),
+        ]
+
+
+class ChallengeRecorder:
+    """Watches a landmark's challenges go by (and changes nothing)."""
+
+    def __init__(self, landmark_id: str) -> None:
+        self.landmark_id = landmark_id
+        self.challenges: list[bytes] = []
+
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+        if transit.landmark_id == self.landmark_id and transit.direction is Direction.DOWNLINK:
+            datagram = decode_datagram(transit.payload)
+            if datagram.WhichOneof("kind") == "challenge":
+                self.challenges.append(bytes(datagram.challenge.challenge))
+        return [transit.deliver()]
+
+
+STUCK_CHALLENGE = bytes(range(16))
+CHALLENGE_SEED = 2026
+
+
+def stuck_randomness() -> Randomness:
+    """A landmark's broken source: the same bytes every time."""
+    return lambda n: STUCK_CHALLENGE[:n]
+
+
+def seeded_randomness() -> Randomness:
+    """A landmark's predictable source: one fixed seed, so every round the same sequence."""
+    return random.Random(CHALLENGE_SEED).randbytes  # noqa: S311 (predictable on purpose)
+
+
+def play_reused_challenge(world: AttackWorld) -> envelope_pb2.Envelope:
+    """lm-sin repeats one challenge; the host feeds it to the Shenzhen chip ahead of time."""
+    world.landmark_randomness["lm-sin"] = stuck_randomness
+    ahead = PredictedChallenges("lm-sin", lambda _index, seen: seen)
+    return _honest(world, "chip-sz", SHENZHEN, "SG", landmarks=SG_LANDMARKS, adversary=ahead)
+
+
+def _observe_a_round(world: AttackWorld, landmark_id: str) -> list[bytes]:
+    """The adversary watches one round of ``landmark_id`` (its own chip's, say)."""
+    recorder = ChallengeRecorder(landmark_id)
+    watcher = Chip("chip-watcher", SHENZHEN, "SG", (landmark_id,))
+    world.measure(watcher, recorder, signer=KeySigner.generate())
+    return recorder.challenges
+
+
+# --- landmarks audited by the verifier service ----------------------------------------
+
+AUDIT_PEERS = ("lm-sin", "lm-jhb", "lm-kul", "lm-hkg", "lm-can", "lm-tpe")
+"""The landmarks the verifier audits by having them time each other."""
+
+
+def _served_attack(
+    world: AttackWorld, attack: Callable[[AttackWorld], Adversary | None]
+) -> Observed:
+    """Set up ``attack`` (it returns its on-path part), let the verifier service audit the
+    landmarks, then submit a Shenzhen chip's proof over the Singapore-area landmarks."""
+    adversary = attack(world)
+    with ServedWorld.open(world) as served:
+        served.service.cross_check(world.peer_receipts(AUDIT_PEERS), world.now_ns())
+        chip = served.enrol(Chip("chip-sz", SHENZHEN, "SG", SG_LANDMARKS))
+        before = served.head(chip)
+        served.cycle(chip, adversary=adversary)
+        result = chip.results[-1]
+        return Observed(
+            result.verdict,
+            result.reason,
+            tuple(AlertKind(a.kind) for a in served.alerts),
+            served.head(chip) != before,
+            result.detail,
+            served.service.device_status(chip.device_id, world.now_ns()).state.value,
+        )
+
+
+def _lying_clock(world: AttackWorld) -> None:
+    """lm-sin's clock runs at a thousandth of real time, for chips and peers alike."""
+    world.landmark_clocks["lm-sin"] = LandmarkClock(rate=0.001)
+
+
+def _predicted(world: AttackWorld) -> PredictedChallenges:
+    """lm-sin draws challenges from a fixed seed; the host has watched one of its rounds."""
+    world.landmark_randomness["lm-sin"] = seeded_randomness
+    sequence = _observe_a_round(world, "lm-sin")
+    return PredictedChallenges(
+        "lm-sin", lambda index, _seen: sequence[index] if index < len(sequence) else None
+    )
+
+
+def play_predictable_challenges(world: AttackWorld) -> envelope_pb2.Envelope:
+    """Having watched one round of lm-sin, the host feeds each next challenge to the
+    Shenzhen chip before lm-sin issues it."""
+    ahead = _predicted(world)
+    return _honest(world, "chip-sz", SHENZHEN, "SG", landmarks=SG_LANDMARKS, adversary=ahead)
+
+
+def play_lying_landmark_excluded_by_crosscheck(world: AttackWorld) -> Observed:
+    return _served_attack(world, _lying_clock)
+
+
+def play_predictable_landmark_excluded_by_crosscheck(world: AttackWorld) -> Observed:
+    return _served_attack(world, _predicted)
+
+
+# --- heartbeat ---------------------------------------------------------------------------
+
+
+def _proving_in_singapore(served: ServedWorld) -> ServedChip:
+    """An honest Singapore chip whose first proof was accepted and licenses it."""
+    chip = served.enrol(Chip("chip-sg", SINGAPORE, "SG", served.world.nearest(SINGAPORE), SG1))
+    served.cycle(chip)
+    assert chip.results[-1].verdict is Verdict.ALLOWED, chip.results[-1]
+    assert chip.attester.status(served.now_s()) is LicenceStatus.LICENSED
+    return chip
+
+
+def _silence_detail(timeline: Timeline, t0: int) -> str:
+    def minutes(at_ns: int) -> str:
+        return f"+{(at_ns - t0) / 60e9:.0f} min"
+
+    parts = [f"{a.kind} at {minutes(a.time_ns)}" for a in timeline.alerts]
+    parts += [
+        f"licence {status.value} from {minutes(at)}"
+        for status, at in sorted(timeline.licence_since.items(), key=lambda kv: kv[1])
+    ]
+    if timeline.queued:
+        parts.append(f"{timeline.queued} proofs queued in the outbox")
+    return "; ".join(parts) or "nothing happened"
+
+
+def play_heartbeat_powered_off(world: AttackWorld) -> Observed:
+    """Proves in Singapore, then is switched off for four cadences."""
+    with ServedWorld.open(world) as served:
+        chip = _proving_in_singapore(served)
+        before, t0, token = served.head(chip), world.now_ns(), chip.results[-1].token
+        timeline = served.elapse(chip, 4, powered=False)
+        # The last result now licenses nothing, for the chip or anyone else who holds it.
+        holder = Licence(chip.device_id, served.service.jwks(), grace_s=0, booted_at_s=0)
+        licence = "licensed" if holder.offer(token, served.now_s()) else "expired"
+        return Observed(
+            None,
+            None,
+            tuple(AlertKind(a.kind) for a in timeline.alerts),
+            served.head(chip) != before,
+            _silence_detail(timeline, t0),
+            served.service.device_status(chip.device_id, world.now_ns()).state.value,
+            licence,
+        )
+
+
+def play_heartbeat_firewalled(world: AttackWorld) -> Observed:
+    """Proves in Singapore; then the host drops everything to the verifier for an hour
+    while the chip keeps working (and its agent keeps measuring)."""
+    with ServedWorld.open(world) as served:
+        chip = _proving_in_singapore(served)
+        before, t0 = served.head(chip), world.now_ns()
+        timeline = served.elapse(chip, 6, verifier_reachable=False)
+        return Observed(
+            None,
+            None,
+            tuple(AlertKind(a.kind) for a in timeline.alerts),
+            served.head(chip) != before,
+            _silence_detail(timeline, t0),
+            served.service.device_status(chip.device_id, world.now_ns()).state.value,
+            chip.attester.status(served.now_s()).value,
+        )
+
+
+def play_heartbeat_stops_in_transit(world: AttackWorld) -> Observed:
+    """Proves in Singapore; the host cuts every link and carries the running chip to
+    Shenzhen over six hours, where it connects and proves again."""
+    with ServedWorld.open(world) as served:
+        chip = _proving_in_singapore(served)
+        before = served.head(chip)
+        timeline = served.elapse(chip, 36, landmarks_reachable=False, verifier_reachable=False)
+        chip.move(SHENZHEN, world.nearest(SHENZHEN))
+        served.cycle(chip)
+        result = chip.results[-1]
+        return Observed(
+            result.verdict,
+            result.reason,
+            tuple(AlertKind(a.kind) for a in served.alerts),
+            served.head(chip) != before,
+            f"{result.detail}; {timeline.alerts[0].kind} during the journey",
+            served.service.device_status(chip.device_id, world.now_ns()).state.value,
+            chip.attester.status(served.now_s()).value,
+        )
+
+
+LYING_RESIDUAL = (
+    "one lying registered landmark near the licensed region can vouch for a chip anywhere "
+    "its honest peers' wide disks reach; set landmark_faults = 1 (geoattest verifier serve "
+    "--landmark-faults 1) and audit the landmarks (VerifierService.cross_check)"
+)
+PREDICTABLE_RESIDUAL = (
+    "a landmark whose challenges can be predicted is as good as a lying one: the host "
+    "answers ahead; set landmark_faults = 1 and audit the landmarks, which catches a "
+    "landmark that repeats its challenges, not one whose generator's secret has leaked"
+)
+
 NEVER_ALLOWED = (Verdict.OUTSIDE, Verdict.INCONCLUSIVE, Verdict.INCONSISTENT, Verdict.REJECTED)
 OUTSIDE = (AlertKind.OUTSIDE_LICENSED_REGION,)
 
@@ -472,6 +784,31 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The helper answers the next challenge before the landmark has issued it.",
         _rejected(Reason.QUORUM_NOT_MET),
         play_responses_to_challenges_never_issued,
+    ),
+    Scenario(
+        "reused_challenge_within_a_round",
+        "round",
+        "lm-sin's randomness is stuck (every challenge the same); the host feeds each "
+        "challenge to the Shenzhen chip before lm-sin issues it, so its answers arrive at once.",
+        _rejected(Reason.CHALLENGE_REUSED),
+        play_reused_challenge,
+    ),
+    Scenario(
+        "predictable_challenges_answered_ahead",
+        "round",
+        "lm-sin draws its challenges from a fixed seed; having watched one of its rounds, "
+        "the host feeds each next challenge to the Shenzhen chip before lm-sin issues it.",
+        Expect(frozenset(NEVER_ALLOWED) - {Verdict.REJECTED}, advances=True),
+        play_predictable_challenges,
+        residual=PREDICTABLE_RESIDUAL,
+    ),
+    Scenario(
+        "predictable_challenges_outvoted_when_policy_tolerates_one",
+        "round",
+        "As above, against a verifier whose policy tolerates one faulty landmark.",
+        _expect(Verdict.INCONCLUSIVE),
+        play_predictable_challenges,
+        {"landmark_faults": 1},
     ),
     Scenario(
         "replayed_proof",
@@ -587,6 +924,23 @@ SCENARIOS: tuple[Scenario, ...] = (
         "under-reports, the honest ones are far and their disks cover it.",
         Expect(frozenset(NEVER_ALLOWED) - {Verdict.REJECTED}, advances=True),
         play_lying_landmark_colludes,
+        residual=LYING_RESIDUAL,
+    ),
+    Scenario(
+        "lying_landmark_excluded_by_crosscheck",
+        "landmark",
+        "As above, but lm-sin's clock also under-reports its peers' rounds, and the verifier "
+        "audits its landmarks (they time each other) before the chip's proof arrives.",
+        _rejected(Reason.REVOKED_LANDMARK, AlertKind.INCONSISTENT_LANDMARKS),
+        play_lying_landmark_excluded_by_crosscheck,
+    ),
+    Scenario(
+        "predictable_landmark_excluded_by_crosscheck",
+        "landmark",
+        "lm-sin's challenges come from a fixed seed (as in predictable_challenges_answered_"
+        "ahead); the verifier's landmark audit sees it repeat its challenges across rounds.",
+        _rejected(Reason.REVOKED_LANDMARK, AlertKind.INCONSISTENT_LANDMARKS),
+        play_predictable_landmark_excluded_by_crosscheck,
     ),
     Scenario(
         "lying_landmark_outvoted_when_policy_tolerates_one",
@@ -619,6 +973,45 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Every datagram to and from the landmarks is dropped: no round completes.",
         _rejected(Reason.QUORUM_NOT_MET),
         play_landmarks_unreachable,
+    ),
+    Scenario(
+        "heartbeat_stops_powered_off",
+        "heartbeat",
+        "Chip proves from Singapore, then is switched off for four cadences (40 min).",
+        Expect(
+            frozenset({None}),
+            alerts=frozenset({AlertKind.STALE_DEVICE}),
+            device_state="STALE",
+            licence="expired",
+        ),
+        play_heartbeat_powered_off,
+    ),
+    Scenario(
+        "heartbeat_firewalled",
+        "heartbeat",
+        "Chip proves from Singapore; then the host drops all its traffic to the verifier for "
+        "an hour while the chip keeps working and its agent keeps measuring.",
+        Expect(
+            frozenset({None}),
+            alerts=frozenset({AlertKind.STALE_DEVICE}),
+            device_state="STALE",
+            licence="degraded",
+        ),
+        play_heartbeat_firewalled,
+    ),
+    Scenario(
+        "heartbeat_stops_in_transit",
+        "heartbeat",
+        "Chip proves from Singapore; the host cuts every link and carries the running chip "
+        "to Shenzhen over six hours, where it connects and proves again.",
+        Expect(
+            frozenset({Verdict.OUTSIDE}),
+            alerts=frozenset({AlertKind.STALE_DEVICE, AlertKind.OUTSIDE_LICENSED_REGION}),
+            advances=True,
+            device_state="ATTESTING",
+            licence="degraded",
+        ),
+        play_heartbeat_stops_in_transit,
     ),
 )
 

@@ -23,7 +23,7 @@ from geoattest.netsim.latency import LatencyModel, LatLon, great_circle_km
 from geoattest.netsim.virtual import VirtualClock, VirtualNetwork
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import ProofChain
-from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
+from geoattest.protocol.round import AgentRound, LandmarkRound, Randomness, decode_datagram
 from geoattest.v1 import envelope_pb2
 from geoattest.verdict import RegionAppraiser
 from verifier.pipeline import Appraisal, PipelineConfig, ProofAppraiser
@@ -153,6 +153,9 @@ class AttackWorld:
     """Tests wrap the geography to build verifier variants (negative controls)."""
     agent: ChipAgent = field(default_factory=ChipAgent)
     landmark_clocks: dict[str, LandmarkClock] = field(default_factory=dict)
+    landmark_randomness: dict[str, Callable[[], Randomness]] = field(default_factory=dict)
+    """Where a landmark draws its challenges from: a fresh source per round (default: the
+    OS's randomness). A scenario gives a landmark a stuck or seeded one."""
     model: LatencyModel = field(default_factory=LatencyModel.default)
 
     def __post_init__(self) -> None:
@@ -275,6 +278,7 @@ class AttackWorld:
     ) -> Callable[[bytes, str, int], Iterable[tuple[str, bytes]]]:
         rounds: dict[str, LandmarkRound] = {}
         clock = self.landmark_clocks.get(lid, LandmarkClock())
+        randomness = self.landmark_randomness.get(lid, lambda: os.urandom)
 
         def handle(payload: bytes, src: str, now_ns: int) -> Iterable[tuple[str, bytes]]:
             local_ns = clock.read(now_ns)
@@ -286,7 +290,7 @@ class AttackWorld:
                         self.landmark_signers[lid],
                         decode_datagram(payload).open,
                         round_id=os.urandom(16),
-                        randomness=os.urandom,
+                        randomness=randomness(),
                     )
                     rounds[src] = round_
                     return [(src, round_.next_challenge(local_ns))]

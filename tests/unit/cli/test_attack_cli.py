@@ -29,13 +29,37 @@ def test_run_one_defended_scenario_as_json_exits_zero() -> None:
     assert outcome["detail"]
 
 
-def test_run_all_reports_every_scenario_and_fails_on_the_undefended_one() -> None:
+RESIDUAL = ["predictable_challenges_answered_ahead", "lying_landmark_among_distant_honest_ones"]
+
+
+def test_run_all_reports_every_scenario_and_passes_with_only_known_residual_risks() -> None:
     result = run_geoattest("attack", "run", "--all", "--json")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 0, result.stderr
     outcomes = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["name"] for o in outcomes] == [s.name for s in SCENARIOS]
-    undefended = [o["name"] for o in outcomes if not o["defended"]]
-    assert undefended == ["lying_landmark_among_distant_honest_ones"]
+    undefended = [o for o in outcomes if not o["defended"]]
+    assert [o["name"] for o in undefended] == RESIDUAL
+    assert all("landmark_faults = 1" in o["residual_risk"] for o in undefended)
+    assert all(o["residual_risk"] is None for o in outcomes if o["defended"])
+
+
+def test_run_strict_fails_on_a_known_residual_risk() -> None:
+    result = run_geoattest("attack", "run", "lying_landmark_among_distant_honest_ones", "--strict")
+    assert result.returncode == 1, result.stderr
+    assert "known residual risk" in result.stdout
+    relaxed = run_geoattest("attack", "run", "lying_landmark_among_distant_honest_ones")
+    assert relaxed.returncode == 0, relaxed.stderr
+
+
+def test_a_heartbeat_scenario_reports_no_verdict_and_the_device_state() -> None:
+    result = run_geoattest("attack", "run", "heartbeat_firewalled", "--json")
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["verdict"] is None
+    assert outcome["alerts"] == ["STALE_DEVICE"]
+    assert outcome["device_state"] == "STALE"
+    assert outcome["licence"] == "degraded"
+    assert outcome["defended"] is True
 
 
 def test_run_table_has_a_row_per_scenario_and_says_what_was_defended() -> None:

@@ -1,0 +1,255 @@
+"""The verifier as a service, and a real on-chip agent, next to an :class:`AttackWorld`.
+
+Some attacks play out over time rather than in one proof: a heartbeat that stops, a
+landmark audit between proofs. For those, :class:`ServedWorld` runs the real
+:class:`verifier.service.VerifierService` (SQLite store in a temporary directory, a
+manufacturer CA, export licences, a result key, the stale sweep) over the world's appraiser,
+and each chip's real :class:`attestor.agent.Attester` (outbox on disk, licence checked with
+the verifier's JWKS, grace period). Rounds run on the world's virtual network; every clock
+is the world's virtual clock::
+
+    with ServedWorld.open(AttackWorld()) as served:
+        chip = served.enrol(Chip("chip-sg", SINGAPORE, "SG", landmarks))
+        served.cycle(chip)                      # rounds, proof, delivery, licence
+        timeline = served.elapse(chip, cadences=4, verifier_reachable=False)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from attestor.agent import Attester, Delivered, DeliveryError
+from attestor.licence import Licence, LicenceStatus
+from attestor.outbox import Outbox
+from geoattest.attacks.world import MEASUREMENT, AttackWorld, Chip
+from geoattest.crypto import KeySigner
+from geoattest.netsim.adversary import Adversary
+from geoattest.pki import ManufacturerCA, ResultKey, TrustAnchors
+from geoattest.v1 import envelope_pb2, evidence_pb2, identity_pb2, round_pb2, verifier_service_pb2
+from geoattest.wire.envelope import PayloadType, seal
+from verifier.licences import Licence as ExportLicence
+from verifier.licences import Licences
+from verifier.results import ResultSigner
+from verifier.service import ProofResult, VerifierConfig, VerifierService
+from verifier.state import ChainHead
+from verifier.store import Alert, SqlStore
+
+SECOND_NS = 1_000_000_000
+VERIFIER_ID = "attack-world-verifier"
+CADENCE_S = 600
+"""Agents prove every ten minutes."""
+STALE_AFTER_CADENCES = 3
+"""The verifier calls a device STALE after three missed cadences (30 min)."""
+SWEEP_EVERY_S = CADENCE_S // 4
+"""How often the verifier sweeps for stale devices (as ``verifier serve`` does)."""
+GRACE_S = 2 * CADENCE_S
+"""How long an agent keeps full performance after its licence lapses."""
+EXPORT_LICENCE_S = 365 * 24 * 3600
+"""The export licence runs a year: far longer than any scenario."""
+
+
+class _IssuedLicences(Licences):
+    """Export licences the operator issues as chips are provisioned."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def issue(self, licence: ExportLicence) -> None:
+        self._licences[licence.device_id] = licence
+
+
+@dataclass
+class ServedChip:
+    """One enrolled chip: where it is, and its agent."""
+
+    chip: Chip
+    signer: KeySigner
+    attester: Attester
+    results: list[ProofResult] = field(default_factory=list)
+    """Every answer the verifier gave this chip's agent."""
+
+    @property
+    def device_id(self) -> str:
+        return self.chip.device_id
+
+    def move(self, location: tuple[float, float], landmarks: tuple[str, ...]) -> None:
+        """The host carries the chip elsewhere; its agent measures ``landmarks`` there."""
+        self.chip = replace(self.chip, location=location, landmarks=landmarks)
+        self.attester.landmark_ids = list(landmarks)
+
+
+@dataclass
+class Timeline:
+    """What happened while time passed: alerts, and when the agent's licence changed."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    licence_since: dict[LicenceStatus, int] = field(default_factory=dict)
+    """First virtual time (ns, the world's wall clock) each licence status was seen."""
+    queued: int = 0
+    """Proofs waiting in the agent's outbox at the end."""
+
+
+class ServedWorld:
+    """The real verifier service and agents, on an :class:`AttackWorld`'s clock and network."""
+
+    def __init__(self, world: AttackWorld, directory: Path) -> None:
+        self.world = world
+        self.directory = directory
+        self._ca = ManufacturerCA.create("Attack World Accelerators", self._at(-86400))
+        self._licences = _IssuedLicences()
+        self.store = SqlStore.open(directory / "verifier.db")
+        self.alerts: list[Alert] = []
+        self.service = VerifierService(
+            VerifierConfig(
+                VERIFIER_ID,
+                cadence_ns=CADENCE_S * SECOND_NS,
+                stale_after_cadences=STALE_AFTER_CADENCES,
+            ),
+            anchors=TrustAnchors([self._ca.certificate]),
+            appraiser=world.appraiser,
+            licences=self._licences,
+            signer=ResultSigner(
+                ResultKey.generate(),
+                verifier_id=VERIFIER_ID,
+                policy_id=world.appraiser.region.policy_id,
+            ),
+            store=self.store,
+        )
+        self.service.subscribe(self.alerts.extend)
+
+    @classmethod
+    @contextmanager
+    def open(cls, world: AttackWorld) -> Iterator[ServedWorld]:
+        """A served world in a temporary directory, removed afterwards."""
+        with tempfile.TemporaryDirectory(prefix="geoattest-attack-") as directory:
+            served = cls(world, Path(directory))
+            try:
+                yield served
+            finally:
+                served.store.close()
+
+    def _at(self, offset_s: int = 0) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.world.now_ns() / SECOND_NS + offset_s, dt.UTC)
+
+    def now_s(self) -> int:
+        return self.world.now_ns() // SECOND_NS
+
+    # --- parties ------------------------------------------------------------------------
+
+    def enrol(self, chip: Chip) -> ServedChip:
+        """Provision ``chip`` (key, certificate, export licence) and enrol it as its agent does."""
+        signer = KeySigner.generate()
+        certificate = self._ca.issue_device_certificate(
+            signer.verifying_key.public_key, chip.device_id, "H100", self._at(-3600)
+        )
+        self._licences.issue(
+            ExportLicence(
+                chip.device_id,
+                chip.licensed_region,
+                (self.now_s() + EXPORT_LICENCE_S) * SECOND_NS,
+            )
+        )
+        claim = verifier_service_pb2.EnrolmentClaim(
+            device_id=chip.device_id, verifier_id=VERIFIER_ID, nonce=os.urandom(32)
+        )
+        self.service.enrol(
+            identity_pb2.DeviceIdentity(
+                device_id=chip.device_id,
+                certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+            ),
+            seal(PayloadType.ENROLMENT, claim.SerializeToString(), signer),
+            self.world.now_ns(),
+        )
+        licence = Licence(
+            chip.device_id, self.service.jwks(), grace_s=GRACE_S, booted_at_s=self.now_s()
+        )
+        attester = Attester(
+            signer,
+            chip.device_id,
+            chip.landmarks,
+            Outbox(self.directory / chip.device_id, chip.device_id),
+            licence,
+            measurement=MEASUREMENT,
+        )
+        return ServedChip(chip, signer, attester)
+
+    def head(self, served: ServedChip) -> ChainHead | None:
+        """The device's trusted chain head at the verifier."""
+        return self.store.head(served.device_id)
+
+    # --- time passing -------------------------------------------------------------------
+
+    def cycle(
+        self,
+        served: ServedChip,
+        *,
+        landmarks_reachable: bool = True,
+        verifier_reachable: bool = True,
+        adversary: Adversary | None = None,
+    ) -> list[Delivered]:
+        """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery."""
+        if landmarks_reachable:
+            receipts = self.world.measure(served.chip, adversary, signer=served.signer)
+            by_landmark = {_landmark_of(r): r for r in receipts}
+            served.attester.attest(by_landmark.get)
+
+        def submit(proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
+            if not verifier_reachable:
+                raise DeliveryError("the host drops everything to the verifier")
+            result = self.service.submit(proof, self.world.now_ns())
+            served.results.append(result)
+            return evidence_pb2.AttestationResult(
+                device_id=result.device_id,
+                counter=result.counter,
+                verdict=evidence_pb2.Verdict.Value(f"VERDICT_{result.verdict.value}"),
+                reason=result.reason.value if result.reason else "",
+                detail=result.detail,
+                result_token=result.token,
+            )
+
+        return served.attester.deliver(submit, self.now_s())
+
+    def elapse(
+        self,
+        served: ServedChip,
+        cadences: int,
+        *,
+        powered: bool = True,
+        landmarks_reachable: bool = True,
+        verifier_reachable: bool = True,
+    ) -> Timeline:
+        """Let ``cadences`` pass: the verifier sweeps four times a cadence, and a powered
+        agent runs a cycle each cadence under the reachability given."""
+        timeline = Timeline()
+        for tick in range(1, 4 * cadences + 1):
+            self.world.wait(SWEEP_EVERY_S)
+            if powered and tick % 4 == 0:
+                self.cycle(
+                    served,
+                    landmarks_reachable=landmarks_reachable,
+                    verifier_reachable=verifier_reachable,
+                )
+            now_ns = self.world.now_ns()
+            timeline.alerts += self.service.sweep_stale(now_ns)
+            if powered:
+                status = served.attester.status(now_ns // SECOND_NS)
+                timeline.licence_since.setdefault(status, now_ns)
+        timeline.queued = len(served.attester.outbox.pending())
+        return timeline
+
+
+def _landmark_of(receipt: envelope_pb2.Envelope) -> str:
+    """The landmark a receipt names (its signature is the verifier's to check)."""
+    return round_pb2.TimingReceipt.FromString(receipt.payload).landmark_id
+
+
+def alerts_for(alerts: Sequence[Alert], device_id: str) -> list[Alert]:
+    return [a for a in alerts if a.device_id == device_id]
