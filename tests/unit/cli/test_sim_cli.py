@@ -1,0 +1,52 @@
+"""``geoattest sim fleet`` through the real console script."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.command import assert_one_line_error, run_geoattest
+
+
+def test_fleet_json_reports_counts_false_allowed_and_the_sample_check() -> None:
+    result = run_geoattest("sim", "fleet", "--devices", "1500", "--sample", "12", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["devices"] == 1500
+    assert summary["false_allowed"] == 0
+    assert sum(sum(row.values()) for row in summary["counts"].values()) == 1500
+    assert summary["sample_check"]["checked"] == summary["sample_check"]["matched"] > 0
+
+
+def test_fleet_table_states_false_allowed() -> None:
+    result = run_geoattest(
+        "sim",
+        "fleet",
+        "--devices",
+        "800",
+        "--sample",
+        "4",
+        "--regions",
+        "JP,TW",
+        "--strategies",
+        "relay,faster_than_fibre",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "false ALLOWED (a diverted chip certified): 0" in result.stdout
+    assert "diverted/relay" in result.stdout
+    assert "licensed/JP" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--strategies", "warp"), "warp"),
+        (("--regions", "XX"), "XX"),
+        (("--placement", "moon"), "moon"),
+        (("--devices", "0"), "--devices"),
+        (("--landmark-faults", "3"), "quorum"),
+    ],
+)
+def test_bad_options_give_one_line_errors(args: tuple[str, ...], needle: str) -> None:
+    assert_one_line_error(run_geoattest("sim", "fleet", "--devices", "50", *args), needle)

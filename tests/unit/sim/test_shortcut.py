@@ -1,0 +1,146 @@
+"""The fleet shortcuts decide only what the real appraiser would decide.
+
+Each shortcut is an implication of the appraiser's rules; these tests put that claim to
+the real :class:`GeoAppraiser` over bounds that a real chip could produce (every disk
+holds the chip), with chips placed on both sides of tight borders.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from geoattest.demo.scenario import default_scenario_path, load_scenario
+from geoattest.geo.sphere import distance_km
+from geoattest.sim.shortcut import FleetVerdicts, Shortcut, Site
+from geoattest.verdict import LandmarkBound, Verdict
+
+EXTRA_SITES = (
+    Site("lm-jhb", 1.4927, 103.7414),
+    Site("lm-szx", 22.5431, 114.0579),
+    Site("lm-bsl", 47.5596, 7.5886),
+    Site("lm-yqg", 42.3149, -83.0364),
+    Site("lm-tij", 32.5149, -117.0382),
+    Site("lm-xmn", 24.4798, 118.0894),
+)
+"""Landmarks just across the licensed regions' borders (Johor Bahru, Shenzhen, Basel,
+Windsor, Tijuana, Xiamen), so that disks cut the borders in every way."""
+
+PLACES = (
+    (1.3521, 103.8198, "SG"),  # Singapore
+    (1.4655, 103.7578, "MY"),  # Johor Bahru
+    (22.3193, 114.1694, "HK"),  # Hong Kong
+    (22.5431, 114.0579, "CN"),  # Shenzhen
+    (47.9990, 7.8421, "DE"),  # Freiburg
+    (47.5596, 7.5886, "CH"),  # Basel
+    (48.1351, 11.5820, "DE"),  # Munich
+    (42.3314, -83.0458, "US"),  # Detroit
+    (42.3149, -83.0364, "CA"),  # Windsor
+    (32.7157, -117.1611, "US"),  # San Diego
+    (24.4361, 118.3186, "TW"),  # Kinmen
+    (25.0330, 121.5654, "TW"),  # Taipei
+    (35.6762, 139.6503, "JP"),  # Tokyo
+    (28.6139, 77.2090, "IN"),  # Delhi
+    (39.0438, -77.4874, "US"),  # Ashburn
+    (19.0760, 72.8777, "IN"),  # Mumbai
+    (50.1109, 8.6821, "DE"),  # Frankfurt
+    (34.6937, 135.5023, "JP"),  # Osaka
+    (22.6273, 120.3014, "TW"),  # Kaohsiung
+)
+
+
+@functools.cache
+def world() -> tuple[FleetVerdicts, tuple[Site, ...]]:
+    scenario = load_scenario(default_scenario_path())
+    sites = (
+        tuple(Site(s.landmark_id, s.latitude, s.longitude) for s in scenario.landmarks)
+        + EXTRA_SITES
+    )
+    regions = tuple(sorted(scenario.policy.regions))
+    return FleetVerdicts(scenario.policy.appraiser(), sites, regions), sites
+
+
+def judge(place: int, region: int, landmarks: list[int], slack: list[float]) -> tuple[int, Verdict]:
+    """The shortcut's rule and the real appraiser's verdict for one proof."""
+    verdicts, sites = world()
+    lat, lon, code = PLACES[place]
+    name = verdicts.regions[region]
+    licensed = code in verdicts.appraiser.policy.regions[name].countries
+    lm = np.asarray([landmarks])
+    lm_lat = np.asarray([sites[i].latitude for i in landmarks])
+    lm_lon = np.asarray([sites[i].longitude for i in landmarks])
+    # At least the distance to the chip: the chip is inside every disk, as with real RTTs.
+    radius = distance_km(lat, lon, lm_lat, lm_lon) + np.asarray(slack)
+    bound = radius[None, :]
+    rule = int(verdicts.by_reach(np.asarray([region]), lm, bound, np.asarray([licensed]))[0])
+    if rule == Shortcut.UNDECIDED:
+        qlat, qlon = verdicts.probes(
+            np.asarray([lat]), np.asarray([lon]), region, np.asarray([licensed])
+        )
+        if verdicts.by_probe(lm, bound, qlat, qlon)[0]:
+            rule = Shortcut.INCONCLUSIVE_BY_PROBE
+    bounds = [
+        LandmarkBound(sites[i].landmark_id, sites[i].latitude, sites[i].longitude, 0, motion_km=r)
+        for i, r in zip(landmarks, radius.tolist(), strict=True)
+    ]
+    return rule, verdicts.exact(bounds, name)
+
+
+IMPLIED = {
+    Shortcut.ALLOWED_BY_REACH: Verdict.ALLOWED,
+    Shortcut.OUTSIDE_BY_REACH: Verdict.OUTSIDE,
+    Shortcut.INCONCLUSIVE_BY_PROBE: Verdict.INCONCLUSIVE,
+}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    place=st.integers(0, len(PLACES) - 1),
+    own_region=st.booleans(),
+    landmarks=st.lists(st.integers(0, 14), min_size=1, max_size=5, unique=True),
+    data=st.data(),
+)
+def test_a_decided_shortcut_is_the_appraisers_verdict(
+    place: int, own_region: bool, landmarks: list[int], data: st.DataObject
+) -> None:
+    verdicts, _ = world()
+    code = PLACES[place][2]
+    if own_region and code in verdicts.regions:
+        region = verdicts.regions.index(code)  # a licensed chip: the ALLOWED rule can fire
+    else:
+        region = data.draw(st.integers(0, len(verdicts.regions) - 1))
+    slack = data.draw(
+        st.lists(
+            st.one_of(st.floats(0.0, 5.0), st.floats(0.0, 60.0), st.floats(0.0, 3000.0)),
+            min_size=len(landmarks),
+            max_size=len(landmarks),
+        )
+    )
+    rule, verdict = judge(place, region, landmarks, slack)
+    event(f"{Shortcut(rule).name} -> {verdict.value}")
+    if rule != Shortcut.UNDECIDED:
+        assert IMPLIED[Shortcut(rule)] is verdict
+
+
+def test_a_chip_across_the_strait_is_never_allowed_by_reach() -> None:
+    # Johor Bahru licensed to Singapore, measured by a landmark in Singapore itself with a
+    # disk that just reaches it: Malaysian land is in the disk, so no ALLOWED shortcut.
+    verdicts, _ = world()
+    rule, verdict = judge(1, verdicts.regions.index("SG"), [0], [0.5])
+    assert rule != Shortcut.ALLOWED_BY_REACH
+    assert verdict is not Verdict.ALLOWED
+
+
+def test_every_shortcut_fires_somewhere() -> None:
+    # The property above is vacuous for a rule that never decides anything.
+    verdicts, _ = world()
+    sg, jp = verdicts.regions.index("SG"), verdicts.regions.index("JP")
+    tokyo_tight = judge(12, jp, [5], [5.0])
+    shenzhen_for_sg = judge(3, sg, [3], [2.0])
+    singapore_wide = judge(0, sg, [0, 1], [40.0, 40.0])
+    assert tokyo_tight == (Shortcut.ALLOWED_BY_REACH, Verdict.ALLOWED)
+    assert shenzhen_for_sg == (Shortcut.OUTSIDE_BY_REACH, Verdict.OUTSIDE)
+    assert singapore_wide == (Shortcut.INCONCLUSIVE_BY_PROBE, Verdict.INCONCLUSIVE)
