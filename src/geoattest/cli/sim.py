@@ -12,6 +12,7 @@ pipeline's: either is a bug, never an outcome to accept.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -78,6 +79,12 @@ def fleet(
         ),
     ] = 200,
     seed: Annotated[int, typer.Option(min=0, help="Seed of every random draw.")] = 7,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Processes to share the work (default: one per CPU, at most 8)."
+        ),
+    ] = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="One JSON object: devices, counts, false_allowed, ..."),
@@ -106,6 +113,7 @@ def fleet(
         sample=sample,
         delay_ms=delay_ms,
         landmark_faults=landmark_faults,
+        workers=workers or min(8, os.cpu_count() or 1),
     )
     config.check()
     loaded = load_scenario(scenario or default_scenario_path())

@@ -20,9 +20,10 @@ can never be ALLOWED; the study counts it and says so.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -106,6 +107,8 @@ class FleetConfig:
     """The constant and selective strategies' added delay per datagram."""
     landmark_faults: int = 0
     chunk: int = 50_000
+    workers: int = 1
+    """Processes that simulate chunks side by side (the results do not depend on it)."""
 
     def check(self) -> None:
         """Raises ConfigError for values the study cannot run with."""
@@ -125,6 +128,8 @@ class FleetConfig:
             raise ConfigError(f"delay must be 0..10000 ms, got {self.delay_ms}")
         if self.landmark_faults < 0:
             raise ConfigError("landmark faults must be >= 0")
+        if not 1 <= self.workers <= 64:
+            raise ConfigError(f"workers must be 1..64, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ class SampledChip:
     schedule: Schedule
     verdict: Verdict
     rule: Shortcut
+    bounds: tuple[LandmarkBound, ...]
 
 
 @dataclass
@@ -165,6 +171,8 @@ class FleetResult:
     """Truth label (``licensed/<region>`` or ``diverted/<strategy>``) to verdict to chips."""
     decided_by: Counter[str]
     seconds: float
+    appraiser_s_per_proof: float = 0.0
+    """Baseline: the real appraiser alone on the sampled proofs, measured in the same run."""
     sampled: list[SampledChip] = field(default_factory=list)
     sample_check: dict[str, Any] = field(default_factory=dict)
 
@@ -211,6 +219,14 @@ class FleetResult:
             "decided_by": dict(sorted(self.decided_by.items())),
             "seconds": round(self.seconds, 3),
             "devices_per_s": round(self.devices / self.seconds) if self.seconds else None,
+            "appraiser_per_s": round(1 / self.appraiser_s_per_proof)
+            if self.appraiser_s_per_proof
+            else None,
+            "speedup_vs_appraiser": round(
+                self.devices / self.seconds * self.appraiser_s_per_proof, 1
+            )
+            if self.seconds and self.appraiser_s_per_proof
+            else None,
             "sample_check": self.sample_check,
         }
 
@@ -265,72 +281,121 @@ def run_fleet(
         appraiser, sites, regions, landmark_faults=config.landmark_faults
     )
     world = _World(scenario, config, regions, model or LatencyModel.default(), appraiser)
-    gen = np.random.default_rng(config.seed)
     quota = math.ceil(config.sample / len(Shortcut)) if config.sample else 0
+    starts = range(0, config.devices, config.chunk)
+    seeds = np.random.SeedSequence(config.seed).spawn(len(starts))
+    tasks = [
+        _Chunk(start, min(config.chunk, config.devices - start), seed, quota)
+        for start, seed in zip(starts, seeds, strict=True)
+    ]
     kept: dict[int, list[tuple[float, SampledChip]]] = {int(rule): [] for rule in Shortcut}
     counts: dict[str, Counter[str]] = {}
     decided_by: Counter[str] = Counter()
     done = 0
-    while done < config.devices:
-        n = min(config.chunk, config.devices - done)
-        batch = world.batch(n, gen)
-        codes, rules = _judge(batch, verdicts, world)
-        _count(counts, batch, codes, world)
-        decided_by.update(
-            {
-                Shortcut(int(r)).name.lower(): int(c)
-                for r, c in zip(*np.unique(rules, return_counts=True), strict=True)
-            }
-        )
-        if quota:
-            _keep_sample(
-                kept,
-                quota,
-                keys=gen.random(n),
-                batch=batch,
-                codes=codes,
-                rules=rules,
-                offset=done,
-                world=world,
-            )
-        done += n
+    for outcome in _run_chunks(tasks, world, verdicts, config.workers):
+        for label, row in outcome.counts.items():
+            counts.setdefault(label, Counter()).update(row)
+        decided_by.update(outcome.decided_by)
+        for rule, chips in outcome.kept.items():
+            kept[rule] = sorted(kept[rule] + chips, key=lambda kc: kc[0])[:quota]
+        done += outcome.devices
         if progress is not None:
             progress(done, config.devices)
+    seconds = time.perf_counter() - started
+    sampled = sorted((chip for chips in kept.values() for _, chip in chips), key=lambda c: c.index)
     return FleetResult(
         scenario=scenario.name,
         policy_id=policy.policy_id,
         config=config,
         counts=counts,
         decided_by=decided_by,
-        seconds=time.perf_counter() - started,
-        sampled=sorted(
-            (chip for chips in kept.values() for _, chip in chips), key=lambda c: c.index
-        ),
+        seconds=seconds,
+        appraiser_s_per_proof=_appraiser_baseline(verdicts, sampled),
+        sampled=sampled,
     )
 
 
-def _keep_sample(
-    kept: dict[int, list[tuple[float, SampledChip]]],
-    quota: int,
-    *,
-    keys: npt.NDArray[np.float64],
-    batch: _Batch,
-    codes: npt.NDArray[np.int8],
-    rules: npt.NDArray[np.int8],
-    offset: int,
-    world: _World,
-) -> None:
-    """A uniform random sample of up to ``quota`` chips per deciding rule (the smallest
-    random keys over the whole run), so that every shortcut and the real appraiser are
-    checked even when one of them decides few chips."""
-    for rule, chips in kept.items():
+def _appraiser_baseline(verdicts: FleetVerdicts, sampled: Sequence[SampledChip]) -> float:
+    """Seconds per proof of the real appraiser (geography only, no signatures) on the
+    sampled proofs: what the study would cost without its shortcuts."""
+    if not sampled:
+        return 0.0
+    started = time.perf_counter()
+    for chip in sampled:
+        verdicts.exact(chip.bounds, chip.region)
+    return (time.perf_counter() - started) / len(sampled)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One slice of the fleet, with its own random stream (so the study does not depend
+    on how many workers share it)."""
+
+    start: int
+    devices: int
+    seed: np.random.SeedSequence
+    quota: int
+
+
+@dataclass
+class _ChunkOutcome:
+    devices: int
+    counts: dict[str, Counter[str]]
+    decided_by: Counter[str]
+    kept: dict[int, list[tuple[float, SampledChip]]]
+
+
+def _simulate_chunk(chunk: _Chunk, world: _World, verdicts: FleetVerdicts) -> _ChunkOutcome:
+    gen = np.random.default_rng(chunk.seed)
+    batch = world.batch(chunk.devices, gen)
+    codes, rules = _judge(batch, verdicts, world)
+    counts: dict[str, Counter[str]] = {}
+    _count(counts, batch, codes, world)
+    decided_by = Counter(
+        {
+            Shortcut(int(r)).name.lower(): int(c)
+            for r, c in zip(*np.unique(rules, return_counts=True), strict=True)
+        }
+    )
+    # A uniform random sample of up to ``quota`` chips per deciding rule (the smallest
+    # random keys over the whole run), so that every shortcut and the real appraiser are
+    # checked even when one of them decides few chips.
+    keys = gen.random(chunk.devices)
+    kept: dict[int, list[tuple[float, SampledChip]]] = {}
+    for rule in Shortcut:
         rows = np.flatnonzero(rules == rule)
-        best = rows[np.argsort(keys[rows])[:quota]]
-        merged = chips + [
-            (float(keys[i]), batch.sampled(int(i), offset + int(i), codes[i], rules[i], world))
-            for i in best.tolist()
+        best = rows[np.argsort(keys[rows])[: chunk.quota]].tolist()
+        kept[int(rule)] = [
+            (float(keys[i]), batch.sampled(i, chunk.start + i, codes[i], rules[i], world))
+            for i in best
         ]
-        chips[:] = sorted(merged, key=lambda kc: kc[0])[:quota]
+    return _ChunkOutcome(chunk.devices, counts, decided_by, kept)
+
+
+_FORKED: tuple[_World, FleetVerdicts] | None = None
+"""What forked workers inherit instead of unpickling (the world is large)."""
+
+
+def _simulate_forked(chunk: _Chunk) -> _ChunkOutcome:
+    assert _FORKED is not None
+    return _simulate_chunk(chunk, *_FORKED)
+
+
+def _run_chunks(
+    tasks: Sequence[_Chunk], world: _World, verdicts: FleetVerdicts, workers: int
+) -> Iterator[_ChunkOutcome]:
+    """Chunks in this process, or over forked worker processes that share the world."""
+    if workers <= 1 or len(tasks) <= 1 or "fork" not in mp.get_all_start_methods():
+        for task in tasks:
+            yield _simulate_chunk(task, world, verdicts)
+        return
+    global _FORKED  # noqa: PLW0603  (set before the fork, read by the children)
+    _FORKED = (world, verdicts)
+    try:
+        with mp.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+            yield from pool.imap_unordered(_simulate_forked, tasks)
+    finally:
+        _FORKED = None
 
 
 @dataclass(frozen=True)
@@ -384,6 +449,7 @@ class _Batch:
             ),
             verdict=VERDICT_CODES[code],
             rule=Shortcut(rule),
+            bounds=self.bounds(i, world),
         )
 
 
@@ -579,9 +645,13 @@ def _judge(
                 r,
                 np.isin(world.sites.code[places], sorted(world.region_codes[r])),
             )
-        probes = np.stack([qlat, qlon], axis=1)
         covered = verdicts.by_probe(
-            batch.landmark[open_], bound[open_], probes[back.ravel(), 0], probes[back.ravel(), 1]
+            batch.region[open_],
+            batch.landmark[open_],
+            bound[open_],
+            licensed[open_],
+            qlat[back.ravel()],
+            qlon[back.ravel()],
         )
         rules[open_[covered]] = Shortcut.INCONCLUSIVE_BY_PROBE
     codes = shortcut_verdict(rules)

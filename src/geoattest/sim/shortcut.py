@@ -17,6 +17,8 @@ true place (on land, inside every disk: delays only ever add, bounds are at c).
   F touches only licensed land; it touches P's land, so with P licensed: **ALLOWED**.
 - If the reach is shorter than the distance to any licensed land: **OUTSIDE** (F touches
   P's land, so some land).
+- If no disk can be drawn (each holds a pole or a hemisphere; drawability only gets
+  lost as a disk grows), the appraiser has no bounded region: **INCONCLUSIVE**.
 - A *probe* point q of land on the other side of the border from P that lies inside every
   cap lies inside F; F then touches licensed and unlicensed land: **INCONCLUSIVE**.
 
@@ -47,10 +49,10 @@ SEGMENT_DEG = 0.05
 SEGMENT_SLACK_KM = 5.0
 """Taken off every distance to land: no point of a segment is farther than this from the
 nearer of its ends."""
-REACH_STEP_KM = 0.5
+REACH_STEP_KM = 1.0
 """Resolution of the per-landmark table of polygon reach against disk radius."""
-REACH_TABLE_KM = 4000.0
-"""Disks larger than this are never decided by a shortcut."""
+REACH_TABLE_KM = 10_010.0
+"""A quarter of the earth's circumference and a little more: no larger cap can be drawn."""
 PROBE_MARGIN_KM = 0.01
 """A probe must lie this far inside every cap (floating-point room)."""
 
@@ -66,6 +68,8 @@ class Shortcut(IntEnum):
     """The base disk reaches no licensed land."""
     INCONCLUSIVE_BY_PROBE = 3
     """Land on the other side of the border lies in every disk."""
+    INCONCLUSIVE_UNBOUNDED = 4
+    """No disk can be drawn (each holds a pole or a hemisphere): no bounded region."""
 
 
 VERDICT_CODES: tuple[Verdict, ...] = tuple(Verdict)
@@ -124,7 +128,14 @@ class FleetVerdicts:
         lat = np.asarray([s.latitude for s in self.landmarks])
         lon = np.asarray([s.longitude for s in self.landmarks])
         self._lat, self._lon = lat, lon
-        self._reach = np.stack([_reach_table(math.radians(p)) for p in lat])
+        raw = np.stack([_reach_table(math.radians(p)) for p in lat])
+        # Drawability only gets lost as a cap grows: past the first radius on the grid
+        # that cannot be drawn, none can.
+        undrawable = ~np.isfinite(raw)
+        self._undrawable_km = np.where(
+            undrawable.any(axis=1), undrawable.argmax(axis=1) * REACH_STEP_KM, np.inf
+        )
+        self._reach = np.maximum.accumulate(raw, axis=1)
         # Distance from each landmark to land outside / inside each region's countries.
         self.to_foreign = np.zeros((len(self.landmarks), len(self.regions)))
         self.to_licensed = np.zeros_like(self.to_foreign)
@@ -137,6 +148,13 @@ class FleetVerdicts:
             self._sides.append(
                 tuple((pieces[m], shapely.STRtree(pieces[m])) for m in (~inside, inside))
             )
+        # The nearest land on either side of each region's border to each landmark.
+        self._near = np.full((len(self.landmarks), len(self.regions), 2, 2), np.nan)
+        for j in range(len(self.regions)):
+            for side, flag in ((0, True), (1, False)):
+                self._near[:, j, side, 0], self._near[:, j, side, 1] = self.probes(
+                    lat, lon, j, np.full(lat.shape, flag)
+                )
         for i in range(len(self.landmarks)):
             d = distance_km(lat[i], lon[i], self.land.lat, self.land.lon)
             on = policy.countries.touching(shapely.Point(lon[i], lat[i]))
@@ -195,23 +213,37 @@ class FleetVerdicts:
             out[licensed & (reach < self.to_foreign[base_lm, region])] = Shortcut.ALLOWED_BY_REACH
         outside = (out == 0) & (reach < self.to_licensed[base_lm, region])
         out[outside] = Shortcut.OUTSIDE_BY_REACH
+        unbounded = np.all(grown >= self._undrawable_km[landmark], axis=1)
+        out[(out == 0) & unbounded] = Shortcut.INCONCLUSIVE_UNBOUNDED
         return out
 
-    def by_probe(
+    def by_probe(  # noqa: PLR0917  (parallel arrays, one per proof attribute)
         self,
+        region: npt.NDArray[np.int64],
         landmark: npt.NDArray[np.int64],
         bound_km: npt.NDArray[np.float64],
+        licensed: npt.NDArray[np.bool_],
         probe_lat: npt.NDArray[np.float64],
         probe_lon: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.bool_]:
-        """Whether each proof's probe (land across the border from the chip, NaN if none)
-        lies inside every one of its caps: then the verdict is INCONCLUSIVE."""
+        """Whether land across the border from each chip lies inside every one of its
+        caps: then the verdict is INCONCLUSIVE. The probes tried are the given point (the
+        nearest such land to the chip, NaN if none) and the nearest such land to each of
+        the proof's landmarks."""
         if not self._enabled:
             return np.zeros(landmark.shape[0], dtype=bool)
+        side = np.where(licensed, 0, 1)[:, None]
+        near = self._near[landmark, region[:, None], side]
+        lat = np.concatenate([probe_lat[:, None], near[..., 0]], axis=1)
+        lon = np.concatenate([probe_lon[:, None], near[..., 1]], axis=1)
         d = distance_km(
-            self._lat[landmark], self._lon[landmark], probe_lat[:, None], probe_lon[:, None]
+            self._lat[landmark][:, :, None],
+            self._lon[landmark][:, :, None],
+            lat[:, None, :],
+            lon[:, None, :],
         )
-        return np.asarray(np.all(d < self._grown(bound_km) - PROBE_MARGIN_KM, axis=1))
+        inside = d < (self._grown(bound_km) - PROBE_MARGIN_KM)[:, :, None]
+        return np.asarray(np.any(np.all(inside, axis=1), axis=1))
 
     def _grown(self, bound_km: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """:func:`geoattest.geo.sphere.grow` of each bound widened by the policy, in bulk."""
@@ -242,6 +274,7 @@ def shortcut_verdict(rule: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
     codes[rule == Shortcut.ALLOWED_BY_REACH] = CODE_OF[Verdict.ALLOWED]
     codes[rule == Shortcut.OUTSIDE_BY_REACH] = CODE_OF[Verdict.OUTSIDE]
     codes[rule == Shortcut.INCONCLUSIVE_BY_PROBE] = CODE_OF[Verdict.INCONCLUSIVE]
+    codes[rule == Shortcut.INCONCLUSIVE_UNBOUNDED] = CODE_OF[Verdict.INCONCLUSIVE]
     return codes
 
 
@@ -255,8 +288,8 @@ def _floor(d: npt.NDArray[np.float64]) -> float:
 
 
 def _reach_table(phi: float) -> npt.NDArray[np.float64]:
-    """Polygon reach (km) against grown disk radius on a grid of REACH_STEP_KM, made
-    non-decreasing so that looking up the next step up bounds the reach from above."""
+    """Polygon reach (km) against grown disk radius on a grid of REACH_STEP_KM (inf where
+    no polygon can be drawn). Made non-decreasing by the caller, looking up the next step
+    up bounds the reach from above."""
     radii = np.arange(0.0, REACH_TABLE_KM + REACH_STEP_KM, REACH_STEP_KM)
-    reach = np.asarray([ring_reach(phi, r / EARTH_RADIUS_KM) * EARTH_RADIUS_KM for r in radii])
-    return np.maximum.accumulate(reach)
+    return np.asarray([ring_reach(phi, r / EARTH_RADIUS_KM) * EARTH_RADIUS_KM for r in radii])

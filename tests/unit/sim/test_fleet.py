@@ -44,7 +44,7 @@ def test_the_sample_replayed_through_the_real_pipeline_agrees() -> None:
     summary = check_sample(scenario(), result)
     assert summary["checked"] == len(result.sampled) == 40
     assert summary["matched"] == 40, summary["mismatches"]
-    assert set(summary["by_rule"]) == {
+    assert set(summary["by_rule"]) >= {
         "allowed_by_reach",
         "outside_by_reach",
         "inconclusive_by_probe",

@@ -80,7 +80,10 @@ def judge(place: int, region: int, landmarks: list[int], slack: list[float]) -> 
         qlat, qlon = verdicts.probes(
             np.asarray([lat]), np.asarray([lon]), region, np.asarray([licensed])
         )
-        if verdicts.by_probe(lm, bound, qlat, qlon)[0]:
+        covered = verdicts.by_probe(
+            np.asarray([region]), lm, bound, np.asarray([licensed]), qlat, qlon
+        )
+        if covered[0]:
             rule = Shortcut.INCONCLUSIVE_BY_PROBE
     bounds = [
         LandmarkBound(sites[i].landmark_id, sites[i].latitude, sites[i].longitude, 0, motion_km=r)
@@ -93,6 +96,7 @@ IMPLIED = {
     Shortcut.ALLOWED_BY_REACH: Verdict.ALLOWED,
     Shortcut.OUTSIDE_BY_REACH: Verdict.OUTSIDE,
     Shortcut.INCONCLUSIVE_BY_PROBE: Verdict.INCONCLUSIVE,
+    Shortcut.INCONCLUSIVE_UNBOUNDED: Verdict.INCONCLUSIVE,
 }
 
 
@@ -114,7 +118,12 @@ def test_a_decided_shortcut_is_the_appraisers_verdict(
         region = data.draw(st.integers(0, len(verdicts.regions) - 1))
     slack = data.draw(
         st.lists(
-            st.one_of(st.floats(0.0, 5.0), st.floats(0.0, 60.0), st.floats(0.0, 3000.0)),
+            st.one_of(
+                st.floats(0.0, 5.0),
+                st.floats(0.0, 60.0),
+                st.floats(0.0, 3000.0),
+                st.floats(0.0, 20_000.0),
+            ),
             min_size=len(landmarks),
             max_size=len(landmarks),
         )
@@ -141,6 +150,8 @@ def test_every_shortcut_fires_somewhere() -> None:
     tokyo_tight = judge(12, jp, [5], [5.0])
     shenzhen_for_sg = judge(3, sg, [3], [2.0])
     singapore_wide = judge(0, sg, [0, 1], [40.0, 40.0])
+    anywhere = judge(0, sg, [7, 8], [9000.0, 9000.0])
     assert tokyo_tight == (Shortcut.ALLOWED_BY_REACH, Verdict.ALLOWED)
     assert shenzhen_for_sg == (Shortcut.OUTSIDE_BY_REACH, Verdict.OUTSIDE)
     assert singapore_wide == (Shortcut.INCONCLUSIVE_BY_PROBE, Verdict.INCONCLUSIVE)
+    assert anywhere == (Shortcut.INCONCLUSIVE_UNBOUNDED, Verdict.INCONCLUSIVE)
