@@ -42,8 +42,9 @@ def test_every_chip_is_counted_once_and_no_diverted_chip_is_allowed() -> None:
 def test_the_sample_replayed_through_the_real_pipeline_agrees() -> None:
     result = study()
     summary = check_sample(scenario(), result)
-    assert summary["checked"] == len(result.sampled) == 40
-    assert summary["matched"] == 40, summary["mismatches"]
+    # Up to 8 chips for each of the 5 ways a verdict is reached (fewer if a way is rare).
+    assert 30 <= summary["checked"] == len(result.sampled) <= 40
+    assert summary["matched"] == summary["checked"], summary["mismatches"]
     assert set(summary["by_rule"]) >= {
         "allowed_by_reach",
         "outside_by_reach",
