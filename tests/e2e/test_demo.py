@@ -80,7 +80,9 @@ def test_result_tokens_verify_with_the_published_keys_only(demo_run):
         if line.get("verdict") == "ALLOWED" and line["result_token"]:
             token = line["result_token"]
             key = keys[jwt.get_unverified_header(token)["kid"]]
-            claims = jwt.decode(token, key, algorithms=["ES256"])
+            # Each result licensed its chip only for the stale window after its evidence,
+            # so the run's early ones have expired by now: check signatures and claims.
+            claims = jwt.decode(token, key, algorithms=["ES256"], options={"verify_exp": False})
             submod = claims["submods"][f"chip-{line['device_id']}"]
             assert submod["ear.status"] == "affirming"
             checked += 1
