@@ -1,6 +1,7 @@
 """A heartbeat that stops (powered off, firewalled, in transit): the verifier calls the
 device STALE within one sweep of the missed cadences, the chip's licence runs out at the
-same time, and its agent degrades after its grace period; nothing trusted moves."""
+same time, and its agent degrades after its grace period; nothing trusted moves. The
+export licence's end degrades the chip the same way."""
 
 from __future__ import annotations
 
@@ -137,3 +138,14 @@ def test_the_last_result_of_a_powered_off_chip_licenses_nothing_after_the_window
         assert holder.offer(token, served.now_s())
         served.elapse(chip, 2, powered=False)
         assert not holder.offer(token, served.now_s())
+
+
+def test_export_licence_end_degrades_the_chip_though_its_proofs_stay_allowed() -> None:
+    """The verdict is about where the chip is; the licence is what lets it run."""
+    outcome = assert_outcome(
+        "export_licence_ends",
+        Verdict.ALLOWED,
+        device_state="ATTESTING",
+        licence="degraded",
+    )
+    assert "licence grace from +15 min" in outcome.detail

@@ -42,3 +42,10 @@ def test_cloned_key_answering_from_singapore_while_original_in_shenzhen_raises_c
         reason=Reason.FORK,
         alerts=(AlertKind.CLONE,),
     )
+
+
+def test_certificate_not_chained_to_the_manufacturer_is_refused_at_enrolment() -> None:
+    """The verifier enrols nothing: the device never exists for it."""
+    assert_outcome(
+        "certificate_not_chained_to_manufacturer", Verdict.REJECTED, reason=Reason.BAD_CHAIN
+    )

@@ -27,7 +27,7 @@ from geoattest.attacks.world import (
     LandmarkClock,
 )
 from geoattest.crypto import KeySigner, sha256
-from geoattest.errors import Reason
+from geoattest.errors import EvidenceError, Reason
 from geoattest.netsim.adversary import (
     AdaptiveDelay,
     Adversary,
@@ -597,6 +597,49 @@ def play_predictable_landmark_excluded_by_crosscheck(world: AttackWorld) -> Obse
     return _served_attack(world, _predicted)
 
 
+# --- identity at enrolment, and the export licence's end ---------------------------------
+
+
+def play_certificate_not_chained_to_manufacturer(world: AttackWorld) -> Observed:
+    """The host enrols a key certified by a root of its own making, as chip-sg."""
+    with ServedWorld.open(world) as served:
+        forged_root = served.manufacturer("Attack World Accelerators")
+        try:
+            served.enrol(Chip("chip-sg", SINGAPORE, "SG", SG_LANDMARKS), manufacturer=forged_root)
+        except EvidenceError as refused:
+            enrolled = served.store.summary("chip-sg") is not None
+            return Observed(
+                Verdict.REJECTED,
+                refused.reason,
+                tuple(AlertKind(a.kind) for a in served.alerts),
+                enrolled,
+                refused.detail,
+            )
+        return Observed(Verdict.ALLOWED, None, (), True, "enrolled with a forged root")
+
+
+def play_export_licence_ends(world: AttackWorld) -> Observed:
+    """An honest Singapore chip whose export licence ends 15 minutes after its first proof
+    keeps proving for an hour."""
+    with ServedWorld.open(world) as served:
+        chip = served.enrol(
+            Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1), licence_s=900
+        )
+        served.cycle(chip)
+        before, t0 = served.head(chip), world.now_ns()
+        timeline = served.elapse(chip, 6)
+        result = chip.results[-1]
+        return Observed(
+            result.verdict,
+            result.reason,
+            tuple(AlertKind(a.kind) for a in served.alerts),
+            served.head(chip) != before,
+            f"{result.detail}; {_silence_detail(timeline, t0)}",
+            served.service.device_status(chip.device_id, world.now_ns()).state.value,
+            chip.attester.status(served.now_s()).value,
+        )
+
+
 # --- heartbeat ---------------------------------------------------------------------------
 
 
@@ -847,6 +890,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_unmeasured_agent,
     ),
     Scenario(
+        "certificate_not_chained_to_manufacturer",
+        "identity",
+        "The host enrols a key under chip-sg's name with a certificate from a root of its own.",
+        _rejected(Reason.BAD_CHAIN),
+        play_certificate_not_chained_to_manufacturer,
+    ),
+    Scenario(
         "chip_a_answers_for_chip_b",
         "identity",
         "Chip A in Singapore runs the rounds under chip B's name; B submits them.",
@@ -1012,6 +1062,19 @@ SCENARIOS: tuple[Scenario, ...] = (
             licence="degraded",
         ),
         play_heartbeat_stops_in_transit,
+    ),
+    Scenario(
+        "export_licence_ends",
+        "heartbeat",
+        "An honest Singapore chip keeps proving every cadence past the end of its export "
+        "licence (15 min after its first proof).",
+        Expect(
+            frozenset({Verdict.ALLOWED}),
+            advances=True,
+            device_state="ATTESTING",
+            licence="degraded",
+        ),
+        play_export_licence_ends,
     ),
 )
 

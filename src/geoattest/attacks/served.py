@@ -103,7 +103,7 @@ class ServedWorld:
     def __init__(self, world: AttackWorld, directory: Path) -> None:
         self.world = world
         self.directory = directory
-        self._ca = ManufacturerCA.create("Attack World Accelerators", self._at(-86400))
+        self._ca = self.manufacturer("Attack World Accelerators")
         self._licences = _IssuedLicences()
         self.store = SqlStore.open(directory / "verifier.db")
         self.alerts: list[Alert] = []
@@ -136,6 +136,10 @@ class ServedWorld:
             finally:
                 served.store.close()
 
+    def manufacturer(self, name: str) -> ManufacturerCA:
+        """A manufacturer root valid from a day ago (only the first is trusted)."""
+        return ManufacturerCA.create(name, self._at(-86400))
+
     def _at(self, offset_s: int = 0) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.world.now_ns() / SECOND_NS + offset_s, dt.UTC)
 
@@ -144,17 +148,29 @@ class ServedWorld:
 
     # --- parties ------------------------------------------------------------------------
 
-    def enrol(self, chip: Chip) -> ServedChip:
-        """Provision ``chip`` (key, certificate, export licence) and enrol it as its agent does."""
+    def enrol(
+        self,
+        chip: Chip,
+        *,
+        manufacturer: ManufacturerCA | None = None,
+        licence_s: int = EXPORT_LICENCE_S,
+    ) -> ServedChip:
+        """Provision ``chip`` (key, certificate, export licence for ``licence_s`` from now)
+        and enrol it as its agent does. ``manufacturer`` issues the certificate (default:
+        the one the verifier trusts).
+
+        Raises:
+            EvidenceError: the verifier refused the enrolment.
+        """
         signer = KeySigner.generate()
-        certificate = self._ca.issue_device_certificate(
+        certificate = (manufacturer or self._ca).issue_device_certificate(
             signer.verifying_key.public_key, chip.device_id, "H100", self._at(-3600)
         )
         self._licences.issue(
             ExportLicence(
                 chip.device_id,
                 chip.licensed_region,
-                (self.now_s() + EXPORT_LICENCE_S) * SECOND_NS,
+                (self.now_s() + licence_s) * SECOND_NS,
             )
         )
         claim = verifier_service_pb2.EnrolmentClaim(
