@@ -4,7 +4,8 @@ A relying party (or the chip's own licence enforcement) checks a result with any
 library and the verifier's JWKS; nothing else of geoattest is needed. The claims follow
 the EAR profile (``tag:github.com,2023:veraison/ear``)::
 
-    {"eat_profile": ..., "iat": ..., "exp": <licence expiry>, "iss": <verifier id>,
+    {"eat_profile": ..., "iat": ..., "exp": <evidence time + stale window, at most the
+     licence end>, "iss": <verifier id>,
      "ear.verifier-id": {"developer": "geoattest", "build": "geoattest <version>"},
      "submods": {"chip-<device id>": {
          "ear.status": "affirming" | "warning" | "contraindicated",
