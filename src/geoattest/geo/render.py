@@ -73,22 +73,11 @@ def draw_situation(
     x0, y0, x1, y1 = view
     window = shapely.box(x0, y0, x1, y1)
 
-    # Country borders and coastlines from the same Natural Earth data.
-    for shift in (-360.0, 0.0, 360.0):
-        moved = shapely.affinity.translate(window, xoff=-shift)
-        for i in countries.tree.query(moved):
-            piece = shapely.affinity.translate(countries.pieces[i], xoff=shift)
-            _fill(ax, piece, facecolor="#efeae0", edgecolor="none", zorder=1)
-        for code in countries.touching(moved) if moved.intersects(_WORLD) else ():
-            if code == "-99":
-                continue
-            outline = shapely.affinity.translate(countries.get(code).shape, xoff=shift).boundary
-            _line(ax, shapely.intersection(outline, window), color="#7a7a7a", lw=0.6, zorder=2)
-
+    draw_land(ax, countries, window)
     if licensed is not None:
-        for shift in (-360.0, 0.0, 360.0):
-            part = shapely.intersection(shapely.affinity.translate(licensed, xoff=shift), window)
-            _fill(ax, part, facecolor="#9fd39f", edgecolor="#2e7d32", alpha=0.55, zorder=3)
+        draw_shape(
+            ax, licensed, window, facecolor="#9fd39f", edgecolor="#2e7d32", alpha=0.55, zorder=3
+        )
 
     lam_ref = math.radians(centre_lon)
     for b in bounds:
@@ -104,9 +93,7 @@ def draw_situation(
         _fill(ax, feasible, facecolor="#d62728", edgecolor="#8b0000", alpha=0.25, zorder=5)
     if licensed is not None:
         # Outline the licensed region again on top, so it shows through the feasible region.
-        for shift in (-360.0, 0.0, 360.0):
-            part = shapely.intersection(shapely.affinity.translate(licensed, xoff=shift), window)
-            _fill(ax, part, facecolor="none", edgecolor="#2e7d32", lw=1.2, zorder=5.5)
+        draw_shape(ax, licensed, window, facecolor="none", edgecolor="#2e7d32", lw=1.2, zorder=5.5)
 
     for b in bounds:
         lon = float(wrap_lon(b.longitude, centre_lon))
@@ -130,16 +117,56 @@ def draw_situation(
         handles.append(Line2D([], [], marker="o", ls="none", mfc="none", mec="k", label="probe"))
     if legend:
         ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.9)
+    frame_axes(ax, view)
+    ax.set_title(title)
+
+
+def frame_axes(ax: Any, view: tuple[float, float, float, float]) -> None:
+    """Limits (west, south, east, north), a local equal-distance aspect, labels, the sea."""
+    x0, y0, x1, y1 = view
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect(1.0 / max(0.05, math.cos(math.radians((y0 + y1) / 2))))
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_facecolor("#dbe9f6")
-    ax.set_title(title)
 
 
 _WORLD = shapely.box(-180.0, -90.0, 180.0, 90.0)
+
+
+def draw_land(
+    ax: Any, countries: Countries, window: BaseGeometry, *, border_zorder: float = 2
+) -> None:
+    """Land (filled) and country borders and coastlines (lines) inside ``window``.
+
+    The window is in unwrapped longitudes (it may leave [-180, 180]); land is shifted by
+    whole turns to meet it. Borders go at ``border_zorder``, so a caller can lay its own
+    layer between the land and the borders.
+    """
+    for shift in (-360.0, 0.0, 360.0):
+        moved = shapely.affinity.translate(window, xoff=-shift)
+        for i in countries.tree.query(moved):
+            piece = shapely.affinity.translate(countries.pieces[i], xoff=shift)
+            _fill(ax, piece, facecolor="#efeae0", edgecolor="none", zorder=1)
+        for code in countries.touching(moved) if moved.intersects(_WORLD) else ():
+            if code == "-99":
+                continue
+            outline = shapely.affinity.translate(countries.get(code).shape, xoff=shift).boundary
+            _line(
+                ax,
+                shapely.intersection(outline, window),
+                color="#7a7a7a",
+                lw=0.6,
+                zorder=border_zorder,
+            )
+
+
+def draw_shape(ax: Any, shape: BaseGeometry, window: BaseGeometry, **style: object) -> None:
+    """A region (longitudes in [-180, 180]) filled or outlined inside an unwrapped window."""
+    for shift in (-360.0, 0.0, 360.0):
+        part = shapely.intersection(shapely.affinity.translate(shape, xoff=shift), window)
+        _fill(ax, part, **style)
 
 
 def _centre_lon(bounds: Sequence[LandmarkBound], feasible: BaseGeometry | None) -> float:
