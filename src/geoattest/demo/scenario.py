@@ -108,6 +108,12 @@ def load_scenario(path: Path) -> Scenario:
         raise ConfigError(f"scenario {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"scenario {path} is not valid TOML: {exc}") from None
+    return scenario_from_mapping(document, path)
+
+
+def scenario_from_mapping(document: Mapping[str, Any], path: Path) -> Scenario:
+    """A scenario from its parsed TOML; ``path`` names it in errors and resolves relative
+    policy files. Files that extend the scenario format strip their own keys first."""
     top = _keys(f"scenario {path}", document, _TOP, {"policy", "landmarks", "chips"})
     landmarks = []
     for i, raw in enumerate(top["landmarks"] if isinstance(top["landmarks"], list) else [None]):
