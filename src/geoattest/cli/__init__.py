@@ -14,7 +14,7 @@ import typer
 
 import geoattest.cli.landmark_serve  # registers 'landmark serve'
 import geoattest.cli.verifier_serve  # noqa: F401  (registers 'verifier serve')
-from geoattest.cli import attack, attestor, bench, demo, geo, pki, sim
+from geoattest.cli import attack, attestor, bench, demo, geo, pki, plan, report, sim
 from geoattest.errors import ConfigError, GeoattestError
 
 app = typer.Typer(
@@ -34,6 +34,8 @@ app.command("demo")(demo.demo)
 app.add_typer(bench.app, name="bench")
 app.add_typer(attack.app, name="attack")
 app.add_typer(sim.app, name="sim")
+app.add_typer(plan.app, name="plan")
+app.command("report")(report.report)
 
 EXIT_ERROR = 2
 # The usage-error base class, reached through typer's public BadParameter so that this

@@ -1,0 +1,251 @@
+"""``geoattest plan`` and ``geoattest report`` through the real console script."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from command import assert_one_line_error, run_geoattest
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+SMALL_DEPLOYMENT = """
+name = "Taiwan test deployment"
+landmarks_per_chip = 3
+quorum = 3
+
+[policy]
+id = "tw-test"
+version = 1
+embargo = ["KP"]
+
+[policy.regions]
+TW = { countries = ["TW"] }
+
+[plan]
+budget = 1
+
+[[plan.candidates]]
+id = "khh"
+name = "Kaohsiung"
+lat = 22.6273
+lon = 120.3014
+
+[[landmarks]]
+id = "lm-tpe"
+name = "Taipei"
+lat = 25.0330
+lon = 121.5654
+
+[[landmarks]]
+id = "lm-hkg"
+name = "Hong Kong"
+lat = 22.3193
+lon = 114.1694
+
+[[landmarks]]
+id = "lm-tyo"
+name = "Tokyo"
+lat = 35.6762
+lon = 139.6503
+"""
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Path:
+    path = tmp_path / "tw.toml"
+    path.write_text(SMALL_DEPLOYMENT, encoding="utf-8")
+    return path
+
+
+def test_coverage_json_has_both_shares_at_both_stretches(tmp_path: Path) -> None:
+    out = tmp_path / "tw.png"
+    result = run_geoattest(
+        "plan", "coverage", "--region", "TW", "--resolution", "0.1", "--out", str(out), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    for key in (
+        "certifiable_area_share",
+        "certifiable_population_share",
+        "certifiable_area_share_p90",
+        "certifiable_population_share_p90",
+    ):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["certifiable_population_share"] > summary["certifiable_area_share"] > 0
+    assert summary["region"] == "TW"
+    assert out.read_bytes().startswith(PNG)
+
+
+def test_coverage_table_for_people(tmp_path: Path, deployment: Path) -> None:
+    out = tmp_path / "map.png"
+    result = run_geoattest(
+        "plan", "coverage", "--scenario", str(deployment), "--resolution", "0.2", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "certifiable" in result.stdout
+    assert "Coverage of TW" in result.stdout
+    assert out.is_file()
+
+
+def test_landmarks_plan_json_and_maps(tmp_path: Path, deployment: Path) -> None:
+    result = run_geoattest(
+        "plan",
+        "landmarks",
+        "--scenario",
+        str(deployment),
+        "--resolution",
+        "0.2",
+        "--out-dir",
+        str(tmp_path / "plan"),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [p["id"] for p in summary["picks"]] == ["khh"]
+    assert summary["picks"][0]["population_gain"] > 0
+    after = summary["after"]["certifiable_population_share"]
+    assert after > summary["before"]["certifiable_population_share"]
+    for path in summary["maps"].values():
+        assert Path(path).read_bytes().startswith(PNG)
+
+
+def test_landmarks_with_a_candidates_file(tmp_path: Path, deployment: Path) -> None:
+    candidates = tmp_path / "c.json"
+    candidates.write_text(json.dumps([{"name": "Taichung", "lat": 24.1477, "lon": 120.6736}]))
+    result = run_geoattest(
+        "plan",
+        "landmarks",
+        "--scenario",
+        str(deployment),
+        "--candidates",
+        str(candidates),
+        "--resolution",
+        "0.2",
+        "--out-dir",
+        str(tmp_path / "p"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "new-1" in result.stdout
+    assert "certifiable population" in result.stdout
+
+
+def test_report_puts_it_together(tmp_path: Path, deployment: Path) -> None:
+    out = tmp_path / "report"
+    result = run_geoattest(
+        "report",
+        "--deployment",
+        str(deployment),
+        "--out-dir",
+        str(out),
+        "--resolution",
+        "0.2",
+        "--fleet-devices",
+        "300",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    text = (out / "REPORT.md").read_text(encoding="utf-8")
+    for heading in (
+        "# Taiwan test deployment",
+        "## Deployment",
+        "## Region TW",
+        "### Landmark plan for TW",
+        "## Fleet study",
+    ):
+        assert heading in text
+    assert "false ALLOWED (a diverted chip certified): 0" in text
+    assert "`lm-tpe`" in text
+    for image in ("coverage-TW.png", "landmarks-TW-after.png"):
+        assert f"]({image})" in text
+        assert (out / image).read_bytes().startswith(PNG)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["plan", "coverage", "--region", "XX"], ["XX", "not licensed"]),
+        (["plan", "coverage", "--scenario", "/nonexistent.toml"], ["does not exist"]),
+        (["plan", "coverage", "--resolution", "0"], ["resolution"]),
+        (["plan", "coverage", "--out", "/nonexistent/dir/map.png"], ["does not exist"]),
+        (["plan", "landmarks", "--budget", "-1"], ["budget"]),
+        (["plan", "landmarks", "--region", "XX"], ["XX"]),
+        (["plan", "landmarks", "--candidates", "/nonexistent.toml"], ["does not exist"]),
+        (["plan", "landmarks", "--radius", "0"], ["--radius"]),
+        (["report", "--deployment", "/nonexistent.toml"], ["does not exist"]),
+        (["report", "--budget", "-2"], ["budget"]),
+        (["report", "--fleet-devices", "-1"], ["fleet-devices"]),
+    ],
+)
+def test_bad_input_is_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], needles: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # default outputs would land here, never in the checkout
+    result = run_geoattest(*args)
+    assert result.returncode == 2
+    assert not list(tmp_path.iterdir()), "nothing is written before the input is checked"
+    assert_one_line_error(result, *needles)
+
+
+def test_unwritable_out_dir_is_one_line_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        for args in (
+            ["report", "--out-dir", str(locked / "r")],
+            ["plan", "landmarks", "--out-dir", str(locked / "p")],
+            ["plan", "coverage", "--out", str(locked / "c.png")],
+        ):
+            result = run_geoattest(*args)
+            assert result.returncode == 2
+            assert_one_line_error(result, "writable")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_out_dir_that_is_a_file_is_one_line_error(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory", encoding="utf-8")
+    result = run_geoattest("report", "--out-dir", str(taken))
+    assert result.returncode == 2
+    assert_one_line_error(result, "not a directory")
+
+
+def test_bad_deployment_file_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[plan]\nbudget = 'many'\n", encoding="utf-8")
+    result = run_geoattest("plan", "coverage", "--scenario", str(bad))
+    assert result.returncode == 2
+    assert_one_line_error(result)
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (["plan", "coverage"], ["--scenario", "--region", "--out", "--resolution", "--json"]),
+        (
+            ["plan", "landmarks"],
+            [
+                "--scenario",
+                "--region",
+                "--candidates",
+                "--budget",
+                "--radius",
+                "--out-dir",
+                "--resolution",
+                "--json",
+            ],
+        ),
+        (["report"], ["--deployment", "--out-dir", "--budget", "--resolution", "--fleet-devices"]),
+    ],
+)
+def test_every_option_is_documented(command: list[str], options: list[str]) -> None:
+    result = run_geoattest(*command, "--help")
+    assert result.returncode == 0
+    for option in options:
+        assert option in result.stdout

@@ -1,0 +1,143 @@
+"""Landmark placement: the greedy search, default candidates, deployment files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geoattest.demo.scenario import LandmarkSite
+from geoattest.errors import ConfigError
+from geoattest.plan.coverage import country_codes
+from geoattest.plan.deployment import (
+    default_deployment,
+    example_deployment_path,
+    load_candidates,
+    load_deployment,
+    parse_candidates,
+    unique_ids,
+)
+from geoattest.plan.placement import default_candidates, plan_landmarks
+
+KAOHSIUNG = LandmarkSite("kaohsiung", "Kaohsiung", 22.6273, 120.3014)
+ULAANBAATAR = LandmarkSite("ulaanbaatar", "Ulaanbaatar", 47.8864, 106.9057)
+
+
+def test_greedy_picks_the_site_that_helps_and_stops_when_none_does() -> None:
+    demo = default_deployment()
+    plan = plan_landmarks(
+        demo.policy,
+        "TW",
+        demo.landmarks,
+        [ULAANBAATAR, KAOHSIUNG],
+        landmarks_per_chip=demo.landmarks_per_chip,
+        budget=2,
+        resolution_deg=0.1,
+    )
+    assert [p.site.landmark_id for p in plan.picks] == ["kaohsiung"]
+    assert plan.stopped_early
+    gain = plan.picks[0].population_gain
+    assert gain is not None
+    assert gain > 0
+    before = plan.before.stretches["median"].population_share
+    after = plan.after.stretches["median"].population_share
+    assert before is not None
+    assert after is not None
+    assert after > before
+    out = plan.to_json()
+    assert out["budget_used"] == 1
+    assert out["after"]["certifiable_population_share"] == after
+
+
+def test_a_zero_budget_keeps_the_deployment() -> None:
+    demo = default_deployment()
+    plan = plan_landmarks(
+        demo.policy,
+        "TW",
+        demo.landmarks,
+        [KAOHSIUNG],
+        landmarks_per_chip=4,
+        budget=0,
+        resolution_deg=0.2,
+    )
+    assert plan.picks == ()
+    assert plan.after is plan.before
+
+
+def test_bad_budgets_are_refused() -> None:
+    demo = default_deployment()
+    for budget in (-1, 2):
+        with pytest.raises(ConfigError, match="budget"):
+            plan_landmarks(
+                demo.policy,
+                "TW",
+                demo.landmarks,
+                [KAOHSIUNG],
+                landmarks_per_chip=4,
+                budget=budget,
+            )
+
+
+def test_default_candidates_are_large_towns_near_the_region_and_apart() -> None:
+    demo = default_deployment()
+    sites = default_candidates(demo.policy, "SG", demo.landmarks, radius_km=400, count=10)
+    assert len(sites) == 10
+    assert len({s.landmark_id for s in sites}) == 10
+    lat = np.asarray([s.latitude for s in sites])
+    lon = np.asarray([s.longitude for s in sites])
+    # None within 25 km of an existing landmark (Johor Bahru is next to lm-sin).
+    for lm in demo.landmarks:
+        d = np.hypot(lat - lm.latitude, (lon - lm.longitude) * np.cos(np.radians(lat)))
+        assert (d * 111 > 20).all()
+    assert not {"KP", "IR"} & set(country_codes(demo.policy.countries, lat, lon))
+
+
+def test_the_example_deployment_loads() -> None:
+    example = load_deployment(example_deployment_path())
+    assert example.name == "Southeast Asia with 12 landmarks"
+    assert len(example.landmarks) == 12
+    assert example.regions == ("SG", "MY", "TH", "VN", "ID", "PH")
+    assert example.budget == 2
+    assert example.scenario.chips == ()
+
+
+def test_deployment_files_are_checked(tmp_path: Path) -> None:
+    base = example_deployment_path().read_text(encoding="utf-8")
+    cases = {
+        "unknown": base.replace("budget = 2 ", "bugdet = 2 "),
+        "budget": base.replace("budget = 2 ", "budget = -1 "),
+        "region": base.replace('regions = ["SG"', 'regions = ["XX"'),
+    }
+    for needle, text in cases.items():
+        path = tmp_path / f"{needle}.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=needle if needle != "region" else "XX"):
+            load_deployment(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_deployment(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_deployment(bad)
+
+
+def test_candidate_files_in_toml_and_json(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('[[candidates]]\nname = "Kaohsiung"\nlat = 22.6\nlon = 120.3\n', "utf-8")
+    assert load_candidates(toml)[0].landmark_id == "new-1"
+    js = tmp_path / "c.json"
+    js.write_text(json.dumps([{"id": "khh", "name": "Kaohsiung", "lat": 22.6, "lon": 120.3}]))
+    assert load_candidates(js)[0].landmark_id == "khh"
+    for entries, needle in (
+        ([], "non-empty"),
+        ([{"name": "x", "lat": 95, "lon": 0}], "lat"),
+        ([{"name": "x", "lat": 1}], "missing"),
+        ([{"name": "x", "lat": 1, "lon": 2, "alt": 3}], "unknown"),
+        ([{"id": "a", "name": "x", "lat": 1, "lon": 2}] * 2, "unique"),
+    ):
+        with pytest.raises(ConfigError, match=needle):
+            parse_candidates(entries, "test")
+    with pytest.raises(ConfigError, match="already landmarks"):
+        unique_ids(default_deployment().landmarks, [LandmarkSite("lm-sin", "x", 1.0, 2.0)])
