@@ -58,7 +58,7 @@ from geoattest.verdict import Verdict
 from geoattest.wire.decode import MAX_PROOF_BYTES, decode
 from verifier.client import MAX_MESSAGE_BYTES, REASON_METADATA
 from verifier.service import AlertHub, AlertsOverflowError, ProofResult, VerifierService
-from verifier.store import StoreConflictError
+from verifier.store import StoreConflictError, StoreUnavailableError
 
 log = logging.getLogger("geoattest.verifier")
 
@@ -166,7 +166,7 @@ class VerifierServicer:
             await _abort(context, status_for(exc.reason), exc.reason, exc.detail)
         except StoreConflictError as exc:
             await _abort(context, grpc.StatusCode.ABORTED, "store.conflict", str(exc))
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StoreUnavailableError) as exc:
             log.exception("store failure")
             await _abort(
                 context, grpc.StatusCode.UNAVAILABLE, "store.unavailable", type(exc).__name__
@@ -407,7 +407,7 @@ class VerifierServer:
             await asyncio.sleep(self._sweep_every_s)
             try:
                 await self._servicer.call(self.service.sweep_stale, self._clock())
-            except SQLAlchemyError:
+            except (SQLAlchemyError, StoreUnavailableError):
                 log.exception("stale sweep failed; retrying at the next interval")
 
     async def stop(self, grace: float) -> None:

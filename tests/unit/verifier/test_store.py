@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 from verifier_world import NOW_NS, UNIX_NS, Chip, VerifierWorld
 
-from geoattest.errors import EvidenceError, Reason
+from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.protocol.proof import ProofChain
 from geoattest.verdict import Verdict
 from verifier.pipeline import AlertKind
@@ -23,6 +23,7 @@ from verifier.store import (
     DeviceState,
     SqlStore,
     StoreConflictError,
+    StoreUnavailableError,
 )
 
 S = 10**9
@@ -250,6 +251,27 @@ def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
         other.commit([CommitRecord(appraisal_b, b"b", appraisal_b.proof_digest, "", (), NOW_NS)])
     assert store.dump() == before
     other.close()
+
+
+def test_a_file_that_is_not_a_database_is_a_config_error(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("not a database " * 100)
+    with pytest.raises(ConfigError, match=r"notes\.db"):
+        SqlStore.open(path)
+
+
+def test_a_locked_database_is_unavailable_and_the_proof_is_not_stored(world, chip):
+    store = SqlStore.open(world.db_path, busy_timeout_ms=50)
+    service = world.service(store)
+    holder = sqlite3.connect(world.db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the timeout
+    with pytest.raises(StoreUnavailableError):
+        service.submit(world.proof(chip, advance=False), NOW_NS)
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert store.accepted_counters("dev-1") == []
+    assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
+    store.close()
 
 
 def test_device_without_proofs_for_k_cadences_goes_stale_once(world, store, chip):
