@@ -75,7 +75,9 @@ def _refused(error: grpc.aio.AioRpcError) -> VerifierRefused:
 
 
 class VerifierClient:
-    """One channel to a verifier; use as an async context manager."""
+    """One channel, and one connection of its own, to a verifier; use as an async context
+    manager. Clients do not share connections, so several spread over the worker processes
+    of a ``verifier serve --workers N`` (the kernel assigns each connection to one)."""
 
     def __init__(self, target: str, *, timeout_s: float = 10.0) -> None:
         self.target = target
@@ -85,6 +87,7 @@ class VerifierClient:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.use_local_subchannel_pool", 1),
             ],
         )
         self._stub = verifier_service_pb2_grpc.VerifierServiceStub(self._channel)

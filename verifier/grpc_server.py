@@ -3,7 +3,9 @@
 Handlers receive raw request bytes and decode them here, so malformed input is a typed
 ``INVALID_ARGUMENT`` with a reason code rather than a framework error. Service calls run
 on one worker thread (the pipeline is CPU-bound and SQLite has one writer), and a call
-is answered only after the service returns, i.e. after its proofs are durable.
+is answered only after the service returns, i.e. after its proofs are durable. To use
+more cores, ``verifier serve --workers N`` runs N processes, each with its own server on
+one shared port (``start(reuse_port=True)``) over one database.
 
 Status codes. Every refusal carries its :class:`~geoattest.errors.Reason` in the status
 details (``"<reason>: <detail>"``) and in the trailing metadata ``geoattest-reason``:
@@ -362,13 +364,18 @@ class VerifierServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.port = 0
 
-    async def start(self, address: str) -> int:
+    async def start(self, address: str, *, reuse_port: bool = False) -> int:
         """Bind ``address`` (``host:port``; port 0 picks one) and serve; returns the port.
+
+        ``reuse_port``: share the port with the other worker processes of one verifier
+        (``SO_REUSEPORT``; the kernel spreads connections over them). The caller checked
+        the address and holds the port.
 
         Raises:
             OSError: the address cannot be bound (in use, not local, malformed).
         """
-        check_bindable(address)
+        if not reuse_port:
+            check_bindable(address)
         self.alerts = AlertHub(asyncio.get_running_loop())
         self.service.subscribe(self.alerts.publish)
         self._servicer = VerifierServicer(self.service, self.alerts, clock=self._clock)
@@ -377,7 +384,7 @@ class VerifierServer:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", int(reuse_port)),
             ],
         )
         server.add_generic_rpc_handlers((self._servicer.handler(),))

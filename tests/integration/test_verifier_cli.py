@@ -50,16 +50,24 @@ def test_serve_with_a_malformed_address(world):
     assert_one_line_error(run(*world.serve_args("localhost")), "localhost")
 
 
-def test_serve_on_a_port_in_use(world):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use(world, workers):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         address = f"127.0.0.1:{taken.getsockname()[1]}"
-        assert_one_line_error(run(*world.serve_args(address)), address)
+        assert_one_line_error(run(*world.serve_args(address), "--workers", workers), address)
 
 
-def test_serve_on_an_address_not_of_this_host(world):
-    assert_one_line_error(run(*world.serve_args("192.0.2.1:50051")), "192.0.2.1:50051")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_an_address_not_of_this_host(world, workers):
+    args = [*world.serve_args("192.0.2.1:50051"), "--workers", workers]
+    assert_one_line_error(run(*args), "192.0.2.1:50051")
+
+
+@pytest.mark.parametrize("workers", ["0", "two"])
+def test_serve_with_a_bad_worker_count(world, workers):
+    assert_one_line_error(run(*world.serve_args(), "--workers", workers), "--workers")
 
 
 def unused_address() -> str:

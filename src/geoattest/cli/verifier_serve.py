@@ -2,14 +2,26 @@
 
 Every input is checked before the server binds, and every failure (a missing file, a bad
 flag value, a port in use, an unreachable verifier) is a one-line error naming it.
+
+``serve --workers N`` forks N worker processes after loading the inputs (the geography
+is shared copy-on-write); each opens its own store connection and gRPC server on the same
+port (``SO_REUSEPORT``: the kernel spreads connections over them). They share one
+database, whose compare-and-swap commits keep every chain correct across workers. The
+parent prints the address once every worker serves, forwards SIGTERM and SIGINT, and
+stops them all if one dies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
-from collections.abc import Coroutine
+import socket
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -86,6 +98,14 @@ def verifier_serve(
         str, typer.Option(help="SQLite synchronous: FULL (power-cut safe) or NORMAL.")
     ] = "FULL",
     grace_s: Annotated[float, typer.Option(min=0, help="Drain time at shutdown.")] = 5.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes serving one port over one database (about one per core). "
+            "An alert stream sees the alerts of the worker serving it.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop."""
     # Imported here so that the other commands start without gRPC and SQLAlchemy.
@@ -125,37 +145,148 @@ def verifier_serve(
         revoked,
         region,
     )
-    store = SqlStore.open(db, synchronous=sync)
-    service = VerifierService(
-        VerifierConfig(
-            verifier_id,
-            cadence_ns=cadence_s * 1_000_000_000,
-            stale_after_cadences=stale_after,
-        ),
-        anchors=anchors,
-        appraiser=appraiser,
-        licences=licensed,
-        signer=ResultSigner(key, verifier_id=verifier_id, policy_id=region.policy_id),
-        store=store,
-    )
+    SqlStore.open(db, synchronous=sync).close()  # a bad file fails here, not in N workers
+
+    def serve(address: str, reuse_port: bool, serving: Callable[[int], None]) -> None:
+        store = SqlStore.open(db, synchronous=sync)
+        service = VerifierService(
+            VerifierConfig(
+                verifier_id,
+                cadence_ns=cadence_s * 1_000_000_000,
+                stale_after_cadences=stale_after,
+            ),
+            anchors=anchors,
+            appraiser=appraiser,
+            licences=licensed,
+            signer=ResultSigner(key, verifier_id=verifier_id, policy_id=region.policy_id),
+            store=store,
+        )
+        server = VerifierServer(service, sweep_every_s=cadence_s / 4)
+        try:
+            asyncio.run(_serve(server, address, grace_s, reuse_port, serving))
+        finally:
+            store.close()
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    try:
-        asyncio.run(_serve(VerifierServer(service, sweep_every_s=cadence_s / 4), address, grace_s))
-    finally:
-        store.close()
+    host = address.rpartition(":")[0]
+    if workers == 1:
+        serve(address, False, lambda port: typer.echo(f"verifier listening on {host}:{port}"))
+        return
+    with _reserved_port(address) as port:
+        _run_workers(serve, f"{host}:{port}", workers)
 
 
-async def _serve(server: VerifierServer, address: str, grace_s: float) -> None:
+async def _serve(
+    server: VerifierServer,
+    address: str,
+    grace_s: float,
+    reuse_port: bool,
+    serving: Callable[[int], None],
+) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    port = await server.start(address)
-    host = address.rpartition(":")[0]
-    typer.echo(f"verifier listening on {host}:{port}")
+    serving(await server.start(address, reuse_port=reuse_port))
     await stopping.wait()
     typer.echo("verifier draining", err=True)
     await server.stop(grace_s)
+
+
+Serve = Callable[[str, bool, Callable[[int], None]], None]
+"""Runs one verifier process on an address until a signal: (address, reuse_port, serving)."""
+
+
+@contextmanager
+def _reserved_port(address: str) -> Iterator[int]:
+    """Hold ``address``'s port (port 0: a free one) for the workers to share.
+
+    The socket is bound with ``SO_REUSEPORT`` but never listens, so it takes no
+    connections; a port another server listens on is refused first, by a plain probe.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    from verifier.grpc_server import check_bindable  # noqa: PLC0415
+
+    check_bindable(address)
+    host, _, port = address.rpartition(":")
+    family, kind, proto, _, sockaddr = socket.getaddrinfo(
+        host.strip("[]"), int(port), type=socket.SOCK_STREAM
+    )[0]
+    with socket.socket(family, kind, proto) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            holder.bind(sockaddr)
+        except OSError as exc:
+            raise OSError(f"cannot listen on {address}: {exc.strerror}") from exc
+        yield int(holder.getsockname()[1])
+
+
+def _worker(serve: Serve, address: str, ready: multiprocessing.connection.Connection) -> None:
+    """One worker process: serve until signalled; a start-up failure goes to the parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's forwarding handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        serve(address, True, lambda _port: ready.send(None))
+    except (ConfigError, OSError) as exc:
+        ready.send(exc.detail if isinstance(exc, ConfigError) else str(exc))
+        raise SystemExit(2) from None
+
+
+def _run_workers(serve: Serve, address: str, count: int) -> None:
+    """Fork ``count`` workers on ``address``; return when all have stopped.
+
+    Raises:
+        ConfigError: a worker failed to start or died while serving.
+    """
+    # Forked, not spawned: workers inherit the loaded inputs. gRPC is started only in them.
+    context = multiprocessing.get_context("fork")
+    processes: list[multiprocessing.process.BaseProcess] = []
+    stopping = False
+
+    def stop(_signum: int = 0, _frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    try:
+        readiness = []
+        for i in range(count):
+            receiver, sender = context.Pipe(duplex=False)
+            processes.append(
+                context.Process(target=_worker, args=(serve, address, sender), name=f"worker-{i}")
+            )
+            processes[-1].start()
+            sender.close()  # so that a worker dying before it answers reads as EOF
+            readiness.append(receiver)
+        for receiver, process in zip(readiness, processes, strict=True):
+            try:
+                failure: str | None = receiver.recv()
+            except EOFError:
+                process.join()
+                failure = f"exited with status {process.exitcode}"
+            if failure is not None and not stopping:
+                raise ConfigError(f"verifier {process.name}: {failure}")
+        if not stopping:
+            typer.echo(f"verifier listening on {address}")
+            typer.echo(f"verifier: {count} worker processes", err=True)
+        ended = multiprocessing.connection.wait([p.sentinel for p in processes])
+        if not stopping:
+            died = next(p for p in processes if p.sentinel in ended)
+            died.join()
+            raise ConfigError(f"verifier {died.name} exited with status {died.exitcode}")
+    finally:
+        asked = stopping
+        stop()
+        for process in processes:
+            process.join()
+        if asked:
+            typer.echo("verifier stopped", err=True)
 
 
 TargetOption = Annotated[str, typer.Option(help="Verifier address HOST:PORT.")]

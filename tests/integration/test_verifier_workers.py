@@ -1,0 +1,204 @@
+"""Several verifier processes over one database, through the real console script: a
+device's chain advances exactly once however its proofs are spread over the processes.
+
+Two ``verifier serve`` processes on their own ports make "these two proofs reach different
+processes" certain; ``serve --workers N`` runs N such processes on one port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from command import GEOATTEST
+from verifier_world import MEASUREMENT, Chip, VerifierWorld
+
+from geoattest.errors import Reason
+from geoattest.protocol.proof import ProofChain
+from geoattest.v1 import envelope_pb2, evidence_pb2
+from verifier.client import VerifierClient, VerifierRefused
+from verifier.pipeline import AlertKind
+from verifier.store import SqlStore
+
+CHIPS = 8
+MS = 1_000_000
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> VerifierWorld:
+    valid_until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()
+    licensed = {f"dev-{i}": "FRA-300" for i in range(CHIPS)}
+    return VerifierWorld.create(tmp_path, licensed, valid_until=valid_until)
+
+
+class Verifier:
+    """A ``geoattest verifier serve`` process and the address it printed."""
+
+    def __init__(self, world: VerifierWorld, *flags: str) -> None:
+        self.process = subprocess.Popen(
+            [GEOATTEST, *world.serve_args(), *flags],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.startswith("verifier listening on "), line + self.stop()
+        self.target = line.split()[-1]
+
+    def stop(self) -> str:
+        """SIGTERM, then its stderr once it exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.wait()
+
+    def wait(self) -> str:
+        """Its stderr once it exits."""
+        _, err = self.process.communicate(timeout=60)
+        return err
+
+
+@pytest.fixture
+def start(world: VerifierWorld) -> Iterator:
+    started: list[Verifier] = []
+
+    def start(*flags: str) -> Verifier:
+        started.append(Verifier(world, *flags))
+        return started[-1]
+
+    yield start
+    for verifier in started:
+        verifier.process.kill()
+        verifier.process.wait()
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if entry.name.isdigit() and int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def next_proof(world: VerifierWorld, chip: Chip) -> tuple[envelope_pb2.Envelope, ProofChain]:
+    """A fresh proof extending the chip's chain, and the chain it would leave (not taken)."""
+    receipts = world.receipts(chip, unix_ns=time.time_ns() - MS)
+    return chip.chain.extend(receipts, measurement=MEASUREMENT, signer=chip.signer)
+
+
+async def enrol(target: str, chips: list[Chip]) -> None:
+    async with VerifierClient(target) as client:
+        for chip in chips:
+            await client.enroll(chip.enroll_request())
+
+
+async def submit(target: str, proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
+    """Over a connection of its own, so that proofs sent together are in flight together."""
+    async with VerifierClient(target, timeout_s=60) as client:
+        return await client.submit(proof)
+
+
+async def race(targets: tuple[str, str], pairs: list[tuple]) -> list[list]:
+    """Each pair's two proofs at once, one to each target; results or refusals."""
+    calls = [
+        submit(target, proof) for pair in pairs for target, proof in zip(targets, pair, strict=True)
+    ]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    return [outcomes[i : i + 2] for i in range(0, len(outcomes), 2)]
+
+
+def assert_one_accepted_one_fork(outcome: list) -> int:
+    """Exactly one of a fork's two proofs accepted, the other refused as a fork; which."""
+    accepted = [i for i, o in enumerate(outcome) if isinstance(o, evidence_pb2.AttestationResult)]
+    assert len(accepted) == 1, outcome
+    refused = outcome[1 - accepted[0]]
+    assert isinstance(refused, VerifierRefused), refused
+    assert refused.reason == Reason.FORK.value, refused
+    return accepted[0]
+
+
+def test_forks_sent_to_two_processes_at_once_advance_each_chain_once(world, start):
+    chips = [world.chip(f"dev-{i}") for i in range(CHIPS)]
+    a, b = start(), start()
+    asyncio.run(enrol(a.target, chips))
+    for _ in range(2):  # the first proof (no head yet), then one extending a head
+        forks = [(next_proof(world, chip), next_proof(world, chip)) for chip in chips]
+        outcomes = asyncio.run(race((a.target, b.target), [(fa[0], fb[0]) for fa, fb in forks]))
+        for chip, fork, outcome in zip(chips, forks, outcomes, strict=True):
+            chip.chain = fork[assert_one_accepted_one_fork(outcome)][1]
+    a.stop(), b.stop()
+
+    store = SqlStore.open(world.db_path)
+    tables = store.dump()
+    for chip in chips:
+        assert store.accepted_counters(chip.device_id) == [1, 2]
+        head = store.head(chip.device_id)
+        assert head is not None
+        assert head.digest == chip.chain.head_digest
+        clones = [a for a in store.alerts(chip.device_id) if a.kind == AlertKind.CLONE]
+        assert len(clones) == 2
+    assert len(tables["successors"]) == 2 * CHIPS
+    store.close()
+
+
+def test_the_same_proof_at_two_processes_at_once_is_stored_once(world, start):
+    chips = [world.chip(f"dev-{i}") for i in range(CHIPS)]
+    a, b = start(), start()
+    asyncio.run(enrol(a.target, chips))
+    proofs = [next_proof(world, chip)[0] for chip in chips]
+    outcomes = asyncio.run(race((a.target, b.target), [(p, p) for p in proofs]))
+    a.stop(), b.stop()
+
+    for first, second in outcomes:
+        assert isinstance(first, evidence_pb2.AttestationResult), first
+        assert isinstance(second, evidence_pb2.AttestationResult), second
+        assert first.result_token == second.result_token, "the replay got a second result"
+    store = SqlStore.open(world.db_path)
+    for chip in chips:
+        assert store.accepted_counters(chip.device_id) == [1]
+    store.close()
+
+
+def test_workers_share_one_port_and_stop_together(world, start):
+    verifier = start("--workers", "2")
+    workers = children(verifier.process.pid)
+    assert len(workers) == 2
+    chips = [world.chip(f"dev-{i}") for i in range(CHIPS)]
+    asyncio.run(enrol(verifier.target, chips))
+    forks = [(next_proof(world, chip), next_proof(world, chip)) for chip in chips]
+    target = (verifier.target, verifier.target)
+    outcomes = asyncio.run(race(target, [(fa[0], fb[0]) for fa, fb in forks]))
+    for outcome in outcomes:
+        assert_one_accepted_one_fork(outcome)
+    err = verifier.stop()
+    assert verifier.process.returncode == 0, err
+    assert "verifier: 2 worker processes" in err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_a_worker_that_dies_stops_the_verifier_with_an_error(world, start):
+    verifier = start("--workers", "3")
+    workers = children(verifier.process.pid)
+    assert len(workers) == 3
+    os.kill(workers[1], signal.SIGKILL)
+    err = verifier.wait()
+    assert verifier.process.returncode != 0
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: verifier worker-"), err
+    assert "exited with status -9" in last
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
