@@ -14,8 +14,9 @@ one of the nearest landmarks of. The before and after figures are then computed 
 normal grid with every town, exactly as ``geoattest plan coverage`` does.
 
 Default candidates are the largest towns within ``radius_km`` of the region's land (at
-most :data:`DEFAULT_CANDIDATES`, at least :data:`SAME_SITE_KM` apart and from existing
-landmarks, none in an embargoed country).
+most :data:`DEFAULT_CANDIDATES`, two thirds of them from the region itself where it has
+enough towns; at least :data:`SAME_SITE_KM` apart and from existing landmarks; none in an
+embargoed country).
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ from geoattest.plan.coverage import (
     country_codes,
     evaluate,
     judge_over,
+    land_and_inside,
     region_frame,
     region_grid,
     region_towns,
 )
 
 DEFAULT_CANDIDATES = 30
+INSIDE_SHARE = 2 / 3
+"""Share of the default candidates taken from the region's own towns, when it has them."""
 SAME_SITE_KM = 25.0
 """Candidates closer than this to a landmark or a larger candidate are the same site."""
 SEARCH_COARSENING = 2.5
@@ -159,21 +163,27 @@ def default_candidates(
     towns = towns.select(keep)
     if not len(towns):
         raise ConfigError(f"no town of 15,000+ lies within {radius_km:g} km of {region}")
+    _, inside = land_and_inside(policy, region, towns.lat, towns.lon)
+    by_size = np.argsort(-towns.population, kind="stable")
     chosen: list[LandmarkSite] = []
     taken_lat = [s.latitude for s in landmarks]
     taken_lon = [s.longitude for s in landmarks]
     used_ids = {s.landmark_id for s in landmarks}
-    for i in np.argsort(-towns.population, kind="stable"):
-        lat, lon_i = float(towns.lat[i]), float(towns.lon[i])
-        if taken_lat and float(haversine_km(lat, lon_i, taken_lat, taken_lon).min()) < SAME_SITE_KM:
-            continue
-        site_id = _slug(towns.names[i], used_ids)
-        used_ids.add(site_id)
-        chosen.append(LandmarkSite(site_id, f"{towns.names[i]} ({towns.country[i]})", lat, lon_i))
-        taken_lat.append(lat)
-        taken_lon.append(lon_i)
-        if len(chosen) == count:
-            break
+    # Towns in the region first (up to INSIDE_SHARE of the list), then the largest of all.
+    for pool, limit in ((by_size[inside[by_size]], round(count * INSIDE_SHARE)), (by_size, count)):
+        for i in pool:
+            if len(chosen) >= limit:
+                break
+            lat, lon_i = float(towns.lat[i]), float(towns.lon[i])
+            if float(haversine_km(lat, lon_i, taken_lat, taken_lon).min()) < SAME_SITE_KM:
+                continue
+            site_id = _slug(towns.names[i], used_ids)
+            used_ids.add(site_id)
+            chosen.append(
+                LandmarkSite(site_id, f"{towns.names[i]} ({towns.country[i]})", lat, lon_i)
+            )
+            taken_lat.append(lat)
+            taken_lon.append(lon_i)
     return tuple(chosen)
 
 

@@ -255,8 +255,9 @@ def _region_markdown(s: RegionSection) -> list[str]:
         lines.append("")
     if plan.stopped_early:
         lines += [
-            "No remaining candidate raises the certifiable share here: the region is "
-            "narrower than the disks honest chips can get (see docs/PLANNING.md).",
+            "The search stopped early: no remaining candidate raises the certifiable share. "
+            "Either the region lies too close to its borders for any honest chip to be "
+            "certified, or the candidates are too far from its people (see docs/PLANNING.md).",
             "",
         ]
     before, after = plan.before.stretches, plan.after.stretches
