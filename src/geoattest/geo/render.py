@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 from shapely.geometry.base import BaseGeometry
 
 from geoattest.geo.countries import Countries
@@ -127,6 +128,8 @@ def frame_axes(ax: Any, view: tuple[float, float, float, float]) -> None:
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect(1.0 / max(0.05, math.cos(math.radians((y0 + y1) / 2))))
+    # Views across the antimeridian use unwrapped longitudes; label them as usual.
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{float(wrap_lon(x)):g}"))
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_facecolor("#dbe9f6")
