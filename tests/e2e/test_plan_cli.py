@@ -79,6 +79,24 @@ def test_coverage_json_has_both_shares_at_both_stretches(tmp_path: Path) -> None
     assert out.read_bytes().startswith(PNG)
 
 
+def test_defaults_are_the_demos_landmarks_and_licences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No options: the demo's deployment, its first region (SG), outputs in the cwd."""
+    monkeypatch.chdir(tmp_path)
+    result = run_geoattest("plan", "coverage", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["region"] == "SG"
+    assert summary["scenario"] == "Asia-Pacific, Europe and North America"
+    assert summary["certifiable_area_share"] == 0.0  # see docs/PLANNING.md: too narrow
+    assert (tmp_path / "coverage-SG.png").read_bytes().startswith(PNG)
+    result = run_geoattest("plan", "landmarks")
+    assert result.returncode == 0, result.stderr
+    assert "stopped" in result.stdout
+    assert (tmp_path / "plan-SG" / "landmarks-SG-after.png").is_file()
+
+
 def test_coverage_table_for_people(tmp_path: Path, deployment: Path) -> None:
     out = tmp_path / "map.png"
     result = run_geoattest(
