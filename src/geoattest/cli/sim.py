@@ -85,6 +85,12 @@ def fleet(
             min=1, max=64, help="Processes to share the work (default: one per CPU, at most 8)."
         ),
     ] = None,
+    map_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--map", help="Also write a PNG: per region, the share of each town's chips ALLOWED."
+        ),
+    ] = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="One JSON object: devices, counts, false_allowed, ..."),
@@ -116,6 +122,8 @@ def fleet(
         workers=workers or min(8, os.cpu_count() or 1),
     )
     config.check()
+    if map_path is not None and not map_path.parent.is_dir():
+        raise ConfigError(f"map directory {map_path.parent} does not exist")
     loaded = load_scenario(scenario or default_scenario_path())
     if landmark_faults >= loaded.quorum:
         raise ConfigError("landmark faults must be below the scenario's quorum")
@@ -125,6 +133,10 @@ def fleet(
         )
     with progress("sample check", max(1, len(result.sampled))) as (bar, task):
         check_sample(loaded, result, progress=lambda done, _total: bar.update(task, completed=done))
+    if map_path is not None:
+        from geoattest.sim.render import render_fleet_map  # noqa: PLC0415
+
+        render_fleet_map(map_path, result, loaded)
     summary = result.to_json()
     if as_json:
         print(json.dumps(summary))

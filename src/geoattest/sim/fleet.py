@@ -160,6 +160,27 @@ class SampledChip:
     bounds: tuple[LandmarkBound, ...]
 
 
+@dataclass(frozen=True)
+class PlaceVerdicts:
+    """Where the licensed chips sat and what they got: for maps."""
+
+    lat: npt.NDArray[np.float64]
+    lon: npt.NDArray[np.float64]
+    code: npt.NDArray[np.str_]
+    """The policy's country at each place."""
+    counts: npt.NDArray[np.int64]
+    """(places, verdicts): licensed chips at each place by verdict (index into
+    :data:`~geoattest.sim.shortcut.VERDICT_CODES`)."""
+    regions: tuple[str, ...]
+
+    def allowed_share(self) -> npt.NDArray[np.float64]:
+        """Share of the chips at each place that were ALLOWED (NaN where none sat)."""
+        total = self.counts.sum(axis=1)
+        allowed = self.counts[:, CODE_OF[Verdict.ALLOWED]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(np.where(total > 0, allowed / total, np.nan))
+
+
 @dataclass
 class FleetResult:
     """Counts of verdicts by truth, and how they were reached."""
@@ -171,6 +192,7 @@ class FleetResult:
     """Truth label (``licensed/<region>`` or ``diverted/<strategy>``) to verdict to chips."""
     decided_by: Counter[str]
     seconds: float
+    places: PlaceVerdicts | None = None
     appraiser_s_per_proof: float = 0.0
     """Baseline: the real appraiser alone on the sampled proofs, measured in the same run."""
     sampled: list[SampledChip] = field(default_factory=list)
@@ -291,8 +313,10 @@ def run_fleet(
     kept: dict[int, list[tuple[float, SampledChip]]] = {int(rule): [] for rule in Shortcut}
     counts: dict[str, Counter[str]] = {}
     decided_by: Counter[str] = Counter()
+    licensed_at = np.zeros((len(world.sites.names), len(VERDICT_CODES)), dtype=np.int64)
     done = 0
     for outcome in _run_chunks(tasks, world, verdicts, config.workers):
+        licensed_at += outcome.licensed_at
         for label, row in outcome.counts.items():
             counts.setdefault(label, Counter()).update(row)
         decided_by.update(outcome.decided_by)
@@ -310,6 +334,9 @@ def run_fleet(
         counts=counts,
         decided_by=decided_by,
         seconds=seconds,
+        places=PlaceVerdicts(
+            world.sites.lat, world.sites.lon, world.sites.code, licensed_at, world.regions
+        ),
         appraiser_s_per_proof=_appraiser_baseline(verdicts, sampled),
         sampled=sampled,
     )
@@ -343,6 +370,8 @@ class _ChunkOutcome:
     counts: dict[str, Counter[str]]
     decided_by: Counter[str]
     kept: dict[int, list[tuple[float, SampledChip]]]
+    licensed_at: npt.NDArray[np.int64]
+    """(places, verdicts): licensed chips at each place by verdict code."""
 
 
 def _simulate_chunk(chunk: _Chunk, world: _World, verdicts: FleetVerdicts) -> _ChunkOutcome:
@@ -369,7 +398,10 @@ def _simulate_chunk(chunk: _Chunk, world: _World, verdicts: FleetVerdicts) -> _C
             (float(keys[i]), batch.sampled(i, chunk.start + i, codes[i], rules[i], world))
             for i in best
         ]
-    return _ChunkOutcome(chunk.devices, counts, decided_by, kept)
+    licensed_at = np.zeros((len(world.sites.names), len(VERDICT_CODES)), dtype=np.int64)
+    honest = batch.truth == 0
+    np.add.at(licensed_at, (batch.place[honest], codes[honest].astype(np.int64)), 1)
+    return _ChunkOutcome(chunk.devices, counts, decided_by, kept, licensed_at)
 
 
 _FORKED: tuple[_World, FleetVerdicts] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,15 @@ def test_fleet_table_states_false_allowed() -> None:
     assert "licensed/JP" in result.stdout
 
 
+def test_fleet_map_is_a_png(tmp_path: Path) -> None:
+    out = tmp_path / "fleet.png"
+    result = run_geoattest(
+        "sim", "fleet", "--devices", "600", "--sample", "0", "--regions", "TW", "--map", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -46,6 +56,7 @@ def test_fleet_table_states_false_allowed() -> None:
         (("--placement", "moon"), "moon"),
         (("--devices", "0"), "--devices"),
         (("--landmark-faults", "3"), "quorum"),
+        (("--map", "/no/such/dir/fleet.png"), "/no/such/dir"),
     ],
 )
 def test_bad_options_give_one_line_errors(args: tuple[str, ...], needle: str) -> None:
