@@ -3,9 +3,13 @@ gRPC one proof per call, and through the batch call with the durable store, each
 ratio to the crypto-only bound (the same signature checks back to back, on as many cores)
 measured in the same run.
 
-The gRPC rows run ``geoattest verifier serve`` as one process per core over one SQLite
-database (the store's compare-and-swap commits are safe for several writers); the client
-spreads calls over them. Every figure is a median over interleaved repeats.
+The gRPC rows run ``geoattest verifier serve --workers N``, one worker process per core
+over one SQLite database (``synchronous=FULL``; the store's compare-and-swap commits are
+safe for several writers), with N the number of processes of the crypto bound it is
+compared with. Everything runs on the same N CPUs (pinned where the machine has more),
+the client included: one connection per call in flight (the kernel spreads connections
+over the workers); the client's CPU share is reported, and counts against the verifier.
+Every figure is a median over interleaved repeats.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from geoattest.bench.fleet import VERIFIER_ID, Chip, Fleet
@@ -34,6 +39,8 @@ from verifier.state import InMemoryState
 Check = tuple[bytes, bytes, bytes]
 """A signature check: verifying key (DER), signature, signed bytes."""
 REPEATS = 3
+BATCH_ROUNDS = 4
+"""Successive proofs per chip in the batch phase, so that it runs for seconds."""
 
 
 def signature_checks(
@@ -70,11 +77,10 @@ def crypto_rate(checks: Sequence[Check], per_proof: int, min_s: float = 0.3) -> 
 
 
 def crypto_bound(checks: Sequence[Check], per_proof: int, cores: int) -> float:
-    """The crypto-only bound on ``cores`` processes running at once (sum of their rates)."""
-    if cores == 1:
-        return crypto_rate(checks, per_proof)
+    """The crypto-only bound on ``cores`` processes running at once (sum of their rates,
+    each over a second: long enough to see the load the calls around it saw)."""
     with multiprocessing.get_context("spawn").Pool(cores) as pool:
-        return sum(pool.starmap(crypto_rate, [(checks, per_proof)] * cores))
+        return sum(pool.starmap(crypto_rate, [(checks, per_proof, 1.0)] * cores))
 
 
 def make_appraiser(fleet: Fleet) -> ProofAppraiser:
@@ -107,25 +113,44 @@ def pipeline_run(
     return len(proofs) / (time.perf_counter() - start), latencies
 
 
+Call = Callable[[VerifierClient], Awaitable[int]]
+"""One call on a given connection; returns how many proofs it carried."""
+
+
 async def _drive(
-    calls: Sequence[Callable[[], Awaitable[int]]], concurrency: int
+    chains: Sequence[Sequence[Call]], clients: Sequence[VerifierClient]
 ) -> tuple[float, list[float], int]:
-    """Run ``calls`` with ``concurrency`` in flight: proofs/s, call latencies (µs), proofs."""
-    queue = list(reversed(calls))
+    """Run ``chains`` (calls that must follow each other, such as one chip group's
+    successive proofs) with one call in flight per connection, each connection taking the
+    next ready call: proofs/s, call latencies (µs), proofs.
+
+    No call is tied to a connection, so a worker process holding fewer of the connections
+    still gets work whenever one of them is free."""
+    ready: asyncio.Queue[Iterator[Call] | None] = asyncio.Queue()
+    for chain in chains:
+        ready.put_nowait(iter(chain))
+    left = len(chains)
     latencies: list[float] = []
     proofs = 0
 
-    async def worker() -> None:
-        nonlocal proofs
-        while queue:
-            call = queue.pop()
+    async def connection(client: VerifierClient) -> None:
+        nonlocal proofs, left
+        while (calls := await ready.get()) is not None:
+            call = next(calls, None)
+            if call is None:
+                left -= 1
+                if left == 0:
+                    for _ in clients:
+                        ready.put_nowait(None)
+                continue
             t0 = time.perf_counter()
-            done = await call()  # read ``proofs`` only after the await: workers interleave
+            done = await call(client)  # read ``proofs`` only after the await: calls interleave
             proofs += done
             latencies.append((time.perf_counter() - t0) * 1e6)
+            ready.put_nowait(calls)
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(connection(client) for client in clients))
     return proofs / (time.perf_counter() - start), latencies, proofs
 
 
@@ -136,63 +161,82 @@ def _accepted(results: Sequence[evidence_pb2.AttestationResult]) -> int:
     return len(results)
 
 
-async def _enrol(client: VerifierClient, chips: Sequence[Chip]) -> int:
-    for chip in chips:
-        await client.enroll(
-            enrolment_request(chip.signer, chip.device_id, chip.certificate_der, [], VERIFIER_ID)
-        )
-    return len(chips)
+async def _enrol(chip: Chip, client: VerifierClient) -> int:
+    await client.enroll(
+        enrolment_request(chip.signer, chip.device_id, chip.certificate_der, [], VERIFIER_ID)
+    )
+    return 1
 
 
-async def _submit(
-    proofs: dict[str, envelope_pb2.Envelope], client: VerifierClient, chips: Sequence[Chip]
-) -> int:
-    """One proof per call for a single chip; the batch call for several."""
-    if len(chips) == 1:
-        return _accepted([await client.submit(proofs[chips[0].device_id])])
-    return _accepted(await client.submit_batch([proofs[c.device_id] for c in chips]))
+async def _submit(proofs: Sequence[envelope_pb2.Envelope], client: VerifierClient) -> int:
+    """One proof per call for a single proof; the batch call for several."""
+    if len(proofs) == 1:
+        return _accepted([await client.submit(proofs[0])])
+    return _accepted(await client.submit_batch(proofs))
 
 
 async def grpc_run(
-    fleet: Fleet, targets: Sequence[str], batch: int, concurrency: int, advance: Callable[[], None]
-) -> dict[str, tuple[float, list[float]]]:
-    """Enrol the fleet, then one proof per call, then batches: rate and latencies of each."""
-    clients = [VerifierClient(t, timeout_s=120.0) for t in targets]
-
-    def spread(
-        size: int, send: Callable[[VerifierClient, Sequence[Chip]], Awaitable[int]]
-    ) -> list[Callable[[], Awaitable[int]]]:
-        """Calls of ``size`` chips each, round-robin over the verifier processes."""
-        chips = fleet.chips
-        return [
-            functools.partial(send, clients[n % len(clients)], chips[i : i + size])
-            for n, i in enumerate(range(0, len(chips), size))
-        ]
-
+    fleet: Fleet,
+    target: str,
+    batch: int,
+    concurrency: int,
+    *,
+    advance: Callable[[], None],
+    bound: Callable[[], float],
+) -> tuple[dict[str, tuple[float, list[float], float]], list[float]]:
+    """Enrol the fleet, then one proof per call, then ``BATCH_ROUNDS`` successive proofs
+    per chip in batches of ``batch`` chips: rate, latencies and the client's CPU seconds
+    per wall second of each; and ``bound()`` measured just before each and after the last
+    (the machine's load drifts; the bound must see what the calls saw)."""
+    clients = [VerifierClient(target, timeout_s=120.0) for _ in range(concurrency)]
+    chips = fleet.chips
     try:
-        await _drive(spread(1, _enrol), concurrency)
+        await _drive([[functools.partial(_enrol, chip)] for chip in chips], clients)
         advance()
-        out = {}
-        for name, size in (("unary", 1), ("batch", batch)):
-            proofs = {chip.device_id: fleet.proof(chip) for chip in fleet.chips}
+        out, bounds = {}, []
+        for name, size, rounds in (("unary", 1, 1), ("batch", batch, BATCH_ROUNDS)):
+            proofs = [[fleet.proof(chip) for chip in chips] for _ in range(rounds)]
             advance()
-            rate, latencies, _ = await _drive(
-                spread(size, functools.partial(_submit, proofs)), concurrency
-            )
-            out[name] = (rate, latencies)
+            chains = [
+                [functools.partial(_submit, round_[i : i + size]) for round_ in proofs]
+                for i in range(0, len(chips), size)
+            ]
+            bounds.append(bound())
             advance()
-        return out
+            cpu, wall = time.process_time(), time.perf_counter()
+            rate, latencies, _ = await _drive(chains, clients)
+            cpu_share = (time.process_time() - cpu) / (time.perf_counter() - wall)
+            out[name] = (rate, latencies, cpu_share)
+            advance()
+        bounds.append(bound())
+        advance()
+        return out, bounds
     finally:
         for client in clients:
             await client.close()
 
 
+@contextmanager
+def _on_cores(cores: int) -> Iterator[None]:
+    """Run this process and what it starts on ``cores`` of the CPUs it may use (all of
+    them when there are no more), so that every row gets the same cores."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if cores >= len(allowed):
+        yield
+        return
+    os.sched_setaffinity(0, allowed[:cores])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def run(
     chips: int = 400, batch: int = 50, concurrency: int = 8, cores: int | None = None
 ) -> Figures:
-    cores = cores or os.cpu_count() or 1
-    steps = 3 + 2 * REPEATS + 5
-    with progress("verifier", steps) as (bar, task):
+    cores = cores or len(os.sched_getaffinity(0))
+    steps = 3 + 2 * REPEATS + 9
+    with _on_cores(cores), progress("verifier", steps) as (bar, task):
 
         def advance() -> None:
             bar.advance(task)
@@ -212,34 +256,25 @@ def run(
             piped.append(rate)
             latencies += lat
             advance()
-        bound_n = [crypto_bound(checks, per_proof, cores)]
-        advance()
         with tempfile.TemporaryDirectory(prefix="geoattest-bench-") as tmp:
             root = Path(tmp)
-            argv = fleet.write(root)
-            parties = [
-                Party(
-                    f"verifier-{i}",
-                    [sys.executable, "-m", "geoattest", *argv],
-                    root / f"verifier-{i}.log",
-                )
-                for i in range(cores)
-            ]
+            argv = [*fleet.write(root), "--workers", str(cores)]
+            party = Party("verifier", [sys.executable, "-m", "geoattest", *argv], root / "log")
             try:
-                targets = [
-                    f"{host}:{port}" for host, port in (p.wait_for_address() for p in parties)
-                ]
+                host, port = party.wait_for_address()
                 advance()
-                grpc = asyncio.run(grpc_run(fleet, targets, batch, concurrency, advance))
+                bound = functools.partial(crypto_bound, checks, per_proof, cores)
+                grpc, bound_n = asyncio.run(
+                    grpc_run(
+                        fleet, f"{host}:{port}", batch, concurrency, advance=advance, bound=bound
+                    )
+                )
             finally:
-                for party in parties:
-                    party.stop()
-        bound_n.append(crypto_bound(checks, per_proof, cores))
-        advance()
+                party.stop()
     crypto_1, crypto_n = median(bound_1), median(bound_n)
     pipeline = median(piped)
-    unary, unary_lat = grpc["unary"]
-    batched, batch_lat = grpc["batch"]
+    unary, unary_lat, _ = grpc["unary"]
+    batched, batch_lat, client_cpu = grpc["batch"]
     return {
         "cores": cores,
         "k": fleet.k,
@@ -256,10 +291,12 @@ def run(
         "grpc_unary_p50_ms": round(median(unary_lat) / 1e3, 2),
         "grpc_unary_p99_ms": round(quantile(unary_lat, 0.99) / 1e3, 2),
         "grpc_batch_size": batch,
+        "grpc_batch_proofs": len(proofs) * BATCH_ROUNDS,
         "grpc_batch_per_s": round(batched, 1),
         "grpc_batch_ratio": round(batched / crypto_n, 3),
         "grpc_batch_p50_ms": round(median(batch_lat) / 1e3, 2),
         "grpc_batch_p99_ms": round(quantile(batch_lat, 0.99) / 1e3, 2),
+        "grpc_batch_client_cpu_share": round(client_cpu / cores, 3),
         "chips_hourly_served": int(batched * 3600),
     }
 
