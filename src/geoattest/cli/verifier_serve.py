@@ -14,6 +14,7 @@ stops them all if one dies.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -241,6 +242,8 @@ def _run_workers(serve: Serve, address: str, count: int) -> None:
         ConfigError: a worker failed to start or died while serving.
     """
     # Forked, not spawned: workers inherit the loaded inputs. gRPC is started only in them.
+    # Frozen first: no collection in a worker then walks (and so copies) the shared pages.
+    gc.freeze()
     context = multiprocessing.get_context("fork")
     processes: list[multiprocessing.process.BaseProcess] = []
     stopping = False
