@@ -143,7 +143,7 @@ def fleet(
     else:
         _print(summary)
     check = result.sample_check
-    if result.false_allowed or check.get("matched") != check.get("checked"):
+    if not result.sound or check.get("matched") != check.get("checked"):
         raise typer.Exit(EXIT_UNSOUND)
 
 
@@ -172,6 +172,18 @@ def _print(summary: dict[str, object]) -> None:
         f"false ALLOWED (a diverted chip certified): {false_allowed}"
         + ("" if false_allowed else "  (none, as the speed of light guarantees)")
     )
+    audit = summary["audit"]
+    assert isinstance(audit, dict)
+    console.print(
+        f"checked on every chip: {audit['chips_outside_a_disk']} outside one of its disks, "
+        f"{audit['table_contradictions']} contradicting the shortcuts' tables (both must be 0); "
+        f"{audit['diverted_judged_by_appraiser']:,} diverted chips judged by the real "
+        "appraiser, the rest by rules that can only say OUTSIDE or INCONCLUSIVE for them"
+    )
+    notes = summary["notes"]
+    assert isinstance(notes, list)
+    for note in notes:
+        console.print(f"note: {note}")
     check = summary["sample_check"]
     assert isinstance(check, dict)
     console.print(

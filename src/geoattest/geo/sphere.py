@@ -14,6 +14,7 @@ about 0.45% (near the poles), so :func:`shrink` uses the same factor inward.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,10 +30,12 @@ ABSOLUTE_MARGIN_KM = 0.05
 HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
 
 FloatArray = NDArray[np.float64]
+Radius = TypeVar("Radius", float, FloatArray)
 
 
-def grow(bound_km: float) -> float:
-    """The spherical radius (km) that surely contains the ellipsoidal disk of ``bound_km``."""
+def grow(bound_km: Radius) -> Radius:
+    """The spherical radius (km) that surely contains the ellipsoidal disk of ``bound_km``
+    (a number, or an array of them for fleet studies)."""
     return bound_km * (1.0 + ELLIPSOID_MARGIN) + ABSOLUTE_MARGIN_KM
 
 

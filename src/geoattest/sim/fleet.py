@@ -83,6 +83,9 @@ class Strategy(StrEnum):
 
 LICENSED = "licensed"
 DIVERTED = "diverted"
+AUDIT_OUTSIDE_A_DISK = "chips_outside_a_disk"
+AUDIT_CONTRADICTIONS = "table_contradictions"
+AUDIT_DIVERTED_BY_APPRAISER = "diverted_judged_by_appraiser"
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ class FleetConfig:
     seed: int = 7
     sample: int = 200
     """Chips replayed through real rounds and the real pipeline to check the verdicts:
-    a random sample, split evenly over the rules that decided them."""
+    a random sample, split evenly over the rules that decided them and, within each,
+    over licensed and diverted chips."""
     delay_ms: float = 5.0
     """The constant and selective strategies' added delay per datagram."""
     landmark_faults: int = 0
@@ -192,6 +196,9 @@ class FleetResult:
     """Truth label (``licensed/<region>`` or ``diverted/<strategy>``) to verdict to chips."""
     decided_by: Counter[str]
     seconds: float
+    audit: dict[str, int] = field(default_factory=dict)
+    """Checks run on every chip (see ``_audit``); the first two must be zero."""
+    notes: tuple[str, ...] = ()
     places: PlaceVerdicts | None = None
     appraiser_s_per_proof: float = 0.0
     """Baseline: the real appraiser alone on the sampled proofs, measured in the same run."""
@@ -201,6 +208,15 @@ class FleetResult:
     @property
     def devices(self) -> int:
         return sum(sum(c.values()) for c in self.counts.values())
+
+    @property
+    def sound(self) -> bool:
+        """No false ALLOWED, and the every-chip checks found nothing wrong."""
+        return (
+            self.false_allowed == 0
+            and self.audit.get(AUDIT_OUTSIDE_A_DISK, 0) == 0
+            and self.audit.get(AUDIT_CONTRADICTIONS, 0) == 0
+        )
 
     @property
     def false_allowed(self) -> int:
@@ -238,6 +254,8 @@ class FleetResult:
             "honest_inconclusive_rate": rate(Verdict.INCONCLUSIVE),
             "honest_outside_rate": rate(Verdict.OUTSIDE),
             "false_allowed": self.false_allowed,
+            "audit": self.audit,
+            "notes": list(self.notes),
             "decided_by": dict(sorted(self.decided_by.items())),
             "seconds": round(self.seconds, 3),
             "devices_per_s": round(self.devices / self.seconds) if self.seconds else None,
@@ -303,25 +321,27 @@ def run_fleet(
         appraiser, sites, regions, landmark_faults=config.landmark_faults
     )
     world = _World(scenario, config, regions, model or LatencyModel.default(), appraiser)
-    quota = math.ceil(config.sample / len(Shortcut)) if config.sample else 0
+    quota = math.ceil(config.sample / len(_STRATA)) if config.sample else 0
     starts = range(0, config.devices, config.chunk)
     seeds = np.random.SeedSequence(config.seed).spawn(len(starts))
     tasks = [
         _Chunk(start, min(config.chunk, config.devices - start), seed, quota)
         for start, seed in zip(starts, seeds, strict=True)
     ]
-    kept: dict[int, list[tuple[float, SampledChip]]] = {int(rule): [] for rule in Shortcut}
+    kept: dict[tuple[int, bool], list[tuple[float, SampledChip]]] = {s: [] for s in _STRATA}
     counts: dict[str, Counter[str]] = {}
     decided_by: Counter[str] = Counter()
+    audit: Counter[str] = Counter()
     licensed_at = np.zeros((len(world.sites.names), len(VERDICT_CODES)), dtype=np.int64)
     done = 0
     for outcome in _run_chunks(tasks, world, verdicts, config.workers):
         licensed_at += outcome.licensed_at
+        audit.update(outcome.audit)
         for label, row in outcome.counts.items():
             counts.setdefault(label, Counter()).update(row)
         decided_by.update(outcome.decided_by)
-        for rule, chips in outcome.kept.items():
-            kept[rule] = sorted(kept[rule] + chips, key=lambda kc: kc[0])[:quota]
+        for stratum, chips in outcome.kept.items():
+            kept[stratum] = sorted(kept[stratum] + chips, key=lambda kc: kc[0])[:quota]
         done += outcome.devices
         if progress is not None:
             progress(done, config.devices)
@@ -334,6 +354,8 @@ def run_fleet(
         counts=counts,
         decided_by=decided_by,
         seconds=seconds,
+        audit=dict(audit),
+        notes=world.notes,
         places=PlaceVerdicts(
             world.sites.lat, world.sites.lon, world.sites.code, licensed_at, world.regions
         ),
@@ -369,9 +391,10 @@ class _ChunkOutcome:
     devices: int
     counts: dict[str, Counter[str]]
     decided_by: Counter[str]
-    kept: dict[int, list[tuple[float, SampledChip]]]
+    kept: dict[tuple[int, bool], list[tuple[float, SampledChip]]]
     licensed_at: npt.NDArray[np.int64]
     """(places, verdicts): licensed chips at each place by verdict code."""
+    audit: Counter[str]
 
 
 def _simulate_chunk(chunk: _Chunk, world: _World, verdicts: FleetVerdicts) -> _ChunkOutcome:
@@ -386,23 +409,53 @@ def _simulate_chunk(chunk: _Chunk, world: _World, verdicts: FleetVerdicts) -> _C
             for r, c in zip(*np.unique(rules, return_counts=True), strict=True)
         }
     )
-    # A uniform random sample of up to ``quota`` chips per deciding rule (the smallest
-    # random keys over the whole run), so that every shortcut and the real appraiser are
-    # checked even when one of them decides few chips.
+    # A uniform random sample of up to ``quota`` chips per deciding rule and per truth
+    # (licensed or diverted), by the smallest random keys over the whole run, so that
+    # every shortcut, the real appraiser and the diverted chips are all checked even
+    # when one of them is rare.
     keys = gen.random(chunk.devices)
-    kept: dict[int, list[tuple[float, SampledChip]]] = {}
-    for rule in Shortcut:
-        rows = np.flatnonzero(rules == rule)
+    kept: dict[tuple[int, bool], list[tuple[float, SampledChip]]] = {}
+    for rule, diverted in _STRATA:
+        rows = np.flatnonzero((rules == rule) & ((batch.truth > 0) == diverted))
         best = rows[np.argsort(keys[rows])[: chunk.quota]].tolist()
-        kept[int(rule)] = [
+        kept[rule, diverted] = [
             (float(keys[i]), batch.sampled(i, chunk.start + i, codes[i], rules[i], world))
             for i in best
         ]
     licensed_at = np.zeros((len(world.sites.names), len(VERDICT_CODES)), dtype=np.int64)
     honest = batch.truth == 0
     np.add.at(licensed_at, (batch.place[honest], codes[honest].astype(np.int64)), 1)
-    return _ChunkOutcome(chunk.devices, counts, decided_by, kept, licensed_at)
+    return _ChunkOutcome(
+        chunk.devices, counts, decided_by, kept, licensed_at, _audit(batch, verdicts, world, rules)
+    )
 
+
+def _audit(
+    batch: _Batch, verdicts: FleetVerdicts, world: _World, rules: npt.NDArray[np.int8]
+) -> Counter[str]:
+    """Checks on every chip, not just the sample: each chip lies inside every one of its
+    (grown) disks, as physics demands; no chip's place contradicts the shortcuts' distance
+    tables; and how many diverted chips the real appraiser judged (the shortcuts can only
+    say OUTSIDE or INCONCLUSIVE for them, so false ALLOWED rests on those)."""
+    true_km = np.take_along_axis(world.site_km[batch.place], batch.landmark, axis=1)
+    licensed = batch.truth == 0
+    return Counter(
+        {
+            AUDIT_OUTSIDE_A_DISK: int(
+                np.count_nonzero(np.any(true_km > verdicts.grown(batch.bound_km), axis=1))
+            ),
+            AUDIT_CONTRADICTIONS: verdicts.contradictions(
+                batch.region, batch.landmark, batch.bound_km, licensed
+            ),
+            AUDIT_DIVERTED_BY_APPRAISER: int(
+                np.count_nonzero(~licensed & (rules == Shortcut.UNDECIDED))
+            ),
+        }
+    )
+
+
+_STRATA = tuple((int(rule), diverted) for rule in Shortcut for diverted in (False, True))
+"""The sample check's strata: every way a verdict is reached, for each kind of truth."""
 
 _FORKED: tuple[_World, FleetVerdicts] | None = None
 """What forked workers inherit instead of unpickling (the world is large)."""
@@ -525,6 +578,11 @@ class _World:
             self.diverted_sites.append(self._pick(np.isin(self.sites.code, destinations) & ~inside))
         if config.diverted_share > 0 and not any(len(i) for i, _ in self.diverted_sites):
             raise ConfigError(f"no place to divert chips to in {', '.join(destinations)}")
+        self.notes = tuple(
+            f"no destination lies outside {name}: its chips are all licensed ones"
+            for name, (away, _) in zip(self.regions, self.diverted_sites, strict=True)
+            if config.diverted_share > 0 and not away.size
+        )
         self.site_km = distance_km(
             self.sites.lat[:, None], self.sites.lon[:, None], self.lm_lat, self.lm_lon
         )

@@ -40,7 +40,7 @@ import shapely
 
 from geoattest.geo import Countries, GeoAppraiser, LocationAssumption
 from geoattest.geo.feasible import ring_reach
-from geoattest.geo.sphere import ABSOLUTE_MARGIN_KM, EARTH_RADIUS_KM, ELLIPSOID_MARGIN, distance_km
+from geoattest.geo.sphere import EARTH_RADIUS_KM, distance_km, grow
 from geoattest.verdict import LandmarkBound, Verdict
 from verifier.pipeline import survive_faults
 
@@ -200,22 +200,46 @@ class FleetVerdicts:
             bound_km: each bound's radius (light-speed bound plus motion), shape (n, k).
             licensed: whether the chip's true place is licensed land, shape (n,).
         """
-        n = region.shape[0]
-        out = np.zeros(n, dtype=np.int8)
+        out = np.zeros(region.shape[0], dtype=np.int8)
         if not self._enabled:
             return out
-        grown = self._grown(bound_km)
-        base = np.argmin(grown, axis=1)
-        rows = np.arange(n)
-        base_lm = landmark[rows, base]
-        reach = self._reach_km(base_lm, grown[rows, base])
+        grown, base_lm, reach = self._base_reach(landmark, bound_km)
         if self.landmark_faults == 0:
             out[licensed & (reach < self.to_foreign[base_lm, region])] = Shortcut.ALLOWED_BY_REACH
         outside = (out == 0) & (reach < self.to_licensed[base_lm, region])
         out[outside] = Shortcut.OUTSIDE_BY_REACH
         unbounded = np.all(grown >= self._undrawable_km[landmark], axis=1)
         out[(out == 0) & unbounded] = Shortcut.INCONCLUSIVE_UNBOUNDED
+        out[~np.all(np.isfinite(bound_km), axis=1)] = Shortcut.UNDECIDED
         return out
+
+    def contradictions(
+        self,
+        region: npt.NDArray[np.int64],
+        landmark: npt.NDArray[np.int64],
+        bound_km: npt.NDArray[np.float64],
+        licensed: npt.NDArray[np.bool_],
+    ) -> int:
+        """Proofs whose chip's own place contradicts the distance tables: the chip is
+        inside its base disk, so that disk must reach land of the chip's side. Any count
+        above zero means a table (or the physics of the study) is wrong."""
+        if not self._enabled:
+            return 0
+        _, base_lm, reach = self._base_reach(landmark, bound_km)
+        own_side = np.where(
+            licensed, self.to_licensed[base_lm, region], self.to_foreign[base_lm, region]
+        )
+        return int(np.count_nonzero(reach < own_side))
+
+    def _base_reach(
+        self, landmark: npt.NDArray[np.int64], bound_km: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Grown radii, the base disk's landmark and the base polygon's reach per proof."""
+        grown = self.grown(bound_km)
+        base = np.argmin(grown, axis=1)
+        rows = np.arange(landmark.shape[0])
+        base_lm = landmark[rows, base]
+        return grown, base_lm, self._reach_km(base_lm, grown[rows, base])
 
     def by_probe(  # noqa: PLR0917  (parallel arrays, one per proof attribute)
         self,
@@ -242,22 +266,20 @@ class FleetVerdicts:
             lat[:, None, :],
             lon[:, None, :],
         )
-        inside = d < (self._grown(bound_km) - PROBE_MARGIN_KM)[:, :, None]
+        inside = d < (self.grown(bound_km) - PROBE_MARGIN_KM)[:, :, None]
         return np.asarray(np.any(np.all(inside, axis=1), axis=1))
 
-    def _grown(self, bound_km: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """:func:`geoattest.geo.sphere.grow` of each bound widened by the policy, in bulk."""
-        return np.asarray(
-            (bound_km + self._extra_km) * (1.0 + ELLIPSOID_MARGIN) + ABSOLUTE_MARGIN_KM
-        )
+    def grown(self, bound_km: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Each bound widened by the policy and grown to the sphere, as the appraiser does."""
+        return grow(np.asarray(bound_km + self._extra_km, dtype=np.float64))
 
     def _reach_km(
         self, landmark: npt.NDArray[np.int64], grown_km: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
-        step = np.ceil(grown_km / REACH_STEP_KM).astype(np.int64) + 1
-        inside = step < self._reach.shape[1]
         reach = np.full(grown_km.shape, np.inf)
-        reach[inside] = self._reach[landmark[inside], step[inside]]
+        inside = np.isfinite(grown_km) & (grown_km < REACH_TABLE_KM - 2 * REACH_STEP_KM)
+        step = np.ceil(grown_km[inside] / REACH_STEP_KM).astype(np.int64) + 1
+        reach[inside] = self._reach[landmark[inside], step]
         return reach
 
     def exact(self, bounds: Sequence[LandmarkBound], region: str) -> Verdict:

@@ -12,6 +12,7 @@ from geoattest.errors import ConfigError
 from geoattest.netsim.latency import great_circle_km
 from geoattest.sim.fleet import FleetConfig, FleetResult, Placement, Strategy, run_fleet
 from geoattest.sim.replay import check_sample
+from geoattest.sim.shortcut import FleetVerdicts, Site
 from geoattest.verdict import KM_PER_NS_OF_RTT, Verdict
 
 
@@ -42,15 +43,44 @@ def test_every_chip_is_counted_once_and_no_diverted_chip_is_allowed() -> None:
 def test_the_sample_replayed_through_the_real_pipeline_agrees() -> None:
     result = study()
     summary = check_sample(scenario(), result)
-    # Up to 8 chips for each of the 5 ways a verdict is reached (fewer if a way is rare).
-    assert 30 <= summary["checked"] == len(result.sampled) <= 40
+    # Up to 4 chips for each way a verdict is reached and each truth (fewer if rare).
+    assert 20 <= summary["checked"] == len(result.sampled) <= 40
     assert summary["matched"] == summary["checked"], summary["mismatches"]
+    assert {chip.truth.split("/")[0] for chip in result.sampled} == {"licensed", "diverted"}
     assert set(summary["by_rule"]) >= {
         "allowed_by_reach",
         "outside_by_reach",
         "inconclusive_by_probe",
         "undecided",
     }
+
+
+def test_every_chip_is_inside_its_disks_and_agrees_with_the_tables() -> None:
+    result = study()
+    assert result.audit["chips_outside_a_disk"] == 0
+    assert result.audit["table_contradictions"] == 0
+    assert result.audit["diverted_judged_by_appraiser"] > 0
+    assert result.sound
+
+
+def test_the_audit_catches_a_wrong_distance_table() -> None:
+    # Claim that licensed land is ten times farther from every landmark than it is: the
+    # OUTSIDE shortcut would then fire for licensed chips, and the audit must say so.
+    s = scenario()
+    regions = tuple(sorted(s.policy.regions))
+    sites = [Site(lm.landmark_id, lm.latitude, lm.longitude) for lm in s.landmarks]
+    broken = FleetVerdicts(s.policy.appraiser(), sites, regions)
+    broken.to_licensed = broken.to_licensed * 10 + 1000
+    result = run_fleet(s, FleetConfig(devices=2000, sample=0, seed=5), verdicts=broken)
+    assert result.audit["table_contradictions"] > 0
+    assert not result.sound
+
+
+def test_a_region_with_nowhere_to_divert_to_is_noted() -> None:
+    config = FleetConfig(devices=500, sample=0, regions=("JP", "TW"), destinations=("TW",))
+    result = run_fleet(scenario(), config)
+    assert result.notes == ("no destination lies outside TW: its chips are all licensed ones",)
+    assert "diverted/relay" in result.counts  # JP's diverted chips went to Taiwan
 
 
 def test_the_sample_check_catches_a_wrong_verdict() -> None:

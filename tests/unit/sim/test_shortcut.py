@@ -8,6 +8,8 @@ holds the chip), with chips placed on both sides of tight borders.
 from __future__ import annotations
 
 import functools
+from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import event, given, settings
@@ -121,8 +123,9 @@ def test_a_decided_shortcut_is_the_appraisers_verdict(
             st.one_of(
                 st.floats(0.0, 5.0),
                 st.floats(0.0, 60.0),
+                st.floats(0.0, 60.0),
                 st.floats(0.0, 3000.0),
-                st.floats(0.0, 20_000.0),
+                st.floats(0.0, 12_000.0),
             ),
             min_size=len(landmarks),
             max_size=len(landmarks),
@@ -155,3 +158,61 @@ def test_every_shortcut_fires_somewhere() -> None:
     assert shenzhen_for_sg == (Shortcut.OUTSIDE_BY_REACH, Verdict.OUTSIDE)
     assert singapore_wide == (Shortcut.INCONCLUSIVE_BY_PROBE, Verdict.INCONCLUSIVE)
     assert anywhere == (Shortcut.INCONCLUSIVE_UNBOUNDED, Verdict.INCONCLUSIVE)
+
+
+def largest(fires: Callable[[float], bool], high: float) -> float | None:
+    """The largest radius in [0, high] at which ``fires`` holds (it holds below some
+    threshold and not above), to within a metre; None if it never holds."""
+    if not fires(0.0):
+        return None
+    low = 0.0
+    while high - low > 0.001:
+        mid = (low + high) / 2
+        low, high = (mid, high) if fires(mid) else (low, mid)
+    return low
+
+
+def test_reach_rules_hold_at_their_thresholds() -> None:
+    # The riskiest place for the reach rules is the largest disk they still decide: a chip
+    # at a landmark, one disk of exactly that radius. The real appraiser must agree there,
+    # for every landmark and region (ALLOWED from licensed land, OUTSIDE from elsewhere).
+    verdicts, sites = world()
+    countries = verdicts.appraiser.policy.countries
+    checked = Counter[Verdict]()
+    for i, site in enumerate(sites):
+        code = countries.country_at(site.latitude, site.longitude)
+        if code is None:
+            continue
+        for r, name in enumerate(verdicts.regions):
+            licensed = code in verdicts.appraiser.policy.regions[name].countries
+            rule, want = (
+                (Shortcut.ALLOWED_BY_REACH, Verdict.ALLOWED)
+                if licensed
+                else (Shortcut.OUTSIDE_BY_REACH, Verdict.OUTSIDE)
+            )
+
+            def fires(
+                radius: float,
+                i: int = i,
+                r: int = r,
+                licensed: bool = licensed,
+                rule: Shortcut = rule,
+            ) -> bool:
+                got = verdicts.by_reach(
+                    np.asarray([r]),
+                    np.asarray([[i]]),
+                    np.asarray([[radius]]),
+                    np.asarray([licensed]),
+                )
+                return bool(got[0] == rule)
+
+            radius = largest(fires, 9000.0)
+            if radius is None:
+                continue
+            bound = LandmarkBound(
+                site.landmark_id, site.latitude, site.longitude, 0, motion_km=radius
+            )
+            assert verdicts.exact([bound], name) is want, (site.landmark_id, name, radius)
+            checked[want] += 1
+    assert checked[Verdict.ALLOWED] >= 5
+    assert checked[Verdict.OUTSIDE] >= 20
