@@ -146,7 +146,8 @@ class Scenario:
     residual: str = ""
     """Non-empty for a known gap: the attack is not defended in this world, by design of
     its policy, and this names the residual risk and the setting that closes it.
-    ``geoattest attack run`` reports such a scenario but fails only with ``--strict``."""
+    ``geoattest attack run`` reports it as such, and passes it only with
+    ``--accept-residual``."""
 
     def new_world(self, **variant: Any) -> AttackWorld:
         """A fresh seeded world for this attack; ``variant`` swaps in test-only parts."""

@@ -32,9 +32,9 @@ def test_run_one_defended_scenario_as_json_exits_zero() -> None:
 RESIDUAL = ["predictable_challenges_answered_ahead", "lying_landmark_among_distant_honest_ones"]
 
 
-def test_run_all_reports_every_scenario_and_passes_with_only_known_residual_risks() -> None:
+def test_run_all_reports_every_scenario_and_fails_on_the_known_residual_risks() -> None:
     result = run_geoattest("attack", "run", "--all", "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     outcomes = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["name"] for o in outcomes] == [s.name for s in SCENARIOS]
     undefended = [o for o in outcomes if not o["defended"]]
@@ -43,12 +43,16 @@ def test_run_all_reports_every_scenario_and_passes_with_only_known_residual_risk
     assert all(o["residual_risk"] is None for o in outcomes if o["defended"])
 
 
-def test_run_strict_fails_on_a_known_residual_risk() -> None:
-    result = run_geoattest("attack", "run", "lying_landmark_among_distant_honest_ones", "--strict")
+def test_accept_residual_passes_a_known_residual_risk_only() -> None:
+    result = run_geoattest("attack", "run", "lying_landmark_among_distant_honest_ones")
     assert result.returncode == 1, result.stderr
     assert "known residual risk" in result.stdout
-    relaxed = run_geoattest("attack", "run", "lying_landmark_among_distant_honest_ones")
-    assert relaxed.returncode == 0, relaxed.stderr
+    accepted = run_geoattest(
+        "attack", "run", "lying_landmark_among_distant_honest_ones", "--accept-residual"
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    defended = run_geoattest("attack", "run", "replayed_proof", "--accept-residual")
+    assert defended.returncode == 0, defended.stderr
 
 
 def test_a_heartbeat_scenario_reports_no_verdict_and_the_device_state() -> None:
