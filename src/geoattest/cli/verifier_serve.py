@@ -8,7 +8,9 @@ is shared copy-on-write); each opens its own store connection and gRPC server on
 port (``SO_REUSEPORT``: the kernel spreads connections over them). They share one
 database, whose compare-and-swap commits keep every chain correct across workers. The
 parent prints the address once every worker serves, forwards SIGTERM and SIGINT, and
-stops them all if one dies.
+stops them all if one dies. Every worker runs the stale sweep; marking a device STALE is
+one transaction, so it goes STALE, and alerts, once. An alert stream (``WatchAlerts``) is
+served by one worker and carries that worker's alerts only.
 """
 
 from __future__ import annotations
