@@ -7,14 +7,19 @@ The gRPC rows run ``geoattest verifier serve --workers N``, one worker process p
 over one SQLite database (``synchronous=FULL``; the store's compare-and-swap commits are
 safe for several writers), with N the number of processes of the crypto bound it is
 compared with. Everything runs on the same N CPUs (pinned where the machine has more),
-the client included: one connection per call in flight (the kernel spreads connections
-over the workers); the client's CPU share is reported, and counts against the verifier.
-Every figure is a median over interleaved repeats.
+the client included, with one call in flight per connection and the connections spread
+evenly over the workers. Every figure is a median over interleaved repeats.
+
+On a shared machine other processes take CPU from both sides unevenly, so the batch row
+is also given in CPU time: ``grpc_batch_cpu_ratio`` is the crypto bound's CPU time per
+proof over the verifier's (its workers' and the client's CPU time per proof), and
+``grpc_batch_workers_busy`` how much of their cores the workers used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -23,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from geoattest.bench.fleet import VERIFIER_ID, Chip, Fleet
@@ -63,17 +69,25 @@ def signature_checks(
     return checks
 
 
-def crypto_rate(checks: Sequence[Check], per_proof: int, min_s: float = 0.3) -> float:
-    """Proofs per second that back-to-back signature checks alone allow on one core."""
+def crypto_rates(
+    checks: Sequence[Check], per_proof: int, min_s: float = 0.3
+) -> tuple[float, float]:
+    """Proofs that back-to-back signature checks alone allow on one core: per second, and
+    per CPU second (what other processes on the machine take from it does not count)."""
     keys = {der: VerifyingKey.from_der(der) for der, _, _ in checks}
     prepared = [(keys[der].verify, sig, msg) for der, sig, msg in checks]
-    done, start = 0, time.perf_counter()
+    done, start, cpu = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - start) < min_s or done == 0:
         for verify, sig, msg in prepared:
             if not verify(sig, msg):
                 raise AssertionError("a bench signature does not verify")
         done += len(prepared)
-    return done / per_proof / elapsed
+    return done / per_proof / elapsed, done / per_proof / (time.process_time() - cpu)
+
+
+def crypto_rate(checks: Sequence[Check], per_proof: int, min_s: float = 0.3) -> float:
+    """Proofs per second that back-to-back signature checks alone allow on one core."""
+    return crypto_rates(checks, per_proof, min_s)[0]
 
 
 def crypto_bound(checks: Sequence[Check], per_proof: int, cores: int) -> float:
@@ -175,20 +189,98 @@ async def _submit(proofs: Sequence[envelope_pb2.Envelope], client: VerifierClien
     return _accepted(await client.submit_batch(proofs))
 
 
+def _server_sockets(port: int) -> set[int]:
+    """Inodes of the established TCP sockets on local ``port`` (Linux ``/proc/net``; gRPC
+    listens on IPv4 addresses through dual-stack IPv6 sockets)."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rpartition(":")[2], 16) == port:
+                    found.add(int(fields[9]))
+    return found
+
+
+def _owner(inode: int, pids: Sequence[int]) -> int | None:
+    """Which of ``pids`` holds the socket ``inode``."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if str(fd.readlink()) == f"socket:[{inode}]":
+                        return pid
+    return None
+
+
+async def spread_clients(target: str, count: int, workers: Sequence[int]) -> list[VerifierClient]:
+    """``count`` connections, the same number to each worker process.
+
+    The kernel assigns each new connection to a worker by a hash, so a handful can land
+    mostly on one worker, and the other then idles for want of calls. Connections are
+    opened until each worker holds its share (its socket's owner is read from ``/proc``);
+    where that cannot be read, or luck runs out, the rest are taken as they come.
+    """
+    port = int(target.rpartition(":")[2])
+    share = {pid: count // len(workers) for pid in workers}
+    kept: list[VerifierClient] = []
+    spare: list[VerifierClient] = []
+    for _ in range(10 * count):
+        if len(kept) == count or not any(share.values()):
+            break
+        before = _server_sockets(port)
+        client = VerifierClient(target, timeout_s=120.0)
+        await client.result_keys()  # connected
+        new = _server_sockets(port) - before
+        owner = _owner(new.pop(), workers) if len(new) == 1 else None
+        if owner is not None and share[owner] > 0:
+            share[owner] -= 1
+            kept.append(client)
+        else:
+            spare.append(client)
+    while len(kept) < count:
+        kept.append(spare.pop() if spare else VerifierClient(target, timeout_s=120.0))
+    for client in spare:
+        await client.close()
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One gRPC phase: proofs per second, call latencies (µs), and CPU seconds spent."""
+
+    rate: float
+    latencies: list[float]
+    wall_s: float
+    proofs: int
+    server_cpu_s: float
+    """All the verifier's worker processes together."""
+    client_cpu_s: float
+
+
+def _cpu_s(pids: Sequence[int]) -> float:
+    """CPU seconds (user and system, every thread) the processes have used (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 async def grpc_run(
     fleet: Fleet,
     target: str,
     batch: int,
     concurrency: int,
     *,
+    workers: Sequence[int],
     advance: Callable[[], None],
     bound: Callable[[], float],
-) -> tuple[dict[str, tuple[float, list[float], float]], list[float]]:
+) -> tuple[dict[str, Phase], list[float]]:
     """Enrol the fleet, then one proof per call, then ``BATCH_ROUNDS`` successive proofs
-    per chip in batches of ``batch`` chips: rate, latencies and the client's CPU seconds
-    per wall second of each; and ``bound()`` measured just before each and after the last
-    (the machine's load drifts; the bound must see what the calls saw)."""
-    clients = [VerifierClient(target, timeout_s=120.0) for _ in range(concurrency)]
+    per chip in batches of ``batch`` chips; and ``bound()`` measured just before each and
+    after the last (the machine's load drifts; the bound must see what the calls saw)."""
+    clients = await spread_clients(target, concurrency, workers)
     chips = fleet.chips
     try:
         await _drive([[functools.partial(_enrol, chip)] for chip in chips], clients)
@@ -203,10 +295,16 @@ async def grpc_run(
             ]
             bounds.append(bound())
             advance()
-            cpu, wall = time.process_time(), time.perf_counter()
-            rate, latencies, _ = await _drive(chains, clients)
-            cpu_share = (time.process_time() - cpu) / (time.perf_counter() - wall)
-            out[name] = (rate, latencies, cpu_share)
+            server_s, client_s, wall = _cpu_s(workers), time.process_time(), time.perf_counter()
+            rate, latencies, done = await _drive(chains, clients)
+            out[name] = Phase(
+                rate,
+                latencies,
+                time.perf_counter() - wall,
+                done,
+                _cpu_s(workers) - server_s,
+                time.process_time() - client_s,
+            )
             advance()
         bounds.append(bound())
         advance()
@@ -214,6 +312,16 @@ async def grpc_run(
     finally:
         for client in clients:
             await client.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux ``/proc``; none found elsewhere)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found or [pid]
 
 
 @contextmanager
@@ -248,9 +356,11 @@ def run(
         checks = fleet_checks(fleet, proofs)
         per_proof = len(checks) // len(proofs)
         advance()
-        bound_1, piped, latencies = [], [], []
+        bound_1, bound_cpu, piped, latencies = [], [], [], []
         for _ in range(REPEATS):  # interleaved, so both see the same load
-            bound_1.append(crypto_rate(checks, per_proof))
+            per_s, per_cpu_s = crypto_rates(checks, per_proof)
+            bound_1.append(per_s)
+            bound_cpu.append(per_cpu_s)
             advance()
             rate, lat = pipeline_run(appraiser, fleet, proofs)
             piped.append(rate)
@@ -264,17 +374,25 @@ def run(
                 host, port = party.wait_for_address()
                 advance()
                 bound = functools.partial(crypto_bound, checks, per_proof, cores)
+                workers = _children(party.process.pid)
                 grpc, bound_n = asyncio.run(
                     grpc_run(
-                        fleet, f"{host}:{port}", batch, concurrency, advance=advance, bound=bound
+                        fleet,
+                        f"{host}:{port}",
+                        batch,
+                        concurrency,
+                        workers=workers,
+                        advance=advance,
+                        bound=bound,
                     )
                 )
             finally:
                 party.stop()
     crypto_1, crypto_n = median(bound_1), median(bound_n)
     pipeline = median(piped)
-    unary, unary_lat, _ = grpc["unary"]
-    batched, batch_lat, client_cpu = grpc["batch"]
+    unary, batched = grpc["unary"], grpc["batch"]
+    crypto_cpu_us = 1e6 / median(bound_cpu)
+    batch_cpu_us = (batched.server_cpu_s + batched.client_cpu_s) / batched.proofs * 1e6
     return {
         "cores": cores,
         "k": fleet.k,
@@ -286,18 +404,24 @@ def run(
         "pipeline_p50_us": round(median(latencies), 1),
         "pipeline_p99_us": round(quantile(latencies, 0.99), 1),
         f"crypto_bound_{cores}_cores_per_s": round(crypto_n, 1),
-        "grpc_unary_per_s": round(unary, 1),
-        "grpc_unary_ratio": round(unary / crypto_n, 3),
-        "grpc_unary_p50_ms": round(median(unary_lat) / 1e3, 2),
-        "grpc_unary_p99_ms": round(quantile(unary_lat, 0.99) / 1e3, 2),
+        "grpc_unary_per_s": round(unary.rate, 1),
+        "grpc_unary_ratio": round(unary.rate / crypto_n, 3),
+        "grpc_unary_p50_ms": round(median(unary.latencies) / 1e3, 2),
+        "grpc_unary_p99_ms": round(quantile(unary.latencies, 0.99) / 1e3, 2),
         "grpc_batch_size": batch,
-        "grpc_batch_proofs": len(proofs) * BATCH_ROUNDS,
-        "grpc_batch_per_s": round(batched, 1),
-        "grpc_batch_ratio": round(batched / crypto_n, 3),
-        "grpc_batch_p50_ms": round(median(batch_lat) / 1e3, 2),
-        "grpc_batch_p99_ms": round(quantile(batch_lat, 0.99) / 1e3, 2),
-        "grpc_batch_client_cpu_share": round(client_cpu / cores, 3),
-        "chips_hourly_served": int(batched * 3600),
+        "grpc_batch_proofs": batched.proofs,
+        "grpc_batch_per_s": round(batched.rate, 1),
+        "grpc_batch_ratio": round(batched.rate / crypto_n, 3),
+        "grpc_batch_p50_ms": round(median(batched.latencies) / 1e3, 2),
+        "grpc_batch_p99_ms": round(quantile(batched.latencies, 0.99) / 1e3, 2),
+        "crypto_cpu_us_per_proof": round(crypto_cpu_us, 1),
+        "grpc_batch_cpu_us_per_proof": round(batch_cpu_us, 1),
+        "grpc_batch_cpu_ratio": round(crypto_cpu_us / batch_cpu_us, 3),
+        "grpc_batch_workers_busy": round(
+            batched.server_cpu_s / batched.wall_s / max(cores, len(workers)), 3
+        ),
+        "grpc_batch_client_cpu_share": round(batched.client_cpu_s / batched.wall_s / cores, 3),
+        "chips_hourly_served": int(batched.rate * 3600),
     }
 
 
