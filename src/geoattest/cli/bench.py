@@ -29,12 +29,21 @@ def timing(
 
 
 @app.command("gpu")
-def gpu(as_json: JsonOption = False) -> None:
-    """GPU throughput with the agent running; skipped (exit 0) until it is written."""
+def gpu(
+    as_json: JsonOption = False,
+    seconds: Annotated[
+        float, typer.Option(min=0.5, help="Seconds of matrix products per phase (7 phases).")
+    ] = 5.0,
+    size: Annotated[int, typer.Option(min=256, help="Matrix side (bf16, size^3).")] = 8192,
+) -> None:
+    """bf16 matmul TFLOP/s with the agent attesting on the GPU (armed vs launch per
+    challenge) and the timed answer's latency; skipped (exit 0) where there is no CUDA."""
     from geoattest.bench import gpu, report  # noqa: PLC0415
 
     reason = gpu.skip_reason()
-    if as_json:
+    if reason is None:
+        report.emit("gpu", gpu.run(seconds, size), as_json=as_json)
+    elif as_json:
         report.emit("gpu", {"skipped": reason}, as_json=True)
     else:
         typer.echo(reason)

@@ -33,6 +33,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from geoattest.crypto import Signer, VerifyingKey, sha256
 from geoattest.errors import EvidenceError, Reason, RoundError, WireError
@@ -84,6 +85,14 @@ def commitment(secret: bytes) -> bytes:
 def answer(secret: bytes, challenge: bytes) -> bytes:
     """z_j = SHA-256(r || c_j): only the holder of r can compute it."""
     return sha256(secret, challenge)
+
+
+class Responder(Protocol):
+    """What computes z_j for the round's r when it is not the CPU: a GPU responder armed
+    with the same r before Open (attestor/gpu). It must return ``answer(r, c_j)``;
+    a wrong answer only voids the round at the landmark."""
+
+    def answer(self, challenge: bytes) -> bytes: ...
 
 
 def transcript_payload(
@@ -138,6 +147,7 @@ class AgentRound:
         *,
         secret: bytes,
         exchanges: int,
+        responder: Responder | None = None,
     ) -> None:
         if len(secret) != SECRET_BYTES:
             raise RoundError(Reason.MISSING_FIELD, f"round secret must be {SECRET_BYTES} bytes")
@@ -148,6 +158,7 @@ class AgentRound:
         self._landmark_key = landmark_key
         self._signer = signer
         self._secret = secret
+        self._responder = responder
         self.commit = commitment(secret)
         self.exchanges = exchanges
         self.state = AgentRoundState.OPENED
@@ -200,19 +211,21 @@ class AgentRound:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "round failed")
         if len(challenge.challenge) != CHALLENGE_BYTES or len(challenge.round_id) != ROUND_ID_BYTES:
             raise RoundError(Reason.MISSING_FIELD, "challenge or round id of wrong length")
-        if self.state is AgentRoundState.OPENED:
-            self.round_id = bytes(challenge.round_id)
-            self.state = AgentRoundState.ANSWERING
-        else:
+        if self.state is not AgentRoundState.OPENED:
             self._check_round(challenge.round_id)
         if len(self._answered) >= MAX_EXCHANGES * MAX_ATTEMPTS_PER_EXCHANGE:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "too many challenges")
+        if self._responder is None:
+            z = answer(self._secret, challenge.challenge)
+        else:  # an error here (RoundError) leaves the round as it was
+            z = self._responder.answer(bytes(challenge.challenge))
+        if self.state is AgentRoundState.OPENED:
+            self.round_id = bytes(challenge.round_id)
+            self.state = AgentRoundState.ANSWERING
         self._answered.add(bytes(challenge.challenge))
         return _encode(
             response=round_pb2.Response(
-                round_id=challenge.round_id,
-                index=challenge.index,
-                answer=answer(self._secret, challenge.challenge),
+                round_id=challenge.round_id, index=challenge.index, answer=z
             )
         )
 
