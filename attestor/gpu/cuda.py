@@ -108,14 +108,20 @@ class CudaContext:
             self.backend, self.module = self._compile(cupy)
             self.armed_kernel = self.module.get_function("geoattest_armed")
             self.once_kernel = self.module.get_function("geoattest_once")
-            self.stream = cupy.cuda.Stream(non_blocking=True, priority=HIGHEST_PRIORITY)
+            try:
+                self.stream = cupy.cuda.Stream(non_blocking=True, priority=HIGHEST_PRIORITY)
+            except Exception:  # a driver that refuses the out-of-range priority
+                self.stream = cupy.cuda.Stream(non_blocking=True)
             runtime = cupy.cuda.runtime
             flags = runtime.hostAllocMapped | runtime.hostAllocPortable
             self._box = int(runtime.hostAlloc(MAILBOX_BYTES, flags))
             ctypes.memset(self._box, 0, MAILBOX_BYTES)
             # With unified addressing the device pointer equals the host one; ask anyway.
-            attributes = runtime.pointerGetAttributes(self._box)
-            self.box_device = int(attributes.devicePointer) or self._box
+            try:
+                device_pointer = int(runtime.pointerGetAttributes(self._box).devicePointer)
+            except Exception:  # CUDARuntimeError: keep the unified address
+                device_pointer = 0
+            self.box_device = device_pointer or self._box
             with self.stream:
                 self.secret = cupy.zeros(32, dtype=cupy.uint8)
             self.stream.synchronize()
