@@ -21,6 +21,7 @@ import ctypes
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -317,6 +318,9 @@ def run(
         matmul.run(2.0)
         _measure_idle(figures, responders, log)
         _measure_loaded(figures, matmul, responders, seconds, log)
+    except Exception:  # keep what was measured: a GPU session is short
+        log(f"failed; figures so far: {json.dumps(figures)}")
+        raise
     finally:
         for context in contexts.values():
             context.release()
@@ -329,7 +333,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m geoattest.bench.gpu [--json] [--seconds S] [--size N]``: the same
     benchmark without the CLI's imports (for a GPU machine that only has torch and CuPy)."""
     import argparse  # noqa: PLC0415
-    import json  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="python -m geoattest.bench.gpu")
     parser.add_argument("--json", action="store_true")

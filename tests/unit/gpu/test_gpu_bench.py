@@ -94,9 +94,11 @@ def test_a_wrong_gpu_answer_fails_the_benchmark(
 ) -> None:
     monkeypatch.setattr(gpu_cuda, "ArmedResponder", lambda context: WrongResponder())
     FakeContext.released = 0
+    lines: list[str] = []
     with pytest.raises(ResponderError, match="differ from hashlib"):
-        gpu.run(seconds=0.05, size=256, log=lambda line: None)
+        gpu.run(seconds=0.05, size=256, log=lines.append)
     assert FakeContext.released == len(gpu.DESIGNS)
+    assert "cpu_answer_p50_us" in lines[-1]  # what was measured is not lost
 
 
 def test_an_agent_error_is_kept_and_raised_not_lost() -> None:
