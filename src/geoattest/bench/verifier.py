@@ -47,6 +47,8 @@ Check = tuple[bytes, bytes, bytes]
 REPEATS = 3
 BATCH_ROUNDS = 4
 """Successive proofs per chip in the batch phase, so that it runs for seconds."""
+PROC = Path("/proc")
+"""Linux's process tables: workers' CPU time and which worker holds a connection."""
 
 
 def signature_checks(
@@ -195,7 +197,7 @@ def _server_sockets(port: int) -> set[int]:
     found = set()
     for table in ("tcp", "tcp6"):
         with contextlib.suppress(OSError):
-            for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            for line in (PROC / "net" / table).read_text().splitlines()[1:]:
                 fields = line.split()
                 if fields[3] == "01" and int(fields[1].rpartition(":")[2], 16) == port:
                     found.add(int(fields[9]))
@@ -206,7 +208,7 @@ def _owner(inode: int, pids: Sequence[int]) -> int | None:
     """Which of ``pids`` holds the socket ``inode``."""
     for pid in pids:
         with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
+            for fd in (PROC / str(pid) / "fd").iterdir():
                 with contextlib.suppress(OSError):
                     if str(fd.readlink()) == f"socket:[{inode}]":
                         return pid
@@ -221,6 +223,8 @@ async def spread_clients(target: str, count: int, workers: Sequence[int]) -> lis
     opened until each worker holds its share (its socket's owner is read from ``/proc``);
     where that cannot be read, or luck runs out, the rest are taken as they come.
     """
+    if not PROC.is_dir():
+        return [VerifierClient(target, timeout_s=120.0) for _ in range(count)]
     port = int(target.rpartition(":")[2])
     share = {pid: count // len(workers) for pid in workers}
     kept: list[VerifierClient] = []
@@ -253,16 +257,19 @@ class Phase:
     latencies: list[float]
     wall_s: float
     proofs: int
-    server_cpu_s: float
-    """All the verifier's worker processes together."""
+    server_cpu_s: float | None
+    """All the verifier's worker processes together; None where /proc is not there."""
     client_cpu_s: float
 
 
-def _cpu_s(pids: Sequence[int]) -> float:
+def _cpu_s(pids: Sequence[int]) -> float | None:
     """CPU seconds (user and system, every thread) the processes have used (Linux /proc)."""
     ticks = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        try:
+            fields = (PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
         ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -297,12 +304,13 @@ async def grpc_run(
             advance()
             server_s, client_s, wall = _cpu_s(workers), time.process_time(), time.perf_counter()
             rate, latencies, done = await _drive(chains, clients)
+            server_after = _cpu_s(workers)
             out[name] = Phase(
                 rate,
                 latencies,
                 time.perf_counter() - wall,
                 done,
-                _cpu_s(workers) - server_s,
+                None if server_s is None or server_after is None else server_after - server_s,
                 time.process_time() - client_s,
             )
             advance()
@@ -315,21 +323,29 @@ async def grpc_run(
 
 
 def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started (Linux ``/proc``; none found elsewhere)."""
+    """The processes ``pid`` started (Linux ``/proc``); ``[pid]`` when none are found."""
     found = []
-    for entry in Path("/proc").glob("[0-9]*"):
+    for entry in PROC.glob("[0-9]*"):
         with contextlib.suppress(OSError):
             if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
                 found.append(int(entry.name))
     return found or [pid]
 
 
+def _cpus() -> list[int]:
+    """The CPUs this process may run on (all of them where affinity is not offered)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
 @contextmanager
 def _on_cores(cores: int) -> Iterator[None]:
     """Run this process and what it starts on ``cores`` of the CPUs it may use (all of
-    them when there are no more), so that every row gets the same cores."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if cores >= len(allowed):
+    them when there are no more, or where affinity cannot be set), so that every row
+    gets the same cores."""
+    allowed = _cpus()
+    if cores >= len(allowed) or not hasattr(os, "sched_setaffinity"):
         yield
         return
     os.sched_setaffinity(0, allowed[:cores])
@@ -342,7 +358,7 @@ def _on_cores(cores: int) -> Iterator[None]:
 def run(
     chips: int = 400, batch: int = 50, concurrency: int = 8, cores: int | None = None
 ) -> Figures:
-    cores = cores or len(os.sched_getaffinity(0))
+    cores = cores or len(_cpus())
     steps = 3 + 2 * REPEATS + 9
     with _on_cores(cores), progress("verifier", steps) as (bar, task):
 
@@ -391,8 +407,18 @@ def run(
     crypto_1, crypto_n = median(bound_1), median(bound_n)
     pipeline = median(piped)
     unary, batched = grpc["unary"], grpc["batch"]
-    crypto_cpu_us = 1e6 / median(bound_cpu)
-    batch_cpu_us = (batched.server_cpu_s + batched.client_cpu_s) / batched.proofs * 1e6
+    cpu: Figures = {}
+    if batched.server_cpu_s is not None:
+        crypto_cpu_us = 1e6 / median(bound_cpu)
+        batch_cpu_us = (batched.server_cpu_s + batched.client_cpu_s) / batched.proofs * 1e6
+        cpu = {
+            "crypto_cpu_us_per_proof": round(crypto_cpu_us, 1),
+            "grpc_batch_cpu_us_per_proof": round(batch_cpu_us, 1),
+            "grpc_batch_cpu_ratio": round(crypto_cpu_us / batch_cpu_us, 3),
+            "grpc_batch_workers_busy": round(
+                batched.server_cpu_s / batched.wall_s / max(cores, len(workers)), 3
+            ),
+        }
     return {
         "cores": cores,
         "k": fleet.k,
@@ -414,12 +440,7 @@ def run(
         "grpc_batch_ratio": round(batched.rate / crypto_n, 3),
         "grpc_batch_p50_ms": round(median(batched.latencies) / 1e3, 2),
         "grpc_batch_p99_ms": round(quantile(batched.latencies, 0.99) / 1e3, 2),
-        "crypto_cpu_us_per_proof": round(crypto_cpu_us, 1),
-        "grpc_batch_cpu_us_per_proof": round(batch_cpu_us, 1),
-        "grpc_batch_cpu_ratio": round(crypto_cpu_us / batch_cpu_us, 3),
-        "grpc_batch_workers_busy": round(
-            batched.server_cpu_s / batched.wall_s / max(cores, len(workers)), 3
-        ),
+        **cpu,
         "grpc_batch_client_cpu_share": round(batched.client_cpu_s / batched.wall_s / cores, 3),
         "chips_hourly_served": int(batched.rate * 3600),
     }
