@@ -152,8 +152,9 @@ void geoattest_answer_host(const unsigned char* secret, const unsigned char* cha
 #endif
 
 #if defined(__CUDACC__)
-/* Mapped host memory is reached with system-scope acquire/release, so the challenge is
- * read only after its sequence number, and the answer is visible before its number. */
+/* Mapped host memory is reached with system-scope ordering (acquire fence, release store),
+ * so the challenge is read only after its sequence number, and the answer is visible
+ * before its number. */
 __device__ static inline ga_u32 ga_load_acquire(const volatile ga_u8* p)
 {
     ga_u32 v;
@@ -164,6 +165,27 @@ __device__ static inline ga_u32 ga_load_acquire(const volatile ga_u8* p)
 __device__ static inline void ga_store_release(volatile ga_u8* p, ga_u32 v)
 {
     asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(p), "r"(v) : "memory");
+}
+
+/* One PCIe read per poll: seq_in, stop and generation share one 16-byte vector. */
+__device__ static inline void ga_read_control(const volatile ga_u8* box, ga_u32* seq,
+                                              ga_u32* stop, ga_u32* generation)
+{
+    ga_u32 a, b, c, d;
+    asm volatile("ld.volatile.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(a), "=r"(b), "=r"(c), "=r"(d)
+                 : "l"(box + GA_BOX_SEQ_IN)
+                 : "memory");
+    asm volatile("" : : "r"(d)); /* the fourth word is padding */
+    *seq = a;
+    *stop = b;
+    *generation = c;
+}
+
+/* After seeing a new seq_in: nothing read after this is older than that read. */
+__device__ static inline void ga_fence_acquire(void)
+{
+    asm volatile("fence.acq_rel.sys;" : : : "memory");
 }
 
 __device__ static inline ga_u64 ga_now_ns(void)
@@ -228,23 +250,25 @@ extern "C" __global__ void geoattest_armed(const ga_u8* secret, ga_u64 box_addr,
         r[i] = secret[i];
     }
     ga_u32 last = ga_load_acquire(box + GA_BOX_SEQ_IN);
+    ga_u32 seq, stop, current;
     ga_u32 final_state = GA_STATE_EXPIRED;
     const ga_u64 start = ga_now_ns();
     ga_store_release(box + GA_BOX_STATE, (generation << 2) | GA_STATE_ARMED);
     for (;;) {
-        ga_u32 seq = ga_load_acquire(box + GA_BOX_SEQ_IN);
+        ga_read_control(box, &seq, &stop, &current);
         if (seq != last) {
+            ga_fence_acquire(); /* the challenge was written before its number */
             ga_read_challenge(box, c);
             ga_answer(r, c, z);
             ga_write_answer(box, z, seq);
             last = seq;
             continue; /* the next challenge may already be there */
         }
-        if (ga_load_acquire(box + GA_BOX_STOP) != 0u) {
+        if (stop != 0u) {
             final_state = GA_STATE_CLOSED;
             break;
         }
-        if (ga_load_acquire(box + GA_BOX_GENERATION) != generation) {
+        if (current != generation) {
             return; /* the host moved on to another round without us */
         }
         if (ga_now_ns() - start > timeout_ns) {

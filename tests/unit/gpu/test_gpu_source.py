@@ -128,6 +128,7 @@ def test_nvcc_builds_ptx_with_both_kernels_and_system_scope_ordering(tmp_path: P
     assert ".entry geoattest_armed(" in text
     assert ".entry geoattest_once(" in text
     assert "ld.acquire.sys" in text
+    assert "fence.acq_rel.sys" in text  # the challenge is read after its number
     assert "st.release.sys" in text
     assert "%globaltimer" in text
 
