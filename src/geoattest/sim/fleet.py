@@ -454,8 +454,16 @@ def _audit(
     )
 
 
-_STRATA = tuple((int(rule), diverted) for rule in Shortcut for diverted in (False, True))
-"""The sample check's strata: every way a verdict is reached, for each kind of truth."""
+_STRATA = tuple(
+    (int(rule), diverted)
+    for rule in Shortcut
+    for diverted in (False, True)
+    if (rule, diverted)
+    not in {(Shortcut.ALLOWED_BY_REACH, True), (Shortcut.OUTSIDE_BY_REACH, False)}
+)
+"""The sample check's strata: every way a verdict is reached, for each kind of truth,
+except two that cannot hold a chip (the ALLOWED rule needs a licensed chip; a licensed
+chip OUTSIDE by reach is a table contradiction, which the audit counts)."""
 
 _FORKED: tuple[_World, FleetVerdicts] | None = None
 """What forked workers inherit instead of unpickling (the world is large)."""
