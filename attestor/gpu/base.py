@@ -54,7 +54,25 @@ def check_challenge(challenge: bytes) -> None:
         raise ResponderError(Reason.MISSING_FIELD, f"challenge must be {CHALLENGE_BYTES} bytes")
 
 
-class CpuResponder:
+class ClosedOnExit:
+    """``with responder:`` closes it (wiping r) however the block ends."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class CpuResponder(ClosedOnExit):
     """z_j on the CPU with hashlib: the protocol's own definition, and the default path."""
 
     name = "cpu"
@@ -74,17 +92,6 @@ class CpuResponder:
 
     def close(self) -> None:
         self._secret = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def source_path() -> Path:

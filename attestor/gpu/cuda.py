@@ -30,6 +30,7 @@ from typing import Any, Self
 from attestor.gpu.base import (
     ANSWER_BYTES,
     CHALLENGE_BYTES,
+    ClosedOnExit,
     GpuUnavailableError,
     ResponderError,
     check_challenge,
@@ -226,7 +227,7 @@ class CudaContext:
         self.release()
 
 
-class ArmedResponder:
+class ArmedResponder(ClosedOnExit):
     """The armed design: a resident one-thread kernel per round (the agent's GPU path).
 
     ``arm`` launches it and returns once the kernel reports itself running, so the time
@@ -331,19 +332,8 @@ class ArmedResponder:
         alive = self._alive
         return alive is not None and self.gpu.state.value == (alive & ~0x3) | STATE_EXPIRED
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class LaunchResponder:
+class LaunchResponder(ClosedOnExit):
     """The comparison design: one small kernel launched per challenge, while the clock
     runs. r is in GPU memory from ``arm``; the challenge travels as kernel arguments."""
 
@@ -394,14 +384,3 @@ class LaunchResponder:
         if self._armed:
             self._armed = False
             self.gpu.wipe_secret()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

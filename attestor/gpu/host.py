@@ -16,10 +16,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Self
 
 from attestor.gpu.base import (
     ANSWER_BYTES,
+    ClosedOnExit,
     ResponderError,
     check_challenge,
     check_secret,
@@ -76,7 +76,7 @@ class HostAnswer:
         return out.raw
 
 
-class HostResponder:
+class HostResponder(ClosedOnExit):
     """A :class:`RoundResponder` over the host build of the device code."""
 
     name = "host-build"
@@ -110,14 +110,12 @@ class HostResponder:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> Self:
-        return self
-
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        """Wipe r, and drop the built library too: the ``with`` block owned it."""
+        super().__exit__(exc_type, exc, tb)
         self.release()
