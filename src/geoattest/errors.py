@@ -120,6 +120,11 @@ class Reason(StrEnum):
     BAD_CONFIG = "config.invalid"
     """A configuration value, file or key is missing or invalid."""
 
+    # --- studies ---
+    STUDY_UNVERIFIED = "study.unverified"
+    """A fleet study failed its own checks (a diverted chip ALLOWED, a chip outside its
+    disks, or a sampled verdict unlike the real pipeline's): a bug, never a finding."""
+
 
 class GeoattestError(Exception):
     """Base of every error geoattest raises on purpose; carries a stable reason."""
@@ -149,3 +154,10 @@ class ConfigError(GeoattestError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(Reason.BAD_CONFIG, detail)
+
+
+class StudyError(GeoattestError):
+    """A fleet study's own checks failed; its figures must not be used."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.STUDY_UNVERIFIED, detail)

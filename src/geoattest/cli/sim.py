@@ -142,8 +142,7 @@ def fleet(
         print(json.dumps(summary))
     else:
         _print(summary)
-    check = result.sample_check
-    if not result.sound or check.get("matched") != check.get("checked"):
+    if not result.verified:
         raise typer.Exit(EXIT_UNSOUND)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from geoattest.demo.scenario import LandmarkSite
+from geoattest.errors import StudyError
 from geoattest.plan.coverage import Coverage, country_codes, measure
 from geoattest.plan.deployment import Deployment
 from geoattest.plan.maps import render_coverage
@@ -51,6 +52,8 @@ def write_report(
 
     Raises:
         ConfigError: the deployment cannot be evaluated (see the sections' functions).
+        StudyError: the fleet study failed its own checks (the report is written anyway,
+            saying so, for the bug report).
     """
     started = time.perf_counter()
     step = progress or (lambda _stage, _done, _total: None)
@@ -66,6 +69,8 @@ def write_report(
     text = _markdown(deployment, sections, fleet, time.perf_counter() - started)
     path = out_dir / REPORT_FILE
     path.write_text(text, encoding="utf-8")
+    if fleet is not None and fleet.get("verified") is False:
+        raise StudyError(f"the fleet study in {path} failed its checks: {fleet['problems']}")
     return path
 
 
@@ -138,6 +143,7 @@ def _fleet(deployment: Deployment, devices: int, step: Step) -> dict[str, Any]:
         progress=lambda done, total: step("fleet sample check", done, total),
     )
     summary: dict[str, Any] = result.to_json()
+    summary["problems"] = result.problems()
     return summary
 
 
@@ -282,6 +288,12 @@ def _fleet_markdown(fleet: dict[str, Any] | None) -> list[str]:
     if "skipped" in fleet:
         return [*lines, f"Skipped: {fleet['skipped']}.", ""]
     check = fleet.get("sample_check", {})
+    if not fleet["verified"]:
+        lines += [
+            f"**This study failed its own checks ({fleet['problems']}): a bug in the study, "
+            "not a property of the deployment. Do not use its figures.**",
+            "",
+        ]
     lines += [
         f"{fleet['devices']:,} simulated chips (`geoattest sim fleet`, seed {fleet['seed']}, "
         f"placement {fleet['placement']}), one proof each. Licensed chips sit in their "
@@ -291,6 +303,9 @@ def _fleet_markdown(fleet: dict[str, Any] | None) -> list[str]:
         f"{_pct(fleet['honest_inconclusive_rate'])}, OUTSIDE: "
         f"{_pct(fleet['honest_outside_rate'])}",
         f"- **false ALLOWED (a diverted chip certified): {fleet['false_allowed']}**",
+        f"- checks on every chip: {fleet['audit']['chips_outside_a_disk']} outside one of "
+        f"its disks, {fleet['audit']['table_contradictions']} contradicting the study's "
+        "distance tables (both must be 0)",
         f"- sample replayed through real rounds and the real pipeline: "
         f"{check.get('matched')} of {check.get('checked')} verdicts identical",
         "",

@@ -196,10 +196,10 @@ class FleetResult:
     """Truth label (``licensed/<region>`` or ``diverted/<strategy>``) to verdict to chips."""
     decided_by: Counter[str]
     seconds: float
+    places: PlaceVerdicts
     audit: dict[str, int] = field(default_factory=dict)
     """Checks run on every chip (see ``_audit``); the first two must be zero."""
     notes: tuple[str, ...] = ()
-    places: PlaceVerdicts | None = None
     appraiser_s_per_proof: float = 0.0
     """Baseline: the real appraiser alone on the sampled proofs, measured in the same run."""
     sampled: list[SampledChip] = field(default_factory=list)
@@ -217,6 +217,28 @@ class FleetResult:
             and self.audit.get(AUDIT_OUTSIDE_A_DISK, 0) == 0
             and self.audit.get(AUDIT_CONTRADICTIONS, 0) == 0
         )
+
+    @property
+    def verified(self) -> bool:
+        """Sound, and every replayed sample verdict identical to the real pipeline's (the
+        sample check must have run: see :func:`geoattest.sim.replay.check_sample`)."""
+        check = self.sample_check
+        return self.sound and bool(check) and check["matched"] == check["checked"]
+
+    def problems(self) -> str:
+        """What failed, in one line, for an error message ('' when verified)."""
+        found = []
+        if self.false_allowed:
+            found.append(f"{self.false_allowed} diverted chips ALLOWED")
+        for key in (AUDIT_OUTSIDE_A_DISK, AUDIT_CONTRADICTIONS):
+            if self.audit.get(key):
+                found.append(f"{key} = {self.audit[key]}")
+        if not self.sample_check:
+            found.append("the sample check did not run")
+        elif self.sample_check["matched"] != self.sample_check["checked"]:
+            check = self.sample_check
+            found.append(f"{check['checked'] - check['matched']} sampled verdicts differ")
+        return "; ".join(found)
 
     @property
     def false_allowed(self) -> int:
@@ -254,6 +276,7 @@ class FleetResult:
             "honest_inconclusive_rate": rate(Verdict.INCONCLUSIVE),
             "honest_outside_rate": rate(Verdict.OUTSIDE),
             "false_allowed": self.false_allowed,
+            "verified": self.verified,
             "audit": self.audit,
             "notes": list(self.notes),
             "decided_by": dict(sorted(self.decided_by.items())),
@@ -273,7 +296,7 @@ class FleetResult:
 
 @dataclass(frozen=True)
 class _Sites:
-    """Candidate places: arrays over all of them, plus per-region index lists."""
+    """Where chips can be put: one row per place, weighted by people or by area."""
 
     names: tuple[str, ...]
     lat: npt.NDArray[np.float64]
@@ -315,12 +338,23 @@ def run_fleet(
     k = scenario.landmarks_per_chip
     if len(scenario.landmarks) < k:
         raise ConfigError(f"scenario has {len(scenario.landmarks)} landmarks, chips measure {k}")
-    appraiser = policy.appraiser()
     sites = [Site(s.landmark_id, s.latitude, s.longitude) for s in scenario.landmarks]
-    verdicts = verdicts or FleetVerdicts(
-        appraiser, sites, regions, landmark_faults=config.landmark_faults
-    )
-    world = _World(scenario, config, regions, model or LatencyModel.default(), appraiser)
+    if verdicts is None:
+        verdicts = FleetVerdicts(
+            policy.appraiser(), sites, regions, landmark_faults=config.landmark_faults
+        )
+    elif (
+        verdicts.appraiser.policy_id != policy.policy_id
+        or verdicts.regions != regions
+        or list(verdicts.landmarks) != sites
+        or verdicts.landmark_faults != config.landmark_faults
+    ):
+        # Its tables are indexed by region and landmark: another set would misread them.
+        raise ConfigError(
+            "the prepared fleet verdicts are for another policy, regions, landmarks or "
+            "landmark faults than this study"
+        )
+    world = _World(scenario, config, regions, model or LatencyModel.default(), verdicts.appraiser)
     quota = math.ceil(config.sample / len(_STRATA)) if config.sample else 0
     starts = range(0, config.devices, config.chunk)
     seeds = np.random.SeedSequence(config.seed).spawn(len(starts))

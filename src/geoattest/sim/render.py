@@ -26,7 +26,6 @@ CMAP = colormaps["RdYlGn"]
 def render_fleet_map(path: Path, result: FleetResult, scenario: Scenario) -> None:
     """Write a PNG: per region, where honest chips were certifiable and where not."""
     places = result.places
-    assert places is not None
     policy = scenario.policy
     countries = policy.countries
     regions = places.regions

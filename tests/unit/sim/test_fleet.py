@@ -47,6 +47,8 @@ def test_the_sample_replayed_through_the_real_pipeline_agrees() -> None:
     assert 20 <= summary["checked"] == len(result.sampled) <= 40
     assert summary["matched"] == summary["checked"], summary["mismatches"]
     assert {chip.truth.split("/")[0] for chip in result.sampled} == {"licensed", "diverted"}
+    assert result.verified
+    assert result.problems() == ""
     assert set(summary["by_rule"]) >= {
         "allowed_by_reach",
         "outside_by_reach",
@@ -74,6 +76,22 @@ def test_the_audit_catches_a_wrong_distance_table() -> None:
     result = run_fleet(s, FleetConfig(devices=2000, sample=0, seed=5), verdicts=broken)
     assert result.audit["table_contradictions"] > 0
     assert not result.sound
+    check_sample(s, result)
+    assert not result.verified
+    assert "table_contradictions = " in result.problems()
+
+
+def test_verdicts_prepared_for_other_regions_are_refused() -> None:
+    # The shortcuts' tables are indexed by region: reading JP's row for TW would be unsound.
+    s = scenario()
+    sites = [Site(lm.landmark_id, lm.latitude, lm.longitude) for lm in s.landmarks]
+    prepared = FleetVerdicts(s.policy.appraiser(), sites, ("TW", "JP"))
+    config = FleetConfig(devices=100, sample=0, regions=("JP", "TW"))
+    with pytest.raises(ConfigError, match="prepared fleet verdicts"):
+        run_fleet(s, config, verdicts=prepared)
+    faults = FleetVerdicts(s.policy.appraiser(), sites, ("JP", "TW"))
+    with pytest.raises(ConfigError, match="prepared fleet verdicts"):
+        run_fleet(s, dataclasses.replace(config, landmark_faults=1), verdicts=faults)
 
 
 def test_a_region_with_nowhere_to_divert_to_is_noted() -> None:
@@ -92,6 +110,8 @@ def test_the_sample_check_catches_a_wrong_verdict() -> None:
     summary = check_sample(scenario(), tampered)
     assert summary["matched"] == 4
     assert [m["index"] for m in summary["mismatches"]] == [wrong.index]
+    assert not tampered.verified
+    assert tampered.problems() == "1 sampled verdicts differ"
 
 
 def test_no_strategy_gets_a_round_trip_faster_than_light() -> None:
