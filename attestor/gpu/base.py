@@ -88,7 +88,11 @@ class CpuResponder(ClosedOnExit):
         if self._secret is None:
             raise ResponderError(Reason.ROUND_UNEXPECTED_MESSAGE, "responder is not armed")
         check_challenge(challenge)
-        return hashlib.sha256(self._secret + bytes(challenge)).digest()
+        return self.digest(self._secret, bytes(challenge))
+
+    def digest(self, secret: bytes, challenge: bytes) -> bytes:
+        """SHA-256(r || c); a subclass computes the same another way."""
+        return hashlib.sha256(secret + challenge).digest()
 
     def close(self) -> None:
         self._secret = None

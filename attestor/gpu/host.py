@@ -19,13 +19,12 @@ from types import TracebackType
 
 from attestor.gpu.base import (
     ANSWER_BYTES,
-    ClosedOnExit,
-    ResponderError,
+    CpuResponder,
     check_challenge,
     check_secret,
     source_path,
 )
-from geoattest.errors import ConfigError, Reason
+from geoattest.errors import ConfigError
 
 HOST_SYMBOL = "geoattest_answer_host"
 
@@ -76,34 +75,25 @@ class HostAnswer:
         return out.raw
 
 
-class HostResponder(ClosedOnExit):
+class HostResponder(CpuResponder):
     """A :class:`RoundResponder` over the host build of the device code."""
 
     name = "host-build"
 
     def __init__(self, compiler: str = "cc", directory: Path | None = None) -> None:
+        super().__init__()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if directory is None:
             self._tmp = tempfile.TemporaryDirectory()
             directory = Path(self._tmp.name)
         try:
-            self._answer = HostAnswer(build(compiler, directory))
+            self._digest = HostAnswer(build(compiler, directory))
         except ConfigError:
             self.release()
             raise
-        self._secret: bytes | None = None
 
-    def arm(self, secret: bytes) -> None:
-        check_secret(secret)
-        self._secret = bytes(secret)
-
-    def answer(self, challenge: bytes) -> bytes:
-        if self._secret is None:
-            raise ResponderError(Reason.ROUND_UNEXPECTED_MESSAGE, "responder is not armed")
-        return self._answer(self._secret, challenge)
-
-    def close(self) -> None:
-        self._secret = None
+    def digest(self, secret: bytes, challenge: bytes) -> bytes:
+        return self._digest(secret, challenge)
 
     def release(self) -> None:
         if self._tmp is not None:
