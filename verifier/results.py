@@ -29,6 +29,7 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 import jwt
+import orjson
 
 from geoattest import __version__
 from geoattest.errors import Reason
@@ -180,6 +181,15 @@ class ResultSigner:
             "ear.verifier-id": {"developer": "geoattest", "build": f"geoattest {__version__}"},
             "submods": {submod_name(appraisal.device_id): submod},
         }
-        return jwt.encode(
-            claims, self._key.private_key, algorithm="ES256", headers={"kid": self._key.key_id}
+        # PyJWT would format the claims with the json module, whose float formatting of
+        # the feasible region's vertices cost more than the signature; orjson writes the
+        # same JSON values ten times faster, and PyJWS signs the bytes as they are.
+        return _JWS.encode(
+            orjson.dumps(claims),
+            self._key.private_key,
+            algorithm="ES256",
+            headers={"kid": self._key.key_id},
         )
+
+
+_JWS = jwt.PyJWS()
