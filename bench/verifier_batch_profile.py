@@ -36,7 +36,7 @@ PARTS = {
     ),
     "store reads (device, head, successor)": (
         "verifier/store.py",
-        "enrolled_for_key",
+        "enrolled_for_keys",
         "head",
         "successor",
     ),

@@ -24,8 +24,9 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import combinations
@@ -125,6 +126,61 @@ class Appraisal:
     """Landmark time of the proof's newest round: the instant the verdict is about."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """A proof that passed every check but geography, with what its verdict needs."""
+
+    device: DeviceRecord
+    counter: int
+    digest: bytes
+    previous_digest: bytes
+    head: ChainHead | None
+    """The device's chain head before this proof."""
+    landmark_times: dict[str, int]
+    """Newest receipt time per landmark, this proof's receipts included."""
+    bounds: tuple[LandmarkBound, ...]
+    time_ns: int
+    """Landmark time of the proof's newest round."""
+
+
+class _PendingChains:
+    """Trusted state as a batch's earlier proofs leave it, while they are appraised: an
+    accepted proof's chain position counts for the next proof of the same device at once
+    (its fix only once its verdict is known; see ``ProofAppraiser._judge``)."""
+
+    def __init__(self, state: TrustedState) -> None:
+        self._state = state
+        self._heads: dict[str, ChainHead] = {}
+        self._successors: dict[tuple[str, bytes], bytes] = {}
+
+    def device_for_key(self, key_id: str) -> DeviceRecord | None:
+        return self._state.device_for_key(key_id)
+
+    def head(self, device_id: str) -> ChainHead | None:
+        pending = self._heads.get(device_id)
+        return pending if pending is not None else self._state.head(device_id)
+
+    def successor(self, device_id: str, previous_digest: bytes) -> bytes | None:
+        pending = self._successors.get((device_id, previous_digest))
+        if pending is not None:
+            return pending
+        head = self._heads.get(device_id)
+        if head is not None and previous_digest == head.digest:
+            return None  # accepted in this batch and not extended in it
+        return self._state.successor(device_id, previous_digest)
+
+    def advance(self, evidence: _Evidence, now_ns: int) -> None:
+        device_id = evidence.device.device_id
+        self._heads[device_id] = ChainHead(
+            counter=evidence.counter,
+            digest=evidence.digest,
+            previous_digest=evidence.previous_digest,
+            accepted_at_ns=now_ns,
+            landmark_times=evidence.landmark_times,
+        )
+        self._successors[(device_id, evidence.previous_digest)] = evidence.digest
+
+
 class ProofAppraiser:
     """Appraises location proofs against trusted state; holds no mutable state itself."""
 
@@ -159,6 +215,31 @@ class ProofAppraiser:
         self, proof: bytes | envelope_pb2.Envelope, state: TrustedState, now_ns: int
     ) -> Appraisal:
         """Appraise one proof. Never raises for bad input: a REJECTED appraisal instead."""
+        return self.appraise_batch([proof], state, now_ns)[0]
+
+    def appraise_batch(
+        self, proofs: Sequence[bytes | envelope_pb2.Envelope], state: TrustedState, now_ns: int
+    ) -> list[Appraisal]:
+        """Appraise proofs in order, each seeing the chains as the ones before it left them.
+
+        The same verdicts as appraising them one by one with each new head applied, in two
+        passes: every proof's evidence (signatures, chain, receipts), then every accepted
+        proof's geography. The signature checks and the geography each need their own
+        working set in the CPU caches (OpenSSL's tables; the land pieces); alternating them
+        per proof cost a tenth of the pipeline's time in cache misses.
+        """
+        pending = _PendingChains(state)
+        checked = [self._check(proof, pending, now_ns) for proof in proofs]
+        fixes: dict[str, tuple[tuple[LandmarkBound, ...], int]] = {}
+        return [
+            self._judge(item, fixes, now_ns) if isinstance(item, _Evidence) else item
+            for item in checked
+        ]
+
+    def _check(
+        self, proof: bytes | envelope_pb2.Envelope, pending: _PendingChains, now_ns: int
+    ) -> _Evidence | Appraisal:
+        """Everything but geography; a REJECTED appraisal where a check fails."""
         device: DeviceRecord | None = None
         try:
             envelope = (
@@ -171,8 +252,8 @@ class ProofAppraiser:
             check_shape(envelope)
             if payload_type_of(envelope) is not PayloadType.LOCATION_PROOF:
                 raise EvidenceError(Reason.WRONG_PAYLOAD_TYPE, "expected a location proof")
-            device = self._device(envelope.key_id, state, now_ns)
-            return self._appraise_signed(envelope, device, state, now_ns)
+            device = self._device(envelope.key_id, pending, now_ns)
+            evidence = self._check_signed(envelope, device, pending, now_ns)
         except GeoattestError as exc:
             alerts: tuple[AlertKind, ...] = ()
             if device is not None and exc.reason is Reason.FORK:
@@ -187,6 +268,8 @@ class ProofAppraiser:
                 alerts=alerts,
                 licensed_region=device.licensed_region if device else "",
             )
+        pending.advance(evidence, now_ns)
+        return evidence
 
     def _device(self, key_id: str, state: TrustedState, now_ns: int) -> DeviceRecord:
         device = state.device_for_key(key_id)
@@ -198,13 +281,13 @@ class ProofAppraiser:
             raise EvidenceError(Reason.BAD_CHAIN, "device certificate has expired")
         return device
 
-    def _appraise_signed(
+    def _check_signed(
         self,
         envelope: envelope_pb2.Envelope,
         device: DeviceRecord,
         state: TrustedState,
         now_ns: int,
-    ) -> Appraisal:
+    ) -> _Evidence:
         payload = open_envelope(envelope, PayloadType.LOCATION_PROOF, device.verifying_key)
         proof = decode(evidence_pb2.LocationProof, payload, limit=MAX_PROOF_BYTES)
         if proof.device_id != device.device_id:
@@ -217,6 +300,30 @@ class ProofAppraiser:
         self._check_chain(proof, digest, head, state)
         seen = dict(head.landmark_times) if head else {}
         bounds, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
+        return _Evidence(
+            device,
+            proof.counter,
+            digest,
+            bytes(proof.previous_proof_digest),
+            head,
+            seen,
+            bounds,
+            evidence_time_ns,
+        )
+
+    def _judge(
+        self,
+        evidence: _Evidence,
+        fixes: dict[str, tuple[tuple[LandmarkBound, ...], int]],
+        now_ns: int,
+    ) -> Appraisal:
+        """The verdict for checked evidence; ``fixes`` holds each device's last consistent
+        fix from earlier proofs of the same batch, and gets this one's."""
+        device, bounds, evidence_time_ns = evidence.device, evidence.bounds, evidence.time_ns
+        head = evidence.head
+        last_fix = fixes.get(device.device_id) or (
+            (head.fix, head.fix_time_ns) if head else ((), 0)
+        )
         region = survive_faults(
             self.region,
             self.region.appraise(bounds, device.licensed_region),
@@ -231,7 +338,7 @@ class ProofAppraiser:
             alerts.append(AlertKind.EMBARGOED_LOCATION)
         if region.verdict is Verdict.INCONSISTENT:
             alerts.append(AlertKind.INCONSISTENT_LANDMARKS)
-        gap_km = self._travel_gap_km(head, bounds, evidence_time_ns)
+        gap_km = self._travel_gap_km(last_fix, bounds, evidence_time_ns)
         if gap_km > 0:
             alerts.append(AlertKind.IMPOSSIBLE_TRAVEL)
             if region.verdict is Verdict.ALLOWED:  # only ever less permissive
@@ -241,33 +348,38 @@ class ProofAppraiser:
                     detail=f"{region.detail}; but the last accepted fix is {gap_km:.0f} km "
                     "further than the device could have travelled since",
                 )
-        consistent = region.verdict is not Verdict.INCONSISTENT
+        # An INCONSISTENT proof locates nothing: the last consistent fix stands.
+        if region.verdict is not Verdict.INCONSISTENT or head is None:
+            last_fix = (bounds, evidence_time_ns)
+        fixes[device.device_id] = last_fix
         return Appraisal(
             verdict=region.verdict,
             device_id=device.device_id,
-            counter=proof.counter,
+            counter=evidence.counter,
             reason=None,
             detail=region.detail,
-            proof_digest=digest,
+            proof_digest=evidence.digest,
             bounds=bounds,
             region=region,
             alerts=tuple(alerts),
             new_head=ChainHead(
-                counter=proof.counter,
-                digest=digest,
-                previous_digest=bytes(proof.previous_proof_digest),
+                counter=evidence.counter,
+                digest=evidence.digest,
+                previous_digest=evidence.previous_digest,
                 accepted_at_ns=now_ns,
-                landmark_times=seen,
-                # An INCONSISTENT proof locates nothing: the last consistent fix stands.
-                fix=bounds if consistent or head is None else head.fix,
-                fix_time_ns=evidence_time_ns if consistent or head is None else head.fix_time_ns,
+                landmark_times=evidence.landmark_times,
+                fix=last_fix[0],
+                fix_time_ns=last_fix[1],
             ),
             licensed_region=device.licensed_region,
             evidence_time_ns=evidence_time_ns,
         )
 
     def _travel_gap_km(
-        self, head: ChainHead | None, bounds: tuple[LandmarkBound, ...], evidence_time_ns: int
+        self,
+        last_fix: tuple[tuple[LandmarkBound, ...], int],
+        bounds: tuple[LandmarkBound, ...],
+        evidence_time_ns: int,
     ) -> float:
         """How much further apart the last fix and this one surely are than the device
         could travel in between (> 0: impossible travel; <= 0: possible or unknown).
@@ -278,20 +390,17 @@ class ProofAppraiser:
         to spherical caps and the spherical gap shrunk back to the ellipsoid, as the
         geography does, so rounding never raises a false alarm.
         """
-        if head is None or not head.fix or not bounds:
+        fix, fix_time_ns = last_fix
+        if not fix or not bounds:
             return 0.0
-        elapsed_ns = max(0, evidence_time_ns - head.fix_time_ns)
+        elapsed_ns = max(0, evidence_time_ns - fix_time_ns)
         reachable_km = elapsed_ns * self.config.max_chip_speed_m_s / 1e12
-        pairs = [(old, new) for old in head.fix for new in bounds]
-        apart = distance_km(
-            [old.latitude for old, _ in pairs],
-            [old.longitude for old, _ in pairs],
-            [new.latitude for _, new in pairs],
-            [new.longitude for _, new in pairs],
-        )
         gap_km = max(
-            float(d) - grow(old.bound_km) - grow(new.bound_km)
-            for d, (old, new) in zip(apart, pairs, strict=True)
+            _sites_apart_km(old.latitude, old.longitude, new.latitude, new.longitude)
+            - grow(old.bound_km)
+            - grow(new.bound_km)
+            for old in fix
+            for new in bounds
         )
         return gap_km / (1.0 + ELLIPSOID_MARGIN) - reachable_km
 
@@ -427,6 +536,13 @@ class ProofAppraiser:
             # A repeated challenge lets a helper next to the landmark answer it at once
             # with the answer it saw the first time: the round's minimum RTT is void.
             raise EvidenceError(Reason.CHALLENGE_REUSED, f"round of {receipt.landmark_id}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _sites_apart_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two landmark sites: the same few pairs recur in
+    every proof's travel check."""
+    return float(distance_km(lat1, lon1, lat2, lon2))
 
 
 def survive_faults(

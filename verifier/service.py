@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
@@ -114,35 +114,43 @@ class BatchTooLargeError(GeoattestError):
 
 
 class _BatchState:
-    """The store as it will be once the batch commits: a TrustedState with pending heads."""
+    """The store as a batch finds it: a TrustedState that reads the devices and heads of
+    every key the batch names in one statement (a key not named up front, in a proof given
+    as bytes, is read when the pipeline asks for it)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, key_ids: Collection[str] = ()) -> None:
         self._store = store
+        self._by_key = store.enrolled_for_keys(key_ids) if key_ids else {}
+        self._read = set(key_ids)
         self._devices: dict[str, EnrolledDevice] = {}
-        self._heads: dict[str, ChainHead] = {}
-        self._successors: dict[tuple[str, bytes], bytes] = {}
+        self._heads: dict[str, ChainHead | None] = {}
 
     def device_for_key(self, key_id: str) -> DeviceRecord | None:
-        device = self._store.enrolled_for_key(key_id)
-        if device is None:
+        if key_id not in self._read:
+            self._by_key.update(self._store.enrolled_for_keys([key_id]))
+            self._read.add(key_id)
+        found = self._by_key.get(key_id)
+        if found is None:
             return None
+        device, head = found
         self._devices[device.record.device_id] = device
+        self._heads[device.record.device_id] = head
         return device.record
 
     def enrolled(self, device_id: str) -> EnrolledDevice:
         return self._devices[device_id]
 
     def head(self, device_id: str) -> ChainHead | None:
-        pending = self._heads.get(device_id)
-        return pending if pending is not None else self._store.head(device_id)
+        return self._heads[device_id]
 
     def successor(self, device_id: str, previous_digest: bytes) -> bytes | None:
-        pending = self._successors.get((device_id, previous_digest))
-        return pending if pending is not None else self._store.successor(device_id, previous_digest)
-
-    def advance(self, device_id: str, head: ChainHead) -> None:
-        self._heads[device_id] = head
-        self._successors[(device_id, head.previous_digest)] = head.digest
+        head = self._heads[device_id]
+        if previous_digest == (head.digest if head else b""):
+            # The newest accepted proof has no successor: the store writes a successor and
+            # moves the head in one transaction. Should another writer extend it after our
+            # read, the batch's compare-and-swap on the head fails and it is appraised again.
+            return None
+        return self._store.successor(device_id, previous_digest)
 
 
 def _envelope_digest(proof: bytes | envelope_pb2.Envelope) -> bytes:
@@ -280,12 +288,15 @@ class VerifierService:
     def _appraise_batch(
         self, proofs: Sequence[bytes | envelope_pb2.Envelope], now_ns: int
     ) -> tuple[list[ProofResult], list[CommitRecord]]:
-        state = _BatchState(self._store)
+        state = _BatchState(
+            self._store,
+            [proof.key_id for proof in proofs if isinstance(proof, envelope_pb2.Envelope)],
+        )
         answers: list[ProofResult] = []
         records: list[CommitRecord] = []
         accepted_now: dict[tuple[str, bytes], ProofResult] = {}
-        for proof in proofs:
-            appraisal = self._appraiser.appraise(proof, state, now_ns)
+        appraisals = self._appraiser.appraise_batch(proofs, state, now_ns)
+        for proof, appraisal in zip(proofs, appraisals, strict=True):
             digest = appraisal.proof_digest or (
                 _envelope_digest(proof) if appraisal.device_id else b""
             )
@@ -294,8 +305,6 @@ class VerifierService:
                 if earlier is not None:
                     answers.append(earlier)
                     continue
-            if appraisal.new_head is not None:
-                state.advance(appraisal.device_id, appraisal.new_head)
             token = (
                 self._signer.sign(
                     appraisal,

@@ -34,13 +34,14 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -155,9 +156,9 @@ class DeviceSummary:
 class Store(Protocol):
     """What the service needs from storage; :class:`SqlStore` is the implementation."""
 
-    def enrolled_for_key(self, key_id: str) -> EnrolledDevice | None: ...
-
-    def head(self, device_id: str) -> ChainHead | None: ...
+    def enrolled_for_keys(
+        self, key_ids: Collection[str]
+    ) -> dict[str, tuple[EnrolledDevice, ChainHead | None]]: ...
 
     def successor(self, device_id: str, previous_digest: bytes) -> bytes | None: ...
 
@@ -278,9 +279,9 @@ class Synchronous(StrEnum):
 
 
 def _bounds_json(bounds: Sequence[LandmarkBound]) -> str:
-    return json.dumps(
+    return orjson.dumps(
         [[b.landmark_id, b.latitude, b.longitude, b.rtt_min_ns, b.motion_km] for b in bounds]
-    )
+    ).decode()
 
 
 def _bounds_from_json(text: str) -> tuple[LandmarkBound, ...]:
@@ -348,12 +349,26 @@ class SqlStore:
     # --- TrustedState -------------------------------------------------------------------
 
     def device_for_key(self, key_id: str) -> DeviceRecord | None:
-        device = self.enrolled_for_key(key_id)
-        return None if device is None else device.record
+        found = self.enrolled_for_keys([key_id]).get(key_id)
+        return None if found is None else found[0].record
 
-    def enrolled_for_key(self, key_id: str) -> EnrolledDevice | None:
-        row = self._one(_DEVICE_BY_KEY, key_id)
-        return None if row is None else _device_from_row(row)
+    def enrolled_for_keys(
+        self, key_ids: Collection[str]
+    ) -> dict[str, tuple[EnrolledDevice, ChainHead | None]]:
+        """The devices enrolled under these keys (by key id), each with its chain head and
+        last fix, read in one statement per 500 keys: a batch's whole trusted state at
+        once, and each device's row and head from one snapshot."""
+        found: dict[str, tuple[EnrolledDevice, ChainHead | None]] = {}
+        keys = list(dict.fromkeys(key_ids))
+        for start in range(0, len(keys), _KEYS_PER_READ):
+            chunk = keys[start : start + _KEYS_PER_READ]
+            sql = _DEVICES_WITH_HEADS.format(", ".join("?" * len(chunk)))
+            with self._lock, _sqlite_errors():
+                rows = self._db.execute(sql, chunk).fetchall()
+            for row in rows:
+                head = None if row["counter"] is None else _head_from_row(row)
+                found[row["key_id"]] = (_device_from_row(row), head)
+        return found
 
     def head(self, device_id: str) -> ChainHead | None:
         row = self._one(_HEAD, device_id)
@@ -613,13 +628,21 @@ def _sqlite_errors() -> Iterator[None]:
         raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
 
-_DEVICE_BY_KEY = "SELECT * FROM devices WHERE key_id = ?"
 _DEVICE_BY_ID = "SELECT * FROM devices WHERE device_id = ?"
 _HEAD = (
     "SELECT h.*, f.fix, f.fix_time_ns FROM chain_heads AS h"
     " LEFT JOIN last_fixes AS f ON f.device_id = h.device_id WHERE h.device_id = ?"
 )
 """A device's chain head with its last fix, if it has one."""
+_DEVICES_WITH_HEADS = (
+    "SELECT d.*, h.counter, h.digest, h.previous_digest, h.accepted_at_ns, h.landmark_times,"
+    " f.fix, f.fix_time_ns FROM devices AS d"
+    " LEFT JOIN chain_heads AS h ON h.device_id = d.device_id"
+    " LEFT JOIN last_fixes AS f ON f.device_id = d.device_id WHERE d.key_id IN ({})"
+)
+"""Devices by key id with their heads and fixes (``counter`` is NULL without a head)."""
+_KEYS_PER_READ = 500
+"""Key ids per read, well under SQLite's limit on bound parameters."""
 _SUCCESSOR = "SELECT digest FROM successors WHERE device_id = ? AND previous_digest = ?"
 _INSERT_PROOF = (
     "INSERT INTO proofs (device_id, counter, digest, previous_digest, envelope, accepted,"
@@ -655,6 +678,7 @@ def _commit_one(db: sqlite3.Connection, record: CommitRecord) -> None:
     if head is None and not record.alerts:
         return
     proof_id = None
+    bounds_json = _bounds_json(appraisal.bounds)
     if appraisal.device_id:
         proof_id = db.execute(
             _INSERT_PROOF,
@@ -668,7 +692,7 @@ def _commit_one(db: sqlite3.Connection, record: CommitRecord) -> None:
                 appraisal.verdict.value,
                 appraisal.reason.value if appraisal.reason else "",
                 appraisal.detail,
-                _bounds_json(appraisal.bounds),
+                bounds_json,
                 appraisal.evidence_time_ns,
                 record.received_at_ns,
             ),
@@ -676,12 +700,14 @@ def _commit_one(db: sqlite3.Connection, record: CommitRecord) -> None:
         if record.token:
             db.execute(_INSERT_RESULT, (proof_id, record.token))
     if head is not None:
-        _advance(db, appraisal, head)
+        _advance(db, appraisal, head, bounds_json)
     for alert in record.alerts:
         db.execute(_INSERT_ALERT, (*_alert_values(alert).values(), proof_id))
 
 
-def _advance(db: sqlite3.Connection, appraisal: Appraisal, head: ChainHead) -> None:
+def _advance(
+    db: sqlite3.Connection, appraisal: Appraisal, head: ChainHead, bounds_json: str
+) -> None:
     device_id = appraisal.device_id
     db.execute(_INSERT_SUCCESSOR, (device_id, head.previous_digest, head.digest))
     values = (
@@ -689,7 +715,7 @@ def _advance(db: sqlite3.Connection, appraisal: Appraisal, head: ChainHead) -> N
         head.digest,
         head.previous_digest,
         head.accepted_at_ns,
-        json.dumps(dict(head.landmark_times), sort_keys=True),
+        orjson.dumps(dict(head.landmark_times), option=orjson.OPT_SORT_KEYS).decode(),
         appraisal.verdict.value,
         appraisal.evidence_time_ns,
     )
@@ -699,6 +725,7 @@ def _advance(db: sqlite3.Connection, appraisal: Appraisal, head: ChainHead) -> N
     else:
         db.execute(_FIRST_HEAD, (*values, device_id))
     if head.fix:
-        db.execute(_UPSERT_FIX, (device_id, _bounds_json(head.fix), head.fix_time_ns))
+        fix = bounds_json if head.fix is appraisal.bounds else _bounds_json(head.fix)
+        db.execute(_UPSERT_FIX, (device_id, fix, head.fix_time_ns))
     attesting = DeviceState.ATTESTING.value
     db.execute(_ATTESTING, (attesting, device_id, attesting))

@@ -488,3 +488,42 @@ def test_inconsistent_proof_keeps_the_last_consistent_fix(world):
     assert head.counter == 2
     assert head.fix == first.bounds
     assert head.fix_time_ns == first.evidence_time_ns
+
+
+def test_a_batch_is_appraised_as_its_proofs_one_by_one(world):
+    """Proofs of one device in one batch (a chain, a contradiction, a replay, a fork,
+    garbage) get the appraisals, heads and fixes they get one at a time."""
+    fresh = InMemoryState()
+    fresh.enrol(world.state.devices["dev-1"])
+
+    def extend(chain, receipts):
+        return chain.extend(receipts, measurement=MEASUREMENT, signer=world.device)
+
+    first, after_first = extend(world.chain, world.receipts())
+    contradictory, after_second = extend(
+        after_first, world.receipts(rtt_ns=1_000, unix_ns=UNIX_NS + 10**9)
+    )
+    third, _ = extend(after_second, world.receipts(unix_ns=UNIX_NS + 2 * 10**9))
+    fork, _ = extend(after_first, world.receipts(unix_ns=UNIX_NS + 3 * 10**9))
+    batch = [first, contradictory, third, first, fork, b"\xff garbage"]
+
+    one_by_one = [world.appraise(proof) for proof in batch]
+    together = world.appraiser.appraise_batch(batch, fresh, world.now_ns)
+
+    assert together == one_by_one
+    assert [a.verdict for a in together] == [
+        Verdict.ALLOWED,
+        Verdict.INCONSISTENT,
+        Verdict.ALLOWED,
+        Verdict.REJECTED,
+        Verdict.REJECTED,
+        Verdict.REJECTED,
+    ]
+    assert [a.reason for a in together[3:]] == [
+        Reason.REPLAYED_PROOF,
+        Reason.FORK,
+        Reason.MALFORMED_MESSAGE,
+    ]
+    assert together[1].new_head.fix == together[0].bounds  # the contradiction locates nothing
+    assert together[2].new_head.fix == together[2].bounds
+    assert fresh.heads == {}, "the pipeline itself never moves trusted state"

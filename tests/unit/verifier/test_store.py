@@ -253,6 +253,53 @@ def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
     other.close()
 
 
+def test_a_batch_read_overtaken_by_another_writer_is_appraised_again(
+    world, store, service, chip
+):
+    """A batch reads every head once and takes the newest head to have no successor. If
+    another worker extends that head before the batch commits, the compare-and-swap
+    fails, nothing of the batch is written, and the proof is appraised again against the
+    new head: a fork with a clone alert, never a second acceptance."""
+    service.submit(world.proof(chip), NOW_NS)
+    other_store = SqlStore.open(world.db_path)
+    other = world.service(other_store)
+    mine = world.proof(chip, unix_ns=UNIX_NS + S, advance=False)
+    theirs = world.proof(chip, unix_ns=UNIX_NS + 2 * S, advance=False)
+    commit = store.commit
+    overtaken = []
+
+    def commit_after_the_other_worker(records):
+        if not overtaken:
+            overtaken.append(other.submit(theirs, NOW_NS + 2 * S))
+        commit(records)
+
+    store.commit = commit_after_the_other_worker
+    result = service.submit(mine, NOW_NS + 2 * S)
+    assert overtaken[0].verdict is Verdict.ALLOWED
+    assert result.reason is Reason.FORK
+    assert store.accepted_counters("dev-1") == [1, 2]
+    assert store.head("dev-1").digest == other_store.head("dev-1").digest
+    assert AlertKind.CLONE.value in {alert.kind for alert in store.alerts("dev-1")}
+    other_store.close()
+
+
+def test_devices_and_heads_of_many_keys_are_read_together(world, store, service, monkeypatch):
+    monkeypatch.setattr("verifier.store._KEYS_PER_READ", 2)
+    chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
+    for chip in chips:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    service.submit(world.proof(chips[0]), NOW_NS)
+    keys = [chip.signer.verifying_key.key_id for chip in chips]
+    found = store.enrolled_for_keys([*keys, "0" * 64, keys[0]])
+    assert set(found) == set(keys)
+    for chip, key in zip(chips, keys, strict=True):
+        device, head = found[key]
+        assert device.record == store.device_for_key(key)
+        assert head == store.head(chip.device_id)
+    assert found[keys[0]][1].counter == 1
+    assert all(found[key][1] is None for key in keys[1:])
+
+
 def test_a_file_that_is_not_a_database_is_a_config_error(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("not a database " * 100)
