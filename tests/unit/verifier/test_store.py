@@ -253,9 +253,7 @@ def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
     other.close()
 
 
-def test_a_batch_read_overtaken_by_another_writer_is_appraised_again(
-    world, store, service, chip
-):
+def test_a_batch_read_overtaken_by_another_writer_is_appraised_again(world, store, service, chip):
     """A batch reads every head once and takes the newest head to have no successor. If
     another worker extends that head before the batch commits, the compare-and-swap
     fails, nothing of the batch is written, and the proof is appraised again against the
