@@ -30,7 +30,14 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from geoattest.geo.feasible import Disks, OuterRegion, area_km2, normalised_parts, outer_region
+from geoattest.geo.feasible import (
+    Disks,
+    OuterRegion,
+    area_km2,
+    normalised_parts,
+    outer_region,
+    ring_area_km2,
+)
 from geoattest.geo.policy import LicensedRegion, LocationAssumption, RegionPolicy
 from geoattest.geo.sphere import grow
 from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
@@ -110,11 +117,12 @@ class GeoAppraiser:
             verdict, detail = self._countries_verdict(licensed, parts, touched)
         else:
             verdict, detail = self._shape_verdict(licensed, parts, touched_pieces)
+        region_json, area = _geojson_and_area(parts, outer.polygon)
         return RegionAppraisal(
             verdict=verdict,
             embargoed=self._embargoed(parts, touched),
-            feasible_area_km2=area_km2(outer.polygon),
-            feasible_region=_geojson(parts),
+            feasible_area_km2=area,
+            feasible_region=region_json,
             detail=detail,
             extra={
                 "touched": sorted(touched),
@@ -180,9 +188,17 @@ def _inconclusive(detail: str) -> RegionAppraisal:
     return RegionAppraisal(verdict=Verdict.INCONCLUSIVE, detail=detail)
 
 
-def _geojson(parts: list[BaseGeometry]) -> dict[str, Any]:
+def _geojson_and_area(
+    parts: list[BaseGeometry], region: BaseGeometry
+) -> tuple[dict[str, Any], float]:
+    """The region's GeoJSON and area; a single ring (the usual case) is read once."""
     if len(parts) == 1 and isinstance(parts[0], Polygon) and not parts[0].interiors:
-        return {"type": "Polygon", "coordinates": [shapely.get_coordinates(parts[0]).tolist()]}
+        ring = shapely.get_coordinates(parts[0])
+        return {"type": "Polygon", "coordinates": [ring.tolist()]}, ring_area_km2(ring)
+    return _geojson(parts), area_km2(region)
+
+
+def _geojson(parts: list[BaseGeometry]) -> dict[str, Any]:
     polygons = [p for part in parts for p in shapely.get_parts(part) if p.geom_type == "Polygon"]
     if not polygons:
         # A region of zero area (disks that only touch): report its hull as a polygon.

@@ -291,18 +291,19 @@ def area_km2(region: BaseGeometry | None) -> float:
     if region is None or region.is_empty:
         return 0.0
     if isinstance(region, Polygon) and not region.interiors:
-        return _ring_area(shapely.get_coordinates(region))
+        return ring_area_km2(shapely.get_coordinates(region))
     total = 0.0
     for poly in shapely.get_parts(region):
         if poly.geom_type != "Polygon":
             continue
-        total += _ring_area(np.asarray(poly.exterior.coords))
+        total += ring_area_km2(np.asarray(poly.exterior.coords))
         for hole in poly.interiors:
-            total -= _ring_area(np.asarray(hole.coords))
+            total -= ring_area_km2(np.asarray(hole.coords))
     return total
 
 
-def _ring_area(xy: FloatArray) -> float:
+def ring_area_km2(xy: FloatArray) -> float:
+    """Area of one closed lon/lat ring (see :func:`area_km2`)."""
     lam, s = np.radians(xy[:, 0]), np.sin(np.radians(xy[:, 1]))
     a = np.sum((lam[1:] - lam[:-1]) * (s[1:] + s[:-1])) / 2.0
     return float(abs(a) * EARTH_RADIUS_KM**2)
