@@ -47,11 +47,15 @@ def test_verifier_reports_each_path_against_the_crypto_bound() -> None:
         "crypto_bound_per_s",
         "pipeline_per_s",
         "pipeline_ratio",
+        "pipeline_batch_per_s",
+        "pipeline_batch_ratio",
         "grpc_unary_per_s",
         "grpc_batch_per_s",
         "grpc_batch_ratio",
     )
     assert out["signature_checks_per_proof"] == 2 * out["k"] + 1
+    assert out["grpc_batch_phases"] == 3
+    assert out["grpc_batch_proofs"] == 3 * 8 * 4  # phases x successive proofs x chips
 
 
 def test_agent_reports_cpu_bytes_and_duty_cycle() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import multiprocessing
 import os
 import sys
@@ -45,8 +46,9 @@ from verifier.state import InMemoryState
 Check = tuple[bytes, bytes, bytes]
 """A signature check: verifying key (DER), signature, signed bytes."""
 REPEATS = 3
-BATCH_ROUNDS = 4
-"""Successive proofs per chip in the batch phase, so that it runs for seconds."""
+BATCH_ROUNDS = 8
+"""Successive proofs per chip in each batch phase, so that it runs for seconds and the
+tail (the last calls, while the other workers idle) is a small share of it."""
 PROC = Path("/proc")
 """Linux's process tables: workers' CPU time and which worker holds a connection."""
 
@@ -95,8 +97,14 @@ def crypto_rate(checks: Sequence[Check], per_proof: int, min_s: float = 0.3) -> 
 def crypto_bound(checks: Sequence[Check], per_proof: int, cores: int) -> float:
     """The crypto-only bound on ``cores`` processes running at once (sum of their rates,
     each over a second: long enough to see the load the calls around it saw)."""
-    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+    pool = multiprocessing.get_context("spawn").Pool(cores)
+    try:
         return sum(pool.starmap(crypto_rate, [(checks, per_proof, 1.0)] * cores))
+    finally:
+        # Wait until the processes are gone: exiting, they would still take the cores
+        # from whatever is measured next.
+        pool.close()
+        pool.join()
 
 
 def make_appraiser(fleet: Fleet) -> ProofAppraiser:
@@ -113,10 +121,9 @@ def make_appraiser(fleet: Fleet) -> ProofAppraiser:
 def pipeline_run(
     appraiser: ProofAppraiser, fleet: Fleet, proofs: Sequence[bytes]
 ) -> tuple[float, list[float]]:
-    """Proofs per second and per-proof latencies (µs) through the pipeline, no store."""
-    state = InMemoryState()
-    for chip in fleet.chips:
-        state.enrol(fleet.device_record(chip))
+    """Proofs per second and per-proof latencies (µs) through the pipeline one proof at a
+    time (as the unary call runs it), no store."""
+    state = _enrolled(fleet)
     now = time.time_ns()
     latencies = []
     start = time.perf_counter()
@@ -127,6 +134,28 @@ def pipeline_run(
         if appraisal.reason is not None:
             raise AssertionError(f"bench proof rejected: {appraisal.reason} {appraisal.detail}")
     return len(proofs) / (time.perf_counter() - start), latencies
+
+
+def pipeline_batch_rate(
+    appraiser: ProofAppraiser, fleet: Fleet, proofs: Sequence[bytes], batch: int
+) -> float:
+    """Proofs per second through the pipeline in batches of ``batch``, as the verifier's
+    batch call runs it (:meth:`ProofAppraiser.appraise_batch`), no store."""
+    state = _enrolled(fleet)
+    now = time.time_ns()
+    start = time.perf_counter()
+    for i in range(0, len(proofs), batch):
+        for appraisal in appraiser.appraise_batch(proofs[i : i + batch], state, now):
+            if appraisal.reason is not None:
+                raise AssertionError(f"bench proof rejected: {appraisal.reason}")
+    return len(proofs) / (time.perf_counter() - start)
+
+
+def _enrolled(fleet: Fleet) -> InMemoryState:
+    state = InMemoryState()
+    for chip in fleet.chips:
+        state.enrol(fleet.device_record(chip))
+    return state
 
 
 Call = Callable[[VerifierClient], Awaitable[int]]
@@ -261,6 +290,17 @@ class Phase:
     """All the verifier's worker processes together; None where /proc is not there."""
     client_cpu_s: float
 
+    @property
+    def cpu_us_per_proof(self) -> float | None:
+        """The workers' and the client's CPU time per proof (µs)."""
+        if self.server_cpu_s is None:
+            return None
+        return (self.server_cpu_s + self.client_cpu_s) / self.proofs * 1e6
+
+    def busy(self, cores: int) -> float | None:
+        """How much of ``cores`` the workers kept busy."""
+        return None if self.server_cpu_s is None else self.server_cpu_s / self.wall_s / cores
+
 
 def _cpu_s(pids: Sequence[int]) -> float | None:
     """CPU seconds (user and system, every thread) the processes have used (Linux /proc)."""
@@ -283,17 +323,19 @@ async def grpc_run(
     workers: Sequence[int],
     advance: Callable[[], None],
     bound: Callable[[], float],
-) -> tuple[dict[str, Phase], list[float]]:
-    """Enrol the fleet, then one proof per call, then ``BATCH_ROUNDS`` successive proofs
-    per chip in batches of ``batch`` chips; and ``bound()`` measured just before each and
-    after the last (the machine's load drifts; the bound must see what the calls saw)."""
+) -> list[tuple[Phase, float]]:
+    """Enrol the fleet, then one proof per call, then ``REPEATS`` phases of
+    ``BATCH_ROUNDS`` successive proofs per chip in batches of ``batch`` chips; ``bound()``
+    is measured just before each phase and after the last (the machine's load drifts; the
+    bound must see what the calls saw). Returns each phase, unary first, with the mean of
+    the bounds measured on either side of it."""
     clients = await spread_clients(target, concurrency, workers)
     chips = fleet.chips
     try:
         await _drive([[functools.partial(_enrol, chip)] for chip in chips], clients)
         advance()
-        out, bounds = {}, []
-        for name, size, rounds in (("unary", 1, 1), ("batch", batch, BATCH_ROUNDS)):
+        phases, bounds = [], []
+        for size, rounds in [(1, 1)] + [(batch, BATCH_ROUNDS)] * REPEATS:
             proofs = [[fleet.proof(chip) for chip in chips] for _ in range(rounds)]
             advance()
             chains = [
@@ -301,22 +343,24 @@ async def grpc_run(
                 for i in range(0, len(chips), size)
             ]
             bounds.append(bound())
-            advance()
             server_s, client_s, wall = _cpu_s(workers), time.process_time(), time.perf_counter()
             rate, latencies, done = await _drive(chains, clients)
             server_after = _cpu_s(workers)
-            out[name] = Phase(
-                rate,
-                latencies,
-                time.perf_counter() - wall,
-                done,
-                None if server_s is None or server_after is None else server_after - server_s,
-                time.process_time() - client_s,
+            phases.append(
+                Phase(
+                    rate,
+                    latencies,
+                    time.perf_counter() - wall,
+                    done,
+                    None if server_s is None or server_after is None else server_after - server_s,
+                    time.process_time() - client_s,
+                )
             )
             advance()
         bounds.append(bound())
         advance()
-        return out, bounds
+        around = [(before + after) / 2 for before, after in itertools.pairwise(bounds)]
+        return list(zip(phases, around, strict=True))
     finally:
         for client in clients:
             await client.close()
@@ -359,7 +403,7 @@ def run(
     chips: int = 400, batch: int = 50, concurrency: int = 8, cores: int | None = None
 ) -> Figures:
     cores = cores or len(_cpus())
-    steps = 3 + 2 * REPEATS + 9
+    steps = 8 + 4 * REPEATS
     with _on_cores(cores), progress("verifier", steps) as (bar, task):
 
         def advance() -> None:
@@ -372,7 +416,7 @@ def run(
         checks = fleet_checks(fleet, proofs)
         per_proof = len(checks) // len(proofs)
         advance()
-        bound_1, bound_cpu, piped, latencies = [], [], [], []
+        bound_1, bound_cpu, piped, piped_batches, latencies = [], [], [], [], []
         for _ in range(REPEATS):  # interleaved, so both see the same load
             per_s, per_cpu_s = crypto_rates(checks, per_proof)
             bound_1.append(per_s)
@@ -381,6 +425,7 @@ def run(
             rate, lat = pipeline_run(appraiser, fleet, proofs)
             piped.append(rate)
             latencies += lat
+            piped_batches.append(pipeline_batch_rate(appraiser, fleet, proofs, batch))
             advance()
         with tempfile.TemporaryDirectory(prefix="geoattest-bench-") as tmp:
             root = Path(tmp)
@@ -391,7 +436,7 @@ def run(
                 advance()
                 bound = functools.partial(crypto_bound, checks, per_proof, cores)
                 workers = _children(party.process.pid)
-                grpc, bound_n = asyncio.run(
+                (unary, unary_bound), *batches = asyncio.run(
                     grpc_run(
                         fleet,
                         f"{host}:{port}",
@@ -404,20 +449,21 @@ def run(
                 )
             finally:
                 party.stop()
-    crypto_1, crypto_n = median(bound_1), median(bound_n)
+    crypto_1 = median(bound_1)
+    crypto_n = median([around for _, around in batches])
     pipeline = median(piped)
-    unary, batched = grpc["unary"], grpc["batch"]
+    batch_latencies = [latency for phase, _ in batches for latency in phase.latencies]
     cpu: Figures = {}
-    if batched.server_cpu_s is not None:
+    batch_cpu = [phase.cpu_us_per_proof for phase, _ in batches]
+    busy = [phase.busy(max(cores, len(workers))) for phase, _ in batches]
+    if all(x is not None for x in batch_cpu + busy):
         crypto_cpu_us = 1e6 / median(bound_cpu)
-        batch_cpu_us = (batched.server_cpu_s + batched.client_cpu_s) / batched.proofs * 1e6
+        batch_cpu_us = median([x for x in batch_cpu if x is not None])
         cpu = {
             "crypto_cpu_us_per_proof": round(crypto_cpu_us, 1),
             "grpc_batch_cpu_us_per_proof": round(batch_cpu_us, 1),
             "grpc_batch_cpu_ratio": round(crypto_cpu_us / batch_cpu_us, 3),
-            "grpc_batch_workers_busy": round(
-                batched.server_cpu_s / batched.wall_s / max(cores, len(workers)), 3
-            ),
+            "grpc_batch_workers_busy": round(median([x for x in busy if x is not None]), 3),
         }
     return {
         "cores": cores,
@@ -427,22 +473,27 @@ def run(
         "crypto_bound_per_s": round(crypto_1, 1),
         "pipeline_per_s": round(pipeline, 1),
         "pipeline_ratio": round(pipeline / crypto_1, 3),
+        "pipeline_batch_per_s": round(median(piped_batches), 1),
+        "pipeline_batch_ratio": round(median(piped_batches) / crypto_1, 3),
         "pipeline_p50_us": round(median(latencies), 1),
         "pipeline_p99_us": round(quantile(latencies, 0.99), 1),
         f"crypto_bound_{cores}_cores_per_s": round(crypto_n, 1),
         "grpc_unary_per_s": round(unary.rate, 1),
-        "grpc_unary_ratio": round(unary.rate / crypto_n, 3),
+        "grpc_unary_ratio": round(unary.rate / unary_bound, 3),
         "grpc_unary_p50_ms": round(median(unary.latencies) / 1e3, 2),
         "grpc_unary_p99_ms": round(quantile(unary.latencies, 0.99) / 1e3, 2),
         "grpc_batch_size": batch,
-        "grpc_batch_proofs": batched.proofs,
-        "grpc_batch_per_s": round(batched.rate, 1),
-        "grpc_batch_ratio": round(batched.rate / crypto_n, 3),
-        "grpc_batch_p50_ms": round(median(batched.latencies) / 1e3, 2),
-        "grpc_batch_p99_ms": round(quantile(batched.latencies, 0.99) / 1e3, 2),
+        "grpc_batch_phases": len(batches),
+        "grpc_batch_proofs": sum(phase.proofs for phase, _ in batches),
+        "grpc_batch_per_s": round(median([phase.rate for phase, _ in batches]), 1),
+        "grpc_batch_ratio": round(median([phase.rate / around for phase, around in batches]), 3),
+        "grpc_batch_p50_ms": round(median(batch_latencies) / 1e3, 2),
+        "grpc_batch_p99_ms": round(quantile(batch_latencies, 0.99) / 1e3, 2),
         **cpu,
-        "grpc_batch_client_cpu_share": round(batched.client_cpu_s / batched.wall_s / cores, 3),
-        "chips_hourly_served": int(batched.rate * 3600),
+        "grpc_batch_client_cpu_share": round(
+            median([phase.client_cpu_s / phase.wall_s / cores for phase, _ in batches]), 3
+        ),
+        "chips_hourly_served": int(median([phase.rate for phase, _ in batches]) * 3600),
     }
 
 
