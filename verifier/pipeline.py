@@ -20,6 +20,10 @@ Example::
     appraisal = appraiser.appraise(envelope_bytes, state, now_ns=time.time_ns())
     if appraisal.new_head is not None:
         store.commit(appraisal)           # durable before acknowledging
+
+``appraise_batch(proofs, state, now_ns)`` gives the same appraisals for several proofs
+(each seeing the chains as the ones before it left them), checking all their evidence
+before any geography.
 """
 
 from __future__ import annotations
