@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
@@ -124,6 +124,9 @@ class _BatchState:
         self._read = set(key_ids)
         self._devices: dict[str, EnrolledDevice] = {}
         self._heads: dict[str, ChainHead | None] = {}
+        self.heads_read: dict[str, bytes] = {}
+        """Each device's head digest as read (``b""``: none): the commit checks that none
+        has moved, for a rejection is as stale as an acceptance if another writer got in."""
 
     def device_for_key(self, key_id: str) -> DeviceRecord | None:
         if key_id not in self._read:
@@ -133,8 +136,10 @@ class _BatchState:
         if found is None:
             return None
         device, head = found
-        self._devices[device.record.device_id] = device
-        self._heads[device.record.device_id] = head
+        device_id = device.record.device_id
+        self._devices[device_id] = device
+        self._heads[device_id] = head
+        self.heads_read[device_id] = head.digest if head else b""
         return device.record
 
     def enrolled(self, device_id: str) -> EnrolledDevice:
@@ -148,7 +153,8 @@ class _BatchState:
         if previous_digest == (head.digest if head else b""):
             # The newest accepted proof has no successor: the store writes a successor and
             # moves the head in one transaction. Should another writer extend it after our
-            # read, the batch's compare-and-swap on the head fails and it is appraised again.
+            # read, the commit finds the head moved, writes nothing, and the batch is
+            # appraised again.
             return None
         return self._store.successor(device_id, previous_digest)
 
@@ -274,9 +280,9 @@ class VerifierService:
         if len(proofs) > self.config.max_batch:
             raise BatchTooLargeError(len(proofs), self.config.max_batch)
         for attempt in range(CONFLICT_RETRIES):
-            answers, records = self._appraise_batch(proofs, now_ns)
+            answers, records, heads_read = self._appraise_batch(proofs, now_ns)
             try:
-                self._store.commit(records)
+                self._store.commit(records, heads_read=heads_read)
             except StoreConflictError:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
@@ -287,7 +293,8 @@ class VerifierService:
 
     def _appraise_batch(
         self, proofs: Sequence[bytes | envelope_pb2.Envelope], now_ns: int
-    ) -> tuple[list[ProofResult], list[CommitRecord]]:
+    ) -> tuple[list[ProofResult], list[CommitRecord], Mapping[str, bytes]]:
+        """Answers and records for the proofs, and the head digest each was judged on."""
         state = _BatchState(
             self._store,
             [proof.key_id for proof in proofs if isinstance(proof, envelope_pb2.Envelope)],
@@ -338,7 +345,7 @@ class VerifierService:
                     received_at_ns=now_ns,
                 )
             )
-        return answers, records
+        return answers, records, state.heads_read
 
     def _earlier_answer(
         self,

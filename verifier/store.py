@@ -34,7 +34,7 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -164,7 +164,9 @@ class Store(Protocol):
 
     def enrol(self, device: EnrolledDevice) -> EnrolledDevice: ...
 
-    def commit(self, records: Sequence[CommitRecord]) -> None: ...
+    def commit(
+        self, records: Sequence[CommitRecord], *, heads_read: Mapping[str, bytes] | None = None
+    ) -> None: ...
 
     def stored_result(self, device_id: str, digest: bytes) -> StoredResult | None: ...
 
@@ -431,23 +433,30 @@ class SqlStore:
             )
         return device
 
-    def commit(self, records: Sequence[CommitRecord]) -> None:
+    def commit(
+        self, records: Sequence[CommitRecord], *, heads_read: Mapping[str, bytes] | None = None
+    ) -> None:
         """Store appraised proofs in one transaction; chain heads advance by CAS.
 
-        Only appraisals with a new head, or with alerts, leave anything behind: garbage
-        from unknown keys changes nothing.
+        ``heads_read`` maps each device the records were appraised against to the head
+        digest read for it (``b""``: no head): if any head has moved since, another writer
+        got there first and the appraisals (a rejection as much as an acceptance) may be
+        stale, so nothing is written. Only appraisals with a new head, or with alerts,
+        leave anything behind: garbage from unknown keys changes nothing.
 
         Raises:
             StoreConflictError: another writer advanced one of these chains first; nothing
                 was written.
             StoreUnavailableError: SQLite failed; nothing was written.
         """
-        if not any(r.appraisal.new_head is not None or r.alerts for r in records):
+        writes = any(r.appraisal.new_head is not None or r.alerts for r in records)
+        if not writes and not heads_read:
             return
         with self._lock, _sqlite_errors():
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
             try:
+                _check_heads(db, heads_read or {})
                 for record in records:
                     _commit_one(db, record)
                 db.execute("COMMIT")
@@ -641,6 +650,7 @@ _DEVICES_WITH_HEADS = (
     " LEFT JOIN last_fixes AS f ON f.device_id = d.device_id WHERE d.key_id IN ({})"
 )
 """Devices by key id with their heads and fixes (``counter`` is NULL without a head)."""
+_HEAD_DIGESTS = "SELECT device_id, digest FROM chain_heads WHERE device_id IN ({})"
 _KEYS_PER_READ = 500
 """Key ids per read, well under SQLite's limit on bound parameters."""
 _SUCCESSOR = "SELECT digest FROM successors WHERE device_id = ? AND previous_digest = ?"
@@ -670,6 +680,19 @@ _UPSERT_FIX = (
     " ON CONFLICT (device_id) DO UPDATE SET fix = excluded.fix, fix_time_ns = excluded.fix_time_ns"
 )
 _ATTESTING = "UPDATE devices SET state = ? WHERE device_id = ? AND state <> ?"
+
+
+def _check_heads(db: sqlite3.Connection, heads_read: Mapping[str, bytes]) -> None:
+    """Fail if any device's head is no longer the one read (``b""``: none)."""
+    devices_read = list(heads_read)
+    for start in range(0, len(devices_read), _KEYS_PER_READ):
+        chunk = devices_read[start : start + _KEYS_PER_READ]
+        now = dict.fromkeys(chunk, b"")
+        sql = _HEAD_DIGESTS.format(", ".join("?" * len(chunk)))
+        now.update((device_id, bytes(digest)) for device_id, digest in db.execute(sql, chunk))
+        for device_id in chunk:
+            if now[device_id] != heads_read[device_id]:
+                raise StoreConflictError(f"chain head of {device_id} moved since it was read")
 
 
 def _commit_one(db: sqlite3.Connection, record: CommitRecord) -> None:

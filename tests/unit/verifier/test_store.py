@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from verifier_world import NOW_NS, UNIX_NS, Chip, VerifierWorld
+from verifier_world import MEASUREMENT, NOW_NS, UNIX_NS, Chip, VerifierWorld
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.protocol.proof import ProofChain
@@ -266,10 +266,10 @@ def test_a_batch_read_overtaken_by_another_writer_is_appraised_again(world, stor
     commit = store.commit
     overtaken = []
 
-    def commit_after_the_other_worker(records):
+    def commit_after_the_other_worker(records, **checks):
         if not overtaken:
             overtaken.append(other.submit(theirs, NOW_NS + 2 * S))
-        commit(records)
+        commit(records, **checks)
 
     store.commit = commit_after_the_other_worker
     result = service.submit(mine, NOW_NS + 2 * S)
@@ -279,6 +279,56 @@ def test_a_batch_read_overtaken_by_another_writer_is_appraised_again(world, stor
     assert store.head("dev-1").digest == other_store.head("dev-1").digest
     assert AlertKind.CLONE.value in {alert.kind for alert in store.alerts("dev-1")}
     other_store.close()
+
+
+def overtake_after_the_read(store, action):
+    """Run ``action`` (another worker's call) just after ``store``'s batch read, once."""
+    read = store.enrolled_for_keys
+    done = []
+
+    def read_then_act(key_ids):
+        found = read(key_ids)
+        if not done:
+            done.append(action())
+        return found
+
+    store.enrolled_for_keys = read_then_act
+    return done
+
+
+def test_a_rejection_judged_on_a_head_that_then_moved_is_judged_again(world, store, service, chip):
+    """A fork with too few receipts, judged on the head read before another worker
+    accepted the proof it forks from, would fail only its quorum and lose the clone alert:
+    the commit finds the head moved and the batch is judged again."""
+    service.submit(world.proof(chip), NOW_NS)
+    other = world.service(SqlStore.open(world.db_path))
+    honest = world.proof(chip, unix_ns=UNIX_NS + S, advance=False)
+    fork, _ = chip.chain.extend(
+        world.receipts(chip, unix_ns=UNIX_NS + 2 * S)[:2],
+        measurement=MEASUREMENT,
+        signer=chip.signer,
+    )
+    done = overtake_after_the_read(store, lambda: other.submit(honest, NOW_NS + 2 * S))
+    result = service.submit(fork, NOW_NS + 2 * S)
+    assert done[0].verdict is Verdict.ALLOWED
+    assert result.reason is Reason.FORK
+    assert AlertKind.CLONE.value in {alert.kind for alert in store.alerts("dev-1")}
+
+
+def test_a_proof_whose_predecessor_another_worker_stores_meanwhile_is_accepted(
+    world, store, service, chip
+):
+    """Judged on the old head, the next-but-one proof looks like a broken chain (and a
+    tampering alert); judged again after the other worker's commit, it is accepted."""
+    service.submit(world.proof(chip), NOW_NS)
+    other = world.service(SqlStore.open(world.db_path))
+    second = world.proof(chip, unix_ns=UNIX_NS + S)
+    third = world.proof(chip, unix_ns=UNIX_NS + 2 * S)
+    overtake_after_the_read(store, lambda: other.submit(second, NOW_NS + 2 * S))
+    result = service.submit(third, NOW_NS + 2 * S)
+    assert result.verdict is Verdict.ALLOWED
+    assert store.accepted_counters("dev-1") == [1, 2, 3]
+    assert store.alerts("dev-1") == []
 
 
 def test_devices_and_heads_of_many_keys_are_read_together(world, store, service, monkeypatch):
