@@ -230,7 +230,9 @@ class ProofAppraiser:
         passes: every proof's evidence (signatures, chain, receipts), then every accepted
         proof's geography. The signature checks and the geography each need their own
         working set in the CPU caches (OpenSSL's tables; the land pieces); alternating them
-        per proof cost a tenth of the pipeline's time in cache misses.
+        per proof cost a tenth of the pipeline's time in cache misses. The geography
+        never raises (:class:`~geoattest.verdict.RegionAppraiser`'s contract), so every
+        proof accepted in the first pass gets its verdict in the second.
         """
         pending = _PendingChains(state)
         checked = [self._check(proof, pending, now_ns) for proof in proofs]

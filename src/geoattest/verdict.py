@@ -84,5 +84,10 @@ class RegionAppraiser(Protocol):
         ...
 
     def appraise(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal:
-        """Verdict for a chip licensed to ``region``; never ALLOWED unless proven inside."""
+        """Verdict for a chip licensed to ``region``; never ALLOWED unless proven inside.
+
+        Never raises for any bounds: what it cannot use makes the verdict INCONCLUSIVE. (The
+        pipeline judges a batch's geography after accepting its evidence; an exception
+        there fails the whole batch, and nothing of it is stored.)
+        """
         ...

@@ -527,3 +527,46 @@ def test_a_batch_is_appraised_as_its_proofs_one_by_one(world):
     assert together[1].new_head.fix == together[0].bounds  # the contradiction locates nothing
     assert together[2].new_head.fix == together[2].bounds
     assert fresh.heads == {}, "the pipeline itself never moves trusted state"
+
+
+def test_a_batch_of_two_devices_with_travel_is_appraised_as_one_by_one(world):
+    """Two devices' proofs interleaved in one batch, one device with an accepted head
+    already: the fix carried through the batch raises impossible travel where one-by-one
+    appraisal does, and each device's chain moves on its own."""
+    world.accept(world.proof())
+    other = KeySigner.generate()
+    record = DeviceRecord("dev-2", other.verifying_key, "FRA-300", 2, UNIX_NS + 10**18, UNIX_NS)
+    world.state.enrol(record)
+    fresh = InMemoryState()
+    for device in world.state.devices.values():
+        fresh.enrol(device)
+    fresh.advance("dev-1", world.state.head("dev-1"))
+
+    def pinned(at: str, unix_ns: int, **who) -> list[envelope_pb2.Envelope]:
+        """A 0.15 km disk around landmark ``at``, 150 km disks around two others."""
+        return [
+            *world.receipts(rtt_ns=1_000, unix_ns=unix_ns, landmark_ids=[at], **who),
+            *world.receipts(rtt_ns=MS, unix_ns=unix_ns, landmark_ids=["lm-fra", "lm-dar"], **who),
+        ]
+
+    def extend(chain, signer, receipts):
+        return chain.extend(receipts, measurement=MEASUREMENT, signer=signer)
+
+    near_wiesbaden, chain_1 = extend(world.chain, world.device, pinned("lm-wie", UNIX_NS + 10**9))
+    near_hanau, _ = extend(chain_1, world.device, pinned("lm-han", UNIX_NS + 2 * 10**9))
+    as_dev2 = {"device": other, "device_id": "dev-2"}
+    first_2, chain_2 = extend(
+        ProofChain("dev-2"), other, pinned("lm-wie", UNIX_NS + 10**9, **as_dev2)
+    )
+    second_2, _ = extend(chain_2, other, pinned("lm-wie", UNIX_NS + 2 * 10**9, **as_dev2))
+    batch = [near_wiesbaden, first_2, near_hanau, second_2]
+
+    one_by_one = [world.appraise(proof) for proof in batch]
+    together = world.appraiser.appraise_batch(batch, fresh, world.now_ns)
+
+    assert together == one_by_one
+    assert [a.device_id for a in together] == ["dev-1", "dev-2", "dev-1", "dev-2"]
+    assert [a.counter for a in together] == [2, 1, 3, 2]
+    assert AlertKind.IMPOSSIBLE_TRAVEL in together[2].alerts
+    assert together[2].verdict is Verdict.INCONCLUSIVE
+    assert AlertKind.IMPOSSIBLE_TRAVEL not in together[3].alerts
