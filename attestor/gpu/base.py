@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from geoattest.errors import ConfigError, Reason, RoundError
+from geoattest.lifecycle import Closing
 
 SECRET_BYTES = 32
 """r, as in :mod:`geoattest.protocol.round` (a test pins the two together)."""
@@ -54,26 +54,11 @@ def check_challenge(challenge: bytes) -> None:
         raise ResponderError(Reason.MISSING_FIELD, f"challenge must be {CHALLENGE_BYTES} bytes")
 
 
-class ClosedOnExit:
-    """``with responder:`` closes it (wiping r) however the block ends."""
+class CpuResponder(Closing):
+    """z_j on the CPU with hashlib: the protocol's own definition, and the default path.
 
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class CpuResponder(ClosedOnExit):
-    """z_j on the CPU with hashlib: the protocol's own definition, and the default path."""
+    ``with responder:`` closes it (wiping r) however the block ends.
+    """
 
     name = "cpu"
 

@@ -24,13 +24,12 @@ import ctypes
 import importlib
 import shutil
 import time
-from types import ModuleType, TracebackType
-from typing import Any, Self
+from types import ModuleType
+from typing import Any
 
 from attestor.gpu.base import (
     ANSWER_BYTES,
     CHALLENGE_BYTES,
-    ClosedOnExit,
     GpuUnavailableError,
     ResponderError,
     check_challenge,
@@ -38,6 +37,7 @@ from attestor.gpu.base import (
     source_path,
 )
 from geoattest.errors import Reason
+from geoattest.lifecycle import Closing
 
 # The mailbox layout, as in data/responder.cu.
 BOX_SEQ_IN = 0
@@ -90,7 +90,7 @@ def skip_reason() -> str | None:
     return None
 
 
-class CudaContext:
+class CudaContext(Closing):
     """The compiled module, a high-priority non-blocking stream, the mapped mailbox and
     the device buffer for r: what one responder needs, made once (off the clock).
 
@@ -204,7 +204,7 @@ class CudaContext:
             time.sleep(0)  # lets other threads (the workload's launcher) run
         return True
 
-    def release(self) -> None:
+    def close(self) -> None:
         """Free the mailbox; a kernel still armed is told to stop first."""
         if self._box:
             self.stop.value = 1
@@ -215,19 +215,8 @@ class CudaContext:
             self._cupy.cuda.runtime.freeHost(self._box)
             self._box = 0
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-
-class ArmedResponder(ClosedOnExit):
+class ArmedResponder(Closing):
     """The armed design: a resident one-thread kernel per round (the agent's GPU path).
 
     ``arm`` launches it and returns once the kernel reports itself running, so the time
@@ -333,7 +322,7 @@ class ArmedResponder(ClosedOnExit):
         return alive is not None and self.gpu.state.value == (alive & ~0x3) | STATE_EXPIRED
 
 
-class LaunchResponder(ClosedOnExit):
+class LaunchResponder(Closing):
     """The comparison design: one small kernel launched per challenge, while the clock
     runs. r is in GPU memory from ``arm``; the challenge travels as kernel arguments."""
 

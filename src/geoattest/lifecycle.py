@@ -1,4 +1,4 @@
-"""Things with a thread or a socket behind them: started, stopped, usable with ``with``."""
+"""Things with a resource, a thread or a socket behind them, usable with ``with``."""
 
 from __future__ import annotations
 
@@ -6,17 +6,14 @@ from types import TracebackType
 from typing import Self
 
 
-class Running:
-    """Base for a component with ``start()`` and ``stop()``; ``with`` starts and stops it."""
+class Closing:
+    """Base for a holder of a resource: ``with`` returns it and calls ``close()`` however
+    the block ends."""
 
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
+    def close(self) -> None:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
-        self.start()
         return self
 
     def __exit__(
@@ -25,4 +22,21 @@ class Running:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close()
+
+
+class Running(Closing):
+    """Base for a component with ``start()`` and ``stop()``; ``with`` starts and stops it."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
         self.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self

@@ -323,7 +323,7 @@ def run(
         raise
     finally:
         for context in contexts.values():
-            context.release()
+            context.close()
     _choose(figures)
     log("done")
     return figures

@@ -49,7 +49,7 @@ class FakeContext:
     priority = -5
     released = 0
 
-    def release(self) -> None:
+    def close(self) -> None:
         FakeContext.released += 1
 
 
