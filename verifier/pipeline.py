@@ -166,12 +166,7 @@ class _PendingChains:
 
     def successor(self, device_id: str, previous_digest: bytes) -> bytes | None:
         pending = self._successors.get((device_id, previous_digest))
-        if pending is not None:
-            return pending
-        head = self._heads.get(device_id)
-        if head is not None and previous_digest == head.digest:
-            return None  # accepted in this batch and not extended in it
-        return self._state.successor(device_id, previous_digest)
+        return pending if pending is not None else self._state.successor(device_id, previous_digest)
 
     def advance(self, evidence: _Evidence, now_ns: int) -> None:
         device_id = evidence.device.device_id
@@ -420,7 +415,10 @@ class ProofAppraiser:
         previous = bytes(proof.previous_proof_digest)
         if proof.counter == 0:
             raise EvidenceError(Reason.COUNTER_NOT_INCREASING, "counter starts at 1")
-        extended = state.successor(proof.device_id, previous)
+        # The head has no successor (TrustedState's invariant): a proof that extends it
+        # needs no look-up in the successor index.
+        extends_head = previous == (head.digest if head else b"")
+        extended = None if extends_head else state.successor(proof.device_id, previous)
         if extended is not None:
             if hmac.compare_digest(extended, digest):
                 raise EvidenceError(

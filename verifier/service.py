@@ -124,9 +124,6 @@ class _BatchState:
         self._read = set(key_ids)
         self._devices: dict[str, EnrolledDevice] = {}
         self._heads: dict[str, ChainHead | None] = {}
-        self.heads_read: dict[str, bytes] = {}
-        """Each device's head digest as read (``b""``: none): the commit checks that none
-        has moved, for a rejection is as stale as an acceptance if another writer got in."""
 
     def device_for_key(self, key_id: str) -> DeviceRecord | None:
         if key_id not in self._read:
@@ -139,8 +136,13 @@ class _BatchState:
         device_id = device.record.device_id
         self._devices[device_id] = device
         self._heads[device_id] = head
-        self.heads_read[device_id] = head.digest if head else b""
         return device.record
+
+    @property
+    def heads_read(self) -> dict[str, bytes]:
+        """Each device's head digest as read (``b""``: none): the commit checks that none
+        has moved, for a rejection is as stale as an acceptance if another writer got in."""
+        return {device_id: head.digest if head else b"" for device_id, head in self._heads.items()}
 
     def enrolled(self, device_id: str) -> EnrolledDevice:
         return self._devices[device_id]
@@ -149,13 +151,6 @@ class _BatchState:
         return self._heads[device_id]
 
     def successor(self, device_id: str, previous_digest: bytes) -> bytes | None:
-        head = self._heads[device_id]
-        if previous_digest == (head.digest if head else b""):
-            # The newest accepted proof has no successor: the store writes a successor and
-            # moves the head in one transaction. Should another writer extend it after our
-            # read, the commit finds the head moved, writes nothing, and the batch is
-            # appraised again.
-            return None
         return self._store.successor(device_id, previous_digest)
 
 

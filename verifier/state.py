@@ -48,7 +48,13 @@ class ChainHead:
 
 
 class TrustedState(Protocol):
-    """Read-only view of the verifier's trusted state that the pipeline needs."""
+    """Read-only view of the verifier's trusted state that the pipeline needs.
+
+    Invariant: a device's head is no proof's predecessor (the head and the successor
+    index move together), so the pipeline looks up successors only for a proof that does
+    not extend the head. Where another writer may move the head after it was read, the
+    commit must check that it has not (``SqlStore.commit``'s ``heads_read``).
+    """
 
     def device_for_key(self, key_id: str) -> DeviceRecord | None: ...
 
