@@ -34,7 +34,7 @@ PARTS = {
         "~",
         "<method 'verify' of 'cryptography.hazmat.bindings._rust.openssl.ec.ECPublicKey' objects>",
     ),
-    "store reads (device, head, successor)": (
+    "store reads (devices with heads, once per batch; successors)": (
         "verifier/store.py",
         "enrolled_for_keys",
         "head",
