@@ -18,8 +18,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from attestor.licence import Licence, LicenceStatus
-from attestor.outbox import Outbox, PendingProof
+from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.outbox import Outbox, PendingProof
 from geoattest.crypto import Signer
 from geoattest.errors import GeoattestError, Reason
 from geoattest.protocol.proof import ProofChain

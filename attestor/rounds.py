@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from attestor.agent import RoundRunner
+from geoattest.attestor.agent import RoundRunner
 from geoattest.crypto import Signer, VerifyingKey
 from geoattest.errors import GeoattestError, Reason, RoundError, WireError
 from geoattest.protocol.round import AgentRound, AgentRoundState, RoundSecrets
@@ -218,7 +218,7 @@ def round_runner(
     secrets: RoundSecrets,
     settings: RoundSettings = RoundSettings(),
 ) -> RoundRunner:
-    """The :class:`~attestor.agent.Attester`'s round runner over real sockets."""
+    """The :class:`~geoattest.attestor.agent.Attester`'s round runner over real sockets."""
     by_id = {e.landmark_id: e for e in endpoints}
 
     def run(landmark_id: str) -> envelope_pb2.Envelope | None:

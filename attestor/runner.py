@@ -34,16 +34,16 @@ from typing import Any
 
 import grpc
 
-from attestor.agent import Attester, Delivered
-from attestor.keystore import DeviceKeyStore
-from attestor.licence import Licence
-from attestor.outbox import Outbox
-from attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
+from geoattest.attestor.agent import Attester, Delivered
+from geoattest.attestor.keystore import DeviceKeyStore
+from geoattest.attestor.licence import Licence
+from geoattest.attestor.outbox import Outbox
+from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, EvidenceError
 from geoattest.protocol.round import RoundSecrets
 from geoattest.v1 import evidence_pb2
-from verifier.client import VerifierClient, VerifierRefused, enrolment_request
+from geoattest.verifier.client import VerifierClient, VerifierRefused, enrolment_request
 
 RETRYABLE = frozenset(
     {

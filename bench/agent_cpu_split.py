@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-import attestor.rounds
+from geoattest.attestor import rounds as agent_rounds
 from geoattest.bench.agent import agent
 from geoattest.crypto import KeySigner
 from geoattest.protocol.proof import ProofChain
@@ -54,11 +54,11 @@ class CountedSocket:
 
 
 def instrument() -> Callable[[AgentRound, bytes], bytes | None]:
-    connect = attestor.rounds._connect
+    connect = agent_rounds._connect
     receive = AgentRound.receive
     extend = ProofChain.extend
 
-    def counted_connect(endpoint: attestor.rounds.LandmarkEndpoint, timeout_s: float) -> object:
+    def counted_connect(endpoint: agent_rounds.LandmarkEndpoint, timeout_s: float) -> object:
         name = "socket setup (getaddrinfo, socket, connect, SO_RCVTIMEO)"
         return CountedSocket(count(name, connect, endpoint, timeout_s))
 
@@ -71,7 +71,7 @@ def instrument() -> Callable[[AgentRound, bytes], bytes | None]:
             "ProofChain.extend (proof encode, sign)", lambda: extend(chain, *args, **kwargs)
         )
 
-    attestor.rounds._connect = counted_connect
+    agent_rounds._connect = counted_connect
     ProofChain.extend = counted_extend
     AgentRound.receive = counted_receive
     return receive

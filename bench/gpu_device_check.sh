@@ -55,7 +55,7 @@ try:
     print("torch cuda", torch.version.cuda, "available", torch.cuda.is_available())
 except Exception as exc:
     print("torch:", exc)
-from attestor.gpu import cuda
+from geoattest.attestor.gpu import cuda
 from geoattest.bench import gpu
 print("responder skip reason:", cuda.skip_reason(), "| bench skip reason:", gpu.skip_reason())
 PY

@@ -13,7 +13,7 @@ blocks so that both see the same machine load.
   ``sendto``/``recvmsg`` (user stamps) and, on the same datagrams, with the kernel's
   receive stamp (kernel stamps).
 - **exchange**: rounds of one exchange each through :class:`LandmarkServer` and
-  :func:`attestor.rounds.run_round`; each receipt's ``rtt_min_ns`` is that exchange's RTT
+  :func:`geoattest.attestor.rounds.run_round`; each receipt's ``rtt_min_ns`` is that exchange's RTT
   as the landmark measured it. Once with kernel receive stamps (the default) and once
   with monotonic stamps taken after ``recvmsg``.
 - **rtt_min of 8**: what a production receipt carries, the minimum over 8 exchanges.
@@ -29,7 +29,7 @@ import statistics
 import sys
 import timeit
 
-from attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
+from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
 from geoattest.bench.timing import child, echo_block, echo_child, landmark_child, rounds_block
 from geoattest.crypto import (
     KeySigner,

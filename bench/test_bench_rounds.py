@@ -22,8 +22,8 @@ from geoattest.crypto import Algorithm, KeySigner
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 from geoattest.v1 import round_pb2
-from verifier.landmark.clock import Bracket
-from verifier.landmark.dispatch import Dispatcher, Limits, Outgoing
+from geoattest.verifier.landmark.clock import Bracket
+from geoattest.verifier.landmark.dispatch import Dispatcher, Limits, Outgoing
 
 EXCHANGES = 8
 SOURCE = ("127.0.0.1", 40000)

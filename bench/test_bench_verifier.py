@@ -18,11 +18,17 @@ from geoattest.bench.fleet import Fleet
 from geoattest.bench.verifier import make_appraiser
 from geoattest.protocol.proof import proof_digest
 from geoattest.v1 import envelope_pb2, evidence_pb2
+from geoattest.verifier.pipeline import ProofAppraiser
+from geoattest.verifier.state import InMemoryState
+from geoattest.verifier.store import (
+    CommitRecord,
+    DeviceState,
+    EnrolledDevice,
+    SqlStore,
+    Synchronous,
+)
 from geoattest.wire.decode import MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
-from verifier.pipeline import ProofAppraiser
-from verifier.state import InMemoryState
-from verifier.store import CommitRecord, DeviceState, EnrolledDevice, SqlStore, Synchronous
 
 YEAR_NS = 365 * 86_400 * 10**9
 COMMITS = 60

@@ -33,10 +33,10 @@ from geoattest.crypto import VerifyingKey
 from geoattest.geo.appraiser import GeoAppraiser
 from geoattest.geo.countries import Countries
 from geoattest.verdict import RegionAppraisal, Verdict
-from verifier import pipeline
-from verifier.results import ResultSigner
-from verifier.state import InMemoryState
-from verifier.store import SqlStore
+from geoattest.verifier import pipeline
+from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.state import InMemoryState
+from geoattest.verifier.store import SqlStore
 
 PARTS: dict[str, tuple[Any, str]] = {
     "evidence pass (signature checks and rules)": (pipeline.ProofAppraiser, "_check"),

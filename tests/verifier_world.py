@@ -31,13 +31,13 @@ from geoattest.pki import (
 )
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
+from geoattest.verifier.grpc_server import VerifierServer
+from geoattest.verifier.licences import Licences
+from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
+from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.service import VerifierConfig, VerifierService
+from geoattest.verifier.store import SqlStore
 from geoattest.wire.envelope import PayloadType, seal
-from verifier.grpc_server import VerifierServer
-from verifier.licences import Licences
-from verifier.pipeline import PipelineConfig, ProofAppraiser
-from verifier.results import ResultSigner
-from verifier.service import VerifierConfig, VerifierService
-from verifier.store import SqlStore
 
 MS = 1_000_000
 NOW_NS = UNIX_NS + 2 * 10**9

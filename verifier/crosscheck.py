@@ -10,7 +10,8 @@ The same rounds audit each landmark's challenges: a landmark that repeats a chal
 within one round or across its rounds with different peers, draws them from a stuck or
 seeded source, so a host that watched one round can answer the next before it is asked.
 It is a suspect too. :func:`cross_check` runs both checks over one batch of peer receipts;
-the verifier service excludes its suspects (:meth:`verifier.service.VerifierService.cross_check`).
+the verifier service excludes its suspects
+(:meth:`~geoattest.verifier.service.VerifierService.cross_check`).
 
 Example::
 
@@ -31,9 +32,9 @@ from geoattest.geo.sphere import ABSOLUTE_MARGIN_KM, ELLIPSOID_MARGIN, distance_
 from geoattest.pki import LandmarkRecord
 from geoattest.v1 import envelope_pb2, round_pb2
 from geoattest.verdict import SPEED_OF_LIGHT_KM_PER_S
+from geoattest.verifier.pipeline import ProofAppraiser
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope
-from verifier.pipeline import ProofAppraiser
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The verifier's gRPC transport: thin ``grpc.aio`` handlers over :mod:`verifier.service`.
+"""The verifier's gRPC transport: thin ``grpc.aio`` handlers over :mod:`geoattest.verifier.service`.
 
 Handlers receive raw request bytes and decode them here, so malformed input is a typed
 ``INVALID_ARGUMENT`` with a reason code rather than a framework error. Service calls run
@@ -57,10 +57,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from geoattest.errors import GeoattestError, Reason
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
+from geoattest.verifier.client import MAX_MESSAGE_BYTES, REASON_METADATA
+from geoattest.verifier.service import AlertHub, AlertsOverflowError, ProofResult, VerifierService
+from geoattest.verifier.store import StoreConflictError, StoreUnavailableError
 from geoattest.wire.decode import MAX_PROOF_BYTES, decode
-from verifier.client import MAX_MESSAGE_BYTES, REASON_METADATA
-from verifier.service import AlertHub, AlertsOverflowError, ProofResult, VerifierService
-from verifier.store import StoreConflictError, StoreUnavailableError
 
 log = logging.getLogger("geoattest.verifier")
 

@@ -35,7 +35,7 @@ from geoattest import __version__
 from geoattest.errors import Reason
 from geoattest.pki import ResultKey
 from geoattest.verdict import Verdict
-from verifier.pipeline import Appraisal
+from geoattest.verifier.pipeline import Appraisal
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 CLAIM_PREFIX = "ear.x-geoattest."

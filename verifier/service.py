@@ -8,7 +8,7 @@
 Nothing is answered before its transaction commits, so an acknowledged proof is
 durable. The appraiser and the result signer hold no mutable state, so several worker
 processes may run this over one database; a chain advanced by another process first
-shows up as :class:`~verifier.store.StoreConflictError`, and the batch is appraised again.
+shows up as :class:`~geoattest.verifier.store.StoreConflictError`, and the batch is appraised again.
 
 An exact resubmission of an accepted proof (an agent retrying after a lost answer) is
 answered with the stored result, not as an error.
@@ -27,14 +27,12 @@ from geoattest.errors import EvidenceError, GeoattestError, Reason
 from geoattest.pki import TrustAnchors
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
-from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
-from geoattest.wire.envelope import PayloadType, open_envelope
-from verifier.crosscheck import CrossCheckReport, cross_check
-from verifier.licences import Licences
-from verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
-from verifier.results import ResultSigner
-from verifier.state import ChainHead, DeviceRecord
-from verifier.store import (
+from geoattest.verifier.crosscheck import CrossCheckReport, cross_check
+from geoattest.verifier.licences import Licences
+from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
+from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.state import ChainHead, DeviceRecord
+from geoattest.verifier.store import (
     Alert,
     CommitRecord,
     DeviceState,
@@ -43,6 +41,8 @@ from verifier.store import (
     StoreConflictError,
     StoredResult,
 )
+from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
+from geoattest.wire.envelope import PayloadType, open_envelope
 
 SECOND_NS = 1_000_000_000
 """Alert kind for a device that stopped proving where it is."""

@@ -3,7 +3,7 @@
 It holds enrolled devices, accepted proofs with their evidence (the exact envelope
 bytes), signed results, alerts, each device's chain head and the
 ``(device, previous digest) -> digest`` index that exposes forks. It implements the
-pipeline's :class:`~verifier.state.TrustedState`, so appraisals read exactly what is
+pipeline's :class:`~geoattest.verifier.state.TrustedState`, so appraisals read exactly what is
 durable.
 
 A proof is acknowledged only after :meth:`SqlStore.commit` returns: one ``BEGIN
@@ -67,8 +67,8 @@ from sqlalchemy.exc import DBAPIError
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, Reason
 from geoattest.verdict import LandmarkBound, Verdict
-from verifier.pipeline import Appraisal
-from verifier.state import ChainHead, DeviceRecord
+from geoattest.verifier.pipeline import Appraisal
+from geoattest.verifier.state import ChainHead, DeviceRecord
 
 
 class DeviceState(StrEnum):
@@ -294,7 +294,7 @@ def _bounds_from_json(text: str) -> tuple[LandmarkBound, ...]:
 
 
 class SqlStore:
-    """A :class:`Store` and :class:`~verifier.state.TrustedState` over one SQLite file.
+    """A :class:`Store` and :class:`~geoattest.verifier.state.TrustedState` over one SQLite file.
 
     Safe to share between threads: the proof path's own connection is used under a lock.
     """

@@ -2,7 +2,7 @@
 
 The answer must come from something that never queues behind the chip's workload while
 the landmark's clock runs. :class:`CpuResponder` is the path everywhere; on a machine
-with CUDA (and CuPy), :class:`attestor.gpu.cuda.ArmedResponder` computes the same z_j
+with CUDA (and CuPy), :class:`geoattest.attestor.gpu.cuda.ArmedResponder` computes the same z_j
 in a resident kernel that holds r in GPU memory and is armed *before* the round opens,
 so any wait for the GPU happens off the clock (docs/GPU.md). Every responder follows
 :class:`RoundResponder`: ``arm(r)``, then ``answer(c_j)`` per challenge, then
@@ -17,7 +17,7 @@ Example::
         z = responder.answer(challenge)      # == geoattest.protocol.round.answer(...)
 """
 
-from attestor.gpu.base import (
+from geoattest.attestor.gpu.base import (
     ANSWER_BYTES,
     CHALLENGE_BYTES,
     SECRET_BYTES,

@@ -27,7 +27,7 @@ import time
 from types import ModuleType
 from typing import Any
 
-from attestor.gpu.base import (
+from geoattest.attestor.gpu.base import (
     ANSWER_BYTES,
     CHALLENGE_BYTES,
     GpuUnavailableError,

@@ -3,8 +3,8 @@
 Why: the device code's hash can be checked against hashlib on any machine with a C
 compiler, GPU or not, because ``ga_answer`` in ``data/responder.cu`` is
 ``__host__ __device__``. :class:`HostResponder` drives that same code as a
-:class:`~attestor.gpu.base.RoundResponder` (the driver's host-side fallback, used for
-checks; the agent's CPU path is :class:`~attestor.gpu.base.CpuResponder`).
+:class:`~geoattest.attestor.gpu.base.RoundResponder` (the driver's host-side fallback, used for
+checks; the agent's CPU path is :class:`~geoattest.attestor.gpu.base.CpuResponder`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from attestor.gpu.base import (
+from geoattest.attestor.gpu.base import (
     ANSWER_BYTES,
     CpuResponder,
     check_challenge,

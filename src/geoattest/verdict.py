@@ -1,6 +1,6 @@
 """Verdicts, distance bounds, and the interface the geography plugs in behind.
 
-The verifier pipeline (``verifier.pipeline``) turns checked receipts into
+The verifier pipeline (``geoattest.verifier.pipeline``) turns checked receipts into
 :class:`LandmarkBound` values and asks a :class:`RegionAppraiser` for the verdict.
 Bounds use the speed of light in vacuum and nothing slower: an adversary can add
 delay, never remove it, so the chip is always inside every bound's disk.

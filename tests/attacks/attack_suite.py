@@ -7,7 +7,7 @@ from geoattest.attacks.scenarios import BY_NAME, Outcome
 from geoattest.attacks.world import AttackWorld
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict
-from verifier.pipeline import AlertKind
+from geoattest.verifier.pipeline import AlertKind
 
 
 def assert_outcome(

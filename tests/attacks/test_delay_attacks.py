@@ -6,7 +6,7 @@ import pytest
 from attack_suite import assert_outcome, never_allowed
 
 from geoattest.verdict import Verdict
-from verifier.pipeline import AlertKind
+from geoattest.verifier.pipeline import AlertKind
 
 OUTSIDE = (AlertKind.OUTSIDE_LICENSED_REGION,)
 

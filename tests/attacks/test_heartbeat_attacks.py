@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from attack_suite import assert_outcome
 
-from attestor.licence import Licence, LicenceStatus
 from geoattest.attacks.scenarios import SG1, SHENZHEN, SINGAPORE
 from geoattest.attacks.served import (
     CADENCE_S,
@@ -18,9 +17,10 @@ from geoattest.attacks.served import (
     ServedWorld,
 )
 from geoattest.attacks.world import AttackWorld, Chip
+from geoattest.attestor.licence import Licence, LicenceStatus
 from geoattest.verdict import Verdict
-from verifier.pipeline import AlertKind
-from verifier.store import DeviceState
+from geoattest.verifier.pipeline import AlertKind
+from geoattest.verifier.store import DeviceState
 
 S = 10**9
 STALE = (AlertKind.STALE_DEVICE,)

@@ -6,7 +6,7 @@ from attack_suite import assert_outcome
 
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict
-from verifier.pipeline import AlertKind
+from geoattest.verifier.pipeline import AlertKind
 
 
 def test_forged_device_key_is_rejected() -> None:

@@ -9,7 +9,7 @@ from geoattest.attacks.scenarios import BY_NAME
 from geoattest.attacks.world import AttackWorld
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict
-from verifier.pipeline import AlertKind
+from geoattest.verifier.pipeline import AlertKind
 
 INCONSISTENT = (AlertKind.INCONSISTENT_LANDMARKS,)
 

@@ -12,8 +12,8 @@ from geoattest.attacks.world import LANDMARKS, PLACES, AttackWorld, Chip, Landma
 from geoattest.crypto import KeySigner
 from geoattest.errors import EvidenceError, Reason
 from geoattest.verdict import Verdict
-from verifier.crosscheck import cross_check, impossible_pairs, measure_peer, suspects
-from verifier.pipeline import AlertKind
+from geoattest.verifier.crosscheck import cross_check, impossible_pairs, measure_peer, suspects
+from geoattest.verifier.pipeline import AlertKind
 
 PEERS = ("lm-sin", "lm-jhb", "lm-kul", "lm-hkg", "lm-can", "lm-tpe")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from attack_suite import assert_outcome
 
 from geoattest.verdict import Verdict
-from verifier.pipeline import AlertKind
+from geoattest.verifier.pipeline import AlertKind
 
 
 def test_verify_then_move_raises_impossible_travel_within_one_cadence() -> None:

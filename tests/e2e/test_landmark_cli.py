@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
 from geoattest.crypto import KeySigner
 from geoattest.pki import LandmarkRegistry
 from geoattest.protocol.round import RoundSecrets

@@ -17,7 +17,7 @@ import pytest
 from live_fleet import GUARD_S, Events, LiveFleet, running_fleet, write_scenario
 
 from geoattest.errors import ConfigError
-from verifier.store import SqlStore
+from geoattest.verifier.store import SqlStore
 
 CHIPS = ["chip-de-01", "chip-de-02"]
 CADENCE_S = 1.0

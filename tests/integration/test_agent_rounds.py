@@ -11,10 +11,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from attestor.agent import Attester
-from attestor.licence import Licence
-from attestor.outbox import Outbox
-from attestor.rounds import (
+from geoattest.attestor.agent import Attester
+from geoattest.attestor.licence import Licence
+from geoattest.attestor.outbox import Outbox
+from geoattest.attestor.rounds import (
     LandmarkEndpoint,
     RoundFailedError,
     RoundSettings,
@@ -27,8 +27,8 @@ from geoattest.errors import Reason
 from geoattest.pki import ResultKey
 from geoattest.protocol.round import RoundSecrets, decode_datagram
 from geoattest.v1 import round_pb2
+from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
 from geoattest.wire.envelope import PayloadType, open_envelope
-from verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
 
 FAST_LOSS = Limits(challenge_timeout_ns=30_000_000)
 """Replace a lost challenge after 30 ms so that loss tests finish quickly."""

@@ -16,14 +16,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
 from geoattest.crypto import KeySigner
 from geoattest.errors import RoundError, WireError
 from geoattest.protocol.round import AgentRound, RoundSecrets, decode_datagram
 from geoattest.v1 import landmark_service_pb2, landmark_service_pb2_grpc, round_pb2
+from geoattest.verifier.landmark import Counters, LandmarkIdentity, LandmarkServer, Limits
+from geoattest.verifier.landmark.service import start_info_service
 from geoattest.wire.envelope import PayloadType, open_envelope
-from verifier.landmark import Counters, LandmarkIdentity, LandmarkServer, Limits
-from verifier.landmark.service import start_info_service
 
 IDENTITY = LandmarkIdentity("lm-1", 50.11, 8.68)
 PATIENCE_S = 30.0

@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from attestor.keystore import DeviceKeyStore
+from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.crypto import Algorithm, Signer
 from geoattest.errors import ConfigError
 from geoattest.pki import ManufacturerCA, TrustAnchors

@@ -37,7 +37,7 @@ from geoattest.protocol.round import (
     decode_datagram,
 )
 from geoattest.v1 import round_pb2
-from verifier.landmark.clock import Bracket, arrival_monotonic
+from geoattest.verifier.landmark.clock import Bracket, arrival_monotonic
 
 Address = tuple[Any, ...]
 """A socket address as ``recvmsg`` returns it: (host, port) or the IPv6 four-tuple."""

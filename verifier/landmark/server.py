@@ -7,7 +7,7 @@ on arrival, so neither the wake-up nor anything the thread was doing at the time
 round's signature, a sweep) is measured. The send side stamps the clock immediately before
 ``sendto``, after the challenge datagram is built. asyncio's datagram transport cannot
 return ancillary data, and its loop adds a callback hop; a thread blocked in ``recvmsg``
-needs neither. See :mod:`verifier.landmark.clock` for why a realtime kernel stamp still
+needs neither. See :mod:`geoattest.verifier.landmark.clock` for why a realtime kernel stamp still
 never yields an RTT shorter than the true one.
 
 Example::
@@ -30,14 +30,13 @@ from geoattest.crypto import Signer
 from geoattest.errors import ConfigError
 from geoattest.lifecycle import Running
 from geoattest.protocol.round import Randomness
-from geoattest.wire.decode import MAX_DATAGRAM_BYTES
-from verifier.landmark.clock import (
+from geoattest.verifier.landmark.clock import (
     ANCILLARY_BYTES,
     enable_kernel_timestamps,
     kernel_stamp,
     read_bracket,
 )
-from verifier.landmark.dispatch import (
+from geoattest.verifier.landmark.dispatch import (
     Address,
     Counters,
     Dispatcher,
@@ -45,6 +44,7 @@ from verifier.landmark.dispatch import (
     Limits,
     Outgoing,
 )
+from geoattest.wire.decode import MAX_DATAGRAM_BYTES
 
 log = logging.getLogger("geoattest.landmark")
 

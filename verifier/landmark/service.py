@@ -20,8 +20,8 @@ import grpc
 
 from geoattest.errors import ConfigError
 from geoattest.v1 import identity_pb2, landmark_service_pb2, landmark_service_pb2_grpc
-from verifier.grpc_server import check_bindable
-from verifier.landmark.server import LandmarkServer
+from geoattest.verifier.grpc_server import check_bindable
+from geoattest.verifier.landmark.server import LandmarkServer
 
 
 class LandmarkServicer(landmark_service_pb2_grpc.LandmarkServiceServicer):

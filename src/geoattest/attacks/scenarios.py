@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from attestor.licence import Licence, LicenceStatus
 from geoattest.attacks.served import ServedChip, ServedWorld, Timeline
 from geoattest.attacks.world import (
     LANDMARKS,
@@ -26,6 +25,7 @@ from geoattest.attacks.world import (
     Chip,
     LandmarkClock,
 )
+from geoattest.attestor.licence import Licence, LicenceStatus
 from geoattest.crypto import KeySigner, sha256
 from geoattest.errors import EvidenceError, Reason
 from geoattest.netsim.adversary import (
@@ -49,7 +49,7 @@ from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import Randomness, decode_datagram
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import Verdict
-from verifier.pipeline import AlertKind, Appraisal
+from geoattest.verifier.pipeline import AlertKind, Appraisal
 
 SINGAPORE = PLACES["Singapore"]
 SHENZHEN = PLACES["Shenzhen"]

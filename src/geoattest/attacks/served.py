@@ -2,11 +2,11 @@
 
 Some attacks play out over time rather than in one proof: a heartbeat that stops, a
 landmark audit between proofs. For those, :class:`ServedWorld` runs the real
-:class:`verifier.service.VerifierService` (SQLite store in a temporary directory, a
+:class:`geoattest.verifier.service.VerifierService` (SQLite store in a temporary directory, a
 manufacturer CA, export licences, a result key, the stale sweep) over the world's appraiser,
-and each chip's real :class:`attestor.agent.Attester` (outbox on disk, licence checked with
-the verifier's JWKS, grace period). Rounds run on the world's virtual network; every clock
-is the world's virtual clock::
+and each chip's real :class:`~geoattest.attestor.agent.Attester` (outbox on disk, licence
+checked with the verifier's JWKS, grace period). Rounds run on the world's virtual network;
+every clock is the world's virtual clock::
 
     with ServedWorld.open(AttackWorld()) as served:
         chip = served.enrol(Chip("chip-sg", SINGAPORE, "SG", landmarks))
@@ -26,21 +26,21 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from attestor.agent import Attester, Delivered, DeliveryError
-from attestor.licence import Licence, LicenceStatus
-from attestor.outbox import Outbox
 from geoattest.attacks.world import MEASUREMENT, AttackWorld, Chip
+from geoattest.attestor.agent import Attester, Delivered, DeliveryError
+from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.outbox import Outbox
 from geoattest.crypto import KeySigner
 from geoattest.netsim.adversary import Adversary
 from geoattest.pki import ManufacturerCA, ResultKey, TrustAnchors
 from geoattest.v1 import envelope_pb2, evidence_pb2, identity_pb2, round_pb2, verifier_service_pb2
+from geoattest.verifier.licences import Licence as ExportLicence
+from geoattest.verifier.licences import Licences
+from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.service import ProofResult, VerifierConfig, VerifierService
+from geoattest.verifier.state import ChainHead
+from geoattest.verifier.store import Alert, SqlStore
 from geoattest.wire.envelope import PayloadType, seal
-from verifier.licences import Licence as ExportLicence
-from verifier.licences import Licences
-from verifier.results import ResultSigner
-from verifier.service import ProofResult, VerifierConfig, VerifierService
-from verifier.state import ChainHead
-from verifier.store import Alert, SqlStore
 
 SECOND_NS = 1_000_000_000
 VERIFIER_ID = "attack-world-verifier"

@@ -2,8 +2,9 @@
 
 The agent and landmark state machines of :mod:`geoattest.protocol.round` run unchanged over
 :class:`~geoattest.netsim.virtual.VirtualNetwork` (latency model, seeded jitter, adversary
-hooks); the proof they produce goes through the real :class:`verifier.pipeline.ProofAppraiser`
-with an :class:`verifier.state.InMemoryState` and a real country-region policy. So every
+hooks); the proof they produce goes through the real
+:class:`~geoattest.verifier.pipeline.ProofAppraiser` with an
+:class:`~geoattest.verifier.state.InMemoryState` and a real country-region policy. So every
 verdict in the attack suite comes from product code; only the adversary is scripted.
 """
 
@@ -26,8 +27,8 @@ from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, Randomness, decode_datagram
 from geoattest.v1 import envelope_pb2
 from geoattest.verdict import RegionAppraiser
-from verifier.pipeline import Appraisal, PipelineConfig, ProofAppraiser
-from verifier.state import DeviceRecord, InMemoryState
+from geoattest.verifier.pipeline import Appraisal, PipelineConfig, ProofAppraiser
+from geoattest.verifier.state import DeviceRecord, InMemoryState
 
 UNIX_BASE_NS = 1_767_225_600 * 10**9
 """2026-01-01T00:00:00Z: landmark wall clocks read this plus the virtual clock."""
@@ -257,7 +258,7 @@ class AttackWorld:
 
     def peer_receipts(self, landmark_ids: Sequence[str]) -> list[envelope_pb2.Envelope]:
         """Each landmark answers a timed round from each of the others, with its own key:
-        receipts for :func:`verifier.crosscheck.measure_peer`."""
+        receipts for :func:`geoattest.verifier.crosscheck.measure_peer`."""
         receipts: list[envelope_pb2.Envelope] = []
         for peer in landmark_ids:
             timers = tuple(lid for lid in landmark_ids if lid != peer)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
+from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
 from geoattest.bench.fleet import MEASUREMENT, Fleet
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.timing import child, echo_block, echo_child, landmark_child

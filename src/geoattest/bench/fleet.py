@@ -31,7 +31,7 @@ from geoattest.pki import LandmarkRecord, LandmarkRegistry, ManufacturerCA, Resu
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 from geoattest.v1 import envelope_pb2
-from verifier.state import DeviceRecord
+from geoattest.verifier.state import DeviceRecord
 
 MEASUREMENT = b"\x00" * 32
 VERIFIER_ID = "geoattest-bench-verifier"

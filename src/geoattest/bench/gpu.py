@@ -3,7 +3,7 @@
 bf16 matrix products (torch, ``size``³, timed with CUDA events on the workload's own
 stream) run with no agent, then with an agent thread attesting at 1 and at 100 rounds
 a second (each round: arm, n = 8 challenges answered on the GPU, close), for both GPU
-designs in :mod:`attestor.gpu.cuda`: the *armed* resident responder (the agent's path)
+designs in :mod:`geoattest.attestor.gpu.cuda`: the *armed* resident responder (the agent's path)
 and one kernel *launched per challenge*. Every figure is a ratio to a baseline measured
 in the same run; the baseline is measured three times, between the loaded phases, and
 its spread is reported so a loss can be read against the noise. The answer latency is
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from attestor.gpu import CpuResponder, ResponderError, RoundResponder
+from geoattest.attestor.gpu import CpuResponder, ResponderError, RoundResponder
 from geoattest.bench.report import KM_PER_US, Figures, quantile
 from geoattest.errors import Reason
 
@@ -300,7 +300,7 @@ def run(
         GpuUnavailableError: CuPy cannot compile or run the responder here.
     """
     torch = importlib.import_module("torch")
-    from attestor.gpu import cuda as gpu_cuda  # noqa: PLC0415  (imports CuPy lazily)
+    from geoattest.attestor.gpu import cuda as gpu_cuda  # noqa: PLC0415  (imports CuPy lazily)
 
     figures: Figures = {"gpu": str(torch.cuda.get_device_name(0)), "size": size}
     figures |= {"exchanges": EXCHANGES, "gap_us": GAP_US, "seconds_per_phase": seconds}

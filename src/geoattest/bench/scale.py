@@ -1,7 +1,7 @@
 """``geoattest bench scale``: the verifier's cost and memory per proof as the enrolled
 fleet grows (durable store) and as k grows (pure pipeline), plotted to a PNG.
 
-Fleet size: one SQLite database per size, opened through :class:`~verifier.store.SqlStore`
+Fleet size: one SQLite database per size, opened through :class:`~geoattest.verifier.store.SqlStore`
 (WAL, ``synchronous=NORMAL`` so that disk syncs do not drown the index lookups being
 measured). The measured chips have real keys and real proofs and are enrolled through
 ``SqlStore.enrol``; one more chip, the template, is enrolled and its first proof accepted
@@ -11,7 +11,7 @@ table and chunk, in one transaction per size. Every size appraises and commits t
 proofs, in interleaved rounds so that all sizes see the same machine load; the baseline
 is the smallest fleet.
 
-k: the pure pipeline (:class:`~verifier.state.InMemoryState`) against the crypto-only cost
+k: the pure pipeline (:class:`~geoattest.verifier.state.InMemoryState`) against the crypto-only cost
 of the same proofs' 2k + 1 signature checks, interleaved per repeat.
 
 Memory: tracemalloc's peak of one appraisal and commit (Python allocations only; SQLite's
@@ -35,8 +35,8 @@ from geoattest.bench.fleet import Chip, Fleet
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.verifier import crypto_rate, fleet_checks, make_appraiser, pipeline_run
 from geoattest.protocol.proof import ProofChain
-from verifier.pipeline import ProofAppraiser
-from verifier.store import (
+from geoattest.verifier.pipeline import ProofAppraiser
+from geoattest.verifier.store import (
     CommitRecord,
     DeviceState,
     EnrolledDevice,

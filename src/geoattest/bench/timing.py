@@ -2,8 +2,8 @@
 against a bare UDP echo on loopback, measured in the same run.
 
 Each side runs in its own process, as a landmark and a chip would: the landmark
-(:class:`~verifier.landmark.LandmarkServer`, kernel receive stamps) and the echo server
-in child processes, the agent (:func:`attestor.rounds.run_round`) and the pinger here.
+(:class:`~geoattest.verifier.landmark.LandmarkServer`, kernel receive stamps) and the echo server
+in child processes, the agent (:func:`geoattest.attestor.rounds.run_round`) and the pinger here.
 Echoes and rounds alternate in blocks so that both see the same machine load.
 """
 
@@ -18,13 +18,17 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
-from attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
 from geoattest.bench.report import KM_PER_US, Figures, median, progress, quantile
 from geoattest.crypto import KeySigner, generate_private_key, load_private_key_pem, private_key_pem
 from geoattest.protocol.round import LandmarkRound, RoundSecrets
 from geoattest.v1 import round_pb2
-from verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
-from verifier.landmark.clock import ANCILLARY_BYTES, enable_kernel_timestamps, kernel_stamp
+from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
+from geoattest.verifier.landmark.clock import (
+    ANCILLARY_BYTES,
+    enable_kernel_timestamps,
+    kernel_stamp,
+)
 
 UNLIMITED = Limits(rate_per_s=1e9, burst=1e9)
 RESPONSE_BYTES = 38

@@ -38,10 +38,10 @@ from geoattest.crypto import VerifyingKey
 from geoattest.demo.run import Party
 from geoattest.pki import RevocationList
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
+from geoattest.verifier.client import VerifierClient, enrolment_request
+from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
+from geoattest.verifier.state import InMemoryState
 from geoattest.wire.envelope import pae
-from verifier.client import VerifierClient, enrolment_request
-from verifier.pipeline import PipelineConfig, ProofAppraiser
-from verifier.state import InMemoryState
 
 Check = tuple[bytes, bytes, bytes]
 """A signature check: verifying key (DER), signature, signed bytes."""

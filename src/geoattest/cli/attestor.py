@@ -20,7 +20,7 @@ def run(
 
     Prints one JSON event per line: enrolled, proof, result, unreachable.
     """
-    from attestor.runner import AgentConfig, AgentProcess, print_event  # noqa: PLC0415
+    from geoattest.attestor.runner import AgentConfig, AgentProcess, print_event  # noqa: PLC0415
 
     agent = AgentProcess(AgentConfig.load(config), print_event)
 

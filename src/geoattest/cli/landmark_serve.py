@@ -22,12 +22,12 @@ from geoattest.errors import ConfigError
 
 if TYPE_CHECKING:
     from geoattest.crypto import KeySigner
-    from verifier.landmark import LandmarkIdentity
+    from geoattest.verifier.landmark import LandmarkIdentity
 
 
 def _load_landmark(directory: Path, registry: Path | None) -> tuple[LandmarkIdentity, KeySigner]:
     from geoattest.pki import LandmarkRegistry, load_landmark_key  # noqa: PLC0415
-    from verifier.landmark import LandmarkIdentity  # noqa: PLC0415
+    from geoattest.verifier.landmark import LandmarkIdentity  # noqa: PLC0415
 
     signer, own = load_landmark_key(directory)
     identity = LandmarkIdentity(own.landmark_id, own.latitude, own.longitude)
@@ -66,7 +66,7 @@ def landmark_serve(
     ] = None,
 ) -> None:
     """Serve timed rounds and sign receipts until SIGTERM or SIGINT."""
-    from verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
+    from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
 
     identity, signer = _load_landmark(key, registry)
     limits = Limits(
@@ -84,7 +84,7 @@ def landmark_serve(
     info = None
     try:
         if grpc_port is not None:
-            from verifier.landmark.service import start_info_service  # noqa: PLC0415
+            from geoattest.verifier.landmark.service import start_info_service  # noqa: PLC0415
 
             info = start_info_service(server, host, grpc_port)
         server.start()

@@ -81,7 +81,7 @@ def device_provision(
 
     Refuses a missing or broken CA directory and an existing non-empty --out.
     """
-    from attestor.keystore import DeviceKeyStore  # noqa: PLC0415  (CLI edge only)
+    from geoattest.attestor.keystore import DeviceKeyStore  # noqa: PLC0415  (CLI edge only)
 
     authority = ManufacturerCA.load(ca)
     store = DeviceKeyStore.provision(

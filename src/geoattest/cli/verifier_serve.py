@@ -34,7 +34,7 @@ from geoattest.cli.pki import verifier_app
 from geoattest.errors import ConfigError
 
 if TYPE_CHECKING:
-    from verifier.grpc_server import VerifierServer
+    from geoattest.verifier.grpc_server import VerifierServer
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_VERIFIER_ID = "geoattest-verifier"
@@ -114,12 +114,12 @@ def verifier_serve(
     # Imported here so that the other commands start without gRPC and SQLAlchemy.
     from geoattest.geo import load_policy  # noqa: PLC0415
     from geoattest.pki import LandmarkRegistry, ResultKey, RevocationList, TrustAnchors  # noqa: PLC0415
-    from verifier.grpc_server import VerifierServer  # noqa: PLC0415
-    from verifier.licences import Licences  # noqa: PLC0415
-    from verifier.pipeline import PipelineConfig, ProofAppraiser  # noqa: PLC0415
-    from verifier.results import ResultSigner  # noqa: PLC0415
-    from verifier.service import VerifierConfig, VerifierService  # noqa: PLC0415
-    from verifier.store import SqlStore, Synchronous  # noqa: PLC0415
+    from geoattest.verifier.grpc_server import VerifierServer  # noqa: PLC0415
+    from geoattest.verifier.licences import Licences  # noqa: PLC0415
+    from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser  # noqa: PLC0415
+    from geoattest.verifier.results import ResultSigner  # noqa: PLC0415
+    from geoattest.verifier.service import VerifierConfig, VerifierService  # noqa: PLC0415
+    from geoattest.verifier.store import SqlStore, Synchronous  # noqa: PLC0415
 
     address = _address(listen)
     if landmark_faults >= quorum:
@@ -214,7 +214,7 @@ def _reserved_port(address: str) -> Iterator[int]:
     Raises:
         OSError: the address cannot be bound.
     """
-    from verifier.grpc_server import check_bindable  # noqa: PLC0415
+    from geoattest.verifier.grpc_server import check_bindable  # noqa: PLC0415
 
     check_bindable(address)
     host, _, port = address.rpartition(":")
@@ -301,7 +301,7 @@ TargetOption = Annotated[str, typer.Option(help="Verifier address HOST:PORT.")]
 
 def _call_verifier(target: str, call: Coroutine[Any, Any, str]) -> str:
     """Run one client call; an unreachable or refusing verifier is a one-line error."""
-    from verifier.client import VerifierRefused  # noqa: PLC0415
+    from geoattest.verifier.client import VerifierRefused  # noqa: PLC0415
 
     try:
         return asyncio.run(call)
@@ -316,7 +316,7 @@ def verifier_status(
     timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
 ) -> None:
     """Print a device's state, last counter and last verdict."""
-    from verifier.client import VerifierClient  # noqa: PLC0415
+    from geoattest.verifier.client import VerifierClient  # noqa: PLC0415
 
     _address(target)
 
@@ -339,8 +339,8 @@ def verifier_enrol(
     timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
 ) -> None:
     """Enrol a provisioned device with a verifier (proof of possession by its key store)."""
-    from attestor.keystore import DeviceKeyStore  # noqa: PLC0415
-    from verifier.client import VerifierClient, enrolment_request  # noqa: PLC0415
+    from geoattest.attestor.keystore import DeviceKeyStore  # noqa: PLC0415
+    from geoattest.verifier.client import VerifierClient, enrolment_request  # noqa: PLC0415
 
     _address(target)
     device = DeviceKeyStore.open(_existing(keystore, "key store"))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from attestor.agent import agent_measurement
+from geoattest.attestor.agent import agent_measurement
 from geoattest.demo.scenario import ChipSite, Scenario
 from geoattest.demo.workspace import VERIFIER_ID, Workspace, provision
 from geoattest.errors import ConfigError
@@ -273,7 +273,7 @@ class AlertWatcher:
             self._loop.run_until_complete(self._task)
 
     async def _watch(self) -> None:
-        from verifier.client import VerifierClient, VerifierRefused  # noqa: PLC0415
+        from geoattest.verifier.client import VerifierClient, VerifierRefused  # noqa: PLC0415
 
         while True:
             try:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from attestor.keystore import DeviceKeyStore
+from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.crypto import VerifyingKey, generate_private_key
 from geoattest.demo.scenario import Scenario
 from geoattest.pki import (

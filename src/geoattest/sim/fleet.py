@@ -47,7 +47,7 @@ from geoattest.sim.shortcut import (
     shortcut_verdict,
 )
 from geoattest.verdict import KM_PER_NS_OF_RTT, SPEED_OF_LIGHT_KM_PER_S, LandmarkBound, Verdict
-from verifier.pipeline import PipelineConfig
+from geoattest.verifier.pipeline import PipelineConfig
 
 FAST_LINK_FRACTION_OF_C = 0.98
 """Speed of the adversary's private straight link (hollow-core fibre, microwave): faster

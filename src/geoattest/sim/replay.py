@@ -23,8 +23,8 @@ from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 from geoattest.sim.fleet import FleetResult, SampledChip
 from geoattest.v1 import envelope_pb2
-from verifier.pipeline import PipelineConfig, ProofAppraiser
-from verifier.state import DeviceRecord, InMemoryState
+from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
+from geoattest.verifier.state import DeviceRecord, InMemoryState
 
 UNIX_BASE_NS = 1_767_225_600 * 10**9
 """2026-01-01T00:00:00Z: the landmarks' wall clocks read this plus virtual time."""

@@ -42,7 +42,7 @@ from geoattest.geo import Countries, GeoAppraiser, LocationAssumption
 from geoattest.geo.feasible import ring_reach
 from geoattest.geo.sphere import EARTH_RADIUS_KM, distance_km, grow
 from geoattest.verdict import LandmarkBound, Verdict
-from verifier.pipeline import survive_faults
+from geoattest.verifier.pipeline import survive_faults
 
 SEGMENT_DEG = 0.05
 """Longest straight stretch between two land vertices used for distances (about 5.6 km)."""

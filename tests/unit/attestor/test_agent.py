@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 from conftest import UNIX_NS, issue_receipt
 
-from attestor.agent import Attester, Delivery, DeliveryError, agent_measurement
-from attestor.licence import Licence, LicenceStatus
-from attestor.outbox import Outbox
+from geoattest.attestor.agent import Attester, Delivery, DeliveryError, agent_measurement
+from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.outbox import Outbox
 from geoattest.crypto import KeySigner
 from geoattest.geo import build_policy, circle_region
 from geoattest.pki import LandmarkRecord, ResultKey, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.v1 import envelope_pb2, evidence_pb2
-from verifier.pipeline import PipelineConfig, ProofAppraiser
-from verifier.results import ResultSigner
-from verifier.state import DeviceRecord, InMemoryState
+from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
+from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.state import DeviceRecord, InMemoryState
 
 SITES = {"lm-fra": (50.11, 8.68), "lm-wie": (50.08, 8.24), "lm-dar": (49.87, 8.65)}
 NOW_S = UNIX_NS // 10**9 + 2

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.licence import Licence, LicenceStatus
 
 NOW = 1_767_225_600
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 from conftest import issue_receipt
 
-from attestor.outbox import Outbox
+from geoattest.attestor.outbox import Outbox
 from geoattest.crypto import KeySigner
 from geoattest.errors import ConfigError
 from geoattest.protocol.proof import ProofChain, proof_digest

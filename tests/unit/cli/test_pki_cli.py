@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from command import assert_one_line_error, run_geoattest
 
-from attestor.keystore import DeviceKeyStore
+from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.cli import main
 from geoattest.pki import LandmarkRegistry, RevocationList
 

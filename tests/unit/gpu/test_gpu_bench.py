@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from attestor.gpu import CpuResponder, ResponderError
-from attestor.gpu import cuda as gpu_cuda
+from geoattest.attestor.gpu import CpuResponder, ResponderError
+from geoattest.attestor.gpu import cuda as gpu_cuda
 from geoattest.bench import gpu
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from attestor.gpu import ResponderError
-from attestor.gpu import cuda as gpu_cuda
-from attestor.gpu.host import HostAnswer, build
+from geoattest.attestor.gpu import ResponderError
+from geoattest.attestor.gpu import cuda as gpu_cuda
+from geoattest.attestor.gpu.host import HostAnswer, build
 from geoattest.errors import Reason
 
 CC = shutil.which("cc") or shutil.which("gcc")

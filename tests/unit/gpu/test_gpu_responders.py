@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from attestor.gpu import CpuResponder, ResponderError, RoundResponder
-from attestor.gpu import cuda as gpu_cuda
+from geoattest.attestor.gpu import CpuResponder, ResponderError, RoundResponder
+from geoattest.attestor.gpu import cuda as gpu_cuda
 from geoattest.errors import Reason, RoundError
 
 
@@ -136,7 +136,7 @@ def test_a_responder_error_leaves_the_round_as_it_was() -> None:
 
 @pytest.mark.skipif(CC is None, reason="no C compiler on PATH")
 def test_round_answered_by_the_device_code_built_for_the_host() -> None:
-    from attestor.gpu.host import HostResponder  # noqa: PLC0415
+    from geoattest.attestor.gpu.host import HostResponder  # noqa: PLC0415
 
     assert CC is not None
     with HostResponder(CC) as responder:

@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from attestor.gpu import CHALLENGE_BYTES, SECRET_BYTES, CpuResponder, ResponderError, source_path
-from attestor.gpu import cuda as gpu_cuda
-from attestor.gpu.host import HostAnswer, HostResponder, build
+from geoattest.attestor.gpu import (
+    CHALLENGE_BYTES,
+    SECRET_BYTES,
+    CpuResponder,
+    ResponderError,
+    source_path,
+)
+from geoattest.attestor.gpu import cuda as gpu_cuda
+from geoattest.attestor.gpu.host import HostAnswer, HostResponder, build
 
 NVCC = shutil.which("nvcc")
 CC = shutil.which("cc") or shutil.which("gcc")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verifier.landmark.clock import Bracket, arrival_monotonic
+from geoattest.verifier.landmark.clock import Bracket, arrival_monotonic
 
 OFFSET = 1_767_225_600 * 10**9
 """Realtime minus monotonic before any step."""

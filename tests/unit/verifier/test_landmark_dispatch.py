@@ -9,8 +9,8 @@ from conftest import UNIX_NS
 
 from geoattest.crypto import KeySigner
 from geoattest.protocol.round import AgentRound, AgentRoundState, decode_datagram
-from verifier.landmark.clock import Bracket
-from verifier.landmark.dispatch import Dispatcher, Limits, TokenBuckets
+from geoattest.verifier.landmark.clock import Bracket
+from geoattest.verifier.landmark.dispatch import Dispatcher, Limits, TokenBuckets
 
 AGENT = ("127.0.0.1", 40000)
 MS = 1_000_000

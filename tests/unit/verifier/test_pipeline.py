@@ -22,9 +22,9 @@ from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import KM_PER_NS_OF_RTT, Verdict
+from geoattest.verifier.pipeline import AlertKind, Appraisal, PipelineConfig, ProofAppraiser
+from geoattest.verifier.state import ChainHead, DeviceRecord, InMemoryState
 from geoattest.wire.envelope import PayloadType, seal
-from verifier.pipeline import AlertKind, Appraisal, PipelineConfig, ProofAppraiser
-from verifier.state import ChainHead, DeviceRecord, InMemoryState
 
 MS = 1_000_000
 MEASUREMENT = sha256(b"agent firmware 1.0")

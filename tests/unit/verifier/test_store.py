@@ -14,10 +14,10 @@ from verifier_world import MEASUREMENT, NOW_NS, UNIX_NS, Chip, VerifierWorld
 from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.protocol.proof import ProofChain
 from geoattest.verdict import Verdict
-from verifier.pipeline import AlertKind
-from verifier.service import VerifierService
-from verifier.state import InMemoryState
-from verifier.store import (
+from geoattest.verifier.pipeline import AlertKind
+from geoattest.verifier.service import VerifierService
+from geoattest.verifier.state import InMemoryState
+from geoattest.verifier.store import (
     AlreadyEnrolledError,
     CommitRecord,
     DeviceState,
@@ -332,7 +332,7 @@ def test_a_proof_whose_predecessor_another_worker_stores_meanwhile_is_accepted(
 
 
 def test_devices_and_heads_of_many_keys_are_read_together(world, store, service, monkeypatch):
-    monkeypatch.setattr("verifier.store._KEYS_PER_READ", 2)
+    monkeypatch.setattr("geoattest.verifier.store._KEYS_PER_READ", 2)
     chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
     for chip in chips:
         service.enrol(chip.identity(), chip.possession(), NOW_NS)
