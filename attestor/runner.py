@@ -43,7 +43,7 @@ from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, EvidenceError
 from geoattest.protocol.round import RoundSecrets
 from geoattest.v1 import evidence_pb2
-from geoattest.verifier.client import VerifierClient, VerifierRefused, enrolment_request
+from geoattest.wire.client import VerifierClient, VerifierRefused, enrolment_request
 
 RETRYABLE = frozenset(
     {

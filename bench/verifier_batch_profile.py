@@ -22,11 +22,11 @@ from geoattest.bench.verifier import make_appraiser
 from geoattest.geo import load_policy
 from geoattest.pki import ResultKey, TrustAnchors
 from geoattest.v1 import envelope_pb2
-from geoattest.verifier.client import enrolment_request
 from geoattest.verifier.licences import Licences
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
 from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import enrolment_request
 
 BATCH = 50
 PARTS = {

@@ -19,7 +19,7 @@ import pytest
 from verifier_world import VERIFIER_ID, VerifierWorld
 
 from geoattest.demo.run import Party
-from geoattest.verifier.client import VerifierClient, enrolment_request
+from geoattest.wire.client import VerifierClient, enrolment_request
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 REPO = Path(__file__).resolve().parents[2]

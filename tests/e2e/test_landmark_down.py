@@ -16,7 +16,7 @@ import pytest
 from live_fleet import LiveFleet, running_fleet, write_scenario
 
 from geoattest.v1 import evidence_pb2
-from geoattest.verifier.client import VerifierClient
+from geoattest.wire.client import VerifierClient
 
 CHIP = "chip-de-01"
 DC_LANDMARK = "lm-fra"

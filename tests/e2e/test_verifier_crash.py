@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from verifier_world import Chip, VerifierWorld
 
-from geoattest.verifier.client import VerifierClient, VerifierRefused
 from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import VerifierClient, VerifierRefused
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 CHIPS = 4

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from verifier_world import NOW_NS, ServerThread, VerifierWorld
 
-from geoattest.verifier.client import MAX_MESSAGE_BYTES
 from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import MAX_MESSAGE_BYTES
 
 SERVICE = "/geoattest.v1.VerifierService/"
 UNARY = ["Enroll", "SubmitProof", "SubmitProofBatch", "GetDeviceStatus", "GetResultKeys"]

@@ -22,8 +22,8 @@ from verifier_world import (
 )
 
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
-from geoattest.verifier.client import VerifierClient, VerifierRefused
 from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import VerifierClient, VerifierRefused
 
 S = 10**9
 

@@ -23,9 +23,9 @@ from verifier_world import MEASUREMENT, Chip, VerifierWorld
 from geoattest.errors import Reason
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2
-from geoattest.verifier.client import VerifierClient, VerifierRefused
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import VerifierClient, VerifierRefused
 
 CHIPS = 8
 MS = 1_000_000

@@ -38,9 +38,9 @@ from geoattest.crypto import VerifyingKey
 from geoattest.demo.run import Party
 from geoattest.pki import RevocationList
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
-from geoattest.verifier.client import VerifierClient, enrolment_request
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.state import InMemoryState
+from geoattest.wire.client import VerifierClient, enrolment_request
 from geoattest.wire.envelope import pae
 
 Check = tuple[bytes, bytes, bytes]

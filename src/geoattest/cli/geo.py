@@ -10,24 +10,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from geoattest.errors import ConfigError
-from geoattest.geo.countries import natural_earth
-from geoattest.geo.estimate import estimate_location
-from geoattest.geo.feasible import contains_point
-from geoattest.geo.limits import compute_limits, limits_markdown
-from geoattest.geo.policy import (
-    LicensedRegion,
-    LocationAssumption,
-    build_policy,
-    circle_region,
-    country_region,
-    geojson_region,
-)
+from geoattest.geo.assumption import LocationAssumption
 from geoattest.verdict import LandmarkBound
+
+if TYPE_CHECKING:
+    from geoattest.geo.policy import LicensedRegion
 
 app = typer.Typer(help="Feasible regions and verdicts from landmark RTTs.", no_args_is_help=True)
 
@@ -69,6 +61,9 @@ def _codes(text: str) -> list[str]:
 
 
 def _licensed(allow: str | None, geojson: Path | None, circle: str | None) -> LicensedRegion | None:
+    # The geometry libraries load with the command that needs them (the verifier extra).
+    from geoattest.geo.policy import circle_region, country_region, geojson_region  # noqa: PLC0415
+
     given = [x for x in (allow, geojson, circle) if x is not None]
     if len(given) > 1:
         raise typer.BadParameter("give at most one of --allow, --allow-geojson, --allow-circle")
@@ -118,6 +113,11 @@ def locate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Where can the chip be, and what does that prove about its licence?"""
+    from geoattest.geo.countries import natural_earth  # noqa: PLC0415
+    from geoattest.geo.estimate import estimate_location  # noqa: PLC0415
+    from geoattest.geo.feasible import contains_point  # noqa: PLC0415
+    from geoattest.geo.policy import build_policy, country_region  # noqa: PLC0415
+
     bounds = _landmarks(landmark)
     region = _licensed(allow, allow_geojson, allow_circle)
     probe_at = None
@@ -208,6 +208,8 @@ def limits(
     ] = None,
 ) -> None:
     """The know-the-limits table (docs/LIMITS.md), computed by the appraiser."""
+    from geoattest.geo.limits import compute_limits, limits_markdown  # noqa: PLC0415
+
     text = limits_markdown(compute_limits())
     if out is None:
         typer.echo(text, nl=False)

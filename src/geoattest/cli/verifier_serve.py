@@ -301,7 +301,7 @@ TargetOption = Annotated[str, typer.Option(help="Verifier address HOST:PORT.")]
 
 def _call_verifier(target: str, call: Coroutine[Any, Any, str]) -> str:
     """Run one client call; an unreachable or refusing verifier is a one-line error."""
-    from geoattest.verifier.client import VerifierRefused  # noqa: PLC0415
+    from geoattest.wire.client import VerifierRefused  # noqa: PLC0415
 
     try:
         return asyncio.run(call)
@@ -316,7 +316,7 @@ def verifier_status(
     timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
 ) -> None:
     """Print a device's state, last counter and last verdict."""
-    from geoattest.verifier.client import VerifierClient  # noqa: PLC0415
+    from geoattest.wire.client import VerifierClient  # noqa: PLC0415
 
     _address(target)
 
@@ -340,7 +340,7 @@ def verifier_enrol(
 ) -> None:
     """Enrol a provisioned device with a verifier (proof of possession by its key store)."""
     from geoattest.attestor.keystore import DeviceKeyStore  # noqa: PLC0415
-    from geoattest.verifier.client import VerifierClient, enrolment_request  # noqa: PLC0415
+    from geoattest.wire.client import VerifierClient, enrolment_request  # noqa: PLC0415
 
     _address(target)
     device = DeviceKeyStore.open(_existing(keystore, "key store"))

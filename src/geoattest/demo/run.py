@@ -273,7 +273,7 @@ class AlertWatcher:
             self._loop.run_until_complete(self._task)
 
     async def _watch(self) -> None:
-        from geoattest.verifier.client import VerifierClient, VerifierRefused  # noqa: PLC0415
+        from geoattest.wire.client import VerifierClient, VerifierRefused  # noqa: PLC0415
 
         while True:
             try:

@@ -9,20 +9,53 @@ Public API::
 See ``docs/GEOGRAPHY.md`` for why the feasible region is sound.
 """
 
-from geoattest.geo.appraiser import GeoAppraiser
-from geoattest.geo.countries import Countries, natural_earth
-from geoattest.geo.estimate import Estimate, estimate_location
-from geoattest.geo.policy import (
-    LicensedRegion,
-    LocationAssumption,
-    RegionPolicy,
-    build_policy,
-    circle_region,
-    country_region,
-    geojson_region,
-    load_policy,
-    policy_from_mapping,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from geoattest.geo.assumption import LocationAssumption
+
+if TYPE_CHECKING:
+    from geoattest.geo.appraiser import GeoAppraiser
+    from geoattest.geo.countries import Countries, natural_earth
+    from geoattest.geo.estimate import Estimate, estimate_location
+    from geoattest.geo.policy import (
+        LicensedRegion,
+        RegionPolicy,
+        build_policy,
+        circle_region,
+        country_region,
+        geojson_region,
+        load_policy,
+        policy_from_mapping,
+    )
+
+# The public names load on first use: shapely and numpy are not needed by commands that
+# only name a location assumption, nor by an install without the verifier extra.
+_HOME = {
+    "GeoAppraiser": "appraiser",
+    "Countries": "countries",
+    "natural_earth": "countries",
+    "Estimate": "estimate",
+    "estimate_location": "estimate",
+    "LicensedRegion": "policy",
+    "RegionPolicy": "policy",
+    "build_policy": "policy",
+    "circle_region": "policy",
+    "country_region": "policy",
+    "geojson_region": "policy",
+    "load_policy": "policy",
+    "policy_from_mapping": "policy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "Countries",

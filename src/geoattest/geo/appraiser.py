@@ -30,6 +30,7 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
+from geoattest.geo.assumption import LocationAssumption
 from geoattest.geo.feasible import (
     Disks,
     OuterRegion,
@@ -38,7 +39,7 @@ from geoattest.geo.feasible import (
     outer_region,
     ring_area_km2,
 )
-from geoattest.geo.policy import LicensedRegion, LocationAssumption, RegionPolicy
+from geoattest.geo.policy import LicensedRegion, RegionPolicy
 from geoattest.geo.sphere import grow
 from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
 

@@ -38,7 +38,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +47,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geoattest.errors import ConfigError
+from geoattest.geo.assumption import LocationAssumption
 from geoattest.geo.countries import Countries, natural_earth
 from geoattest.geo.feasible import cap_rings, normalised_parts
 from geoattest.geo.sphere import EARTH_RADIUS_KM, grow, shrink
@@ -66,20 +66,6 @@ _CODE = re.compile(r"^[A-Z]{2}$")
 _TOP_KEYS = frozenset({"id", "version", "location", "border_margin_km", "regions", "embargo"})
 _REGION_KINDS = frozenset({"countries", "geojson", "geojson_file", "circle"})
 _CIRCLE_KEYS = frozenset({"lat", "lon", "radius_km"})
-
-
-class LocationAssumption(StrEnum):
-    """Where a policy assumes chips are; this decides what the feasible region is cut to."""
-
-    LAND = "land"
-    """Chips are on land: the feasible region is cut to the land of all countries first
-    (a point at sea belongs to no country). The default; a ship-borne chip breaks it."""
-    TERRITORIAL_WATERS = "territorial_waters"
-    """Chips are on land or within 12 nautical miles of it; a point in the territorial sea
-    of a licensed country counts only if it is not also within 12 nmi of foreign land."""
-    ANYWHERE = "anywhere"
-    """No assumption: the whole feasible region must lie inside the licensed region, so a
-    disk that reaches the sea is never ALLOWED for a country region."""
 
 
 @dataclass(frozen=True, slots=True)

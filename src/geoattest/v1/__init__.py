@@ -1,1 +1,1 @@
-"""Code generated from proto/geoattest/v1 by geoattest.wire.codegen."""
+"""Code generated from proto/geoattest/v1 by tools/codegen.py."""

@@ -5,9 +5,12 @@ the import path), together with ``.pyi`` stubs from mypy-protobuf. A unit test r
 :func:`generate` into a temporary folder and fails if the result differs from what is
 checked in, so the generated code never drifts from the ``.proto`` files.
 
+It is a developer's tool: it needs the repository's ``proto/`` folder and the ``dev``
+extra's protoc plugins, so it lives outside the installed package.
+
 Usage::
 
-    python -m geoattest.wire.codegen          # rewrite src/geoattest/v1
+    python tools/codegen.py          # rewrite src/geoattest/v1
 """
 
 from __future__ import annotations
@@ -16,13 +19,9 @@ import shutil
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PROTO_ROOT = REPO_ROOT / "proto"
 GENERATED_ROOT = REPO_ROOT / "src"
-
-
-class CodegenError(RuntimeError):
-    """protoc failed or its tools are not installed (they come with the dev extra)."""
 
 
 def proto_files(proto_root: Path = PROTO_ROOT) -> list[Path]:
@@ -30,12 +29,15 @@ def proto_files(proto_root: Path = PROTO_ROOT) -> list[Path]:
 
 
 def generate(out_root: Path = GENERATED_ROOT, proto_root: Path = PROTO_ROOT) -> list[Path]:
-    """Run protoc (from grpcio-tools) for every ``.proto``; return the files written."""
+    """Run protoc (from grpcio-tools) for every ``.proto``; return the files written.
+
+    Exits with a one-line error when protoc fails or its tools are not installed.
+    """
     try:
         import grpc_tools  # noqa: PLC0415  (a dev-only dependency)
         from grpc_tools import protoc  # noqa: PLC0415
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise CodegenError("grpcio-tools is missing: pip install -e '.[dev]'") from exc
+    except ImportError:  # pragma: no cover - depends on the install
+        sys.exit("error: grpcio-tools is missing: pip install -e '.[dev]'")
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     plugins = []
     for plugin in ("protoc-gen-mypy", "protoc-gen-mypy_grpc"):
@@ -43,7 +45,7 @@ def generate(out_root: Path = GENERATED_ROOT, proto_root: Path = PROTO_ROOT) -> 
         beside = Path(sys.executable).parent / plugin
         found = str(beside) if beside.exists() else shutil.which(plugin)
         if found is None:
-            raise CodegenError(f"{plugin} is missing: pip install -e '.[dev]'")
+            sys.exit(f"error: {plugin} is missing: pip install -e '.[dev]'")
         plugins.append(f"--plugin={plugin}={found}")
     target = out_root / "geoattest" / "v1"
     target.mkdir(parents=True, exist_ok=True)
@@ -60,19 +62,14 @@ def generate(out_root: Path = GENERATED_ROOT, proto_root: Path = PROTO_ROOT) -> 
         *sources,
     ]
     if protoc.main(args) != 0:
-        raise CodegenError(f"protoc failed for {', '.join(sources)}")
+        sys.exit(f"error: protoc failed for {', '.join(sources)}")
     init = target / "__init__.py"
-    init.write_text('"""Code generated from proto/geoattest/v1 by geoattest.wire.codegen."""\n')
+    init.write_text('"""Code generated from proto/geoattest/v1 by tools/codegen.py."""\n')
     return sorted(p for p in target.iterdir() if p.suffix in {".py", ".pyi"})
 
 
 def main() -> int:
-    try:
-        written = generate()
-    except CodegenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for path in written:
+    for path in generate():
         print(path.relative_to(REPO_ROOT))
     return 0
 

@@ -1,4 +1,7 @@
-"""An async client for the verifier's gRPC service, for the agent, the CLI and the demo.
+"""An async client for the verifier's gRPC service.
+
+It is the wire contract the agent, the CLI and the demo share with the verifier, so it
+lives in the core: the agent depends on it and on nothing of the verifier.
 
 Every call has a deadline. A refusal is raised as :class:`VerifierRefused` with the
 reason code the server put in the ``geoattest-reason`` trailing metadata.
