@@ -57,7 +57,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from geoattest.errors import GeoattestError, Reason
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
-from geoattest.verifier.service import AlertHub, AlertsOverflowError, ProofResult, VerifierService
+from geoattest.verifier.alerts import AlertHub, AlertsOverflowError
+from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import StoreConflictError, StoreUnavailableError
 from geoattest.wire.client import MAX_MESSAGE_BYTES, REASON_METADATA
 from geoattest.wire.decode import MAX_PROOF_BYTES, decode
