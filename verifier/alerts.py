@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
+from geoattest.errors import GeoattestError, Reason
 from geoattest.verifier.store import Alert
 
 
-class AlertsOverflowError(Exception):
+class AlertsOverflowError(GeoattestError):
     """A subscriber fell too far behind; its stream ends and it should resubscribe."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.ALERTS_OVERFLOW, detail)
 
 
 _CLOSED = object()

@@ -109,6 +109,8 @@ class DeviceStatus:
 
 
 class BatchTooLargeError(GeoattestError):
+    """A batch carries more proofs than ``max_batch``: an oversized message, refused whole."""
+
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(Reason.OVERSIZED_MESSAGE, f"{size} proofs in one batch; at most {limit}")
 
