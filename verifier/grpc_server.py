@@ -66,7 +66,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from geoattest.errors import GeoattestError, Reason
+from geoattest.errors import ConfigError, GeoattestError, Reason
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
 from geoattest.verifier.alerts import AlertHub
@@ -377,7 +377,7 @@ def check_bindable(address: str) -> None:
     another host is a clear error before gRPC logs its own.
 
     Raises:
-        OSError: naming the address.
+        ConfigError: naming the address.
     """
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
@@ -389,7 +389,7 @@ def check_bindable(address: str) -> None:
             probe.bind(sockaddr)
     except (OSError, ValueError, IndexError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise OSError(f"cannot listen on {address}: {reason}") from exc
+        raise ConfigError(f"cannot listen on {address}: {reason}") from exc
 
 
 class VerifierServer:
@@ -419,7 +419,7 @@ class VerifierServer:
         the address and holds the port.
 
         Raises:
-            OSError: the address cannot be bound (in use, not local, malformed).
+            ConfigError: the address cannot be bound (in use, not local, malformed).
         """
         if not reuse_port:
             check_bindable(address)
@@ -444,9 +444,9 @@ class VerifierServer:
         try:
             port = server.add_insecure_port(address)
         except RuntimeError as exc:
-            raise OSError(f"cannot listen on {address}: {exc}") from exc
+            raise ConfigError(f"cannot listen on {address}: {exc}") from exc
         if port == 0:
-            raise OSError(f"cannot listen on {address}")
+            raise ConfigError(f"cannot listen on {address}")
         await server.start()
         self._server, self.port = server, port
         for name in ("", SERVICE_NAME):

@@ -212,7 +212,7 @@ def _reserved_port(address: str) -> Iterator[int]:
     connections; a port another server listens on is refused first, by a plain probe.
 
     Raises:
-        OSError: the address cannot be bound.
+        ConfigError: the address cannot be bound.
     """
     from geoattest.verifier.grpc_server import check_bindable  # noqa: PLC0415
 
@@ -226,7 +226,7 @@ def _reserved_port(address: str) -> Iterator[int]:
         try:
             holder.bind(sockaddr)
         except OSError as exc:
-            raise OSError(f"cannot listen on {address}: {exc.strerror}") from exc
+            raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from exc
         yield int(holder.getsockname()[1])
 
 
