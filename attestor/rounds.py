@@ -116,7 +116,8 @@ def run_round(
         RoundFailedError: UNREACHABLE (nothing was ever heard from the landmark),
             ROUND_TIMEOUT, ROUND_ABORTED, or the receipt's own check (bad signature,
             transcript mismatch).
-        RoundError: the round could not start (bad settings, a repeated secret).
+        ConfigError: the settings ask for an impossible round (too many exchanges).
+        RoundError: the round could not start (a repeated secret).
     """
     agent = AgentRound(
         device_id,

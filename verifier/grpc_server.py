@@ -8,12 +8,16 @@ more cores, ``verifier serve --workers N`` runs N processes, each with its own s
 one shared port (``start(reuse_port=True)``) over one database.
 
 Status codes. Every refusal carries its :class:`~geoattest.errors.Reason` in the status
-details (``"<reason>: <detail>"``) and in the trailing metadata ``geoattest-reason``:
+details (``"<reason>: <detail>"``) and in the trailing metadata ``geoattest-reason``. The
+status code is the reason's in :data:`STATUS`, the one place a reason becomes a status
+(a test checks that every reason has one, and that this table says the same):
 
 =====================  ===========================================================
-INVALID_ARGUMENT       the request is not well formed: ``wire.*``, ``envelope.malformed``,
+INVALID_ARGUMENT       the request is not well formed: ``wire.malformed_message``,
+                       ``wire.oversized_message`` (a batch of too many proofs too),
+                       ``wire.missing_field``, ``envelope.malformed``,
                        ``envelope.unknown_payload_type``, ``envelope.wrong_payload_type``
-NOT_FOUND              ``device.unknown`` for GetDeviceStatus
+NOT_FOUND              ``device.unknown`` for GetDeviceStatus (:data:`LOOKUP_STATUS`)
 ALREADY_EXISTS         ``device.already_enrolled``
 FAILED_PRECONDITION    the evidence may be fine but cannot be accepted in this state:
                        ``device.unknown`` (enrol first), ``device.no_licence``,
@@ -22,10 +26,18 @@ FAILED_PRECONDITION    the evidence may be fine but cannot be accepted in this s
                        ``receipt.replayed``, ``receipt.quorum_not_met``
 PERMISSION_DENIED      the evidence does not authenticate or is not admissible: every
                        other reason (signatures, chain, revocation, fork, possession, ...)
-ABORTED                other writers kept advancing the chain; nothing stored, retry
-UNAVAILABLE            the store failed; nothing stored, retry
-RESOURCE_EXHAUSTED     over a size limit of the transport, or an alert stream fell behind
+ABORTED                ``store.conflict``: other writers kept advancing the chain;
+                       nothing stored, retry
+UNAVAILABLE            ``store.unavailable``: the store failed; nothing stored, retry
+RESOURCE_EXHAUSTED     ``alerts.overflow``: an alert stream fell behind (gRPC itself
+                       answers a message over its size limit with this code too)
+UNKNOWN                ``transport.unknown_reason``: the client's name for a refusal
+                       with a reason it does not know; never sent
 =====================  ===========================================================
+
+``round.*``, ``transport.unreachable``, ``config.invalid`` and ``study.unverified`` are
+never raised by the service; they keep PERMISSION_DENIED, the code every reason not
+listed above has always had.
 
 SubmitProof answers a REJECTED appraisal with its status code; OUTSIDE, INCONCLUSIVE
 and INCONSISTENT are verdicts, answered OK with the signed result, and an exact
@@ -43,22 +55,23 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn, TypeVar, cast
+from types import MappingProxyType
+from typing import Any, Final, NoReturn, TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
-from sqlalchemy.exc import SQLAlchemyError
 
-from geoattest.errors import GeoattestError, Reason
+from geoattest.errors import ConfigError, GeoattestError, Reason
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
-from geoattest.verifier.service import AlertHub, AlertsOverflowError, ProofResult, VerifierService
-from geoattest.verifier.store import StoreConflictError, StoreUnavailableError
+from geoattest.verifier.alerts import AlertHub
+from geoattest.verifier.service import ProofResult, VerifierService
+from geoattest.verifier.store import StoreUnavailableError
 from geoattest.wire.client import MAX_MESSAGE_BYTES, REASON_METADATA
 from geoattest.wire.decode import MAX_PROOF_BYTES, decode
 
@@ -68,45 +81,81 @@ SERVICE_NAME = verifier_service_pb2.DESCRIPTOR.services_by_name["VerifierService
 REQUEST_ID_METADATA = "x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_INVALID = {
-    Reason.MALFORMED_MESSAGE,
-    Reason.OVERSIZED_MESSAGE,
-    Reason.MISSING_FIELD,
-    Reason.BAD_ENVELOPE,
-    Reason.UNKNOWN_PAYLOAD_TYPE,
-    Reason.WRONG_PAYLOAD_TYPE,
-}
-_PRECONDITION = {
-    Reason.UNKNOWN_DEVICE,
-    Reason.NO_LICENCE,
-    Reason.LICENCE_EXPIRED,
-    Reason.COUNTER_NOT_INCREASING,
-    Reason.CHAIN_BROKEN,
-    Reason.STALE_RECEIPT,
-    Reason.FUTURE_RECEIPT,
-    Reason.REPLAYED_RECEIPT,
-    Reason.QUORUM_NOT_MET,
-}
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+_DENIED = grpc.StatusCode.PERMISSION_DENIED
 
-
-def status_for(reason: Reason) -> grpc.StatusCode:
-    """The gRPC status code for a refusal with ``reason`` (see the module table)."""
-    if reason in _INVALID:
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if reason is Reason.ALREADY_ENROLLED:
-        return grpc.StatusCode.ALREADY_EXISTS
-    if reason in _PRECONDITION:
-        return grpc.StatusCode.FAILED_PRECONDITION
-    return grpc.StatusCode.PERMISSION_DENIED
+STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
+    {
+        Reason.MALFORMED_MESSAGE: _INVALID,
+        Reason.OVERSIZED_MESSAGE: _INVALID,
+        Reason.MISSING_FIELD: _INVALID,
+        Reason.BAD_ENVELOPE: _INVALID,
+        Reason.UNKNOWN_PAYLOAD_TYPE: _INVALID,
+        Reason.WRONG_PAYLOAD_TYPE: _INVALID,
+        Reason.UNKNOWN_KEY: _DENIED,
+        Reason.BAD_SIGNATURE: _DENIED,
+        Reason.UNKNOWN_DEVICE: _PRECONDITION,
+        Reason.ALREADY_ENROLLED: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.BAD_CHAIN: _DENIED,
+        Reason.REVOKED_DEVICE: _DENIED,
+        Reason.DEVICE_MISMATCH: _DENIED,
+        Reason.BAD_POSSESSION: _DENIED,
+        Reason.NO_LICENCE: _PRECONDITION,
+        Reason.LICENCE_EXPIRED: _PRECONDITION,
+        Reason.COUNTER_NOT_INCREASING: _PRECONDITION,
+        Reason.REPLAYED_PROOF: _DENIED,
+        Reason.FORK: _DENIED,
+        Reason.CHAIN_BROKEN: _PRECONDITION,
+        Reason.BAD_MEASUREMENT: _DENIED,
+        Reason.UNKNOWN_LANDMARK: _DENIED,
+        Reason.REVOKED_LANDMARK: _DENIED,
+        Reason.BAD_RECEIPT_SIGNATURE: _DENIED,
+        Reason.RECEIPT_FOR_OTHER_DEVICE: _DENIED,
+        Reason.BAD_TRANSCRIPT_SIGNATURE: _DENIED,
+        Reason.TRANSCRIPT_MISMATCH: _DENIED,
+        Reason.STALE_RECEIPT: _PRECONDITION,
+        Reason.FUTURE_RECEIPT: _PRECONDITION,
+        Reason.REPLAYED_RECEIPT: _PRECONDITION,
+        Reason.DUPLICATE_LANDMARK: _DENIED,
+        Reason.QUORUM_NOT_MET: _PRECONDITION,
+        Reason.CHALLENGE_REUSED: _DENIED,
+        Reason.ROUND_UNEXPECTED_MESSAGE: _DENIED,
+        Reason.ROUND_UNKNOWN: _DENIED,
+        Reason.ROUND_BAD_COMMIT: _DENIED,
+        Reason.ROUND_BAD_RESPONSE: _DENIED,
+        Reason.ROUND_UNKNOWN_CHALLENGE: _DENIED,
+        Reason.ROUND_SECRET_REVEALED: _DENIED,
+        Reason.ROUND_SECRET_REUSED: _DENIED,
+        Reason.ROUND_TIMEOUT: _DENIED,
+        Reason.ROUND_ABORTED: _DENIED,
+        Reason.UNREACHABLE: _DENIED,
+        Reason.UNKNOWN_REASON: grpc.StatusCode.UNKNOWN,
+        Reason.STORE_CONFLICT: grpc.StatusCode.ABORTED,
+        Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+        Reason.ALERTS_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
+        Reason.BAD_CONFIG: _DENIED,
+        Reason.STUDY_UNVERIFIED: _DENIED,
+    }
+)
+"""The status code of a refusal, by its reason (the module table)."""
+LOOKUP_STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
+    {**STATUS, Reason.UNKNOWN_DEVICE: grpc.StatusCode.NOT_FOUND}
+)
+""":data:`STATUS` for a call that looks a device up (GetDeviceStatus): a device that is not
+enrolled is not found there, where a proof from it fails a precondition (enrol first)."""
 
 
 async def _abort(
     context: grpc.aio.ServicerContext[Any, Any],
-    code: grpc.StatusCode,
-    reason: Reason | str,
+    reason: Reason,
     detail: str,
+    statuses: Mapping[Reason, grpc.StatusCode] = STATUS,
 ) -> NoReturn:
-    await context.abort(code, f"{reason}: {detail}", ((REASON_METADATA, str(reason)),))
+    """End the call with ``reason``'s status code, the reason in details and metadata."""
+    await context.abort(
+        statuses[reason], f"{reason.value}: {detail}", ((REASON_METADATA, reason.value),)
+    )
     raise AssertionError("abort returned")  # pragma: no cover
 
 
@@ -160,19 +209,20 @@ class VerifierServicer:
         """Run a service call on the worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
-    async def _run(self, context: grpc.aio.ServicerContext[Any, Any], call: Callable[[], T]) -> T:
-        """Run a service call on the worker thread, mapping failures to status codes."""
+    async def _run(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        call: Callable[[], T],
+        statuses: Mapping[Reason, grpc.StatusCode] = STATUS,
+    ) -> T:
+        """Run a service call on the worker thread; a failure ends the call with its
+        reason's status code."""
         try:
             return await self.call(call)
         except GeoattestError as exc:
-            await _abort(context, status_for(exc.reason), exc.reason, exc.detail)
-        except StoreConflictError as exc:
-            await _abort(context, grpc.StatusCode.ABORTED, "store.conflict", str(exc))
-        except (SQLAlchemyError, StoreUnavailableError) as exc:
-            log.exception("store failure")
-            await _abort(
-                context, grpc.StatusCode.UNAVAILABLE, "store.unavailable", type(exc).__name__
-            )
+            if isinstance(exc, StoreUnavailableError):
+                log.exception("store failure")
+            await _abort(context, exc.reason, exc.detail, statuses)
 
     @staticmethod
     async def _decode(
@@ -181,7 +231,7 @@ class VerifierServicer:
         try:
             return decode(message_type, data, limit=MAX_MESSAGE_BYTES)
         except GeoattestError as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason, exc.detail)
+            await _abort(context, exc.reason, exc.detail)
 
     async def Enroll(  # noqa: N802  (gRPC method names)
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
@@ -200,13 +250,11 @@ class VerifierServicer:
     ) -> bytes:
         request = await self._decode(context, verifier_service_pb2.SubmitProofRequest, data)
         if request.proof.ByteSize() > MAX_PROOF_BYTES:
-            await _abort(
-                context, grpc.StatusCode.INVALID_ARGUMENT, Reason.OVERSIZED_MESSAGE, "proof"
-            )
+            await _abort(context, Reason.OVERSIZED_MESSAGE, "proof")
         now = self._clock()
         result = await self._run(context, lambda: self._service.submit(request.proof, now))
         if result.verdict is Verdict.REJECTED and result.reason is not None:
-            await _abort(context, status_for(result.reason), result.reason, result.detail)
+            await _abort(context, result.reason, result.detail)
         return result_pb(result).SerializeToString()
 
     async def SubmitProofBatch(  # noqa: N802
@@ -225,10 +273,9 @@ class VerifierServicer:
     ) -> bytes:
         request = await self._decode(context, verifier_service_pb2.DeviceStatusRequest, data)
         now = self._clock()
-        try:
-            status = await self.call(self._service.device_status, request.device_id, now)
-        except GeoattestError as exc:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, exc.reason, exc.detail)
+        status = await self._run(
+            context, lambda: self._service.device_status(request.device_id, now), LOOKUP_STATUS
+        )
         return verifier_service_pb2.DeviceStatus(
             device_id=status.device_id,
             state=status.state.value,
@@ -252,8 +299,8 @@ class VerifierServicer:
                     detail=alert.detail,
                     time_ns=alert.time_ns,
                 ).SerializeToString()
-        except AlertsOverflowError as exc:
-            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "alerts.overflow", str(exc))
+        except GeoattestError as exc:
+            await _abort(context, exc.reason, exc.detail)
 
     async def GetResultKeys(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
@@ -330,7 +377,7 @@ def check_bindable(address: str) -> None:
     another host is a clear error before gRPC logs its own.
 
     Raises:
-        OSError: naming the address.
+        ConfigError: naming the address.
     """
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
@@ -342,7 +389,7 @@ def check_bindable(address: str) -> None:
             probe.bind(sockaddr)
     except (OSError, ValueError, IndexError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise OSError(f"cannot listen on {address}: {reason}") from exc
+        raise ConfigError(f"cannot listen on {address}: {reason}") from exc
 
 
 class VerifierServer:
@@ -372,7 +419,7 @@ class VerifierServer:
         the address and holds the port.
 
         Raises:
-            OSError: the address cannot be bound (in use, not local, malformed).
+            ConfigError: the address cannot be bound (in use, not local, malformed).
         """
         if not reuse_port:
             check_bindable(address)
@@ -397,9 +444,9 @@ class VerifierServer:
         try:
             port = server.add_insecure_port(address)
         except RuntimeError as exc:
-            raise OSError(f"cannot listen on {address}: {exc}") from exc
+            raise ConfigError(f"cannot listen on {address}: {exc}") from exc
         if port == 0:
-            raise OSError(f"cannot listen on {address}")
+            raise ConfigError(f"cannot listen on {address}")
         await server.start()
         self._server, self.port = server, port
         for name in ("", SERVICE_NAME):
@@ -414,7 +461,7 @@ class VerifierServer:
             await asyncio.sleep(self._sweep_every_s)
             try:
                 await self._servicer.call(self.service.sweep_stale, self._clock())
-            except (SQLAlchemyError, StoreUnavailableError):
+            except StoreUnavailableError:
                 log.exception("stale sweep failed; retrying at the next interval")
 
     async def stop(self, grace: float) -> None:

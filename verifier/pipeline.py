@@ -36,7 +36,7 @@ from enum import StrEnum
 from itertools import combinations
 
 from geoattest.crypto import VerifyingKey, sha256
-from geoattest.errors import EvidenceError, GeoattestError, Reason
+from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
 from geoattest.geo.sphere import ELLIPSOID_MARGIN, distance_km, grow
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import proof_digest
@@ -191,9 +191,9 @@ class ProofAppraiser:
         region: RegionAppraiser,
     ) -> None:
         if config.quorum < 1:
-            raise ValueError("quorum must be at least 1")
+            raise ConfigError("quorum must be at least 1")
         if not 0 <= config.landmark_faults < config.quorum:
-            raise ValueError("landmark_faults must be at least 0 and below the quorum")
+            raise ConfigError("landmark_faults must be at least 0 and below the quorum")
         self.config = config
         self.revocations = revocations
         self.region = region

@@ -11,15 +11,15 @@ processes may run this over one database; a chain advanced by another process fi
 shows up as :class:`~geoattest.verifier.store.StoreConflictError`, and the batch is appraised again.
 
 An exact resubmission of an accepted proof (an agent retrying after a lost answer) is
-answered with the stored result, not as an error.
+answered with the stored result, not as an error. Committed alerts go to the sinks that
+subscribed (the transport's :class:`~geoattest.verifier.alerts.AlertHub`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
@@ -109,6 +109,8 @@ class DeviceStatus:
 
 
 class BatchTooLargeError(GeoattestError):
+    """A batch carries more proofs than ``max_batch``: an oversized message, refused whole."""
+
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(Reason.OVERSIZED_MESSAGE, f"{size} proofs in one batch; at most {limit}")
 
@@ -465,60 +467,3 @@ class VerifierService:
         raised = self._store.mark_stale(self.stale_cutoff(now_ns), alert_for)
         self._publish(raised)
         return raised
-
-
-class AlertsOverflowError(Exception):
-    """A subscriber fell too far behind; its stream ends and it should resubscribe."""
-
-
-_CLOSED = object()
-_OVERFLOW = object()
-
-
-class AlertHub:
-    """Fans alerts out to live subscribers; ``publish`` may be called from any thread."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_queued: int = 1024) -> None:
-        self._loop = loop
-        self._max_queued = max_queued
-        self._subscribers: dict[asyncio.Queue[object], str] = {}
-
-    def publish(self, alerts: Sequence[Alert]) -> None:
-        self._loop.call_soon_threadsafe(self._deliver, tuple(alerts))
-
-    def _deliver(self, alerts: tuple[Alert, ...]) -> None:
-        for queue, device_id in self._subscribers.items():
-            for alert in alerts:
-                if device_id and alert.device_id != device_id:
-                    continue
-                if queue.qsize() >= self._max_queued:
-                    while not queue.empty():
-                        queue.get_nowait()
-                    queue.put_nowait(_OVERFLOW)
-                    break
-                queue.put_nowait(alert)
-
-    async def stream(self, device_id: str = "") -> AsyncIterator[Alert]:
-        """Alerts from now on, for one device or (empty id) all; ends when the hub closes."""
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        self._subscribers[queue] = device_id
-        try:
-            while True:
-                item = await queue.get()
-                if item is _CLOSED:
-                    return
-                if item is _OVERFLOW:
-                    raise AlertsOverflowError(f"more than {self._max_queued} alerts queued")
-                assert isinstance(item, Alert)
-                yield item
-        finally:
-            del self._subscribers[queue]
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
-
-    def close(self) -> None:
-        """End every stream (at shutdown, so draining does not wait on them)."""
-        for queue in self._subscribers:
-            queue.put_nowait(_CLOSED)

@@ -14,7 +14,9 @@ because WAL frames written before the crash stay in the file).
 
 Several processes may share one database. A commit is a compare-and-swap on the chain
 head: if another writer advanced the device first, :class:`StoreConflictError` is raised,
-nothing is written, and the caller appraises again against the new head.
+nothing is written, and the caller appraises again against the new head. Any other
+failure of the database is :class:`StoreUnavailableError`: the drivers' own exceptions
+(sqlite3, SQLAlchemy) never leave this module.
 
 The proof path (the pipeline's three reads per proof and :meth:`SqlStore.commit`) runs
 fixed SQL on one sqlite3 connection the store keeps: profiled under the batch call,
@@ -35,7 +37,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -62,7 +64,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, Reason
@@ -84,12 +86,22 @@ class DeviceState(StrEnum):
     """On the revocation list: nothing it sends is accepted."""
 
 
-class StoreConflictError(Exception):
+class StoreConflictError(GeoattestError):
     """Another writer advanced a device's chain first; appraise again and retry."""
 
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.STORE_CONFLICT, detail)
 
-class StoreUnavailableError(Exception):
-    """SQLite failed (locked past the busy timeout, I/O error); nothing was written."""
+
+class StoreUnavailableError(GeoattestError):
+    """The database failed (locked past the busy timeout, I/O error); nothing was written.
+
+    The detail names only the driver's error class: the driver's message (paths, SQL)
+    stays in the cause, for the verifier's log.
+    """
+
+    def __init__(self, driver_error: Exception) -> None:
+        super().__init__(Reason.STORE_UNAVAILABLE, type(driver_error).__name__)
 
 
 class AlreadyEnrolledError(GeoattestError):
@@ -335,12 +347,14 @@ class SqlStore:
             self._db.close()
         self._engine.dispose()
 
-    def _write(self) -> AbstractContextManager[Connection]:
-        return _transaction(self._engine)
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with _sqlalchemy_errors(), _transaction(self._engine) as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
+        with _sqlalchemy_errors(), self._engine.connect() as conn:
             yield conn
 
     def _one(self, sql: str, *params: object) -> sqlite3.Row | None:
@@ -634,7 +648,20 @@ def _sqlite_errors() -> Iterator[None]:
     except sqlite3.IntegrityError as exc:
         raise StoreConflictError(str(exc)) from exc
     except sqlite3.Error as exc:
-        raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        raise StoreUnavailableError(exc) from exc
+
+
+@contextmanager
+def _sqlalchemy_errors() -> Iterator[None]:
+    """SQLAlchemy's failures (enrolment, sweeps, reads) as the store's own error.
+
+    Its writes hold the write lock from ``BEGIN IMMEDIATE`` on, so none loses a race to
+    another writer: whatever fails there, the database failed.
+    """
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(exc) from exc
 
 
 _DEVICE_BY_ID = "SELECT * FROM devices WHERE device_id = ?"

@@ -36,7 +36,7 @@ from geoattest.attestor.gpu.base import (
     check_secret,
     source_path,
 )
-from geoattest.errors import Reason
+from geoattest.errors import ConfigError, Reason
 from geoattest.lifecycle import Closing
 
 # The mailbox layout, as in data/responder.cu.
@@ -235,9 +235,7 @@ class ArmedResponder(Closing):
         round_timeout_s: float = ROUND_TIMEOUT_S,
     ) -> None:
         if not 0 < round_timeout_s <= MAX_ROUND_TIMEOUT_S:
-            raise ResponderError(
-                Reason.MISSING_FIELD, f"round timeout must be in (0, {MAX_ROUND_TIMEOUT_S}] s"
-            )
+            raise ConfigError(f"round timeout must be in (0, {MAX_ROUND_TIMEOUT_S}] s")
         self.gpu = context
         self.arm_timeout_s = arm_timeout_s
         self.answer_timeout_s = answer_timeout_s

@@ -7,6 +7,11 @@ ways input can be wrong: :class:`WireError` (bytes that do not decode into a mes
 of the expected shape) and :class:`EvidenceError` (a well-formed message that fails a
 cryptographic, identity, freshness or protocol check). :class:`ConfigError` covers
 operator input: files, keys, policies and command-line values.
+
+Every error geoattest raises on purpose is a :class:`GeoattestError` with a reason; the
+other modules derive their errors from these classes, never from a builtin exception
+(a test checks), so one ``except GeoattestError`` sees them all and the verifier's
+transport can answer each with the status code its reason maps to.
 """
 
 from __future__ import annotations
@@ -115,6 +120,22 @@ class Reason(StrEnum):
     # --- transport ---
     UNREACHABLE = "transport.unreachable"
     """A peer (verifier, landmark) could not be reached; nothing was lost, try again."""
+    UNKNOWN_REASON = "transport.unknown_reason"
+    """The verifier refused with a reason code this client does not know (a newer
+    verifier), or with none (a failure of the gRPC layer itself); the status code and
+    the detail say more."""
+
+    # --- verifier store ---
+    STORE_CONFLICT = "store.conflict"
+    """Other writers kept advancing the chains a batch was appraised against; nothing was
+    stored, submit again."""
+    STORE_UNAVAILABLE = "store.unavailable"
+    """The verifier's database failed (locked past its timeout, an I/O error); nothing
+    was stored, submit again."""
+
+    # --- alerts ---
+    ALERTS_OVERFLOW = "alerts.overflow"
+    """An alert subscriber fell too far behind; its stream ended, subscribe again."""
 
     # --- operator input ---
     BAD_CONFIG = "config.invalid"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 
 import grpc
 import jwt
@@ -21,8 +22,9 @@ from verifier_world import (
     VerifierWorld,
 )
 
+from geoattest.errors import Reason
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
-from geoattest.verifier.store import SqlStore
+from geoattest.verifier.store import SqlStore, StoreConflictError, StoreUnavailableError
 from geoattest.wire.client import VerifierClient, VerifierRefused
 
 S = 10**9
@@ -233,3 +235,37 @@ async def test_jwks_is_the_result_keys_public_half(world, client):
     jwks = await client.result_keys()
     assert json.dumps(jwks) == json.dumps(world.result_key.jwks())
     assert "d" not in jwks["keys"][0]
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "reason"),
+    [
+        (
+            StoreConflictError("chain head of dev-1 moved"),
+            grpc.StatusCode.ABORTED,
+            Reason.STORE_CONFLICT,
+        ),
+        (
+            StoreUnavailableError(sqlite3.OperationalError("database is locked")),
+            grpc.StatusCode.UNAVAILABLE,
+            Reason.STORE_UNAVAILABLE,
+        ),
+    ],
+    ids=["conflict", "unavailable"],
+)
+async def test_a_store_failure_is_a_retryable_status_with_its_reason(
+    world, store, client, monkeypatch, failure, code, reason
+):
+    chip = await enrolled(world, client)
+
+    def fail(*_args, **_kwargs):
+        raise failure
+
+    monkeypatch.setattr(store, "commit", fail)
+    with pytest.raises(VerifierRefused) as refused:
+        await client.submit(world.proof(chip))
+    assert (refused.value.code, refused.value.reason) == (code, reason)
+    assert "database is locked" not in refused.value.detail
+    monkeypatch.undo()
+    status = await client.device_status("dev-1")
+    assert status.last_counter == 0, "a refused proof was stored"

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from geoattest.bench.fleet import Fleet
+from geoattest.errors import ConfigError
+
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 
 
@@ -91,3 +94,8 @@ def test_scale_reports_fleet_and_k_ratios_and_writes_the_plot(tmp_path: Path) ->
     for key in ("per_proof_us", "appraise_us", "commit_us", "peak_alloc_kib", "peak_rss_mib"):
         assert_positive(out, *(f"fleet_{n}_{key}" for n in (1000, 10000)))
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_bench_fleet_asked_for_more_landmarks_than_it_has_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="at most"):
+        Fleet(0, k=1000)

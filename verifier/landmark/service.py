@@ -67,8 +67,8 @@ def start_info_service(landmark: LandmarkServer, host: str, port: int) -> InfoSe
     address = f"{host}:{port}"
     try:
         check_bindable(address)  # a clear error before gRPC logs its own
-    except OSError as exc:
-        raise ConfigError(f"gRPC: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"gRPC: {exc.detail}") from exc
     server = grpc.server(
         ThreadPoolExecutor(max_workers=2, thread_name_prefix="landmark-grpc"),
         options=[("grpc.so_reuseport", 0)],

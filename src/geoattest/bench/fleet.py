@@ -26,6 +26,7 @@ from geoattest.demo.scenario import (
     default_scenario_path,
     load_scenario,
 )
+from geoattest.errors import ConfigError, StudyError
 from geoattest.netsim.latency import great_circle_km
 from geoattest.pki import LandmarkRecord, LandmarkRegistry, ManufacturerCA, ResultKey
 from geoattest.protocol.proof import ProofChain
@@ -103,7 +104,7 @@ def run_round(
         now += rtt_ns
         to_agent = lm.receive(to_landmark, now, unix_ns)
     if agent.receipt is None:
-        raise RuntimeError(f"bench round did not complete: {agent.state}")
+        raise StudyError(f"bench round did not complete: {agent.state}")
     if tap is not None:
         for datagram in seen:
             tap(datagram)
@@ -121,7 +122,7 @@ def _landmarks(scenario: Scenario, k: int) -> tuple[LandmarkSite, ...]:
         for s in sites
     )
     if k > 2 * len(sites):
-        raise ValueError(f"k = {k}: the bench fleet has at most {2 * len(sites)} landmarks")
+        raise ConfigError(f"k = {k}: the bench fleet has at most {2 * len(sites)} landmarks")
     return sites + twins
 
 

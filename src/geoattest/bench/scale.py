@@ -34,6 +34,7 @@ from pathlib import Path
 from geoattest.bench.fleet import Chip, Fleet
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.verifier import crypto_rate, fleet_checks, make_appraiser, pipeline_run
+from geoattest.errors import StudyError
 from geoattest.protocol.proof import ProofChain
 from geoattest.verifier.pipeline import ProofAppraiser
 from geoattest.verifier.store import (
@@ -155,7 +156,7 @@ def _submit(appraiser: ProofAppraiser, store: SqlStore, proof: bytes) -> tuple[f
     appraisal = appraiser.appraise(proof, store, now)
     t1 = time.perf_counter()
     if appraisal.reason is not None:
-        raise AssertionError(f"bench proof rejected: {appraisal.reason} {appraisal.detail}")
+        raise StudyError(f"bench proof rejected: {appraisal.reason} {appraisal.detail}")
     store.commit([CommitRecord(appraisal, proof, appraisal.proof_digest, "", (), now)])
     return t1 - t0, time.perf_counter() - t1
 

@@ -36,6 +36,7 @@ from geoattest.bench.fleet import VERIFIER_ID, Chip, Fleet
 from geoattest.bench.report import Figures, median, progress, quantile
 from geoattest.crypto import VerifyingKey
 from geoattest.demo.run import Party
+from geoattest.errors import StudyError
 from geoattest.pki import RevocationList
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
@@ -84,7 +85,7 @@ def crypto_rates(
     while (elapsed := time.perf_counter() - start) < min_s or done == 0:
         for verify, sig, msg in prepared:
             if not verify(sig, msg):
-                raise AssertionError("a bench signature does not verify")
+                raise StudyError("a bench signature does not verify")
         done += len(prepared)
     return done / per_proof / elapsed, done / per_proof / (time.process_time() - cpu)
 
@@ -132,7 +133,7 @@ def pipeline_run(
         appraisal = appraiser.appraise(proof, state, now)
         latencies.append((time.perf_counter() - t0) * 1e6)
         if appraisal.reason is not None:
-            raise AssertionError(f"bench proof rejected: {appraisal.reason} {appraisal.detail}")
+            raise StudyError(f"bench proof rejected: {appraisal.reason} {appraisal.detail}")
     return len(proofs) / (time.perf_counter() - start), latencies
 
 
@@ -147,7 +148,7 @@ def pipeline_batch_rate(
     for i in range(0, len(proofs), batch):
         for appraisal in appraiser.appraise_batch(proofs[i : i + batch], state, now):
             if appraisal.reason is not None:
-                raise AssertionError(f"bench proof rejected: {appraisal.reason}")
+                raise StudyError(f"bench proof rejected: {appraisal.reason}")
     return len(proofs) / (time.perf_counter() - start)
 
 
@@ -202,7 +203,7 @@ async def _drive(
 def _accepted(results: Sequence[evidence_pb2.AttestationResult]) -> int:
     for result in results:
         if result.verdict == evidence_pb2.VERDICT_REJECTED:
-            raise AssertionError(f"bench proof rejected: {result.reason} {result.detail}")
+            raise StudyError(f"bench proof rejected: {result.reason} {result.detail}")
     return len(results)
 
 

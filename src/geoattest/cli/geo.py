@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,9 +18,12 @@ import typer
 
 from geoattest.errors import ConfigError
 from geoattest.geo.assumption import LocationAssumption
-from geoattest.verdict import LandmarkBound
+from geoattest.verdict import LandmarkBound, RegionAppraisal
 
 if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
+    from geoattest.geo.estimate import Estimate
     from geoattest.geo.policy import LicensedRegion
 
 app = typer.Typer(help="Feasible regions and verdicts from landmark RTTs.", no_args_is_help=True)
@@ -113,11 +118,6 @@ def locate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Where can the chip be, and what does that prove about its licence?"""
-    from geoattest.geo.countries import natural_earth  # noqa: PLC0415
-    from geoattest.geo.estimate import estimate_location  # noqa: PLC0415
-    from geoattest.geo.feasible import contains_point  # noqa: PLC0415
-    from geoattest.geo.policy import build_policy, country_region  # noqa: PLC0415
-
     bounds = _landmarks(landmark)
     region = _licensed(allow, allow_geojson, allow_circle)
     probe_at = None
@@ -125,14 +125,77 @@ def locate(
         plat, plon = _floats(probe, 2, "--probe", "LAT,LON")
         _lat_lon(plat, plon, "--probe")
         probe_at = (plat, plon)
+    located = _locate(
+        bounds, region, probe_at, _codes(embargo) if embargo else [], location, margin_km
+    )
+    report = located.report()
+    if map_path is not None:
+        _render(map_path, located, region)
+        report["map"] = str(map_path)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _print_located(located, map_path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """What ``locate`` found, for the report, the map and the text alike."""
+
+    bounds: Sequence[LandmarkBound]
+    verdict: str
+    result: RegionAppraisal
+    feasible: BaseGeometry | None
+    """The outer feasible region (None: empty, or unbounded)."""
+    estimate: Estimate | None
+    probe: tuple[float, float] | None
+    probe_inside: bool | None
+    location: LocationAssumption
+    licensed: bool
+
+    @property
+    def detail(self) -> str:
+        return self.result.detail if self.licensed else "no licensed region given"
+
+    def report(self) -> dict[str, Any]:
+        """The ``--json`` object."""
+        result, estimate = self.result, self.estimate
+        return {
+            "verdict": self.verdict,
+            "bounds_km": [round(b.bound_km, 3) for b in self.bounds],
+            "feasible_area_km2": round(result.feasible_area_km2, 1),
+            "embargoed": result.embargoed,
+            "probe_inside": self.probe_inside,
+            "estimate": None
+            if estimate is None
+            else {
+                "lat": round(estimate.lat, 5),
+                "lon": round(estimate.lon, 5),
+                "model": estimate.model,
+            },
+            "detail": self.detail,
+            "location": self.location.value,
+            "touched": list(result.extra.get("touched", [])),
+            "feasible_region": result.feasible_region,
+        }
+
+
+def _locate(
+    bounds: Sequence[LandmarkBound],
+    region: LicensedRegion | None,
+    probe_at: tuple[float, float] | None,
+    embargo: Sequence[str],
+    location: LocationAssumption,
+    margin_km: float,
+) -> _Located:
+    """Appraise the bounds with the verifier's own appraiser, under a one-off policy."""
+    from geoattest.geo.estimate import estimate_location  # noqa: PLC0415
+    from geoattest.geo.feasible import contains_point  # noqa: PLC0415
+    from geoattest.geo.policy import build_policy, country_region  # noqa: PLC0415
+
     regions = [region] if region is not None else [country_region("none", ["AQ"])]
     policy = build_policy(
-        "cli",
-        1,
-        regions,
-        embargo=_codes(embargo) if embargo else (),
-        location=location,
-        border_margin_km=margin_km,
+        "cli", 1, regions, embargo=embargo, location=location, border_margin_km=margin_km
     )
     appraiser = policy.appraiser()
     result = appraiser.appraise(bounds, LICENSED)
@@ -140,52 +203,46 @@ def locate(
         # No licence given: the verdict only says whether the disks agree.
         result = appraiser.appraise(bounds, "none")
     outer = appraiser.feasible(bounds)
-    estimate = estimate_location(bounds, outer.polygon)
     verdict = result.verdict.value
     if region is None and verdict != "INCONSISTENT":
         verdict = "INCONCLUSIVE"
     probe_inside = None if probe_at is None else contains_point(outer.polygon, *probe_at)
     if probe_at is not None and outer.polygon is None and not outer.empty:
         probe_inside = True  # unbounded: cannot exclude any point
-    report: dict[str, Any] = {
-        "verdict": verdict,
-        "bounds_km": [round(b.bound_km, 3) for b in bounds],
-        "feasible_area_km2": round(result.feasible_area_km2, 1),
-        "embargoed": result.embargoed,
-        "probe_inside": probe_inside,
-        "estimate": None
-        if estimate is None
-        else {
-            "lat": round(estimate.lat, 5),
-            "lon": round(estimate.lon, 5),
-            "model": estimate.model,
-        },
-        "detail": result.detail if region is not None else "no licensed region given",
-        "location": location.value,
-        "touched": list(result.extra.get("touched", [])),
-        "feasible_region": result.feasible_region,
-    }
-    if map_path is not None:
-        from geoattest.geo.render import render_map  # noqa: PLC0415 (matplotlib is slow to load)
+    return _Located(
+        bounds=bounds,
+        verdict=verdict,
+        result=result,
+        feasible=outer.polygon,
+        estimate=estimate_location(bounds, outer.polygon),
+        probe=probe_at,
+        probe_inside=probe_inside,
+        location=location,
+        licensed=region is not None,
+    )
 
-        licensed_shape = region.drawing(natural_earth()) if region is not None else None
-        render_map(
-            map_path,
-            bounds,
-            outer.polygon,
-            licensed_shape,
-            natural_earth(),
-            title=f"{verdict}: feasible region {result.feasible_area_km2:,.0f} km²",
-            probe=probe_at,
-            estimate=estimate,
-        )
-        report["map"] = str(map_path)
-    if as_json:
-        typer.echo(json.dumps(report))
-        return
-    typer.echo(f"verdict: {verdict}" + (" (embargoed)" if result.embargoed else ""))
-    typer.echo(f"detail: {report['detail']}")
-    for b in bounds:
+
+def _render(path: Path, located: _Located, region: LicensedRegion | None) -> None:
+    from geoattest.geo.countries import natural_earth  # noqa: PLC0415
+    from geoattest.geo.render import render_map  # noqa: PLC0415 (matplotlib is slow to load)
+
+    render_map(
+        path,
+        located.bounds,
+        located.feasible,
+        region.drawing(natural_earth()) if region is not None else None,
+        natural_earth(),
+        title=f"{located.verdict}: feasible region {located.result.feasible_area_km2:,.0f} km²",
+        probe=located.probe,
+        estimate=located.estimate,
+    )
+
+
+def _print_located(located: _Located, map_path: Path | None) -> None:
+    result, estimate, probe_at = located.result, located.estimate, located.probe
+    typer.echo(f"verdict: {located.verdict}" + (" (embargoed)" if result.embargoed else ""))
+    typer.echo(f"detail: {located.detail}")
+    for b in located.bounds:
         typer.echo(
             f"  {b.landmark_id} at ({b.latitude}, {b.longitude}): "
             f"RTT {b.rtt_min_ns / 1e6:g} ms -> within {b.bound_km:,.1f} km"
@@ -194,9 +251,8 @@ def locate(
     if estimate is not None:
         typer.echo(f"likely location: {estimate.lat:.4f}, {estimate.lon:.4f} ({estimate.model})")
     if probe_at is not None:
-        typer.echo(
-            f"probe {probe_at}: {'inside' if probe_inside else 'outside'} the feasible region"
-        )
+        inside = "inside" if located.probe_inside else "outside"
+        typer.echo(f"probe {probe_at}: {inside} the feasible region")
     if map_path is not None:
         typer.echo(f"map: {map_path}")
 

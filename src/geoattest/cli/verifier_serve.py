@@ -1,30 +1,16 @@
 """``geoattest verifier serve`` and the client commands ``enrol`` and ``status``.
 
 Every input is checked before the server binds, and every failure (a missing file, a bad
-flag value, a port in use, an unreachable verifier) is a one-line error naming it.
-
-``serve --workers N`` forks N worker processes after loading the inputs (the geography
-is shared copy-on-write); each opens its own store connection and gRPC server on the same
-port (``SO_REUSEPORT``: the kernel spreads connections over them). They share one
-database, whose compare-and-swap commits keep every chain correct across workers. The
-parent prints the address once every worker serves, forwards SIGTERM and SIGINT, and
-stops them all if one dies. Every worker runs the stale sweep; marking a device STALE is
-one transaction, so it goes STALE, and alerts, once. An alert stream (``WatchAlerts``) is
-served by one worker and carries that worker's alerts only.
+flag value, a port in use, an unreachable verifier) is a one-line error naming it. The
+verifier is built by :mod:`geoattest.verifier.wiring` and run, in one process or
+``--workers N``, by :mod:`geoattest.verifier.workers`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import multiprocessing
-import multiprocessing.connection
-import os
-import signal
-import socket
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,7 +20,7 @@ from geoattest.cli.pki import verifier_app
 from geoattest.errors import ConfigError
 
 if TYPE_CHECKING:
-    from geoattest.verifier.grpc_server import VerifierServer
+    from geoattest.verifier.store import Synchronous
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_VERIFIER_ID = "geoattest-verifier"
@@ -61,6 +47,15 @@ def _measurements(values: list[str]) -> frozenset[bytes] | None:
     if any(len(d) != 32 for d in digests):
         raise ConfigError("--measurement must be a SHA-256 digest (64 hex characters)")
     return digests or None
+
+
+def _synchronous(value: str) -> Synchronous:
+    from geoattest.verifier.store import Synchronous  # noqa: PLC0415
+
+    try:
+        return Synchronous(value.upper())
+    except ValueError:
+        raise ConfigError(f"--synchronous must be FULL or NORMAL, not {value!r}") from None
 
 
 @verifier_app.command("serve")
@@ -112,188 +107,36 @@ def verifier_serve(
 ) -> None:
     """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop."""
     # Imported here so that the other commands start without gRPC and SQLAlchemy.
-    from geoattest.geo import load_policy  # noqa: PLC0415
-    from geoattest.pki import LandmarkRegistry, ResultKey, RevocationList, TrustAnchors  # noqa: PLC0415
-    from geoattest.verifier.grpc_server import VerifierServer  # noqa: PLC0415
-    from geoattest.verifier.licences import Licences  # noqa: PLC0415
-    from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser  # noqa: PLC0415
-    from geoattest.verifier.results import ResultSigner  # noqa: PLC0415
-    from geoattest.verifier.service import VerifierConfig, VerifierService  # noqa: PLC0415
-    from geoattest.verifier.store import SqlStore, Synchronous  # noqa: PLC0415
+    from geoattest.verifier.pipeline import PipelineConfig  # noqa: PLC0415
+    from geoattest.verifier.wiring import VerifierFiles, VerifierOptions, load_verifier  # noqa: PLC0415
+    from geoattest.verifier.workers import serve  # noqa: PLC0415
 
     address = _address(listen)
     if landmark_faults >= quorum:
         raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
-    try:
-        sync = Synchronous(synchronous.upper())
-    except ValueError:
-        raise ConfigError(f"--synchronous must be FULL or NORMAL, not {synchronous!r}") from None
-    anchors = TrustAnchors.from_pem_files(_existing(p, "trust root") for p in trust_root)
-    registry = LandmarkRegistry.load(_existing(landmarks, "landmark registry"))
-    revoked = (
-        RevocationList.load(_existing(revocations, "revocation list"))
-        if revocations
-        else (RevocationList())
-    )
-    region = load_policy(_existing(policy, "region policy")).appraiser()
-    licensed = Licences.load(_existing(licences, "licences file"), region.has_region)
-    key = ResultKey.load(_existing(result_key, "result key directory"))
-    appraiser = ProofAppraiser(
+    options = VerifierOptions(
+        verifier_id,
         PipelineConfig(
             quorum=quorum,
             allowed_measurements=_measurements(measurement or []),
             landmark_faults=landmark_faults,
         ),
-        registry,
-        revoked,
-        region,
+        cadence_s=cadence_s,
+        stale_after=stale_after,
+        synchronous=_synchronous(synchronous),
     )
-    SqlStore.open(db, synchronous=sync).close()  # a bad file fails here, not in N workers
-
-    def serve(address: str, reuse_port: bool, serving: Callable[[int], None]) -> None:
-        store = SqlStore.open(db, synchronous=sync)
-        service = VerifierService(
-            VerifierConfig(
-                verifier_id,
-                cadence_ns=cadence_s * 1_000_000_000,
-                stale_after_cadences=stale_after,
-            ),
-            anchors=anchors,
-            appraiser=appraiser,
-            licences=licensed,
-            signer=ResultSigner(key, verifier_id=verifier_id, policy_id=region.policy_id),
-            store=store,
-        )
-        server = VerifierServer(service, sweep_every_s=cadence_s / 4)
-        try:
-            asyncio.run(_serve(server, address, grace_s, reuse_port, serving))
-        finally:
-            store.close()
-
+    files = VerifierFiles(
+        db=db,
+        trust_roots=[_existing(p, "trust root") for p in trust_root],
+        landmarks=_existing(landmarks, "landmark registry"),
+        policy=_existing(policy, "region policy"),
+        licences=_existing(licences, "licences file"),
+        result_key=_existing(result_key, "result key directory"),
+        revocations=_existing(revocations, "revocation list") if revocations else None,
+    )
+    verifier = load_verifier(files, options)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # The loaded inputs (the geography above all) live as long as the process: frozen, no
-    # garbage collection walks them again (it cost 5 % of the batch path), and none in a
-    # forked worker copies their pages.
-    gc.freeze()
-    host = address.rpartition(":")[0]
-    if workers == 1:
-        serve(address, False, lambda port: typer.echo(f"verifier listening on {host}:{port}"))
-        return
-    with _reserved_port(address) as port:
-        _run_workers(serve, f"{host}:{port}", workers)
-
-
-async def _serve(
-    server: VerifierServer,
-    address: str,
-    grace_s: float,
-    reuse_port: bool,
-    serving: Callable[[int], None],
-) -> None:
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    serving(await server.start(address, reuse_port=reuse_port))
-    await stopping.wait()
-    typer.echo("verifier draining", err=True)
-    await server.stop(grace_s)
-
-
-Serve = Callable[[str, bool, Callable[[int], None]], None]
-"""Runs one verifier process on an address until a signal: (address, reuse_port, serving)."""
-
-
-@contextmanager
-def _reserved_port(address: str) -> Iterator[int]:
-    """Hold ``address``'s port (port 0: a free one) for the workers to share.
-
-    The socket is bound with ``SO_REUSEPORT`` but never listens, so it takes no
-    connections; a port another server listens on is refused first, by a plain probe.
-
-    Raises:
-        OSError: the address cannot be bound.
-    """
-    from geoattest.verifier.grpc_server import check_bindable  # noqa: PLC0415
-
-    check_bindable(address)
-    host, _, port = address.rpartition(":")
-    family, kind, proto, _, sockaddr = socket.getaddrinfo(
-        host.strip("[]"), int(port), type=socket.SOCK_STREAM
-    )[0]
-    with socket.socket(family, kind, proto) as holder:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            holder.bind(sockaddr)
-        except OSError as exc:
-            raise OSError(f"cannot listen on {address}: {exc.strerror}") from exc
-        yield int(holder.getsockname()[1])
-
-
-def _worker(serve: Serve, address: str, ready: multiprocessing.connection.Connection) -> None:
-    """One worker process: serve until signalled; a start-up failure goes to the parent."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's forwarding handler
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        serve(address, True, lambda _port: ready.send(None))
-    except (ConfigError, OSError) as exc:
-        ready.send(exc.detail if isinstance(exc, ConfigError) else str(exc))
-        raise SystemExit(2) from None
-
-
-def _run_workers(serve: Serve, address: str, count: int) -> None:
-    """Fork ``count`` workers on ``address``; return when all have stopped.
-
-    Raises:
-        ConfigError: a worker failed to start or died while serving.
-    """
-    # Forked, not spawned: workers inherit the loaded inputs. gRPC is started only in them.
-    context = multiprocessing.get_context("fork")
-    processes: list[multiprocessing.process.BaseProcess] = []
-    stopping = False
-
-    def stop(_signum: int = 0, _frame: object = None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in processes:
-            if process.pid is not None and process.exitcode is None:
-                os.kill(process.pid, signal.SIGTERM)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop)
-    try:
-        readiness = []
-        for i in range(count):
-            receiver, sender = context.Pipe(duplex=False)
-            processes.append(
-                context.Process(target=_worker, args=(serve, address, sender), name=f"worker-{i}")
-            )
-            processes[-1].start()
-            sender.close()  # so that a worker dying before it answers reads as EOF
-            readiness.append(receiver)
-        for receiver, process in zip(readiness, processes, strict=True):
-            try:
-                failure: str | None = receiver.recv()
-            except EOFError:
-                process.join()
-                failure = f"exited with status {process.exitcode}"
-            if failure is not None and not stopping:
-                raise ConfigError(f"verifier {process.name}: {failure}")
-        if not stopping:
-            typer.echo(f"verifier listening on {address}")
-            typer.echo(f"verifier: {count} worker processes", err=True)
-        ended = multiprocessing.connection.wait([p.sentinel for p in processes])
-        if not stopping:
-            died = next(p for p in processes if p.sentinel in ended)
-            died.join()
-            raise ConfigError(f"verifier {died.name} exited with status {died.exitcode}")
-    finally:
-        asked = stopping
-        stop()
-        for process in processes:
-            process.join()
-        if asked:
-            typer.echo("verifier stopped", err=True)
+    serve(verifier.server, address, workers=workers, grace_s=grace_s)
 
 
 TargetOption = Annotated[str, typer.Option(help="Verifier address HOST:PORT.")]

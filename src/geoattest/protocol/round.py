@@ -36,7 +36,7 @@ from enum import Enum
 from typing import Protocol
 
 from geoattest.crypto import Signer, VerifyingKey, sha256
-from geoattest.errors import EvidenceError, Reason, RoundError, WireError
+from geoattest.errors import ConfigError, EvidenceError, Reason, RoundError, WireError
 from geoattest.v1 import envelope_pb2, round_pb2
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, decode
 from geoattest.wire.envelope import PayloadType, open_envelope, seal
@@ -152,7 +152,7 @@ class AgentRound:
         if len(secret) != SECRET_BYTES:
             raise RoundError(Reason.MISSING_FIELD, f"round secret must be {SECRET_BYTES} bytes")
         if not MIN_EXCHANGES <= exchanges <= MAX_EXCHANGES:
-            raise RoundError(Reason.MISSING_FIELD, f"exchanges must be 1..{MAX_EXCHANGES}")
+            raise ConfigError(f"exchanges must be 1..{MAX_EXCHANGES}")
         self.device_id = device_id
         self.landmark_id = landmark_id
         self._landmark_key = landmark_key

@@ -3,8 +3,10 @@
 It is the wire contract the agent, the CLI and the demo share with the verifier, so it
 lives in the core: the agent depends on it and on nothing of the verifier.
 
-Every call has a deadline. A refusal is raised as :class:`VerifierRefused` with the
-reason code the server put in the ``geoattest-reason`` trailing metadata.
+Every call has a deadline. A refusal is raised as :class:`VerifierRefused`, a
+:class:`~geoattest.errors.GeoattestError` whose reason is the one the server put in the
+``geoattest-reason`` trailing metadata (``transport.unreachable`` when no verifier answered,
+``transport.unknown_reason`` for a reason this client does not know).
 
 Example::
 
@@ -24,6 +26,7 @@ from typing import Any
 import grpc
 
 from geoattest.crypto import Signer
+from geoattest.errors import GeoattestError, Reason
 from geoattest.v1 import (
     envelope_pb2,
     evidence_pb2,
@@ -39,14 +42,20 @@ REASON_METADATA = "geoattest-reason"
 """Trailing metadata key holding a refusal's reason code."""
 
 
-class VerifierRefused(Exception):  # noqa: N818  (a refusal, not a malfunction)
-    """The verifier refused a call; ``reason`` is its stable reason code (may be empty)."""
+class VerifierRefused(GeoattestError):  # noqa: N818  (a refusal, not a malfunction)
+    """The verifier refused a call, or none answered; ``code`` is the gRPC status and
+    ``detail`` the status details (``"<reason>: <detail>"`` from a verifier)."""
 
-    def __init__(self, code: grpc.StatusCode, reason: str, detail: str) -> None:
-        super().__init__(f"{code.name}: {detail}")
+    def __init__(self, code: grpc.StatusCode, reason: Reason, detail: str) -> None:
+        super().__init__(reason, detail)
         self.code = code
-        self.reason = reason
-        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.detail}"
+
+
+_NOT_ANSWERED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Codes that gRPC raises by itself, with no reason from a verifier, when none answered."""
 
 
 def enrolment_request(
@@ -70,11 +79,24 @@ def enrolment_request(
     )
 
 
+def refusal_reason(code: grpc.StatusCode, sent: str | None) -> Reason:
+    """The reason of a refusal with status ``code`` and ``sent`` in its reason metadata
+    (None: absent). A code the verifier sends but this client does not know (it is newer)
+    is :attr:`~Reason.UNKNOWN_REASON`, never a crash."""
+    if sent is None:
+        return Reason.UNREACHABLE if code in _NOT_ANSWERED else Reason.UNKNOWN_REASON
+    try:
+        return Reason(sent)
+    except ValueError:
+        return Reason.UNKNOWN_REASON
+
+
 def _refused(error: grpc.aio.AioRpcError) -> VerifierRefused:
     # grpc.aio yields (key, value) pairs here; the stubs describe the sync API's objects.
     pairs: Any = error.trailing_metadata() or ()
-    reason = next((str(value) for key, value in pairs if key == REASON_METADATA), "")
-    return VerifierRefused(error.code(), reason, error.details() or "")
+    sent = next((str(value) for key, value in pairs if key == REASON_METADATA), None)
+    code = error.code()
+    return VerifierRefused(code, refusal_reason(code, sent), error.details() or "")
 
 
 class VerifierClient:

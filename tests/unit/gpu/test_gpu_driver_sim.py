@@ -22,7 +22,7 @@ import pytest
 from geoattest.attestor.gpu import ResponderError
 from geoattest.attestor.gpu import cuda as gpu_cuda
 from geoattest.attestor.gpu.host import HostAnswer, build
-from geoattest.errors import Reason
+from geoattest.errors import ConfigError, Reason
 
 CC = shutil.which("cc") or shutil.which("gcc")
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler to build the device hash")
@@ -223,6 +223,14 @@ def test_armed_responder_expires_by_its_own_deadline(fake_cupy: Any) -> None:
         challenge = os.urandom(16)
         assert responder.answer(challenge) == sha(secret, challenge)
         responder.close()
+
+
+@pytest.mark.parametrize("round_timeout_s", [0.0, 2 * gpu_cuda.MAX_ROUND_TIMEOUT_S])
+def test_an_impossible_round_timeout_is_a_config_error(
+    fake_cupy: Any, round_timeout_s: float
+) -> None:
+    with gpu_cuda.CudaContext() as gpu, pytest.raises(ConfigError, match="round timeout"):
+        gpu_cuda.ArmedResponder(gpu, round_timeout_s=round_timeout_s)
 
 
 def test_arm_that_never_gets_the_gpu_times_out_and_its_kernel_stands_down(

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geoattest.crypto import KeySigner, sha256
-from geoattest.errors import Reason, RoundError, WireError
+from geoattest.errors import ConfigError, Reason, RoundError, WireError
 from geoattest.protocol.round import (
+    MAX_EXCHANGES,
     AgentRound,
     AgentRoundState,
     LandmarkRound,
@@ -122,6 +123,16 @@ def test_no_challenge_is_answered_after_the_reveal(run_round):
     with pytest.raises(RoundError) as err:
         run.agent.receive(late)
     assert err.value.reason is Reason.ROUND_SECRET_REVEALED
+
+
+@pytest.mark.parametrize("exchanges", [0, MAX_EXCHANGES + 1])
+def test_an_agent_set_up_for_an_impossible_round_is_a_config_error(device_signer, exchanges):
+    """The number of exchanges is the agent's own setting: a bad one is not evidence."""
+    with pytest.raises(ConfigError, match="exchanges"):
+        AgentRound(
+            "dev-1", "lm-1", device_signer.verifying_key, device_signer, secret=os.urandom(32),
+            exchanges=exchanges,
+        )  # fmt: skip
 
 
 def test_round_secrets_refuse_a_repeated_secret():

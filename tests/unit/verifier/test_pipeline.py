@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geoattest.crypto import KeySigner, sha256
-from geoattest.errors import Reason
+from geoattest.errors import ConfigError, Reason
 from geoattest.geo import build_policy, circle_region, country_region
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import ProofChain
@@ -463,7 +463,7 @@ def test_proof_delayed_in_an_outbox_still_counts_for_its_own_time(world):
 
 @pytest.mark.parametrize("faults", [-1, 3])
 def test_landmark_faults_must_leave_a_quorum_to_judge(faults):
-    with pytest.raises(ValueError, match="landmark_faults"):
+    with pytest.raises(ConfigError, match="landmark_faults"):
         make_appraiser({}, RevocationList(1, frozenset(), frozenset()), landmark_faults=faults)
 
 

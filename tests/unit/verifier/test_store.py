@@ -247,8 +247,9 @@ def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
     appraisal_b = appraiser.appraise(proof_b, other, NOW_NS)
     store.commit([CommitRecord(appraisal_a, b"a", appraisal_a.proof_digest, "", (), NOW_NS)])
     before = store.dump()
-    with pytest.raises(StoreConflictError):
+    with pytest.raises(StoreConflictError) as conflict:
         other.commit([CommitRecord(appraisal_b, b"b", appraisal_b.proof_digest, "", (), NOW_NS)])
+    assert conflict.value.reason is Reason.STORE_CONFLICT
     assert store.dump() == before
     other.close()
 
@@ -360,12 +361,34 @@ def test_a_locked_database_is_unavailable_and_the_proof_is_not_stored(world, chi
     service = world.service(store)
     holder = sqlite3.connect(world.db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the timeout
-    with pytest.raises(StoreUnavailableError):
+    with pytest.raises(StoreUnavailableError) as unavailable:
         service.submit(world.proof(chip, advance=False), NOW_NS)
     holder.execute("ROLLBACK")
     holder.close()
+    assert unavailable.value.reason is Reason.STORE_UNAVAILABLE
+    assert unavailable.value.detail == "OperationalError"  # the driver's message stays inside
     assert store.accepted_counters("dev-1") == []
     assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
+    store.close()
+
+
+def test_a_locked_database_refuses_an_enrolment_and_a_sweep_as_unavailable(world):
+    """Enrolment and the stale sweep go through SQLAlchemy, not the proof path's own
+    connection: its failures come out as the store's error too, never the library's."""
+    store = SqlStore.open(world.db_path, busy_timeout_ms=50)
+    service = world.service(store)
+    chip = world.chip("dev-1")
+    holder = sqlite3.connect(world.db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreUnavailableError) as enrolment:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    with pytest.raises(StoreUnavailableError) as sweep:
+        service.sweep_stale(NOW_NS)
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert enrolment.value.reason is sweep.value.reason is Reason.STORE_UNAVAILABLE
+    assert store.dump()["devices"] == []
+    service.enrol(chip.identity(), chip.possession(), NOW_NS)
     store.close()
 
 

@@ -1,0 +1,62 @@
+"""A verifier built from the operator's files, as ``verifier serve`` builds it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from verifier_world import MEASUREMENT, NOW_NS, VERIFIER_ID, VerifierWorld
+
+from geoattest.errors import ConfigError
+from geoattest.verdict import Verdict
+from geoattest.verifier.pipeline import PipelineConfig
+from geoattest.verifier.store import SqlStore
+from geoattest.verifier.wiring import VerifierFiles, VerifierOptions, load_verifier
+
+OPTIONS = VerifierOptions(
+    VERIFIER_ID, PipelineConfig(quorum=3, allowed_measurements=frozenset({MEASUREMENT}))
+)
+
+
+@pytest.fixture
+def world(tmp_path) -> VerifierWorld:
+    world = VerifierWorld.create(tmp_path)
+    world.serve_args()  # writes the registry, the policy and the result key
+    return world
+
+
+@pytest.fixture
+def files(world) -> VerifierFiles:
+    return VerifierFiles(
+        db=world.db_path,
+        trust_roots=[world.root / "ca.crt"],
+        landmarks=world.root / "landmarks.json",
+        policy=world.root / "policy.json",
+        licences=world.licences_path,
+        result_key=world.root / "result-key",
+    )
+
+
+def test_the_loaded_verifier_enrols_and_appraises(world, files):
+    verifier = load_verifier(files, replace(OPTIONS, cadence_s=600, stale_after=2))
+    assert verifier.config.stale_after_cadences == 2
+    assert verifier.sweep_every_s == 150
+    store = SqlStore.open(world.db_path)
+    service = verifier.service(store)
+    chip = world.chip("dev-1")
+    service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
+    store.close()
+
+
+def test_each_server_is_built_afresh_from_what_was_loaded(files):
+    verifier = load_verifier(files, OPTIONS)
+    with verifier.server() as first, verifier.server() as second:
+        assert first.service is not second.service
+        assert first.service.config == verifier.config
+
+
+def test_a_database_that_does_not_open_fails_at_load(files, tmp_path):
+    (tmp_path / "notes.db").write_text("not a database " * 100)
+    with pytest.raises(ConfigError, match=r"notes\.db"):
+        load_verifier(replace(files, db=tmp_path / "notes.db"), OPTIONS)

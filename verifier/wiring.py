@@ -1,0 +1,141 @@
+"""Building a verifier from the operator's files, one small step per input.
+
+Everything is loaded and checked once, before a server binds (and before ``serve
+--workers N`` forks, so that the workers share the loaded geography copy-on-write); each
+process then opens a store of its own and builds its service from what was loaded.
+
+Example::
+
+    verifier = load_verifier(files, VerifierOptions("verifier-1", PipelineConfig()))
+    with verifier.server() as server:
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from geoattest.geo import load_policy
+from geoattest.pki import LandmarkRegistry, ResultKey, RevocationList, TrustAnchors
+from geoattest.verdict import RegionAppraiser
+from geoattest.verifier.grpc_server import VerifierServer
+from geoattest.verifier.licences import Licences
+from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
+from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.service import VerifierConfig, VerifierService
+from geoattest.verifier.store import SqlStore, Store, Synchronous
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierFiles:
+    """The operator's files a verifier is built from."""
+
+    db: Path
+    """SQLite database (created if missing; its directory must exist)."""
+    trust_roots: Sequence[Path]
+    """Manufacturer root certificates (PEM)."""
+    landmarks: Path
+    """Landmark registry (JSON)."""
+    policy: Path
+    """Region policy (JSON)."""
+    licences: Path
+    """Licences (JSON: device -> region, expiry)."""
+    result_key: Path
+    """Result key directory ('verifier keygen')."""
+    revocations: Path | None = None
+    """Revocation list (JSON); none: nothing is revoked."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierOptions:
+    """The operator's settings that are not files."""
+
+    verifier_id: str
+    """Names this verifier in possession proofs and as the results' issuer."""
+    pipeline: PipelineConfig
+    cadence_s: int = 3600
+    """Expected seconds between proofs; the stale sweep runs four times per cadence."""
+    stale_after: int = 3
+    """Missed cadences before a device is STALE."""
+    synchronous: Synchronous = Synchronous.FULL
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedVerifier:
+    """Everything a verifier process is built from, loaded and checked."""
+
+    db: Path
+    synchronous: Synchronous
+    config: VerifierConfig
+    anchors: TrustAnchors
+    appraiser: ProofAppraiser
+    licences: Licences
+    signer: ResultSigner
+    sweep_every_s: float
+
+    def service(self, store: Store) -> VerifierService:
+        return VerifierService(
+            self.config,
+            anchors=self.anchors,
+            appraiser=self.appraiser,
+            licences=self.licences,
+            signer=self.signer,
+            store=store,
+        )
+
+    @contextmanager
+    def server(self) -> Iterator[VerifierServer]:
+        """A server (not started) over a store of this process's own, closed after."""
+        store = SqlStore.open(self.db, synchronous=self.synchronous)
+        try:
+            yield VerifierServer(self.service(store), sweep_every_s=self.sweep_every_s)
+        finally:
+            store.close()
+
+
+def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerifier:
+    """Load every input and check that the database opens.
+
+    Raises:
+        ConfigError: naming the first input that is missing or unusable.
+    """
+    anchors = TrustAnchors.from_pem_files(files.trust_roots)
+    appraiser = _appraiser(files, options.pipeline)
+    licences = Licences.load(files.licences, appraiser.region.has_region)
+    signer = _result_signer(files.result_key, options.verifier_id, appraiser.region)
+    _check_database(files.db, options.synchronous)
+    return LoadedVerifier(
+        db=files.db,
+        synchronous=options.synchronous,
+        config=VerifierConfig(
+            options.verifier_id,
+            cadence_ns=options.cadence_s * 1_000_000_000,
+            stale_after_cadences=options.stale_after,
+        ),
+        anchors=anchors,
+        appraiser=appraiser,
+        licences=licences,
+        signer=signer,
+        sweep_every_s=options.cadence_s / 4,
+    )
+
+
+def _appraiser(files: VerifierFiles, config: PipelineConfig) -> ProofAppraiser:
+    """The proof pipeline over the registered landmarks, the revocations and the policy."""
+    registry = LandmarkRegistry.load(files.landmarks)
+    revoked = RevocationList.load(files.revocations) if files.revocations else RevocationList()
+    return ProofAppraiser(config, registry, revoked, load_policy(files.policy).appraiser())
+
+
+def _result_signer(key_directory: Path, verifier_id: str, region: RegionAppraiser) -> ResultSigner:
+    return ResultSigner(
+        ResultKey.load(key_directory), verifier_id=verifier_id, policy_id=region.policy_id
+    )
+
+
+def _check_database(db: Path, synchronous: Synchronous) -> None:
+    """Open and close the database once, so that a bad file fails here, not in N workers."""
+    SqlStore.open(db, synchronous=synchronous).close()
