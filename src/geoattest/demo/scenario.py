@@ -17,7 +17,8 @@ from typing import Any
 from geoattest.errors import ConfigError
 from geoattest.geo import RegionPolicy, policy_from_mapping
 from geoattest.netsim.latency import great_circle_km
-from geoattest.pki import check_coordinates, check_device_id, check_identifier
+from geoattest.pki.landmarks import check_coordinates
+from geoattest.pki.names import check_device_id, check_identifier
 
 _TOP = {
     "name",

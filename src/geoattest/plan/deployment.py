@@ -45,7 +45,7 @@ from geoattest.demo.scenario import (
 )
 from geoattest.errors import ConfigError
 from geoattest.geo.policy import RegionPolicy
-from geoattest.pki import check_identifier
+from geoattest.pki.names import check_identifier
 
 DEFAULT_BUDGET = 3
 DEFAULT_CANDIDATE_RADIUS_KM = 600.0
