@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
+from geoattest.units import SECOND_NS
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,4 +91,4 @@ def _timestamp_ns(text: str) -> int:
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"valid_until {text!r} has no time zone")
-    return int(moment.timestamp()) * 1_000_000_000
+    return int(moment.timestamp()) * SECOND_NS

@@ -41,13 +41,13 @@ from geoattest.geo.sphere import ELLIPSOID_MARGIN, distance_km, grow
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
+from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict
 from geoattest.verifier.state import ChainHead, DeviceRecord, TrustedState
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
 
-SECOND_NS = 1_000_000_000
 MAX_RECEIPTS = 16
 
 

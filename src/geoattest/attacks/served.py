@@ -33,6 +33,7 @@ from geoattest.attestor.outbox import Outbox
 from geoattest.crypto import KeySigner
 from geoattest.netsim.adversary import Adversary
 from geoattest.pki import ManufacturerCA, ResultKey, TrustAnchors
+from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, identity_pb2, round_pb2, verifier_service_pb2
 from geoattest.verifier.licences import Licence as ExportLicence
 from geoattest.verifier.licences import Licences
@@ -42,7 +43,6 @@ from geoattest.verifier.state import ChainHead
 from geoattest.verifier.store import Alert, SqlStore
 from geoattest.wire.envelope import PayloadType, seal
 
-SECOND_NS = 1_000_000_000
 VERIFIER_ID = "attack-world-verifier"
 CADENCE_S = 600
 """Agents prove every ten minutes."""

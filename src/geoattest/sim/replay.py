@@ -22,6 +22,7 @@ from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 from geoattest.sim.fleet import FleetResult, SampledChip
+from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.state import DeviceRecord, InMemoryState
@@ -30,7 +31,6 @@ UNIX_BASE_NS = 1_767_225_600 * 10**9
 """2026-01-01T00:00:00Z: the landmarks' wall clocks read this plus virtual time."""
 MEASUREMENT = sha256(b"geoattest fleet agent")
 """The agent firmware the replay's policy allows."""
-SECOND_NS = 10**9
 
 
 class _Landmarks:
