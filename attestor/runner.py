@@ -34,6 +34,7 @@ from typing import Any
 
 import grpc
 
+from geoattest.address import parse_address
 from geoattest.attestor.agent import Attester, Delivered
 from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.attestor.licence import Licence
@@ -41,6 +42,7 @@ from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, EvidenceError
+from geoattest.files import read_json
 from geoattest.protocol.round import RoundSecrets
 from geoattest.v1 import evidence_pb2
 from geoattest.wire.client import VerifierClient, VerifierRefused, enrolment_request
@@ -72,18 +74,13 @@ class AgentConfig:
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"agent config {path} does not exist") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"agent config {path} is not valid JSON ({exc})") from None
+        raw = read_json(path, "agent config")
         base = path.parent
         try:
             landmarks = tuple(
                 LandmarkEndpoint(
                     str(entry["id"]),
-                    *_address(str(entry["address"])),
+                    *parse_address(str(entry["address"]), f"landmark {entry['id']} address"),
                     VerifyingKey.from_der(bytes.fromhex(entry["public_key"])),
                 )
                 for entry in raw["landmarks"]
@@ -101,13 +98,6 @@ class AgentConfig:
             )
         except (KeyError, TypeError, ValueError, EvidenceError) as exc:
             raise ConfigError(f"agent config {path} is malformed: {exc!r}") from None
-
-
-def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"address {text!r} is not HOST:PORT")
-    return host, int(port)
 
 
 Emit = Callable[[dict[str, Any]], None]
