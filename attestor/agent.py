@@ -106,18 +106,31 @@ class Attester:
         self.outbox.record(envelope, base, after)
         return len(receipts)
 
-    def deliver(self, submit: Submitter, now_s: int) -> list[Delivered]:
-        """Submit pending proofs in order; stop at the first unreachable verifier."""
+    def deliver(
+        self,
+        submit: Submitter,
+        now_s: Callable[[], int],
+        on_settled: Callable[[Delivered], None] | None = None,
+    ) -> list[Delivered]:
+        """Submit pending proofs in chain order; stop at the first unreachable verifier.
+
+        Each answer is acted on at ``now_s()`` (Unix seconds) as it arrives and handed to
+        ``on_settled`` before the next proof goes, so a report of it sees the licence as
+        that answer left it.
+        """
         delivered: list[Delivered] = []
         while pending := self.outbox.pending():
             try:
                 result = submit(pending[0].envelope)
             except DeliveryError:
                 break
-            delivered.append(self.settle(pending[0], result, now_s))
+            settled = self._settle(pending[0], result, now_s())
+            delivered.append(settled)
+            if on_settled is not None:
+                on_settled(settled)
         return delivered
 
-    def settle(
+    def _settle(
         self, proof: PendingProof, result: evidence_pb2.AttestationResult, now_s: int
     ) -> Delivered:
         """Act on the verifier's answer to ``proof`` (the oldest pending one)."""

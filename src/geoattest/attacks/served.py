@@ -231,7 +231,7 @@ class ServedWorld:
                 result_token=result.token,
             )
 
-        return served.attester.deliver(submit, self.now_s())
+        return served.attester.deliver(submit, self.now_s)
 
     def elapse(
         self,
