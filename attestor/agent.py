@@ -18,7 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.attestor.outbox import Outbox, PendingProof
 from geoattest.crypto import Signer
 from geoattest.errors import GeoattestError, Reason
@@ -55,7 +55,7 @@ class Submitter(Protocol):
     def __call__(self, proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult: ...
 
 
-class Delivery(Enum):
+class DeliveryOutcome(Enum):
     """What became of a pending proof."""
 
     ACCEPTED = "accepted"
@@ -66,8 +66,10 @@ class Delivery(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
+    """One pending proof's fate: its counter, what became of it and the verifier's answer."""
+
     counter: int
-    outcome: Delivery
+    outcome: DeliveryOutcome
     result: evidence_pb2.AttestationResult
 
 
@@ -80,7 +82,7 @@ class Attester:
         device_id: str,
         landmark_ids: Sequence[str],
         outbox: Outbox,
-        licence: Licence,
+        licence: AgentLicence,
         *,
         measurement: bytes | None = None,
     ) -> None:
@@ -140,9 +142,9 @@ class Attester:
             self.outbox.acknowledge(proof.counter)
             if result.result_token:
                 self.licence.offer(result.result_token, now_s)
-            return Delivered(proof.counter, Delivery.ACCEPTED, result)
+            return Delivered(proof.counter, DeliveryOutcome.ACCEPTED, result)
         self.outbox.reject(proof.counter, self._sign)
-        return Delivered(proof.counter, Delivery.REJECTED, result)
+        return Delivered(proof.counter, DeliveryOutcome.REJECTED, result)
 
     def status(self, now_s: int) -> LicenceStatus:
         return self.licence.status(now_s)

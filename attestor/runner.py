@@ -37,7 +37,7 @@ import grpc
 from geoattest.address import parse_address
 from geoattest.attestor.agent import Attester, Delivered, DeliveryError
 from geoattest.attestor.keystore import DeviceKeyStore
-from geoattest.attestor.licence import Licence
+from geoattest.attestor.licence import AgentLicence
 from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
 from geoattest.crypto import VerifyingKey
@@ -209,7 +209,7 @@ class AgentProcess:
                 attempt += 1
                 continue
             self.emit({"event": "enrolled", "device_id": self.config.device_id})
-            licence = Licence(
+            licence = AgentLicence(
                 self.config.device_id,
                 jwks,
                 grace_s=self.config.grace_s,

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from geoattest.demo.scenario import Scenario, default_scenario_path, load_scenario
+from geoattest.demo.scenario import DemoScenario, default_scenario_path, load_scenario
 from geoattest.sim.fleet import FleetConfig, FleetResult, run_fleet
 from geoattest.sim.shortcut import FleetVerdicts, Site
 from geoattest.verdict import LandmarkBound
@@ -24,7 +24,7 @@ CHIPS = 50_000
 
 
 @functools.cache
-def scenario() -> Scenario:
+def scenario() -> DemoScenario:
     return load_scenario(default_scenario_path())
 
 

@@ -26,7 +26,9 @@ from geoattest.units import SECOND_NS
 
 
 @dataclass(frozen=True, slots=True)
-class Licence:
+class ExportLicence:
+    """The operator's licence for one device: the region it may run in, and until when."""
+
     device_id: str
     region: str
     """A region name the region policy defines."""
@@ -36,7 +38,7 @@ class Licence:
 class Licences:
     """Licences by device id."""
 
-    def __init__(self, licences: Mapping[str, Licence]) -> None:
+    def __init__(self, licences: Mapping[str, ExportLicence]) -> None:
         self._licences = dict(licences)
 
     @classmethod
@@ -55,7 +57,7 @@ class Licences:
         try:
             entries = document["licences"]
             licences = {
-                str(device_id): Licence(
+                str(device_id): ExportLicence(
                     device_id=str(device_id),
                     region=str(entry["region"]),
                     valid_until_ns=_timestamp_ns(str(entry["valid_until"])),
@@ -72,7 +74,7 @@ class Licences:
                 )
         return cls(licences)
 
-    def licence_for(self, device_id: str, now_ns: int) -> Licence:
+    def licence_for(self, device_id: str, now_ns: int) -> ExportLicence:
         """The device's licence in force at ``now_ns``.
 
         Raises:

@@ -9,7 +9,7 @@ checked with the verifier's JWKS, grace period). Rounds run on the world's virtu
 every clock is the world's virtual clock::
 
     with ServedWorld.open(AttackWorld()) as served:
-        chip = served.enrol(Chip("chip-sg", SINGAPORE, "SG", landmarks))
+        chip = served.enrol(WorldChip("chip-sg", SINGAPORE, "SG", landmarks))
         served.cycle(chip)                      # rounds, proof, delivery, licence
         timeline = served.elapse(chip, cadences=4, verifier_reachable=False)
 """
@@ -26,17 +26,16 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from geoattest.attacks.world import MEASUREMENT, AttackWorld, Chip
+from geoattest.attacks.world import MEASUREMENT, AttackWorld, WorldChip
 from geoattest.attestor.agent import Attester, Delivered, DeliveryError
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.attestor.outbox import Outbox
 from geoattest.crypto import KeySigner
 from geoattest.netsim.adversary import Adversary
 from geoattest.pki import ManufacturerCA, ResultKey, TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, identity_pb2, round_pb2, verifier_service_pb2
-from geoattest.verifier.licences import Licence as ExportLicence
-from geoattest.verifier.licences import Licences
+from geoattest.verifier.licences import ExportLicence, Licences
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import ProofResult, VerifierConfig, VerifierService
 from geoattest.verifier.state import ChainHead
@@ -70,7 +69,7 @@ class _IssuedLicences(Licences):
 class ServedChip:
     """One enrolled chip: where it is, and its agent."""
 
-    chip: Chip
+    chip: WorldChip
     signer: KeySigner
     attester: Attester
     results: list[ProofResult] = field(default_factory=list)
@@ -150,7 +149,7 @@ class ServedWorld:
 
     def enrol(
         self,
-        chip: Chip,
+        chip: WorldChip,
         *,
         manufacturer: ManufacturerCA | None = None,
         licence_s: int = EXPORT_LICENCE_S,
@@ -184,7 +183,7 @@ class ServedWorld:
             seal(PayloadType.ENROLMENT, claim.SerializeToString(), signer),
             self.world.now_ns(),
         )
-        licence = Licence(
+        licence = AgentLicence(
             chip.device_id, self.service.jwks(), grace_s=GRACE_S, booted_at_s=self.now_s()
         )
         attester = Attester(

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoattest.bench.fleet import VERIFIER_ID, Chip, Fleet
+from geoattest.bench.fleet import VERIFIER_ID, Fleet, FleetChip
 from geoattest.bench.report import Figures, median, progress, quantile
 from geoattest.crypto import VerifyingKey
 from geoattest.demo.run import Party
@@ -206,7 +206,7 @@ def _accepted(results: Sequence[evidence_pb2.AttestationResult]) -> int:
     return len(results)
 
 
-async def _enrol(chip: Chip, client: VerifierClient) -> int:
+async def _enrol(chip: FleetChip, client: VerifierClient) -> int:
     await client.enroll(
         enrolment_request(chip.signer, chip.device_id, chip.certificate_der, [], VERIFIER_ID)
     )

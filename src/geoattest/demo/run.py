@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from geoattest.attestor.agent import agent_measurement
-from geoattest.demo.scenario import ChipSite, Scenario
+from geoattest.demo.scenario import ChipSite, DemoScenario
 from geoattest.demo.workspace import VERIFIER_ID, Workspace, provision
 from geoattest.errors import ConfigError
 from geoattest.netsim.adversary import Role, Site
@@ -131,7 +131,7 @@ class Fleet:
         yield self.verifier
 
 
-def start_fleet(scenario: Scenario, root: Path, cadence_s: float | None) -> Fleet:
+def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> Fleet:
     workspace = provision(scenario, root, dt.datetime.now(dt.UTC))
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
@@ -316,7 +316,7 @@ def _pump(fleet: Fleet, sink: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
 
 
 def run_demo(
-    scenario: Scenario,
+    scenario: DemoScenario,
     *,
     duration_s: float,
     root: Path,

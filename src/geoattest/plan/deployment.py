@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from geoattest.demo.scenario import (
+    DemoScenario,
     LandmarkSite,
-    Scenario,
     default_scenario_path,
     scenario_from_mapping,
 )
@@ -73,11 +73,11 @@ class Deployment:
     """Explicit candidate sites; None means "the largest towns near the region"."""
     source: str
     """Where the deployment came from, for the report."""
-    scenario: Scenario
+    scenario: DemoScenario
     """The same file read as a demo scenario (what fleet studies take)."""
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, source: str) -> Deployment:
+    def from_scenario(cls, scenario: DemoScenario, source: str) -> Deployment:
         """A demo scenario read as a deployment: every region, default planning inputs."""
         return cls(
             name=scenario.name,

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from geoattest.demo.scenario import Scenario
+from geoattest.demo.scenario import DemoScenario
 from geoattest.errors import ConfigError
 from geoattest.geo import Countries, GeoAppraiser
 from geoattest.geo.places import populated_places
@@ -311,7 +311,7 @@ Progress = Callable[[int, int], None]
 
 
 def run_fleet(
-    scenario: Scenario,
+    scenario: DemoScenario,
     config: FleetConfig,
     *,
     model: LatencyModel | None = None,
@@ -585,7 +585,7 @@ class _World:
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: DemoScenario,
         config: FleetConfig,
         regions: Sequence[str],
         model: LatencyModel,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from geoattest.crypto import KeySigner, sha256
-from geoattest.demo.scenario import Scenario
+from geoattest.demo.scenario import DemoScenario
 from geoattest.errors import GeoattestError
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import ProofChain
@@ -36,7 +36,7 @@ MEASUREMENT = sha256(b"geoattest fleet agent")
 class _Landmarks:
     """The scenario's landmarks with fresh keys, as the registry lists them."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: DemoScenario) -> None:
         self.sites = scenario.landmarks
         self.signers = [KeySigner.generate() for _ in self.sites]
 
@@ -48,7 +48,7 @@ class _Landmarks:
 
 
 def check_sample(
-    scenario: Scenario,
+    scenario: DemoScenario,
     result: FleetResult,
     *,
     progress: Callable[[int, int], None] | None = None,

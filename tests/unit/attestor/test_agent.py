@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import UNIX_NS, issue_receipt
 
-from geoattest.attestor.agent import Attester, Delivery, DeliveryError, agent_measurement
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.agent import Attester, DeliveryError, DeliveryOutcome, agent_measurement
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.attestor.outbox import Outbox
 from geoattest.crypto import KeySigner
 from geoattest.geo import build_policy, circle_region
@@ -68,7 +68,7 @@ def parties(tmp_path):
     device = KeySigner.generate()
     landmarks = {lid: KeySigner.generate() for lid in SITES}
     verifier = InMemoryVerifier(device, landmarks, agent_measurement())
-    licence = Licence("dev-1", verifier.signer.jwks(), grace_s=600, booted_at_s=NOW_S)
+    licence = AgentLicence("dev-1", verifier.signer.jwks(), grace_s=600, booted_at_s=NOW_S)
     attester = Attester(device, "dev-1", list(SITES), Outbox(tmp_path, "dev-1"), licence)
     tick = iter(range(1, 10_000))
 
@@ -90,7 +90,7 @@ def test_attested_proof_is_accepted_and_licenses_the_chip(parties):
     assert attester.status(NOW_S) is LicenceStatus.GRACE
     assert attester.attest(run_round) == 3
     delivered = attester.deliver(verifier, lambda: NOW_S)
-    assert [d.outcome for d in delivered] == [Delivery.ACCEPTED]
+    assert [d.outcome for d in delivered] == [DeliveryOutcome.ACCEPTED]
     assert delivered[0].result.verdict == evidence_pb2.VERDICT_ALLOWED
     assert attester.status(NOW_S) is LicenceStatus.LICENSED
     assert attester.outbox.pending() == []
@@ -132,7 +132,11 @@ def test_rejected_proof_is_rebuilt_so_later_proofs_still_chain(parties):
     attester.attest(run_round)
     verifier.up = True
     outcomes = [(d.counter, d.outcome) for d in attester.deliver(verifier, lambda: NOW_S)]
-    assert outcomes == [(1, Delivery.ACCEPTED), (2, Delivery.REJECTED), (2, Delivery.ACCEPTED)]
+    assert outcomes == [
+        (1, DeliveryOutcome.ACCEPTED),
+        (2, DeliveryOutcome.REJECTED),
+        (2, DeliveryOutcome.ACCEPTED),
+    ]
     head = verifier.state.head("dev-1")
     assert head.counter == 2
     assert head.digest == attester.outbox.chain().head_digest

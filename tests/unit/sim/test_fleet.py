@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from geoattest.demo.scenario import Scenario, default_scenario_path, load_scenario
+from geoattest.demo.scenario import DemoScenario, default_scenario_path, load_scenario
 from geoattest.errors import ConfigError
 from geoattest.netsim.latency import great_circle_km
 from geoattest.sim.fleet import FleetConfig, FleetResult, Placement, Strategy, run_fleet
@@ -17,7 +17,7 @@ from geoattest.verdict import KM_PER_NS_OF_RTT, Verdict
 
 
 @functools.cache
-def scenario() -> Scenario:
+def scenario() -> DemoScenario:
     return load_scenario(default_scenario_path())
 
 
