@@ -22,7 +22,7 @@ from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.attestor.outbox import Outbox, PendingProof
 from geoattest.crypto import Signer
 from geoattest.errors import GeoattestError, Reason
-from geoattest.protocol.proof import ProofChain
+from geoattest.protocol.proof import ChainedProof, ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2
 
 
@@ -93,9 +93,7 @@ class Attester:
         self.licence = licence
         self.measurement = measurement if measurement is not None else agent_measurement()
 
-    def _sign(
-        self, base: ProofChain, receipts: Sequence[envelope_pb2.Envelope]
-    ) -> tuple[envelope_pb2.Envelope, ProofChain]:
+    def _sign(self, base: ProofChain, receipts: Sequence[envelope_pb2.Envelope]) -> ChainedProof:
         return base.extend(receipts, measurement=self.measurement, signer=self.signer)
 
     def attest(self, run_round: RoundRunner) -> int:

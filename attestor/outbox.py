@@ -25,7 +25,7 @@ from pathlib import Path
 
 from geoattest.errors import ConfigError
 from geoattest.files import write_atomic
-from geoattest.protocol.proof import ProofChain
+from geoattest.protocol.proof import ChainedProof, ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2
 
 
@@ -118,10 +118,7 @@ class Outbox:
     def reject(
         self,
         counter: int,
-        rebuild: Callable[
-            [ProofChain, Sequence[envelope_pb2.Envelope]],
-            tuple[envelope_pb2.Envelope, ProofChain],
-        ],
+        rebuild: Callable[[ProofChain, Sequence[envelope_pb2.Envelope]], ChainedProof],
     ) -> None:
         """Drop a rejected proof; re-sign the later pending proofs on its base.
 

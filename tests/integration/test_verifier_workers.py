@@ -21,7 +21,7 @@ from command import GEOATTEST
 from verifier_world import MEASUREMENT, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import Reason
-from geoattest.protocol.proof import ProofChain
+from geoattest.protocol.proof import ChainedProof
 from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.store import SqlStore
@@ -95,9 +95,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def next_proof(
-    world: VerifierWorld, chip: ProvisionedChip
-) -> tuple[envelope_pb2.Envelope, ProofChain]:
+def next_proof(world: VerifierWorld, chip: ProvisionedChip) -> ChainedProof:
     """A fresh proof extending the chip's chain, and the chain it would leave (not taken)."""
     receipts = world.receipts(chip, unix_ns=time.time_ns() - MS)
     return chip.chain.extend(receipts, measurement=MEASUREMENT, signer=chip.signer)

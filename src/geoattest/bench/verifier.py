@@ -432,14 +432,14 @@ def run(
             argv = [*fleet.write(root), "--workers", str(cores)]
             party = Party("verifier", [sys.executable, "-m", "geoattest", *argv], root / "log")
             try:
-                host, port = party.wait_for_address()
+                target = str(party.wait_for_address())
                 advance()
                 bound = functools.partial(crypto_bound, checks, per_proof, cores)
                 workers = _children(party.process.pid)
                 (unary, unary_bound), *batches = asyncio.run(
                     grpc_run(
                         fleet,
-                        f"{host}:{port}",
+                        target,
                         batch,
                         concurrency,
                         workers=workers,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from geoattest.address import HostPort
 from geoattest.attestor.agent import agent_measurement
 from geoattest.demo.scenario import ChipSite, DemoScenario
 from geoattest.demo.workspace import VERIFIER_ID, Workspace, provision
@@ -63,7 +64,7 @@ class Party:
         for line in self.process.stdout:
             self.lines.put(line.rstrip("\n"))
 
-    def wait_for_address(self, timeout_s: float = START_TIMEOUT_S) -> tuple[str, int]:
+    def wait_for_address(self, timeout_s: float = START_TIMEOUT_S) -> HostPort:
         """The HOST:PORT the party prints when it is listening."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -75,7 +76,7 @@ class Party:
                 continue
             match = _ADDRESS.search(line)
             if match and "listening" in line:
-                return match.group(1), int(match.group(2))
+                return HostPort(match.group(1), int(match.group(2)))
         raise ConfigError(f"{self.name} did not start within {timeout_s:.0f} s")
 
     def last_error(self) -> str:
@@ -187,7 +188,7 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
             )
             started.append(party)
             landmark_parties[site.landmark_id] = party
-        vhost, vport = verifier.wait_for_address()
+        verifier_address = str(verifier.wait_for_address())
         addresses = {lid: p.wait_for_address() for lid, p in landmark_parties.items()}
         emulator = Emulator(seed=scenario.seed)
         registry = LandmarkRegistry.load(workspace.registry)
@@ -204,13 +205,13 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
                         Site(site.landmark_id, (site.latitude, site.longitude), Role.LANDMARK),
                         address,
                     )
-                    address = link.address
+                    address = HostPort(*link.address)
                 record = registry.get(site.landmark_id)
                 assert record is not None
                 endpoints.append(
                     {
                         "id": site.landmark_id,
-                        "address": f"{address[0]}:{address[1]}",
+                        "address": str(address),
                         "public_key": record.verifying_key.der().hex(),
                     }
                 )
@@ -219,7 +220,7 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
                 "device_id": chip.device_id,
                 "keystore": "keys",
                 "outbox": "outbox",
-                "verifier": f"{vhost}:{vport}",
+                "verifier": verifier_address,
                 "verifier_id": VERIFIER_ID,
                 "landmarks": endpoints,
                 "exchanges": scenario.exchanges,
@@ -237,7 +238,7 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
             )
             started.append(party)
             agents[device_id] = party
-        return Fleet(workspace, verifier, f"{vhost}:{vport}", landmark_parties, agents, emulator)
+        return Fleet(workspace, verifier, verifier_address, landmark_parties, agents, emulator)
     except BaseException:
         for party in reversed(started):
             party.stop(grace_s=5.0)
