@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -264,7 +264,3 @@ class ServedWorld:
 def _landmark_of(receipt: envelope_pb2.Envelope) -> str:
     """The landmark a receipt names (its signature is the verifier's to check)."""
     return round_pb2.TimingReceipt.FromString(receipt.payload).landmark_id
-
-
-def alerts_for(alerts: Sequence[Alert], device_id: str) -> list[Alert]:
-    return [a for a in alerts if a.device_id == device_id]

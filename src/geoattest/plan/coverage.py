@@ -489,7 +489,7 @@ def evaluate(
     weight = grid.area_weight()
     stretches = {}
     for name, q in STRETCHES.items():
-        cells = np.zeros(grid.land.size, dtype=np.int8)
+        cells = np.full(grid.land.size, NOT_JUDGED, dtype=np.int8)
         cells[land] = judge.verdicts(lat[land], lon[land], sites, q, progress)
         town_codes = judge.verdicts(towns.lat, towns.lon, sites, q, progress)
         cells2d = cells.reshape(grid.shape)

@@ -31,7 +31,7 @@ import dataclasses
 import json
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -249,8 +249,3 @@ def _number(where: str, value: Any, low: float, high: float) -> float:
     ):
         raise ConfigError(f"{where} must be a number in [{low}, {high}], got {value!r}")
     return float(value)
-
-
-def as_mapping(site: LandmarkSite) -> Mapping[str, Any]:
-    """A site as JSON-ready data."""
-    return {"id": site.landmark_id, "name": site.name, "lat": site.latitude, "lon": site.longitude}
