@@ -9,7 +9,8 @@ reason code the server put in the ``geoattest-reason`` trailing metadata.
 Example::
 
     async with VerifierClient("127.0.0.1:50051") as client:
-        await client.enroll(enrolment_request(keystore, cert_der, (), "verifier-1"))
+        request = enrolment_request(keystore, device_id, certificate_der, (), "verifier-1")
+        await client.enroll(request)
         result = await client.submit(proof_envelope)
 """
 
