@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geoattest.demo.run import Fleet, Party, start_fleet, stop_fleet
+from geoattest.demo.run import DemoFleet, Party, start_fleet, stop_fleet
 from geoattest.demo.scenario import DemoScenario, load_scenario
 
 GUARD_S = 90.0
@@ -110,7 +110,7 @@ class Events:
 
 @dataclass
 class LiveFleet:
-    fleet: Fleet
+    fleet: DemoFleet
     extra: list[Party] = field(default_factory=list)
     """Parties the test started itself (a restarted verifier); stopped with the fleet."""
 

@@ -116,7 +116,7 @@ class ChipView:
 
 
 @dataclass
-class Fleet:
+class DemoFleet:
     """Everything the demo started, so that all of it is stopped."""
 
     workspace: Workspace
@@ -132,7 +132,7 @@ class Fleet:
         yield self.verifier
 
 
-def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> Fleet:
+def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> DemoFleet:
     workspace = provision(scenario, root, dt.datetime.now(dt.UTC))
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
@@ -238,7 +238,7 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
             )
             started.append(party)
             agents[device_id] = party
-        return Fleet(workspace, verifier, verifier_address, landmark_parties, agents, emulator)
+        return DemoFleet(workspace, verifier, verifier_address, landmark_parties, agents, emulator)
     except BaseException:
         for party in reversed(started):
             party.stop(grace_s=5.0)
@@ -248,7 +248,7 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
         raise
 
 
-def stop_fleet(fleet: Fleet) -> None:
+def stop_fleet(fleet: DemoFleet) -> None:
     """Agents first (they finish their cycle), then landmarks, then the verifier."""
     for party in fleet.parties():
         party.stop()
@@ -300,7 +300,7 @@ class AlertWatcher:
         self._thread.join(timeout=5.0)
 
 
-def _pump(fleet: Fleet, sink: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
+def _pump(fleet: DemoFleet, sink: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
     for device_id, party in fleet.agents.items():
         while True:
             try:
