@@ -16,12 +16,12 @@ configuration error, never a device that can never be ALLOWED).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
+from geoattest.files import read_json
 from geoattest.units import SECOND_NS
 
 
@@ -48,12 +48,7 @@ class Licences:
         Raises:
             ConfigError: the file is missing, malformed, or names an undefined region.
         """
-        try:
-            document = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise ConfigError(f"licences file {path} does not exist") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"licences file {path} is not readable JSON: {exc}") from exc
+        document = read_json(path, "licences file")
         try:
             entries = document["licences"]
             licences = {
