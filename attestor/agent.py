@@ -18,11 +18,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.attestor.outbox import Outbox, PendingProof
 from geoattest.crypto import Signer
 from geoattest.errors import GeoattestError, Reason
-from geoattest.protocol.proof import ProofChain
+from geoattest.protocol.proof import ChainedProof, ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2
 
 
@@ -55,7 +55,7 @@ class Submitter(Protocol):
     def __call__(self, proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult: ...
 
 
-class Delivery(Enum):
+class DeliveryOutcome(Enum):
     """What became of a pending proof."""
 
     ACCEPTED = "accepted"
@@ -66,8 +66,10 @@ class Delivery(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
+    """One pending proof's fate: its counter, what became of it and the verifier's answer."""
+
     counter: int
-    outcome: Delivery
+    outcome: DeliveryOutcome
     result: evidence_pb2.AttestationResult
 
 
@@ -80,7 +82,7 @@ class Attester:
         device_id: str,
         landmark_ids: Sequence[str],
         outbox: Outbox,
-        licence: Licence,
+        licence: AgentLicence,
         *,
         measurement: bytes | None = None,
     ) -> None:
@@ -91,9 +93,7 @@ class Attester:
         self.licence = licence
         self.measurement = measurement if measurement is not None else agent_measurement()
 
-    def _sign(
-        self, base: ProofChain, receipts: Sequence[envelope_pb2.Envelope]
-    ) -> tuple[envelope_pb2.Envelope, ProofChain]:
+    def _sign(self, base: ProofChain, receipts: Sequence[envelope_pb2.Envelope]) -> ChainedProof:
         return base.extend(receipts, measurement=self.measurement, signer=self.signer)
 
     def attest(self, run_round: RoundRunner) -> int:
@@ -106,18 +106,31 @@ class Attester:
         self.outbox.record(envelope, base, after)
         return len(receipts)
 
-    def deliver(self, submit: Submitter, now_s: int) -> list[Delivered]:
-        """Submit pending proofs in order; stop at the first unreachable verifier."""
+    def deliver(
+        self,
+        submit: Submitter,
+        now_s: Callable[[], int],
+        on_settled: Callable[[Delivered], None] | None = None,
+    ) -> list[Delivered]:
+        """Submit pending proofs in chain order; stop at the first unreachable verifier.
+
+        Each answer is acted on at ``now_s()`` (Unix seconds) as it arrives and handed to
+        ``on_settled`` before the next proof goes, so a report of it sees the licence as
+        that answer left it.
+        """
         delivered: list[Delivered] = []
         while pending := self.outbox.pending():
             try:
                 result = submit(pending[0].envelope)
             except DeliveryError:
                 break
-            delivered.append(self.settle(pending[0], result, now_s))
+            settled = self._settle(pending[0], result, now_s())
+            delivered.append(settled)
+            if on_settled is not None:
+                on_settled(settled)
         return delivered
 
-    def settle(
+    def _settle(
         self, proof: PendingProof, result: evidence_pb2.AttestationResult, now_s: int
     ) -> Delivered:
         """Act on the verifier's answer to ``proof`` (the oldest pending one)."""
@@ -127,9 +140,9 @@ class Attester:
             self.outbox.acknowledge(proof.counter)
             if result.result_token:
                 self.licence.offer(result.result_token, now_s)
-            return Delivered(proof.counter, Delivery.ACCEPTED, result)
+            return Delivered(proof.counter, DeliveryOutcome.ACCEPTED, result)
         self.outbox.reject(proof.counter, self._sign)
-        return Delivered(proof.counter, Delivery.REJECTED, result)
+        return Delivered(proof.counter, DeliveryOutcome.REJECTED, result)
 
     def status(self, now_s: int) -> LicenceStatus:
         return self.licence.status(now_s)

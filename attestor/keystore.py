@@ -33,13 +33,8 @@ from geoattest.crypto import (
     private_key_pem,
 )
 from geoattest.errors import ConfigError
-from geoattest.pki import (
-    ManufacturerCA,
-    load_certificate_pem,
-    prepare_output_dir,
-    write_new,
-    write_private,
-)
+from geoattest.files import prepare_output_dir, write_new, write_private
+from geoattest.pki import ManufacturerCA, load_certificate_pem
 
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
@@ -83,7 +78,8 @@ class DeviceKeyStore:
         Args:
             directory: new or empty directory for the store.
             ca: the manufacturer CA that certifies the key.
-            device_id: the certificate serialNumber (see :func:`geoattest.pki.check_device_id`).
+            device_id: the certificate serialNumber
+                (see :func:`~geoattest.pki.names.check_device_id`).
             model: the chip model (the certificate title).
             now: start of the certificate's validity.
             algorithm: the device key's signature algorithm.

@@ -40,8 +40,9 @@ class AcceptedLicence:
     token: str
 
 
-class Licence:
-    """Holds the newest valid licence and answers what the chip may do now."""
+class AgentLicence:
+    """The chip's side of its licence: holds the newest valid affirming result (the
+    verifier's licence token) and answers what the chip may do now."""
 
     def __init__(
         self, device_id: str, jwks: Mapping[str, Any], *, grace_s: int, booted_at_s: int

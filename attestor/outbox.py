@@ -6,7 +6,7 @@ Layout of the outbox directory::
     pending/<counter>.proof    signed proofs not yet acknowledged, as envelope bytes
     pending/<counter>.base     the chain each pending proof was built on
 
-Every file is written atomically (temporary file, fsync, rename, fsync of the folder), and
+Every file is written atomically and durably (:func:`geoattest.files.write_atomic`), and
 a proof is written *before* the chain that counts it, so a crash at any instant leaves
 either the old state or the new one. A proof leaves the outbox only when the verifier has
 acknowledged it (it is durable there) or rejected it; after a rejection the agent rebuilds
@@ -18,14 +18,14 @@ first and swapped in; an interrupted swap is finished when the outbox is next op
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from geoattest.errors import ConfigError
-from geoattest.protocol.proof import ProofChain
+from geoattest.files import write_atomic
+from geoattest.protocol.proof import ChainedProof, ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2
 
 
@@ -36,20 +36,6 @@ class PendingProof:
     counter: int
     envelope: envelope_pb2.Envelope
     base: ProofChain
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def _chain_json(chain: ProofChain) -> bytes:
@@ -88,7 +74,7 @@ class Outbox:
                 shutil.rmtree(self._staging_dir)
         next_chain = self._pending_dir / "chain.next"
         if next_chain.exists():
-            _write_atomic(self._chain_path, next_chain.read_bytes())
+            write_atomic(self._chain_path, next_chain.read_bytes())
             next_chain.unlink()
         if self._old_dir.exists():
             shutil.rmtree(self._old_dir)
@@ -111,7 +97,7 @@ class Outbox:
     def record(self, envelope: envelope_pb2.Envelope, base: ProofChain, after: ProofChain) -> None:
         """Persist a new proof, then advance the chain past it."""
         _write_proof(self._pending_dir, envelope, base, after.counter)
-        _write_atomic(self._chain_path, _chain_json(after))
+        write_atomic(self._chain_path, _chain_json(after))
 
     def pending(self) -> list[PendingProof]:
         """Unacknowledged proofs in chain order."""
@@ -132,10 +118,7 @@ class Outbox:
     def reject(
         self,
         counter: int,
-        rebuild: Callable[
-            [ProofChain, Sequence[envelope_pb2.Envelope]],
-            tuple[envelope_pb2.Envelope, ProofChain],
-        ],
+        rebuild: Callable[[ProofChain, Sequence[envelope_pb2.Envelope]], ChainedProof],
     ) -> None:
         """Drop a rejected proof; re-sign the later pending proofs on its base.
 
@@ -157,8 +140,8 @@ class Outbox:
                 envelope, after = rebuild(chain, list(receipts))
                 _write_proof(self._staging_dir, envelope, chain, after.counter)
                 chain = after
-        _write_atomic(self._staging_dir / "chain.next", _chain_json(chain))
-        _write_atomic(self._staging_dir / "COMPLETE", b"")
+        write_atomic(self._staging_dir / "chain.next", _chain_json(chain))
+        write_atomic(self._staging_dir / "COMPLETE", b"")
         self._recover()
 
 
@@ -166,5 +149,5 @@ def _write_proof(
     directory: Path, envelope: envelope_pb2.Envelope, base: ProofChain, counter: int
 ) -> None:
     name = f"{counter:020d}"
-    _write_atomic(directory / f"{name}.proof", envelope.SerializeToString())
-    _write_atomic(directory / f"{name}.base", _chain_json(base))
+    write_atomic(directory / f"{name}.proof", envelope.SerializeToString())
+    write_atomic(directory / f"{name}.base", _chain_json(base))

@@ -34,15 +34,17 @@ from typing import Any
 
 import grpc
 
-from geoattest.attestor.agent import Attester, Delivered
+from geoattest.address import parse_address
+from geoattest.attestor.agent import Attester, Delivered, DeliveryError
 from geoattest.attestor.keystore import DeviceKeyStore
-from geoattest.attestor.licence import Licence
+from geoattest.attestor.licence import AgentLicence
 from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, EvidenceError
+from geoattest.files import read_json
 from geoattest.protocol.round import RoundSecrets
-from geoattest.v1 import evidence_pb2
+from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.wire.client import VerifierClient, VerifierRefused, enrolment_request
 
 RETRYABLE = frozenset(
@@ -72,18 +74,13 @@ class AgentConfig:
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"agent config {path} does not exist") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"agent config {path} is not valid JSON ({exc})") from None
+        raw = read_json(path, "agent config")
         base = path.parent
         try:
             landmarks = tuple(
                 LandmarkEndpoint(
                     str(entry["id"]),
-                    *_address(str(entry["address"])),
+                    *parse_address(str(entry["address"]), f"landmark {entry['id']} address"),
                     VerifyingKey.from_der(bytes.fromhex(entry["public_key"])),
                 )
                 for entry in raw["landmarks"]
@@ -103,13 +100,6 @@ class AgentConfig:
             raise ConfigError(f"agent config {path} is malformed: {exc!r}") from None
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"address {text!r} is not HOST:PORT")
-    return host, int(port)
-
-
 Emit = Callable[[dict[str, Any]], None]
 
 
@@ -122,6 +112,11 @@ async def pause(stop: asyncio.Event, seconds: float) -> None:
     """Sleep up to ``seconds``, waking at once when asked to stop."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+
+
+def unix_s() -> int:
+    """The agent's clock for licence expiry: whole seconds of Unix time."""
+    return int(time.time())
 
 
 def print_event(event: dict[str, Any]) -> None:
@@ -214,11 +209,11 @@ class AgentProcess:
                 attempt += 1
                 continue
             self.emit({"event": "enrolled", "device_id": self.config.device_id})
-            licence = Licence(
+            licence = AgentLicence(
                 self.config.device_id,
                 jwks,
                 grace_s=self.config.grace_s,
-                booted_at_s=int(time.time()),
+                booted_at_s=unix_s(),
             )
             return Attester(
                 self.keystore,
@@ -230,25 +225,27 @@ class AgentProcess:
         return None
 
     async def _deliver(self, client: VerifierClient, attester: Attester) -> None:
-        while pending := self.outbox.pending():
-            proof = pending[0]
+        """Drain the outbox with the attester's delivery loop in a worker thread (its
+        outbox writes wait for fsync); each call to the verifier runs on this event loop."""
+        loop = asyncio.get_running_loop()
+
+        def submit(proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
             try:
-                result = await client.submit(proof.envelope)
+                return asyncio.run_coroutine_threadsafe(client.submit(proof), loop).result()
             except VerifierRefused as refusal:
                 if refusal.code in RETRYABLE:
-                    self.emit(
-                        {
-                            "event": "unreachable",
-                            "device_id": self.config.device_id,
-                            "pending": len(pending),
-                        }
-                    )
-                    return
-                result = rejected_result(self.config.device_id, refusal)
-            now_s = int(time.time())
-            self._report(attester.settle(proof, result, now_s), attester, now_s)
+                    raise DeliveryError(str(refusal)) from refusal
+                return rejected_result(self.config.device_id, refusal)
 
-    def _report(self, delivered: Delivered, attester: Attester, now_s: int) -> None:
+        await asyncio.to_thread(
+            attester.deliver, submit, unix_s, lambda delivered: self._report(delivered, attester)
+        )
+        if pending := len(self.outbox.pending()):
+            self.emit(
+                {"event": "unreachable", "device_id": self.config.device_id, "pending": pending}
+            )
+
+    def _report(self, delivered: Delivered, attester: Attester) -> None:
         result = delivered.result
         self.emit(
             {
@@ -269,7 +266,7 @@ class AgentProcess:
                     for b in result.bounds
                 ],
                 "result_token": result.result_token,
-                "licence": attester.status(now_s).value,
+                "licence": attester.status(unix_s()).value,
                 "licence_until": attester.licence.current.expires_at_s
                 if attester.licence.current
                 else None,

@@ -15,16 +15,16 @@ import time
 
 import pytest
 
-from geoattest.demo.scenario import Scenario, default_scenario_path, load_scenario
+from geoattest.demo.scenario import DemoScenario, default_scenario_path, load_scenario
 from geoattest.sim.fleet import FleetConfig, FleetResult, run_fleet
-from geoattest.sim.shortcut import FleetVerdicts, Site
+from geoattest.sim.shortcut import FleetVerdicts
 from geoattest.verdict import LandmarkBound
 
 CHIPS = 50_000
 
 
 @functools.cache
-def scenario() -> Scenario:
+def scenario() -> DemoScenario:
     return load_scenario(default_scenario_path())
 
 
@@ -32,8 +32,7 @@ def scenario() -> Scenario:
 def verdicts() -> FleetVerdicts:
     s = scenario()
     regions = tuple(sorted(s.policy.regions))
-    sites = [Site(lm.landmark_id, lm.latitude, lm.longitude) for lm in s.landmarks]
-    return FleetVerdicts(s.policy.appraiser(), sites, regions)
+    return FleetVerdicts(s.policy.appraiser(), s.landmarks, regions)
 
 
 def study(chips: int, seed: int = 7, sample: int = 100) -> FleetResult:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geoattest.demo.run import Fleet, Party, start_fleet, stop_fleet
-from geoattest.demo.scenario import Scenario, load_scenario
+from geoattest.demo.run import DemoFleet, Party, start_fleet, stop_fleet
+from geoattest.demo.scenario import DemoScenario, load_scenario
 
 GUARD_S = 90.0
 """A failure guard only: on a loaded machine things are slow, never wrong."""
@@ -41,7 +41,7 @@ def write_scenario(
     quorum: int,
     cadence_s: float = 1.0,
     exchanges: int = 4,
-) -> Scenario:
+) -> DemoScenario:
     """Chips in Frankfurt's data centre (landmark lm-fra), licensed to Germany."""
     lines = [
         'name = "e2e"',
@@ -110,7 +110,7 @@ class Events:
 
 @dataclass
 class LiveFleet:
-    fleet: Fleet
+    fleet: DemoFleet
     extra: list[Party] = field(default_factory=list)
     """Parties the test started itself (a restarted verifier); stopped with the fleet."""
 
@@ -124,7 +124,7 @@ class LiveFleet:
 
 
 @contextlib.contextmanager
-def running_fleet(scenario: Scenario, root: Path, cadence_s: float) -> Iterator[LiveFleet]:
+def running_fleet(scenario: DemoScenario, root: Path, cadence_s: float) -> Iterator[LiveFleet]:
     """Start the fleet; stop every process, the test's own included, however it ends."""
     live = LiveFleet(start_fleet(scenario, root, cadence_s))
     try:

@@ -66,7 +66,7 @@ def region_appraiser() -> GeoAppraiser:
 
 
 @dataclass
-class Chip:
+class ProvisionedChip:
     """A provisioned chip: its key, certificate and proof chain."""
 
     device_id: str
@@ -201,12 +201,12 @@ class VerifierWorld:
 
     # --- chips and their evidence ---------------------------------------------------
 
-    def chip(self, device_id: str = "dev-1") -> Chip:
+    def chip(self, device_id: str = "dev-1") -> ProvisionedChip:
         signer = KeySigner.generate()
         certificate = self.ca.issue_device_certificate(
             signer.verifying_key.public_key, device_id, "H100", _at(UNIX_NS) - dt.timedelta(hours=1)
         )
-        return Chip(
+        return ProvisionedChip(
             device_id,
             signer,
             certificate.public_bytes(serialization.Encoding.DER),
@@ -214,7 +214,7 @@ class VerifierWorld:
         )
 
     def receipts(
-        self, chip: Chip, *, rtt_ns: int = MS // 2, unix_ns: int = UNIX_NS
+        self, chip: ProvisionedChip, *, rtt_ns: int = MS // 2, unix_ns: int = UNIX_NS
     ) -> list[envelope_pb2.Envelope]:
         return [
             issue_receipt(
@@ -229,7 +229,12 @@ class VerifierWorld:
         ]
 
     def proof(
-        self, chip: Chip, *, rtt_ns: int = MS // 2, unix_ns: int = UNIX_NS, advance: bool = True
+        self,
+        chip: ProvisionedChip,
+        *,
+        rtt_ns: int = MS // 2,
+        unix_ns: int = UNIX_NS,
+        advance: bool = True,
     ) -> envelope_pb2.Envelope:
         """The chip's next proof; ``advance`` moves its chain as an agent that sent it would."""
         envelope, chain = chip.chain.extend(

@@ -16,16 +16,19 @@ configuration error, never a device that can never be ALLOWED).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
+from geoattest.files import read_json
+from geoattest.units import SECOND_NS
 
 
 @dataclass(frozen=True, slots=True)
-class Licence:
+class ExportLicence:
+    """The operator's licence for one device: the region it may run in, and until when."""
+
     device_id: str
     region: str
     """A region name the region policy defines."""
@@ -35,7 +38,7 @@ class Licence:
 class Licences:
     """Licences by device id."""
 
-    def __init__(self, licences: Mapping[str, Licence]) -> None:
+    def __init__(self, licences: Mapping[str, ExportLicence]) -> None:
         self._licences = dict(licences)
 
     @classmethod
@@ -45,16 +48,11 @@ class Licences:
         Raises:
             ConfigError: the file is missing, malformed, or names an undefined region.
         """
-        try:
-            document = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise ConfigError(f"licences file {path} does not exist") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"licences file {path} is not readable JSON: {exc}") from exc
+        document = read_json(path, "licences file")
         try:
             entries = document["licences"]
             licences = {
-                str(device_id): Licence(
+                str(device_id): ExportLicence(
                     device_id=str(device_id),
                     region=str(entry["region"]),
                     valid_until_ns=_timestamp_ns(str(entry["valid_until"])),
@@ -71,7 +69,7 @@ class Licences:
                 )
         return cls(licences)
 
-    def licence_for(self, device_id: str, now_ns: int) -> Licence:
+    def licence_for(self, device_id: str, now_ns: int) -> ExportLicence:
         """The device's licence in force at ``now_ns``.
 
         Raises:
@@ -90,4 +88,4 @@ def _timestamp_ns(text: str) -> int:
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"valid_until {text!r} has no time zone")
-    return int(moment.timestamp()) * 1_000_000_000
+    return int(moment.timestamp()) * SECOND_NS

@@ -14,16 +14,59 @@ whose reason becomes a REJECTED appraisal)::
 Nothing is parsed before its signature is checked: keys are found by key id.
 A rejected proof yields no new chain head, so the caller has nothing to commit.
 
-Example::
-
-    appraiser = ProofAppraiser(config, landmarks, revocations, region_appraiser)
-    appraisal = appraiser.appraise(envelope_bytes, state, now_ns=time.time_ns())
-    if appraisal.new_head is not None:
-        store.commit(appraisal)           # durable before acknowledging
-
 ``appraise_batch(proofs, state, now_ns)`` gives the same appraisals for several proofs
 (each seeing the chains as the ones before it left them), checking all their evidence
 before any geography.
+
+Example: a chip near Frankfurt, licensed to a 300 km circle there, proves where it is
+with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
+
+>>> import os
+>>> from geoattest.crypto import KeySigner
+>>> from geoattest.geo import build_policy, circle_region
+>>> from geoattest.pki import LandmarkRecord, RevocationList
+>>> from geoattest.protocol.proof import ProofChain
+>>> from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
+>>> from geoattest.verifier.state import DeviceRecord, InMemoryState
+>>> unix_ns = 1_767_225_600 * SECOND_NS  # the landmarks' wall clocks: 2026-01-01
+>>> device = KeySigner.generate()
+>>> sites = {"lm-fra": (50.11, 8.68), "lm-wie": (50.08, 8.24), "lm-dar": (49.87, 8.65)}
+>>> landmark_keys = {landmark_id: KeySigner.generate() for landmark_id in sites}
+>>> def receipt(landmark_id):  # one round, in memory (see geoattest.protocol.round)
+...     key = landmark_keys[landmark_id]
+...     agent = AgentRound(
+...         "chip-de-01", landmark_id, key.verifying_key, device,
+...         secret=os.urandom(32), exchanges=4,
+...     )
+...     landmark = LandmarkRound(
+...         landmark_id, key, decode_datagram(agent.open()).open,
+...         round_id=os.urandom(16), randomness=os.urandom,
+...     )
+...     now_ns, datagram = 0, landmark.next_challenge(0)
+...     while (reply := agent.receive(datagram)) is not None:
+...         now_ns += 200_000
+...         datagram = landmark.receive(reply, now_ns, unix_ns)
+...     return agent.receipt
+>>> proof, _ = ProofChain("chip-de-01").extend(
+...     [receipt(landmark_id) for landmark_id in sites], measurement=bytes(32), signer=device
+... )
+>>> registry = [LandmarkRecord(i, *sites[i], key.verifying_key) for i, key in landmark_keys.items()]
+>>> appraiser = ProofAppraiser(
+...     PipelineConfig(quorum=3),
+...     registry,
+...     RevocationList(),
+...     build_policy("example", 1, [circle_region("FRA", 50.11, 8.68, 300)]).appraiser(),
+... )
+>>> state = InMemoryState()  # the verifier's SqlStore, in memory
+>>> state.enrol(DeviceRecord("chip-de-01", device.verifying_key, "FRA", 1, 2 * unix_ns, unix_ns))
+>>> appraisal = appraiser.appraise(proof, state, now_ns=unix_ns + SECOND_NS)
+>>> appraisal.verdict, appraisal.counter
+(<Verdict.ALLOWED: 'ALLOWED'>, 1)
+>>> if appraisal.new_head is not None:  # stored durably before the chip hears of it
+...     state.advance(appraisal.device_id, appraisal.new_head)
+>>> again = appraiser.appraise(proof, state, now_ns=unix_ns + 2 * SECOND_NS)
+>>> again.verdict, again.reason, again.new_head
+(<Verdict.REJECTED: 'REJECTED'>, <Reason.REPLAYED_PROOF: 'proof.replayed'>, None)
 """
 
 from __future__ import annotations
@@ -41,13 +84,13 @@ from geoattest.geo.sphere import ELLIPSOID_MARGIN, distance_km, grow
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
+from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict
 from geoattest.verifier.state import ChainHead, DeviceRecord, TrustedState
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
 
-SECOND_NS = 1_000_000_000
 MAX_RECEIPTS = 16
 
 

@@ -34,6 +34,7 @@ import orjson
 from geoattest import __version__
 from geoattest.errors import Reason
 from geoattest.pki import ResultKey
+from geoattest.units import SECOND_NS
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import Appraisal
 
@@ -159,7 +160,7 @@ class ResultSigner:
             f"{CLAIM_PREFIX}verdict": appraisal.verdict.value,
             f"{CLAIM_PREFIX}reason": appraisal.reason.value if appraisal.reason else "",
             f"{CLAIM_PREFIX}counter": appraisal.counter,
-            f"{CLAIM_PREFIX}evidence-time": appraisal.evidence_time_ns // 1_000_000_000,
+            f"{CLAIM_PREFIX}evidence-time": appraisal.evidence_time_ns // SECOND_NS,
             f"{CLAIM_PREFIX}licensed-region": appraisal.licensed_region,
             f"{CLAIM_PREFIX}bounds": [
                 {
@@ -175,8 +176,8 @@ class ResultSigner:
         }
         claims = {
             "eat_profile": EAR_PROFILE,
-            "iat": now_ns // 1_000_000_000,
-            "exp": expires_ns // 1_000_000_000,
+            "iat": now_ns // SECOND_NS,
+            "exp": expires_ns // SECOND_NS,
             "iss": self.verifier_id,
             "ear.verifier-id": {"developer": "geoattest", "build": f"geoattest {__version__}"},
             "submods": {submod_name(appraisal.device_id): submod},

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from geoattest.crypto import sha256
 from geoattest.errors import EvidenceError, GeoattestError, Reason
 from geoattest.pki import TrustAnchors
+from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.crosscheck import CrossCheckReport, cross_check
@@ -44,8 +45,6 @@ from geoattest.verifier.store import (
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, open_envelope
 
-SECOND_NS = 1_000_000_000
-"""Alert kind for a device that stopped proving where it is."""
 MIN_NONCE_BYTES = 16
 CONFLICT_RETRIES = 3
 

@@ -23,11 +23,29 @@ fixed SQL on one sqlite3 connection the store keeps: profiled under the batch ca
 SQLAlchemy's statement building, cache keys and connection checkout cost about 25 times
 SQLite's own work. Schema, enrolment, sweeps and reports stay on SQLAlchemy Core.
 
-Example::
+Example: the store is the pipeline's trusted state; an appraisal that advances a chain
+(here made by hand; :mod:`geoattest.verifier.pipeline` shows one made by appraising) is
+committed with its evidence and its signed result, and the next proof is appraised
+against the head it leaves.
 
-    store = SqlStore.open(Path("verifier.db"))
-    appraisal = appraiser.appraise(envelope, store, now_ns)
-    store.commit([CommitRecord(appraisal, envelope_bytes, token, alerts, now_ns)])
+>>> import tempfile
+>>> from pathlib import Path
+>>> from geoattest.crypto import KeySigner, sha256
+>>> from geoattest.verifier.pipeline import Appraisal
+>>> from geoattest.verifier.state import ChainHead, DeviceRecord
+>>> folder = tempfile.TemporaryDirectory()
+>>> store = SqlStore.open(Path(folder.name) / "verifier.db")
+>>> key = KeySigner.generate().verifying_key
+>>> device = DeviceRecord("chip-de-01", key, "FRA", 1, not_valid_after_ns=2**62, enrolled_at_ns=0)
+>>> _ = store.enrol(EnrolledDevice(device, "H100", 2**62, DeviceState.ENROLLED))
+>>> digest = sha256(b"the proof's signed payload")
+>>> head = ChainHead(counter=1, digest=digest, previous_digest=b"", accepted_at_ns=10)
+>>> appraisal = Appraisal(Verdict.ALLOWED, "chip-de-01", 1, proof_digest=digest, new_head=head)
+>>> store.commit([CommitRecord(appraisal, b"<envelope>", digest, "<result JWT>", (), 10)])
+>>> store.device_for_key(key.key_id).device_id, store.head("chip-de-01").counter
+('chip-de-01', 1)
+>>> store.close()
+>>> folder.cleanup()
 """
 
 from __future__ import annotations

@@ -10,11 +10,15 @@ so any wait for the GPU happens off the clock (docs/GPU.md). Every responder fol
 
 Nothing here imports CuPy or the protocol's protobuf code, so the module loads anywhere.
 
-Example::
+Example:
 
-    with CpuResponder() as responder:
-        responder.arm(secret)
-        z = responder.answer(challenge)      # == geoattest.protocol.round.answer(...)
+>>> import os
+>>> from geoattest.protocol.round import answer
+>>> secret, challenge = os.urandom(32), os.urandom(16)
+>>> with CpuResponder() as responder:
+...     responder.arm(secret)
+...     responder.answer(challenge) == answer(secret, challenge)
+True
 """
 
 from geoattest.attestor.gpu.base import (

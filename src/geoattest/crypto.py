@@ -9,6 +9,18 @@ sees a socket or a clock.
 Three algorithms are supported: ECDSA P-256 (``ES256``, the default, chosen by the
 benchmark in ``bench/test_bench_crypto.py`` and explained in ``docs/CRYPTO.md``),
 Ed25519 and ECDSA P-384.
+
+Example:
+
+>>> signer = KeySigner.generate(Algorithm.EDDSA)
+>>> signature = signer.sign(b"message")
+>>> signer.verifying_key.verify(signature, b"message")
+True
+>>> signer.verifying_key.verify(signature, b"another message")
+False
+>>> published = VerifyingKey.from_der(signer.verifying_key.der())  # as a registry holds it
+>>> published.key_id == signer.verifying_key.key_id  # hex SHA-256 of the public key's DER
+True
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from geoattest.attacks.served import (
     ServedChip,
     ServedWorld,
 )
-from geoattest.attacks.world import AttackWorld, Chip
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attacks.world import AttackWorld, WorldChip
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.store import DeviceState
@@ -58,7 +58,7 @@ def test_heartbeat_stops_in_transit_goes_stale_then_proves_outside() -> None:
 
 
 def proving_in_singapore(served: ServedWorld) -> ServedChip:
-    chip = served.enrol(Chip("chip-sg", SINGAPORE, "SG", served.world.nearest(SINGAPORE), SG1))
+    chip = served.enrol(WorldChip("chip-sg", SINGAPORE, "SG", served.world.nearest(SINGAPORE), SG1))
     served.cycle(chip)
     assert chip.results[-1].verdict is Verdict.ALLOWED
     return chip
@@ -134,7 +134,7 @@ def test_the_last_result_of_a_powered_off_chip_licenses_nothing_after_the_window
         chip = proving_in_singapore(served)
         token = chip.results[-1].token
         served.elapse(chip, 2, powered=False)
-        holder = Licence("chip-sg", served.service.jwks(), grace_s=0, booted_at_s=0)
+        holder = AgentLicence("chip-sg", served.service.jwks(), grace_s=0, booted_at_s=0)
         assert holder.offer(token, served.now_s())
         served.elapse(chip, 2, powered=False)
         assert not holder.offer(token, served.now_s())

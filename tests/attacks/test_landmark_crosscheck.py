@@ -8,7 +8,7 @@ import pytest
 
 from geoattest.attacks.scenarios import MY_NORTH, SG1, seeded_randomness, stuck_randomness
 from geoattest.attacks.served import ServedWorld
-from geoattest.attacks.world import LANDMARKS, PLACES, AttackWorld, Chip, LandmarkClock
+from geoattest.attacks.world import LANDMARKS, PLACES, AttackWorld, LandmarkClock, WorldChip
 from geoattest.crypto import KeySigner
 from geoattest.errors import EvidenceError, Reason
 from geoattest.verdict import Verdict
@@ -42,7 +42,7 @@ def test_landmark_registered_at_wrong_coordinates_is_caught_by_its_peers() -> No
 def test_a_round_answered_by_a_key_that_is_no_landmark_is_refused() -> None:
     world = AttackWorld()
     impostor = KeySigner.generate()
-    posing_as_jhb = Chip("lm-jhb", LANDMARKS["lm-jhb"], "", ("lm-sin",))
+    posing_as_jhb = WorldChip("lm-jhb", LANDMARKS["lm-jhb"], "", ("lm-sin",))
     (receipt,) = world.measure(posing_as_jhb, signer=impostor)
     with pytest.raises(EvidenceError) as err:
         measure_peer(receipt, world.landmark_records())
@@ -100,7 +100,7 @@ def test_verifier_service_excludes_a_contradicted_landmark_and_alerts() -> None:
         served.service.cross_check(world.peer_receipts(PEERS), world.now_ns())
         assert len(served.alerts) == 1
         # A chip whose proof needs no lm-sin is still judged on the others.
-        chip = served.enrol(Chip("chip-kul", PLACES["Kuala Lumpur"], "MY", MY_NORTH))
+        chip = served.enrol(WorldChip("chip-kul", PLACES["Kuala Lumpur"], "MY", MY_NORTH))
         served.cycle(chip)
         assert chip.results[-1].reason is None
 
@@ -112,7 +112,7 @@ def test_verifier_service_leaves_honest_landmarks_alone() -> None:
         assert report.suspects == frozenset()
         assert served.alerts == []
         chip = served.enrol(
-            Chip("chip-sg", PLACES["Singapore"], "SG", world.nearest(PLACES["Singapore"]), SG1)
+            WorldChip("chip-sg", PLACES["Singapore"], "SG", world.nearest(PLACES["Singapore"]), SG1)
         )
         served.cycle(chip)
         assert chip.results[-1].verdict is Verdict.ALLOWED

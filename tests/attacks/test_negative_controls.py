@@ -9,7 +9,7 @@ from dataclasses import replace
 from attack_suite import assert_outcome
 
 from geoattest.attacks.scenarios import BY_NAME, HELPER_SITE
-from geoattest.attacks.world import Chip, ChipAgent
+from geoattest.attacks.world import ChipAgent, WorldChip
 from geoattest.netsim.latency import LatLon
 from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict
 
@@ -36,7 +36,7 @@ class LeakyAgent(ChipAgent):
     """An agent variant that leaks its round secret to the host before the reveal, so the
     host's helper answers the challenges from where it sits."""
 
-    def answering_site(self, chip: Chip) -> LatLon:
+    def answering_site(self, chip: WorldChip) -> LatLon:
         return HELPER_SITE
 
 

@@ -13,7 +13,7 @@ from geoattest.attacks.scenarios import (
     PredictedChallenges,
     play_reused_challenge,
 )
-from geoattest.attacks.world import AttackWorld, Chip
+from geoattest.attacks.world import AttackWorld, WorldChip
 from geoattest.errors import Reason
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import Verdict
@@ -76,7 +76,7 @@ def test_predictable_challenges_attack_needs_a_predictable_landmark() -> None:
     sequence = [bytes(16)] * 16
     ahead = PredictedChallenges("lm-sin", lambda index, _seen: sequence[index])
     device = world.enrol("chip-sz", "SG")
-    chip = Chip("chip-sz", SHENZHEN, "SG", SG_LANDMARKS)
+    chip = WorldChip("chip-sz", SHENZHEN, "SG", SG_LANDMARKS)
     receipts = world.measure(chip, ahead)
     assert {timing(r).landmark_id for r in receipts} == {"lm-jhb", "lm-kul"}
     outcome = BY_NAME["predictable_challenges_answered_ahead"].judge(

@@ -60,8 +60,7 @@ def verifier(tmp_path: Path) -> Iterator[tuple[VerifierWorld, str]]:
     world = VerifierWorld.create(tmp_path, valid_until=valid_until)
     party = Party("verifier", [GEOATTEST, *world.serve_args()], tmp_path / "verifier.log")
     try:
-        host, port = party.wait_for_address()
-        yield world, f"{host}:{port}"
+        yield world, str(party.wait_for_address())
     finally:
         party.stop()
 

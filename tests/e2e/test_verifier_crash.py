@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from verifier_world import Chip, VerifierWorld
+from verifier_world import ProvisionedChip, VerifierWorld
 
 from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import VerifierClient, VerifierRefused
@@ -39,7 +39,7 @@ def start_verifier(world: VerifierWorld) -> tuple[subprocess.Popen[str], str]:
     return process, line.split()[-1]
 
 
-def build_proofs(world: VerifierWorld, chip: Chip) -> list:
+def build_proofs(world: VerifierWorld, chip: ProvisionedChip) -> list:
     start = time.time_ns() - PROOFS_PER_CHIP * MS
     return [world.proof(chip, unix_ns=start + i * MS) for i in range(PROOFS_PER_CHIP)]
 

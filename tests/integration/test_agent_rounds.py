@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 
 from geoattest.attestor.agent import Attester
-from geoattest.attestor.licence import Licence
+from geoattest.attestor.licence import AgentLicence
 from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import (
     LandmarkEndpoint,
@@ -223,6 +223,6 @@ def test_the_attester_runs_its_cycle_over_real_sockets(device, secrets, tmp_path
             "dev-1",
             ["lm-0", "lm-1"],
             Outbox(tmp_path, "dev-1"),
-            Licence("dev-1", ResultKey.generate().jwks(), grace_s=60, booted_at_s=0),
+            AgentLicence("dev-1", ResultKey.generate().jwks(), grace_s=60, booted_at_s=0),
         )
         assert attester.attest(runner) == 2

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 from command import GEOATTEST
-from verifier_world import MEASUREMENT, Chip, VerifierWorld
+from verifier_world import MEASUREMENT, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import Reason
-from geoattest.protocol.proof import ProofChain
+from geoattest.protocol.proof import ChainedProof
 from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.store import SqlStore
@@ -95,13 +95,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def next_proof(world: VerifierWorld, chip: Chip) -> tuple[envelope_pb2.Envelope, ProofChain]:
+def next_proof(world: VerifierWorld, chip: ProvisionedChip) -> ChainedProof:
     """A fresh proof extending the chip's chain, and the chain it would leave (not taken)."""
     receipts = world.receipts(chip, unix_ns=time.time_ns() - MS)
     return chip.chain.extend(receipts, measurement=MEASUREMENT, signer=chip.signer)
 
 
-async def enrol(target: str, chips: list[Chip]) -> None:
+async def enrol(target: str, chips: list[ProvisionedChip]) -> None:
     async with VerifierClient(target) as client:
         for chip in chips:
             await client.enroll(chip.enroll_request())

@@ -36,13 +36,12 @@ from geoattest.protocol.round import (
     Randomness,
     decode_datagram,
 )
+from geoattest.units import SECOND_NS
 from geoattest.v1 import round_pb2
 from geoattest.verifier.landmark.clock import Bracket, arrival_monotonic
 
 Address = tuple[Any, ...]
 """A socket address as ``recvmsg`` returns it: (host, port) or the IPv6 four-tuple."""
-
-SECOND_NS = 1_000_000_000
 
 FinishedHook = Callable[[LandmarkRound], None]
 """Called with each round as it is signed or fails (off the clock): every exchange's RTT

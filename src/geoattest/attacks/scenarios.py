@@ -1,7 +1,7 @@
 """The attack scenarios: what the adversary does, and what the verifier must answer.
 
 Each scenario builds its attack proof in an :class:`~geoattest.attacks.world.AttackWorld`
-(honest proofs it needs first are accepted on the way); :meth:`Scenario.run` appraises
+(honest proofs it needs first are accepted on the way); :meth:`AttackScenario.run` appraises
 the attack proof with the real verifier and says whether the outcome is the expected one,
 including whether the device's trusted chain head moved. Attacks that play out over time
 (a heartbeat that stops, a landmark audit before the proof) run the real verifier service
@@ -22,10 +22,10 @@ from geoattest.attacks.world import (
     MEASUREMENT,
     PLACES,
     AttackWorld,
-    Chip,
     LandmarkClock,
+    WorldChip,
 )
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.crypto import KeySigner, sha256
 from geoattest.errors import EvidenceError, Reason
 from geoattest.netsim.adversary import (
@@ -33,7 +33,7 @@ from geoattest.netsim.adversary import (
     Adversary,
     Compose,
     ConstantDelay,
-    Delivery,
+    DatagramDelivery,
     Direction,
     Drop,
     Duplicate,
@@ -95,7 +95,7 @@ class Expect:
 @dataclass(frozen=True)
 class Observed:
     """What an attack that plays out over time saw at its end (instead of one proof for
-    :meth:`Scenario.judge` to appraise)."""
+    :meth:`AttackScenario.judge` to appraise)."""
 
     verdict: Verdict | None
     """The last appraisal of the attacked device's proof during the attack, if any."""
@@ -127,11 +127,11 @@ class Outcome:
     device_state: str = ""
     licence: str = ""
     residual: str = ""
-    """For a known gap: the residual risk the threat model states (see ``Scenario``)."""
+    """For a known gap: the residual risk the threat model states (see ``AttackScenario``)."""
 
 
 @dataclass(frozen=True)
-class Scenario:
+class AttackScenario:
     """One attack: a name, what the adversary does, and the expected verifier answer."""
 
     name: str
@@ -227,14 +227,14 @@ def _honest(
 ) -> envelope_pb2.Envelope:
     """Enrol a chip, let it measure (under ``adversary``), return its proof."""
     device = world.enrol(device_id, region)
-    chip = Chip(device_id, where, region, landmarks or world.nearest(where), datacentre)
+    chip = WorldChip(device_id, where, region, landmarks or world.nearest(where), datacentre)
     return world.prove(device, world.measure(chip, adversary))
 
 
 def _accepted_then(world: AttackWorld) -> envelope_pb2.Envelope:
     """An honest Singapore chip whose first proof the verifier accepted."""
     device = world.enrol("chip-sg", "SG")
-    chip = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
+    chip = WorldChip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     first = world.prove(device, world.measure(chip))
     appraisal = world.appraise(first)
     assert appraisal.verdict is Verdict.ALLOWED, appraisal
@@ -302,7 +302,7 @@ def play_replayed_receipts(world: AttackWorld) -> envelope_pb2.Envelope:
 def play_forged_device_key(world: AttackWorld) -> envelope_pb2.Envelope:
     world.enrol("chip-sg", "SG")
     forger = KeySigner.generate()
-    chip = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SINGAPORE))
+    chip = WorldChip("chip-sg", SHENZHEN, "SG", world.nearest(SINGAPORE))
     receipts = world.measure(chip, signer=forger)
     proof, _ = ProofChain("chip-sg").extend(receipts, measurement=MEASUREMENT, signer=forger)
     return proof
@@ -314,7 +314,7 @@ def play_revoked_device(world: AttackWorld) -> envelope_pb2.Envelope:
 
 def play_unmeasured_agent(world: AttackWorld) -> envelope_pb2.Envelope:
     device = world.enrol("chip-sg", "SG")
-    chip = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
+    chip = WorldChip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     downgraded = sha256(b"geoattest agent 0.9 (downgraded)")
     return world.prove(device, world.measure(chip), measurement=downgraded)
 
@@ -323,7 +323,7 @@ def play_chip_a_for_chip_b(world: AttackWorld) -> envelope_pb2.Envelope:
     """Chip A (in Singapore) runs the rounds under B's name; B (in Shenzhen) submits them."""
     chip_a = world.enrol("chip-a", "SG")
     chip_b = world.enrol("chip-b", "SG")
-    under_b = Chip("chip-b", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
+    under_b = WorldChip("chip-b", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     receipts = world.measure(under_b, signer=chip_a.signer)
     return world.prove(chip_b, receipts)
 
@@ -332,10 +332,10 @@ def play_clone_fork(world: AttackWorld) -> envelope_pb2.Envelope:
     """The original (Shenzhen) and a clone of its key (Singapore) extend the same head."""
     device = world.enrol("chip-sg", "SG")
     start = device.chain
-    clone = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
+    clone = WorldChip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     assert world.appraise(world.prove(device, world.measure(clone))).verdict is Verdict.ALLOWED
     device.chain = start  # the original never saw the clone's proof
-    original = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
+    original = WorldChip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
     return world.prove(device, world.measure(original))
 
 
@@ -347,7 +347,7 @@ def play_verify_then_move(world: AttackWorld) -> envelope_pb2.Envelope:
     """Proved in Singapore, then flown to Shenzhen and proving again one cadence later."""
     _accepted_then(world)
     world.wait(CADENCE_S)
-    moved = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
+    moved = WorldChip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
     return world.prove(world.devices["chip-sg"], world.measure(moved))
 
 
@@ -355,10 +355,10 @@ def play_clone_takes_turns(world: AttackWorld) -> envelope_pb2.Envelope:
     """The original in Shenzhen proves; the host copies the agent's chain state to a clone
     of the key in Singapore, which proves next: no fork, but an impossible journey."""
     device = world.enrol("chip-sg", "SG")
-    original = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
+    original = WorldChip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
     assert world.appraise(world.prove(device, world.measure(original))).verdict is Verdict.OUTSIDE
     world.wait(CADENCE_S)
-    clone = Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
+    clone = WorldChip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1)
     return world.prove(device, world.measure(clone))
 
 
@@ -366,7 +366,7 @@ def play_slow_honest_journey(world: AttackWorld) -> envelope_pb2.Envelope:
     """Proved in Singapore, shipped to Shenzhen, proving again two days later: possible."""
     _accepted_then(world)
     world.wait(2 * 24 * 3600)
-    moved = Chip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
+    moved = WorldChip("chip-sg", SHENZHEN, "SG", world.nearest(SHENZHEN))
     return world.prove(world.devices["chip-sg"], world.measure(moved))
 
 
@@ -411,7 +411,7 @@ class GuessResponses:
 
     skip_ahead: int = 0
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
         if transit.direction is not Direction.UPLINK:
             return [transit.deliver()]
         datagram = decode_datagram(transit.payload)
@@ -419,7 +419,7 @@ class GuessResponses:
             return [transit.deliver()]
         datagram.response.answer = rng.randbytes(32)
         datagram.response.index += self.skip_ahead
-        return [Delivery(transit.delay_ns, datagram.SerializeToString(), transit.action)]
+        return [DatagramDelivery(transit.delay_ns, datagram.SerializeToString(), transit.action)]
 
 
 def play_guessed_responses(world: AttackWorld) -> envelope_pb2.Envelope:
@@ -470,7 +470,7 @@ class PredictedChallenges:
         self.gap_ns = to_ns(gap_s)
         self.uplink_ns = to_ns(uplink_s)
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:  # noqa: ARG002
         if transit.landmark_id != self.landmark_id:
             return [transit.deliver()]
         datagram = decode_datagram(transit.payload)
@@ -479,7 +479,7 @@ class PredictedChallenges:
             if kind != "response":
                 return [transit.deliver()]
             # Every answer takes the same time uplink, so answers arrive in the order sent.
-            return [Delivery(max(transit.delay_ns, self.uplink_ns), transit.payload)]
+            return [DatagramDelivery(max(transit.delay_ns, self.uplink_ns), transit.payload)]
         if kind != "challenge":
             return [transit.deliver()]
         seen = datagram.challenge
@@ -493,7 +493,9 @@ class PredictedChallenges:
         )
         return [
             transit.deliver(),
-            Delivery(transit.delay_ns + self.gap_ns, early.SerializeToString(), transit.action),
+            DatagramDelivery(
+                transit.delay_ns + self.gap_ns, early.SerializeToString(), transit.action
+            ),
         ]
 
 
@@ -504,7 +506,7 @@ class ChallengeRecorder:
         self.landmark_id = landmark_id
         self.challenges: list[bytes] = []
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:  # noqa: ARG002
         if transit.landmark_id == self.landmark_id and transit.direction is Direction.DOWNLINK:
             datagram = decode_datagram(transit.payload)
             if datagram.WhichOneof("kind") == "challenge":
@@ -536,7 +538,7 @@ def play_reused_challenge(world: AttackWorld) -> envelope_pb2.Envelope:
 def _observe_a_round(world: AttackWorld, landmark_id: str) -> list[bytes]:
     """The adversary watches one round of ``landmark_id`` (its own chip's, say)."""
     recorder = ChallengeRecorder(landmark_id)
-    watcher = Chip("chip-watcher", SHENZHEN, "SG", (landmark_id,))
+    watcher = WorldChip("chip-watcher", SHENZHEN, "SG", (landmark_id,))
     world.measure(watcher, recorder, signer=KeySigner.generate())
     return recorder.challenges
 
@@ -555,7 +557,7 @@ def _served_attack(
     adversary = attack(world)
     with ServedWorld.open(world) as served:
         served.service.cross_check(world.peer_receipts(AUDIT_PEERS), world.now_ns())
-        chip = served.enrol(Chip("chip-sz", SHENZHEN, "SG", SG_LANDMARKS))
+        chip = served.enrol(WorldChip("chip-sz", SHENZHEN, "SG", SG_LANDMARKS))
         before = served.head(chip)
         served.cycle(chip, adversary=adversary)
         result = chip.results[-1]
@@ -606,7 +608,9 @@ def play_certificate_not_chained_to_manufacturer(world: AttackWorld) -> Observed
     with ServedWorld.open(world) as served:
         forged_root = served.manufacturer("Attack World Accelerators")
         try:
-            served.enrol(Chip("chip-sg", SINGAPORE, "SG", SG_LANDMARKS), manufacturer=forged_root)
+            served.enrol(
+                WorldChip("chip-sg", SINGAPORE, "SG", SG_LANDMARKS), manufacturer=forged_root
+            )
         except EvidenceError as refused:
             enrolled = served.store.summary("chip-sg") is not None
             return Observed(
@@ -624,7 +628,7 @@ def play_export_licence_ends(world: AttackWorld) -> Observed:
     keeps proving for an hour."""
     with ServedWorld.open(world) as served:
         chip = served.enrol(
-            Chip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1), licence_s=900
+            WorldChip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1), licence_s=900
         )
         served.cycle(chip)
         before, t0 = served.head(chip), world.now_ns()
@@ -646,7 +650,7 @@ def play_export_licence_ends(world: AttackWorld) -> Observed:
 
 def _proving_in_singapore(served: ServedWorld) -> ServedChip:
     """An honest Singapore chip whose first proof was accepted and licenses it."""
-    chip = served.enrol(Chip("chip-sg", SINGAPORE, "SG", served.world.nearest(SINGAPORE), SG1))
+    chip = served.enrol(WorldChip("chip-sg", SINGAPORE, "SG", served.world.nearest(SINGAPORE), SG1))
     served.cycle(chip)
     assert chip.results[-1].verdict is Verdict.ALLOWED, chip.results[-1]
     assert chip.attester.status(served.now_s()) is LicenceStatus.LICENSED
@@ -674,7 +678,7 @@ def play_heartbeat_powered_off(world: AttackWorld) -> Observed:
         before, t0, token = served.head(chip), world.now_ns(), chip.results[-1].token
         timeline = served.elapse(chip, 4, powered=False)
         # The last result now licenses nothing, for the chip or anyone else who holds it.
-        holder = Licence(chip.device_id, served.service.jwks(), grace_s=0, booted_at_s=0)
+        holder = AgentLicence(chip.device_id, served.service.jwks(), grace_s=0, booted_at_s=0)
         licence = "licensed" if holder.offer(token, served.now_s()) else "expired"
         return Observed(
             None,
@@ -740,57 +744,57 @@ PREDICTABLE_RESIDUAL = (
 NEVER_ALLOWED = (Verdict.OUTSIDE, Verdict.INCONCLUSIVE, Verdict.INCONSISTENT, Verdict.REJECTED)
 OUTSIDE = (AlertKind.OUTSIDE_LICENSED_REGION,)
 
-SCENARIOS: tuple[Scenario, ...] = (
-    Scenario(
+SCENARIOS: tuple[AttackScenario, ...] = (
+    AttackScenario(
         "honest_chip_in_licensed_region",
         "location",
         "Chip in a Singapore data centre licensed to SG; normal jitter, no adversary.",
         _expect(Verdict.ALLOWED),
         play_honest,
     ),
-    Scenario(
+    AttackScenario(
         "honest_chip_duplicated_reordered_replayed_datagrams",
         "replay",
         "Every round datagram duplicated, some reordered, each replayed 50 ms later.",
         _expect(Verdict.ALLOWED),
         play_honest_messy_network,
     ),
-    Scenario(
+    AttackScenario(
         "diverted_chip_shenzhen_licensed_singapore",
         "location",
         "Chip licensed to SG sits in Shenzhen and measures its nearest landmarks honestly.",
         _expect(Verdict.OUTSIDE, alerts=OUTSIDE),
         play_diverted,
     ),
-    Scenario(
+    AttackScenario(
         "border_chip_johor_bahru_licensed_singapore",
         "location",
         "Chip licensed to SG sits in Johor Bahru, a few km across the strait.",
         _expect(Verdict.INCONCLUSIVE),
         play_border_johor,
     ),
-    Scenario(
+    AttackScenario(
         "border_chip_shenzhen_licensed_hong_kong",
         "location",
         "Chip licensed to HK sits in Shenzhen, next to the border.",
         _expect(Verdict.INCONCLUSIVE),
         play_border_shenzhen,
     ),
-    Scenario(
+    AttackScenario(
         "constant_delay_to_look_elsewhere",
         "delay",
         "Shenzhen chip licensed to SG; the host adds 5 ms to every datagram.",
         _expect(Verdict.OUTSIDE, alerts=OUTSIDE),
         play_constant_delay,
     ),
-    Scenario(
+    AttackScenario(
         "selective_delay_on_near_landmarks",
         "delay",
         "Shenzhen chip licensed to SG; 20 ms added only towards the landmarks near it.",
         _expect(Verdict.OUTSIDE, alerts=OUTSIDE),
         play_selective_delay,
     ),
-    Scenario(
+    AttackScenario(
         "adaptive_delay_mimics_singapore",
         "delay",
         "Shenzhen chip measures Singapore-area landmarks and Hong Kong, padding each path "
@@ -798,7 +802,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         _expect(Verdict.INCONCLUSIVE),
         play_adaptive_delay,
     ),
-    Scenario(
+    AttackScenario(
         "helper_relay_next_to_landmarks",
         "relay",
         "A helper in the Singapore landmark's data centre forwards the Singapore "
@@ -806,7 +810,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         _expect(Verdict.INCONCLUSIVE),
         play_helper_relay,
     ),
-    Scenario(
+    AttackScenario(
         "faster_than_fibre_links",
         "relay",
         "Chip in Singapore licensed to MY; hollow-core links (0.997 c) to three Malaysian "
@@ -814,7 +818,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         _expect(Verdict.INCONCLUSIVE),
         play_faster_than_fibre,
     ),
-    Scenario(
+    AttackScenario(
         "guessed_responses_injected_next_to_landmarks",
         "round",
         "An on-path helper next to the Singapore landmarks answers every challenge with a "
@@ -822,14 +826,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         _rejected(Reason.QUORUM_NOT_MET),
         play_guessed_responses,
     ),
-    Scenario(
+    AttackScenario(
         "responses_to_challenges_never_issued",
         "round",
         "The helper answers the next challenge before the landmark has issued it.",
         _rejected(Reason.QUORUM_NOT_MET),
         play_responses_to_challenges_never_issued,
     ),
-    Scenario(
+    AttackScenario(
         "reused_challenge_within_a_round",
         "round",
         "lm-sin's randomness is stuck (every challenge the same); the host feeds each "
@@ -837,7 +841,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         _rejected(Reason.CHALLENGE_REUSED),
         play_reused_challenge,
     ),
-    Scenario(
+    AttackScenario(
         "predictable_challenges_answered_ahead",
         "round",
         "lm-sin draws its challenges from a fixed seed; having watched one of its rounds, "
@@ -846,7 +850,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_predictable_challenges,
         residual=PREDICTABLE_RESIDUAL,
     ),
-    Scenario(
+    AttackScenario(
         "predictable_challenges_outvoted_when_policy_tolerates_one",
         "round",
         "As above, against a verifier whose policy tolerates one faulty landmark.",
@@ -854,28 +858,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_predictable_challenges,
         {"landmark_faults": 1},
     ),
-    Scenario(
+    AttackScenario(
         "replayed_proof",
         "replay",
         "An accepted proof is submitted again.",
         _rejected(Reason.REPLAYED_PROOF),
         play_replayed_proof,
     ),
-    Scenario(
+    AttackScenario(
         "replayed_receipts_in_new_proof",
         "replay",
         "A new proof carries the receipts of the last accepted one.",
         _rejected(Reason.REPLAYED_RECEIPT),
         play_replayed_receipts,
     ),
-    Scenario(
+    AttackScenario(
         "forged_device_key",
         "identity",
         "A key the manufacturer never certified runs the rounds and signs the proof.",
         _rejected(Reason.UNKNOWN_DEVICE),
         play_forged_device_key,
     ),
-    Scenario(
+    AttackScenario(
         "revoked_device",
         "identity",
         "An honest proof from a device on the revocation list.",
@@ -883,35 +887,35 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_revoked_device,
         {"revoked_devices": frozenset({"chip-sg"})},
     ),
-    Scenario(
+    AttackScenario(
         "downgraded_agent_firmware",
         "identity",
         "The proof carries an agent measurement the policy does not allow.",
         _rejected(Reason.BAD_MEASUREMENT, AlertKind.TAMPERING),
         play_unmeasured_agent,
     ),
-    Scenario(
+    AttackScenario(
         "certificate_not_chained_to_manufacturer",
         "identity",
         "The host enrols a key under chip-sg's name with a certificate from a root of its own.",
         _rejected(Reason.BAD_CHAIN),
         play_certificate_not_chained_to_manufacturer,
     ),
-    Scenario(
+    AttackScenario(
         "chip_a_answers_for_chip_b",
         "identity",
         "Chip A in Singapore runs the rounds under chip B's name; B submits them.",
         _rejected(Reason.BAD_TRANSCRIPT_SIGNATURE, AlertKind.TAMPERING),
         play_chip_a_for_chip_b,
     ),
-    Scenario(
+    AttackScenario(
         "cloned_key_forks_the_chain",
         "identity",
         "A clone in Singapore and the original in Shenzhen both extend the same proof.",
         _rejected(Reason.FORK, AlertKind.CLONE),
         play_clone_fork,
     ),
-    Scenario(
+    AttackScenario(
         "verify_then_move",
         "travel",
         "Chip proves from Singapore, is flown to Shenzhen and proves again one cadence "
@@ -922,7 +926,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         play_verify_then_move,
     ),
-    Scenario(
+    AttackScenario(
         "cloned_key_takes_turns_with_original",
         "travel",
         "Original in Shenzhen proves; its chain state is copied to a clone in Singapore "
@@ -930,14 +934,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         _expect(Verdict.INCONCLUSIVE, alerts=(AlertKind.IMPOSSIBLE_TRAVEL,)),
         play_clone_takes_turns,
     ),
-    Scenario(
+    AttackScenario(
         "slow_journey_is_not_impossible_travel",
         "travel",
         "Control: proves from Singapore, then from Shenzhen two days later.",
         _expect(Verdict.OUTSIDE, alerts=OUTSIDE),
         play_slow_honest_journey,
     ),
-    Scenario(
+    AttackScenario(
         "rogue_unregistered_landmark",
         "landmark",
         "A landmark the registry does not list vouches for the chip.",
@@ -945,7 +949,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_rogue_landmark,
         {"registered_sites": {k: v for k, v in LANDMARKS.items() if k != "lm-sin"}},
     ),
-    Scenario(
+    AttackScenario(
         "revoked_landmark",
         "landmark",
         "A receipt from a revoked landmark.",
@@ -953,7 +957,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_revoked_landmark,
         {"revoked_landmarks": frozenset({"lm-jhb"})},
     ),
-    Scenario(
+    AttackScenario(
         "landmark_registered_at_wrong_coordinates",
         "landmark",
         "lm-hkg is registered at Singapore's coordinates; a Shenzhen chip measures it.",
@@ -961,14 +965,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_misplaced_landmark,
         {"registered_sites": {**LANDMARKS, "lm-hkg": LANDMARKS["lm-sin"]}},
     ),
-    Scenario(
+    AttackScenario(
         "lying_landmark_contradicted_by_others",
         "landmark",
         "lm-sin under-reports a Shenzhen chip's RTT; Hong Kong and Guangzhou are honest.",
         _expect(Verdict.INCONSISTENT, alerts=(AlertKind.INCONSISTENT_LANDMARKS,)),
         play_lying_landmark_contradicted,
     ),
-    Scenario(
+    AttackScenario(
         "lying_landmark_among_distant_honest_ones",
         "landmark",
         "Shenzhen chip licensed to SG measures only Singapore-area landmarks; lm-sin "
@@ -977,7 +981,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_lying_landmark_colludes,
         residual=LYING_RESIDUAL,
     ),
-    Scenario(
+    AttackScenario(
         "lying_landmark_excluded_by_crosscheck",
         "landmark",
         "As above, but lm-sin's clock also under-reports its peers' rounds, and the verifier "
@@ -985,7 +989,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         _rejected(Reason.REVOKED_LANDMARK, AlertKind.INCONSISTENT_LANDMARKS),
         play_lying_landmark_excluded_by_crosscheck,
     ),
-    Scenario(
+    AttackScenario(
         "predictable_landmark_excluded_by_crosscheck",
         "landmark",
         "lm-sin's challenges come from a fixed seed (as in predictable_challenges_answered_"
@@ -993,7 +997,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         _rejected(Reason.REVOKED_LANDMARK, AlertKind.INCONSISTENT_LANDMARKS),
         play_predictable_landmark_excluded_by_crosscheck,
     ),
-    Scenario(
+    AttackScenario(
         "lying_landmark_outvoted_when_policy_tolerates_one",
         "landmark",
         "As above, against a verifier whose policy tolerates one lying landmark: ALLOWED "
@@ -1002,7 +1006,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_lying_landmark_colludes,
         {"landmark_faults": 1},
     ),
-    Scenario(
+    AttackScenario(
         "honest_chip_with_two_datacentre_landmarks_tolerating_one_liar",
         "landmark",
         "Control: honest Singapore chip with two landmarks in its data centre, against the "
@@ -1011,21 +1015,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         play_honest_two_datacentre_landmarks,
         {"landmark_faults": 1},
     ),
-    Scenario(
+    AttackScenario(
         "near_landmarks_flooded",
         "availability",
         "The chip's two nearest landmarks are flooded (200 ms queues).",
         _expect(Verdict.INCONCLUSIVE),
         play_near_landmarks_flooded,
     ),
-    Scenario(
+    AttackScenario(
         "landmarks_unreachable",
         "availability",
         "Every datagram to and from the landmarks is dropped: no round completes.",
         _rejected(Reason.QUORUM_NOT_MET),
         play_landmarks_unreachable,
     ),
-    Scenario(
+    AttackScenario(
         "heartbeat_stops_powered_off",
         "heartbeat",
         "Chip proves from Singapore, then is switched off for four cadences (40 min).",
@@ -1037,7 +1041,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         play_heartbeat_powered_off,
     ),
-    Scenario(
+    AttackScenario(
         "heartbeat_firewalled",
         "heartbeat",
         "Chip proves from Singapore; then the host drops all its traffic to the verifier for "
@@ -1050,7 +1054,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         play_heartbeat_firewalled,
     ),
-    Scenario(
+    AttackScenario(
         "heartbeat_stops_in_transit",
         "heartbeat",
         "Chip proves from Singapore; the host cuts every link and carries the running chip "
@@ -1064,7 +1068,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         play_heartbeat_stops_in_transit,
     ),
-    Scenario(
+    AttackScenario(
         "export_licence_ends",
         "heartbeat",
         "An honest Singapore chip keeps proving every cadence past the end of its export "

@@ -9,7 +9,7 @@ checked with the verifier's JWKS, grace period). Rounds run on the world's virtu
 every clock is the world's virtual clock::
 
     with ServedWorld.open(AttackWorld()) as served:
-        chip = served.enrol(Chip("chip-sg", SINGAPORE, "SG", landmarks))
+        chip = served.enrol(WorldChip("chip-sg", SINGAPORE, "SG", landmarks))
         served.cycle(chip)                      # rounds, proof, delivery, licence
         timeline = served.elapse(chip, cadences=4, verifier_reachable=False)
 """
@@ -19,30 +19,29 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from geoattest.attacks.world import MEASUREMENT, AttackWorld, Chip
+from geoattest.attacks.world import MEASUREMENT, AttackWorld, WorldChip
 from geoattest.attestor.agent import Attester, Delivered, DeliveryError
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.attestor.outbox import Outbox
 from geoattest.crypto import KeySigner
 from geoattest.netsim.adversary import Adversary
 from geoattest.pki import ManufacturerCA, ResultKey, TrustAnchors
+from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, identity_pb2, round_pb2, verifier_service_pb2
-from geoattest.verifier.licences import Licence as ExportLicence
-from geoattest.verifier.licences import Licences
+from geoattest.verifier.licences import ExportLicence, Licences
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import ProofResult, VerifierConfig, VerifierService
 from geoattest.verifier.state import ChainHead
 from geoattest.verifier.store import Alert, SqlStore
 from geoattest.wire.envelope import PayloadType, seal
 
-SECOND_NS = 1_000_000_000
 VERIFIER_ID = "attack-world-verifier"
 CADENCE_S = 600
 """Agents prove every ten minutes."""
@@ -70,7 +69,7 @@ class _IssuedLicences(Licences):
 class ServedChip:
     """One enrolled chip: where it is, and its agent."""
 
-    chip: Chip
+    chip: WorldChip
     signer: KeySigner
     attester: Attester
     results: list[ProofResult] = field(default_factory=list)
@@ -150,7 +149,7 @@ class ServedWorld:
 
     def enrol(
         self,
-        chip: Chip,
+        chip: WorldChip,
         *,
         manufacturer: ManufacturerCA | None = None,
         licence_s: int = EXPORT_LICENCE_S,
@@ -184,7 +183,7 @@ class ServedWorld:
             seal(PayloadType.ENROLMENT, claim.SerializeToString(), signer),
             self.world.now_ns(),
         )
-        licence = Licence(
+        licence = AgentLicence(
             chip.device_id, self.service.jwks(), grace_s=GRACE_S, booted_at_s=self.now_s()
         )
         attester = Attester(
@@ -231,7 +230,7 @@ class ServedWorld:
                 result_token=result.token,
             )
 
-        return served.attester.deliver(submit, self.now_s())
+        return served.attester.deliver(submit, self.now_s)
 
     def elapse(
         self,
@@ -265,7 +264,3 @@ class ServedWorld:
 def _landmark_of(receipt: envelope_pb2.Envelope) -> str:
     """The landmark a receipt names (its signature is the verifier's to check)."""
     return round_pb2.TimingReceipt.FromString(receipt.payload).landmark_id
-
-
-def alerts_for(alerts: Sequence[Alert], device_id: str) -> list[Alert]:
-    return [a for a in alerts if a.device_id == device_id]

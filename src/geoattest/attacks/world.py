@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from geoattest.crypto import KeySigner, sha256
 from geoattest.errors import GeoattestError
 from geoattest.geo import build_policy, country_region
-from geoattest.netsim.adversary import Adversary, Compose, Delivery, Role, Transit
+from geoattest.netsim.adversary import Adversary, Compose, DatagramDelivery, Role, Transit
 from geoattest.netsim.latency import LatencyModel, LatLon, great_circle_km
 from geoattest.netsim.virtual import VirtualClock, VirtualNetwork
 from geoattest.pki import LandmarkRecord, RevocationList
@@ -64,8 +64,9 @@ POLICY_REGIONS = {"SG": ["SG"], "HK": ["HK"], "MY": ["MY"], "CN": ["CN"], "DE": 
 
 
 @dataclass(frozen=True)
-class Chip:
-    """Where a chip really is (only the simulation knows), and what its agent measures."""
+class WorldChip:
+    """A chip in the attack world: where it really is (only the simulation knows), and
+    what its agent measures."""
 
     device_id: str
     location: LatLon
@@ -96,10 +97,10 @@ class DataCentreLan:
     chip: str
     landmarks: frozenset[str]
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:  # noqa: ARG002
         ends = {transit.src.name, transit.dst.name}
         if self.chip in ends and ends & self.landmarks:
-            return [Delivery(transit.floor_ns + LAN_DELAY_NS, transit.payload)]
+            return [DatagramDelivery(transit.floor_ns + LAN_DELAY_NS, transit.payload)]
         return [transit.deliver()]
 
 
@@ -108,9 +109,9 @@ class LocalHop:
     """Not an attacker: no datagram crosses even one rack faster than a LAN hop, so a
     party placed at a landmark's own site still takes ``LAN_DELAY_NS`` beyond light."""
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:  # noqa: ARG002
         fastest = transit.floor_ns + LAN_DELAY_NS
-        return [Delivery(max(transit.delay_ns, fastest), transit.payload, transit.action)]
+        return [DatagramDelivery(max(transit.delay_ns, fastest), transit.payload, transit.action)]
 
 
 class ChipAgent:
@@ -120,7 +121,7 @@ class ChipAgent:
     this one.
     """
 
-    def answering_site(self, chip: Chip) -> LatLon:
+    def answering_site(self, chip: WorldChip) -> LatLon:
         """Where the round secret lives, so where challenges are answered: the chip."""
         return chip.location
 
@@ -212,7 +213,7 @@ class AttackWorld:
 
     def measure(
         self,
-        chip: Chip,
+        chip: WorldChip,
         adversary: Adversary | None = None,
         *,
         signer: KeySigner | None = None,
@@ -262,7 +263,7 @@ class AttackWorld:
         receipts: list[envelope_pb2.Envelope] = []
         for peer in landmark_ids:
             timers = tuple(lid for lid in landmark_ids if lid != peer)
-            as_chip = Chip(peer, LANDMARKS[peer], "", timers)
+            as_chip = WorldChip(peer, LANDMARKS[peer], "", timers)
             receipts += self.measure(as_chip, signer=self.landmark_signers[peer])
         return receipts
 

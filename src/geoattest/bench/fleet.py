@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from geoattest.crypto import KeySigner, VerifyingKey
 from geoattest.demo.scenario import (
     ChipSite,
+    DemoScenario,
     LandmarkSite,
-    Scenario,
     default_scenario_path,
     load_scenario,
 )
@@ -44,7 +44,9 @@ TWIN_OFFSET_DEG = 1.0
 
 
 @dataclass
-class Chip:
+class FleetChip:
+    """A benchmark fleet's chip: its key, certificate, site, landmarks and proof chain."""
+
     device_id: str
     signer: KeySigner
     certificate_der: bytes
@@ -65,7 +67,7 @@ class RoundResult:
 
 
 def run_round(
-    chip: Chip,
+    chip: FleetChip,
     landmark_id: str,
     landmark: KeySigner,
     rtt_ns: int,
@@ -111,7 +113,7 @@ def run_round(
     return RoundResult(agent.receipt, sum(map(len, seen)), len(seen))
 
 
-def _landmarks(scenario: Scenario, k: int) -> tuple[LandmarkSite, ...]:
+def _landmarks(scenario: DemoScenario, k: int) -> tuple[LandmarkSite, ...]:
     """The scenario's landmarks; for k beyond them, twins 1 degree (~111 km) north of each,
     so a chip's k nearest stay plausible for k up to twice the scenario's count."""
     sites = scenario.landmarks
@@ -130,7 +132,7 @@ class Fleet:
     """A CA, the scenario's landmarks (keys fresh) and ``chips`` chips on its sites."""
 
     def __init__(self, chips: int, *, k: int | None = None, exchanges: int = 8) -> None:
-        self.scenario: Scenario = load_scenario(default_scenario_path())
+        self.scenario: DemoScenario = load_scenario(default_scenario_path())
         self.k = k or self.scenario.landmarks_per_chip
         self.exchanges = exchanges
         self.now = dt.datetime.now(dt.UTC)
@@ -140,7 +142,7 @@ class Fleet:
         self.sites = {s.landmark_id: (s.latitude, s.longitude) for s in self.landmarks}
         self.chips = [self._chip(i) for i in range(chips)]
 
-    def _chip(self, i: int) -> Chip:
+    def _chip(self, i: int) -> FleetChip:
         site = self.scenario.chips[i % len(self.scenario.chips)]
         signer = KeySigner.generate()
         device_id = f"bench-{i:07d}"
@@ -151,7 +153,7 @@ class Fleet:
             self.sites,
             key=lambda lid: great_circle_km((site.latitude, site.longitude), self.sites[lid]),
         )
-        return Chip(
+        return FleetChip(
             device_id,
             signer,
             certificate.public_bytes(serialization.Encoding.DER),
@@ -159,17 +161,17 @@ class Fleet:
             ranked[: self.k],
         )
 
-    def rtt_ns(self, chip: Chip, landmark_id: str) -> int:
+    def rtt_ns(self, chip: FleetChip, landmark_id: str) -> int:
         km = great_circle_km((chip.site.latitude, chip.site.longitude), self.sites[landmark_id])
         return ACCESS_NS + int(2 * km / KM_PER_MS_FIBRE * 1e6)
 
-    def rounds(self, chip: Chip) -> list[RoundResult]:
+    def rounds(self, chip: FleetChip) -> list[RoundResult]:
         return [
             run_round(chip, lid, self.landmark_signers[lid], self.rtt_ns(chip, lid), self.exchanges)
             for lid in chip.landmarks
         ]
 
-    def proof(self, chip: Chip, *, advance: bool = True) -> envelope_pb2.Envelope:
+    def proof(self, chip: FleetChip, *, advance: bool = True) -> envelope_pb2.Envelope:
         """The chip's next proof over fresh rounds; ``advance``: its chain moves on."""
         receipts = [r.receipt for r in self.rounds(chip)]
         envelope, chain = chip.chain.extend(receipts, measurement=MEASUREMENT, signer=chip.signer)
@@ -189,7 +191,7 @@ class Fleet:
             for s in self.landmarks
         ]
 
-    def device_record(self, chip: Chip) -> DeviceRecord:
+    def device_record(self, chip: FleetChip) -> DeviceRecord:
         """What enrolment would store for ``chip`` (for the store-free pipeline)."""
         now_ns = time.time_ns()
         return DeviceRecord(

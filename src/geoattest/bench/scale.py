@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoattest.bench.fleet import Chip, Fleet
+from geoattest.bench.fleet import Fleet, FleetChip
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.verifier import crypto_rate, fleet_checks, make_appraiser, pipeline_run
 from geoattest.errors import StudyError
@@ -117,14 +117,14 @@ def bulk_enrol(path: Path, template: str, count: int, advance: Callable[[int], N
     return elapsed
 
 
-def _chip_proofs(fleet: Fleet, chips: Sequence[Chip], rounds: int) -> list[list[bytes]]:
+def _chip_proofs(fleet: Fleet, chips: Sequence[FleetChip], rounds: int) -> list[list[bytes]]:
     """``rounds`` successive proofs per chip, from a fresh chain: ``[round][chip]``."""
     for chip in chips:
         chip.chain = ProofChain(chip.device_id)
     return [[fleet.proof(chip).SerializeToString() for chip in chips] for _ in range(rounds)]
 
 
-def _enrol(store: SqlStore, fleet: Fleet, chip: Chip) -> None:
+def _enrol(store: SqlStore, fleet: Fleet, chip: FleetChip) -> None:
     device = EnrolledDevice(
         fleet.device_record(chip), "H100", time.time_ns() + YEAR_NS, DeviceState.ENROLLED
     )

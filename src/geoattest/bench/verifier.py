@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoattest.bench.fleet import VERIFIER_ID, Chip, Fleet
+from geoattest.bench.fleet import VERIFIER_ID, Fleet, FleetChip
 from geoattest.bench.report import Figures, median, progress, quantile
 from geoattest.crypto import VerifyingKey
 from geoattest.demo.run import Party
@@ -207,7 +207,7 @@ def _accepted(results: Sequence[evidence_pb2.AttestationResult]) -> int:
     return len(results)
 
 
-async def _enrol(chip: Chip, client: VerifierClient) -> int:
+async def _enrol(chip: FleetChip, client: VerifierClient) -> int:
     await client.enroll(
         enrolment_request(chip.signer, chip.device_id, chip.certificate_der, [], VERIFIER_ID)
     )
@@ -433,14 +433,14 @@ def run(
             argv = [*fleet.write(root), "--workers", str(cores)]
             party = Party("verifier", [sys.executable, "-m", "geoattest", *argv], root / "log")
             try:
-                host, port = party.wait_for_address()
+                target = str(party.wait_for_address())
                 advance()
                 bound = functools.partial(crypto_bound, checks, per_proof, cores)
                 workers = _children(party.process.pid)
                 (unary, unary_bound), *batches = asyncio.run(
                     grpc_run(
                         fleet,
-                        f"{host}:{port}",
+                        target,
                         batch,
                         concurrency,
                         workers=workers,

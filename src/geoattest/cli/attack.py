@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from geoattest.attacks.scenarios import Outcome, Scenario
+    from geoattest.attacks.scenarios import AttackScenario, Outcome
 
 app = typer.Typer(help="Adversary scenarios against the real protocol.", no_args_is_help=True)
 
@@ -64,7 +64,7 @@ def run_scenarios(
 
     if (name is None) == (not run_all):
         raise typer.BadParameter("give one scenario NAME or --all, not both or neither")
-    chosen: tuple[Scenario, ...]
+    chosen: tuple[AttackScenario, ...]
     if run_all:
         chosen = SCENARIOS
     else:
@@ -99,7 +99,7 @@ def _defended(outcome: Outcome) -> str:
     return f"NO (expected {outcome.expected})"
 
 
-def _as_json(scenario: Scenario, outcome: Outcome) -> dict[str, object]:
+def _as_json(scenario: AttackScenario, outcome: Outcome) -> dict[str, object]:
     return {
         "name": outcome.name,
         "threat": scenario.threat,
@@ -117,7 +117,7 @@ def _as_json(scenario: Scenario, outcome: Outcome) -> dict[str, object]:
     }
 
 
-def _table(scenarios: tuple[Scenario, ...], outcomes: list[Outcome]) -> None:
+def _table(scenarios: tuple[AttackScenario, ...], outcomes: list[Outcome]) -> None:
     rows = [("scenario", "what the adversary did", "verdict", "alert", "defended")]
     rows += [
         (

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from geoattest.address import parse_address
 from geoattest.cli.pki import verifier_app
 from geoattest.errors import ConfigError
 
@@ -30,13 +31,6 @@ def _existing(path: Path, what: str) -> Path:
     if not path.exists():
         raise ConfigError(f"{what} {path} does not exist")
     return path
-
-
-def _address(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"address {value!r} is not HOST:PORT")
-    return value
 
 
 def _measurements(values: list[str]) -> frozenset[bytes] | None:
@@ -111,7 +105,7 @@ def verifier_serve(
     from geoattest.verifier.wiring import VerifierFiles, VerifierOptions, load_verifier  # noqa: PLC0415
     from geoattest.verifier.workers import serve  # noqa: PLC0415
 
-    address = _address(listen)
+    address = str(parse_address(listen, "--listen", any_port=True))
     if landmark_faults >= quorum:
         raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
     options = VerifierOptions(
@@ -161,7 +155,7 @@ def verifier_status(
     """Print a device's state, last counter and last verdict."""
     from geoattest.wire.client import VerifierClient  # noqa: PLC0415
 
-    _address(target)
+    parse_address(target, "--target")
 
     async def status() -> str:
         async with VerifierClient(target, timeout_s=timeout_s) as client:
@@ -185,7 +179,7 @@ def verifier_enrol(
     from geoattest.attestor.keystore import DeviceKeyStore  # noqa: PLC0415
     from geoattest.wire.client import VerifierClient, enrolment_request  # noqa: PLC0415
 
-    _address(target)
+    parse_address(target, "--target")
     device = DeviceKeyStore.open(_existing(keystore, "key store"))
     request = enrolment_request(device, device.device_id, device.certificate_der(), (), verifier_id)
 

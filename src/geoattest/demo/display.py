@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from geoattest.demo.run import ChipView
-from geoattest.demo.scenario import Scenario
+from geoattest.demo.scenario import DemoScenario
 from geoattest.geo.render import draw_situation
 from geoattest.verdict import LandmarkBound
 
@@ -31,7 +31,7 @@ VERDICT_STYLE = {
 class LiveTable:
     """A rich table, refreshed in place, one row per chip."""
 
-    def __init__(self, scenario: Scenario, views: Mapping[str, ChipView], out: TextIO) -> None:
+    def __init__(self, scenario: DemoScenario, views: Mapping[str, ChipView], out: TextIO) -> None:
         self.scenario = scenario
         self.views = views
         console = Console(file=out)
@@ -92,7 +92,7 @@ class LiveTable:
         self.console.print(f"workspace (keys, database, logs): {summary['summary']['workspace']}")
 
 
-def render_fleet_map(path: Path, scenario: Scenario, views: Mapping[str, ChipView]) -> None:
+def render_fleet_map(path: Path, scenario: DemoScenario, views: Mapping[str, ChipView]) -> None:
     """One panel per chip: its last proof's disks, feasible region and licensed region."""
     from geoattest.geo import natural_earth  # noqa: PLC0415  (loads the dataset)
 

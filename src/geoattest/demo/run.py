@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from geoattest.address import HostPort
 from geoattest.attestor.agent import agent_measurement
-from geoattest.demo.scenario import ChipSite, Scenario
+from geoattest.demo.scenario import ChipSite, DemoScenario
 from geoattest.demo.workspace import VERIFIER_ID, Workspace, provision
 from geoattest.errors import ConfigError
 from geoattest.netsim.adversary import Role, Site
@@ -63,7 +64,7 @@ class Party:
         for line in self.process.stdout:
             self.lines.put(line.rstrip("\n"))
 
-    def wait_for_address(self, timeout_s: float = START_TIMEOUT_S) -> tuple[str, int]:
+    def wait_for_address(self, timeout_s: float = START_TIMEOUT_S) -> HostPort:
         """The HOST:PORT the party prints when it is listening."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -75,7 +76,7 @@ class Party:
                 continue
             match = _ADDRESS.search(line)
             if match and "listening" in line:
-                return match.group(1), int(match.group(2))
+                return HostPort(match.group(1), int(match.group(2)))
         raise ConfigError(f"{self.name} did not start within {timeout_s:.0f} s")
 
     def last_error(self) -> str:
@@ -115,7 +116,7 @@ class ChipView:
 
 
 @dataclass
-class Fleet:
+class DemoFleet:
     """Everything the demo started, so that all of it is stopped."""
 
     workspace: Workspace
@@ -131,7 +132,7 @@ class Fleet:
         yield self.verifier
 
 
-def start_fleet(scenario: Scenario, root: Path, cadence_s: float | None) -> Fleet:
+def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> DemoFleet:
     workspace = provision(scenario, root, dt.datetime.now(dt.UTC))
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
@@ -187,7 +188,7 @@ def start_fleet(scenario: Scenario, root: Path, cadence_s: float | None) -> Flee
             )
             started.append(party)
             landmark_parties[site.landmark_id] = party
-        vhost, vport = verifier.wait_for_address()
+        verifier_address = str(verifier.wait_for_address())
         addresses = {lid: p.wait_for_address() for lid, p in landmark_parties.items()}
         emulator = Emulator(seed=scenario.seed)
         registry = LandmarkRegistry.load(workspace.registry)
@@ -204,13 +205,13 @@ def start_fleet(scenario: Scenario, root: Path, cadence_s: float | None) -> Flee
                         Site(site.landmark_id, (site.latitude, site.longitude), Role.LANDMARK),
                         address,
                     )
-                    address = link.address
+                    address = HostPort(*link.address)
                 record = registry.get(site.landmark_id)
                 assert record is not None
                 endpoints.append(
                     {
                         "id": site.landmark_id,
-                        "address": f"{address[0]}:{address[1]}",
+                        "address": str(address),
                         "public_key": record.verifying_key.der().hex(),
                     }
                 )
@@ -219,7 +220,7 @@ def start_fleet(scenario: Scenario, root: Path, cadence_s: float | None) -> Flee
                 "device_id": chip.device_id,
                 "keystore": "keys",
                 "outbox": "outbox",
-                "verifier": f"{vhost}:{vport}",
+                "verifier": verifier_address,
                 "verifier_id": VERIFIER_ID,
                 "landmarks": endpoints,
                 "exchanges": scenario.exchanges,
@@ -237,7 +238,7 @@ def start_fleet(scenario: Scenario, root: Path, cadence_s: float | None) -> Flee
             )
             started.append(party)
             agents[device_id] = party
-        return Fleet(workspace, verifier, f"{vhost}:{vport}", landmark_parties, agents, emulator)
+        return DemoFleet(workspace, verifier, verifier_address, landmark_parties, agents, emulator)
     except BaseException:
         for party in reversed(started):
             party.stop(grace_s=5.0)
@@ -247,7 +248,7 @@ def start_fleet(scenario: Scenario, root: Path, cadence_s: float | None) -> Flee
         raise
 
 
-def stop_fleet(fleet: Fleet) -> None:
+def stop_fleet(fleet: DemoFleet) -> None:
     """Agents first (they finish their cycle), then landmarks, then the verifier."""
     for party in fleet.parties():
         party.stop()
@@ -299,7 +300,7 @@ class AlertWatcher:
         self._thread.join(timeout=5.0)
 
 
-def _pump(fleet: Fleet, sink: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
+def _pump(fleet: DemoFleet, sink: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
     for device_id, party in fleet.agents.items():
         while True:
             try:
@@ -316,7 +317,7 @@ def _pump(fleet: Fleet, sink: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
 
 
 def run_demo(
-    scenario: Scenario,
+    scenario: DemoScenario,
     *,
     duration_s: float,
     root: Path,

@@ -17,7 +17,8 @@ from typing import Any
 from geoattest.errors import ConfigError
 from geoattest.geo import RegionPolicy, policy_from_mapping
 from geoattest.netsim.latency import great_circle_km
-from geoattest.pki import check_coordinates, check_device_id, check_identifier
+from geoattest.pki.landmarks import check_coordinates
+from geoattest.pki.names import check_device_id, check_identifier
 
 _TOP = {
     "name",
@@ -54,7 +55,10 @@ class ChipSite:
 
 
 @dataclass(frozen=True)
-class Scenario:
+class DemoScenario:
+    """Landmarks, chips where they really are, and the licences they hold, under one region
+    policy: the world the demo runs live (the fleet study and the planner start from it)."""
+
     name: str
     cadence_s: float
     exchanges: int
@@ -101,7 +105,7 @@ def _number(where: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
-def load_scenario(path: Path) -> Scenario:
+def load_scenario(path: Path) -> DemoScenario:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -111,7 +115,7 @@ def load_scenario(path: Path) -> Scenario:
     return scenario_from_mapping(document, path)
 
 
-def scenario_from_mapping(document: Mapping[str, Any], path: Path) -> Scenario:
+def scenario_from_mapping(document: Mapping[str, Any], path: Path) -> DemoScenario:
     """A scenario from its parsed TOML; ``path`` names it in errors and resolves relative
     policy files. Files that extend the scenario format strip their own keys first."""
     top = _keys(f"scenario {path}", document, _TOP, {"policy", "landmarks", "chips"})
@@ -156,7 +160,7 @@ def scenario_from_mapping(document: Mapping[str, Any], path: Path) -> Scenario:
     quorum = int(_number("quorum", top.get("quorum", 3), 1, 16))
     if quorum > per_chip:
         raise ConfigError("scenario: quorum exceeds landmarks_per_chip")
-    return Scenario(
+    return DemoScenario(
         name=str(top.get("name", path.stem)),
         cadence_s=_number("cadence_s", top.get("cadence_s", 10), 0.5, 86400),
         exchanges=int(_number("exchanges", top.get("exchanges", 8), 1, 32)),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.crypto import VerifyingKey, generate_private_key
-from geoattest.demo.scenario import Scenario
+from geoattest.demo.scenario import DemoScenario
 from geoattest.pki import (
     LandmarkRecord,
     LandmarkRegistry,
@@ -39,7 +39,7 @@ class Workspace:
         return self.root / "chips" / device_id
 
 
-def provision(scenario: Scenario, root: Path, now: dt.datetime) -> Workspace:
+def provision(scenario: DemoScenario, root: Path, now: dt.datetime) -> Workspace:
     """Make a manufacturer, chips, landmarks, a verifier key, the policy and licences."""
     root.mkdir(parents=True, exist_ok=True)
     ca = ManufacturerCA.create("Demo Accelerators", now)

@@ -1,12 +1,22 @@
 """Geography: from landmark-timed bounds to a verdict that is never wrong toward ALLOWED.
 
-Public API::
+A policy (``load_policy`` reads one from a file, ``build_policy`` makes one in code)
+gives a :class:`~geoattest.verdict.RegionAppraiser`, which turns landmark bounds into a
+verdict. See ``docs/GEOGRAPHY.md`` for why the feasible region is sound.
 
-    from geoattest.geo import load_policy, build_policy, country_region
-    appraiser = load_policy("policy.json").appraiser()   # a RegionAppraiser
-    appraisal = appraiser.appraise(bounds, "SG")
+Example:
 
-See ``docs/GEOGRAPHY.md`` for why the feasible region is sound.
+>>> from geoattest.geo import build_policy, country_region
+>>> from geoattest.verdict import LandmarkBound
+>>> appraiser = build_policy("example", 1, [country_region("SG", ["SG"])]).appraiser()
+>>> def verdict(rtt_ns, landmark=("lm-sin", 1.3349, 103.8920)):
+...     return appraiser.appraise([LandmarkBound(*landmark, rtt_min_ns=rtt_ns)], "SG").verdict
+>>> verdict(50_000)  # within 7.5 km of a Singapore landmark: all of that land is Singapore
+<Verdict.ALLOWED: 'ALLOWED'>
+>>> verdict(200_000)  # within 30 km: Johor Bahru, in Malaysia, is as close
+<Verdict.INCONCLUSIVE: 'INCONCLUSIVE'>
+>>> verdict(100_000, ("lm-hkg", 22.3193, 114.1694))  # within 15 km of Hong Kong
+<Verdict.OUTSIDE: 'OUTSIDE'>
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ about 0.562% (short north-south paths at the equator, where the meridional radiu
 curvature is 6335.4 km); 0.6% covers it with room to spare (tested)."""
 ABSOLUTE_MARGIN_KM = 0.05
 """Added to every grown bound to cover floating-point rounding."""
-HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
 
 FloatArray = NDArray[np.float64]
 Radius = TypeVar("Radius", float, FloatArray)

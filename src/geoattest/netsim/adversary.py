@@ -3,7 +3,7 @@
 An :class:`Adversary` is consulted once per datagram per direction, by the live relay
 (:mod:`geoattest.netsim.relay`) and by the virtual network (:mod:`geoattest.netsim.virtual`)
 alike, so adversaries are pure: they see a :class:`Transit` (where the datagram goes, what
-it carries, how long the path would take) and an rng, and return the :class:`Delivery`
+it carries, how long the path would take) and an rng, and return the :class:`DatagramDelivery`
 list to make. An empty list drops the datagram. No sockets, no clocks.
 
 Physics still holds. Delays are totals from the send instant, and the network refuses
@@ -92,13 +92,13 @@ class Transit:
     """Distance between the endpoints at c: no delivery may be faster."""
     action: Action = Action.FORWARD
 
-    def deliver(self, extra_ns: int = 0, action: Action | None = None) -> Delivery:
+    def deliver(self, extra_ns: int = 0, action: Action | None = None) -> DatagramDelivery:
         """This datagram on its current path, ``extra_ns`` later."""
-        return Delivery(self.delay_ns + extra_ns, self.payload, action or self.action)
+        return DatagramDelivery(self.delay_ns + extra_ns, self.payload, action or self.action)
 
 
 @dataclass(frozen=True)
-class Delivery:
+class DatagramDelivery:
     """One datagram to hand to the receiver ``delay_ns`` after it was sent."""
 
     delay_ns: int
@@ -109,7 +109,7 @@ class Delivery:
 class Adversary(Protocol):
     """Decides the fate of each datagram. Must be pure apart from ``rng``."""
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
         """The deliveries to make for this datagram; empty drops it."""
         ...
 
@@ -142,7 +142,7 @@ class ConstantDelay:
     def __post_init__(self) -> None:
         _non_negative("extra delay", self.extra_s)
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:  # noqa: ARG002
         return [transit.deliver(to_ns(self.extra_s))]
 
 
@@ -156,7 +156,7 @@ class SelectiveDelay:
         for landmark, extra in self.per_landmark_s.items():
             _non_negative(f"extra delay for {landmark}", extra)
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:  # noqa: ARG002
         return [transit.deliver(to_ns(self.per_landmark_s.get(transit.landmark_id, 0.0)))]
 
 
@@ -179,7 +179,7 @@ class AdaptiveDelay:
         if not 0 < self.quantile < 1:
             raise ConfigError(f"quantile {self.quantile} is not in (0, 1)")
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:  # noqa: ARG002
         far_end = transit.dst if transit.direction is Direction.UPLINK else transit.src
         target = self._targets.get(far_end.location)
         if target is None:
@@ -199,7 +199,7 @@ class Drop:
     def __post_init__(self) -> None:
         _probability(self.probability)
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
         return [] if rng.random() < self.probability else [transit.deliver()]
 
 
@@ -215,7 +215,7 @@ class Duplicate:
             raise ConfigError(f"copies must be >= 1, not {self.copies}")
         _non_negative("duplicate spacing", self.spacing_s)
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:  # noqa: ARG002
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:  # noqa: ARG002
         return [transit.deliver()] + [
             transit.deliver(k * to_ns(self.spacing_s), Action.DUPLICATE)
             for k in range(1, self.copies + 1)
@@ -233,7 +233,7 @@ class Reorder:
         _probability(self.probability)
         _non_negative("reorder hold", self.hold_s)
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
         held = rng.random() < self.probability
         return [transit.deliver(to_ns(self.hold_s) if held else 0)]
 
@@ -249,7 +249,7 @@ class Replay:
         _non_negative("replay delay", self.after_s)
         _probability(self.probability)
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
         original = transit.deliver()
         if rng.random() >= self.probability:
             return [original]
@@ -268,11 +268,11 @@ class HelperRelay:
     helper: LatLon
     path_class: PathClass = PathClass.CLOUD
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
         legs = _leg_s(self.model, transit.src.location, self.helper, rng, self.path_class) + _leg_s(
             self.model, self.helper, transit.dst.location, rng, self.path_class
         )
-        return [Delivery(to_ns(legs), transit.payload, Action.REROUTE)]
+        return [DatagramDelivery(to_ns(legs), transit.payload, Action.REROUTE)]
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ class FasterThanFibre:
         if not 0 < self.speed_fraction_of_c <= 1:
             raise ConfigError(f"link speed {self.speed_fraction_of_c} c is not in (0, c]")
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
         link_s = great_circle_km(self.a, self.b) / (
             self.speed_fraction_of_c * SPEED_OF_LIGHT_KM_PER_S
         )
@@ -310,7 +310,7 @@ class FasterThanFibre:
         )
         if via_link >= transit.delay_ns:
             return [transit.deliver()]
-        return [Delivery(via_link, transit.payload, Action.REROUTE)]
+        return [DatagramDelivery(via_link, transit.payload, Action.REROUTE)]
 
 
 @dataclass(frozen=True)
@@ -325,8 +325,8 @@ class Compose:
     def __init__(self, *stages: Adversary) -> None:
         object.__setattr__(self, "stages", stages)
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
-        planned: Sequence[Delivery] = [transit.deliver()]
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
+        planned: Sequence[DatagramDelivery] = [transit.deliver()]
         for stage in self.stages:
             planned = [
                 out
@@ -345,7 +345,7 @@ class Targeted:
     chips: frozenset[str]
     adversary: Adversary
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
         chip = transit.src if transit.direction is Direction.UPLINK else transit.dst
         if chip.name in self.chips:
             return self.adversary.intercept(transit, rng)

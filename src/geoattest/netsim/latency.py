@@ -14,12 +14,16 @@ a median and a p90 that depend on distance (short hops route worse) and on the p
 
 The model says what honest networks do; it never feeds a decision. Decisions use c.
 
-Example::
+Example:
 
-    model = LatencyModel.default()
-    rng = random.Random(7)
-    stretch = model.sample_stretch(great_circle_km(frankfurt, tokyo), rng)
-    delay_s = model.one_way_delay_s(frankfurt, tokyo, rng, stretch=stretch)
+>>> import random
+>>> model = LatencyModel.default()
+>>> rng = random.Random(7)
+>>> frankfurt, tokyo = (50.11, 8.68), (35.68, 139.69)
+>>> stretch = model.sample_stretch(great_circle_km(frankfurt, tokyo), rng)
+>>> delay_s = model.one_way_delay_s(frankfurt, tokyo, rng, stretch=stretch)
+>>> delay_s > great_circle_km(frankfurt, tokyo) / SPEED_OF_LIGHT_KM_PER_S  # never beats light
+True
 
 Randomness is always passed in: a ``random.Random`` for one link at a time, a numpy
 ``Generator`` for the vectorised variants used by fleet studies.

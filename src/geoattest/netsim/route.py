@@ -16,7 +16,7 @@ from geoattest.errors import ConfigError
 from geoattest.netsim.adversary import (
     Action,
     Adversary,
-    Delivery,
+    DatagramDelivery,
     Direction,
     Site,
     Transit,
@@ -74,7 +74,7 @@ class Route:
 
     def carry(
         self, direction: Direction, payload: bytes, sent_ns: int, rng: random.Random
-    ) -> list[Delivery]:
+    ) -> list[DatagramDelivery]:
         """The deliveries for one datagram sent at ``sent_ns`` (empty: dropped).
 
         Raises:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -380,8 +380,18 @@ def region_grid(
     )
 
 
-def region_frame(policy: RegionPolicy, region: str) -> tuple[float, float, float, float, float]:
-    """(west, south, east, north, centre longitude) of the region plus a margin.
+class RegionFrame(NamedTuple):
+    """A region's bounding box plus a margin, in degrees, and the longitude at its centre."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+    centre_lon: float
+
+
+def region_frame(policy: RegionPolicy, region: str) -> RegionFrame:
+    """The frame a region's maps and grids are drawn in: its bounding box plus a margin.
 
     Longitudes are unwrapped: a region across the antimeridian (the US's Aleutians) gets
     the frame in which its bounding box is narrower.
@@ -398,7 +408,7 @@ def region_frame(policy: RegionPolicy, region: str) -> tuple[float, float, float
     west, east = float(lon.min()), float(lon.max())
     south, north = float(lat.min()), float(lat.max())
     margin = 0.15 * max(east - west, north - south) + 0.3
-    return (
+    return RegionFrame(
         west - margin,
         max(-89.9, south - margin),
         east + margin,
@@ -479,7 +489,7 @@ def evaluate(
     weight = grid.area_weight()
     stretches = {}
     for name, q in STRETCHES.items():
-        cells = np.zeros(grid.land.size, dtype=np.int8)
+        cells = np.full(grid.land.size, NOT_JUDGED, dtype=np.int8)
         cells[land] = judge.verdicts(lat[land], lon[land], sites, q, progress)
         town_codes = judge.verdicts(towns.lat, towns.lon, sites, q, progress)
         cells2d = cells.reshape(grid.shape)

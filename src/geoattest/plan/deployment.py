@@ -31,21 +31,21 @@ import dataclasses
 import json
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from geoattest.demo.scenario import (
+    DemoScenario,
     LandmarkSite,
-    Scenario,
     default_scenario_path,
     scenario_from_mapping,
 )
 from geoattest.errors import ConfigError
 from geoattest.geo.policy import RegionPolicy
-from geoattest.pki import check_identifier
+from geoattest.pki.names import check_identifier
 
 DEFAULT_BUDGET = 3
 DEFAULT_CANDIDATE_RADIUS_KM = 600.0
@@ -73,11 +73,11 @@ class Deployment:
     """Explicit candidate sites; None means "the largest towns near the region"."""
     source: str
     """Where the deployment came from, for the report."""
-    scenario: Scenario
+    scenario: DemoScenario
     """The same file read as a demo scenario (what fleet studies take)."""
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, source: str) -> Deployment:
+    def from_scenario(cls, scenario: DemoScenario, source: str) -> Deployment:
         """A demo scenario read as a deployment: every region, default planning inputs."""
         return cls(
             name=scenario.name,
@@ -249,8 +249,3 @@ def _number(where: str, value: Any, low: float, high: float) -> float:
     ):
         raise ConfigError(f"{where} must be a number in [{low}, {high}], got {value!r}")
     return float(value)
-
-
-def as_mapping(site: LandmarkSite) -> Mapping[str, Any]:
-    """A site as JSON-ready data."""
-    return {"id": site.landmark_id, "name": site.name, "lat": site.latitude, "lon": site.longitude}

@@ -26,7 +26,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -244,17 +244,19 @@ def plan_landmarks(
             done += 1
             if progress is not None:
                 progress("searching candidate sites", done, total)
-        score, site = max(scored, key=lambda pair: pair[0][:2])
-        if score[:2] <= best_score[:2]:
+        score, site = max(scored, key=lambda pair: pair[0].rank)
+        if score.rank <= best_score.rank:
             stopped_early = True
             break
         picks.append(
             Pick(
                 site=site,
-                population_share=score[2],
-                area_share=score[3],
-                population_gain=None if score[2] is None else score[2] - (best_score[2] or 0.0),
-                area_gain=score[3] - best_score[3],
+                population_share=score.population_share,
+                area_share=score.area_share,
+                population_gain=None
+                if score.population_share is None
+                else score.population_share - (best_score.population_share or 0.0),
+                area_gain=score.area_share - best_score.area_share,
             )
         )
         best_score = score
@@ -285,12 +287,23 @@ def plan_landmarks(
     )
 
 
-class _Objective:
-    """Certifiable shares on the search sample for a landmark set, at median stretch.
+class _Score(NamedTuple):
+    """A landmark set's certifiable shares on the search sample: population first when the
+    region has towns (area breaks ties), area otherwise."""
 
-    Returns (objective, tie-break, population share or None, area share): population
-    first when the region has towns, area otherwise.
-    """
+    objective: float
+    tie_break: float
+    population_share: float | None
+    area_share: float
+
+    @property
+    def rank(self) -> tuple[float, float]:
+        """What the search maximises."""
+        return self.objective, self.tie_break
+
+
+class _Objective:
+    """Certifiable shares on the search sample for a landmark set, at median stretch."""
 
     def __init__(self, judge: HonestJudge, grid: RegionGrid, towns: Places) -> None:
         self._judge = judge
@@ -300,15 +313,15 @@ class _Objective:
         self._area = grid.area_weight().ravel()[inside]
         self._towns = towns
 
-    def __call__(self, sites: Sequence[LandmarkSite]) -> tuple[float, float, float | None, float]:
+    def __call__(self, sites: Sequence[LandmarkSite]) -> _Score:
         cells = self._judge.verdicts(self._lat, self._lon, sites, SEARCH_QUANTILE)
         area = float(self._area[cells == ALLOWED_CODE].sum() / self._area.sum())
         if not len(self._towns):
-            return (area, 0.0, None, area)
+            return _Score(area, 0.0, None, area)
         codes = self._judge.verdicts(self._towns.lat, self._towns.lon, sites, SEARCH_QUANTILE)
         weight = self._towns.population
         population = float(weight[codes == ALLOWED_CODE].sum() / weight.sum())
-        return (population, area, population, area)
+        return _Score(population, area, population, area)
 
 
 def _region_sample(policy: RegionPolicy, region: str) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from geoattest.crypto import Signer, sha256
 from geoattest.v1 import envelope_pb2, evidence_pb2
@@ -19,6 +20,13 @@ from geoattest.wire.envelope import PayloadType, seal
 def proof_digest(envelope: envelope_pb2.Envelope) -> bytes:
     """A proof's identity in the chain: the hash of its exact signed payload."""
     return sha256(envelope.payload)
+
+
+class ChainedProof(NamedTuple):
+    """A newly signed proof and the chain it makes (the one the next proof extends)."""
+
+    envelope: envelope_pb2.Envelope
+    chain: ProofChain
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +45,7 @@ class ProofChain:
         *,
         measurement: bytes,
         signer: Signer,
-    ) -> tuple[envelope_pb2.Envelope, ProofChain]:
+    ) -> ChainedProof:
         """Sign the next proof over ``receipts``; return it and the chain it makes."""
         proof = evidence_pb2.LocationProof(
             device_id=self.device_id,
@@ -47,4 +55,6 @@ class ProofChain:
             previous_proof_digest=self.head_digest,
         )
         envelope = seal(PayloadType.LOCATION_PROOF, proof.SerializeToString(), signer)
-        return envelope, ProofChain(self.device_id, self.counter + 1, proof_digest(envelope))
+        return ChainedProof(
+            envelope, ProofChain(self.device_id, self.counter + 1, proof_digest(envelope))
+        )

@@ -17,14 +17,27 @@ with a fresh index when one is lost (it never re-sends a challenge), and answers
 to superseded indices are ignored, so lost, late and duplicated datagrams never
 shorten a measured round-trip time.
 
-Example (the driver owns the socket and the clock)::
+Example: a driver owns the sockets and the clocks; here the datagrams are handed across
+in memory, and every answer reaches the landmark 0.2 ms after its challenge left.
 
-    agent = AgentRound(device_id, landmark, signer, secret=os.urandom(32), exchanges=8)
-    send(agent.open())
-    for datagram in received:
-        reply = agent.receive(datagram)
-        if reply is not None:
-            send(reply)
+>>> import os
+>>> from geoattest.crypto import KeySigner
+>>> device, landmark_key = KeySigner.generate(), KeySigner.generate()
+>>> agent = AgentRound(
+...     "chip-de-01", "lm-fra", landmark_key.verifying_key, device,
+...     secret=os.urandom(32), exchanges=4,
+... )
+>>> landmark = LandmarkRound(
+...     "lm-fra", landmark_key, decode_datagram(agent.open()).open,
+...     round_id=os.urandom(16), randomness=os.urandom,
+... )
+>>> now_ns, unix_ns = 0, 1_767_225_600 * 10**9  # the landmark's monotonic and wall clocks
+>>> datagram = landmark.next_challenge(now_ns)
+>>> while (reply := agent.receive(datagram)) is not None:  # None: the receipt arrived
+...     now_ns += 200_000
+...     datagram = landmark.receive(reply, now_ns, unix_ns)
+>>> agent.state.name, landmark.rtt_min_ns, agent.receipt is not None
+('DONE', 200000, True)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from geoattest.demo.scenario import Scenario
+from geoattest.demo.scenario import DemoScenario
 from geoattest.errors import ConfigError
 from geoattest.geo import Countries, GeoAppraiser
 from geoattest.geo.places import populated_places
@@ -43,7 +43,6 @@ from geoattest.sim.shortcut import (
     VERDICT_CODES,
     FleetVerdicts,
     Shortcut,
-    Site,
     shortcut_verdict,
 )
 from geoattest.verdict import KM_PER_NS_OF_RTT, SPEED_OF_LIGHT_KM_PER_S, LandmarkBound, Verdict
@@ -311,7 +310,7 @@ Progress = Callable[[int, int], None]
 
 
 def run_fleet(
-    scenario: Scenario,
+    scenario: DemoScenario,
     config: FleetConfig,
     *,
     model: LatencyModel | None = None,
@@ -338,15 +337,14 @@ def run_fleet(
     k = scenario.landmarks_per_chip
     if len(scenario.landmarks) < k:
         raise ConfigError(f"scenario has {len(scenario.landmarks)} landmarks, chips measure {k}")
-    sites = [Site(s.landmark_id, s.latitude, s.longitude) for s in scenario.landmarks]
     if verdicts is None:
         verdicts = FleetVerdicts(
-            policy.appraiser(), sites, regions, landmark_faults=config.landmark_faults
+            policy.appraiser(), scenario.landmarks, regions, landmark_faults=config.landmark_faults
         )
     elif (
         verdicts.appraiser.policy_id != policy.policy_id
         or verdicts.regions != regions
-        or list(verdicts.landmarks) != sites
+        or verdicts.landmarks != scenario.landmarks
         or verdicts.landmark_faults != config.landmark_faults
     ):
         # Its tables are indexed by region and landmark: another set would misread them.
@@ -585,7 +583,7 @@ class _World:
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: DemoScenario,
         config: FleetConfig,
         regions: Sequence[str],
         model: LatencyModel,

@@ -16,14 +16,14 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from geoattest.demo.scenario import Scenario
+from geoattest.demo.scenario import DemoScenario
 from geoattest.geo.render import draw_land, draw_shape
 from geoattest.sim.fleet import FleetResult
 
 CMAP = colormaps["RdYlGn"]
 
 
-def render_fleet_map(path: Path, result: FleetResult, scenario: Scenario) -> None:
+def render_fleet_map(path: Path, result: FleetResult, scenario: DemoScenario) -> None:
     """Write a PNG: per region, where honest chips were certifiable and where not."""
     places = result.places
     policy = scenario.policy

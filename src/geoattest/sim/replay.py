@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from geoattest.crypto import KeySigner, sha256
-from geoattest.demo.scenario import Scenario
+from geoattest.demo.scenario import DemoScenario
 from geoattest.errors import GeoattestError
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 from geoattest.sim.fleet import FleetResult, SampledChip
+from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.state import DeviceRecord, InMemoryState
@@ -30,13 +31,12 @@ UNIX_BASE_NS = 1_767_225_600 * 10**9
 """2026-01-01T00:00:00Z: the landmarks' wall clocks read this plus virtual time."""
 MEASUREMENT = sha256(b"geoattest fleet agent")
 """The agent firmware the replay's policy allows."""
-SECOND_NS = 10**9
 
 
 class _Landmarks:
     """The scenario's landmarks with fresh keys, as the registry lists them."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: DemoScenario) -> None:
         self.sites = scenario.landmarks
         self.signers = [KeySigner.generate() for _ in self.sites]
 
@@ -48,7 +48,7 @@ class _Landmarks:
 
 
 def check_sample(
-    scenario: Scenario,
+    scenario: DemoScenario,
     result: FleetResult,
     *,
     progress: Callable[[int, int], None] | None = None,

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 
+from geoattest.demo.scenario import LandmarkSite
 from geoattest.geo import Countries, GeoAppraiser, LocationAssumption
 from geoattest.geo.feasible import ring_reach
 from geoattest.geo.sphere import EARTH_RADIUS_KM, distance_km, grow
@@ -77,15 +77,6 @@ VERDICT_CODES: tuple[Verdict, ...] = tuple(Verdict)
 CODE_OF = {v: i for i, v in enumerate(VERDICT_CODES)}
 
 
-@dataclass(frozen=True, slots=True)
-class Site:
-    """A landmark as the fleet study knows it."""
-
-    landmark_id: str
-    latitude: float
-    longitude: float
-
-
 class LandVertices:
     """The vertices of every land piece of the policy's countries, closely spaced."""
 
@@ -109,7 +100,7 @@ class FleetVerdicts:
     def __init__(
         self,
         appraiser: GeoAppraiser,
-        landmarks: Sequence[Site],
+        landmarks: Sequence[LandmarkSite],
         regions: Sequence[str],
         *,
         landmark_faults: int = 0,

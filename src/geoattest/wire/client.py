@@ -11,7 +11,8 @@ Every call has a deadline. A refusal is raised as :class:`VerifierRefused`, a
 Example::
 
     async with VerifierClient("127.0.0.1:50051") as client:
-        await client.enroll(enrolment_request(keystore, cert_der, (), "verifier-1"))
+        request = enrolment_request(keystore, device_id, certificate_der, (), "verifier-1")
+        await client.enroll(request)
         result = await client.submit(proof_envelope)
 """
 

@@ -8,10 +8,20 @@ The signature covers ``PAE(payload_type, payload)``::
 and :func:`open_envelope` returns them as they arrived: nothing is re-serialised
 before verification, and the payload type decides what the bytes may be decoded as.
 
-Example::
+Example:
 
-    env = seal(PayloadType.LOCATION_PROOF, proof.SerializeToString(), signer)
-    payload = open_envelope(env, PayloadType.LOCATION_PROOF, device_key)
+>>> from geoattest.crypto import KeySigner
+>>> from geoattest.errors import EvidenceError, Reason
+>>> device = KeySigner.generate()
+>>> envelope = seal(PayloadType.LOCATION_PROOF, b"proof bytes", device)
+>>> open_envelope(envelope, PayloadType.LOCATION_PROOF, device.verifying_key)
+b'proof bytes'
+>>> envelope.payload_type = PayloadType.TIMING_RECEIPT.value  # relabelled in transit
+>>> try:
+...     open_envelope(envelope, PayloadType.TIMING_RECEIPT, device.verifying_key)
+... except EvidenceError as refused:
+...     refused.reason is Reason.BAD_SIGNATURE
+True
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import UNIX_NS, issue_receipt
 
-from geoattest.attestor.agent import Attester, Delivery, DeliveryError, agent_measurement
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.agent import Attester, DeliveryError, DeliveryOutcome, agent_measurement
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 from geoattest.attestor.outbox import Outbox
 from geoattest.crypto import KeySigner
 from geoattest.geo import build_policy, circle_region
@@ -68,7 +68,7 @@ def parties(tmp_path):
     device = KeySigner.generate()
     landmarks = {lid: KeySigner.generate() for lid in SITES}
     verifier = InMemoryVerifier(device, landmarks, agent_measurement())
-    licence = Licence("dev-1", verifier.signer.jwks(), grace_s=600, booted_at_s=NOW_S)
+    licence = AgentLicence("dev-1", verifier.signer.jwks(), grace_s=600, booted_at_s=NOW_S)
     attester = Attester(device, "dev-1", list(SITES), Outbox(tmp_path, "dev-1"), licence)
     tick = iter(range(1, 10_000))
 
@@ -89,8 +89,8 @@ def test_attested_proof_is_accepted_and_licenses_the_chip(parties):
     attester, verifier, run_round = parties
     assert attester.status(NOW_S) is LicenceStatus.GRACE
     assert attester.attest(run_round) == 3
-    delivered = attester.deliver(verifier, NOW_S)
-    assert [d.outcome for d in delivered] == [Delivery.ACCEPTED]
+    delivered = attester.deliver(verifier, lambda: NOW_S)
+    assert [d.outcome for d in delivered] == [DeliveryOutcome.ACCEPTED]
     assert delivered[0].result.verdict == evidence_pb2.VERDICT_ALLOWED
     assert attester.status(NOW_S) is LicenceStatus.LICENSED
     assert attester.outbox.pending() == []
@@ -101,11 +101,25 @@ def test_proofs_wait_out_an_outage_and_arrive_in_order(parties):
     verifier.up = False
     for _ in range(3):
         attester.attest(run_round)
-    assert attester.deliver(verifier, NOW_S) == []
+    assert attester.deliver(verifier, lambda: NOW_S) == []
     assert [p.counter for p in attester.outbox.pending()] == [1, 2, 3]
     verifier.up = True
-    assert [d.counter for d in attester.deliver(verifier, NOW_S)] == [1, 2, 3]
+    assert [d.counter for d in attester.deliver(verifier, lambda: NOW_S)] == [1, 2, 3]
     assert verifier.accepted == [1, 2, 3]
+
+
+def test_each_answer_is_reported_before_the_next_proof_goes(parties):
+    attester, verifier, run_round = parties
+    for _ in range(2):
+        attester.attest(run_round)
+    seen: list[tuple[int, list[int], LicenceStatus]] = []
+
+    def report(delivered):
+        seen.append((delivered.counter, list(verifier.accepted), attester.status(NOW_S)))
+
+    delivered = attester.deliver(verifier, lambda: NOW_S, report)
+    assert [d.counter for d in delivered] == [1, 2]
+    assert seen == [(1, [1], LicenceStatus.LICENSED), (2, [1, 2], LicenceStatus.LICENSED)]
 
 
 def test_rejected_proof_is_rebuilt_so_later_proofs_still_chain(parties):
@@ -117,8 +131,12 @@ def test_rejected_proof_is_rebuilt_so_later_proofs_still_chain(parties):
     attester.measurement = agent_measurement()
     attester.attest(run_round)
     verifier.up = True
-    outcomes = [(d.counter, d.outcome) for d in attester.deliver(verifier, NOW_S)]
-    assert outcomes == [(1, Delivery.ACCEPTED), (2, Delivery.REJECTED), (2, Delivery.ACCEPTED)]
+    outcomes = [(d.counter, d.outcome) for d in attester.deliver(verifier, lambda: NOW_S)]
+    assert outcomes == [
+        (1, DeliveryOutcome.ACCEPTED),
+        (2, DeliveryOutcome.REJECTED),
+        (2, DeliveryOutcome.ACCEPTED),
+    ]
     head = verifier.state.head("dev-1")
     assert head.counter == 2
     assert head.digest == attester.outbox.chain().head_digest
@@ -130,7 +148,7 @@ def test_proof_outside_the_licence_does_not_license(parties):
         DeviceRecord("dev-1", attester.signer.verifying_key, "FRA", 1, 2 * UNIX_NS, UNIX_NS)
     )
     attester.attest(lambda lid: run_round(lid) if lid != "lm-fra" else None)
-    delivered = attester.deliver(verifier, NOW_S)
+    delivered = attester.deliver(verifier, lambda: NOW_S)
     assert delivered[0].result.verdict == evidence_pb2.VERDICT_REJECTED  # quorum of 3 not met
     assert attester.status(NOW_S + 601) is LicenceStatus.DEGRADED
 
@@ -144,5 +162,5 @@ def test_digest_chain_is_what_the_verifier_holds(parties):
     attester, verifier, run_round = parties
     attester.attest(run_round)
     pending = attester.outbox.pending()[0]
-    attester.deliver(verifier, NOW_S)
+    attester.deliver(verifier, lambda: NOW_S)
     assert verifier.state.head("dev-1").digest == proof_digest(pending.envelope)

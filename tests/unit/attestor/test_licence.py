@@ -8,7 +8,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from geoattest.attestor.licence import Licence, LicenceStatus
+from geoattest.attestor.licence import AgentLicence, LicenceStatus
 
 NOW = 1_767_225_600
 
@@ -36,7 +36,7 @@ def token(key, *, status="affirming", device="dev-1", exp=NOW + 3600, kid="k1") 
 
 @pytest.fixture
 def licence(result_key):
-    return Licence("dev-1", jwks_for(result_key), grace_s=600, booted_at_s=NOW)
+    return AgentLicence("dev-1", jwks_for(result_key), grace_s=600, booted_at_s=NOW)
 
 
 def test_affirming_result_licenses_until_it_expires(licence, result_key):

@@ -16,7 +16,7 @@ from geoattest.netsim.adversary import (
     Adversary,
     Compose,
     ConstantDelay,
-    Delivery,
+    DatagramDelivery,
     Direction,
     Drop,
     Duplicate,
@@ -43,7 +43,7 @@ def route(adversary: Adversary | None, landmark: Site = FRANKFURT, chip: Site = 
     return Route(chip, landmark, MODEL, random.Random(0), adversary=adversary)
 
 
-def carry(r: Route, n: int = 1, direction: Direction = Direction.UPLINK) -> list[Delivery]:
+def carry(r: Route, n: int = 1, direction: Direction = Direction.UPLINK) -> list[DatagramDelivery]:
     rng = random.Random(1)
     return [d for i in range(n) for d in r.carry(direction, b"x%d" % i, i, rng)]
 
@@ -96,8 +96,8 @@ def test_no_adversary_delivers_faster_than_light(
 class Teleport:
     """A broken adversary: delivers instantly."""
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
-        return [Delivery(0, transit.payload)]
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
+        return [DatagramDelivery(0, transit.payload)]
 
 
 def test_route_refuses_a_delivery_faster_than_light() -> None:

@@ -14,7 +14,7 @@ from geoattest.errors import ConfigError
 from geoattest.netsim.adversary import (
     Action,
     ConstantDelay,
-    Delivery,
+    DatagramDelivery,
     Direction,
     Drop,
     Duplicate,
@@ -171,8 +171,8 @@ def test_stop_joins_threads_and_closes_sockets(landmark: EchoLandmark) -> None:
 class Teleport:
     """A broken adversary: delivers instantly."""
 
-    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[Delivery]:
-        return [Delivery(0, transit.payload)]
+    def intercept(self, transit: Transit, rng: random.Random) -> Sequence[DatagramDelivery]:
+        return [DatagramDelivery(0, transit.payload)]
 
 
 def test_an_adversary_breaking_physics_is_dropped_and_reported_at_stop(

@@ -7,17 +7,17 @@ import functools
 
 import pytest
 
-from geoattest.demo.scenario import Scenario, default_scenario_path, load_scenario
+from geoattest.demo.scenario import DemoScenario, default_scenario_path, load_scenario
 from geoattest.errors import ConfigError
 from geoattest.netsim.latency import great_circle_km
 from geoattest.sim.fleet import FleetConfig, FleetResult, Placement, Strategy, run_fleet
 from geoattest.sim.replay import check_sample
-from geoattest.sim.shortcut import FleetVerdicts, Site
+from geoattest.sim.shortcut import FleetVerdicts
 from geoattest.verdict import KM_PER_NS_OF_RTT, Verdict
 
 
 @functools.cache
-def scenario() -> Scenario:
+def scenario() -> DemoScenario:
     return load_scenario(default_scenario_path())
 
 
@@ -70,8 +70,7 @@ def test_the_audit_catches_a_wrong_distance_table() -> None:
     # OUTSIDE shortcut would then fire for licensed chips, and the audit must say so.
     s = scenario()
     regions = tuple(sorted(s.policy.regions))
-    sites = [Site(lm.landmark_id, lm.latitude, lm.longitude) for lm in s.landmarks]
-    broken = FleetVerdicts(s.policy.appraiser(), sites, regions)
+    broken = FleetVerdicts(s.policy.appraiser(), s.landmarks, regions)
     broken.to_licensed = broken.to_licensed * 10 + 1000
     result = run_fleet(s, FleetConfig(devices=2000, sample=0, seed=5), verdicts=broken)
     assert result.audit["table_contradictions"] > 0
@@ -84,12 +83,11 @@ def test_the_audit_catches_a_wrong_distance_table() -> None:
 def test_verdicts_prepared_for_other_regions_are_refused() -> None:
     # The shortcuts' tables are indexed by region: reading JP's row for TW would be unsound.
     s = scenario()
-    sites = [Site(lm.landmark_id, lm.latitude, lm.longitude) for lm in s.landmarks]
-    prepared = FleetVerdicts(s.policy.appraiser(), sites, ("TW", "JP"))
+    prepared = FleetVerdicts(s.policy.appraiser(), s.landmarks, ("TW", "JP"))
     config = FleetConfig(devices=100, sample=0, regions=("JP", "TW"))
     with pytest.raises(ConfigError, match="prepared fleet verdicts"):
         run_fleet(s, config, verdicts=prepared)
-    faults = FleetVerdicts(s.policy.appraiser(), sites, ("JP", "TW"))
+    faults = FleetVerdicts(s.policy.appraiser(), s.landmarks, ("JP", "TW"))
     with pytest.raises(ConfigError, match="prepared fleet verdicts"):
         run_fleet(s, dataclasses.replace(config, landmark_faults=1), verdicts=faults)
 

@@ -15,18 +15,18 @@ import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from geoattest.demo.scenario import default_scenario_path, load_scenario
+from geoattest.demo.scenario import LandmarkSite, default_scenario_path, load_scenario
 from geoattest.geo.sphere import distance_km
-from geoattest.sim.shortcut import FleetVerdicts, Shortcut, Site
+from geoattest.sim.shortcut import FleetVerdicts, Shortcut
 from geoattest.verdict import LandmarkBound, Verdict
 
 EXTRA_SITES = (
-    Site("lm-jhb", 1.4927, 103.7414),
-    Site("lm-szx", 22.5431, 114.0579),
-    Site("lm-bsl", 47.5596, 7.5886),
-    Site("lm-yqg", 42.3149, -83.0364),
-    Site("lm-tij", 32.5149, -117.0382),
-    Site("lm-xmn", 24.4798, 118.0894),
+    LandmarkSite("lm-jhb", "Johor Bahru", 1.4927, 103.7414),
+    LandmarkSite("lm-szx", "Shenzhen", 22.5431, 114.0579),
+    LandmarkSite("lm-bsl", "Basel", 47.5596, 7.5886),
+    LandmarkSite("lm-yqg", "Windsor", 42.3149, -83.0364),
+    LandmarkSite("lm-tij", "Tijuana", 32.5149, -117.0382),
+    LandmarkSite("lm-xmn", "Xiamen", 24.4798, 118.0894),
 )
 """Landmarks just across the licensed regions' borders (Johor Bahru, Shenzhen, Basel,
 Windsor, Tijuana, Xiamen), so that disks cut the borders in every way."""
@@ -55,12 +55,9 @@ PLACES = (
 
 
 @functools.cache
-def world() -> tuple[FleetVerdicts, tuple[Site, ...]]:
+def world() -> tuple[FleetVerdicts, tuple[LandmarkSite, ...]]:
     scenario = load_scenario(default_scenario_path())
-    sites = (
-        tuple(Site(s.landmark_id, s.latitude, s.longitude) for s in scenario.landmarks)
-        + EXTRA_SITES
-    )
+    sites = scenario.landmarks + EXTRA_SITES
     regions = tuple(sorted(scenario.policy.regions))
     return FleetVerdicts(scenario.policy.appraiser(), sites, regions), sites
 

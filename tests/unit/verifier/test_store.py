@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from verifier_world import MEASUREMENT, NOW_NS, UNIX_NS, Chip, VerifierWorld
+from verifier_world import MEASUREMENT, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.protocol.proof import ProofChain
@@ -47,7 +47,7 @@ def service(world, store) -> VerifierService:
 
 
 @pytest.fixture
-def chip(world, service) -> Chip:
+def chip(world, service) -> ProvisionedChip:
     chip = world.chip("dev-1")
     service.enrol(chip.identity(), chip.possession(), NOW_NS)
     return chip
@@ -176,7 +176,7 @@ def test_resubmitted_proof_gets_the_stored_answer(world, store, service, chip):
 def test_fork_is_rejected_without_moving_the_chain(world, store, service, chip):
     base = chip.chain
     service.submit(world.proof(chip), NOW_NS)
-    clone = Chip(chip.device_id, chip.signer, chip.certificate_der, base)
+    clone = ProvisionedChip(chip.device_id, chip.signer, chip.certificate_der, base)
     result = assert_rejected(
         service,
         store,

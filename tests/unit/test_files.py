@@ -1,0 +1,62 @@
+"""Documents are replaced whole and durably; key files are never overwritten."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from geoattest.errors import ConfigError
+from geoattest.files import (
+    prepare_output_dir,
+    read_json,
+    write_atomic,
+    write_json,
+    write_new,
+    write_private,
+)
+
+
+def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "chain.json"
+    path.write_bytes(b"old")
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    write_atomic(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["chain.json"]
+    assert len(synced) == 2  # the file, then the folder that names it
+
+
+def test_json_round_trip(tmp_path):
+    path = tmp_path / "doc.json"
+    write_json(path, {"b": 1, "a": [2]})
+    assert path.read_text() == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
+    assert read_json(path, "document") == {"a": [2], "b": 1}
+
+
+def test_json_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=f"registry {tmp_path / 'no.json'} does not exist"):
+        read_json(tmp_path / "no.json", "registry")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        read_json(tmp_path / "bad.json", "registry")
+    with pytest.raises(ConfigError, match=f"cannot read registry {tmp_path}"):
+        read_json(tmp_path, "registry")
+    with pytest.raises(ConfigError, match=f"cannot write {tmp_path / 'no' / 'doc.json'}"):
+        write_json(tmp_path / "no" / "doc.json", {})
+
+
+def test_key_files_are_new_and_private(tmp_path):
+    write_private(tmp_path / "key.pem", b"k")
+    assert (tmp_path / "key.pem").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        write_private(tmp_path / "key.pem", b"other")
+    write_new(tmp_path / "cert.pem", b"c")
+    with pytest.raises(FileExistsError):
+        write_new(tmp_path / "cert.pem", b"other")
+    with pytest.raises(ConfigError, match="not an empty directory"):
+        prepare_output_dir(tmp_path)
+    prepare_output_dir(tmp_path / "new" / "keys")
+    assert (tmp_path / "new" / "keys").is_dir()
