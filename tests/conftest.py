@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 
 from geoattest.crypto import KeySigner
 from geoattest.geo.countries import CACHE_ENV
@@ -19,6 +20,12 @@ from geoattest.v1 import envelope_pb2
 
 UNIX_NS = 1_767_225_600 * 10**9
 """2026-01-01T00:00:00Z: the landmark wall clock in tests."""
+
+# No wall-clock limit on a Hypothesis example (its default is 200 ms): the suite's workers
+# share the cores with each other and with the processes the tests start, and a property
+# holds or fails whatever the time. Example counts stay as each test sets them.
+settings.register_profile("geoattest", deadline=None)
+settings.load_profile("geoattest")
 
 _GEOMETRY_CACHE = pytest.StashKey[str]()
 
