@@ -48,6 +48,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Say why nothing may have run (pytest's exit 5): the tests asked for may all be
+    marked ``slow``, which addopts leave out (under xdist only the workers know)."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and config.option.markexpr:
+        terminalreporter.write_line(
+            f"no test ran under -m {config.option.markexpr!r}; addopts leave out tests"
+            " marked slow: add -m slow for those, -m '' for all",
+            yellow=True,
+        )
+
+
 class FakeClock:
     """A landmark clock the test controls: each reading advances by ``step_ns``."""
 
