@@ -89,3 +89,16 @@ def test_natural_earth_writes_then_reads_the_cache(
     assert len(first.codes) >= 10
     assert [shapely.to_wkb(p) for p in second.pieces] == [shapely.to_wkb(p) for p in first.pieces]
     assert np.array_equal(second.piece_code, first.piece_code)
+
+
+def test_without_the_variable_nothing_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    features: list[tuple[str, str, BaseGeometry]],
+) -> None:
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(countries_module, "read_features", lambda path: features[:12])
+    countries = countries_module.natural_earth.__wrapped__()
+    assert len(countries.codes) >= 10
+    assert list(tmp_path.iterdir()) == []
