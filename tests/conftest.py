@@ -1,20 +1,64 @@
-"""Shared fixtures: real keys, and real rounds between the real state machines."""
+"""Shared fixtures: real keys, and real rounds between the real state machines; one
+Natural Earth index per run, shared with every ``geoattest`` command the tests start."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 
 from geoattest.crypto import KeySigner
+from geoattest.geo.countries import CACHE_ENV
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 from geoattest.v1 import envelope_pb2
 
 UNIX_NS = 1_767_225_600 * 10**9
 """2026-01-01T00:00:00Z: the landmark wall clock in tests."""
+
+# No wall-clock limit on a Hypothesis example (its default is 200 ms): the suite's workers
+# share the cores with each other and with the processes the tests start, and a property
+# holds or fails whatever the time. Example counts stay as each test sets them.
+settings.register_profile("geoattest", deadline=None)
+settings.load_profile("geoattest")
+
+_GEOMETRY_CACHE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Build the Natural Earth index once per run rather than once per process: every
+    command a test starts (and each xdist worker, which inherits the environment) reads it
+    from one directory, removed at the end. A directory set by the caller is left alone."""
+    if os.environ.get(CACHE_ENV):
+        return
+    directory = tempfile.mkdtemp(prefix="geoattest-geometry-")
+    os.environ[CACHE_ENV] = directory
+    config.stash[_GEOMETRY_CACHE] = directory
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    directory = config.stash.get(_GEOMETRY_CACHE, None)
+    if directory is not None:
+        del os.environ[CACHE_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Say why nothing may have run (pytest's exit 5): the tests asked for may all be
+    marked ``slow``, which addopts leave out (under xdist only the workers know)."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and config.option.markexpr:
+        terminalreporter.write_line(
+            f"no test ran under -m {config.option.markexpr!r}; addopts leave out tests"
+            " marked slow: add -m slow for those, -m '' for all",
+            yellow=True,
+        )
 
 
 class FakeClock:

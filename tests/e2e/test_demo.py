@@ -41,6 +41,7 @@ def demo_run(tmp_path_factory):
     return lines, workdir, map_path
 
 
+@pytest.mark.slow
 def test_honest_chips_are_allowed_and_diverted_ones_never(demo_run):
     lines, _, _ = demo_run
     verdicts: dict[str, list[str]] = defaultdict(list)
@@ -62,6 +63,7 @@ def test_honest_chips_are_allowed_and_diverted_ones_never(demo_run):
     assert "OUTSIDE" in verdicts["chip-sg-02"]
 
 
+@pytest.mark.slow
 def test_shenzhen_chip_raises_an_outside_alert(demo_run):
     lines, _, _ = demo_run
     alerts = [line["alert"] for line in lines if "alert" in line]
@@ -70,6 +72,7 @@ def test_shenzhen_chip_raises_an_outside_alert(demo_run):
     )
 
 
+@pytest.mark.slow
 def test_result_tokens_verify_with_the_published_keys_only(demo_run):
     lines, _, _ = demo_run
     summary = lines[-1]
@@ -91,6 +94,7 @@ def test_result_tokens_verify_with_the_published_keys_only(demo_run):
     assert set(counts) >= HONEST | DIVERTED
 
 
+@pytest.mark.slow
 def test_map_is_written_and_nothing_is_left_running(demo_run):
     _, workdir, map_path = demo_run
     assert map_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
