@@ -1,4 +1,4 @@
-"""``geoattest plan cost``, ``plan sensitivity`` and ``report --brief`` through the real
+"""``geoattest plan cost`` (with and without ``--sweeps``) and ``report --brief`` through the real
 console script, on a small deployment."""
 
 from __future__ import annotations
@@ -98,22 +98,24 @@ def test_bad_input_is_one_line(
     assert_one_line_error(result, *needles)
 
 
-def test_sensitivity_draws_three_plots(tmp_path: Path, deployment: Path) -> None:
+def test_sweeps_draw_three_plots(tmp_path: Path, deployment: Path) -> None:
     out = tmp_path / "sweeps"
     result = run_geoattest(
         "plan",
-        "sensitivity",
+        "cost",
         "--scenario",
         str(deployment),
         *SMALL,
+        "--detection-devices",
+        "0",
+        "--sweeps",
+        str(out),
         "--budget",
         "1",
-        "--out-dir",
-        str(out),
         "--json",
     )
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    summary = json.loads(result.stdout)["sensitivity"]
     assert [p["cadence_s"] for p in summary["cadence"]] == [60, 300, 900, 3600, 14_400, 86_400]
     assert summary["regions"][0]["region"] == "TW"
     for path in summary["plots"].values():

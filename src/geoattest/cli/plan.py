@@ -6,7 +6,7 @@
     geoattest plan coverage --region JP --json
     geoattest plan landmarks --region DE --budget 3
     geoattest plan cost                           # cost, detection, published models
-    geoattest plan sensitivity                    # landmarks, cadence and faults swept
+    geoattest plan cost --sweeps sweeps           # and landmarks, cadence, faults swept
 
 See ``docs/PLANNING.md`` and ``docs/COST.md`` for what the figures mean.
 """
@@ -330,4 +330,3 @@ def print_plan(result: dict[str, Any]) -> None:
 
 
 app.command("cost")(plan_cost.cost)
-app.command("sensitivity")(plan_cost.sensitivity)

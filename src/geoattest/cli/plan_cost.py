@@ -1,12 +1,12 @@
-"""``geoattest plan cost`` and ``geoattest plan sensitivity``: what a deployment costs,
-what it certifies and catches, and what each extra landmark or proof buys.
+"""``geoattest plan cost``: what a deployment costs, what it certifies and catches, and
+(``--sweeps``) what each extra landmark, proof or tolerated fault buys.
 
 ::
 
     geoattest plan cost                                   # the demo's landmarks, 3M chips
     geoattest plan cost --chips SG=200000,JP=100000 --cadence 900 --json
     geoattest plan cost --scenario example --costs my-prices.toml
-    geoattest plan sensitivity --out-dir sensitivity      # plots of the three sweeps
+    geoattest plan cost --sweeps sweeps                   # and plots of the three sweeps
 
 See ``docs/COST.md`` for the model, every default figure and its source.
 """
@@ -48,16 +48,21 @@ def load_deployment_option(scenario: Path | None) -> Any:
     return load_deployment(scenario)
 
 
-def fleet_overrides(
+def cost_inputs(
+    deployment: Any,
+    costs: Path | None,
     *,
-    chips: str | None,
-    cadence: float | None,
-    landmark_faults: int | None,
-    landmarks: str | None,
-    years: int | None,
-    grace: float | None,
-) -> dict[str, Any]:
-    """The command line's fleet values, by cost-file name (None: not given)."""
+    chips: str | None = None,
+    cadence: float | None = None,
+    landmark_faults: int | None = None,
+    landmarks: str | None = None,
+    years: int | None = None,
+    grace: float | None = None,
+) -> Any:
+    """The default figures, the cost file's, then the command line's fleet values (None:
+    not given)."""
+    from geoattest.plan.cost import load_inputs  # noqa: PLC0415
+
     given = {
         "chips": chips,
         "cadence_s": cadence,
@@ -66,7 +71,8 @@ def fleet_overrides(
         "years": years,
         "grace_s": grace,
     }
-    return {name: value for name, value in given.items() if value is not None}
+    overrides = {name: value for name, value in given.items() if value is not None}
+    return load_inputs(deployment.regions, costs, overrides=overrides)
 
 
 def destination_codes(deployment: Any, text: str | None) -> tuple[str, ...]:
@@ -152,27 +158,35 @@ def cost(
     resolution: Resolution = None,
     detection_devices: DetectionDevices = 2_000,
     destinations: Destinations = None,
+    sweeps: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also sweep landmarks, cadence and landmark faults, and draw the three "
+            "plots into this directory (created if missing)."
+        ),
+    ] = None,
+    budget: Annotated[int, typer.Option(help="With --sweeps: new landmarks tried per region.")] = 3,
     as_json: AsJson = False,
 ) -> None:
     """What a deployment costs by year, per chip and per certifiable chip; what share of
-    diverted chips it catches and how soon; and the published models beside it."""
-    from geoattest.cli.plan import stage_progress  # noqa: PLC0415
-    from geoattest.plan.cost import load_inputs  # noqa: PLC0415
+    diverted chips it catches and how soon; the published models beside it; with
+    --sweeps, what each extra landmark, proof or tolerated fault buys."""
+    from geoattest.cli.plan import stage_progress, writable_dir  # noqa: PLC0415
+    from geoattest.plan.sensitivity import sweep  # noqa: PLC0415
 
     deployment = load_deployment_option(scenario)
-    inputs = load_inputs(
-        deployment.regions,
+    inputs = cost_inputs(
+        deployment,
         costs,
-        overrides=fleet_overrides(
-            chips=chips,
-            cadence=cadence,
-            landmark_faults=landmark_faults,
-            landmarks=landmarks,
-            years=years,
-            grace=grace,
-        ),
+        chips=chips,
+        cadence=cadence,
+        landmark_faults=landmark_faults,
+        landmarks=landmarks,
+        years=years,
+        grace=grace,
     )
     wanted = destination_codes(deployment, destinations)
+    directory = None if sweeps is None else writable_dir(sweeps, "--sweeps")
     with stage_progress() as step:
         study = run_study(
             deployment,
@@ -182,67 +196,19 @@ def cost(
             destinations=wanted,
             step=step,
         )
+        if directory is not None:
+            swept = sweep(study, budget=budget, progress=step)
+            step("drawing the plots", 0, 1)
+            plots = write_plots(directory, swept, study)
+    summary = study.to_json()
+    if directory is not None:
+        summary["sensitivity"] = {**swept.to_json(), "plots": plots}
     if as_json:
-        print(json.dumps(study.to_json()))
+        print(json.dumps(summary))
         return
     print_study(study)
-
-
-def sensitivity(
-    scenario: Scenario = None,
-    costs: Costs = None,
-    chips: Chips = None,
-    cadence: Cadence = None,
-    landmark_faults: Faults = None,
-    landmarks: Ownership = None,
-    years: Years = None,
-    grace: Grace = None,
-    resolution: Resolution = None,
-    budget: Annotated[
-        int, typer.Option(help="New landmarks tried per region in the landmark sweep.")
-    ] = 3,
-    out_dir: Annotated[
-        Path, typer.Option(help="Directory for the three plots (created if missing).")
-    ] = Path("sensitivity"),
-    as_json: AsJson = False,
-) -> None:
-    """Sweeps with plots: landmarks per region against certifiable share and cost, cadence
-    (a minute to a day) against detection delay, bytes and machines, and landmark faults
-    0/1 against the landmarks the same coverage needs."""
-    from geoattest.cli.plan import stage_progress, writable_dir  # noqa: PLC0415
-    from geoattest.plan.cost import load_inputs  # noqa: PLC0415
-    from geoattest.plan.sensitivity import sweep  # noqa: PLC0415
-
-    deployment = load_deployment_option(scenario)
-    inputs = load_inputs(
-        deployment.regions,
-        costs,
-        overrides=fleet_overrides(
-            chips=chips,
-            cadence=cadence,
-            landmark_faults=landmark_faults,
-            landmarks=landmarks,
-            years=years,
-            grace=grace,
-        ),
-    )
-    directory = writable_dir(out_dir, "--out-dir")
-    with stage_progress() as step:
-        study = run_study(
-            deployment,
-            inputs,
-            resolution=resolution,
-            detection_devices=0,
-            destinations=(),
-            step=step,
-        )
-        result = sweep(study, budget=budget, progress=step)
-        step("drawing the plots", 0, 1)
-        plots = write_plots(directory, result, study)
-    if as_json:
-        print(json.dumps({"deployment": deployment.name, **result.to_json(), "plots": plots}))
-        return
-    print_sensitivity(result, plots)
+    if directory is not None:
+        print_sensitivity(swept, plots)
 
 
 def write_plots(directory: Path, result: Any, study: Any) -> dict[str, str]:

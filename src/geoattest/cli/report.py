@@ -112,14 +112,10 @@ def _brief(
     devices: int,
 ) -> Path:
     """Write the brief; the command that reproduces it is printed at its end."""
-    from geoattest.cli.plan_cost import fleet_overrides  # noqa: PLC0415
+    from geoattest.cli.plan_cost import cost_inputs  # noqa: PLC0415
     from geoattest.plan.brief import write_brief  # noqa: PLC0415
-    from geoattest.plan.cost import load_inputs  # noqa: PLC0415
 
-    overrides = fleet_overrides(
-        chips=chips, cadence=None, landmark_faults=None, landmarks=None, years=None, grace=None
-    )
-    inputs = load_inputs(loaded.regions, costs, overrides=overrides)
+    inputs = cost_inputs(loaded, costs, chips=chips)
     given = [
         ("--deployment", named if named is None or str(named) == "example" else named.name),
         ("--costs", None if costs is None else costs.name),

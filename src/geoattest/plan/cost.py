@@ -26,7 +26,6 @@ coverage study shows ALLOWED only, which is what the money buys.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from geoattest.errors import ConfigError
+from geoattest.plan.deployment import read_toml
 
 HOURS_PER_YEAR = 8760
 SECONDS_PER_YEAR = HOURS_PER_YEAR * 3600
@@ -245,7 +245,7 @@ def load_inputs(
             negative or out-of-range value, or chips in a region the deployment lacks.
     """
     default_path = default_costs_path()
-    defaults = _read(default_path)
+    defaults = read_toml(default_path, "cost file")
     figures = {
         name: _figure(f"{default_path} figures.{name}", name, raw, FIGURES[name], None)
         for name, raw in _table(defaults, "figures", default_path).items()
@@ -257,7 +257,7 @@ def load_inputs(
     chips: Any = None
     chips_source = fleet["chips_total"].source
     if path is not None:
-        document = _read(path)
+        document = read_toml(path, "cost file")
         unknown = sorted(set(document) - _FILE_KEYS)
         if unknown:
             raise ConfigError(f"cost file {path}: unknown table(s) {unknown}; use figures, fleet")
@@ -424,17 +424,6 @@ def _check_number(where: str, value: Any, spec: Spec) -> float:
     if spec.fraction and not 0 < value <= 1:
         raise ConfigError(f"{where}: value must be in (0, 1], got {value!r}")
     return float(value)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"cost file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"cost file {path} is a directory") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cost file {path} is not valid TOML: {exc}") from None
 
 
 def _table(document: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:

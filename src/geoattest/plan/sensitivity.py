@@ -38,7 +38,7 @@ from geoattest.plan.coverage import (
 )
 from geoattest.plan.deployment import Deployment
 from geoattest.plan.detection import Timing
-from geoattest.plan.placement import default_candidates, plan_landmarks
+from geoattest.plan.placement import plan_region
 
 CADENCES_S: tuple[float, ...] = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86_400.0)
 """From a proof a minute to one a day."""
@@ -179,18 +179,8 @@ def _region_sweep(
     towns = region_towns(policy, region)
     picks: tuple[LandmarkSite, ...] = ()
     if budget:
-        candidates = deployment.candidates or default_candidates(
-            policy, region, deployment.landmarks, radius_km=deployment.candidate_radius_km
-        )
-        plan = plan_landmarks(
-            policy,
-            region,
-            deployment.landmarks,
-            candidates,
-            landmarks_per_chip=deployment.landmarks_per_chip,
-            budget=min(budget, len(candidates)),
-            resolution_deg=resolution,
-            progress=lambda stage, done, total: step(f"{region}: {stage}", done, total),
+        plan = plan_region(
+            deployment, region, budget=budget, resolution_deg=resolution, progress=step
         )
         picks = tuple(p.site for p in plan.picks)
     sites = list(deployment.landmarks)
