@@ -147,7 +147,7 @@ def test_report_brief_writes_one_html_file_with_its_images(
     text = (out / "BRIEF.html").read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     assert len(re.findall(r'src="data:image/png;base64,', text)) == 4
-    assert "geoattest report --brief --deployment tw.toml --chips TW=1000" in text
+    assert f"geoattest report --brief --deployment {deployment} --chips TW=1000" in text
 
 
 def test_report_refuses_cost_options_without_brief(tmp_path: Path) -> None:

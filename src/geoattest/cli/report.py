@@ -117,8 +117,8 @@ def _brief(
 
     inputs = cost_inputs(loaded, costs, chips=chips)
     given = [
-        ("--deployment", named if named is None or str(named) == "example" else named.name),
-        ("--costs", None if costs is None else costs.name),
+        ("--deployment", named),
+        ("--costs", costs),
         ("--chips", chips),
         ("--budget", budget),
         ("--resolution", resolution),

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from geoattest.netsim.latency import LatencyModel, PathClass, haversine_km
-from geoattest.plan.cost import CostInputs, duration, usd
+from geoattest.plan.cost import RENTED, CostInputs, duration, percent, usd
 from geoattest.plan.cost_plots import plot_cadence, plot_faults, plot_landmarks, save_small_png
 from geoattest.plan.cost_study import CostStudy, study_cost, where_chips_sit
 from geoattest.plan.coverage import VERDICTS as VERDICTS_DRAWN
@@ -80,9 +80,8 @@ h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
 .meta { color: #555; font-size: 0.9rem; }
 .summary { background: #f4f7f2; border-left: 4px solid #2e9e44; padding: 0.6rem 1.2rem; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.88rem; width: 100%; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.45rem; vertical-align: top;
-         overflow-wrap: anywhere; }
-td:first-child { overflow-wrap: normal; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.45rem; vertical-align: top; }
+td:last-child { overflow-wrap: anywhere; }
 th { background: #eef0f3; text-align: left; }
 td.n { text-align: right; white-space: nowrap; }
 img { max-width: 100%; display: block; margin: 0.6rem auto; }
@@ -322,8 +321,9 @@ def _summary(study: CostStudy, sens: Sensitivity) -> str:
     best = _best_addition(sens)
     if best is not None:
         items.append(f"<b>What more buys.</b> {best}")
+    items.append(f"<b>Beside published estimates.</b> {_against_published(study)}")
     items.append(
-        f"<b>The chip's own cost.</b> Proving takes {_percent(cost.duty_cycle)} of one host "
+        f"<b>The chip's own cost.</b> Proving takes {percent(cost.duty_cycle)} of one host "
         f"CPU core at a proof every {duration(fleet.cadence_s)}; the GPU's throughput loss "
         "has not been measured yet."
     )
@@ -334,10 +334,20 @@ def _summary(study: CostStudy, sens: Sensitivity) -> str:
     )
 
 
-def _percent(share: float) -> str:
-    """A small share as a plain percentage, without exponents (0.000038 %)."""
-    digits = max(0, 1 - math.floor(math.log10(share * 100))) if share > 0 else 0
-    return f"{share * 100:.{digits}f} %"
+def _against_published(study: CostStudy) -> str:
+    c = study.comparison
+    model, scale = c.model, c.at_scale
+    low, high = model.totals[RENTED]
+    per = scale.per_certifiable_chip_year
+    return (
+        f"A published ping-based model prices {model.chips:,} chips at {usd(low)} to "
+        f"{usd(high)} with rented landmarks and assumes {model.missed_diversion_share:.0%} "
+        f"of diverted chips are missed. The same fleet on these landmarks costs "
+        f"{usd(scale.total)} over {scale.years} years here"
+        + (f", {usd(per)} per certifiable chip per year" if per is not None else "")
+        + "; no simulated diverted chip kept a licence, but only the certifiable share of "
+        "honest chips gets one."
+    )
 
 
 def _best_addition(sens: Sensitivity) -> str | None:
@@ -617,7 +627,7 @@ def _published(study: CostStudy) -> str:
         )
         + "<p>What geoattest's measurements change:</p>"
         + _table(
-            ("", "published", "geoattest", "effect"),
+            ("quantity", "published", "geoattest", "effect"),
             [(r.quantity, r.published, r.geoattest, r.effect) for r in c.rows],
             (),
         )

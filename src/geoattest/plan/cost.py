@@ -632,3 +632,12 @@ def duration(seconds: float) -> str:
         if count:
             parts.append(f"{count} {name}" + ("s" if name == "day" and count > 1 else ""))
     return " ".join(parts[:2]) or "0 s"
+
+
+def percent(share: float) -> str:
+    """A share as a percentage with two significant figures and no exponent
+    (0.000038 %), for a small one as for a large one."""
+    if share <= 0:
+        return "0 %"
+    digits = max(0, 1 - math.floor(math.log10(share * 100)))
+    return f"{share * 100:.{digits}f} %"

@@ -7,21 +7,23 @@ several in a brief.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from PIL import Image
 
+from geoattest.plan.cost import duration, usd
 from geoattest.plan.sensitivity import RegionSweep, Sensitivity
 
 DPI = 90
-PALETTE = 96
+PALETTE = 256
+NICE_DURATIONS_S = (60, 300, 900, 3600, 3 * 3600, 12 * 3600, 86_400, 3 * 86_400, 7 * 86_400)
+"""Tick marks of a delay axis: durations people name."""
 FAULT_STYLE = {0: "-", 1: "--"}
-HOUR = 3600.0
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -72,22 +74,22 @@ def plot_landmarks(path: Path, sens: Sensitivity, title: str) -> None:
     share_ax.grid(alpha=0.3)
     for faults in sorted({p.faults for p in sens.landmarks}):
         priced = [
-            (p, usd)
+            (p, per)
             for p in sens.landmarks
-            if p.faults == faults and (usd := p.per_certifiable_chip_year) is not None
+            if p.faults == faults and (per := p.per_certifiable_chip_year) is not None
         ]
         cost_ax.plot(
             [p.added for p, _ in priced],
-            [usd for _, usd in priced],
+            [per for _, per in priced],
             FAULT_STYLE[faults],
             marker="o",
             color="#1f3b73",
             label=f"{faults} fault{'s' if faults != 1 else ''}",
         )
-        for p, usd in priced:
+        for p, per in priced:
             cost_ax.annotate(
                 f"{p.landmarks} lm, {100 * p.certifiable_share:.0f}%",
-                (p.added, usd),
+                (p.added, per),
                 xytext=(4, 4 if faults == 0 else -11),
                 textcoords="offset points",
                 fontsize=7,
@@ -95,6 +97,8 @@ def plot_landmarks(path: Path, sens: Sensitivity, title: str) -> None:
     cost_ax.set_xlabel("landmarks added to every region")
     cost_ax.set_ylabel("USD per certifiable chip per year")
     cost_ax.set_yscale("log")
+    cost_ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    _label(cost_ax.yaxis, usd)
     cost_ax.legend(fontsize=8)
     cost_ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=11)
@@ -106,12 +110,12 @@ def plot_cadence(path: Path, sens: Sensitivity, title: str, deployed_s: float) -
     line marks the deployment's cadence."""
     fig = _figure(10.5, 6.4)
     points = sens.cadence
-    x = [p.cadence_s / HOUR for p in points]
+    x = [p.cadence_s for p in points]
     delay, data = fig.add_subplot(2, 2, 1), fig.add_subplot(2, 2, 2)
     parts, money = fig.add_subplot(2, 2, 3), fig.add_subplot(2, 2, 4)
-    delay.plot(x, [p.timing.alert_within_s / HOUR for p in points], "o-", label="OUTSIDE alert")
-    delay.plot(x, [p.timing.degraded_within_s / HOUR for p in points], "s--", label="chip degraded")
-    delay.set_ylabel("hours after diversion, at most")
+    delay.plot(x, [p.timing.alert_within_s for p in points], "o-", label="OUTSIDE alert")
+    delay.plot(x, [p.timing.degraded_within_s for p in points], "s--", label="chip degraded")
+    delay.set_ylabel("after diversion, at most")
     delay.legend(fontsize=8)
     data.plot(x, [p.gb_per_year / 1e3 for p in points], "o-", color="#7b3fa0")
     data.set_ylabel("TB on the wire per year")
@@ -122,12 +126,20 @@ def plot_cadence(path: Path, sens: Sensitivity, title: str, deployed_s: float) -
     money.plot(x, [p.total_per_year for p in points], "o-", color="#2e9e44")
     money.set_ylabel("USD per year")
     for ax in (delay, data, parts, money):
-        ax.axvline(deployed_s / HOUR, color="#999999", lw=1, zorder=0)
+        ax.axvline(deployed_s, color="#999999", lw=1, zorder=0)
         ax.set_xscale("log")
-        ax.set_xlabel("hours between a chip's proofs")
+        ax.set_xticks(x, [duration(c) for c in x], fontsize=7)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("time between a chip's proofs")
         ax.grid(alpha=0.3, which="both")
-    for ax in (delay, data, money):
+    for ax in (delay, data):
         ax.set_yscale("log")
+    low, high = delay.get_ylim()
+    delay.set_yticks([t for t in NICE_DURATIONS_S if low <= t <= high])
+    _label(delay.yaxis, duration)
+    _label(data.yaxis, lambda tb: f"{tb:,.0f}")
+    money.set_ylim(bottom=0)
+    _label(money.yaxis, usd)
     fig.suptitle(title, fontsize=11)
     _save(fig, path)
 
@@ -174,6 +186,13 @@ def _needed(region: RegionSweep) -> str:
         else f"> {region.in_region + len(region.picks)} at 1 fault"
     )
     return f"{region.region}\n{region.in_region} landmark(s) at 0\n{at_one}"
+
+
+def _label(axis: Any, text: Callable[[float], str]) -> None:
+    """Tick labels in words people read (dollars, durations), on a log axis's minor
+    ticks too, instead of powers of ten."""
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: text(value)))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _colours(n: int) -> list[Any]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from geoattest.plan.cost import OWNED, RENTED, Cost, CostInputs, Load, price
+from geoattest.plan.cost import OWNED, RENTED, Cost, CostInputs, Load, percent, price
 
 OPTIONS = (RENTED, OWNED)
 
@@ -314,7 +314,8 @@ def compare(
         Row(
             "the chips' own cost",
             "not itemised",
-            f"host CPU duty cycle {at_scale.duty_cycle:.1e}; GPU throughput loss not measured",
+            f"the agent uses {percent(at_scale.duty_cycle)} of a host CPU core; GPU "
+            "throughput loss not measured",
             f"${cpu.yearly / model.chips:.4f} of host CPU per chip a year; the GPU's "
             "loss is unpriced until geoattest bench gpu runs on a GPU",
         ),

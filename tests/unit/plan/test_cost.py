@@ -17,6 +17,7 @@ from geoattest.plan.cost import (
     default_costs_path,
     duration,
     load_inputs,
+    percent,
     price,
     usd,
 )
@@ -237,4 +238,11 @@ def test_money_and_durations_read_as_people_write_them() -> None:
         "3 h 1 min",
         "2 days",
         "30 s",
+    ]
+    assert [percent(s) for s in (3.8e-7, 0.184, 0.0012, 1.0, 0.0)] == [
+        "0.000038 %",
+        "18 %",
+        "0.12 %",
+        "100 %",
+        "0 %",
     ]
