@@ -246,3 +246,15 @@ def test_money_and_durations_read_as_people_write_them() -> None:
         "100 %",
         "0 %",
     ]
+
+
+def test_the_cost_document_states_every_default_with_its_value() -> None:
+    """docs/COST.md's tables of defaults may not drift from the defaults file."""
+    doc = Path(__file__).parents[3].joinpath("docs", "COST.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in doc.splitlines() if line.startswith("| `")}
+    for f in load_inputs(REGIONS).all_inputs():
+        row = next(line for name, line in rows.items() if name.startswith(f"`{f.name}`"))
+        value = f.value if isinstance(f.value, str) else f"{f.value:,.10g}"
+        assert f"| {value} |" in row, f.name
+        assert f"| {f.unit} |" in row, f.name
+        assert f"| {f.kind} |" in row, f.name
