@@ -82,6 +82,9 @@ h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.88rem; width: 100%; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.45rem; vertical-align: top; }
 td:last-child { overflow-wrap: anywhere; }
+tr { break-inside: avoid; }
+table.fixed { table-layout: fixed; font-size: 0.8rem; }
+table.fixed td { overflow-wrap: anywhere; }
 th { background: #eef0f3; text-align: left; }
 td.n { text-align: right; white-space: nowrap; }
 img { max-width: 100%; display: block; margin: 0.6rem auto; }
@@ -243,9 +246,18 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[int]) -> str:
-    """An HTML table; columns in ``numeric`` are right-aligned."""
-    out = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
+def _table(
+    head: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    numeric: Sequence[int],
+    widths: Sequence[int] = (),
+) -> str:
+    """An HTML table; columns in ``numeric`` are right-aligned. ``widths`` (percent per
+    column) fix the layout, so a column of long sources gets room instead of the
+    browser's guess."""
+    columns = "".join(f'<col style="width: {w}%">' for w in widths)
+    layout = ' class="fixed"' if widths else ""
+    out = [f"<table{layout}>{columns}<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for row in rows:
         cells = "".join(
             f'<td class="n">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
@@ -630,6 +642,7 @@ def _published(study: CostStudy) -> str:
             ("quantity", "published", "geoattest", "effect"),
             [(r.quantity, r.published, r.geoattest, r.effect) for r in c.rows],
             (),
+            (16, 20, 32, 32),
         )
         + f'<p class="note">Sources: {_e(c.model.source)}. {_e(c.software.source)}.</p>'
     )
@@ -652,6 +665,6 @@ def _inputs(study: CostStudy, command: str) -> str:
         "figure. Derived: arithmetic shown in the source. Assumption: a choice with no "
         "public figure behind it. Given: this deployment's own. Override any of them with "
         "<code>--costs FILE</code> (docs/COST.md).</p>"
-        + _table(("input", "value", "unit", "kind", "source"), rows, (1,))
+        + _table(("input", "value", "unit", "kind", "source"), rows, (1,), (22, 10, 15, 12, 41))
         + f'<p class="note">Reproduce: <code>{_e(command)}</code></p>'
     )
