@@ -86,7 +86,7 @@ tr { break-inside: avoid; }
 table.fixed { table-layout: fixed; font-size: 0.8rem; }
 table.fixed td { overflow-wrap: anywhere; }
 th { background: #eef0f3; text-align: left; }
-td.n { text-align: right; white-space: nowrap; }
+td.n { text-align: right; }
 img { max-width: 100%; display: block; margin: 0.6rem auto; }
 .note { color: #555; font-size: 0.85rem; }
 .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; margin-right: 0.3rem; }
@@ -665,6 +665,6 @@ def _inputs(study: CostStudy, command: str) -> str:
         "figure. Derived: arithmetic shown in the source. Assumption: a choice with no "
         "public figure behind it. Given: this deployment's own. Override any of them with "
         "<code>--costs FILE</code> (docs/COST.md).</p>"
-        + _table(("input", "value", "unit", "kind", "source"), rows, (1,), (22, 10, 15, 12, 41))
+        + _table(("input", "value", "unit", "kind", "source"), rows, (1,), (20, 12, 15, 13, 40))
         + f'<p class="note">Reproduce: <code>{_e(command)}</code></p>'
     )
