@@ -8,56 +8,14 @@ from pathlib import Path
 
 import pytest
 from command import assert_one_line_error, run_geoattest
+from plan_deployments import write_taiwan
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-SMALL_DEPLOYMENT = """
-name = "Taiwan test deployment"
-landmarks_per_chip = 3
-quorum = 3
-
-[policy]
-id = "tw-test"
-version = 1
-embargo = ["KP"]
-
-[policy.regions]
-TW = { countries = ["TW"] }
-
-[plan]
-budget = 1
-
-[[plan.candidates]]
-id = "khh"
-name = "Kaohsiung"
-lat = 22.6273
-lon = 120.3014
-
-[[landmarks]]
-id = "lm-tpe"
-name = "Taipei"
-lat = 25.0330
-lon = 121.5654
-
-[[landmarks]]
-id = "lm-hkg"
-name = "Hong Kong"
-lat = 22.3193
-lon = 114.1694
-
-[[landmarks]]
-id = "lm-tyo"
-name = "Tokyo"
-lat = 35.6762
-lon = 139.6503
-"""
 
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Path:
-    path = tmp_path / "tw.toml"
-    path.write_text(SMALL_DEPLOYMENT, encoding="utf-8")
-    return path
+    return write_taiwan(tmp_path)
 
 
 def test_coverage_json_has_both_shares_at_both_stretches(tmp_path: Path) -> None:

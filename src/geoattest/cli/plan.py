@@ -5,8 +5,10 @@
     geoattest plan coverage                       # the demo's landmarks, region SG
     geoattest plan coverage --region JP --json
     geoattest plan landmarks --region DE --budget 3
+    geoattest plan cost                           # cost, detection, published models
+    geoattest plan cost --sweeps sweeps           # and landmarks, cadence, faults swept
 
-See ``docs/PLANNING.md`` for what the figures mean.
+See ``docs/PLANNING.md`` and ``docs/COST.md`` for what the figures mean.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from geoattest.cli import plan_cost
+
 app = typer.Typer(
-    help="Plan landmark deployments: coverage maps and where new landmarks help most.",
+    help="Plan landmark deployments: coverage maps, where new landmarks help most, and what "
+    "a deployment costs.",
     no_args_is_help=True,
 )
 
@@ -322,3 +327,6 @@ def print_plan(result: dict[str, Any]) -> None:
         f"degree grid in {result['search_seconds']} s; {result['seconds']} s in all; "
         f"maps: {result['maps']['before']}, {result['maps']['after']}"
     )
+
+
+app.command("cost")(plan_cost.cost)

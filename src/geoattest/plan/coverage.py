@@ -44,6 +44,7 @@ from geoattest.geo.policy import RegionPolicy
 from geoattest.geo.sphere import wrap_lon
 from geoattest.netsim.latency import LatencyModel, PathClass, haversine_km
 from geoattest.verdict import KM_PER_NS_OF_RTT, LandmarkBound, Verdict
+from geoattest.verifier.pipeline import survive_faults
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -215,6 +216,10 @@ class HonestJudge:
     every disk), the appraiser's rules for a country region give INCONCLUSIVE whatever
     else the region holds (it touches licensed land, so not OUTSIDE; it touches other land,
     so not ALLOWED). ALLOWED and OUTSIDE always come from the appraiser itself.
+
+    With ``landmark_faults = f`` an ALLOWED must also hold without any f of the bounds,
+    as the verifier pipeline requires of a policy that outvotes lying landmarks (the
+    shortcut's INCONCLUSIVE stands: leaving bounds out only widens the region).
     """
 
     def __init__(
@@ -225,12 +230,19 @@ class HonestJudge:
         landmarks_per_chip: int,
         model: LatencyModel | None = None,
         witnesses: Witnesses | None = None,
+        landmark_faults: int = 0,
     ) -> None:
         if region not in policy.regions:
             known = ", ".join(policy.regions)
             raise ConfigError(f"region {region!r} is not licensed by the policy ({known})")
         if landmarks_per_chip < 1:
             raise ConfigError("landmarks_per_chip must be at least 1")
+        if not 0 <= landmark_faults < landmarks_per_chip:
+            raise ConfigError(
+                f"landmark_faults must be at least 0 and below landmarks_per_chip "
+                f"({landmarks_per_chip}), got {landmark_faults}"
+            )
+        self.landmark_faults = landmark_faults
         self.policy = policy
         self.region = region
         self.landmarks_per_chip = landmarks_per_chip
@@ -297,10 +309,13 @@ class HonestJudge:
                     verdict = Verdict.INCONCLUSIVE
                 else:
                     self.appraised += 1
-                    bounds = [
+                    bounds = tuple(
                         _bound(sites[j], int(r)) for j, r in zip(nearest[i], rtt[i], strict=True)
-                    ]
-                    verdict = self._appraiser.appraise(bounds, self.region).verdict
+                    )
+                    appraisal = self._appraiser.appraise(bounds, self.region)
+                    verdict = survive_faults(
+                        self._appraiser, appraisal, bounds, self.region, self.landmark_faults
+                    ).verdict
                 self._cache[keys[i]] = verdict
             out[start : start + len(la)] = [code_of(self._cache[key]) for key in keys]
             if progress is not None:
@@ -530,6 +545,7 @@ def judge_over(
     *,
     landmarks_per_chip: int,
     model: LatencyModel | None = None,
+    landmark_faults: int = 0,
 ) -> HonestJudge:
     """A judge whose witnesses are this grid's land cells and these towns."""
     return HonestJudge(
@@ -538,6 +554,7 @@ def judge_over(
         landmarks_per_chip=landmarks_per_chip,
         model=model,
         witnesses=Witnesses.of(grid, towns),
+        landmark_faults=landmark_faults,
     )
 
 
@@ -549,6 +566,7 @@ def measure(
     landmarks_per_chip: int,
     resolution_deg: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    landmark_faults: int = 0,
 ) -> tuple[Coverage, HonestJudge]:
     """Coverage of a region on its normal grid with every town; progress gets (done, total).
 
@@ -557,7 +575,14 @@ def measure(
     """
     grid = region_grid(policy, region, resolution_deg)
     towns = region_towns(policy, region)
-    judge = judge_over(policy, region, grid, towns, landmarks_per_chip=landmarks_per_chip)
+    judge = judge_over(
+        policy,
+        region,
+        grid,
+        towns,
+        landmarks_per_chip=landmarks_per_chip,
+        landmark_faults=landmark_faults,
+    )
     total = (int(grid.land.sum()) + len(towns)) * len(STRETCHES)
     done = 0
 

@@ -123,7 +123,7 @@ def load_deployment(path: Path) -> Deployment:
     Raises:
         ConfigError: the file is missing, not TOML, or any key or value is wrong.
     """
-    document = _read_toml(path, "deployment")
+    document = read_toml(path, "deployment")
     plan = document.pop("plan", {})
     if not isinstance(plan, dict):
         raise ConfigError(f"deployment {path}: [plan] must be a table")
@@ -172,7 +172,7 @@ def load_candidates(path: Path) -> tuple[LandmarkSite, ...]:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"candidates {path} is not valid JSON: {exc}") from None
     else:
-        data = _read_toml(path, "candidates")
+        data = read_toml(path, "candidates")
     if isinstance(data, dict):
         extra = sorted(set(data) - {"candidates"})
         if extra or "candidates" not in data:
@@ -229,7 +229,9 @@ def unique_ids(existing: Sequence[LandmarkSite], new: Sequence[LandmarkSite]) ->
         raise ConfigError(f"candidate id(s) {clash} are already landmarks of the deployment")
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a mapping; a missing, unreadable or malformed file is a ConfigError
+    that names ``what`` the file was meant to be."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

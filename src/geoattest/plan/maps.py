@@ -107,8 +107,11 @@ def draw_coverage(
     *,
     stretch_name: str,
     new_landmarks: Collection[str] = (),
+    list_off_view: bool = True,
 ) -> None:
-    """One panel: verdict cells, land and borders, the region's outline, the landmarks."""
+    """One panel: verdict cells, land and borders, the region's outline, the landmarks;
+    ``list_off_view`` adds a box naming the landmarks out of view (small panels leave it
+    out, as it would hide the corner it sits in)."""
     grid = coverage.grid
     west, south, east, north = grid.extent
     window = shapely.box(west, south, east, north)
@@ -169,7 +172,7 @@ def draw_coverage(
         else:
             km = float(haversine_km((south + north) / 2, centre_lon, site.latitude, site.longitude))
             off_view.append((km, site.landmark_id))
-    if off_view:
+    if off_view and list_off_view:
         lines = [f"{lid}: {km:,.0f} km" for km, lid in sorted(off_view)[:6]]
         if len(off_view) > 6:
             lines.append(f"... and {len(off_view) - 6} more")

@@ -49,6 +49,7 @@ from geoattest.plan.coverage import (
     region_grid,
     region_towns,
 )
+from geoattest.plan.deployment import Deployment
 
 DEFAULT_CANDIDATES = 30
 INSIDE_SHARE = 2 / 3
@@ -284,6 +285,34 @@ def plan_landmarks(
         search_seconds=search_seconds,
         seconds=time.perf_counter() - started,
         stopped_early=stopped_early,
+    )
+
+
+def plan_region(
+    deployment: Deployment,
+    region: str,
+    *,
+    budget: int,
+    resolution_deg: float | None,
+    progress: Step,
+) -> LandmarkPlan:
+    """The deployment's plan for one region: its own candidates, else the largest towns
+    near the region, and at most as many picks as there are candidates."""
+    candidates = deployment.candidates or default_candidates(
+        deployment.policy,
+        region,
+        deployment.landmarks,
+        radius_km=deployment.candidate_radius_km,
+    )
+    return plan_landmarks(
+        deployment.policy,
+        region,
+        deployment.landmarks,
+        candidates,
+        landmarks_per_chip=deployment.landmarks_per_chip,
+        budget=min(budget, len(candidates)),
+        resolution_deg=resolution_deg,
+        progress=lambda stage, done, total: progress(f"{region}: {stage}", done, total),
     )
 
 

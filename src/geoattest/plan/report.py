@@ -21,7 +21,7 @@ from geoattest.errors import StudyError
 from geoattest.plan.coverage import Coverage, country_codes, measure
 from geoattest.plan.deployment import Deployment
 from geoattest.plan.maps import render_coverage
-from geoattest.plan.placement import LandmarkPlan, default_candidates, plan_landmarks
+from geoattest.plan.placement import LandmarkPlan, plan_region
 
 Step = Callable[[str, int, int], None]
 REPORT_FILE = "REPORT.md"
@@ -97,18 +97,8 @@ def _region_section(
         )
         render_coverage(out_dir / coverage_map, coverage, policy, title=title)
         return RegionSection(region, coverage, coverage_map, None, None)
-    candidates = deployment.candidates or default_candidates(
-        policy, region, deployment.landmarks, radius_km=deployment.candidate_radius_km
-    )
-    plan = plan_landmarks(
-        policy,
-        region,
-        deployment.landmarks,
-        candidates,
-        landmarks_per_chip=deployment.landmarks_per_chip,
-        budget=min(budget, len(candidates)),
-        resolution_deg=resolution_deg,
-        progress=lambda stage, done, total: step(f"{region}: {stage}", done, total),
+    plan = plan_region(
+        deployment, region, budget=budget, resolution_deg=resolution_deg, progress=step
     )
     render_coverage(out_dir / coverage_map, plan.before, policy, title=title)
     new = [p.site.landmark_id for p in plan.picks]
