@@ -115,7 +115,7 @@ def run_study(
     )
 
 
-Scenario = Annotated[Path | None, typer.Option(help=SCENARIO_HELP)]
+ScenarioFile = Annotated[Path | None, typer.Option(help=SCENARIO_HELP)]
 Costs = Annotated[Path | None, typer.Option(help=COSTS_HELP)]
 Chips = Annotated[str | None, typer.Option(help=CHIPS_HELP)]
 Cadence = Annotated[
@@ -147,7 +147,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def cost(
-    scenario: Scenario = None,
+    scenario: ScenarioFile = None,
     costs: Costs = None,
     chips: Chips = None,
     cadence: Cadence = None,

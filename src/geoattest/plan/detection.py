@@ -25,12 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from geoattest.demo.scenario import Scenario
+from geoattest.demo.scenario import DemoScenario
 from geoattest.errors import StudyError
 from geoattest.plan.cost import FleetPlan
 from geoattest.sim.fleet import DIVERTED, FleetConfig, Strategy, run_fleet
 from geoattest.sim.replay import check_sample
-from geoattest.sim.shortcut import FleetVerdicts, LandVertices, Site
+from geoattest.sim.shortcut import FleetVerdicts, LandVertices
 from geoattest.verdict import Verdict
 
 DESTINATIONS: tuple[str, ...] = FleetConfig().destinations
@@ -176,7 +176,7 @@ class Detection:
 
 
 def study_detection(
-    scenario: Scenario,
+    scenario: DemoScenario,
     fleet: FleetPlan,
     *,
     destinations: Sequence[str] = DESTINATIONS,
@@ -204,14 +204,17 @@ def study_detection(
         work += [(region, d) for d in destinations if d not in countries]
     appraiser = policy.appraiser()
     land = LandVertices(appraiser)
-    sites = [Site(s.landmark_id, s.latitude, s.longitude) for s in scenario.landmarks]
     prepared: dict[str, FleetVerdicts] = {}
     pairs = []
     for done, (region, destination) in enumerate(work):
         step(f"detection: chips of {region} diverted to {destination}", done, len(work))
         if region not in prepared:
             prepared[region] = FleetVerdicts(
-                appraiser, sites, (region,), landmark_faults=fleet.landmark_faults, land=land
+                appraiser,
+                scenario.landmarks,
+                (region,),
+                landmark_faults=fleet.landmark_faults,
+                land=land,
             )
         config = FleetConfig(
             devices=devices,
