@@ -3,7 +3,8 @@ the attacked device's trusted chain head moved (it must not on a rejection)."""
 
 from __future__ import annotations
 
-from geoattest.attacks.scenarios import BY_NAME, Outcome
+from geoattest.attacks.catalog import BY_NAME
+from geoattest.attacks.scenarios import Outcome
 from geoattest.attacks.world import AttackWorld
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geoattest.attacks.scenarios import BY_NAME, SCENARIOS
+from geoattest.attacks.catalog import BY_NAME, SCENARIOS
 from geoattest.attacks.world import AttackWorld
 from geoattest.verdict import Verdict
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from attack_suite import assert_outcome
 
-from geoattest.attacks.scenarios import BY_NAME
+from geoattest.attacks.catalog import BY_NAME
 from geoattest.attacks.world import AttackWorld
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict

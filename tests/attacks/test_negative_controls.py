@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from attack_suite import assert_outcome
 
-from geoattest.attacks.scenarios import BY_NAME, HELPER_SITE
+from geoattest.attacks.catalog import BY_NAME
+from geoattest.attacks.scenarios import HELPER_SITE
 from geoattest.attacks.world import ChipAgent, WorldChip
 from geoattest.netsim.latency import LatLon
 from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from attack_suite import assert_outcome
 
+from geoattest.attacks.catalog import BY_NAME
 from geoattest.attacks.scenarios import (
-    BY_NAME,
     SG_LANDMARKS,
     SHENZHEN,
     PredictedChallenges,

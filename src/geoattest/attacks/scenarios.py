@@ -1082,5 +1082,3 @@ SCENARIOS: tuple[AttackScenario, ...] = (
         play_export_licence_ends,
     ),
 )
-
-BY_NAME = {s.name: s for s in SCENARIOS}

@@ -34,7 +34,7 @@ def list_scenarios(
     ] = False,
 ) -> None:
     """List the scenarios and what the adversary does in each."""
-    from geoattest.attacks.scenarios import SCENARIOS  # noqa: PLC0415  (the verifier stack)
+    from geoattest.attacks.catalog import SCENARIOS  # noqa: PLC0415  (the verifier stack)
 
     if as_json:
         print(json.dumps([{"name": s.name, "description": s.description} for s in SCENARIOS]))
@@ -60,7 +60,7 @@ def run_scenarios(
 ) -> None:
     """Run one scenario or all of them; exit 1 if any is not defended (with
     --accept-residual, only if one that is not a known residual risk)."""
-    from geoattest.attacks.scenarios import BY_NAME, SCENARIOS  # noqa: PLC0415
+    from geoattest.attacks.catalog import BY_NAME, SCENARIOS  # noqa: PLC0415
 
     if (name is None) == (not run_all):
         raise typer.BadParameter("give one scenario NAME or --all, not both or neither")

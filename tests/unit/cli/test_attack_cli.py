@@ -6,7 +6,7 @@ import json
 
 from command import assert_one_line_error, run_geoattest
 
-from geoattest.attacks.scenarios import SCENARIOS
+from geoattest.attacks.catalog import SCENARIOS
 
 
 def test_list_json_names_every_scenario_with_its_description() -> None:
