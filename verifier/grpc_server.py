@@ -135,6 +135,7 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.ALERTS_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
         Reason.BAD_CONFIG: _DENIED,
+        Reason.LANDMARK_KEY_REUSED: _DENIED,
         Reason.STUDY_UNVERIFIED: _DENIED,
     }
 )

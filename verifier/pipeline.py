@@ -6,10 +6,15 @@ whose reason becomes a REJECTED appraisal)::
     envelope and payload type -> device enrolled (by key id), not revoked, certificate
     valid now -> proof signature -> proof fields, agent measurement -> counter and hash
     chain (replay, fork, rollback, gap) -> per receipt: landmark known (by key id) and
-    not revoked, receipt signature, same device, transcript signed by the device key
-    and consistent, fresh by landmark time, newer than the chain's last receipt from
-    that landmark, one per landmark -> quorum -> distance bounds at c in vacuum ->
-    region appraisal (geography) -> verdict
+    not revoked (by id or by key), receipt signature, same device, transcript signed by
+    the device key and consistent, fresh by landmark time, newer than the chain's last
+    receipt from that landmark, one per landmark -> quorum of fault domains -> distance
+    bounds at c in vacuum -> region appraisal (geography) -> ALLOWED only if it survives
+    any ``landmark_faults`` fault domains lying -> verdict
+
+A fault domain is what one faulty party controls: the landmarks of one operator, and
+landmarks whose surveyed sites lie within :data:`SAME_SITE_KM` of each other (keys on one
+host count as one), joined transitively. The quorum counts domains, not receipts.
 
 Nothing is parsed before its signature is checked: keys are found by key id.
 A rejected proof yields no new chain head, so the caller has nothing to commit.
@@ -31,6 +36,7 @@ with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
 >>> unix_ns = 1_767_225_600 * SECOND_NS  # the landmarks' wall clocks: 2026-01-01
 >>> device = KeySigner.generate()
 >>> sites = {"lm-fra": (50.11, 8.68), "lm-wie": (50.08, 8.24), "lm-dar": (49.87, 8.65)}
+>>> # three operators, one landmark each: ALLOWED must hold with any one of them lying
 >>> landmark_keys = {landmark_id: KeySigner.generate() for landmark_id in sites}
 >>> def receipt(landmark_id):  # one round, in memory (see geoattest.protocol.round)
 ...     key = landmark_keys[landmark_id]
@@ -92,6 +98,11 @@ from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
 
 MAX_RECEIPTS = 16
+DEFAULT_LANDMARK_FAULTS = 1
+"""The safe default: an ALLOWED survives any one landmark operator lying."""
+SAME_SITE_KM = 0.1
+"""Landmarks whose surveyed sites are closer than this (100 m) share a host, a building
+or a campus: one fault domain, whoever their operators."""
 
 
 class AlertKind(StrEnum):
@@ -147,11 +158,13 @@ class PipelineConfig:
     """How far a landmark's clock may run ahead of the verifier's."""
     allowed_measurements: frozenset[bytes] | None = None
     """Agent firmware digests the policy accepts; None accepts any (not recommended)."""
-    landmark_faults: int = 0
-    """How many lying landmarks an ALLOWED verdict must survive: it stands only if it
-    still holds with any that many receipts left out, so one landmark that under-reports
-    cannot shrink the feasible region into the licence alone. 0 trusts every registered,
-    unrevoked landmark. It never makes a verdict more permissive."""
+    landmark_faults: int = DEFAULT_LANDMARK_FAULTS
+    """How many lying landmark operators (fault domains) an ALLOWED verdict must survive:
+    it stands only if it still holds with the receipts of any that many fault domains
+    left out, so one operator whose landmarks under-report cannot shrink the feasible
+    region into the licence alone. Where the receipts span too few domains for that, the
+    verdict is INCONCLUSIVE (the policy is never quietly weakened). 0 trusts every
+    registered, unrevoked landmark. It never makes a verdict more permissive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +255,9 @@ class ProofAppraiser:
         self.region = region
         self._landmarks_by_key: Mapping[str, LandmarkRecord] = {
             record.verifying_key.key_id: record for record in landmarks
+        }
+        self._operators: Mapping[str, str] = {
+            record.landmark_id: record.operator for record in self._landmarks_by_key.values()
         }
 
     @property
@@ -371,7 +387,7 @@ class ProofAppraiser:
         region = survive_faults(
             self.region,
             self.region.appraise(bounds, device.licensed_region),
-            bounds,
+            fault_domains(bounds, self._operators),
             device.licensed_region,
             self.config.landmark_faults,
         )
@@ -505,14 +521,8 @@ class ProofAppraiser:
                 )
             seen[landmark.landmark_id] = receipt.landmark_time_ns
             timed.append((landmark, receipt))
-        if len(timed) < self.config.quorum:
-            raise EvidenceError(
-                Reason.QUORUM_NOT_MET, f"{len(timed)} receipts, policy needs {self.config.quorum}"
-            )
-        newest = max(receipt.landmark_time_ns for _, receipt in timed)
-        oldest = min(receipt.landmark_time_ns for _, receipt in timed)
-        if newest - oldest > self.config.max_round_spread_ns:
-            raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
+        newest = max((receipt.landmark_time_ns for _, receipt in timed), default=0)
+        oldest = min((receipt.landmark_time_ns for _, receipt in timed), default=0)
         km_per_ns = self.config.max_chip_speed_m_s / 1e12
         bounds = tuple(
             LandmarkBound(
@@ -524,6 +534,15 @@ class ProofAppraiser:
             )
             for landmark, receipt in timed
         )
+        domains = len(fault_domains(bounds, self._operators))
+        if domains < self.config.quorum:
+            raise EvidenceError(
+                Reason.QUORUM_NOT_MET,
+                f"{len(timed)} receipts from {domains} fault domain(s) (operators and sites), "
+                f"policy needs {self.config.quorum}",
+            )
+        if newest - oldest > self.config.max_round_spread_ns:
+            raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
         return bounds, newest
 
     def _check_receipt(
@@ -533,7 +552,7 @@ class ProofAppraiser:
         landmark = self._landmarks_by_key.get(envelope.key_id)
         if landmark is None:
             raise EvidenceError(Reason.UNKNOWN_LANDMARK, "receipt key belongs to no landmark")
-        if self.revocations.landmark_revoked(landmark.landmark_id):
+        if self.revocations.landmark_revoked(landmark.landmark_id, envelope.key_id):
             raise EvidenceError(Reason.REVOKED_LANDMARK, landmark.landmark_id)
         try:
             payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, landmark.verifying_key)
@@ -592,24 +611,66 @@ def _sites_apart_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
     return float(distance_km(lat1, lon1, lat2, lon2))
 
 
+def fault_domains(
+    bounds: Sequence[LandmarkBound], operators: Mapping[str, str]
+) -> tuple[tuple[LandmarkBound, ...], ...]:
+    """The bounds grouped by fault domain: two bounds share one if their landmarks have
+    the same operator (``operators`` by landmark id; a landmark it does not name is its
+    own operator) or sites within :data:`SAME_SITE_KM`, and transitively so. Groups come
+    in the order of their first bound."""
+    parent = list(range(len(bounds)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner = [operators.get(b.landmark_id, b.landmark_id) for b in bounds]
+    for i, j in combinations(range(len(bounds)), 2):
+        a, b = bounds[i], bounds[j]
+        if owner[i] == owner[j] or (
+            _sites_apart_km(a.latitude, a.longitude, b.latitude, b.longitude) < SAME_SITE_KM
+        ):
+            parent[root(j)] = root(i)
+    groups: dict[int, list[LandmarkBound]] = {}
+    for i, bound in enumerate(bounds):
+        groups.setdefault(root(i), []).append(bound)
+    return tuple(tuple(group) for group in groups.values())
+
+
 def survive_faults(
     appraiser: RegionAppraiser,
     appraisal: RegionAppraisal,
-    bounds: tuple[LandmarkBound, ...],
+    domains: Sequence[Sequence[LandmarkBound]],
     licensed_region: str,
     faults: int,
 ) -> RegionAppraisal:
-    """ALLOWED only if it holds without any ``faults`` of the bounds (lying landmarks)."""
+    """ALLOWED only if it holds without the bounds of any ``faults`` of the fault
+    ``domains`` (:func:`fault_domains`): that many lying operators cannot make it.
+
+    With no more domains than ``faults``, nothing is left to judge by and the verdict is
+    INCONCLUSIVE: the policy is never weakened to fit the evidence.
+    """
     if appraisal.verdict is not Verdict.ALLOWED or faults == 0:
         return appraisal
-    for kept in combinations(bounds, len(bounds) - faults):
+    tolerates = f"policy tolerates {faults} lying landmark operator(s)"
+    if len(domains) <= faults:
+        return replace(
+            appraisal,
+            verdict=Verdict.INCONCLUSIVE,
+            detail=f"{appraisal.detail}; but the receipts span only {len(domains)} fault "
+            f"domain(s) (operators and sites) and the {tolerates}",
+        )
+    for left_out in combinations(range(len(domains)), faults):
+        kept = tuple(b for i, d in enumerate(domains) if i not in left_out for b in d)
         without = appraiser.appraise(kept, licensed_region)
         if without.verdict is not Verdict.ALLOWED:
-            left_out = sorted({b.landmark_id for b in bounds} - {b.landmark_id for b in kept})
+            ids = sorted(b.landmark_id for i in left_out for b in domains[i])
             return replace(
                 appraisal,
                 verdict=Verdict.INCONCLUSIVE,
-                detail=f"{appraisal.detail}; but without {', '.join(left_out)} it is "
-                f"{without.verdict.value} (policy tolerates {faults} lying landmark(s))",
+                detail=f"{appraisal.detail}; but without {', '.join(ids)} it is "
+                f"{without.verdict.value} ({tolerates})",
             )
     return appraisal

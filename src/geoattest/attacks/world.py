@@ -27,7 +27,12 @@ from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, Randomness, decode_datagram
 from geoattest.v1 import envelope_pb2
 from geoattest.verdict import RegionAppraiser
-from geoattest.verifier.pipeline import Appraisal, PipelineConfig, ProofAppraiser
+from geoattest.verifier.pipeline import (
+    DEFAULT_LANDMARK_FAULTS,
+    Appraisal,
+    PipelineConfig,
+    ProofAppraiser,
+)
 from geoattest.verifier.state import DeviceRecord, InMemoryState
 
 UNIX_BASE_NS = 1_767_225_600 * 10**9
@@ -40,7 +45,7 @@ LAN_DELAY_NS = 20_000
 
 LANDMARKS: dict[str, LatLon] = {
     "lm-sin": (1.3349, 103.8920),
-    "lm-sin-b": (1.3349, 103.8920),
+    "lm-sin-b": (1.3394, 103.8920),
     "lm-jhb": (1.4927, 103.7414),
     "lm-kul": (3.1390, 101.6869),
     "lm-pen": (5.4141, 100.3288),
@@ -51,7 +56,10 @@ LANDMARKS: dict[str, LatLon] = {
     "lm-tpe": (25.0330, 121.5654),
     "lm-fra": (50.1109, 8.6821),
 }
-"""Surveyed landmark sites (the registry's coordinates unless a scenario lies about them)."""
+"""Surveyed landmark sites (the registry's coordinates unless a scenario lies about them).
+The Singapore data centre holds two, lm-sin and lm-sin-b, of independent operators at
+buildings 500 m apart (two fault domains), so its chips are ALLOWED under the default
+``landmark_faults = 1``."""
 
 PLACES: dict[str, LatLon] = {
     "Singapore": (1.3349, 103.8920),
@@ -145,10 +153,13 @@ class AttackWorld:
 
     seed: int = 7
     quorum: int = 3
-    landmark_faults: int = 0
-    """Lying landmarks an ALLOWED verdict must survive (the verifier policy's option)."""
+    landmark_faults: int = DEFAULT_LANDMARK_FAULTS
+    """Lying landmark operators an ALLOWED verdict must survive (the verifier's option)."""
     registered_sites: dict[str, LatLon] = field(default_factory=lambda: dict(LANDMARKS))
     """Coordinates the registry lists (a scenario may register a landmark wrongly)."""
+    operators: dict[str, str] = field(default_factory=dict)
+    """Operators the registry lists by landmark id; a landmark not named here is its own
+    operator (every landmark of the world is independent unless a scenario says not)."""
     revoked_devices: frozenset[str] = frozenset()
     revoked_landmarks: frozenset[str] = frozenset()
     region_wrapper: Callable[[RegionAppraiser], RegionAppraiser] | None = None
@@ -270,7 +281,12 @@ class AttackWorld:
     def landmark_records(self) -> list[LandmarkRecord]:
         """The registry as the verifier has it (registered, possibly wrong, coordinates)."""
         return [
-            LandmarkRecord(lid, *self.registered_sites[lid], signer.verifying_key)
+            LandmarkRecord(
+                lid,
+                *self.registered_sites[lid],
+                signer.verifying_key,
+                operator=self.operators.get(lid, ""),
+            )
             for lid, signer in self.landmark_signers.items()
             if lid in self.registered_sites
         ]

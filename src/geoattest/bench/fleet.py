@@ -187,6 +187,7 @@ class Fleet:
                 s.longitude,
                 self.landmark_signers[s.landmark_id].verifying_key,
                 s.name,
+                s.operator,
             )
             for s in self.landmarks
         ]

@@ -44,7 +44,7 @@ from geoattest.geo.policy import RegionPolicy
 from geoattest.geo.sphere import wrap_lon
 from geoattest.netsim.latency import LatencyModel, PathClass, haversine_km
 from geoattest.verdict import KM_PER_NS_OF_RTT, LandmarkBound, Verdict
-from geoattest.verifier.pipeline import survive_faults
+from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS, fault_domains, survive_faults
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -230,7 +230,7 @@ class HonestJudge:
         landmarks_per_chip: int,
         model: LatencyModel | None = None,
         witnesses: Witnesses | None = None,
-        landmark_faults: int = 0,
+        landmark_faults: int = DEFAULT_LANDMARK_FAULTS,
     ) -> None:
         if region not in policy.regions:
             known = ", ".join(policy.regions)
@@ -287,6 +287,7 @@ class HonestJudge:
         site_lat = np.asarray([s.latitude for s in sites])
         site_lon = np.asarray([s.longitude for s in sites])
         ids = [s.landmark_id for s in sites]
+        operators = {s.landmark_id: s.operator for s in sites}
         k = min(self.landmarks_per_chip, len(sites))
         to_witness = None
         if self._witnesses is not None:
@@ -314,7 +315,11 @@ class HonestJudge:
                     )
                     appraisal = self._appraiser.appraise(bounds, self.region)
                     verdict = survive_faults(
-                        self._appraiser, appraisal, bounds, self.region, self.landmark_faults
+                        self._appraiser,
+                        appraisal,
+                        fault_domains(bounds, operators),
+                        self.region,
+                        self.landmark_faults,
                     ).verdict
                 self._cache[keys[i]] = verdict
             out[start : start + len(la)] = [code_of(self._cache[key]) for key in keys]
@@ -545,7 +550,7 @@ def judge_over(
     *,
     landmarks_per_chip: int,
     model: LatencyModel | None = None,
-    landmark_faults: int = 0,
+    landmark_faults: int = DEFAULT_LANDMARK_FAULTS,
 ) -> HonestJudge:
     """A judge whose witnesses are this grid's land cells and these towns."""
     return HonestJudge(
@@ -566,7 +571,7 @@ def measure(
     landmarks_per_chip: int,
     resolution_deg: float | None = None,
     progress: Callable[[int, int], None] | None = None,
-    landmark_faults: int = 0,
+    landmark_faults: int = DEFAULT_LANDMARK_FAULTS,
 ) -> tuple[Coverage, HonestJudge]:
     """Coverage of a region on its normal grid with every town; progress gets (done, total).
 

@@ -42,7 +42,7 @@ from geoattest.geo import Countries, GeoAppraiser, LocationAssumption
 from geoattest.geo.feasible import ring_reach
 from geoattest.geo.sphere import EARTH_RADIUS_KM, distance_km, grow
 from geoattest.verdict import LandmarkBound, Verdict
-from geoattest.verifier.pipeline import survive_faults
+from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS, fault_domains, survive_faults
 
 SEGMENT_DEG = 0.05
 """Longest straight stretch between two land vertices used for distances (about 5.6 km)."""
@@ -103,11 +103,12 @@ class FleetVerdicts:
         landmarks: Sequence[LandmarkSite],
         regions: Sequence[str],
         *,
-        landmark_faults: int = 0,
+        landmark_faults: int = DEFAULT_LANDMARK_FAULTS,
         land: LandVertices | None = None,
     ) -> None:
         self.appraiser = appraiser
         self.landmarks = tuple(landmarks)
+        self._operators = {s.landmark_id: s.operator for s in self.landmarks}
         self.regions = tuple(regions)
         self.landmark_faults = landmark_faults
         policy = appraiser.policy
@@ -277,7 +278,11 @@ class FleetVerdicts:
         """The real appraiser's verdict, with the pipeline's tolerance of lying landmarks."""
         appraisal = self.appraiser.appraise(bounds, region)
         return survive_faults(
-            self.appraiser, appraisal, tuple(bounds), region, self.landmark_faults
+            self.appraiser,
+            appraisal,
+            fault_domains(bounds, self._operators),
+            region,
+            self.landmark_faults,
         ).verdict
 
 
