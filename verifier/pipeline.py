@@ -29,7 +29,7 @@ with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
 >>> import os
 >>> from geoattest.crypto import KeySigner
 >>> from geoattest.geo import build_policy, circle_region
->>> from geoattest.pki import LandmarkRecord, RevocationList
+>>> from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 >>> from geoattest.protocol.proof import ProofChain
 >>> from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 >>> from geoattest.verifier.state import DeviceRecord, InMemoryState
@@ -87,7 +87,7 @@ from itertools import combinations
 from geoattest.crypto import VerifyingKey, sha256
 from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
 from geoattest.geo.sphere import ELLIPSOID_MARGIN, distance_km, grow
-from geoattest.pki import LandmarkRecord, RevocationList
+from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
 from geoattest.units import SECOND_NS
@@ -246,6 +246,12 @@ class ProofAppraiser:
         revocations: RevocationList,
         region: RegionAppraiser,
     ) -> None:
+        """An appraiser over a registry of landmarks (each key is one landmark).
+
+        Raises:
+            LandmarkKeyReusedError: two records hold one key.
+            ConfigError: a bad quorum or fault count, or a bad landmark record.
+        """
         if config.quorum < 1:
             raise ConfigError("quorum must be at least 1")
         if not 0 <= config.landmark_faults < config.quorum:
@@ -253,8 +259,9 @@ class ProofAppraiser:
         self.config = config
         self.revocations = revocations
         self.region = region
+        registry = LandmarkRegistry(landmarks)
         self._landmarks_by_key: Mapping[str, LandmarkRecord] = {
-            record.verifying_key.key_id: record for record in landmarks
+            record.verifying_key.key_id: record for record in registry
         }
         self._operators: Mapping[str, str] = {
             record.landmark_id: record.operator for record in self._landmarks_by_key.values()
@@ -268,6 +275,10 @@ class ProofAppraiser:
     def with_revocations(self, revocations: RevocationList) -> ProofAppraiser:
         """The same appraiser under another revocation list (a landmark excluded, say)."""
         return ProofAppraiser(self.config, self.landmarks, revocations, self.region)
+
+    def with_landmarks(self, landmarks: Iterable[LandmarkRecord]) -> ProofAppraiser:
+        """The same appraiser over another registry (a landmark registered, say)."""
+        return ProofAppraiser(self.config, landmarks, self.revocations, self.region)
 
     def appraise(
         self, proof: bytes | envelope_pb2.Envelope, state: TrustedState, now_ns: int
