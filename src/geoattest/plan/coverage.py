@@ -44,7 +44,7 @@ from geoattest.geo.policy import RegionPolicy
 from geoattest.geo.sphere import wrap_lon
 from geoattest.netsim.latency import LatencyModel, PathClass, haversine_km
 from geoattest.verdict import KM_PER_NS_OF_RTT, LandmarkBound, Verdict
-from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS, fault_domains, survive_faults
+from geoattest.verifier.pipeline import fault_domains, survive_faults
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -230,7 +230,7 @@ class HonestJudge:
         landmarks_per_chip: int,
         model: LatencyModel | None = None,
         witnesses: Witnesses | None = None,
-        landmark_faults: int = DEFAULT_LANDMARK_FAULTS,
+        landmark_faults: int = 0,
     ) -> None:
         if region not in policy.regions:
             known = ", ".join(policy.regions)
@@ -550,7 +550,7 @@ def judge_over(
     *,
     landmarks_per_chip: int,
     model: LatencyModel | None = None,
-    landmark_faults: int = DEFAULT_LANDMARK_FAULTS,
+    landmark_faults: int = 0,
 ) -> HonestJudge:
     """A judge whose witnesses are this grid's land cells and these towns."""
     return HonestJudge(
@@ -571,7 +571,7 @@ def measure(
     landmarks_per_chip: int,
     resolution_deg: float | None = None,
     progress: Callable[[int, int], None] | None = None,
-    landmark_faults: int = DEFAULT_LANDMARK_FAULTS,
+    landmark_faults: int = 0,
 ) -> tuple[Coverage, HonestJudge]:
     """Coverage of a region on its normal grid with every town; progress gets (done, total).
 
