@@ -23,6 +23,10 @@ from geoattest.attestor.sealed import SealedSlot
 from geoattest.errors import Reason, SealedStateError
 
 EAR_AFFIRMING = "affirming"
+LICENCE_SLOT = "licence"
+"""The sealed slot (and monotonic counter) of the agent's licence state."""
+LICENCE_STATE_FILE = "licence.sealed"
+"""Where an agent keeps its sealed licence state unless configured otherwise."""
 
 
 class LicenceStatus(Enum):
