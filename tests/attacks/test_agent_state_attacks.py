@@ -1,6 +1,7 @@
-"""The agent's licence state across reboots: an honest restart keeps the licence and its
-deadline; a lapsed chip stays lapsed; a rolled-back, edited or deleted sealed state boots
-the chip lapsed, with the agent's exact reason, until a fresh verified result arrives."""
+"""The agent's state across reboots: an honest restart keeps the licence and its deadline;
+a lapsed chip stays lapsed; a rolled-back, edited or deleted sealed state boots the chip
+lapsed, with the agent's exact reason, until a fresh verified result arrives; a rolled-back
+outbox forks the chain and is refused."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from geoattest.attacks.world import AttackWorld
 from geoattest.attestor.licence import LicenceStatus
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict
+from geoattest.verifier.pipeline import AlertKind
 
 S = 10**9
 
@@ -61,6 +63,19 @@ def test_agent_state_deleted_boots_lapsed() -> None:
         device_state="STALE",
         licence="degraded",
     )
+
+
+def test_agent_state_outbox_rolled_back_forks_and_is_refused() -> None:
+    """The outbox is not sealed: rolling it back only forks the chain at the verifier."""
+    outcome = assert_outcome(
+        "agent_state_outbox_rolled_back",
+        Verdict.REJECTED,
+        reason=Reason.FORK,
+        alerts=(AlertKind.CLONE,),
+        device_state="ATTESTING",
+        licence="licensed",
+    )
+    assert "proof 2 extends a predecessor already extended" in outcome.detail
 
 
 def test_a_reboot_in_the_grace_period_keeps_its_deadline() -> None:

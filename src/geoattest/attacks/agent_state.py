@@ -1,11 +1,17 @@
-"""The agent's licence state across reboots: the host restarts the agent, and rolls back,
-edits or deletes its sealed state, to win back a licence or a fresh grace period.
+"""The agent's state across reboots: the host restarts the agent, and rolls back, edits or
+deletes its sealed licence state, to win back a licence or a fresh grace period, or rolls
+back its outbox to fork its proof chain.
 
 Each scenario runs the real verifier service and the chip's real agent in a
 :class:`~geoattest.attacks.served.ServedWorld`, reboots the agent on its files (key store,
-outbox, sealed licence state) and reports the licence the restarted agent holds. The
-reason is the agent's own: why it refused its sealed state (None when the state was
-genuine and the newest). Nothing trusted at the verifier moves during any of them.
+outbox, sealed licence state) and reports the licence the restarted agent holds. Where
+the restarted agent has no proof appraised, the reason is its own: why it refused its
+sealed state (None when the state was genuine and the newest). Nothing trusted at the
+verifier moves during any attack.
+
+The outbox is not sealed: the verifier holds each chain's head, so a rolled-back outbox
+only makes the agent extend a proof the verifier already saw extended. That is a fork,
+refused with a CLONE alert (``agent_state_outbox_rolled_back``); the host gains nothing.
 """
 
 from __future__ import annotations
@@ -129,6 +135,30 @@ def play_honest_reboot(world: AttackWorld) -> Observed:
         )
 
 
+def play_outbox_rolled_back(world: AttackWorld) -> Observed:
+    """The host keeps a copy of the outbox's chain from the chip's first proof, lets two
+    more proofs go, then puts the copy back and restarts the agent."""
+    with ServedWorld.open(world) as served:
+        chip, _ = licensed_in_singapore(served)
+        chain = chip.attester.outbox.directory / "chain.json"
+        older = chain.read_bytes()
+        served.elapse(chip, 2)
+        before, alerts = served.head(chip), len(served.alerts)
+        chain.write_bytes(older)
+        served.reboot(chip)
+        served.elapse(chip, 1)
+        result = chip.results[-1]
+        return Observed(
+            result.verdict,
+            result.reason,
+            tuple(AlertKind(a.kind) for a in served.alerts[alerts:]),
+            served.head(chip) != before,
+            result.detail,
+            served.service.device_status(chip.device_id, world.now_ns()).state.value,
+            chip.attester.status(served.now_s()).value,
+        )
+
+
 def _played(lapse: Callable[[ServedWorld, ServedChip], None], tamper: Tamper) -> Play:
     def play(world: AttackWorld) -> Observed:
         return _reboot(world, lapse, tamper)
@@ -188,8 +218,22 @@ SCENARIOS: tuple[AttackScenario, ...] = (
         _lapsed(Reason.SEALED_MISSING, "STALE"),
         _played(_firewalled_until_degraded, "delete"),
     ),
+    AttackScenario(
+        "agent_state_outbox_rolled_back",
+        "agent_state",
+        "The host puts back a copy of the outbox's chain from the chip's first proof, two "
+        "proofs later, and restarts the agent: its next proof forks the chain.",
+        Expect(
+            frozenset({Verdict.REJECTED}),
+            Reason.FORK,
+            frozenset({AlertKind.CLONE}),
+            device_state="ATTESTING",
+            licence="licensed",
+        ),
+        play_outbox_rolled_back,
+    ),
 )
 """A reboot never starts a fresh grace period: an honest restart keeps the licence and its
 deadline, a lapsed chip stays lapsed, and a rolled-back, edited or deleted sealed state
-boots the chip lapsed (degraded at once) with the agent's exact reason; nothing trusted at
-the verifier moves."""
+boots the chip lapsed (degraded at once) with the agent's exact reason, and a rolled-back
+outbox forks the chain, which the verifier refuses; nothing trusted at the verifier moves."""
