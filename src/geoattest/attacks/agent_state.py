@@ -59,6 +59,22 @@ def _booted(served: ServedWorld, licence: AgentLicence, t0_ns: int) -> str:
     return f"rebooted agent {how}: licence {status}, degrades at {degrades}"
 
 
+Tamper = Literal["none", "roll back", "edit", "delete"]
+"""What the host does to the sealed licence state before the agent restarts."""
+
+
+def _tamper(how: Tamper, path: Path, copy: bytes) -> None:
+    """Do ``how`` to the sealed state in ``path``; ``copy`` is the one taken when licensed."""
+    if how == "roll back":
+        path.write_bytes(copy)
+    elif how == "edit":
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        path.write_bytes(bytes(raw))
+    elif how == "delete":
+        path.unlink()
+
+
 def _reboot(
     world: AttackWorld,
     lapse: Callable[[ServedWorld, ServedChip], None],
@@ -97,22 +113,6 @@ def _proved_across_the_border(served: ServedWorld, chip: ServedChip) -> None:
     served.elapse(chip, 1)
     assert chip.results[-1].verdict is not Verdict.ALLOWED, chip.results[-1]
     assert chip.attester.status(served.now_s()) is LicenceStatus.GRACE
-
-
-Tamper = Literal["none", "roll back", "edit", "delete"]
-"""What the host does to the sealed licence state before the agent restarts."""
-
-
-def _tamper(how: Tamper, path: Path, copy: bytes) -> None:
-    """Do ``how`` to the sealed state in ``path``; ``copy`` is the one taken when licensed."""
-    if how == "roll back":
-        path.write_bytes(copy)
-    elif how == "edit":
-        raw = bytearray(path.read_bytes())
-        raw[len(raw) // 2] ^= 0x01
-        path.write_bytes(bytes(raw))
-    elif how == "delete":
-        path.unlink()
 
 
 def play_honest_reboot(world: AttackWorld) -> Observed:
