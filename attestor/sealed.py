@@ -118,10 +118,17 @@ class MonotonicCounter:
             raise ConfigError(f"monotonic counter {self.path} is unreadable: {exc}") from exc
 
     def advance(self) -> int:
-        """Count up by one, durably; returns the new value."""
+        """Count up by one, durably; returns the new value.
+
+        Raises:
+            ConfigError: the counter cannot be read or written.
+        """
         value = self.read() + 1
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, str(value).encode())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, str(value).encode())
+        except OSError as exc:
+            raise ConfigError(f"cannot advance monotonic counter {self.path}: {exc}") from exc
         return value
 
 
@@ -138,17 +145,24 @@ class SealedSlot:
         return header + b"\x00" + self.name.encode()
 
     def write(self, data: bytes) -> None:
-        """Seal ``data`` as the slot's newest state: advance the counter, then write."""
+        """Seal ``data`` as the slot's newest state: advance the counter, then write.
+
+        Raises:
+            ConfigError: the file (or the counter) cannot be written.
+        """
         count = self._counter.advance()
         header = MAGIC + count.to_bytes(_COUNTER_BYTES, "big")
-        write_atomic(self.path, header + self._key.seal(data, self._associated_data(header)))
+        try:
+            write_atomic(self.path, header + self._key.seal(data, self._associated_data(header)))
+        except OSError as exc:
+            raise ConfigError(f"cannot write sealed state {self.path}: {exc}") from exc
 
     def read(self) -> bytes | None:
         """The slot's newest state; None if it was never written.
 
         Raises:
             SealedStateError: ``sealed.missing`` (the file is gone but the counter says it
-                was written), ``sealed.edited`` (it does not authenticate) or
+                was written, or it cannot be read), ``sealed.edited`` (it does not authenticate) or
                 ``sealed.rolled_back`` (a genuine state, but not the newest).
         """
         expected = self._counter.read()
@@ -160,6 +174,10 @@ class SealedSlot:
             raise SealedStateError(
                 Reason.SEALED_MISSING,
                 f"{self.path} is gone, but slot {self.name!r} was sealed {expected} times",
+            ) from None
+        except OSError as exc:
+            raise SealedStateError(
+                Reason.SEALED_MISSING, f"{self.path} cannot be read: {exc}"
             ) from None
         header = raw[:_HEADER]
         if len(header) < _HEADER or not header.startswith(MAGIC):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.attestor.sealed import MonotonicCounter, SealedSlot, SealingKey
 from geoattest.crypto import generate_private_key
-from geoattest.errors import Reason, SealedStateError
+from geoattest.errors import ConfigError, Reason, SealedStateError
 from geoattest.pki import ManufacturerCA
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -53,6 +53,18 @@ def test_a_missing_file_after_a_write_is_refused(tmp_path):
     slot.write(b"state")
     slot.path.unlink()
     assert refused(slot) is Reason.SEALED_MISSING
+
+
+def test_an_unreadable_file_is_refused_as_missing_and_an_unwritable_one_is_a_clear_error(
+    tmp_path,
+):
+    slot = slot_in(tmp_path)
+    slot.write(b"state")
+    slot.path.unlink()
+    slot.path.mkdir()  # in the file's place
+    assert refused(slot) is Reason.SEALED_MISSING
+    with pytest.raises(ConfigError, match="cannot write sealed state"):
+        slot.write(b"next")
 
 
 def test_another_slots_file_is_refused_as_edited(tmp_path):
