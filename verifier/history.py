@@ -41,8 +41,8 @@ Fix = tuple[LandmarkBound, ...]
 HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
 """Farthest two points of the sphere lie apart: a disk this wide constrains nothing."""
 _DOMINANCE_SLACK_KM = 1e-6
-"""A disk counts as inside another only with this much room, so rounding never drops a
-disk that still constrains something."""
+"""A disk counts as inside another at a different site only with this much room, so
+rounding in their distance never drops a disk that still constrains something."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -52,9 +52,7 @@ def sites_apart_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return float(distance_km(lat1, lon1, lat2, lon2))
 
 
-def travel_gap_km(
-    fix: Fix, fix_time_ns: int, bounds: Fix, time_ns: int, km_per_ns: float
-) -> float:
+def travel_gap_km(fix: Fix, fix_time_ns: int, bounds: Fix, time_ns: int, km_per_ns: float) -> float:
     """How much further apart ``fix`` and ``bounds`` surely are than the chip could travel
     between their times (> 0: impossible travel; <= 0: possible or unknown).
 
@@ -111,4 +109,5 @@ def _inside(inner: LandmarkBound, outer: LandmarkBound) -> bool:
     """Whether ``inner``'s cap lies inside ``outer``'s: then every proof ``outer`` refuses,
     ``inner`` refuses too, with at least the same gap."""
     apart = sites_apart_km(inner.latitude, inner.longitude, outer.latitude, outer.longitude)
-    return apart + grow(inner.bound_km) + _DOMINANCE_SLACK_KM <= grow(outer.bound_km)
+    slack = _DOMINANCE_SLACK_KM if apart else 0.0
+    return apart + slack + grow(inner.bound_km) <= grow(outer.bound_km)

@@ -209,16 +209,24 @@ class ServedWorld:
         landmarks_reachable: bool = True,
         verifier_reachable: bool = True,
         adversary: Adversary | None = None,
+        deliver: int | None = None,
     ) -> list[Delivered]:
-        """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery."""
+        """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery
+        of the queued proofs (only the oldest ``deliver`` of them, if given: the host lets
+        a backlog drip)."""
         if landmarks_reachable:
             receipts = self.world.measure(served.chip, adversary, signer=served.signer)
             by_landmark = {_landmark_of(r): r for r in receipts}
             served.attester.attest(by_landmark.get)
+        let_through = 0
 
         def submit(proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
+            nonlocal let_through
             if not verifier_reachable:
                 raise DeliveryError("the host drops everything to the verifier")
+            if deliver is not None and let_through >= deliver:
+                raise DeliveryError("the host holds the rest of the outbox back")
+            let_through += 1
             result = self.service.submit(proof, self.world.now_ns())
             served.results.append(result)
             return evidence_pb2.AttestationResult(
