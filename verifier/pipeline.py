@@ -110,7 +110,7 @@ class AlertKind(StrEnum):
     STALE_DEVICE = "STALE_DEVICE"
     """No accepted proof for several cadences: powered off, in transit or firewalled."""
     IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
-    """The device could not have got from its last accepted fix to this one at the
+    """The device could not have got from an earlier accepted fix to this one at the
     fastest transport: a clone, swapped chips, or evidence that lied once."""
 
 
