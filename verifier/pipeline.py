@@ -108,7 +108,8 @@ class AlertKind(StrEnum):
     INCONSISTENT_LANDMARKS = "INCONSISTENT_LANDMARKS"
     """The landmarks' bounds contradict physics: one is faulty or lying."""
     STALE_DEVICE = "STALE_DEVICE"
-    """No accepted proof for several cadences: powered off, in transit or firewalled."""
+    """No accepted evidence (by landmark time) for several cadences: powered off, in
+    transit, firewalled, or a backlog delivered late."""
     IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
     """The device could not have got from an earlier accepted fix to this one at the
     fastest transport: a clone, swapped chips, or evidence that lied once."""

@@ -99,7 +99,7 @@ class DeviceState(StrEnum):
     ATTESTING = "ATTESTING"
     """Its newest accepted evidence is recent enough (see ``VerifierConfig.stale_after``)."""
     STALE = "STALE"
-    """No accepted proof for too long: unreachable, switched off, or hiding."""
+    """No accepted evidence for too long: unreachable, switched off, or hiding."""
     REVOKED = "REVOKED"
     """On the revocation list: nothing it sends is accepted."""
 
