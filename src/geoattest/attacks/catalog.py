@@ -6,11 +6,12 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import clock, history, scenarios
+from geoattest.attacks import agent_state, clock, history, scenarios
 from geoattest.attacks.scenarios import AttackScenario
 
 SCENARIOS: tuple[AttackScenario, ...] = (
     *scenarios.SCENARIOS,
+    *agent_state.SCENARIOS,
     *history.SCENARIOS,
     *clock.SCENARIOS,
 )

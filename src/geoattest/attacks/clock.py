@@ -50,8 +50,10 @@ def drip_backlog(served: ServedWorld, chip: ServedChip) -> Timeline:
         served.world.wait(SWEEP_EVERY_S)
         proving = tick % 4 == 0 and tick <= 4 * BACKLOG_CADENCES
         dripping = tick % drip_ticks == 2
-        if proving or dripping:
-            served.cycle(chip, landmarks_reachable=proving, deliver=int(dripping))
+        if proving:
+            served.measure(chip)
+        if dripping:
+            served.deliver(chip, most=1)
         timeline.alerts += served.service.sweep_stale(served.world.now_ns())
     return timeline
 
