@@ -13,6 +13,11 @@ shows up as :class:`~geoattest.verifier.store.StoreConflictError`, and the batch
 An exact resubmission of an accepted proof (an agent retrying after a lost answer) is
 answered with the stored result, not as an error. Committed alerts go to the sinks that
 subscribed (the transport's :class:`~geoattest.verifier.alerts.AlertHub`).
+
+A proof whose signature does not verify under an enrolled device's key is answered
+REJECTED with no device id and leaves nothing in the store: only its reason is counted
+(:attr:`VerifierService.rejections`), so junk can neither speak for a device nor fill the
+disk.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.crosscheck import CrossCheckReport, cross_check
 from geoattest.verifier.licences import Licences
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
+from geoattest.verifier.rejections import Rejections
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.state import ChainHead, DeviceRecord
 from geoattest.verifier.store import (
@@ -189,6 +195,9 @@ class VerifierService:
         self._signer = signer
         self._store = store
         self._alert_sinks: list[Callable[[Sequence[Alert]], None]] = []
+        self.rejections = Rejections()
+        """Proofs and requests refused before any device's key vouched for them: counted
+        by reason here, never stored (see :mod:`geoattest.verifier.rejections`)."""
 
     def subscribe(self, sink: Callable[[Sequence[Alert]], None]) -> None:
         """Call ``sink`` with the alerts of every commit, after it is durable."""
@@ -274,6 +283,7 @@ class VerifierService:
             StoreConflictError: other writers kept advancing these chains; nothing stored.
         """
         if len(proofs) > self.config.max_batch:
+            self.rejections.count(Reason.OVERSIZED_MESSAGE, now_ns)
             raise BatchTooLargeError(len(proofs), self.config.max_batch)
         for attempt in range(CONFLICT_RETRIES):
             answers, records, heads_read = self._appraise_batch(proofs, now_ns)
@@ -284,6 +294,9 @@ class VerifierService:
                     raise
                 continue
             self._publish([alert for record in records for alert in record.alerts])
+            for answer in answers:
+                if not answer.device_id and answer.reason is not None:
+                    self.rejections.count(answer.reason, now_ns)
             return answers
         raise AssertionError("unreachable")  # pragma: no cover
 

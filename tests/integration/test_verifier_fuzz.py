@@ -14,7 +14,14 @@ from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import MAX_MESSAGE_BYTES
 
 SERVICE = "/geoattest.v1.VerifierService/"
-UNARY = ["Enroll", "SubmitProof", "SubmitProofBatch", "GetDeviceStatus", "GetResultKeys"]
+UNARY = [
+    "Enroll",
+    "SubmitProof",
+    "SubmitProofBatch",
+    "GetDeviceStatus",
+    "GetResultKeys",
+    "GetRejections",
+]
 EXPECTED = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,

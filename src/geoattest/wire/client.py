@@ -163,6 +163,14 @@ class VerifierClient:
         )
         return list(response.results)
 
+    async def rejections(self) -> dict[str, int]:
+        """Refusals the verifier counted before any device's key vouched for them, by
+        reason code."""
+        counts: verifier_service_pb2.Rejections = await self._unary(
+            self._stub.GetRejections, verifier_service_pb2.GetRejectionsRequest()
+        )
+        return dict(counts.by_reason)
+
     async def device_status(self, device_id: str) -> verifier_service_pb2.DeviceStatus:
         status: verifier_service_pb2.DeviceStatus = await self._unary(
             self._stub.GetDeviceStatus,
