@@ -45,7 +45,7 @@ resubmission of an accepted proof is answered OK with the stored result. In
 SubmitProofBatch each proof's verdict and reason are in its result; only a malformed or
 oversized batch fails the call. A batch is counted on the wire before it is decoded: more
 than ``max_batch`` proofs is ``wire.oversized_message`` before any proof is parsed, and no
-request may exceed :data:`~geoattest.wire.client.MAX_MESSAGE_BYTES` (gRPC refuses a larger
+request may exceed :data:`~geoattest.wire.decode.MAX_MESSAGE_BYTES` (gRPC refuses a larger
 one with RESOURCE_EXHAUSTED before it reaches a handler).
 
 A refusal before anything was authenticated (a malformed or oversized request, a proof
@@ -77,17 +77,16 @@ from geoattest.errors import ConfigError, GeoattestError, Reason, WireError
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
 from geoattest.verifier.alerts import AlertHub
-from geoattest.verifier.service import BatchTooLargeError, ProofResult, VerifierService
+from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import StoreUnavailableError
-from geoattest.wire.client import MAX_MESSAGE_BYTES, REASON_METADATA
-from geoattest.wire.decode import MAX_PROOF_BYTES, count_field, decode
+from geoattest.wire.client import REASON_METADATA
+from geoattest.wire.decode import MAX_MESSAGE_BYTES, MAX_PROOF_BYTES, decode
 
 log = logging.getLogger("geoattest.verifier")
 
 SERVICE_NAME = verifier_service_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
 REQUEST_ID_METADATA = "x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_BATCH_PROOFS_FIELD = verifier_service_pb2.SubmitProofBatchRequest.PROOFS_FIELD_NUMBER
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 _PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -275,19 +274,8 @@ class VerifierServicer:
     async def SubmitProofBatch(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        # Count the entries on the wire first: an oversized batch is refused before any
-        # of its proofs is decoded.
-        try:
-            entries = count_field(data, _BATCH_PROOFS_FIELD, limit=MAX_MESSAGE_BYTES)
-        except GeoattestError as exc:
-            await self._refuse(context, exc)
-        max_batch = self._service.config.max_batch
-        if entries > max_batch:
-            await self._refuse(context, BatchTooLargeError(entries, max_batch))
-        request = await self._decode(context, verifier_service_pb2.SubmitProofBatchRequest, data)
-        proofs = [item.proof for item in request.proofs]
         now = self._clock()
-        results = await self._run(context, lambda: self._service.submit_batch(proofs, now))
+        results = await self._run(context, lambda: self._service.submit_batch_request(data, now))
         return verifier_service_pb2.SubmitProofBatchResponse(
             results=[result_pb(r) for r in results]
         ).SerializeToString()

@@ -48,11 +48,18 @@ from geoattest.verifier.store import (
     StoreConflictError,
     StoredResult,
 )
-from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
+from geoattest.wire.decode import (
+    MAX_DATAGRAM_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_PROOF_BYTES,
+    count_field,
+    decode,
+)
 from geoattest.wire.envelope import PayloadType, open_envelope
 
 MIN_NONCE_BYTES = 16
 CONFLICT_RETRIES = 3
+_BATCH_PROOFS_FIELD = verifier_service_pb2.SubmitProofBatchRequest.PROOFS_FIELD_NUMBER
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +306,28 @@ class VerifierService:
                     self.rejections.count(answer.reason, now_ns)
             return answers
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def submit_batch_request(self, request: bytes, now_ns: int) -> list[ProofResult]:
+        """:meth:`submit_batch` for a batch as it came off the wire: its entries are
+        counted from their tags first, so a batch of too many is refused before any entry
+        is decoded or built.
+
+        Raises:
+            WireError: the request is malformed or too large (counted, see ``rejections``).
+            BatchTooLargeError: more than ``max_batch`` entries (counted likewise).
+            StoreConflictError: as for :meth:`submit_batch`.
+        """
+        try:
+            entries = count_field(request, _BATCH_PROOFS_FIELD, limit=MAX_MESSAGE_BYTES)
+            if entries > self.config.max_batch:
+                raise BatchTooLargeError(entries, self.config.max_batch)
+            batch = decode(
+                verifier_service_pb2.SubmitProofBatchRequest, request, limit=MAX_MESSAGE_BYTES
+            )
+        except GeoattestError as refused:
+            self.rejections.count(refused.reason, now_ns)
+            raise
+        return self.submit_batch([entry.proof for entry in batch.proofs], now_ns)
 
     def _appraise_batch(
         self, proofs: Sequence[bytes | envelope_pb2.Envelope], now_ns: int

@@ -35,10 +35,9 @@ from geoattest.v1 import (
     verifier_service_pb2,
     verifier_service_pb2_grpc,
 )
+from geoattest.wire.decode import MAX_MESSAGE_BYTES
 from geoattest.wire.envelope import PayloadType, seal
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-"""Largest request or response, both ways: a full batch of typical proofs fits."""
 REASON_METADATA = "geoattest-reason"
 """Trailing metadata key holding a refusal's reason code."""
 

@@ -14,6 +14,8 @@ MAX_DATAGRAM_BYTES = 2048
 """Largest UDP datagram of the round protocol (a receipt with its transcript fits in 1 KiB)."""
 MAX_PROOF_BYTES = 64 * 1024
 """Largest location proof envelope (16 receipts of about 1 KiB each fit with room)."""
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""Largest gRPC request or response, both ways: a full batch of typical proofs fits."""
 
 
 def decode(message_type: type[M], data: bytes, *, limit: int) -> M:
