@@ -119,3 +119,4 @@ def test_a_junk_flood_from_the_chip_s_host_does_not_starve_its_round(landmark):
     assert round_pb2.TimingReceipt.FromString(envelope.payload).exchanges == 8
     assert (during.receipts_signed, during.rounds_failed) == (1, 0)
     assert during.datagrams_malformed > 200
+    assert during.opens_retried > 200  # the flood's Opens: a Retry each, no state
