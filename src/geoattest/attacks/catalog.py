@@ -6,9 +6,15 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import junk, scenarios
+from geoattest.attacks import agent_state, clock, history, junk, scenarios
 from geoattest.attacks.scenarios import AttackScenario
 
-SCENARIOS: tuple[AttackScenario, ...] = (*scenarios.SCENARIOS, *junk.SCENARIOS)
+SCENARIOS: tuple[AttackScenario, ...] = (
+    *scenarios.SCENARIOS,
+    *agent_state.SCENARIOS,
+    *history.SCENARIOS,
+    *clock.SCENARIOS,
+    *junk.SCENARIOS,
+)
 
 BY_NAME = {s.name: s for s in SCENARIOS}
