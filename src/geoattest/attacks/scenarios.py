@@ -556,7 +556,7 @@ def _served_attack(
     landmarks, then submit a Shenzhen chip's proof over the Singapore-area landmarks."""
     adversary = attack(world)
     with ServedWorld.open(world) as served:
-        served.service.cross_check(world.peer_receipts(AUDIT_PEERS), world.now_ns())
+        served.service.submit_peer_receipts(world.peer_receipts(AUDIT_PEERS), world.now_ns())
         chip = served.enrol(WorldChip("chip-sz", SHENZHEN, "SG", SG_LANDMARKS))
         before = served.head(chip)
         served.cycle(chip, adversary=adversary)
@@ -733,7 +733,7 @@ def play_heartbeat_stops_in_transit(world: AttackWorld) -> Observed:
 LYING_RESIDUAL = (
     "one lying registered landmark near the licensed region can vouch for a chip anywhere "
     "its honest peers' wide disks reach; set landmark_faults = 1 (geoattest verifier serve "
-    "--landmark-faults 1) and audit the landmarks (VerifierService.cross_check)"
+    "--landmark-faults 1) and audit the landmarks (geoattest landmark serve --audit-peer)"
 )
 PREDICTABLE_RESIDUAL = (
     "a landmark whose challenges can be predicted is as good as a lying one: the host "
