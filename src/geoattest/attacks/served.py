@@ -104,25 +104,46 @@ class ServedWorld:
         self.directory = directory
         self._ca = self.manufacturer("Attack World Accelerators")
         self._licences = _IssuedLicences()
-        self.store = SqlStore.open(directory / "verifier.db")
+        self._result_key = ResultKey.generate()
+        self._stores: list[SqlStore] = []
         self.alerts: list[Alert] = []
-        self.service = VerifierService(
+        self.store, self.service = self._open_service()
+
+    def _open_service(self) -> tuple[SqlStore, VerifierService]:
+        """A verifier process over the world's database: a store connection of its own and
+        a service on it, its alerts collected in :attr:`alerts`."""
+        store = SqlStore.open(self.directory / "verifier.db")
+        self._stores.append(store)
+        service = VerifierService(
             VerifierConfig(
                 VERIFIER_ID,
                 cadence_ns=CADENCE_S * SECOND_NS,
                 stale_after_cadences=STALE_AFTER_CADENCES,
             ),
             anchors=TrustAnchors([self._ca.certificate]),
-            appraiser=world.appraiser,
+            appraiser=self.world.appraiser,
             licences=self._licences,
             signer=ResultSigner(
-                ResultKey.generate(),
+                self._result_key,
                 verifier_id=VERIFIER_ID,
-                policy_id=world.appraiser.region.policy_id,
+                policy_id=self.world.appraiser.region.policy_id,
             ),
-            store=self.store,
+            store=store,
         )
-        self.service.subscribe(self.alerts.extend)
+        service.subscribe(self.alerts.extend)
+        return store, service
+
+    def restart(self) -> None:
+        """The verifier restarts: its store is closed and a new service opens the same
+        database (nothing of the old process's memory carries over)."""
+        self.store.close()
+        self._stores.remove(self.store)
+        self.store, self.service = self._open_service()
+
+    def another_worker(self) -> VerifierService:
+        """A second verifier worker process over the same database, as ``verifier serve
+        --workers 2`` runs (closed with the world)."""
+        return self._open_service()[1]
 
     @classmethod
     @contextmanager
@@ -133,7 +154,8 @@ class ServedWorld:
             try:
                 yield served
             finally:
-                served.store.close()
+                for store in served._stores:
+                    store.close()
 
     def manufacturer(self, name: str) -> ManufacturerCA:
         """A manufacturer root valid from a day ago (only the first is trusted)."""
@@ -209,8 +231,11 @@ class ServedWorld:
         landmarks_reachable: bool = True,
         verifier_reachable: bool = True,
         adversary: Adversary | None = None,
+        via: VerifierService | None = None,
     ) -> list[Delivered]:
-        """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery."""
+        """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery
+        (to ``via``, another worker of the verifier, if given)."""
+        service = via or self.service
         if landmarks_reachable:
             receipts = self.world.measure(served.chip, adversary, signer=served.signer)
             by_landmark = {_landmark_of(r): r for r in receipts}
@@ -219,7 +244,7 @@ class ServedWorld:
         def submit(proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
             if not verifier_reachable:
                 raise DeliveryError("the host drops everything to the verifier")
-            result = self.service.submit(proof, self.world.now_ns())
+            result = service.submit(proof, self.world.now_ns())
             served.results.append(result)
             return evidence_pb2.AttestationResult(
                 device_id=result.device_id,

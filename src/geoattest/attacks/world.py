@@ -260,12 +260,14 @@ class AttackWorld:
     def peer_receipts(self, landmark_ids: Sequence[str]) -> list[envelope_pb2.Envelope]:
         """Each landmark answers a timed round from each of the others, with its own key:
         receipts for :func:`geoattest.verifier.crosscheck.measure_peer`."""
-        receipts: list[envelope_pb2.Envelope] = []
-        for peer in landmark_ids:
-            timers = tuple(lid for lid in landmark_ids if lid != peer)
-            as_chip = WorldChip(peer, LANDMARKS[peer], "", timers)
-            receipts += self.measure(as_chip, signer=self.landmark_signers[peer])
-        return receipts
+        return [r for peer in landmark_ids for r in self.audit_by(peer, landmark_ids)]
+
+    def audit_by(self, auditor: str, landmark_ids: Sequence[str]) -> list[envelope_pb2.Envelope]:
+        """``auditor`` answers a timed round from each of the others, with its own key, as
+        ``landmark serve --audit-peer`` does: the receipts it hands to the verifier."""
+        timers = tuple(lid for lid in landmark_ids if lid != auditor)
+        as_chip = WorldChip(auditor, LANDMARKS[auditor], "", timers)
+        return self.measure(as_chip, signer=self.landmark_signers[auditor])
 
     def landmark_records(self) -> list[LandmarkRecord]:
         """The registry as the verifier has it (registered, possibly wrong, coordinates)."""
