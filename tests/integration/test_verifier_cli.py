@@ -1,5 +1,5 @@
-"""``geoattest verifier serve|status|enrol|exclusions|lift`` through the real console script: every bad
-input is a one-line error naming it and a non-zero exit."""
+"""``geoattest verifier serve|status|enrol|exclusions|lift`` through the real console
+script: every bad input is a one-line error naming it and a non-zero exit."""
 
 from __future__ import annotations
 
