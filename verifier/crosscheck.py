@@ -9,9 +9,9 @@ peers honestly is not caught here; ``PipelineConfig.landmark_faults`` covers tha
 The same rounds audit each landmark's challenges: a landmark that repeats a challenge,
 within one round or across its rounds with different peers, draws them from a stuck or
 seeded source, so a host that watched one round can answer the next before it is asked.
-It is a suspect too. :func:`cross_check` runs both checks over one batch of peer receipts;
-the verifier service excludes its suspects
-(:meth:`~geoattest.verifier.service.VerifierService.cross_check`).
+It is a suspect too. :func:`cross_check` runs both checks over one batch of peer receipts
+and :func:`judge` over measurements already checked; the verifier keeps the live
+landmarks' measurements and excludes the suspects (:mod:`geoattest.verifier.audits`).
 
 Example::
 

@@ -2,7 +2,8 @@
 
 It holds enrolled devices, accepted proofs with their evidence (the exact envelope
 bytes), signed results, alerts, each device's chain head and the
-``(device, previous digest) -> digest`` index that exposes forks. It implements the
+``(device, previous digest) -> digest`` index that exposes forks, and the landmarks' peer
+measurements and the exclusions the audits made of them. It implements the
 pipeline's :class:`~geoattest.verifier.state.TrustedState`, so appraisals read exactly what is
 durable.
 
