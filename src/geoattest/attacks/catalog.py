@@ -6,9 +6,13 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import audit, scenarios
+from geoattest.attacks import agent_state, audit, scenarios
 from geoattest.attacks.scenarios import AttackScenario
 
-SCENARIOS: tuple[AttackScenario, ...] = (*scenarios.SCENARIOS, *audit.SCENARIOS)
+SCENARIOS: tuple[AttackScenario, ...] = (
+    *scenarios.SCENARIOS,
+    *agent_state.SCENARIOS,
+    *audit.SCENARIOS,
+)
 
 BY_NAME = {s.name: s for s in SCENARIOS}

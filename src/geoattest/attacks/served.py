@@ -4,14 +4,15 @@ Some attacks play out over time rather than in one proof: a heartbeat that stops
 landmark audit between proofs. For those, :class:`ServedWorld` runs the real
 :class:`geoattest.verifier.service.VerifierService` (SQLite store in a temporary directory, a
 manufacturer CA, export licences, a result key, the stale sweep) over the world's appraiser,
-and each chip's real :class:`~geoattest.attestor.agent.Attester` (outbox on disk, licence
-checked with the verifier's JWKS, grace period). Rounds run on the world's virtual network;
-every clock is the world's virtual clock::
+and each chip's real :class:`~geoattest.attestor.agent.Attester` (device key store, outbox
+and sealed licence state on disk, licence checked with the verifier's JWKS, grace period).
+Rounds run on the world's virtual network; every clock is the world's virtual clock::
 
     with ServedWorld.open(AttackWorld()) as served:
         chip = served.enrol(WorldChip("chip-sg", SINGAPORE, "SG", landmarks))
         served.cycle(chip)                      # rounds, proof, delivery, licence
         timeline = served.elapse(chip, cadences=4, verifier_reachable=False)
+        served.reboot(chip)                     # a fresh agent process on the same files
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-
 from geoattest.attacks.world import MEASUREMENT, AttackWorld, WorldChip
 from geoattest.attestor.agent import Attester, Delivered, DeliveryError
-from geoattest.attestor.licence import AgentLicence, LicenceStatus
+from geoattest.attestor.keystore import DeviceKeyStore
+from geoattest.attestor.licence import (
+    LICENCE_SLOT,
+    LICENCE_STATE_FILE,
+    AgentLicence,
+    LicenceStatus,
+)
 from geoattest.attestor.outbox import Outbox
-from geoattest.crypto import KeySigner
 from geoattest.netsim.adversary import Adversary
 from geoattest.pki import ManufacturerCA, ResultKey, TrustAnchors
 from geoattest.units import SECOND_NS
@@ -64,13 +68,19 @@ class _IssuedLicences(Licences):
     def issue(self, licence: ExportLicence) -> None:
         self._licences[licence.device_id] = licence
 
+    def withdraw(self, device_id: str) -> None:
+        self._licences.pop(device_id, None)
+
 
 @dataclass
 class ServedChip:
-    """One enrolled chip: where it is, and its agent."""
+    """One enrolled chip: where it is, its key store and files, and its running agent."""
 
     chip: WorldChip
-    signer: KeySigner
+    signer: DeviceKeyStore
+    """The chip's device key store: it signs, and seals the agent's state."""
+    directory: Path
+    """The chip's files: ``keys/`` (the key store), ``outbox/`` and its sealed licence state."""
     attester: Attester
     results: list[ProofResult] = field(default_factory=list)
     """Every answer the verifier gave this chip's agent."""
@@ -78,6 +88,11 @@ class ServedChip:
     @property
     def device_id(self) -> str:
         return self.chip.device_id
+
+    @property
+    def licence_state(self) -> Path:
+        """The sealed licence state, on the host's storage."""
+        return self.directory / LICENCE_STATE_FILE
 
     def move(self, location: tuple[float, float], landmarks: tuple[str, ...]) -> None:
         """The host carries the chip elsewhere; its agent measures ``landmarks`` there."""
@@ -105,15 +120,14 @@ class ServedWorld:
         self._ca = self.manufacturer("Attack World Accelerators")
         self._licences = _IssuedLicences()
         self._result_key = ResultKey.generate()
-        self._stores: list[SqlStore] = []
+        self.store = SqlStore.open(directory / "verifier.db")
         self.alerts: list[Alert] = []
-        self.store, self.service = self._open_service()
+        self.service = self._serve()
+        self._workers: list[SqlStore] = []
 
-    def _open_service(self) -> tuple[SqlStore, VerifierService]:
-        """A verifier process over the world's database: a store connection of its own and
-        a service on it, its alerts collected in :attr:`alerts`."""
-        store = SqlStore.open(self.directory / "verifier.db")
-        self._stores.append(store)
+    def _serve(self, store: SqlStore | None = None) -> VerifierService:
+        """The verifier service over ``store`` (default: the world's), with the world's
+        appraiser as it is now."""
         service = VerifierService(
             VerifierConfig(
                 VERIFIER_ID,
@@ -128,22 +142,26 @@ class ServedWorld:
                 verifier_id=VERIFIER_ID,
                 policy_id=self.world.appraiser.region.policy_id,
             ),
-            store=store,
+            store=store or self.store,
         )
         service.subscribe(self.alerts.extend)
-        return store, service
-
-    def restart(self) -> None:
-        """The verifier restarts: its store is closed and a new service opens the same
-        database (nothing of the old process's memory carries over)."""
-        self.store.close()
-        self._stores.remove(self.store)
-        self.store, self.service = self._open_service()
+        return service
 
     def another_worker(self) -> VerifierService:
         """A second verifier worker process over the same database, as ``verifier serve
-        --workers 2`` runs (closed with the world)."""
-        return self._open_service()[1]
+        --workers 2`` runs: a store connection and a service of its own (closed with the
+        world)."""
+        store = SqlStore.open(self.directory / "verifier.db")
+        self._workers.append(store)
+        return self._serve(store)
+
+    def restart(self) -> None:
+        """The verifier process restarts: a new service over the same database file (and
+        the same result key), with the world's appraiser as it is now. Whatever the old
+        service held only in memory is gone."""
+        self.store.close()
+        self.store = SqlStore.open(self.directory / "verifier.db")
+        self.service = self._serve()
 
     @classmethod
     @contextmanager
@@ -154,7 +172,7 @@ class ServedWorld:
             try:
                 yield served
             finally:
-                for store in served._stores:
+                for store in (served.store, *served._workers):
                     store.close()
 
     def manufacturer(self, name: str) -> ManufacturerCA:
@@ -183,9 +201,13 @@ class ServedWorld:
         Raises:
             EvidenceError: the verifier refused the enrolment.
         """
-        signer = KeySigner.generate()
-        certificate = (manufacturer or self._ca).issue_device_certificate(
-            signer.verifying_key.public_key, chip.device_id, "H100", self._at(-3600)
+        directory = self.directory / chip.device_id
+        keystore = DeviceKeyStore.provision(
+            directory / "keys",
+            manufacturer or self._ca,
+            device_id=chip.device_id,
+            model="H100",
+            now=self._at(-3600),
         )
         self._licences.issue(
             ExportLicence(
@@ -199,24 +221,36 @@ class ServedWorld:
         )
         self.service.enrol(
             identity_pb2.DeviceIdentity(
-                device_id=chip.device_id,
-                certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+                device_id=chip.device_id, certificate_der=keystore.certificate_der()
             ),
-            seal(PayloadType.ENROLMENT, claim.SerializeToString(), signer),
+            seal(PayloadType.ENROLMENT, claim.SerializeToString(), keystore),
             self.world.now_ns(),
         )
+        return ServedChip(chip, keystore, directory, self._boot(chip, keystore, directory))
+
+    def _boot(self, chip: WorldChip, keystore: DeviceKeyStore, directory: Path) -> Attester:
+        """Start the chip's agent on its files, as ``geoattest attestor run`` does."""
         licence = AgentLicence(
-            chip.device_id, self.service.jwks(), grace_s=GRACE_S, booted_at_s=self.now_s()
+            chip.device_id,
+            self.service.jwks(),
+            grace_s=GRACE_S,
+            booted_at_s=self.now_s(),
+            slot=keystore.sealed_slot(LICENCE_SLOT, directory / LICENCE_STATE_FILE),
         )
-        attester = Attester(
-            signer,
+        return Attester(
+            keystore,
             chip.device_id,
             chip.landmarks,
-            Outbox(self.directory / chip.device_id, chip.device_id),
+            Outbox(directory / "outbox", chip.device_id),
             licence,
             measurement=MEASUREMENT,
         )
-        return ServedChip(chip, signer, attester)
+
+    def reboot(self, served: ServedChip) -> AgentLicence:
+        """The agent process restarts: everything in memory is gone, a new agent starts on
+        the chip's files (key store, outbox, sealed licence state). Returns its licence."""
+        served.attester = self._boot(served.chip, served.signer, served.directory)
+        return served.attester.licence
 
     def head(self, served: ServedChip) -> ChainHead | None:
         """The device's trusted chain head at the verifier."""
@@ -235,27 +269,56 @@ class ServedWorld:
     ) -> list[Delivered]:
         """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery
         (to ``via``, another worker of the verifier, if given)."""
-        service = via or self.service
         if landmarks_reachable:
-            receipts = self.world.measure(served.chip, adversary, signer=served.signer)
-            by_landmark = {_landmark_of(r): r for r in receipts}
-            served.attester.attest(by_landmark.get)
+            self.measure(served, adversary)
+        return self.deliver(served, verifier_reachable=verifier_reachable, via=via)
+
+    def measure(self, served: ServedChip, adversary: Adversary | None = None) -> None:
+        """Rounds with the chip's landmarks where it is now; its agent keeps the proof."""
+        receipts = self.world.measure(served.chip, adversary, signer=served.signer)
+        by_landmark = {_landmark_of(r): r for r in receipts}
+        served.attester.attest(by_landmark.get)
+
+    def deliver(
+        self,
+        served: ServedChip,
+        *,
+        verifier_reachable: bool = True,
+        most: int | None = None,
+        via: VerifierService | None = None,
+    ) -> list[Delivered]:
+        """The agent delivers its outbox, oldest first; ``most`` proofs at the most (a host
+        that drip-feeds the backlog); to ``via``, another worker, if given."""
+        sent = 0
 
         def submit(proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
-            if not verifier_reachable:
+            nonlocal sent
+            if not verifier_reachable or (most is not None and sent >= most):
                 raise DeliveryError("the host drops everything to the verifier")
-            result = service.submit(proof, self.world.now_ns())
-            served.results.append(result)
-            return evidence_pb2.AttestationResult(
-                device_id=result.device_id,
-                counter=result.counter,
-                verdict=evidence_pb2.Verdict.Value(f"VERDICT_{result.verdict.value}"),
-                reason=result.reason.value if result.reason else "",
-                detail=result.detail,
-                result_token=result.token,
-            )
+            sent += 1
+            return self.submit(served, proof, via=via)
 
         return served.attester.deliver(submit, self.now_s)
+
+    def submit(
+        self,
+        served: ServedChip,
+        proof: envelope_pb2.Envelope,
+        *,
+        via: VerifierService | None = None,
+    ) -> evidence_pb2.AttestationResult:
+        """Hand one proof of ``served``'s agent to the verifier (or its worker ``via``); its
+        answer, as the agent receives it."""
+        result = (via or self.service).submit(proof, self.world.now_ns())
+        served.results.append(result)
+        return evidence_pb2.AttestationResult(
+            device_id=result.device_id,
+            counter=result.counter,
+            verdict=evidence_pb2.Verdict.Value(f"VERDICT_{result.verdict.value}"),
+            reason=result.reason.value if result.reason else "",
+            detail=result.detail,
+            result_token=result.token,
+        )
 
     def elapse(
         self,
