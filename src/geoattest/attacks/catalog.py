@@ -6,12 +6,14 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import agent_state, audit, scenarios
+from geoattest.attacks import agent_state, audit, clock, history, scenarios
 from geoattest.attacks.scenarios import AttackScenario
 
 SCENARIOS: tuple[AttackScenario, ...] = (
     *scenarios.SCENARIOS,
     *agent_state.SCENARIOS,
+    *history.SCENARIOS,
+    *clock.SCENARIOS,
     *audit.SCENARIOS,
 )
 
