@@ -50,6 +50,11 @@ class VerifierServiceStub:
     (a peer audit); the verifier checks them against the landmark registry, stores the
     measurements, and excludes a landmark they show to be lying or misregistered.
     """
+    GetRejections: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.GetRejectionsRequest, _verifier_service_pb2.Rejections]
+    """How many proofs and requests this verifier process refused before any device's key
+    vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
+    reason. Such refusals are counted only: never stored, never an alert.
+    """
 
 @_typing.type_check_only
 class VerifierServiceAsyncStub(VerifierServiceStub):
@@ -71,6 +76,11 @@ class VerifierServiceAsyncStub(VerifierServiceStub):
     """A landmark hands in the receipts of the timed rounds its registered peers ran with it
     (a peer audit); the verifier checks them against the landmark registry, stores the
     measurements, and excludes a landmark they show to be lying or misregistered.
+    """
+    GetRejections: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.GetRejectionsRequest, _verifier_service_pb2.Rejections]  # type: ignore[assignment]
+    """How many proofs and requests this verifier process refused before any device's key
+    vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
+    reason. Such refusals are counted only: never stored, never an alert.
     """
 
 class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -132,6 +142,17 @@ class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
         """A landmark hands in the receipts of the timed rounds its registered peers ran with it
         (a peer audit); the verifier checks them against the landmark registry, stores the
         measurements, and excludes a landmark they show to be lying or misregistered.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRejections(
+        self,
+        request: _verifier_service_pb2.GetRejectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_verifier_service_pb2.Rejections, _abc.Awaitable[_verifier_service_pb2.Rejections]]:
+        """How many proofs and requests this verifier process refused before any device's key
+        vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
+        reason. Such refusals are counted only: never stored, never an alert.
         """
 
 def add_VerifierServiceServicer_to_server(servicer: VerifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
