@@ -176,7 +176,7 @@ class SoundnessWorld(ServedWorld):
         self.sites: dict[str, str] = {}
         """Where each chip is now (a site name)."""
         self.keys: dict[str, VerifyingKey] = {}
-        self.licences: dict[str, Licence | None] = {}
+        self.issued: dict[str, Licence | None] = {}
         """The licence in force for each device (None: withdrawn)."""
         self.clones: list[Clone] = []
         self.sent: list[envelope_pb2.Envelope] = []
@@ -214,7 +214,7 @@ class SoundnessWorld(ServedWorld):
         self.chips[device_id] = served
         self.sites[device_id] = site
         self.keys[device_id] = served.signer.verifying_key
-        self.licences[device_id] = Licence(region, (self.now_s() + LICENCE_S) * SECOND_NS)
+        self.issued[device_id] = Licence(region, (self.now_s() + LICENCE_S) * SECOND_NS)
 
     def move(self, device_id: str, site: str, *, teleport: bool) -> None:
         """Carry the chip to ``site``: at an airliner's speed, the clock running, or at
@@ -290,12 +290,12 @@ class SoundnessWorld(ServedWorld):
         """The operator issues the device a licence for ``region`` from now."""
         licence = Licence(region, (self.now_s() + valid_for_s) * SECOND_NS)
         self._licences.issue(ExportLicence(device_id, region, licence.valid_until_ns))
-        self.licences[device_id] = licence
+        self.issued[device_id] = licence
 
     def withdraw(self, device_id: str) -> None:
         """The operator withdraws the device's licence."""
         self._licences.withdraw(device_id)
-        self.licences[device_id] = None
+        self.issued[device_id] = None
 
     def lie(self, landmark_id: str) -> None:
         """A landmark's operator turns: its clock runs a thousand times slow, so every
@@ -353,7 +353,7 @@ class SoundnessWorld(ServedWorld):
 
     def _unsound(self, evidence: envelope_pb2.Envelope | bytes, device_id: str, token: str) -> str:
         """Why an ALLOWED answer to ``evidence`` is false ("" when it is true)."""
-        licence = self.licences.get(device_id)
+        licence = self.issued.get(device_id)
         now_ns = self.world.now_ns()
         if licence is None:
             return "its licence was withdrawn"
