@@ -4,12 +4,20 @@ Order of checks (each failure is a typed :class:`~geoattest.errors.EvidenceError
 whose reason becomes a REJECTED appraisal)::
 
     envelope and payload type -> device enrolled (by key id), not revoked, certificate
-    valid now -> proof signature -> proof fields, agent measurement -> counter and hash
+    valid now -> proof signature [from here on the rejection is the device's: it names
+    the device and may raise an alert] -> proof fields, agent measurement -> counter and hash
     chain (replay, fork, rollback, gap) -> per receipt: landmark known (by key id) and
-    not revoked, receipt signature, same device, transcript signed by the device key
-    and consistent, fresh by landmark time, newer than the chain's last receipt from
-    that landmark, one per landmark -> quorum -> distance bounds at c in vacuum ->
-    region appraisal (geography) -> verdict
+    not revoked (by id or by key), receipt signature, same device, transcript signed by
+    the device key and consistent, fresh by landmark time, newer than the chain's last
+    receipt from that landmark, one per landmark -> quorum of fault domains -> the proof's
+    newest round not older than the chain's -> distance bounds at c in vacuum -> region
+    appraisal (geography) -> ALLOWED only if it survives any ``landmark_faults`` fault
+    domains lying -> impossible travel against the device's history fix (:mod:`.history`)
+    -> verdict
+
+A fault domain is what one faulty party controls: the landmarks of one operator, and
+landmarks whose surveyed sites lie within :data:`SAME_SITE_KM` of each other (keys on one
+host count as one), joined transitively. The quorum counts domains, not receipts.
 
 Nothing is parsed before its signature is checked: keys are found by key id.
 A rejected proof yields no new chain head, so the caller has nothing to commit.
@@ -24,13 +32,14 @@ with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
 >>> import os
 >>> from geoattest.crypto import KeySigner
 >>> from geoattest.geo import build_policy, circle_region
->>> from geoattest.pki import LandmarkRecord, RevocationList
+>>> from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 >>> from geoattest.protocol.proof import ProofChain
 >>> from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 >>> from geoattest.verifier.state import DeviceRecord, InMemoryState
 >>> unix_ns = 1_767_225_600 * SECOND_NS  # the landmarks' wall clocks: 2026-01-01
 >>> device = KeySigner.generate()
 >>> sites = {"lm-fra": (50.11, 8.68), "lm-wie": (50.08, 8.24), "lm-dar": (49.87, 8.65)}
+>>> # three operators, one landmark each: ALLOWED must hold with any one of them lying
 >>> landmark_keys = {landmark_id: KeySigner.generate() for landmark_id in sites}
 >>> def receipt(landmark_id):  # one round, in memory (see geoattest.protocol.round)
 ...     key = landmark_keys[landmark_id]
@@ -80,18 +89,24 @@ from itertools import combinations
 
 from geoattest.crypto import VerifyingKey, sha256
 from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
-from geoattest.geo.sphere import ELLIPSOID_MARGIN, distance_km, grow
-from geoattest.pki import LandmarkRecord, RevocationList
+from geoattest.geo.sphere import distance_km
+from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict
+from geoattest.verifier import history
 from geoattest.verifier.state import ChainHead, DeviceRecord, TrustedState
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
 
 MAX_RECEIPTS = 16
+DEFAULT_LANDMARK_FAULTS = 1
+"""The safe default: an ALLOWED survives any one landmark operator lying."""
+SAME_SITE_KM = 0.1
+"""Landmarks whose surveyed sites are closer than this (100 m) share a host, a building
+or a campus: one fault domain, whoever their operators."""
 
 
 class AlertKind(StrEnum):
@@ -108,9 +123,10 @@ class AlertKind(StrEnum):
     INCONSISTENT_LANDMARKS = "INCONSISTENT_LANDMARKS"
     """The landmarks' bounds contradict physics: one is faulty or lying."""
     STALE_DEVICE = "STALE_DEVICE"
-    """No accepted proof for several cadences: powered off, in transit or firewalled."""
+    """No accepted evidence (by landmark time) for several cadences: powered off, in
+    transit, firewalled, or a backlog delivered late."""
     IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
-    """The device could not have got from its last accepted fix to this one at the
+    """The device could not have got from an earlier accepted fix to this one at the
     fastest transport: a clone, swapped chips, or evidence that lied once."""
 
 
@@ -142,16 +158,19 @@ class PipelineConfig:
     """Fastest the chip could be carried between two rounds of one proof. Each bound grows
     by this speed times its round's lead over the proof's newest round, so moving the chip
     between rounds cannot shrink the feasible region below where it could really be.
-    Also the speed of the impossible-travel check between consecutive proofs."""
+    Also the speed of the impossible-travel check against every earlier fix of the device
+    (see :mod:`geoattest.verifier.history`)."""
     clock_skew_ns: int = 5 * SECOND_NS
     """How far a landmark's clock may run ahead of the verifier's."""
     allowed_measurements: frozenset[bytes] | None = None
     """Agent firmware digests the policy accepts; None accepts any (not recommended)."""
-    landmark_faults: int = 0
-    """How many lying landmarks an ALLOWED verdict must survive: it stands only if it
-    still holds with any that many receipts left out, so one landmark that under-reports
-    cannot shrink the feasible region into the licence alone. 0 trusts every registered,
-    unrevoked landmark. It never makes a verdict more permissive."""
+    landmark_faults: int = DEFAULT_LANDMARK_FAULTS
+    """How many lying landmark operators (fault domains) an ALLOWED verdict must survive:
+    it stands only if it still holds with the receipts of any that many fault domains
+    left out, so one operator whose landmarks under-report cannot shrink the feasible
+    region into the licence alone. Where the receipts span too few domains for that, the
+    verdict is INCONCLUSIVE (the policy is never quietly weakened). 0 trusts every
+    registered, unrevoked landmark. It never makes a verdict more permissive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +252,12 @@ class ProofAppraiser:
         revocations: RevocationList,
         region: RegionAppraiser,
     ) -> None:
+        """An appraiser over a registry of landmarks (each key is one landmark).
+
+        Raises:
+            LandmarkKeyReusedError: two records hold one key.
+            ConfigError: a bad quorum or fault count, or a bad landmark record.
+        """
         if config.quorum < 1:
             raise ConfigError("quorum must be at least 1")
         if not 0 <= config.landmark_faults < config.quorum:
@@ -240,8 +265,12 @@ class ProofAppraiser:
         self.config = config
         self.revocations = revocations
         self.region = region
+        registry = LandmarkRegistry(landmarks)
         self._landmarks_by_key: Mapping[str, LandmarkRecord] = {
-            record.verifying_key.key_id: record for record in landmarks
+            record.verifying_key.key_id: record for record in registry
+        }
+        self._operators: Mapping[str, str] = {
+            record.landmark_id: record.operator for record in self._landmarks_by_key.values()
         }
 
     @property
@@ -252,6 +281,10 @@ class ProofAppraiser:
     def with_revocations(self, revocations: RevocationList) -> ProofAppraiser:
         """The same appraiser under another revocation list (a landmark excluded, say)."""
         return ProofAppraiser(self.config, self.landmarks, revocations, self.region)
+
+    def with_landmarks(self, landmarks: Iterable[LandmarkRecord]) -> ProofAppraiser:
+        """The same appraiser over another registry (a landmark registered, say)."""
+        return ProofAppraiser(self.config, landmarks, self.revocations, self.region)
 
     def appraise(
         self, proof: bytes | envelope_pb2.Envelope, state: TrustedState, now_ns: int
@@ -283,8 +316,14 @@ class ProofAppraiser:
     def _check(
         self, proof: bytes | envelope_pb2.Envelope, pending: _PendingChains, now_ns: int
     ) -> _Evidence | Appraisal:
-        """Everything but geography; a REJECTED appraisal where a check fails."""
+        """Everything but geography; a REJECTED appraisal where a check fails.
+
+        A rejection names a device (and may raise an alert against it) only once the
+        proof's signature verified under that device's key: the key id is a claim anyone
+        can copy, so what fails before or at the signature speaks for nobody.
+        """
         device: DeviceRecord | None = None
+        """The device whose key signed the proof, once the signature verified."""
         try:
             envelope = (
                 proof
@@ -296,8 +335,10 @@ class ProofAppraiser:
             check_shape(envelope)
             if payload_type_of(envelope) is not PayloadType.LOCATION_PROOF:
                 raise EvidenceError(Reason.WRONG_PAYLOAD_TYPE, "expected a location proof")
-            device = self._device(envelope.key_id, pending, now_ns)
-            evidence = self._check_signed(envelope, device, pending, now_ns)
+            claimed = self._device(envelope.key_id, pending, now_ns)
+            payload = open_envelope(envelope, PayloadType.LOCATION_PROOF, claimed.verifying_key)
+            device = claimed
+            evidence = self._check_signed(envelope, payload, device, pending, now_ns)
         except GeoattestError as exc:
             alerts: tuple[AlertKind, ...] = ()
             if device is not None and exc.reason is Reason.FORK:
@@ -328,11 +369,12 @@ class ProofAppraiser:
     def _check_signed(
         self,
         envelope: envelope_pb2.Envelope,
+        payload: bytes,
         device: DeviceRecord,
         state: TrustedState,
         now_ns: int,
     ) -> _Evidence:
-        payload = open_envelope(envelope, PayloadType.LOCATION_PROOF, device.verifying_key)
+        """The checks of a proof whose signature verified under ``device``'s key."""
         proof = decode(evidence_pb2.LocationProof, payload, limit=MAX_PROOF_BYTES)
         if proof.device_id != device.device_id:
             raise EvidenceError(Reason.DEVICE_MISMATCH, "proof names another device")
@@ -343,7 +385,14 @@ class ProofAppraiser:
         head = state.head(device.device_id)
         self._check_chain(proof, digest, head, state)
         seen = dict(head.landmark_times) if head else {}
+        newest_before = max(seen.values(), default=0)
         bounds, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
+        if evidence_time_ns < newest_before:
+            # The chain's fixes and staleness are measured forward in evidence time.
+            raise EvidenceError(
+                Reason.STALE_RECEIPT,
+                "the proof's newest round is older than evidence the chain already holds",
+            )
         return _Evidence(
             device,
             proof.counter,
@@ -361,8 +410,8 @@ class ProofAppraiser:
         fixes: dict[str, tuple[tuple[LandmarkBound, ...], int]],
         now_ns: int,
     ) -> Appraisal:
-        """The verdict for checked evidence; ``fixes`` holds each device's last consistent
-        fix from earlier proofs of the same batch, and gets this one's."""
+        """The verdict for checked evidence; ``fixes`` holds each device's history fix as
+        earlier proofs of the same batch left it, and gets this one's."""
         device, bounds, evidence_time_ns = evidence.device, evidence.bounds, evidence.time_ns
         head = evidence.head
         last_fix = fixes.get(device.device_id) or (
@@ -371,7 +420,7 @@ class ProofAppraiser:
         region = survive_faults(
             self.region,
             self.region.appraise(bounds, device.licensed_region),
-            bounds,
+            fault_domains(bounds, self._operators),
             device.licensed_region,
             self.config.landmark_faults,
         )
@@ -382,19 +431,20 @@ class ProofAppraiser:
             alerts.append(AlertKind.EMBARGOED_LOCATION)
         if region.verdict is Verdict.INCONSISTENT:
             alerts.append(AlertKind.INCONSISTENT_LANDMARKS)
-        gap_km = self._travel_gap_km(last_fix, bounds, evidence_time_ns)
+        km_per_ns = self.config.max_chip_speed_m_s / 1e12
+        gap_km = history.travel_gap_km(*last_fix, bounds, evidence_time_ns, km_per_ns)
         if gap_km > 0:
             alerts.append(AlertKind.IMPOSSIBLE_TRAVEL)
             if region.verdict is Verdict.ALLOWED:  # only ever less permissive
                 region = replace(
                     region,
                     verdict=Verdict.INCONCLUSIVE,
-                    detail=f"{region.detail}; but the last accepted fix is {gap_km:.0f} km "
+                    detail=f"{region.detail}; but an earlier accepted fix is {gap_km:.0f} km "
                     "further than the device could have travelled since",
                 )
-        # An INCONSISTENT proof locates nothing: the last consistent fix stands.
-        if region.verdict is not Verdict.INCONSISTENT or head is None:
-            last_fix = (bounds, evidence_time_ns)
+        # An INCONSISTENT proof locates nothing: the history fix stands.
+        if region.verdict is not Verdict.INCONSISTENT:
+            last_fix = history.extend(*last_fix, bounds, evidence_time_ns, km_per_ns)
         fixes[device.device_id] = last_fix
         return Appraisal(
             verdict=region.verdict,
@@ -418,35 +468,6 @@ class ProofAppraiser:
             licensed_region=device.licensed_region,
             evidence_time_ns=evidence_time_ns,
         )
-
-    def _travel_gap_km(
-        self,
-        last_fix: tuple[tuple[LandmarkBound, ...], int],
-        bounds: tuple[LandmarkBound, ...],
-        evidence_time_ns: int,
-    ) -> float:
-        """How much further apart the last fix and this one surely are than the device
-        could travel in between (> 0: impossible travel; <= 0: possible or unknown).
-
-        Sound without any geometry: every point of the old feasible region lies in each old
-        disk and every point of the new one in each new disk, so the gap between the two
-        regions is at least the gap between any old disk and any new disk. Disks are grown
-        to spherical caps and the spherical gap shrunk back to the ellipsoid, as the
-        geography does, so rounding never raises a false alarm.
-        """
-        fix, fix_time_ns = last_fix
-        if not fix or not bounds:
-            return 0.0
-        elapsed_ns = max(0, evidence_time_ns - fix_time_ns)
-        reachable_km = elapsed_ns * self.config.max_chip_speed_m_s / 1e12
-        gap_km = max(
-            _sites_apart_km(old.latitude, old.longitude, new.latitude, new.longitude)
-            - grow(old.bound_km)
-            - grow(new.bound_km)
-            for old in fix
-            for new in bounds
-        )
-        return gap_km / (1.0 + ELLIPSOID_MARGIN) - reachable_km
 
     @staticmethod
     def _check_chain(
@@ -505,14 +526,8 @@ class ProofAppraiser:
                 )
             seen[landmark.landmark_id] = receipt.landmark_time_ns
             timed.append((landmark, receipt))
-        if len(timed) < self.config.quorum:
-            raise EvidenceError(
-                Reason.QUORUM_NOT_MET, f"{len(timed)} receipts, policy needs {self.config.quorum}"
-            )
-        newest = max(receipt.landmark_time_ns for _, receipt in timed)
-        oldest = min(receipt.landmark_time_ns for _, receipt in timed)
-        if newest - oldest > self.config.max_round_spread_ns:
-            raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
+        newest = max((receipt.landmark_time_ns for _, receipt in timed), default=0)
+        oldest = min((receipt.landmark_time_ns for _, receipt in timed), default=0)
         km_per_ns = self.config.max_chip_speed_m_s / 1e12
         bounds = tuple(
             LandmarkBound(
@@ -524,6 +539,15 @@ class ProofAppraiser:
             )
             for landmark, receipt in timed
         )
+        domains = len(fault_domains(bounds, self._operators))
+        if domains < self.config.quorum:
+            raise EvidenceError(
+                Reason.QUORUM_NOT_MET,
+                f"{len(timed)} receipts from {domains} fault domain(s) (operators and sites), "
+                f"policy needs {self.config.quorum}",
+            )
+        if newest - oldest > self.config.max_round_spread_ns:
+            raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
         return bounds, newest
 
     def _check_receipt(
@@ -533,7 +557,7 @@ class ProofAppraiser:
         landmark = self._landmarks_by_key.get(envelope.key_id)
         if landmark is None:
             raise EvidenceError(Reason.UNKNOWN_LANDMARK, "receipt key belongs to no landmark")
-        if self.revocations.landmark_revoked(landmark.landmark_id):
+        if self.revocations.landmark_revoked(landmark.landmark_id, envelope.key_id):
             raise EvidenceError(Reason.REVOKED_LANDMARK, landmark.landmark_id)
         try:
             payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, landmark.verifying_key)
@@ -588,28 +612,70 @@ class ProofAppraiser:
 @functools.lru_cache(maxsize=4096)
 def _sites_apart_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance between two landmark sites: the same few pairs recur in
-    every proof's travel check."""
+    every proof's fault domains."""
     return float(distance_km(lat1, lon1, lat2, lon2))
+
+
+def fault_domains(
+    bounds: Sequence[LandmarkBound], operators: Mapping[str, str]
+) -> tuple[tuple[LandmarkBound, ...], ...]:
+    """The bounds grouped by fault domain: two bounds share one if their landmarks have
+    the same operator (``operators`` by landmark id; a landmark it does not name is its
+    own operator) or sites within :data:`SAME_SITE_KM`, and transitively so. Groups come
+    in the order of their first bound."""
+    parent = list(range(len(bounds)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner = [operators.get(b.landmark_id, b.landmark_id) for b in bounds]
+    for i, j in combinations(range(len(bounds)), 2):
+        a, b = bounds[i], bounds[j]
+        if owner[i] == owner[j] or (
+            _sites_apart_km(a.latitude, a.longitude, b.latitude, b.longitude) < SAME_SITE_KM
+        ):
+            parent[root(j)] = root(i)
+    groups: dict[int, list[LandmarkBound]] = {}
+    for i, bound in enumerate(bounds):
+        groups.setdefault(root(i), []).append(bound)
+    return tuple(tuple(group) for group in groups.values())
 
 
 def survive_faults(
     appraiser: RegionAppraiser,
     appraisal: RegionAppraisal,
-    bounds: tuple[LandmarkBound, ...],
+    domains: Sequence[Sequence[LandmarkBound]],
     licensed_region: str,
     faults: int,
 ) -> RegionAppraisal:
-    """ALLOWED only if it holds without any ``faults`` of the bounds (lying landmarks)."""
+    """ALLOWED only if it holds without the bounds of any ``faults`` of the fault
+    ``domains`` (:func:`fault_domains`): that many lying operators cannot make it.
+
+    With no more domains than ``faults``, nothing is left to judge by and the verdict is
+    INCONCLUSIVE: the policy is never weakened to fit the evidence.
+    """
     if appraisal.verdict is not Verdict.ALLOWED or faults == 0:
         return appraisal
-    for kept in combinations(bounds, len(bounds) - faults):
+    tolerates = f"policy tolerates {faults} lying landmark operator(s)"
+    if len(domains) <= faults:
+        return replace(
+            appraisal,
+            verdict=Verdict.INCONCLUSIVE,
+            detail=f"{appraisal.detail}; but the receipts span only {len(domains)} fault "
+            f"domain(s) (operators and sites) and the {tolerates}",
+        )
+    for left_out in combinations(range(len(domains)), faults):
+        kept = tuple(b for i, d in enumerate(domains) if i not in left_out for b in d)
         without = appraiser.appraise(kept, licensed_region)
         if without.verdict is not Verdict.ALLOWED:
-            left_out = sorted({b.landmark_id for b in bounds} - {b.landmark_id for b in kept})
+            ids = sorted(b.landmark_id for i in left_out for b in domains[i])
             return replace(
                 appraisal,
                 verdict=Verdict.INCONCLUSIVE,
-                detail=f"{appraisal.detail}; but without {', '.join(left_out)} it is "
-                f"{without.verdict.value} (policy tolerates {faults} lying landmark(s))",
+                detail=f"{appraisal.detail}; but without {', '.join(ids)} it is "
+                f"{without.verdict.value} ({tolerates})",
             )
     return appraisal

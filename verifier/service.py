@@ -13,6 +13,11 @@ shows up as :class:`~geoattest.verifier.store.StoreConflictError`, and the batch
 An exact resubmission of an accepted proof (an agent retrying after a lost answer) is
 answered with the stored result, not as an error. Committed alerts go to the sinks that
 subscribed (the transport's :class:`~geoattest.verifier.alerts.AlertHub`).
+
+A proof whose signature does not verify under an enrolled device's key is answered
+REJECTED with no device id and leaves nothing in the store: only its reason is counted
+(:attr:`VerifierService.rejections`), so junk can neither speak for a device nor fill the
+disk.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.crosscheck import CrossCheckReport, cross_check
 from geoattest.verifier.licences import Licences
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
+from geoattest.verifier.rejections import Rejections
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.state import ChainHead, DeviceRecord
 from geoattest.verifier.store import (
@@ -42,11 +48,18 @@ from geoattest.verifier.store import (
     StoreConflictError,
     StoredResult,
 )
-from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
+from geoattest.wire.decode import (
+    MAX_DATAGRAM_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_PROOF_BYTES,
+    count_field,
+    decode,
+)
 from geoattest.wire.envelope import PayloadType, open_envelope
 
 MIN_NONCE_BYTES = 16
 CONFLICT_RETRIES = 3
+_BATCH_PROOFS_FIELD = verifier_service_pb2.SubmitProofBatchRequest.PROOFS_FIELD_NUMBER
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +202,9 @@ class VerifierService:
         self._signer = signer
         self._store = store
         self._alert_sinks: list[Callable[[Sequence[Alert]], None]] = []
+        self.rejections = Rejections()
+        """Proofs and requests refused before any device's key vouched for them: counted
+        by reason here, never stored (see :mod:`geoattest.verifier.rejections`)."""
 
     def subscribe(self, sink: Callable[[Sequence[Alert]], None]) -> None:
         """Call ``sink`` with the alerts of every commit, after it is durable."""
@@ -274,6 +290,7 @@ class VerifierService:
             StoreConflictError: other writers kept advancing these chains; nothing stored.
         """
         if len(proofs) > self.config.max_batch:
+            self.rejections.count(Reason.OVERSIZED_MESSAGE, now_ns)
             raise BatchTooLargeError(len(proofs), self.config.max_batch)
         for attempt in range(CONFLICT_RETRIES):
             answers, records, heads_read = self._appraise_batch(proofs, now_ns)
@@ -284,8 +301,33 @@ class VerifierService:
                     raise
                 continue
             self._publish([alert for record in records for alert in record.alerts])
+            for answer in answers:
+                if not answer.device_id and answer.reason is not None:
+                    self.rejections.count(answer.reason, now_ns)
             return answers
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def submit_batch_request(self, request: bytes, now_ns: int) -> list[ProofResult]:
+        """:meth:`submit_batch` for a batch as it came off the wire: its entries are
+        counted from their tags first, so a batch of too many is refused before any entry
+        is decoded or built.
+
+        Raises:
+            WireError: the request is malformed or too large (counted, see ``rejections``).
+            BatchTooLargeError: more than ``max_batch`` entries (counted likewise).
+            StoreConflictError: as for :meth:`submit_batch`.
+        """
+        try:
+            entries = count_field(request, _BATCH_PROOFS_FIELD, limit=MAX_MESSAGE_BYTES)
+            if entries > self.config.max_batch:
+                raise BatchTooLargeError(entries, self.config.max_batch)
+            batch = decode(
+                verifier_service_pb2.SubmitProofBatchRequest, request, limit=MAX_MESSAGE_BYTES
+            )
+        except GeoattestError as refused:
+            self.rejections.count(refused.reason, now_ns)
+            raise
+        return self.submit_batch([entry.proof for entry in batch.proofs], now_ns)
 
     def _appraise_batch(
         self, proofs: Sequence[bytes | envelope_pb2.Envelope], now_ns: int
@@ -339,6 +381,7 @@ class VerifierService:
                     token=token,
                     alerts=self._alerts_for(appraisal, now_ns),
                     received_at_ns=now_ns,
+                    stale=appraisal.evidence_time_ns < self.stale_cutoff(now_ns),
                 )
             )
         return answers, records, state.heads_read
@@ -400,7 +443,7 @@ class VerifierService:
         if summary is None:
             raise EvidenceError(Reason.UNKNOWN_DEVICE, f"{device_id[:128]} is not enrolled")
         device, head = summary.device, summary.head
-        last_seen = head.accepted_at_ns if head else device.record.enrolled_at_ns
+        last_seen = summary.last_evidence_time_ns if head else device.record.enrolled_at_ns
         state = device.state
         if self._appraiser.revocations.device_revoked(device_id):
             state = DeviceState.REVOKED
@@ -451,7 +494,8 @@ class VerifierService:
         return report
 
     def sweep_stale(self, now_ns: int) -> list[Alert]:
-        """Mark devices with no accepted proof for ``stale_after_cadences`` STALE, alerting."""
+        """Mark devices with no accepted evidence for ``stale_after_cadences`` STALE,
+        alerting: measured from the landmark time of the newest accepted round."""
 
         def alert_for(device_id: str, last_seen_ns: int) -> Alert:
             return Alert(
@@ -459,7 +503,7 @@ class VerifierService:
                 device_id=device_id,
                 kind=AlertKind.STALE_DEVICE,
                 reason="",
-                detail=f"no accepted proof since {last_seen_ns // SECOND_NS}",
+                detail=f"no accepted evidence since {last_seen_ns // SECOND_NS}",
                 time_ns=now_ns,
             )
 

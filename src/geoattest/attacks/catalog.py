@@ -6,9 +6,16 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import agent_state, scenarios
+from geoattest.attacks import agent_state, clock, history, junk, landmark_identity, scenarios
 from geoattest.attacks.scenarios import AttackScenario
 
-SCENARIOS: tuple[AttackScenario, ...] = (*scenarios.SCENARIOS, *agent_state.SCENARIOS)
+SCENARIOS: tuple[AttackScenario, ...] = (
+    *scenarios.SCENARIOS,
+    *agent_state.SCENARIOS,
+    *history.SCENARIOS,
+    *clock.SCENARIOS,
+    *junk.SCENARIOS,
+    *landmark_identity.SCENARIOS,
+)
 
 BY_NAME = {s.name: s for s in SCENARIOS}
