@@ -17,7 +17,9 @@ A broken promise is kept in :attr:`SoundnessWorld.violations`, with what led to 
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -45,7 +47,7 @@ from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.verdict import RegionAppraiser, Verdict
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
-from geoattest.verifier.service import ProofResult
+from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import Alert
 from geoattest.wire.decode import MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, open_envelope
@@ -174,7 +176,7 @@ class SoundnessWorld(ServedWorld):
         self.sites: dict[str, str] = {}
         """Where each chip is now (a site name)."""
         self.keys: dict[str, VerifyingKey] = {}
-        self.licences: dict[str, Licence | None] = {}
+        self.issued: dict[str, Licence | None] = {}
         """The licence in force for each device (None: withdrawn)."""
         self.clones: list[Clone] = []
         self.sent: list[envelope_pb2.Envelope] = []
@@ -212,7 +214,7 @@ class SoundnessWorld(ServedWorld):
         self.chips[device_id] = served
         self.sites[device_id] = site
         self.keys[device_id] = served.signer.verifying_key
-        self.licences[device_id] = Licence(region, (self.now_s() + LICENCE_S) * SECOND_NS)
+        self.issued[device_id] = Licence(region, (self.now_s() + LICENCE_S) * SECOND_NS)
 
     def move(self, device_id: str, site: str, *, teleport: bool) -> None:
         """Carry the chip to ``site``: at an airliner's speed, the clock running, or at
@@ -239,11 +241,15 @@ class SoundnessWorld(ServedWorld):
     # --- evidence -----------------------------------------------------------------------
 
     def submit(
-        self, served: ServedChip, proof: envelope_pb2.Envelope
+        self,
+        served: ServedChip,
+        proof: envelope_pb2.Envelope,
+        *,
+        via: VerifierService | None = None,
     ) -> evidence_pb2.AttestationResult:
         """An agent's proof goes to the verifier, and its answer is judged."""
         before = len(self.alerts)
-        answer = super().submit(served, proof)
+        answer = super().submit(served, proof, via=via)
         self.sent.append(proof)
         self.judge(proof, served.results[-1], self.alerts[before:])
         return answer
@@ -288,12 +294,12 @@ class SoundnessWorld(ServedWorld):
         """The operator issues the device a licence for ``region`` from now."""
         licence = Licence(region, (self.now_s() + valid_for_s) * SECOND_NS)
         self._licences.issue(ExportLicence(device_id, region, licence.valid_until_ns))
-        self.licences[device_id] = licence
+        self.issued[device_id] = licence
 
     def withdraw(self, device_id: str) -> None:
         """The operator withdraws the device's licence."""
         self._licences.withdraw(device_id)
-        self.licences[device_id] = None
+        self.issued[device_id] = None
 
     def lie(self, landmark_id: str) -> None:
         """A landmark's operator turns: its clock runs a thousand times slow, so every
@@ -315,7 +321,9 @@ class SoundnessWorld(ServedWorld):
         """The registered ones of ``landmarks`` time each other; the service excludes
         suspects."""
         landmark_ids = sorted(set(landmarks) & self.registered - self.revoked_landmarks)
-        self.service.cross_check(self.knowing.peer_receipts(landmark_ids), self.world.now_ns())
+        receipts = self.knowing.peer_receipts(landmark_ids)
+        if receipts:
+            self.service.submit_peer_receipts(receipts, self.world.now_ns())
 
     # --- the truth ----------------------------------------------------------------------
 
@@ -342,21 +350,23 @@ class SoundnessWorld(ServedWorld):
                 self.violations.append(f"a resubmission of {result.device_id} got a new token")
             return
         self.tokens.add(result.token)
-        problem = self._unsound(evidence, result.device_id)
+        problem = self._unsound(evidence, result.device_id, result.token)
         if problem:
             self.violations.append(
                 f"ALLOWED for {result.device_id} proof {result.counter} ({result.detail}): "
                 f"{problem}"
             )
 
-    def _unsound(self, evidence: envelope_pb2.Envelope | bytes, device_id: str) -> str:
+    def _unsound(self, evidence: envelope_pb2.Envelope | bytes, device_id: str, token: str) -> str:
         """Why an ALLOWED answer to ``evidence`` is false ("" when it is true)."""
-        licence = self.licences.get(device_id)
+        licence = self.issued.get(device_id)
         now_ns = self.world.now_ns()
         if licence is None:
             return "its licence was withdrawn"
         if licence.valid_until_ns <= now_ns:
             return "its licence had expired"
+        if _token_expiry_ns(token) > licence.valid_until_ns:
+            return "its result outlives the licence"
         try:
             envelope = _envelope(evidence)
             proof = decode(evidence_pb2.LocationProof, envelope.payload, limit=MAX_PROOF_BYTES)
@@ -372,6 +382,15 @@ class SoundnessWorld(ServedWorld):
         if outside:
             return f"measured in {', '.join(sorted(outside))}, licensed for {licence.region}"
         return ""
+
+
+def _token_expiry_ns(token: str) -> int:
+    """The ``exp`` claim of a result token (its signature is the agent's to check)."""
+    claims = token.split(".")[1]
+    return (
+        int(json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["exp"])
+        * SECOND_NS
+    )
 
 
 def _envelope(evidence: envelope_pb2.Envelope | bytes) -> envelope_pb2.Envelope:

@@ -6,7 +6,15 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import agent_state, clock, history, junk, landmark_identity, scenarios
+from geoattest.attacks import (
+    agent_state,
+    audit,
+    clock,
+    history,
+    junk,
+    landmark_identity,
+    scenarios,
+)
 from geoattest.attacks.scenarios import AttackScenario
 
 SCENARIOS: tuple[AttackScenario, ...] = (
@@ -16,6 +24,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
     *clock.SCENARIOS,
     *junk.SCENARIOS,
     *landmark_identity.SCENARIOS,
+    *audit.SCENARIOS,
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

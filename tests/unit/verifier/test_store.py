@@ -81,6 +81,8 @@ def test_database_is_in_wal_mode_with_full_sync(world, store):
         "chain_heads",
         "last_fixes",
         "successors",
+        "peer_measurements",
+        "landmark_exclusions",
     }
 
 
