@@ -8,8 +8,8 @@ whose reason becomes a REJECTED appraisal)::
     chain (replay, fork, rollback, gap) -> per receipt: landmark known (by key id) and
     not revoked, receipt signature, same device, transcript signed by the device key
     and consistent, fresh by landmark time, newer than the chain's last receipt from
-    that landmark, one per landmark -> quorum -> distance bounds at c in vacuum ->
-    region appraisal (geography) -> verdict
+    that landmark, one per landmark -> quorum -> licence in force (not withdrawn, not
+    expired) -> distance bounds at c in vacuum -> region appraisal (geography) -> verdict
 
 Nothing is parsed before its signature is checked: keys are found by key id.
 A rejected proof yields no new chain head, so the caller has nothing to commit.
@@ -87,6 +87,7 @@ from geoattest.protocol.round import SECRET_BYTES, commitment
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict
+from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.state import ChainHead, DeviceRecord, TrustedState
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
@@ -109,6 +110,9 @@ class AlertKind(StrEnum):
     """The landmarks' bounds contradict physics: one is faulty or lying."""
     STALE_DEVICE = "STALE_DEVICE"
     """No accepted proof for several cadences: powered off, in transit or firewalled."""
+    LICENCE_WITHDRAWN = "LICENCE_WITHDRAWN"
+    """The operator withdrew an enrolled device's export licence: results it was given
+    before stay signed until they expire, so relying parties must hear of it."""
     IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
     """The device could not have got from its last accepted fix to this one at the
     fastest transport: a clone, swapped chips, or evidence that lied once."""
@@ -169,6 +173,8 @@ class Appraisal:
     alerts: tuple[AlertKind, ...] = ()
     new_head: ChainHead | None = None
     licensed_region: str = ""
+    licence: ExportLicence | None = None
+    """The licence the proof was judged under (its version names the change in force)."""
     evidence_time_ns: int = 0
     """Landmark time of the proof's newest round: the instant the verdict is about."""
 
@@ -311,6 +317,7 @@ class ProofAppraiser:
                 detail=exc.detail,
                 alerts=alerts,
                 licensed_region=device.licensed_region if device else "",
+                licence=device.licence if device else None,
             )
         pending.advance(evidence, now_ns)
         return evidence
@@ -344,6 +351,10 @@ class ProofAppraiser:
         self._check_chain(proof, digest, head, state)
         seen = dict(head.landmark_times) if head else {}
         bounds, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
+        if device.licence is not None:
+            # Last, so that a resubmitted proof is still known as such and bad evidence
+            # still raises its own alerts; no verdict affirms without a licence in force.
+            device.licence.check_in_force(now_ns)
         return _Evidence(
             device,
             proof.counter,
@@ -416,6 +427,7 @@ class ProofAppraiser:
                 fix_time_ns=last_fix[1],
             ),
             licensed_region=device.licensed_region,
+            licence=device.licence,
             evidence_time_ns=evidence_time_ns,
         )
 
