@@ -6,9 +6,9 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import scenarios
+from geoattest.attacks import licence, scenarios
 from geoattest.attacks.scenarios import AttackScenario
 
-SCENARIOS: tuple[AttackScenario, ...] = (*scenarios.SCENARIOS,)
+SCENARIOS: tuple[AttackScenario, ...] = (*scenarios.SCENARIOS, *licence.SCENARIOS)
 
 BY_NAME = {s.name: s for s in SCENARIOS}
