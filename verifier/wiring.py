@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +103,9 @@ class LoadedVerifier:
             ConfigError: the file does not load; the licences in force are unchanged.
             StoreUnavailableError: the database failed; nothing was changed.
         """
-        return apply_licences(self.db, self.synchronous, self.licences, self.appraiser)
+        return apply_licences(
+            self.db, self.licences, self.appraiser.region.has_region, self.synchronous
+        )
 
     def reload_licences_logged(self) -> None:
         """:meth:`reload_licences`, its outcome in the log (a signal handler's form)."""
@@ -138,7 +140,7 @@ def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerif
     appraiser = _appraiser(files, options.pipeline)
     signer = _result_signer(files.result_key, options.verifier_id, appraiser.region)
     _check_database(files.db, options.synchronous)
-    apply_licences(files.db, options.synchronous, files.licences, appraiser)
+    apply_licences(files.db, files.licences, appraiser.region.has_region, options.synchronous)
     return LoadedVerifier(
         db=files.db,
         synchronous=options.synchronous,
@@ -169,16 +171,19 @@ def _result_signer(key_directory: Path, verifier_id: str, region: RegionAppraise
 
 
 def apply_licences(
-    db: Path, synchronous: Synchronous, licences: Path, appraiser: ProofAppraiser
+    db: Path,
+    licences: Path,
+    has_region: Callable[[str], bool],
+    synchronous: Synchronous = Synchronous.FULL,
 ) -> list[ExportLicence]:
-    """Apply a licences file to the store at ``db`` (its regions checked against the
-    appraiser's policy); returns the licences that changed.
+    """Apply a licences file to the store at ``db`` (each region checked with
+    ``has_region``, the policy's); returns the licences that changed.
 
     Raises:
         ConfigError: the file does not load, or the database does not open; nothing changed.
         StoreUnavailableError: the database failed; nothing was changed.
     """
-    loaded = Licences.load(licences, appraiser.region.has_region)
+    loaded = Licences.load(licences, has_region)
     store = SqlStore.open(db, synchronous=synchronous)
     try:
         return LiveLicences(store).apply(loaded, time.time_ns())

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -162,17 +161,12 @@ def verifier_licences_apply(
     """Put a changed licences file in force for the next proof of every device, on a
     running verifier or a stopped one. A file that does not load changes nothing."""
     from geoattest.geo import load_policy  # noqa: PLC0415
-    from geoattest.verifier.licences import Licences  # noqa: PLC0415
-    from geoattest.verifier.live_licences import LiveLicences  # noqa: PLC0415
-    from geoattest.verifier.store import SqlStore  # noqa: PLC0415
+    from geoattest.verifier.wiring import apply_licences  # noqa: PLC0415
 
     region = load_policy(_existing(policy, "region policy")).appraiser()
-    loaded = Licences.load(_existing(licences, "licences file"), region.has_region)
-    store = SqlStore.open(_existing(db, "database"))
-    try:
-        changed = LiveLicences(store).apply(loaded, time.time_ns())
-    finally:
-        store.close()
+    changed = apply_licences(
+        _existing(db, "database"), _existing(licences, "licences file"), region.has_region
+    )
     for licence in changed:
         typer.echo(_describe(licence))
     typer.echo(f"{len(changed)} licence(s) changed")
