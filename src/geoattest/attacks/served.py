@@ -94,27 +94,42 @@ class ServedWorld:
         self.world = world
         self.directory = directory
         self._ca = self.manufacturer("Attack World Accelerators")
+        self._result_key = ResultKey.generate()
         self.store = SqlStore.open(directory / "verifier.db")
         self.licences = LiveLicences(self.store)
         """The licences in force: the operator issues one as a chip is provisioned."""
         self.alerts: list[Alert] = []
-        self.service = VerifierService(
+        self.service = self._serve()
+
+    def _serve(self) -> VerifierService:
+        """The verifier service over ``store``, with the world's appraiser as it is now."""
+        service = VerifierService(
             VerifierConfig(
                 VERIFIER_ID,
                 cadence_ns=CADENCE_S * SECOND_NS,
                 stale_after_cadences=STALE_AFTER_CADENCES,
             ),
             anchors=TrustAnchors([self._ca.certificate]),
-            appraiser=world.appraiser,
+            appraiser=self.world.appraiser,
             licences=self.licences,
             signer=ResultSigner(
-                ResultKey.generate(),
+                self._result_key,
                 verifier_id=VERIFIER_ID,
-                policy_id=world.appraiser.region.policy_id,
+                policy_id=self.world.appraiser.region.policy_id,
             ),
             store=self.store,
         )
-        self.service.subscribe(self.alerts.extend)
+        service.subscribe(self.alerts.extend)
+        return service
+
+    def restart(self) -> None:
+        """The verifier process restarts: a new service over the same database file (and
+        the same result key), with the world's appraiser as it is now. Whatever the old
+        service held only in memory is gone."""
+        self.store.close()
+        self.store = SqlStore.open(self.directory / "verifier.db")
+        self.licences = LiveLicences(self.store)
+        self.service = self._serve()
 
     @classmethod
     @contextmanager
@@ -205,25 +220,46 @@ class ServedWorld:
     ) -> list[Delivered]:
         """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery."""
         if landmarks_reachable:
-            receipts = self.world.measure(served.chip, adversary, signer=served.signer)
-            by_landmark = {_landmark_of(r): r for r in receipts}
-            served.attester.attest(by_landmark.get)
+            self.measure(served, adversary)
+        return self.deliver(served, verifier_reachable=verifier_reachable)
+
+    def measure(self, served: ServedChip, adversary: Adversary | None = None) -> None:
+        """Rounds with the chip's landmarks where it is now; its agent keeps the proof."""
+        receipts = self.world.measure(served.chip, adversary, signer=served.signer)
+        by_landmark = {_landmark_of(r): r for r in receipts}
+        served.attester.attest(by_landmark.get)
+
+    def deliver(
+        self, served: ServedChip, *, verifier_reachable: bool = True, most: int | None = None
+    ) -> list[Delivered]:
+        """The agent delivers its outbox, oldest first; ``most`` proofs at the most (a host
+        that drip-feeds the backlog)."""
+        sent = 0
 
         def submit(proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
-            if not verifier_reachable:
+            nonlocal sent
+            if not verifier_reachable or (most is not None and sent >= most):
                 raise DeliveryError("the host drops everything to the verifier")
-            result = self.service.submit(proof, self.world.now_ns())
-            served.results.append(result)
-            return evidence_pb2.AttestationResult(
-                device_id=result.device_id,
-                counter=result.counter,
-                verdict=evidence_pb2.Verdict.Value(f"VERDICT_{result.verdict.value}"),
-                reason=result.reason.value if result.reason else "",
-                detail=result.detail,
-                result_token=result.token,
-            )
+            sent += 1
+            return self.submit(served, proof)
 
         return served.attester.deliver(submit, self.now_s)
+
+    def submit(
+        self, served: ServedChip, proof: envelope_pb2.Envelope
+    ) -> evidence_pb2.AttestationResult:
+        """Hand one proof of ``served``'s agent to the verifier; its answer, as the agent
+        receives it."""
+        result = self.service.submit(proof, self.world.now_ns())
+        served.results.append(result)
+        return evidence_pb2.AttestationResult(
+            device_id=result.device_id,
+            counter=result.counter,
+            verdict=evidence_pb2.Verdict.Value(f"VERDICT_{result.verdict.value}"),
+            reason=result.reason.value if result.reason else "",
+            detail=result.detail,
+            result_token=result.token,
+        )
 
     def elapse(
         self,
