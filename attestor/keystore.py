@@ -1,17 +1,20 @@
 """The device key store: it signs, and has no way to hand the private key out.
 
 It emulates a chip's secure element: the key is generated inside ``provision`` and only
-``sign`` uses it. No method or property returns private key material. (Python cannot stop
-code in the same process from reading memory; the point is the API a real secure element
-would offer, so that nothing in the agent is written to need the key's bytes.) On disk the
-key file is created owner-only (0600), and the device certificate sits beside it for
-enrolment.
+``sign`` uses it, and the sealing key derived from it only seals and opens the agent's
+sealed state (:mod:`geoattest.attestor.sealed`). No method or property returns private key
+material. (Python cannot stop code in the same process from reading memory; the point is
+the API a real secure element would offer, so that nothing in the agent is written to need
+the key's bytes.) On disk the key file is created owner-only (0600), and the device
+certificate sits beside it for enrolment.
 
 Layout::
 
     device.key      PKCS#8 PEM private key, mode 0600
     device.crt      the device certificate, PEM
     ca.crt          the manufacturer root that issued it, PEM (for reference)
+    counters/<slot> the emulated monotonic counter of each sealed slot (fuses or RPMB on a
+                    real chip; see :mod:`geoattest.attestor.sealed`)
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from geoattest.attestor.sealed import MonotonicCounter, SealedSlot, SealingKey
 from geoattest.crypto import (
     DEFAULT_ALGORITHM,
     Algorithm,
     KeySigner,
+    PrivateKey,
     VerifyingKey,
     generate_private_key,
     load_private_key_pem,
@@ -39,14 +44,16 @@ from geoattest.pki import ManufacturerCA, load_certificate_pem
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
 ROOT_FILE = "ca.crt"
+COUNTERS_DIR = "counters"
 
 
 class DeviceKeyStore:
     """A :class:`~geoattest.crypto.Signer` whose key never leaves it."""
 
-    __slots__ = ("_signer", "certificate", "device_id", "model")
+    __slots__ = ("_sealing_key", "_signer", "certificate", "device_id", "directory", "model")
 
-    def __init__(self, signer: KeySigner, certificate: x509.Certificate) -> None:
+    def __init__(self, directory: Path, key: PrivateKey, certificate: x509.Certificate) -> None:
+        signer = KeySigner(key)
         if certificate.public_key() != signer.verifying_key.public_key:
             raise ConfigError("device certificate does not match the device key")
         ids = certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
@@ -54,6 +61,8 @@ class DeviceKeyStore:
         if len(ids) != 1 or len(models) != 1:
             raise ConfigError("device certificate lacks its serialNumber or title")
         self._signer = signer
+        self._sealing_key = SealingKey.derive(key)
+        self.directory = directory
         self.certificate = certificate
         self.device_id = str(ids[0].value)
         self.model = str(models[0].value)
@@ -95,7 +104,7 @@ class DeviceKeyStore:
         write_private(directory / KEY_FILE, private_key_pem(key))
         write_new(directory / CERT_FILE, certificate.public_bytes(serialization.Encoding.PEM))
         write_new(directory / ROOT_FILE, ca.certificate.public_bytes(serialization.Encoding.PEM))
-        return cls(KeySigner(key), certificate)
+        return cls(directory, key, certificate)
 
     @classmethod
     def open(cls, directory: Path) -> DeviceKeyStore:
@@ -108,7 +117,7 @@ class DeviceKeyStore:
         if not key_path.is_file() or not cert_path.is_file():
             raise ConfigError(f"{directory} is not a device key store (no {KEY_FILE}/{CERT_FILE})")
         key = load_private_key_pem(key_path.read_bytes(), what=str(key_path))
-        return cls(KeySigner(key), load_certificate_pem(cert_path))
+        return cls(directory, key, load_certificate_pem(cert_path))
 
     @property
     def verifying_key(self) -> VerifyingKey:
@@ -122,3 +131,9 @@ class DeviceKeyStore:
     def certificate_der(self) -> bytes:
         """The device certificate for enrolment; the root issues it directly (no intermediates)."""
         return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def sealed_slot(self, name: str, path: Path) -> SealedSlot:
+        """The sealed slot ``name``, kept in ``path`` on the host's storage, sealed under
+        this chip's sealing key and counted by this store's counter for ``name``."""
+        counter = MonotonicCounter(self.directory / COUNTERS_DIR / name)
+        return SealedSlot(path, name, self._sealing_key, counter)

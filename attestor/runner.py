@@ -6,6 +6,7 @@ Configuration is a JSON file (``geoattest attestor run --config FILE``)::
       "device_id": "chip-sg-01",
       "keystore": "chips/chip-sg-01/keys",      # from 'geoattest device provision'
       "outbox": "chips/chip-sg-01/outbox",
+      "licence_state": "chips/chip-sg-01/licence.sealed",   # optional; this by default
       "verifier": "127.0.0.1:50051",
       "verifier_id": "geoattest-verifier",
       "landmarks": [{"id": "lm-sin", "address": "127.0.0.1:40001",
@@ -15,8 +16,15 @@ Configuration is a JSON file (``geoattest attestor run --config FILE``)::
 
 Each cycle runs the rounds, keeps the proof in the outbox, then delivers everything
 pending in order. Events (one JSON object per line on stdout) say what happened, for
-people and for the demo: ``enrolled``, ``proof`` (receipts gathered), ``result`` (the
-verifier's answer, with the licence status after it), ``unreachable``.
+people and for the demo: ``enrolled``, ``booted`` (the licence state restored from its
+sealed slot, or why it was refused and the chip booted lapsed), ``proof`` (receipts
+gathered), ``result`` (the verifier's answer, with the licence status after it),
+``unreachable``.
+
+The licence state (the licence, and when the chip degrades without one) is sealed under the
+device key store (:mod:`geoattest.attestor.sealed`) in ``licence_state`` (default:
+``licence.sealed`` beside the configuration), so a restart neither loses it nor starts a
+fresh grace period.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import grpc
 from geoattest.address import parse_address
 from geoattest.attestor.agent import Attester, Delivered, DeliveryError
 from geoattest.attestor.keystore import DeviceKeyStore
-from geoattest.attestor.licence import AgentLicence
+from geoattest.attestor.licence import LICENCE_SLOT, LICENCE_STATE_FILE, AgentLicence
 from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
 from geoattest.crypto import VerifyingKey
@@ -65,6 +73,7 @@ class AgentConfig:
     device_id: str
     keystore: Path
     outbox: Path
+    licence_state: Path
     verifier: str
     verifier_id: str
     landmarks: tuple[LandmarkEndpoint, ...]
@@ -89,6 +98,7 @@ class AgentConfig:
                 device_id=str(raw["device_id"]),
                 keystore=base / raw["keystore"],
                 outbox=base / raw["outbox"],
+                licence_state=base / raw.get("licence_state", LICENCE_STATE_FILE),
                 verifier=str(raw["verifier"]),
                 verifier_id=str(raw["verifier_id"]),
                 landmarks=landmarks,
@@ -214,6 +224,16 @@ class AgentProcess:
                 jwks,
                 grace_s=self.config.grace_s,
                 booted_at_s=unix_s(),
+                slot=self.keystore.sealed_slot(LICENCE_SLOT, self.config.licence_state),
+            )
+            self.emit(
+                {
+                    "event": "booted",
+                    "device_id": self.config.device_id,
+                    "refused": licence.refused.reason.value if licence.refused else None,
+                    "detail": licence.refused.detail if licence.refused else "",
+                    **licence_report(licence, unix_s()),
+                }
             )
             return Attester(
                 self.keystore,
@@ -266,9 +286,15 @@ class AgentProcess:
                     for b in result.bounds
                 ],
                 "result_token": result.result_token,
-                "licence": attester.status(unix_s()).value,
-                "licence_until": attester.licence.current.expires_at_s
-                if attester.licence.current
-                else None,
+                **licence_report(attester.licence, unix_s()),
             }
         )
+
+
+def licence_report(licence: AgentLicence, now_s: int) -> dict[str, Any]:
+    """The licence's status at ``now_s``, until when it runs, and when the chip degrades."""
+    return {
+        "licence": licence.status(now_s).value,
+        "licence_until": licence.current.expires_at_s if licence.current else None,
+        "degrades_at": licence.state.degrades_at_s,
+    }

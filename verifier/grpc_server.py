@@ -36,9 +36,9 @@ UNKNOWN                ``transport.unknown_reason``: the client's name for a ref
                        with a reason it does not know; never sent
 =====================  ===========================================================
 
-``round.*``, ``transport.unreachable``, ``config.invalid`` and ``study.unverified`` are
-never raised by the service; they keep PERMISSION_DENIED, the code every reason not
-listed above has always had.
+``round.*``, ``transport.unreachable``, ``sealed.*`` (the agent's own state),
+``config.invalid`` and ``study.unverified`` are never raised by the service; they keep
+PERMISSION_DENIED, the code every reason not listed above has always had.
 
 SubmitProof answers a REJECTED appraisal with its status code; OUTSIDE, INCONCLUSIVE
 and INCONSISTENT are verdicts, answered OK with the signed result, and an exact
@@ -136,6 +136,9 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.STORE_CONFLICT: grpc.StatusCode.ABORTED,
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.ALERTS_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
+        Reason.SEALED_ROLLED_BACK: _DENIED,
+        Reason.SEALED_EDITED: _DENIED,
+        Reason.SEALED_MISSING: _DENIED,
         Reason.BAD_CONFIG: _DENIED,
         Reason.STUDY_UNVERIFIED: _DENIED,
     }

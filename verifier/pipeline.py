@@ -8,8 +8,10 @@ whose reason becomes a REJECTED appraisal)::
     chain (replay, fork, rollback, gap) -> per receipt: landmark known (by key id) and
     not revoked, receipt signature, same device, transcript signed by the device key
     and consistent, fresh by landmark time, newer than the chain's last receipt from
-    that landmark, one per landmark -> quorum -> licence in force (not withdrawn, not
-    expired) -> distance bounds at c in vacuum -> region appraisal (geography) -> verdict
+    that landmark, one per landmark -> quorum -> the proof's newest round not older than
+    the chain's -> licence in force (not withdrawn, not expired) -> distance bounds at c
+    in vacuum -> region appraisal (geography) -> impossible travel against the device's
+    history fix (:mod:`.history`) -> verdict
 
 Nothing is parsed before its signature is checked: keys are found by key id.
 A rejected proof yields no new chain head, so the caller has nothing to commit.
@@ -71,7 +73,6 @@ with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
 
 from __future__ import annotations
 
-import functools
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -80,13 +81,13 @@ from itertools import combinations
 
 from geoattest.crypto import VerifyingKey, sha256
 from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
-from geoattest.geo.sphere import ELLIPSOID_MARGIN, distance_km, grow
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict
+from geoattest.verifier import history
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.state import ChainHead, DeviceRecord, TrustedState
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
@@ -109,12 +110,13 @@ class AlertKind(StrEnum):
     INCONSISTENT_LANDMARKS = "INCONSISTENT_LANDMARKS"
     """The landmarks' bounds contradict physics: one is faulty or lying."""
     STALE_DEVICE = "STALE_DEVICE"
-    """No accepted proof for several cadences: powered off, in transit or firewalled."""
+    """No accepted evidence (by landmark time) for several cadences: powered off, in
+    transit, firewalled, or a backlog delivered late."""
     LICENCE_WITHDRAWN = "LICENCE_WITHDRAWN"
     """The operator withdrew an enrolled device's export licence: results it was given
     before stay signed until they expire, so relying parties must hear of it."""
     IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
-    """The device could not have got from its last accepted fix to this one at the
+    """The device could not have got from an earlier accepted fix to this one at the
     fastest transport: a clone, swapped chips, or evidence that lied once."""
 
 
@@ -146,7 +148,8 @@ class PipelineConfig:
     """Fastest the chip could be carried between two rounds of one proof. Each bound grows
     by this speed times its round's lead over the proof's newest round, so moving the chip
     between rounds cannot shrink the feasible region below where it could really be.
-    Also the speed of the impossible-travel check between consecutive proofs."""
+    Also the speed of the impossible-travel check against every earlier fix of the device
+    (see :mod:`geoattest.verifier.history`)."""
     clock_skew_ns: int = 5 * SECOND_NS
     """How far a landmark's clock may run ahead of the verifier's."""
     allowed_measurements: frozenset[bytes] | None = None
@@ -350,7 +353,14 @@ class ProofAppraiser:
         head = state.head(device.device_id)
         self._check_chain(proof, digest, head, state)
         seen = dict(head.landmark_times) if head else {}
+        newest_before = max(seen.values(), default=0)
         bounds, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
+        if evidence_time_ns < newest_before:
+            # The chain's fixes and staleness are measured forward in evidence time.
+            raise EvidenceError(
+                Reason.STALE_RECEIPT,
+                "the proof's newest round is older than evidence the chain already holds",
+            )
         if device.licence is not None:
             # Last, so that a resubmitted proof is still known as such and bad evidence
             # still raises its own alerts; no verdict affirms without a licence in force.
@@ -372,8 +382,8 @@ class ProofAppraiser:
         fixes: dict[str, tuple[tuple[LandmarkBound, ...], int]],
         now_ns: int,
     ) -> Appraisal:
-        """The verdict for checked evidence; ``fixes`` holds each device's last consistent
-        fix from earlier proofs of the same batch, and gets this one's."""
+        """The verdict for checked evidence; ``fixes`` holds each device's history fix as
+        earlier proofs of the same batch left it, and gets this one's."""
         device, bounds, evidence_time_ns = evidence.device, evidence.bounds, evidence.time_ns
         head = evidence.head
         last_fix = fixes.get(device.device_id) or (
@@ -393,19 +403,20 @@ class ProofAppraiser:
             alerts.append(AlertKind.EMBARGOED_LOCATION)
         if region.verdict is Verdict.INCONSISTENT:
             alerts.append(AlertKind.INCONSISTENT_LANDMARKS)
-        gap_km = self._travel_gap_km(last_fix, bounds, evidence_time_ns)
+        km_per_ns = self.config.max_chip_speed_m_s / 1e12
+        gap_km = history.travel_gap_km(*last_fix, bounds, evidence_time_ns, km_per_ns)
         if gap_km > 0:
             alerts.append(AlertKind.IMPOSSIBLE_TRAVEL)
             if region.verdict is Verdict.ALLOWED:  # only ever less permissive
                 region = replace(
                     region,
                     verdict=Verdict.INCONCLUSIVE,
-                    detail=f"{region.detail}; but the last accepted fix is {gap_km:.0f} km "
+                    detail=f"{region.detail}; but an earlier accepted fix is {gap_km:.0f} km "
                     "further than the device could have travelled since",
                 )
-        # An INCONSISTENT proof locates nothing: the last consistent fix stands.
-        if region.verdict is not Verdict.INCONSISTENT or head is None:
-            last_fix = (bounds, evidence_time_ns)
+        # An INCONSISTENT proof locates nothing: the history fix stands.
+        if region.verdict is not Verdict.INCONSISTENT:
+            last_fix = history.extend(*last_fix, bounds, evidence_time_ns, km_per_ns)
         fixes[device.device_id] = last_fix
         return Appraisal(
             verdict=region.verdict,
@@ -430,35 +441,6 @@ class ProofAppraiser:
             licence=device.licence,
             evidence_time_ns=evidence_time_ns,
         )
-
-    def _travel_gap_km(
-        self,
-        last_fix: tuple[tuple[LandmarkBound, ...], int],
-        bounds: tuple[LandmarkBound, ...],
-        evidence_time_ns: int,
-    ) -> float:
-        """How much further apart the last fix and this one surely are than the device
-        could travel in between (> 0: impossible travel; <= 0: possible or unknown).
-
-        Sound without any geometry: every point of the old feasible region lies in each old
-        disk and every point of the new one in each new disk, so the gap between the two
-        regions is at least the gap between any old disk and any new disk. Disks are grown
-        to spherical caps and the spherical gap shrunk back to the ellipsoid, as the
-        geography does, so rounding never raises a false alarm.
-        """
-        fix, fix_time_ns = last_fix
-        if not fix or not bounds:
-            return 0.0
-        elapsed_ns = max(0, evidence_time_ns - fix_time_ns)
-        reachable_km = elapsed_ns * self.config.max_chip_speed_m_s / 1e12
-        gap_km = max(
-            _sites_apart_km(old.latitude, old.longitude, new.latitude, new.longitude)
-            - grow(old.bound_km)
-            - grow(new.bound_km)
-            for old in fix
-            for new in bounds
-        )
-        return gap_km / (1.0 + ELLIPSOID_MARGIN) - reachable_km
 
     @staticmethod
     def _check_chain(
@@ -595,13 +577,6 @@ class ProofAppraiser:
             # A repeated challenge lets a helper next to the landmark answer it at once
             # with the answer it saw the first time: the round's minimum RTT is void.
             raise EvidenceError(Reason.CHALLENGE_REUSED, f"round of {receipt.landmark_id}")
-
-
-@functools.lru_cache(maxsize=4096)
-def _sites_apart_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance between two landmark sites: the same few pairs recur in
-    every proof's travel check."""
-    return float(distance_km(lat1, lon1, lat2, lon2))
 
 
 def survive_faults(

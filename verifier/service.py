@@ -343,6 +343,7 @@ class VerifierService:
                     token=token,
                     alerts=self._alerts_for(appraisal, now_ns),
                     received_at_ns=now_ns,
+                    stale=appraisal.evidence_time_ns < self.stale_cutoff(now_ns),
                 )
             )
         return answers, records, state.heads_read
@@ -409,7 +410,7 @@ class VerifierService:
         if summary is None:
             raise EvidenceError(Reason.UNKNOWN_DEVICE, f"{device_id[:128]} is not enrolled")
         device, head = summary.device, summary.head
-        last_seen = head.accepted_at_ns if head else device.record.enrolled_at_ns
+        last_seen = summary.last_evidence_time_ns if head else device.record.enrolled_at_ns
         state = device.state
         if self._appraiser.revocations.device_revoked(device_id):
             state = DeviceState.REVOKED
@@ -461,7 +462,8 @@ class VerifierService:
         return report
 
     def sweep_stale(self, now_ns: int) -> list[Alert]:
-        """Mark devices with no accepted proof for ``stale_after_cadences`` STALE, alerting."""
+        """Mark devices with no accepted evidence for ``stale_after_cadences`` STALE,
+        alerting: measured from the landmark time of the newest accepted round."""
 
         def alert_for(device_id: str, last_seen_ns: int) -> Alert:
             return Alert(
@@ -469,7 +471,7 @@ class VerifierService:
                 device_id=device_id,
                 kind=AlertKind.STALE_DEVICE,
                 reason="",
-                detail=f"no accepted proof since {last_seen_ns // SECOND_NS}",
+                detail=f"no accepted evidence since {last_seen_ns // SECOND_NS}",
                 time_ns=now_ns,
             )
 

@@ -47,11 +47,13 @@ class ChainHead:
     """Newest receipt time per landmark over the accepted chain: a receipt not newer
     than this for its landmark is a replay."""
     fix: tuple[LandmarkBound, ...] = ()
-    """The accepted proof's disks, valid at ``fix_time_ns``: where the device could have
-    been then. Empty when they proved nothing (inconsistent). The next proof's disks must
-    be reachable from these at the fastest transport, or IMPOSSIBLE_TRAVEL is raised."""
+    """The history fix, valid at ``fix_time_ns``: disks the device lay in then, by every
+    earlier consistent fix of the chain grown by the travel since (at most one per landmark
+    site; see :mod:`geoattest.verifier.history`). Empty before the first consistent proof.
+    The next proof's disks must be reachable from all of these at the fastest transport, or
+    IMPOSSIBLE_TRAVEL is raised."""
     fix_time_ns: int = 0
-    """Landmark time of the accepted proof's newest round."""
+    """Landmark time of the newest round of the last consistent proof."""
 
 
 class TrustedState(Protocol):

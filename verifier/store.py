@@ -99,9 +99,9 @@ class DeviceState(StrEnum):
     ENROLLED = "ENROLLED"
     """Enrolled; no proof accepted yet."""
     ATTESTING = "ATTESTING"
-    """Its last accepted proof is recent enough (see ``VerifierConfig.stale_after``)."""
+    """Its newest accepted evidence is recent enough (see ``VerifierConfig.stale_after``)."""
     STALE = "STALE"
-    """No accepted proof for too long: unreachable, switched off, or hiding."""
+    """No accepted evidence for too long: unreachable, switched off, or hiding."""
     REVOKED = "REVOKED"
     """On the revocation list: nothing it sends is accepted."""
 
@@ -176,6 +176,9 @@ class CommitRecord:
     token: str
     alerts: tuple[Alert, ...]
     received_at_ns: int
+    stale: bool = False
+    """The proof's evidence was already older than the stale window when it arrived: it
+    extends the chain but does not make the device ATTESTING (a drip-fed backlog)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,8 +310,11 @@ last_fixes = Table(
     Column("fix", Text, nullable=False),
     Column("fix_time_ns", BigInteger, nullable=False),
 )
-"""Each device's last consistent fix (its accepted proof's disks), kept beside its chain
-head for the impossible-travel check; a device with no row has no fix yet."""
+"""Each device's history fix (``ChainHead.fix``: the disks its accepted history still
+places it in, see :mod:`geoattest.verifier.history`), kept beside its chain head for the
+impossible-travel check and moved in the same transaction; a device with no row has no
+fix yet. A store written when this row held only the last proof's disks opens as it is:
+those disks are a sound, if looser, history fix."""
 
 export_licences = Table(
     "licences",
@@ -422,7 +428,7 @@ class SqlStore:
         self, key_ids: Collection[str]
     ) -> dict[str, tuple[EnrolledDevice, ChainHead | None]]:
         """The devices enrolled under these keys (by key id), each with its chain head and
-        last fix, read in one statement per 500 keys: a batch's whole trusted state at
+        history fix, read in one statement per 500 keys: a batch's whole trusted state at
         once, and each device's row and head from one snapshot."""
         found: dict[str, tuple[EnrolledDevice, ChainHead | None]] = {}
         keys = list(dict.fromkeys(key_ids))
@@ -528,8 +534,10 @@ class SqlStore:
                 raise
 
     def mark_stale(self, cutoff_ns: int, alert_for: AlertFactory) -> list[Alert]:
-        """Mark STALE every live device with no accepted proof since ``cutoff_ns``."""
-        last_seen = func.coalesce(chain_heads.c.accepted_at_ns, devices.c.enrolled_at_ns)
+        """Mark STALE every live device with no accepted evidence since ``cutoff_ns``: by
+        the landmark time of its newest accepted round (its enrolment before it has one),
+        never by when a proof arrived, so a backlog delivered late keeps nothing alive."""
+        last_seen = func.coalesce(chain_heads.c.evidence_time_ns, devices.c.enrolled_at_ns)
         with self._write() as conn:
             rows = conn.execute(
                 select(devices.c.device_id, last_seen)
@@ -831,7 +839,7 @@ _HEAD = (
     "SELECT h.*, f.fix, f.fix_time_ns FROM chain_heads AS h"
     " LEFT JOIN last_fixes AS f ON f.device_id = h.device_id WHERE h.device_id = ?"
 )
-"""A device's chain head with its last fix, if it has one."""
+"""A device's chain head with its history fix, if it has one."""
 _DEVICES_WITH_HEADS = (
     "SELECT d.*, h.counter, h.digest, h.previous_digest, h.accepted_at_ns, h.landmark_times,"
     " f.fix, f.fix_time_ns, l.licence_id AS l_id, l.version AS l_version,"
@@ -917,13 +925,13 @@ def _commit_one(db: sqlite3.Connection, record: CommitRecord) -> None:
         if record.token:
             db.execute(_INSERT_RESULT, (proof_id, record.token))
     if head is not None:
-        _advance(db, appraisal, head, bounds_json)
+        _advance(db, appraisal, head, bounds_json, record.stale)
     for alert in record.alerts:
         db.execute(_INSERT_ALERT, (*_alert_values(alert).values(), proof_id))
 
 
 def _advance(
-    db: sqlite3.Connection, appraisal: Appraisal, head: ChainHead, bounds_json: str
+    db: sqlite3.Connection, appraisal: Appraisal, head: ChainHead, bounds_json: str, stale: bool
 ) -> None:
     device_id = appraisal.device_id
     db.execute(_INSERT_SUCCESSOR, (device_id, head.previous_digest, head.digest))
@@ -941,8 +949,8 @@ def _advance(
             raise StoreConflictError(f"chain head of {device_id} moved")
     else:
         db.execute(_FIRST_HEAD, (*values, device_id))
-    if head.fix:
-        fix = bounds_json if head.fix is appraisal.bounds else _bounds_json(head.fix)
-        db.execute(_UPSERT_FIX, (device_id, fix, head.fix_time_ns))
-    attesting = DeviceState.ATTESTING.value
-    db.execute(_ATTESTING, (attesting, device_id, attesting))
+    fix = bounds_json if head.fix is appraisal.bounds else _bounds_json(head.fix)
+    db.execute(_UPSERT_FIX, (device_id, fix, head.fix_time_ns))
+    if not stale:
+        attesting = DeviceState.ATTESTING.value
+        db.execute(_ATTESTING, (attesting, device_id, attesting))

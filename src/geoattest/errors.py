@@ -139,6 +139,16 @@ class Reason(StrEnum):
     ALERTS_OVERFLOW = "alerts.overflow"
     """An alert subscriber fell too far behind; its stream ended, subscribe again."""
 
+    # --- the agent's sealed state ---
+    SEALED_ROLLED_BACK = "sealed.rolled_back"
+    """The agent's sealed state is genuine but not the newest: its counter is not the
+    monotonic counter's (an older copy put back, or a counter that went back)."""
+    SEALED_EDITED = "sealed.edited"
+    """The agent's sealed state does not authenticate under the device's sealing key (any
+    changed byte, a truncated file, another slot's or another chip's state)."""
+    SEALED_MISSING = "sealed.missing"
+    """The agent's sealed state is gone although the monotonic counter says it was written."""
+
     # --- operator input ---
     BAD_CONFIG = "config.invalid"
     """A configuration value, file or key is missing or invalid."""
@@ -170,6 +180,10 @@ class EvidenceError(GeoattestError):
 
 class RoundError(EvidenceError):
     """A timed round broke its rules; the round is void and nothing is signed for it."""
+
+
+class SealedStateError(GeoattestError):
+    """The agent's sealed state cannot be trusted: rolled back, edited or missing."""
 
 
 class ConfigError(GeoattestError):

@@ -33,7 +33,7 @@ from geoattest.attacks.world import (
     LandmarkClock,
     WorldChip,
 )
-from geoattest.crypto import KeySigner, VerifyingKey, sha256
+from geoattest.crypto import KeySigner, Signer, VerifyingKey, sha256
 from geoattest.errors import GeoattestError
 from geoattest.geo import build_policy, country_region
 from geoattest.netsim.adversary import Adversary
@@ -132,7 +132,7 @@ class KnowingWorld(AttackWorld):
         chip: WorldChip,
         adversary: Adversary | None = None,
         *,
-        signer: KeySigner | None = None,
+        signer: Signer | None = None,
     ) -> list[envelope_pb2.Envelope]:
         receipts = super().measure(chip, adversary, signer=signer)
         for receipt in receipts:
@@ -145,7 +145,7 @@ class Clone:
     """The adversary's copy of a device key, proving on its own chain somewhere else."""
 
     device_id: str
-    signer: KeySigner
+    signer: Signer
     chain: ProofChain
     site: str
 

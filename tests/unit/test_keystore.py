@@ -41,9 +41,11 @@ def test_public_api_offers_no_way_to_the_private_key(tmp_path):
         "certificate",
         "certificate_der",
         "device_id",
+        "directory",
         "model",
         "open",
         "provision",
+        "sealed_slot",
         "sign",
         "verifying_key",
     }

@@ -6,9 +6,15 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import licence, scenarios
+from geoattest.attacks import agent_state, clock, history, licence, scenarios
 from geoattest.attacks.scenarios import AttackScenario
 
-SCENARIOS: tuple[AttackScenario, ...] = (*scenarios.SCENARIOS, *licence.SCENARIOS)
+SCENARIOS: tuple[AttackScenario, ...] = (
+    *scenarios.SCENARIOS,
+    *agent_state.SCENARIOS,
+    *history.SCENARIOS,
+    *clock.SCENARIOS,
+    *licence.SCENARIOS,
+)
 
 BY_NAME = {s.name: s for s in SCENARIOS}

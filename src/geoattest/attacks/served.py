@@ -4,14 +4,15 @@ Some attacks play out over time rather than in one proof: a heartbeat that stops
 landmark audit between proofs. For those, :class:`ServedWorld` runs the real
 :class:`geoattest.verifier.service.VerifierService` (SQLite store in a temporary directory, a
 manufacturer CA, export licences, a result key, the stale sweep) over the world's appraiser,
-and each chip's real :class:`~geoattest.attestor.agent.Attester` (outbox on disk, licence
-checked with the verifier's JWKS, grace period). Rounds run on the world's virtual network;
-every clock is the world's virtual clock::
+and each chip's real :class:`~geoattest.attestor.agent.Attester` (device key store, outbox
+and sealed licence state on disk, licence checked with the verifier's JWKS, grace period).
+Rounds run on the world's virtual network; every clock is the world's virtual clock::
 
     with ServedWorld.open(AttackWorld()) as served:
         chip = served.enrol(WorldChip("chip-sg", SINGAPORE, "SG", landmarks))
         served.cycle(chip)                      # rounds, proof, delivery, licence
         timeline = served.elapse(chip, cadences=4, verifier_reachable=False)
+        served.reboot(chip)                     # a fresh agent process on the same files
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-
 from geoattest.attacks.world import MEASUREMENT, AttackWorld, WorldChip
 from geoattest.attestor.agent import Attester, Delivered, DeliveryError
-from geoattest.attestor.licence import AgentLicence, LicenceStatus
+from geoattest.attestor.keystore import DeviceKeyStore
+from geoattest.attestor.licence import (
+    LICENCE_SLOT,
+    LICENCE_STATE_FILE,
+    AgentLicence,
+    LicenceStatus,
+)
 from geoattest.attestor.outbox import Outbox
-from geoattest.crypto import KeySigner
 from geoattest.netsim.adversary import Adversary
 from geoattest.pki import ManufacturerCA, ResultKey, TrustAnchors
 from geoattest.units import SECOND_NS
@@ -58,10 +62,13 @@ EXPORT_LICENCE_S = 365 * 24 * 3600
 
 @dataclass
 class ServedChip:
-    """One enrolled chip: where it is, and its agent."""
+    """One enrolled chip: where it is, its key store and files, and its running agent."""
 
     chip: WorldChip
-    signer: KeySigner
+    signer: DeviceKeyStore
+    """The chip's device key store: it signs, and seals the agent's state."""
+    directory: Path
+    """The chip's files: ``keys/`` (the key store), ``outbox/`` and its sealed licence state."""
     attester: Attester
     results: list[ProofResult] = field(default_factory=list)
     """Every answer the verifier gave this chip's agent."""
@@ -69,6 +76,11 @@ class ServedChip:
     @property
     def device_id(self) -> str:
         return self.chip.device_id
+
+    @property
+    def licence_state(self) -> Path:
+        """The sealed licence state, on the host's storage."""
+        return self.directory / LICENCE_STATE_FILE
 
     def move(self, location: tuple[float, float], landmarks: tuple[str, ...]) -> None:
         """The host carries the chip elsewhere; its agent measures ``landmarks`` there."""
@@ -168,9 +180,13 @@ class ServedWorld:
         Raises:
             EvidenceError: the verifier refused the enrolment.
         """
-        signer = KeySigner.generate()
-        certificate = (manufacturer or self._ca).issue_device_certificate(
-            signer.verifying_key.public_key, chip.device_id, "H100", self._at(-3600)
+        directory = self.directory / chip.device_id
+        keystore = DeviceKeyStore.provision(
+            directory / "keys",
+            manufacturer or self._ca,
+            device_id=chip.device_id,
+            model="H100",
+            now=self._at(-3600),
         )
         self.licences.change(
             ExportLicence(
@@ -185,24 +201,36 @@ class ServedWorld:
         )
         self.service.enrol(
             identity_pb2.DeviceIdentity(
-                device_id=chip.device_id,
-                certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+                device_id=chip.device_id, certificate_der=keystore.certificate_der()
             ),
-            seal(PayloadType.ENROLMENT, claim.SerializeToString(), signer),
+            seal(PayloadType.ENROLMENT, claim.SerializeToString(), keystore),
             self.world.now_ns(),
         )
+        return ServedChip(chip, keystore, directory, self._boot(chip, keystore, directory))
+
+    def _boot(self, chip: WorldChip, keystore: DeviceKeyStore, directory: Path) -> Attester:
+        """Start the chip's agent on its files, as ``geoattest attestor run`` does."""
         licence = AgentLicence(
-            chip.device_id, self.service.jwks(), grace_s=GRACE_S, booted_at_s=self.now_s()
+            chip.device_id,
+            self.service.jwks(),
+            grace_s=GRACE_S,
+            booted_at_s=self.now_s(),
+            slot=keystore.sealed_slot(LICENCE_SLOT, directory / LICENCE_STATE_FILE),
         )
-        attester = Attester(
-            signer,
+        return Attester(
+            keystore,
             chip.device_id,
             chip.landmarks,
-            Outbox(self.directory / chip.device_id, chip.device_id),
+            Outbox(directory / "outbox", chip.device_id),
             licence,
             measurement=MEASUREMENT,
         )
-        return ServedChip(chip, signer, attester)
+
+    def reboot(self, served: ServedChip) -> AgentLicence:
+        """The agent process restarts: everything in memory is gone, a new agent starts on
+        the chip's files (key store, outbox, sealed licence state). Returns its licence."""
+        served.attester = self._boot(served.chip, served.signer, served.directory)
+        return served.attester.licence
 
     def head(self, served: ServedChip) -> ChainHead | None:
         """The device's trusted chain head at the verifier."""

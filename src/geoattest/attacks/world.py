@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from geoattest.crypto import KeySigner, sha256
+from geoattest.crypto import KeySigner, Signer, sha256
 from geoattest.errors import GeoattestError
 from geoattest.geo import build_policy, country_region
 from geoattest.netsim.adversary import Adversary, Compose, DatagramDelivery, Role, Transit
@@ -223,7 +223,7 @@ class AttackWorld:
         chip: WorldChip,
         adversary: Adversary | None = None,
         *,
-        signer: KeySigner | None = None,
+        signer: Signer | None = None,
     ) -> list[envelope_pb2.Envelope]:
         """Run one round with each of the chip's landmarks at once; return the receipts.
 

@@ -18,7 +18,10 @@ def run(
 ) -> None:
     """Enrol, then attest on the configured cadence until SIGINT or SIGTERM.
 
-    Prints one JSON event per line: enrolled, proof, result, unreachable.
+    Prints one JSON event per line: enrolled, booted, proof, result, unreachable. The
+    licence and its lapse time are sealed (licence_state in the config, licence.sealed
+    beside it by default): a restart keeps them; a rolled-back, edited or missing file
+    boots the chip degraded until a fresh result arrives.
     """
     from geoattest.attestor.runner import AgentConfig, AgentProcess, print_event  # noqa: PLC0415
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from verifier_world import MEASUREMENT, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
+from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.protocol.proof import ProofChain
@@ -120,6 +120,21 @@ def test_last_fix_survives_reopening_for_the_impossible_travel_check(world, stor
     reopened = SqlStore.open(world.db_path)
     assert reopened.head("dev-1").fix == head.fix
     reopened.close()
+
+
+def test_a_vague_proof_does_not_erase_the_stored_history_fix(world, store, service, chip):
+    """The history fix keeps the precise disks, grown by the travel since, through a
+    vague proof and a restart: every worker reads the same window."""
+    service.submit(world.proof(chip), NOW_NS)
+    vague = service.submit(world.proof(chip, rtt_ns=100 * MS, unix_ns=UNIX_NS + S), NOW_NS + S)
+    assert vague.verdict is Verdict.INCONCLUSIVE
+    store.close()
+    reopened = SqlStore.open(world.db_path)
+    head = reopened.head("dev-1")
+    reopened.close()
+    assert head.counter == 2
+    assert head.fix_time_ns == UNIX_NS + S
+    assert sorted(round(b.bound_km, 3) for b in head.fix) == [75.948] * len(world.landmarks)
 
 
 def test_same_certificate_enrols_idempotently_another_is_refused(world, service, chip):
