@@ -53,7 +53,11 @@ def _dispatched_round(answers: int) -> tuple[Dispatcher, bytes]:
     the agent's next datagram (a Response, or the Close once every exchange is timed)."""
     dispatcher = Dispatcher("lm-bench", LANDMARK, UNLIMITED, os.urandom)
     agent = _agent()
-    out = dispatcher.handle(agent.open(), SOURCE, _bracket(), None)
+    retry = dispatcher.handle(agent.open(), SOURCE, _bracket(), None)
+    assert retry is not None
+    with_cookie = agent.receive(retry.datagram)
+    assert with_cookie is not None
+    out = dispatcher.handle(with_cookie, SOURCE, _bracket(), None)
     answered = 0
     while True:
         assert out is not None

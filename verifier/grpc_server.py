@@ -44,7 +44,14 @@ SubmitProof answers a REJECTED appraisal with its status code; OUTSIDE, INCONCLU
 and INCONSISTENT are verdicts, answered OK with the signed result, and an exact
 resubmission of an accepted proof is answered OK with the stored result. In
 SubmitProofBatch each proof's verdict and reason are in its result; only a malformed or
-oversized batch fails the call.
+oversized batch fails the call. A batch is counted on the wire before it is decoded: more
+than ``max_batch`` proofs is ``wire.oversized_message`` before any proof is parsed, and no
+request may exceed :data:`~geoattest.wire.decode.MAX_MESSAGE_BYTES` (gRPC refuses a larger
+one with RESOURCE_EXHAUSTED before it reaches a handler).
+
+A refusal before anything was authenticated (a malformed or oversized request, a proof
+whose signature verifies under no enrolled device's key) is counted by reason and never
+stored; GetRejections reports the counts.
 """
 
 from __future__ import annotations
@@ -67,14 +74,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from geoattest.errors import ConfigError, GeoattestError, Reason
+from geoattest.errors import ConfigError, GeoattestError, Reason, WireError
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
 from geoattest.verifier.alerts import AlertHub
 from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import StoreUnavailableError
-from geoattest.wire.client import MAX_MESSAGE_BYTES, REASON_METADATA
-from geoattest.wire.decode import MAX_PROOF_BYTES, decode
+from geoattest.wire.client import REASON_METADATA
+from geoattest.wire.decode import MAX_MESSAGE_BYTES, MAX_PROOF_BYTES, decode
 
 log = logging.getLogger("geoattest.verifier")
 
@@ -196,7 +203,7 @@ T = TypeVar("T")
 
 
 class VerifierServicer:
-    """The six VerifierService methods; each decodes, calls the service, encodes."""
+    """The seven VerifierService methods; each decodes, calls the service, encodes."""
 
     def __init__(
         self,
@@ -229,14 +236,21 @@ class VerifierServicer:
                 log.exception("store failure")
             await _abort(context, exc.reason, exc.detail, statuses)
 
-    @staticmethod
+    async def _refuse(
+        self, context: grpc.aio.ServicerContext[Any, Any], refusal: GeoattestError
+    ) -> NoReturn:
+        """End a call whose request was refused before anything in it was authenticated:
+        the refusal is counted by reason, never stored."""
+        self._service.rejections.count(refusal.reason, self._clock())
+        await _abort(context, refusal.reason, refusal.detail)
+
     async def _decode(
-        context: grpc.aio.ServicerContext[Any, Any], message_type: type[M], data: bytes
+        self, context: grpc.aio.ServicerContext[Any, Any], message_type: type[M], data: bytes
     ) -> M:
         try:
             return decode(message_type, data, limit=MAX_MESSAGE_BYTES)
         except GeoattestError as exc:
-            await _abort(context, exc.reason, exc.detail)
+            await self._refuse(context, exc)
 
     async def Enroll(  # noqa: N802  (gRPC method names)
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
@@ -255,7 +269,7 @@ class VerifierServicer:
     ) -> bytes:
         request = await self._decode(context, verifier_service_pb2.SubmitProofRequest, data)
         if request.proof.ByteSize() > MAX_PROOF_BYTES:
-            await _abort(context, Reason.OVERSIZED_MESSAGE, "proof")
+            await self._refuse(context, WireError(Reason.OVERSIZED_MESSAGE, "proof"))
         now = self._clock()
         result = await self._run(context, lambda: self._service.submit(request.proof, now))
         if result.verdict is Verdict.REJECTED and result.reason is not None:
@@ -265,10 +279,8 @@ class VerifierServicer:
     async def SubmitProofBatch(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        request = await self._decode(context, verifier_service_pb2.SubmitProofBatchRequest, data)
-        proofs = [item.proof for item in request.proofs]
         now = self._clock()
-        results = await self._run(context, lambda: self._service.submit_batch(proofs, now))
+        results = await self._run(context, lambda: self._service.submit_batch_request(data, now))
         return verifier_service_pb2.SubmitProofBatchResponse(
             results=[result_pb(r) for r in results]
         ).SerializeToString()
@@ -315,6 +327,15 @@ class VerifierServicer:
             jwks_json=json.dumps(self._service.jwks())
         ).SerializeToString()
 
+    async def GetRejections(  # noqa: N802
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        await self._decode(context, verifier_service_pb2.GetRejectionsRequest, data)
+        counts = self._service.rejections.snapshot()
+        return verifier_service_pb2.Rejections(
+            by_reason={reason.value: count for reason, count in counts.items()}
+        ).SerializeToString()
+
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         """Handlers that take raw bytes, so decoding failures are ours to report."""
 
@@ -330,6 +351,7 @@ class VerifierServicer:
                 "GetDeviceStatus": unary(self.GetDeviceStatus),
                 "WatchAlerts": grpc.unary_stream_rpc_method_handler(self.WatchAlerts),
                 "GetResultKeys": unary(self.GetResultKeys),
+                "GetRejections": unary(self.GetRejections),
             },
         )
 

@@ -4,7 +4,8 @@ Order of checks (each failure is a typed :class:`~geoattest.errors.EvidenceError
 whose reason becomes a REJECTED appraisal)::
 
     envelope and payload type -> device enrolled (by key id), not revoked, certificate
-    valid now -> proof signature -> proof fields, agent measurement -> counter and hash
+    valid now -> proof signature [from here on the rejection is the device's: it names
+    the device and may raise an alert] -> proof fields, agent measurement -> counter and hash
     chain (replay, fork, rollback, gap) -> per receipt: landmark known (by key id) and
     not revoked, receipt signature, same device, transcript signed by the device key
     and consistent, fresh by landmark time, newer than the chain's last receipt from
@@ -292,8 +293,14 @@ class ProofAppraiser:
     def _check(
         self, proof: bytes | envelope_pb2.Envelope, pending: _PendingChains, now_ns: int
     ) -> _Evidence | Appraisal:
-        """Everything but geography; a REJECTED appraisal where a check fails."""
+        """Everything but geography; a REJECTED appraisal where a check fails.
+
+        A rejection names a device (and may raise an alert against it) only once the
+        proof's signature verified under that device's key: the key id is a claim anyone
+        can copy, so what fails before or at the signature speaks for nobody.
+        """
         device: DeviceRecord | None = None
+        """The device whose key signed the proof, once the signature verified."""
         try:
             envelope = (
                 proof
@@ -305,8 +312,10 @@ class ProofAppraiser:
             check_shape(envelope)
             if payload_type_of(envelope) is not PayloadType.LOCATION_PROOF:
                 raise EvidenceError(Reason.WRONG_PAYLOAD_TYPE, "expected a location proof")
-            device = self._device(envelope.key_id, pending, now_ns)
-            evidence = self._check_signed(envelope, device, pending, now_ns)
+            claimed = self._device(envelope.key_id, pending, now_ns)
+            payload = open_envelope(envelope, PayloadType.LOCATION_PROOF, claimed.verifying_key)
+            device = claimed
+            evidence = self._check_signed(envelope, payload, device, pending, now_ns)
         except GeoattestError as exc:
             alerts: tuple[AlertKind, ...] = ()
             if device is not None and exc.reason is Reason.FORK:
@@ -338,11 +347,12 @@ class ProofAppraiser:
     def _check_signed(
         self,
         envelope: envelope_pb2.Envelope,
+        payload: bytes,
         device: DeviceRecord,
         state: TrustedState,
         now_ns: int,
     ) -> _Evidence:
-        payload = open_envelope(envelope, PayloadType.LOCATION_PROOF, device.verifying_key)
+        """The checks of a proof whose signature verified under ``device``'s key."""
         proof = decode(evidence_pb2.LocationProof, payload, limit=MAX_PROOF_BYTES)
         if proof.device_id != device.device_id:
             raise EvidenceError(Reason.DEVICE_MISMATCH, "proof names another device")

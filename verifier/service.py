@@ -13,6 +13,11 @@ shows up as :class:`~geoattest.verifier.store.StoreConflictError`, and the batch
 An exact resubmission of an accepted proof (an agent retrying after a lost answer) is
 answered with the stored result, not as an error. Committed alerts go to the sinks that
 subscribed (the transport's :class:`~geoattest.verifier.alerts.AlertHub`).
+
+A proof whose signature does not verify under an enrolled device's key is answered
+REJECTED with no device id and leaves nothing in the store: only its reason is counted
+(:attr:`VerifierService.rejections`), so junk can neither speak for a device nor fill the
+disk.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from geoattest.verifier.crosscheck import CrossCheckReport, cross_check
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
+from geoattest.verifier.rejections import Rejections
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.state import ChainHead, DeviceRecord
 from geoattest.verifier.store import (
@@ -43,11 +49,18 @@ from geoattest.verifier.store import (
     StoreConflictError,
     StoredResult,
 )
-from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
+from geoattest.wire.decode import (
+    MAX_DATAGRAM_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_PROOF_BYTES,
+    count_field,
+    decode,
+)
 from geoattest.wire.envelope import PayloadType, open_envelope
 
 MIN_NONCE_BYTES = 16
 CONFLICT_RETRIES = 3
+_BATCH_PROOFS_FIELD = verifier_service_pb2.SubmitProofBatchRequest.PROOFS_FIELD_NUMBER
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +205,9 @@ class VerifierService:
         self._signer = signer
         self._store = store
         self._alert_sinks: list[Callable[[Sequence[Alert]], None]] = []
+        self.rejections = Rejections()
+        """Proofs and requests refused before any device's key vouched for them: counted
+        by reason here, never stored (see :mod:`geoattest.verifier.rejections`)."""
 
     def subscribe(self, sink: Callable[[Sequence[Alert]], None]) -> None:
         """Call ``sink`` with the alerts of every commit, after it is durable."""
@@ -278,6 +294,7 @@ class VerifierService:
             StoreConflictError: other writers kept advancing these chains; nothing stored.
         """
         if len(proofs) > self.config.max_batch:
+            self.rejections.count(Reason.OVERSIZED_MESSAGE, now_ns)
             raise BatchTooLargeError(len(proofs), self.config.max_batch)
         for attempt in range(CONFLICT_RETRIES):
             answers, records, heads_read = self._appraise_batch(proofs, now_ns)
@@ -288,8 +305,33 @@ class VerifierService:
                     raise
                 continue
             self._publish([alert for record in records for alert in record.alerts])
+            for answer in answers:
+                if not answer.device_id and answer.reason is not None:
+                    self.rejections.count(answer.reason, now_ns)
             return answers
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def submit_batch_request(self, request: bytes, now_ns: int) -> list[ProofResult]:
+        """:meth:`submit_batch` for a batch as it came off the wire: its entries are
+        counted from their tags first, so a batch of too many is refused before any entry
+        is decoded or built.
+
+        Raises:
+            WireError: the request is malformed or too large (counted, see ``rejections``).
+            BatchTooLargeError: more than ``max_batch`` entries (counted likewise).
+            StoreConflictError: as for :meth:`submit_batch`.
+        """
+        try:
+            entries = count_field(request, _BATCH_PROOFS_FIELD, limit=MAX_MESSAGE_BYTES)
+            if entries > self.config.max_batch:
+                raise BatchTooLargeError(entries, self.config.max_batch)
+            batch = decode(
+                verifier_service_pb2.SubmitProofBatchRequest, request, limit=MAX_MESSAGE_BYTES
+            )
+        except GeoattestError as refused:
+            self.rejections.count(refused.reason, now_ns)
+            raise
+        return self.submit_batch([entry.proof for entry in batch.proofs], now_ns)
 
     def _appraise_batch(
         self, proofs: Sequence[bytes | envelope_pb2.Envelope], now_ns: int

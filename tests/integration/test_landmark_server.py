@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,10 +17,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from geoattest.attacks.junk import flood
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
 from geoattest.crypto import KeySigner
 from geoattest.errors import RoundError, WireError
-from geoattest.protocol.round import AgentRound, RoundSecrets, decode_datagram
+from geoattest.protocol.round import AgentRound, AgentRoundState, RoundSecrets, decode_datagram
 from geoattest.v1 import landmark_service_pb2, landmark_service_pb2_grpc, round_pb2
 from geoattest.verifier.landmark import Counters, LandmarkIdentity, LandmarkServer, Limits
 from geoattest.verifier.landmark.service import start_info_service
@@ -210,11 +212,12 @@ def test_a_datagram_mutated_in_flight_never_earns_a_receipt_for_a_changed_round(
             break
         if reply is None:
             break
-        if replies == which:
-            mutated = bytearray(reply)
-            mutated[position % len(mutated)] ^= flip
-            reply = bytes(mutated)
-        replies += 1
+        if kind != "retry":  # the Open with its cookie goes as it is
+            if replies == which:
+                mutated = bytearray(reply)
+                mutated[position % len(mutated)] ^= flip
+                reply = bytes(mutated)
+            replies += 1
         raw.sendto(reply, server.address)
     assert server.counters().internal_errors == 0
 
@@ -225,14 +228,25 @@ def test_the_landmark_still_serves_honest_rounds_after_all_that(server, keys, se
     assert server.counters().internal_errors == 0
 
 
-def test_a_flooding_source_is_rate_limited(keys, raw):
+def test_a_source_opening_rounds_too_fast_is_rate_limited(keys, raw):
+    """Only Opens that carry a valid cookie (a sender that receives at its address) spend
+    the source's rate; junk spends nothing and is counted malformed."""
     limits = Limits(rate_per_s=1e-6, burst=5)
     with LandmarkServer(IDENTITY, keys[1], limits=limits) as flooded:
         for _ in range(20):
             raw.sendto(b"\x00flood", flooded.address)
-        counters = settled(flooded, 20)
-    assert counters.datagrams_rate_limited == 15
-    assert counters.datagrams_malformed + counters.datagrams_rejected == 5
+        agent = AgentRound(
+            "dev-1", "lm-1", keys[1].verifying_key, keys[0], secret=os.urandom(32), exchanges=1
+        )
+        raw.sendto(agent.open(), flooded.address)
+        with_cookie = agent.receive(raw.recvfrom(4096)[0])
+        assert with_cookie is not None
+        for _ in range(8):
+            raw.sendto(with_cookie, flooded.address)
+        counters = settled(flooded, 29)
+    assert counters.datagrams_malformed == 20
+    assert (counters.opens_retried, counters.rounds_opened) == (1, 5)
+    assert counters.datagrams_rate_limited == 3
 
 
 def test_stop_ends_the_thread_and_frees_the_port(keys):
@@ -265,3 +279,63 @@ def test_grpc_info_and_counters_describe_the_landmark(server, keys, secrets):
     now = server.counters()
     assert counted.receipts_signed == now.receipts_signed >= 1
     assert counted.datagrams_malformed == now.datagrams_malformed
+
+
+def test_a_flood_from_the_chip_s_own_socket_does_not_starve_its_honest_round(keys, raw):
+    """A thread floods the landmark with junk through the very socket the honest round
+    uses (same address, same port) for the whole round, at a rate the landmark can read;
+    the landmark allows that address one round at a time and one Open's worth of rate.
+    The round completes."""
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)  # the flood's Retries
+    limits = Limits(
+        max_rounds_per_source=1, rate_per_s=1e-6, burst=1, challenge_timeout_ns=5 * 10**9
+    )
+    agent = AgentRound(
+        "dev-1", "lm-1", keys[1].verifying_key, keys[0], secret=os.urandom(32), exchanges=8
+    )
+    stop = threading.Event()
+    with LandmarkServer(IDENTITY, keys[1], limits=limits) as landmark:
+        flooding = threading.Thread(
+            target=flood,
+            args=(raw, landmark.address, stop),
+            kwargs={"replayed": [agent.open()], "burst": 8, "pause_s": 0.002},
+        )
+        flooding.start()
+        try:
+            wait_for(lambda: landmark.counters().datagrams_received > 500)
+            drive_by_hand(raw, landmark, agent)
+        finally:
+            stop.set()
+            flooding.join()
+        counters = landmark.counters()
+    assert (counters.rounds_opened, counters.receipts_signed, counters.rounds_failed) == (1, 1, 0)
+    refused = counters.datagrams_malformed + counters.datagrams_rejected + counters.opens_retried
+    assert refused > 500
+    assert counters.internal_errors == 0
+
+
+def drive_by_hand(raw: socket.socket, landmark: LandmarkServer, agent: AgentRound) -> None:
+    """The agent's side of a round on ``raw``, re-sending its Open or Close after a
+    quarter second without progress (as the real agent does); whatever the agent refuses
+    is ignored."""
+    raw.settimeout(0.05)
+    last = agent.open()
+    raw.sendto(last, landmark.address)
+    sent_at, give_up = time.monotonic(), time.monotonic() + PATIENCE_S
+    while agent.state is not AgentRoundState.DONE:
+        assert agent.state is not AgentRoundState.FAILED, agent.failure
+        assert time.monotonic() < give_up, f"the round got stuck in {agent.state}"
+        try:
+            data, _ = raw.recvfrom(4096)
+            reply = agent.receive(data)
+        except (TimeoutError, RoundError, WireError):
+            reply = None
+        if reply is not None:
+            last, sent_at = reply, time.monotonic()
+            raw.sendto(reply, landmark.address)
+        elif time.monotonic() - sent_at > 0.25 and agent.state in (
+            AgentRoundState.OPENED,
+            AgentRoundState.REVEALED,
+        ):
+            sent_at = time.monotonic()
+            raw.sendto(last, landmark.address)

@@ -11,10 +11,17 @@ from hypothesis import strategies as st
 from verifier_world import NOW_NS, ServerThread, VerifierWorld
 
 from geoattest.verifier.store import SqlStore
-from geoattest.wire.client import MAX_MESSAGE_BYTES
+from geoattest.wire.decode import MAX_MESSAGE_BYTES
 
 SERVICE = "/geoattest.v1.VerifierService/"
-UNARY = ["Enroll", "SubmitProof", "SubmitProofBatch", "GetDeviceStatus", "GetResultKeys"]
+UNARY = [
+    "Enroll",
+    "SubmitProof",
+    "SubmitProofBatch",
+    "GetDeviceStatus",
+    "GetResultKeys",
+    "GetRejections",
+]
 EXPECTED = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,

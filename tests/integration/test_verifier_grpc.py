@@ -194,6 +194,35 @@ async def test_oversized_batch_is_invalid_argument(world, client):
     )
 
 
+async def test_an_oversized_batch_is_refused_before_any_entry_is_decoded(client, target):
+    """257 entries that are not proofs at all: counted on the wire and refused as too
+    many, never parsed (parsing would have called them malformed)."""
+    junk_entry = b"\x0a\x03\xff\xff\xff"  # field 1, three bytes no envelope decodes from
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = channel.unary_unary("/geoattest.v1.VerifierService/SubmitProofBatch")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(junk_entry * 257, timeout=20)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith("wire.oversized_message: 257 proofs")
+    assert await client.rejections() == {"wire.oversized_message": 1}
+
+
+async def test_a_forged_proof_is_counted_and_speaks_for_no_device(world, client, store):
+    chip = await enrolled(world, client)
+    await client.submit(world.proof(chip))
+    forged = world.proof(chip)
+    forged.signature = bytes(64)
+    with pytest.raises(VerifierRefused) as refused:
+        await client.submit(forged)
+    assert (refused.value.code, refused.value.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "envelope.bad_signature",
+    )
+    assert store.alerts("dev-1") == []
+    assert (await client.device_status("dev-1")).last_counter == 1
+    assert await client.rejections() == {"envelope.bad_signature": 1}
+
+
 async def test_device_status(world, client):
     chip = await enrolled(world, client)
     status = await client.device_status("dev-1")

@@ -7,13 +7,25 @@ socket thread's loop short.
 
 Rules, in the order a datagram meets them:
 
-1. Rate limit per source host (token bucket): over the limit, dropped unread.
-2. Decode: bytes that are not a round datagram (or are too long) are dropped.
-3. ``Open`` starts a round if the table has room (overall and per source host); its
-   first challenge is timed from its send.
-4. Every other datagram must name an open round by id *and* come from the address that
+1. Decode: bytes that are not a round datagram (or are too long) are dropped.
+2. A Response or Close must name an open round by id *and* come from the address that
    opened it; the round's state machine (:class:`~geoattest.protocol.round.LandmarkRound`)
    decides the rest, so a receipt is signed only when the commit and every answer check.
+   A live round's own datagrams are never rate-limited, so junk from its address cannot
+   use up their share.
+3. An ``Open`` without a valid cookie is answered with a ``Retry`` carrying one (a MAC
+   over the source address, the Open and the time), and nothing is kept: a spoofed
+   source never sees the cookie, so it can create no state (as DTLS's and QUIC's
+   address validation). The Retry is smaller than the Open, so nothing is amplified.
+4. An ``Open`` with a valid cookie is rate-limited per source host (token bucket), then
+   starts a round if the table has room (overall and per source host); its first
+   challenge is timed from its send. An Open never evicts a round: a full table refuses
+   it.
+
+So a flood from the chip's own address and port (random bytes, forged or replayed Opens,
+answers and Closes for rounds that do not exist) changes no round and takes no room from
+one: only a party that receives the landmark's datagrams at that address can open a
+round there, and only one that saw a round's id can send it anything it will read.
 
 Nothing a peer sends can raise out of :meth:`Dispatcher.handle`: refusals are counted.
 """
@@ -21,6 +33,8 @@ Nothing a peer sends can raise out of :meth:`Dispatcher.handle`: refusals are co
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +48,7 @@ from geoattest.protocol.round import (
     LandmarkRound,
     LandmarkRoundState,
     Randomness,
+    check_open,
     decode_datagram,
 )
 from geoattest.units import SECOND_NS
@@ -58,7 +73,8 @@ class Limits:
     max_exchanges: int = MAX_EXCHANGES
     """Largest n an Open may ask for; longer rounds are refused."""
     rate_per_s: float = 5000.0
-    """Datagrams per second per source host; an honest round of n exchanges sends n + 2."""
+    """Rounds opened per second per source host (Opens with a valid cookie; nothing else
+    is rate-limited: a live round's own datagrams are bounded by the round)."""
     burst: float = 1000.0
     max_sources: int = 4096
     """Rate-limit buckets kept; the least recently seen source's bucket goes first."""
@@ -69,6 +85,8 @@ class Limits:
     Close gets the same receipt again."""
     round_ttl_ns: int = 60 * SECOND_NS
     """Hard cap on a round's life, whatever its state."""
+    cookie_epoch_ns: int = 10 * SECOND_NS
+    """A Retry's cookie is valid for the rest of its epoch and the whole next one."""
 
 
 @dataclass(slots=True)
@@ -77,10 +95,13 @@ class Counters:
 
     datagrams_received: int = 0
     datagrams_rate_limited: int = 0
+    """Opens with a valid cookie over their host's rate."""
     datagrams_malformed: int = 0
     """Not a round datagram, or longer than the protocol allows."""
     datagrams_rejected: int = 0
     """Well formed but refused: a bad Open, an unknown round, another source, a stale answer."""
+    opens_retried: int = 0
+    """Opens without a valid cookie, answered with a Retry and forgotten."""
     rounds_opened: int = 0
     rounds_refused: int = 0
     """Opens turned away because the table (or the source's share of it) was full."""
@@ -119,6 +140,48 @@ class TokenBuckets:
         allowed = tokens >= 1.0
         bucket[0] = tokens - 1.0 if allowed else tokens
         return allowed
+
+
+COOKIE_MAC_BYTES = 16
+_EPOCH_BYTES = 4
+
+
+class Cookies:
+    """Stateless proof that an Open's sender receives datagrams at its source address.
+
+    A cookie is the epoch it was issued in and a MAC, under a key that never leaves this
+    landmark, over that epoch, the source address and the Open's fields; checking one
+    needs nothing stored.
+    """
+
+    def __init__(self, key: bytes, epoch_ns: int) -> None:
+        self._key = key
+        self._epoch_ns = epoch_ns
+
+    def _mac(self, epoch: bytes, source: Address, message: round_pb2.Open) -> bytes:
+        host, port = source[0], source[1]
+        fields = round_pb2.Open(
+            device_id=message.device_id, commit=message.commit, exchanges=message.exchanges
+        ).SerializeToString(deterministic=True)
+        signed = b"|".join((epoch, f"{host}|{port}".encode(), fields))
+        return hmac.digest(self._key, signed, hashlib.sha256)[:COOKIE_MAC_BYTES]
+
+    def _epoch(self, now_ns: int) -> int:
+        return (now_ns // self._epoch_ns) % (1 << (8 * _EPOCH_BYTES))
+
+    def issue(self, source: Address, message: round_pb2.Open, now_ns: int) -> bytes:
+        epoch = self._epoch(now_ns).to_bytes(_EPOCH_BYTES, "big")
+        return epoch + self._mac(epoch, source, message)
+
+    def valid(self, source: Address, message: round_pb2.Open, now_ns: int) -> bool:
+        """The Open carries a cookie issued to this source for these fields, this epoch
+        or the one before."""
+        cookie = bytes(message.cookie)
+        if len(cookie) != _EPOCH_BYTES + COOKIE_MAC_BYTES:
+            return False
+        epoch, mac = cookie[:_EPOCH_BYTES], cookie[_EPOCH_BYTES:]
+        age = (self._epoch(now_ns) - int.from_bytes(epoch, "big")) % (1 << (8 * _EPOCH_BYTES))
+        return age <= 1 and hmac.compare_digest(mac, self._mac(epoch, source, message))
 
 
 @dataclass(slots=True)
@@ -166,6 +229,7 @@ class Dispatcher:
         self._per_source: Counter[str] = Counter()
         """Active rounds per source host."""
         self._buckets = TokenBuckets(limits.rate_per_s, limits.burst, limits.max_sources)
+        self._cookies = Cookies(randomness(32), limits.cookie_epoch_ns)
         self.counters = Counters()
         self._on_finished = on_finished
 
@@ -187,10 +251,6 @@ class Dispatcher:
         """
         counters = self.counters
         counters.datagrams_received += 1
-        now_ns = received.before
-        if not self._buckets.allow(source[0], now_ns):
-            counters.datagrams_rate_limited += 1
-            return None
         try:
             datagram = decode_datagram(data)
         except WireError:
@@ -241,8 +301,15 @@ class Dispatcher:
     def _open(self, message: round_pb2.Open, source: Address, now_ns: int) -> Outgoing | None:
         host = source[0]
         limits = self._limits
-        if message.exchanges > limits.max_exchanges:
-            raise RoundError(Reason.MISSING_FIELD, f"more than {limits.max_exchanges} exchanges")
+        check_open(message, limits.max_exchanges)
+        if not self._cookies.valid(source, message, now_ns):
+            self.counters.opens_retried += 1
+            cookie = self._cookies.issue(source, message, now_ns)
+            retry = round_pb2.Datagram(retry=round_pb2.Retry(cookie=cookie))
+            return Outgoing(retry.SerializeToString(), source, None)
+        if not self._buckets.allow(host, now_ns):
+            self.counters.datagrams_rate_limited += 1
+            return None
         round_id = self._randomness(ROUND_ID_BYTES)
         if (
             len(self._active) >= limits.max_rounds

@@ -49,6 +49,8 @@ class LandmarkServicer(landmark_service_pb2_grpc.LandmarkServiceServicer):
             rounds_failed=counters.rounds_failed,
             datagrams_malformed=counters.datagrams_malformed,
             datagrams_rate_limited=counters.datagrams_rate_limited,
+            datagrams_rejected=counters.datagrams_rejected,
+            opens_retried=counters.opens_retried,
         )
 
 

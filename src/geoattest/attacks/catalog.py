@@ -6,7 +6,7 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import agent_state, clock, history, licence, scenarios
+from geoattest.attacks import agent_state, clock, history, junk, licence, scenarios
 from geoattest.attacks.scenarios import AttackScenario
 
 SCENARIOS: tuple[AttackScenario, ...] = (
@@ -14,6 +14,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
     *agent_state.SCENARIOS,
     *history.SCENARIOS,
     *clock.SCENARIOS,
+    *junk.SCENARIOS,
     *licence.SCENARIOS,
 )
 

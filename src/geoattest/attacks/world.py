@@ -27,6 +27,8 @@ from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, Randomness, decode_datagram
 from geoattest.v1 import envelope_pb2
 from geoattest.verdict import RegionAppraiser
+from geoattest.verifier.landmark.clock import Bracket
+from geoattest.verifier.landmark.dispatch import Dispatcher, Limits
 from geoattest.verifier.pipeline import Appraisal, PipelineConfig, ProofAppraiser
 from geoattest.verifier.state import DeviceRecord, InMemoryState
 
@@ -166,6 +168,9 @@ class AttackWorld:
     """Where a landmark draws its challenges from: a fresh source per round (default: the
     OS's randomness). A scenario gives a landmark a stuck or seeded one."""
     model: LatencyModel = field(default_factory=LatencyModel.default)
+    dispatched_landmarks: dict[str, Limits] = field(default_factory=dict)
+    """Landmarks whose datagrams go through the landmark server's own dispatcher (cookies,
+    rate limits, bounded round tables; these limits) rather than a bare round per source."""
 
     def __post_init__(self) -> None:
         self.landmark_signers = {lid: KeySigner.generate() for lid in LANDMARKS}
@@ -285,9 +290,14 @@ class AttackWorld:
     def _landmark_handler(
         self, lid: str
     ) -> Callable[[bytes, str, int], Iterable[tuple[str, bytes]]]:
-        rounds: dict[str, LandmarkRound] = {}
         clock = self.landmark_clocks.get(lid, LandmarkClock())
         randomness = self.landmark_randomness.get(lid, lambda: os.urandom)
+        limits = self.dispatched_landmarks.get(lid)
+        if limits is not None:
+            return _dispatched(
+                Dispatcher(lid, self.landmark_signers[lid], limits, randomness()), clock
+            )
+        rounds: dict[str, LandmarkRound] = {}
 
         def handle(payload: bytes, src: str, now_ns: int) -> Iterable[tuple[str, bytes]]:
             local_ns = clock.read(now_ns)
@@ -335,6 +345,25 @@ class AttackWorld:
         return tuple(
             sorted(LANDMARKS, key=lambda lid: great_circle_km(location, LANDMARKS[lid]))[:k]
         )
+
+
+def _dispatched(
+    dispatcher: Dispatcher, clock: LandmarkClock
+) -> Callable[[bytes, str, int], Iterable[tuple[str, bytes]]]:
+    """A landmark as its server runs it: every datagram through ``dispatcher``, each
+    challenge's timer started at its send."""
+
+    def handle(payload: bytes, src: str, now_ns: int) -> Iterable[tuple[str, bytes]]:
+        local_ns = clock.read(now_ns)
+        reading = Bracket(local_ns, UNIX_BASE_NS + now_ns, local_ns)
+        out = dispatcher.handle(payload, (src, 0), reading, None)
+        if out is None:
+            return []
+        if out.timed is not None:
+            out.timed.start_timer(reading)
+        return [(src, out.datagram)]
+
+    return handle
 
 
 def _agent_handler(

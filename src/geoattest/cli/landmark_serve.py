@@ -54,9 +54,16 @@ def landmark_serve(
     ] = 32,
     max_rounds: Annotated[int, typer.Option(min=1, help="Rounds open at once.")] = 1024,
     rate: Annotated[
-        float, typer.Option(min=1.0, help="Datagrams per second allowed per source host.")
+        float,
+        typer.Option(
+            min=1.0,
+            help="Rounds a source host may open per second (a round's own datagrams are "
+            "never limited).",
+        ),
     ] = 5000.0,
-    burst: Annotated[float, typer.Option(min=1.0, help="Datagrams a source may burst.")] = 1000.0,
+    burst: Annotated[
+        float, typer.Option(min=1.0, help="Rounds a source host may open at once.")
+    ] = 1000.0,
     challenge_timeout_ms: Annotated[
         int, typer.Option(min=1, help="Silence before a challenge is replaced.")
     ] = 250,

@@ -60,6 +60,8 @@ class Action(StrEnum):
     """An extra copy sent close behind the original."""
     REPLAY = "replay"
     """A copy held back and sent again much later."""
+    INJECT = "inject"
+    """A datagram the adversary made up, sent from the sender's own address."""
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,19 @@ Protocol (see docs/PROTOCOL.md)::
 
     agent                                   landmark (its own clock times each exchange)
       Open{device, commit=H(r), n}   ->
+                                     <-    Retry{cookie}            (keeps no state)
+      Open{device, commit, n, cookie}->    (a real socket's landmark only; see below)
                                      <-    Challenge{round, j, c_j}        timer j starts
       Response{round, j, z_j}        ->                                    timer j stops
       ... until n exchanges were timed ...
                                      <-    Complete{round, accepted c_j}
       Close{round, r, transcript sig}->    checks commit and every z_j
                                      <-    signed TimingReceipt
+
+The landmark's server answers an Open without a valid cookie with a Retry and keeps
+nothing; only an Open that carries the cookie, and so comes from someone who receives
+datagrams at its source address, opens a round (see
+:mod:`geoattest.verifier.landmark.dispatch`). :class:`LandmarkRound` starts after that.
 
 ``r`` exists only inside the agent until Close, so no relay or helper can answer a
 challenge for it: they can only add delay. The landmark sends a fresh challenge
@@ -64,6 +71,8 @@ MIN_EXCHANGES = 1
 MAX_EXCHANGES = 32
 """Bounded so that Complete and the receipt always fit one datagram."""
 MAX_ATTEMPTS_PER_EXCHANGE = 4
+MAX_COOKIE_BYTES = 32
+"""Longest Retry cookie an agent echoes."""
 
 Randomness = Callable[[int], bytes]
 
@@ -118,6 +127,20 @@ def transcript_payload(
         commit=commit,
         challenges=challenges,
     ).SerializeToString(deterministic=True)
+
+
+def check_open(open_message: round_pb2.Open, max_exchanges: int = MAX_EXCHANGES) -> None:
+    """The Open names a device, commits to a secret and asks for 1..``max_exchanges``.
+
+    Raises:
+        RoundError: MISSING_FIELD.
+    """
+    if not open_message.device_id or len(open_message.device_id) > 128:
+        raise RoundError(Reason.MISSING_FIELD, "device id missing or too long")
+    if len(open_message.commit) != 32:
+        raise RoundError(Reason.MISSING_FIELD, "commit must be 32 bytes")
+    if not MIN_EXCHANGES <= open_message.exchanges <= max_exchanges:
+        raise RoundError(Reason.MISSING_FIELD, f"exchanges must be 1..{max_exchanges}")
 
 
 def decode_datagram(data: bytes) -> round_pb2.Datagram:
@@ -176,6 +199,7 @@ class AgentRound:
         self.exchanges = exchanges
         self.state = AgentRoundState.OPENED
         self.round_id: bytes | None = None
+        self._cookie = b""
         self._answered: set[bytes] = set()
         self._transcript_digest: bytes | None = None
         self._close: bytes | None = None
@@ -186,7 +210,10 @@ class AgentRound:
     def open(self) -> bytes:
         return _encode(
             open=round_pb2.Open(
-                device_id=self.device_id, commit=self.commit, exchanges=self.exchanges
+                device_id=self.device_id,
+                commit=self.commit,
+                exchanges=self.exchanges,
+                cookie=self._cookie,
             )
         )
 
@@ -202,6 +229,8 @@ class AgentRound:
         kind = datagram.WhichOneof("kind")
         if kind == "challenge":
             return self._on_challenge(datagram.challenge)
+        if kind == "retry":
+            return self._on_retry(datagram.retry)
         if kind == "complete":
             return self._on_complete(datagram.complete)
         if kind == "receipt":
@@ -216,6 +245,15 @@ class AgentRound:
     def _check_round(self, round_id: bytes) -> None:
         if self.round_id is None or not hmac.compare_digest(round_id, self.round_id):
             raise RoundError(Reason.ROUND_UNKNOWN, "datagram for another round")
+
+    def _on_retry(self, retry: round_pb2.Retry) -> bytes:
+        """The landmark wants the Open again with its cookie; nothing else changes."""
+        if self.state is not AgentRoundState.OPENED:
+            raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "retry after the round started")
+        if not 0 < len(retry.cookie) <= MAX_COOKIE_BYTES:
+            raise RoundError(Reason.MISSING_FIELD, "cookie missing or too long")
+        self._cookie = bytes(retry.cookie)
+        return self.open()
 
     def _on_challenge(self, challenge: round_pb2.Challenge) -> bytes:
         if self.state in (AgentRoundState.REVEALED, AgentRoundState.DONE):
@@ -342,12 +380,7 @@ class LandmarkRound:
         randomness: Randomness,
         challenge_timeout_ns: int = 500_000_000,
     ) -> None:
-        if not open_message.device_id or len(open_message.device_id) > 128:
-            raise RoundError(Reason.MISSING_FIELD, "device id missing or too long")
-        if len(open_message.commit) != 32:
-            raise RoundError(Reason.MISSING_FIELD, "commit must be 32 bytes")
-        if not MIN_EXCHANGES <= open_message.exchanges <= MAX_EXCHANGES:
-            raise RoundError(Reason.MISSING_FIELD, f"exchanges must be 1..{MAX_EXCHANGES}")
+        check_open(open_message)
         self.landmark_id = landmark_id
         self.device_id = open_message.device_id
         self.commit = bytes(open_message.commit)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from geoattest.v1 import identity_pb2 as geoattest_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#geoattest/v1/landmark_service.proto\x12\x0cgeoattest.v1\x1a\x1bgeoattest/v1/identity.proto\"\x10\n\x0eGetInfoRequest\"\x14\n\x12GetCountersRequest\"\x96\x01\n\x10LandmarkCounters\x12\x15\n\rrounds_opened\x18\x01 \x01(\x04\x12\x17\n\x0freceipts_signed\x18\x02 \x01(\x04\x12\x15\n\rrounds_failed\x18\x03 \x01(\x04\x12\x1b\n\x13\x64\x61tagrams_malformed\x18\x04 \x01(\x04\x12\x1e\n\x16\x64\x61tagrams_rate_limited\x18\x05 \x01(\x04\x32\xa7\x01\n\x0fLandmarkService\x12\x43\n\x07GetInfo\x12\x1c.geoattest.v1.GetInfoRequest\x1a\x1a.geoattest.v1.LandmarkInfo\x12O\n\x0bGetCounters\x12 .geoattest.v1.GetCountersRequest\x1a\x1e.geoattest.v1.LandmarkCountersb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#geoattest/v1/landmark_service.proto\x12\x0cgeoattest.v1\x1a\x1bgeoattest/v1/identity.proto\"\x10\n\x0eGetInfoRequest\"\x14\n\x12GetCountersRequest\"\xc9\x01\n\x10LandmarkCounters\x12\x15\n\rrounds_opened\x18\x01 \x01(\x04\x12\x17\n\x0freceipts_signed\x18\x02 \x01(\x04\x12\x15\n\rrounds_failed\x18\x03 \x01(\x04\x12\x1b\n\x13\x64\x61tagrams_malformed\x18\x04 \x01(\x04\x12\x1e\n\x16\x64\x61tagrams_rate_limited\x18\x05 \x01(\x04\x12\x1a\n\x12\x64\x61tagrams_rejected\x18\x06 \x01(\x04\x12\x15\n\ropens_retried\x18\x07 \x01(\x04\x32\xa7\x01\n\x0fLandmarkService\x12\x43\n\x07GetInfo\x12\x1c.geoattest.v1.GetInfoRequest\x1a\x1a.geoattest.v1.LandmarkInfo\x12O\n\x0bGetCounters\x12 .geoattest.v1.GetCountersRequest\x1a\x1e.geoattest.v1.LandmarkCountersb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,7 +37,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCOUNTERSREQUEST']._serialized_start=100
   _globals['_GETCOUNTERSREQUEST']._serialized_end=120
   _globals['_LANDMARKCOUNTERS']._serialized_start=123
-  _globals['_LANDMARKCOUNTERS']._serialized_end=273
-  _globals['_LANDMARKSERVICE']._serialized_start=276
-  _globals['_LANDMARKSERVICE']._serialized_end=443
+  _globals['_LANDMARKCOUNTERS']._serialized_end=324
+  _globals['_LANDMARKSERVICE']._serialized_start=327
+  _globals['_LANDMARKSERVICE']._serialized_end=494
 # @@protoc_insertion_point(module_scope)

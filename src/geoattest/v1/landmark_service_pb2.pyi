@@ -55,11 +55,17 @@ class LandmarkCounters(_message.Message):
     ROUNDS_FAILED_FIELD_NUMBER: _builtins.int
     DATAGRAMS_MALFORMED_FIELD_NUMBER: _builtins.int
     DATAGRAMS_RATE_LIMITED_FIELD_NUMBER: _builtins.int
+    DATAGRAMS_REJECTED_FIELD_NUMBER: _builtins.int
+    OPENS_RETRIED_FIELD_NUMBER: _builtins.int
     rounds_opened: _builtins.int
     receipts_signed: _builtins.int
     rounds_failed: _builtins.int
     datagrams_malformed: _builtins.int
     datagrams_rate_limited: _builtins.int
+    datagrams_rejected: _builtins.int
+    """Well formed but refused: an unknown round, another source's round, a stale answer."""
+    opens_retried: _builtins.int
+    """Opens without a valid cookie, answered with a Retry and forgotten."""
     def __init__(
         self,
         *,
@@ -68,10 +74,12 @@ class LandmarkCounters(_message.Message):
         rounds_failed: _builtins.int = ...,
         datagrams_malformed: _builtins.int = ...,
         datagrams_rate_limited: _builtins.int = ...,
+        datagrams_rejected: _builtins.int = ...,
+        opens_retried: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["datagrams_malformed", b"datagrams_malformed", "datagrams_rate_limited", b"datagrams_rate_limited", "receipts_signed", b"receipts_signed", "rounds_failed", b"rounds_failed", "rounds_opened", b"rounds_opened"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["datagrams_malformed", b"datagrams_malformed", "datagrams_rate_limited", b"datagrams_rate_limited", "datagrams_rejected", b"datagrams_rejected", "opens_retried", b"opens_retried", "receipts_signed", b"receipts_signed", "rounds_failed", b"rounds_failed", "rounds_opened", b"rounds_opened"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -30,23 +30,54 @@ class Open(_message.Message):
     DEVICE_ID_FIELD_NUMBER: _builtins.int
     COMMIT_FIELD_NUMBER: _builtins.int
     EXCHANGES_FIELD_NUMBER: _builtins.int
+    COOKIE_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     commit: _builtins.bytes
     exchanges: _builtins.int
+    cookie: _builtins.bytes
+    """Empty on the first Open; then the cookie of the landmark's Retry, which shows that
+    the sender receives datagrams at its source address. Only an Open with a valid
+    cookie makes the landmark keep state.
+    """
     def __init__(
         self,
         *,
         device_id: _builtins.str = ...,
         commit: _builtins.bytes = ...,
         exchanges: _builtins.int = ...,
+        cookie: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "device_id", b"device_id", "exchanges", b"exchanges"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "cookie", b"cookie", "device_id", b"device_id", "exchanges", b"exchanges"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Open: _TypeAlias = Open  # noqa: Y015
+
+@_typing.final
+class Retry(_message.Message):
+    """Landmark -> agent: answer to an Open without a valid cookie; the landmark keeps no
+    state for it. The agent sends the same Open again with this cookie. Smaller than any
+    valid Open, so a spoofed Open cannot be amplified.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COOKIE_FIELD_NUMBER: _builtins.int
+    cookie: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        cookie: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cookie", b"cookie"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Retry: _TypeAlias = Retry  # noqa: Y015
 
 @_typing.final
 class Challenge(_message.Message):
@@ -291,6 +322,7 @@ class Datagram(_message.Message):
     CLOSE_FIELD_NUMBER: _builtins.int
     ABORT_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
+    RETRY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def open(self) -> Global___Open: ...
     @_builtins.property
@@ -307,6 +339,8 @@ class Datagram(_message.Message):
     def receipt(self) -> _envelope_pb2.Envelope:
         """Envelope of payload type timing-receipt, signed by the landmark key."""
 
+    @_builtins.property
+    def retry(self) -> Global___Retry: ...
     def __init__(
         self,
         *,
@@ -317,12 +351,13 @@ class Datagram(_message.Message):
         close: Global___Close | None = ...,
         abort: Global___Abort | None = ...,
         receipt: _envelope_pb2.Envelope | None = ...,
+        retry: Global___Retry | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "challenge", b"challenge", "close", b"close", "complete", b"complete", "kind", b"kind", "open", b"open", "receipt", b"receipt", "response", b"response"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "challenge", b"challenge", "close", b"close", "complete", b"complete", "kind", b"kind", "open", b"open", "receipt", b"receipt", "response", b"response", "retry", b"retry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "challenge", b"challenge", "close", b"close", "complete", b"complete", "kind", b"kind", "open", b"open", "receipt", b"receipt", "response", b"response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "challenge", b"challenge", "close", b"close", "complete", b"complete", "kind", b"kind", "open", b"open", "receipt", b"receipt", "response", b"response", "retry", b"retry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["open", "challenge", "response", "complete", "close", "abort", "receipt"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["open", "challenge", "response", "complete", "close", "abort", "receipt", "retry"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -65,6 +65,11 @@ class VerifierServiceStub:
                 request_serializer=geoattest_dot_v1_dot_verifier__service__pb2.GetResultKeysRequest.SerializeToString,
                 response_deserializer=geoattest_dot_v1_dot_verifier__service__pb2.ResultKeys.FromString,
                 _registered_method=True)
+        self.GetRejections = channel.unary_unary(
+                '/geoattest.v1.VerifierService/GetRejections',
+                request_serializer=geoattest_dot_v1_dot_verifier__service__pb2.GetRejectionsRequest.SerializeToString,
+                response_deserializer=geoattest_dot_v1_dot_verifier__service__pb2.Rejections.FromString,
+                _registered_method=True)
 
 
 class VerifierServiceServicer:
@@ -112,6 +117,15 @@ class VerifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRejections(self, request, context):
+        """How many proofs and requests this verifier process refused before any device's key
+        vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
+        reason. Such refusals are counted only: never stored, never an alert.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VerifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +158,11 @@ def add_VerifierServiceServicer_to_server(servicer, server):
                     servicer.GetResultKeys,
                     request_deserializer=geoattest_dot_v1_dot_verifier__service__pb2.GetResultKeysRequest.FromString,
                     response_serializer=geoattest_dot_v1_dot_verifier__service__pb2.ResultKeys.SerializeToString,
+            ),
+            'GetRejections': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRejections,
+                    request_deserializer=geoattest_dot_v1_dot_verifier__service__pb2.GetRejectionsRequest.FromString,
+                    response_serializer=geoattest_dot_v1_dot_verifier__service__pb2.Rejections.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +327,33 @@ class VerifierService:
             '/geoattest.v1.VerifierService/GetResultKeys',
             geoattest_dot_v1_dot_verifier__service__pb2.GetResultKeysRequest.SerializeToString,
             geoattest_dot_v1_dot_verifier__service__pb2.ResultKeys.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRejections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/geoattest.v1.VerifierService/GetRejections',
+            geoattest_dot_v1_dot_verifier__service__pb2.GetRejectionsRequest.SerializeToString,
+            geoattest_dot_v1_dot_verifier__service__pb2.Rejections.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,11 @@ class VerifierServiceStub:
     """Alerts as they are raised."""
     GetResultKeys: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.GetResultKeysRequest, _verifier_service_pb2.ResultKeys]
     """The result-signing public keys as a JWKS JSON document."""
+    GetRejections: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.GetRejectionsRequest, _verifier_service_pb2.Rejections]
+    """How many proofs and requests this verifier process refused before any device's key
+    vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
+    reason. Such refusals are counted only: never stored, never an alert.
+    """
 
 @_typing.type_check_only
 class VerifierServiceAsyncStub(VerifierServiceStub):
@@ -62,6 +67,11 @@ class VerifierServiceAsyncStub(VerifierServiceStub):
     """Alerts as they are raised."""
     GetResultKeys: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.GetResultKeysRequest, _verifier_service_pb2.ResultKeys]  # type: ignore[assignment]
     """The result-signing public keys as a JWKS JSON document."""
+    GetRejections: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.GetRejectionsRequest, _verifier_service_pb2.Rejections]  # type: ignore[assignment]
+    """How many proofs and requests this verifier process refused before any device's key
+    vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
+    reason. Such refusals are counted only: never stored, never an alert.
+    """
 
 class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -112,5 +122,16 @@ class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_verifier_service_pb2.ResultKeys, _abc.Awaitable[_verifier_service_pb2.ResultKeys]]:
         """The result-signing public keys as a JWKS JSON document."""
+
+    @_abc_1.abstractmethod
+    def GetRejections(
+        self,
+        request: _verifier_service_pb2.GetRejectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_verifier_service_pb2.Rejections, _abc.Awaitable[_verifier_service_pb2.Rejections]]:
+        """How many proofs and requests this verifier process refused before any device's key
+        vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
+        reason. Such refusals are counted only: never stored, never an alert.
+        """
 
 def add_VerifierServiceServicer_to_server(servicer: VerifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

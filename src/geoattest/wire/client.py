@@ -35,10 +35,9 @@ from geoattest.v1 import (
     verifier_service_pb2,
     verifier_service_pb2_grpc,
 )
+from geoattest.wire.decode import MAX_MESSAGE_BYTES
 from geoattest.wire.envelope import PayloadType, seal
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-"""Largest request or response, both ways: a full batch of typical proofs fits."""
 REASON_METADATA = "geoattest-reason"
 """Trailing metadata key holding a refusal's reason code."""
 
@@ -162,6 +161,14 @@ class VerifierClient:
             self._stub.SubmitProofBatch, request
         )
         return list(response.results)
+
+    async def rejections(self) -> dict[str, int]:
+        """Refusals the verifier counted before any device's key vouched for them, by
+        reason code."""
+        counts: verifier_service_pb2.Rejections = await self._unary(
+            self._stub.GetRejections, verifier_service_pb2.GetRejectionsRequest()
+        )
+        return dict(counts.by_reason)
 
     async def device_status(self, device_id: str) -> verifier_service_pb2.DeviceStatus:
         status: verifier_service_pb2.DeviceStatus = await self._unary(

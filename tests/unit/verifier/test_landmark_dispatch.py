@@ -6,11 +6,14 @@ import os
 
 import pytest
 from conftest import UNIX_NS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from geoattest.attacks.junk import JUNK_KINDS, junk_datagram
 from geoattest.crypto import KeySigner
 from geoattest.protocol.round import AgentRound, AgentRoundState, decode_datagram
 from geoattest.verifier.landmark.clock import Bracket
-from geoattest.verifier.landmark.dispatch import Dispatcher, Limits, TokenBuckets
+from geoattest.verifier.landmark.dispatch import Dispatcher, Limits, Outgoing, TokenBuckets
 
 AGENT = ("127.0.0.1", 40000)
 MS = 1_000_000
@@ -30,10 +33,21 @@ def agent(device: KeySigner, landmark: KeySigner, exchanges: int = 2) -> AgentRo
     )
 
 
+def opened(d: Dispatcher, a: AgentRound, *, source=AGENT, now_ns: int = 0) -> Outgoing | None:
+    """Open a round as an agent does: the cookie-less Open, then the Open with the
+    cookie the Retry carried; what the landmark answers to that."""
+    retry = d.handle(a.open(), source, at(now_ns), None)
+    if retry is None:
+        return None
+    again = a.receive(retry.datagram)
+    assert again is not None
+    return d.handle(again, source, at(now_ns), None)
+
+
 def drive(d: Dispatcher, a: AgentRound, *, source=AGENT, start_ns: int = 0) -> None:
     """Run a round through the table, each exchange 10 us, the timer started at each send."""
     now = start_ns
-    out = d.handle(a.open(), source, at(now), None)
+    out = opened(d, a, source=source, now_ns=now)
     while out is not None:
         if out.timed is not None:
             out.timed.start_timer(at(now))
@@ -55,7 +69,7 @@ def test_an_honest_round_is_signed_and_counted(device_signer, landmark_signer):
 
 def test_datagrams_for_a_round_from_another_address_are_refused(device_signer, landmark_signer):
     d, a = dispatcher(landmark_signer), agent(device_signer, landmark_signer)
-    challenge = d.handle(a.open(), AGENT, at(0), None)
+    challenge = opened(d, a)
     assert challenge is not None
     response = a.receive(challenge.datagram)
     assert response is not None
@@ -67,9 +81,9 @@ def test_datagrams_for_a_round_from_another_address_are_refused(device_signer, l
 def test_opens_beyond_the_per_source_share_are_refused(device_signer, landmark_signer):
     d = dispatcher(landmark_signer, max_rounds_per_source=2)
     for _ in range(3):
-        d.handle(agent(device_signer, landmark_signer).open(), AGENT, at(0), None)
+        opened(d, agent(device_signer, landmark_signer))
     assert (d.counters.rounds_opened, d.counters.rounds_refused) == (2, 1)
-    d.handle(agent(device_signer, landmark_signer).open(), ("10.0.0.9", 1), at(0), None)
+    opened(d, agent(device_signer, landmark_signer), source=("10.0.0.9", 1))
     assert d.counters.rounds_opened == 3
 
 
@@ -81,7 +95,7 @@ def test_an_open_asking_for_more_exchanges_than_allowed_is_refused(device_signer
 
 def test_a_silent_agent_gets_fresh_challenges_then_the_round_fails(device_signer, landmark_signer):
     d = dispatcher(landmark_signer, challenge_timeout_ns=100 * MS)
-    first = d.handle(agent(device_signer, landmark_signer).open(), AGENT, at(0), None)
+    first = opened(d, agent(device_signer, landmark_signer))
     assert first is not None
     sent = [first.datagram]
     for step in range(1, 6):
@@ -94,7 +108,7 @@ def test_a_silent_agent_gets_fresh_challenges_then_the_round_fails(device_signer
 
 def test_rounds_past_their_lifetime_expire(device_signer, landmark_signer):
     d = dispatcher(landmark_signer, round_ttl_ns=50 * MS, challenge_timeout_ns=10**12)
-    d.handle(agent(device_signer, landmark_signer).open(), AGENT, at(0), None)
+    opened(d, agent(device_signer, landmark_signer))
     assert d.sweep(49 * MS) == []
     assert d.open_rounds == 1
     d.sweep(50 * MS)
@@ -106,7 +120,7 @@ def test_a_repeated_close_gets_the_same_receipt_until_the_round_is_forgotten(
 ):
     d, a = dispatcher(landmark_signer, linger_ns=1000 * MS), agent(device_signer, landmark_signer)
     now = 0
-    out = d.handle(a.open(), AGENT, at(now), None)
+    out = opened(d, a)
     close = receipt = None
     while out is not None:
         reply = a.receive(out.datagram)
@@ -149,3 +163,65 @@ def test_garbage_is_counted_malformed_and_changes_nothing(landmark_signer, data)
     assert d.handle(data, AGENT, at(0), None) is None
     assert d.counters.datagrams_malformed + d.counters.datagrams_rejected == 1  # b"": no kind
     assert (d.counters.rounds_opened, d.open_rounds) == (0, 0)
+
+
+def test_an_open_without_a_valid_cookie_gets_a_retry_and_leaves_no_state(
+    device_signer, landmark_signer
+):
+    d, a = dispatcher(landmark_signer), agent(device_signer, landmark_signer)
+    retry = d.handle(a.open(), AGENT, at(0), None)
+    assert retry is not None
+    assert decode_datagram(retry.datagram).WhichOneof("kind") == "retry"
+    assert len(retry.datagram) < len(a.open())  # nothing to amplify
+    with_cookie = a.receive(retry.datagram)
+    assert with_cookie is not None
+    elsewhere = ("127.0.0.1", 40001)  # the cookie was issued to AGENT only
+    again = d.handle(with_cookie, elsewhere, at(0), None)
+    assert again is not None
+    assert decode_datagram(again.datagram).WhichOneof("kind") == "retry"
+    expired = d.handle(with_cookie, AGENT, at(Limits().cookie_epoch_ns * 2), None)
+    assert expired is not None
+    assert decode_datagram(expired.datagram).WhichOneof("kind") == "retry"
+    assert (d.counters.opens_retried, d.counters.rounds_opened, d.open_rounds) == (3, 0, 0)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    flood=st.lists(
+        st.lists(st.tuples(st.sampled_from(JUNK_KINDS), st.binary(max_size=64)), max_size=30),
+        min_size=8,
+        max_size=8,
+    )
+)
+def test_junk_from_the_chip_s_own_address_never_starves_its_round(
+    device_signer, landmark_signer, flood
+):
+    """Between every two datagrams of an honest round, any junk an off-path adversary can
+    send from the chip's own address and port: the round still completes, with one
+    round's room and one Open's worth of rate at that address."""
+    d = dispatcher(landmark_signer, max_rounds_per_source=1, rate_per_s=1e-9, burst=1)
+    a = agent(device_signer, landmark_signer, exchanges=4)
+    replayed: list[bytes] = [a.open()]
+    now, bursts = 0, iter(flood)
+
+    def send_junk() -> None:
+        for kind, seed in next(bursts, []):
+            d.handle(junk_datagram(kind, seed, replayed), AGENT, at(now), None)
+
+    send_junk()
+    out = d.handle(a.open(), AGENT, at(now), None)
+    while out is not None:
+        send_junk()
+        if out.timed is not None:
+            out.timed.start_timer(at(now))
+        now += 10_000
+        reply = a.receive(out.datagram)
+        if reply is None:
+            break
+        send_junk()
+        out = d.handle(reply, AGENT, at(now), None)
+    assert a.state is AgentRoundState.DONE
+    assert (d.counters.rounds_opened, d.counters.receipts_signed) == (1, 1)
+    assert d.counters.datagrams_rate_limited == 0

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from geoattest.errors import Reason, WireError
 from geoattest.v1 import envelope_pb2, evidence_pb2, identity_pb2, round_pb2, verifier_service_pb2
-from geoattest.wire.decode import decode
+from geoattest.wire.decode import count_field, decode
 
 MESSAGES = [
     envelope_pb2.Envelope,
@@ -60,3 +60,39 @@ def test_invalid_utf8_in_a_string_field_is_malformed():
     with pytest.raises(WireError) as err:
         decode(round_pb2.Open, b"\x0a\x02\xff\xfe", limit=2048)
     assert err.value.reason is Reason.MALFORMED_MESSAGE
+
+
+@given(
+    proofs=st.lists(
+        st.builds(
+            envelope_pb2.Envelope,
+            payload_type=st.text(max_size=20),
+            payload=st.binary(max_size=300),
+            key_id=st.text(max_size=20),
+            signature=st.binary(max_size=80),
+        ),
+        max_size=40,
+    )
+)
+def test_count_field_counts_a_batch_s_entries_without_parsing_them(proofs):
+    batch = verifier_service_pb2.SubmitProofBatchRequest(
+        proofs=[verifier_service_pb2.SubmitProofRequest(proof=p) for p in proofs]
+    )
+    data = batch.SerializeToString()
+    assert count_field(data, 1, limit=len(data)) == len(proofs)
+
+
+@given(data=st.binary(max_size=200))
+def test_count_field_on_junk_counts_or_refuses_as_malformed(data):
+    try:
+        count = count_field(data, 1, limit=1000)
+    except WireError as refused:
+        assert refused.reason is Reason.MALFORMED_MESSAGE
+    else:
+        assert 0 <= count <= len(data)
+
+
+def test_count_field_refuses_oversized_input_unread():
+    with pytest.raises(WireError) as refused:
+        count_field(b"\x0a\x00" * 10, 1, limit=19)
+    assert refused.value.reason is Reason.OVERSIZED_MESSAGE
