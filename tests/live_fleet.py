@@ -24,9 +24,11 @@ GUARD_S = 90.0
 
 # Surveyed sites (lat, lon). Frankfurt is ~150 km from the nearest foreign land, the others
 # are 300-500 km from it: without a landmark in Frankfurt's data centre no bound is tight
-# enough to prove a Frankfurt chip is in Germany.
+# enough to prove a Frankfurt chip is in Germany. The data centre holds two, of
+# independent operators 500 m apart, as the default policy (one lying operator) needs.
 SITES = {
     "lm-fra": (50.1109, 8.6821),
+    "lm-fra-2": (50.1154, 8.6821),
     "lm-zrh": (47.3769, 8.5417),
     "lm-ams": (52.3676, 4.9041),
     "lm-cdg": (48.8566, 2.3522),
@@ -42,7 +44,8 @@ def write_scenario(
     cadence_s: float = 1.0,
     exchanges: int = 4,
 ) -> DemoScenario:
-    """Chips in Frankfurt's data centre (landmark lm-fra), licensed to Germany."""
+    """Chips in Frankfurt's data centre (landmarks lm-fra and lm-fra-2, where listed),
+    licensed to Germany; each landmark is its own operator."""
     lines = [
         'name = "e2e"',
         f"cadence_s = {cadence_s}",
@@ -65,7 +68,8 @@ def write_scenario(
     for device_id in chips:
         lines += ["[[chips]]", f'id = "{device_id}"', 'place = "Frankfurt data centre"']
         lines += [f"lat = {lat}", f"lon = {lon}", 'licensed_region = "DE"']
-        lines += ['datacentre_landmark = "lm-fra"']
+        datacentre = [lid for lid in ("lm-fra", "lm-fra-2") if lid in landmarks]
+        lines += [f"datacentre_landmarks = {json.dumps(datacentre)}"]
     path.write_text("\n".join(lines) + "\n")
     return load_scenario(path)
 

@@ -147,6 +147,7 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.SEALED_EDITED: _DENIED,
         Reason.SEALED_MISSING: _DENIED,
         Reason.BAD_CONFIG: _DENIED,
+        Reason.LANDMARK_KEY_REUSED: _DENIED,
         Reason.STUDY_UNVERIFIED: _DENIED,
     }
 )

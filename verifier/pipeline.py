@@ -7,12 +7,18 @@ whose reason becomes a REJECTED appraisal)::
     valid now -> proof signature [from here on the rejection is the device's: it names
     the device and may raise an alert] -> proof fields, agent measurement -> counter and hash
     chain (replay, fork, rollback, gap) -> per receipt: landmark known (by key id) and
-    not revoked, receipt signature, same device, transcript signed by the device key
-    and consistent, fresh by landmark time, newer than the chain's last receipt from
-    that landmark, one per landmark -> quorum -> the proof's newest round not older than
-    the chain's -> licence in force (not withdrawn, not expired) -> distance bounds at c
-    in vacuum -> region appraisal (geography) -> impossible travel against the device's
-    history fix (:mod:`.history`) -> verdict
+    not revoked (by id or by key), receipt signature, same device, transcript signed by
+    the device key and consistent, fresh by landmark time, newer than the chain's last
+    receipt from that landmark, one per landmark -> quorum of fault domains -> the proof's
+    newest round not older than the chain's -> licence in force (not withdrawn, not
+    expired) -> distance bounds at c in vacuum -> region
+    appraisal (geography) -> ALLOWED only if it survives any ``landmark_faults`` fault
+    domains lying -> impossible travel against the device's history fix (:mod:`.history`)
+    -> verdict
+
+A fault domain is what one faulty party controls: the landmarks of one operator, and
+landmarks whose surveyed sites lie within :data:`SAME_SITE_KM` of each other (keys on one
+host count as one), joined transitively. The quorum counts domains, not receipts.
 
 Nothing is parsed before its signature is checked: keys are found by key id.
 A rejected proof yields no new chain head, so the caller has nothing to commit.
@@ -27,13 +33,14 @@ with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
 >>> import os
 >>> from geoattest.crypto import KeySigner
 >>> from geoattest.geo import build_policy, circle_region
->>> from geoattest.pki import LandmarkRecord, RevocationList
+>>> from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 >>> from geoattest.protocol.proof import ProofChain
 >>> from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 >>> from geoattest.verifier.state import DeviceRecord, InMemoryState
 >>> unix_ns = 1_767_225_600 * SECOND_NS  # the landmarks' wall clocks: 2026-01-01
 >>> device = KeySigner.generate()
 >>> sites = {"lm-fra": (50.11, 8.68), "lm-wie": (50.08, 8.24), "lm-dar": (49.87, 8.65)}
+>>> # three operators, one landmark each: ALLOWED must hold with any one of them lying
 >>> landmark_keys = {landmark_id: KeySigner.generate() for landmark_id in sites}
 >>> def receipt(landmark_id):  # one round, in memory (see geoattest.protocol.round)
 ...     key = landmark_keys[landmark_id]
@@ -74,6 +81,7 @@ with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -82,7 +90,8 @@ from itertools import combinations
 
 from geoattest.crypto import VerifyingKey, sha256
 from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
-from geoattest.pki import LandmarkRecord, RevocationList
+from geoattest.geo.sphere import distance_km
+from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
 from geoattest.units import SECOND_NS
@@ -95,6 +104,11 @@ from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
 
 MAX_RECEIPTS = 16
+DEFAULT_LANDMARK_FAULTS = 1
+"""The safe default: an ALLOWED survives any one landmark operator lying."""
+SAME_SITE_KM = 0.1
+"""Landmarks whose surveyed sites are closer than this (100 m) share a host, a building
+or a campus: one fault domain, whoever their operators."""
 
 
 class AlertKind(StrEnum):
@@ -155,11 +169,13 @@ class PipelineConfig:
     """How far a landmark's clock may run ahead of the verifier's."""
     allowed_measurements: frozenset[bytes] | None = None
     """Agent firmware digests the policy accepts; None accepts any (not recommended)."""
-    landmark_faults: int = 0
-    """How many lying landmarks an ALLOWED verdict must survive: it stands only if it
-    still holds with any that many receipts left out, so one landmark that under-reports
-    cannot shrink the feasible region into the licence alone. 0 trusts every registered,
-    unrevoked landmark. It never makes a verdict more permissive."""
+    landmark_faults: int = DEFAULT_LANDMARK_FAULTS
+    """How many lying landmark operators (fault domains) an ALLOWED verdict must survive:
+    it stands only if it still holds with the receipts of any that many fault domains
+    left out, so one operator whose landmarks under-report cannot shrink the feasible
+    region into the licence alone. Where the receipts span too few domains for that, the
+    verdict is INCONCLUSIVE (the policy is never quietly weakened). 0 trusts every
+    registered, unrevoked landmark. It never makes a verdict more permissive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +259,12 @@ class ProofAppraiser:
         revocations: RevocationList,
         region: RegionAppraiser,
     ) -> None:
+        """An appraiser over a registry of landmarks (each key is one landmark).
+
+        Raises:
+            LandmarkKeyReusedError: two records hold one key.
+            ConfigError: a bad quorum or fault count, or a bad landmark record.
+        """
         if config.quorum < 1:
             raise ConfigError("quorum must be at least 1")
         if not 0 <= config.landmark_faults < config.quorum:
@@ -250,8 +272,12 @@ class ProofAppraiser:
         self.config = config
         self.revocations = revocations
         self.region = region
+        registry = LandmarkRegistry(landmarks)
         self._landmarks_by_key: Mapping[str, LandmarkRecord] = {
-            record.verifying_key.key_id: record for record in landmarks
+            record.verifying_key.key_id: record for record in registry
+        }
+        self._operators: Mapping[str, str] = {
+            record.landmark_id: record.operator for record in self._landmarks_by_key.values()
         }
 
     @property
@@ -262,6 +288,10 @@ class ProofAppraiser:
     def with_revocations(self, revocations: RevocationList) -> ProofAppraiser:
         """The same appraiser under another revocation list (a landmark excluded, say)."""
         return ProofAppraiser(self.config, self.landmarks, revocations, self.region)
+
+    def with_landmarks(self, landmarks: Iterable[LandmarkRecord]) -> ProofAppraiser:
+        """The same appraiser over another registry (a landmark registered, say)."""
+        return ProofAppraiser(self.config, landmarks, self.revocations, self.region)
 
     def appraise(
         self, proof: bytes | envelope_pb2.Envelope, state: TrustedState, now_ns: int
@@ -402,7 +432,7 @@ class ProofAppraiser:
         region = survive_faults(
             self.region,
             self.region.appraise(bounds, device.licensed_region),
-            bounds,
+            fault_domains(bounds, self._operators),
             device.licensed_region,
             self.config.landmark_faults,
         )
@@ -509,14 +539,8 @@ class ProofAppraiser:
                 )
             seen[landmark.landmark_id] = receipt.landmark_time_ns
             timed.append((landmark, receipt))
-        if len(timed) < self.config.quorum:
-            raise EvidenceError(
-                Reason.QUORUM_NOT_MET, f"{len(timed)} receipts, policy needs {self.config.quorum}"
-            )
-        newest = max(receipt.landmark_time_ns for _, receipt in timed)
-        oldest = min(receipt.landmark_time_ns for _, receipt in timed)
-        if newest - oldest > self.config.max_round_spread_ns:
-            raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
+        newest = max((receipt.landmark_time_ns for _, receipt in timed), default=0)
+        oldest = min((receipt.landmark_time_ns for _, receipt in timed), default=0)
         km_per_ns = self.config.max_chip_speed_m_s / 1e12
         bounds = tuple(
             LandmarkBound(
@@ -528,6 +552,15 @@ class ProofAppraiser:
             )
             for landmark, receipt in timed
         )
+        domains = len(fault_domains(bounds, self._operators))
+        if domains < self.config.quorum:
+            raise EvidenceError(
+                Reason.QUORUM_NOT_MET,
+                f"{len(timed)} receipts from {domains} fault domain(s) (operators and sites), "
+                f"policy needs {self.config.quorum}",
+            )
+        if newest - oldest > self.config.max_round_spread_ns:
+            raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
         return bounds, newest
 
     def _check_receipt(
@@ -537,7 +570,7 @@ class ProofAppraiser:
         landmark = self._landmarks_by_key.get(envelope.key_id)
         if landmark is None:
             raise EvidenceError(Reason.UNKNOWN_LANDMARK, "receipt key belongs to no landmark")
-        if self.revocations.landmark_revoked(landmark.landmark_id):
+        if self.revocations.landmark_revoked(landmark.landmark_id, envelope.key_id):
             raise EvidenceError(Reason.REVOKED_LANDMARK, landmark.landmark_id)
         try:
             payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, landmark.verifying_key)
@@ -589,24 +622,73 @@ class ProofAppraiser:
             raise EvidenceError(Reason.CHALLENGE_REUSED, f"round of {receipt.landmark_id}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _sites_apart_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two landmark sites: the same few pairs recur in
+    every proof's fault domains."""
+    return float(distance_km(lat1, lon1, lat2, lon2))
+
+
+def fault_domains(
+    bounds: Sequence[LandmarkBound], operators: Mapping[str, str]
+) -> tuple[tuple[LandmarkBound, ...], ...]:
+    """The bounds grouped by fault domain: two bounds share one if their landmarks have
+    the same operator (``operators`` by landmark id; a landmark it does not name is its
+    own operator) or sites within :data:`SAME_SITE_KM`, and transitively so. Groups come
+    in the order of their first bound."""
+    parent = list(range(len(bounds)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner = [operators.get(b.landmark_id, b.landmark_id) for b in bounds]
+    for i, j in combinations(range(len(bounds)), 2):
+        a, b = bounds[i], bounds[j]
+        if owner[i] == owner[j] or (
+            _sites_apart_km(a.latitude, a.longitude, b.latitude, b.longitude) < SAME_SITE_KM
+        ):
+            parent[root(j)] = root(i)
+    groups: dict[int, list[LandmarkBound]] = {}
+    for i, bound in enumerate(bounds):
+        groups.setdefault(root(i), []).append(bound)
+    return tuple(tuple(group) for group in groups.values())
+
+
 def survive_faults(
     appraiser: RegionAppraiser,
     appraisal: RegionAppraisal,
-    bounds: tuple[LandmarkBound, ...],
+    domains: Sequence[Sequence[LandmarkBound]],
     licensed_region: str,
     faults: int,
 ) -> RegionAppraisal:
-    """ALLOWED only if it holds without any ``faults`` of the bounds (lying landmarks)."""
+    """ALLOWED only if it holds without the bounds of any ``faults`` of the fault
+    ``domains`` (:func:`fault_domains`): that many lying operators cannot make it.
+
+    With no more domains than ``faults``, nothing is left to judge by and the verdict is
+    INCONCLUSIVE: the policy is never weakened to fit the evidence.
+    """
     if appraisal.verdict is not Verdict.ALLOWED or faults == 0:
         return appraisal
-    for kept in combinations(bounds, len(bounds) - faults):
+    tolerates = f"policy tolerates {faults} lying landmark operator(s)"
+    if len(domains) <= faults:
+        return replace(
+            appraisal,
+            verdict=Verdict.INCONCLUSIVE,
+            detail=f"{appraisal.detail}; but the receipts span only {len(domains)} fault "
+            f"domain(s) (operators and sites) and the {tolerates}",
+        )
+    for left_out in combinations(range(len(domains)), faults):
+        kept = tuple(b for i, d in enumerate(domains) if i not in left_out for b in d)
         without = appraiser.appraise(kept, licensed_region)
         if without.verdict is not Verdict.ALLOWED:
-            left_out = sorted({b.landmark_id for b in bounds} - {b.landmark_id for b in kept})
+            ids = sorted(b.landmark_id for i in left_out for b in domains[i])
             return replace(
                 appraisal,
                 verdict=Verdict.INCONCLUSIVE,
-                detail=f"{appraisal.detail}; but without {', '.join(left_out)} it is "
-                f"{without.verdict.value} (policy tolerates {faults} lying landmark(s))",
+                detail=f"{appraisal.detail}; but without {', '.join(ids)} it is "
+                f"{without.verdict.value} ({tolerates})",
             )
     return appraisal

@@ -152,6 +152,9 @@ class Reason(StrEnum):
     # --- operator input ---
     BAD_CONFIG = "config.invalid"
     """A configuration value, file or key is missing or invalid."""
+    LANDMARK_KEY_REUSED = "config.landmark_key_reused"
+    """A landmark registry entry names a public key already registered under another
+    landmark id: one key is one landmark, so it may not count twice."""
 
     # --- studies ---
     STUDY_UNVERIFIED = "study.unverified"
@@ -191,6 +194,13 @@ class ConfigError(GeoattestError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(Reason.BAD_CONFIG, detail)
+
+
+class LandmarkKeyReusedError(ConfigError):
+    """The landmark registry already holds this public key under another id."""
+
+    def __init__(self, detail: str) -> None:
+        GeoattestError.__init__(self, Reason.LANDMARK_KEY_REUSED, detail)
 
 
 class StudyError(GeoattestError):

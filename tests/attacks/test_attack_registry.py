@@ -1,5 +1,5 @@
-"""The scenario registry: every scenario has a test in its threat's module, and the
-only scenarios not defended are the known residual risks the suite names."""
+"""The scenario registry: every scenario has a test in its threat's module, and every
+scenario is defended at the verifier's default settings."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from geoattest.attacks.world import AttackWorld
 from geoattest.verdict import Verdict
 
 HERE = Path(__file__).parent
-NOT_YET_DEFENDED = {
-    "lying_landmark_among_distant_honest_ones",
-    "predictable_challenges_answered_ahead",
-}
 
 
 def test_every_scenario_is_tested_in_its_threat_module() -> None:
@@ -23,10 +19,9 @@ def test_every_scenario_is_tested_in_its_threat_module() -> None:
         assert f'"{scenario.name}"' in module.read_text(), scenario.name
 
 
-def test_only_the_known_gaps_are_undefended() -> None:
+def test_every_scenario_is_defended_at_the_default_settings() -> None:
     undefended = {s.name for s in SCENARIOS if not s.run().defended}
-    assert undefended == NOT_YET_DEFENDED
-    assert {s.name for s in SCENARIOS if s.residual} == NOT_YET_DEFENDED
+    assert undefended == set()
 
 
 def test_no_attack_is_allowed_on_any_of_ten_networks() -> None:
@@ -35,7 +30,7 @@ def test_no_attack_is_allowed_on_any_of_ten_networks() -> None:
     false_allowed = [
         (scenario.name, seed)
         for scenario in SCENARIOS
-        if Verdict.ALLOWED not in scenario.expect.verdicts and scenario.name not in NOT_YET_DEFENDED
+        if Verdict.ALLOWED not in scenario.expect.verdicts
         for seed in range(1, 11)
         if scenario.run(AttackWorld(seed=seed, **scenario.world)).verdict is Verdict.ALLOWED
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from attack_suite import assert_outcome
 
 from geoattest.attacks.catalog import BY_NAME
@@ -34,22 +33,17 @@ def test_lying_landmark_contradicted_by_honest_ones_is_flagged_inconsistent() ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not defended under the default policy (landmark_faults=0): one lying landmark "
-    "whose disk lies inside the honest ones' shrinks the feasible region into the licence; "
-    "landmark_faults=1 defends it (below) at the price of a second close landmark",
-)
-def test_lying_landmark_among_distant_honest_ones_is_never_allowed() -> None:
-    outcome = BY_NAME["lying_landmark_among_distant_honest_ones"].run()
-    assert outcome.verdict is not Verdict.ALLOWED, outcome
-
-
-def test_lying_landmark_is_outvoted_when_policy_tolerates_one() -> None:
-    outcome = assert_outcome(
-        "lying_landmark_outvoted_when_policy_tolerates_one", Verdict.INCONCLUSIVE
-    )
+def test_lying_landmark_among_distant_honest_ones_is_outvoted_by_default() -> None:
+    outcome = assert_outcome("lying_landmark_among_distant_honest_ones", Verdict.INCONCLUSIVE)
     assert "without lm-sin it is INCONCLUSIVE" in outcome.detail
+
+
+def test_a_policy_that_trusts_every_landmark_lets_the_liar_vouch() -> None:
+    """Why the default tolerates one liar: at landmark_faults = 0 the same attack is
+    ALLOWED (the setting exists only to be chosen knowingly)."""
+    scenario = BY_NAME["lying_landmark_among_distant_honest_ones"]
+    outcome = scenario.run(AttackWorld(landmark_faults=0))
+    assert outcome.verdict is Verdict.ALLOWED
 
 
 def test_honest_chip_with_two_datacentre_landmarks_stays_allowed_tolerating_one_liar() -> None:
@@ -57,10 +51,12 @@ def test_honest_chip_with_two_datacentre_landmarks_stays_allowed_tolerating_one_
 
 
 def test_tolerating_a_liar_costs_allowed_where_only_one_landmark_is_close() -> None:
-    """The price of the option, stated: one close landmark cannot be left out."""
-    scenario = BY_NAME["honest_chip_in_licensed_region"]
-    outcome = scenario.run(AttackWorld(landmark_faults=1))
+    """The price of the default, stated: where both close landmarks have one operator,
+    that operator cannot be left out, and the verdict says so instead of trusting it."""
+    scenario = BY_NAME["honest_chip_with_two_datacentre_landmarks_tolerating_one_liar"]
+    outcome = scenario.run(AttackWorld(operators={"lm-sin-b": "lm-sin"}))
     assert outcome.verdict is Verdict.INCONCLUSIVE
+    assert "policy tolerates 1 lying landmark operator" in outcome.detail
 
 
 def test_lying_landmark_is_excluded_by_the_verifiers_landmark_audit() -> None:

@@ -3,7 +3,6 @@ answering ahead of a landmark whose challenges are reused or predictable."""
 
 from __future__ import annotations
 
-import pytest
 from attack_suite import assert_outcome
 
 from geoattest.attacks.catalog import BY_NAME
@@ -51,21 +50,8 @@ def test_reused_challenge_round_would_otherwise_bound_the_chip_next_to_the_landm
     assert rtt["lm-sin"] < 20_000 < min(rtt["lm-jhb"], rtt["lm-kul"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not defended under the default policy (landmark_faults=0): a landmark whose "
-    "challenges can be predicted times the chip as if it sat next to it; landmark_faults=1 "
-    "outvotes it (below) and the landmark audit excludes one that repeats its challenges",
-)
-def test_predictable_challenges_answered_ahead_are_never_allowed() -> None:
-    outcome = BY_NAME["predictable_challenges_answered_ahead"].run()
-    assert outcome.verdict is not Verdict.ALLOWED, outcome
-
-
-def test_predictable_challenges_are_outvoted_when_policy_tolerates_one() -> None:
-    outcome = assert_outcome(
-        "predictable_challenges_outvoted_when_policy_tolerates_one", Verdict.INCONCLUSIVE
-    )
+def test_predictable_challenges_answered_ahead_are_outvoted_by_default() -> None:
+    outcome = assert_outcome("predictable_challenges_answered_ahead", Verdict.INCONCLUSIVE)
     assert "without lm-sin it is INCONCLUSIVE" in outcome.detail
 
 

@@ -35,6 +35,8 @@ def test_cost_json_has_the_costs_detection_and_published_models(deployment: Path
         "40",
         "--destinations",
         "cn,HK",
+        "--landmark-faults",
+        "0",  # one landmark in Taiwan: certifiable only if every landmark is trusted
         "--json",
     )
     assert result.returncode == 0, result.stderr
@@ -54,6 +56,7 @@ def test_cost_json_has_the_costs_detection_and_published_models(deployment: Path
         assert figure["unit"]
         assert figure["source"]
     assert {f["name"]: f["value"] for f in study["inputs"]}["cadence_s"] == 900
+    assert {f["name"]: f["value"] for f in study["inputs"]}["landmark_faults"] == 0
 
 
 def test_cost_tables_for_people(deployment: Path) -> None:

@@ -44,7 +44,8 @@ def landmark_dir(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("landmark")
     key, registry = base / "lm-fra", base / "registry.json"
     made = run(
-        "landmark", "keygen", "--id", "lm-fra", "--lat", "50.11", "--lon", "8.68",
+        "landmark", "keygen", "--id", "lm-fra", "--operator", "de-carrier",
+        "--lat", "50.11", "--lon", "8.68",
         "--out", str(key), "--registry", str(registry),
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -135,7 +136,18 @@ def test_serve_with_a_bad_flag_value_names_it(landmark_dir):
 def test_serve_refuses_a_key_the_registry_does_not_list(landmark_dir, tmp_path):
     other = tmp_path / "other"
     made = run(
-        "landmark", "keygen", "--id", "lm-fra", "--lat", "1", "--lon", "2", "--out", str(other)
+        "landmark",
+        "keygen",
+        "--id",
+        "lm-fra",
+        "--operator",
+        "de-carrier",
+        "--lat",
+        "1",
+        "--lon",
+        "2",
+        "--out",
+        str(other),
     )
     assert made.returncode == 0, made.stderr
     result = run("landmark", "serve", "--key", str(other), "--registry", str(landmark_dir[1]))

@@ -1,6 +1,7 @@
 """A landmark that goes down never turns into a verdict better than the remaining evidence
-supports: a Frankfurt chip is ALLOWED only thanks to the landmark in its data centre; once
-that landmark is SIGKILLed, the far landmarks' wider bounds cannot prove it is in Germany."""
+supports: a Frankfurt chip is ALLOWED only thanks to the two landmarks in its data centre
+(two operators: the default policy tolerates one lying); once one is SIGKILLed, the other
+cannot vouch alone and the far landmarks' wider bounds cannot prove it is in Germany."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from geoattest.wire.client import VerifierClient
 
 CHIP = "chip-de-01"
 DC_LANDMARK = "lm-fra"
+OTHER_DC_LANDMARK = "lm-fra-2"
 CADENCE_S = 1.0
 
 pytestmark = pytest.mark.slow
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.slow
 def fleet(tmp_path: Path) -> Iterator[LiveFleet]:
     scenario = write_scenario(
         tmp_path / "scenario.toml",
-        landmarks=["lm-fra", "lm-zrh", "lm-ams", "lm-cdg"],
+        landmarks=["lm-fra", "lm-fra-2", "lm-zrh", "lm-ams", "lm-cdg"],
         chips=[CHIP],
         quorum=3,
         cadence_s=CADENCE_S,
@@ -69,7 +71,8 @@ def test_killing_the_datacentre_landmark_never_yields_allowed(fleet: LiveFleet):
     ]
     for r in after:
         if r["verdict"] == "INCONCLUSIVE":
-            assert min(b["bound_km"] for b in r["bounds"]) > 150, r["bounds"]
+            far = [b for b in r["bounds"] if b["landmark_id"] != OTHER_DC_LANDMARK]
+            assert min(b["bound_km"] for b in far) > 150, r["bounds"]
 
     # The verifier's own record agrees.
     async def last_verdict() -> int:

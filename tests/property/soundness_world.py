@@ -17,7 +17,9 @@ A broken promise is kept in :attr:`SoundnessWorld.violations`, with what led to 
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -344,14 +346,14 @@ class SoundnessWorld(ServedWorld):
                 self.violations.append(f"a resubmission of {result.device_id} got a new token")
             return
         self.tokens.add(result.token)
-        problem = self._unsound(evidence, result.device_id)
+        problem = self._unsound(evidence, result.device_id, result.token)
         if problem:
             self.violations.append(
                 f"ALLOWED for {result.device_id} proof {result.counter} ({result.detail}): "
                 f"{problem}"
             )
 
-    def _unsound(self, evidence: envelope_pb2.Envelope | bytes, device_id: str) -> str:
+    def _unsound(self, evidence: envelope_pb2.Envelope | bytes, device_id: str, token: str) -> str:
         """Why an ALLOWED answer to ``evidence`` is false ("" when it is true)."""
         licence = self.issued.get(device_id)
         now_ns = self.world.now_ns()
@@ -359,6 +361,8 @@ class SoundnessWorld(ServedWorld):
             return "its licence was withdrawn"
         if licence.valid_until_ns <= now_ns:
             return "its licence had expired"
+        if _token_expiry_ns(token) > licence.valid_until_ns:
+            return "its result outlives the licence"
         try:
             envelope = _envelope(evidence)
             proof = decode(evidence_pb2.LocationProof, envelope.payload, limit=MAX_PROOF_BYTES)
@@ -374,6 +378,15 @@ class SoundnessWorld(ServedWorld):
         if outside:
             return f"measured in {', '.join(sorted(outside))}, licensed for {licence.region}"
         return ""
+
+
+def _token_expiry_ns(token: str) -> int:
+    """The ``exp`` claim of a result token (its signature is the agent's to check)."""
+    claims = token.split(".")[1]
+    return (
+        int(json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["exp"])
+        * SECOND_NS
+    )
 
 
 def _envelope(evidence: envelope_pb2.Envelope | bytes) -> envelope_pb2.Envelope:

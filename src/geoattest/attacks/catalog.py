@@ -6,7 +6,15 @@ module only joins them, so adding a group touches one line here.
 
 from __future__ import annotations
 
-from geoattest.attacks import agent_state, clock, history, junk, licence, scenarios
+from geoattest.attacks import (
+    agent_state,
+    clock,
+    history,
+    junk,
+    landmark_identity,
+    licence,
+    scenarios,
+)
 from geoattest.attacks.scenarios import AttackScenario
 
 SCENARIOS: tuple[AttackScenario, ...] = (
@@ -15,6 +23,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
     *history.SCENARIOS,
     *clock.SCENARIOS,
     *junk.SCENARIOS,
+    *landmark_identity.SCENARIOS,
     *licence.SCENARIOS,
 )
 

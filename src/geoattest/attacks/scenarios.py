@@ -56,17 +56,17 @@ SHENZHEN = PLACES["Shenzhen"]
 JOHOR_BAHRU = PLACES["Johor Bahru"]
 SG_LANDMARKS = ("lm-sin", "lm-jhb", "lm-kul")
 MY_NORTH = ("lm-kul", "lm-pen", "lm-kbr")
-SG1 = frozenset({"lm-sin"})
-"""The Singapore data centre's landmark, reached over its own network."""
+SG1 = frozenset({"lm-sin", "lm-sin-b"})
+"""The Singapore data centre's two landmarks (independent operators, two buildings),
+reached over its own network."""
 HELPER_SITE = LANDMARKS["lm-sin"]
 """The relay helper rents a rack in the Singapore landmark's own data centre."""
 
 
 @dataclass(frozen=True)
 class Expect:
-    """The defended outcome. ``verdicts`` holds more than one only for "never ALLOWED"
-    expectations of scenarios not yet defended; it holds None for attacks that end without
-    a proof to appraise (a heartbeat that stops)."""
+    """The defended outcome. ``verdicts`` holds None for attacks that end without a proof
+    to appraise (a heartbeat that stops)."""
 
     verdicts: frozenset[Verdict | None]
     reason: Reason | None = None
@@ -126,8 +126,6 @@ class Outcome:
     detail: str
     device_state: str = ""
     licence: str = ""
-    residual: str = ""
-    """For a known gap: the residual risk the threat model states (see ``AttackScenario``)."""
 
 
 @dataclass(frozen=True)
@@ -143,11 +141,6 @@ class AttackScenario:
     play: Play = field(repr=False)
     world: Mapping[str, Any] = field(default_factory=dict)
     """Options for the :class:`AttackWorld` the attack needs (revocations, registry)."""
-    residual: str = ""
-    """Non-empty for a known gap: the attack is not defended in this world, by design of
-    its policy, and this names the residual risk and the setting that closes it.
-    ``geoattest attack run`` reports it as such, and passes it only with
-    ``--accept-residual``."""
 
     def new_world(self, **variant: Any) -> AttackWorld:
         """A fresh seeded world for this attack; ``variant`` swaps in test-only parts."""
@@ -182,7 +175,6 @@ class AttackScenario:
             detail=seen.detail,
             device_state=seen.device_state,
             licence=seen.licence,
-            residual=self.residual,
         )
 
 
@@ -397,10 +389,10 @@ def play_lying_landmark_colludes(world: AttackWorld) -> envelope_pb2.Envelope:
 
 
 def play_honest_two_datacentre_landmarks(world: AttackWorld) -> envelope_pb2.Envelope:
-    """Two independent landmarks in the chip's data centre, so one may be left out."""
+    """Two landmarks of independent operators in the chip's data centre, so either may be
+    left out."""
     landmarks = ("lm-sin", "lm-sin-b", "lm-jhb", "lm-kul")
-    both = frozenset({"lm-sin", "lm-sin-b"})
-    return _honest(world, "chip-sg", SINGAPORE, "SG", landmarks=landmarks, datacentre=both)
+    return _honest(world, "chip-sg", SINGAPORE, "SG", landmarks=landmarks, datacentre=SG1)
 
 
 @dataclass(frozen=True)
@@ -730,18 +722,6 @@ def play_heartbeat_stops_in_transit(world: AttackWorld) -> Observed:
         )
 
 
-LYING_RESIDUAL = (
-    "one lying registered landmark near the licensed region can vouch for a chip anywhere "
-    "its honest peers' wide disks reach; set landmark_faults = 1 (geoattest verifier serve "
-    "--landmark-faults 1) and audit the landmarks (VerifierService.cross_check)"
-)
-PREDICTABLE_RESIDUAL = (
-    "a landmark whose challenges can be predicted is as good as a lying one: the host "
-    "answers ahead; set landmark_faults = 1 and audit the landmarks, which catches a "
-    "landmark that repeats its challenges, not one whose generator's secret has leaked"
-)
-
-NEVER_ALLOWED = (Verdict.OUTSIDE, Verdict.INCONCLUSIVE, Verdict.INCONSISTENT, Verdict.REJECTED)
 OUTSIDE = (AlertKind.OUTSIDE_LICENSED_REGION,)
 
 SCENARIOS: tuple[AttackScenario, ...] = (
@@ -845,18 +825,10 @@ SCENARIOS: tuple[AttackScenario, ...] = (
         "predictable_challenges_answered_ahead",
         "round",
         "lm-sin draws its challenges from a fixed seed; having watched one of its rounds, "
-        "the host feeds each next challenge to the Shenzhen chip before lm-sin issues it.",
-        Expect(frozenset(NEVER_ALLOWED) - {Verdict.REJECTED}, advances=True),
-        play_predictable_challenges,
-        residual=PREDICTABLE_RESIDUAL,
-    ),
-    AttackScenario(
-        "predictable_challenges_outvoted_when_policy_tolerates_one",
-        "round",
-        "As above, against a verifier whose policy tolerates one faulty landmark.",
+        "the host feeds each next challenge to the Shenzhen chip before lm-sin issues it. "
+        "The default policy outvotes lm-sin: ALLOWED must hold with any one operator left out.",
         _expect(Verdict.INCONCLUSIVE),
         play_predictable_challenges,
-        {"landmark_faults": 1},
     ),
     AttackScenario(
         "replayed_proof",
@@ -976,10 +948,10 @@ SCENARIOS: tuple[AttackScenario, ...] = (
         "lying_landmark_among_distant_honest_ones",
         "landmark",
         "Shenzhen chip licensed to SG measures only Singapore-area landmarks; lm-sin "
-        "under-reports, the honest ones are far and their disks cover it.",
-        Expect(frozenset(NEVER_ALLOWED) - {Verdict.REJECTED}, advances=True),
+        "under-reports, the honest ones are far and their disks cover it. The default "
+        "policy outvotes lm-sin: ALLOWED must hold with any one operator left out.",
+        _expect(Verdict.INCONCLUSIVE),
         play_lying_landmark_colludes,
-        residual=LYING_RESIDUAL,
     ),
     AttackScenario(
         "lying_landmark_excluded_by_crosscheck",
@@ -998,22 +970,12 @@ SCENARIOS: tuple[AttackScenario, ...] = (
         play_predictable_landmark_excluded_by_crosscheck,
     ),
     AttackScenario(
-        "lying_landmark_outvoted_when_policy_tolerates_one",
-        "landmark",
-        "As above, against a verifier whose policy tolerates one lying landmark: ALLOWED "
-        "must hold with any one receipt left out.",
-        _expect(Verdict.INCONCLUSIVE),
-        play_lying_landmark_colludes,
-        {"landmark_faults": 1},
-    ),
-    AttackScenario(
         "honest_chip_with_two_datacentre_landmarks_tolerating_one_liar",
         "landmark",
-        "Control: honest Singapore chip with two landmarks in its data centre, against the "
-        "policy that tolerates one lying landmark.",
+        "Control: honest Singapore chip with two landmarks of independent operators in its "
+        "data centre, under the default policy (it tolerates one lying operator).",
         _expect(Verdict.ALLOWED),
         play_honest_two_datacentre_landmarks,
-        {"landmark_faults": 1},
     ),
     AttackScenario(
         "near_landmarks_flooded",

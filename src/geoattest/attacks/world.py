@@ -22,14 +22,19 @@ from geoattest.geo import build_policy, country_region
 from geoattest.netsim.adversary import Adversary, Compose, DatagramDelivery, Role, Transit
 from geoattest.netsim.latency import LatencyModel, LatLon, great_circle_km
 from geoattest.netsim.virtual import VirtualClock, VirtualNetwork
-from geoattest.pki import LandmarkRecord, RevocationList
+from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, Randomness, decode_datagram
 from geoattest.v1 import envelope_pb2
 from geoattest.verdict import RegionAppraiser
 from geoattest.verifier.landmark.clock import Bracket
 from geoattest.verifier.landmark.dispatch import Dispatcher, Limits
-from geoattest.verifier.pipeline import Appraisal, PipelineConfig, ProofAppraiser
+from geoattest.verifier.pipeline import (
+    DEFAULT_LANDMARK_FAULTS,
+    Appraisal,
+    PipelineConfig,
+    ProofAppraiser,
+)
 from geoattest.verifier.state import DeviceRecord, InMemoryState
 
 UNIX_BASE_NS = 1_767_225_600 * 10**9
@@ -42,7 +47,7 @@ LAN_DELAY_NS = 20_000
 
 LANDMARKS: dict[str, LatLon] = {
     "lm-sin": (1.3349, 103.8920),
-    "lm-sin-b": (1.3349, 103.8920),
+    "lm-sin-b": (1.3394, 103.8920),
     "lm-jhb": (1.4927, 103.7414),
     "lm-kul": (3.1390, 101.6869),
     "lm-pen": (5.4141, 100.3288),
@@ -53,7 +58,10 @@ LANDMARKS: dict[str, LatLon] = {
     "lm-tpe": (25.0330, 121.5654),
     "lm-fra": (50.1109, 8.6821),
 }
-"""Surveyed landmark sites (the registry's coordinates unless a scenario lies about them)."""
+"""Surveyed landmark sites (the registry's coordinates unless a scenario lies about them).
+The Singapore data centre holds two, lm-sin and lm-sin-b, of independent operators at
+buildings 500 m apart (two fault domains), so its chips are ALLOWED under the default
+``landmark_faults = 1``."""
 
 PLACES: dict[str, LatLon] = {
     "Singapore": (1.3349, 103.8920),
@@ -154,12 +162,21 @@ class AttackWorld:
 
     seed: int = 7
     quorum: int = 3
-    landmark_faults: int = 0
-    """Lying landmarks an ALLOWED verdict must survive (the verifier policy's option)."""
+    landmark_faults: int = DEFAULT_LANDMARK_FAULTS
+    """Lying landmark operators an ALLOWED verdict must survive (the verifier's option)."""
     registered_sites: dict[str, LatLon] = field(default_factory=lambda: dict(LANDMARKS))
     """Coordinates the registry lists (a scenario may register a landmark wrongly)."""
+    operators: dict[str, str] = field(default_factory=dict)
+    """Operators the registry lists by landmark id; a landmark not named here is its own
+    operator (every landmark of the world is independent unless a scenario says not)."""
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Extra landmark servers by id, each the named landmark's own key and site under a
+    second id (an operator presenting one key as two landmarks). The registry lists an
+    alias only where ``registered_sites`` names it."""
     revoked_devices: frozenset[str] = frozenset()
     revoked_landmarks: frozenset[str] = frozenset()
+    revoked_keys_of: frozenset[str] = frozenset()
+    """Landmarks whose keys (not ids) the revocation list names."""
     region_wrapper: Callable[[RegionAppraiser], RegionAppraiser] | None = None
     """Tests wrap the geography to build verifier variants (negative controls)."""
     agent: ChipAgent = field(default_factory=ChipAgent)
@@ -174,6 +191,11 @@ class AttackWorld:
 
     def __post_init__(self) -> None:
         self.landmark_signers = {lid: KeySigner.generate() for lid in LANDMARKS}
+        self.sites: dict[str, LatLon] = dict(LANDMARKS)
+        """Where each landmark server really stands (aliases included)."""
+        for alias, landmark_id in self.aliases.items():
+            self.landmark_signers[alias] = self.landmark_signers[landmark_id]
+            self.sites[alias] = LANDMARKS[landmark_id]
         self.state = InMemoryState()
         self.devices: dict[str, Device] = {}
         self.clock = VirtualClock(start_ns=10**9)
@@ -186,15 +208,17 @@ class AttackWorld:
         region: RegionAppraiser = policy.appraiser()
         if self.region_wrapper is not None:
             region = self.region_wrapper(region)
-        records = self.landmark_records()
+        revoked_keys = frozenset(
+            self.landmark_signers[lid].verifying_key.key_id for lid in self.revoked_keys_of
+        )
         self.appraiser = ProofAppraiser(
             PipelineConfig(
                 quorum=self.quorum,
                 allowed_measurements=frozenset({MEASUREMENT}),
                 landmark_faults=self.landmark_faults,
             ),
-            records,
-            RevocationList(1, self.revoked_devices, self.revoked_landmarks),
+            self.landmark_records(),
+            RevocationList(1, self.revoked_devices, self.revoked_landmarks, revoked_keys),
             region,
         )
         self._rounds = 0
@@ -259,7 +283,7 @@ class AttackWorld:
             for lid in chip.landmarks
         }
         for lid in chip.landmarks:
-            net.attach(lid, LANDMARKS[lid], Role.LANDMARK, self._landmark_handler(lid))
+            net.attach(lid, self.sites[lid], Role.LANDMARK, self._landmark_handler(lid))
         net.attach(
             chip.device_id, self.agent.answering_site(chip), Role.CHIP, _agent_handler(agents)
         )
@@ -275,14 +299,29 @@ class AttackWorld:
         receipts: list[envelope_pb2.Envelope] = []
         for peer in landmark_ids:
             timers = tuple(lid for lid in landmark_ids if lid != peer)
-            as_chip = WorldChip(peer, LANDMARKS[peer], "", timers)
+            as_chip = WorldChip(peer, self.sites[peer], "", timers)
             receipts += self.measure(as_chip, signer=self.landmark_signers[peer])
         return receipts
+
+    def register(self, record: LandmarkRecord) -> None:
+        """The registry authority adds a landmark; the verifier appraises with it from now.
+
+        Raises:
+            LandmarkKeyReusedError: the record's key is registered under another id.
+        """
+        registry = LandmarkRegistry(self.appraiser.landmarks)
+        registry.add(record)
+        self.appraiser = self.appraiser.with_landmarks(registry)
 
     def landmark_records(self) -> list[LandmarkRecord]:
         """The registry as the verifier has it (registered, possibly wrong, coordinates)."""
         return [
-            LandmarkRecord(lid, *self.registered_sites[lid], signer.verifying_key)
+            LandmarkRecord(
+                lid,
+                *self.registered_sites[lid],
+                signer.verifying_key,
+                operator=self.operators.get(lid, ""),
+            )
             for lid, signer in self.landmark_signers.items()
             if lid in self.registered_sites
         ]

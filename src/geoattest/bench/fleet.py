@@ -120,7 +120,12 @@ def _landmarks(scenario: DemoScenario, k: int) -> tuple[LandmarkSite, ...]:
     if k <= len(sites):
         return sites
     twins = tuple(
-        replace(s, landmark_id=f"{s.landmark_id}-twin", latitude=s.latitude + TWIN_OFFSET_DEG)
+        replace(
+            s,
+            landmark_id=f"{s.landmark_id}-twin",
+            latitude=s.latitude + TWIN_OFFSET_DEG,
+            operator=f"{s.operator}-twin",
+        )
         for s in sites
     )
     if k > 2 * len(sites):
@@ -187,6 +192,7 @@ class Fleet:
                 s.longitude,
                 self.landmark_signers[s.landmark_id].verifying_key,
                 s.name,
+                s.operator,
             )
             for s in self.landmarks
         ]

@@ -39,7 +39,7 @@ from geoattest.demo.run import Party
 from geoattest.errors import StudyError
 from geoattest.pki import RevocationList
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
-from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
+from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS, PipelineConfig, ProofAppraiser
 from geoattest.verifier.state import InMemoryState
 from geoattest.wire.client import VerifierClient, enrolment_request
 from geoattest.wire.envelope import pae
@@ -110,9 +110,11 @@ def crypto_bound(checks: Sequence[Check], per_proof: int, cores: int) -> float:
 
 def make_appraiser(fleet: Fleet) -> ProofAppraiser:
     """The verifier's pipeline with the scenario's real policy (geography loads once, ~2 s);
-    the quorum is the scenario's, or k where k is smaller."""
+    the quorum is the scenario's, or k where k is smaller, and the landmark faults the
+    default's, or none at k = 1 (a single receipt leaves none to outvote)."""
+    quorum = min(fleet.scenario.quorum, fleet.k)
     return ProofAppraiser(
-        PipelineConfig(quorum=min(fleet.scenario.quorum, fleet.k)),
+        PipelineConfig(quorum=quorum, landmark_faults=min(DEFAULT_LANDMARK_FAULTS, quorum - 1)),
         fleet.landmark_records(),
         RevocationList(),
         fleet.scenario.policy.appraiser(),

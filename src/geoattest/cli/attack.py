@@ -6,10 +6,9 @@ appraises the proof with the real verifier, so a policy reader can see each outc
     geoattest attack list
     geoattest attack run --all --json
 
-``run`` exits 1 when a scenario it ran is not defended. Some scenarios are known residual
-risks: not defended under the default policy by design (the threat model states the risk
-and the setting that closes it). They are reported as such and fail the run like any
-other, unless ``--accept-residual`` says that the reader has taken them into account.
+``run`` exits 1 when a scenario it ran is not defended. Every scenario is played at the
+verifier's default settings (a few name the option they change), and every one is
+defended there: no attack in the suite is a known residual risk.
 """
 
 from __future__ import annotations
@@ -49,17 +48,8 @@ def run_scenarios(
     name: Annotated[str | None, typer.Argument(help="Scenario to run (see 'attack list').")] = None,
     run_all: Annotated[bool, typer.Option("--all", help="Run every scenario.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per scenario.")] = False,
-    accept_residual: Annotated[
-        bool,
-        typer.Option(
-            "--accept-residual",
-            help="Exit 0 if the only scenarios not defended are known residual risks "
-            "(docs/THREAT_MODEL.md).",
-        ),
-    ] = False,
 ) -> None:
-    """Run one scenario or all of them; exit 1 if any is not defended (with
-    --accept-residual, only if one that is not a known residual risk)."""
+    """Run one scenario or all of them; exit 1 if any is not defended."""
     from geoattest.attacks.catalog import BY_NAME, SCENARIOS  # noqa: PLC0415
 
     if (name is None) == (not run_all):
@@ -81,7 +71,7 @@ def run_scenarios(
             print(json.dumps(_as_json(scenario, outcome)), flush=True)
     if not as_json:
         _table(chosen, outcomes)
-    if any(not o.defended and not (accept_residual and o.residual) for o in outcomes):
+    if not all(o.defended for o in outcomes):
         raise typer.Exit(EXIT_NOT_DEFENDED)
 
 
@@ -94,8 +84,6 @@ def _verdict(outcome: Outcome) -> str:
 def _defended(outcome: Outcome) -> str:
     if outcome.defended:
         return "yes"
-    if outcome.residual:
-        return "no: known residual risk (docs/THREAT_MODEL.md)"
     return f"NO (expected {outcome.expected})"
 
 
@@ -112,7 +100,6 @@ def _as_json(scenario: AttackScenario, outcome: Outcome) -> dict[str, object]:
         "trusted_state_moved": outcome.head_moved,
         "device_state": outcome.device_state or None,
         "licence": outcome.licence or None,
-        "residual_risk": outcome.residual or None,
         "detail": outcome.detail,
     }
 
@@ -133,6 +120,4 @@ def _table(scenarios: tuple[AttackScenario, ...], outcomes: list[Outcome]) -> No
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4])
     defended = sum(o.defended for o in outcomes)
-    residual = sum(not o.defended and bool(o.residual) for o in outcomes)
-    known = f"; {residual} known residual risk(s), see docs/THREAT_MODEL.md" if residual else ""
-    print(f"\n{defended} of {len(outcomes)} scenarios defended{known}")
+    print(f"\n{defended} of {len(outcomes)} scenarios defended")

@@ -18,6 +18,7 @@ from geoattest.pki import (
     RevocationList,
     check_coordinates,
     check_identifier,
+    load_landmark_key,
     save_landmark_key,
 )
 
@@ -120,6 +121,13 @@ def landmark_keygen(
     lat: Annotated[float, typer.Option(help="Surveyed latitude, degrees.")],
     lon: Annotated[float, typer.Option(help="Surveyed longitude, degrees.")],
     out: Annotated[Path, typer.Option(help="New (or empty) directory for the landmark key.")],
+    operator: Annotated[
+        str,
+        typer.Option(
+            help="Who runs the landmark (holds its key and host). Landmarks of one operator "
+            "count as one towards the quorum and the landmark faults the policy tolerates."
+        ),
+    ],
     registry: Annotated[
         Path | None, typer.Option(help="Landmark registry JSON to add it to (created if missing).")
     ] = None,
@@ -128,13 +136,14 @@ def landmark_keygen(
 ) -> None:
     """Make a landmark's receipt-signing key and register it."""
     check_identifier(landmark_id, "landmark id")
+    check_identifier(operator, "landmark operator")
     check_coordinates(lat, lon)
     loaded = LandmarkRegistry.load(registry) if registry and registry.exists() else None
     if loaded is not None and loaded.get(landmark_id) is not None:
         raise ConfigError(f"landmark {landmark_id} is already registered in {registry}")
     key = generate_private_key(algorithm)
     record = LandmarkRecord(
-        landmark_id, lat, lon, VerifyingKey.from_public_key(key.public_key()), name
+        landmark_id, lat, lon, VerifyingKey.from_public_key(key.public_key()), name, operator
     )
     save_landmark_key(out, key, record)
     if registry is not None:
@@ -144,15 +153,65 @@ def landmark_keygen(
     typer.echo(f"landmark {landmark_id} key written to {out}")
 
 
+@landmark_app.command("register")
+def landmark_register(
+    key: Annotated[
+        Path, typer.Option(help="Landmark key directory ('landmark keygen') to register.")
+    ],
+    registry: Annotated[Path, typer.Option(help="Landmark registry JSON (created if missing).")],
+) -> None:
+    """Add an existing landmark key directory to a registry: its id, operator, site and
+    public key. A key already registered under any id is refused."""
+    record = load_landmark_key(key).record
+    updated = LandmarkRegistry.load(registry) if registry.exists() else LandmarkRegistry()
+    updated.add(record)
+    updated.save(registry)
+    typer.echo(f"landmark {record.landmark_id} ({record.operator}) registered in {registry}")
+
+
 @landmark_app.command("revoke")
 def landmark_revoke(
     revocations: RevocationsOption,
-    landmark_id: Annotated[str, typer.Option("--id", help="Landmark id to revoke.")],
+    landmark_id: Annotated[str | None, typer.Option("--id", help="Landmark id to revoke.")] = None,
+    key_id: Annotated[
+        str | None,
+        typer.Option(
+            "--key-id",
+            help="Landmark key id (hex SHA-256 of its public key) to revoke under every id "
+            "it is or will be registered under.",
+        ),
+    ] = None,
+    registry: Annotated[
+        Path | None,
+        typer.Option(
+            help="Landmark registry JSON: with --id, revoke the key registered under that "
+            "id as well, so it stays untrusted if it is registered again under another id."
+        ),
+    ] = None,
 ) -> None:
-    """Add a landmark to the revocation list (its version increases)."""
-    updated = _load_or_new_revocations(revocations).with_landmark(landmark_id)
+    """Add a landmark (by id, by key, or both) to the revocation list (its version
+    increases)."""
+    if landmark_id is None and key_id is None:
+        raise typer.BadParameter("give --id, --key-id or both")
+    updated = _load_or_new_revocations(revocations)
+    if landmark_id is not None:
+        registered = LandmarkRegistry.load(registry).get(landmark_id) if registry else None
+        if registry is not None and registered is None:
+            raise ConfigError(f"landmark {landmark_id} is not registered in {registry}")
+        held = registered.verifying_key.key_id if registered else ""
+        updated = updated.with_landmark(landmark_id, held)
+    if key_id is not None:
+        updated = updated.with_landmark_key(key_id)
     updated.save(revocations)
-    typer.echo(f"landmark {landmark_id} revoked ({revocations} version {updated.version})")
+    what = " and ".join(
+        part
+        for part in (
+            f"landmark {landmark_id}" if landmark_id else "",
+            f"key {key_id}" if key_id else "",
+        )
+        if part
+    )
+    typer.echo(f"{what} revoked ({revocations} version {updated.version})")
 
 
 @verifier_app.command("keygen")

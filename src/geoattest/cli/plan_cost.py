@@ -123,7 +123,9 @@ Cadence = Annotated[
 ]
 Faults = Annotated[
     int | None,
-    typer.Option(help="Lying landmarks an ALLOWED must survive (default 0; below the quorum)."),
+    typer.Option(
+        help="Lying landmark operators an ALLOWED must survive (default 1; below the quorum)."
+    ),
 ]
 Ownership = Annotated[
     str | None, typer.Option("--landmarks", help="Landmark servers 'rented' or 'owned'.")

@@ -70,8 +70,13 @@ def fleet(
         typer.Option(min=0.0, help="Delay per datagram of the constant and selective strategies."),
     ] = 5.0,
     landmark_faults: Annotated[
-        int, typer.Option(min=0, help="Lying landmarks an ALLOWED verdict must survive.")
-    ] = 0,
+        int,
+        typer.Option(
+            min=0,
+            help="Lying landmark operators an ALLOWED verdict must survive "
+            "(the verifier's default: 1).",
+        ),
+    ] = 1,
     sample: Annotated[
         int,
         typer.Option(

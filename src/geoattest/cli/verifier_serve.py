@@ -83,10 +83,11 @@ def verifier_serve(
         int,
         typer.Option(
             min=0,
-            help="Lying landmarks an ALLOWED must survive (below --quorum; each one tolerated "
-            "means an honest chip needs one more close landmark).",
+            help="Lying landmark operators an ALLOWED must survive (below --quorum; each one "
+            "tolerated means an honest chip needs one more close landmark of another "
+            "operator at another site). 0 trusts every registered landmark.",
         ),
-    ] = 0,
+    ] = 1,
     measurement: Annotated[
         list[str] | None,
         typer.Option(help="Allowed agent firmware SHA-256, hex (repeatable; none: any)."),

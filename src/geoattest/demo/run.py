@@ -199,7 +199,7 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
             endpoints = []
             for site in scenario.landmarks_for(chip):
                 address = addresses[site.landmark_id]
-                if site.landmark_id != chip.datacentre_landmark:
+                if site.landmark_id not in chip.datacentre_landmarks:
                     link = emulator.add_link(
                         chip_site,
                         Site(site.landmark_id, (site.latitude, site.longitude), Role.LANDMARK),

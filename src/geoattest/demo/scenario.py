@@ -31,8 +31,16 @@ _TOP = {
     "landmarks",
     "chips",
 }
-_LANDMARK = {"id", "name", "lat", "lon"}
-_CHIP = {"id", "place", "lat", "lon", "licensed_region", "datacentre_landmark"}
+_LANDMARK = {"id", "name", "lat", "lon", "operator"}
+_CHIP = {
+    "id",
+    "place",
+    "lat",
+    "lon",
+    "licensed_region",
+    "datacentre_landmarks",
+    "datacentre_landmark",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,12 @@ class LandmarkSite:
     name: str
     latitude: float
     longitude: float
+    operator: str = ""
+    """Who runs the landmark; empty: it is its own operator (as the registry reads it)."""
+
+    def __post_init__(self) -> None:
+        if not self.operator:
+            object.__setattr__(self, "operator", self.landmark_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +64,10 @@ class ChipSite:
     latitude: float
     longitude: float
     licensed_region: str
-    datacentre_landmark: str | None
-    """A landmark in the chip's own data centre, reached without crossing the Internet."""
+    datacentre_landmarks: tuple[str, ...]
+    """Landmarks on the chip's own data-centre campus, reached without crossing the
+    Internet. A licensed data centre needs two of independent operators (at sites more
+    than 100 m apart) for its chips to be ALLOWED under ``landmark_faults = 1``."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +87,12 @@ class DemoScenario:
     chips: tuple[ChipSite, ...]
 
     def landmarks_for(self, chip: ChipSite) -> list[LandmarkSite]:
-        """The chip's nearest landmarks (its data-centre landmark always among them)."""
+        """The chip's nearest landmarks (its data-centre landmarks always among them)."""
         here = (chip.latitude, chip.longitude)
         ranked = sorted(
             self.landmarks,
             key=lambda s: (
-                s.landmark_id != chip.datacentre_landmark,
+                s.landmark_id not in chip.datacentre_landmarks,
                 great_circle_km(here, (s.latitude, s.longitude)),
             ),
         )
@@ -105,6 +121,19 @@ def _number(where: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
+def _datacentre_landmarks(where: str, chip: Mapping[str, Any]) -> tuple[str, ...]:
+    """A chip's ``datacentre_landmarks`` list, or the one ``datacentre_landmark`` of a
+    scenario written before a data centre could hold two."""
+    if "datacentre_landmark" in chip and "datacentre_landmarks" in chip:
+        raise ConfigError(f"{where}: give datacentre_landmarks or datacentre_landmark, not both")
+    if "datacentre_landmark" in chip:
+        return (str(chip["datacentre_landmark"]),)
+    listed = chip.get("datacentre_landmarks", [])
+    if not isinstance(listed, list) or len(set(map(str, listed))) != len(listed):
+        raise ConfigError(f"{where}: datacentre_landmarks must be a list of distinct landmark ids")
+    return tuple(str(landmark_id) for landmark_id in listed)
+
+
 def load_scenario(path: Path) -> DemoScenario:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -121,13 +150,17 @@ def scenario_from_mapping(document: Mapping[str, Any], path: Path) -> DemoScenar
     top = _keys(f"scenario {path}", document, _TOP, {"policy", "landmarks", "chips"})
     landmarks = []
     for i, raw in enumerate(top["landmarks"] if isinstance(top["landmarks"], list) else [None]):
-        entry = _keys(f"landmarks[{i}]", raw, _LANDMARK, _LANDMARK)
+        entry = _keys(f"landmarks[{i}]", raw, _LANDMARK, _LANDMARK - {"operator"})
         lat = _number(f"landmarks[{i}].lat", entry["lat"], -90, 90)
         lon = _number(f"landmarks[{i}].lon", entry["lon"], -180, 180)
         check_coordinates(lat, lon)
         landmarks.append(
             LandmarkSite(
-                check_identifier(str(entry["id"]), "landmark id"), str(entry["name"]), lat, lon
+                check_identifier(str(entry["id"]), "landmark id"),
+                str(entry["name"]),
+                lat,
+                lon,
+                check_identifier(str(entry.get("operator", entry["id"])), "landmark operator"),
             )
         )
     landmark_ids = {site.landmark_id for site in landmarks}
@@ -135,15 +168,18 @@ def scenario_from_mapping(document: Mapping[str, Any], path: Path) -> DemoScenar
         raise ConfigError("scenario: landmark ids must be unique")
     policy = policy_from_mapping(top["policy"], base_dir=path.parent)
     chips = []
-    required = _CHIP - {"datacentre_landmark"}
+    required = _CHIP - {"datacentre_landmarks", "datacentre_landmark"}
     for i, raw in enumerate(top["chips"] if isinstance(top["chips"], list) else [None]):
         entry = _keys(f"chips[{i}]", raw, _CHIP, required)
         region = str(entry["licensed_region"])
         if region not in policy.regions:
             raise ConfigError(f"chips[{i}]: region {region!r} is not in the scenario's policy")
-        colocated = entry.get("datacentre_landmark")
-        if colocated is not None and colocated not in landmark_ids:
-            raise ConfigError(f"chips[{i}]: datacentre_landmark {colocated!r} is not a landmark")
+        colocated = _datacentre_landmarks(f"chips[{i}]", entry)
+        for landmark_id in colocated:
+            if landmark_id not in landmark_ids:
+                raise ConfigError(
+                    f"chips[{i}]: datacentre landmark {landmark_id!r} is not a landmark"
+                )
         chips.append(
             ChipSite(
                 check_device_id(str(entry["id"])),

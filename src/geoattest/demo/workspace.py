@@ -61,6 +61,7 @@ def provision(scenario: DemoScenario, root: Path, now: dt.datetime) -> Workspace
             site.longitude,
             VerifyingKey.from_public_key(key.public_key()),
             site.name,
+            site.operator,
         )
         save_landmark_key(root / "landmarks" / site.landmark_id, key, record)
         registry.add(record)

@@ -1,8 +1,12 @@
-"""Landmarks: who they are, where they stand and the keys their receipts carry.
+"""Landmarks: who they are, who runs them, where they stand and the keys their receipts carry.
 
 The verifier reads the landmark registry (a JSON document listing every landmark); each
 landmark reads its own key directory, which holds its key and its identity
 (``landmark.json``) for ``geoattest landmark serve``.
+
+A landmark is its key, its operator and its surveyed site, not its id: the registry holds
+each public key once (a key under two ids would count twice towards a quorum), and the
+verifier counts landmarks by fault domain (one operator, or one site), never by id.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from geoattest.crypto import KeySigner, PrivateKey, VerifyingKey
-from geoattest.errors import ConfigError, EvidenceError
+from geoattest.errors import ConfigError, EvidenceError, LandmarkKeyReusedError
 from geoattest.files import read_json, write_json, write_new
 from geoattest.pki.keyfiles import load_signer, save_signing_key
 from geoattest.pki.names import check_identifier
@@ -24,13 +28,21 @@ LANDMARK_FILE = "landmark.json"
 
 @dataclass(frozen=True, slots=True)
 class LandmarkRecord:
-    """A landmark as the registry lists it: where it is and the key its receipts carry."""
+    """A landmark as the registry lists it: where it is, who runs it and the key its
+    receipts carry."""
 
     landmark_id: str
     latitude: float
     longitude: float
     verifying_key: VerifyingKey
     name: str = ""
+    operator: str = ""
+    """Who runs the landmark (holds its key and its host). Empty: the landmark is its own
+    operator, which is how an entry written before operators were recorded loads."""
+
+    def __post_init__(self) -> None:
+        if not self.operator:
+            object.__setattr__(self, "operator", self.landmark_id)
 
 
 def check_coordinates(latitude: float, longitude: float) -> None:
@@ -46,15 +58,17 @@ def check_coordinates(latitude: float, longitude: float) -> None:
 
 
 class LandmarkRegistry:
-    """Landmarks by id, stored as a JSON document.
+    """Landmarks by id, each public key at most once, stored as a JSON document.
 
-    Format: ``{"landmarks": [{"id", "name", "lat", "lon", "public_key", "key_id"}]}`` with
-    ``public_key`` the hex of the SubjectPublicKeyInfo DER; ``key_id`` is informative only
-    (it is recomputed from the key on load).
+    Format: ``{"landmarks": [{"id", "name", "operator", "lat", "lon", "public_key",
+    "key_id"}]}`` with ``public_key`` the hex of the SubjectPublicKeyInfo DER; ``key_id`` is
+    informative only (it is recomputed from the key on load). An entry without
+    ``operator`` (a file written before operators were recorded) is its own operator.
     """
 
     def __init__(self, records: Iterable[LandmarkRecord] = ()) -> None:
         self._records: dict[str, LandmarkRecord] = {}
+        self._ids_by_key: dict[str, str] = {}
         for record in records:
             self.add(record)
 
@@ -62,13 +76,22 @@ class LandmarkRegistry:
         """Register a landmark.
 
         Raises:
-            ConfigError: a bad id or coordinates, or an id already registered.
+            LandmarkKeyReusedError: its public key is already registered under another id.
+            ConfigError: a bad id, operator or coordinates, or an id already registered.
         """
         check_identifier(record.landmark_id, "landmark id")
+        check_identifier(record.operator, "landmark operator")
         check_coordinates(record.latitude, record.longitude)
         if record.landmark_id in self._records:
             raise ConfigError(f"landmark {record.landmark_id} is already registered")
+        holder = self._ids_by_key.get(record.verifying_key.key_id)
+        if holder is not None:
+            raise LandmarkKeyReusedError(
+                f"landmark {record.landmark_id}: public key {record.verifying_key.key_id[:16]}"
+                f" is already registered as landmark {holder}"
+            )
         self._records[record.landmark_id] = record
+        self._ids_by_key[record.verifying_key.key_id] = record.landmark_id
 
     def get(self, landmark_id: str) -> LandmarkRecord | None:
         return self._records.get(landmark_id)
@@ -84,6 +107,7 @@ class LandmarkRegistry:
         """Read a registry file.
 
         Raises:
+            LandmarkKeyReusedError: two entries hold the same public key.
             ConfigError: missing, not JSON, malformed, or a bad or duplicate entry.
         """
         document = read_json(path, "landmark registry")
@@ -96,6 +120,7 @@ class LandmarkRegistry:
                     longitude=float(entry["lon"]),
                     verifying_key=VerifyingKey.from_der(bytes.fromhex(entry["public_key"])),
                     name=str(entry.get("name", "")),
+                    operator=str(entry.get("operator", "")),
                 )
                 for entry in entries
             ]
@@ -116,6 +141,7 @@ class LandmarkRegistry:
                     {
                         "id": r.landmark_id,
                         "name": r.name,
+                        "operator": r.operator,
                         "lat": r.latitude,
                         "lon": r.longitude,
                         "public_key": r.verifying_key.der().hex(),
@@ -146,6 +172,7 @@ def save_landmark_key(directory: Path, key: PrivateKey, record: LandmarkRecord) 
         "lat": record.latitude,
         "lon": record.longitude,
         "name": record.name,
+        "operator": record.operator,
     }
     write_new(directory / LANDMARK_FILE, json.dumps(identity).encode() + b"\n")
 
@@ -168,6 +195,7 @@ def load_landmark_key(directory: Path) -> LandmarkKey:
             float(document["lon"]),
             signer.verifying_key,
             str(document.get("name", "")),
+            str(document.get("operator", "")),
         )
     except FileNotFoundError:
         raise ConfigError(f"landmark key directory {directory} has no {LANDMARK_FILE}") from None

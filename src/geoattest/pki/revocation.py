@@ -1,41 +1,78 @@
-"""Revoked devices and landmarks, in a list whose version only increases."""
+"""Revoked devices, landmarks and landmark keys, in a list whose version only increases."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from geoattest.errors import ConfigError
 from geoattest.files import read_json, write_json
 from geoattest.pki.names import check_identifier
 
+_KEY_ID = re.compile("[0-9a-f]{64}")
+
+
+def check_key_id(key_id: str) -> str:
+    """A key id is the lower-case hex SHA-256 of a public key's DER.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if not _KEY_ID.fullmatch(key_id):
+        raise ConfigError(f"key id {key_id[:80]!r} must be 64 lower-case hex digits")
+    return key_id
+
 
 @dataclass(frozen=True, slots=True)
 class RevocationList:
-    """Revoked devices and landmarks. The version only increases.
+    """Revoked devices, landmarks and landmark keys. The version only increases.
 
-    Format: ``{"version": int, "devices": [id, ...], "landmarks": [id, ...]}``. A verifier
-    that has seen version n refuses anything older, so an adversary cannot roll a
-    revocation back by serving an old file.
+    Format: ``{"version": int, "devices": [id, ...], "landmarks": [id, ...],
+    "landmark_keys": [key id, ...]}`` (a file without ``landmark_keys`` revokes no key).
+    A revoked landmark key is untrusted under every id it was or will be registered under;
+    a revoked landmark id is untrusted whatever key it holds. A verifier that has seen
+    version n refuses anything older, so an adversary cannot roll a revocation back by
+    serving an old file.
     """
 
     version: int = 0
     devices: frozenset[str] = field(default_factory=frozenset)
     landmarks: frozenset[str] = field(default_factory=frozenset)
+    landmark_keys: frozenset[str] = field(default_factory=frozenset)
+    """Key ids (:attr:`geoattest.crypto.VerifyingKey.key_id`) of revoked landmark keys."""
 
     def device_revoked(self, device_id: str) -> bool:
         return device_id in self.devices
 
-    def landmark_revoked(self, landmark_id: str) -> bool:
-        return landmark_id in self.landmarks
+    def landmark_revoked(self, landmark_id: str, key_id: str = "") -> bool:
+        """Whether the landmark is revoked by its id or (given ``key_id``) by its key."""
+        return landmark_id in self.landmarks or key_id in self.landmark_keys
 
     def with_device(self, device_id: str) -> RevocationList:
         check_identifier(device_id, "device id")
-        return RevocationList(self.version + 1, self.devices | {device_id}, self.landmarks)
+        return replace(self, version=self.version + 1, devices=self.devices | {device_id})
 
-    def with_landmark(self, landmark_id: str) -> RevocationList:
+    def with_landmark(self, landmark_id: str, key_id: str = "") -> RevocationList:
+        """The list with ``landmark_id`` revoked, and its key too when ``key_id`` is given
+        (so the key stays untrusted if it is ever registered under another id)."""
         check_identifier(landmark_id, "landmark id")
-        return RevocationList(self.version + 1, self.devices, self.landmarks | {landmark_id})
+        keys = self.landmark_keys | {key_id} if key_id else self.landmark_keys
+        return replace(
+            self,
+            version=self.version + 1,
+            landmarks=self.landmarks | {landmark_id},
+            landmark_keys=keys,
+        )
+
+    def with_landmark_key(self, key_id: str) -> RevocationList:
+        """The list with a landmark key revoked, under whatever id it is registered.
+
+        Raises:
+            ConfigError: ``key_id`` is not the hex SHA-256 of a key.
+        """
+        check_key_id(key_id)
+        return replace(self, version=self.version + 1, landmark_keys=self.landmark_keys | {key_id})
 
     @classmethod
     def load(cls, path: Path) -> RevocationList:
@@ -50,6 +87,9 @@ class RevocationList:
                 version=int(document["version"]),
                 devices=frozenset(str(d) for d in document["devices"]),
                 landmarks=frozenset(str(x) for x in document["landmarks"]),
+                landmark_keys=frozenset(
+                    check_key_id(str(k)) for k in document.get("landmark_keys", ())
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"revocation list {path} is malformed: {exc}") from exc
@@ -72,5 +112,6 @@ class RevocationList:
                 "version": self.version,
                 "devices": sorted(self.devices),
                 "landmarks": sorted(self.landmarks),
+                "landmark_keys": sorted(self.landmark_keys),
             },
         )

@@ -44,7 +44,7 @@ from geoattest.geo.policy import RegionPolicy
 from geoattest.geo.sphere import wrap_lon
 from geoattest.netsim.latency import LatencyModel, PathClass, haversine_km
 from geoattest.verdict import KM_PER_NS_OF_RTT, LandmarkBound, Verdict
-from geoattest.verifier.pipeline import survive_faults
+from geoattest.verifier.pipeline import fault_domains, survive_faults
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -287,6 +287,7 @@ class HonestJudge:
         site_lat = np.asarray([s.latitude for s in sites])
         site_lon = np.asarray([s.longitude for s in sites])
         ids = [s.landmark_id for s in sites]
+        operators = {s.landmark_id: s.operator for s in sites}
         k = min(self.landmarks_per_chip, len(sites))
         to_witness = None
         if self._witnesses is not None:
@@ -314,7 +315,11 @@ class HonestJudge:
                     )
                     appraisal = self._appraiser.appraise(bounds, self.region)
                     verdict = survive_faults(
-                        self._appraiser, appraisal, bounds, self.region, self.landmark_faults
+                        self._appraiser,
+                        appraisal,
+                        fault_domains(bounds, operators),
+                        self.region,
+                        self.landmark_faults,
                     ).verdict
                 self._cache[keys[i]] = verdict
             out[start : start + len(la)] = [code_of(self._cache[key]) for key in keys]

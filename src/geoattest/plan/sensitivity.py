@@ -48,6 +48,9 @@ SWEEP_CELLS = 40
 """Grid cells along the longer side of a region in the landmark sweep (coarser than the
 coverage maps: the shares here are judged after every pick, at two fault levels)."""
 FAULT_LEVELS = (0, 1)
+SECOND_BUILDING_DEG = 0.0045
+"""A second operator's landmark stands in another building of the site, 500 m north: two
+fault domains (sites within 100 m count as one)."""
 
 Step = Callable[[str, int, int], None]
 
@@ -207,7 +210,11 @@ def _region_sweep(
         if f == 1 and own:
             twins = [
                 dataclasses.replace(
-                    s, landmark_id=f"{s.landmark_id}-2", name=f"{s.name} (second operator)"
+                    s,
+                    landmark_id=f"{s.landmark_id}-2",
+                    name=f"{s.name} (second operator)",
+                    operator=f"{s.operator} (second operator)",
+                    latitude=s.latitude + SECOND_BUILDING_DEG,
                 )
                 for s in own
             ]

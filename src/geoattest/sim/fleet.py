@@ -108,7 +108,8 @@ class FleetConfig:
     over licensed and diverted chips."""
     delay_ms: float = 5.0
     """The constant and selective strategies' added delay per datagram."""
-    landmark_faults: int = 0
+    landmark_faults: int = 1
+    """Lying landmark operators an ALLOWED must survive, as the verifier's default."""
     chunk: int = 50_000
     workers: int = 1
     """Processes that simulate chunks side by side (the results do not depend on it)."""

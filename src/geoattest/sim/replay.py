@@ -42,7 +42,14 @@ class _Landmarks:
 
     def records(self) -> list[LandmarkRecord]:
         return [
-            LandmarkRecord(s.landmark_id, s.latitude, s.longitude, signer.verifying_key)
+            LandmarkRecord(
+                s.landmark_id,
+                s.latitude,
+                s.longitude,
+                signer.verifying_key,
+                s.name,
+                s.operator,
+            )
             for s, signer in zip(self.sites, self.signers, strict=True)
         ]
 

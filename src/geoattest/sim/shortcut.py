@@ -15,6 +15,11 @@ true place (on land, inside every disk: delays only ever add, bounds are at c).
 - F lies within :func:`~geoattest.geo.feasible.ring_reach` of b's centre. If that reach is
   shorter than the distance from b's landmark to any land outside the licensed countries,
   F touches only licensed land; it touches P's land, so with P licensed: **ALLOWED**.
+  With ``landmark_faults = f`` the same must hold for the base disk of whatever remains
+  once any f fault domains are left out: those bases are among the disks no larger than
+  the smallest disk of the (f+1)-th fault domain in order of size, so all of those must
+  pass. Domains are taken over the whole deployment (coarser than a proof's own, so the
+  rule asks more, never less).
 - If the reach is shorter than the distance to any licensed land: **OUTSIDE** (F touches
   P's land, so some land).
 - If no disk can be drawn (each holds a pole or a hemisphere; drawability only gets
@@ -42,7 +47,7 @@ from geoattest.geo import Countries, GeoAppraiser, LocationAssumption
 from geoattest.geo.feasible import ring_reach
 from geoattest.geo.sphere import EARTH_RADIUS_KM, distance_km, grow
 from geoattest.verdict import LandmarkBound, Verdict
-from geoattest.verifier.pipeline import survive_faults
+from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS, fault_domains, survive_faults
 
 SEGMENT_DEG = 0.05
 """Longest straight stretch between two land vertices used for distances (about 5.6 km)."""
@@ -103,11 +108,20 @@ class FleetVerdicts:
         landmarks: Sequence[LandmarkSite],
         regions: Sequence[str],
         *,
-        landmark_faults: int = 0,
+        landmark_faults: int = DEFAULT_LANDMARK_FAULTS,
         land: LandVertices | None = None,
     ) -> None:
         self.appraiser = appraiser
         self.landmarks = tuple(landmarks)
+        self._operators = {s.landmark_id: s.operator for s in self.landmarks}
+        sites = tuple(LandmarkBound(s.landmark_id, s.latitude, s.longitude, 0) for s in landmarks)
+        domain_of = {
+            bound.landmark_id: i
+            for i, group in enumerate(fault_domains(sites, self._operators))
+            for bound in group
+        }
+        self._domain = np.asarray([domain_of[s.landmark_id] for s in self.landmarks])
+        """Each landmark's fault domain over the whole deployment (operator, or site)."""
         self.regions = tuple(regions)
         self.landmark_faults = landmark_faults
         policy = appraiser.policy
@@ -195,14 +209,38 @@ class FleetVerdicts:
         if not self._enabled:
             return out
         grown, base_lm, reach = self._base_reach(landmark, bound_km)
-        if self.landmark_faults == 0:
-            out[licensed & (reach < self.to_foreign[base_lm, region])] = Shortcut.ALLOWED_BY_REACH
+        out[licensed & self._inside_whatever_is_left_out(region, landmark, grown)] = (
+            Shortcut.ALLOWED_BY_REACH
+        )
         outside = (out == 0) & (reach < self.to_licensed[base_lm, region])
         out[outside] = Shortcut.OUTSIDE_BY_REACH
         unbounded = np.all(grown >= self._undrawable_km[landmark], axis=1)
         out[(out == 0) & unbounded] = Shortcut.INCONCLUSIVE_UNBOUNDED
         out[~np.all(np.isfinite(bound_km), axis=1)] = Shortcut.UNDECIDED
         return out
+
+    def _inside_whatever_is_left_out(
+        self,
+        region: npt.NDArray[np.int64],
+        landmark: npt.NDArray[np.int64],
+        grown: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.bool_]:
+        """Per proof: whether every disk that could be the base once any
+        ``landmark_faults`` domains are left out reaches no unlicensed land."""
+        rows = np.arange(landmark.shape[0])
+        order = np.argsort(grown, axis=1, kind="stable")
+        domain = np.take_along_axis(self._domain[landmark], order, axis=1)
+        first = np.ones(domain.shape, dtype=bool)
+        for j in range(1, domain.shape[1]):
+            first[:, j] = ~np.any(domain[:, :j] == domain[:, j : j + 1], axis=1)
+        seen = np.cumsum(first, axis=1)
+        enough = seen[:, -1] > self.landmark_faults
+        limit = np.take_along_axis(grown, order, axis=1)[
+            rows, np.argmax(seen > self.landmark_faults, axis=1)
+        ]
+        inside = self._reach_km(landmark, grown) < self.to_foreign[landmark, region[:, None]]
+        passes: npt.NDArray[np.bool_] = np.all(inside | (grown > limit[:, None]), axis=1)
+        return enough & passes
 
     def contradictions(
         self,
@@ -277,7 +315,11 @@ class FleetVerdicts:
         """The real appraiser's verdict, with the pipeline's tolerance of lying landmarks."""
         appraisal = self.appraiser.appraise(bounds, region)
         return survive_faults(
-            self.appraiser, appraisal, tuple(bounds), region, self.landmark_faults
+            self.appraiser,
+            appraisal,
+            fault_domains(bounds, self._operators),
+            region,
+            self.landmark_faults,
         ).verdict
 
 

@@ -154,6 +154,8 @@ def test_landmark_keygen_registers_and_refuses_duplicates(tmp_path):
         "keygen",
         "--id",
         "lm-sg",
+        "--operator",
+        "op-sg",
         "--lat",
         "1.29",
         "--lon",
@@ -172,6 +174,8 @@ def test_landmark_keygen_registers_and_refuses_duplicates(tmp_path):
         "keygen",
         "--id",
         "lm-sg",
+        "--operator",
+        "op-sg",
         "--lat",
         "1",
         "--lon",
@@ -190,7 +194,18 @@ def test_landmark_keygen_registers_and_refuses_duplicates(tmp_path):
 )
 def test_landmark_keygen_refuses_bad_coordinates(tmp_path, lat, lon, needle):
     result = run(
-        "landmark", "keygen", "--id", "x", "--lat", lat, "--lon", lon, "--out", str(tmp_path / "x")
+        "landmark",
+        "keygen",
+        "--id",
+        "x",
+        "--operator",
+        "op",
+        "--lat",
+        lat,
+        "--lon",
+        lon,
+        "--out",
+        str(tmp_path / "x"),
     )
     assert_one_line_error(result, needle)
 
@@ -348,6 +363,8 @@ def test_landmark_keygen_refuses_a_garbage_registry_before_writing_a_key(
         "keygen",
         "--id",
         "lm",
+        "--operator",
+        "op",
         "--lat",
         "0",
         "--lon",
@@ -367,3 +384,80 @@ def test_verifier_keygen_refuses_an_existing_output(tmp_path, monkeypatch, capsy
     line = main_error(monkeypatch, capsys, "verifier", "keygen", "--out", str(tmp_path / "vk"))
     assert "already exists" in line
     assert (tmp_path / "vk" / "key.pem").read_text() == "keep me"
+
+
+def _keygen(tmp_path: Path, landmark_id: str, operator: str, registry: Path) -> Path:
+    out = tmp_path / landmark_id
+    made = run(
+        "landmark", "keygen", "--id", landmark_id, "--operator", operator,
+        "--lat", "1.29", "--lon", "103.85", "--out", str(out), "--registry", str(registry),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return out
+
+
+def test_landmark_keygen_records_the_operator(tmp_path):
+    registry = tmp_path / "landmarks.json"
+    key = _keygen(tmp_path, "lm-sg", "sg-carrier", registry)
+    record = LandmarkRegistry.load(registry).get("lm-sg")
+    assert record is not None
+    assert record.operator == "sg-carrier"
+    assert json.loads((key / "landmark.json").read_text())["operator"] == "sg-carrier"
+
+
+def test_landmark_register_refuses_a_key_already_registered_under_another_id(tmp_path):
+    """One operator copies a landmark's key directory and registers it under a second id:
+    the key would count twice towards a quorum, so the registry refuses it."""
+    registry = tmp_path / "landmarks.json"
+    key = _keygen(tmp_path, "lm-sg", "sg-carrier", registry)
+    before = registry.read_bytes()
+    copy = tmp_path / "lm-sg-again"
+    copy.mkdir()
+    for file in key.iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    identity = json.loads((copy / "landmark.json").read_text())
+    (copy / "landmark.json").write_text(json.dumps({**identity, "id": "lm-sg-2"}))
+    result = run("landmark", "register", "--key", str(copy), "--registry", str(registry))
+    assert_one_line_error(result, "lm-sg-2", "already registered as landmark lm-sg")
+    assert registry.read_bytes() == before
+
+
+def test_a_registry_file_holding_one_key_twice_does_not_load(tmp_path):
+    registry = tmp_path / "landmarks.json"
+    _keygen(tmp_path, "lm-sg", "sg-carrier", registry)
+    document = json.loads(registry.read_text())
+    twin = {**document["landmarks"][0], "id": "lm-sg-2", "operator": "other"}
+    registry.write_text(json.dumps({"landmarks": [*document["landmarks"], twin]}))
+    other = _keygen(tmp_path / "x", "lm-x", "x-carrier", tmp_path / "x.json")
+    result = run("landmark", "register", "--key", str(other), "--registry", str(registry))
+    assert_one_line_error(result, "already registered as landmark lm-sg")
+
+
+def test_landmark_revoke_by_id_with_the_registry_revokes_the_key_too(tmp_path):
+    registry, path = tmp_path / "landmarks.json", tmp_path / "rev.json"
+    _keygen(tmp_path, "lm-sg", "sg-carrier", registry)
+    key_id = LandmarkRegistry.load(registry).get("lm-sg").verifying_key.key_id  # type: ignore[union-attr]
+    result = run(
+        "landmark", "revoke", "--revocations", str(path), "--id", "lm-sg",
+        "--registry", str(registry),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    revocations = RevocationList.load(path)
+    assert revocations.landmark_revoked("lm-sg")
+    assert revocations.landmark_revoked("lm-other-id", key_id)
+
+
+def test_landmark_revoke_by_key_id(tmp_path):
+    path = tmp_path / "rev.json"
+    key_id = "ab" * 32
+    result = run("landmark", "revoke", "--revocations", str(path), "--key-id", key_id)
+    assert result.returncode == 0, result.stderr
+    assert RevocationList.load(path).landmark_keys == {key_id}
+
+
+def test_landmark_revoke_refuses_nothing_to_revoke_and_a_bad_key_id(tmp_path):
+    path = tmp_path / "rev.json"
+    assert_one_line_error(run("landmark", "revoke", "--revocations", str(path)), "--key-id")
+    result = run("landmark", "revoke", "--revocations", str(path), "--key-id", "XYZ")
+    assert_one_line_error(result, "64 lower-case hex")
+    assert not path.exists()

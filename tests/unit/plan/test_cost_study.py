@@ -56,9 +56,18 @@ def test_the_certifiable_share_is_the_coverage_studys(
         deployment.landmarks,
         landmarks_per_chip=3,
         resolution_deg=RESOLUTION,
+        landmark_faults=study.inputs.fleet.landmark_faults,
     )
+    assert study.inputs.fleet.landmark_faults == 1  # the verifier's default
     assert study.certifiable["TW"] == certifiable_share(coverage)
-    assert 0 < study.certifiable["TW"] < 1
+    # One landmark in Taiwan: at the default policy (one lying operator tolerated)
+    # nothing there is certifiable; every landmark trusted, Taipei is.
+    assert study.certifiable["TW"] == 0
+    trusting, _ = measure(
+        deployment.policy, "TW", deployment.landmarks, landmarks_per_chip=3,
+        resolution_deg=RESOLUTION,
+    )  # fmt: skip
+    assert 0 < certifiable_share(trusting) < 1
     assert study.cost.certifiable_chips == pytest.approx(1000 * study.certifiable["TW"])
 
 

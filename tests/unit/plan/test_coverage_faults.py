@@ -1,4 +1,5 @@
-"""Coverage at ``landmark_faults = 1``: an ALLOWED must survive losing any one bound."""
+"""Coverage at ``landmark_faults = 1``: an ALLOWED must survive losing any one operator's
+bounds (an operator, or one site, is one fault domain)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,19 @@ TAIWAN = (
     LandmarkSite("lm-hkg", "Hong Kong", 22.3193, 114.1694),
     LandmarkSite("lm-tyo", "Tokyo", 35.6762, 139.6503),
 )
-TAIPEI_TWICE = (*TAIWAN, LandmarkSite("lm-tpe-2", "Taipei, a second operator", 25.0330, 121.5654))
+TAIPEI_TWICE = (
+    *TAIWAN,
+    LandmarkSite("lm-tpe-2", "Taipei, a second operator", 25.0375, 121.5654, "tw-exchange"),
+)
+"""A second operator's landmark in another building of Taipei's site, 500 m north."""
+TAIPEI_ONE_OPERATOR = (
+    *TAIWAN,
+    LandmarkSite("lm-tpe-2", "Taipei, the same operator", 25.0375, 121.5654, "lm-tpe"),
+)
+TAIPEI_ONE_HOST = (
+    *TAIWAN,
+    LandmarkSite("lm-tpe-2", "Taipei, a second key", 25.0330, 121.5654, "tw-exchange"),
+)
 # Taipei, Taichung, Kaohsiung, Hsinchu, Tainan; Xiamen across the strait.
 LAT = np.asarray([25.04, 24.15, 22.63, 24.80, 22.99, 24.48])
 LON = np.asarray([121.53, 120.67, 120.30, 120.97, 120.21, 118.09])
@@ -47,8 +60,13 @@ def test_one_fault_only_ever_turns_allowed_into_inconclusive() -> None:
     assert tolerant[0] == code_of(Verdict.INCONCLUSIVE)
 
 
-def test_a_second_landmark_at_the_site_restores_what_one_fault_took() -> None:
+def test_a_second_operator_at_the_site_restores_what_one_fault_took() -> None:
     assert verdicts(TAIPEI_TWICE, 1)[0] == ALLOWED_CODE
+
+
+def test_a_second_id_of_the_same_operator_or_host_restores_nothing() -> None:
+    assert verdicts(TAIPEI_ONE_OPERATOR, 1)[0] == code_of(Verdict.INCONCLUSIVE)
+    assert verdicts(TAIPEI_ONE_HOST, 1)[0] == code_of(Verdict.INCONCLUSIVE)
 
 
 def test_faults_must_leave_a_bound() -> None:

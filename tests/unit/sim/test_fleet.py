@@ -87,9 +87,9 @@ def test_verdicts_prepared_for_other_regions_are_refused() -> None:
     config = FleetConfig(devices=100, sample=0, regions=("JP", "TW"))
     with pytest.raises(ConfigError, match="prepared fleet verdicts"):
         run_fleet(s, config, verdicts=prepared)
-    faults = FleetVerdicts(s.policy.appraiser(), s.landmarks, ("JP", "TW"))
+    trusting = FleetVerdicts(s.policy.appraiser(), s.landmarks, ("JP", "TW"), landmark_faults=0)
     with pytest.raises(ConfigError, match="prepared fleet verdicts"):
-        run_fleet(s, dataclasses.replace(config, landmark_faults=1), verdicts=faults)
+        run_fleet(s, dataclasses.replace(config, landmark_faults=1), verdicts=trusting)
 
 
 def test_a_region_with_nowhere_to_divert_to_is_noted() -> None:

@@ -54,17 +54,29 @@ PLACES = (
 )
 
 
+SITES = load_scenario(default_scenario_path()).landmarks + EXTRA_SITES
+
+
 @functools.cache
-def world() -> tuple[FleetVerdicts, tuple[LandmarkSite, ...]]:
+def world(faults: int = 0) -> tuple[FleetVerdicts, tuple[LandmarkSite, ...]]:
+    """The demo's landmarks (two operators' in each licensed data centre) and the extra
+    ones, judged at ``faults`` lying operators."""
     scenario = load_scenario(default_scenario_path())
-    sites = scenario.landmarks + EXTRA_SITES
     regions = tuple(sorted(scenario.policy.regions))
-    return FleetVerdicts(scenario.policy.appraiser(), sites, regions), sites
+    appraiser = scenario.policy.appraiser()
+    return FleetVerdicts(appraiser, SITES, regions, landmark_faults=faults), SITES
 
 
-def judge(place: int, region: int, landmarks: list[int], slack: list[float]) -> tuple[int, Verdict]:
+def site(landmark_id: str) -> int:
+    """The index of a landmark in the world's sites."""
+    return [s.landmark_id for s in SITES].index(landmark_id)
+
+
+def judge(
+    place: int, region: int, landmarks: list[int], slack: list[float], faults: int = 0
+) -> tuple[int, Verdict]:
     """The shortcut's rule and the real appraiser's verdict for one proof."""
-    verdicts, sites = world()
+    verdicts, sites = world(faults)
     lat, lon, code = PLACES[place]
     name = verdicts.regions[region]
     licensed = code in verdicts.appraiser.policy.regions[name].countries
@@ -103,13 +115,16 @@ IMPLIED = {
 @given(
     place=st.integers(0, len(PLACES) - 1),
     own_region=st.booleans(),
-    landmarks=st.lists(st.integers(0, 14), min_size=1, max_size=5, unique=True),
+    landmarks=st.lists(st.integers(0, len(world()[1]) - 1), min_size=1, max_size=5, unique=True),
+    faults=st.integers(0, 2),
     data=st.data(),
 )
 def test_a_decided_shortcut_is_the_appraisers_verdict(
-    place: int, own_region: bool, landmarks: list[int], data: st.DataObject
+    place: int, own_region: bool, landmarks: list[int], faults: int, data: st.DataObject
 ) -> None:
-    verdicts, _ = world()
+    """At any number of lying operators: the ALLOWED rule must then hold for every base
+    a left-out domain could leave (the demo's data centres hold two operators each)."""
+    verdicts, _ = world(faults)
     code = PLACES[place][2]
     if own_region and code in verdicts.regions:
         region = verdicts.regions.index(code)  # a licensed chip: the ALLOWED rule can fire
@@ -128,8 +143,8 @@ def test_a_decided_shortcut_is_the_appraisers_verdict(
             max_size=len(landmarks),
         )
     )
-    rule, verdict = judge(place, region, landmarks, slack)
-    event(f"{Shortcut(rule).name} -> {verdict.value}")
+    rule, verdict = judge(place, region, landmarks, slack, faults)
+    event(f"faults {faults}: {Shortcut(rule).name} -> {verdict.value}")
     if rule != Shortcut.UNDECIDED:
         assert IMPLIED[Shortcut(rule)] is verdict
 
@@ -138,7 +153,7 @@ def test_a_chip_across_the_strait_is_never_allowed_by_reach() -> None:
     # Johor Bahru licensed to Singapore, measured by a landmark in Singapore itself with a
     # disk that just reaches it: Malaysian land is in the disk, so no ALLOWED shortcut.
     verdicts, _ = world()
-    rule, verdict = judge(1, verdicts.regions.index("SG"), [0], [0.5])
+    rule, verdict = judge(1, verdicts.regions.index("SG"), [site("lm-sin")], [0.5])
     assert rule != Shortcut.ALLOWED_BY_REACH
     assert verdict is not Verdict.ALLOWED
 
@@ -147,11 +162,17 @@ def test_every_shortcut_fires_somewhere() -> None:
     # The property above is vacuous for a rule that never decides anything.
     verdicts, _ = world()
     sg, jp = verdicts.regions.index("SG"), verdicts.regions.index("JP")
-    tokyo_tight = judge(12, jp, [5], [5.0])
-    shenzhen_for_sg = judge(3, sg, [3], [2.0])
-    singapore_wide = judge(0, sg, [0, 1], [40.0, 40.0])
-    anywhere = judge(0, sg, [7, 8], [9000.0, 9000.0])
+    tokyo = [site("lm-tyo"), site("lm-tyo-2")]
+    tokyo_tight = judge(12, jp, tokyo[:1], [5.0])
+    tokyo_two_operators = judge(12, jp, tokyo, [5.0, 5.0], faults=1)
+    tokyo_one_operator = judge(12, jp, tokyo[:1], [5.0], faults=1)
+    shenzhen_for_sg = judge(3, sg, [site("lm-hkg")], [2.0])
+    singapore_wide = judge(0, sg, [site("lm-sin"), site("lm-kul")], [40.0, 40.0])
+    anywhere = judge(0, sg, [site("lm-fra"), site("lm-iad")], [9000.0, 9000.0])
     assert tokyo_tight == (Shortcut.ALLOWED_BY_REACH, Verdict.ALLOWED)
+    assert tokyo_two_operators == (Shortcut.ALLOWED_BY_REACH, Verdict.ALLOWED)
+    assert tokyo_one_operator[0] != Shortcut.ALLOWED_BY_REACH
+    assert tokyo_one_operator[1] is Verdict.INCONCLUSIVE
     assert shenzhen_for_sg == (Shortcut.OUTSIDE_BY_REACH, Verdict.OUTSIDE)
     assert singapore_wide == (Shortcut.INCONCLUSIVE_BY_PROBE, Verdict.INCONCLUSIVE)
     assert anywhere == (Shortcut.INCONCLUSIVE_UNBOUNDED, Verdict.INCONCLUSIVE)
