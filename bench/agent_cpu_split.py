@@ -16,11 +16,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from geoattest.attestor import rounds as agent_rounds
 from geoattest.bench.agent import agent
 from geoattest.crypto import KeySigner
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
+from geoattest.wire import rounds as agent_rounds
 
 PROOFS = 300
 WARMUP = 20

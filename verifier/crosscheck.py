@@ -9,9 +9,9 @@ peers honestly is not caught here; ``PipelineConfig.landmark_faults`` covers tha
 The same rounds audit each landmark's challenges: a landmark that repeats a challenge,
 within one round or across its rounds with different peers, draws them from a stuck or
 seeded source, so a host that watched one round can answer the next before it is asked.
-It is a suspect too. :func:`cross_check` runs both checks over one batch of peer receipts;
-the verifier service excludes its suspects
-(:meth:`~geoattest.verifier.service.VerifierService.cross_check`).
+It is a suspect too. :func:`cross_check` runs both checks over one batch of peer receipts
+and :func:`judge` over measurements already checked; the verifier keeps the live
+landmarks' measurements and excludes the suspects (:mod:`geoattest.verifier.audits`).
 
 Example::
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from geoattest.errors import EvidenceError, Reason
 from geoattest.geo.sphere import ABSOLUTE_MARGIN_KM, ELLIPSOID_MARGIN, distance_km
@@ -48,16 +48,33 @@ class PeerMeasurement:
     """Light's round trip between the registered sites, rounded down (ellipsoid-safe)."""
     challenges: tuple[bytes, ...] = ()
     """The challenges the timer issued in this round (from the peer-signed transcript)."""
+    time_ns: int = 0
+    """The timer's wall clock when it signed the receipt (Unix ns)."""
+
+    @property
+    def void(self) -> bool:
+        """The round repeated a challenge, so its minimum RTT proves nothing."""
+        return len(set(self.challenges)) != len(self.challenges)
 
     @property
     def impossible(self) -> bool:
-        return self.rtt_min_ns < self.floor_ns
+        return not self.void and self.rtt_min_ns < self.floor_ns
+
+
+def light_floor_ns(timer: LandmarkRecord, peer: LandmarkRecord) -> int:
+    """Light's round trip between two registered sites, rounded down (ellipsoid-safe)."""
+    sphere_km = float(distance_km(timer.latitude, timer.longitude, peer.latitude, peer.longitude))
+    km = max(0.0, sphere_km / (1.0 + ELLIPSOID_MARGIN) - ABSOLUTE_MARGIN_KM)
+    return math.floor(2 * km / SPEED_OF_LIGHT_KM_PER_S * 1e9)
 
 
 def measure_peer(
     receipt: envelope_pb2.Envelope, landmarks: Iterable[LandmarkRecord]
 ) -> PeerMeasurement:
     """Check a receipt one registered landmark issued for another's round.
+
+    A round that repeated a challenge is measured too (its signatures hold): it is
+    :attr:`~PeerMeasurement.void` for the light check and marks its timer predictable.
 
     Raises:
         EvidenceError: unknown timer or peer, bad receipt or transcript signature, or a
@@ -78,20 +95,35 @@ def measure_peer(
     peer = by_id.get(timing.device_id)
     if peer is None or timing.landmark_id != timer.landmark_id:
         raise EvidenceError(Reason.UNKNOWN_LANDMARK, "the round was not between two landmarks")
-    ProofAppraiser.check_transcript(timing, peer.verifying_key)
+    try:
+        ProofAppraiser.check_transcript(timing, peer.verifying_key)
+    except EvidenceError as exc:
+        if exc.reason is not Reason.CHALLENGE_REUSED:
+            raise
     transcript = decode(
         round_pb2.RoundTranscript, timing.transcript.payload, limit=MAX_DATAGRAM_BYTES
     )
-    sphere_km = float(distance_km(timer.latitude, timer.longitude, peer.latitude, peer.longitude))
-    km = max(0.0, sphere_km / (1.0 + ELLIPSOID_MARGIN) - ABSOLUTE_MARGIN_KM)
-    floor_ns = math.floor(2 * km / SPEED_OF_LIGHT_KM_PER_S * 1e9)
     return PeerMeasurement(
         timer.landmark_id,
         peer.landmark_id,
         timing.rtt_min_ns,
-        floor_ns,
+        light_floor_ns(timer, peer),
         tuple(bytes(c) for c in transcript.challenges),
+        timing.landmark_time_ns,
     )
+
+
+def placed(
+    measurements: Iterable[PeerMeasurement], landmarks: Iterable[LandmarkRecord]
+) -> list[PeerMeasurement]:
+    """The measurements with light's floor between the sites the registry lists now; one
+    naming a landmark the registry no longer lists is left out."""
+    by_id = {r.landmark_id: r for r in landmarks}
+    return [
+        replace(m, floor_ns=light_floor_ns(by_id[m.timer], by_id[m.peer]))
+        for m in measurements
+        if m.timer in by_id and m.peer in by_id
+    ]
 
 
 def suspects(measurements: Iterable[PeerMeasurement]) -> frozenset[str]:
@@ -159,32 +191,34 @@ class CrossCheckReport:
         return f"landmark {landmark_id} " + "; ".join(why)
 
 
+def judge(
+    measurements: Iterable[PeerMeasurement], refused: Iterable[tuple[str, Reason]] = ()
+) -> CrossCheckReport:
+    """What checked peer measurements say about the landmarks."""
+    measured = tuple(measurements)
+    return CrossCheckReport(
+        measurements=measured,
+        impossible=impossible_pairs(measured),
+        contradicted=suspects(measured),
+        predictable=repeating_timers(measured),
+        refused=tuple(refused),
+    )
+
+
 def cross_check(
     receipts: Iterable[envelope_pb2.Envelope], landmarks: Iterable[LandmarkRecord]
 ) -> CrossCheckReport:
     """Check a batch of peer receipts: light between registered sites, fresh challenges.
 
-    A receipt whose round repeated a challenge inside itself marks its timer predictable;
-    any other receipt that does not check is listed as refused and counts for nothing.
+    A receipt that does not check is listed as refused and counts for nothing.
     """
     records = list(landmarks)
     by_key = {r.verifying_key.key_id: r.landmark_id for r in records}
     measured: list[PeerMeasurement] = []
     refused: list[tuple[str, Reason]] = []
-    repeated_inside: set[str] = set()
     for receipt in receipts:
         try:
             measured.append(measure_peer(receipt, records))
         except EvidenceError as exc:
-            timer = by_key.get(receipt.key_id, receipt.key_id)
-            if exc.reason is Reason.CHALLENGE_REUSED and receipt.key_id in by_key:
-                repeated_inside.add(timer)
-            else:
-                refused.append((timer, exc.reason))
-    return CrossCheckReport(
-        measurements=tuple(measured),
-        impossible=impossible_pairs(measured),
-        contradicted=suspects(measured),
-        predictable=repeating_timers(measured) | repeated_inside,
-        refused=tuple(refused),
-    )
+            refused.append((by_key.get(receipt.key_id, receipt.key_id), exc.reason))
+    return judge(measured, refused)

@@ -40,6 +40,11 @@ UNKNOWN                ``transport.unknown_reason``: the client's name for a ref
 ``config.invalid`` and ``study.unverified`` are never raised by the service; they keep
 PERMISSION_DENIED, the code every reason not listed above has always had.
 
+SubmitPeerReceipts (a landmark's peer audit) refuses a call with any receipt that does not
+check with that receipt's reason (``receipt.unknown_landmark``, ``receipt.bad_signature``,
+``receipt.bad_transcript_signature``, ``receipt.transcript_mismatch``: PERMISSION_DENIED;
+``receipt.stale``: FAILED_PRECONDITION) and stores nothing of it.
+
 SubmitProof answers a REJECTED appraisal with its status code; OUTSIDE, INCONCLUSIVE
 and INCONSISTENT are verdicts, answered OK with the signed result, and an exact
 resubmission of an accepted proof is answered OK with the stored result. In
@@ -204,7 +209,7 @@ T = TypeVar("T")
 
 
 class VerifierServicer:
-    """The seven VerifierService methods; each decodes, calls the service, encodes."""
+    """The eight VerifierService methods; each decodes, calls the service, encodes."""
 
     def __init__(
         self,
@@ -320,6 +325,19 @@ class VerifierServicer:
         except GeoattestError as exc:
             await _abort(context, exc.reason, exc.detail)
 
+    async def SubmitPeerReceipts(  # noqa: N802
+        self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        request = await self._decode(context, verifier_service_pb2.SubmitPeerReceiptsRequest, data)
+        receipts = list(request.receipts)
+        now = self._clock()
+        outcome = await self._run(
+            context, lambda: self._service.submit_peer_receipts(receipts, now)
+        )
+        return verifier_service_pb2.SubmitPeerReceiptsResponse(
+            measured=outcome.measured, excluded=list(outcome.excluded)
+        ).SerializeToString()
+
     async def GetResultKeys(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
@@ -352,6 +370,7 @@ class VerifierServicer:
                 "GetDeviceStatus": unary(self.GetDeviceStatus),
                 "WatchAlerts": grpc.unary_stream_rpc_method_handler(self.WatchAlerts),
                 "GetResultKeys": unary(self.GetResultKeys),
+                "SubmitPeerReceipts": unary(self.SubmitPeerReceipts),
                 "GetRejections": unary(self.GetRejections),
             },
         )

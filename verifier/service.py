@@ -33,7 +33,7 @@ from geoattest.pki import TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
-from geoattest.verifier.crosscheck import CrossCheckReport, cross_check
+from geoattest.verifier.audits import AuditOutcome, PeerAudits
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
@@ -72,7 +72,9 @@ class VerifierConfig:
     stale_after_cadences: int = 3
     """Missed cadences after which a device is STALE."""
     max_batch: int = 256
-    """Most proofs one batch call may carry."""
+    """Most proofs one batch call may carry (and peer receipts one audit call)."""
+    audit_window_ns: int = 24 * 3600 * SECOND_NS
+    """How long landmarks' peer measurements are kept and judged together."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +207,14 @@ class VerifierService:
         self._signer = signer
         self._store = store
         self._alert_sinks: list[Callable[[Sequence[Alert]], None]] = []
+        self._audits = PeerAudits(
+            store,
+            appraiser.landmarks,
+            window_ns=config.audit_window_ns,
+            max_receipts=config.max_batch,
+        )
+        self._excluded: frozenset[str] = frozenset()
+        self._in_force = appraiser
         self.rejections = Rejections()
         """Proofs and requests refused before any device's key vouched for them: counted
         by reason here, never stored (see :mod:`geoattest.verifier.rejections`)."""
@@ -344,7 +354,7 @@ class VerifierService:
         answers: list[ProofResult] = []
         records: list[CommitRecord] = []
         accepted_now: dict[tuple[str, bytes], ProofResult] = {}
-        appraisals = self._appraiser.appraise_batch(proofs, state, now_ns)
+        appraisals = self._appraiser_in_force().appraise_batch(proofs, state, now_ns)
         for proof, appraisal in zip(proofs, appraisals, strict=True):
             digest = appraisal.proof_digest or (
                 _envelope_digest(proof) if appraisal.device_id else b""
@@ -470,38 +480,39 @@ class VerifierService:
 
     # --- landmarks ----------------------------------------------------------------------
 
-    def cross_check(
+    def submit_peer_receipts(
         self, receipts: Sequence[envelope_pb2.Envelope], now_ns: int
-    ) -> CrossCheckReport:
+    ) -> AuditOutcome:
         """Audit the landmarks with rounds they ran with each other; exclude the suspects.
 
         A landmark that timed two peers faster than light between the registered sites, or
-        that repeated a challenge, is treated as revoked from now on (its receipts make a
-        proof REJECTED ``receipt.revoked_landmark``) and raises ``INCONSISTENT_LANDMARKS``
-        (no device id; the detail names the landmark). The exclusion lasts while this
-        service runs: the operator makes it permanent in the revocation list.
+        that repeated a challenge, over the stored measurements of the audit window, is
+        excluded: the exclusion is stored, so it survives restarts and holds in every
+        worker process, and its receipts make a proof REJECTED ``receipt.revoked_landmark``
+        until an operator lifts it (``geoattest verifier lift``). Each exclusion raises a
+        stored ``INCONSISTENT_LANDMARKS`` alert (no device id; the detail names the
+        landmark).
+
+        Raises:
+            WireError: no receipt, or more than ``max_batch``.
+            EvidenceError: a receipt that does not check (see
+                :meth:`~geoattest.verifier.audits.PeerAudits.submit`); nothing stored.
         """
-        report = cross_check(receipts, self._appraiser.landmarks)
-        revocations = self._appraiser.revocations
-        fresh = sorted(lid for lid in report.suspects if not revocations.landmark_revoked(lid))
-        for landmark_id in fresh:
-            revocations = revocations.with_landmark(landmark_id)
-        if fresh:
-            self._appraiser = self._appraiser.with_revocations(revocations)
-        self._publish(
-            [
-                Alert(
-                    alert_id=uuid.uuid4().hex,
-                    device_id="",
-                    kind=AlertKind.INCONSISTENT_LANDMARKS,
-                    reason=Reason.REVOKED_LANDMARK.value,
-                    detail=f"{report.describe(landmark_id)}: excluded",
-                    time_ns=now_ns,
-                )
-                for landmark_id in fresh
-            ]
-        )
-        return report
+        outcome = self._audits.submit(receipts, now_ns)
+        self._publish(outcome.alerts)
+        return outcome
+
+    def _appraiser_in_force(self) -> ProofAppraiser:
+        """The appraiser with the stored exclusions as revocations. Read before every
+        batch, so an exclusion made (or lifted) by another worker process holds here too."""
+        excluded = self._store.excluded_landmarks()
+        if excluded != self._excluded:
+            revocations = self._appraiser.revocations
+            for landmark_id in sorted(excluded - revocations.landmarks):
+                revocations = revocations.with_landmark(landmark_id)
+            self._excluded = excluded
+            self._in_force = self._appraiser.with_revocations(revocations)
+        return self._in_force
 
     def sweep_stale(self, now_ns: int) -> list[Alert]:
         """Mark devices with no accepted evidence for ``stale_after_cadences`` STALE,

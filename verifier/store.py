@@ -3,7 +3,8 @@
 It holds enrolled devices, the export licences in force (each change a new version),
 accepted proofs with their evidence (the exact envelope bytes), signed results, alerts,
 each device's chain head and the ``(device, previous digest) -> digest`` index that
-exposes forks. It implements the
+exposes forks, and the landmarks' peer measurements and the exclusions the audits made of
+them. It implements the
 pipeline's :class:`~geoattest.verifier.state.TrustedState`, so appraisals read exactly what is
 durable.
 
@@ -78,16 +79,19 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     func,
     insert,
     select,
     update,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, Reason
 from geoattest.verdict import LandmarkBound, Verdict
+from geoattest.verifier.crosscheck import PeerMeasurement
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.pipeline import Appraisal
 from geoattest.verifier.state import ChainHead, DeviceRecord
@@ -189,6 +193,41 @@ class DeviceSummary:
     last_evidence_time_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A landmark the peer audit excluded: its receipts count for nothing until an operator
+    lifts the exclusion (who, when and why are kept)."""
+
+    landmark_id: str
+    excluded_at_ns: int
+    detail: str
+    lifted_at_ns: int | None = None
+    lifted_by: str = ""
+    lift_reason: str = ""
+
+    @property
+    def in_force(self) -> bool:
+        return self.lifted_at_ns is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedPeers:
+    """What the store holds for a peer audit when it decides on exclusions."""
+
+    measurements: tuple[tuple[PeerMeasurement, int], ...]
+    """Every stored peer measurement in the window, with the verifier time it arrived."""
+    excluded: frozenset[str]
+    """Landmarks whose exclusion is in force."""
+    last_lifted_ns: Mapping[str, int]
+    """When each landmark's last exclusion was lifted."""
+
+
+class AuditDecision(Protocol):
+    def __call__(self, audited: AuditedPeers) -> Sequence[tuple[str, Alert]]:
+        """The landmarks to exclude now, each with its alert."""
+        ...
+
+
 class Store(Protocol):
     """What the service needs from storage; :class:`SqlStore` is the implementation."""
 
@@ -222,6 +261,16 @@ class Store(Protocol):
     ) -> list[ExportLicence]: ...
 
     def alerts(self, device_id: str = "") -> list[Alert]: ...
+
+    def record_peer_audit(
+        self,
+        measured: Sequence[tuple[bytes, PeerMeasurement]],
+        now_ns: int,
+        since_ns: int,
+        decide: AuditDecision,
+    ) -> tuple[int, list[tuple[str, Alert]]]: ...
+
+    def excluded_landmarks(self) -> frozenset[str]: ...
 
     def close(self) -> None: ...
 
@@ -337,6 +386,34 @@ successors = Table(
     Column("previous_digest", LargeBinary, primary_key=True),
     Column("digest", LargeBinary, nullable=False),
 )
+
+
+peer_measurements = Table(
+    "peer_measurements",
+    metadata,
+    Column("digest", LargeBinary, primary_key=True),
+    Column("timer", String(128), nullable=False),
+    Column("peer", String(128), nullable=False),
+    Column("rtt_min_ns", BigInteger, nullable=False),
+    Column("challenges", Text, nullable=False),
+    Column("landmark_time_ns", BigInteger, nullable=False),
+    Column("received_at_ns", BigInteger, nullable=False, index=True),
+)
+"""Landmarks timing each other, by the digest of the receipt's signed payload (a receipt
+handed in twice counts once); kept for the audit window."""
+
+landmark_exclusions = Table(
+    "landmark_exclusions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("landmark_id", String(128), nullable=False, index=True),
+    Column("excluded_at_ns", BigInteger, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("lifted_at_ns", BigInteger, nullable=True),
+    Column("lifted_by", String(128), nullable=False),
+    Column("lift_reason", Text, nullable=False),
+)
+"""Every exclusion the peer audit made, in force until ``lifted_at_ns`` is set."""
 
 
 class Synchronous(StrEnum):
@@ -685,6 +762,111 @@ class SqlStore:
             rows = conn.execute(query).all()
         return [Alert(r.alert_id, r.device_id, r.kind, r.reason, r.detail, r.time_ns) for r in rows]
 
+    # --- landmark audits ----------------------------------------------------------------
+
+    def record_peer_audit(
+        self,
+        measured: Sequence[tuple[bytes, PeerMeasurement]],
+        now_ns: int,
+        since_ns: int,
+        decide: AuditDecision,
+    ) -> tuple[int, list[tuple[str, Alert]]]:
+        """Store peer measurements (by receipt digest), forget those that arrived before
+        ``since_ns``, and exclude the landmarks ``decide`` names over what is left, with
+        their alerts: one transaction, so two workers auditing at once exclude a landmark
+        once. Returns how many measurements were new, and each landmark excluded with its
+        alert.
+        """
+        with self._write() as conn:
+            conn.execute(
+                delete(peer_measurements).where(peer_measurements.c.received_at_ns < since_ns)
+            )
+            stored = 0
+            for digest, m in measured:
+                stored += conn.execute(
+                    sqlite_insert(peer_measurements)
+                    .values(
+                        digest=digest,
+                        timer=m.timer,
+                        peer=m.peer,
+                        rtt_min_ns=m.rtt_min_ns,
+                        challenges=orjson.dumps([c.hex() for c in m.challenges]).decode(),
+                        landmark_time_ns=m.time_ns,
+                        received_at_ns=now_ns,
+                    )
+                    .on_conflict_do_nothing()
+                ).rowcount
+            rows = conn.execute(
+                select(peer_measurements).order_by(peer_measurements.c.received_at_ns)
+            ).all()
+            exclusions = _exclusions(conn)
+            audited = AuditedPeers(
+                measurements=tuple(
+                    (
+                        PeerMeasurement(
+                            r.timer,
+                            r.peer,
+                            r.rtt_min_ns,
+                            0,
+                            tuple(bytes.fromhex(c) for c in json.loads(r.challenges)),
+                            r.landmark_time_ns,
+                        ),
+                        r.received_at_ns,
+                    )
+                    for r in rows
+                ),
+                excluded=frozenset(e.landmark_id for e in exclusions if e.in_force),
+                last_lifted_ns={
+                    e.landmark_id: e.lifted_at_ns for e in exclusions if e.lifted_at_ns is not None
+                },
+            )
+            raised = list(decide(audited))
+            for landmark_id, alert in raised:
+                conn.execute(
+                    insert(landmark_exclusions).values(
+                        landmark_id=landmark_id,
+                        excluded_at_ns=alert.time_ns,
+                        detail=alert.detail,
+                        lifted_at_ns=None,
+                        lifted_by="",
+                        lift_reason="",
+                    )
+                )
+                conn.execute(insert(alerts).values(**_alert_values(alert), proof_id=None))
+        return stored, raised
+
+    def excluded_landmarks(self) -> frozenset[str]:
+        """Landmarks whose exclusion is in force (read at every batch: it is small)."""
+        with self._lock, _sqlite_errors():
+            rows = self._db.execute(_EXCLUDED).fetchall()
+        return frozenset(str(row[0]) for row in rows)
+
+    def exclusions(self) -> list[Exclusion]:
+        """Every exclusion, in force or lifted, oldest first."""
+        with self._read() as conn:
+            return _exclusions(conn)
+
+    def lift_exclusion(self, landmark_id: str, now_ns: int, *, by: str, why: str) -> Exclusion:
+        """Lift the exclusion of ``landmark_id``, recording who, when and why. Measurements
+        that arrived before now no longer count against it; new ones do.
+
+        Raises:
+            ConfigError: no exclusion of ``landmark_id`` is in force.
+        """
+        with self._write() as conn:
+            found = [e for e in _exclusions(conn) if e.landmark_id == landmark_id and e.in_force]
+            if not found:
+                raise ConfigError(f"landmark {landmark_id[:128]} is not excluded")
+            conn.execute(
+                update(landmark_exclusions)
+                .where(
+                    landmark_exclusions.c.landmark_id == landmark_id,
+                    landmark_exclusions.c.lifted_at_ns.is_(None),
+                )
+                .values(lifted_at_ns=now_ns, lifted_by=by, lift_reason=why)
+            )
+        return replace(found[-1], lifted_at_ns=now_ns, lifted_by=by, lift_reason=why)
+
     def accepted_counters(self, device_id: str) -> list[int]:
         """Counters of the device's accepted proofs, in order (audits and tests)."""
         with self._read() as conn:
@@ -715,6 +897,16 @@ def _alert_values(alert: Alert) -> dict[str, Any]:
         "detail": alert.detail,
         "time_ns": alert.time_ns,
     }
+
+
+def _exclusions(conn: Connection) -> list[Exclusion]:
+    rows = conn.execute(select(landmark_exclusions).order_by(landmark_exclusions.c.id)).all()
+    return [
+        Exclusion(
+            r.landmark_id, r.excluded_at_ns, r.detail, r.lifted_at_ns, r.lifted_by, r.lift_reason
+        )
+        for r in rows
+    ]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -853,6 +1045,7 @@ _DEVICES_WITH_HEADS = (
 head)."""
 
 _HEAD_DIGESTS = "SELECT device_id, digest FROM chain_heads WHERE device_id IN ({})"
+_EXCLUDED = "SELECT landmark_id FROM landmark_exclusions WHERE lifted_at_ns IS NULL"
 _KEYS_PER_READ = 500
 """Key ids per read, well under SQLite's limit on bound parameters."""
 _SUCCESSOR = "SELECT digest FROM successors WHERE device_id = ? AND previous_digest = ?"

@@ -73,7 +73,11 @@ def test_a_landmark_repeating_a_challenge_inside_a_round_is_a_suspect() -> None:
     report = cross_check(world.peer_receipts(PEERS), world.landmark_records())
     assert report.predictable == {"lm-kul"}
     assert report.refused == ()
-    assert len(report.measurements) == len(PEERS) * (len(PEERS) - 1) - (len(PEERS) - 1)
+    assert report.contradicted == frozenset()
+    # Its rounds are measured (their signatures hold) but void for the light check.
+    void = [m for m in report.measurements if m.void]
+    assert {m.timer for m in void} == {"lm-kul"}
+    assert len(void) == len(PEERS) - 1
 
 
 def test_a_receipt_that_does_not_check_is_refused_and_counts_for_nothing() -> None:
@@ -89,15 +93,17 @@ def test_verifier_service_excludes_a_contradicted_landmark_and_alerts() -> None:
     world = AttackWorld()
     world.landmark_clocks["lm-sin"] = LandmarkClock(rate=0.001)
     with ServedWorld.open(world) as served:
-        report = served.service.cross_check(world.peer_receipts(PEERS), world.now_ns())
-        assert report.suspects == {"lm-sin"}
+        outcome = served.service.submit_peer_receipts(world.peer_receipts(PEERS), world.now_ns())
+        assert outcome.excluded == ("lm-sin",)
         (alert,) = served.alerts
+        assert served.store.alerts() == [alert]
         assert alert.kind == AlertKind.INCONSISTENT_LANDMARKS
         assert alert.device_id == ""
         assert alert.detail.startswith("landmark lm-sin timed ")
         assert alert.detail.endswith("faster than light between registered sites: excluded")
         # The exclusion holds: a second audit raises nothing new.
-        served.service.cross_check(world.peer_receipts(PEERS), world.now_ns())
+        again = served.service.submit_peer_receipts(world.peer_receipts(PEERS), world.now_ns())
+        assert again.excluded == ()
         assert len(served.alerts) == 1
         # A chip whose proof needs no lm-sin is still judged on the others.
         chip = served.enrol(WorldChip("chip-kul", PLACES["Kuala Lumpur"], "MY", MY_NORTH))
@@ -108,8 +114,9 @@ def test_verifier_service_excludes_a_contradicted_landmark_and_alerts() -> None:
 def test_verifier_service_leaves_honest_landmarks_alone() -> None:
     world = AttackWorld()
     with ServedWorld.open(world) as served:
-        report = served.service.cross_check(world.peer_receipts(PEERS), world.now_ns())
-        assert report.suspects == frozenset()
+        outcome = served.service.submit_peer_receipts(world.peer_receipts(PEERS), world.now_ns())
+        assert outcome.excluded == ()
+        assert outcome.measured == len(PEERS) * (len(PEERS) - 1)
         assert served.alerts == []
         chip = served.enrol(
             WorldChip("chip-sg", PLACES["Singapore"], "SG", world.nearest(PLACES["Singapore"]), SG1)

@@ -167,3 +167,21 @@ def test_serve_with_an_unusable_grpc_port_names_it(landmark_dir):
         port = str(taken.getsockname()[1])
         result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--grpc-port", port)
     assert_one_line_error(result, f"127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(
+    ("registered", "verifier", "peer", "needle"),
+    [
+        (False, "127.0.0.1:1", "lm-zrh=127.0.0.1:4000", "--audit-peer needs --registry"),
+        (True, "127.0.0.1:1", "x", "--audit-peer 'x' is not LANDMARK_ID=HOST:PORT"),
+        (True, "127.0.0.1:1", "lm-zrh=127.0.0.1:4000", "landmark lm-zrh is not in"),
+        (True, "127.0.0.1:1", "lm-fra=127.0.0.1:4000", "lm-fra is this landmark"),
+        (True, "nowhere", "lm-fra=127.0.0.1:4000", "--verifier 'nowhere' is not HOST:PORT"),
+    ],
+)
+def test_serve_with_a_bad_audit_option_names_it(landmark_dir, registered, verifier, peer, needle):
+    key, registry = landmark_dir
+    args = ["--verifier", verifier, "--audit-peer", peer]
+    if registered:
+        args += ["--registry", str(registry)]
+    assert_one_line_error(run("landmark", "serve", "--key", str(key), *args), needle)

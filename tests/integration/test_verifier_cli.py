@@ -1,5 +1,5 @@
-"""``geoattest verifier serve|status|enrol`` through the real console script: every bad
-input is a one-line error naming it and a non-zero exit."""
+"""``geoattest verifier serve|status|enrol|exclusions|lift`` through the real console
+script: every bad input is a one-line error naming it and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import socket
 import pytest
 from command import assert_one_line_error, run_geoattest
 from verifier_world import VerifierWorld
+
+from geoattest.verifier.store import SqlStore
 
 run = run_geoattest
 
@@ -93,3 +95,18 @@ def test_status_with_a_bad_flag_value():
     assert_one_line_error(
         run("verifier", "status", "--device-id", "d", "--timeout-s", "soon"), "--timeout-s"
     )
+
+
+def test_exclusions_and_lift_of_a_missing_database_name_it(tmp_path):
+    missing = str(tmp_path / "no.db")
+    assert_one_line_error(run("verifier", "exclusions", "--db", missing), missing)
+    assert_one_line_error(run("verifier", "lift", "lm-fra", "--db", missing), missing)
+
+
+def test_lift_of_a_landmark_that_is_not_excluded_names_it(world):
+    SqlStore.open(world.db_path).close()
+    listed = run("verifier", "exclusions", "--db", str(world.db_path))
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == "no landmark is excluded\n"
+    result = run("verifier", "lift", "lm-fra", "--db", str(world.db_path), "--why", "test")
+    assert_one_line_error(result, "landmark lm-fra is not excluded")

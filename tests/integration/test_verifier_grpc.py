@@ -10,6 +10,7 @@ import sqlite3
 import grpc
 import jwt
 import pytest
+from conftest import issue_receipt
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from joserfc import jws
 from joserfc import jwt as jose_jwt
@@ -22,6 +23,7 @@ from verifier_world import (
     VerifierWorld,
 )
 
+from geoattest.crypto import KeySigner
 from geoattest.errors import Reason
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verifier.store import SqlStore, StoreConflictError, StoreUnavailableError
@@ -298,3 +300,46 @@ async def test_a_store_failure_is_a_retryable_status_with_its_reason(
     monkeypatch.undo()
     status = await client.device_status("dev-1")
     assert status.last_counter == 0, "a refused proof was stored"
+
+
+def peer_receipt(world: VerifierWorld, timer: str, peer: str, rtt_ns: int):
+    """``timer``'s receipt for a round ``peer`` answered with its own landmark key."""
+    return issue_receipt(
+        world.landmarks[peer],
+        world.landmarks[timer],
+        device_id=peer,
+        landmark_id=timer,
+        rtt_ns=rtt_ns,
+    )
+
+
+async def test_peer_receipts_exclude_a_landmark_and_its_receipts_are_then_refused(
+    world, client, store
+):
+    chip = await enrolled(world, client)
+    # lm-wie answers lm-fra and lm-han in 1 µs: faster than light from 30 and 50 km away.
+    receipts = [peer_receipt(world, timer, "lm-wie", 1_000) for timer in ("lm-fra", "lm-han")]
+    reply = await client.submit_peer_receipts(receipts)
+    assert (reply.measured, list(reply.excluded)) == (2, ["lm-wie"])
+    (alert,) = store.alerts()
+    assert (alert.kind, alert.reason) == ("INCONSISTENT_LANDMARKS", "receipt.revoked_landmark")
+    with pytest.raises(VerifierRefused) as refused:
+        await client.submit(world.proof(chip))
+    assert refused.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.reason == "receipt.revoked_landmark"
+
+
+async def test_peer_receipts_that_do_not_check_are_refused_with_their_reason(world, client, store):
+    stranger = KeySigner.generate()
+    forged = issue_receipt(
+        world.landmarks["lm-wie"], stranger, device_id="lm-wie", landmark_id="lm-fra", rtt_ns=1
+    )
+    with pytest.raises(VerifierRefused) as refused:
+        await client.submit_peer_receipts([forged])
+    assert refused.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.reason == "receipt.unknown_landmark"
+    with pytest.raises(VerifierRefused) as empty:
+        await client.submit_peer_receipts([])
+    assert empty.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert empty.value.reason == "wire.missing_field"
+    assert store.dump()["peer_measurements"] == []

@@ -47,7 +47,7 @@ from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.verdict import RegionAppraiser, Verdict
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
-from geoattest.verifier.service import ProofResult
+from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import Alert
 from geoattest.wire.decode import MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, open_envelope
@@ -241,11 +241,15 @@ class SoundnessWorld(ServedWorld):
     # --- evidence -----------------------------------------------------------------------
 
     def submit(
-        self, served: ServedChip, proof: envelope_pb2.Envelope
+        self,
+        served: ServedChip,
+        proof: envelope_pb2.Envelope,
+        *,
+        via: VerifierService | None = None,
     ) -> evidence_pb2.AttestationResult:
         """An agent's proof goes to the verifier, and its answer is judged."""
         before = len(self.alerts)
-        answer = super().submit(served, proof)
+        answer = super().submit(served, proof, via=via)
         self.sent.append(proof)
         self.judge(proof, served.results[-1], self.alerts[before:])
         return answer
@@ -319,7 +323,9 @@ class SoundnessWorld(ServedWorld):
         """The registered ones of ``landmarks`` time each other; the service excludes
         suspects."""
         landmark_ids = sorted(set(landmarks) & self.registered - self.revoked_landmarks)
-        self.service.cross_check(self.knowing.peer_receipts(landmark_ids), self.world.now_ns())
+        receipts = self.knowing.peer_receipts(landmark_ids)
+        if receipts:
+            self.service.submit_peer_receipts(receipts, self.world.now_ns())
 
     # --- the truth ----------------------------------------------------------------------
 

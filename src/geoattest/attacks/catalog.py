@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from geoattest.attacks import (
     agent_state,
+    audit,
     clock,
     history,
     junk,
@@ -24,6 +25,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
     *clock.SCENARIOS,
     *junk.SCENARIOS,
     *landmark_identity.SCENARIOS,
+    *audit.SCENARIOS,
     *licence.SCENARIOS,
 )
 

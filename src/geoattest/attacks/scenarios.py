@@ -548,7 +548,7 @@ def _served_attack(
     landmarks, then submit a Shenzhen chip's proof over the Singapore-area landmarks."""
     adversary = attack(world)
     with ServedWorld.open(world) as served:
-        served.service.cross_check(world.peer_receipts(AUDIT_PEERS), world.now_ns())
+        served.service.submit_peer_receipts(world.peer_receipts(AUDIT_PEERS), world.now_ns())
         chip = served.enrol(WorldChip("chip-sz", SHENZHEN, "SG", SG_LANDMARKS))
         before = served.head(chip)
         served.cycle(chip, adversary=adversary)

@@ -112,9 +112,11 @@ class ServedWorld:
         """The licences in force: the operator issues one as a chip is provisioned."""
         self.alerts: list[Alert] = []
         self.service = self._serve()
+        self._workers: list[SqlStore] = []
 
-    def _serve(self) -> VerifierService:
-        """The verifier service over ``store``, with the world's appraiser as it is now."""
+    def _serve(self, store: SqlStore | None = None) -> VerifierService:
+        """The verifier service over ``store`` (default: the world's), with the world's
+        appraiser as it is now."""
         service = VerifierService(
             VerifierConfig(
                 VERIFIER_ID,
@@ -129,10 +131,18 @@ class ServedWorld:
                 verifier_id=VERIFIER_ID,
                 policy_id=self.world.appraiser.region.policy_id,
             ),
-            store=self.store,
+            store=store or self.store,
         )
         service.subscribe(self.alerts.extend)
         return service
+
+    def another_worker(self) -> VerifierService:
+        """A second verifier worker process over the same database, as ``verifier serve
+        --workers 2`` runs: a store connection and a service of its own (closed with the
+        world)."""
+        store = SqlStore.open(self.directory / "verifier.db")
+        self._workers.append(store)
+        return self._serve(store)
 
     def restart(self) -> None:
         """The verifier process restarts: a new service over the same database file (and
@@ -152,7 +162,8 @@ class ServedWorld:
             try:
                 yield served
             finally:
-                served.store.close()
+                for store in (served.store, *served._workers):
+                    store.close()
 
     def manufacturer(self, name: str) -> ManufacturerCA:
         """A manufacturer root valid from a day ago (only the first is trusted)."""
@@ -245,11 +256,13 @@ class ServedWorld:
         landmarks_reachable: bool = True,
         verifier_reachable: bool = True,
         adversary: Adversary | None = None,
+        via: VerifierService | None = None,
     ) -> list[Delivered]:
-        """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery."""
+        """One agent cycle: rounds with its landmarks, a proof into the outbox, delivery
+        (to ``via``, another worker of the verifier, if given)."""
         if landmarks_reachable:
             self.measure(served, adversary)
-        return self.deliver(served, verifier_reachable=verifier_reachable)
+        return self.deliver(served, verifier_reachable=verifier_reachable, via=via)
 
     def measure(self, served: ServedChip, adversary: Adversary | None = None) -> None:
         """Rounds with the chip's landmarks where it is now; its agent keeps the proof."""
@@ -258,10 +271,15 @@ class ServedWorld:
         served.attester.attest(by_landmark.get)
 
     def deliver(
-        self, served: ServedChip, *, verifier_reachable: bool = True, most: int | None = None
+        self,
+        served: ServedChip,
+        *,
+        verifier_reachable: bool = True,
+        most: int | None = None,
+        via: VerifierService | None = None,
     ) -> list[Delivered]:
         """The agent delivers its outbox, oldest first; ``most`` proofs at the most (a host
-        that drip-feeds the backlog)."""
+        that drip-feeds the backlog); to ``via``, another worker, if given."""
         sent = 0
 
         def submit(proof: envelope_pb2.Envelope) -> evidence_pb2.AttestationResult:
@@ -269,16 +287,20 @@ class ServedWorld:
             if not verifier_reachable or (most is not None and sent >= most):
                 raise DeliveryError("the host drops everything to the verifier")
             sent += 1
-            return self.submit(served, proof)
+            return self.submit(served, proof, via=via)
 
         return served.attester.deliver(submit, self.now_s)
 
     def submit(
-        self, served: ServedChip, proof: envelope_pb2.Envelope
+        self,
+        served: ServedChip,
+        proof: envelope_pb2.Envelope,
+        *,
+        via: VerifierService | None = None,
     ) -> evidence_pb2.AttestationResult:
-        """Hand one proof of ``served``'s agent to the verifier; its answer, as the agent
-        receives it."""
-        result = self.service.submit(proof, self.world.now_ns())
+        """Hand one proof of ``served``'s agent to the verifier (or its worker ``via``); its
+        answer, as the agent receives it."""
+        result = (via or self.service).submit(proof, self.world.now_ns())
         served.results.append(result)
         return evidence_pb2.AttestationResult(
             device_id=result.device_id,

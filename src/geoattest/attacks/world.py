@@ -296,12 +296,14 @@ class AttackWorld:
     def peer_receipts(self, landmark_ids: Sequence[str]) -> list[envelope_pb2.Envelope]:
         """Each landmark answers a timed round from each of the others, with its own key:
         receipts for :func:`geoattest.verifier.crosscheck.measure_peer`."""
-        receipts: list[envelope_pb2.Envelope] = []
-        for peer in landmark_ids:
-            timers = tuple(lid for lid in landmark_ids if lid != peer)
-            as_chip = WorldChip(peer, self.sites[peer], "", timers)
-            receipts += self.measure(as_chip, signer=self.landmark_signers[peer])
-        return receipts
+        return [r for peer in landmark_ids for r in self.audit_by(peer, landmark_ids)]
+
+    def audit_by(self, auditor: str, landmark_ids: Sequence[str]) -> list[envelope_pb2.Envelope]:
+        """``auditor`` answers a timed round from each of the others, with its own key, as
+        ``landmark serve --audit-peer`` does: the receipts it hands to the verifier."""
+        timers = tuple(lid for lid in landmark_ids if lid != auditor)
+        as_chip = WorldChip(auditor, self.sites[auditor], "", timers)
+        return self.measure(as_chip, signer=self.landmark_signers[auditor])
 
     def register(self, record: LandmarkRecord) -> None:
         """The registry authority adds a landmark; the verifier appraises with it from now.

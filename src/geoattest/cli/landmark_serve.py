@@ -5,6 +5,12 @@ The landmark is a key directory from ``geoattest landmark keygen`` (``key.pem`` 
 must be registered there under the same key, so a landmark never serves receipts the
 verifier would refuse. Every input is checked before the socket is bound, and every
 failure (a missing or bad key directory, a bad host, a port in use) is a one-line error.
+
+With ``--audit-peer ID=HOST:PORT`` (repeatable), ``--registry`` and ``--verifier`` the
+landmark also audits its registered peers every ``--audit-every-s`` seconds
+(:mod:`geoattest.verifier.landmark.audit`): a timed round with each, answered with its own
+key, and the peers' receipts handed to the verifier, which excludes a landmark the audits
+show to be lying or misregistered.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from geoattest.errors import ConfigError
 if TYPE_CHECKING:
     from geoattest.crypto import KeySigner
     from geoattest.verifier.landmark import LandmarkIdentity
+    from geoattest.wire.rounds import LandmarkEndpoint
 
 
 def _load_landmark(directory: Path, registry: Path | None) -> tuple[LandmarkIdentity, KeySigner]:
@@ -39,6 +46,35 @@ def _load_landmark(directory: Path, registry: Path | None) -> tuple[LandmarkIden
             raise ConfigError(f"{registry} lists another key for {identity.landmark_id}")
         identity = LandmarkIdentity(record.landmark_id, record.latitude, record.longitude)
     return identity, signer
+
+
+def _audit_peers(
+    values: list[str], own_id: str, registry: Path | None, verifier: str | None
+) -> list[LandmarkEndpoint]:
+    """The peers to audit, ``ID=HOST:PORT`` each, with their keys from the registry."""
+    from geoattest.address import parse_address  # noqa: PLC0415
+    from geoattest.pki import LandmarkRegistry  # noqa: PLC0415
+    from geoattest.wire.rounds import LandmarkEndpoint  # noqa: PLC0415
+
+    if not values:
+        return []
+    if registry is None or verifier is None:
+        raise ConfigError("--audit-peer needs --registry (the peers' keys) and --verifier")
+    parse_address(verifier, "--verifier")
+    records = LandmarkRegistry.load(registry)
+    peers = []
+    for value in values:
+        peer_id, sep, address = value.partition("=")
+        if not sep:
+            raise ConfigError(f"--audit-peer {value!r} is not LANDMARK_ID=HOST:PORT")
+        record = records.get(peer_id)
+        if record is None:
+            raise ConfigError(f"--audit-peer: landmark {peer_id} is not in {registry}")
+        if peer_id == own_id:
+            raise ConfigError(f"--audit-peer: landmark {peer_id} is this landmark")
+        host, port = parse_address(address, f"--audit-peer {peer_id}")
+        peers.append(LandmarkEndpoint(peer_id, host, port, record.verifying_key))
+    return peers
 
 
 @landmark_app.command("serve")
@@ -71,11 +107,26 @@ def landmark_serve(
         int | None,
         typer.Option(min=0, max=65535, help="Also serve GetInfo/GetCounters over gRPC here."),
     ] = None,
+    audit_peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A registered peer to audit, LANDMARK_ID=HOST:PORT of its UDP server "
+            "(repeatable; needs --registry and --verifier)."
+        ),
+    ] = None,
+    verifier: Annotated[
+        str | None, typer.Option(help="Verifier HOST:PORT that receives the audits.")
+    ] = None,
+    audit_every_s: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between audits of the peers.")
+    ] = 600.0,
 ) -> None:
-    """Serve timed rounds and sign receipts until SIGTERM or SIGINT."""
+    """Serve timed rounds and sign receipts until SIGTERM or SIGINT; audit peers if asked."""
     from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
+    from geoattest.verifier.landmark.audit import PeerAuditor, verifier_submitter  # noqa: PLC0415
 
     identity, signer = _load_landmark(key, registry)
+    peers = _audit_peers(audit_peer or [], identity.landmark_id, registry, verifier)
     limits = Limits(
         max_rounds=max_rounds,
         max_exchanges=exchanges_max,
@@ -89,22 +140,35 @@ def landmark_serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     info = None
+    auditor = None
     try:
         if grpc_port is not None:
             from geoattest.verifier.landmark.service import start_info_service  # noqa: PLC0415
 
             info = start_info_service(server, host, grpc_port)
         server.start()
+        if peers and verifier is not None:
+            auditor = PeerAuditor(
+                identity.landmark_id,
+                signer,
+                peers,
+                verifier_submitter(verifier),
+                every_s=audit_every_s,
+            )
+            auditor.start()
         bound_host, bound_port = server.address[:2]
         stamps = "kernel receive stamps" if server.kernel_timestamps else "monotonic stamps"
         grpc_note = f", gRPC on {host}:{info.port}" if info else ""
+        audit_note = f", auditing {len(peers)} peers" if auditor else ""
         typer.echo(
             f"landmark {identity.landmark_id} listening on udp {bound_host}:{bound_port} "
-            f"({stamps}{grpc_note})"
+            f"({stamps}{grpc_note}{audit_note})"
         )
         while not stopping.wait(1.0):  # a timed wait, so a signal is seen within a second
             continue
     finally:
+        if auditor is not None:
+            auditor.stop()
         if info is not None:
             info.server.stop(grace=1.0)
         server.stop()

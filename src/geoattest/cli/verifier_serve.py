@@ -1,4 +1,5 @@
-"""``geoattest verifier serve`` and the client commands ``enrol`` and ``status``.
+"""``geoattest verifier serve``, the client commands ``enrol`` and ``status``, and the
+operator's ``exclusions`` and ``lift`` over the database.
 
 Every input is checked before the server binds, and every failure (a missing file, a bad
 flag value, a port in use, an unreachable verifier) is a one-line error naming it. The
@@ -238,3 +239,61 @@ def verifier_enrol(
         return f"device {reply.device_id} enrolled, licensed for {reply.licensed_region}"
 
     typer.echo(_call_verifier(target, enrol()))
+
+
+DbOption = Annotated[Path, typer.Option(help="The verifier's SQLite database file.")]
+
+
+def _at(time_ns: int) -> str:
+    import datetime as dt  # noqa: PLC0415
+
+    return dt.datetime.fromtimestamp(time_ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@verifier_app.command("exclusions")
+def verifier_exclusions(db: DbOption) -> None:
+    """List the landmarks the peer audits excluded, in force or lifted (who, when, why)."""
+    from geoattest.verifier.store import SqlStore  # noqa: PLC0415
+
+    store = SqlStore.open(_existing(db, "database"))
+    try:
+        exclusions = store.exclusions()
+    finally:
+        store.close()
+    if not exclusions:
+        typer.echo("no landmark is excluded")
+    for e in exclusions:
+        since = f"excluded {_at(e.excluded_at_ns)}: {e.detail}"
+        if e.lifted_at_ns is None:
+            typer.echo(f"{e.landmark_id} IN FORCE {since}")
+        else:
+            typer.echo(
+                f"{e.landmark_id} LIFTED {_at(e.lifted_at_ns)} by {e.lifted_by}"
+                f" ({e.lift_reason or 'no reason given'}); {since}"
+            )
+
+
+@verifier_app.command("lift")
+def verifier_lift(
+    landmark_id: Annotated[str, typer.Argument(help="The excluded landmark's id.")],
+    db: DbOption,
+    why: Annotated[str, typer.Option(help="Why the exclusion is lifted, for the record.")] = "",
+    by: Annotated[
+        str | None, typer.Option(help="Who lifts it, for the record (default: the OS user).")
+    ] = None,
+) -> None:
+    """Lift a landmark's exclusion: its receipts count again, in every worker, at the next
+    batch; only audits that arrive from now on can exclude it again."""
+    import getpass  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from geoattest.verifier.store import SqlStore  # noqa: PLC0415
+
+    store = SqlStore.open(_existing(db, "database"))
+    try:
+        lifted = store.lift_exclusion(
+            landmark_id, time.time_ns(), by=by or getpass.getuser(), why=why
+        )
+    finally:
+        store.close()
+    typer.echo(f"landmark {lifted.landmark_id}: exclusion lifted by {lifted.lifted_by}")

@@ -303,6 +303,56 @@ class ResultKeys(_message.Message):
 Global___ResultKeys: _TypeAlias = ResultKeys  # noqa: Y015
 
 @_typing.final
+class SubmitPeerReceiptsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]:
+        """Envelopes of payload type timing-receipt, each signed by the landmark that timed the
+        round, over a round whose transcript the audited landmark signed with its own key.
+        """
+
+    def __init__(
+        self,
+        *,
+        receipts: _abc.Iterable[_envelope_pb2.Envelope] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipts", b"receipts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitPeerReceiptsRequest: _TypeAlias = SubmitPeerReceiptsRequest  # noqa: Y015
+
+@_typing.final
+class SubmitPeerReceiptsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEASURED_FIELD_NUMBER: _builtins.int
+    EXCLUDED_FIELD_NUMBER: _builtins.int
+    measured: _builtins.int
+    """Peer measurements stored by this call (a receipt handed in before counts once)."""
+    @_builtins.property
+    def excluded(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Landmarks this call excluded (one already excluded is not named again)."""
+
+    def __init__(
+        self,
+        *,
+        measured: _builtins.int = ...,
+        excluded: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["excluded", b"excluded", "measured", b"measured"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitPeerReceiptsResponse: _TypeAlias = SubmitPeerReceiptsResponse  # noqa: Y015
+
+@_typing.final
 class GetRejectionsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -65,6 +65,11 @@ class VerifierServiceStub:
                 request_serializer=geoattest_dot_v1_dot_verifier__service__pb2.GetResultKeysRequest.SerializeToString,
                 response_deserializer=geoattest_dot_v1_dot_verifier__service__pb2.ResultKeys.FromString,
                 _registered_method=True)
+        self.SubmitPeerReceipts = channel.unary_unary(
+                '/geoattest.v1.VerifierService/SubmitPeerReceipts',
+                request_serializer=geoattest_dot_v1_dot_verifier__service__pb2.SubmitPeerReceiptsRequest.SerializeToString,
+                response_deserializer=geoattest_dot_v1_dot_verifier__service__pb2.SubmitPeerReceiptsResponse.FromString,
+                _registered_method=True)
         self.GetRejections = channel.unary_unary(
                 '/geoattest.v1.VerifierService/GetRejections',
                 request_serializer=geoattest_dot_v1_dot_verifier__service__pb2.GetRejectionsRequest.SerializeToString,
@@ -117,6 +122,15 @@ class VerifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitPeerReceipts(self, request, context):
+        """A landmark hands in the receipts of the timed rounds its registered peers ran with it
+        (a peer audit); the verifier checks them against the landmark registry, stores the
+        measurements, and excludes a landmark they show to be lying or misregistered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRejections(self, request, context):
         """How many proofs and requests this verifier process refused before any device's key
         vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
@@ -158,6 +172,11 @@ def add_VerifierServiceServicer_to_server(servicer, server):
                     servicer.GetResultKeys,
                     request_deserializer=geoattest_dot_v1_dot_verifier__service__pb2.GetResultKeysRequest.FromString,
                     response_serializer=geoattest_dot_v1_dot_verifier__service__pb2.ResultKeys.SerializeToString,
+            ),
+            'SubmitPeerReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitPeerReceipts,
+                    request_deserializer=geoattest_dot_v1_dot_verifier__service__pb2.SubmitPeerReceiptsRequest.FromString,
+                    response_serializer=geoattest_dot_v1_dot_verifier__service__pb2.SubmitPeerReceiptsResponse.SerializeToString,
             ),
             'GetRejections': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRejections,
@@ -327,6 +346,33 @@ class VerifierService:
             '/geoattest.v1.VerifierService/GetResultKeys',
             geoattest_dot_v1_dot_verifier__service__pb2.GetResultKeysRequest.SerializeToString,
             geoattest_dot_v1_dot_verifier__service__pb2.ResultKeys.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitPeerReceipts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/geoattest.v1.VerifierService/SubmitPeerReceipts',
+            geoattest_dot_v1_dot_verifier__service__pb2.SubmitPeerReceiptsRequest.SerializeToString,
+            geoattest_dot_v1_dot_verifier__service__pb2.SubmitPeerReceiptsResponse.FromString,
             options,
             channel_credentials,
             insecure,

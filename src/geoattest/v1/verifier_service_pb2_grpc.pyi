@@ -45,6 +45,11 @@ class VerifierServiceStub:
     """Alerts as they are raised."""
     GetResultKeys: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.GetResultKeysRequest, _verifier_service_pb2.ResultKeys]
     """The result-signing public keys as a JWKS JSON document."""
+    SubmitPeerReceipts: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.SubmitPeerReceiptsRequest, _verifier_service_pb2.SubmitPeerReceiptsResponse]
+    """A landmark hands in the receipts of the timed rounds its registered peers ran with it
+    (a peer audit); the verifier checks them against the landmark registry, stores the
+    measurements, and excludes a landmark they show to be lying or misregistered.
+    """
     GetRejections: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.GetRejectionsRequest, _verifier_service_pb2.Rejections]
     """How many proofs and requests this verifier process refused before any device's key
     vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
@@ -67,6 +72,11 @@ class VerifierServiceAsyncStub(VerifierServiceStub):
     """Alerts as they are raised."""
     GetResultKeys: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.GetResultKeysRequest, _verifier_service_pb2.ResultKeys]  # type: ignore[assignment]
     """The result-signing public keys as a JWKS JSON document."""
+    SubmitPeerReceipts: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.SubmitPeerReceiptsRequest, _verifier_service_pb2.SubmitPeerReceiptsResponse]  # type: ignore[assignment]
+    """A landmark hands in the receipts of the timed rounds its registered peers ran with it
+    (a peer audit); the verifier checks them against the landmark registry, stores the
+    measurements, and excludes a landmark they show to be lying or misregistered.
+    """
     GetRejections: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.GetRejectionsRequest, _verifier_service_pb2.Rejections]  # type: ignore[assignment]
     """How many proofs and requests this verifier process refused before any device's key
     vouched for them (bad signatures, unknown keys, malformed or oversized requests), by
@@ -122,6 +132,17 @@ class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_verifier_service_pb2.ResultKeys, _abc.Awaitable[_verifier_service_pb2.ResultKeys]]:
         """The result-signing public keys as a JWKS JSON document."""
+
+    @_abc_1.abstractmethod
+    def SubmitPeerReceipts(
+        self,
+        request: _verifier_service_pb2.SubmitPeerReceiptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_verifier_service_pb2.SubmitPeerReceiptsResponse, _abc.Awaitable[_verifier_service_pb2.SubmitPeerReceiptsResponse]]:
+        """A landmark hands in the receipts of the timed rounds its registered peers ran with it
+        (a peer audit); the verifier checks them against the landmark registry, stores the
+        measurements, and excludes a landmark they show to be lying or misregistered.
+        """
 
     @_abc_1.abstractmethod
     def GetRejections(

@@ -177,6 +177,16 @@ class VerifierClient:
         )
         return status
 
+    async def submit_peer_receipts(
+        self, receipts: Sequence[envelope_pb2.Envelope]
+    ) -> verifier_service_pb2.SubmitPeerReceiptsResponse:
+        """A landmark's peer audit: the receipts its peers signed for rounds it ran."""
+        response: verifier_service_pb2.SubmitPeerReceiptsResponse = await self._unary(
+            self._stub.SubmitPeerReceipts,
+            verifier_service_pb2.SubmitPeerReceiptsRequest(receipts=list(receipts)),
+        )
+        return response
+
     async def result_keys(self) -> dict[str, Any]:
         """The verifier's JWKS, as a relying party would fetch it."""
         keys: verifier_service_pb2.ResultKeys = await self._unary(

@@ -82,6 +82,8 @@ def test_database_is_in_wal_mode_with_full_sync(world, store):
         "last_fixes",
         "licences",
         "successors",
+        "peer_measurements",
+        "landmark_exclusions",
     }
 
 
