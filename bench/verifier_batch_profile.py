@@ -22,7 +22,7 @@ from geoattest.bench.verifier import make_appraiser
 from geoattest.geo import load_policy
 from geoattest.pki import ResultKey, TrustAnchors
 from geoattest.v1 import envelope_pb2
-from geoattest.verifier.licences import Licences
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
 from geoattest.verifier.store import SqlStore
@@ -51,17 +51,18 @@ def service_for(fleet: Fleet, root: Path) -> VerifierService:
     """The service ``verifier serve`` would run for the fleet, every chip enrolled."""
     fleet.write(root)
     region = load_policy(root / "policy.json").appraiser()
+    store = SqlStore.open(root / "verifier.db")
+    now = time.time_ns()
     service = VerifierService(
         VerifierConfig(VERIFIER_ID),
         anchors=TrustAnchors.from_pem_files([root / "ca.crt"]),
         appraiser=make_appraiser(fleet),
-        licences=Licences.load(root / "licences.json", region.has_region),
+        licences=LiveLicences.load(store, root / "licences.json", region.has_region, now),
         signer=ResultSigner(
             ResultKey.load(root / "result-key"), verifier_id=VERIFIER_ID, policy_id=region.policy_id
         ),
-        store=SqlStore.open(root / "verifier.db"),
+        store=store,
     )
-    now = time.time_ns()
     for chip in fleet.chips:
         request = enrolment_request(
             chip.signer, chip.device_id, chip.certificate_der, [], VERIFIER_ID

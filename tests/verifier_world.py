@@ -32,7 +32,7 @@ from geoattest.pki import (
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verifier.grpc_server import VerifierServer
-from geoattest.verifier.licences import Licences
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
@@ -192,7 +192,7 @@ class VerifierWorld:
             VerifierConfig(VERIFIER_ID, **config),
             anchors=TrustAnchors([self.ca.certificate]),
             appraiser=self.appraiser(),
-            licences=Licences.load(self.licences_path, region.has_region),
+            licences=LiveLicences.load(store, self.licences_path, region.has_region, NOW_NS),
             signer=ResultSigner(
                 self.result_key, verifier_id=VERIFIER_ID, policy_id=region.policy_id
             ),

@@ -21,7 +21,8 @@ NOT_FOUND              ``device.unknown`` for GetDeviceStatus (:data:`LOOKUP_STA
 ALREADY_EXISTS         ``device.already_enrolled``
 FAILED_PRECONDITION    the evidence may be fine but cannot be accepted in this state:
                        ``device.unknown`` (enrol first), ``device.no_licence``,
-                       ``device.licence_expired``, ``proof.counter_not_increasing``,
+                       ``device.licence_expired``, ``device.licence_withdrawn``,
+                       ``proof.counter_not_increasing``,
                        ``proof.chain_broken``, ``receipt.stale``, ``receipt.future``,
                        ``receipt.replayed``, ``receipt.quorum_not_met``
 PERMISSION_DENIED      the evidence does not authenticate or is not admissible: every
@@ -115,6 +116,7 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.BAD_POSSESSION: _DENIED,
         Reason.NO_LICENCE: _PRECONDITION,
         Reason.LICENCE_EXPIRED: _PRECONDITION,
+        Reason.LICENCE_WITHDRAWN: _PRECONDITION,
         Reason.COUNTER_NOT_INCREASING: _PRECONDITION,
         Reason.REPLAYED_PROOF: _DENIED,
         Reason.FORK: _DENIED,

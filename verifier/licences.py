@@ -1,15 +1,20 @@
-"""Export licences: which region each device is licensed for, and until when.
+"""Export licences: which region each device is licensed for, until when, and whether the
+licence still stands.
 
-The operator writes them; the verifier only reads them. A device with no licence is not
-enrolled, because there would be nothing to check its location against. The file::
+The operator writes them in a file; the verifier applies the file to its store
+(:class:`~geoattest.verifier.live_licences.LiveLicences`), where each change makes a new
+version that the next proof is judged against. The file::
 
     {
       "licences": {
-        "dev-1": {"region": "DE", "valid_until": "2027-01-01T00:00:00Z"}
+        "dev-1": {"region": "DE", "valid_until": "2027-01-01T00:00:00Z"},
+        "dev-2": {"id": "EL-2026-0042", "region": "SG", "valid_until": "2027-01-01T00:00:00Z",
+                  "withdrawn": true}
       }
     }
 
-Every region must be one the region policy defines (checked at load: a typo is a
+``id`` names the licence (default: the device id); ``withdrawn`` (default false) withdraws
+it. Every region must be one the region policy defines (checked at load: a typo is a
 configuration error, never a device that can never be ALLOWED).
 """
 
@@ -27,19 +32,59 @@ from geoattest.units import SECOND_NS
 
 @dataclass(frozen=True, slots=True)
 class ExportLicence:
-    """The operator's licence for one device: the region it may run in, and until when."""
+    """The operator's licence for one device: the region it may run in, until when, and
+    whether it has been withdrawn; ``version`` counts its changes in the verifier's store
+    (0: a licence not stored yet, or none at all)."""
 
     device_id: str
     region: str
     """A region name the region policy defines."""
     valid_until_ns: int
+    licence_id: str = ""
+    """The licence's own name; empty: the device id."""
+    version: int = 0
+    withdrawn: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.licence_id or self.device_id
+
+    def same_terms(self, other: ExportLicence) -> bool:
+        """Whether ``other`` says the same (its version aside)."""
+        return (self.name, self.region, self.valid_until_ns, self.withdrawn) == (
+            other.name,
+            other.region,
+            other.valid_until_ns,
+            other.withdrawn,
+        )
+
+    def check_in_force(self, now_ns: int) -> None:
+        """Raise unless this licence licenses its device at ``now_ns``.
+
+        Raises:
+            EvidenceError: NO_LICENCE (version 0: the verifier holds none),
+                LICENCE_WITHDRAWN or LICENCE_EXPIRED.
+        """
+        if self.version == 0:
+            raise EvidenceError(Reason.NO_LICENCE, f"no licence names {self.device_id[:128]}")
+        if self.withdrawn:
+            raise EvidenceError(
+                Reason.LICENCE_WITHDRAWN,
+                f"licence {self.name} v{self.version} of {self.device_id} is withdrawn",
+            )
+        if self.valid_until_ns <= now_ns:
+            raise EvidenceError(
+                Reason.LICENCE_EXPIRED,
+                f"licence {self.name} v{self.version} of {self.device_id} has expired",
+            )
 
 
 class Licences:
-    """Licences by device id."""
+    """The licences of one licences file, by device id (unversioned: the store versions
+    them)."""
 
     def __init__(self, licences: Mapping[str, ExportLicence]) -> None:
-        self._licences = dict(licences)
+        self.by_device = dict(licences)
 
     @classmethod
     def load(cls, path: Path, has_region: Callable[[str], bool]) -> Licences:
@@ -56,6 +101,8 @@ class Licences:
                     device_id=str(device_id),
                     region=str(entry["region"]),
                     valid_until_ns=_timestamp_ns(str(entry["valid_until"])),
+                    licence_id=str(entry.get("id", "")),
+                    withdrawn=_flag(entry.get("withdrawn", False)),
                 )
                 for device_id, entry in entries.items()
             }
@@ -69,18 +116,12 @@ class Licences:
                 )
         return cls(licences)
 
-    def licence_for(self, device_id: str, now_ns: int) -> ExportLicence:
-        """The device's licence in force at ``now_ns``.
 
-        Raises:
-            EvidenceError: NO_LICENCE or LICENCE_EXPIRED.
-        """
-        licence = self._licences.get(device_id)
-        if licence is None:
-            raise EvidenceError(Reason.NO_LICENCE, f"no licence names {device_id[:128]}")
-        if licence.valid_until_ns <= now_ns:
-            raise EvidenceError(Reason.LICENCE_EXPIRED, f"licence of {device_id} has expired")
-        return licence
+def _flag(value: object) -> bool:
+    """A JSON boolean; anything else (a string "false", say) is refused, never guessed."""
+    if not isinstance(value, bool):
+        raise TypeError(f"withdrawn must be true or false, not {value!r}")
+    return value
 
 
 def _timestamp_ns(text: str) -> int:

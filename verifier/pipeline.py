@@ -10,7 +10,8 @@ whose reason becomes a REJECTED appraisal)::
     not revoked (by id or by key), receipt signature, same device, transcript signed by
     the device key and consistent, fresh by landmark time, newer than the chain's last
     receipt from that landmark, one per landmark -> quorum of fault domains -> the proof's
-    newest round not older than the chain's -> distance bounds at c in vacuum -> region
+    newest round not older than the chain's -> licence in force (not withdrawn, not
+    expired) -> distance bounds at c in vacuum -> region
     appraisal (geography) -> ALLOWED only if it survives any ``landmark_faults`` fault
     domains lying -> impossible travel against the device's history fix (:mod:`.history`)
     -> verdict
@@ -97,6 +98,7 @@ from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, Verdict
 from geoattest.verifier import history
+from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.state import ChainHead, DeviceRecord, TrustedState
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
@@ -125,6 +127,9 @@ class AlertKind(StrEnum):
     STALE_DEVICE = "STALE_DEVICE"
     """No accepted evidence (by landmark time) for several cadences: powered off, in
     transit, firewalled, or a backlog delivered late."""
+    LICENCE_WITHDRAWN = "LICENCE_WITHDRAWN"
+    """The operator withdrew an enrolled device's export licence: results it was given
+    before stay signed until they expire, so relying parties must hear of it."""
     IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
     """The device could not have got from an earlier accepted fix to this one at the
     fastest transport: a clone, swapped chips, or evidence that lied once."""
@@ -188,6 +193,8 @@ class Appraisal:
     alerts: tuple[AlertKind, ...] = ()
     new_head: ChainHead | None = None
     licensed_region: str = ""
+    licence: ExportLicence | None = None
+    """The licence the proof was judged under (its version names the change in force)."""
     evidence_time_ns: int = 0
     """Landmark time of the proof's newest round: the instant the verdict is about."""
 
@@ -352,6 +359,7 @@ class ProofAppraiser:
                 detail=exc.detail,
                 alerts=alerts,
                 licensed_region=device.licensed_region if device else "",
+                licence=device.licence if device else None,
             )
         pending.advance(evidence, now_ns)
         return evidence
@@ -393,6 +401,10 @@ class ProofAppraiser:
                 Reason.STALE_RECEIPT,
                 "the proof's newest round is older than evidence the chain already holds",
             )
+        if device.licence is not None:
+            # Last, so that a resubmitted proof is still known as such and bad evidence
+            # still raises its own alerts; no verdict affirms without a licence in force.
+            device.licence.check_in_force(now_ns)
         return _Evidence(
             device,
             proof.counter,
@@ -466,6 +478,7 @@ class ProofAppraiser:
                 fix_time_ns=last_fix[1],
             ),
             licensed_region=device.licensed_region,
+            licence=device.licence,
             evidence_time_ns=evidence_time_ns,
         )
 

@@ -14,11 +14,17 @@ the EAR profile (``tag:github.com,2023:veraison/ear``)::
          "ear.appraisal-policy-id": "policy:region/<id>@<version>",
          "ear.x-geoattest.verdict": "ALLOWED", "ear.x-geoattest.reason": "",
          "ear.x-geoattest.counter": 7, "ear.x-geoattest.evidence-time": <s>,
+         "ear.x-geoattest.licensed-region": "DE",
+         "ear.x-geoattest.licence": {"id": "EL-2026-0042", "version": 3,
+                                     "valid-until": <s>, "withdrawn": false},
          "ear.x-geoattest.bounds": [{"landmark_id": ..., "rtt_us": ..., "bound_km": ...}],
          "ear.x-geoattest.feasible-region": <GeoJSON geometry or null>}}}
 
 ``ear.status`` follows the verdict (only ALLOWED affirms) and is never better than the
 worst claim of the trust vector, as EAR's ``UpdateStatusFromTrustVector`` requires.
+``ear.x-geoattest.licence`` names the version of the export licence the proof was judged
+under (absent only where no licence source was consulted), and ``exp`` is never past its
+``valid-until``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from geoattest.errors import Reason
 from geoattest.pki import ResultKey
 from geoattest.units import SECOND_NS
 from geoattest.verdict import Verdict
+from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.pipeline import Appraisal
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
@@ -134,6 +141,16 @@ def ear_status(appraisal: Appraisal, vector: Mapping[str, int]) -> EarStatus:
     return max(statuses, key=order.index)
 
 
+def licence_claim(licence: ExportLicence) -> dict[str, object]:
+    """The licence version a result was judged under, as the token names it."""
+    return {
+        "id": licence.name,
+        "version": licence.version,
+        "valid-until": licence.valid_until_ns // SECOND_NS,
+        "withdrawn": licence.withdrawn,
+    }
+
+
 def submod_name(device_id: str) -> str:
     return f"chip-{device_id}"
 
@@ -162,6 +179,11 @@ class ResultSigner:
             f"{CLAIM_PREFIX}counter": appraisal.counter,
             f"{CLAIM_PREFIX}evidence-time": appraisal.evidence_time_ns // SECOND_NS,
             f"{CLAIM_PREFIX}licensed-region": appraisal.licensed_region,
+            **(
+                {f"{CLAIM_PREFIX}licence": licence_claim(appraisal.licence)}
+                if appraisal.licence is not None
+                else {}
+            ),
             f"{CLAIM_PREFIX}bounds": [
                 {
                     "landmark_id": b.landmark_id,

@@ -34,7 +34,8 @@ from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.audits import AuditOutcome, PeerAudits
-from geoattest.verifier.licences import Licences
+from geoattest.verifier.licences import ExportLicence
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
 from geoattest.verifier.rejections import Rejections
 from geoattest.verifier.results import ResultSigner
@@ -120,6 +121,8 @@ class DeviceStatus:
     last_counter: int
     last_verdict: Verdict | None
     last_proof_time_ns: int
+    licence: ExportLicence | None = None
+    """The licence in force now (version 0: none held)."""
 
 
 class BatchTooLargeError(GeoattestError):
@@ -193,7 +196,7 @@ class VerifierService:
         *,
         anchors: TrustAnchors,
         appraiser: ProofAppraiser,
-        licences: Licences,
+        licences: LiveLicences,
         signer: ResultSigner,
         store: Store,
     ) -> None:
@@ -264,7 +267,7 @@ class VerifierService:
             raise EvidenceError(Reason.BAD_POSSESSION, "possession proof names another verifier")
         if len(claim.nonce) < MIN_NONCE_BYTES:
             raise EvidenceError(Reason.MISSING_FIELD, f"nonce shorter than {MIN_NONCE_BYTES}")
-        licence = self._licences.licence_for(cert.device_id, now_ns)
+        licence = self._licences.in_force(cert.device_id, now_ns)
         stored = self._store.enrol(
             EnrolledDevice(
                 record=DeviceRecord(
@@ -275,6 +278,7 @@ class VerifierService:
                     not_valid_after_ns=int(cert.certificate.not_valid_after_utc.timestamp())
                     * SECOND_NS,
                     enrolled_at_ns=now_ns,
+                    licence=licence,
                 ),
                 model=cert.model,
                 licence_expires_ns=licence.valid_until_ns,
@@ -426,13 +430,18 @@ class VerifierService:
     # --- status and staleness -----------------------------------------------------------
 
     @property
+    def licences(self) -> LiveLicences:
+        """The licences in force: a change holds for the next proof."""
+        return self._licences
+
+    @property
     def stale_window_ns(self) -> int:
         """How long an accepted proof keeps a device from being STALE."""
         return self.config.stale_after_cadences * self.config.cadence_ns
 
     def result_expiry_ns(self, appraisal: Appraisal, licence_expires_ns: int, now_ns: int) -> int:
         """When a result stops licensing the chip: the stale window after the evidence,
-        never past the export licence.
+        never past the end of the export licence in force (as read for this appraisal).
 
         A chip whose heartbeat stops (powered off, in transit, firewalled) must lose its
         licence about when the verifier calls it STALE, not when the export licence ends.
@@ -466,6 +475,7 @@ class VerifierService:
             last_counter=head.counter if head else 0,
             last_verdict=summary.last_verdict,
             last_proof_time_ns=summary.last_evidence_time_ns,
+            licence=device.record.licence,
         )
 
     # --- landmarks ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from geoattest.crypto import VerifyingKey
 from geoattest.verdict import LandmarkBound
+from geoattest.verifier.licences import ExportLicence
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +23,16 @@ class DeviceRecord:
     device_id: str
     verifying_key: VerifyingKey
     licensed_region: str
+    """The region the device is judged against: its licence's, where ``licence`` is set."""
     certificate_serial: int
     not_valid_after_ns: int
     """Device certificate expiry: proofs after it are refused (BAD_CHAIN)."""
     enrolled_at_ns: int
+    licence: ExportLicence | None = None
+    """The licence in force, read with the record at appraisal time (the verifier's store
+    joins it in, so a change holds for the next proof): a proof is REJECTED unless it is
+    in force. None only in worlds with no licence source (studies, the virtual network),
+    which judge against ``licensed_region`` alone."""
 
 
 @dataclass(frozen=True, slots=True)

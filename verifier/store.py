@@ -1,9 +1,10 @@
 """The verifier's durable store: SQLite in WAL mode through SQLAlchemy Core.
 
-It holds enrolled devices, accepted proofs with their evidence (the exact envelope
-bytes), signed results, alerts, each device's chain head and the
-``(device, previous digest) -> digest`` index that exposes forks, and the landmarks' peer
-measurements and the exclusions the audits made of them. It implements the
+It holds enrolled devices, the export licences in force (each change a new version),
+accepted proofs with their evidence (the exact envelope bytes), signed results, alerts,
+each device's chain head and the ``(device, previous digest) -> digest`` index that
+exposes forks, and the landmarks' peer measurements and the exclusions the audits made of
+them. It implements the
 pipeline's :class:`~geoattest.verifier.state.TrustedState`, so appraisals read exactly what is
 durable.
 
@@ -55,7 +56,7 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -91,6 +92,7 @@ from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, Reason
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.crosscheck import PeerMeasurement
+from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.pipeline import Appraisal
 from geoattest.verifier.state import ChainHead, DeviceRecord
 
@@ -140,6 +142,7 @@ class EnrolledDevice:
     record: DeviceRecord
     model: str
     licence_expires_ns: int
+    """When the licence in force ends (as read; the devices row keeps the one at enrolment)."""
     state: DeviceState
 
 
@@ -246,6 +249,17 @@ class Store(Protocol):
 
     def mark_stale(self, cutoff_ns: int, alert_for: AlertFactory) -> list[Alert]: ...
 
+    def licence(self, device_id: str) -> ExportLicence | None: ...
+
+    def change_licences(
+        self,
+        licences: Sequence[ExportLicence],
+        now_ns: int,
+        *,
+        withdraw_others: bool,
+        alert_for: LicenceAlertFactory,
+    ) -> list[ExportLicence]: ...
+
     def alerts(self, device_id: str = "") -> list[Alert]: ...
 
     def record_peer_audit(
@@ -263,6 +277,10 @@ class Store(Protocol):
 
 class AlertFactory(Protocol):
     def __call__(self, device_id: str, last_seen_ns: int) -> Alert: ...
+
+
+LicenceAlertFactory = Callable[[ExportLicence], Alert]
+"""Makes the alert for an enrolled device's licence that was withdrawn."""
 
 
 metadata = MetaData()
@@ -346,6 +364,20 @@ places it in, see :mod:`geoattest.verifier.history`), kept beside its chain head
 impossible-travel check and moved in the same transaction; a device with no row has no
 fix yet. A store written when this row held only the last proof's disks opens as it is:
 those disks are a sound, if looser, history fix."""
+
+export_licences = Table(
+    "licences",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("licence_id", String(128), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("region", String(128), nullable=False),
+    Column("valid_until_ns", BigInteger, nullable=False),
+    Column("withdrawn", Boolean, nullable=False),
+    Column("changed_at_ns", BigInteger, nullable=False),
+)
+"""The export licence in force for each device (enrolled or not yet): every change of its
+terms raises ``version`` by one. Read with the device on every appraisal."""
 
 successors = Table(
     "successors",
@@ -498,7 +530,10 @@ class SqlStore:
     # --- writes -----------------------------------------------------------------------
 
     def enrol(self, device: EnrolledDevice) -> EnrolledDevice:
-        """Store a new device; the same certificate again refreshes its licence.
+        """Store a new device; the same certificate again is the same enrolment.
+
+        The row keeps the licence terms at enrolment; appraisals read the licence in force
+        (the ``licences`` table) instead.
 
         Raises:
             AlreadyEnrolledError: the id or the key is enrolled with another certificate.
@@ -506,17 +541,16 @@ class SqlStore:
         record = device.record
         with self._write() as conn:
             row = conn.execute(
-                select(devices).where(
+                select(devices.c.device_id, devices.c.key_id, devices.c.cert_serial).where(
                     (devices.c.device_id == record.device_id)
                     | (devices.c.key_id == record.verifying_key.key_id)
                 )
             ).first()
             if row is not None:
-                existing = _device_from_row(row._mapping)
-                if (
-                    existing.record.device_id != record.device_id
-                    or existing.record.verifying_key.key_id != record.verifying_key.key_id
-                    or existing.record.certificate_serial != record.certificate_serial
+                if tuple(row) != (
+                    record.device_id,
+                    record.verifying_key.key_id,
+                    str(record.certificate_serial),
                 ):
                     raise AlreadyEnrolledError(record.device_id)
                 conn.execute(
@@ -527,11 +561,7 @@ class SqlStore:
                         licence_expires_ns=device.licence_expires_ns,
                     )
                 )
-                return replace(
-                    existing,
-                    record=replace(existing.record, licensed_region=record.licensed_region),
-                    licence_expires_ns=device.licence_expires_ns,
-                )
+                return device
             conn.execute(
                 insert(devices).values(
                     device_id=record.device_id,
@@ -603,6 +633,87 @@ class SqlStore:
                 )
                 conn.execute(insert(alerts).values(**_alert_values(alert), proof_id=None))
         return raised
+
+    # --- licences -----------------------------------------------------------------------
+
+    def licence(self, device_id: str) -> ExportLicence | None:
+        """The device's licence as it stands (withdrawn or not), if one was ever stored."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(export_licences).where(export_licences.c.device_id == device_id)
+            ).first()
+        return None if row is None else _licence_from_row(row._mapping)
+
+    def change_licences(
+        self,
+        licences: Sequence[ExportLicence],
+        now_ns: int,
+        *,
+        withdraw_others: bool,
+        alert_for: LicenceAlertFactory,
+    ) -> list[ExportLicence]:
+        """Make ``licences`` the ones in force, in one transaction: each whose terms differ
+        from the stored licence's gets the next version (versions given are ignored); with
+        ``withdraw_others``, every stored licence not given is withdrawn. A licence of an
+        enrolled device that becomes withdrawn raises the alert ``alert_for`` makes.
+
+        Returns:
+            The new versions, in the order given (withdrawals of others last).
+        """
+        with self._write() as conn:
+            held = {
+                row.device_id: _licence_from_row(row._mapping)
+                for row in conn.execute(select(export_licences)).all()
+            }
+            wanted = {licence.device_id: licence for licence in licences}
+            if withdraw_others:
+                for device_id, licence in held.items():
+                    if device_id not in wanted:
+                        wanted[device_id] = replace(licence, withdrawn=True)
+            changed: list[ExportLicence] = []
+            for device_id, licence in wanted.items():
+                before = held.get(device_id)
+                if before is not None and before.same_terms(licence):
+                    continue
+                new = replace(
+                    licence,
+                    licence_id=licence.name,
+                    version=(before.version if before else 0) + 1,
+                )
+                values = {
+                    "licence_id": new.licence_id,
+                    "version": new.version,
+                    "region": new.region,
+                    "valid_until_ns": new.valid_until_ns,
+                    "withdrawn": new.withdrawn,
+                    "changed_at_ns": now_ns,
+                }
+                if before is None:
+                    conn.execute(insert(export_licences).values(device_id=device_id, **values))
+                else:
+                    conn.execute(
+                        update(export_licences)
+                        .where(export_licences.c.device_id == device_id)
+                        .values(**values)
+                    )
+                changed.append(new)
+            newly_withdrawn = [
+                licence
+                for licence in changed
+                if licence.withdrawn
+                and not (licence.device_id in held and held[licence.device_id].withdrawn)
+            ]
+            enrolled = set(
+                conn.execute(
+                    select(devices.c.device_id).where(
+                        devices.c.device_id.in_([licence.device_id for licence in newly_withdrawn])
+                    )
+                ).scalars()
+            )
+            for licence in newly_withdrawn:
+                if licence.device_id in enrolled:
+                    conn.execute(insert(alerts).values(**_alert_values(alert_for(licence))))
+        return changed
 
     # --- reads for the service ----------------------------------------------------------
 
@@ -805,18 +916,46 @@ def _verifying_key(spki: bytes) -> VerifyingKey:
 
 
 def _device_from_row(m: Any) -> EnrolledDevice:
+    """A device row joined with its licence (``_LICENCE_COLUMNS``): judged by the licence
+    in force, never by the one it was enrolled under."""
+    licence = _licence_in_force(m)
     return EnrolledDevice(
         record=DeviceRecord(
             device_id=m["device_id"],
             verifying_key=_verifying_key(bytes(m["spki"])),
-            licensed_region=m["licensed_region"],
+            licensed_region=licence.region,
             certificate_serial=int(m["cert_serial"]),
             not_valid_after_ns=m["not_valid_after_ns"],
             enrolled_at_ns=m["enrolled_at_ns"],
+            licence=licence,
         ),
         model=m["model"],
-        licence_expires_ns=m["licence_expires_ns"],
+        licence_expires_ns=licence.valid_until_ns,
         state=DeviceState(m["state"]),
+    )
+
+
+def _licence_in_force(m: Any) -> ExportLicence:
+    if m["l_version"] is None:  # none held: version 0, which licenses nothing
+        return ExportLicence(m["device_id"], m["licensed_region"], 0)
+    return ExportLicence(
+        device_id=m["device_id"],
+        region=m["l_region"],
+        valid_until_ns=m["l_valid_until_ns"],
+        licence_id=m["l_id"],
+        version=m["l_version"],
+        withdrawn=bool(m["l_withdrawn"]),
+    )
+
+
+def _licence_from_row(m: Any) -> ExportLicence:
+    return ExportLicence(
+        device_id=m["device_id"],
+        region=m["region"],
+        valid_until_ns=m["valid_until_ns"],
+        licence_id=m["licence_id"],
+        version=m["version"],
+        withdrawn=bool(m["withdrawn"]),
     )
 
 
@@ -882,7 +1021,12 @@ def _sqlalchemy_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-_DEVICE_BY_ID = "SELECT * FROM devices WHERE device_id = ?"
+_DEVICE_BY_ID = (
+    "SELECT d.*, l.licence_id AS l_id, l.version AS l_version, l.region AS l_region,"
+    " l.valid_until_ns AS l_valid_until_ns, l.withdrawn AS l_withdrawn FROM devices AS d"
+    " LEFT JOIN licences AS l ON l.device_id = d.device_id WHERE d.device_id = ?"
+)
+"""A device with the licence in force (``l_version`` is NULL where none is held)."""
 _HEAD = (
     "SELECT h.*, f.fix, f.fix_time_ns FROM chain_heads AS h"
     " LEFT JOIN last_fixes AS f ON f.device_id = h.device_id WHERE h.device_id = ?"
@@ -890,11 +1034,16 @@ _HEAD = (
 """A device's chain head with its history fix, if it has one."""
 _DEVICES_WITH_HEADS = (
     "SELECT d.*, h.counter, h.digest, h.previous_digest, h.accepted_at_ns, h.landmark_times,"
-    " f.fix, f.fix_time_ns FROM devices AS d"
+    " f.fix, f.fix_time_ns, l.licence_id AS l_id, l.version AS l_version,"
+    " l.region AS l_region, l.valid_until_ns AS l_valid_until_ns, l.withdrawn AS l_withdrawn"
+    " FROM devices AS d"
     " LEFT JOIN chain_heads AS h ON h.device_id = d.device_id"
-    " LEFT JOIN last_fixes AS f ON f.device_id = d.device_id WHERE d.key_id IN ({})"
+    " LEFT JOIN last_fixes AS f ON f.device_id = d.device_id"
+    " LEFT JOIN licences AS l ON l.device_id = d.device_id WHERE d.key_id IN ({})"
 )
-"""Devices by key id with their heads and fixes (``counter`` is NULL without a head)."""
+"""Devices by key id with their heads, fixes and licences (``counter`` is NULL without a
+head)."""
+
 _HEAD_DIGESTS = "SELECT device_id, digest FROM chain_heads WHERE device_id IN ({})"
 _EXCLUDED = "SELECT landmark_id FROM landmark_exclusions WHERE lifted_at_ns IS NULL"
 _KEYS_PER_READ = 500

@@ -2,7 +2,9 @@
 
 Everything is loaded and checked once, before a server binds (and before ``serve
 --workers N`` forks, so that the workers share the loaded geography copy-on-write); each
-process then opens a store of its own and builds its service from what was loaded.
+process then opens a store of its own and builds its service from what was loaded. The
+licences file is applied to the store, where every worker reads the licence in force per
+proof; :meth:`LoadedVerifier.reload_licences` applies it again (``serve`` does on SIGHUP).
 
 Example::
 
@@ -13,20 +15,26 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from geoattest.errors import GeoattestError
 from geoattest.geo import load_policy
 from geoattest.pki import LandmarkRegistry, ResultKey, RevocationList, TrustAnchors
 from geoattest.verdict import RegionAppraiser
 from geoattest.verifier.grpc_server import VerifierServer
-from geoattest.verifier.licences import Licences
+from geoattest.verifier.licences import ExportLicence, Licences
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
 from geoattest.verifier.store import SqlStore, Store, Synchronous
+
+_log = logging.getLogger("geoattest.verifier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +80,8 @@ class LoadedVerifier:
     config: VerifierConfig
     anchors: TrustAnchors
     appraiser: ProofAppraiser
-    licences: Licences
+    licences: Path
+    """The licences file, applied to the store at load and on every reload."""
     signer: ResultSigner
     sweep_every_s: float
 
@@ -81,9 +90,34 @@ class LoadedVerifier:
             self.config,
             anchors=self.anchors,
             appraiser=self.appraiser,
-            licences=self.licences,
+            licences=LiveLicences(store),
             signer=self.signer,
             store=store,
+        )
+
+    def reload_licences(self) -> list[ExportLicence]:
+        """Apply the licences file to the store again: the next proof of every device is
+        judged against it, on every worker. Returns the licences that changed.
+
+        Raises:
+            ConfigError: the file does not load; the licences in force are unchanged.
+            StoreUnavailableError: the database failed; nothing was changed.
+        """
+        return apply_licences(
+            self.db, self.licences, self.appraiser.region.has_region, self.synchronous
+        )
+
+    def reload_licences_logged(self) -> None:
+        """:meth:`reload_licences`, its outcome in the log (a signal handler's form)."""
+        try:
+            changed = self.reload_licences()
+        except GeoattestError as exc:
+            _log.error("licence reload refused, the licences in force are unchanged: %s", exc)
+            return
+        _log.info(
+            "licences reloaded from %s: %s",
+            self.licences,
+            ", ".join(f"{c.device_id} v{c.version}" for c in changed) or "no change",
         )
 
     @contextmanager
@@ -104,9 +138,9 @@ def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerif
     """
     anchors = TrustAnchors.from_pem_files(files.trust_roots)
     appraiser = _appraiser(files, options.pipeline)
-    licences = Licences.load(files.licences, appraiser.region.has_region)
     signer = _result_signer(files.result_key, options.verifier_id, appraiser.region)
     _check_database(files.db, options.synchronous)
+    apply_licences(files.db, files.licences, appraiser.region.has_region, options.synchronous)
     return LoadedVerifier(
         db=files.db,
         synchronous=options.synchronous,
@@ -117,7 +151,7 @@ def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerif
         ),
         anchors=anchors,
         appraiser=appraiser,
-        licences=licences,
+        licences=files.licences,
         signer=signer,
         sweep_every_s=options.cadence_s / 4,
     )
@@ -134,6 +168,27 @@ def _result_signer(key_directory: Path, verifier_id: str, region: RegionAppraise
     return ResultSigner(
         ResultKey.load(key_directory), verifier_id=verifier_id, policy_id=region.policy_id
     )
+
+
+def apply_licences(
+    db: Path,
+    licences: Path,
+    has_region: Callable[[str], bool],
+    synchronous: Synchronous = Synchronous.FULL,
+) -> list[ExportLicence]:
+    """Apply a licences file to the store at ``db`` (each region checked with
+    ``has_region``, the policy's); returns the licences that changed.
+
+    Raises:
+        ConfigError: the file does not load, or the database does not open; nothing changed.
+        StoreUnavailableError: the database failed; nothing was changed.
+    """
+    loaded = Licences.load(licences, has_region)
+    store = SqlStore.open(db, synchronous=synchronous)
+    try:
+        return LiveLicences(store).apply(loaded, time.time_ns())
+    finally:
+        store.close()
 
 
 def _check_database(db: Path, synchronous: Synchronous) -> None:

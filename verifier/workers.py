@@ -5,7 +5,9 @@ geography is shared copy-on-write); each opens its own store connection and gRPC
 the same port (``SO_REUSEPORT``: the kernel spreads connections over them). They share one
 database, whose compare-and-swap commits keep every chain correct across workers. The
 parent prints the address once every worker serves, forwards SIGTERM and SIGINT, and
-stops them all if one dies. Every worker runs the stale sweep; marking a device STALE is
+stops them all if one dies. SIGHUP reloads (``reload``: the licences file, applied to the
+shared database, so every worker judges the next proof by it): in the one process, or in the
+parent, while the workers ignore it. Every worker runs the stale sweep; marking a device STALE is
 one transaction, so it goes STALE, and alerts, once. An alert stream (``WatchAlerts``) is
 served by one worker and carries that worker's alerts only.
 
@@ -44,9 +46,17 @@ def _note(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def serve(open_server: OpenServer, address: str, *, workers: int, grace_s: float) -> None:
+def serve(
+    open_server: OpenServer,
+    address: str,
+    *,
+    workers: int,
+    grace_s: float,
+    reload: Callable[[], None] = lambda: None,
+) -> None:
     """Serve on ``address`` until SIGTERM or SIGINT, then drain (up to ``grace_s``) and stop:
-    in this process, or in ``workers`` forked ones sharing the port.
+    in this process, or in ``workers`` forked ones sharing the port. SIGHUP calls
+    ``reload`` (which reports its own failures) and serving goes on.
 
     Raises:
         ConfigError: the address cannot be bound, or a worker failed to start or died.
@@ -55,13 +65,24 @@ def serve(open_server: OpenServer, address: str, *, workers: int, grace_s: float
     # garbage collection walks them again (it cost 5 % of the batch path), and none in a
     # forked worker copies their pages.
     gc.freeze()
-    one: Serve = functools.partial(_serve_one, open_server, grace_s)
     host = address.rpartition(":")[0]
     if workers == 1:
-        one(address, False, lambda port: _say(f"verifier listening on {host}:{port}"))
+        _serve_one(
+            open_server,
+            grace_s,
+            address,
+            False,
+            lambda port: _say(f"verifier listening on {host}:{port}"),
+            reload=reload,
+        )
         return
+    one: Serve = functools.partial(_serve_one, open_server, grace_s, reload=_ignored)
     with _reserved_port(address) as port:
-        _run_workers(one, f"{host}:{port}", workers)
+        _run_workers(one, f"{host}:{port}", workers, reload)
+
+
+def _ignored() -> None:
+    """A worker's SIGHUP: the parent reloads, for all of them."""
 
 
 def _serve_one(
@@ -70,9 +91,11 @@ def _serve_one(
     address: str,
     reuse_port: bool,
     serving: Callable[[int], None],
+    *,
+    reload: Callable[[], None],
 ) -> None:
     with open_server() as server:
-        asyncio.run(_until_signalled(server, address, grace_s, reuse_port, serving))
+        asyncio.run(_until_signalled(server, address, grace_s, reuse_port, serving, reload=reload))
 
 
 async def _until_signalled(
@@ -81,11 +104,14 @@ async def _until_signalled(
     grace_s: float,
     reuse_port: bool,
     serving: Callable[[int], None],
+    *,
+    reload: Callable[[], None],
 ) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
     serving(await server.start(address, reuse_port=reuse_port))
     await stopping.wait()
     _note("verifier draining")
@@ -120,6 +146,7 @@ def _worker(serve: Serve, address: str, ready: multiprocessing.connection.Connec
     """One worker process: serve until signalled; a start-up failure goes to the parent."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's forwarding handler
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the parent reloads for every worker
     try:
         serve(address, True, lambda _port: ready.send(None))
     except (ConfigError, OSError) as exc:
@@ -127,8 +154,9 @@ def _worker(serve: Serve, address: str, ready: multiprocessing.connection.Connec
         raise SystemExit(2) from None
 
 
-def _run_workers(serve: Serve, address: str, count: int) -> None:
-    """Fork ``count`` workers on ``address``; return when all have stopped.
+def _run_workers(serve: Serve, address: str, count: int, reload: Callable[[], None]) -> None:
+    """Fork ``count`` workers on ``address``, calling ``reload`` on SIGHUP; return when all
+    have stopped.
 
     Raises:
         ConfigError: a worker failed to start or died while serving.
@@ -147,6 +175,7 @@ def _run_workers(serve: Serve, address: str, count: int) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload())
     try:
         readiness = []
         for i in range(count):

@@ -57,6 +57,8 @@ class Reason(StrEnum):
     """No export licence names this device, so there is no region to check it against."""
     LICENCE_EXPIRED = "device.licence_expired"
     """The device's export licence has expired."""
+    LICENCE_WITHDRAWN = "device.licence_withdrawn"
+    """The operator withdrew the device's export licence: no place is licensed."""
 
     # --- proof chain ---
     COUNTER_NOT_INCREASING = "proof.counter_not_increasing"

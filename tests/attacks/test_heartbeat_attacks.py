@@ -18,6 +18,7 @@ from geoattest.attacks.served import (
 )
 from geoattest.attacks.world import AttackWorld, WorldChip
 from geoattest.attestor.licence import AgentLicence, LicenceStatus
+from geoattest.errors import Reason
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.store import DeviceState
@@ -140,12 +141,15 @@ def test_the_last_result_of_a_powered_off_chip_licenses_nothing_after_the_window
         assert not holder.offer(token, served.now_s())
 
 
-def test_export_licence_end_degrades_the_chip_though_its_proofs_stay_allowed() -> None:
-    """The verdict is about where the chip is; the licence is what lets it run."""
+def test_export_licence_end_rejects_the_next_proofs_and_degrades_the_chip() -> None:
+    """No proof affirms once the licence in force has ended: the proofs after it are
+    REJECTED, so the device goes STALE and its agent degrades after the grace period."""
     outcome = assert_outcome(
         "export_licence_ends",
-        Verdict.ALLOWED,
-        device_state="ATTESTING",
+        Verdict.REJECTED,
+        reason=Reason.LICENCE_EXPIRED,
+        alerts=(AlertKind.STALE_DEVICE,),
+        device_state="STALE",
         licence="degraded",
     )
-    assert "licence grace from +15 min" in outcome.detail
+    assert "licence grace from +10 min" in outcome.detail

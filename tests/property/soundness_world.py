@@ -177,7 +177,7 @@ class SoundnessWorld(ServedWorld):
         """Where each chip is now (a site name)."""
         self.keys: dict[str, VerifyingKey] = {}
         self.issued: dict[str, Licence | None] = {}
-        """The licence in force for each device (None: withdrawn)."""
+        """The licence in force for each device (None: withdrawn), as the operator issued it."""
         self.clones: list[Clone] = []
         self.sent: list[envelope_pb2.Envelope] = []
         """Every proof envelope handed to the verifier, for replays and mutations."""
@@ -293,12 +293,14 @@ class SoundnessWorld(ServedWorld):
     def license(self, device_id: str, region: str, valid_for_s: int) -> None:
         """The operator issues the device a licence for ``region`` from now."""
         licence = Licence(region, (self.now_s() + valid_for_s) * SECOND_NS)
-        self._licences.issue(ExportLicence(device_id, region, licence.valid_until_ns))
+        self.licences.change(
+            ExportLicence(device_id, region, licence.valid_until_ns), self.world.now_ns()
+        )
         self.issued[device_id] = licence
 
     def withdraw(self, device_id: str) -> None:
         """The operator withdraws the device's licence."""
-        self._licences.withdraw(device_id)
+        self.licences.withdraw(device_id, self.world.now_ns())
         self.issued[device_id] = None
 
     def lie(self, landmark_id: str) -> None:

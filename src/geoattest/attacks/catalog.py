@@ -13,6 +13,7 @@ from geoattest.attacks import (
     history,
     junk,
     landmark_identity,
+    licence,
     scenarios,
 )
 from geoattest.attacks.scenarios import AttackScenario
@@ -25,6 +26,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
     *junk.SCENARIOS,
     *landmark_identity.SCENARIOS,
     *audit.SCENARIOS,
+    *licence.SCENARIOS,
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

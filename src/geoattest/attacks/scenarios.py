@@ -616,11 +616,11 @@ def play_certificate_not_chained_to_manufacturer(world: AttackWorld) -> Observed
 
 
 def play_export_licence_ends(world: AttackWorld) -> Observed:
-    """An honest Singapore chip whose export licence ends 15 minutes after its first proof
-    keeps proving for an hour."""
+    """An honest Singapore chip whose export licence ends before its second proof keeps
+    proving for an hour."""
     with ServedWorld.open(world) as served:
         chip = served.enrol(
-            WorldChip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1), licence_s=900
+            WorldChip("chip-sg", SINGAPORE, "SG", world.nearest(SINGAPORE), SG1), licence_s=480
         )
         served.cycle(chip)
         before, t0 = served.head(chip), world.now_ns()
@@ -1034,11 +1034,12 @@ SCENARIOS: tuple[AttackScenario, ...] = (
         "export_licence_ends",
         "heartbeat",
         "An honest Singapore chip keeps proving every cadence past the end of its export "
-        "licence (15 min after its first proof).",
+        "licence (8 min after enrolment, before its second proof).",
         Expect(
-            frozenset({Verdict.ALLOWED}),
-            advances=True,
-            device_state="ATTESTING",
+            frozenset({Verdict.REJECTED}),
+            Reason.LICENCE_EXPIRED,
+            frozenset({AlertKind.STALE_DEVICE}),
+            device_state="STALE",
             licence="degraded",
         ),
         play_export_licence_ends,

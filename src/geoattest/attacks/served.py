@@ -39,7 +39,8 @@ from geoattest.netsim.adversary import Adversary
 from geoattest.pki import ManufacturerCA, ResultKey, TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, evidence_pb2, identity_pb2, round_pb2, verifier_service_pb2
-from geoattest.verifier.licences import ExportLicence, Licences
+from geoattest.verifier.licences import ExportLicence
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import ProofResult, VerifierConfig, VerifierService
 from geoattest.verifier.state import ChainHead
@@ -57,19 +58,6 @@ GRACE_S = 2 * CADENCE_S
 """How long an agent keeps full performance after its licence lapses."""
 EXPORT_LICENCE_S = 365 * 24 * 3600
 """The export licence runs a year: far longer than any scenario."""
-
-
-class _IssuedLicences(Licences):
-    """Export licences the operator issues as chips are provisioned."""
-
-    def __init__(self) -> None:
-        super().__init__({})
-
-    def issue(self, licence: ExportLicence) -> None:
-        self._licences[licence.device_id] = licence
-
-    def withdraw(self, device_id: str) -> None:
-        self._licences.pop(device_id, None)
 
 
 @dataclass
@@ -118,9 +106,10 @@ class ServedWorld:
         self.world = world
         self.directory = directory
         self._ca = self.manufacturer("Attack World Accelerators")
-        self._licences = _IssuedLicences()
         self._result_key = ResultKey.generate()
         self.store = SqlStore.open(directory / "verifier.db")
+        self.licences = LiveLicences(self.store)
+        """The licences in force: the operator issues one as a chip is provisioned."""
         self.alerts: list[Alert] = []
         self.service = self._serve()
         self._workers: list[SqlStore] = []
@@ -136,7 +125,7 @@ class ServedWorld:
             ),
             anchors=TrustAnchors([self._ca.certificate]),
             appraiser=self.world.appraiser,
-            licences=self._licences,
+            licences=self.licences,
             signer=ResultSigner(
                 self._result_key,
                 verifier_id=VERIFIER_ID,
@@ -161,6 +150,7 @@ class ServedWorld:
         service held only in memory is gone."""
         self.store.close()
         self.store = SqlStore.open(self.directory / "verifier.db")
+        self.licences = LiveLicences(self.store)
         self.service = self._serve()
 
     @classmethod
@@ -209,12 +199,13 @@ class ServedWorld:
             model="H100",
             now=self._at(-3600),
         )
-        self._licences.issue(
+        self.licences.change(
             ExportLicence(
                 chip.device_id,
                 chip.licensed_region,
                 (self.now_s() + licence_s) * SECOND_NS,
-            )
+            ),
+            self.world.now_ns(),
         )
         claim = verifier_service_pb2.EnrolmentClaim(
             device_id=chip.device_id, verifier_id=VERIFIER_ID, nonce=os.urandom(32)

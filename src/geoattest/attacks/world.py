@@ -70,7 +70,14 @@ PLACES: dict[str, LatLon] = {
     "Kuala Lumpur": (3.1390, 101.6869),
 }
 
-POLICY_REGIONS = {"SG": ["SG"], "HK": ["HK"], "MY": ["MY"], "CN": ["CN"], "DE": ["DE"]}
+POLICY_REGIONS = {
+    "SG": ["SG"],
+    "HK": ["HK"],
+    "MY": ["MY"],
+    "CN": ["CN"],
+    "DE": ["DE"],
+    "SG-MY": ["SG", "MY"],
+}
 
 
 @dataclass(frozen=True)

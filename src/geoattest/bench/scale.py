@@ -36,6 +36,8 @@ from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.verifier import crypto_rate, fleet_checks, make_appraiser, pipeline_run
 from geoattest.errors import StudyError
 from geoattest.protocol.proof import ProofChain
+from geoattest.verifier.licences import ExportLicence
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import ProofAppraiser
 from geoattest.verifier.store import (
     CommitRecord,
@@ -125,10 +127,12 @@ def _chip_proofs(fleet: Fleet, chips: Sequence[FleetChip], rounds: int) -> list[
 
 
 def _enrol(store: SqlStore, fleet: Fleet, chip: FleetChip) -> None:
-    device = EnrolledDevice(
-        fleet.device_record(chip), "H100", time.time_ns() + YEAR_NS, DeviceState.ENROLLED
-    )
-    store.enrol(device)
+    """Enrol the chip under a year's licence for its region, as ``verifier serve`` would."""
+    record = fleet.device_record(chip)
+    now = time.time_ns()
+    licence = ExportLicence(chip.device_id, record.licensed_region, now + YEAR_NS)
+    LiveLicences(store).change(licence, now)
+    store.enrol(EnrolledDevice(record, "H100", licence.valid_until_ns, DeviceState.ENROLLED))
 
 
 def _open_store(

@@ -10,6 +10,7 @@ verifier is built by :mod:`geoattest.verifier.wiring` and run, in one process or
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -20,9 +21,17 @@ import typer
 from geoattest.address import parse_address
 from geoattest.cli.pki import verifier_app
 from geoattest.errors import ConfigError
+from geoattest.units import SECOND_NS
 
 if TYPE_CHECKING:
+    from geoattest.verifier.licences import ExportLicence
     from geoattest.verifier.store import Synchronous
+
+licences_app = typer.Typer(
+    help="The export licences in force at a verifier: each change holds for the next proof.",
+    no_args_is_help=True,
+)
+verifier_app.add_typer(licences_app, name="licences")
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_VERIFIER_ID = "geoattest-verifier"
@@ -101,7 +110,11 @@ def verifier_serve(
         ),
     ] = 1,
 ) -> None:
-    """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop."""
+    """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop.
+
+    The licences file is applied to the database at start and again on SIGHUP (a file that
+    does not load is refused in the log; the licences in force stay): the next proof of
+    every device is judged against the licence then in force."""
     # Imported here so that the other commands start without gRPC and SQLAlchemy.
     from geoattest.verifier.pipeline import PipelineConfig  # noqa: PLC0415
     from geoattest.verifier.wiring import VerifierFiles, VerifierOptions, load_verifier  # noqa: PLC0415
@@ -132,7 +145,42 @@ def verifier_serve(
     )
     verifier = load_verifier(files, options)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    serve(verifier.server, address, workers=workers, grace_s=grace_s)
+    serve(
+        verifier.server,
+        address,
+        workers=workers,
+        grace_s=grace_s,
+        reload=verifier.reload_licences_logged,
+    )
+
+
+@licences_app.command("apply")
+def verifier_licences_apply(
+    db: Annotated[Path, typer.Option(help="The verifier's SQLite database.")],
+    policy: Annotated[Path, typer.Option(help="Region policy JSON (the verifier's).")],
+    licences: Annotated[Path, typer.Option(help="Licences JSON (device -> region, expiry).")],
+) -> None:
+    """Put a changed licences file in force for the next proof of every device, on a
+    running verifier or a stopped one. A file that does not load changes nothing."""
+    from geoattest.geo import load_policy  # noqa: PLC0415
+    from geoattest.verifier.wiring import apply_licences  # noqa: PLC0415
+
+    region = load_policy(_existing(policy, "region policy")).appraiser()
+    changed = apply_licences(
+        _existing(db, "database"), _existing(licences, "licences file"), region.has_region
+    )
+    for licence in changed:
+        typer.echo(_describe(licence))
+    typer.echo(f"{len(changed)} licence(s) changed")
+
+
+def _describe(licence: ExportLicence) -> str:
+    until = dt.datetime.fromtimestamp(licence.valid_until_ns // SECOND_NS, dt.UTC)
+    state = "withdrawn" if licence.withdrawn else f"valid until {until.isoformat()}"
+    return (
+        f"{licence.device_id}: licence {licence.name} version {licence.version}, "
+        f"region {licence.region}, {state}"
+    )
 
 
 TargetOption = Annotated[str, typer.Option(help="Verifier address HOST:PORT.")]

@@ -80,6 +80,7 @@ def test_database_is_in_wal_mode_with_full_sync(world, store):
         "alerts",
         "chain_heads",
         "last_fixes",
+        "licences",
         "successors",
         "peer_measurements",
         "landmark_exclusions",

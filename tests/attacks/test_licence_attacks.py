@@ -1,0 +1,100 @@
+"""Licences are live data: a change of the licence in force decides the next proof's
+verdict and its result's expiry, with no re-enrolment; a withdrawn licence never yields an
+affirming result; every result names the licence version it was judged under."""
+
+from __future__ import annotations
+
+from attack_suite import assert_outcome
+
+from geoattest.attacks.licence import change_licence, proving, token_claims
+from geoattest.attacks.served import ServedWorld
+from geoattest.attacks.world import AttackWorld
+from geoattest.errors import Reason
+from geoattest.verdict import Verdict
+from geoattest.verifier.pipeline import AlertKind
+from geoattest.verifier.results import CLAIM_PREFIX
+
+LICENCE = f"{CLAIM_PREFIX}licence"
+
+
+def test_licence_control_is_allowed_and_names_the_first_version() -> None:
+    outcome = assert_outcome(
+        "licence_control", Verdict.ALLOWED, device_state="ATTESTING", licence="licensed"
+    )
+    assert "'version': 1" in outcome.detail
+    assert "(in force: v1)" in outcome.detail
+
+
+def test_licence_narrowed_judges_the_next_proof_outside_under_the_new_version() -> None:
+    outcome = assert_outcome(
+        "licence_narrowed",
+        Verdict.OUTSIDE,
+        alerts=(AlertKind.OUTSIDE_LICENSED_REGION,),
+        device_state="ATTESTING",
+        licence="grace",
+    )
+    assert "'version': 2" in outcome.detail
+    assert "(in force: v2)" in outcome.detail
+
+
+def test_licence_withdrawn_is_rejected_with_its_reason_alerts_and_moves_nothing() -> None:
+    outcome = assert_outcome(
+        "licence_withdrawn",
+        Verdict.REJECTED,
+        reason=Reason.LICENCE_WITHDRAWN,
+        alerts=(AlertKind.LICENCE_WITHDRAWN,),
+        device_state="ATTESTING",
+        licence="licensed",
+    )
+    assert "'withdrawn': True" in outcome.detail
+
+
+def test_licence_widened_allows_the_next_proof_without_reenrolment() -> None:
+    assert_outcome(
+        "licence_widened",
+        Verdict.ALLOWED,
+        alerts=(AlertKind.OUTSIDE_LICENSED_REGION,),
+        device_state="ATTESTING",
+        licence="licensed",
+    )
+
+
+def test_licence_renewed_lets_the_next_result_outlast_the_old_end() -> None:
+    outcome = assert_outcome(
+        "licence_renewed", Verdict.ALLOWED, device_state="ATTESTING", licence="licensed"
+    )
+    assert "expires in 30 min" in outcome.detail  # the stale window, no longer the licence
+
+
+def test_licence_shortened_ends_the_next_result_with_it() -> None:
+    outcome = assert_outcome(
+        "licence_shortened", Verdict.ALLOWED, device_state="ATTESTING", licence="expired"
+    )
+    assert "expires in 10 min" in outcome.detail
+
+
+def test_a_withdrawn_then_reissued_licence_allows_again_and_the_chain_goes_on() -> None:
+    """The rejected proofs leave the chain where it was; the agent builds its next proof on
+    the last accepted one, so a reissued licence needs no re-enrolment."""
+    with ServedWorld.open(AttackWorld()) as served:
+        chip = proving(served, "SG")
+        served.licences.withdraw(chip.device_id, served.world.now_ns())
+        served.cycle(chip)
+        rejected = chip.results[-1]
+        assert (rejected.verdict, rejected.reason) == (Verdict.REJECTED, Reason.LICENCE_WITHDRAWN)
+        assert token_claims(served, chip)["ear.status"] == "contraindicated"
+        change_licence(served, chip, withdrawn=False)
+        served.cycle(chip)
+        assert chip.results[-1].verdict is Verdict.ALLOWED, chip.results[-1]
+        assert token_claims(served, chip)[LICENCE]["version"] == 3  # type: ignore[index]
+        assert served.store.accepted_counters(chip.device_id) == [1, 2]
+        assert [a.kind for a in served.store.alerts(chip.device_id)] == [
+            AlertKind.LICENCE_WITHDRAWN
+        ]
+
+
+def test_an_unchanged_licence_keeps_its_version() -> None:
+    with ServedWorld.open(AttackWorld()) as served:
+        chip = proving(served, "SG")
+        change_licence(served, chip)  # the same terms
+        assert served.licences.current(chip.device_id).version == 1

@@ -1,0 +1,177 @@
+"""Licences as live data on the real service and store: changes hold for the next proof,
+a bad file changes nothing, and (a hypothesis state machine) under any sequence of licence
+changes and proofs an affirming result names the version in force at its appraisal, and
+the chip's site lies inside that version's region."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import jwt
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from verifier_world import MEASUREMENT, NOW_NS, ProvisionedChip, VerifierWorld, region_appraiser
+
+from geoattest.errors import ConfigError, EvidenceError, Reason
+from geoattest.verdict import Verdict
+from geoattest.verifier.licences import ExportLicence, Licences
+from geoattest.verifier.live_licences import LiveLicences
+from geoattest.verifier.pipeline import AlertKind
+from geoattest.verifier.results import CLAIM_PREFIX, submod_name
+from geoattest.verifier.service import ProofResult, VerifierService
+from geoattest.verifier.store import SqlStore
+
+S = 10**9
+HOUR_NS = 3600 * S
+SITE_REGION = "FRA-300"
+"""The test landmarks (and so the chip) are around Frankfurt: inside FRA-300, not SYD-300."""
+
+
+def claims(service: VerifierService, result: ProofResult) -> dict[str, object]:
+    key = jwt.PyJWK(service.jwks()["keys"][0]).key  # type: ignore[index]
+    decoded = jwt.decode(result.token, key, algorithms=["ES256"], options={"verify_exp": False})
+    return {"exp": decoded["exp"], **decoded["submods"][submod_name(result.device_id)]}
+
+
+def prove(
+    world: VerifierWorld, service: VerifierService, chip: ProvisionedChip, now_ns: int
+) -> ProofResult:
+    """The chip's next proof, rounds a second before ``now_ns``; its chain moves only if the
+    verifier accepted it (as the agent's outbox does)."""
+    envelope, chain = chip.chain.extend(
+        world.receipts(chip, unix_ns=now_ns - S),
+        measurement=MEASUREMENT,
+        signer=chip.signer,
+    )
+    result = service.submit(envelope, now_ns)
+    if result.verdict is not Verdict.REJECTED:
+        chip.chain = chain
+    return result
+
+
+@pytest.fixture
+def world(tmp_path) -> VerifierWorld:
+    return VerifierWorld.create(tmp_path, licensed={"dev-1": SITE_REGION})
+
+
+def test_a_licences_file_that_does_not_load_changes_nothing(world) -> None:
+    store = SqlStore.open(world.db_path)
+    try:
+        live = LiveLicences.load(store, world.licences_path, region_appraiser().has_region, NOW_NS)
+        before = store.dump()["licences"]
+        bad = {"licences": {"dev-1": {"region": "ATLANTIS", "valid_until": "2027-01-01T00:00Z"}}}
+        world.licences_path.write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match="ATLANTIS"):
+            LiveLicences.load(store, world.licences_path, region_appraiser().has_region, NOW_NS)
+        world.licences_path.write_text('{"licences": {"dev-1": {"region": "FRA-300"}}}')
+        with pytest.raises(ConfigError, match="malformed"):
+            LiveLicences.load(store, world.licences_path, region_appraiser().has_region, NOW_NS)
+        assert store.dump()["licences"] == before
+        assert live.current("dev-1").version == 1
+    finally:
+        store.close()
+
+
+def test_withdrawn_must_be_a_json_boolean(tmp_path) -> None:
+    path = tmp_path / "licences.json"
+    entry = {"region": "FRA-300", "valid_until": "2027-01-01T00:00:00Z", "withdrawn": "false"}
+    path.write_text(json.dumps({"licences": {"dev-1": entry}}))
+    with pytest.raises(ConfigError, match="withdrawn must be true or false"):
+        Licences.load(path, region_appraiser().has_region)
+
+
+def test_a_licence_the_file_no_longer_names_is_withdrawn_with_a_stored_alert(world) -> None:
+    store = SqlStore.open(world.db_path)
+    try:
+        service = world.service(store)
+        chip = world.chip("dev-1")
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        assert prove(world, service, chip, NOW_NS + S).verdict is Verdict.ALLOWED
+        world.licences_path.write_text('{"licences": {}}')
+        (withdrawn,) = service.licences.apply(
+            Licences.load(world.licences_path, region_appraiser().has_region), NOW_NS + 2 * S
+        )
+        assert (withdrawn.version, withdrawn.withdrawn) == (2, True)
+        (alert,) = store.alerts("dev-1")
+        assert alert.kind == AlertKind.LICENCE_WITHDRAWN
+        result = prove(world, service, chip, NOW_NS + 3 * S)
+        assert (result.verdict, result.reason) == (Verdict.REJECTED, Reason.LICENCE_WITHDRAWN)
+        assert store.accepted_counters("dev-1") == [1]
+        with pytest.raises(EvidenceError) as refused:
+            service.licences.in_force("dev-1", NOW_NS + 3 * S)
+        assert refused.value.reason is Reason.LICENCE_WITHDRAWN
+    finally:
+        store.close()
+
+
+REGIONS = st.sampled_from(["FRA-300", "SYD-300"])
+VALIDITY_NS = st.sampled_from([-HOUR_NS, 10 * S, HOUR_NS, 400 * 24 * HOUR_NS])
+"""Valid-until relative to the clock: ended, about to end, an hour, a year."""
+
+
+class LicenceChanges(RuleBasedStateMachine):
+    """An operator changes one chip's licence while the chip keeps proving; the model
+    keeps the version it expects in force."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._folder = tempfile.TemporaryDirectory()
+        self.world = VerifierWorld.create(Path(self._folder.name), licensed={"dev-1": SITE_REGION})
+        self.store = SqlStore.open(self.world.db_path)
+        self.service = self.world.service(self.store)
+        self.chip = self.world.chip("dev-1")
+        self.service.enrol(self.chip.identity(), self.chip.possession(), NOW_NS)
+        self.now_ns = NOW_NS
+        self.in_force: ExportLicence = self.service.licences.current("dev-1")
+
+    @rule(region=REGIONS, validity_ns=VALIDITY_NS, withdrawn=st.booleans())
+    def change(self, region: str, validity_ns: int, withdrawn: bool) -> None:
+        wanted = replace(
+            self.in_force,
+            region=region,
+            valid_until_ns=self.now_ns + validity_ns,
+            withdrawn=withdrawn,
+        )
+        stored = self.service.licences.change(wanted, self.now_ns)
+        changed = not wanted.same_terms(self.in_force)
+        assert stored.version == self.in_force.version + changed
+        self.in_force = stored
+
+    @rule(elapse_s=st.integers(min_value=1, max_value=30))
+    def proof(self, elapse_s: int) -> None:
+        self.now_ns += elapse_s * S
+        result = prove(self.world, self.service, self.chip, self.now_ns)
+        token = claims(self.service, result)
+        named = token[f"{CLAIM_PREFIX}licence"]
+        assert named == {  # every result names the version in force at its appraisal
+            "id": "dev-1",
+            "version": self.in_force.version,
+            "valid-until": self.in_force.valid_until_ns // S,
+            "withdrawn": self.in_force.withdrawn,
+        }
+        assert int(str(token["exp"])) <= self.in_force.valid_until_ns // S
+        in_force = not self.in_force.withdrawn and self.in_force.valid_until_ns > self.now_ns
+        if token["ear.status"] == "affirming":
+            assert in_force
+            assert self.in_force.region == SITE_REGION
+        if in_force and self.in_force.region == SITE_REGION:
+            assert result.verdict is Verdict.ALLOWED, result
+        elif not in_force:
+            assert result.verdict is Verdict.REJECTED, result
+
+    @invariant()
+    def the_store_holds_the_version_in_force(self) -> None:
+        assert self.service.licences.current("dev-1") == self.in_force
+
+    def teardown(self) -> None:
+        self.store.close()
+        self._folder.cleanup()
+
+
+LicenceChanges.TestCase.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
+test_licence_changes = LicenceChanges.TestCase
