@@ -1,5 +1,9 @@
 """Negative controls: the suite can fail. Each attack succeeds against a deliberately
-broken, test-only variant and fails against the real verifier and agent."""
+broken, test-only variant and fails against the real verifier and agent.
+
+The variants run at ``landmark_faults = 0``, where the part they break is the only defence
+left: at the default policy the second operator's landmark in the data centre would also
+stop them. The real parts defend at both settings."""
 
 from __future__ import annotations
 
@@ -43,9 +47,10 @@ class LeakyAgent(ChipAgent):
 
 def test_fibre_speed_verifier_is_fooled_by_faster_than_fibre_links() -> None:
     scenario = BY_NAME["faster_than_fibre_links"]
-    fooled = scenario.run(scenario.new_world(region_wrapper=FibreSpeedGeography))
+    fooled = scenario.run(scenario.new_world(region_wrapper=FibreSpeedGeography, landmark_faults=0))
     assert fooled.verdict is Verdict.ALLOWED
     assert not fooled.defended
+    assert scenario.run(scenario.new_world(landmark_faults=0)).verdict is Verdict.INCONCLUSIVE
     assert_outcome("faster_than_fibre_links", Verdict.INCONCLUSIVE)
 
 
@@ -58,7 +63,8 @@ def test_fibre_speed_verifier_still_judges_honest_chips_alike() -> None:
 
 def test_leaky_agent_is_fooled_by_the_relay_helper() -> None:
     scenario = BY_NAME["helper_relay_next_to_landmarks"]
-    fooled = scenario.run(scenario.new_world(agent=LeakyAgent()))
+    fooled = scenario.run(scenario.new_world(agent=LeakyAgent(), landmark_faults=0))
     assert fooled.verdict is Verdict.ALLOWED
     assert not fooled.defended
+    assert scenario.run(scenario.new_world(landmark_faults=0)).verdict is Verdict.INCONCLUSIVE
     assert_outcome("helper_relay_next_to_landmarks", Verdict.INCONCLUSIVE)
