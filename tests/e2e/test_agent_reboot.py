@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def fleet(tmp_path: Path) -> Iterator[LiveFleet]:
     scenario = write_scenario(
         tmp_path / "scenario.toml",
-        landmarks=["lm-fra", "lm-zrh", "lm-ams"],
+        landmarks=["lm-fra", "lm-fra-2", "lm-zrh", "lm-ams"],
         chips=[CHIP],
         quorum=2,
         cadence_s=CADENCE_S,

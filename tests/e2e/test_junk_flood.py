@@ -58,7 +58,7 @@ def landmark(tmp_path) -> Iterator[tuple[int, LandmarkStub, LandmarkEndpoint]]:
     key, registry = tmp_path / "lm-fra", tmp_path / "registry.json"
     made = subprocess.run(
         [GEOATTEST, "landmark", "keygen", "--id", "lm-fra", "--lat", "50.11", "--lon", "8.68",
-         "--out", str(key), "--registry", str(registry)],
+         "--operator", "fra-operator", "--out", str(key), "--registry", str(registry)],
         capture_output=True, text=True, check=False, timeout=PATIENCE_S,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
