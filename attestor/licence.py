@@ -60,6 +60,9 @@ class LicenceState:
     """With no licence held: when the chip degrades (the end of its grace period)."""
     grace_s: int
     """How long the chip keeps full performance after its licence expires."""
+    superseded_at_s: int = 0
+    """Issue time of the newest genuine result that did not affirm: an affirming result
+    issued no later than it is older news and never licenses the chip again."""
 
     @property
     def degrades_at_s(self) -> int:
@@ -84,6 +87,7 @@ class LicenceState:
                 else {"expires_at_s": licence.expires_at_s, "token": licence.token},
                 "lapses_at_s": self.lapses_at_s,
                 "grace_s": self.grace_s,
+                "superseded_at_s": self.superseded_at_s,
             },
             sort_keys=True,
         ).encode()
@@ -102,7 +106,12 @@ class LicenceState:
             licence = (
                 None if held is None else AcceptedLicence(int(held["expires_at_s"]), held["token"])
             )
-            return cls(licence, int(raw["lapses_at_s"]), int(raw["grace_s"]))
+            return cls(
+                licence,
+                int(raw["lapses_at_s"]),
+                int(raw["grace_s"]),
+                int(raw.get("superseded_at_s", 0)),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise SealedStateError(
                 Reason.SEALED_EDITED, f"the sealed licence state does not parse: {exc!r}"
@@ -185,16 +194,20 @@ class AgentLicence:
         if not isinstance(mine, dict):
             return False
         state = self.state
+        issued = int(claims["iat"])
         if mine.get("ear.status") != EAR_AFFIRMING:
-            # A genuine newer result that does not affirm ends the licence: the grace
-            # period starts now, whatever an earlier result promised; a licence that had
-            # already lapsed keeps its lapse time (no second grace period).
+            # A genuine result that does not affirm ends the licence: the grace period
+            # starts now, whatever an earlier result promised; a licence that had already
+            # lapsed keeps its lapse time (no second grace period). Affirming results
+            # issued up to it are superseded, so a host cannot replay one afterwards.
+            superseded = max(state.superseded_at_s, issued)
             if state.licence is not None:
                 lapsed_at = min(now_s, state.licence.expires_at_s)
-                self._keep(LicenceState(None, lapsed_at + state.grace_s, state.grace_s))
+                state = LicenceState(None, lapsed_at + state.grace_s, state.grace_s)
+            self._keep(replace(state, superseded_at_s=superseded))
             return False
         expires = int(claims["exp"])
-        if expires <= now_s:
+        if expires <= now_s or issued <= state.superseded_at_s:
             return False
         if state.licence is None or expires > state.licence.expires_at_s:
             self._keep(replace(state, licence=AcceptedLicence(expires, token)))

@@ -32,10 +32,10 @@ def jwks_for(key) -> dict:
     return {"keys": [jwk]}
 
 
-def token(key, *, status="affirming", device="dev-1", exp=NOW + 3600, kid="k1") -> str:
+def token(key, *, status="affirming", device="dev-1", exp=NOW + 3600, kid="k1", iat=NOW) -> str:
     claims = {
         "eat_profile": "tag:github.com,2023:veraison/ear",
-        "iat": NOW,
+        "iat": iat,
         "exp": exp,
         "submods": {f"chip-{device}": {"ear.status": status}},
     }
@@ -96,6 +96,20 @@ def test_a_newer_result_that_does_not_affirm_ends_the_licence(licence, result_ke
     assert not licence.offer(token(result_key, status="contraindicated"), NOW + 100)
     assert licence.status(NOW + 101) is LicenceStatus.GRACE
     assert licence.status(NOW + 100 + 600) is LicenceStatus.DEGRADED
+
+
+def test_an_older_affirming_result_replayed_after_a_newer_refusal_never_licenses(
+    licence, result_key
+):
+    """The host keeps an earlier affirming token and offers it again once a newer result
+    has ended the licence: it is older news, and the chip stays in its grace period."""
+    older = token(result_key, exp=NOW + 86400, iat=NOW)
+    assert licence.offer(older, NOW)
+    assert not licence.offer(token(result_key, status="contraindicated", iat=NOW + 100), NOW + 100)
+    assert not licence.offer(older, NOW + 101)
+    assert licence.status(NOW + 102) is LicenceStatus.GRACE
+    assert licence.offer(token(result_key, exp=NOW + 86400, iat=NOW + 200), NOW + 200)
+    assert licence.status(NOW + 201) is LicenceStatus.LICENSED
 
 
 def test_a_forged_contraindication_does_not_end_the_licence(licence, result_key):
