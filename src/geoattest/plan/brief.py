@@ -330,7 +330,7 @@ def _summary(study: CostStudy, sens: Sensitivity) -> str:
             f"<b>What it cannot prove.</b> Nothing in {_e(', '.join(blind))} is certifiable "
             "from landmarks reached over the Internet: see why below."
         )
-    best = _best_addition(sens)
+    best = _best_addition(sens, fleet.landmark_faults)
     if best is not None:
         items.append(f"<b>What more buys.</b> {best}")
     items.append(f"<b>Beside published estimates.</b> {_against_published(study)}")
@@ -362,11 +362,20 @@ def _against_published(study: CostStudy) -> str:
     )
 
 
-def _best_addition(sens: Sensitivity) -> str | None:
-    points = [p for p in sens.landmarks if p.faults == 0]
+def _best_addition(sens: Sensitivity, faults: int) -> str | None:
+    """What one more landmark per region buys, judged at the fleet's ``landmark_faults``
+    (the policy the rest of the summary states)."""
+    points = [p for p in sens.landmarks if p.faults == faults]
     if len(points) < 2:
         return None
     base, more = points[0], points[1]
+    if more.certifiable_share <= base.certifiable_share:
+        return (
+            f"One more landmark in each region ({more.landmarks} in all) leaves the "
+            f"certifiable share at {base.certifiable_share:.0%}: with "
+            f"<code>landmark_faults = {faults}</code> a new landmark counts only beside "
+            "another of an independent operator (see the sensitivity plots)."
+        )
     per = more.per_certifiable_chip_year
     return (
         f"One more landmark in each region ({more.landmarks} in all) takes the certifiable "
