@@ -87,7 +87,8 @@ def test_live_audits_exclude_a_misplaced_landmark_and_the_exclusion_holds(tmp_pa
     for landmark_id, (lat, lon) in SITES.items():
         made = run_geoattest(
             "landmark", "keygen", "--id", landmark_id, "--lat", str(lat), "--lon", str(lon),
-            "--operator", f"{landmark_id}-operator", "--out", str(tmp_path / landmark_id), "--registry", str(registry),
+            "--operator", f"{landmark_id}-operator",
+            "--out", str(tmp_path / landmark_id), "--registry", str(registry),
         )  # fmt: skip
         assert made.returncode == 0, made.stderr
     ports = {landmark_id: free_port(socket.SOCK_DGRAM) for landmark_id in SITES}
