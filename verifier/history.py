@@ -48,7 +48,7 @@ rounding in their distance never drops a disk that still constrains something.""
 @functools.lru_cache(maxsize=4096)
 def sites_apart_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance between two landmark sites: the same few pairs recur in
-    every proof's travel check."""
+    every proof's travel check and fault domains."""
     return float(distance_km(lat1, lon1, lat2, lon2))
 
 

@@ -81,7 +81,6 @@ with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
 
 from __future__ import annotations
 
-import functools
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -90,7 +89,6 @@ from itertools import combinations
 
 from geoattest.crypto import VerifyingKey, sha256
 from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
-from geoattest.geo.sphere import distance_km
 from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
@@ -622,13 +620,6 @@ class ProofAppraiser:
             raise EvidenceError(Reason.CHALLENGE_REUSED, f"round of {receipt.landmark_id}")
 
 
-@functools.lru_cache(maxsize=4096)
-def _sites_apart_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance between two landmark sites: the same few pairs recur in
-    every proof's fault domains."""
-    return float(distance_km(lat1, lon1, lat2, lon2))
-
-
 def fault_domains(
     bounds: Sequence[LandmarkBound], operators: Mapping[str, str]
 ) -> tuple[tuple[LandmarkBound, ...], ...]:
@@ -648,7 +639,7 @@ def fault_domains(
     for i, j in combinations(range(len(bounds)), 2):
         a, b = bounds[i], bounds[j]
         if owner[i] == owner[j] or (
-            _sites_apart_km(a.latitude, a.longitude, b.latitude, b.longitude) < SAME_SITE_KM
+            history.sites_apart_km(a.latitude, a.longitude, b.latitude, b.longitude) < SAME_SITE_KM
         ):
             parent[root(j)] = root(i)
     groups: dict[int, list[LandmarkBound]] = {}
