@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from hypothesis import settings
+from postgres import PostgresServer, postgres_server
 
 from geoattest.crypto import KeySigner
 from geoattest.geo.countries import CACHE_ENV
@@ -59,6 +60,24 @@ def pytest_terminal_summary(
             " marked slow: add -m slow for those, -m '' for all",
             yellow=True,
         )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the run (one per xdist worker); skips where none can be
+    started, fails so under CI (see ``tests/postgres.py``)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A new, empty verifier database on each backend: a SQLite file's path, or a
+    ``postgresql://`` URL on the run's server."""
+    if request.param == "sqlite":
+        return str(tmp_path_factory.mktemp("sqlite") / "verifier.db")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.database()
 
 
 class FakeClock:

@@ -37,8 +37,9 @@ UNKNOWN                ``transport.unknown_reason``: the client's name for a ref
 =====================  ===========================================================
 
 ``round.*``, ``transport.unreachable``, ``sealed.*`` (the agent's own state),
-``config.invalid`` and ``study.unverified`` are never raised by the service; they keep
-PERMISSION_DENIED, the code every reason not listed above has always had.
+``config.invalid``, ``store.schema`` (a verifier refuses to start on it) and
+``study.unverified`` are never raised by the service; they keep PERMISSION_DENIED, the code
+every reason not listed above has always had.
 
 SubmitPeerReceipts (a landmark's peer audit) refuses a call with any receipt that does not
 check with that receipt's reason (``receipt.unknown_landmark``, ``receipt.bad_signature``,
@@ -147,6 +148,7 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.UNKNOWN_REASON: grpc.StatusCode.UNKNOWN,
         Reason.STORE_CONFLICT: grpc.StatusCode.ABORTED,
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+        Reason.STORE_SCHEMA: _DENIED,
         Reason.ALERTS_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
         Reason.SEALED_ROLLED_BACK: _DENIED,
         Reason.SEALED_EDITED: _DENIED,

@@ -1,4 +1,5 @@
-"""The verifier's durable store: SQLite in WAL mode through SQLAlchemy Core.
+"""The verifier's durable store: SQLite (embedded) or PostgreSQL (replicas), one schema
+and one data-access layer over SQLAlchemy Core for both.
 
 It holds enrolled devices, the export licences in force (each change a new version),
 accepted proofs with their evidence (the exact envelope bytes), signed results, alerts,
@@ -8,22 +9,27 @@ them. It implements the
 pipeline's :class:`~geoattest.verifier.state.TrustedState`, so appraisals read exactly what is
 durable.
 
-A proof is acknowledged only after :meth:`SqlStore.commit` returns: one ``BEGIN
-IMMEDIATE`` transaction per call, however many proofs it carries, and one WAL sync
-per transaction (``synchronous=FULL``: durable across a power cut, not only a process
-crash; ``NORMAL`` is offered for benchmarks, where a SIGKILL still loses nothing
-because WAL frames written before the crash stay in the file).
+A proof is acknowledged only after :meth:`SqlStore.commit` returns: one transaction per
+call, however many proofs it carries, each table written by one statement for the whole
+batch where order does not matter. SQLite runs in WAL mode, writers under ``BEGIN
+IMMEDIATE`` (``synchronous=FULL``: durable across a power cut; ``NORMAL`` is offered for
+benchmarks, where a SIGKILL still loses nothing); PostgreSQL at READ COMMITTED.
 
-Several processes may share one database. A commit is a compare-and-swap on the chain
-head: if another writer advanced the device first, :class:`StoreConflictError` is raised,
-nothing is written, and the caller appraises again against the new head. Any other
-failure of the database is :class:`StoreUnavailableError`: the drivers' own exceptions
-(sqlite3, SQLAlchemy) never leave this module.
+Any number of processes, on one machine (SQLite) or many (PostgreSQL), may share one
+database. A commit is a compare-and-swap on the chain head: if another writer advanced
+the device first, :class:`StoreConflictError` is raised, nothing is written, and the
+caller appraises again against the new head. Any other failure of the database is
+:class:`StoreUnavailableError`: the drivers' own exceptions (sqlite3, psycopg,
+SQLAlchemy) never leave this module. Writes that must happen once across the fleet (the
+stale sweep, licence changes, landmark exclusions, alert ids in commit order) hold a
+PostgreSQL advisory lock for their transaction.
 
-The proof path (the pipeline's three reads per proof and :meth:`SqlStore.commit`) runs
-fixed SQL on one sqlite3 connection the store keeps: profiled under the batch call,
-SQLAlchemy's statement building, cache keys and connection checkout cost about 25 times
-SQLite's own work. Schema, enrolment, sweeps and reports stay on SQLAlchemy Core.
+Each process holds at most ``pool_size`` connections (:data:`POOL_SIZE` by default), and
+one more for alert notifications on PostgreSQL (:mod:`geoattest.verifier.alerts`): N
+processes over one server need ``N * (pool_size + 1)`` of its ``max_connections``.
+
+The schema carries its version (:data:`SCHEMA_VERSION`); :func:`migrate` brings an older
+database forward, and :meth:`SqlStore.open` refuses any other version.
 
 Example: the store is the pipeline's trusted state; an appraisal that advances a chain
 (here made by hand; :mod:`geoattest.verifier.pipeline` shows one made by appraising) is
@@ -55,7 +61,6 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -78,15 +83,20 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
+    event,
     func,
     insert,
+    inspect,
+    make_url,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, Reason
@@ -124,7 +134,7 @@ class StoreUnavailableError(GeoattestError):
     stays in the cause, for the verifier's log.
     """
 
-    def __init__(self, driver_error: Exception) -> None:
+    def __init__(self, driver_error: BaseException) -> None:
         super().__init__(Reason.STORE_UNAVAILABLE, type(driver_error).__name__)
 
 
@@ -283,7 +293,17 @@ LicenceAlertFactory = Callable[[ExportLicence], Alert]
 """Makes the alert for an enrolled device's licence that was withdrawn."""
 
 
+POOL_SIZE = 4
+"""Database connections one verifier process holds at most (a batch commit, the reads
+beside it, an alert stream's replay)."""
+ALERTS_CHANNEL = "geoattest_alerts"
+"""The PostgreSQL notification channel a commit with alerts notifies."""
+
 metadata = MetaData()
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+"""Row ids: 64-bit (a busy fleet passes 2**31 proofs within weeks); SQLite's INTEGER
+primary key is its 64-bit rowid already."""
 
 devices = Table(
     "devices",
@@ -303,7 +323,7 @@ devices = Table(
 proofs = Table(
     "proofs",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", _ID, primary_key=True, autoincrement=True),
     Column("device_id", ForeignKey("devices.device_id"), nullable=False),
     Column("counter", BigInteger, nullable=False),
     Column("digest", LargeBinary, nullable=False),
@@ -329,7 +349,7 @@ results = Table(
 alerts = Table(
     "alerts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", _ID, primary_key=True, autoincrement=True),
     Column("alert_id", String(32), nullable=False, unique=True),
     Column("device_id", String(128), nullable=False, index=True),
     Column("kind", String(32), nullable=False),
@@ -405,7 +425,7 @@ handed in twice counts once); kept for the audit window."""
 landmark_exclusions = Table(
     "landmark_exclusions",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", _ID, primary_key=True, autoincrement=True),
     Column("landmark_id", String(128), nullable=False, index=True),
     Column("excluded_at_ns", BigInteger, nullable=False),
     Column("detail", Text, nullable=False),
@@ -414,6 +434,14 @@ landmark_exclusions = Table(
     Column("lift_reason", Text, nullable=False),
 )
 """Every exclusion the peer audit made, in force until ``lifted_at_ns`` is set."""
+
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+"""One row: the version of the schema the database holds (see :data:`SCHEMA_VERSION`)."""
 
 
 class Synchronous(StrEnum):
@@ -439,61 +467,64 @@ def _bounds_from_json(text: str) -> tuple[LandmarkBound, ...]:
 
 
 class SqlStore:
-    """A :class:`Store` and :class:`~geoattest.verifier.state.TrustedState` over one SQLite file.
+    """A :class:`Store` and :class:`~geoattest.verifier.state.TrustedState` over one
+    database, SQLite or PostgreSQL, through one bounded connection pool.
 
-    Safe to share between threads: the proof path's own connection is used under a lock.
+    Safe to share between threads: each call checks a connection out of the pool.
     """
 
-    def __init__(self, engine: Engine, db: sqlite3.Connection) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._db = db
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
+        self._postgres = engine.dialect.name == "postgresql"
+        self._upsert = postgresql_insert if self._postgres else sqlite_insert
 
     @classmethod
     def open(
         cls,
-        path: Path,
+        db: str | Path,
         *,
         synchronous: Synchronous = Synchronous.FULL,
         busy_timeout_ms: int = 10_000,
+        pool_size: int = POOL_SIZE,
     ) -> SqlStore:
-        """Open (creating if needed) the database at ``path``.
+        """Open the database ``db`` (a file path, or a ``postgresql://`` URL), creating the
+        schema in an empty one.
 
         Raises:
-            ConfigError: the file cannot be opened or is not a geoattest database.
+            ConfigError: the database cannot be opened or is not a geoattest database.
+            SchemaVersionError: its schema is of another version than this verifier's
+                (older: run ``geoattest verifier migrate``).
         """
-        if not path.parent.is_dir():
-            raise ConfigError(f"database {path}: directory {path.parent} does not exist")
-        connect = functools.partial(_connect, path, synchronous, busy_timeout_ms)
-        engine = create_engine(f"sqlite:///{path}", creator=connect)
+        engine = _engine(db, synchronous, busy_timeout_ms, pool_size)
         try:
-            with _transaction(engine) as conn:
-                metadata.create_all(conn)
+            with _transaction(engine, _SCHEMA_LOCK) as conn:
+                version = _schema_version(conn)
+                if version is None:
+                    _create_schema(conn)
+                elif version != SCHEMA_VERSION:
+                    raise SchemaVersionError(version)
         except DBAPIError as exc:
             engine.dispose()
-            raise ConfigError(f"database {path} cannot be opened: {exc.orig}") from exc
-        return cls(engine, connect())
+            raise ConfigError(f"database {_shown(db)} cannot be opened: {exc.orig}") from exc
+        except GeoattestError:
+            engine.dispose()
+            raise
+        return cls(engine)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
         self._engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with _sqlalchemy_errors(), _transaction(self._engine) as conn:
+    def _write(self, lock: int | None = None) -> Iterator[Connection]:
+        """A write transaction; ``lock`` serialises it with every other holder of that
+        lock across processes (SQLite's ``BEGIN IMMEDIATE`` serialises all writers)."""
+        with _store_errors(), _transaction(self._engine, lock) as conn:
             yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with _sqlalchemy_errors(), self._engine.connect() as conn:
+        with _store_errors(), self._engine.connect() as conn:
             yield conn
-
-    def _one(self, sql: str, *params: object) -> sqlite3.Row | None:
-        with self._lock, _sqlite_errors():
-            row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
-        return row
 
     # --- TrustedState -------------------------------------------------------------------
 
@@ -509,23 +540,25 @@ class SqlStore:
         once, and each device's row and head from one snapshot."""
         found: dict[str, tuple[EnrolledDevice, ChainHead | None]] = {}
         keys = list(dict.fromkeys(key_ids))
-        for start in range(0, len(keys), _KEYS_PER_READ):
-            chunk = keys[start : start + _KEYS_PER_READ]
-            sql = _DEVICES_WITH_HEADS.format(", ".join("?" * len(chunk)))
-            with self._lock, _sqlite_errors():
-                rows = self._db.execute(sql, chunk).fetchall()
-            for row in rows:
-                head = None if row["counter"] is None else _head_from_row(row)
-                found[row["key_id"]] = (_device_from_row(row), head)
+        with self._read() as conn:
+            for start in range(0, len(keys), _KEYS_PER_READ):
+                chunk = keys[start : start + _KEYS_PER_READ]
+                for row in conn.execute(_DEVICES_WITH_HEADS, {"keys": chunk}).mappings():
+                    head = None if row["counter"] is None else _head_from_row(row)
+                    found[row["key_id"]] = (_device_from_row(row), head)
         return found
 
     def head(self, device_id: str) -> ChainHead | None:
-        row = self._one(_HEAD, device_id)
+        with self._read() as conn:
+            row = conn.execute(_HEAD, {"device_id": device_id}).mappings().first()
         return None if row is None else _head_from_row(row)
 
     def successor(self, device_id: str, previous_digest: bytes) -> bytes | None:
-        row = self._one(_SUCCESSOR, device_id, previous_digest)
-        return None if row is None else bytes(row[0])
+        with self._read() as conn:
+            digest = conn.execute(
+                _SUCCESSOR, {"device_id": device_id, "previous_digest": previous_digest}
+            ).scalar()
+        return None if digest is None else bytes(digest)
 
     # --- writes -----------------------------------------------------------------------
 
@@ -537,6 +570,7 @@ class SqlStore:
 
         Raises:
             AlreadyEnrolledError: the id or the key is enrolled with another certificate.
+            StoreConflictError: another replica enrolled it at the same moment; enrol again.
         """
         record = device.record
         with self._write() as conn:
@@ -586,36 +620,142 @@ class SqlStore:
         ``heads_read`` maps each device the records were appraised against to the head
         digest read for it (``b""``: no head): if any head has moved since, another writer
         got there first and the appraisals (a rejection as much as an acceptance) may be
-        stale, so nothing is written. Only appraisals with a new head, or with alerts,
-        leave anything behind: garbage from unknown keys changes nothing.
+        stale, so nothing is written. On PostgreSQL the heads read are locked until the
+        commit (``FOR UPDATE``, in device order), so none moves between the check and the
+        writes. Only appraisals with a new head, or with alerts, leave anything behind:
+        garbage from unknown keys changes nothing.
 
         Raises:
             StoreConflictError: another writer advanced one of these chains first; nothing
                 was written.
-            StoreUnavailableError: SQLite failed; nothing was written.
+            StoreUnavailableError: the database failed; nothing was written.
         """
-        writes = any(r.appraisal.new_head is not None or r.alerts for r in records)
-        if not writes and not heads_read:
+        kept = [r for r in records if r.appraisal.new_head is not None or r.alerts]
+        if not kept and not heads_read:
             return
-        with self._lock, _sqlite_errors():
-            db = self._db
-            db.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
-            try:
-                _check_heads(db, heads_read or {})
-                for record in records:
-                    _commit_one(db, record)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            _check_heads(conn, heads_read or {})
+            if kept:
+                self._commit_records(conn, kept)
+
+    def _commit_records(self, conn: Connection, records: Sequence[CommitRecord]) -> None:
+        """The rows of appraisals that leave something behind, a statement per table."""
+        proved = [r for r in records if r.appraisal.device_id]
+        bounds = {id(r): _bounds_json(r.appraisal.bounds) for r in proved}
+        proof_ids: dict[int, int] = {}
+        if proved:
+            inserted = conn.execute(
+                insert(proofs).returning(proofs.c.id, sort_by_parameter_order=True),
+                [_proof_values(r, bounds[id(r)]) for r in proved],
+            )
+            proof_ids = dict(zip(map(id, proved), inserted.scalars(), strict=True))
+        tokens = [{"proof_id": proof_ids[id(r)], "token": r.token} for r in proved if r.token]
+        if tokens:
+            conn.execute(insert(results), tokens)
+        advanced = [r for r in proved if r.appraisal.new_head is not None]
+        if advanced:
+            self._advance(conn, advanced, bounds)
+        self._insert_alerts(
+            conn,
+            [
+                {**_alert_values(alert), "proof_id": proof_ids.get(id(r))}
+                for r in records
+                for alert in r.alerts
+            ],
+        )
+
+    def _advance(
+        self, conn: Connection, records: Sequence[CommitRecord], bounds: Mapping[int, str]
+    ) -> None:
+        """Move the chain heads of accepted proofs, in order: the successor index refuses a
+        second extension of one predecessor, and each head moves only from the digest the
+        proof extends (a moved head or a refused successor is a conflict)."""
+        conn.execute(
+            insert(successors),
+            [
+                {
+                    "device_id": r.appraisal.device_id,
+                    "previous_digest": _new_head(r).previous_digest,
+                    "digest": _new_head(r).digest,
+                }
+                for r in records
+            ],
+        )
+        fixes: dict[str, dict[str, Any]] = {}
+        attesting: set[str] = set()
+        for r in records:
+            appraisal, head = r.appraisal, _new_head(r)
+            values = {
+                "counter": head.counter,
+                "digest": head.digest,
+                "previous_digest": head.previous_digest,
+                "accepted_at_ns": head.accepted_at_ns,
+                "landmark_times": orjson.dumps(
+                    dict(head.landmark_times), option=orjson.OPT_SORT_KEYS
+                ).decode(),
+                "verdict": appraisal.verdict.value,
+                "evidence_time_ns": appraisal.evidence_time_ns,
+            }
+            if not head.previous_digest:
+                conn.execute(insert(chain_heads), {**values, "device_id": appraisal.device_id})
+            elif (
+                conn.execute(
+                    _MOVE_HEAD,
+                    {**values, "b_device_id": appraisal.device_id, "b_head": head.previous_digest},
+                ).rowcount
+                != 1
+            ):
+                raise StoreConflictError(f"chain head of {appraisal.device_id} moved")
+            fix = bounds[id(r)] if head.fix is appraisal.bounds else _bounds_json(head.fix)
+            fixes[appraisal.device_id] = {
+                "device_id": appraisal.device_id,
+                "fix": fix,
+                "fix_time_ns": head.fix_time_ns,
+            }
+            if not r.stale:
+                attesting.add(appraisal.device_id)
+        upsert = self._upsert(last_fixes)
+        conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[last_fixes.c.device_id],
+                set_={"fix": upsert.excluded.fix, "fix_time_ns": upsert.excluded.fix_time_ns},
+            ),
+            list(fixes.values()),
+        )
+        if attesting:
+            conn.execute(_ATTESTING, {"devices": sorted(attesting)})
+
+    def _insert_alerts(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store alerts with ids in commit order, and wake every replica's streams.
+
+        On PostgreSQL ids come from a sequence, drawn when a row is inserted, not when its
+        transaction commits: a transaction holds the alerts lock from its first alert to its
+        commit, so an alert never commits after one with a higher id, and a cursor never
+        skips one. The notification is delivered on commit (``LISTEN/NOTIFY``); the table
+        stays the truth. SQLite's writers are serialised whole already.
+        """
+        if not rows:
+            return
+        if self._postgres:
+            conn.execute(select(func.pg_advisory_xact_lock(_ALERTS_LOCK)))
+        conn.execute(insert(alerts), list(rows))
+        if self._postgres:
+            conn.execute(select(func.pg_notify(ALERTS_CHANNEL, "")))
 
     def mark_stale(self, cutoff_ns: int, alert_for: AlertFactory) -> list[Alert]:
         """Mark STALE every live device with no accepted evidence since ``cutoff_ns``: by
         the landmark time of its newest accepted round (its enrolment before it has one),
-        never by when a proof arrived, so a backlog delivered late keeps nothing alive."""
+        never by when a proof arrived, so a backlog delivered late keeps nothing alive.
+
+        One sweep at a time across every process on the database: a sweep that finds
+        another under way returns at once, with no alerts (that one raises them)."""
         last_seen = func.coalesce(chain_heads.c.evidence_time_ns, devices.c.enrolled_at_ns)
         with self._write() as conn:
+            if (
+                self._postgres
+                and not conn.execute(select(func.pg_try_advisory_xact_lock(_SWEEP_LOCK))).scalar()
+            ):
+                return []
             rows = conn.execute(
                 select(devices.c.device_id, last_seen)
                 .select_from(devices.outerjoin(chain_heads))
@@ -625,13 +765,15 @@ class SqlStore:
                 )
             ).all()
             raised = [alert_for(str(device_id), int(seen)) for device_id, seen in rows]
-            for alert in raised:
+            if raised:
                 conn.execute(
                     update(devices)
-                    .where(devices.c.device_id == alert.device_id)
+                    .where(devices.c.device_id.in_([alert.device_id for alert in raised]))
                     .values(state=DeviceState.STALE.value)
                 )
-                conn.execute(insert(alerts).values(**_alert_values(alert), proof_id=None))
+                self._insert_alerts(
+                    conn, [{**_alert_values(alert), "proof_id": None} for alert in raised]
+                )
         return raised
 
     # --- licences -----------------------------------------------------------------------
@@ -660,7 +802,7 @@ class SqlStore:
         Returns:
             The new versions, in the order given (withdrawals of others last).
         """
-        with self._write() as conn:
+        with self._write(_LICENCES_LOCK) as conn:
             held = {
                 row.device_id: _licence_from_row(row._mapping)
                 for row in conn.execute(select(export_licences)).all()
@@ -710,9 +852,14 @@ class SqlStore:
                     )
                 ).scalars()
             )
-            for licence in newly_withdrawn:
-                if licence.device_id in enrolled:
-                    conn.execute(insert(alerts).values(**_alert_values(alert_for(licence))))
+            self._insert_alerts(
+                conn,
+                [
+                    {**_alert_values(alert_for(licence)), "proof_id": None}
+                    for licence in newly_withdrawn
+                    if licence.device_id in enrolled
+                ],
+            )
         return changed
 
     # --- reads for the service ----------------------------------------------------------
@@ -741,10 +888,11 @@ class SqlStore:
         )
 
     def summary(self, device_id: str) -> DeviceSummary | None:
-        row = self._one(_DEVICE_BY_ID, device_id)
-        if row is None:
-            return None
-        head = self._one(_HEAD, device_id)
+        with self._read() as conn:
+            row = conn.execute(_DEVICE_BY_ID, {"device_id": device_id}).mappings().first()
+            if row is None:
+                return None
+            head = conn.execute(_HEAD, {"device_id": device_id}).mappings().first()
         if head is None:
             return DeviceSummary(_device_from_row(row), None, None, 0)
         return DeviceSummary(
@@ -773,18 +921,18 @@ class SqlStore:
     ) -> tuple[int, list[tuple[str, Alert]]]:
         """Store peer measurements (by receipt digest), forget those that arrived before
         ``since_ns``, and exclude the landmarks ``decide`` names over what is left, with
-        their alerts: one transaction, so two workers auditing at once exclude a landmark
-        once. Returns how many measurements were new, and each landmark excluded with its
-        alert.
+        their alerts: one transaction at a time across every process on the database, so
+        two workers auditing at once exclude a landmark once. Returns how many measurements
+        were new, and each landmark excluded with its alert.
         """
-        with self._write() as conn:
+        with self._write(_AUDIT_LOCK) as conn:
             conn.execute(
                 delete(peer_measurements).where(peer_measurements.c.received_at_ns < since_ns)
             )
             stored = 0
             for digest, m in measured:
                 stored += conn.execute(
-                    sqlite_insert(peer_measurements)
+                    self._upsert(peer_measurements)
                     .values(
                         digest=digest,
                         timer=m.timer,
@@ -832,14 +980,16 @@ class SqlStore:
                         lift_reason="",
                     )
                 )
-                conn.execute(insert(alerts).values(**_alert_values(alert), proof_id=None))
+            self._insert_alerts(
+                conn, [{**_alert_values(alert), "proof_id": None} for _, alert in raised]
+            )
         return stored, raised
 
     def excluded_landmarks(self) -> frozenset[str]:
         """Landmarks whose exclusion is in force (read at every batch: it is small)."""
-        with self._lock, _sqlite_errors():
-            rows = self._db.execute(_EXCLUDED).fetchall()
-        return frozenset(str(row[0]) for row in rows)
+        with self._read() as conn:
+            rows = conn.execute(_EXCLUDED).scalars().all()
+        return frozenset(str(landmark_id) for landmark_id in rows)
 
     def exclusions(self) -> list[Exclusion]:
         """Every exclusion, in force or lifted, oldest first."""
@@ -853,7 +1003,7 @@ class SqlStore:
         Raises:
             ConfigError: no exclusion of ``landmark_id`` is in force.
         """
-        with self._write() as conn:
+        with self._write(_AUDIT_LOCK) as conn:
             found = [e for e in _exclusions(conn) if e.landmark_id == landmark_id and e.in_force]
             if not found:
                 raise ConfigError(f"landmark {landmark_id[:128]} is not excluded")
@@ -971,24 +1121,193 @@ def _head_from_row(m: Any) -> ChainHead:
     )
 
 
-def _connect(path: Path, synchronous: Synchronous, busy_timeout_ms: int) -> sqlite3.Connection:
-    """A connection in WAL mode with the store's pragmas.
+def _new_head(record: CommitRecord) -> ChainHead:
+    head = record.appraisal.new_head
+    assert head is not None
+    return head
 
-    ``isolation_level=None``: the driver never opens transactions on its own; writers open
-    ``BEGIN IMMEDIATE`` themselves (no lock-upgrade deadlocks between processes).
+
+def _proof_values(record: CommitRecord, bounds_json: str) -> dict[str, Any]:
+    appraisal, head = record.appraisal, record.appraisal.new_head
+    return {
+        "device_id": appraisal.device_id,
+        "counter": appraisal.counter,
+        "digest": record.digest,
+        "previous_digest": head.previous_digest if head else b"",
+        "envelope": record.evidence,
+        "accepted": head is not None,
+        "verdict": appraisal.verdict.value,
+        "reason": appraisal.reason.value if appraisal.reason else "",
+        "detail": appraisal.detail,
+        "bounds": bounds_json,
+        "evidence_time_ns": appraisal.evidence_time_ns,
+        "received_at_ns": record.received_at_ns,
+    }
+
+
+def _check_heads(conn: Connection, heads_read: Mapping[str, bytes]) -> None:
+    """Fail if any device's head is no longer the one read (``b""``: none); on PostgreSQL
+    the heads stay locked until the transaction ends."""
+    devices_read = sorted(heads_read)
+    for start in range(0, len(devices_read), _KEYS_PER_READ):
+        chunk = devices_read[start : start + _KEYS_PER_READ]
+        now = dict.fromkeys(chunk, b"")
+        now.update(
+            (device_id, bytes(digest))
+            for device_id, digest in conn.execute(_HEAD_DIGESTS, {"devices": chunk})
+        )
+        for device_id in chunk:
+            if now[device_id] != heads_read[device_id]:
+                raise StoreConflictError(f"chain head of {device_id} moved since it was read")
+
+
+def _licence_columns() -> tuple[Any, ...]:
+    return (
+        export_licences.c.licence_id.label("l_id"),
+        export_licences.c.version.label("l_version"),
+        export_licences.c.region.label("l_region"),
+        export_licences.c.valid_until_ns.label("l_valid_until_ns"),
+        export_licences.c.withdrawn.label("l_withdrawn"),
+    )
+
+
+_WITH_LICENCE = devices.outerjoin(
+    export_licences, export_licences.c.device_id == devices.c.device_id
+)
+_DEVICE_BY_ID = (
+    select(devices, *_licence_columns())
+    .select_from(_WITH_LICENCE)
+    .where(devices.c.device_id == bindparam("device_id"))
+)
+"""A device with the licence in force (``l_version`` is NULL where none is held)."""
+_HEAD = (
+    select(chain_heads, last_fixes.c.fix, last_fixes.c.fix_time_ns)
+    .select_from(
+        chain_heads.outerjoin(last_fixes, last_fixes.c.device_id == chain_heads.c.device_id)
+    )
+    .where(chain_heads.c.device_id == bindparam("device_id"))
+)
+"""A device's chain head with its history fix, if it has one."""
+_DEVICES_WITH_HEADS = (
+    select(
+        devices,
+        chain_heads.c.counter,
+        chain_heads.c.digest,
+        chain_heads.c.previous_digest,
+        chain_heads.c.accepted_at_ns,
+        chain_heads.c.landmark_times,
+        last_fixes.c.fix,
+        last_fixes.c.fix_time_ns,
+        *_licence_columns(),
+    )
+    .select_from(
+        _WITH_LICENCE.outerjoin(chain_heads).outerjoin(
+            last_fixes, last_fixes.c.device_id == devices.c.device_id
+        )
+    )
+    .where(devices.c.key_id.in_(bindparam("keys", expanding=True)))
+)
+"""Devices by key id with their heads, fixes and licences (``counter`` is NULL without a
+head)."""
+_HEAD_DIGESTS = (
+    select(chain_heads.c.device_id, chain_heads.c.digest)
+    .where(chain_heads.c.device_id.in_(bindparam("devices", expanding=True)))
+    .order_by(chain_heads.c.device_id)
+    .with_for_update()
+)
+_EXCLUDED = select(landmark_exclusions.c.landmark_id).where(
+    landmark_exclusions.c.lifted_at_ns.is_(None)
+)
+_KEYS_PER_READ = 500
+"""Key ids per read, well under SQLite's limit on bound parameters."""
+_SUCCESSOR = select(successors.c.digest).where(
+    successors.c.device_id == bindparam("device_id"),
+    successors.c.previous_digest == bindparam("previous_digest"),
+)
+_MOVE_HEAD = update(chain_heads).where(
+    chain_heads.c.device_id == bindparam("b_device_id"),
+    chain_heads.c.digest == bindparam("b_head"),
+)
+"""The compare-and-swap: the head moves only if it is still the proof's predecessor."""
+_ATTESTING = (
+    update(devices)
+    .where(
+        devices.c.device_id.in_(bindparam("devices", expanding=True)),
+        devices.c.state != DeviceState.ATTESTING.value,
+    )
+    .values(state=DeviceState.ATTESTING.value)
+)
+_MARK_STALE = (
+    update(devices)
+    .where(devices.c.device_id == bindparam("b_device_id"))
+    .values(state=DeviceState.STALE.value)
+)
+
+# Transaction-scoped PostgreSQL advisory locks: each serialises one kind of write across
+# every process on the database (SQLite's BEGIN IMMEDIATE serialises every writer).
+_SCHEMA_LOCK = 0x6765_6F00
+_ALERTS_LOCK = 0x6765_6F01
+_SWEEP_LOCK = 0x6765_6F02
+_LICENCES_LOCK = 0x6765_6F03
+_AUDIT_LOCK = 0x6765_6F04
+
+_CONFLICT_STATES = frozenset({"40001", "40P01"})
+"""PostgreSQL's serialization failure and deadlock: another writer won, try again."""
+
+
+def _shown(db: str | Path) -> str:
+    """The database as an error may name it: a URL without its password."""
+    url = _postgres_url(db)
+    return str(db) if url is None else make_url(url).render_as_string(hide_password=True)
+
+
+def _postgres_url(db: str | Path) -> str | None:
+    """``db`` if it names a PostgreSQL database; None for a SQLite file's path."""
+    if isinstance(db, str) and db.startswith(("postgresql://", "postgresql+psycopg://")):
+        return db
+    return None
+
+
+def _engine(
+    db: str | Path, synchronous: Synchronous, busy_timeout_ms: int, pool_size: int
+) -> Engine:
+    """An engine with a pool of at most ``pool_size`` connections, never more.
+
+    Raises:
+        ConfigError: ``db`` is a path whose directory does not exist.
     """
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute(f"PRAGMA synchronous = {synchronous.value}")
-    db.execute("PRAGMA foreign_keys = ON")
-    return db
+    url = _postgres_url(db)
+    if url is not None:
+        engine_url = make_url(url).set(drivername="postgresql+psycopg")
+        return create_engine(engine_url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    path = Path(db)
+    if not path.parent.is_dir():
+        raise ConfigError(f"database {path}: directory {path.parent} does not exist")
+    engine = create_engine(f"sqlite:///{path}", pool_size=pool_size, max_overflow=0)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: sqlite3.Connection, _record: object) -> None:
+        """WAL mode with the store's pragmas. ``isolation_level=None``: the driver never
+        opens transactions on its own; writers open ``BEGIN IMMEDIATE`` themselves (no
+        lock-upgrade deadlocks between processes)."""
+        connection.isolation_level = None
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {synchronous.value}")
+        connection.execute("PRAGMA foreign_keys = ON")
+
+    return engine
 
 
 @contextmanager
-def _transaction(engine: Engine) -> Iterator[Connection]:
+def _transaction(engine: Engine, lock: int | None = None) -> Iterator[Connection]:
+    """One write transaction: ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL (READ
+    COMMITTED) holding the advisory ``lock``, if given, to its end."""
     with engine.connect() as conn:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif lock is not None:
+            conn.execute(select(func.pg_advisory_xact_lock(lock)))
         try:
             yield conn
         except BaseException:
@@ -998,152 +1317,96 @@ def _transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def _sqlite_errors() -> Iterator[None]:
-    """The proof path's SQLite failures as the store's own errors."""
+def _store_errors() -> Iterator[None]:
+    """Both drivers' failures as the store's own errors: a refused unique key, a
+    serialization failure or a deadlock means another writer won (a conflict); anything
+    else, that the database failed."""
     try:
         yield
-    except sqlite3.IntegrityError as exc:
-        raise StoreConflictError(str(exc)) from exc
-    except sqlite3.Error as exc:
-        raise StoreUnavailableError(exc) from exc
-
-
-@contextmanager
-def _sqlalchemy_errors() -> Iterator[None]:
-    """SQLAlchemy's failures (enrolment, sweeps, reads) as the store's own error.
-
-    Its writes hold the write lock from ``BEGIN IMMEDIATE`` on, so none loses a race to
-    another writer: whatever fails there, the database failed.
-    """
-    try:
-        yield
+    except IntegrityError as exc:
+        raise StoreConflictError(type(exc.orig).__name__) from exc
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES:
+            raise StoreConflictError(type(exc.orig).__name__) from exc
+        raise StoreUnavailableError(exc.orig or exc) from exc
     except SQLAlchemyError as exc:
         raise StoreUnavailableError(exc) from exc
 
 
-_DEVICE_BY_ID = (
-    "SELECT d.*, l.licence_id AS l_id, l.version AS l_version, l.region AS l_region,"
-    " l.valid_until_ns AS l_valid_until_ns, l.withdrawn AS l_withdrawn FROM devices AS d"
-    " LEFT JOIN licences AS l ON l.device_id = d.device_id WHERE d.device_id = ?"
-)
-"""A device with the licence in force (``l_version`` is NULL where none is held)."""
-_HEAD = (
-    "SELECT h.*, f.fix, f.fix_time_ns FROM chain_heads AS h"
-    " LEFT JOIN last_fixes AS f ON f.device_id = h.device_id WHERE h.device_id = ?"
-)
-"""A device's chain head with its history fix, if it has one."""
-_DEVICES_WITH_HEADS = (
-    "SELECT d.*, h.counter, h.digest, h.previous_digest, h.accepted_at_ns, h.landmark_times,"
-    " f.fix, f.fix_time_ns, l.licence_id AS l_id, l.version AS l_version,"
-    " l.region AS l_region, l.valid_until_ns AS l_valid_until_ns, l.withdrawn AS l_withdrawn"
-    " FROM devices AS d"
-    " LEFT JOIN chain_heads AS h ON h.device_id = d.device_id"
-    " LEFT JOIN last_fixes AS f ON f.device_id = d.device_id"
-    " LEFT JOIN licences AS l ON l.device_id = d.device_id WHERE d.key_id IN ({})"
-)
-"""Devices by key id with their heads, fixes and licences (``counter`` is NULL without a
-head)."""
-
-_HEAD_DIGESTS = "SELECT device_id, digest FROM chain_heads WHERE device_id IN ({})"
-_EXCLUDED = "SELECT landmark_id FROM landmark_exclusions WHERE lifted_at_ns IS NULL"
-_KEYS_PER_READ = 500
-"""Key ids per read, well under SQLite's limit on bound parameters."""
-_SUCCESSOR = "SELECT digest FROM successors WHERE device_id = ? AND previous_digest = ?"
-_INSERT_PROOF = (
-    "INSERT INTO proofs (device_id, counter, digest, previous_digest, envelope, accepted,"
-    " verdict, reason, detail, bounds, evidence_time_ns, received_at_ns)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_RESULT = "INSERT INTO results (proof_id, token) VALUES (?, ?)"
-_INSERT_ALERT = (
-    "INSERT INTO alerts (alert_id, device_id, kind, reason, detail, time_ns, proof_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_SUCCESSOR = "INSERT INTO successors (device_id, previous_digest, digest) VALUES (?, ?, ?)"
-"""The successor index's primary key refuses a second extension of one predecessor."""
-_MOVE_HEAD = (
-    "UPDATE chain_heads SET (counter, digest, previous_digest, accepted_at_ns, landmark_times,"
-    " verdict, evidence_time_ns) = (?, ?, ?, ?, ?, ?, ?) WHERE device_id = ? AND digest = ?"
-)
-"""The compare-and-swap: the head moves only if it is still the proof's predecessor."""
-_FIRST_HEAD = (
-    "INSERT INTO chain_heads (counter, digest, previous_digest, accepted_at_ns, landmark_times,"
-    " verdict, evidence_time_ns, device_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UPSERT_FIX = (
-    "INSERT INTO last_fixes (device_id, fix, fix_time_ns) VALUES (?, ?, ?)"
-    " ON CONFLICT (device_id) DO UPDATE SET fix = excluded.fix, fix_time_ns = excluded.fix_time_ns"
-)
-_ATTESTING = "UPDATE devices SET state = ? WHERE device_id = ? AND state <> ?"
+SCHEMA_VERSION = 2
+"""The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
+versions were (no ``schema_version`` table); each later version is one step in
+:data:`_MIGRATIONS`."""
 
 
-def _check_heads(db: sqlite3.Connection, heads_read: Mapping[str, bytes]) -> None:
-    """Fail if any device's head is no longer the one read (``b""``: none)."""
-    devices_read = list(heads_read)
-    for start in range(0, len(devices_read), _KEYS_PER_READ):
-        chunk = devices_read[start : start + _KEYS_PER_READ]
-        now = dict.fromkeys(chunk, b"")
-        sql = _HEAD_DIGESTS.format(", ".join("?" * len(chunk)))
-        now.update((device_id, bytes(digest)) for device_id, digest in db.execute(sql, chunk))
-        for device_id in chunk:
-            if now[device_id] != heads_read[device_id]:
-                raise StoreConflictError(f"chain head of {device_id} moved since it was read")
+class SchemaVersionError(GeoattestError):
+    """The database's schema is not the one this verifier knows: older (migrate it first)
+    or newer (a newer verifier wrote it; this one must not touch it)."""
+
+    def __init__(self, found: int) -> None:
+        advice = (
+            "run 'geoattest verifier migrate' first"
+            if found < SCHEMA_VERSION
+            else "a newer verifier wrote it"
+        )
+        super().__init__(
+            Reason.STORE_SCHEMA,
+            f"database schema version {found}, this verifier's is {SCHEMA_VERSION}: {advice}",
+        )
+        self.found = found
 
 
-def _commit_one(db: sqlite3.Connection, record: CommitRecord) -> None:
-    appraisal = record.appraisal
-    head = appraisal.new_head
-    if head is None and not record.alerts:
-        return
-    proof_id = None
-    bounds_json = _bounds_json(appraisal.bounds)
-    if appraisal.device_id:
-        proof_id = db.execute(
-            _INSERT_PROOF,
-            (
-                appraisal.device_id,
-                appraisal.counter,
-                record.digest,
-                head.previous_digest if head else b"",
-                record.evidence,
-                head is not None,
-                appraisal.verdict.value,
-                appraisal.reason.value if appraisal.reason else "",
-                appraisal.detail,
-                bounds_json,
-                appraisal.evidence_time_ns,
-                record.received_at_ns,
-            ),
-        ).lastrowid
-        if record.token:
-            db.execute(_INSERT_RESULT, (proof_id, record.token))
-    if head is not None:
-        _advance(db, appraisal, head, bounds_json, record.stale)
-    for alert in record.alerts:
-        db.execute(_INSERT_ALERT, (*_alert_values(alert).values(), proof_id))
+def _schema_version(conn: Connection) -> int | None:
+    """The database's schema version; None when it holds no geoattest schema yet."""
+    tables = set(inspect(conn).get_table_names())
+    if schema_version.name in tables:
+        return int(conn.execute(select(schema_version.c.version)).scalar_one())
+    return 1 if devices.name in tables else None
 
 
-def _advance(
-    db: sqlite3.Connection, appraisal: Appraisal, head: ChainHead, bounds_json: str, stale: bool
-) -> None:
-    device_id = appraisal.device_id
-    db.execute(_INSERT_SUCCESSOR, (device_id, head.previous_digest, head.digest))
-    values = (
-        head.counter,
-        head.digest,
-        head.previous_digest,
-        head.accepted_at_ns,
-        orjson.dumps(dict(head.landmark_times), option=orjson.OPT_SORT_KEYS).decode(),
-        appraisal.verdict.value,
-        appraisal.evidence_time_ns,
-    )
-    if head.previous_digest:
-        if db.execute(_MOVE_HEAD, (*values, device_id, head.previous_digest)).rowcount != 1:
-            raise StoreConflictError(f"chain head of {device_id} moved")
-    else:
-        db.execute(_FIRST_HEAD, (*values, device_id))
-    fix = bounds_json if head.fix is appraisal.bounds else _bounds_json(head.fix)
-    db.execute(_UPSERT_FIX, (device_id, fix, head.fix_time_ns))
-    if not stale:
-        attesting = DeviceState.ATTESTING.value
-        db.execute(_ATTESTING, (attesting, device_id, attesting))
+def _set_version(conn: Connection) -> None:
+    conn.execute(delete(schema_version))
+    conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+
+
+def _create_schema(conn: Connection) -> None:
+    metadata.create_all(conn)
+    _set_version(conn)
+
+
+def _add_schema_version(conn: Connection) -> None:
+    """Version 2: the schema's version is kept in the database."""
+    schema_version.create(conn)
+
+
+_MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {2: _add_schema_version}
+"""Each version's step from the one before it."""
+
+
+def migrate(db: str | Path) -> tuple[int | None, int]:
+    """Bring the database ``db`` to :data:`SCHEMA_VERSION`, one version at a time, in one
+    transaction (an empty database gets the whole schema). Returns the version found
+    (None: empty) and the version now.
+
+    Raises:
+        ConfigError: the database cannot be opened.
+        SchemaVersionError: its schema is newer than this verifier's; nothing changed.
+        StoreUnavailableError: the database failed; nothing changed.
+    """
+    engine = _engine(db, Synchronous.FULL, 10_000, 1)
+    try:
+        with _transaction(engine, _SCHEMA_LOCK) as conn:
+            found = _schema_version(conn)
+            if found is None:
+                _create_schema(conn)
+            elif found > SCHEMA_VERSION:
+                raise SchemaVersionError(found)
+            elif found < SCHEMA_VERSION:
+                for version in range(found + 1, SCHEMA_VERSION + 1):
+                    _MIGRATIONS[version](conn)
+                _set_version(conn)
+    except DBAPIError as exc:
+        raise ConfigError(f"database {_shown(db)} cannot be migrated: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+    return found, SCHEMA_VERSION

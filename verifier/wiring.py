@@ -32,7 +32,7 @@ from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
-from geoattest.verifier.store import SqlStore, Store, Synchronous
+from geoattest.verifier.store import POOL_SIZE, SqlStore, Store, Synchronous
 
 _log = logging.getLogger("geoattest.verifier")
 
@@ -41,8 +41,9 @@ _log = logging.getLogger("geoattest.verifier")
 class VerifierFiles:
     """The operator's files a verifier is built from."""
 
-    db: Path
-    """SQLite database (created if missing; its directory must exist)."""
+    db: str | Path
+    """The database: a SQLite file (created if missing; its directory must exist) or a
+    ``postgresql://`` URL (the schema is created in an empty database)."""
     trust_roots: Sequence[Path]
     """Manufacturer root certificates (PEM)."""
     landmarks: Path
@@ -69,14 +70,17 @@ class VerifierOptions:
     stale_after: int = 3
     """Missed cadences before a device is STALE."""
     synchronous: Synchronous = Synchronous.FULL
+    pool_size: int = POOL_SIZE
+    """Database connections each process holds at most (see :mod:`~geoattest.verifier.store`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedVerifier:
     """Everything a verifier process is built from, loaded and checked."""
 
-    db: Path
+    db: str | Path
     synchronous: Synchronous
+    pool_size: int
     config: VerifierConfig
     anchors: TrustAnchors
     appraiser: ProofAppraiser
@@ -123,7 +127,7 @@ class LoadedVerifier:
     @contextmanager
     def server(self) -> Iterator[VerifierServer]:
         """A server (not started) over a store of this process's own, closed after."""
-        store = SqlStore.open(self.db, synchronous=self.synchronous)
+        store = SqlStore.open(self.db, synchronous=self.synchronous, pool_size=self.pool_size)
         try:
             yield VerifierServer(self.service(store), sweep_every_s=self.sweep_every_s)
         finally:
@@ -144,6 +148,7 @@ def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerif
     return LoadedVerifier(
         db=files.db,
         synchronous=options.synchronous,
+        pool_size=options.pool_size,
         config=VerifierConfig(
             options.verifier_id,
             cadence_ns=options.cadence_s * 1_000_000_000,
@@ -171,7 +176,7 @@ def _result_signer(key_directory: Path, verifier_id: str, region: RegionAppraise
 
 
 def apply_licences(
-    db: Path,
+    db: str | Path,
     licences: Path,
     has_region: Callable[[str], bool],
     synchronous: Synchronous = Synchronous.FULL,
@@ -191,6 +196,6 @@ def apply_licences(
         store.close()
 
 
-def _check_database(db: Path, synchronous: Synchronous) -> None:
+def _check_database(db: str | Path, synchronous: Synchronous) -> None:
     """Open and close the database once, so that a bad file fails here, not in N workers."""
     SqlStore.open(db, synchronous=synchronous).close()

@@ -134,6 +134,9 @@ class Reason(StrEnum):
     STORE_UNAVAILABLE = "store.unavailable"
     """The verifier's database failed (locked past its timeout, an I/O error); nothing
     was stored, submit again."""
+    STORE_SCHEMA = "store.schema"
+    """The verifier's database holds a schema version this verifier does not run on:
+    older (migrate it first) or newer (written by a newer verifier)."""
 
     # --- alerts ---
     ALERTS_OVERFLOW = "alerts.overflow"

@@ -53,6 +53,17 @@ def _measurements(values: list[str]) -> frozenset[bytes] | None:
     return digests or None
 
 
+DB_HELP = "The verifier's database: a SQLite file's path or a postgresql:// URL."
+
+
+def _existing_database(db: str) -> str:
+    """A ``--db`` value for a command that only reads or changes the database: a SQLite
+    file must exist (a URL is checked when it is opened)."""
+    if "://" not in db:
+        _existing(Path(db), "database")
+    return db
+
+
 def _synchronous(value: str) -> Synchronous:
     from geoattest.verifier.store import Synchronous  # noqa: PLC0415
 
@@ -64,7 +75,13 @@ def _synchronous(value: str) -> Synchronous:
 
 @verifier_app.command("serve")
 def verifier_serve(
-    db: Annotated[Path, typer.Option(help="SQLite database file (created if missing).")],
+    db: Annotated[
+        str,
+        typer.Option(
+            help="The database: a SQLite file (created if missing) or a postgresql:// URL "
+            "(the schema is created in an empty one; an older schema needs 'verifier migrate')."
+        ),
+    ],
     trust_root: Annotated[
         list[Path], typer.Option(help="Manufacturer root certificate PEM (repeatable).")
     ],
@@ -109,6 +126,15 @@ def verifier_serve(
             "An alert stream sees the alerts of the worker serving it.",
         ),
     ] = 1,
+    pool_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Database connections each worker process holds at most. On PostgreSQL "
+            "each process holds one more for alert notifications: replicas x workers x "
+            "(pool size + 1) must stay below the server's max_connections.",
+        ),
+    ] = 4,
 ) -> None:
     """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop.
 
@@ -133,6 +159,7 @@ def verifier_serve(
         cadence_s=cadence_s,
         stale_after=stale_after,
         synchronous=_synchronous(synchronous),
+        pool_size=pool_size,
     )
     files = VerifierFiles(
         db=db,
@@ -156,7 +183,7 @@ def verifier_serve(
 
 @licences_app.command("apply")
 def verifier_licences_apply(
-    db: Annotated[Path, typer.Option(help="The verifier's SQLite database.")],
+    db: Annotated[str, typer.Option(help=DB_HELP)],
     policy: Annotated[Path, typer.Option(help="Region policy JSON (the verifier's).")],
     licences: Annotated[Path, typer.Option(help="Licences JSON (device -> region, expiry).")],
 ) -> None:
@@ -167,7 +194,7 @@ def verifier_licences_apply(
 
     region = load_policy(_existing(policy, "region policy")).appraiser()
     changed = apply_licences(
-        _existing(db, "database"), _existing(licences, "licences file"), region.has_region
+        _existing_database(db), _existing(licences, "licences file"), region.has_region
     )
     for licence in changed:
         typer.echo(_describe(licence))
@@ -241,7 +268,7 @@ def verifier_enrol(
     typer.echo(_call_verifier(target, enrol()))
 
 
-DbOption = Annotated[Path, typer.Option(help="The verifier's SQLite database file.")]
+DbOption = Annotated[str, typer.Option(help=DB_HELP)]
 
 
 def _at(time_ns: int) -> str:
@@ -255,7 +282,7 @@ def verifier_exclusions(db: DbOption) -> None:
     """List the landmarks the peer audits excluded, in force or lifted (who, when, why)."""
     from geoattest.verifier.store import SqlStore  # noqa: PLC0415
 
-    store = SqlStore.open(_existing(db, "database"))
+    store = SqlStore.open(_existing_database(db))
     try:
         exclusions = store.exclusions()
     finally:
@@ -289,7 +316,7 @@ def verifier_lift(
 
     from geoattest.verifier.store import SqlStore  # noqa: PLC0415
 
-    store = SqlStore.open(_existing(db, "database"))
+    store = SqlStore.open(_existing_database(db))
     try:
         lifted = store.lift_exclusion(
             landmark_id, time.time_ns(), by=by or getpass.getuser(), why=why
@@ -297,3 +324,19 @@ def verifier_lift(
     finally:
         store.close()
     typer.echo(f"landmark {lifted.landmark_id}: exclusion lifted by {lifted.lifted_by}")
+
+
+@verifier_app.command("migrate")
+def verifier_migrate(db: DbOption) -> None:
+    """Bring the database's schema to this verifier's version, one version at a time in
+    one transaction (an empty database gets the whole schema). Run it before starting
+    verifiers of a new version: they refuse any schema but their own."""
+    from geoattest.verifier.store import migrate  # noqa: PLC0415
+
+    found, now = migrate(db)
+    if found is None:
+        typer.echo(f"schema created at version {now}")
+    elif found == now:
+        typer.echo(f"schema already at version {now}")
+    else:
+        typer.echo(f"schema migrated from version {found} to {now}")

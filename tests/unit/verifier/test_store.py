@@ -1,4 +1,5 @@
-"""The SQLite store under the real pipeline: it must behave exactly like InMemoryState.
+"""The store under the real pipeline, on SQLite and on a real PostgreSQL server alike: it
+must behave exactly like InMemoryState.
 
 Attack cases assert the reason *and* that the trusted state (chain heads, fork index)
 did not move; rejections that raise no alert leave every table unchanged.
@@ -35,8 +36,8 @@ def world(tmp_path) -> VerifierWorld:
 
 
 @pytest.fixture
-def store(world):
-    store = SqlStore.open(world.db_path)
+def store(database):
+    store = SqlStore.open(database)
     yield store
     store.close()
 
@@ -69,7 +70,8 @@ def assert_rejected(service, store, proof, reason: Reason, *, alerts_expected=Fa
     return result
 
 
-def test_database_is_in_wal_mode_with_full_sync(world, store):
+def test_database_is_in_wal_mode_with_full_sync(world):
+    store = SqlStore.open(world.db_path)
     connection = sqlite3.connect(world.db_path)
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     connection.close()
@@ -84,7 +86,9 @@ def test_database_is_in_wal_mode_with_full_sync(world, store):
         "successors",
         "peer_measurements",
         "landmark_exclusions",
+        "schema_version",
     }
+    store.close()
 
 
 def test_accepted_proofs_advance_the_head_like_in_memory_state(world, store, service, chip):
@@ -103,35 +107,37 @@ def test_accepted_proofs_advance_the_head_like_in_memory_state(world, store, ser
     assert store.accepted_counters("dev-1") == [1, 2, 3]
 
 
-def test_state_survives_reopening(world, store, service, chip):
+def test_state_survives_reopening(database, world, store, service, chip):
     service.submit(world.proof(chip), NOW_NS)
     head = store.head("dev-1")
     store.close()
-    reopened = SqlStore.open(world.db_path)
+    reopened = SqlStore.open(database)
     assert reopened.head("dev-1") == head
     assert reopened.device_for_key(chip.signer.verifying_key.key_id).licensed_region == "FRA-300"
     reopened.close()
 
 
-def test_last_fix_survives_reopening_for_the_impossible_travel_check(world, store, service, chip):
+def test_last_fix_survives_reopening_for_the_impossible_travel_check(
+    database, world, store, service, chip
+):
     service.submit(world.proof(chip), NOW_NS)
     head = store.head("dev-1")
     assert {b.landmark_id for b in head.fix} == set(world.landmarks)
     assert head.fix_time_ns == UNIX_NS
     store.close()
-    reopened = SqlStore.open(world.db_path)
+    reopened = SqlStore.open(database)
     assert reopened.head("dev-1").fix == head.fix
     reopened.close()
 
 
-def test_a_vague_proof_does_not_erase_the_stored_history_fix(world, store, service, chip):
+def test_a_vague_proof_does_not_erase_the_stored_history_fix(database, world, store, service, chip):
     """The history fix keeps the precise disks, grown by the travel since, through a
     vague proof and a restart: every worker reads the same window."""
     service.submit(world.proof(chip), NOW_NS)
     vague = service.submit(world.proof(chip, rtt_ns=100 * MS, unix_ns=UNIX_NS + S), NOW_NS + S)
     assert vague.verdict is Verdict.INCONCLUSIVE
     store.close()
-    reopened = SqlStore.open(world.db_path)
+    reopened = SqlStore.open(database)
     head = reopened.head("dev-1")
     reopened.close()
     assert head.counter == 2
@@ -255,9 +261,9 @@ def test_batch_of_consecutive_proofs_of_one_device_commits_together(world, store
 
 
 def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
-    world, store, service, chip
+    database, world, store, service, chip
 ):
-    other = SqlStore.open(world.db_path)
+    other = SqlStore.open(database)
     appraiser = world.appraiser()
     proof_a = world.proof(chip, advance=False)
     proof_b = world.proof(chip, advance=False)
@@ -272,13 +278,15 @@ def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
     other.close()
 
 
-def test_a_batch_read_overtaken_by_another_writer_is_appraised_again(world, store, service, chip):
+def test_a_batch_read_overtaken_by_another_writer_is_appraised_again(
+    database, world, store, service, chip
+):
     """A batch reads every head once and takes the newest head to have no successor. If
     another worker extends that head before the batch commits, the compare-and-swap
     fails, nothing of the batch is written, and the proof is appraised again against the
     new head: a fork with a clone alert, never a second acceptance."""
     service.submit(world.proof(chip), NOW_NS)
-    other_store = SqlStore.open(world.db_path)
+    other_store = SqlStore.open(database)
     other = world.service(other_store)
     mine = world.proof(chip, unix_ns=UNIX_NS + S, advance=False)
     theirs = world.proof(chip, unix_ns=UNIX_NS + 2 * S, advance=False)
@@ -315,12 +323,14 @@ def overtake_after_the_read(store, action):
     return done
 
 
-def test_a_rejection_judged_on_a_head_that_then_moved_is_judged_again(world, store, service, chip):
+def test_a_rejection_judged_on_a_head_that_then_moved_is_judged_again(
+    database, world, store, service, chip
+):
     """A fork with too few receipts, judged on the head read before another worker
     accepted the proof it forks from, would fail only its quorum and lose the clone alert:
     the commit finds the head moved and the batch is judged again."""
     service.submit(world.proof(chip), NOW_NS)
-    other = world.service(SqlStore.open(world.db_path))
+    other = world.service(SqlStore.open(database))
     honest = world.proof(chip, unix_ns=UNIX_NS + S, advance=False)
     fork, _ = chip.chain.extend(
         world.receipts(chip, unix_ns=UNIX_NS + 2 * S)[:2],
@@ -335,12 +345,12 @@ def test_a_rejection_judged_on_a_head_that_then_moved_is_judged_again(world, sto
 
 
 def test_a_proof_whose_predecessor_another_worker_stores_meanwhile_is_accepted(
-    world, store, service, chip
+    database, world, store, service, chip
 ):
     """Judged on the old head, the next-but-one proof looks like a broken chain (and a
     tampering alert); judged again after the other worker's commit, it is accepted."""
     service.submit(world.proof(chip), NOW_NS)
-    other = world.service(SqlStore.open(world.db_path))
+    other = world.service(SqlStore.open(database))
     second = world.proof(chip, unix_ns=UNIX_NS + S)
     third = world.proof(chip, unix_ns=UNIX_NS + 2 * S)
     overtake_after_the_read(store, lambda: other.submit(second, NOW_NS + 2 * S))
@@ -374,9 +384,11 @@ def test_a_file_that_is_not_a_database_is_a_config_error(tmp_path):
         SqlStore.open(path)
 
 
-def test_a_locked_database_is_unavailable_and_the_proof_is_not_stored(world, chip):
+def test_a_locked_database_is_unavailable_and_the_proof_is_not_stored(world):
     store = SqlStore.open(world.db_path, busy_timeout_ms=50)
     service = world.service(store)
+    chip = world.chip("dev-1")
+    service.enrol(chip.identity(), chip.possession(), NOW_NS)
     holder = sqlite3.connect(world.db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the timeout
     with pytest.raises(StoreUnavailableError) as unavailable:

@@ -1,0 +1,113 @@
+"""The store's schema version and forward migrations: migrating from every earlier version
+gives exactly a fresh schema, with the rows kept; a verifier refuses any other version."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from command import assert_one_line_error, run_geoattest
+from sqlalchemy import create_engine, inspect, text
+from verifier_world import VerifierWorld
+
+from geoattest.errors import Reason
+from geoattest.verifier.store import SCHEMA_VERSION, SchemaVersionError, SqlStore, migrate
+
+SCHEMA_V1 = Path(__file__).parents[2] / "data" / "schema_v1_sqlite.sql"
+"""The SQLite schema version 1 created, as it created it (before versions were kept)."""
+
+
+def schema(db: str | Path) -> dict[str, object]:
+    """Every table's columns, keys and indexes, as the database itself reports them."""
+    url = db if isinstance(db, str) and "://" in db else f"sqlite:///{db}"
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            return {
+                table: (
+                    [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)],
+                    found.get_pk_constraint(table)["constrained_columns"],
+                    sorted(
+                        (f["constrained_columns"], f["referred_table"])
+                        for f in found.get_foreign_keys(table)
+                    ),
+                    sorted(
+                        (i["name"], i["column_names"], i["unique"])
+                        for i in found.get_indexes(table)
+                    ),
+                    sorted(u["column_names"] for u in found.get_unique_constraints(table)),
+                )
+                for table in sorted(found.get_table_names())
+            }
+    finally:
+        engine.dispose()
+
+
+def version_1(path: Path) -> Path:
+    connection = sqlite3.connect(path)
+    connection.executescript(SCHEMA_V1.read_text())
+    connection.execute(
+        "INSERT INTO devices VALUES ('dev-1', 'k1', x'00', 'H100', '7', 9, 'FRA', 9, 1, 'ENROLLED')"
+    )
+    connection.commit()
+    connection.close()
+    return path
+
+
+def test_migrating_from_every_earlier_version_equals_a_fresh_schema(tmp_path):
+    fresh = tmp_path / "fresh.db"
+    assert migrate(fresh) == (None, SCHEMA_VERSION)
+    old = version_1(tmp_path / "v1.db")
+    assert migrate(old) == (1, SCHEMA_VERSION)
+    assert schema(old) == schema(fresh)
+    store = SqlStore.open(old)
+    assert [row[0] for row in store.dump()["devices"]] == ["dev-1"]
+    store.close()
+
+
+def test_a_migrated_database_migrates_to_itself(database):
+    assert migrate(database) == (None, SCHEMA_VERSION)
+    before = schema(database)
+    assert migrate(database) == (SCHEMA_VERSION, SCHEMA_VERSION)
+    assert schema(database) == before
+    SqlStore.open(database).close()
+
+
+def test_an_older_schema_is_refused_until_migrated(tmp_path):
+    old = version_1(tmp_path / "v1.db")
+    with pytest.raises(SchemaVersionError, match="verifier migrate") as refused:
+        SqlStore.open(old)
+    assert refused.value.reason is Reason.STORE_SCHEMA
+    migrate(old)
+    SqlStore.open(old).close()
+
+
+def newer(database: str) -> None:
+    url = database if "://" in database else f"sqlite:///{database}"
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schema_version SET version = version + 1"))
+    engine.dispose()
+
+
+def test_a_newer_schema_is_refused_and_left_alone(database):
+    SqlStore.open(database).close()
+    newer(database)
+    before = schema(database)
+    with pytest.raises(SchemaVersionError, match="newer verifier"):
+        SqlStore.open(database)
+    with pytest.raises(SchemaVersionError):
+        migrate(database)
+    assert schema(database) == before
+
+
+def test_serve_on_a_newer_schema_is_a_one_line_error_and_migrate_says_what_it_did(tmp_path):
+    world = VerifierWorld.create(tmp_path)
+    db = str(world.db_path)
+    created = run_geoattest("verifier", "migrate", "--db", db)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == f"schema created at version {SCHEMA_VERSION}"
+    newer(db)
+    assert_one_line_error(run_geoattest(*world.serve_args()), "store.schema", "newer verifier")
