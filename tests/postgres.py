@@ -10,6 +10,7 @@ to it: ``initdb`` and ``postgres`` refuse to run as root.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -50,7 +51,41 @@ class PostgresServer:
     """A running server: every test database is created on it by :meth:`database`."""
 
     directory: Path
+    binaries: Path
     _names: Iterator[int]
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    def start(self) -> None:
+        """Start the server. ``fsync=off``: a stopped or killed server keeps every commit
+        (the kernel holds its writes); only a machine crash, which no test makes, would
+        lose one. Commits stay synchronous, so an acknowledged one survives ``stop``."""
+        options = (
+            f"-c listen_addresses='' -c unix_socket_directories='{self.directory}' -p {PORT}"
+            " -c fsync=off -c full_page_writes=off"
+            " -c max_connections=200"
+        )
+        _as_server_user(
+            self.binaries,
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-w",
+            "-s",
+            "-l",
+            str(self.directory / "log"),
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``immediate``: as if it crashed)."""
+        _as_server_user(
+            self.binaries, "pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-s", "stop"
+        )
 
     def url(self, database: str = "postgres") -> str:
         """A ``postgresql://`` URL for ``--db`` and ``SqlStore.open``."""
@@ -90,13 +125,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         unavailable("PostgreSQL server binaries (pg_ctl) not found")
     assert binaries is not None
     directory = Path(tempfile.mkdtemp(prefix="geoattest-pg-"))
-    data = directory / "data"
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
-    options = (
-        f"-c listen_addresses='' -c unix_socket_directories='{directory}' -p {PORT}"
-        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    server = PostgresServer(directory, binaries, itertools.count())
     started = False
     try:
         try:
@@ -104,7 +135,7 @@ def postgres_server() -> Iterator[PostgresServer]:
                 binaries,
                 "initdb",
                 "-D",
-                str(data),
+                str(server.data),
                 "-U",
                 "postgres",
                 "-A",
@@ -114,25 +145,14 @@ def postgres_server() -> Iterator[PostgresServer]:
                 "UTF8",
                 "--locale=C",
             )
-            _as_server_user(
-                binaries,
-                "pg_ctl",
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-w",
-                "-s",
-                "-l",
-                str(directory / "log"),
-                "start",
-            )
+            server.start()
             started = True
         except (OSError, subprocess.CalledProcessError) as exc:
             detail = getattr(exc, "stderr", b"") or b""
             unavailable(f"PostgreSQL did not start: {exc} {detail.decode(errors='replace')}")
-        yield PostgresServer(directory, itertools.count())
+        yield server
     finally:
         if started:
-            _as_server_user(binaries, "pg_ctl", "-D", str(data), "-m", "fast", "-w", "-s", "stop")
+            with contextlib.suppress(subprocess.CalledProcessError):
+                server.stop()
         shutil.rmtree(directory, ignore_errors=True)

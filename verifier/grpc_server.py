@@ -30,8 +30,8 @@ PERMISSION_DENIED      the evidence does not authenticate or is not admissible: 
 ABORTED                ``store.conflict``: other writers kept advancing the chain;
                        nothing stored, retry
 UNAVAILABLE            ``store.unavailable``: the store failed; nothing stored, retry
-RESOURCE_EXHAUSTED     ``alerts.overflow``: an alert stream fell behind (gRPC itself
-                       answers a message over its size limit with this code too)
+RESOURCE_EXHAUSTED     gRPC's answer to a message over its size limit (``alerts.overflow``
+                       is no longer sent: a stream reads the alerts table at its own pace)
 UNKNOWN                ``transport.unknown_reason``: the client's name for a refusal
                        with a reason it does not know; never sent
 =====================  ===========================================================
@@ -314,8 +314,9 @@ class VerifierServicer:
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         request = await self._decode(context, verifier_service_pb2.WatchAlertsRequest, data)
+        after = request.after if request.HasField("after") else None
         try:
-            async for alert in self._alerts.stream(request.device_id):
+            async for alert in self._alerts.stream(request.device_id, after):
                 yield verifier_service_pb2.Alert(
                     alert_id=alert.alert_id,
                     device_id=alert.device_id,
@@ -323,6 +324,7 @@ class VerifierServicer:
                     reason=alert.reason,
                     detail=alert.detail,
                     time_ns=alert.time_ns,
+                    cursor=alert.cursor,
                 ).SerializeToString()
         except GeoattestError as exc:
             await _abort(context, exc.reason, exc.detail)
@@ -450,14 +452,17 @@ class VerifierServer:
         *,
         clock: Callable[[], int] = time.time_ns,
         sweep_every_s: float = 60.0,
+        probe_every_s: float = 1.0,
     ) -> None:
         self.service = service
         self.health = health_aio.HealthServicer()
         self._clock = clock
         self._sweep_every_s = sweep_every_s
+        self._probe_every_s = probe_every_s
         self._server: grpc.aio.Server | None = None
         self._servicer: VerifierServicer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
         self.port = 0
 
     async def start(self, address: str, *, reuse_port: bool = False) -> int:
@@ -472,7 +477,8 @@ class VerifierServer:
         """
         if not reuse_port:
             check_bindable(address)
-        self.alerts = AlertHub(asyncio.get_running_loop())
+        store = self.service.store
+        self.alerts = AlertHub(asyncio.get_running_loop(), store, store.alert_listener())
         self.service.subscribe(self.alerts.publish)
         self._servicer = VerifierServicer(self.service, self.alerts, clock=self._clock)
         server = grpc.aio.server(
@@ -501,7 +507,34 @@ class VerifierServer:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._sweeper = asyncio.create_task(self._sweep_stale())
+        self._prober = asyncio.create_task(self._follow_the_store())
         return port
+
+    async def _follow_the_store(self) -> None:
+        """Health follows the store: NOT_SERVING while it cannot be reached (calls meanwhile
+        answer UNAVAILABLE, storing nothing), SERVING again once it can, by itself."""
+        serving = True
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._probe_every_s)
+            try:
+                await loop.run_in_executor(None, self.service.store.probe)
+                reachable = True
+            except StoreUnavailableError as exc:
+                reachable = False
+                if serving:
+                    log.warning("store unreachable (%s): NOT_SERVING", exc.detail)
+            if reachable != serving:
+                serving = reachable
+                if serving:
+                    log.warning("store reachable again: SERVING")
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if serving
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                for name in ("", SERVICE_NAME):
+                    await self.health.set(name, status)
 
     async def _sweep_stale(self) -> None:
         """Mark devices that stopped proving STALE (alerting once each), periodically."""
@@ -516,8 +549,9 @@ class VerifierServer:
     async def stop(self, grace: float) -> None:
         """Stop taking calls, let calls in flight finish (up to ``grace`` s), then close."""
         await self.health.enter_graceful_shutdown()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._prober):
+            if task is not None:
+                task.cancel()
         self.alerts.close()
         if self._server is not None:
             await self._server.stop(grace)

@@ -11,8 +11,9 @@ processes may run this over one database; a chain advanced by another process fi
 shows up as :class:`~geoattest.verifier.store.StoreConflictError`, and the batch is appraised again.
 
 An exact resubmission of an accepted proof (an agent retrying after a lost answer) is
-answered with the stored result, not as an error. Committed alerts go to the sinks that
-subscribed (the transport's :class:`~geoattest.verifier.alerts.AlertHub`).
+answered with the stored result, not as an error. Alerts are stored with the commit that
+raises them; the sinks that subscribed (the transport's
+:class:`~geoattest.verifier.alerts.AlertHub`) are told after it.
 
 A proof whose signature does not verify under an enrolled device's key is answered
 REJECTED with no device id and leaves nothing in the store: only its reason is counted
@@ -218,6 +219,10 @@ class VerifierService:
         self.rejections = Rejections()
         """Proofs and requests refused before any device's key vouched for them: counted
         by reason here, never stored (see :mod:`geoattest.verifier.rejections`)."""
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     def subscribe(self, sink: Callable[[Sequence[Alert]], None]) -> None:
         """Call ``sink`` with the alerts of every commit, after it is durable."""

@@ -61,6 +61,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -69,6 +70,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+import psycopg
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -164,6 +166,9 @@ class Alert:
     reason: str
     detail: str
     time_ns: int
+    cursor: int = 0
+    """Its row id, once stored: ids increase in commit order across every process on the
+    database, so "every alert after this cursor" misses none (0: not stored yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +277,12 @@ class Store(Protocol):
 
     def alerts(self, device_id: str = "") -> list[Alert]: ...
 
+    def alerts_after(self, cursor: int, device_id: str = "", limit: int = 500) -> list[Alert]: ...
+
+    def last_alert_cursor(self) -> int: ...
+
+    def alert_listener(self) -> AlertListener: ...
+
     def record_peer_audit(
         self,
         measured: Sequence[tuple[bytes, PeerMeasurement]],
@@ -281,6 +292,8 @@ class Store(Protocol):
     ) -> tuple[int, list[tuple[str, Alert]]]: ...
 
     def excluded_landmarks(self) -> frozenset[str]: ...
+
+    def probe(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -466,6 +479,39 @@ def _bounds_from_json(text: str) -> tuple[LandmarkBound, ...]:
     )
 
 
+class AlertListener:
+    """Waits until any process may have committed alerts: on PostgreSQL ``LISTEN`` on a
+    connection of its own (the one beyond the pool); SQLite cannot notify another process,
+    so there the wait is a plain sleep and the streams poll. A wake-up only means "read
+    the table again": a notification lost with a dropped connection loses no alert."""
+
+    def __init__(self, conninfo: str | None) -> None:
+        self._conninfo = conninfo
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def wait(self, timeout_s: float) -> None:
+        """Return on a notification, after ``timeout_s``, or at once after (re)connecting
+        (what was committed before ``LISTEN`` was never notified)."""
+        if self._conninfo is None:
+            time.sleep(timeout_s)
+            return
+        try:
+            if self._connection is None:
+                self._connection = psycopg.connect(self._conninfo, autocommit=True)
+                self._connection.execute(f"LISTEN {ALERTS_CHANNEL}")
+                return
+            for _ in self._connection.notifies(timeout=timeout_s, stop_after=1):
+                pass
+        except psycopg.Error:
+            self.close()
+            time.sleep(timeout_s)  # the database is down: try again after a while
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 class SqlStore:
     """A :class:`Store` and :class:`~geoattest.verifier.state.TrustedState` over one
     database, SQLite or PostgreSQL, through one bounded connection pool.
@@ -513,6 +559,15 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def probe(self) -> None:
+        """Reach the database once (a health check).
+
+        Raises:
+            StoreUnavailableError: it cannot be reached.
+        """
+        with self._read() as conn:
+            conn.execute(select(1))
 
     @contextmanager
     def _write(self, lock: int | None = None) -> Iterator[Connection]:
@@ -907,8 +962,28 @@ class SqlStore:
         if device_id:
             query = query.where(alerts.c.device_id == device_id)
         with self._read() as conn:
-            rows = conn.execute(query).all()
-        return [Alert(r.alert_id, r.device_id, r.kind, r.reason, r.detail, r.time_ns) for r in rows]
+            return [_alert_from_row(r) for r in conn.execute(query).all()]
+
+    def alerts_after(self, cursor: int, device_id: str = "", limit: int = 500) -> list[Alert]:
+        """At most ``limit`` alerts stored after ``cursor``, for one device or (empty id)
+        all, oldest first."""
+        query = select(alerts).where(alerts.c.id > cursor).order_by(alerts.c.id).limit(limit)
+        if device_id:
+            query = query.where(alerts.c.device_id == device_id)
+        with self._read() as conn:
+            return [_alert_from_row(r) for r in conn.execute(query).all()]
+
+    def last_alert_cursor(self) -> int:
+        """The cursor of the newest alert stored (0: none yet)."""
+        with self._read() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(alerts.c.id), 0))).scalar_one())
+
+    def alert_listener(self) -> AlertListener:
+        """A listener for alerts committed by any process on this database."""
+        if not self._postgres:
+            return AlertListener(None)
+        url = self._engine.url.set(drivername="postgresql")
+        return AlertListener(url.render_as_string(hide_password=False))
 
     # --- landmark audits ----------------------------------------------------------------
 
@@ -1036,6 +1111,10 @@ class SqlStore:
                 table.name: [tuple(row) for row in conn.execute(select(table)).all()]
                 for table in metadata.sorted_tables
             }
+
+
+def _alert_from_row(r: Any) -> Alert:
+    return Alert(r.alert_id, r.device_id, r.kind, r.reason, r.detail, r.time_ns, r.id)
 
 
 def _alert_values(alert: Alert) -> dict[str, Any]:

@@ -7,9 +7,10 @@ database, whose compare-and-swap commits keep every chain correct across workers
 parent prints the address once every worker serves, forwards SIGTERM and SIGINT, and
 stops them all if one dies. SIGHUP reloads (``reload``: the licences file, applied to the
 shared database, so every worker judges the next proof by it): in the one process, or in the
-parent, while the workers ignore it. Every worker runs the stale sweep; marking a device STALE is
-one transaction, so it goes STALE, and alerts, once. An alert stream (``WatchAlerts``) is
-served by one worker and carries that worker's alerts only.
+parent, while the workers ignore it. Every worker runs the stale sweep; one sweep at a time
+runs across the database, so a device goes STALE, and alerts, once. An alert stream
+(``WatchAlerts``) is served by one worker and carries every worker's alerts (read from the
+database, see :mod:`geoattest.verifier.alerts`).
 
 The address line on stdout (``verifier listening on HOST:PORT``) is what whoever started
 the verifier waits for; the rest goes to stderr.

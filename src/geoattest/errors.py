@@ -140,7 +140,8 @@ class Reason(StrEnum):
 
     # --- alerts ---
     ALERTS_OVERFLOW = "alerts.overflow"
-    """An alert subscriber fell too far behind; its stream ended, subscribe again."""
+    """An alert subscriber fell too far behind; its stream ended, subscribe again. No longer
+    raised: a stream reads the stored alerts at its subscriber's pace."""
 
     # --- the agent's sealed state ---
     SEALED_ROLLED_BACK = "sealed.rolled_back"

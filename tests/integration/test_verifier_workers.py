@@ -1,8 +1,11 @@
-"""Several verifier processes over one database, through the real console script: a
-device's chain advances exactly once however its proofs are spread over the processes.
+"""Several verifier processes over one database, SQLite or a real PostgreSQL server,
+through the real console script: a device's chain advances exactly once however its proofs
+are spread over the processes, an alert stream at any process carries every process's
+alerts, and a process killed mid-batch loses nothing its clients were told.
 
-Two ``verifier serve`` processes on their own ports make "these two proofs reach different
-processes" certain; ``serve --workers N`` runs N such processes on one port.
+Two ``verifier serve`` processes on their own ports (replicas, on PostgreSQL) make "these
+two proofs reach different processes" certain; ``serve --workers N`` runs N such processes
+on one port.
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ def world(tmp_path: Path) -> VerifierWorld:
 class Verifier:
     """A ``geoattest verifier serve`` process and the address it printed."""
 
-    def __init__(self, world: VerifierWorld, *flags: str) -> None:
+    def __init__(self, world: VerifierWorld, database: str, *flags: str) -> None:
+        args = world.serve_args()
+        args[args.index("--db") + 1] = database
         self.process = subprocess.Popen(
-            [GEOATTEST, *world.serve_args(), *flags],
+            [GEOATTEST, *args, *flags],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -68,11 +73,11 @@ class Verifier:
 
 
 @pytest.fixture
-def start(world: VerifierWorld) -> Iterator:
+def start(world: VerifierWorld, database: str) -> Iterator:
     started: list[Verifier] = []
 
     def start(*flags: str) -> Verifier:
-        started.append(Verifier(world, *flags))
+        started.append(Verifier(world, database, *flags))
         return started[-1]
 
     yield start
@@ -132,7 +137,7 @@ def assert_one_accepted_one_fork(outcome: list) -> int:
     return accepted[0]
 
 
-def test_forks_sent_to_two_processes_at_once_advance_each_chain_once(world, start):
+def test_forks_sent_to_two_processes_at_once_advance_each_chain_once(world, start, database):
     chips = [world.chip(f"dev-{i}") for i in range(CHIPS)]
     a, b = start(), start()
     asyncio.run(enrol(a.target, chips))
@@ -143,7 +148,7 @@ def test_forks_sent_to_two_processes_at_once_advance_each_chain_once(world, star
             chip.chain = fork[assert_one_accepted_one_fork(outcome)][1]
     a.stop(), b.stop()
 
-    store = SqlStore.open(world.db_path)
+    store = SqlStore.open(database)
     tables = store.dump()
     for chip in chips:
         assert store.accepted_counters(chip.device_id) == [1, 2]
@@ -156,7 +161,7 @@ def test_forks_sent_to_two_processes_at_once_advance_each_chain_once(world, star
     store.close()
 
 
-def test_the_same_proof_at_two_processes_at_once_is_stored_once(world, start):
+def test_the_same_proof_at_two_processes_at_once_is_stored_once(world, start, database):
     chips = [world.chip(f"dev-{i}") for i in range(CHIPS)]
     a, b = start(), start()
     asyncio.run(enrol(a.target, chips))
@@ -168,7 +173,7 @@ def test_the_same_proof_at_two_processes_at_once_is_stored_once(world, start):
         assert isinstance(first, evidence_pb2.AttestationResult), first
         assert isinstance(second, evidence_pb2.AttestationResult), second
         assert first.result_token == second.result_token, "the replay got a second result"
-    store = SqlStore.open(world.db_path)
+    store = SqlStore.open(database)
     for chip in chips:
         assert store.accepted_counters(chip.device_id) == [1]
     store.close()
@@ -202,3 +207,76 @@ def test_a_worker_that_dies_stops_the_verifier_with_an_error(world, start):
     assert last.startswith("error: verifier worker-"), err
     assert "exited with status -9" in last
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_an_alert_stream_at_one_process_carries_another_process_alerts(world, start):
+    """Every clone alert is raised at ``a``; a stream at ``b`` carries them all, and one
+    that reconnects with the cursor of the last alert it got misses none."""
+    chips = [world.chip(f"dev-{i}") for i in range(CHIPS)]
+    a, b = start(), start()
+    asyncio.run(enrol(a.target, chips))
+    forks = [(next_proof(world, chip), next_proof(world, chip)) for chip in chips]
+
+    async def watch(target: str, count: int, after: int) -> list:
+        received = []
+        async with VerifierClient(target) as client:
+            async for alert in client.watch_alerts(after=after):
+                received.append(alert)
+                if len(received) == count:
+                    return received
+        return received
+
+    async def scenario() -> tuple[list, list]:
+        half = CHIPS // 2
+        first = asyncio.create_task(asyncio.wait_for(watch(b.target, half, 0), 120))
+        for fa, fb in forks:  # one after the other, at a: the second is a clone
+            await submit(a.target, fa[0])
+            with pytest.raises(VerifierRefused):
+                await submit(a.target, fb[0])
+        received = await first
+        rest = await asyncio.wait_for(watch(b.target, CHIPS - half, received[-1].cursor), 120)
+        return received, rest
+
+    first, rest = asyncio.run(scenario())
+    a.stop(), b.stop()
+    alerts = first + rest
+    assert [alert.device_id for alert in alerts] == [chip.device_id for chip in chips]
+    assert {alert.kind for alert in alerts} == {AlertKind.CLONE.value}
+    cursors = [alert.cursor for alert in alerts]
+    assert cursors == sorted(set(cursors))
+
+
+def test_a_process_killed_mid_batch_loses_nothing_a_client_was_told(world, start, database):
+    """A batch in flight at ``a`` when it is SIGKILLed either committed or did not; sent
+    again to ``b``, each proof is accepted once: the stored answer where ``a`` committed
+    (the same result token), a fresh one where it had not."""
+    chips = [world.chip(f"dev-{i}") for i in range(CHIPS)]
+    a, b = start(), start()
+    asyncio.run(enrol(b.target, chips))
+    proofs = [next_proof(world, chip)[0] for chip in chips]
+
+    async def kill_mid_batch() -> object:
+        async with VerifierClient(a.target, timeout_s=60) as client:
+            batch = asyncio.create_task(client.submit_batch(proofs))
+            await asyncio.sleep(0.05)
+            a.process.kill()
+            try:
+                return await batch
+            except VerifierRefused as refused:
+                return refused
+
+    first = asyncio.run(kill_mid_batch())
+    a.wait()
+
+    async def retry() -> list:
+        async with VerifierClient(b.target, timeout_s=60) as client:
+            return await client.submit_batch(proofs)
+
+    results = asyncio.run(retry())
+    assert [r.verdict for r in results] == [evidence_pb2.VERDICT_ALLOWED] * CHIPS
+    if isinstance(first, list):  # a answered before it died: the retry gets those answers
+        assert [r.result_token for r in results] == [r.result_token for r in first]
+    store = SqlStore.open(database)
+    for chip in chips:
+        assert store.accepted_counters(chip.device_id) == [1]
+    store.close()

@@ -123,7 +123,7 @@ def verifier_serve(
         typer.Option(
             min=1,
             help="Worker processes serving one port over one database (about one per core). "
-            "An alert stream sees the alerts of the worker serving it.",
+            "An alert stream carries the alerts of every worker.",
         ),
     ] = 1,
     pool_size: Annotated[

@@ -218,18 +218,26 @@ class WatchAlertsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DEVICE_ID_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     """Empty: every device."""
+    after: _builtins.int
+    """The cursor of the last alert received: replay every alert stored after it, then
+    stream. Unset: alerts from now on (0: every alert stored).
+    """
     def __init__(
         self,
         *,
         device_id: _builtins.str = ...,
+        after: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_after", b"_after", "after", b"after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after", b"_after", "after", b"after", "device_id", b"device_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__after: _TypeAlias = _typing.Literal["after"]  # noqa: Y015
+    _WhichOneofArgType__after: _TypeAlias = _typing.Literal["_after", b"_after"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__after) -> _WhichOneofReturnType__after | None: ...
 
 Global___WatchAlertsRequest: _TypeAlias = WatchAlertsRequest  # noqa: Y015
 
@@ -243,6 +251,7 @@ class Alert(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     TIME_NS_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     device_id: _builtins.str
     kind: _builtins.str
@@ -250,6 +259,10 @@ class Alert(_message.Message):
     reason: _builtins.str
     detail: _builtins.str
     time_ns: _builtins.int
+    cursor: _builtins.int
+    """Increases in commit order across every verifier process on the database: resubscribe
+    with the last one received as `after` to miss nothing.
+    """
     def __init__(
         self,
         *,
@@ -259,10 +272,11 @@ class Alert(_message.Message):
         reason: _builtins.str = ...,
         detail: _builtins.str = ...,
         time_ns: _builtins.int = ...,
+        cursor: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "detail", b"detail", "device_id", b"device_id", "kind", b"kind", "reason", b"reason", "time_ns", b"time_ns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "cursor", b"cursor", "detail", b"detail", "device_id", b"device_id", "kind", b"kind", "reason", b"reason", "time_ns", b"time_ns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

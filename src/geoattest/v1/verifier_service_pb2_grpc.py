@@ -109,7 +109,8 @@ class VerifierServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchAlerts(self, request, context):
-        """Alerts as they are raised.
+        """Alerts as they are raised by any verifier process on the database, in commit order;
+        with `after`, every alert stored after that cursor first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,7 +42,9 @@ class VerifierServiceStub:
     """Submit many proofs in one call, for throughput."""
     GetDeviceStatus: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.DeviceStatusRequest, _verifier_service_pb2.DeviceStatus]
     WatchAlerts: _grpc.UnaryStreamMultiCallable[_verifier_service_pb2.WatchAlertsRequest, _verifier_service_pb2.Alert]
-    """Alerts as they are raised."""
+    """Alerts as they are raised by any verifier process on the database, in commit order;
+    with `after`, every alert stored after that cursor first.
+    """
     GetResultKeys: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.GetResultKeysRequest, _verifier_service_pb2.ResultKeys]
     """The result-signing public keys as a JWKS JSON document."""
     SubmitPeerReceipts: _grpc.UnaryUnaryMultiCallable[_verifier_service_pb2.SubmitPeerReceiptsRequest, _verifier_service_pb2.SubmitPeerReceiptsResponse]
@@ -69,7 +71,9 @@ class VerifierServiceAsyncStub(VerifierServiceStub):
     """Submit many proofs in one call, for throughput."""
     GetDeviceStatus: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.DeviceStatusRequest, _verifier_service_pb2.DeviceStatus]  # type: ignore[assignment]
     WatchAlerts: _aio.UnaryStreamMultiCallable[_verifier_service_pb2.WatchAlertsRequest, _verifier_service_pb2.Alert]  # type: ignore[assignment]
-    """Alerts as they are raised."""
+    """Alerts as they are raised by any verifier process on the database, in commit order;
+    with `after`, every alert stored after that cursor first.
+    """
     GetResultKeys: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.GetResultKeysRequest, _verifier_service_pb2.ResultKeys]  # type: ignore[assignment]
     """The result-signing public keys as a JWKS JSON document."""
     SubmitPeerReceipts: _aio.UnaryUnaryMultiCallable[_verifier_service_pb2.SubmitPeerReceiptsRequest, _verifier_service_pb2.SubmitPeerReceiptsResponse]  # type: ignore[assignment]
@@ -123,7 +127,9 @@ class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _verifier_service_pb2.WatchAlertsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_verifier_service_pb2.Alert], _abc.AsyncIterator[_verifier_service_pb2.Alert]]:
-        """Alerts as they are raised."""
+        """Alerts as they are raised by any verifier process on the database, in commit order;
+        with `after`, every alert stored after that cursor first.
+        """
 
     @_abc_1.abstractmethod
     def GetResultKeys(

@@ -195,9 +195,14 @@ class VerifierClient:
         document: dict[str, Any] = json.loads(keys.jwks_json)
         return document
 
-    async def watch_alerts(self, device_id: str = "") -> AsyncIterator[verifier_service_pb2.Alert]:
-        """Alerts as they are raised (no deadline: the stream is long-lived)."""
-        call = self._stub.WatchAlerts(verifier_service_pb2.WatchAlertsRequest(device_id=device_id))
+    async def watch_alerts(
+        self, device_id: str = "", after: int | None = None
+    ) -> AsyncIterator[verifier_service_pb2.Alert]:
+        """Alerts as they are raised (no deadline: the stream is long-lived): every one
+        stored after the cursor ``after`` first (an alert's ``cursor``; None: from now)."""
+        call = self._stub.WatchAlerts(
+            verifier_service_pb2.WatchAlertsRequest(device_id=device_id, after=after)
+        )
         try:
             async for alert in call:
                 yield alert

@@ -1,51 +1,127 @@
-"""Live alert streams: each subscriber gets its alerts; one that falls behind loses its
-stream with a typed error rather than holding the verifier's memory."""
+"""Alert streams over the store, on SQLite and a real PostgreSQL server: a stream replays
+after its cursor, then follows alerts committed by any process on the database (another
+store stands for another replica); a subscriber that reconnects with its cursor misses
+nothing and sees nothing twice."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
 
 import pytest
 
-from geoattest.errors import GeoattestError, Reason
-from geoattest.verifier.alerts import AlertHub, AlertsOverflowError
-from geoattest.verifier.store import Alert
+from geoattest.verdict import Verdict
+from geoattest.verifier.alerts import PAGE, AlertHub
+from geoattest.verifier.pipeline import Appraisal
+from geoattest.verifier.store import Alert, CommitRecord, SqlStore
 
 
 def alert(i: int, device_id: str = "dev-1") -> Alert:
     return Alert(f"a{i}", device_id, "OUTSIDE_LICENSED_REGION", "", "", i)
 
 
-async def subscribed(hub: AlertHub, device_id: str = "") -> asyncio.Task[list[Alert]]:
-    """A subscriber collecting alerts until the hub closes, once it listens."""
-
-    async def collect() -> list[Alert]:
-        return [a async for a in hub.stream(device_id)]
-
-    task = asyncio.create_task(collect())
-    before = hub.subscribers
-    while hub.subscribers == before:
-        await asyncio.sleep(0)
-    return task
+def raise_alerts(store: SqlStore, *raised: Alert) -> None:
+    """Commit alerts as an appraisal with no device leaves them (nothing else stored)."""
+    appraisal = Appraisal(Verdict.REJECTED, "", 0)
+    store.commit([CommitRecord(appraisal, b"", b"", "", raised, 0)])
 
 
-async def test_a_subscriber_gets_its_devices_alerts_until_the_hub_closes():
-    hub = AlertHub(asyncio.get_running_loop())
-    mine, everyone = await subscribed(hub, "dev-1"), await subscribed(hub)
-    hub.publish([alert(1), alert(2, "dev-2")])
-    await asyncio.sleep(0.01)
+@pytest.fixture
+def stores(database) -> Iterator[tuple[SqlStore, SqlStore]]:
+    """Two stores on one database: this replica's and another's."""
+    mine, theirs = SqlStore.open(database), SqlStore.open(database)
+    yield mine, theirs
+    mine.close()
+    theirs.close()
+
+
+async def collect(hub: AlertHub, count: int, device_id: str = "", after: int | None = None):
+    received = []
+    async for a in hub.stream(device_id, after):
+        received.append(a)
+        if len(received) == count:
+            break
+    return received
+
+
+async def listening(hub: AlertHub, task: asyncio.Task) -> None:
+    while hub.subscribers == 0 and not task.done():
+        await asyncio.sleep(0.01)
+
+
+async def test_a_stream_replays_after_its_cursor_then_follows_every_replica(stores):
+    mine, theirs = stores
+    raise_alerts(mine, alert(1), alert(2, "dev-2"))
+    hub = AlertHub(asyncio.get_running_loop(), mine, mine.alert_listener(), wait_s=0.05)
+    try:
+        everything = asyncio.create_task(asyncio.wait_for(collect(hub, 4, after=0), 60))
+        dev_1 = asyncio.create_task(asyncio.wait_for(collect(hub, 2, "dev-1", after=0), 60))
+        from_now = asyncio.create_task(asyncio.wait_for(collect(hub, 2), 60))
+        await listening(hub, from_now)
+        while hub.subscribers < 3:
+            await asyncio.sleep(0.01)
+        raise_alerts(theirs, alert(3))  # another replica: no publish here, only the table
+        raise_alerts(mine, alert(4, "dev-2"))
+        hub.publish(())
+        got = await everything
+        assert [a.alert_id for a in got] == ["a1", "a2", "a3", "a4"]
+        assert [a.cursor for a in got] == sorted(a.cursor for a in got)
+        assert [a.alert_id for a in await dev_1] == ["a1", "a3"]
+        assert [a.alert_id for a in await from_now] == ["a3", "a4"]
+    finally:
+        hub.close()
+    assert hub.subscribers == 0
+
+
+async def test_a_subscriber_that_reconnects_with_its_cursor_misses_nothing(stores):
+    mine, theirs = stores
+    hub = AlertHub(asyncio.get_running_loop(), mine, mine.alert_listener(), wait_s=0.05)
+    try:
+        raise_alerts(theirs, *(alert(i) for i in range(3)))
+        first = await asyncio.wait_for(collect(hub, 2, after=0), 60)
+        raise_alerts(theirs, *(alert(i) for i in range(3, PAGE + 10)))  # more than a page
+        rest = await asyncio.wait_for(collect(hub, PAGE + 8, after=first[-1].cursor), 60)
+    finally:
+        hub.close()
+    assert [a.alert_id for a in first + rest] == [f"a{i}" for i in range(PAGE + 10)]
+
+
+async def test_the_hub_closing_ends_its_streams(stores):
+    mine, _ = stores
+    hub = AlertHub(asyncio.get_running_loop(), mine, mine.alert_listener(), wait_s=0.05)
+    stream = asyncio.create_task(collect(hub, 1))
+    await listening(hub, stream)
     hub.close()
-    assert [a.alert_id for a in await mine] == ["a1"]
-    assert [a.alert_id for a in await everyone] == ["a1", "a2"]
-    assert hub.subscribers == 0
+    assert await asyncio.wait_for(stream, 60) == []
 
 
-async def test_a_subscriber_that_falls_behind_loses_its_stream_with_a_reason():
-    hub = AlertHub(asyncio.get_running_loop(), max_queued=2)
-    slow = await subscribed(hub)
-    hub.publish([alert(i) for i in range(3)])  # delivered before the subscriber runs again
-    with pytest.raises(AlertsOverflowError) as overflow:
-        await slow
-    assert isinstance(overflow.value, GeoattestError)
-    assert overflow.value.reason is Reason.ALERTS_OVERFLOW
-    assert hub.subscribers == 0
+def test_alert_cursors_follow_commit_order_under_concurrent_writers(stores):
+    """Ids drawn in one order and committed in another would let a cursor skip an alert:
+    every commit with alerts, from any store, must land in id order."""
+    mine, theirs = stores
+    errors: list[BaseException] = []
+
+    def write(store: SqlStore, name: str) -> None:
+        try:
+            for i in range(20):
+                raise_alerts(
+                    store,
+                    Alert(f"{name}{i}x", name, "CLONE", "", "", i),
+                    Alert(f"{name}{i}y", name, "CLONE", "", "", i),
+                )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    seen: list[int] = []
+    threads = [threading.Thread(target=write, args=(s, n)) for s, n in ((mine, "a"), (theirs, "b"))]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        seen.extend(a.cursor for a in mine.alerts_after(seen[-1] if seen else 0))
+    seen.extend(a.cursor for a in mine.alerts_after(seen[-1] if seen else 0))
+    assert errors == []
+    assert seen == sorted(a.cursor for a in mine.alerts()), (
+        "a reader following its cursor skipped an alert"
+    )
+    assert len(seen) == 80

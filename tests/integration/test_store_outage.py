@@ -1,0 +1,77 @@
+"""A verifier whose PostgreSQL server goes away: health turns NOT_SERVING and proofs are
+answered UNAVAILABLE, storing nothing; nothing acknowledged before is lost; when the server
+returns the verifier serves again by itself, and the refused proof, sent again, is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from postgres import PostgresServer, postgres_server
+from verifier_world import NOW_NS, UNIX_NS, ServerThread, VerifierWorld
+
+from geoattest.errors import Reason
+from geoattest.v1 import evidence_pb2
+from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import VerifierClient, VerifierRefused
+
+pytestmark = pytest.mark.slow
+S = 10**9
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A server of this test's own: it is stopped and started again."""
+    with postgres_server() as server:
+        yield server
+
+
+async def health_becomes(target: str, wanted: int) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(600):
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+            if reply.status == wanted:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"health never became {wanted}")
+
+
+def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_server):
+    world = VerifierWorld.create(tmp_path)
+    store = SqlStore.open(own_server.database())
+    now = [NOW_NS]
+    server = ServerThread(world.service(store), clock=lambda: now[0])
+    server.start()
+    chip = world.chip("dev-1")
+    first = world.proof(chip)
+    second = world.proof(chip, unix_ns=UNIX_NS + S)
+
+    async def scenario() -> None:
+        async with VerifierClient(server.address, timeout_s=60) as client:
+            await client.enroll(chip.enroll_request())
+            accepted = await client.submit(first)
+            assert accepted.verdict == evidence_pb2.VERDICT_ALLOWED
+            own_server.stop("immediate")
+            await health_becomes(server.address, NOT_SERVING)
+            now[0] += S
+            with pytest.raises(VerifierRefused) as refused:
+                await client.submit(second)
+            assert refused.value.code is grpc.StatusCode.UNAVAILABLE
+            assert refused.value.reason == Reason.STORE_UNAVAILABLE.value
+            own_server.start()
+            await health_becomes(server.address, SERVING)
+            again = await client.submit(second)
+            assert again.verdict == evidence_pb2.VERDICT_ALLOWED
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert store.accepted_counters("dev-1") == [1, 2]
+    store.close()
