@@ -94,6 +94,7 @@ from sqlalchemy import (
     inspect,
     make_url,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -359,6 +360,23 @@ results = Table(
     Column("token", Text, nullable=False),
 )
 
+proofs_archive = Table(
+    "proofs_archive",
+    metadata,
+    *(
+        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, autoincrement=False)
+        for c in proofs.c
+    ),
+)
+"""Proofs moved out of ``proofs`` by :meth:`SqlStore.retain`, rows unchanged."""
+results_archive = Table(
+    "results_archive",
+    metadata,
+    Column("proof_id", _ID, primary_key=True, autoincrement=False),
+    Column("token", Text, nullable=False),
+)
+"""Results moved out of ``results`` with their proofs."""
+
 alerts = Table(
     "alerts",
     metadata,
@@ -559,6 +577,20 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def connections(self) -> int:
+        """Connections to this database open now, this one included (PostgreSQL; 1 on
+        SQLite, which has no server to ask)."""
+        if not self._postgres:
+            return 1
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(text("pg_stat_activity"))
+                    .where(text("datname = current_database()"))
+                ).scalar_one()
+            )
 
     def probe(self) -> None:
         """Reach the database once (a health check).
@@ -1092,6 +1124,43 @@ class SqlStore:
             )
         return replace(found[-1], lifted_at_ns=now_ns, lifted_by=by, lift_reason=why)
 
+    def retain(self, cutoff_ns: int, *, archive: bool, batch: int = 10_000) -> int:
+        """Move proofs received before ``cutoff_ns``, with their results, to the archive
+        tables (``archive``) or delete them; returns how many. Chain heads, history fixes
+        and the successor index are other tables and stay whole, so every chain goes on
+        and a fork of an archived proof is still caught; a proof an alert names stays as
+        the alert's evidence. One transaction per ``batch`` proofs, so serving goes on.
+        """
+        named = select(alerts.c.proof_id).where(alerts.c.proof_id.is_not(None))
+        old = (
+            select(proofs.c.id)
+            .where(proofs.c.received_at_ns < cutoff_ns, proofs.c.id.not_in(named))
+            .order_by(proofs.c.id)
+            .limit(batch)
+        )
+        moved = 0
+        while True:
+            with self._write() as conn:
+                ids = list(conn.execute(old).scalars())
+                if not ids:
+                    return moved
+                chosen = proofs.c.id.in_(ids)
+                if archive:
+                    conn.execute(
+                        proofs_archive.insert().from_select(
+                            [c.name for c in proofs.c], select(proofs).where(chosen)
+                        )
+                    )
+                    conn.execute(
+                        results_archive.insert().from_select(
+                            ["proof_id", "token"],
+                            select(results).where(results.c.proof_id.in_(ids)),
+                        )
+                    )
+                conn.execute(delete(results).where(results.c.proof_id.in_(ids)))
+                conn.execute(delete(proofs).where(chosen))
+            moved += len(ids)
+
     def accepted_counters(self, device_id: str) -> list[int]:
         """Counters of the device's accepted proofs, in order (audits and tests)."""
         with self._read() as conn:
@@ -1412,7 +1481,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -1458,7 +1527,15 @@ def _add_schema_version(conn: Connection) -> None:
     schema_version.create(conn)
 
 
-_MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {2: _add_schema_version}
+def _add_archives(conn: Connection) -> None:
+    """Version 3: old proofs and results can move to archive tables."""
+    metadata.create_all(conn, tables=[proofs_archive, results_archive])
+
+
+_MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
+    2: _add_schema_version,
+    3: _add_archives,
+}
 """Each version's step from the one before it."""
 
 

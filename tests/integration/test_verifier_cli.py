@@ -110,3 +110,15 @@ def test_lift_of_a_landmark_that_is_not_excluded_names_it(world):
     assert listed.stdout == "no landmark is excluded\n"
     result = run("verifier", "lift", "lm-fra", "--db", str(world.db_path), "--why", "test")
     assert_one_line_error(result, "landmark lm-fra is not excluded")
+
+
+def test_retain_archives_by_age_and_names_a_missing_database(tmp_path):
+    db = str(tmp_path / "verifier.db")
+    assert run("verifier", "migrate", "--db", db).returncode == 0
+    retained = run("verifier", "retain", "--db", db, "--older-than-days", "30")
+    assert retained.returncode == 0, retained.stderr
+    assert retained.stdout.strip() == "0 proof(s) archived"
+    missing = str(tmp_path / "missing.db")
+    assert_one_line_error(
+        run("verifier", "retain", "--db", missing, "--older-than-days", "30"), missing
+    )

@@ -41,6 +41,7 @@ from geoattest.pki import RevocationList
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS, PipelineConfig, ProofAppraiser
 from geoattest.verifier.state import InMemoryState
+from geoattest.verifier.store import POOL_SIZE, SqlStore
 from geoattest.wire.client import VerifierClient, enrolment_request
 from geoattest.wire.envelope import pae
 
@@ -403,8 +404,14 @@ def _on_cores(cores: int) -> Iterator[None]:
 
 
 def run(
-    chips: int = 400, batch: int = 50, concurrency: int = 8, cores: int | None = None
+    chips: int = 400,
+    batch: int = 50,
+    concurrency: int = 8,
+    cores: int | None = None,
+    db: str | None = None,
 ) -> Figures:
+    """The figures; ``db``: an empty PostgreSQL database's URL to serve from (None: a
+    SQLite file in a temporary directory)."""
     cores = cores or len(_cpus())
     steps = 8 + 4 * REPEATS
     with _on_cores(cores), progress("verifier", steps) as (bar, task):
@@ -433,6 +440,8 @@ def run(
         with tempfile.TemporaryDirectory(prefix="geoattest-bench-") as tmp:
             root = Path(tmp)
             argv = [*fleet.write(root), "--workers", str(cores)]
+            if db is not None:
+                argv[argv.index("--db") + 1] = db
             party = Party("verifier", [sys.executable, "-m", "geoattest", *argv], root / "log")
             try:
                 target = str(party.wait_for_address())
@@ -450,6 +459,7 @@ def run(
                         bound=bound,
                     )
                 )
+                connections = _connections(db, len(workers) or 1)
             finally:
                 party.stop()
     crypto_1 = median(bound_1)
@@ -497,7 +507,22 @@ def run(
             median([phase.client_cpu_s / phase.wall_s / cores for phase, _ in batches]), 3
         ),
         "chips_hourly_served": int(median([phase.rate for phase, _ in batches]) * 3600),
+        "database": "postgresql" if db else "sqlite",
+        **connections,
     }
+
+
+def _connections(db: str | None, processes: int) -> Figures:
+    """The verifier's connections to its PostgreSQL server at the end of the load, beside
+    what the pool rule allows its processes (pool size and one listener each)."""
+    if db is None:
+        return {}
+    store = SqlStore.open(db, pool_size=1)
+    try:
+        held = store.connections() - 1  # not this one
+    finally:
+        store.close()
+    return {"db_connections": held, "db_connections_pool_rule": processes * (POOL_SIZE + 1)}
 
 
 def fleet_checks(fleet: Fleet, proofs: Sequence[bytes]) -> list[Check]:

@@ -57,11 +57,18 @@ def verifier(
     cores: Annotated[
         int | None, typer.Option(min=1, help="Verifier processes (default: every core).")
     ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="An empty PostgreSQL database's postgresql:// URL to serve from (default: a "
+            "SQLite file in a temporary directory); its connections are counted at the end."
+        ),
+    ] = None,
 ) -> None:
     """Proofs/s: pipeline, gRPC unary, gRPC batch, each vs the crypto-only bound."""
     from geoattest.bench import report, verifier  # noqa: PLC0415
 
-    report.emit("verifier", verifier.run(chips, batch, cores=cores), as_json=as_json)
+    report.emit("verifier", verifier.run(chips, batch, cores=cores, db=db), as_json=as_json)
 
 
 @app.command("agent")

@@ -340,3 +340,29 @@ def verifier_migrate(db: DbOption) -> None:
         typer.echo(f"schema already at version {now}")
     else:
         typer.echo(f"schema migrated from version {found} to {now}")
+
+
+@verifier_app.command("retain")
+def verifier_retain(
+    db: DbOption,
+    older_than_days: Annotated[
+        float, typer.Option(min=1, help="Proofs received longer ago than this are retired.")
+    ],
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Delete them instead of moving them to the archive.")
+    ] = False,
+) -> None:
+    """Move old proofs and their results to the archive tables (or delete them), on a
+    running verifier or a stopped one. Chain heads, history fixes and the fork index are
+    kept whole, and so is every proof an alert names."""
+    import time  # noqa: PLC0415
+
+    from geoattest.verifier.store import SqlStore  # noqa: PLC0415
+
+    cutoff_ns = time.time_ns() - int(older_than_days * 86_400 * SECOND_NS)
+    store = SqlStore.open(_existing_database(db))
+    try:
+        retired = store.retain(cutoff_ns, archive=not delete)
+    finally:
+        store.close()
+    typer.echo(f"{retired} proof(s) {'deleted' if delete else 'archived'}")

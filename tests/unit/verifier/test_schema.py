@@ -14,8 +14,11 @@ from verifier_world import VerifierWorld
 from geoattest.errors import Reason
 from geoattest.verifier.store import SCHEMA_VERSION, SchemaVersionError, SqlStore, migrate
 
-SCHEMA_V1 = Path(__file__).parents[2] / "data" / "schema_v1_sqlite.sql"
-"""The SQLite schema version 1 created, as it created it (before versions were kept)."""
+EARLIER = {
+    version: Path(__file__).parents[2] / "data" / f"schema_v{version}_sqlite.sql"
+    for version in range(1, SCHEMA_VERSION)
+}
+"""Each earlier version's SQLite schema, as that version created it."""
 
 
 def schema(db: str | Path) -> dict[str, object]:
@@ -45,9 +48,9 @@ def schema(db: str | Path) -> dict[str, object]:
         engine.dispose()
 
 
-def version_1(path: Path) -> Path:
+def earlier(path: Path, version: int = 1) -> Path:
     connection = sqlite3.connect(path)
-    connection.executescript(SCHEMA_V1.read_text())
+    connection.executescript(EARLIER[version].read_text())
     connection.execute(
         "INSERT INTO devices VALUES ('dev-1', 'k1', x'00', 'H100', '7', 9, 'FRA', 9, 1, 'ENROLLED')"
     )
@@ -56,11 +59,12 @@ def version_1(path: Path) -> Path:
     return path
 
 
-def test_migrating_from_every_earlier_version_equals_a_fresh_schema(tmp_path):
+@pytest.mark.parametrize("version", sorted(EARLIER))
+def test_migrating_from_every_earlier_version_equals_a_fresh_schema(tmp_path, version):
     fresh = tmp_path / "fresh.db"
     assert migrate(fresh) == (None, SCHEMA_VERSION)
-    old = version_1(tmp_path / "v1.db")
-    assert migrate(old) == (1, SCHEMA_VERSION)
+    old = earlier(tmp_path / "old.db", version)
+    assert migrate(old) == (version, SCHEMA_VERSION)
     assert schema(old) == schema(fresh)
     store = SqlStore.open(old)
     assert [row[0] for row in store.dump()["devices"]] == ["dev-1"]
@@ -76,7 +80,7 @@ def test_a_migrated_database_migrates_to_itself(database):
 
 
 def test_an_older_schema_is_refused_until_migrated(tmp_path):
-    old = version_1(tmp_path / "v1.db")
+    old = earlier(tmp_path / "v1.db")
     with pytest.raises(SchemaVersionError, match="verifier migrate") as refused:
         SqlStore.open(old)
     assert refused.value.reason is Reason.STORE_SCHEMA

@@ -448,3 +448,32 @@ def test_proof_far_from_the_licence_is_outside_with_an_alert(world, store, servi
     result = service.submit(world.proof(chip), NOW_NS)
     assert result.verdict is Verdict.OUTSIDE
     assert [a.kind for a in store.alerts("dev-syd")] == [AlertKind.OUTSIDE_LICENSED_REGION.value]
+
+
+@pytest.mark.parametrize("archive", [True, False])
+def test_retention_moves_old_proofs_but_never_heads_fixes_or_alert_evidence(
+    world, store, service, chip, archive
+):
+    base = chip.chain
+    service.submit(world.proof(chip), NOW_NS)
+    clone = ProvisionedChip(chip.device_id, chip.signer, chip.certificate_der, base)
+    assert service.submit(world.proof(clone, unix_ns=UNIX_NS + S), NOW_NS + S).reason is Reason.FORK
+    service.submit(world.proof(chip, unix_ns=UNIX_NS + 2 * S), NOW_NS + 2 * S)
+    before = store.dump()
+    assert store.retain(NOW_NS + 2 * S, archive=archive, batch=1) == 1
+    after = store.dump()
+    for kept in ("chain_heads", "last_fixes", "successors", "alerts", "devices"):
+        assert after[kept] == before[kept], kept
+    (clone_alert,) = [a for a in after["alerts"] if a[3] == AlertKind.CLONE.value]
+    assert {row[0] for row in after["proofs"]} == {clone_alert[7], before["proofs"][-1][0]}
+    moved = [row for row in before["proofs"] if row not in after["proofs"]]
+    assert after["proofs_archive"] == (moved if archive else [])
+    assert len(after["results_archive"]) == (1 if archive else 0)
+    # the chain goes on, and a fork of the retired proof is still caught
+    assert service.submit(world.proof(chip, unix_ns=UNIX_NS + 3 * S), NOW_NS + 3 * S).verdict is (
+        Verdict.ALLOWED
+    )
+    second_clone = ProvisionedChip(chip.device_id, chip.signer, chip.certificate_der, base)
+    again = world.proof(second_clone, unix_ns=UNIX_NS + 4 * S)
+    assert service.submit(again, NOW_NS + 4 * S).reason is Reason.FORK
+    assert store.retain(NOW_NS + 2 * S, archive=archive) == 0
