@@ -85,7 +85,7 @@ from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
 from geoattest.verifier.alerts import AlertHub
 from geoattest.verifier.service import ProofResult, VerifierService
-from geoattest.verifier.store import StoreUnavailableError
+from geoattest.verifier.store import StoreConflictError, StoreUnavailableError
 from geoattest.wire.client import REASON_METADATA
 from geoattest.wire.decode import MAX_MESSAGE_BYTES, MAX_PROOF_BYTES, decode
 
@@ -543,7 +543,8 @@ class VerifierServer:
             await asyncio.sleep(self._sweep_every_s)
             try:
                 await self._servicer.call(self.service.sweep_stale, self._clock())
-            except StoreUnavailableError:
+            except (StoreUnavailableError, StoreConflictError):
+                # a conflict: a commit on another replica locked a device the sweep marks
                 log.exception("stale sweep failed; retrying at the next interval")
 
     async def stop(self, grace: float) -> None:

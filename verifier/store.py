@@ -64,7 +64,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -167,9 +167,10 @@ class Alert:
     reason: str
     detail: str
     time_ns: int
-    cursor: int = 0
+    cursor: int = field(default=0, compare=False)
     """Its row id, once stored: ids increase in commit order across every process on the
-    database, so "every alert after this cursor" misses none (0: not stored yet)."""
+    database, so "every alert after this cursor" misses none (0: not stored yet; where an
+    alert is stored is not what it says, so equality leaves it out)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,14 +851,11 @@ class SqlStore:
                     devices.c.state.in_([DeviceState.ENROLLED.value, DeviceState.ATTESTING.value]),
                     last_seen < cutoff_ns,
                 )
+                .order_by(devices.c.device_id)  # rows locked in the order commits lock them
             ).all()
             raised = [alert_for(str(device_id), int(seen)) for device_id, seen in rows]
             if raised:
-                conn.execute(
-                    update(devices)
-                    .where(devices.c.device_id.in_([alert.device_id for alert in raised]))
-                    .values(state=DeviceState.STALE.value)
-                )
+                conn.execute(_MARK_STALE, [{"b_device_id": alert.device_id} for alert in raised])
                 self._insert_alerts(
                     conn, [{**_alert_values(alert), "proof_id": None} for alert in raised]
                 )

@@ -8,6 +8,7 @@ did not move; rejections that raise no alert leave every table unchanged.
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
@@ -87,6 +88,8 @@ def test_database_is_in_wal_mode_with_full_sync(world):
         "peer_measurements",
         "landmark_exclusions",
         "schema_version",
+        "proofs_archive",
+        "results_archive",
     }
     store.close()
 
@@ -477,3 +480,18 @@ def test_retention_moves_old_proofs_but_never_heads_fixes_or_alert_evidence(
     again = world.proof(second_clone, unix_ns=UNIX_NS + 4 * S)
     assert service.submit(again, NOW_NS + 4 * S).reason is Reason.FORK
     assert store.retain(NOW_NS + 2 * S, archive=archive) == 0
+
+
+def test_sweeps_of_two_replicas_at_once_mark_each_device_stale_once(database, world, store):
+    other = SqlStore.open(database)
+    services = [world.service(s, cadence_ns=60 * S, stale_after_cadences=3) for s in (store, other)]
+    for i in range(1, 6):
+        chip = world.chip(f"dev-{i}")
+        services[0].enrol(chip.identity(), chip.possession(), NOW_NS)
+    with ThreadPoolExecutor(2) as pool:
+        raised = list(pool.map(lambda s: s.sweep_stale(NOW_NS + 200 * S), services))
+    other.close()
+    assert sorted(a.device_id for sweep in raised for a in sweep) == sorted(
+        f"dev-{i}" for i in range(1, 6)
+    )
+    assert len(store.alerts()) == 5
