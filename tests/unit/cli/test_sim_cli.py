@@ -16,7 +16,17 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], 
     """One study run for the JSON and the map: each run costs seconds."""
     out = tmp_path_factory.mktemp("fleet") / "fleet.png"
     result = run_geoattest(
-        "sim", "fleet", "--devices", "1500", "--sample", "12", "--json", "--map", str(out)
+        "sim",
+        "fleet",
+        "--devices",
+        "1500",
+        "--sample",
+        "12",
+        "--regions",
+        "TW",
+        "--json",
+        "--map",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), out
