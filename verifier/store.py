@@ -1445,6 +1445,16 @@ def _engine(
     return engine
 
 
+def reader_engine(db: str | Path) -> Engine:
+    """An engine for readers beside the verifier (the console, the metrics), with the
+    store's driver, pragmas and a pool of two.
+
+    Raises:
+        ConfigError: ``db`` is a path whose directory does not exist.
+    """
+    return _engine(db, Synchronous.FULL, 10_000, 2)
+
+
 @contextmanager
 def _transaction(engine: Engine, lock: int | None = None) -> Iterator[Connection]:
     """One write transaction: ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL (READ

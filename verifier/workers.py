@@ -13,7 +13,8 @@ runs across the database, so a device goes STALE, and alerts, once. An alert str
 database, see :mod:`geoattest.verifier.alerts`).
 
 The address line on stdout (``verifier listening on HOST:PORT``) is what whoever started
-the verifier waits for; the rest goes to stderr.
+the verifier waits for; the rest goes to the log (JSON lines on stderr,
+:mod:`geoattest.verifier.logs`).
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from geoattest.errors import ConfigError
 from geoattest.verifier.grpc_server import VerifierServer, check_bindable
+
+log = logging.getLogger("geoattest.verifier")
 
 OpenServer = Callable[[], AbstractContextManager[VerifierServer]]
 """Builds this process's server over a store of its own, and closes the store after."""
@@ -44,7 +47,7 @@ def _say(line: str) -> None:
 
 
 def _note(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    log.info(line)
 
 
 def serve(
