@@ -34,12 +34,11 @@ from geoattest.crypto import (
     PrivateKey,
     VerifyingKey,
     generate_private_key,
-    load_private_key_pem,
-    private_key_pem,
 )
 from geoattest.errors import ConfigError
-from geoattest.files import prepare_output_dir, write_new, write_private
+from geoattest.files import prepare_output_dir, write_new
 from geoattest.pki import ManufacturerCA, load_certificate_pem
+from geoattest.pki.keyfiles import read_private_key, write_private_key
 
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
@@ -101,7 +100,7 @@ class DeviceKeyStore:
         key = generate_private_key(algorithm)
         certificate = ca.issue_device_certificate(key.public_key(), device_id, model, now, validity)
         prepare_output_dir(directory)
-        write_private(directory / KEY_FILE, private_key_pem(key))
+        write_private_key(directory / KEY_FILE, key)
         write_new(directory / CERT_FILE, certificate.public_bytes(serialization.Encoding.PEM))
         write_new(directory / ROOT_FILE, ca.certificate.public_bytes(serialization.Encoding.PEM))
         return cls(directory, key, certificate)
@@ -111,12 +110,14 @@ class DeviceKeyStore:
         """Open a store made by :meth:`provision`.
 
         Raises:
-            ConfigError: files missing or unreadable, or a certificate for another key.
+            KeyExposedError: the key file is readable by others.
+            ConfigError: files missing or unreadable, a missing or wrong passphrase, or a
+                certificate for another key.
         """
         key_path, cert_path = directory / KEY_FILE, directory / CERT_FILE
         if not key_path.is_file() or not cert_path.is_file():
             raise ConfigError(f"{directory} is not a device key store (no {KEY_FILE}/{CERT_FILE})")
-        key = load_private_key_pem(key_path.read_bytes(), what=str(key_path))
+        key = read_private_key(key_path, "device key")
         return cls(directory, key, load_certificate_pem(cert_path))
 
     @property

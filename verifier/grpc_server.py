@@ -153,6 +153,7 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.SEALED_MISSING: _DENIED,
         Reason.BAD_CONFIG: _DENIED,
         Reason.LANDMARK_KEY_REUSED: _DENIED,
+        Reason.KEY_EXPOSED: _DENIED,
         Reason.STUDY_UNVERIFIED: _DENIED,
     }
 )

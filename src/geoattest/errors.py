@@ -155,6 +155,9 @@ class Reason(StrEnum):
     LANDMARK_KEY_REUSED = "config.landmark_key_reused"
     """A landmark registry entry names a public key already registered under another
     landmark id: one key is one landmark, so it may not count twice."""
+    KEY_EXPOSED = "config.key_exposed"
+    """A private key file is readable by its group or by others: it may have been read, so
+    it is not used until its owner makes it private (``chmod 600``) or replaces it."""
 
     # --- studies ---
     STUDY_UNVERIFIED = "study.unverified"
@@ -201,6 +204,13 @@ class LandmarkKeyReusedError(ConfigError):
 
     def __init__(self, detail: str) -> None:
         GeoattestError.__init__(self, Reason.LANDMARK_KEY_REUSED, detail)
+
+
+class KeyExposedError(ConfigError):
+    """A private key file is group- or world-readable."""
+
+    def __init__(self, detail: str) -> None:
+        GeoattestError.__init__(self, Reason.KEY_EXPOSED, detail)
 
 
 class StudyError(GeoattestError):
