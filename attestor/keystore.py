@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
@@ -34,6 +35,7 @@ from geoattest.crypto import (
     PrivateKey,
     VerifyingKey,
     generate_private_key,
+    private_key_pem,
 )
 from geoattest.errors import ConfigError
 from geoattest.files import prepare_output_dir, write_new
@@ -49,7 +51,15 @@ COUNTERS_DIR = "counters"
 class DeviceKeyStore:
     """A :class:`~geoattest.crypto.Signer` whose key never leaves it."""
 
-    __slots__ = ("_sealing_key", "_signer", "certificate", "device_id", "directory", "model")
+    __slots__ = (
+        "_key",
+        "_sealing_key",
+        "_signer",
+        "certificate",
+        "device_id",
+        "directory",
+        "model",
+    )
 
     def __init__(self, directory: Path, key: PrivateKey, certificate: x509.Certificate) -> None:
         signer = KeySigner(key)
@@ -59,6 +69,7 @@ class DeviceKeyStore:
         models = certificate.subject.get_attributes_for_oid(NameOID.TITLE)
         if len(ids) != 1 or len(models) != 1:
             raise ConfigError("device certificate lacks its serialNumber or title")
+        self._key = key
         self._signer = signer
         self._sealing_key = SealingKey.derive(key)
         self.directory = directory
@@ -132,6 +143,17 @@ class DeviceKeyStore:
     def certificate_der(self) -> bytes:
         """The device certificate for enrolment; the root issues it directly (no intermediates)."""
         return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def tls_credentials(self, verifier_ca: x509.Certificate) -> grpc.ChannelCredentials:
+        """Credentials to reach the verifier over mutual TLS as this chip: the device
+        certificate and key authenticate it, ``verifier_ca`` (the operator's TLS CA)
+        authenticates the verifier. The key goes into the TLS stack as a secure element's
+        would into its TLS engine; no method hands it to the caller."""
+        return grpc.ssl_channel_credentials(
+            verifier_ca.public_bytes(serialization.Encoding.PEM),
+            private_key_pem(self._key),
+            self.certificate.public_bytes(serialization.Encoding.PEM),
+        )
 
     def sealed_slot(self, name: str, path: Path) -> SealedSlot:
         """The sealed slot ``name``, kept in ``path`` on the host's storage, sealed under

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 from conftest import UNIX_NS, issue_receipt
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from geoattest.crypto import KeySigner, sha256
+from geoattest.crypto import KeySigner, PrivateKey, generate_private_key, private_key_pem, sha256
 from geoattest.geo import GeoAppraiser, build_policy, circle_region
 from geoattest.pki import (
     LandmarkRecord,
@@ -31,6 +33,7 @@ from geoattest.pki import (
 )
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
+from geoattest.verifier.access import ServerTls
 from geoattest.verifier.grpc_server import VerifierServer
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
@@ -73,6 +76,17 @@ class ProvisionedChip:
     signer: KeySigner
     certificate_der: bytes
     chain: ProofChain
+    private_key: PrivateKey
+
+    def tls_credentials(self, verifier_ca: x509.Certificate) -> grpc.ChannelCredentials:
+        """Mutual TLS as this chip: its device certificate and key, as its key store makes."""
+        return grpc.ssl_channel_credentials(
+            verifier_ca.public_bytes(serialization.Encoding.PEM),
+            private_key_pem(self.private_key),
+            x509.load_der_x509_certificate(self.certificate_der).public_bytes(
+                serialization.Encoding.PEM
+            ),
+        )
 
     def identity(self) -> identity_pb2.DeviceIdentity:
         return identity_pb2.DeviceIdentity(
@@ -167,7 +181,7 @@ class VerifierWorld:
             "--trust-root", str(self.root / "ca.crt"), "--landmarks", str(registry),
             "--policy", str(policy), "--licences", str(self.licences_path),
             "--result-key", str(key_dir), "--verifier-id", VERIFIER_ID,
-            "--measurement", MEASUREMENT.hex(),
+            "--measurement", MEASUREMENT.hex(), "--plaintext",
         ]  # fmt: skip
 
     # --- parts of the verifier ------------------------------------------------------
@@ -202,7 +216,8 @@ class VerifierWorld:
     # --- chips and their evidence ---------------------------------------------------
 
     def chip(self, device_id: str = "dev-1") -> ProvisionedChip:
-        signer = KeySigner.generate()
+        key = generate_private_key()
+        signer = KeySigner(key)
         certificate = self.ca.issue_device_certificate(
             signer.verifying_key.public_key, device_id, "H100", _at(UNIX_NS) - dt.timedelta(hours=1)
         )
@@ -211,6 +226,7 @@ class VerifierWorld:
             signer,
             certificate.public_bytes(serialization.Encoding.DER),
             ProofChain(device_id),
+            key,
         )
 
     def receipts(
@@ -255,8 +271,14 @@ class ServerThread:
     """A VerifierServer on its own event loop in a thread, so sync and async clients and
     hypothesis (which drives sync tests) can all call it."""
 
-    def __init__(self, service: VerifierService, *, clock: Callable[[], int]) -> None:
-        self.server = VerifierServer(service, clock=clock)
+    def __init__(
+        self,
+        service: VerifierService,
+        *,
+        clock: Callable[[], int],
+        tls: ServerTls | None = None,
+    ) -> None:
+        self.server = VerifierServer(service, clock=clock, tls=tls)
         self.address = ""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)

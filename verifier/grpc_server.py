@@ -79,11 +79,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from geoattest.errors import ConfigError, GeoattestError, Reason, WireError
+from geoattest.address import require_loopback
+from geoattest.errors import AccessError, ConfigError, GeoattestError, Reason, WireError
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
+from geoattest.verifier.access import (
+    AccessInterceptor,
+    ServerTls,
+    check_own_device,
+    own_proof_key,
+)
 from geoattest.verifier.alerts import AlertHub
-from geoattest.verifier.service import ProofResult, VerifierService
+from geoattest.verifier.service import ProofResult, VerifierService, check_signed_by
 from geoattest.verifier.store import StoreUnavailableError
 from geoattest.wire.client import REASON_METADATA
 from geoattest.wire.decode import MAX_MESSAGE_BYTES, MAX_PROOF_BYTES, decode
@@ -145,6 +152,10 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.ROUND_ABORTED: _DENIED,
         Reason.UNREACHABLE: _DENIED,
         Reason.UNKNOWN_REASON: grpc.StatusCode.UNKNOWN,
+        Reason.WRONG_ROLE: _DENIED,
+        Reason.NO_ROLE: _DENIED,
+        Reason.OTHER_DEVICE: _DENIED,
+        Reason.PLAINTEXT_NOT_LOOPBACK: _DENIED,
         Reason.STORE_CONFLICT: grpc.StatusCode.ABORTED,
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.ALERTS_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -176,6 +187,18 @@ async def _abort(
         statuses[reason], f"{reason.value}: {detail}", ((REASON_METADATA, reason.value),)
     )
     raise AssertionError("abort returned")  # pragma: no cover
+
+
+async def _admit(context: grpc.aio.ServicerContext[Any, Any], check: Callable[[], None]) -> None:
+    """Run an access check for this call's caller; a refusal ends the call."""
+    try:
+        check()
+    except AccessError as refused:
+        await _abort(context, refused.reason, refused.detail)
+
+
+async def _refuse_access(context: grpc.aio.ServicerContext[Any, Any], refused: AccessError) -> None:
+    await _abort(context, refused.reason, refused.detail)
 
 
 def _verdict_pb(verdict: Verdict | None) -> evidence_pb2.Verdict.ValueType:
@@ -263,6 +286,7 @@ class VerifierServicer:
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         request = await self._decode(context, verifier_service_pb2.EnrollRequest, data)
+        await _admit(context, lambda: check_own_device(request.identity.device_id))
         now = self._clock()
         enrolment = await self._run(
             context, lambda: self._service.enrol(request.identity, request.possession, now)
@@ -277,6 +301,9 @@ class VerifierServicer:
         request = await self._decode(context, verifier_service_pb2.SubmitProofRequest, data)
         if request.proof.ByteSize() > MAX_PROOF_BYTES:
             await self._refuse(context, WireError(Reason.OVERSIZED_MESSAGE, "proof"))
+        own_key = own_proof_key()
+        if own_key is not None:
+            await _admit(context, lambda: check_signed_by(own_key, [request.proof]))
         now = self._clock()
         result = await self._run(context, lambda: self._service.submit(request.proof, now))
         if result.verdict is Verdict.REJECTED and result.reason is not None:
@@ -287,7 +314,11 @@ class VerifierServicer:
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         now = self._clock()
-        results = await self._run(context, lambda: self._service.submit_batch_request(data, now))
+        own_key = own_proof_key()
+        results = await self._run(
+            context,
+            lambda: self._service.submit_batch_request(data, now, signer_key_id=own_key),
+        )
         return verifier_service_pb2.SubmitProofBatchResponse(
             results=[result_pb(r) for r in results]
         ).SerializeToString()
@@ -449,8 +480,10 @@ class VerifierServer:
         *,
         clock: Callable[[], int] = time.time_ns,
         sweep_every_s: float = 60.0,
+        tls: ServerTls | None = None,
     ) -> None:
         self.service = service
+        self.tls = tls
         self.health = health_aio.HealthServicer()
         self._clock = clock
         self._sweep_every_s = sweep_every_s
@@ -466,16 +499,27 @@ class VerifierServer:
         (``SO_REUSEPORT``; the kernel spreads connections over them). The caller checked
         the address and holds the port.
 
+        Without :attr:`tls` the server speaks plaintext and answers anyone, so it may only
+        listen on a loopback address; with it, every caller presents a certificate and
+        each method admits the roles :data:`~geoattest.verifier.access.ACCESS` names.
+
         Raises:
+            PlaintextNotLoopbackError: plaintext on an address that is not loopback.
             ConfigError: the address cannot be bound (in use, not local, malformed).
         """
+        if self.tls is None:
+            require_loopback(address, "--listen")
         if not reuse_port:
             check_bindable(address)
         self.alerts = AlertHub(asyncio.get_running_loop())
         self.service.subscribe(self.alerts.publish)
         self._servicer = VerifierServicer(self.service, self.alerts, clock=self._clock)
+        interceptors: list[grpc.aio.ServerInterceptor] = [RequestLogInterceptor()]  # type: ignore[type-arg]
+        if self.tls is not None:
+            names = self.tls.caller_names(self.service.device_revoked)
+            interceptors.append(AccessInterceptor(names, _refuse_access))
         server = grpc.aio.server(
-            interceptors=[RequestLogInterceptor()],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -490,7 +534,11 @@ class VerifierServer:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
-            port = server.add_insecure_port(address)
+            port = (
+                server.add_secure_port(address, self.tls.credentials())
+                if self.tls is not None
+                else server.add_insecure_port(address)
+            )
         except RuntimeError as exc:
             raise ConfigError(f"cannot listen on {address}: {exc}") from exc
         if port == 0:

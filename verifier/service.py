@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
-from geoattest.errors import EvidenceError, GeoattestError, Reason
+from geoattest.errors import AccessError, EvidenceError, GeoattestError, Reason
 from geoattest.pki import TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
@@ -173,6 +173,20 @@ class _BatchState:
         return self._store.successor(device_id, previous_digest)
 
 
+def check_signed_by(key_id: str, proofs: Sequence[envelope_pb2.Envelope]) -> None:
+    """Every proof names ``key_id`` as its signer (the signature itself is the pipeline's
+    to check).
+
+    Raises:
+        AccessError: ``access.other_device``.
+    """
+    for proof in proofs:
+        if proof.key_id != key_id:
+            raise AccessError(
+                Reason.OTHER_DEVICE, "a device may submit only proofs signed by its own key"
+            )
+
+
 def _envelope_digest(proof: bytes | envelope_pb2.Envelope) -> bytes:
     """Chain identity of a proof the pipeline rejected (it only reports accepted digests)."""
     if isinstance(proof, envelope_pb2.Envelope):
@@ -291,6 +305,10 @@ class VerifierService:
 
     # --- proofs -------------------------------------------------------------------------
 
+    def device_revoked(self, device_id: str) -> bool:
+        """Whether the device is revoked now (its TLS connections are refused)."""
+        return self._appraiser.revocations.device_revoked(device_id)
+
     def submit(self, proof: bytes | envelope_pb2.Envelope, now_ns: int) -> ProofResult:
         return self.submit_batch([proof], now_ns)[0]
 
@@ -321,12 +339,16 @@ class VerifierService:
             return answers
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def submit_batch_request(self, request: bytes, now_ns: int) -> list[ProofResult]:
+    def submit_batch_request(
+        self, request: bytes, now_ns: int, *, signer_key_id: str | None = None
+    ) -> list[ProofResult]:
         """:meth:`submit_batch` for a batch as it came off the wire: its entries are
         counted from their tags first, so a batch of too many is refused before any entry
-        is decoded or built.
+        is decoded or built. With ``signer_key_id`` (a device calling for itself), a batch
+        holding a proof signed by any other key is refused whole before it is appraised.
 
         Raises:
+            AccessError: ``access.other_device``, a proof signed by another key.
             WireError: the request is malformed or too large (counted, see ``rejections``).
             BatchTooLargeError: more than ``max_batch`` entries (counted likewise).
             StoreConflictError: as for :meth:`submit_batch`.
@@ -341,6 +363,8 @@ class VerifierService:
         except GeoattestError as refused:
             self.rejections.count(refused.reason, now_ns)
             raise
+        if signer_key_id is not None:
+            check_signed_by(signer_key_id, [entry.proof for entry in batch.proofs])
         return self.submit_batch([entry.proof for entry in batch.proofs], now_ns)
 
     def _appraise_batch(

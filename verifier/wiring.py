@@ -25,7 +25,9 @@ from pathlib import Path
 from geoattest.errors import GeoattestError
 from geoattest.geo import load_policy
 from geoattest.pki import LandmarkRegistry, ResultKey, RevocationList, TrustAnchors
+from geoattest.pki.tls import TlsIdentity
 from geoattest.verdict import RegionAppraiser
+from geoattest.verifier.access import ServerTls
 from geoattest.verifier.grpc_server import VerifierServer
 from geoattest.verifier.licences import ExportLicence, Licences
 from geoattest.verifier.live_licences import LiveLicences
@@ -55,6 +57,8 @@ class VerifierFiles:
     """Result key directory ('verifier keygen')."""
     revocations: Path | None = None
     """Revocation list (JSON); none: nothing is revoked."""
+    tls: Path | None = None
+    """The server's TLS directory ('tls issue --role server'); none: plaintext on loopback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,8 @@ class LoadedVerifier:
     """The licences file, applied to the store at load and on every reload."""
     signer: ResultSigner
     sweep_every_s: float
+    tls: ServerTls | None = None
+    """Mutual TLS with roles; none: plaintext, loopback only."""
 
     def service(self, store: Store) -> VerifierService:
         return VerifierService(
@@ -125,7 +131,9 @@ class LoadedVerifier:
         """A server (not started) over a store of this process's own, closed after."""
         store = SqlStore.open(self.db, synchronous=self.synchronous)
         try:
-            yield VerifierServer(self.service(store), sweep_every_s=self.sweep_every_s)
+            yield VerifierServer(
+                self.service(store), sweep_every_s=self.sweep_every_s, tls=self.tls
+            )
         finally:
             store.close()
 
@@ -154,6 +162,7 @@ def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerif
         licences=files.licences,
         signer=signer,
         sweep_every_s=options.cadence_s / 4,
+        tls=ServerTls(TlsIdentity.load(files.tls), tuple(anchors.roots)) if files.tls else None,
     )
 
 

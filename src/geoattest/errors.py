@@ -127,6 +127,18 @@ class Reason(StrEnum):
     verifier), or with none (a failure of the gRPC layer itself); the status code and
     the detail say more."""
 
+    # --- access (who may call what) ---
+    WRONG_ROLE = "access.wrong_role"
+    """The caller's certificate names a role that may not call this method."""
+    NO_ROLE = "access.no_role"
+    """The caller's certificate is trusted for TLS but names no role here (another
+    party's certificate, a server certificate presented as a client)."""
+    OTHER_DEVICE = "access.other_device"
+    """A device asked to enrol, or submitted a proof for, a device other than itself."""
+    PLAINTEXT_NOT_LOOPBACK = "access.plaintext_not_loopback"
+    """Plaintext gRPC was asked for on an address that is not loopback; only TLS may
+    leave the host."""
+
     # --- verifier store ---
     STORE_CONFLICT = "store.conflict"
     """Other writers kept advancing the chains a batch was appraised against; nothing was
@@ -211,6 +223,17 @@ class KeyExposedError(ConfigError):
 
     def __init__(self, detail: str) -> None:
         GeoattestError.__init__(self, Reason.KEY_EXPOSED, detail)
+
+
+class AccessError(GeoattestError):
+    """A caller may not do what it asked: its role, or another device's evidence."""
+
+
+class PlaintextNotLoopbackError(ConfigError):
+    """Plaintext gRPC asked for on an address that is not loopback."""
+
+    def __init__(self, detail: str) -> None:
+        GeoattestError.__init__(self, Reason.PLAINTEXT_NOT_LOOPBACK, detail)
 
 
 class StudyError(GeoattestError):

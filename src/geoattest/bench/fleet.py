@@ -226,4 +226,5 @@ class Fleet:
             "--trust-root", str(root / "ca.crt"), "--landmarks", str(root / "landmarks.json"),
             "--policy", str(root / "policy.json"), "--licences", str(root / "licences.json"),
             "--result-key", str(root / "result-key"), "--verifier-id", VERIFIER_ID,
+            "--plaintext",
         ]  # fmt: skip

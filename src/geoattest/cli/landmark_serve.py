@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from geoattest.cli.pki import landmark_app
+from geoattest.cli.tls import check_transport, party_credentials
 from geoattest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -120,6 +121,15 @@ def landmark_serve(
     audit_every_s: Annotated[
         float, typer.Option(min=0.1, help="Seconds between audits of the peers.")
     ] = 600.0,
+    verifier_tls: Annotated[
+        Path | None,
+        typer.Option(
+            help="This landmark's TLS directory ('tls issue --role landmark') for --verifier."
+        ),
+    ] = None,
+    verifier_plaintext: Annotated[
+        bool, typer.Option(help="Reach --verifier without TLS (a loopback verifier only).")
+    ] = False,
 ) -> None:
     """Serve timed rounds and sign receipts until SIGTERM or SIGINT; audit peers if asked."""
     from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
@@ -127,6 +137,16 @@ def landmark_serve(
 
     identity, signer = _load_landmark(key, registry)
     peers = _audit_peers(audit_peer or [], identity.landmark_id, registry, verifier)
+    credentials = None
+    if peers and verifier is not None:
+        check_transport(
+            verifier,
+            "--verifier",
+            verifier_tls,
+            plaintext=verifier_plaintext,
+            flag="--verifier-tls",
+        )
+        credentials = party_credentials(verifier_tls)
     limits = Limits(
         max_rounds=max_rounds,
         max_exchanges=exchanges_max,
@@ -152,7 +172,7 @@ def landmark_serve(
                 identity.landmark_id,
                 signer,
                 peers,
-                verifier_submitter(verifier),
+                verifier_submitter(verifier, credentials=credentials),
                 every_s=audit_every_s,
             )
             auditor.start()

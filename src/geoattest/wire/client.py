@@ -8,6 +8,11 @@ Every call has a deadline. A refusal is raised as :class:`VerifierRefused`, a
 ``geoattest-reason`` trailing metadata (``transport.unreachable`` when no verifier answered,
 ``transport.unknown_reason`` for a reason this client does not know).
 
+A client speaks TLS when given channel credentials (:func:`tls_credentials` for a party
+with a ``tls issue`` directory; a chip's come from its key store) and checks the verifier's
+certificate against the operator CA; without, it speaks plaintext, to a loopback address
+only.
+
 Example::
 
     async with VerifierClient("127.0.0.1:50051") as client:
@@ -26,8 +31,10 @@ from typing import Any
 
 import grpc
 
+from geoattest.address import require_loopback
 from geoattest.crypto import Signer
 from geoattest.errors import GeoattestError, Reason
+from geoattest.pki.tls import TlsIdentity
 from geoattest.v1 import (
     envelope_pb2,
     evidence_pb2,
@@ -79,6 +86,11 @@ def enrolment_request(
     )
 
 
+def tls_credentials(identity: TlsIdentity) -> grpc.ChannelCredentials:
+    """Channel credentials that present ``identity`` and check the server against its CA."""
+    return grpc.ssl_channel_credentials(identity.ca_pem, identity.key_pem, identity.cert_pem)
+
+
 def refusal_reason(code: grpc.StatusCode, sent: str | None) -> Reason:
     """The reason of a refusal with status ``code`` and ``sent`` in its reason metadata
     (None: absent). A code the verifier sends but this client does not know (it is newer)
@@ -104,17 +116,26 @@ class VerifierClient:
     manager. Clients do not share connections, so several spread over the worker processes
     of a ``verifier serve --workers N`` (the kernel assigns each connection to one)."""
 
-    def __init__(self, target: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_s: float = 10.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """Raises: PlaintextNotLoopbackError: no credentials for a target off this host."""
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.use_local_subchannel_pool", 1),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+        if credentials is None:
+            require_loopback(target, "verifier")
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub = verifier_service_pb2_grpc.VerifierServiceStub(self._channel)
 
     async def __aenter__(self) -> VerifierClient:

@@ -25,6 +25,7 @@ def base_config() -> dict:
         "keystore": "keys",
         "outbox": "outbox",
         "verifier": "127.0.0.1:1",
+        "plaintext": True,
         "verifier_id": "v",
         "landmarks": [],
     }
