@@ -161,7 +161,9 @@ class VerifierWorld:
             )
         )
 
-    def serve_args(self, listen: str = "127.0.0.1:0") -> list[str]:
+    def serve_args(self, listen: str = "127.0.0.1:0", tls: Path | None = None) -> list[str]:
+        """``verifier serve`` over this world's files: mutual TLS with the server directory
+        ``tls``, plaintext on loopback without."""
         """Operator files for ``geoattest verifier serve`` (real policy), and its flags."""
         registry, policy, key_dir = (
             self.root / "landmarks.json",
@@ -181,7 +183,8 @@ class VerifierWorld:
             "--trust-root", str(self.root / "ca.crt"), "--landmarks", str(registry),
             "--policy", str(policy), "--licences", str(self.licences_path),
             "--result-key", str(key_dir), "--verifier-id", VERIFIER_ID,
-            "--measurement", MEASUREMENT.hex(), "--plaintext",
+            "--measurement", MEASUREMENT.hex(),
+            *(["--tls", str(tls)] if tls else ["--plaintext"]),
         ]  # fmt: skip
 
     # --- parts of the verifier ------------------------------------------------------
