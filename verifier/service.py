@@ -33,6 +33,7 @@ from geoattest.pki import TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
+from geoattest.verifier.audit_log import AuditLog, alert_record, appraisal_record
 from geoattest.verifier.audits import AuditOutcome, PeerAudits
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
@@ -187,6 +188,16 @@ def check_signed_by(key_id: str, proofs: Sequence[envelope_pb2.Envelope]) -> Non
             )
 
 
+def _alert_record(alert: Alert) -> dict[str, object]:
+    return alert_record(
+        alert_id=alert.alert_id,
+        device_id=alert.device_id,
+        kind=str(alert.kind),
+        reason=alert.reason,
+        detail=alert.detail,
+    )
+
+
 def _envelope_digest(proof: bytes | envelope_pb2.Envelope) -> bytes:
     """Chain identity of a proof the pipeline rejected (it only reports accepted digests)."""
     if isinstance(proof, envelope_pb2.Envelope):
@@ -213,8 +224,11 @@ class VerifierService:
         licences: LiveLicences,
         signer: ResultSigner,
         store: Store,
+        audit: AuditLog | None = None,
     ) -> None:
         self.config = config
+        self.audit = audit
+        """Where every appraisal and alert is recorded, tamper-evidently; None: nowhere."""
         self._anchors = anchors
         self._appraiser = appraiser
         self._licences = licences
@@ -333,6 +347,7 @@ class VerifierService:
                     raise
                 continue
             self._publish([alert for record in records for alert in record.alerts])
+            self._record(records, now_ns)
             for answer in answers:
                 if not answer.device_id and answer.reason is not None:
                     self.rejections.count(answer.reason, now_ns)
@@ -423,6 +438,29 @@ class VerifierService:
                 )
             )
         return answers, records, state.heads_read
+
+    def _record(self, records: Sequence[CommitRecord], now_ns: int) -> None:
+        """Append the committed appraisals of enrolled devices, and their alerts, to the
+        audit log (junk that no device's key signed is only counted, never recorded)."""
+        if self.audit is None:
+            return
+        entries: list[dict[str, object]] = []
+        for record in records:
+            appraisal = record.appraisal
+            if not appraisal.device_id:
+                continue
+            entries.append(
+                appraisal_record(
+                    device_id=appraisal.device_id,
+                    counter=appraisal.counter,
+                    proof_digest=record.digest,
+                    verdict=appraisal.verdict.value,
+                    reason=appraisal.reason.value if appraisal.reason else "",
+                    token=record.token,
+                )
+            )
+            entries.extend(_alert_record(alert) for alert in record.alerts)
+        self.audit.append(entries, now_ns)
 
     def _earlier_answer(
         self,
@@ -554,4 +592,6 @@ class VerifierService:
 
         raised = self._store.mark_stale(self.stale_cutoff(now_ns), alert_for)
         self._publish(raised)
+        if self.audit is not None:
+            self.audit.append([_alert_record(a) for a in raised], now_ns)
         return raised

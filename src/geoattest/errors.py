@@ -139,6 +139,16 @@ class Reason(StrEnum):
     """Plaintext gRPC was asked for on an address that is not loopback; only TLS may
     leave the host."""
 
+    # --- the verifier's audit log ---
+    AUDIT_TAMPERED = "audit.tampered"
+    """The audit log does not verify: an entry was altered, removed or reordered, or the
+    log no longer matches a signed checkpoint (the detail names the first spot)."""
+    AUDIT_BAD_CHECKPOINT = "audit.bad_checkpoint"
+    """A checkpoint is not a signed note, or its signature does not verify under the
+    verifier's key."""
+    AUDIT_NOT_FOUND = "audit.not_found"
+    """No entry within the checkpoint records what was asked for (a result token)."""
+
     # --- verifier store ---
     STORE_CONFLICT = "store.conflict"
     """Other writers kept advancing the chains a batch was appraised against; nothing was

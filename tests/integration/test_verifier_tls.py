@@ -9,6 +9,7 @@ fail the handshake; a revoked chip is refused; a chip may enrol and prove only f
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import grpc
 import pytest
@@ -18,12 +19,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from verifier_world import NOW_NS, UNIX_NS, ServerThread, VerifierWorld
 
-from geoattest.crypto import private_key_pem
+from geoattest.crypto import KeySigner, private_key_pem
 from geoattest.errors import PlaintextNotLoopbackError, Reason
 from geoattest.pki import RevocationList
 from geoattest.pki.tls import OperatorCA, Role, TlsIdentity
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verifier.access import ACCESS, ServerTls
+from geoattest.verifier.audit_log import (
+    AuditLog,
+    prove_token,
+    read_checkpoints,
+    read_entries,
+    verify_log,
+)
 from geoattest.verifier.grpc_server import VerifierServer
 from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import REASON_METADATA, VerifierClient, VerifierRefused, tls_credentials
@@ -50,7 +58,13 @@ class Deployment:
         self.chips = {d: self.world.chip(d) for d in ("dev-1", "dev-2", "dev-revoked")}
         self.store = SqlStore.open(self.world.db_path)
         tls = ServerTls(self.server_identity, (self.world.ca.certificate,))
-        self.server = ServerThread(self.world.service(self.store), clock=lambda: NOW_NS, tls=tls)
+        service = self.world.service(self.store)
+        self.audit_signer = KeySigner(self.world.result_key.private_key)
+        service.audit = AuditLog(
+            root / "audit.log", self.audit_signer, origin="test", checkpoint_every_ns=10**9
+        )
+        self.audit = service.audit
+        self.server = ServerThread(service, clock=lambda: NOW_NS, tls=tls)
         self.address = self.server.start()
 
     def close(self) -> None:
@@ -191,6 +205,20 @@ async def test_a_chip_enrols_and_proves_only_for_itself(deployment):
     async with deployment.client(Role.RELYING_PARTY) as party:
         status = await party.device_status("dev-1")
         assert status.last_counter == 2
+
+    # Every appraisal is in the audit log, and the result token has an inclusion proof.
+    checkpoint = deployment.audit.checkpoint(NOW_NS)
+    entries = read_entries(deployment.audit.path)
+    appraised = [json.loads(e) for e in entries if json.loads(e)["kind"] == "appraisal"]
+    assert [(a["device_id"], a["counter"], a["verdict"]) for a in appraised[-2:]] == [
+        ("dev-1", 1, "ALLOWED"),
+        ("dev-1", 2, "ALLOWED"),
+    ]
+    assert prove_token(entries, checkpoint, result.result_token).check()
+    checkpoints = read_checkpoints(
+        deployment.audit.checkpoints_path, deployment.audit_signer.verifying_key
+    )
+    assert verify_log(entries, checkpoints).entries == len(entries)
 
 
 async def test_plaintext_is_refused_off_loopback(deployment):

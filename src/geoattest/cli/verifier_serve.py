@@ -119,6 +119,16 @@ def verifier_serve(
         bool,
         typer.Option(help="Serve without TLS, answering anyone: loopback addresses only."),
     ] = False,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="Append every appraisal and alert to this tamper-evident log (signed "
+            "checkpoints beside it, FILE.checkpoints; 'geoattest audit verify')."
+        ),
+    ] = None,
+    checkpoint_every_s: Annotated[
+        float, typer.Option(min=0.001, help="Seconds between the audit log's checkpoints.")
+    ] = 60.0,
 ) -> None:
     """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop.
 
@@ -144,7 +154,10 @@ def verifier_serve(
         cadence_s=cadence_s,
         stale_after=stale_after,
         synchronous=_synchronous(synchronous),
+        checkpoint_every_s=checkpoint_every_s,
     )
+    if audit_log is not None:
+        _existing(audit_log.absolute().parent, "audit log directory")
     files = VerifierFiles(
         db=db,
         trust_roots=[_existing(p, "trust root") for p in trust_root],
@@ -154,6 +167,7 @@ def verifier_serve(
         result_key=_existing(result_key, "result key directory"),
         revocations=_existing(revocations, "revocation list") if revocations else None,
         tls=_existing(tls, "TLS directory") if tls else None,
+        audit_log=audit_log,
     )
     verifier = load_verifier(files, options)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
