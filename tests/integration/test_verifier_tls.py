@@ -69,6 +69,7 @@ class Deployment:
 
     def close(self) -> None:
         self.server.stop()
+        self.audit.close()
         self.store.close()
 
     def credentials(self, role: Role, device_id: str = "dev-1") -> grpc.ChannelCredentials:
