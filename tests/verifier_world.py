@@ -34,6 +34,7 @@ from geoattest.pki import (
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verifier.access import ServerTls
+from geoattest.verifier.admin import Admin
 from geoattest.verifier.grpc_server import VerifierServer
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
@@ -280,8 +281,9 @@ class ServerThread:
         *,
         clock: Callable[[], int],
         tls: ServerTls | None = None,
+        admin: Admin | None = None,
     ) -> None:
-        self.server = VerifierServer(service, clock=clock, tls=tls)
+        self.server = VerifierServer(service, clock=clock, tls=tls, admin=admin)
         self.address = ""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)

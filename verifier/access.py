@@ -35,9 +35,11 @@ from cryptography.x509.oid import NameOID
 from geoattest.crypto import sha256
 from geoattest.errors import AccessError, Reason
 from geoattest.pki.tls import Role, TlsIdentity, issued_by, role_of
-from geoattest.v1 import verifier_service_pb2
+from geoattest.v1 import admin_service_pb2, verifier_service_pb2
 
 _SERVICE = verifier_service_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
+_ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+_OPERATOR = frozenset({Role.OPERATOR})
 _EVERYONE = frozenset(r for r in Role if r is not Role.SERVER)
 
 ACCESS: Final[Mapping[str, frozenset[Role]]] = MappingProxyType(
@@ -50,6 +52,10 @@ ACCESS: Final[Mapping[str, frozenset[Role]]] = MappingProxyType(
         f"/{_SERVICE}/WatchAlerts": frozenset({Role.OPERATOR}),
         f"/{_SERVICE}/GetRejections": frozenset({Role.OPERATOR}),
         f"/{_SERVICE}/SubmitPeerReceipts": frozenset({Role.LANDMARK}),
+        **{
+            f"/{_ADMIN}/{method.name}": _OPERATOR
+            for method in admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].methods
+        },
         "/grpc.health.v1.Health/Check": _EVERYONE,
         "/grpc.health.v1.Health/Watch": _EVERYONE,
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": _EVERYONE,

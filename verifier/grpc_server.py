@@ -81,14 +81,16 @@ from grpc_reflection.v1alpha import reflection
 
 from geoattest.address import require_loopback
 from geoattest.errors import AccessError, ConfigError, GeoattestError, Reason, WireError
-from geoattest.v1 import evidence_pb2, verifier_service_pb2
+from geoattest.v1 import admin_service_pb2, evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
 from geoattest.verifier.access import (
     AccessInterceptor,
     ServerTls,
     check_own_device,
+    current_caller,
     own_proof_key,
 )
+from geoattest.verifier.admin import Admin
 from geoattest.verifier.alerts import AlertHub
 from geoattest.verifier.service import ProofResult, VerifierService, check_signed_by
 from geoattest.verifier.store import StoreUnavailableError
@@ -156,6 +158,9 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.NO_ROLE: _DENIED,
         Reason.OTHER_DEVICE: _DENIED,
         Reason.PLAINTEXT_NOT_LOOPBACK: _DENIED,
+        Reason.ADMIN_INVALID: _INVALID,
+        Reason.ADMIN_CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.ADMIN_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
         Reason.AUDIT_TAMPERED: _DENIED,
         Reason.AUDIT_BAD_CHECKPOINT: _DENIED,
         Reason.AUDIT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
@@ -415,6 +420,90 @@ class VerifierServicer:
         self._worker.shutdown(wait=True)
 
 
+ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+
+
+class AdminServicer:
+    """The AdminService methods (operator role, checked by the access table): each decodes,
+    calls :class:`~geoattest.verifier.admin.Admin` on the worker thread, and answers with
+    what changed."""
+
+    def __init__(self, admin: Admin, servicer: VerifierServicer, clock: Callable[[], int]) -> None:
+        self._admin = admin
+        self._servicer = servicer
+        self._clock = clock
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        admin = self._admin
+        calls: dict[str, tuple[type[Message], Callable[[Any, str, int], str]]] = {
+            "SetLicence": (
+                admin_service_pb2.SetLicenceRequest,
+                lambda r, who, now: admin.set_licence(
+                    who,
+                    device_id=r.device_id,
+                    region=r.region,
+                    valid_until_ns=r.valid_until_s * 1_000_000_000,
+                    name=r.licence_id,
+                    now_ns=now,
+                ),
+            ),
+            "WithdrawLicence": (
+                admin_service_pb2.DeviceRequest,
+                lambda r, who, now: admin.withdraw_licence(who, r.device_id, r.why, now),
+            ),
+            "RevokeDevice": (
+                admin_service_pb2.DeviceRequest,
+                lambda r, who, now: admin.revoke_device(who, r.device_id, r.why, now),
+            ),
+            "RestoreDevice": (
+                admin_service_pb2.DeviceRequest,
+                lambda r, who, now: admin.restore_device(who, r.device_id, r.why, now),
+            ),
+            "RegisterLandmark": (
+                admin_service_pb2.RegisterLandmarkRequest,
+                lambda r, who, now: admin.register_landmark(
+                    who,
+                    landmark_id=r.landmark_id,
+                    operator=r.operator,
+                    latitude=r.latitude,
+                    longitude=r.longitude,
+                    public_key_der=r.public_key_der,
+                    name=r.name,
+                    now_ns=now,
+                ),
+            ),
+            "RevokeLandmark": (
+                admin_service_pb2.LandmarkRequest,
+                lambda r, who, now: admin.revoke_landmark(who, r.landmark_id, r.why, now),
+            ),
+            "ExcludeLandmark": (
+                admin_service_pb2.LandmarkRequest,
+                lambda r, who, now: admin.exclude_landmark(who, r.landmark_id, r.why, now),
+            ),
+            "LiftExclusion": (
+                admin_service_pb2.LandmarkRequest,
+                lambda r, who, now: admin.lift_exclusion(who, r.landmark_id, r.why, now),
+            ),
+        }
+
+        def method(
+            message_type: type[Message], act: Callable[[Any, str, int], str]
+        ) -> grpc.RpcMethodHandler[Any, Any]:
+            async def handle(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+                request = await self._servicer._decode(context, message_type, data)
+                caller = current_caller.get()
+                who = caller.name if caller is not None else "loopback"
+                now = self._clock()
+                summary = await self._servicer._run(context, lambda: act(request, who, now))
+                return admin_service_pb2.AdminResponse(summary=summary).SerializeToString()
+
+            return grpc.unary_unary_rpc_method_handler(handle)
+
+        return grpc.method_handlers_generic_handler(
+            ADMIN_SERVICE_NAME, {name: method(*call) for name, call in calls.items()}
+        )
+
+
 class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Gives every call a request id (from ``x-request-id`` or fresh) and logs its outcome."""
 
@@ -484,9 +573,11 @@ class VerifierServer:
         clock: Callable[[], int] = time.time_ns,
         sweep_every_s: float = 60.0,
         tls: ServerTls | None = None,
+        admin: Admin | None = None,
     ) -> None:
         self.service = service
         self.tls = tls
+        self.admin = admin
         self.health = health_aio.HealthServicer()
         self._clock = clock
         self._sweep_every_s = sweep_every_s
@@ -530,9 +621,13 @@ class VerifierServer:
             ],
         )
         server.add_generic_rpc_handlers((self._servicer.handler(),))
+        if self.admin is not None:
+            admin = AdminServicer(self.admin, self._servicer, self._clock)
+            server.add_generic_rpc_handlers((admin.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
         )
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -37,6 +37,7 @@ from geoattest.verifier.audit_log import AuditLog, alert_record, appraisal_recor
 from geoattest.verifier.audits import AuditOutcome, PeerAudits
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
+from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
 from geoattest.verifier.rejections import Rejections
 from geoattest.verifier.results import ResultSigner
@@ -225,8 +226,11 @@ class VerifierService:
         signer: ResultSigner,
         store: Store,
         audit: AuditLog | None = None,
+        files: OperatorFiles | None = None,
     ) -> None:
         self.config = config
+        self.files = files
+        """The registry and revocation files, re-read when they change; None: fixed."""
         self.audit = audit
         """Where every appraisal and alert is recorded, tamper-evidently; None: nowhere."""
         self._anchors = anchors
@@ -321,7 +325,22 @@ class VerifierService:
 
     def device_revoked(self, device_id: str) -> bool:
         """Whether the device is revoked now (its TLS connections are refused)."""
+        self._reload_files()
         return self._appraiser.revocations.device_revoked(device_id)
+
+    def _reload_files(self) -> None:
+        """Judge by the operator's files as they are now, if they changed (an admin edit
+        through this or another worker)."""
+        if self.files is None or not self.files.changed():
+            return
+        self._appraiser = ProofAppraiser(
+            self._appraiser.config,
+            self.files.load_registry(),
+            self.files.load_revocations(),
+            self._appraiser.region,
+        )
+        self._excluded = frozenset()
+        self._in_force = self._appraiser
 
     def submit(self, proof: bytes | envelope_pb2.Envelope, now_ns: int) -> ProofResult:
         return self.submit_batch([proof], now_ns)[0]
@@ -566,7 +585,9 @@ class VerifierService:
 
     def _appraiser_in_force(self) -> ProofAppraiser:
         """The appraiser with the stored exclusions as revocations. Read before every
-        batch, so an exclusion made (or lifted) by another worker process holds here too."""
+        batch, so an exclusion made (or lifted) by another worker process holds here too,
+        as do the operator's files if they changed."""
+        self._reload_files()
         excluded = self._store.excluded_landmarks()
         if excluded != self._excluded:
             revocations = self._appraiser.revocations

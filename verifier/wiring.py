@@ -30,10 +30,12 @@ from geoattest.pki.tls import TlsIdentity
 from geoattest.units import SECOND_NS
 from geoattest.verdict import RegionAppraiser
 from geoattest.verifier.access import ServerTls
+from geoattest.verifier.admin import Admin
 from geoattest.verifier.audit_log import AuditLog
 from geoattest.verifier.grpc_server import VerifierServer
 from geoattest.verifier.licences import ExportLicence, Licences
 from geoattest.verifier.live_licences import LiveLicences
+from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
@@ -99,6 +101,10 @@ class LoadedVerifier:
     """Mutual TLS with roles; none: plaintext, loopback only."""
     audit_log: Path | None = None
     checkpoint_every_ns: int = 60 * SECOND_NS
+    registry: Path | None = None
+    """The landmark registry file the admin API edits; none: no admin API."""
+    revocations: Path | None = None
+    """The revocation list file, if the verifier has one."""
 
     def service(self, store: Store) -> VerifierService:
         return VerifierService(
@@ -109,7 +115,14 @@ class LoadedVerifier:
             signer=self.signer,
             store=store,
             audit=self._audit_log(),
+            files=self._operator_files(),
         )
+
+    def _operator_files(self) -> OperatorFiles | None:
+        """The registry and revocation files as this process sees them change."""
+        if self.registry is None:
+            return None
+        return OperatorFiles(self.registry, self.revocations)
 
     def _audit_log(self) -> AuditLog | None:
         """This process's writer of the shared audit log, signing with the result key."""
@@ -152,8 +165,15 @@ class LoadedVerifier:
         """A server (not started) over a store of this process's own, closed after."""
         store = SqlStore.open(self.db, synchronous=self.synchronous)
         service = self.service(store)
+        admin = (
+            Admin(service, store, service.files, self.appraiser.region.has_region)
+            if service.files is not None
+            else None
+        )
         try:
-            yield VerifierServer(service, sweep_every_s=self.sweep_every_s, tls=self.tls)
+            yield VerifierServer(
+                service, sweep_every_s=self.sweep_every_s, tls=self.tls, admin=admin
+            )
         finally:
             if service.audit is not None:
                 service.audit.checkpoint(time.time_ns())
@@ -188,6 +208,8 @@ def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerif
         tls=ServerTls(TlsIdentity.load(files.tls), tuple(anchors.roots)) if files.tls else None,
         audit_log=files.audit_log,
         checkpoint_every_ns=round(options.checkpoint_every_s * SECOND_NS),
+        registry=files.landmarks,
+        revocations=files.revocations,
     )
 
 

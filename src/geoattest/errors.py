@@ -139,6 +139,17 @@ class Reason(StrEnum):
     """Plaintext gRPC was asked for on an address that is not loopback; only TLS may
     leave the host."""
 
+    # --- the admin API ---
+    ADMIN_INVALID = "admin.invalid"
+    """An admin request is not valid: an unknown region, a malformed id, coordinates off
+    the globe, a key that does not load, a date in the past."""
+    ADMIN_CONFLICT = "admin.conflict"
+    """An admin request clashes with what is in force: an id already registered, a device
+    already revoked."""
+    ADMIN_NOT_FOUND = "admin.not_found"
+    """An admin request names what is not there: a landmark not registered, a device not
+    revoked, a landmark not excluded, a device without a licence."""
+
     # --- the verifier's audit log ---
     AUDIT_TAMPERED = "audit.tampered"
     """The audit log does not verify: an entry was altered, removed or reordered, or the

@@ -17,14 +17,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from verifier_world import NOW_NS, UNIX_NS, ServerThread, VerifierWorld
+from verifier_world import NOW_NS, UNIX_NS, ServerThread, VerifierWorld, region_appraiser
 
 from geoattest.crypto import KeySigner, private_key_pem
 from geoattest.errors import PlaintextNotLoopbackError, Reason
 from geoattest.pki import RevocationList
 from geoattest.pki.tls import OperatorCA, Role, TlsIdentity
-from geoattest.v1 import evidence_pb2, verifier_service_pb2
+from geoattest.v1 import admin_service_pb2, evidence_pb2, verifier_service_pb2
 from geoattest.verifier.access import ACCESS, ServerTls
+from geoattest.verifier.admin import Admin
 from geoattest.verifier.audit_log import (
     AuditLog,
     prove_token,
@@ -33,6 +34,7 @@ from geoattest.verifier.audit_log import (
     verify_log,
 )
 from geoattest.verifier.grpc_server import VerifierServer
+from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import REASON_METADATA, VerifierClient, VerifierRefused, tls_credentials
 
@@ -48,6 +50,8 @@ class Deployment:
         now = dt.datetime.now(dt.UTC)
         self.world = VerifierWorld.create(root)
         self.world.revocations = RevocationList().with_device("dev-revoked")
+        self.world.serve_args()  # writes the landmark registry
+        self.world.revocations.save(root / "revocations.json")
         self.ca = OperatorCA.create("Test Operator", now - dt.timedelta(days=400))
         key, cert = self.ca.issue(Role.SERVER, "verifier", now, hosts=["127.0.0.1"])
         self.server_identity = TlsIdentity.of(key, cert, self.ca.certificate)
@@ -64,7 +68,9 @@ class Deployment:
             root / "audit.log", self.audit_signer, origin="test", checkpoint_every_ns=10**9
         )
         self.audit = service.audit
-        self.server = ServerThread(service, clock=lambda: NOW_NS, tls=tls)
+        service.files = OperatorFiles(root / "landmarks.json", root / "revocations.json")
+        admin = Admin(service, self.store, service.files, region_appraiser().has_region)
+        self.server = ServerThread(service, clock=lambda: NOW_NS, tls=tls, admin=admin)
         self.address = self.server.start()
 
     def close(self) -> None:
@@ -229,3 +235,90 @@ async def test_plaintext_is_refused_off_loopback(deployment):
     server = VerifierServer(deployment.world.service(deployment.store))
     with pytest.raises(PlaintextNotLoopbackError):
         await server.start("0.0.0.0:0")
+
+
+async def test_the_admin_api_changes_what_the_next_proof_is_judged_by(deployment):
+    world = deployment.world
+    chip = deployment.chips["dev-3"] = world.chip("dev-3")
+    operator = deployment.client(Role.OPERATOR)
+
+    async def admin(method: str, **fields) -> str:
+        message = getattr(admin_service_pb2, REQUESTS[method])(**fields)
+        return await operator.admin(method, message)
+
+    async def refused(method: str, **fields) -> VerifierRefused:
+        with pytest.raises(VerifierRefused) as refusal:
+            await admin(method, **fields)
+        return refusal.value
+
+    async with operator, deployment.client(Role.DEVICE, "dev-3") as device:
+        await device.enroll(chip.enroll_request())
+        first = await device.submit(world.proof(chip, unix_ns=UNIX_NS))
+        assert first.verdict == evidence_pb2.VERDICT_ALLOWED
+
+        # A licence for another region holds from the next proof: the chip is outside it.
+        until = UNIX_NS // 10**9 + 10**7
+        await admin("SetLicence", device_id="dev-3", region="SYD-300", valid_until_s=until)
+        moved = await device.submit(world.proof(chip, unix_ns=UNIX_NS + 10**9))
+        assert moved.verdict == evidence_pb2.VERDICT_OUTSIDE
+        bad_region = await refused(
+            "SetLicence", device_id="dev-3", region="XX", valid_until_s=until
+        )
+        assert (bad_region.reason, bad_region.code) == (
+            Reason.ADMIN_INVALID,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+
+        # A revoked chip is refused at its next call, and restored it is answered again.
+        await admin("RevokeDevice", device_id="dev-3", why="stolen")
+        with pytest.raises(VerifierRefused) as revoked:
+            await device.result_keys()
+        assert revoked.value.reason is Reason.REVOKED_DEVICE
+        assert (await refused("RevokeDevice", device_id="dev-3")).reason is Reason.ADMIN_CONFLICT
+        await admin("RestoreDevice", device_id="dev-3", why="found")
+        assert (await device.result_keys())["keys"]
+
+    operator = deployment.client(Role.OPERATOR)
+    async with operator:
+        # Landmarks: one id once, one key once.
+        key = KeySigner.generate().verifying_key
+        fields = {"operator": "op-x", "latitude": 50.0, "longitude": 8.0}
+        fields["public_key_der"] = key.der()
+        await admin("RegisterLandmark", landmark_id="lm-new", **fields)
+        again = await refused("RegisterLandmark", landmark_id="lm-new", **fields)
+        assert (again.reason, again.code) == (Reason.ADMIN_CONFLICT, grpc.StatusCode.ALREADY_EXISTS)
+        reused = await refused("RegisterLandmark", landmark_id="lm-other", **fields)
+        assert reused.reason is Reason.LANDMARK_KEY_REUSED
+        await admin("ExcludeLandmark", landmark_id="lm-fra", why="clock drift")
+        assert deployment.store.excluded_landmarks() == {"lm-fra"}
+        await admin("LiftExclusion", landmark_id="lm-fra", why="repaired")
+        assert deployment.store.excluded_landmarks() == frozenset()
+        missing = await refused("LiftExclusion", landmark_id="lm-fra")
+        assert (missing.reason, missing.code) == (Reason.ADMIN_NOT_FOUND, grpc.StatusCode.NOT_FOUND)
+        await admin("RevokeLandmark", landmark_id="lm-new", why="retired")
+
+    actions = [
+        (e["action"], e["who"])
+        for e in map(json.loads, read_entries(deployment.audit.path))
+        if e["kind"] == "admin"
+    ]
+    assert actions == [
+        ("set_licence", "operator-1"),
+        ("revoke_device", "operator-1"),
+        ("restore_device", "operator-1"),
+        ("register_landmark", "operator-1"),
+        ("exclude_landmark", "operator-1"),
+        ("lift_exclusion", "operator-1"),
+        ("revoke_landmark", "operator-1"),
+    ]
+
+
+REQUESTS = {
+    "SetLicence": "SetLicenceRequest",
+    "RevokeDevice": "DeviceRequest",
+    "RestoreDevice": "DeviceRequest",
+    "RegisterLandmark": "RegisterLandmarkRequest",
+    "ExcludeLandmark": "LandmarkRequest",
+    "LiftExclusion": "LandmarkRequest",
+    "RevokeLandmark": "LandmarkRequest",
+}

@@ -15,6 +15,7 @@ import typer
 import geoattest.cli.landmark_serve  # registers 'landmark serve'
 import geoattest.cli.verifier_serve  # noqa: F401  (registers 'verifier serve')
 from geoattest.cli import (
+    admin,
     attack,
     attestor,
     audit,
@@ -42,6 +43,7 @@ app.add_typer(pki.landmark_app, name="landmark")
 app.add_typer(pki.verifier_app, name="verifier")
 app.add_typer(tls.app, name="tls")
 app.add_typer(audit.app, name="audit")
+app.add_typer(admin.app, name="admin")
 app.add_typer(geo.app, name="geo")
 app.add_typer(attestor.app, name="attestor")
 app.command("demo")(demo.demo)

@@ -30,12 +30,15 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from geoattest.address import require_loopback
 from geoattest.crypto import Signer
 from geoattest.errors import GeoattestError, Reason
 from geoattest.pki.tls import TlsIdentity
 from geoattest.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
     envelope_pb2,
     evidence_pb2,
     identity_pb2,
@@ -137,6 +140,7 @@ class VerifierClient:
         else:
             self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub = verifier_service_pb2_grpc.VerifierServiceStub(self._channel)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
 
     async def __aenter__(self) -> VerifierClient:
         return self
@@ -207,6 +211,13 @@ class VerifierClient:
             verifier_service_pb2.SubmitPeerReceiptsRequest(receipts=list(receipts)),
         )
         return response
+
+    async def admin(self, method: str, request: Message) -> str:
+        """Call the admin API's ``method`` (operator role); returns what changed."""
+        response: admin_service_pb2.AdminResponse = await self._unary(
+            getattr(self._admin, method), request
+        )
+        return response.summary
 
     async def result_keys(self) -> dict[str, Any]:
         """The verifier's JWKS, as a relying party would fetch it."""
