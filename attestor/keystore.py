@@ -35,12 +35,12 @@ from geoattest.crypto import (
     PrivateKey,
     VerifyingKey,
     generate_private_key,
-    private_key_pem,
 )
 from geoattest.errors import ConfigError
 from geoattest.files import prepare_output_dir, write_new
 from geoattest.pki import ManufacturerCA, load_certificate_pem
 from geoattest.pki.keyfiles import read_private_key, write_private_key
+from geoattest.wire.client import device_tls_credentials
 
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
@@ -149,11 +149,7 @@ class DeviceKeyStore:
         certificate and key authenticate it, ``verifier_ca`` (the operator's TLS CA)
         authenticates the verifier. The key goes into the TLS stack as a secure element's
         would into its TLS engine; no method hands it to the caller."""
-        return grpc.ssl_channel_credentials(
-            verifier_ca.public_bytes(serialization.Encoding.PEM),
-            private_key_pem(self._key),
-            self.certificate.public_bytes(serialization.Encoding.PEM),
-        )
+        return device_tls_credentials(self._key, self.certificate, verifier_ca)
 
     def sealed_slot(self, name: str, path: Path) -> SealedSlot:
         """The sealed slot ``name``, kept in ``path`` on the host's storage, sealed under

@@ -21,7 +21,7 @@ from conftest import UNIX_NS, issue_receipt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from geoattest.crypto import KeySigner, PrivateKey, generate_private_key, private_key_pem, sha256
+from geoattest.crypto import KeySigner, PrivateKey, generate_private_key, sha256
 from geoattest.geo import GeoAppraiser, build_policy, circle_region
 from geoattest.pki import (
     LandmarkRecord,
@@ -41,6 +41,7 @@ from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
 from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import device_tls_credentials
 from geoattest.wire.envelope import PayloadType, seal
 
 MS = 1_000_000
@@ -81,13 +82,8 @@ class ProvisionedChip:
 
     def tls_credentials(self, verifier_ca: x509.Certificate) -> grpc.ChannelCredentials:
         """Mutual TLS as this chip: its device certificate and key, as its key store makes."""
-        return grpc.ssl_channel_credentials(
-            verifier_ca.public_bytes(serialization.Encoding.PEM),
-            private_key_pem(self.private_key),
-            x509.load_der_x509_certificate(self.certificate_der).public_bytes(
-                serialization.Encoding.PEM
-            ),
-        )
+        certificate = x509.load_der_x509_certificate(self.certificate_der)
+        return device_tls_credentials(self.private_key, certificate, verifier_ca)
 
     def identity(self) -> identity_pb2.DeviceIdentity:
         return identity_pb2.DeviceIdentity(

@@ -30,10 +30,12 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from google.protobuf.message import Message
 
 from geoattest.address import require_loopback
-from geoattest.crypto import Signer
+from geoattest.crypto import PrivateKey, Signer, private_key_pem
 from geoattest.errors import GeoattestError, Reason
 from geoattest.pki.tls import TlsIdentity
 from geoattest.v1 import (
@@ -92,6 +94,17 @@ def enrolment_request(
 def tls_credentials(identity: TlsIdentity) -> grpc.ChannelCredentials:
     """Channel credentials that present ``identity`` and check the server against its CA."""
     return grpc.ssl_channel_credentials(identity.ca_pem, identity.key_pem, identity.cert_pem)
+
+
+def device_tls_credentials(
+    key: PrivateKey, certificate: x509.Certificate, verifier_ca: x509.Certificate
+) -> grpc.ChannelCredentials:
+    """Channel credentials for a chip: its device certificate and key authenticate it, the
+    operator's TLS CA ``verifier_ca`` authenticates the verifier."""
+    pem = serialization.Encoding.PEM
+    return grpc.ssl_channel_credentials(
+        verifier_ca.public_bytes(pem), private_key_pem(key), certificate.public_bytes(pem)
+    )
 
 
 def refusal_reason(code: grpc.StatusCode, sent: str | None) -> Reason:
