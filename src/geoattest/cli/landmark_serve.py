@@ -121,6 +121,14 @@ def landmark_serve(
     audit_every_s: Annotated[
         float, typer.Option(min=0.1, help="Seconds between audits of the peers.")
     ] = 600.0,
+    grpc_tls: Annotated[
+        Path | None,
+        typer.Option(
+            help="TLS directory ('tls issue --role server') for --grpc-port: mutual TLS, "
+            "callers with certificates of the same operator CA. Without it the gRPC "
+            "endpoint is plaintext and must be on a loopback --host."
+        ),
+    ] = None,
     verifier_tls: Annotated[
         Path | None,
         typer.Option(
@@ -163,9 +171,11 @@ def landmark_serve(
     auditor = None
     try:
         if grpc_port is not None:
+            from geoattest.pki.tls import TlsIdentity  # noqa: PLC0415
             from geoattest.verifier.landmark.service import start_info_service  # noqa: PLC0415
 
-            info = start_info_service(server, host, grpc_port)
+            info_tls = TlsIdentity.load(grpc_tls) if grpc_tls else None
+            info = start_info_service(server, host, grpc_port, info_tls)
         server.start()
         if peers and verifier is not None:
             auditor = PeerAuditor(
