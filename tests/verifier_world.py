@@ -31,6 +31,7 @@ from geoattest.pki import (
     RevocationList,
     TrustAnchors,
 )
+from geoattest.pki.tls import OperatorCA, Role
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verifier.access import ServerTls
@@ -157,6 +158,16 @@ class VerifierWorld:
                 }
             )
         )
+
+    def server_tls(self) -> Path:
+        """An operator TLS CA and the verifier's server directory under it (made once)."""
+        directory = self.root / "tls" / "server"
+        if not directory.exists():
+            now = dt.datetime.now(dt.UTC)
+            ca = OperatorCA.create("Test Operator", now - dt.timedelta(hours=1))
+            ca.save(self.root / "tls" / "ca")
+            ca.issue_to(directory, Role.SERVER, "verifier", now, hosts=["127.0.0.1"])
+        return directory
 
     def serve_args(self, listen: str = "127.0.0.1:0", tls: Path | None = None) -> list[str]:
         """``verifier serve`` over this world's files: mutual TLS with the server directory

@@ -63,8 +63,8 @@ def test_serve_on_a_port_in_use(world, workers):
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_on_an_address_not_of_this_host(world, workers):
-    args = [*world.serve_args("192.0.2.1:50051"), "--workers", workers]
-    assert_one_line_error(run(*args), "192.0.2.1:50051")
+    args = [*world.serve_args("192.0.2.1:50051", tls=world.server_tls()), "--workers", workers]
+    assert_one_line_error(run(*args), "cannot listen on 192.0.2.1:50051")
 
 
 @pytest.mark.parametrize("workers", ["0", "two"])
