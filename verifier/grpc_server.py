@@ -16,17 +16,20 @@ status code is the reason's in :data:`STATUS`, the one place a reason becomes a 
 INVALID_ARGUMENT       the request is not well formed: ``wire.malformed_message``,
                        ``wire.oversized_message`` (a batch of too many proofs too),
                        ``wire.missing_field``, ``envelope.malformed``,
-                       ``envelope.unknown_payload_type``, ``envelope.wrong_payload_type``
-NOT_FOUND              ``device.unknown`` for GetDeviceStatus (:data:`LOOKUP_STATUS`)
-ALREADY_EXISTS         ``device.already_enrolled``
+                       ``envelope.unknown_payload_type``, ``envelope.wrong_payload_type``,
+                       ``admin.invalid``
+NOT_FOUND              ``device.unknown`` for GetDeviceStatus (:data:`LOOKUP_STATUS`),
+                       ``admin.not_found``, ``audit.not_found``
+ALREADY_EXISTS         ``device.already_enrolled``, ``admin.conflict``
 FAILED_PRECONDITION    the evidence may be fine but cannot be accepted in this state:
                        ``device.unknown`` (enrol first), ``device.no_licence``,
                        ``device.licence_expired``, ``device.licence_withdrawn``,
                        ``proof.counter_not_increasing``,
                        ``proof.chain_broken``, ``receipt.stale``, ``receipt.future``,
                        ``receipt.replayed``, ``receipt.quorum_not_met``
-PERMISSION_DENIED      the evidence does not authenticate or is not admissible: every
-                       other reason (signatures, chain, revocation, fork, possession, ...)
+PERMISSION_DENIED      the evidence does not authenticate or is not admissible, or the
+                       caller may not ask (``access.*``): every other reason
+                       (signatures, chain, revocation, fork, possession, role, ...)
 ABORTED                ``store.conflict``: other writers kept advancing the chain;
                        nothing stored, retry
 UNAVAILABLE            ``store.unavailable``: the store failed; nothing stored, retry
