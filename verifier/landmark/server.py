@@ -119,6 +119,11 @@ class LandmarkServer(Running):
         return self._dispatcher.counters.snapshot()
 
     @property
+    def rtt_floor_ns(self) -> int | None:
+        """The shortest exchange timed so far (None before the first)."""
+        return self._dispatcher.rtt_floor_ns
+
+    @property
     def open_rounds(self) -> int:
         return self._dispatcher.open_rounds
 
