@@ -460,7 +460,7 @@ def test_retention_moves_old_proofs_but_never_heads_fixes_or_alert_evidence(
 ):
     base = chip.chain
     service.submit(world.proof(chip), NOW_NS)
-    clone = ProvisionedChip(chip.device_id, chip.signer, chip.certificate_der, base)
+    clone = replace(chip, chain=base)
     assert service.submit(world.proof(clone, unix_ns=UNIX_NS + S), NOW_NS + S).reason is Reason.FORK
     service.submit(world.proof(chip, unix_ns=UNIX_NS + 2 * S), NOW_NS + 2 * S)
     before = store.dump()
@@ -477,7 +477,7 @@ def test_retention_moves_old_proofs_but_never_heads_fixes_or_alert_evidence(
     assert service.submit(world.proof(chip, unix_ns=UNIX_NS + 3 * S), NOW_NS + 3 * S).verdict is (
         Verdict.ALLOWED
     )
-    second_clone = ProvisionedChip(chip.device_id, chip.signer, chip.certificate_der, base)
+    second_clone = replace(chip, chain=base)
     again = world.proof(second_clone, unix_ns=UNIX_NS + 4 * S)
     assert service.submit(again, NOW_NS + 4 * S).reason is Reason.FORK
     assert store.retain(NOW_NS + 2 * S, archive=archive) == 0
