@@ -158,7 +158,7 @@ class FleetView:
         """Enrolled devices by state (every state, zero where none)."""
         query = select(devices.c.state, func.count()).group_by(devices.c.state)
         with self._read() as conn:
-            counted: dict[str, int] = dict(conn.execute(query).tuples().all())
+            counted: dict[str, int] = dict(conn.execute(query).all())
         return {state.value: counted.get(state.value, 0) for state in DeviceState}
 
     def positions_since(self, after_ns: int) -> list[Position]:

@@ -14,7 +14,7 @@ import typer
 
 import geoattest.cli.landmark_serve  # registers 'landmark serve'
 import geoattest.cli.verifier_serve  # noqa: F401  (registers 'verifier serve')
-from geoattest.cli import attack, attestor, bench, demo, geo, pki, plan, report, sim
+from geoattest.cli import attack, attestor, bench, console, demo, geo, pki, plan, report, sim
 from geoattest.errors import ConfigError, GeoattestError
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ app.add_typer(attack.app, name="attack")
 app.add_typer(sim.app, name="sim")
 app.add_typer(plan.app, name="plan")
 app.command("report")(report.report)
+app.command("console")(console.console)
 
 EXIT_ERROR = 2
 EXTRA_OF = {

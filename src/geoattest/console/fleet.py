@@ -1,0 +1,196 @@
+"""The live fleet map: every chip's newest feasible region in its verdict's colour.
+
+The console keeps the fleet's positions in memory and refreshes them incrementally from
+the store (:meth:`~geoattest.verifier.fleet_view.FleetView.positions_since`), so a refresh
+reads only the chips that proved since the last one. The map is aggregated on the server:
+
+- a fleet of up to :data:`DETAIL_LIMIT` chips is drawn chip by chip, each its own
+  feasible region (the intersection of its landmark disks) and a marker;
+- a larger one is drawn in groups: chips with the same verdict, the same tightest
+  landmark and a tightest bound of the same size class share one shape and one marker
+  with their count. The shape intersects, per landmark every member was timed by, the
+  *largest* of the members' disks, so it holds every member's feasible region: a group
+  is never drawn smaller than where its chips may be.
+
+The number of groups is bounded by verdicts x landmarks x size classes, whatever the
+fleet's size, so 100,000 chips are a few dozen shapes in the browser.
+
+The drawn map is cached by the fleet's version (which moves when any chip proves), so
+pages between two proofs cost a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from geoattest.console.svg import VERDICT_COLOURS, Canvas, View
+from geoattest.geo import GeoAppraiser
+from geoattest.geo.countries import Countries
+from geoattest.pki import LandmarkRecord
+from geoattest.verdict import LandmarkBound
+from geoattest.verifier.fleet_view import FleetView, Position
+
+DETAIL_LIMIT = 500
+"""Largest fleet drawn chip by chip; above it, chips are drawn in groups."""
+LISTED_IDS = 12
+"""Device ids a group's marker names in its tooltip (and its data attribute)."""
+
+
+@dataclass(slots=True)
+class Group:
+    """Chips drawn as one shape: one chip, or many alike."""
+
+    verdict: str
+    members: list[Position] = field(default_factory=list)
+
+    def bounds(self) -> list[LandmarkBound]:
+        """Per landmark that timed every member, the widest member's bound."""
+        first, *rest = self.members
+        widest = {b.landmark_id: b for b in first.bounds}
+        for member in rest:
+            mine = {b.landmark_id: b for b in member.bounds}
+            widest = {
+                lid: max(bound, mine[lid], key=lambda b: b.bound_km)
+                for lid, bound in widest.items()
+                if lid in mine
+            }
+        return list(widest.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Landmark:
+    """A landmark as the console shows it."""
+
+    record: LandmarkRecord
+    state: str
+    """active, excluded (by the peer audits, in force) or revoked."""
+
+
+class FleetMap:
+    """The fleet's positions, refreshed from the store, and its map drawn from them."""
+
+    def __init__(
+        self,
+        view: FleetView,
+        appraiser: GeoAppraiser,
+        countries: Countries,
+        licensed_regions: Mapping[str, object],
+    ) -> None:
+        self._view = view
+        self._appraiser = appraiser
+        self._countries = countries
+        self._licensed = licensed_regions
+        self._positions: dict[str, Position] = {}
+        self._newest_ns = 0
+        self._lock = threading.Lock()
+        self._drawn: tuple[tuple[int, int, tuple[str, ...]], str] | None = None
+
+    def refresh(self) -> int:
+        """Read the chips that proved since the last refresh; returns the fleet's version
+        (the newest acceptance time seen)."""
+        with self._lock:
+            changed = self._view.positions_since(self._newest_ns)
+            for position in changed:
+                self._positions[position.device_id] = position
+                self._newest_ns = max(self._newest_ns, position.accepted_at_ns)
+            return self._newest_ns
+
+    @property
+    def positions(self) -> dict[str, Position]:
+        with self._lock:
+            return dict(self._positions)
+
+    def counts(self) -> dict[str, int]:
+        """Chips by the verdict of their newest accepted proof."""
+        counted: dict[str, int] = defaultdict(int)
+        for position in self.positions.values():
+            counted[position.verdict.value] += 1
+        return dict(counted)
+
+    def groups(self) -> list[Group]:
+        positions = self.positions
+        if len(positions) <= DETAIL_LIMIT:
+            return [Group(p.verdict.value, [p]) for _, p in sorted(positions.items())]
+        grouped: dict[tuple[str, str, int], Group] = {}
+        for position in positions.values():
+            tightest = min(position.bounds, key=lambda b: b.bound_km, default=None)
+            if tightest is None:
+                continue
+            size_class = round(math.log2(1 + tightest.bound_km) * 2)
+            key = (position.verdict.value, tightest.landmark_id, size_class)
+            grouped.setdefault(key, Group(position.verdict.value)).members.append(position)
+        return [grouped[key] for key in sorted(grouped)]
+
+    def svg(self, landmarks: Sequence[Landmark]) -> str:
+        """The fleet map (cached until the fleet or the landmarks' states change)."""
+        version = self.refresh()
+        states = tuple(f"{lm.record.landmark_id}:{lm.state}" for lm in landmarks)
+        key = (version, len(self._positions), states)
+        drawn = self._drawn
+        if drawn is not None and drawn[0] == key:
+            return drawn[1]
+        svg = self._draw(landmarks)
+        self._drawn = (key, svg)
+        return svg
+
+    def _draw(self, landmarks: Sequence[Landmark]) -> str:
+        groups = self.groups()
+        points = [(lm.record.latitude, lm.record.longitude) for lm in landmarks]
+        points += [(b.latitude, b.longitude) for g in groups for b in g.members[0].bounds[:1]]
+        canvas = Canvas(View.around(points), self._countries)
+        for name in sorted({p.licensed_region for g in groups for p in g.members}):
+            region = self._licensed.get(name)
+            if region is not None:
+                canvas.shape(
+                    region,  # type: ignore[arg-type]
+                    css_class="licensed",
+                    attributes=f'data-region="{html.escape(name)}"',
+                )
+        for group in groups:
+            draw_group(canvas, group, self._appraiser)
+        draw_landmarks(canvas, landmarks)
+        return canvas.render()
+
+
+def draw_group(canvas: Canvas, group: Group, appraiser: GeoAppraiser, css: str = "chip") -> None:
+    """A group's feasible region and a marker in its verdict's colour."""
+    colour = VERDICT_COLOURS.get(group.verdict, "#000")
+    bounds = group.bounds()
+    outer = appraiser.feasible(bounds) if bounds else None
+    polygon = outer.polygon if outer is not None else None
+    ids = [m.device_id for m in group.members]
+    listed = " ".join(ids[:LISTED_IDS])
+    attributes = (
+        f'data-verdict="{group.verdict}" data-count="{len(ids)}" '
+        f'data-devices="{html.escape(listed)}" fill="{colour}" stroke="{colour}"'
+    )
+    canvas.shape(polygon, css_class=f"{css}-region", attributes=attributes)
+    if polygon is not None:
+        centre = polygon.representative_point()
+        lat, lon = centre.y, centre.x
+    else:
+        tightest = min(bounds, key=lambda b: b.bound_km)
+        lat, lon = tightest.latitude, tightest.longitude
+    title = f"{group.verdict}: {len(ids)} chip(s): {listed}"
+    label = ids[0] if len(ids) == 1 else f"{len(ids)} chips"
+    canvas.marker(
+        lat, lon, css_class=css, title=title, attributes=attributes, label=label, radius_px=6
+    )
+
+
+def draw_landmarks(canvas: Canvas, landmarks: Sequence[Landmark]) -> None:
+    for lm in landmarks:
+        record = lm.record
+        canvas.marker(
+            record.latitude,
+            record.longitude,
+            css_class=f"landmark landmark-{lm.state}",
+            title=f"{record.landmark_id} ({record.operator or 'own operator'}): {lm.state}",
+            radius_px=4,
+            attributes=f'data-landmark="{html.escape(record.landmark_id)}"',
+        )
