@@ -57,7 +57,10 @@ def console(
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    sock.listen(128)  # connections wait in the backlog until uvicorn takes the socket
     bound = sock.getsockname()
     typer.echo(f"console on http://{host}:{bound[1]}/")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+    )
     server.run(sockets=[sock])

@@ -40,7 +40,14 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from geoattest.console import pages
-from geoattest.console.fleet import FleetMap, Group, Landmark, draw_group, draw_landmarks
+from geoattest.console.fleet import (
+    FleetMap,
+    Group,
+    Landmark,
+    draw_group,
+    draw_landmarks,
+    feasible_shape,
+)
 from geoattest.console.svg import Canvas, View
 from geoattest.console.tokens import inspect_token
 from geoattest.errors import GeoattestError
@@ -122,7 +129,9 @@ def load_console(files: ConsoleFiles) -> Console:
     Raises:
         ConfigError: naming the first input that is missing or unusable.
     """
-    return Console(files, FleetView.open(files.db), load_policy(files.policy))
+    console = Console(files, FleetView.open(files.db), load_policy(files.policy))
+    console.fleet_svg()  # the whole fleet read and drawn once, before the first page
+    return console
 
 
 class _Handlers:
@@ -231,7 +240,7 @@ class _Handlers:
         return HTMLResponse(pages.tokens_page(token, inspect_token(token, jwks, keys_error=why)))
 
     async def script(self, _request: Request) -> Response:
-        text = resources.files("geoattest.console").joinpath("data/self.console.js").read_text()
+        text = resources.files("geoattest.console").joinpath("data/console.js").read_text()
         return Response(text, media_type="text/javascript")
 
 
@@ -289,6 +298,6 @@ def _fixes_svg(console: Console, licensed_region: str, history: list[ProofRow]) 
     canvas.shape(region, css_class="licensed")
     for proof in reversed(accepted):
         position = Position("", Verdict(proof.verdict), "", "", 0, 0, proof.bounds)
-        group = Group(proof.verdict, [position])
-        draw_group(canvas, group, console.appraiser, css="fix")
+        group = Group(proof.verdict, [position], proof.bounds)
+        draw_group(canvas, group, feasible_shape(console.appraiser, proof.bounds), css="fix")
     return canvas.render(element_id="fixes")

@@ -8,15 +8,16 @@ reads only the chips that proved since the last one. The map is aggregated on th
   feasible region (the intersection of its landmark disks) and a marker;
 - a larger one is drawn in groups: chips with the same verdict, the same tightest
   landmark and a tightest bound of the same size class share one shape and one marker
-  with their count. The shape intersects, per landmark every member was timed by, the
-  *largest* of the members' disks, so it holds every member's feasible region: a group
+  with their count. The shape is that landmark's disk at the top of the size class, so it
+  holds every member's tightest disk and with it every member's feasible region: a group
   is never drawn smaller than where its chips may be.
 
 The number of groups is bounded by verdicts x landmarks x size classes, whatever the
-fleet's size, so 100,000 chips are a few dozen shapes in the browser.
+fleet's size, so 100,000 chips are a few hundred shapes in the browser, not 100,000.
 
-The drawn map is cached by the fleet's version (which moves when any chip proves), so
-pages between two proofs cost a dictionary lookup.
+Shapes are cached (a chip's by the time of its proof, a group's disk by its landmark and
+class) and the drawn map by the fleet's version (which moves when any chip proves), so a
+page between two proofs costs a dictionary lookup and a proof redraws from cached shapes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from shapely.geometry.base import BaseGeometry
 
 from geoattest.console.svg import VERDICT_COLOURS, Canvas, View
 from geoattest.geo import GeoAppraiser
@@ -43,23 +46,24 @@ LISTED_IDS = 12
 
 @dataclass(slots=True)
 class Group:
-    """Chips drawn as one shape: one chip, or many alike."""
+    """Chips drawn as one shape: one chip (its own bounds), or many alike (a disk that
+    holds all of theirs)."""
 
     verdict: str
     members: list[Position] = field(default_factory=list)
+    bounds: tuple[LandmarkBound, ...] = ()
+    cache_key: tuple[object, ...] = ()
+    """Names the shape: equal keys, equal shapes."""
 
-    def bounds(self) -> list[LandmarkBound]:
-        """Per landmark that timed every member, the widest member's bound."""
-        first, *rest = self.members
-        widest = {b.landmark_id: b for b in first.bounds}
-        for member in rest:
-            mine = {b.landmark_id: b for b in member.bounds}
-            widest = {
-                lid: max(bound, mine[lid], key=lambda b: b.bound_km)
-                for lid, bound in widest.items()
-                if lid in mine
-            }
-        return list(widest.values())
+
+def size_class(bound_km: float) -> int:
+    """Bounds in steps of a factor of about 1.4: class c holds bounds up to
+    :func:`class_top_km` (c)."""
+    return math.ceil(math.log2(1 + bound_km) * 2)
+
+
+def class_top_km(size: int) -> float:
+    return float(2 ** (size / 2) - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,7 @@ class FleetMap:
         self._newest_ns = 0
         self._lock = threading.Lock()
         self._drawn: tuple[tuple[int, int, tuple[str, ...]], str] | None = None
+        self._shapes: dict[tuple[object, ...], BaseGeometry | None] = {}
 
     def refresh(self) -> int:
         """Read the chips that proved since the last refresh; returns the fleet's version
@@ -115,15 +120,28 @@ class FleetMap:
     def groups(self) -> list[Group]:
         positions = self.positions
         if len(positions) <= DETAIL_LIMIT:
-            return [Group(p.verdict.value, [p]) for _, p in sorted(positions.items())]
+            return [
+                Group(p.verdict.value, [p], p.bounds, (p.device_id, p.accepted_at_ns))
+                for _, p in sorted(positions.items())
+            ]
         grouped: dict[tuple[str, str, int], Group] = {}
         for position in positions.values():
             tightest = min(position.bounds, key=lambda b: b.bound_km, default=None)
             if tightest is None:
                 continue
-            size_class = round(math.log2(1 + tightest.bound_km) * 2)
-            key = (position.verdict.value, tightest.landmark_id, size_class)
-            grouped.setdefault(key, Group(position.verdict.value)).members.append(position)
+            size = size_class(tightest.bound_km)
+            key = (position.verdict.value, tightest.landmark_id, size)
+            group = grouped.get(key)
+            if group is None:
+                disk = LandmarkBound(
+                    tightest.landmark_id,
+                    tightest.latitude,
+                    tightest.longitude,
+                    0,
+                    class_top_km(size),
+                )
+                group = grouped[key] = Group(key[0], [], (disk,), (key[1], size))
+            group.members.append(position)
         return [grouped[key] for key in sorted(grouped)]
 
     def svg(self, landmarks: Sequence[Landmark]) -> str:
@@ -152,17 +170,36 @@ class FleetMap:
                     attributes=f'data-region="{html.escape(name)}"',
                 )
         for group in groups:
-            draw_group(canvas, group, self._appraiser)
+            draw_group(canvas, group, self._shape(group))
         draw_landmarks(canvas, landmarks)
         return canvas.render()
 
+    def _shape(self, group: Group) -> BaseGeometry | None:
+        """The group's feasible region (cached by its key)."""
+        shape = self._shapes.get(group.cache_key, _UNDRAWN)
+        if shape is _UNDRAWN:
+            shape = feasible_shape(self._appraiser, group.bounds)
+            if len(self._shapes) > MAX_CACHED_SHAPES:
+                self._shapes.clear()
+            self._shapes[group.cache_key] = shape
+        return shape  # type: ignore[return-value]
 
-def draw_group(canvas: Canvas, group: Group, appraiser: GeoAppraiser, css: str = "chip") -> None:
+
+_UNDRAWN = object()
+MAX_CACHED_SHAPES = 20_000
+
+
+def feasible_shape(appraiser: GeoAppraiser, bounds: Sequence[LandmarkBound]) -> BaseGeometry | None:
+    """The outer feasible region of ``bounds`` (None: none can be drawn)."""
+    return appraiser.feasible(bounds).polygon if bounds else None
+
+
+def draw_group(
+    canvas: Canvas, group: Group, polygon: BaseGeometry | None, css: str = "chip"
+) -> None:
     """A group's feasible region and a marker in its verdict's colour."""
     colour = VERDICT_COLOURS.get(group.verdict, "#000")
-    bounds = group.bounds()
-    outer = appraiser.feasible(bounds) if bounds else None
-    polygon = outer.polygon if outer is not None else None
+    bounds = group.bounds
     ids = [m.device_id for m in group.members]
     listed = " ".join(ids[:LISTED_IDS])
     attributes = (

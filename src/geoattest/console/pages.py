@@ -40,7 +40,7 @@ nav{background:#263238;padding:.6em 1em}nav a{color:#eceff1;margin-right:1.4em;t
 main{padding:1em 1.4em;max-width:1200px}
 table{border-collapse:collapse;font-size:.9em}
 td,th{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left}
-.map{width:100%;max-width:1100px;background:#cfe3f0;border:1px solid #90a4ae}
+.map{width:100%;max-width:1100px;max-height:70vh;background:#cfe3f0;border:1px solid #90a4ae}
 .country{fill:#f1efe8;stroke:#9e9e9e;stroke-width:.6}
 .licensed{fill:#1565c0;fill-opacity:.08;stroke:#1565c0;stroke-width:2;stroke-dasharray:6 3}
 .chip-region,.fix-region{fill-opacity:.25;stroke-width:1.5}
@@ -101,10 +101,10 @@ def counts_table(counts: Mapping[str, int], states: Mapping[str, int]) -> str:
 
 def fleet_page(svg: str, counts_html: str, alerts: Sequence[StoredAlert], cursor: int) -> str:
     body = (
-        f"{counts_html}<p>Each chip's newest feasible region in its verdict's colour "
-        f"({_legend()}); licensed regions dashed blue; landmarks as white dots (orange: "
-        "excluded by the peer audits, red: revoked). Click a chip for its page.</p>"
-        f"<div id='fleet-map'>{svg}</div>"
+        f"<p>Each chip's newest feasible region in its verdict's colour ({_legend()}); "
+        "licensed regions dashed blue; landmarks as white dots (orange: excluded by the "
+        "peer audits, red: revoked). Click a chip for its page.</p>"
+        f"<div id='fleet-map'>{svg}</div>{counts_html}"
         "<form action='/devices' method='get'><label>Device <input name='id'></label>"
         " <button>Open</button></form>"
         f"<h2>Newest alerts</h2>{alerts_table(alerts)}"

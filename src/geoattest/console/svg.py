@@ -31,6 +31,8 @@ from geoattest.geo.countries import Countries
 Project = Callable[[float, float], tuple[float, float]]
 """(lon, lat) in degrees to (x, y) in the map's pixels."""
 
+ASPECT = 1.8
+"""A map's least width over its height."""
 WIDTH_PX = 960
 """The map's drawing width; the browser scales it to the page."""
 
@@ -67,7 +69,11 @@ class View:
         west, east = min(lons), max(lons)
         margin = max(north - south, east - west, min_span_deg) * 0.15
         south, north = _widen(south - margin, north + margin, min_span_deg)
-        west, east = _widen(west - margin, east + margin, min_span_deg)
+        x_scale = math.cos(math.radians((south + north) / 2))
+        # As wide as a screen: at least ASPECT times as wide as high, on the map.
+        west, east = _widen(
+            west - margin, east + margin, max(min_span_deg, ASPECT * (north - south) / x_scale)
+        )
         return cls(
             max(-180.0, math.floor(west)),
             max(-85.0, math.floor(south)),
