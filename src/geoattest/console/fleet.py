@@ -26,7 +26,7 @@ import html
 import math
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shapely.geometry.base import BaseGeometry
@@ -75,6 +75,31 @@ class Landmark:
     """active, excluded (by the peer audits, in force) or revoked."""
 
 
+def group_positions(positions: Iterable[Position]) -> list[Group]:
+    """The shapes a fleet is drawn as: a chip each up to :data:`DETAIL_LIMIT` chips, else
+    groups of alike chips (see the module docstring), in a stable order."""
+    listed = sorted(positions, key=lambda p: p.device_id)
+    if len(listed) <= DETAIL_LIMIT:
+        return [
+            Group(p.verdict.value, [p], p.bounds, (p.device_id, p.accepted_at_ns)) for p in listed
+        ]
+    grouped: dict[tuple[str, str, int], Group] = {}
+    for position in listed:
+        tightest = min(position.bounds, key=lambda b: b.bound_km, default=None)
+        if tightest is None:
+            continue
+        size = size_class(tightest.bound_km)
+        key = (position.verdict.value, tightest.landmark_id, size)
+        group = grouped.get(key)
+        if group is None:
+            disk = LandmarkBound(
+                tightest.landmark_id, tightest.latitude, tightest.longitude, 0, class_top_km(size)
+            )
+            group = grouped[key] = Group(key[0], [], (disk,), (key[1], size))
+        group.members.append(position)
+    return [grouped[key] for key in sorted(grouped)]
+
+
 class FleetMap:
     """The fleet's positions, refreshed from the store, and its map drawn from them."""
 
@@ -118,31 +143,7 @@ class FleetMap:
         return dict(counted)
 
     def groups(self) -> list[Group]:
-        positions = self.positions
-        if len(positions) <= DETAIL_LIMIT:
-            return [
-                Group(p.verdict.value, [p], p.bounds, (p.device_id, p.accepted_at_ns))
-                for _, p in sorted(positions.items())
-            ]
-        grouped: dict[tuple[str, str, int], Group] = {}
-        for position in positions.values():
-            tightest = min(position.bounds, key=lambda b: b.bound_km, default=None)
-            if tightest is None:
-                continue
-            size = size_class(tightest.bound_km)
-            key = (position.verdict.value, tightest.landmark_id, size)
-            group = grouped.get(key)
-            if group is None:
-                disk = LandmarkBound(
-                    tightest.landmark_id,
-                    tightest.latitude,
-                    tightest.longitude,
-                    0,
-                    class_top_km(size),
-                )
-                group = grouped[key] = Group(key[0], [], (disk,), (key[1], size))
-            group.members.append(position)
-        return [grouped[key] for key in sorted(grouped)]
+        return group_positions(self.positions.values())
 
     def svg(self, landmarks: Sequence[Landmark]) -> str:
         """The fleet map (cached until the fleet or the landmarks' states change)."""

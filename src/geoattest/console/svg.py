@@ -138,9 +138,6 @@ class Canvas:
             f'<circle cx="{x}" cy="{y}" r="{radius_px}"/>{text if label else ""}</g>'
         )
 
-    def raw(self, fragment: str) -> None:
-        self._parts.append(fragment)
-
     def render(self, *, element_id: str = "map") -> str:
         return (
             f'<svg id="{element_id}" class="map" xmlns="http://www.w3.org/2000/svg" '
