@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 import uvicorn
+from command import assert_one_line_error, run_geoattest
 from verifier_world import ProvisionedChip, ServerThread, VerifierWorld
 
 from geoattest.console.app import ConsoleFiles, console_app, load_console
@@ -174,3 +175,15 @@ def test_the_event_stream_carries_an_alert_raised_after_it_opened(served):
         lines.append(request.readline().decode())
     request.close()
     assert any(line.startswith("event: alert") for line in lines)
+
+
+def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_path):
+    files = ["--policy", str(served.world.root / "policy.json")]
+    files += ["--landmarks", str(served.world.root / "landmarks.json")]
+    missing = run_geoattest("console", "--db", str(tmp_path / "none.db"), *files)
+    assert_one_line_error(missing, "none.db")
+    port = served.url.rpartition(":")[2]
+    taken = run_geoattest(
+        "console", "--db", str(served.world.db_path), *files, "--listen", f"127.0.0.1:{port}"
+    )
+    assert_one_line_error(taken, f"127.0.0.1:{port}")

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
@@ -41,6 +43,7 @@ from starlette.routing import Route
 
 from geoattest.console import pages
 from geoattest.console.fleet import (
+    REFRESH_EVERY_S,
     FleetMap,
     Group,
     Landmark,
@@ -95,6 +98,7 @@ class Console:
         regions = {name: r.drawing(self.countries) for name, r in policy.regions.items()}
         self.fleet = FleetMap(view, self.appraiser, self.countries, regions)
         self.regions = regions
+        self._states: tuple[float, dict[str, int]] = (-math.inf, {})
 
     def landmarks(self) -> list[Landmark]:
         excluded = {e.landmark_id for e in self.view.exclusions() if e.lifted_at_ns is None}
@@ -108,6 +112,13 @@ class Console:
                 state = "active"
             found.append(Landmark(record, state))
         return found
+
+    def device_states(self) -> dict[str, int]:
+        """Devices by state, read at most once per refresh interval."""
+        now = time.monotonic()
+        if now - self._states[0] >= REFRESH_EVERY_S:
+            self._states = (now, self.view.device_states())
+        return self._states[1]
 
     def fleet_svg(self) -> str:
         return self.fleet.svg(self.landmarks())
@@ -143,7 +154,7 @@ class _Handlers:
     async def fleet(self, _request: Request) -> Response:
         svg = await run_in_threadpool(self.console.fleet_svg)
         counts = pages.counts_table(
-            self.console.fleet.counts(), await run_in_threadpool(self.console.view.device_states)
+            self.console.fleet.counts(), await run_in_threadpool(self.console.device_states)
         )
         alerts = await run_in_threadpool(self.console.view.recent_alerts, limit=10)
         cursor = max((a.cursor for a in alerts), default=0)
@@ -155,7 +166,7 @@ class _Handlers:
 
     async def fleet_counts(self, _request: Request) -> Response:
         version = await run_in_threadpool(self.console.fleet.refresh)
-        states = await run_in_threadpool(self.console.view.device_states)
+        states = await run_in_threadpool(self.console.device_states)
         return JSONResponse(
             {"version": version, "verdicts": self.console.fleet.counts(), "states": states}
         )

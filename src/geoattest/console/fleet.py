@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import math
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ from geoattest.pki import LandmarkRecord
 from geoattest.verdict import LandmarkBound
 from geoattest.verifier.fleet_view import FleetView, Position
 
+REFRESH_EVERY_S = 0.5
+"""Least time between two reads of the store for the fleet: pages and event streams
+between them share one read."""
 DETAIL_LIMIT = 500
 """Largest fleet drawn chip by chip; above it, chips are drawn in groups."""
 LISTED_IDS = 12
@@ -116,16 +120,26 @@ class FleetMap:
         self._licensed = licensed_regions
         self._positions: dict[str, Position] = {}
         self._newest_ns = 0
+        self._read_at = -math.inf
+        self._counts: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self._drawn: tuple[tuple[int, int, tuple[str, ...]], str] | None = None
         self._shapes: dict[tuple[object, ...], BaseGeometry | None] = {}
 
     def refresh(self) -> int:
-        """Read the chips that proved since the last refresh; returns the fleet's version
-        (the newest acceptance time seen)."""
+        """Read the chips that proved since the last refresh (at most one read per
+        :data:`REFRESH_EVERY_S`: every page and event stream asks); returns the fleet's
+        version (the newest acceptance time seen)."""
         with self._lock:
-            changed = self._view.positions_since(self._newest_ns)
-            for position in changed:
+            now = time.monotonic()
+            if now - self._read_at < REFRESH_EVERY_S:
+                return self._newest_ns
+            self._read_at = now
+            for position in self._view.positions_since(self._newest_ns):
+                earlier = self._positions.get(position.device_id)
+                if earlier is not None:
+                    self._counts[earlier.verdict.value] -= 1
+                self._counts[position.verdict.value] += 1
                 self._positions[position.device_id] = position
                 self._newest_ns = max(self._newest_ns, position.accepted_at_ns)
             return self._newest_ns
@@ -136,11 +150,9 @@ class FleetMap:
             return dict(self._positions)
 
     def counts(self) -> dict[str, int]:
-        """Chips by the verdict of their newest accepted proof."""
-        counted: dict[str, int] = defaultdict(int)
-        for position in self.positions.values():
-            counted[position.verdict.value] += 1
-        return dict(counted)
+        """Chips by the verdict of their newest accepted proof (kept as they are read)."""
+        with self._lock:
+            return {verdict: n for verdict, n in self._counts.items() if n}
 
     def groups(self) -> list[Group]:
         return group_positions(self.positions.values())
