@@ -48,7 +48,6 @@ def console(
             raise ConfigError(f"{what} {path} does not exist")
     if revocations is not None and not revocations.exists():
         raise ConfigError(f"revocation list {revocations} does not exist")
-    app = console_app(load_console(ConsoleFiles(db, policy, landmarks, revocations, verifier)))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -57,6 +56,7 @@ def console(
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    app = console_app(load_console(ConsoleFiles(db, policy, landmarks, revocations, verifier)))
     sock.listen(128)  # connections wait in the backlog until uvicorn takes the socket
     bound = sock.getsockname()
     typer.echo(f"console on http://{host}:{bound[1]}/")
