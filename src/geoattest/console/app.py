@@ -43,7 +43,6 @@ from starlette.routing import Route
 
 from geoattest.console import pages
 from geoattest.console.fleet import (
-    REFRESH_EVERY_S,
     FleetMap,
     Group,
     Landmark,
@@ -65,6 +64,7 @@ ALERT_POLL_S = 0.25
 """How often an event stream looks for new alerts: well inside the two seconds an
 operator may wait for one."""
 FLEET_POLL_S = 1.0
+STATES_EVERY_S = 5.0
 RECENT_FIXES = 5
 """Accepted proofs drawn on a device's map."""
 MAX_TOKEN_CHARS = 64_000
@@ -114,9 +114,10 @@ class Console:
         return found
 
     def device_states(self) -> dict[str, int]:
-        """Devices by state, read at most once per refresh interval."""
+        """Devices by state, read at most once per :data:`STATES_EVERY_S` (a count over
+        every device; states change at the stale sweep's pace, not the proofs')."""
         now = time.monotonic()
-        if now - self._states[0] >= REFRESH_EVERY_S:
+        if now - self._states[0] >= STATES_EVERY_S:
             self._states = (now, self.view.device_states())
         return self._states[1]
 

@@ -119,7 +119,8 @@ class FleetMap:
         self._countries = countries
         self._licensed = licensed_regions
         self._positions: dict[str, Position] = {}
-        self._newest_ns = 0
+        self._version = 0
+        """The newest proof row read: the fleet's version."""
         self._read_at = -math.inf
         self._counts: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
@@ -129,20 +130,20 @@ class FleetMap:
     def refresh(self) -> int:
         """Read the chips that proved since the last refresh (at most one read per
         :data:`REFRESH_EVERY_S`: every page and event stream asks); returns the fleet's
-        version (the newest acceptance time seen)."""
+        version (the newest proof row read)."""
         with self._lock:
             now = time.monotonic()
             if now - self._read_at < REFRESH_EVERY_S:
-                return self._newest_ns
+                return self._version
             self._read_at = now
-            for position in self._view.positions_since(self._newest_ns):
+            for position in self._view.positions_since(self._version):
                 earlier = self._positions.get(position.device_id)
                 if earlier is not None:
                     self._counts[earlier.verdict.value] -= 1
                 self._counts[position.verdict.value] += 1
                 self._positions[position.device_id] = position
-                self._newest_ns = max(self._newest_ns, position.accepted_at_ns)
-            return self._newest_ns
+                self._version = max(self._version, position.proof_row)
+            return self._version
 
     @property
     def positions(self) -> dict[str, Position]:
