@@ -67,6 +67,8 @@ CHALLENGE_BYTES = 16
 """16 random bytes: r || c_j is 48 bytes, so z_j = SHA-256(r || c_j) is one compression
 block, cheap enough for a GPU responder kernel."""
 ROUND_ID_BYTES = 16
+ANSWER_BYTES = 32
+"""z_j is one SHA-256 digest."""
 MIN_EXCHANGES = 1
 MAX_EXCHANGES = 32
 """Bounded so that Complete and the receipt always fit one datagram."""
@@ -143,6 +145,26 @@ def check_open(open_message: round_pb2.Open, max_exchanges: int = MAX_EXCHANGES)
         raise RoundError(Reason.MISSING_FIELD, f"exchanges must be 1..{max_exchanges}")
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def response_head(round_id: bytes, index: int) -> bytes:
+    """A Response datagram's bytes up to its 32-byte answer, which the agent appends: the
+    answer path builds no message while a challenge waits. The bytes are exactly the
+    protobuf encoding of ``Datagram(response=Response(round_id, index, answer))``."""
+    fields = b"\x0a" + _varint(len(round_id)) + round_id  # Response.round_id = 1
+    if index:  # proto3 leaves a zero index out
+        fields += b"\x10" + _varint(index)  # Response.index = 2
+    fields += b"\x1a" + _varint(ANSWER_BYTES)  # Response.answer = 3
+    return b"\x1a" + _varint(len(fields) + ANSWER_BYTES) + fields  # Datagram.response = 3
+
+
 def decode_datagram(data: bytes) -> round_pb2.Datagram:
     return decode(round_pb2.Datagram, data, limit=MAX_DATAGRAM_BYTES)
 
@@ -201,6 +223,8 @@ class AgentRound:
         self.round_id: bytes | None = None
         self._cookie = b""
         self._answered: set[bytes] = set()
+        self._response_heads: dict[int, bytes] = {}
+        """A Response's bytes up to its answer, by challenge index, built once per index."""
         self._transcript_digest: bytes | None = None
         self._close: bytes | None = None
         self._closed_challenges: list[bytes] = []
@@ -270,15 +294,17 @@ class AgentRound:
             z = answer(self._secret, challenge.challenge)
         else:  # an error here (RoundError) leaves the round as it was
             z = self._responder.answer(bytes(challenge.challenge))
+            if len(z) != ANSWER_BYTES:
+                raise RoundError(Reason.MISSING_FIELD, f"answer must be {ANSWER_BYTES} bytes")
         if self.state is AgentRoundState.OPENED:
             self.round_id = bytes(challenge.round_id)
             self.state = AgentRoundState.ANSWERING
         self._answered.add(bytes(challenge.challenge))
-        return _encode(
-            response=round_pb2.Response(
-                round_id=challenge.round_id, index=challenge.index, answer=z
-            )
-        )
+        index = challenge.index
+        head = self._response_heads.get(index)
+        if head is None:
+            head = self._response_heads[index] = response_head(bytes(challenge.round_id), index)
+        return head + z
 
     def _on_complete(self, complete: round_pb2.Complete) -> bytes:
         if self.state is AgentRoundState.REVEALED and self._close is not None:
@@ -476,8 +502,8 @@ class LandmarkRound:
         index, challenge, sent_ns = outstanding
         if response.index != index:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "response to a superseded challenge")
-        if len(response.answer) != 32:
-            raise RoundError(Reason.MISSING_FIELD, "answer must be 32 bytes")
+        if len(response.answer) != ANSWER_BYTES:
+            raise RoundError(Reason.MISSING_FIELD, f"answer must be {ANSWER_BYTES} bytes")
         self.timed.append(Exchange(index, challenge, bytes(response.answer), now_ns - sent_ns))
         self._outstanding = None
         self._attempts = 0
