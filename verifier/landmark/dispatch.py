@@ -111,6 +111,9 @@ class Counters:
     exchanges_timed: int = 0
     exchanges_kernel_timed: int = 0
     """Exchanges whose arrival came from the kernel's receive stamp (the rest: monotonic)."""
+    challenges_transmit_stamped: int = 0
+    """Challenges whose timer starts at the kernel's transmit stamp (the rest: just before
+    the send)."""
     send_errors: int = 0
     internal_errors: int = 0
 
@@ -198,6 +201,11 @@ class RoundEntry:
         """Called immediately before the challenge goes to the socket."""
         self.sent = sent
         self.round.start_timer(sent.after)
+
+    def departed(self, departure_ns: int) -> None:
+        """The challenge's kernel transmit stamp, on the monotonic clock and never later
+        than it left: the timer moves there (a timer only ever moves later)."""
+        self.round.start_timer(departure_ns)
 
 
 @dataclass(frozen=True, slots=True)
