@@ -18,6 +18,7 @@ from geoattest.attestor.licence import AgentLicence
 from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import (
     LandmarkEndpoint,
+    PathFloors,
     RoundFailedError,
     RoundSettings,
     round_runner,
@@ -283,3 +284,31 @@ def test_rounds_complete_whether_the_agent_spins_or_blocks(device, secrets, spin
     assert all(o.failure is None for o in outcomes)
     for outcome, server in zip(outcomes, servers, strict=True):
         assert receipt_of(outcome.receipt, server).exchanges == 8
+
+
+def test_a_round_far_above_its_paths_floor_asks_the_landmark_for_more_exchanges(device, secrets):
+    floors = PathFloors()
+    settings = RoundSettings(exchanges=4, extra_exchanges=4)
+    with landmarks(1) as (server,):
+        endpoint = endpoint_of(server)
+        first = receipt_of(
+            run_round(endpoint, "dev-1", device, secrets, settings, floors=floors), server
+        )
+        assert first.exchanges == 4  # no floor known yet
+        assert floors.floor_ns("lm-0") == first.rtt_min_ns
+        floors.record("lm-0", 1)  # a floor no real exchange comes near
+        second = receipt_of(
+            run_round(endpoint, "dev-1", device, secrets, settings, floors=floors), server
+        )
+    assert second.exchanges == 8
+
+
+def test_a_path_floor_is_the_best_of_the_recent_receipts_and_forgets_old_ones():
+    floors = PathFloors(remembered=2)
+    settings = RoundSettings(far_above=1.5)
+    assert floors.extend_above_ns("lm-0", settings) == 0
+    for rtt_min_ns in (10_000, 40_000, 30_000):
+        floors.record("lm-0", rtt_min_ns)
+    assert floors.floor_ns("lm-0") == 30_000
+    assert floors.extend_above_ns("lm-0", settings) == 45_000
+    assert floors.extend_above_ns("lm-0", RoundSettings(extra_exchanges=0)) == 0

@@ -53,6 +53,7 @@ from geoattest.verifier.landmark.dispatch import (
     Outgoing,
 )
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
+from geoattest.wire.rounds import receive_timeout
 
 log = logging.getLogger("geoattest.landmark")
 
@@ -115,7 +116,7 @@ class LandmarkServer(Running):
         self._sweep_interval_ns = int(sweep_interval_s * 1e9)
         self._sock = bind_udp(host, port)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-        self._sock.settimeout(sweep_interval_s)
+        receive_timeout(self._sock, sweep_interval_s)
         self.kernel_timestamps = kernel_timestamps and enable_kernel_timestamps(self._sock)
         self.transmit_timestamps = kernel_timestamps and enable_transmit_timestamps(self._sock)
         self._stamped_sends = 0
@@ -182,7 +183,7 @@ class LandmarkServer(Running):
         while not self._stopping.is_set():
             try:
                 data, ancillary, _, source = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):  # the sweep interval passed
                 data = None
             except OSError:
                 if self._stopping.is_set():

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
+from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_rounds
 from geoattest.bench.fleet import MEASUREMENT, Fleet
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.timing import child, echo_block, echo_child, landmark_child, load_context
@@ -39,10 +39,18 @@ class Agent:
     device: KeySigner = field(default_factory=KeySigner.generate)
     secrets: RoundSecrets = field(default_factory=lambda: RoundSecrets(os.urandom))
     chain: ProofChain = field(default_factory=lambda: ProofChain("dev-bench"))
+    floors: PathFloors = field(default_factory=PathFloors)
 
     def proof(self) -> None:
-        """What the agent does per proof: k rounds over UDP, then the proof signed."""
-        outcomes = run_rounds(self.endpoints, "dev-bench", self.device, self.secrets, self.settings)
+        """What the agent does per proof: k adaptive rounds over UDP, then the proof signed."""
+        outcomes = run_rounds(
+            self.endpoints,
+            "dev-bench",
+            self.device,
+            self.secrets,
+            self.settings,
+            floors=self.floors,
+        )
         receipts = [o.receipt for o in outcomes if o.receipt is not None]
         _, self.chain = self.chain.extend(receipts, measurement=MEASUREMENT, signer=self.device)
 

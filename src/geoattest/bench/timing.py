@@ -28,7 +28,7 @@ from contextlib import contextmanager, nullcontext
 from multiprocessing.connection import Connection
 from typing import Any
 
-from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_round
 from geoattest.bench.report import KM_PER_US, Figures, median, progress, quantile
 from geoattest.crypto import KeySigner, generate_private_key, load_private_key_pem, private_key_pem
 from geoattest.errors import ConfigError
@@ -164,15 +164,18 @@ def rounds_block(
     device: KeySigner,
     secrets: RoundSecrets,
     n: int,
+    *,
+    floors: PathFloors | None = None,
 ) -> tuple[list[int], list[int], int]:
-    """n rounds: every exchange's RTT (as the landmark timed it), each receipt's rtt_min,
-    and in how many rounds the host had a core to spare (so the agent spun)."""
+    """n rounds (adaptive with ``floors``): every exchange's RTT (as the landmark timed
+    it), each receipt's rtt_min, and in how many rounds the host had a core to spare (so the
+    agent spun)."""
     settings = RoundSettings(exchanges=8)
     minima = []
     spare = 0
     for _ in range(n):
         spare += spare_core()
-        envelope = run_round(endpoint, "dev-bench", device, secrets, settings)
+        envelope = run_round(endpoint, "dev-bench", device, secrets, settings, floors=floors)
         minima.append(round_pb2.TimingReceipt.FromString(envelope.payload).rtt_min_ns)
     landmark.send(True)
     return landmark.recv(), minima, spare
@@ -190,6 +193,7 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
     exchange: list[int] = []
     minima: list[int] = []
     spare = 0
+    floors = PathFloors()
     with (
         load_context(load) as load_name,
         child(echo_child) as (_, echo_port),
@@ -202,12 +206,14 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
         endpoint = LandmarkEndpoint(
             "lm-bench", "127.0.0.1", port, KeySigner(landmark_key).verifying_key
         )
-        rounds_block(endpoint, landmark, device, secrets, 4)  # warm up both paths
+        rounds_block(endpoint, landmark, device, secrets, 4, floors=floors)  # warm up both paths
         echo_block(echo_port, 100)
         for _ in range(blocks):
             echo += echo_block(echo_port, per_block)[0]
             echo_as_agent += echo_block(echo_port, per_block, as_agent=True)[0]
-            timed, mins, spared = rounds_block(endpoint, landmark, device, secrets, per_block // 8)
+            timed, mins, spared = rounds_block(
+                endpoint, landmark, device, secrets, per_block // 8, floors=floors
+            )
             exchange += timed
             minima += mins
             spare += spared
@@ -230,6 +236,7 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
         "receipt_ratio_to_echo_as_agent": round(rtt_min_p50 / same_p50, 3),
         "receipt_km_at_c": round(rtt_min_p50 * KM_PER_US, 3),
         "rounds_spinning_share": round(spare / max(1, len(minima)), 3),
+        "exchanges_per_round": round(len(exchange) / max(1, len(minima)), 2),
         "echo_samples": len(echo),
         "exchange_samples": len(exchange),
         "kernel_timestamps": str(kernel_on),

@@ -29,6 +29,13 @@ its Open (nothing heard yet) or its Close (no receipt yet) when the landmark has
 silent for ``resend_s``. Anything that is not a datagram for this round is ignored, and
 the round ends with a receipt or a :class:`RoundFailedError` by ``deadline_s``.
 
+Adaptive rounds: given the :class:`PathFloors` it keeps (the best ``rtt_min`` of each
+landmark's recent receipts), the agent asks in its Open for up to
+:attr:`RoundSettings.extra_exchanges` more exchanges, which the landmark runs while the
+round's best exchange is above :attr:`RoundSettings.far_above` times that floor (the chip
+was descheduled, the host was busy). The landmark's clock still times every exchange and the
+receipt carries the minimum over all of them, so an adversary still can only add delay.
+
 Several landmarks: :func:`run_rounds` runs them one after another by default. Run
 concurrently (one thread each), two answers due at the same moment queue for the
 interpreter lock and the later one's RTT grows by the other's answer time; on loopback
@@ -50,6 +57,7 @@ import struct
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,7 +65,7 @@ from pathlib import Path
 
 from geoattest.crypto import Signer, VerifyingKey
 from geoattest.errors import GeoattestError, Reason, RoundError, WireError
-from geoattest.protocol.round import AgentRound, AgentRoundState, RoundSecrets
+from geoattest.protocol.round import MAX_EXCHANGES, AgentRound, AgentRoundState, RoundSecrets
 from geoattest.v1 import envelope_pb2
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
 
@@ -92,6 +100,36 @@ class RoundSettings:
     is at most this (a data centre's); 0 never spins (:func:`spins`)."""
     spin_s: float = 0.0005
     """Longest one wait for a datagram spins before it blocks."""
+    extra_exchanges: int = 8
+    """Adaptive rounds: how many more exchanges a round may run (0: none)."""
+    far_above: float = 1.5
+    """Adaptive rounds: the landmark runs them while the round's best exchange is above
+    this many times the path's floor."""
+
+
+class PathFloors:
+    """The smallest ``rtt_min`` among each landmark's last few receipts: the agent's idea of
+    its paths' floors, so that a round whose best exchange is far above its path's floor asks
+    for more exchanges. A floor is learned, never trusted for a bound: the receipt alone is."""
+
+    def __init__(self, remembered: int = 16) -> None:
+        self._remembered = remembered
+        self._recent: dict[str, deque[int]] = {}
+
+    def record(self, landmark_id: str, rtt_min_ns: int) -> None:
+        recent = self._recent.setdefault(landmark_id, deque(maxlen=self._remembered))
+        recent.append(rtt_min_ns)
+
+    def floor_ns(self, landmark_id: str) -> int | None:
+        recent = self._recent.get(landmark_id)
+        return min(recent) if recent else None
+
+    def extend_above_ns(self, landmark_id: str, settings: RoundSettings) -> int:
+        """The round's ``extend_above_ns``: 0 (never extend) until a floor is known."""
+        floor = self.floor_ns(landmark_id)
+        if floor is None or settings.extra_exchanges <= 0:
+            return 0
+        return max(1, int(floor * settings.far_above))
 
 
 class RoundFailedError(GeoattestError):
@@ -122,12 +160,20 @@ def _connect(endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise RoundFailedError(endpoint.landmark_id, Reason.UNREACHABLE, str(exc)) from exc
+    receive_timeout(sock, timeout_s)
+    return sock
+
+
+def receive_timeout(sock: socket.socket, timeout_s: float) -> None:
+    """Let a blocking receive give up after ``timeout_s``. On Linux the kernel's
+    ``SO_RCVTIMEO`` (a timed-out read raises BlockingIOError), so Python polls nothing before
+    a read and a ``MSG_DONTWAIT`` read returns at once; elsewhere Python's timeout
+    (TimeoutError)."""
     if sys.platform == "linux":
         seconds, micros = divmod(max(1, int(timeout_s * 1e6)), 1_000_000)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", seconds, micros))
     else:
         sock.settimeout(timeout_s)
-    return sock
 
 
 def run_round(
@@ -137,9 +183,11 @@ def run_round(
     secrets: RoundSecrets,
     settings: RoundSettings = RoundSettings(),
     *,
+    floors: PathFloors | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> envelope_pb2.Envelope:
-    """Run one timed round with one landmark and return its checked receipt.
+    """Run one timed round with one landmark and return its checked receipt; with
+    ``floors``, an adaptive round, whose receipt's rtt_min joins them.
 
     Raises:
         RoundFailedError: UNREACHABLE (nothing was ever heard from the landmark),
@@ -148,6 +196,7 @@ def run_round(
         ConfigError: the settings ask for an impossible round (too many exchanges).
         RoundError: the round could not start (a repeated secret).
     """
+    extend_above_ns = floors.extend_above_ns(endpoint.landmark_id, settings) if floors else 0
     agent = AgentRound(
         device_id,
         endpoint.landmark_id,
@@ -155,13 +204,20 @@ def run_round(
         signer,
         secret=secrets.draw(),
         exchanges=settings.exchanges,
+        max_exchanges=min(MAX_EXCHANGES, settings.exchanges + settings.extra_exchanges)
+        if extend_above_ns
+        else 0,
+        extend_above_ns=extend_above_ns,
     )
     deadline = clock() + settings.deadline_s
     sock = _connect(endpoint, settings.resend_s)
     try:
-        return _drive(agent, sock, deadline, settings, clock)
+        receipt = _drive(agent, sock, deadline, settings, clock)
     finally:
         sock.close()
+    if floors is not None and agent.rtt_min_ns:
+        floors.record(endpoint.landmark_id, agent.rtt_min_ns)
+    return receipt
 
 
 def spare_core() -> bool:
@@ -306,12 +362,13 @@ def run_rounds(
     settings: RoundSettings = RoundSettings(),
     *,
     concurrent: bool = False,
+    floors: PathFloors | None = None,
 ) -> list[RoundOutcome]:
     """One round with each landmark, in the order given; failures are outcomes, not raised."""
 
     def one(endpoint: LandmarkEndpoint) -> RoundOutcome:
         try:
-            receipt = run_round(endpoint, device_id, signer, secrets, settings)
+            receipt = run_round(endpoint, device_id, signer, secrets, settings, floors=floors)
         except RoundFailedError as failure:
             return RoundOutcome(endpoint.landmark_id, None, failure)
         return RoundOutcome(endpoint.landmark_id, receipt, None)
