@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from command import require_stress_ng
 
 from geoattest.bench.fleet import Fleet
 from geoattest.errors import ConfigError
@@ -65,17 +65,9 @@ def test_load_without_stress_ng_is_a_one_line_error(name: str, tmp_path: Path) -
     )
 
 
-def stress_ng() -> None:
-    """Skip without stress-ng, except in CI (``.ci/run`` installs it)."""
-    if shutil.which("stress-ng") is None:
-        if os.environ.get("GEOATTEST_CI"):
-            pytest.fail("stress-ng is missing in CI")
-        pytest.skip("stress-ng is not installed")
-
-
 @pytest.mark.slow
 def test_timing_under_load_runs_stress_ng_beside_it() -> None:
-    stress_ng()
+    require_stress_ng()
     out = bench_json("timing", "--samples", "64", "--load")
     assert out["load"] == "stress-ng --cpu 2"
     assert_positive(out, "udp_echo_as_agent_p50_us", "receipt_ratio_to_echo_as_agent")
