@@ -83,6 +83,7 @@ from geoattest.errors import ConfigError, GeoattestError, Reason, WireError
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
 from geoattest.verifier.alerts import AlertHub
+from geoattest.verifier.logs import FIELDS
 from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import StoreUnavailableError
 from geoattest.wire.client import REASON_METADATA
@@ -93,6 +94,9 @@ log = logging.getLogger("geoattest.verifier")
 SERVICE_NAME = verifier_service_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
 REQUEST_ID_METADATA = "x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+refusal_cause: contextvars.ContextVar[str] = contextvars.ContextVar("refusal_cause", default="")
+"""What the driver said when the store refused a call: for the call's log line only (the
+client sees the reason, never the driver's words)."""
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 _PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -239,7 +243,8 @@ class VerifierServicer:
             return await self.call(call)
         except GeoattestError as exc:
             if isinstance(exc, StoreUnavailableError):
-                log.exception("store failure")
+                self._service.metrics.store_errors.labels(reason=exc.reason.value).inc()
+                refusal_cause.set(str(exc.__cause__ or exc.detail))
             await _abort(context, exc.reason, exc.detail, statuses)
 
     async def _refuse(
@@ -380,8 +385,30 @@ class VerifierServicer:
         self._worker.shutdown(wait=True)
 
 
+def _call_fields(
+    method: str, rid: str, context: grpc.aio.ServicerContext[Any, Any], started: float
+) -> dict[str, object]:
+    """A call's log line: what was asked, by whom, how it ended and how long it took."""
+    code = cast("grpc.StatusCode | None", context.code()) or grpc.StatusCode.OK
+    fields: dict[str, object] = {
+        "method": method.rpartition("/")[2],
+        "caller": context.peer(),
+        "request_id": rid,
+        "outcome": code.name,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    if code is not grpc.StatusCode.OK:
+        fields["reason"] = dict(context.trailing_metadata() or ()).get(REASON_METADATA, "")
+        fields["detail"] = context.details() or ""
+    if cause := refusal_cause.get():
+        fields["cause"] = cause
+    return fields
+
+
 class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Gives every call a request id (from ``x-request-id`` or fresh) and logs its outcome."""
+    """Gives every call a request id (from ``x-request-id`` or fresh) and logs one JSON
+    line of its outcome (:mod:`geoattest.verifier.logs`): method, caller, outcome, reason,
+    duration; never a traceback for a refusal."""
 
     async def intercept_service(
         self,
@@ -400,17 +427,12 @@ class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
 
         async def logged(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             request_id.set(rid)
+            refusal_cause.set("")
             started = time.perf_counter()
             try:
                 return await inner(request, context)
             finally:
-                log.info(
-                    "rpc %s id=%s code=%s %.1fms",
-                    method,
-                    rid,
-                    cast("grpc.StatusCode | None", context.code()) or grpc.StatusCode.OK,
-                    (time.perf_counter() - started) * 1000,
-                )
+                log.info("rpc", extra={FIELDS: _call_fields(method, rid, context, started)})
 
         return grpc.unary_unary_rpc_method_handler(
             logged,
@@ -508,8 +530,12 @@ class VerifierServer:
             await asyncio.sleep(self._sweep_every_s)
             try:
                 await self._servicer.call(self.service.sweep_stale, self._clock())
-            except StoreUnavailableError:
-                log.exception("stale sweep failed; retrying at the next interval")
+            except StoreUnavailableError as exc:
+                self.service.metrics.store_errors.labels(reason=exc.reason.value).inc()
+                log.error(
+                    "stale sweep failed; retrying at the next interval",
+                    extra={FIELDS: {"reason": exc.reason.value, "cause": str(exc.__cause__)}},
+                )
 
     async def stop(self, grace: float) -> None:
         """Stop taking calls, let calls in flight finish (up to ``grace`` s), then close."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from geoattest.errors import Reason
@@ -27,8 +27,14 @@ LOG_EVERY_NS = 60 * SECOND_NS
 class Rejections:
     """Unauthenticated refusals, counted by reason; safe to call from any thread."""
 
-    def __init__(self, log_every_ns: int = LOG_EVERY_NS) -> None:
+    def __init__(
+        self,
+        log_every_ns: int = LOG_EVERY_NS,
+        on_count: Callable[[Reason, int], None] = lambda _reason, _refused: None,
+    ) -> None:
         self._log_every_ns = log_every_ns
+        self._on_count = on_count
+        """Told of every count too (the metrics' counter)."""
         self._lock = threading.Lock()
         self._counts: dict[Reason, int] = {}
         self._unlogged: dict[Reason, int] = {}
@@ -37,6 +43,7 @@ class Rejections:
     def count(self, reason: Reason, now_ns: int, refused: int = 1) -> None:
         """Count ``refused`` refusals for ``reason``; log them if the reason's interval
         has passed since its last line (the first one is logged at once)."""
+        self._on_count(reason, refused)
         with self._lock:
             self._counts[reason] = self._counts.get(reason, 0) + refused
             unlogged = self._unlogged.get(reason, 0) + refused

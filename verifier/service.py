@@ -36,6 +36,7 @@ from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.audits import AuditOutcome, PeerAudits
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
+from geoattest.verifier.metrics import NO_REASON, VerifierMetrics
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
 from geoattest.verifier.rejections import Rejections
 from geoattest.verifier.results import ResultSigner
@@ -199,8 +200,10 @@ class VerifierService:
         licences: LiveLicences,
         signer: ResultSigner,
         store: Store,
+        metrics: VerifierMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or VerifierMetrics()
         self._anchors = anchors
         self._appraiser = appraiser
         self._licences = licences
@@ -215,7 +218,7 @@ class VerifierService:
         )
         self._excluded: frozenset[str] = frozenset()
         self._in_force = appraiser
-        self.rejections = Rejections()
+        self.rejections = Rejections(on_count=self._count_refusals)
         """Proofs and requests refused before any device's key vouched for them: counted
         by reason here, never stored (see :mod:`geoattest.verifier.rejections`)."""
 
@@ -223,7 +226,12 @@ class VerifierService:
         """Call ``sink`` with the alerts of every commit, after it is durable."""
         self._alert_sinks.append(sink)
 
+    def _count_refusals(self, reason: Reason, refused: int) -> None:
+        self.metrics.refusals.labels(reason=reason.value).inc(refused)
+
     def _publish(self, alerts: Sequence[Alert]) -> None:
+        for alert in alerts:
+            self.metrics.alerts.labels(kind=alert.kind).inc()
         if alerts:
             for sink in self._alert_sinks:
                 sink(alerts)
@@ -306,14 +314,22 @@ class VerifierService:
         if len(proofs) > self.config.max_batch:
             self.rejections.count(Reason.OVERSIZED_MESSAGE, now_ns)
             raise BatchTooLargeError(len(proofs), self.config.max_batch)
+        metrics = self.metrics
+        metrics.batch_proofs.observe(len(proofs))
         for attempt in range(CONFLICT_RETRIES):
-            answers, records, heads_read = self._appraise_batch(proofs, now_ns)
+            with metrics.appraisal_seconds.time():
+                answers, records, heads_read = self._appraise_batch(proofs, now_ns)
             try:
-                self._store.commit(records, heads_read=heads_read)
+                with metrics.commit_seconds.time():
+                    self._store.commit(records, heads_read=heads_read)
             except StoreConflictError:
+                metrics.store_errors.labels(reason=Reason.STORE_CONFLICT.value).inc()
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
                 continue
+            for answer in answers:
+                reason = answer.reason.value if answer.reason else NO_REASON
+                metrics.proofs.labels(verdict=answer.verdict.value, reason=reason).inc()
             self._publish([alert for record in records for alert in record.alerts])
             for answer in answers:
                 if not answer.device_id and answer.reason is not None:

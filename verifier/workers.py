@@ -12,7 +12,8 @@ one transaction, so it goes STALE, and alerts, once. An alert stream (``WatchAle
 served by one worker and carries that worker's alerts only.
 
 The address line on stdout (``verifier listening on HOST:PORT``) is what whoever started
-the verifier waits for; the rest goes to stderr.
+the verifier waits for; the rest goes to the log (JSON lines on stderr,
+:mod:`geoattest.verifier.logs`).
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from geoattest.errors import ConfigError
 from geoattest.verifier.grpc_server import VerifierServer, check_bindable
+
+log = logging.getLogger("geoattest.verifier")
 
 OpenServer = Callable[[], AbstractContextManager[VerifierServer]]
 """Builds this process's server over a store of its own, and closes the store after."""
@@ -43,7 +46,7 @@ def _say(line: str) -> None:
 
 
 def _note(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    log.info(line)
 
 
 def serve(

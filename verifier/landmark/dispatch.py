@@ -244,6 +244,9 @@ class Dispatcher:
         self._buckets = TokenBuckets(limits.rate_per_s, limits.burst, limits.max_sources)
         self._cookies = Cookies(randomness(32), limits.cookie_epoch_ns)
         self.counters = Counters()
+        self.rtt_floor_ns: int | None = None
+        """The shortest exchange timed so far (none yet: None): the path's floor, which
+        a landmark's operator watches for a slower route or a clock gone wrong."""
         self._on_finished = on_finished
 
     @property
@@ -293,6 +296,9 @@ class Dispatcher:
             else:
                 arrival_ns, from_kernel = arrival_monotonic(sent, received, kernel_ns)
             reply = entry.round.on_response(datagram.response, arrival_ns)
+            rtt_ns = entry.round.timed[-1].rtt_ns
+            if self.rtt_floor_ns is None or rtt_ns < self.rtt_floor_ns:
+                self.rtt_floor_ns = rtt_ns
             self.counters.exchanges_timed += 1
             self.counters.exchanges_kernel_timed += from_kernel
             return self._outgoing(entry, reply, received.before)

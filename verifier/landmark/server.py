@@ -35,8 +35,8 @@ from geoattest.lifecycle import Running
 from geoattest.protocol.round import Randomness
 from geoattest.verifier.landmark.clock import (
     ANCILLARY_BYTES,
-    Bracket,
     TRANSMIT_STAMP_REQUEST,
+    Bracket,
     departure_monotonic,
     enable_kernel_timestamps,
     enable_transmit_timestamps,
@@ -129,6 +129,11 @@ class LandmarkServer(Running):
 
     def counters(self) -> Counters:
         return self._dispatcher.counters.snapshot()
+
+    @property
+    def rtt_floor_ns(self) -> int | None:
+        """The shortest exchange timed so far (None before the first)."""
+        return self._dispatcher.rtt_floor_ns
 
     @property
     def open_rounds(self) -> int:

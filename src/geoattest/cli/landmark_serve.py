@@ -15,7 +15,6 @@ show to be lying or misregistered.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -120,11 +119,20 @@ def landmark_serve(
     audit_every_s: Annotated[
         float, typer.Option(min=0.1, help="Seconds between audits of the peers.")
     ] = 600.0,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT for Prometheus metrics at /metrics (port 0: any; printed first)."
+        ),
+    ] = None,
 ) -> None:
     """Serve timed rounds and sign receipts until SIGTERM or SIGINT; audit peers if asked."""
+    from geoattest.address import parse_address  # noqa: PLC0415
     from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
     from geoattest.verifier.landmark.audit import PeerAuditor, verifier_submitter  # noqa: PLC0415
+    from geoattest.verifier.logs import configure_json_logs  # noqa: PLC0415
 
+    metrics_address = str(parse_address(metrics, "--metrics", any_port=True)) if metrics else None
     identity, signer = _load_landmark(key, registry)
     peers = _audit_peers(audit_peer or [], identity.landmark_id, registry, verifier)
     limits = Limits(
@@ -134,7 +142,7 @@ def landmark_serve(
         burst=burst,
         challenge_timeout_ns=challenge_timeout_ms * 1_000_000,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_json_logs()
     server = LandmarkServer(identity, signer, host=host, port=port, limits=limits)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -146,6 +154,11 @@ def landmark_serve(
             from geoattest.verifier.landmark.service import start_info_service  # noqa: PLC0415
 
             info = start_info_service(server, host, grpc_port)
+        if metrics_address is not None:
+            from geoattest.verifier.landmark.metrics import serve_landmark_metrics  # noqa: PLC0415
+
+            endpoint = serve_landmark_metrics(server, metrics_address)
+            typer.echo(f"landmark metrics on http://{endpoint.host}:{endpoint.port}/metrics")
         server.start()
         if peers and verifier is not None:
             auditor = PeerAuditor(

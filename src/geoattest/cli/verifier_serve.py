@@ -10,8 +10,9 @@ verifier is built by :mod:`geoattest.verifier.wiring` and run, in one process or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-import logging
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -109,49 +110,77 @@ def verifier_serve(
             "An alert stream sees the alerts of the worker serving it.",
         ),
     ] = 1,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT for Prometheus metrics at /metrics, every worker's added up "
+            "(port 0: any; the address is printed first)."
+        ),
+    ] = None,
 ) -> None:
     """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop.
 
     The licences file is applied to the database at start and again on SIGHUP (a file that
     does not load is refused in the log; the licences in force stay): the next proof of
     every device is judged against the licence then in force."""
-    # Imported here so that the other commands start without gRPC and SQLAlchemy.
-    from geoattest.verifier.pipeline import PipelineConfig  # noqa: PLC0415
-    from geoattest.verifier.wiring import VerifierFiles, VerifierOptions, load_verifier  # noqa: PLC0415
-    from geoattest.verifier.workers import serve  # noqa: PLC0415
-
     address = str(parse_address(listen, "--listen", any_port=True))
+    metrics_address = str(parse_address(metrics, "--metrics", any_port=True)) if metrics else None
     if landmark_faults >= quorum:
         raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
-    options = VerifierOptions(
-        verifier_id,
-        PipelineConfig(
-            quorum=quorum,
-            allowed_measurements=_measurements(measurement or []),
-            landmark_faults=landmark_faults,
-        ),
-        cadence_s=cadence_s,
-        stale_after=stale_after,
-        synchronous=_synchronous(synchronous),
-    )
-    files = VerifierFiles(
-        db=db,
-        trust_roots=[_existing(p, "trust root") for p in trust_root],
-        landmarks=_existing(landmarks, "landmark registry"),
-        policy=_existing(policy, "region policy"),
-        licences=_existing(licences, "licences file"),
-        result_key=_existing(result_key, "result key directory"),
-        revocations=_existing(revocations, "revocation list") if revocations else None,
-    )
-    verifier = load_verifier(files, options)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    serve(
-        verifier.server,
-        address,
-        workers=workers,
-        grace_s=grace_s,
-        reload=verifier.reload_licences_logged,
-    )
+    with contextlib.ExitStack() as cleanup:
+        if metrics_address:
+            from geoattest.verifier.metrics import use_directory  # noqa: PLC0415
+
+            metrics_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory("-metrics")))
+            use_directory(metrics_dir)  # before the verifier's modules load prometheus-client
+        # Imported here so that the other commands start without gRPC and SQLAlchemy.
+        from geoattest.verifier.logs import configure_json_logs  # noqa: PLC0415
+        from geoattest.verifier.pipeline import PipelineConfig  # noqa: PLC0415
+        from geoattest.verifier.wiring import VerifierFiles, VerifierOptions, load_verifier  # noqa: PLC0415
+        from geoattest.verifier.workers import serve  # noqa: PLC0415
+
+        options = VerifierOptions(
+            verifier_id,
+            PipelineConfig(
+                quorum=quorum,
+                allowed_measurements=_measurements(measurement or []),
+                landmark_faults=landmark_faults,
+            ),
+            cadence_s=cadence_s,
+            stale_after=stale_after,
+            synchronous=_synchronous(synchronous),
+        )
+        files = VerifierFiles(
+            db=db,
+            trust_roots=[_existing(p, "trust root") for p in trust_root],
+            landmarks=_existing(landmarks, "landmark registry"),
+            policy=_existing(policy, "region policy"),
+            licences=_existing(licences, "licences file"),
+            result_key=_existing(result_key, "result key directory"),
+            revocations=_existing(revocations, "revocation list") if revocations else None,
+        )
+        verifier = load_verifier(files, options)
+        configure_json_logs()
+        if metrics_address:
+            _serve_metrics(metrics_address, metrics_dir, db)
+        serve(
+            verifier.server,
+            address,
+            workers=workers,
+            grace_s=grace_s,
+            reload=verifier.reload_licences_logged,
+        )
+
+
+def _serve_metrics(address: str, directory: Path, db: Path) -> None:
+    """Start the metrics endpoint (a thread of this process, the workers' parent) and say
+    where it listens, before the verifier's own address line."""
+    from geoattest.verifier.fleet_view import FleetView  # noqa: PLC0415
+    from geoattest.verifier.metrics import serve_metrics, verifier_registry  # noqa: PLC0415
+
+    view = FleetView.open(db)
+    endpoint = serve_metrics(address, verifier_registry(directory, view.device_states))
+    typer.echo(f"verifier metrics on http://{endpoint.host}:{endpoint.port}/metrics")
 
 
 @licences_app.command("apply")

@@ -1,0 +1,121 @@
+"""Prometheus metrics, scraped over HTTP and parsed with Prometheus's own text parser: a
+landmark's endpoint after real rounds and junk, and a verifier's endpoint with two worker
+processes after real enrolments and proofs. The counters match what the test did."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from command import GEOATTEST
+from prometheus_client.parser import text_string_to_metric_families
+from verifier_world import VerifierWorld
+
+from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.crypto import KeySigner
+from geoattest.protocol.round import RoundSecrets
+from geoattest.units import SECOND_NS
+from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
+from geoattest.verifier.landmark.metrics import serve_landmark_metrics
+from geoattest.wire.client import VerifierClient
+
+GUARD_S = 60.0
+"""A failure guard only."""
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample at ``url``, by name and labels."""
+    with urllib.request.urlopen(url, timeout=GUARD_S) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_a_landmark_endpoint_counts_its_rounds_receipts_junk_and_rtt_floor():
+    landmark_key, device_key = KeySigner.generate(), KeySigner.generate()
+    identity = LandmarkIdentity("lm-metrics", 50.11, 8.68)
+    with LandmarkServer(identity, landmark_key, limits=Limits(rate_per_s=1e6, burst=1e6)) as lm:
+        endpoint = serve_landmark_metrics(lm, "127.0.0.1:0")
+        host, port = lm.address[:2]
+        target = LandmarkEndpoint(identity.landmark_id, host, port, landmark_key.verifying_key)
+        for _ in range(3):
+            run_round(
+                target, "dev-1", device_key, RoundSecrets(os.urandom), RoundSettings(exchanges=4)
+            )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+            for _ in range(5):
+                junk.sendto(b"\xff not a datagram", (host, port))
+        give_up = time.monotonic() + GUARD_S
+        while lm.counters().datagrams_malformed < 5:
+            assert time.monotonic() < give_up
+            time.sleep(0.01)
+        samples = scrape(f"http://127.0.0.1:{endpoint.port}/metrics")
+    assert samples[("geoattest_landmark_rounds_opened_total", ())] == 3
+    assert samples[("geoattest_landmark_receipts_signed_total", ())] == 3
+    assert samples[("geoattest_landmark_exchanges_timed_total", ())] == 12
+    rejected = "geoattest_landmark_datagrams_rejected_total"
+    assert samples[(rejected, (("reason", "malformed"),))] == 5
+    assert samples[("geoattest_landmark_datagrams_rate_limited_total", ())] == 0
+    floor = samples[("geoattest_landmark_rtt_floor_seconds", ())]
+    assert 0 < floor < 1
+    info = [labels for name, labels in samples if name == "geoattest_landmark_info"]
+    assert ("landmark_id", "lm-metrics") in info[0]
+
+
+@pytest.fixture
+def verifier(tmp_path: Path) -> Iterator[tuple[VerifierWorld, str, str]]:
+    world = VerifierWorld.create(tmp_path)
+    process = subprocess.Popen(
+        [GEOATTEST, *world.serve_args(), "--workers", "2", "--metrics", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        metrics_line = process.stdout.readline()
+        assert metrics_line.startswith("verifier metrics on http://"), metrics_line
+        listening = process.stdout.readline()
+        assert listening.startswith("verifier listening on "), listening
+        yield world, listening.split()[-1], metrics_line.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(timeout=GUARD_S)
+
+
+@pytest.mark.slow
+def test_a_verifier_endpoint_adds_up_its_workers_counters(verifier):
+    world, target, url = verifier
+    chips = [world.chip(f"dev-{i}") for i in range(1, 4)] + [world.chip("dev-syd")]
+    now_ns = time.time_ns()
+
+    async def run() -> None:
+        for chip in chips:
+            async with VerifierClient(target) as client:  # a connection each: both workers
+                await client.enroll(chip.enroll_request())
+                await client.submit(world.proof(chip, unix_ns=now_ns - 2 * SECOND_NS))
+                await client.submit_batch([world.proof(chip, unix_ns=now_ns - SECOND_NS)])
+
+    asyncio.run(run())
+    samples = scrape(url)
+    proofs = "geoattest_verifier_proofs_total"
+    # Three chips ALLOWED twice in FRA-300; the one licensed to SYD-300 is OUTSIDE twice.
+    assert samples[(proofs, (("reason", "none"), ("verdict", "ALLOWED")))] == 6
+    assert samples[(proofs, (("reason", "none"), ("verdict", "OUTSIDE")))] == 2
+    alerts = "geoattest_verifier_alerts_total"
+    assert samples[(alerts, (("kind", "OUTSIDE_LICENSED_REGION"),))] == 2
+    assert samples[("geoattest_verifier_batch_proofs_count", ())] == 8
+    assert samples[("geoattest_verifier_appraisal_seconds_count", ())] == 8
+    assert samples[("geoattest_verifier_commit_seconds_count", ())] == 8
+    assert samples[("geoattest_verifier_devices", (("state", "ATTESTING"),))] == 4
+    assert samples[("geoattest_verifier_devices", (("state", "STALE"),))] == 0

@@ -1,0 +1,166 @@
+"""The verifier's Prometheus metrics: what it judged, how long it took, what went wrong.
+
+Every label set is bounded: a verdict, a :class:`~geoattest.errors.Reason` value, an
+alert kind, a store failure's reason. A device id is never a label (100,000 devices would
+be 100,000 series); per-device facts are in the store and on the console.
+
+``verifier serve --workers N`` runs N processes, so the counters use prometheus-client's
+multiprocess mode: each process writes its values to files in one directory
+(:func:`use_directory`, called before prometheus-client is first imported), and the
+parent's endpoint (:func:`serve_metrics`) adds them up at each scrape. The device counts
+by state come from the store at scrape time, so every worker's sweeps are in them.
+
+Example::
+
+    use_directory(Path("/tmp/geoattest-metrics"))
+    metrics = VerifierMetrics()
+    metrics.proofs.labels(verdict="ALLOWED", reason="none").inc()
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Thread
+from typing import TYPE_CHECKING
+
+from geoattest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+NO_REASON = "none"
+"""The reason label of a verdict that has none (ALLOWED, OUTSIDE, ...)."""
+
+APPRAISAL_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def use_directory(directory: Path) -> None:
+    """Write this process's (and its forked workers') metric values under ``directory``,
+    for :func:`serve_metrics` to add up. Must run before prometheus-client is imported.
+
+    Raises:
+        ConfigError: prometheus-client was imported already, in single-process mode.
+    """
+    if "prometheus_client.values" in sys.modules and os.environ.get(MULTIPROCESS_ENV) != str(
+        directory
+    ):
+        raise ConfigError("metrics: prometheus-client was loaded before its directory was set")
+    os.environ[MULTIPROCESS_ENV] = str(directory)
+
+
+class VerifierMetrics:
+    """The verifier's counters and histograms (registered nowhere: in multiprocess mode the
+    values live in the directory, otherwise a test reads them off the objects)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram  # noqa: PLC0415
+
+        self.proofs = Counter(
+            "geoattest_verifier_proofs",
+            "Proofs appraised, by verdict and reason (REJECTED proofs carry theirs).",
+            ["verdict", "reason"],
+            registry=None,
+        )
+        self.alerts = Counter(
+            "geoattest_verifier_alerts",
+            "Alerts raised and stored, by kind.",
+            ["kind"],
+            registry=None,
+        )
+        self.refusals = Counter(
+            "geoattest_verifier_unauthenticated_refusals",
+            "Requests and proofs refused before any enrolled key vouched for them, by reason.",
+            ["reason"],
+            registry=None,
+        )
+        self.store_errors = Counter(
+            "geoattest_verifier_store_errors",
+            "Store failures: store.conflict (retried) and store.unavailable (call refused).",
+            ["reason"],
+            registry=None,
+        )
+        self.appraisal_seconds = Histogram(
+            "geoattest_verifier_appraisal_seconds",
+            "Time to appraise and sign one batch of proofs.",
+            buckets=APPRAISAL_BUCKETS_S,
+            registry=None,
+        )
+        self.commit_seconds = Histogram(
+            "geoattest_verifier_commit_seconds",
+            "Time to commit one batch durably to the store.",
+            buckets=APPRAISAL_BUCKETS_S,
+            registry=None,
+        )
+        self.batch_proofs = Histogram(
+            "geoattest_verifier_batch_proofs",
+            "Proofs per submitted batch.",
+            buckets=BATCH_BUCKETS,
+            registry=None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsEndpoint:
+    """A running ``/metrics`` HTTP endpoint."""
+
+    host: str
+    port: int
+    thread: Thread
+
+
+def serve_metrics(
+    address: str, registry: CollectorRegistry, *, name: str = "metrics"
+) -> MetricsEndpoint:
+    """Serve ``registry`` at ``http://address/metrics`` from a daemon thread.
+
+    Raises:
+        ConfigError: the address cannot be bound.
+    """
+    from prometheus_client import start_http_server  # noqa: PLC0415
+
+    host, _, port = address.rpartition(":")
+    try:
+        server, thread = start_http_server(int(port), host.strip("[]"), registry)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot listen on {address}: {exc.strerror or exc}") from exc
+    return MetricsEndpoint(host, int(server.server_address[1]), thread)
+
+
+def verifier_registry(
+    directory: Path, device_states: Callable[[], Mapping[str, int]]
+) -> CollectorRegistry:
+    """The registry a verifier's endpoint serves: every process's values in ``directory``
+    added up, and the enrolled devices by state as ``device_states`` reads them."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry.register(_DeviceStates(device_states))
+    return registry
+
+
+class _DeviceStates:
+    """``geoattest_verifier_devices{state}``, read from the store at each scrape."""
+
+    def __init__(self, read: Callable[[], Mapping[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily  # noqa: PLC0415
+
+        family = GaugeMetricFamily(
+            "geoattest_verifier_devices",
+            "Enrolled devices by state (STALE: no accepted evidence for several cadences).",
+            labels=["state"],
+        )
+        for state, count in sorted(self._read().items()):
+            family.add_metric([state], count)
+        yield family
