@@ -294,19 +294,25 @@ def test_a_round_far_above_its_paths_floor_asks_the_landmark_for_more_exchanges(
         first = receipt_of(
             run_round(endpoint, "dev-1", device, secrets, settings, floors=floors), server
         )
-        assert first.exchanges == 4  # no floor known yet
+        assert first.exchanges == 8  # no floor known yet: every extra exchange
         assert floors.floor_ns("lm-0") == first.rtt_min_ns
         floors.record("lm-0", 1)  # a floor no real exchange comes near
         second = receipt_of(
             run_round(endpoint, "dev-1", device, secrets, settings, floors=floors), server
         )
+        generous = PathFloors()
+        generous.record("lm-0", 10**12)  # a floor every exchange is under
+        third = receipt_of(
+            run_round(endpoint, "dev-1", device, secrets, settings, floors=generous), server
+        )
     assert second.exchanges == 8
+    assert third.exchanges == 4
 
 
 def test_a_path_floor_is_the_best_of_the_recent_receipts_and_forgets_old_ones():
     floors = PathFloors(remembered=2)
     settings = RoundSettings(far_above=1.5)
-    assert floors.extend_above_ns("lm-0", settings) == 0
+    assert floors.extend_above_ns("lm-0", settings) == 1  # no floor yet: run them all
     for rtt_min_ns in (10_000, 40_000, 30_000):
         floors.record("lm-0", rtt_min_ns)
     assert floors.floor_ns("lm-0") == 30_000

@@ -100,8 +100,9 @@ class RoundSettings:
     is at most this (a data centre's); 0 never spins (:func:`spins`)."""
     spin_s: float = 0.0005
     """Longest one wait for a datagram spins before it blocks."""
-    extra_exchanges: int = 8
-    """Adaptive rounds: how many more exchanges a round may run (0: none)."""
+    extra_exchanges: int = 24
+    """Adaptive rounds: how many more exchanges a round may run (0: none), within
+    ``MAX_EXCHANGES`` in all."""
     far_above: float = 1.5
     """Adaptive rounds: the landmark runs them while the round's best exchange is above
     this many times the path's floor."""
@@ -125,11 +126,13 @@ class PathFloors:
         return min(recent) if recent else None
 
     def extend_above_ns(self, landmark_id: str, settings: RoundSettings) -> int:
-        """The round's ``extend_above_ns``: 0 (never extend) until a floor is known."""
-        floor = self.floor_ns(landmark_id)
-        if floor is None or settings.extra_exchanges <= 0:
+        """The round's ``extend_above_ns``: 0 never extends; until a floor is known, 1, so
+        that the first round with a landmark runs every extra exchange and learns the floor
+        from its best."""
+        if settings.extra_exchanges <= 0:
             return 0
-        return max(1, int(floor * settings.far_above))
+        floor = self.floor_ns(landmark_id)
+        return 1 if floor is None else max(1, int(floor * settings.far_above))
 
 
 class RoundFailedError(GeoattestError):
