@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from geoattest.attacks.catalog import BY_NAME, SCENARIOS
 from geoattest.attacks.world import AttackWorld
 from geoattest.verdict import Verdict
@@ -24,6 +26,7 @@ def test_every_scenario_is_defended_at_the_default_settings() -> None:
     assert undefended == set()
 
 
+@pytest.mark.slow
 def test_no_attack_is_allowed_on_any_of_ten_networks() -> None:
     """The security property, beyond the pinned seed: where ALLOWED is not the defended
     outcome, no seeded network (routes, stretch, jitter) yields it."""

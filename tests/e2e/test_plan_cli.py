@@ -10,6 +10,9 @@ import pytest
 from command import assert_one_line_error, run_geoattest
 from plan_deployments import write_taiwan
 
+# Whole-command runs over real geography: seconds each, so they run with the slow set.
+pytestmark = pytest.mark.slow
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

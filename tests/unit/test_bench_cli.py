@@ -113,6 +113,7 @@ def test_gpu_skips_cleanly_without_cuda() -> None:
     assert "pending a machine with a GPU" in out["skipped"]
 
 
+@pytest.mark.slow
 def test_scale_reports_fleet_and_k_ratios_and_writes_the_plot(tmp_path: Path) -> None:
     plot = tmp_path / "scale.png"
     out = bench_json("scale", "--quick", "--plot", str(plot))

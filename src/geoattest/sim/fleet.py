@@ -338,11 +338,7 @@ def run_fleet(
     k = scenario.landmarks_per_chip
     if len(scenario.landmarks) < k:
         raise ConfigError(f"scenario has {len(scenario.landmarks)} landmarks, chips measure {k}")
-    if verdicts is None:
-        verdicts = FleetVerdicts(
-            policy.appraiser(), scenario.landmarks, regions, landmark_faults=config.landmark_faults
-        )
-    elif (
+    if verdicts is not None and (
         verdicts.appraiser.policy_id != policy.policy_id
         or verdicts.regions != regions
         or verdicts.landmarks != scenario.landmarks
@@ -353,7 +349,13 @@ def run_fleet(
             "the prepared fleet verdicts are for another policy, regions, landmarks or "
             "landmark faults than this study"
         )
-    world = _World(scenario, config, regions, model or LatencyModel.default(), verdicts.appraiser)
+    appraiser = policy.appraiser() if verdicts is None else verdicts.appraiser
+    # The places first: a study that cannot place its chips fails before the tables are built.
+    world = _World(scenario, config, regions, model or LatencyModel.default(), appraiser)
+    if verdicts is None:
+        verdicts = FleetVerdicts(
+            appraiser, scenario.landmarks, regions, landmark_faults=config.landmark_faults
+        )
     quota = math.ceil(config.sample / len(_STRATA)) if config.sample else 0
     starts = range(0, config.devices, config.chunk)
     seeds = np.random.SeedSequence(config.seed).spawn(len(starts))

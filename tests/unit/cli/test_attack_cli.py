@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from command import assert_one_line_error, run_geoattest
 
 from geoattest.attacks.catalog import SCENARIOS
@@ -29,6 +30,7 @@ def test_run_one_defended_scenario_as_json_exits_zero() -> None:
     assert outcome["detail"]
 
 
+@pytest.mark.slow
 def test_run_all_reports_every_scenario_defended_at_the_default_settings() -> None:
     result = run_geoattest("attack", "run", "--all", "--json")
     assert result.returncode == 0, result.stderr

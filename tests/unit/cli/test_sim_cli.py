@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.command import assert_one_line_error, run_geoattest
 
 
-def test_fleet_json_reports_counts_false_allowed_and_the_sample_check() -> None:
-    result = run_geoattest("sim", "fleet", "--devices", "1500", "--sample", "12", "--json")
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], Path]:
+    """One study run for the JSON and the map: each run costs seconds."""
+    out = tmp_path_factory.mktemp("fleet") / "fleet.png"
+    result = run_geoattest(
+        "sim",
+        "fleet",
+        "--devices",
+        "1500",
+        "--sample",
+        "12",
+        "--regions",
+        "TW",
+        "--json",
+        "--map",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    return json.loads(result.stdout), out
+
+
+def test_fleet_json_reports_counts_false_allowed_and_the_sample_check(
+    study: tuple[dict[str, object], Path],
+) -> None:
+    summary: dict[str, Any] = dict(study[0])
     assert summary["devices"] == 1500
     assert summary["false_allowed"] == 0
     assert sum(sum(row.values()) for row in summary["counts"].values()) == 1500
@@ -39,13 +61,8 @@ def test_fleet_table_states_false_allowed() -> None:
     assert "licensed/JP" in result.stdout
 
 
-def test_fleet_map_is_a_png(tmp_path: Path) -> None:
-    out = tmp_path / "fleet.png"
-    result = run_geoattest(
-        "sim", "fleet", "--devices", "600", "--sample", "0", "--regions", "TW", "--map", str(out)
-    )
-    assert result.returncode == 0, result.stderr
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_fleet_map_is_a_png(study: tuple[dict[str, object], Path]) -> None:
+    assert study[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(

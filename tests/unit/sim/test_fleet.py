@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 
@@ -22,11 +23,24 @@ def scenario() -> DemoScenario:
 
 
 @functools.cache
+def tables(regions: tuple[str, ...] = ()) -> FleetVerdicts:
+    """The shortcut tables for the demo's regions (or ``regions``), built once per module:
+    they take seconds and depend only on the policy, landmarks, regions and faults."""
+    s = scenario()
+    everywhere = tuple(name for name, r in sorted(s.policy.regions.items()) if r.is_countries)
+    return FleetVerdicts(s.policy.appraiser(), s.landmarks, regions or everywhere)
+
+
+def fleet(config: FleetConfig) -> FleetResult:
+    return run_fleet(scenario(), config, verdicts=tables(config.regions))
+
+
+@functools.cache
 def study(placement: Placement = Placement.CITIES) -> FleetResult:
     config = FleetConfig(
         devices=4000, diverted_share=0.3, sample=40, chunk=1500, seed=11, placement=placement
     )
-    return run_fleet(scenario(), config)
+    return fleet(config)
 
 
 def test_every_chip_is_counted_once_and_no_diverted_chip_is_allowed() -> None:
@@ -69,8 +83,7 @@ def test_the_audit_catches_a_wrong_distance_table() -> None:
     # Claim that licensed land is ten times farther from every landmark than it is: the
     # OUTSIDE shortcut would then fire for licensed chips, and the audit must say so.
     s = scenario()
-    regions = tuple(sorted(s.policy.regions))
-    broken = FleetVerdicts(s.policy.appraiser(), s.landmarks, regions)
+    broken = copy.copy(tables())
     broken.to_licensed = broken.to_licensed * 10 + 1000
     result = run_fleet(s, FleetConfig(devices=2000, sample=0, seed=5), verdicts=broken)
     assert result.audit["table_contradictions"] > 0
@@ -94,7 +107,7 @@ def test_verdicts_prepared_for_other_regions_are_refused() -> None:
 
 def test_a_region_with_nowhere_to_divert_to_is_noted() -> None:
     config = FleetConfig(devices=500, sample=0, regions=("JP", "TW"), destinations=("TW",))
-    result = run_fleet(scenario(), config)
+    result = fleet(config)
     assert result.notes == ("no destination lies outside TW: its chips are all licensed ones",)
     assert "diverted/relay" in result.counts  # JP's diverted chips went to Taiwan
 
@@ -131,14 +144,14 @@ def test_no_strategy_gets_a_round_trip_faster_than_light() -> None:
 
 def test_the_same_seed_gives_the_same_study() -> None:
     config = FleetConfig(devices=600, sample=0, seed=3)
-    first, second = run_fleet(scenario(), config), run_fleet(scenario(), config)
+    first, second = fleet(config), fleet(config)
     assert first.counts == second.counts
-    assert run_fleet(scenario(), dataclasses.replace(config, seed=4)).counts != first.counts
+    assert fleet(dataclasses.replace(config, seed=4)).counts != first.counts
 
 
 def test_grid_placement_spreads_chips_over_land() -> None:
     config = FleetConfig(devices=800, sample=8, regions=("JP", "TW"), placement=Placement.GRID)
-    result = run_fleet(scenario(), config)
+    result = fleet(config)
     assert result.devices == 800
     assert result.false_allowed == 0
     assert {p.place.split()[0] for p in result.sampled} == {"grid"}

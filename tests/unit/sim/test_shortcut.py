@@ -111,7 +111,7 @@ IMPLIED = {
 }
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     place=st.integers(0, len(PLACES) - 1),
     own_region=st.booleans(),
