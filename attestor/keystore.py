@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
@@ -34,12 +35,12 @@ from geoattest.crypto import (
     PrivateKey,
     VerifyingKey,
     generate_private_key,
-    load_private_key_pem,
-    private_key_pem,
 )
 from geoattest.errors import ConfigError
-from geoattest.files import prepare_output_dir, write_new, write_private
+from geoattest.files import prepare_output_dir, write_new
 from geoattest.pki import ManufacturerCA, load_certificate_pem
+from geoattest.pki.keyfiles import read_private_key, write_private_key
+from geoattest.wire.client import device_tls_credentials
 
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
@@ -50,7 +51,15 @@ COUNTERS_DIR = "counters"
 class DeviceKeyStore:
     """A :class:`~geoattest.crypto.Signer` whose key never leaves it."""
 
-    __slots__ = ("_sealing_key", "_signer", "certificate", "device_id", "directory", "model")
+    __slots__ = (
+        "_key",
+        "_sealing_key",
+        "_signer",
+        "certificate",
+        "device_id",
+        "directory",
+        "model",
+    )
 
     def __init__(self, directory: Path, key: PrivateKey, certificate: x509.Certificate) -> None:
         signer = KeySigner(key)
@@ -60,6 +69,7 @@ class DeviceKeyStore:
         models = certificate.subject.get_attributes_for_oid(NameOID.TITLE)
         if len(ids) != 1 or len(models) != 1:
             raise ConfigError("device certificate lacks its serialNumber or title")
+        self._key = key
         self._signer = signer
         self._sealing_key = SealingKey.derive(key)
         self.directory = directory
@@ -101,7 +111,7 @@ class DeviceKeyStore:
         key = generate_private_key(algorithm)
         certificate = ca.issue_device_certificate(key.public_key(), device_id, model, now, validity)
         prepare_output_dir(directory)
-        write_private(directory / KEY_FILE, private_key_pem(key))
+        write_private_key(directory / KEY_FILE, key)
         write_new(directory / CERT_FILE, certificate.public_bytes(serialization.Encoding.PEM))
         write_new(directory / ROOT_FILE, ca.certificate.public_bytes(serialization.Encoding.PEM))
         return cls(directory, key, certificate)
@@ -111,12 +121,14 @@ class DeviceKeyStore:
         """Open a store made by :meth:`provision`.
 
         Raises:
-            ConfigError: files missing or unreadable, or a certificate for another key.
+            KeyExposedError: the key file is readable by others.
+            ConfigError: files missing or unreadable, a missing or wrong passphrase, or a
+                certificate for another key.
         """
         key_path, cert_path = directory / KEY_FILE, directory / CERT_FILE
         if not key_path.is_file() or not cert_path.is_file():
             raise ConfigError(f"{directory} is not a device key store (no {KEY_FILE}/{CERT_FILE})")
-        key = load_private_key_pem(key_path.read_bytes(), what=str(key_path))
+        key = read_private_key(key_path, "device key")
         return cls(directory, key, load_certificate_pem(cert_path))
 
     @property
@@ -131,6 +143,13 @@ class DeviceKeyStore:
     def certificate_der(self) -> bytes:
         """The device certificate for enrolment; the root issues it directly (no intermediates)."""
         return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def tls_credentials(self, verifier_ca: x509.Certificate) -> grpc.ChannelCredentials:
+        """Credentials to reach the verifier over mutual TLS as this chip: the device
+        certificate and key authenticate it, ``verifier_ca`` (the operator's TLS CA)
+        authenticates the verifier. The key goes into the TLS stack as a secure element's
+        would into its TLS engine; no method hands it to the caller."""
+        return device_tls_credentials(self._key, self.certificate, verifier_ca)
 
     def sealed_slot(self, name: str, path: Path) -> SealedSlot:
         """The sealed slot ``name``, kept in ``path`` on the host's storage, sealed under

@@ -8,6 +8,9 @@ Configuration is a JSON file (``geoattest attestor run --config FILE``)::
       "outbox": "chips/chip-sg-01/outbox",
       "licence_state": "chips/chip-sg-01/licence.sealed",   # optional; this by default
       "verifier": "127.0.0.1:50051",
+      "verifier_ca": "tls-ca.crt",        # the operator's TLS CA: mutual TLS, the chip
+                                          # presenting its device certificate; or
+                                          # "plaintext": true (a loopback verifier only)
       "verifier_id": "geoattest-verifier",
       "landmarks": [{"id": "lm-sin", "address": "127.0.0.1:40001",
                      "public_key": "<hex DER SubjectPublicKeyInfo>"}],
@@ -42,7 +45,7 @@ from typing import Any
 
 import grpc
 
-from geoattest.address import parse_address
+from geoattest.address import parse_address, require_loopback
 from geoattest.attestor.agent import Attester, Delivered, DeliveryError
 from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.attestor.licence import LICENCE_SLOT, LICENCE_STATE_FILE, AgentLicence
@@ -51,6 +54,7 @@ from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSetting
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, EvidenceError
 from geoattest.files import read_json
+from geoattest.pki import load_certificate_pem
 from geoattest.protocol.round import RoundSecrets
 from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.wire.client import VerifierClient, VerifierRefused, enrolment_request
@@ -77,6 +81,8 @@ class AgentConfig:
     verifier: str
     verifier_id: str
     landmarks: tuple[LandmarkEndpoint, ...]
+    verifier_ca: Path | None = None
+    """The operator's TLS CA certificate; None: plaintext, to a loopback verifier only."""
     exchanges: int = 8
     cadence_s: float = 10.0
     grace_s: int = 60
@@ -94,6 +100,14 @@ class AgentConfig:
                 )
                 for entry in raw["landmarks"]
             )
+            verifier_ca = base / raw["verifier_ca"] if "verifier_ca" in raw else None
+            if (verifier_ca is None) != (raw.get("plaintext") is True):
+                raise ConfigError(
+                    f'agent config {path}: give "verifier_ca" (the operator\'s TLS CA) '
+                    'or "plaintext": true (a loopback verifier only), one of them'
+                )
+            if verifier_ca is None:
+                require_loopback(str(raw["verifier"]), "verifier")
             return cls(
                 device_id=str(raw["device_id"]),
                 keystore=base / raw["keystore"],
@@ -102,6 +116,7 @@ class AgentConfig:
                 verifier=str(raw["verifier"]),
                 verifier_id=str(raw["verifier_id"]),
                 landmarks=landmarks,
+                verifier_ca=verifier_ca,
                 exchanges=int(raw.get("exchanges", 8)),
                 cadence_s=float(raw.get("cadence_s", 10.0)),
                 grace_s=int(raw.get("grace_s", 60)),
@@ -159,9 +174,14 @@ class AgentProcess:
                 f"not {config.device_id}"
             )
         self.outbox = Outbox(config.outbox, config.device_id)
+        self.credentials = (
+            self.keystore.tls_credentials(load_certificate_pem(config.verifier_ca))
+            if config.verifier_ca is not None
+            else None
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with VerifierClient(self.config.verifier) as client:
+        async with VerifierClient(self.config.verifier, credentials=self.credentials) as client:
             attester = await self._start(client, stop)
             if attester is None:
                 return

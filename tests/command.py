@@ -13,9 +13,11 @@ import pytest
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 
 
-def run_geoattest(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_geoattest(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [GEOATTEST, *args], capture_output=True, text=True, check=False, timeout=timeout
+        [GEOATTEST, *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
     )
 
 

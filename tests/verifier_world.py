@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 from conftest import UNIX_NS, issue_receipt
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from geoattest.crypto import KeySigner, sha256
+from geoattest.crypto import KeySigner, PrivateKey, generate_private_key, sha256
 from geoattest.geo import GeoAppraiser, build_policy, circle_region
 from geoattest.pki import (
     LandmarkRecord,
@@ -29,14 +31,18 @@ from geoattest.pki import (
     RevocationList,
     TrustAnchors,
 )
+from geoattest.pki.tls import OperatorCA, Role
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
+from geoattest.verifier.access import ServerTls
+from geoattest.verifier.admin import Admin
 from geoattest.verifier.grpc_server import VerifierServer
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
 from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import device_tls_credentials
 from geoattest.wire.envelope import PayloadType, seal
 
 MS = 1_000_000
@@ -73,6 +79,12 @@ class ProvisionedChip:
     signer: KeySigner
     certificate_der: bytes
     chain: ProofChain
+    private_key: PrivateKey
+
+    def tls_credentials(self, verifier_ca: x509.Certificate) -> grpc.ChannelCredentials:
+        """Mutual TLS as this chip: its device certificate and key, as its key store makes."""
+        certificate = x509.load_der_x509_certificate(self.certificate_der)
+        return device_tls_credentials(self.private_key, certificate, verifier_ca)
 
     def identity(self) -> identity_pb2.DeviceIdentity:
         return identity_pb2.DeviceIdentity(
@@ -147,7 +159,19 @@ class VerifierWorld:
             )
         )
 
-    def serve_args(self, listen: str = "127.0.0.1:0") -> list[str]:
+    def server_tls(self) -> Path:
+        """An operator TLS CA and the verifier's server directory under it (made once)."""
+        directory = self.root / "tls" / "server"
+        if not directory.exists():
+            now = dt.datetime.now(dt.UTC)
+            ca = OperatorCA.create("Test Operator", now - dt.timedelta(hours=1))
+            ca.save(self.root / "tls" / "ca")
+            ca.issue_to(directory, Role.SERVER, "verifier", now, hosts=["127.0.0.1"])
+        return directory
+
+    def serve_args(self, listen: str = "127.0.0.1:0", tls: Path | None = None) -> list[str]:
+        """``verifier serve`` over this world's files: mutual TLS with the server directory
+        ``tls``, plaintext on loopback without."""
         """Operator files for ``geoattest verifier serve`` (real policy), and its flags."""
         registry, policy, key_dir = (
             self.root / "landmarks.json",
@@ -168,6 +192,7 @@ class VerifierWorld:
             "--policy", str(policy), "--licences", str(self.licences_path),
             "--result-key", str(key_dir), "--verifier-id", VERIFIER_ID,
             "--measurement", MEASUREMENT.hex(),
+            *(["--tls", str(tls)] if tls else ["--plaintext"]),
         ]  # fmt: skip
 
     # --- parts of the verifier ------------------------------------------------------
@@ -202,7 +227,8 @@ class VerifierWorld:
     # --- chips and their evidence ---------------------------------------------------
 
     def chip(self, device_id: str = "dev-1") -> ProvisionedChip:
-        signer = KeySigner.generate()
+        key = generate_private_key()
+        signer = KeySigner(key)
         certificate = self.ca.issue_device_certificate(
             signer.verifying_key.public_key, device_id, "H100", _at(UNIX_NS) - dt.timedelta(hours=1)
         )
@@ -211,6 +237,7 @@ class VerifierWorld:
             signer,
             certificate.public_bytes(serialization.Encoding.DER),
             ProofChain(device_id),
+            key,
         )
 
     def receipts(
@@ -255,8 +282,15 @@ class ServerThread:
     """A VerifierServer on its own event loop in a thread, so sync and async clients and
     hypothesis (which drives sync tests) can all call it."""
 
-    def __init__(self, service: VerifierService, *, clock: Callable[[], int]) -> None:
-        self.server = VerifierServer(service, clock=clock)
+    def __init__(
+        self,
+        service: VerifierService,
+        *,
+        clock: Callable[[], int],
+        tls: ServerTls | None = None,
+        admin: Admin | None = None,
+    ) -> None:
+        self.server = VerifierServer(service, clock=clock, tls=tls, admin=admin)
         self.address = ""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)

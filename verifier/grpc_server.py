@@ -16,17 +16,20 @@ status code is the reason's in :data:`STATUS`, the one place a reason becomes a 
 INVALID_ARGUMENT       the request is not well formed: ``wire.malformed_message``,
                        ``wire.oversized_message`` (a batch of too many proofs too),
                        ``wire.missing_field``, ``envelope.malformed``,
-                       ``envelope.unknown_payload_type``, ``envelope.wrong_payload_type``
-NOT_FOUND              ``device.unknown`` for GetDeviceStatus (:data:`LOOKUP_STATUS`)
-ALREADY_EXISTS         ``device.already_enrolled``
+                       ``envelope.unknown_payload_type``, ``envelope.wrong_payload_type``,
+                       ``admin.invalid``
+NOT_FOUND              ``device.unknown`` for GetDeviceStatus (:data:`LOOKUP_STATUS`),
+                       ``admin.not_found``, ``audit.not_found``
+ALREADY_EXISTS         ``device.already_enrolled``, ``admin.conflict``
 FAILED_PRECONDITION    the evidence may be fine but cannot be accepted in this state:
                        ``device.unknown`` (enrol first), ``device.no_licence``,
                        ``device.licence_expired``, ``device.licence_withdrawn``,
                        ``proof.counter_not_increasing``,
                        ``proof.chain_broken``, ``receipt.stale``, ``receipt.future``,
                        ``receipt.replayed``, ``receipt.quorum_not_met``
-PERMISSION_DENIED      the evidence does not authenticate or is not admissible: every
-                       other reason (signatures, chain, revocation, fork, possession, ...)
+PERMISSION_DENIED      the evidence does not authenticate or is not admissible, or the
+                       caller may not ask (``access.*``): every other reason
+                       (signatures, chain, revocation, fork, possession, role, ...)
 ABORTED                ``store.conflict``: other writers kept advancing the chain;
                        nothing stored, retry
 UNAVAILABLE            ``store.unavailable``: the store failed; nothing stored, retry
@@ -79,12 +82,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from geoattest.errors import ConfigError, GeoattestError, Reason, WireError
-from geoattest.v1 import evidence_pb2, verifier_service_pb2
+from geoattest.address import require_loopback
+from geoattest.errors import AccessError, ConfigError, GeoattestError, Reason, WireError
+from geoattest.v1 import admin_service_pb2, evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
+from geoattest.verifier.access import (
+    AccessInterceptor,
+    ServerTls,
+    check_own_device,
+    current_caller,
+    own_proof_key,
+)
+from geoattest.verifier.admin import Admin
 from geoattest.verifier.alerts import AlertHub
 from geoattest.verifier.logs import FIELDS
-from geoattest.verifier.service import ProofResult, VerifierService
+from geoattest.verifier.service import ProofResult, VerifierService, check_signed_by
 from geoattest.verifier.store import StoreUnavailableError
 from geoattest.wire.client import REASON_METADATA
 from geoattest.wire.decode import MAX_MESSAGE_BYTES, MAX_PROOF_BYTES, decode
@@ -149,6 +161,16 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.ROUND_ABORTED: _DENIED,
         Reason.UNREACHABLE: _DENIED,
         Reason.UNKNOWN_REASON: grpc.StatusCode.UNKNOWN,
+        Reason.WRONG_ROLE: _DENIED,
+        Reason.NO_ROLE: _DENIED,
+        Reason.OTHER_DEVICE: _DENIED,
+        Reason.PLAINTEXT_NOT_LOOPBACK: _DENIED,
+        Reason.ADMIN_INVALID: _INVALID,
+        Reason.ADMIN_CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.ADMIN_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+        Reason.AUDIT_TAMPERED: _DENIED,
+        Reason.AUDIT_BAD_CHECKPOINT: _DENIED,
+        Reason.AUDIT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
         Reason.STORE_CONFLICT: grpc.StatusCode.ABORTED,
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.ALERTS_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -157,6 +179,7 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.SEALED_MISSING: _DENIED,
         Reason.BAD_CONFIG: _DENIED,
         Reason.LANDMARK_KEY_REUSED: _DENIED,
+        Reason.KEY_EXPOSED: _DENIED,
         Reason.STUDY_UNVERIFIED: _DENIED,
     }
 )
@@ -179,6 +202,18 @@ async def _abort(
         statuses[reason], f"{reason.value}: {detail}", ((REASON_METADATA, reason.value),)
     )
     raise AssertionError("abort returned")  # pragma: no cover
+
+
+async def _admit(context: grpc.aio.ServicerContext[Any, Any], check: Callable[[], None]) -> None:
+    """Run an access check for this call's caller; a refusal ends the call."""
+    try:
+        check()
+    except AccessError as refused:
+        await _abort(context, refused.reason, refused.detail)
+
+
+async def _refuse_access(context: grpc.aio.ServicerContext[Any, Any], refused: AccessError) -> None:
+    await _abort(context, refused.reason, refused.detail)
 
 
 def _verdict_pb(verdict: Verdict | None) -> evidence_pb2.Verdict.ValueType:
@@ -267,6 +302,7 @@ class VerifierServicer:
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         request = await self._decode(context, verifier_service_pb2.EnrollRequest, data)
+        await _admit(context, lambda: check_own_device(request.identity.device_id))
         now = self._clock()
         enrolment = await self._run(
             context, lambda: self._service.enrol(request.identity, request.possession, now)
@@ -281,6 +317,9 @@ class VerifierServicer:
         request = await self._decode(context, verifier_service_pb2.SubmitProofRequest, data)
         if request.proof.ByteSize() > MAX_PROOF_BYTES:
             await self._refuse(context, WireError(Reason.OVERSIZED_MESSAGE, "proof"))
+        own_key = own_proof_key()
+        if own_key is not None:
+            await _admit(context, lambda: check_signed_by(own_key, [request.proof]))
         now = self._clock()
         result = await self._run(context, lambda: self._service.submit(request.proof, now))
         if result.verdict is Verdict.REJECTED and result.reason is not None:
@@ -291,7 +330,11 @@ class VerifierServicer:
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         now = self._clock()
-        results = await self._run(context, lambda: self._service.submit_batch_request(data, now))
+        own_key = own_proof_key()
+        results = await self._run(
+            context,
+            lambda: self._service.submit_batch_request(data, now, signer_key_id=own_key),
+        )
         return verifier_service_pb2.SubmitProofBatchResponse(
             results=[result_pb(r) for r in results]
         ).SerializeToString()
@@ -385,6 +428,90 @@ class VerifierServicer:
         self._worker.shutdown(wait=True)
 
 
+ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+
+
+class AdminServicer:
+    """The AdminService methods (operator role, checked by the access table): each decodes,
+    calls :class:`~geoattest.verifier.admin.Admin` on the worker thread, and answers with
+    what changed."""
+
+    def __init__(self, admin: Admin, servicer: VerifierServicer, clock: Callable[[], int]) -> None:
+        self._admin = admin
+        self._servicer = servicer
+        self._clock = clock
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        admin = self._admin
+        calls: dict[str, tuple[type[Message], Callable[[Any, str, int], str]]] = {
+            "SetLicence": (
+                admin_service_pb2.SetLicenceRequest,
+                lambda r, who, now: admin.set_licence(
+                    who,
+                    device_id=r.device_id,
+                    region=r.region,
+                    valid_until_ns=r.valid_until_s * 1_000_000_000,
+                    name=r.licence_id,
+                    now_ns=now,
+                ),
+            ),
+            "WithdrawLicence": (
+                admin_service_pb2.DeviceRequest,
+                lambda r, who, now: admin.withdraw_licence(who, r.device_id, r.why, now),
+            ),
+            "RevokeDevice": (
+                admin_service_pb2.DeviceRequest,
+                lambda r, who, now: admin.revoke_device(who, r.device_id, r.why, now),
+            ),
+            "RestoreDevice": (
+                admin_service_pb2.DeviceRequest,
+                lambda r, who, now: admin.restore_device(who, r.device_id, r.why, now),
+            ),
+            "RegisterLandmark": (
+                admin_service_pb2.RegisterLandmarkRequest,
+                lambda r, who, now: admin.register_landmark(
+                    who,
+                    landmark_id=r.landmark_id,
+                    operator=r.operator,
+                    latitude=r.latitude,
+                    longitude=r.longitude,
+                    public_key_der=r.public_key_der,
+                    name=r.name,
+                    now_ns=now,
+                ),
+            ),
+            "RevokeLandmark": (
+                admin_service_pb2.LandmarkRequest,
+                lambda r, who, now: admin.revoke_landmark(who, r.landmark_id, r.why, now),
+            ),
+            "ExcludeLandmark": (
+                admin_service_pb2.LandmarkRequest,
+                lambda r, who, now: admin.exclude_landmark(who, r.landmark_id, r.why, now),
+            ),
+            "LiftExclusion": (
+                admin_service_pb2.LandmarkRequest,
+                lambda r, who, now: admin.lift_exclusion(who, r.landmark_id, r.why, now),
+            ),
+        }
+
+        def method(
+            message_type: type[Message], act: Callable[[Any, str, int], str]
+        ) -> grpc.RpcMethodHandler[Any, Any]:
+            async def handle(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+                request = await self._servicer._decode(context, message_type, data)
+                caller = current_caller.get()
+                who = caller.name if caller is not None else "loopback"
+                now = self._clock()
+                summary = await self._servicer._run(context, lambda: act(request, who, now))
+                return admin_service_pb2.AdminResponse(summary=summary).SerializeToString()
+
+            return grpc.unary_unary_rpc_method_handler(handle)
+
+        return grpc.method_handlers_generic_handler(
+            ADMIN_SERVICE_NAME, {name: method(*call) for name, call in calls.items()}
+        )
+
+
 def _call_fields(
     method: str, rid: str, context: grpc.aio.ServicerContext[Any, Any], started: float
 ) -> dict[str, object]:
@@ -470,8 +597,12 @@ class VerifierServer:
         *,
         clock: Callable[[], int] = time.time_ns,
         sweep_every_s: float = 60.0,
+        tls: ServerTls | None = None,
+        admin: Admin | None = None,
     ) -> None:
         self.service = service
+        self.tls = tls
+        self.admin = admin
         self.health = health_aio.HealthServicer()
         self._clock = clock
         self._sweep_every_s = sweep_every_s
@@ -487,16 +618,27 @@ class VerifierServer:
         (``SO_REUSEPORT``; the kernel spreads connections over them). The caller checked
         the address and holds the port.
 
+        Without :attr:`tls` the server speaks plaintext and answers anyone, so it may only
+        listen on a loopback address; with it, every caller presents a certificate and
+        each method admits the roles :data:`~geoattest.verifier.access.ACCESS` names.
+
         Raises:
+            PlaintextNotLoopbackError: plaintext on an address that is not loopback.
             ConfigError: the address cannot be bound (in use, not local, malformed).
         """
+        if self.tls is None:
+            require_loopback(address, "--listen")
         if not reuse_port:
             check_bindable(address)
         self.alerts = AlertHub(asyncio.get_running_loop())
         self.service.subscribe(self.alerts.publish)
         self._servicer = VerifierServicer(self.service, self.alerts, clock=self._clock)
+        interceptors: list[grpc.aio.ServerInterceptor] = [RequestLogInterceptor()]  # type: ignore[type-arg]
+        if self.tls is not None:
+            names = self.tls.caller_names(self.service.device_revoked)
+            interceptors.append(AccessInterceptor(names, _refuse_access))
         server = grpc.aio.server(
-            interceptors=[RequestLogInterceptor()],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -504,14 +646,22 @@ class VerifierServer:
             ],
         )
         server.add_generic_rpc_handlers((self._servicer.handler(),))
+        if self.admin is not None:
+            admin = AdminServicer(self.admin, self._servicer, self._clock)
+            server.add_generic_rpc_handlers((admin.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
         )
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
-            port = server.add_insecure_port(address)
+            port = (
+                server.add_secure_port(address, self.tls.credentials())
+                if self.tls is not None
+                else server.add_insecure_port(address)
+            )
         except RuntimeError as exc:
             raise ConfigError(f"cannot listen on {address}: {exc}") from exc
         if port == 0:

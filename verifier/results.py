@@ -159,12 +159,12 @@ class ResultSigner:
     """Signs results with the verifier's ES256 key; holds no mutable state."""
 
     def __init__(self, key: ResultKey, *, verifier_id: str, policy_id: str) -> None:
-        self._key = key
+        self.key = key
         self.verifier_id = verifier_id
         self.policy_id = policy_id
 
     def jwks(self) -> dict[str, Any]:
-        return self._key.jwks()
+        return self.key.jwks()
 
     def sign(self, appraisal: Appraisal, *, expires_ns: int, now_ns: int) -> str:
         """The signed result for an appraisal of a known device's proof."""
@@ -209,9 +209,9 @@ class ResultSigner:
         # same JSON values ten times faster, and PyJWS signs the bytes as they are.
         return _JWS.encode(
             orjson.dumps(claims),
-            self._key.private_key,
+            self.key.private_key,
             algorithm="ES256",
-            headers={"kid": self._key.key_id},
+            headers={"kid": self.key.key_id},
         )
 
 

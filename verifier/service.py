@@ -28,15 +28,17 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
-from geoattest.errors import EvidenceError, GeoattestError, Reason
+from geoattest.errors import AccessError, EvidenceError, GeoattestError, Reason
 from geoattest.pki import TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
+from geoattest.verifier.audit_log import AuditLog, alert_record, appraisal_record
 from geoattest.verifier.audits import AuditOutcome, PeerAudits
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.metrics import NO_REASON, VerifierMetrics
+from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
 from geoattest.verifier.rejections import Rejections
 from geoattest.verifier.results import ResultSigner
@@ -174,6 +176,30 @@ class _BatchState:
         return self._store.successor(device_id, previous_digest)
 
 
+def check_signed_by(key_id: str, proofs: Sequence[envelope_pb2.Envelope]) -> None:
+    """Every proof names ``key_id`` as its signer (the signature itself is the pipeline's
+    to check).
+
+    Raises:
+        AccessError: ``access.other_device``.
+    """
+    for proof in proofs:
+        if proof.key_id != key_id:
+            raise AccessError(
+                Reason.OTHER_DEVICE, "a device may submit only proofs signed by its own key"
+            )
+
+
+def _alert_record(alert: Alert) -> dict[str, object]:
+    return alert_record(
+        alert_id=alert.alert_id,
+        device_id=alert.device_id,
+        kind=str(alert.kind),
+        reason=alert.reason,
+        detail=alert.detail,
+    )
+
+
 def _envelope_digest(proof: bytes | envelope_pb2.Envelope) -> bytes:
     """Chain identity of a proof the pipeline rejected (it only reports accepted digests)."""
     if isinstance(proof, envelope_pb2.Envelope):
@@ -201,9 +227,15 @@ class VerifierService:
         signer: ResultSigner,
         store: Store,
         metrics: VerifierMetrics | None = None,
+        audit: AuditLog | None = None,
+        files: OperatorFiles | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or VerifierMetrics()
+        self.files = files
+        """The registry and revocation files, re-read when they change; None: fixed."""
+        self.audit = audit
+        """Where every appraisal and alert is recorded, tamper-evidently; None: nowhere."""
         self._anchors = anchors
         self._appraiser = appraiser
         self._licences = licences
@@ -299,6 +331,25 @@ class VerifierService:
 
     # --- proofs -------------------------------------------------------------------------
 
+    def device_revoked(self, device_id: str) -> bool:
+        """Whether the device is revoked now (its TLS connections are refused)."""
+        self._reload_files()
+        return self._appraiser.revocations.device_revoked(device_id)
+
+    def _reload_files(self) -> None:
+        """Judge by the operator's files as they are now, if they changed (an admin edit
+        through this or another worker)."""
+        if self.files is None or not self.files.changed():
+            return
+        self._appraiser = ProofAppraiser(
+            self._appraiser.config,
+            self.files.load_registry(),
+            self.files.load_revocations(),
+            self._appraiser.region,
+        )
+        self._excluded = frozenset()
+        self._in_force = self._appraiser
+
     def submit(self, proof: bytes | envelope_pb2.Envelope, now_ns: int) -> ProofResult:
         return self.submit_batch([proof], now_ns)[0]
 
@@ -331,18 +382,23 @@ class VerifierService:
                 reason = answer.reason.value if answer.reason else NO_REASON
                 metrics.proofs.labels(verdict=answer.verdict.value, reason=reason).inc()
             self._publish([alert for record in records for alert in record.alerts])
+            self._record(records, now_ns)
             for answer in answers:
                 if not answer.device_id and answer.reason is not None:
                     self.rejections.count(answer.reason, now_ns)
             return answers
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def submit_batch_request(self, request: bytes, now_ns: int) -> list[ProofResult]:
+    def submit_batch_request(
+        self, request: bytes, now_ns: int, *, signer_key_id: str | None = None
+    ) -> list[ProofResult]:
         """:meth:`submit_batch` for a batch as it came off the wire: its entries are
         counted from their tags first, so a batch of too many is refused before any entry
-        is decoded or built.
+        is decoded or built. With ``signer_key_id`` (a device calling for itself), a batch
+        holding a proof signed by any other key is refused whole before it is appraised.
 
         Raises:
+            AccessError: ``access.other_device``, a proof signed by another key.
             WireError: the request is malformed or too large (counted, see ``rejections``).
             BatchTooLargeError: more than ``max_batch`` entries (counted likewise).
             StoreConflictError: as for :meth:`submit_batch`.
@@ -357,6 +413,8 @@ class VerifierService:
         except GeoattestError as refused:
             self.rejections.count(refused.reason, now_ns)
             raise
+        if signer_key_id is not None:
+            check_signed_by(signer_key_id, [entry.proof for entry in batch.proofs])
         return self.submit_batch([entry.proof for entry in batch.proofs], now_ns)
 
     def _appraise_batch(
@@ -415,6 +473,29 @@ class VerifierService:
                 )
             )
         return answers, records, state.heads_read
+
+    def _record(self, records: Sequence[CommitRecord], now_ns: int) -> None:
+        """Append the committed appraisals of enrolled devices, and their alerts, to the
+        audit log (junk that no device's key signed is only counted, never recorded)."""
+        if self.audit is None:
+            return
+        entries: list[dict[str, object]] = []
+        for record in records:
+            appraisal = record.appraisal
+            if not appraisal.device_id:
+                continue
+            entries.append(
+                appraisal_record(
+                    device_id=appraisal.device_id,
+                    counter=appraisal.counter,
+                    proof_digest=record.digest,
+                    verdict=appraisal.verdict.value,
+                    reason=appraisal.reason.value if appraisal.reason else "",
+                    token=record.token,
+                )
+            )
+            entries.extend(_alert_record(alert) for alert in record.alerts)
+        self.audit.append(entries, now_ns)
 
     def _earlier_answer(
         self,
@@ -520,7 +601,9 @@ class VerifierService:
 
     def _appraiser_in_force(self) -> ProofAppraiser:
         """The appraiser with the stored exclusions as revocations. Read before every
-        batch, so an exclusion made (or lifted) by another worker process holds here too."""
+        batch, so an exclusion made (or lifted) by another worker process holds here too,
+        as do the operator's files if they changed."""
+        self._reload_files()
         excluded = self._store.excluded_landmarks()
         if excluded != self._excluded:
             revocations = self._appraiser.revocations
@@ -546,4 +629,6 @@ class VerifierService:
 
         raised = self._store.mark_stale(self.stale_cutoff(now_ns), alert_for)
         self._publish(raised)
+        if self.audit is not None:
+            self.audit.append([_alert_record(a) for a in raised], now_ns)
         return raised

@@ -272,6 +272,12 @@ class Store(Protocol):
 
     def excluded_landmarks(self) -> frozenset[str]: ...
 
+    def exclude_landmark(
+        self, landmark_id: str, now_ns: int, *, by: str, why: str
+    ) -> Exclusion: ...
+
+    def lift_exclusion(self, landmark_id: str, now_ns: int, *, by: str, why: str) -> Exclusion: ...
+
     def close(self) -> None: ...
 
 
@@ -845,6 +851,29 @@ class SqlStore:
         """Every exclusion, in force or lifted, oldest first."""
         with self._read() as conn:
             return _exclusions(conn)
+
+    def exclude_landmark(self, landmark_id: str, now_ns: int, *, by: str, why: str) -> Exclusion:
+        """Exclude ``landmark_id`` by an operator's decision, as a peer audit would: its
+        receipts count for nothing, on every worker, until the exclusion is lifted.
+
+        Raises:
+            ConfigError: an exclusion of ``landmark_id`` is already in force.
+        """
+        excluded = Exclusion(landmark_id, now_ns, f"excluded by {by}: {why}")
+        with self._write() as conn:
+            if any(e.landmark_id == landmark_id and e.in_force for e in _exclusions(conn)):
+                raise ConfigError(f"landmark {landmark_id[:128]} is already excluded")
+            conn.execute(
+                insert(landmark_exclusions).values(
+                    landmark_id=landmark_id,
+                    excluded_at_ns=now_ns,
+                    detail=excluded.detail,
+                    lifted_at_ns=None,
+                    lifted_by="",
+                    lift_reason="",
+                )
+            )
+        return excluded
 
     def lift_exclusion(self, landmark_id: str, now_ns: int, *, by: str, why: str) -> Exclusion:
         """Lift the exclusion of ``landmark_id``, recording who, when and why. Measurements

@@ -22,13 +22,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from geoattest.crypto import KeySigner
 from geoattest.errors import GeoattestError
 from geoattest.geo import load_policy
 from geoattest.pki import LandmarkRegistry, ResultKey, RevocationList, TrustAnchors
+from geoattest.pki.tls import TlsIdentity
+from geoattest.units import SECOND_NS
 from geoattest.verdict import RegionAppraiser
+from geoattest.verifier.access import ServerTls
+from geoattest.verifier.admin import Admin
+from geoattest.verifier.audit_log import AuditLog
 from geoattest.verifier.grpc_server import VerifierServer
 from geoattest.verifier.licences import ExportLicence, Licences
 from geoattest.verifier.live_licences import LiveLicences
+from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
@@ -55,6 +62,10 @@ class VerifierFiles:
     """Result key directory ('verifier keygen')."""
     revocations: Path | None = None
     """Revocation list (JSON); none: nothing is revoked."""
+    tls: Path | None = None
+    """The server's TLS directory ('tls issue --role server'); none: plaintext on loopback."""
+    audit_log: Path | None = None
+    """The tamper-evident audit log (checkpoints beside it); none: no audit log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,8 @@ class VerifierOptions:
     stale_after: int = 3
     """Missed cadences before a device is STALE."""
     synchronous: Synchronous = Synchronous.FULL
+    checkpoint_every_s: float = 60.0
+    """Seconds between the audit log's signed checkpoints."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,14 @@ class LoadedVerifier:
     """The licences file, applied to the store at load and on every reload."""
     signer: ResultSigner
     sweep_every_s: float
+    tls: ServerTls | None = None
+    """Mutual TLS with roles; none: plaintext, loopback only."""
+    audit_log: Path | None = None
+    checkpoint_every_ns: int = 60 * SECOND_NS
+    registry: Path | None = None
+    """The landmark registry file the admin API edits; none: no admin API."""
+    revocations: Path | None = None
+    """The revocation list file, if the verifier has one."""
 
     def service(self, store: Store) -> VerifierService:
         return VerifierService(
@@ -93,6 +114,25 @@ class LoadedVerifier:
             licences=LiveLicences(store),
             signer=self.signer,
             store=store,
+            audit=self._audit_log(),
+            files=self._operator_files(),
+        )
+
+    def _operator_files(self) -> OperatorFiles | None:
+        """The registry and revocation files as this process sees them change."""
+        if self.registry is None:
+            return None
+        return OperatorFiles(self.registry, self.revocations)
+
+    def _audit_log(self) -> AuditLog | None:
+        """This process's writer of the shared audit log, signing with the result key."""
+        if self.audit_log is None:
+            return None
+        return AuditLog(
+            self.audit_log,
+            KeySigner(self.signer.key.private_key),
+            origin=f"geoattest-verifier/{self.config.verifier_id}",
+            checkpoint_every_ns=self.checkpoint_every_ns,
         )
 
     def reload_licences(self) -> list[ExportLicence]:
@@ -124,9 +164,20 @@ class LoadedVerifier:
     def server(self) -> Iterator[VerifierServer]:
         """A server (not started) over a store of this process's own, closed after."""
         store = SqlStore.open(self.db, synchronous=self.synchronous)
+        service = self.service(store)
+        admin = (
+            Admin(service, store, service.files, self.appraiser.region.has_region)
+            if service.files is not None
+            else None
+        )
         try:
-            yield VerifierServer(self.service(store), sweep_every_s=self.sweep_every_s)
+            yield VerifierServer(
+                service, sweep_every_s=self.sweep_every_s, tls=self.tls, admin=admin
+            )
         finally:
+            if service.audit is not None:
+                service.audit.checkpoint(time.time_ns())
+                service.audit.close()
             store.close()
 
 
@@ -154,6 +205,11 @@ def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerif
         licences=files.licences,
         signer=signer,
         sweep_every_s=options.cadence_s / 4,
+        tls=ServerTls(TlsIdentity.load(files.tls), tuple(anchors.roots)) if files.tls else None,
+        audit_log=files.audit_log,
+        checkpoint_every_ns=round(options.checkpoint_every_s * SECOND_NS),
+        registry=files.landmarks,
+        revocations=files.revocations,
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import NamedTuple
 
-from geoattest.errors import ConfigError
+from geoattest.errors import ConfigError, PlaintextNotLoopbackError
 
 MAX_PORT = 65535
 
@@ -37,3 +38,22 @@ def parse_address(text: str, what: str = "address", *, any_port: bool = False) -
     ):
         raise ConfigError(f"{what} {text!r} is not HOST:PORT")
     return HostPort(host, int(port))
+
+
+def require_loopback(address: str, what: str) -> None:
+    """Plaintext gRPC stays on this host: ``address`` must be a loopback one.
+
+    Raises:
+        PlaintextNotLoopbackError: any other host (a name other than ``localhost`` too).
+        ConfigError: not ``HOST:PORT``.
+    """
+    host = parse_address(address, what, any_port=True).host.strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise PlaintextNotLoopbackError(
+            f"{what} {address}: plaintext is only for loopback addresses; use TLS "
+            "(a certificate from 'geoattest tls issue') to reach another host"
+        )

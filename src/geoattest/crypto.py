@@ -168,21 +168,37 @@ class KeySigner:
         return self._key.sign(message, ec.ECDSA(digest))
 
 
-def load_private_key_pem(data: bytes, *, what: str) -> PrivateKey:
-    """Parse a PKCS#8 PEM private key; a bad file is a one-line config error."""
+ENCRYPTED_PEM_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+def load_private_key_pem(data: bytes, *, what: str, passphrase: bytes | None = None) -> PrivateKey:
+    """Parse a PKCS#8 PEM private key, plain or encrypted under ``passphrase``; a bad file,
+    a missing or a wrong passphrase is a one-line config error."""
+    encrypted = ENCRYPTED_PEM_LABEL in data
+    if encrypted and passphrase is None:
+        raise ConfigError(
+            f"{what} is encrypted: give its passphrase in GEOATTEST_KEY_PASSPHRASE "
+            "or in a file named by GEOATTEST_KEY_PASSPHRASE_FILE"
+        )
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(data, password=passphrase if encrypted else None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(f"{what} is not an unencrypted PEM private key") from exc
+        if encrypted:
+            raise ConfigError(f"{what}: wrong passphrase or a damaged key") from exc
+        raise ConfigError(f"{what} is not a PEM private key") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         raise ConfigError(f"{what} holds an unsupported key type")
     algorithm_of(key)
     return key
 
 
-def private_key_pem(key: PrivateKey) -> bytes:
+def private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
+    """PKCS#8 PEM, encrypted under ``passphrase`` when one is given (PBES2, AES-256)."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase is not None
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )

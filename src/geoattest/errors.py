@@ -127,6 +127,39 @@ class Reason(StrEnum):
     verifier), or with none (a failure of the gRPC layer itself); the status code and
     the detail say more."""
 
+    # --- access (who may call what) ---
+    WRONG_ROLE = "access.wrong_role"
+    """The caller's certificate names a role that may not call this method."""
+    NO_ROLE = "access.no_role"
+    """The caller's certificate is trusted for TLS but names no role here (another
+    party's certificate, a server certificate presented as a client)."""
+    OTHER_DEVICE = "access.other_device"
+    """A device asked to enrol, or submitted a proof for, a device other than itself."""
+    PLAINTEXT_NOT_LOOPBACK = "access.plaintext_not_loopback"
+    """Plaintext gRPC was asked for on an address that is not loopback; only TLS may
+    leave the host."""
+
+    # --- the admin API ---
+    ADMIN_INVALID = "admin.invalid"
+    """An admin request is not valid: an unknown region, a malformed id, coordinates off
+    the globe, a key that does not load, a date in the past."""
+    ADMIN_CONFLICT = "admin.conflict"
+    """An admin request clashes with what is in force: an id already registered, a device
+    already revoked."""
+    ADMIN_NOT_FOUND = "admin.not_found"
+    """An admin request names what is not there: a landmark not registered, a device not
+    revoked, a landmark not excluded, a device without a licence."""
+
+    # --- the verifier's audit log ---
+    AUDIT_TAMPERED = "audit.tampered"
+    """The audit log does not verify: an entry was altered, removed or reordered, or the
+    log no longer matches a signed checkpoint (the detail names the first spot)."""
+    AUDIT_BAD_CHECKPOINT = "audit.bad_checkpoint"
+    """A checkpoint is not a signed note, or its signature does not verify under the
+    verifier's key."""
+    AUDIT_NOT_FOUND = "audit.not_found"
+    """No entry within the checkpoint records what was asked for (a result token)."""
+
     # --- verifier store ---
     STORE_CONFLICT = "store.conflict"
     """Other writers kept advancing the chains a batch was appraised against; nothing was
@@ -155,6 +188,9 @@ class Reason(StrEnum):
     LANDMARK_KEY_REUSED = "config.landmark_key_reused"
     """A landmark registry entry names a public key already registered under another
     landmark id: one key is one landmark, so it may not count twice."""
+    KEY_EXPOSED = "config.key_exposed"
+    """A private key file is readable by its group or by others: it may have been read, so
+    it is not used until its owner makes it private (``chmod 600``) or replaces it."""
 
     # --- studies ---
     STUDY_UNVERIFIED = "study.unverified"
@@ -201,6 +237,24 @@ class LandmarkKeyReusedError(ConfigError):
 
     def __init__(self, detail: str) -> None:
         GeoattestError.__init__(self, Reason.LANDMARK_KEY_REUSED, detail)
+
+
+class KeyExposedError(ConfigError):
+    """A private key file is group- or world-readable."""
+
+    def __init__(self, detail: str) -> None:
+        GeoattestError.__init__(self, Reason.KEY_EXPOSED, detail)
+
+
+class AccessError(GeoattestError):
+    """A caller may not do what it asked: its role, or another device's evidence."""
+
+
+class PlaintextNotLoopbackError(ConfigError):
+    """Plaintext gRPC asked for on an address that is not loopback."""
+
+    def __init__(self, detail: str) -> None:
+        GeoattestError.__init__(self, Reason.PLAINTEXT_NOT_LOOPBACK, detail)
 
 
 class StudyError(GeoattestError):

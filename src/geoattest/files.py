@@ -2,7 +2,8 @@
 
 A document is replaced atomically and durably (temporary file, fsync, rename, fsync of
 the folder): a reader or a restart after a crash or a power cut sees the old content or
-the new, never a mix. Key material is only ever written into new files.
+the new, never a mix. Key material is only ever written into new files, owner-only from
+the moment they exist, and is read only from files that are still owner-only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from geoattest.errors import ConfigError
+from geoattest.errors import ConfigError, KeyExposedError
+
+PRIVATE_MODE = 0o600
+"""Key files are read and written by their owner only."""
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -41,10 +45,40 @@ def write_new(path: Path, data: bytes) -> None:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write key material readable by the owner only; never overwrite."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    """Write key material readable by the owner only; never overwrite.
+
+    The bytes go to a new owner-only temporary file first, which is then linked under
+    ``path``: the name appears only once the whole key is on disk, and no moment exists at
+    which another user could open the file. An existing ``path`` raises
+    :class:`FileExistsError` and is left as it was.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink()
+
+
+def read_private(path: Path) -> bytes:
+    """The bytes of a key file that only its owner can read.
+
+    Raises:
+        KeyExposedError: the file grants any access to its group or to others.
+        OSError: the file cannot be opened or read.
+    """
+    with path.open("rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode & 0o777
+        if mode & 0o077:
+            raise KeyExposedError(
+                f"{path} is readable by others (mode {mode:04o}); "
+                f"make it owner-only with 'chmod 600 {path}' or replace the key"
+            )
+        return handle.read()
 
 
 def prepare_output_dir(directory: Path) -> None:

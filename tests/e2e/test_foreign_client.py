@@ -1,7 +1,8 @@
 """A client that is not ours: Node's @grpc/grpc-js, loading our .proto files at run time,
-talks to a real ``geoattest verifier serve``. If the .proto files and the server disagree
-(names, field numbers, types, status codes), this client sees it where our generated
-Python code would not."""
+talks to a real ``geoattest verifier serve`` over mutual TLS, with certificates made by
+``geoattest tls``. If the .proto files and the server disagree (names, field numbers,
+types, status codes), or its TLS is not what a standard stack expects, this client sees it
+where our generated Python code would not."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import pytest
 from verifier_world import VERIFIER_ID, VerifierWorld
 
 from geoattest.demo.run import Party
+from geoattest.pki import load_certificate_pem
+from geoattest.pki.tls import TLS_CA_CERT_FILE
 from geoattest.wire.client import VerifierClient, enrolment_request
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
@@ -54,20 +57,33 @@ def node_client() -> str:
     return node
 
 
+def geoattest(*args: str) -> None:
+    result = subprocess.run(
+        [GEOATTEST, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.fixture
 def verifier(tmp_path: Path) -> Iterator[tuple[VerifierWorld, str]]:
     valid_until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()
     world = VerifierWorld.create(tmp_path, valid_until=valid_until)
-    party = Party("verifier", [GEOATTEST, *world.serve_args()], tmp_path / "verifier.log")
+    tls = tmp_path / "tls"
+    geoattest("tls", "init", "--out", str(tls / "ca"))
+    for role, name in (("server", "verifier"), ("relying-party", "bank"), ("auditor", "audit")):
+        geoattest("tls", "issue", "--ca", str(tls / "ca"), "--role", role, "--name", name,
+                  "--out", str(tls / role))  # fmt: skip
+    args = world.serve_args(tls=tls / "server")
+    party = Party("verifier", [GEOATTEST, *args], tmp_path / "verifier.log")
     try:
         yield world, str(party.wait_for_address())
     finally:
         party.stop()
 
 
-def call_with_node(node: str, target: str, *calls: str) -> list[dict[str, Any]]:
+def call_with_node(node: str, target: str, tls: Path, *calls: str) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [node, str(NODE_DIR / "client.mjs"), target, str(PROTO_ROOT), *calls],
+        [node, str(NODE_DIR / "client.mjs"), target, str(PROTO_ROOT), str(tls), *calls],
         capture_output=True,
         text=True,
         timeout=120,
@@ -83,8 +99,10 @@ def test_node_grpc_js_sees_health_and_device_status(node_client, verifier):
     world, target = verifier
     chip = world.chip("dev-1")
 
+    ca = load_certificate_pem(world.root / "tls" / "ca" / TLS_CA_CERT_FILE)
+
     async def enrol() -> None:
-        async with VerifierClient(target) as client:
+        async with VerifierClient(target, credentials=chip.tls_credentials(ca)) as client:
             await client.enroll(
                 enrolment_request(
                     chip.signer, chip.device_id, chip.certificate_der, [], VERIFIER_ID
@@ -92,9 +110,11 @@ def test_node_grpc_js_sees_health_and_device_status(node_client, verifier):
             )
 
     asyncio.run(enrol())
+    tls = world.root / "tls"
     server, service, missing_service, known, unknown = call_with_node(
         node_client,
         target,
+        tls / "relying-party",
         "health:",
         f"health:{SERVICE}",
         "health:geoattest.v1.NoSuchService",
@@ -117,3 +137,8 @@ def test_node_grpc_js_sees_health_and_device_status(node_client, verifier):
     assert unknown["ok"] is False
     assert unknown["code"] == "NOT_FOUND"
     assert unknown["reason"] == "device.unknown"
+
+    (wrong_role,) = call_with_node(node_client, target, tls / "auditor", "status:dev-1")
+    assert wrong_role["ok"] is False
+    assert wrong_role["code"] == "PERMISSION_DENIED"
+    assert wrong_role["reason"] == "access.wrong_role"

@@ -98,7 +98,7 @@ def test_live_audits_exclude_a_misplaced_landmark_and_the_exclusion_holds(tmp_pa
         return [
             "landmark", "serve", "--key", str(tmp_path / landmark_id),
             "--registry", str(registry), "--port", str(ports[landmark_id]),
-            "--verifier", verifier_address, "--audit-every-s", "1",
+            "--verifier", verifier_address, "--verifier-plaintext", "--audit-every-s", "1",
             *(arg for peer in peers for arg in ("--audit-peer", peer)),
         ]  # fmt: skip
 

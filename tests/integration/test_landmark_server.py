@@ -6,6 +6,7 @@ how fast it happens.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import sys
@@ -21,11 +22,13 @@ from hypothesis import strategies as st
 from geoattest.attacks.junk import flood
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
 from geoattest.crypto import KeySigner
-from geoattest.errors import RoundError, WireError
+from geoattest.errors import PlaintextNotLoopbackError, RoundError, WireError
+from geoattest.pki.tls import OperatorCA, Role, TlsIdentity
 from geoattest.protocol.round import AgentRound, AgentRoundState, RoundSecrets, decode_datagram
 from geoattest.v1 import landmark_service_pb2, landmark_service_pb2_grpc, round_pb2
 from geoattest.verifier.landmark import Counters, LandmarkIdentity, LandmarkServer, Limits
 from geoattest.verifier.landmark.service import start_info_service
+from geoattest.wire.client import tls_credentials
 from geoattest.wire.envelope import PayloadType, open_envelope
 
 IDENTITY = LandmarkIdentity("lm-1", 50.11, 8.68)
@@ -378,3 +381,28 @@ def drive_by_hand(raw: socket.socket, landmark: LandmarkServer, agent: AgentRoun
         ):
             sent_at = time.monotonic()
             raw.sendto(last, landmark.address)
+
+
+def test_grpc_info_over_mutual_tls_and_plaintext_only_on_loopback(server):
+    now = dt.datetime.now(dt.UTC)
+    ca = OperatorCA.create("Landmark Operator", now)
+    served = TlsIdentity.of(
+        *ca.issue(Role.SERVER, "lm-1", now, hosts=["127.0.0.1"]), ca.certificate
+    )
+    caller = TlsIdentity.of(*ca.issue(Role.OPERATOR, "noc", now), ca.certificate)
+    info = start_info_service(server, "127.0.0.1", 0, served)
+    try:
+        with grpc.secure_channel(f"127.0.0.1:{info.port}", tls_credentials(caller)) as channel:
+            stub = landmark_service_pb2_grpc.LandmarkServiceStub(channel)
+            described = stub.GetInfo(landmark_service_pb2.GetInfoRequest(), timeout=PATIENCE_S)
+        assert described.landmark_id == "lm-1"
+        anonymous = grpc.ssl_channel_credentials(served.ca_pem)
+        with grpc.secure_channel(f"127.0.0.1:{info.port}", anonymous) as channel:
+            stub = landmark_service_pb2_grpc.LandmarkServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetInfo(landmark_service_pb2.GetInfoRequest(), timeout=PATIENCE_S)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        info.server.stop(None)
+    with pytest.raises(PlaintextNotLoopbackError):
+        start_info_service(server, "0.0.0.0", 0)

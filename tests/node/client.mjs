@@ -2,11 +2,14 @@
 // project's .proto files at run time (no generated code), so the verifier's wire contract
 // is checked by an independent implementation.
 //
-//   node client.mjs TARGET PROTO_ROOT CALL...
+//   node client.mjs TARGET PROTO_ROOT TLS_DIR CALL...
 //
+// TLS_DIR is a party's directory from `geoattest tls issue` (key.pem, cert.pem, ca.crt): the
+// client presents that certificate and checks the verifier's against ca.crt (mutual TLS).
 // CALL is `health:SERVICE` (empty SERVICE: the whole server) or `status:DEVICE_ID`.
 // Prints one JSON array: per call {call, ok: true, response} or {call, ok: false, code,
 // details, reason}, where reason is the `geoattest-reason` trailing metadata.
+import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,9 +17,9 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const [target, protoRoot, ...calls] = process.argv.slice(2);
-if (!target || !protoRoot || calls.length === 0) {
-  console.error("usage: node client.mjs TARGET PROTO_ROOT CALL...");
+const [target, protoRoot, tlsDir, ...calls] = process.argv.slice(2);
+if (!target || !protoRoot || !tlsDir || calls.length === 0) {
+  console.error("usage: node client.mjs TARGET PROTO_ROOT TLS_DIR CALL...");
   process.exit(2);
 }
 
@@ -26,7 +29,12 @@ const load = (file, dir) =>
 
 const geoattest = load("geoattest/v1/verifier_service.proto", protoRoot);
 const healthPkg = load("health.proto", here);
-const credentials = grpc.credentials.createInsecure();
+const read = (name) => fs.readFileSync(path.join(tlsDir, name));
+const credentials = grpc.credentials.createSsl(
+  read("ca.crt"),
+  read("key.pem"),
+  read("cert.pem"),
+);
 const verifier = new geoattest.geoattest.v1.VerifierService(target, credentials);
 const health = new healthPkg.grpc.health.v1.Health(target, credentials);
 

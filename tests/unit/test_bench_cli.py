@@ -25,7 +25,7 @@ def bench_json(*args: str) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=False,
-        timeout=300,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr
     out: dict[str, Any] = json.loads(result.stdout)
@@ -90,6 +90,20 @@ def test_verifier_reports_each_path_against_the_crypto_bound() -> None:
     assert out["signature_checks_per_proof"] == 2 * out["k"] + 1
     assert out["grpc_batch_phases"] == 3
     assert out["grpc_batch_proofs"] == 3 * 8 * 4  # phases x successive proofs x chips
+
+
+@pytest.mark.slow
+def test_security_reports_mtls_and_audit_against_plaintext() -> None:
+    out = bench_json("security", "--chips", "2", "--rounds", "2")
+    assert_positive(
+        out,
+        "plaintext_proofs_per_s",
+        "mtls_proofs_per_s",
+        "mtls_audit_proofs_per_s",
+        "mtls_vs_plaintext",
+        "audit_vs_mtls",
+    )
+    assert isinstance(out["audit_us_per_proof"], float)
 
 
 def test_agent_reports_cpu_bytes_and_duty_cycle() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from geoattest.crypto import Algorithm, KeySigner, generate_private_key, private_key_pem
 from geoattest.errors import ConfigError, EvidenceError, Reason
+from geoattest.files import write_private
 from geoattest.pki import (
     LandmarkRecord,
     LandmarkRegistry,
@@ -217,7 +218,7 @@ def test_a_device_certificate_is_not_a_ca(tmp_path, ca):
     key = generate_private_key()
     cert = ca.issue_device_certificate(key.public_key(), "dev-1", "H100", NOW)
     (tmp_path / "fake").mkdir()
-    (tmp_path / "fake" / "ca.key").write_bytes(private_key_pem(key))
+    write_private(tmp_path / "fake" / "ca.key", private_key_pem(key))
     (tmp_path / "fake" / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     with pytest.raises(ConfigError, match="not a CA certificate"):
         ManufacturerCA.load(tmp_path / "fake")

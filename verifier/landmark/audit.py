@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import grpc
+
 from geoattest.crypto import Signer
 from geoattest.errors import GeoattestError
 from geoattest.lifecycle import Running
@@ -40,13 +42,16 @@ Submit = Callable[
 """Hands peer receipts to the verifier; raises a :class:`GeoattestError` on refusal."""
 
 
-def verifier_submitter(target: str, *, timeout_s: float = 10.0) -> Submit:
-    """A :data:`Submit` over gRPC to the verifier at ``target`` (one connection a call)."""
+def verifier_submitter(
+    target: str, *, timeout_s: float = 10.0, credentials: grpc.ChannelCredentials | None = None
+) -> Submit:
+    """A :data:`Submit` over gRPC to the verifier at ``target`` (one connection a call), over
+    TLS with ``credentials`` (the landmark role's), else plaintext to a loopback verifier."""
 
     async def submit_async(
         receipts: Sequence[envelope_pb2.Envelope],
     ) -> verifier_service_pb2.SubmitPeerReceiptsResponse:
-        async with VerifierClient(target, timeout_s=timeout_s) as client:
+        async with VerifierClient(target, timeout_s=timeout_s, credentials=credentials) as client:
             return await client.submit_peer_receipts(receipts)
 
     def submit(

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import grpc
 
+from geoattest.address import require_loopback
 from geoattest.errors import ConfigError
+from geoattest.pki.tls import TlsIdentity
 from geoattest.v1 import identity_pb2, landmark_service_pb2, landmark_service_pb2_grpc
 from geoattest.verifier.grpc_server import check_bindable
 from geoattest.verifier.landmark.server import LandmarkServer
@@ -60,13 +62,20 @@ class InfoService:
     port: int
 
 
-def start_info_service(landmark: LandmarkServer, host: str, port: int) -> InfoService:
-    """Serve GetInfo and GetCounters on ``host:port`` (0: any free port).
+def start_info_service(
+    landmark: LandmarkServer, host: str, port: int, tls: TlsIdentity | None = None
+) -> InfoService:
+    """Serve GetInfo and GetCounters on ``host:port`` (0: any free port): over mutual TLS
+    with ``tls`` (a server certificate; callers need a certificate of its operator CA),
+    else in plaintext on a loopback address only.
 
     Raises:
+        PlaintextNotLoopbackError: plaintext on an address that is not loopback.
         ConfigError: the port could not be bound.
     """
     address = f"{host}:{port}"
+    if tls is None:
+        require_loopback(address, "--grpc-port")
     try:
         check_bindable(address)  # a clear error before gRPC logs its own
     except ConfigError as exc:
@@ -79,7 +88,18 @@ def start_info_service(landmark: LandmarkServer, host: str, port: int) -> InfoSe
         LandmarkServicer(landmark), server
     )
     try:
-        bound = server.add_insecure_port(address)
+        bound = (
+            server.add_secure_port(
+                address,
+                grpc.ssl_server_credentials(
+                    [(tls.key_pem, tls.cert_pem)],
+                    root_certificates=tls.ca_pem,
+                    require_client_auth=True,
+                ),
+            )
+            if tls is not None
+            else server.add_insecure_port(address)
+        )
     except RuntimeError:
         bound = 0
     if bound == 0:

@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import grpc
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from geoattest.crypto import KeySigner, VerifyingKey
+from geoattest.crypto import KeySigner, PrivateKey, VerifyingKey, generate_private_key
 from geoattest.demo.scenario import (
     ChipSite,
     DemoScenario,
@@ -33,6 +35,7 @@ from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import AgentRound, LandmarkRound, decode_datagram
 from geoattest.v1 import envelope_pb2
 from geoattest.verifier.state import DeviceRecord
+from geoattest.wire.client import device_tls_credentials
 
 MEASUREMENT = b"\x00" * 32
 VERIFIER_ID = "geoattest-bench-verifier"
@@ -48,14 +51,21 @@ class FleetChip:
     """A benchmark fleet's chip: its key, certificate, site, landmarks and proof chain."""
 
     device_id: str
-    signer: KeySigner
+    key: PrivateKey
     certificate_der: bytes
     site: ChipSite
     landmarks: list[str]
     chain: ProofChain = field(init=False)
+    signer: KeySigner = field(init=False)
 
     def __post_init__(self) -> None:
         self.chain = ProofChain(self.device_id)
+        self.signer = KeySigner(self.key)
+
+    def tls_credentials(self, verifier_ca: x509.Certificate) -> grpc.ChannelCredentials:
+        """Mutual TLS as this chip, with its device certificate (as its key store makes)."""
+        certificate = x509.load_der_x509_certificate(self.certificate_der)
+        return device_tls_credentials(self.key, certificate, verifier_ca)
 
 
 @dataclass
@@ -149,10 +159,10 @@ class Fleet:
 
     def _chip(self, i: int) -> FleetChip:
         site = self.scenario.chips[i % len(self.scenario.chips)]
-        signer = KeySigner.generate()
+        key = generate_private_key()
         device_id = f"bench-{i:07d}"
         certificate = self.ca.issue_device_certificate(
-            signer.verifying_key.public_key, device_id, "H100", self.now - dt.timedelta(hours=1)
+            key.public_key(), device_id, "H100", self.now - dt.timedelta(hours=1)
         )
         ranked = sorted(
             self.sites,
@@ -160,7 +170,7 @@ class Fleet:
         )
         return FleetChip(
             device_id,
-            signer,
+            key,
             certificate.public_bytes(serialization.Encoding.DER),
             site,
             ranked[: self.k],
@@ -226,4 +236,5 @@ class Fleet:
             "--trust-root", str(root / "ca.crt"), "--landmarks", str(root / "landmarks.json"),
             "--policy", str(root / "policy.json"), "--licences", str(root / "licences.json"),
             "--result-key", str(root / "result-key"), "--verifier-id", VERIFIER_ID,
+            "--plaintext",
         ]  # fmt: skip

@@ -202,7 +202,8 @@ async def _drive(
     return proofs / (time.perf_counter() - start), latencies, proofs
 
 
-def _accepted(results: Sequence[evidence_pb2.AttestationResult]) -> int:
+def accepted(results: Sequence[evidence_pb2.AttestationResult]) -> int:
+    """How many results came back; a rejected bench proof is a bug, never a figure."""
     for result in results:
         if result.verdict == evidence_pb2.VERDICT_REJECTED:
             raise StudyError(f"bench proof rejected: {result.reason} {result.detail}")
@@ -219,8 +220,8 @@ async def _enrol(chip: FleetChip, client: VerifierClient) -> int:
 async def _submit(proofs: Sequence[envelope_pb2.Envelope], client: VerifierClient) -> int:
     """One proof per call for a single proof; the batch call for several."""
     if len(proofs) == 1:
-        return _accepted([await client.submit(proofs[0])])
-    return _accepted(await client.submit_batch(proofs))
+        return accepted([await client.submit(proofs[0])])
+    return accepted(await client.submit_batch(proofs))
 
 
 def _server_sockets(port: int) -> set[int]:

@@ -14,7 +14,20 @@ import typer
 
 import geoattest.cli.landmark_serve  # registers 'landmark serve'
 import geoattest.cli.verifier_serve  # noqa: F401  (registers 'verifier serve')
-from geoattest.cli import attack, attestor, bench, demo, geo, pki, plan, report, sim
+from geoattest.cli import (
+    admin,
+    attack,
+    attestor,
+    audit,
+    bench,
+    demo,
+    geo,
+    pki,
+    plan,
+    report,
+    sim,
+    tls,
+)
 from geoattest.errors import ConfigError, GeoattestError
 
 app = typer.Typer(
@@ -28,6 +41,9 @@ app.add_typer(pki.ca_app, name="ca")
 app.add_typer(pki.device_app, name="device")
 app.add_typer(pki.landmark_app, name="landmark")
 app.add_typer(pki.verifier_app, name="verifier")
+app.add_typer(tls.app, name="tls")
+app.add_typer(audit.app, name="audit")
+app.add_typer(admin.app, name="admin")
 app.add_typer(geo.app, name="geo")
 app.add_typer(attestor.app, name="attestor")
 app.command("demo")(demo.demo)

@@ -72,6 +72,18 @@ def verifier(
     report.emit("verifier", verifier.run(chips, batch, cores=cores), as_json=as_json)
 
 
+@app.command("security")
+def security(
+    as_json: JsonOption = False,
+    chips: Annotated[int, typer.Option(min=1, help="Chips, each on its own connection.")] = 16,
+    rounds: Annotated[int, typer.Option(min=1, help="Proofs per chip per batch.")] = 8,
+) -> None:
+    """Batch proofs/s over plaintext, mutual TLS, and mutual TLS with the audit log."""
+    from geoattest.bench import report, security  # noqa: PLC0415
+
+    report.emit("security", security.run(chips, rounds), as_json=as_json)
+
+
 @app.command("agent")
 def agent(
     as_json: JsonOption = False,

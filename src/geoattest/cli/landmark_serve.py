@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from geoattest.cli.pki import landmark_app
+from geoattest.cli.tls import check_transport, party_credentials
 from geoattest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -119,6 +120,23 @@ def landmark_serve(
     audit_every_s: Annotated[
         float, typer.Option(min=0.1, help="Seconds between audits of the peers.")
     ] = 600.0,
+    grpc_tls: Annotated[
+        Path | None,
+        typer.Option(
+            help="TLS directory ('tls issue --role server') for --grpc-port: mutual TLS, "
+            "callers with certificates of the same operator CA. Without it the gRPC "
+            "endpoint is plaintext and must be on a loopback --host."
+        ),
+    ] = None,
+    verifier_tls: Annotated[
+        Path | None,
+        typer.Option(
+            help="This landmark's TLS directory ('tls issue --role landmark') for --verifier."
+        ),
+    ] = None,
+    verifier_plaintext: Annotated[
+        bool, typer.Option(help="Reach --verifier without TLS (a loopback verifier only).")
+    ] = False,
     metrics: Annotated[
         str | None,
         typer.Option(
@@ -135,6 +153,16 @@ def landmark_serve(
     metrics_address = str(parse_address(metrics, "--metrics", any_port=True)) if metrics else None
     identity, signer = _load_landmark(key, registry)
     peers = _audit_peers(audit_peer or [], identity.landmark_id, registry, verifier)
+    credentials = None
+    if peers and verifier is not None:
+        check_transport(
+            verifier,
+            "--verifier",
+            verifier_tls,
+            plaintext=verifier_plaintext,
+            flag="--verifier-tls",
+        )
+        credentials = party_credentials(verifier_tls)
     limits = Limits(
         max_rounds=max_rounds,
         max_exchanges=exchanges_max,
@@ -151,9 +179,11 @@ def landmark_serve(
     auditor = None
     try:
         if grpc_port is not None:
+            from geoattest.pki.tls import TlsIdentity  # noqa: PLC0415
             from geoattest.verifier.landmark.service import start_info_service  # noqa: PLC0415
 
-            info = start_info_service(server, host, grpc_port)
+            info_tls = TlsIdentity.load(grpc_tls) if grpc_tls else None
+            info = start_info_service(server, host, grpc_port, info_tls)
         if metrics_address is not None:
             from geoattest.verifier.landmark.metrics import serve_landmark_metrics  # noqa: PLC0415
 
@@ -165,7 +195,7 @@ def landmark_serve(
                 identity.landmark_id,
                 signer,
                 peers,
-                verifier_submitter(verifier),
+                verifier_submitter(verifier, credentials=credentials),
                 every_s=audit_every_s,
             )
             auditor.start()

@@ -9,18 +9,17 @@ verifier is built by :mod:`geoattest.verifier.wiring` and run, in one process or
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import tempfile
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from geoattest.address import parse_address
 from geoattest.cli.pki import verifier_app
+from geoattest.cli.tls import call_verifier, check_transport, party_credentials
 from geoattest.errors import ConfigError
 from geoattest.units import SECOND_NS
 
@@ -110,6 +109,27 @@ def verifier_serve(
             "An alert stream sees the alerts of the worker serving it.",
         ),
     ] = 1,
+    tls: Annotated[
+        Path | None,
+        typer.Option(
+            help="The server's TLS directory ('tls issue --role server'): mutual TLS, every "
+            "caller in the role its certificate names (chips: their device certificate)."
+        ),
+    ] = None,
+    plaintext: Annotated[
+        bool,
+        typer.Option(help="Serve without TLS, answering anyone: loopback addresses only."),
+    ] = False,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="Append every appraisal and alert to this tamper-evident log (signed "
+            "checkpoints beside it, FILE.checkpoints; 'geoattest audit verify')."
+        ),
+    ] = None,
+    checkpoint_every_s: Annotated[
+        float, typer.Option(min=0.001, help="Seconds between the audit log's checkpoints.")
+    ] = 60.0,
     metrics: Annotated[
         str | None,
         typer.Option(
@@ -124,6 +144,7 @@ def verifier_serve(
     does not load is refused in the log; the licences in force stay): the next proof of
     every device is judged against the licence then in force."""
     address = str(parse_address(listen, "--listen", any_port=True))
+    check_transport(address, "--listen", tls, plaintext=plaintext)
     metrics_address = str(parse_address(metrics, "--metrics", any_port=True)) if metrics else None
     if landmark_faults >= quorum:
         raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
@@ -149,7 +170,10 @@ def verifier_serve(
             cadence_s=cadence_s,
             stale_after=stale_after,
             synchronous=_synchronous(synchronous),
+            checkpoint_every_s=checkpoint_every_s,
         )
+        if audit_log is not None:
+            _existing(audit_log.absolute().parent, "audit log directory")
         files = VerifierFiles(
             db=db,
             trust_roots=[_existing(p, "trust root") for p in trust_root],
@@ -158,6 +182,8 @@ def verifier_serve(
             licences=_existing(licences, "licences file"),
             result_key=_existing(result_key, "result key directory"),
             revocations=_existing(revocations, "revocation list") if revocations else None,
+            tls=_existing(tls, "TLS directory") if tls else None,
+            audit_log=audit_log,
         )
         verifier = load_verifier(files, options)
         configure_json_logs()
@@ -213,16 +239,9 @@ def _describe(licence: ExportLicence) -> str:
 
 
 TargetOption = Annotated[str, typer.Option(help="Verifier address HOST:PORT.")]
-
-
-def _call_verifier(target: str, call: Coroutine[Any, Any, str]) -> str:
-    """Run one client call; an unreachable or refusing verifier is a one-line error."""
-    from geoattest.wire.client import VerifierRefused  # noqa: PLC0415
-
-    try:
-        return asyncio.run(call)
-    except VerifierRefused as exc:
-        raise ConfigError(f"verifier at {target}: {exc.code.name} {exc.detail}") from exc
+PlaintextOption = Annotated[
+    bool, typer.Option(help="Call without TLS: a loopback verifier serving --plaintext only.")
+]
 
 
 @verifier_app.command("status")
@@ -230,21 +249,28 @@ def verifier_status(
     device_id: Annotated[str, typer.Option(help="Device id.")],
     target: TargetOption = DEFAULT_LISTEN,
     timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
+    tls: Annotated[
+        Path | None,
+        typer.Option(help="A relying party's or operator's TLS directory ('tls issue')."),
+    ] = None,
+    plaintext: PlaintextOption = False,
 ) -> None:
     """Print a device's state, last counter and last verdict."""
     from geoattest.wire.client import VerifierClient  # noqa: PLC0415
 
     parse_address(target, "--target")
+    check_transport(target, "--target", tls, plaintext=plaintext)
+    credentials = party_credentials(tls)
 
     async def status() -> str:
-        async with VerifierClient(target, timeout_s=timeout_s) as client:
+        async with VerifierClient(target, timeout_s=timeout_s, credentials=credentials) as client:
             reply = await client.device_status(device_id)
         return (
             f"{reply.device_id} {reply.state} region={reply.licensed_region} "
             f"counter={reply.last_counter} verdict={reply.last_verdict}"
         )
 
-    typer.echo(_call_verifier(target, status()))
+    typer.echo(call_verifier(target, status()))
 
 
 @verifier_app.command("enrol")
@@ -253,21 +279,36 @@ def verifier_enrol(
     target: TargetOption = DEFAULT_LISTEN,
     verifier_id: Annotated[str, typer.Option(help="The verifier's id.")] = DEFAULT_VERIFIER_ID,
     timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
+    verifier_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="The operator's TLS CA certificate (ca.crt): enrol over mutual TLS with the "
+            "device certificate."
+        ),
+    ] = None,
+    plaintext: PlaintextOption = False,
 ) -> None:
     """Enrol a provisioned device with a verifier (proof of possession by its key store)."""
     from geoattest.attestor.keystore import DeviceKeyStore  # noqa: PLC0415
+    from geoattest.pki import load_certificate_pem  # noqa: PLC0415
     from geoattest.wire.client import VerifierClient, enrolment_request  # noqa: PLC0415
 
     parse_address(target, "--target")
+    check_transport(target, "--target", verifier_ca, plaintext=plaintext, flag="--verifier-ca")
     device = DeviceKeyStore.open(_existing(keystore, "key store"))
     request = enrolment_request(device, device.device_id, device.certificate_der(), (), verifier_id)
+    credentials = (
+        device.tls_credentials(load_certificate_pem(_existing(verifier_ca, "verifier CA")))
+        if verifier_ca
+        else None
+    )
 
     async def enrol() -> str:
-        async with VerifierClient(target, timeout_s=timeout_s) as client:
+        async with VerifierClient(target, timeout_s=timeout_s, credentials=credentials) as client:
             reply = await client.enroll(request)
         return f"device {reply.device_id} enrolled, licensed for {reply.licensed_region}"
 
-    typer.echo(_call_verifier(target, enrol()))
+    typer.echo(call_verifier(target, enrol()))
 
 
 DbOption = Annotated[Path, typer.Option(help="The verifier's SQLite database file.")]

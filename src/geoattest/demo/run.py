@@ -166,6 +166,8 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
                 agent_measurement().hex(),
                 "--cadence-s",
                 str(max(1, round(cadence_s or scenario.cadence_s))),
+                "--tls",
+                str(workspace.verifier_tls),
             ),
             logs / "verifier.log",
         )
@@ -221,6 +223,7 @@ def start_fleet(scenario: DemoScenario, root: Path, cadence_s: float | None) -> 
                 "keystore": "keys",
                 "outbox": "outbox",
                 "verifier": verifier_address,
+                "verifier_ca": str(workspace.tls_ca_certificate),
                 "verifier_id": VERIFIER_ID,
                 "landmarks": endpoints,
                 "exchanges": scenario.exchanges,
@@ -259,8 +262,11 @@ def stop_fleet(fleet: DemoFleet) -> None:
 class AlertWatcher:
     """Streams the verifier's alerts into a queue from a background thread."""
 
-    def __init__(self, target: str, sink: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
+    def __init__(
+        self, target: str, tls: Path, sink: queue.Queue[tuple[str, dict[str, Any]]]
+    ) -> None:
         self._target = target
+        self._tls = tls
         self._sink = sink
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
@@ -274,11 +280,17 @@ class AlertWatcher:
             self._loop.run_until_complete(self._task)
 
     async def _watch(self) -> None:
-        from geoattest.wire.client import VerifierClient, VerifierRefused  # noqa: PLC0415
+        from geoattest.pki.tls import TlsIdentity  # noqa: PLC0415
+        from geoattest.wire.client import (  # noqa: PLC0415
+            VerifierClient,
+            VerifierRefused,
+            tls_credentials,
+        )
 
+        credentials = tls_credentials(TlsIdentity.load(self._tls))
         while True:
             try:
-                async with VerifierClient(self._target) as client:
+                async with VerifierClient(self._target, credentials=credentials) as client:
                     async for alert in client.watch_alerts():
                         self._sink.put(
                             (
@@ -333,7 +345,7 @@ def run_demo(
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     fleet = start_fleet(scenario, root, cadence_s)
-    watcher = AlertWatcher(fleet.verifier_address, events)
+    watcher = AlertWatcher(fleet.verifier_address, fleet.workspace.operator_tls, events)
     table = None if as_json else LiveTable(scenario, views, out)
     deadline = time.monotonic() + duration_s if duration_s > 0 else None
     try:

@@ -17,6 +17,7 @@ from geoattest.pki import (
     ResultKey,
     save_landmark_key,
 )
+from geoattest.pki.tls import TLS_CA_CERT_FILE, OperatorCA, Role
 
 VERIFIER_ID = "geoattest-demo-verifier"
 LICENCE_DAYS = 30
@@ -31,6 +32,12 @@ class Workspace:
     licences: Path
     result_key: Path
     database: Path
+    verifier_tls: Path
+    """The verifier's server certificate and key, from the operator's TLS CA."""
+    operator_tls: Path
+    """The demo's own client certificate, in the operator role (it watches the alerts)."""
+    tls_ca_certificate: Path
+    """The operator's TLS CA, which the chips check the verifier against."""
 
     def landmark_key(self, landmark_id: str) -> Path:
         return self.root / "landmarks" / landmark_id
@@ -67,6 +74,10 @@ def provision(scenario: DemoScenario, root: Path, now: dt.datetime) -> Workspace
         registry.add(record)
     registry.save(root / "landmarks.json")
     ResultKey.generate().save(root / "result-key")
+    tls_ca = OperatorCA.create("Demo Operator", now)
+    tls_ca.save(root / "tls-ca")
+    tls_ca.issue_to(root / "tls" / "verifier", Role.SERVER, "verifier", now, hosts=["127.0.0.1"])
+    tls_ca.issue_to(root / "tls" / "operator", Role.OPERATOR, "demo-console", now)
     (root / "policy.json").write_text(json.dumps(scenario.policy_document, indent=2) + "\n")
     until = (now + dt.timedelta(days=LICENCE_DAYS)).isoformat()
     licences = {
@@ -82,4 +93,7 @@ def provision(scenario: DemoScenario, root: Path, now: dt.datetime) -> Workspace
         licences=root / "licences.json",
         result_key=root / "result-key",
         database=root / "verifier.db",
+        verifier_tls=root / "tls" / "verifier",
+        operator_tls=root / "tls" / "operator",
+        tls_ca_certificate=root / "tls-ca" / TLS_CA_CERT_FILE,
     )

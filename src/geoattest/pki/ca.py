@@ -23,12 +23,10 @@ from geoattest.crypto import (
     PrivateKey,
     PublicKey,
     generate_private_key,
-    load_private_key_pem,
-    private_key_pem,
 )
 from geoattest.errors import ConfigError
-from geoattest.files import prepare_output_dir, write_new, write_private
-from geoattest.pki.keyfiles import load_certificate_pem
+from geoattest.files import prepare_output_dir, write_new
+from geoattest.pki.keyfiles import load_certificate_pem, read_private_key, write_private_key
 from geoattest.pki.names import MAX_NAME_LENGTH, check_device_id, check_name
 
 CA_KEY_FILE = "ca.key"
@@ -131,15 +129,16 @@ class ManufacturerCA:
         """Open a CA directory made by :meth:`save`.
 
         Raises:
-            ConfigError: files missing or unreadable, a non-ECDSA key, a certificate that is
-                not a CA's or belongs to another key.
+            KeyExposedError: the key file is readable by others.
+            ConfigError: files missing or unreadable, a non-ECDSA key, a missing or wrong
+                passphrase, a certificate that is not a CA's or belongs to another key.
         """
         key_path, cert_path = directory / CA_KEY_FILE, directory / CA_CERT_FILE
         if not key_path.is_file() or not cert_path.is_file():
             raise ConfigError(
                 f"{directory} is not a CA directory (no {CA_KEY_FILE}/{CA_CERT_FILE})"
             )
-        key = load_private_key_pem(key_path.read_bytes(), what=str(key_path))
+        key = read_private_key(key_path, "manufacturer root key")
         certificate = load_certificate_pem(cert_path)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ConfigError(f"{key_path} is not an ECDSA key")
@@ -161,7 +160,7 @@ class ManufacturerCA:
             OSError: the directory cannot be made or written.
         """
         prepare_output_dir(directory)
-        write_private(directory / CA_KEY_FILE, private_key_pem(self._key))
+        write_private_key(directory / CA_KEY_FILE, self._key)
         write_new(
             directory / CA_CERT_FILE, self.certificate.public_bytes(serialization.Encoding.PEM)
         )

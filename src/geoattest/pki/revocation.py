@@ -53,6 +53,10 @@ class RevocationList:
         check_identifier(device_id, "device id")
         return replace(self, version=self.version + 1, devices=self.devices | {device_id})
 
+    def without_device(self, device_id: str) -> RevocationList:
+        """The list with ``device_id`` restored (a revocation made in error, say)."""
+        return replace(self, version=self.version + 1, devices=self.devices - {device_id})
+
     def with_landmark(self, landmark_id: str, key_id: str = "") -> RevocationList:
         """The list with ``landmark_id`` revoked, and its key too when ``key_id`` is given
         (so the key stays untrusted if it is ever registered under another id)."""

@@ -8,6 +8,11 @@ Every call has a deadline. A refusal is raised as :class:`VerifierRefused`, a
 ``geoattest-reason`` trailing metadata (``transport.unreachable`` when no verifier answered,
 ``transport.unknown_reason`` for a reason this client does not know).
 
+A client speaks TLS when given channel credentials (:func:`tls_credentials` for a party
+with a ``tls issue`` directory; a chip's come from its key store) and checks the verifier's
+certificate against the operator CA; without, it speaks plaintext, to a loopback address
+only.
+
 Example::
 
     async with VerifierClient("127.0.0.1:50051") as client:
@@ -25,10 +30,17 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from google.protobuf.message import Message
 
-from geoattest.crypto import Signer
+from geoattest.address import require_loopback
+from geoattest.crypto import PrivateKey, Signer, private_key_pem
 from geoattest.errors import GeoattestError, Reason
+from geoattest.pki.tls import TlsIdentity
 from geoattest.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
     envelope_pb2,
     evidence_pb2,
     identity_pb2,
@@ -79,6 +91,22 @@ def enrolment_request(
     )
 
 
+def tls_credentials(identity: TlsIdentity) -> grpc.ChannelCredentials:
+    """Channel credentials that present ``identity`` and check the server against its CA."""
+    return grpc.ssl_channel_credentials(identity.ca_pem, identity.key_pem, identity.cert_pem)
+
+
+def device_tls_credentials(
+    key: PrivateKey, certificate: x509.Certificate, verifier_ca: x509.Certificate
+) -> grpc.ChannelCredentials:
+    """Channel credentials for a chip: its device certificate and key authenticate it, the
+    operator's TLS CA ``verifier_ca`` authenticates the verifier."""
+    pem = serialization.Encoding.PEM
+    return grpc.ssl_channel_credentials(
+        verifier_ca.public_bytes(pem), private_key_pem(key), certificate.public_bytes(pem)
+    )
+
+
 def refusal_reason(code: grpc.StatusCode, sent: str | None) -> Reason:
     """The reason of a refusal with status ``code`` and ``sent`` in its reason metadata
     (None: absent). A code the verifier sends but this client does not know (it is newer)
@@ -104,18 +132,28 @@ class VerifierClient:
     manager. Clients do not share connections, so several spread over the worker processes
     of a ``verifier serve --workers N`` (the kernel assigns each connection to one)."""
 
-    def __init__(self, target: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_s: float = 10.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """Raises: PlaintextNotLoopbackError: no credentials for a target off this host."""
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.use_local_subchannel_pool", 1),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+        if credentials is None:
+            require_loopback(target, "verifier")
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub = verifier_service_pb2_grpc.VerifierServiceStub(self._channel)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
 
     async def __aenter__(self) -> VerifierClient:
         return self
@@ -186,6 +224,13 @@ class VerifierClient:
             verifier_service_pb2.SubmitPeerReceiptsRequest(receipts=list(receipts)),
         )
         return response
+
+    async def admin(self, method: str, request: Message) -> str:
+        """Call the admin API's ``method`` (operator role); returns what changed."""
+        response: admin_service_pb2.AdminResponse = await self._unary(
+            getattr(self._admin, method), request
+        )
+        return response.summary
 
     async def result_keys(self) -> dict[str, Any]:
         """The verifier's JWKS, as a relying party would fetch it."""

@@ -46,6 +46,8 @@ class PayloadType(StrEnum):
     """Device key over a LocationProof."""
     ENROLMENT = "application/vnd.geoattest.enrolment.v1+protobuf"
     """Device key over an EnrolmentClaim (proof of possession at enrolment)."""
+    AUDIT_CHECKPOINT = "application/vnd.geoattest.audit-checkpoint.v1+note"
+    """Verifier's result key over an audit log checkpoint's note body."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

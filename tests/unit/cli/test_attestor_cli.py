@@ -25,6 +25,7 @@ def base_config() -> dict:
         "keystore": "keys",
         "outbox": "outbox",
         "verifier": "127.0.0.1:1",
+        "plaintext": True,
         "verifier_id": "v",
         "landmarks": [],
     }
@@ -39,8 +40,10 @@ def base_config() -> dict:
             "HOST:PORT",
         ),
         (lambda c: None, "not a device key store"),
+        (lambda c: c.pop("plaintext"), '"verifier_ca"'),
+        (lambda c: c.update(verifier="10.0.0.1:50051"), "only for loopback"),
     ],
-    ids=["missing-key", "bad-landmark", "no-keystore"],
+    ids=["missing-key", "bad-landmark", "no-keystore", "no-transport", "plaintext-afar"],
 )
 def test_bad_agent_config_is_one_line(tmp_path, mutate, needle):
     config = base_config()

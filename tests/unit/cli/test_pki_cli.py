@@ -8,6 +8,7 @@ error handling (typer's CliRunner would bypass it) at a fraction of the cost.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from command import assert_one_line_error, run_geoattest
 
 from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.cli import main
+from geoattest.files import write_private
 from geoattest.pki import LandmarkRegistry, RevocationList
 
 run = run_geoattest
@@ -91,7 +93,7 @@ def test_provision_with_a_wrong_ca(ca_dir, tmp_path):
     assert run("ca", "init", "--out", str(tmp_path / "other")).returncode == 0
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "ca.key").write_bytes((ca_dir / "ca.key").read_bytes())
+    write_private(broken / "ca.key", (ca_dir / "ca.key").read_bytes())
     (broken / "ca.crt").write_bytes((tmp_path / "other" / "ca.crt").read_bytes())
     result = run(
         "device",
@@ -311,7 +313,7 @@ def test_provision_refuses_a_device_certificate_posing_as_a_ca(
     )
     fake = tmp_path / "fake"
     fake.mkdir()
-    (fake / "ca.key").write_bytes((tmp_path / "dev" / "device.key").read_bytes())
+    write_private(fake / "ca.key", (tmp_path / "dev" / "device.key").read_bytes())
     (fake / "ca.crt").write_bytes((tmp_path / "dev" / "device.crt").read_bytes())
     line = main_error(
         monkeypatch,
@@ -414,7 +416,7 @@ def test_landmark_register_refuses_a_key_already_registered_under_another_id(tmp
     copy = tmp_path / "lm-sg-again"
     copy.mkdir()
     for file in key.iterdir():
-        (copy / file.name).write_bytes(file.read_bytes())
+        shutil.copy(file, copy / file.name)  # with its mode: the key stays owner-only
     identity = json.loads((copy / "landmark.json").read_text())
     (copy / "landmark.json").write_text(json.dumps({**identity, "id": "lm-sg-2"}))
     result = run("landmark", "register", "--key", str(copy), "--registry", str(registry))

@@ -53,8 +53,12 @@ def test_the_table_is_what_the_module_documents():
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.UNKNOWN,
     }
-    assert rows[grpc.StatusCode.NOT_FOUND] == {Reason.UNKNOWN_DEVICE}
-    named = set().union(*(reasons for code, reasons in rows.items() if code.name != "NOT_FOUND"))
+    assert rows[grpc.StatusCode.NOT_FOUND] == {
+        Reason.UNKNOWN_DEVICE,
+        Reason.ADMIN_NOT_FOUND,
+        Reason.AUDIT_NOT_FOUND,
+    }
+    named = set().union(*rows.values())
     for code, reasons in rows.items():
         table = LOOKUP_STATUS if code is grpc.StatusCode.NOT_FOUND else STATUS
         assert {reason: table[reason] for reason in reasons} == dict.fromkeys(reasons, code)

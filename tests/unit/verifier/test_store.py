@@ -7,6 +7,7 @@ did not move; rejections that raise no alert leave every table unchanged.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import pytest
 from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
@@ -194,7 +195,7 @@ def test_resubmitted_proof_gets_the_stored_answer(world, store, service, chip):
 def test_fork_is_rejected_without_moving_the_chain(world, store, service, chip):
     base = chip.chain
     service.submit(world.proof(chip), NOW_NS)
-    clone = ProvisionedChip(chip.device_id, chip.signer, chip.certificate_der, base)
+    clone = replace(chip, chain=base)
     result = assert_rejected(
         service,
         store,

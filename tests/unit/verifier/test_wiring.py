@@ -60,3 +60,26 @@ def test_a_database_that_does_not_open_fails_at_load(files, tmp_path):
     (tmp_path / "notes.db").write_text("not a database " * 100)
     with pytest.raises(ConfigError, match=r"notes\.db"):
         load_verifier(replace(files, db=tmp_path / "notes.db"), OPTIONS)
+
+
+def test_an_audit_log_records_each_appraisal_and_is_checkpointed_at_close(world, files):
+    from geoattest.crypto import KeySigner  # noqa: PLC0415
+    from geoattest.verifier.audit_log import (  # noqa: PLC0415
+        read_checkpoints,
+        read_entries,
+        verify_log,
+    )
+
+    log = world.root / "audit.log"
+    verifier = load_verifier(replace(files, audit_log=log), OPTIONS)
+    with verifier.server() as server:
+        chip = world.chip("dev-1")
+        server.service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        result = server.service.submit(world.proof(chip), NOW_NS)
+    key = KeySigner(world.result_key.private_key).verifying_key
+    checkpoints = read_checkpoints(log.with_name("audit.log.checkpoints"), key)
+    assert [c.size for c in checkpoints] == [1, 1]  # the first append, then the close
+    entries = read_entries(log)
+    assert verify_log(entries, checkpoints).entries == 1
+    assert result.token
+    assert b'"verdict":"ALLOWED"' in entries[0]

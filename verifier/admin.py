@@ -1,0 +1,242 @@
+"""What an operator changes while the verifier runs: licences, revocations, the landmark
+registry and exclusions; each validated, recorded in the audit log, and in force from the
+next proof on every worker.
+
+Each operation reuses the store operation or file the rest of the verifier already keeps:
+licences are :class:`~geoattest.verifier.live_licences.LiveLicences` versions (as
+``verifier licences apply`` makes), exclusions and their lifting are the store's (as the
+peer audit and ``verifier lift`` make), and revocations and registrations edit the
+revocation list and registry files (as ``device revoke``, ``landmark revoke`` and
+``landmark register`` do), which every worker re-reads when they change
+(:class:`~geoattest.verifier.operator_files.OperatorFiles`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from geoattest.crypto import VerifyingKey
+from geoattest.errors import (
+    ConfigError,
+    EvidenceError,
+    GeoattestError,
+    LandmarkKeyReusedError,
+    Reason,
+)
+from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList, check_device_id
+from geoattest.pki.names import check_identifier
+from geoattest.verifier.audit_log import admin_record
+from geoattest.verifier.licences import ExportLicence
+from geoattest.verifier.live_licences import LiveLicences
+from geoattest.verifier.operator_files import OperatorFiles
+from geoattest.verifier.service import VerifierService
+from geoattest.verifier.store import Store
+
+
+class AdminError(GeoattestError):
+    """An admin request refused: invalid, in conflict with what is in force, or naming
+    what is not there."""
+
+
+def _invalid(check: Callable[[], object]) -> None:
+    """Run a validation from the core; its ConfigError becomes ``admin.invalid``."""
+    try:
+        check()
+    except ConfigError as exc:
+        raise AdminError(Reason.ADMIN_INVALID, exc.detail) from exc
+
+
+class Admin:
+    """The operations of the admin API over one worker's service, store and files."""
+
+    def __init__(
+        self,
+        service: VerifierService,
+        store: Store,
+        files: OperatorFiles,
+        has_region: Callable[[str], bool],
+    ) -> None:
+        self._service = service
+        self._store = store
+        self._files = files
+        self._has_region = has_region
+        self._licences = LiveLicences(store)
+
+    def _record(self, who: str, action: str, now_ns: int, **detail: Any) -> None:
+        if self._service.audit is not None:
+            self._service.audit.append(
+                [admin_record(who=who, action=action, detail=detail)], now_ns
+            )
+
+    # --- licences -------------------------------------------------------------------
+
+    def set_licence(
+        self, who: str, *, device_id: str, region: str, valid_until_ns: int, name: str, now_ns: int
+    ) -> str:
+        """Raises: AdminError: an unknown region, a bad id, an expiry in the past."""
+        _invalid(lambda: check_device_id(device_id))
+        if not self._has_region(region):
+            raise AdminError(
+                Reason.ADMIN_INVALID, f"region {region[:64]!r} is not in the verifier's policy"
+            )
+        if valid_until_ns <= now_ns:
+            raise AdminError(Reason.ADMIN_INVALID, "the licence would expire before it starts")
+        current = self._store.licence(device_id)
+        licence = ExportLicence(device_id, region, valid_until_ns, licence_id=name)
+        if current is not None:
+            licence = replace(
+                current,
+                region=region,
+                valid_until_ns=valid_until_ns,
+                licence_id=name or current.licence_id,
+                withdrawn=False,
+            )
+        in_force = self._licences.change(licence, now_ns)
+        self._record(
+            who,
+            "set_licence",
+            now_ns,
+            device_id=device_id,
+            region=region,
+            valid_until_ns=valid_until_ns,
+            version=in_force.version,
+        )
+        return f"{device_id}: licence {in_force.name} version {in_force.version}, region {region}"
+
+    def withdraw_licence(self, who: str, device_id: str, why: str, now_ns: int) -> str:
+        """Raises: AdminError: the device has no licence."""
+        try:
+            withdrawn = self._licences.withdraw(device_id, now_ns)
+        except EvidenceError as exc:
+            raise AdminError(Reason.ADMIN_NOT_FOUND, exc.detail) from exc
+        self._record(
+            who, "withdraw_licence", now_ns, device_id=device_id, why=why, version=withdrawn.version
+        )
+        return f"{device_id}: licence {withdrawn.name} withdrawn (version {withdrawn.version})"
+
+    # --- devices --------------------------------------------------------------------
+
+    def revoke_device(self, who: str, device_id: str, why: str, now_ns: int) -> str:
+        """Raises: AdminError: a bad id, or already revoked."""
+        _invalid(lambda: check_device_id(device_id))
+
+        def revoke(revoked: RevocationList) -> RevocationList:
+            if revoked.device_revoked(device_id):
+                raise AdminError(Reason.ADMIN_CONFLICT, f"device {device_id} is already revoked")
+            return revoked.with_device(device_id)
+
+        self._edit_revocations(revoke)
+        self._record(who, "revoke_device", now_ns, device_id=device_id, why=why)
+        return f"device {device_id} revoked"
+
+    def restore_device(self, who: str, device_id: str, why: str, now_ns: int) -> str:
+        """Raises: AdminError: the device is not revoked."""
+
+        def restore(revoked: RevocationList) -> RevocationList:
+            if not revoked.device_revoked(device_id):
+                raise AdminError(Reason.ADMIN_NOT_FOUND, f"device {device_id[:64]} is not revoked")
+            return revoked.without_device(device_id)
+
+        self._edit_revocations(restore)
+        self._record(who, "restore_device", now_ns, device_id=device_id, why=why)
+        return f"device {device_id} restored"
+
+    def _edit_revocations(self, change: Callable[[RevocationList], RevocationList]) -> None:
+        try:
+            self._files.edit_revocations(change)
+        except ConfigError as exc:
+            raise AdminError(Reason.ADMIN_INVALID, exc.detail) from exc
+
+    # --- landmarks ------------------------------------------------------------------
+
+    def register_landmark(
+        self,
+        who: str,
+        *,
+        landmark_id: str,
+        operator: str,
+        latitude: float,
+        longitude: float,
+        public_key_der: bytes,
+        name: str,
+        now_ns: int,
+    ) -> str:
+        """Raises: AdminError: a bad id, site or key, an id already registered;
+        LandmarkKeyReusedError: the key is registered under another id."""
+        try:
+            key = VerifyingKey.from_der(public_key_der)
+        except EvidenceError as exc:
+            raise AdminError(Reason.ADMIN_INVALID, f"public key: {exc.detail}") from exc
+        record = LandmarkRecord(landmark_id, latitude, longitude, key, name, operator)
+
+        def register(registry: LandmarkRegistry) -> None:
+            if registry.get(landmark_id) is not None:
+                raise AdminError(
+                    Reason.ADMIN_CONFLICT, f"landmark {landmark_id} is already registered"
+                )
+            try:
+                registry.add(record)
+            except LandmarkKeyReusedError:
+                raise  # its own stable reason: one key is one landmark
+            except ConfigError as exc:
+                raise AdminError(Reason.ADMIN_INVALID, exc.detail) from exc
+
+        _invalid(lambda: check_identifier(landmark_id, "landmark id"))
+        self._files.edit_registry(register)
+        self._record(
+            who,
+            "register_landmark",
+            now_ns,
+            landmark_id=landmark_id,
+            operator=operator,
+            latitude=latitude,
+            longitude=longitude,
+            key_id=key.key_id,
+        )
+        return f"landmark {landmark_id} ({operator}) registered, key {key.key_id[:16]}"
+
+    def _registered(self, landmark_id: str) -> LandmarkRecord:
+        record = self._files.load_registry().get(landmark_id)
+        if record is None:
+            raise AdminError(
+                Reason.ADMIN_NOT_FOUND, f"landmark {landmark_id[:64]} is not registered"
+            )
+        return record
+
+    def revoke_landmark(self, who: str, landmark_id: str, why: str, now_ns: int) -> str:
+        """Revoke the landmark and its key. Raises: AdminError: not registered, or revoked."""
+        key_id = self._registered(landmark_id).verifying_key.key_id
+
+        def revoke(revoked: RevocationList) -> RevocationList:
+            if revoked.landmark_revoked(landmark_id):
+                raise AdminError(
+                    Reason.ADMIN_CONFLICT, f"landmark {landmark_id} is already revoked"
+                )
+            return revoked.with_landmark(landmark_id, key_id)
+
+        self._edit_revocations(revoke)
+        self._record(
+            who, "revoke_landmark", now_ns, landmark_id=landmark_id, key_id=key_id, why=why
+        )
+        return f"landmark {landmark_id} and its key revoked"
+
+    def exclude_landmark(self, who: str, landmark_id: str, why: str, now_ns: int) -> str:
+        """Raises: AdminError: not registered, or already excluded."""
+        self._registered(landmark_id)
+        try:
+            self._store.exclude_landmark(landmark_id, now_ns, by=who, why=why)
+        except ConfigError as exc:
+            raise AdminError(Reason.ADMIN_CONFLICT, exc.detail) from exc
+        self._record(who, "exclude_landmark", now_ns, landmark_id=landmark_id, why=why)
+        return f"landmark {landmark_id} excluded"
+
+    def lift_exclusion(self, who: str, landmark_id: str, why: str, now_ns: int) -> str:
+        """Raises: AdminError: the landmark is not excluded."""
+        try:
+            self._store.lift_exclusion(landmark_id, now_ns, by=who, why=why)
+        except ConfigError as exc:
+            raise AdminError(Reason.ADMIN_NOT_FOUND, exc.detail) from exc
+        self._record(who, "lift_exclusion", now_ns, landmark_id=landmark_id, why=why)
+        return f"landmark {landmark_id}: exclusion lifted by {who}"
