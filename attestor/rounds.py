@@ -21,6 +21,7 @@ from geoattest.protocol.round import RoundSecrets
 from geoattest.v1 import envelope_pb2
 from geoattest.wire.rounds import (
     LandmarkEndpoint,
+    PathFloors,
     RoundFailedError,
     RoundOutcome,
     RoundSettings,
@@ -30,6 +31,7 @@ from geoattest.wire.rounds import (
 
 __all__ = [
     "LandmarkEndpoint",
+    "PathFloors",
     "RoundFailedError",
     "RoundOutcome",
     "RoundSettings",
@@ -50,8 +52,10 @@ def round_runner(
     secrets: RoundSecrets,
     settings: RoundSettings = DEFAULT_SETTINGS,
 ) -> RoundRunner:
-    """The :class:`~geoattest.attestor.agent.Attester`'s round runner over real sockets."""
+    """The :class:`~geoattest.attestor.agent.Attester`'s round runner over real sockets;
+    its rounds are adaptive, on the floors its own receipts show."""
     by_id = {e.landmark_id: e for e in endpoints}
+    floors = PathFloors()
 
     def run(landmark_id: str) -> envelope_pb2.Envelope | None:
         endpoint = by_id.get(landmark_id)
@@ -59,7 +63,7 @@ def round_runner(
             log.warning("no address for landmark %s", landmark_id)
             return None
         try:
-            return run_round(endpoint, device_id, signer, secrets, settings)
+            return run_round(endpoint, device_id, signer, secrets, settings, floors=floors)
         except RoundFailedError as failure:
             log.warning("round failed: %s", failure)
             return None

@@ -50,7 +50,7 @@ from geoattest.attestor.agent import Attester, Delivered, DeliveryError
 from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.attestor.licence import LICENCE_SLOT, LICENCE_STATE_FILE, AgentLicence
 from geoattest.attestor.outbox import Outbox
-from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
+from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_rounds
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, EvidenceError
 from geoattest.files import read_json
@@ -166,6 +166,7 @@ class AgentProcess:
         self.emit = emit
         self.secrets = RoundSecrets(os.urandom)
         self.settings = RoundSettings(exchanges=config.exchanges)
+        self.floors = PathFloors()
         self.keystore = DeviceKeyStore.open(config.keystore)
         if self.keystore.device_id != config.device_id:
             raise ConfigError(
@@ -194,6 +195,7 @@ class AgentProcess:
                     self.secrets,
                     self.settings,
                     concurrent=True,
+                    floors=self.floors,
                 )
                 receipts = {o.landmark_id: o.receipt for o in outcomes if o.receipt is not None}
                 attester.attest(receipts.get)

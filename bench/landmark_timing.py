@@ -98,10 +98,10 @@ def main(n: int = 4000) -> None:
             user, kernel = echo_block(echo_port, per_block)
             rows["echo, user stamps"] += user
             rows["echo, kernel stamps"] += kernel
-            exchanges, minima = rounds_block(ep[0], lm_k, device, secrets, per_block // 8)
+            exchanges, minima, _ = rounds_block(ep[0], lm_k, device, secrets, per_block // 8)
             rows["exchange, landmark kernel stamps"] += exchanges
             rows["rtt_min of 8 exchanges (kernel)"] += minima
-            exchanges, _ = rounds_block(ep[1], lm_m, device, secrets, per_block // 8)
+            exchanges, _, _ = rounds_block(ep[1], lm_m, device, secrets, per_block // 8)
             rows["exchange, landmark monotonic stamps"] += exchanges
             for concurrent, name in ((False, "sequential"), (True, "concurrent")):
                 for _ in range(per_block // 40):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 
@@ -26,3 +30,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def require_stress_ng() -> None:
+    """Skip without stress-ng, except in CI (``.ci/run`` installs it and sets GEOATTEST_CI)."""
+    if shutil.which("stress-ng") is None:
+        if os.environ.get("GEOATTEST_CI"):
+            pytest.fail("stress-ng is missing in CI")
+        pytest.skip("stress-ng is not installed")

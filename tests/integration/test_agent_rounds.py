@@ -3,9 +3,11 @@ loss, an unreachable landmark, a landmark key that does not match."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -16,6 +18,7 @@ from geoattest.attestor.licence import AgentLicence
 from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import (
     LandmarkEndpoint,
+    PathFloors,
     RoundFailedError,
     RoundSettings,
     round_runner,
@@ -29,6 +32,7 @@ from geoattest.protocol.round import RoundSecrets, decode_datagram
 from geoattest.v1 import round_pb2
 from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
 from geoattest.wire.envelope import PayloadType, open_envelope
+from geoattest.wire.rounds import CAN_SPIN, SPIN_TURNAROUNDS, poll, spin_window_s, spins
 
 FAST_LOSS = Limits(challenge_timeout_ns=30_000_000)
 """Replace a lost challenge after 30 ms so that loss tests finish quickly."""
@@ -226,3 +230,91 @@ def test_the_attester_runs_its_cycle_over_real_sockets(device, secrets, tmp_path
             AgentLicence("dev-1", ResultKey.generate().jwks(), grace_s=60, booted_at_s=0),
         )
         assert attester.attest(runner) == 2
+
+
+@pytest.mark.parametrize(
+    ("turnaround_s", "spare", "spin_below_s", "expected"),
+    [
+        (20e-6, True, 0.001, CAN_SPIN),  # a data centre's path on a host with a core to spare
+        (0.001, True, 0.001, CAN_SPIN),
+        (0.005, True, 0.001, False),  # an Internet path: block
+        (20e-6, False, 0.001, False),  # every core busy: block, be woken ahead of the load
+        (20e-6, True, 0.0, False),  # spinning switched off
+        (math.inf, True, 0.001, False),  # nothing heard yet
+    ],
+)
+def test_the_agent_spins_only_on_a_short_path_with_a_core_to_spare(
+    turnaround_s, spare, spin_below_s, expected
+):
+    settings = RoundSettings(spin_below_s=spin_below_s)
+    assert spins(settings, turnaround_s, spare) is expected
+
+
+def test_one_wait_spins_for_a_few_round_trips_and_never_past_spin_s():
+    settings = RoundSettings(spin_s=0.0005)
+    assert spin_window_s(settings, 20e-6) == pytest.approx(SPIN_TURNAROUNDS * 20e-6)
+    assert spin_window_s(settings, 0.001) == 0.0005
+
+
+def test_poll_returns_a_waiting_datagram_and_none_once_its_window_is_over():
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+    ):
+        a.bind(("127.0.0.1", 0))
+        b.connect(a.getsockname())
+        a.connect(b.getsockname())
+        clock = time.monotonic
+        assert poll(a.recv, clock() + 0.01, clock) is None
+        b.send(b"challenge")
+        assert poll(a.recv, clock() + 5.0, clock) == b"challenge"
+
+
+@pytest.mark.parametrize("spin_below_s", [0.0, 1.0], ids=["blocking", "spinning"])
+def test_rounds_complete_whether_the_agent_spins_or_blocks(device, secrets, spin_below_s):
+    with landmarks(2) as servers:
+        outcomes = run_rounds(
+            [endpoint_of(s) for s in servers],
+            "dev-1",
+            device,
+            secrets,
+            RoundSettings(exchanges=8, spin_below_s=spin_below_s),
+            concurrent=True,
+        )
+    assert all(o.failure is None for o in outcomes)
+    for outcome, server in zip(outcomes, servers, strict=True):
+        assert receipt_of(outcome.receipt, server).exchanges == 8
+
+
+def test_a_round_far_above_its_paths_floor_asks_the_landmark_for_more_exchanges(device, secrets):
+    floors = PathFloors()
+    settings = RoundSettings(exchanges=4, extra_exchanges=4)
+    with landmarks(1) as (server,):
+        endpoint = endpoint_of(server)
+        first = receipt_of(
+            run_round(endpoint, "dev-1", device, secrets, settings, floors=floors), server
+        )
+        assert first.exchanges == 8  # no floor known yet: every extra exchange
+        assert floors.floor_ns("lm-0") == first.rtt_min_ns
+        floors.record("lm-0", 1)  # a floor no real exchange comes near
+        second = receipt_of(
+            run_round(endpoint, "dev-1", device, secrets, settings, floors=floors), server
+        )
+        generous = PathFloors()
+        generous.record("lm-0", 10**12)  # a floor every exchange is under
+        third = receipt_of(
+            run_round(endpoint, "dev-1", device, secrets, settings, floors=generous), server
+        )
+    assert second.exchanges == 8
+    assert third.exchanges == 4
+
+
+def test_a_path_floor_is_the_best_of_the_recent_receipts_and_forgets_old_ones():
+    floors = PathFloors(remembered=2)
+    settings = RoundSettings(far_above=1.5)
+    assert floors.extend_above_ns("lm-0", settings) == 1  # no floor yet: run them all
+    for rtt_min_ns in (10_000, 40_000, 30_000):
+        floors.record("lm-0", rtt_min_ns)
+    assert floors.floor_ns("lm-0") == 30_000
+    assert floors.extend_above_ns("lm-0", settings) == 45_000
+    assert floors.extend_above_ns("lm-0", RoundSettings(extra_exchanges=0)) == 0

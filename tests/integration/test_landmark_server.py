@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -97,6 +98,39 @@ def test_an_honest_round_yields_a_receipt_that_verifies_with_the_landmark_key(
     assert after.exchanges_timed == before.exchanges_timed + 8
     if server.kernel_timestamps:
         assert after.exchanges_kernel_timed == before.exchanges_kernel_timed + 8
+    if server.transmit_timestamps:
+        assert after.challenges_transmit_stamped == before.challenges_transmit_stamped + 8
+
+
+def test_the_landmark_asks_for_transmit_stamps_where_linux_offers_them(server):
+    assert server.transmit_timestamps is (sys.platform == "linux")
+
+
+def test_an_answer_held_back_is_timed_with_all_of_its_delay(server, keys, raw):
+    """The transmit stamp moves a timer's start to the challenge's departure and no
+    further: every exchange of an agent that sits on each challenge for 3 ms measures at
+    least 3 ms."""
+    timed: list[int] = []
+    finished = threading.Event()
+
+    def record(landmark_round) -> None:
+        timed.extend(e.rtt_ns for e in landmark_round.timed)
+        finished.set()
+
+    with LandmarkServer(IDENTITY, keys[1], on_finished=record) as held:
+        agent = AgentRound(
+            "dev-1", "lm-1", keys[1].verifying_key, keys[0], secret=os.urandom(32), exchanges=4
+        )
+
+        def hold(reply: bytes) -> bytes:
+            if decode_datagram(reply).WhichOneof("kind") == "response":
+                time.sleep(0.003)
+            return reply
+
+        exchange_by_hand(raw, held, agent, hold)
+        assert finished.wait(PATIENCE_S)
+    assert len(timed) == 4
+    assert min(timed) >= 3_000_000
 
 
 def exchange_by_hand(
@@ -165,12 +199,17 @@ def is_valid_open(data: bytes) -> bool:
 def test_garbage_leaves_the_landmark_healthy_and_its_rounds_untouched(server, raw, data):
     assume(not is_valid_open(data))
     before = server.counters()
+
+    def refused(counters: Counters) -> int:
+        return (counters.datagrams_malformed - before.datagrams_malformed) + (
+            counters.datagrams_rejected - before.datagrams_rejected
+        )
+
     raw.sendto(data, server.address)
+    # the server counts a datagram as received before it decodes it: wait for the verdict
+    wait_for(lambda: refused(server.counters()) >= 1)
     after = settled(server, before.datagrams_received + 1)
-    refused = (after.datagrams_malformed - before.datagrams_malformed) + (
-        after.datagrams_rejected - before.datagrams_rejected
-    )
-    assert refused == 1
+    assert refused(after) == 1
     assert (after.rounds_opened, after.receipts_signed, after.internal_errors) == (
         before.rounds_opened,
         before.receipts_signed,

@@ -4,12 +4,14 @@ ratios. No wall-clock thresholds: the figures themselves live in BENCHMARKS.md."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from command import require_stress_ng
 
 from geoattest.bench.fleet import Fleet
 from geoattest.errors import ConfigError
@@ -40,6 +42,35 @@ def test_timing_reports_echo_exchange_and_their_ratio() -> None:
     out = bench_json("timing", "--samples", "64")
     assert_positive(out, "udp_echo_p50_us", "exchange_p50_us", "ratio_p50", "exchange_km_at_c")
     assert isinstance(out["overhead_km_at_c"], float)
+    assert_positive(
+        out, "udp_echo_as_agent_p50_us", "receipt_rtt_min_p50_us", "receipt_ratio_to_echo_as_agent"
+    )
+    assert 0 <= out["rounds_spinning_share"] <= 1
+    assert out["load"] == "none"
+
+
+@pytest.mark.parametrize("name", ["timing", "agent"])
+def test_load_without_stress_ng_is_a_one_line_error(name: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [GEOATTEST, "bench", name, "--load", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "PATH": str(tmp_path)},
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "error: --load needs stress-ng on PATH (Debian: apt-get install stress-ng)"
+    )
+
+
+@pytest.mark.slow
+def test_timing_under_load_runs_stress_ng_beside_it() -> None:
+    require_stress_ng()
+    out = bench_json("timing", "--samples", "64", "--load")
+    assert out["load"] == "stress-ng --cpu 2"
+    assert_positive(out, "udp_echo_as_agent_p50_us", "receipt_ratio_to_echo_as_agent")
 
 
 @pytest.mark.slow

@@ -18,6 +18,14 @@ over-measured. (Slewing moves both clocks alike and changes no offset.) The one 
 cannot see is two opposite steps of equal size inside one exchange; landmark hosts step
 their clock only at boot.
 
+The send side likewise: a challenge's timer starts at the bracket read immediately before
+``sendmsg``, and where the kernel offers transmit stamps (``SO_TIMESTAMPING`` with
+``SOF_TIMESTAMPING_TX_SOFTWARE``, read back from the socket's error queue; software stamps
+work on loopback) it moves later to the moment the datagram left the stack, so the
+syscall and the stack's own work stay off the RTT too (:func:`departure_monotonic`). That
+conversion errs the other way, early, with the same margins: a start can only move later up
+to the true departure, never past it.
+
 Example::
 
     sent = read_bracket()          # immediately before sendto
@@ -38,8 +46,27 @@ from dataclasses import dataclass
 
 SO_TIMESTAMPNS = 35
 """Linux's ``SO_TIMESTAMPNS`` (``SCM_TIMESTAMPNS`` likewise); Python 3.11 does not name it."""
+SO_TIMESTAMPING = 37
+"""Linux's ``SO_TIMESTAMPING`` (``SCM_TIMESTAMPING`` likewise)."""
+SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+SOF_TIMESTAMPING_OPT_ID = 1 << 7
+SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
+SO_EE_ORIGIN_TIMESTAMPING = 4
+SCM_TSTAMP_SND = 0
+_RECVERR = {(socket.IPPROTO_IP, 11), (socket.IPPROTO_IPV6, 25)}
+"""``IP_RECVERR`` and ``IPV6_RECVERR``: the error-queue message that carries a stamp's key."""
 _TIMESPEC = struct.Struct("@qq")
-ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size)
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
+"""``struct sock_extended_err``: errno, origin, type, code, pad, info, data (the key)."""
+ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
+"""Room for a received datagram's ``SCM_TIMESTAMPNS`` and, on a socket that also asked
+for transmit stamps, the ``SCM_TIMESTAMPING`` the kernel adds."""
+ERRQUEUE_ANCILLARY_BYTES = 256
+TRANSMIT_STAMP_REQUEST = [
+    (socket.SOL_SOCKET, SO_TIMESTAMPING, struct.pack("@I", SOF_TIMESTAMPING_TX_SOFTWARE))
+]
+"""``sendmsg`` ancillary data asking for this one datagram's software transmit stamp."""
 
 Clock = Callable[[], int]
 
@@ -85,12 +112,37 @@ def arrival_monotonic(
     Returns:
         The arrival time and whether the kernel stamp was used.
     """
-    if kernel_realtime_ns is None or not (
-        sent.offset_low <= received.offset_high and received.offset_low <= sent.offset_high
-    ):
+    if kernel_realtime_ns is None or not consistent(sent, received):
         return received.before, False
     estimate = kernel_realtime_ns - sent.offset_low + sent.width + received.width
     return min(estimate, received.before), True
+
+
+def consistent(first: Bracket, second: Bracket) -> bool:
+    """The two readings admit one realtime-minus-monotonic offset: no step between them
+    that the brackets could see."""
+    return first.offset_low <= second.offset_high and second.offset_low <= first.offset_high
+
+
+def departure_monotonic(
+    sent: Bracket, after: Bracket, kernel_realtime_ns: int | None
+) -> tuple[int, bool]:
+    """When the challenge left, on the monotonic clock, never later than it truly left.
+
+    Args:
+        sent: the bracket read immediately before ``sendmsg`` (the timer's start so far).
+        after: a bracket read after the transmit stamp was read back.
+        kernel_realtime_ns: the kernel's transmit stamp for that datagram, if any.
+
+    Returns:
+        The departure time and whether the kernel stamp moved it later than ``sent``.
+    """
+    if kernel_realtime_ns is None or not consistent(sent, after):
+        return sent.after, False
+    estimate = kernel_realtime_ns - sent.offset_high - sent.width - after.width
+    if not sent.after < estimate <= after.before:
+        return sent.after, False
+    return estimate, True
 
 
 def enable_kernel_timestamps(sock: socket.socket) -> bool:
@@ -111,3 +163,40 @@ def kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> int | None:
             seconds, nanoseconds = _TIMESPEC.unpack_from(data)
             return int(seconds * 1_000_000_000 + nanoseconds)
     return None
+
+
+def enable_transmit_timestamps(sock: socket.socket) -> bool:
+    """Let ``sendmsg`` ask for a datagram's software transmit stamp (each stamp numbered,
+    payload not looped back); False where the kernel cannot."""
+    if sys.platform != "linux":
+        return False
+    flags = SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
+    except OSError:
+        return False
+    return True
+
+
+def transmit_stamps(sock: socket.socket) -> list[tuple[int, int]]:
+    """Every transmit stamp waiting in the socket's error queue, as (key, realtime ns);
+    the key counts the stamped sends from 0."""
+    stamps: list[tuple[int, int]] = []
+    while True:
+        try:
+            _, ancillary, _, _ = sock.recvmsg(
+                0, ERRQUEUE_ANCILLARY_BYTES, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
+            )
+        except OSError:  # BlockingIOError: the queue is empty
+            return stamps
+        stamp = key = None
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                stamp = int(seconds * 1_000_000_000 + nanoseconds)
+            elif (level, kind) in _RECVERR and len(data) >= _EXTENDED_ERR.size:
+                _, origin, _, _, _, info, data_key = _EXTENDED_ERR.unpack_from(data)
+                if origin == SO_EE_ORIGIN_TIMESTAMPING and info == SCM_TSTAMP_SND:
+                    key = data_key
+        if stamp is not None and key is not None:
+            stamps.append((key, stamp))

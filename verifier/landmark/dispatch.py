@@ -71,7 +71,8 @@ class Limits:
     """Active rounds at once; as many finished ones are kept to answer repeated Closes."""
     max_rounds_per_source: int = 16
     max_exchanges: int = MAX_EXCHANGES
-    """Largest n an Open may ask for; longer rounds are refused."""
+    """Largest n an Open may ask for (longer rounds are refused), and the most exchanges an
+    adaptive round runs."""
     rate_per_s: float = 5000.0
     """Rounds opened per second per source host (Opens with a valid cookie; nothing else
     is rate-limited: a live round's own datagrams are bounded by the round)."""
@@ -111,6 +112,9 @@ class Counters:
     exchanges_timed: int = 0
     exchanges_kernel_timed: int = 0
     """Exchanges whose arrival came from the kernel's receive stamp (the rest: monotonic)."""
+    challenges_transmit_stamped: int = 0
+    """Challenges whose timer starts at the kernel's transmit stamp (the rest: just before
+    the send)."""
     send_errors: int = 0
     internal_errors: int = 0
 
@@ -161,7 +165,11 @@ class Cookies:
     def _mac(self, epoch: bytes, source: Address, message: round_pb2.Open) -> bytes:
         host, port = source[0], source[1]
         fields = round_pb2.Open(
-            device_id=message.device_id, commit=message.commit, exchanges=message.exchanges
+            device_id=message.device_id,
+            commit=message.commit,
+            exchanges=message.exchanges,
+            max_exchanges=message.max_exchanges,
+            extend_above_ns=message.extend_above_ns,
         ).SerializeToString(deterministic=True)
         signed = b"|".join((epoch, f"{host}|{port}".encode(), fields))
         return hmac.digest(self._key, signed, hashlib.sha256)[:COOKIE_MAC_BYTES]
@@ -198,6 +206,11 @@ class RoundEntry:
         """Called immediately before the challenge goes to the socket."""
         self.sent = sent
         self.round.start_timer(sent.after)
+
+    def departed(self, departure_ns: int) -> None:
+        """The challenge's kernel transmit stamp, on the monotonic clock and never later
+        than it left: the timer moves there (a timer only ever moves later)."""
+        self.round.start_timer(departure_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +345,7 @@ class Dispatcher:
             round_id=round_id,
             randomness=self._randomness,
             challenge_timeout_ns=limits.challenge_timeout_ns,
+            max_exchanges=limits.max_exchanges,
         )
         entry = RoundEntry(landmark_round, source, now_ns)
         self._active[round_id] = entry

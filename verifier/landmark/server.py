@@ -5,7 +5,10 @@ after an answer arrives would otherwise sit inside every RTT, and on an idle mac
 about half of a loopback round trip. With ``SO_TIMESTAMPNS`` the kernel stamps the answer
 on arrival, so neither the wake-up nor anything the thread was doing at the time (another
 round's signature, a sweep) is measured. The send side stamps the clock immediately before
-``sendto``, after the challenge datagram is built. asyncio's datagram transport cannot
+``sendmsg``, after the challenge datagram is built, and where the kernel offers transmit
+stamps it asks for the challenge's own and moves the timer's start to it: the syscall and
+the stack's work before the datagram left stay off the RTT (the fallback, where there are
+none, is the stamp before ``sendmsg``). asyncio's datagram transport cannot
 return ancillary data, and its loop adds a callback hop; a thread blocked in ``recvmsg``
 needs neither. See :mod:`geoattest.verifier.landmark.clock` for why a realtime kernel stamp still
 never yields an RTT shorter than the true one.
@@ -32,9 +35,14 @@ from geoattest.lifecycle import Running
 from geoattest.protocol.round import Randomness
 from geoattest.verifier.landmark.clock import (
     ANCILLARY_BYTES,
+    TRANSMIT_STAMP_REQUEST,
+    Bracket,
+    departure_monotonic,
     enable_kernel_timestamps,
+    enable_transmit_timestamps,
     kernel_stamp,
     read_bracket,
+    transmit_stamps,
 )
 from geoattest.verifier.landmark.dispatch import (
     Address,
@@ -45,6 +53,7 @@ from geoattest.verifier.landmark.dispatch import (
     Outgoing,
 )
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
+from geoattest.wire.rounds import receive_timeout
 
 log = logging.getLogger("geoattest.landmark")
 
@@ -107,8 +116,11 @@ class LandmarkServer(Running):
         self._sweep_interval_ns = int(sweep_interval_s * 1e9)
         self._sock = bind_udp(host, port)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-        self._sock.settimeout(sweep_interval_s)
+        receive_timeout(self._sock, sweep_interval_s)
         self.kernel_timestamps = kernel_timestamps and enable_kernel_timestamps(self._sock)
+        self.transmit_timestamps = kernel_timestamps and enable_transmit_timestamps(self._sock)
+        self._stamped_sends = 0
+        """Key the kernel gives the next stamped send's transmit stamp."""
         self.address: Address = self._sock.getsockname()
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -138,12 +150,35 @@ class LandmarkServer(Running):
         self._sock.close()
 
     def _send(self, outgoing: Outgoing) -> None:
-        if outgoing.timed is not None:
-            outgoing.timed.start_timer(read_bracket())
+        timed = outgoing.timed
         try:
-            self._sock.sendto(outgoing.datagram, outgoing.peer)
+            if timed is None:
+                self._sock.sendto(outgoing.datagram, outgoing.peer)
+            elif not self.transmit_timestamps:
+                timed.start_timer(read_bracket())
+                self._sock.sendto(outgoing.datagram, outgoing.peer)
+            else:
+                sent = read_bracket()
+                timed.start_timer(sent)
+                self._sock.sendmsg([outgoing.datagram], TRANSMIT_STAMP_REQUEST, 0, outgoing.peer)
+                departed, stamped = departure_monotonic(sent, *self._transmit_stamp())
+                if stamped:
+                    timed.departed(departed)
+                    self._dispatcher.counters.challenges_transmit_stamped += 1
         except OSError:
             self._dispatcher.counters.send_errors += 1
+
+    def _transmit_stamp(self) -> tuple[Bracket, int | None]:
+        """The stamp of the send just made, if the kernel queued it already, and a bracket
+        read after it was read back. A stamp of an earlier send (queued late) is dropped."""
+        key = self._stamped_sends
+        stamp = None
+        for queued_key, queued in transmit_stamps(self._sock):
+            if queued_key == key:
+                stamp = queued
+            key = max(key, queued_key)
+        self._stamped_sends = key + 1
+        return read_bracket(), stamp
 
     def _serve(self) -> None:
         """The receive loop. Nothing a peer sends may end it; only :meth:`stop` does."""
@@ -153,7 +188,7 @@ class LandmarkServer(Running):
         while not self._stopping.is_set():
             try:
                 data, ancillary, _, source = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):  # the sweep interval passed
                 data = None
             except OSError:
                 if self._stopping.is_set():

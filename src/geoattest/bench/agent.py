@@ -5,8 +5,9 @@ The landmarks run in child processes (as in ``bench timing``); the agent's round
 proof signing run here, and ``time.process_time`` counts only this process. Baselines, timed
 in the same run: the k + 1 ES256 signatures and k receipt verifications an agent must make
 per proof, and the CPU of as many bare UDP echo round trips (to an echo child, interleaved
-with the proofs) as a proof's rounds make: each costs a send, a blocking receive and the
-sleep and wake-up between, which no agent can avoid.
+with the proofs) as a proof's rounds make, each waited for as the agent waits (spinning
+while the host has a core to spare, else a blocking receive): a send and that wait are
+what no agent can avoid. ``--load`` runs ``stress-ng --cpu 2`` beside it all.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_rounds
+from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_rounds
 from geoattest.bench.fleet import MEASUREMENT, Fleet
 from geoattest.bench.report import Figures, median, progress
-from geoattest.bench.timing import child, echo_block, echo_child, landmark_child
+from geoattest.bench.timing import child, echo_block, echo_child, landmark_child, load_context
 from geoattest.crypto import KeySigner, generate_private_key, private_key_pem
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import RoundSecrets
@@ -38,10 +39,18 @@ class Agent:
     device: KeySigner = field(default_factory=KeySigner.generate)
     secrets: RoundSecrets = field(default_factory=lambda: RoundSecrets(os.urandom))
     chain: ProofChain = field(default_factory=lambda: ProofChain("dev-bench"))
+    floors: PathFloors = field(default_factory=PathFloors)
 
     def proof(self) -> None:
-        """What the agent does per proof: k rounds over UDP, then the proof signed."""
-        outcomes = run_rounds(self.endpoints, "dev-bench", self.device, self.secrets, self.settings)
+        """What the agent does per proof: k adaptive rounds over UDP, then the proof signed."""
+        outcomes = run_rounds(
+            self.endpoints,
+            "dev-bench",
+            self.device,
+            self.secrets,
+            self.settings,
+            floors=self.floors,
+        )
         receipts = [o.receipt for o in outcomes if o.receipt is not None]
         _, self.chain = self.chain.extend(receipts, measurement=MEASUREMENT, signer=self.device)
 
@@ -62,12 +71,13 @@ def agent(k: int, exchanges: int) -> Iterator[Agent]:
         yield Agent(endpoints, RoundSettings(exchanges=exchanges))
 
 
-def run(proofs: int = 100, k: int = 4, exchanges: int = 8) -> Figures:
+def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False) -> Figures:
     cpu: list[float] = []
     wall: list[float] = []
     echo_cpu: list[float] = []
     round_trips = k * (exchanges + 2)  # per round, Open, n Responses and Close get one answer
     with (
+        load_context(load) as load_name,
         agent(k, exchanges) as bench,
         child(echo_child) as (_, echo_port),
         progress("agent: proofs", proofs) as (bar, task),
@@ -78,7 +88,7 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8) -> Figures:
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
             c0 = time.process_time()
-            echo_block(echo_port, round_trips)
+            echo_block(echo_port, round_trips, as_agent=True)
             echo_cpu.append(time.process_time() - c0)
             bar.advance(task)
     device = bench.device
@@ -90,6 +100,7 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8) -> Figures:
     cpu_s, socket_s = median(cpu), median(echo_cpu)
     explained = signing + verifying + socket_s
     return {
+        "load": load_name,
         "k": k,
         "exchanges": exchanges,
         "cpu_us_per_proof": round(cpu_s * 1e6, 1),

@@ -5,22 +5,33 @@ Each side runs in its own process, as a landmark and a chip would: the landmark
 (:class:`~geoattest.verifier.landmark.LandmarkServer`, kernel receive stamps) and the echo server
 in child processes, the agent (:func:`geoattest.attestor.rounds.run_round`) and the pinger here.
 Echoes and rounds alternate in blocks so that both see the same machine load.
+
+Two echoes are the baselines: today's blocking one (the pinger sleeps in ``recvmsg``), and one
+that waits as the agent does (:mod:`geoattest.wire.rounds`: it spins when the host has a
+core to spare, else it blocks), so the receipt's ``rtt_min`` is set against an echo that
+waits for its answer the same way. ``--load`` runs ``stress-ng --cpu 2`` beside it all
+(:func:`cpu_load`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from multiprocessing.connection import Connection
 from typing import Any
 
-from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_round
 from geoattest.bench.report import KM_PER_US, Figures, median, progress, quantile
 from geoattest.crypto import KeySigner, generate_private_key, load_private_key_pem, private_key_pem
+from geoattest.errors import ConfigError
 from geoattest.protocol.round import LandmarkRound, RoundSecrets
 from geoattest.v1 import round_pb2
 from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
@@ -29,6 +40,7 @@ from geoattest.verifier.landmark.clock import (
     enable_kernel_timestamps,
     kernel_stamp,
 )
+from geoattest.wire.rounds import spare_core
 
 UNLIMITED = Limits(rate_per_s=1e9, burst=1e9)
 RESPONSE_BYTES = 38
@@ -79,19 +91,35 @@ def child(target: Callable[..., None], *args: object) -> Iterator[tuple[Connecti
         process.join()
 
 
-def echo_block(port: int, n: int) -> tuple[list[int], list[int]]:
-    """n echoes of a Response-sized datagram: RTTs by user stamps and by kernel stamps."""
+def echo_block(port: int, n: int, *, as_agent: bool = False) -> tuple[list[int], list[int]]:
+    """n echoes of a Response-sized datagram: RTTs by user stamps and by kernel stamps.
+
+    ``as_agent``: wait for each answer as the agent waits for a challenge (spin while the
+    host has a core to spare, for at most ``RoundSettings.spin_s``, then block); otherwise
+    block in ``recvmsg``.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect(("127.0.0.1", port))
     kernel_ok = enable_kernel_timestamps(sock)
     payload = bytes(RESPONSE_BYTES)
+    spin_ns = int(RoundSettings().spin_s * 1e9)
     user, kernel = [], []
-    mono, real = time.monotonic_ns, time.time_ns
+    mono, real, recvmsg = time.monotonic_ns, time.time_ns, sock.recvmsg
     for _ in range(n):
+        spin = as_agent and spare_core()
         t_real = real()
         t0 = mono()
         sock.send(payload)
-        _, ancillary, _, _ = sock.recvmsg(4096, ANCILLARY_BYTES)
+        ancillary = None
+        while spin:
+            try:
+                _, ancillary, _, _ = recvmsg(4096, ANCILLARY_BYTES, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                spin = mono() - t0 < spin_ns
+            else:
+                break
+        if ancillary is None:
+            _, ancillary, _, _ = recvmsg(4096, ANCILLARY_BYTES)
         user.append(mono() - t0)
         stamp = kernel_stamp(ancillary) if kernel_ok else None
         if stamp is not None:
@@ -100,33 +128,74 @@ def echo_block(port: int, n: int) -> tuple[list[int], list[int]]:
     return user, kernel
 
 
+@contextmanager
+def cpu_load(cpus: int = 2) -> Iterator[str]:
+    """``stress-ng --cpu N`` running for the duration; yields its command line.
+
+    Raises:
+        ConfigError: stress-ng is not installed.
+    """
+    program = shutil.which("stress-ng")
+    if program is None:
+        raise ConfigError("--load needs stress-ng on PATH (Debian: apt-get install stress-ng)")
+    command = [program, "--cpu", str(cpus), "--quiet"]
+    process = subprocess.Popen(  # noqa: S603  (our own fixed command line)
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        time.sleep(0.5)  # its workers running before anything is measured
+        if process.poll() is not None:
+            raise ConfigError(f"stress-ng exited at once with status {process.returncode}")
+        yield f"stress-ng --cpu {cpus}"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)  # its workers are in its own session
+        process.wait()
+
+
+def load_context(load: bool) -> contextlib.AbstractContextManager[str]:
+    """:func:`cpu_load` when asked for, else nothing running beside the benchmark."""
+    return cpu_load() if load else nullcontext("none")
+
+
 def rounds_block(
     endpoint: LandmarkEndpoint,
     landmark: Connection,
     device: KeySigner,
     secrets: RoundSecrets,
     n: int,
-) -> tuple[list[int], list[int]]:
-    """n rounds: every exchange's RTT (as the landmark timed it) and each receipt's rtt_min."""
+    *,
+    floors: PathFloors | None = None,
+) -> tuple[list[int], list[int], int]:
+    """n rounds (adaptive with ``floors``): every exchange's RTT (as the landmark timed
+    it), each receipt's rtt_min, and in how many rounds the host had a core to spare (so the
+    agent spun)."""
     settings = RoundSettings(exchanges=8)
     minima = []
+    spare = 0
     for _ in range(n):
-        envelope = run_round(endpoint, "dev-bench", device, secrets, settings)
+        spare += spare_core()
+        envelope = run_round(endpoint, "dev-bench", device, secrets, settings, floors=floors)
         minima.append(round_pb2.TimingReceipt.FromString(envelope.payload).rtt_min_ns)
     landmark.send(True)
-    return landmark.recv(), minima
+    return landmark.recv(), minima, spare
 
 
-def run(samples: int = 4000, blocks: int = 8) -> Figures:
-    """p50/p99 of ``samples`` echoes and as many timed exchanges (rounds of 8)."""
+def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
+    """p50/p99 of ``samples`` echoes of each kind and as many timed exchanges (rounds of 8);
+    ``load``: with ``stress-ng --cpu 2`` running."""
     device = KeySigner.generate()
     secrets = RoundSecrets(os.urandom)
     landmark_key = generate_private_key()
     per_block = max(8, samples // blocks)
     echo: list[int] = []
+    echo_as_agent: list[int] = []
     exchange: list[int] = []
     minima: list[int] = []
+    spare = 0
+    floors = PathFloors()
     with (
+        load_context(load) as load_name,
         child(echo_child) as (_, echo_port),
         child(landmark_child, private_key_pem(landmark_key), "lm-bench", True) as (
             landmark,
@@ -137,26 +206,37 @@ def run(samples: int = 4000, blocks: int = 8) -> Figures:
         endpoint = LandmarkEndpoint(
             "lm-bench", "127.0.0.1", port, KeySigner(landmark_key).verifying_key
         )
-        rounds_block(endpoint, landmark, device, secrets, 4)  # warm up both paths
+        rounds_block(endpoint, landmark, device, secrets, 4, floors=floors)  # warm up both paths
         echo_block(echo_port, 100)
         for _ in range(blocks):
             echo += echo_block(echo_port, per_block)[0]
-            timed, mins = rounds_block(endpoint, landmark, device, secrets, per_block // 8)
+            echo_as_agent += echo_block(echo_port, per_block, as_agent=True)[0]
+            timed, mins, spared = rounds_block(
+                endpoint, landmark, device, secrets, per_block // 8, floors=floors
+            )
             exchange += timed
             minima += mins
+            spare += spared
             bar.advance(task)
     echo_p50, exchange_p50 = median(echo) / 1e3, median(exchange) / 1e3
     echo_p99, exchange_p99 = quantile(echo, 0.99) / 1e3, quantile(exchange, 0.99) / 1e3
+    same_p50, rtt_min_p50 = median(echo_as_agent) / 1e3, median(minima) / 1e3
     return {
+        "load": load_name,
         "udp_echo_p50_us": round(echo_p50, 2),
         "udp_echo_p99_us": round(echo_p99, 2),
+        "udp_echo_as_agent_p50_us": round(same_p50, 2),
         "exchange_p50_us": round(exchange_p50, 2),
         "exchange_p99_us": round(exchange_p99, 2),
         "ratio_p50": round(exchange_p50 / echo_p50, 3),
         "ratio_p99": round(exchange_p99 / echo_p99, 3),
         "overhead_km_at_c": round((exchange_p50 - echo_p50) * KM_PER_US, 3),
         "exchange_km_at_c": round(exchange_p50 * KM_PER_US, 3),
-        "receipt_rtt_min_p50_us": round(median(minima) / 1e3, 2),
+        "receipt_rtt_min_p50_us": round(rtt_min_p50, 2),
+        "receipt_ratio_to_echo_as_agent": round(rtt_min_p50 / same_p50, 3),
+        "receipt_km_at_c": round(rtt_min_p50 * KM_PER_US, 3),
+        "rounds_spinning_share": round(spare / max(1, len(minima)), 3),
+        "exchanges_per_round": round(len(exchange) / max(1, len(minima)), 2),
         "echo_samples": len(echo),
         "exchange_samples": len(exchange),
         "kernel_timestamps": str(kernel_on),

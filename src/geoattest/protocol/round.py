@@ -67,6 +67,8 @@ CHALLENGE_BYTES = 16
 """16 random bytes: r || c_j is 48 bytes, so z_j = SHA-256(r || c_j) is one compression
 block, cheap enough for a GPU responder kernel."""
 ROUND_ID_BYTES = 16
+ANSWER_BYTES = 32
+"""z_j is one SHA-256 digest."""
 MIN_EXCHANGES = 1
 MAX_EXCHANGES = 32
 """Bounded so that Complete and the receipt always fit one datagram."""
@@ -130,7 +132,8 @@ def transcript_payload(
 
 
 def check_open(open_message: round_pb2.Open, max_exchanges: int = MAX_EXCHANGES) -> None:
-    """The Open names a device, commits to a secret and asks for 1..``max_exchanges``.
+    """The Open names a device, commits to a secret and asks for 1..``max_exchanges``
+    (an adaptive round's ``max_exchanges`` is 0 or at least its ``exchanges``).
 
     Raises:
         RoundError: MISSING_FIELD.
@@ -141,6 +144,28 @@ def check_open(open_message: round_pb2.Open, max_exchanges: int = MAX_EXCHANGES)
         raise RoundError(Reason.MISSING_FIELD, "commit must be 32 bytes")
     if not MIN_EXCHANGES <= open_message.exchanges <= max_exchanges:
         raise RoundError(Reason.MISSING_FIELD, f"exchanges must be 1..{max_exchanges}")
+    if 0 < open_message.max_exchanges < open_message.exchanges:
+        raise RoundError(Reason.MISSING_FIELD, "max_exchanges below exchanges")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def response_head(round_id: bytes, index: int) -> bytes:
+    """A Response datagram's bytes up to its 32-byte answer, which the agent appends: the
+    answer path builds no message while a challenge waits. The bytes are exactly the
+    protobuf encoding of ``Datagram(response=Response(round_id, index, answer))``."""
+    fields = b"\x0a" + _varint(len(round_id)) + round_id  # Response.round_id = 1
+    if index:  # proto3 leaves a zero index out
+        fields += b"\x10" + _varint(index)  # Response.index = 2
+    fields += b"\x1a" + _varint(ANSWER_BYTES)  # Response.answer = 3
+    return b"\x1a" + _varint(len(fields) + ANSWER_BYTES) + fields  # Datagram.response = 3
 
 
 def decode_datagram(data: bytes) -> round_pb2.Datagram:
@@ -172,6 +197,11 @@ class AgentRound:
     The agent never reveals r before the landmark reports every exchange timed,
     answers no challenge after revealing it, and signs only a transcript whose
     challenges it actually answered.
+
+    Adaptive: with ``max_exchanges`` above ``exchanges`` and ``extend_above_ns`` set, the
+    landmark times more exchanges (up to ``max_exchanges``) while its best is above
+    ``extend_above_ns``; the agent accepts a Complete listing anything from ``exchanges``
+    to ``max_exchanges`` challenges it answered.
     """
 
     def __init__(
@@ -183,12 +213,18 @@ class AgentRound:
         *,
         secret: bytes,
         exchanges: int,
+        max_exchanges: int = 0,
+        extend_above_ns: int = 0,
         responder: Responder | None = None,
     ) -> None:
         if len(secret) != SECRET_BYTES:
             raise RoundError(Reason.MISSING_FIELD, f"round secret must be {SECRET_BYTES} bytes")
         if not MIN_EXCHANGES <= exchanges <= MAX_EXCHANGES:
             raise ConfigError(f"exchanges must be 1..{MAX_EXCHANGES}")
+        if max_exchanges and not exchanges <= max_exchanges <= MAX_EXCHANGES:
+            raise ConfigError(f"max_exchanges must be 0 or {exchanges}..{MAX_EXCHANGES}")
+        if extend_above_ns < 0:
+            raise ConfigError("extend_above_ns must not be negative")
         self.device_id = device_id
         self.landmark_id = landmark_id
         self._landmark_key = landmark_key
@@ -197,23 +233,32 @@ class AgentRound:
         self._responder = responder
         self.commit = commitment(secret)
         self.exchanges = exchanges
+        self.max_exchanges = max(exchanges, max_exchanges)
+        self.extend_above_ns = extend_above_ns if self.max_exchanges > exchanges else 0
         self.state = AgentRoundState.OPENED
         self.round_id: bytes | None = None
         self._cookie = b""
         self._answered: set[bytes] = set()
+        self._response_heads: dict[int, bytes] = {}
+        """A Response's bytes up to its answer, by challenge index, built once per index."""
         self._transcript_digest: bytes | None = None
         self._close: bytes | None = None
         self._closed_challenges: list[bytes] = []
         self.receipt: envelope_pb2.Envelope | None = None
+        self.rtt_min_ns: int | None = None
+        """The receipt's rtt_min, once it arrived."""
         self.failure: Reason | None = None
 
     def open(self) -> bytes:
+        adaptive = self.extend_above_ns > 0
         return _encode(
             open=round_pb2.Open(
                 device_id=self.device_id,
                 commit=self.commit,
                 exchanges=self.exchanges,
                 cookie=self._cookie,
+                max_exchanges=self.max_exchanges if adaptive else 0,
+                extend_above_ns=self.extend_above_ns,
             )
         )
 
@@ -270,15 +315,17 @@ class AgentRound:
             z = answer(self._secret, challenge.challenge)
         else:  # an error here (RoundError) leaves the round as it was
             z = self._responder.answer(bytes(challenge.challenge))
+            if len(z) != ANSWER_BYTES:
+                raise RoundError(Reason.MISSING_FIELD, f"answer must be {ANSWER_BYTES} bytes")
         if self.state is AgentRoundState.OPENED:
             self.round_id = bytes(challenge.round_id)
             self.state = AgentRoundState.ANSWERING
         self._answered.add(bytes(challenge.challenge))
-        return _encode(
-            response=round_pb2.Response(
-                round_id=challenge.round_id, index=challenge.index, answer=z
-            )
-        )
+        index = challenge.index
+        head = self._response_heads.get(index)
+        if head is None:
+            head = self._response_heads[index] = response_head(bytes(challenge.round_id), index)
+        return head + z
 
     def _on_complete(self, complete: round_pb2.Complete) -> bytes:
         if self.state is AgentRoundState.REVEALED and self._close is not None:
@@ -290,7 +337,7 @@ class AgentRound:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"complete in state {self.state}")
         self._check_round(complete.round_id)
         challenges = [bytes(c) for c in complete.challenges]
-        if len(challenges) != self.exchanges:
+        if not self.exchanges <= len(challenges) <= self.max_exchanges:
             raise RoundError(Reason.ROUND_UNKNOWN_CHALLENGE, "complete lists wrong number")
         if any(c not in self._answered for c in challenges):
             raise RoundError(Reason.ROUND_UNKNOWN_CHALLENGE, "complete lists unanswered challenge")
@@ -329,6 +376,7 @@ class AgentRound:
             self._fail(Reason.TRANSCRIPT_MISMATCH)
             raise RoundError(Reason.TRANSCRIPT_MISMATCH, "receipt is not for this round")
         self.receipt = envelope
+        self.rtt_min_ns = receipt.rtt_min_ns
         self.state = AgentRoundState.DONE
 
     def _fail(self, reason: Reason) -> None:
@@ -379,12 +427,19 @@ class LandmarkRound:
         round_id: bytes,
         randomness: Randomness,
         challenge_timeout_ns: int = 500_000_000,
+        max_exchanges: int = MAX_EXCHANGES,
     ) -> None:
-        check_open(open_message)
+        check_open(open_message, max_exchanges)
         self.landmark_id = landmark_id
         self.device_id = open_message.device_id
         self.commit = bytes(open_message.commit)
         self.exchanges = open_message.exchanges
+        self.max_exchanges = min(
+            max(open_message.exchanges, open_message.max_exchanges), max_exchanges
+        )
+        """Adaptive rounds: at most this many exchanges (the Open's ask within this
+        landmark's limit)."""
+        self.extend_above_ns = open_message.extend_above_ns
         self.round_id = round_id
         self._signer = signer
         self._randomness = randomness
@@ -476,12 +531,15 @@ class LandmarkRound:
         index, challenge, sent_ns = outstanding
         if response.index != index:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "response to a superseded challenge")
-        if len(response.answer) != 32:
-            raise RoundError(Reason.MISSING_FIELD, "answer must be 32 bytes")
+        if len(response.answer) != ANSWER_BYTES:
+            raise RoundError(Reason.MISSING_FIELD, f"answer must be {ANSWER_BYTES} bytes")
         self.timed.append(Exchange(index, challenge, bytes(response.answer), now_ns - sent_ns))
         self._outstanding = None
         self._attempts = 0
-        if len(self.timed) < self.exchanges:
+        timed = len(self.timed)
+        if timed < self.exchanges or (
+            timed < self.max_exchanges and self.rtt_min_ns > self.extend_above_ns > 0
+        ):
             return self.next_challenge(now_ns)
         self.state = LandmarkRoundState.AWAITING_CLOSE
         self._complete_sent_ns = now_ns

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from geoattest.v1 import envelope_pb2 as geoattest_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18geoattest/v1/round.proto\x12\x0cgeoattest.v1\x1a\x1bgeoattest/v1/envelope.proto\"L\n\x04Open\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\x0c\x12\x11\n\texchanges\x18\x03 \x01(\r\x12\x0e\n\x06\x63ookie\x18\x04 \x01(\x0c\"\x17\n\x05Retry\x12\x0e\n\x06\x63ookie\x18\x01 \x01(\x0c\"?\n\tChallenge\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\x12\x11\n\tchallenge\x18\x03 \x01(\x0c\";\n\x08Response\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\x0c\"0\n\x08\x43omplete\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\x12\n\nchallenges\x18\x02 \x03(\x0c\"U\n\x05\x43lose\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\x0e\n\x06secret\x18\x02 \x01(\x0c\x12*\n\ntranscript\x18\x03 \x01(\x0b\x32\x16.geoattest.v1.Envelope\")\n\x05\x41\x62ort\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\x0e\n\x06reason\x18\x02 \x01(\t\"o\n\x0fRoundTranscript\x12\x13\n\x0blandmark_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x10\n\x08round_id\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\x0c\x12\x12\n\nchallenges\x18\x05 \x03(\x0c\"\xe1\x01\n\rTimingReceipt\x12\x13\n\x0blandmark_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x10\n\x08round_id\x18\x03 \x01(\x0c\x12\x19\n\x11transcript_digest\x18\x04 \x01(\x0c\x12\x12\n\nrtt_min_ns\x18\x05 \x01(\x04\x12\x11\n\texchanges\x18\x06 \x01(\r\x12\x18\n\x10landmark_time_ns\x18\x07 \x01(\x04\x12*\n\ntranscript\x18\x08 \x01(\x0b\x32\x16.geoattest.v1.Envelope\x12\x0e\n\x06secret\x18\t \x01(\x0c\"\xd9\x02\n\x08\x44\x61tagram\x12\"\n\x04open\x18\x01 \x01(\x0b\x32\x12.geoattest.v1.OpenH\x00\x12,\n\tchallenge\x18\x02 \x01(\x0b\x32\x17.geoattest.v1.ChallengeH\x00\x12*\n\x08response\x18\x03 \x01(\x0b\x32\x16.geoattest.v1.ResponseH\x00\x12*\n\x08\x63omplete\x18\x04 \x01(\x0b\x32\x16.geoattest.v1.CompleteH\x00\x12$\n\x05\x63lose\x18\x05 \x01(\x0b\x32\x13.geoattest.v1.CloseH\x00\x12$\n\x05\x61\x62ort\x18\x06 \x01(\x0b\x32\x13.geoattest.v1.AbortH\x00\x12)\n\x07receipt\x18\x07 \x01(\x0b\x32\x16.geoattest.v1.EnvelopeH\x00\x12$\n\x05retry\x18\x08 \x01(\x0b\x32\x13.geoattest.v1.RetryH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18geoattest/v1/round.proto\x12\x0cgeoattest.v1\x1a\x1bgeoattest/v1/envelope.proto\"|\n\x04Open\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\x0c\x12\x11\n\texchanges\x18\x03 \x01(\r\x12\x0e\n\x06\x63ookie\x18\x04 \x01(\x0c\x12\x15\n\rmax_exchanges\x18\x05 \x01(\r\x12\x17\n\x0f\x65xtend_above_ns\x18\x06 \x01(\x04\"\x17\n\x05Retry\x12\x0e\n\x06\x63ookie\x18\x01 \x01(\x0c\"?\n\tChallenge\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\x12\x11\n\tchallenge\x18\x03 \x01(\x0c\";\n\x08Response\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\x0c\"0\n\x08\x43omplete\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\x12\n\nchallenges\x18\x02 \x03(\x0c\"U\n\x05\x43lose\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\x0e\n\x06secret\x18\x02 \x01(\x0c\x12*\n\ntranscript\x18\x03 \x01(\x0b\x32\x16.geoattest.v1.Envelope\")\n\x05\x41\x62ort\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\x0e\n\x06reason\x18\x02 \x01(\t\"o\n\x0fRoundTranscript\x12\x13\n\x0blandmark_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x10\n\x08round_id\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\x0c\x12\x12\n\nchallenges\x18\x05 \x03(\x0c\"\xe1\x01\n\rTimingReceipt\x12\x13\n\x0blandmark_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x10\n\x08round_id\x18\x03 \x01(\x0c\x12\x19\n\x11transcript_digest\x18\x04 \x01(\x0c\x12\x12\n\nrtt_min_ns\x18\x05 \x01(\x04\x12\x11\n\texchanges\x18\x06 \x01(\r\x12\x18\n\x10landmark_time_ns\x18\x07 \x01(\x04\x12*\n\ntranscript\x18\x08 \x01(\x0b\x32\x16.geoattest.v1.Envelope\x12\x0e\n\x06secret\x18\t \x01(\x0c\"\xd9\x02\n\x08\x44\x61tagram\x12\"\n\x04open\x18\x01 \x01(\x0b\x32\x12.geoattest.v1.OpenH\x00\x12,\n\tchallenge\x18\x02 \x01(\x0b\x32\x17.geoattest.v1.ChallengeH\x00\x12*\n\x08response\x18\x03 \x01(\x0b\x32\x16.geoattest.v1.ResponseH\x00\x12*\n\x08\x63omplete\x18\x04 \x01(\x0b\x32\x16.geoattest.v1.CompleteH\x00\x12$\n\x05\x63lose\x18\x05 \x01(\x0b\x32\x13.geoattest.v1.CloseH\x00\x12$\n\x05\x61\x62ort\x18\x06 \x01(\x0b\x32\x13.geoattest.v1.AbortH\x00\x12)\n\x07receipt\x18\x07 \x01(\x0b\x32\x16.geoattest.v1.EnvelopeH\x00\x12$\n\x05retry\x18\x08 \x01(\x0b\x32\x13.geoattest.v1.RetryH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'geoattest.v1.round_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPEN']._serialized_start=71
-  _globals['_OPEN']._serialized_end=147
-  _globals['_RETRY']._serialized_start=149
-  _globals['_RETRY']._serialized_end=172
-  _globals['_CHALLENGE']._serialized_start=174
-  _globals['_CHALLENGE']._serialized_end=237
-  _globals['_RESPONSE']._serialized_start=239
-  _globals['_RESPONSE']._serialized_end=298
-  _globals['_COMPLETE']._serialized_start=300
-  _globals['_COMPLETE']._serialized_end=348
-  _globals['_CLOSE']._serialized_start=350
-  _globals['_CLOSE']._serialized_end=435
-  _globals['_ABORT']._serialized_start=437
-  _globals['_ABORT']._serialized_end=478
-  _globals['_ROUNDTRANSCRIPT']._serialized_start=480
-  _globals['_ROUNDTRANSCRIPT']._serialized_end=591
-  _globals['_TIMINGRECEIPT']._serialized_start=594
-  _globals['_TIMINGRECEIPT']._serialized_end=819
-  _globals['_DATAGRAM']._serialized_start=822
-  _globals['_DATAGRAM']._serialized_end=1167
+  _globals['_OPEN']._serialized_end=195
+  _globals['_RETRY']._serialized_start=197
+  _globals['_RETRY']._serialized_end=220
+  _globals['_CHALLENGE']._serialized_start=222
+  _globals['_CHALLENGE']._serialized_end=285
+  _globals['_RESPONSE']._serialized_start=287
+  _globals['_RESPONSE']._serialized_end=346
+  _globals['_COMPLETE']._serialized_start=348
+  _globals['_COMPLETE']._serialized_end=396
+  _globals['_CLOSE']._serialized_start=398
+  _globals['_CLOSE']._serialized_end=483
+  _globals['_ABORT']._serialized_start=485
+  _globals['_ABORT']._serialized_end=526
+  _globals['_ROUNDTRANSCRIPT']._serialized_start=528
+  _globals['_ROUNDTRANSCRIPT']._serialized_end=639
+  _globals['_TIMINGRECEIPT']._serialized_start=642
+  _globals['_TIMINGRECEIPT']._serialized_end=867
+  _globals['_DATAGRAM']._serialized_start=870
+  _globals['_DATAGRAM']._serialized_end=1215
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,8 @@ class Open(_message.Message):
     COMMIT_FIELD_NUMBER: _builtins.int
     EXCHANGES_FIELD_NUMBER: _builtins.int
     COOKIE_FIELD_NUMBER: _builtins.int
+    MAX_EXCHANGES_FIELD_NUMBER: _builtins.int
+    EXTEND_ABOVE_NS_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     commit: _builtins.bytes
     exchanges: _builtins.int
@@ -39,6 +41,12 @@ class Open(_message.Message):
     the sender receives datagrams at its source address. Only an Open with a valid
     cookie makes the landmark keep state.
     """
+    max_exchanges: _builtins.int
+    """Adaptive rounds: after `exchanges` exchanges, while the smallest RTT timed so far is
+    above `extend_above_ns` (0: never), the landmark times more, up to `max_exchanges`
+    in all (at most its own limit). The receipt's rtt_min is the minimum over them all.
+    """
+    extend_above_ns: _builtins.int
     def __init__(
         self,
         *,
@@ -46,10 +54,12 @@ class Open(_message.Message):
         commit: _builtins.bytes = ...,
         exchanges: _builtins.int = ...,
         cookie: _builtins.bytes = ...,
+        max_exchanges: _builtins.int = ...,
+        extend_above_ns: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "cookie", b"cookie", "device_id", b"device_id", "exchanges", b"exchanges"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "cookie", b"cookie", "device_id", b"device_id", "exchanges", b"exchanges", "extend_above_ns", b"extend_above_ns", "max_exchanges", b"max_exchanges"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,14 +4,37 @@ The agent runs them with its device key; a landmark auditing its peers runs them
 own key, so both parties share this driver from the core. :func:`run_round` drives
 :class:`~geoattest.protocol.round.AgentRound` over a socket connected to one landmark.
 The landmark's clock times every exchange, so the answering side's path is the RTT: it is
-kept to ``recv``, the state machine's decode-hash-encode, and ``send`` on a connected
-socket, with no ``poll`` before the read (the receive timeout is the kernel's
+kept to ``recv``, the state machine's decode-hash-append (the Response's bytes are built
+once per index, :func:`~geoattest.protocol.round.response_head`), and ``send`` on a
+connected socket, with no ``poll`` before the read (the receive timeout is the kernel's
 ``SO_RCVTIMEO``, not Python's).
+
+The timed phase does not sleep on a short path. A blocking receive puts the thread to sleep
+and every challenge then waits for the kernel to wake it: tens of microseconds on an idle
+host, more with deep CPU idle states or virtualised timers, and all of it on the landmark's
+clock. So when the path's round trip as the agent sees it (from each of its sends to the
+next datagram in, the smallest in this round: first the Open's Retry) is at most
+:attr:`RoundSettings.spin_below_s` (a data centre's, not the Internet's), the agent polls
+its socket without blocking (``MSG_DONTWAIT``) from the cookie's Open until it sends its
+Close, for at most :attr:`RoundSettings.spin_s` per wait before it falls back to the
+blocking receive. A longer path blocks throughout: its few microseconds of wake-up do not
+matter there, and spinning through a millisecond round trip would cost that millisecond of
+CPU per exchange. One round at a time spins (a process-wide turn), so concurrent rounds do
+not spin against each other for the interpreter lock. Spinning only changes when the agent
+notices a challenge; the landmark's clock alone measures (docs/PROTOCOL.md, "The answer
+path").
 
 Loss: the landmark replaces a lost challenge and re-sends Complete; the agent re-sends
 its Open (nothing heard yet) or its Close (no receipt yet) when the landmark has been
 silent for ``resend_s``. Anything that is not a datagram for this round is ignored, and
 the round ends with a receipt or a :class:`RoundFailedError` by ``deadline_s``.
+
+Adaptive rounds: given the :class:`PathFloors` it keeps (the best ``rtt_min`` of each
+landmark's recent receipts), the agent asks in its Open for up to
+:attr:`RoundSettings.extra_exchanges` more exchanges, which the landmark runs while the
+round's best exchange is above :attr:`RoundSettings.far_above` times that floor (the chip
+was descheduled, the host was busy). The landmark's clock still times every exchange and the
+receipt carries the minimum over all of them, so an adversary still can only add delay.
 
 Several landmarks: :func:`run_rounds` runs them one after another by default. Run
 concurrently (one thread each), two answers due at the same moment queue for the
@@ -27,21 +50,32 @@ Example::
 
 from __future__ import annotations
 
+import math
+import os
 import socket
 import struct
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from geoattest.crypto import Signer, VerifyingKey
 from geoattest.errors import GeoattestError, Reason, RoundError, WireError
-from geoattest.protocol.round import AgentRound, AgentRoundState, RoundSecrets
+from geoattest.protocol.round import MAX_EXCHANGES, AgentRound, AgentRoundState, RoundSecrets
 from geoattest.v1 import envelope_pb2
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
 
 RECEIVE_BYTES = MAX_DATAGRAM_BYTES + 1
+CAN_SPIN = sys.platform == "linux"
+"""Where the socket's receive timeout is the kernel's, so a ``MSG_DONTWAIT`` read polls."""
+SPIN_TURNAROUNDS = 8
+"""One wait spins for at most this many of the path's round trips (and ``spin_s``)."""
+_SPIN_TURN = threading.Lock()
+"""Held by the one round of this process that is spinning through its timed phase."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +95,44 @@ class RoundSettings:
     """The whole round, from Open to receipt."""
     resend_s: float = 0.25
     """Silence after which the agent re-sends its Open or its Close."""
+    spin_below_s: float = 0.001
+    """Spin through the timed phase only when the path's round trip, as the agent saw it,
+    is at most this (a data centre's); 0 never spins (:func:`spins`)."""
+    spin_s: float = 0.0005
+    """Longest one wait for a datagram spins before it blocks."""
+    extra_exchanges: int = 24
+    """Adaptive rounds: how many more exchanges a round may run (0: none), within
+    ``MAX_EXCHANGES`` in all."""
+    far_above: float = 1.5
+    """Adaptive rounds: the landmark runs them while the round's best exchange is above
+    this many times the path's floor."""
+
+
+class PathFloors:
+    """The smallest ``rtt_min`` among each landmark's last few receipts: the agent's idea of
+    its paths' floors, so that a round whose best exchange is far above its path's floor asks
+    for more exchanges. A floor is learned, never trusted for a bound: the receipt alone is."""
+
+    def __init__(self, remembered: int = 16) -> None:
+        self._remembered = remembered
+        self._recent: dict[str, deque[int]] = {}
+
+    def record(self, landmark_id: str, rtt_min_ns: int) -> None:
+        recent = self._recent.setdefault(landmark_id, deque(maxlen=self._remembered))
+        recent.append(rtt_min_ns)
+
+    def floor_ns(self, landmark_id: str) -> int | None:
+        recent = self._recent.get(landmark_id)
+        return min(recent) if recent else None
+
+    def extend_above_ns(self, landmark_id: str, settings: RoundSettings) -> int:
+        """The round's ``extend_above_ns``: 0 never extends; until a floor is known, 1, so
+        that the first round with a landmark runs every extra exchange and learns the floor
+        from its best."""
+        if settings.extra_exchanges <= 0:
+            return 0
+        floor = self.floor_ns(landmark_id)
+        return 1 if floor is None else max(1, int(floor * settings.far_above))
 
 
 class RoundFailedError(GeoattestError):
@@ -91,12 +163,20 @@ def _connect(endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise RoundFailedError(endpoint.landmark_id, Reason.UNREACHABLE, str(exc)) from exc
+    receive_timeout(sock, timeout_s)
+    return sock
+
+
+def receive_timeout(sock: socket.socket, timeout_s: float) -> None:
+    """Let a blocking receive give up after ``timeout_s``. On Linux the kernel's
+    ``SO_RCVTIMEO`` (a timed-out read raises BlockingIOError), so Python polls nothing before
+    a read and a ``MSG_DONTWAIT`` read returns at once; elsewhere Python's timeout
+    (TimeoutError)."""
     if sys.platform == "linux":
         seconds, micros = divmod(max(1, int(timeout_s * 1e6)), 1_000_000)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", seconds, micros))
     else:
         sock.settimeout(timeout_s)
-    return sock
 
 
 def run_round(
@@ -106,9 +186,11 @@ def run_round(
     secrets: RoundSecrets,
     settings: RoundSettings = RoundSettings(),
     *,
+    floors: PathFloors | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> envelope_pb2.Envelope:
-    """Run one timed round with one landmark and return its checked receipt.
+    """Run one timed round with one landmark and return its checked receipt; with
+    ``floors``, an adaptive round, whose receipt's rtt_min joins them.
 
     Raises:
         RoundFailedError: UNREACHABLE (nothing was ever heard from the landmark),
@@ -117,6 +199,7 @@ def run_round(
         ConfigError: the settings ask for an impossible round (too many exchanges).
         RoundError: the round could not start (a repeated secret).
     """
+    extend_above_ns = floors.extend_above_ns(endpoint.landmark_id, settings) if floors else 0
     agent = AgentRound(
         device_id,
         endpoint.landmark_id,
@@ -124,58 +207,146 @@ def run_round(
         signer,
         secret=secrets.draw(),
         exchanges=settings.exchanges,
+        max_exchanges=min(MAX_EXCHANGES, settings.exchanges + settings.extra_exchanges)
+        if extend_above_ns
+        else 0,
+        extend_above_ns=extend_above_ns,
     )
     deadline = clock() + settings.deadline_s
     sock = _connect(endpoint, settings.resend_s)
     try:
-        return _drive(agent, sock, deadline, settings.resend_s, clock)
+        receipt = _drive(agent, sock, deadline, settings, clock)
     finally:
         sock.close()
+    if floors is not None and agent.rtt_min_ns:
+        floors.record(endpoint.landmark_id, agent.rtt_min_ns)
+    return receipt
+
+
+def spare_core() -> bool:
+    """Whether the host has a core to spare for a spinning thread: fewer threads runnable
+    now (this one included, ``/proc/loadavg``) than cores this process may use. On a full
+    host a spinning agent uses up its share of the CPU and is then descheduled just when a
+    challenge comes; a blocked one is woken ahead of the busy threads."""
+    try:
+        runnable = int(Path("/proc/loadavg").read_bytes().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return runnable < len(os.sched_getaffinity(0))
+
+
+def spins(settings: RoundSettings, turnaround_s: float, spare: bool) -> bool:
+    """The rule: spin through the timed phase when the path's round trip as the agent saw
+    it (``turnaround_s``) is at most ``spin_below_s``, the host has a core to spare, and
+    the socket can be polled."""
+    return CAN_SPIN and spare and settings.spin_s > 0 and turnaround_s <= settings.spin_below_s
+
+
+def spin_window_s(settings: RoundSettings, turnaround_s: float) -> float:
+    """How long one wait spins before it blocks: a few of the path's round trips, at most
+    ``spin_s``."""
+    return min(settings.spin_s, SPIN_TURNAROUNDS * turnaround_s)
+
+
+class _Spin:
+    """Whether the round spins now: from the send that starts its timed phase on a short
+    path to the send that ends it, holding the process's spinning turn meanwhile."""
+
+    def __init__(self, settings: RoundSettings) -> None:
+        self.settings = settings
+        self.spare = CAN_SPIN and spare_core()
+        self.on = False
+
+    def before_send(self, timed: bool, turnaround_s: float, wait_s: float) -> None:
+        """Called before each send; ``timed``: the round is (still) in its timed phase."""
+        if self.on and not timed:
+            self.stop()
+        elif not self.on and timed and spins(self.settings, turnaround_s, self.spare):
+            self.on = _SPIN_TURN.acquire(timeout=max(0.0, wait_s))
+
+    def stop(self) -> None:
+        if self.on:
+            self.on = False
+            _SPIN_TURN.release()
 
 
 def _drive(
     agent: AgentRound,
     sock: socket.socket,
     deadline: float,
-    resend_s: float,
+    settings: RoundSettings,
     clock: Callable[[], float],
 ) -> envelope_pb2.Envelope:
     recv, send, receive = sock.recv, sock.send, agent.receive
+    resend_s = settings.resend_s
+    spin = _Spin(settings)
     last_sent = agent.open()
     heard = False
     refused: GeoattestError | None = None
-    resend_at = clock() + resend_s
+    turnaround = math.inf  # the shortest wait from a send to the next datagram in
     _send_quietly(send, last_sent)
+    sent_at = clock()
+    resend_at = sent_at + resend_s
+    try:
+        while True:
+            if spin.on:
+                data = poll(recv, clock() + spin_window_s(settings, turnaround), clock)
+            else:
+                data = None
+            if data is None:
+                try:
+                    data = recv(RECEIVE_BYTES)
+                except (BlockingIOError, TimeoutError, ConnectionRefusedError):
+                    data = None
+            now = clock()
+            if data is not None:
+                heard = True
+                turnaround = min(turnaround, now - sent_at)
+                try:
+                    reply = receive(data)
+                except (WireError, RoundError) as exc:
+                    if agent.state is AgentRoundState.FAILED:
+                        raise RoundFailedError(agent.landmark_id, exc.reason, exc.detail) from exc
+                    refused, reply = exc, None  # not for this round, or not now: ignore it
+                if reply is not None:
+                    spin.before_send(agent.state in _TIMED, turnaround, deadline - now)
+                    _send_quietly(send, reply)
+                    last_sent = reply
+                    sent_at = clock()
+                    resend_at = sent_at + resend_s
+                elif agent.state is AgentRoundState.DONE:
+                    assert agent.receipt is not None
+                    return agent.receipt
+            if now >= deadline:
+                reason = Reason.ROUND_TIMEOUT if heard else Reason.UNREACHABLE
+                why = f"; last datagram refused: {refused}" if refused else ""
+                raise RoundFailedError(
+                    agent.landmark_id, reason, f"no receipt in state {agent.state.value}{why}"
+                )
+            if now >= resend_at and agent.state in _RESENT:
+                _send_quietly(send, last_sent)
+                sent_at = now
+                resend_at = now + resend_s
+    finally:
+        spin.stop()
+
+
+_TIMED = (AgentRoundState.OPENED, AgentRoundState.ANSWERING)
+"""States in which the next datagram may be a timed challenge."""
+_RESENT = (AgentRoundState.OPENED, AgentRoundState.REVEALED)
+"""States in which the agent re-sends its last datagram after silence."""
+
+
+def poll(
+    recv: Callable[[int, int], bytes], until: float, clock: Callable[[], float]
+) -> bytes | None:
+    """The next datagram, read without sleeping until ``until``; None if none came."""
     while True:
         try:
-            data = recv(RECEIVE_BYTES)
-        except (BlockingIOError, TimeoutError, ConnectionRefusedError):
-            data = None
-        if data is not None:
-            heard = True
-            try:
-                reply = receive(data)
-            except (WireError, RoundError) as exc:
-                if agent.state is AgentRoundState.FAILED:
-                    raise RoundFailedError(agent.landmark_id, exc.reason, exc.detail) from exc
-                refused, reply = exc, None  # not for this round, or not now: ignore it
-            if reply is not None:
-                _send_quietly(send, reply)
-                last_sent = reply
-                resend_at = clock() + resend_s
-            elif agent.state is AgentRoundState.DONE:
-                assert agent.receipt is not None
-                return agent.receipt
-        now = clock()
-        if now >= deadline:
-            reason = Reason.ROUND_TIMEOUT if heard else Reason.UNREACHABLE
-            why = f"; last datagram refused: {refused}" if refused else ""
-            raise RoundFailedError(
-                agent.landmark_id, reason, f"no receipt in state {agent.state.value}{why}"
-            )
-        if now >= resend_at and agent.state in (AgentRoundState.OPENED, AgentRoundState.REVEALED):
-            _send_quietly(send, last_sent)
-            resend_at = now + resend_s
+            return recv(RECEIVE_BYTES, socket.MSG_DONTWAIT)
+        except (BlockingIOError, ConnectionRefusedError):
+            if clock() >= until:
+                return None
 
 
 def _send_quietly(send: Callable[[bytes], int], datagram: bytes) -> None:
@@ -194,12 +365,13 @@ def run_rounds(
     settings: RoundSettings = RoundSettings(),
     *,
     concurrent: bool = False,
+    floors: PathFloors | None = None,
 ) -> list[RoundOutcome]:
     """One round with each landmark, in the order given; failures are outcomes, not raised."""
 
     def one(endpoint: LandmarkEndpoint) -> RoundOutcome:
         try:
-            receipt = run_round(endpoint, device_id, signer, secrets, settings)
+            receipt = run_round(endpoint, device_id, signer, secrets, settings, floors=floors)
         except RoundFailedError as failure:
             return RoundOutcome(endpoint.landmark_id, None, failure)
         return RoundOutcome(endpoint.landmark_id, receipt, None)

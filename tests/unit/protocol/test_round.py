@@ -21,6 +21,7 @@ from geoattest.protocol.round import (
     answer,
     commitment,
     decode_datagram,
+    response_head,
 )
 from geoattest.v1 import round_pb2
 from geoattest.wire.envelope import PayloadType, open_envelope
@@ -331,3 +332,34 @@ def test_mutated_datagrams_never_yield_a_receipt_for_a_wrong_round(
     else:
         assert reply is not None
         assert kind(reply) == "abort"
+
+
+@given(
+    round_id=st.binary(min_size=16, max_size=16),
+    index=st.integers(min_value=0, max_value=2**32 - 1),
+    z=st.binary(min_size=32, max_size=32),
+)
+def test_a_prebuilt_response_head_plus_the_answer_is_the_protobuf_encoding(round_id, index, z):
+    expected = round_pb2.Datagram(
+        response=round_pb2.Response(round_id=round_id, index=index, answer=z)
+    ).SerializeToString()
+    assert response_head(round_id, index) + z == expected
+
+
+def test_the_agent_answers_every_index_with_the_bytes_protobuf_would_build(landmark_signer):
+    device = KeySigner.generate()
+    agent, landmark, secret = make_pair(device, landmark_signer, exchanges=MAX_EXCHANGES)
+    for index in range(MAX_EXCHANGES):
+        challenge = decode_datagram(landmark.next_challenge(index)).challenge
+        assert challenge.index == index
+        reply = agent.receive(round_pb2.Datagram(challenge=challenge).SerializeToString())
+        assert (
+            reply
+            == round_pb2.Datagram(
+                response=round_pb2.Response(
+                    round_id=challenge.round_id,
+                    index=index,
+                    answer=answer(secret, challenge.challenge),
+                )
+            ).SerializeToString()
+        )

@@ -1,11 +1,12 @@
-"""Kernel receive stamps turned into monotonic arrivals: tight, and never too early."""
+"""Kernel receive and transmit stamps turned into monotonic times: tight, and never making
+an RTT shorter than it was."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geoattest.verifier.landmark.clock import Bracket, arrival_monotonic
+from geoattest.verifier.landmark.clock import Bracket, arrival_monotonic, departure_monotonic
 
 OFFSET = 1_767_225_600 * 10**9
 """Realtime minus monotonic before any step."""
@@ -77,3 +78,66 @@ def test_no_single_clock_step_anywhere_makes_the_rtt_shorter_than_it_was(
     received = Bracket(c, realtime(r_recv), d)
     estimate, _ = arrival_monotonic(sent, received, realtime(arrival))
     assert estimate >= arrival
+
+
+def test_a_transmit_stamp_moves_the_start_to_the_departure_with_only_the_bracket_margin():
+    sent = bracket(1_000, 1_100, OFFSET)
+    after = bracket(9_000, 9_100, OFFSET)
+    departure, stamped = departure_monotonic(sent, after, 6_000 + OFFSET)
+    assert stamped
+    assert 6_000 - sent.width - after.width - 100 <= departure <= 6_000
+
+
+def test_no_transmit_stamp_keeps_the_start_before_the_send():
+    sent = bracket(1_000, 1_100, OFFSET)
+    assert departure_monotonic(sent, bracket(9_000, 9_100, OFFSET), None) == (1_100, False)
+
+
+def test_a_step_between_the_send_and_the_read_back_keeps_the_start_before_the_send():
+    sent = bracket(1_000, 1_100, OFFSET)
+    after = bracket(9_000, 9_100, OFFSET + 50_000)
+    assert departure_monotonic(sent, after, 6_000 + OFFSET + 50_000) == (1_100, False)
+
+
+def test_a_stamp_past_the_read_back_is_not_believed():
+    sent = bracket(1_000, 1_100, OFFSET)
+    after = bracket(9_000, 9_100, OFFSET)
+    assert departure_monotonic(sent, after, 20_000 + OFFSET) == (1_100, False)
+
+
+@given(
+    send_at=st.integers(0, 10**9),
+    read_ns=st.lists(st.integers(0, 5_000), min_size=6, max_size=6),
+    stack_ns=st.integers(0, 10**6),
+    readback_ns=st.integers(0, 10**6),
+    flight_ns=st.integers(0, 10**8),
+    wake_ns=st.integers(0, 10**7),
+    step_ns=st.integers(-(10**9), 10**9),
+    step_fraction=st.floats(0.0, 1.0),
+)
+def test_no_single_clock_step_makes_a_transmit_stamped_rtt_shorter_than_it_was(
+    send_at, read_ns, stack_ns, readback_ns, flight_ns, wake_ns, step_ns, step_fraction
+):
+    """Send bracket, the datagram leaving, the read-back bracket, the answer arriving,
+    the receive bracket; realtime steps once by ``step_ns`` anywhere in between."""
+    a = send_at
+    r_send = a + read_ns[0]
+    b = r_send + read_ns[1]
+    departure = b + stack_ns
+    c = departure + readback_ns
+    r_back = c + read_ns[2]
+    d = r_back + read_ns[3]
+    arrival = d + flight_ns
+    e = arrival + wake_ns
+    r_recv = e + read_ns[4]
+    f = r_recv + read_ns[5]
+    step_at = a + int(step_fraction * (f - a))
+
+    def realtime(t: int) -> int:
+        return t + OFFSET + (step_ns if t >= step_at else 0)
+
+    sent = Bracket(a, realtime(r_send), b)
+    start, _ = departure_monotonic(sent, Bracket(c, realtime(r_back), d), realtime(departure))
+    stop, _ = arrival_monotonic(sent, Bracket(e, realtime(r_recv), f), realtime(arrival))
+    assert b <= start <= departure
+    assert stop - start >= arrival - departure
