@@ -6,8 +6,8 @@ so a console full of operators costs the proof path nothing but the reads themse
 (SQLite in WAL mode lets readers and the writer run side by side).
 
 The fleet's positions are read incrementally: :meth:`FleetView.positions_since` returns
-only the devices whose chain advanced after a given time, so a console keeps the whole
-fleet in memory and refreshes it with a few rows a second however large it is.
+only the devices whose chain advanced after a given proof row, so a console keeps the
+whole fleet in memory and refreshes it with a few rows a second however large it is.
 
 Example::
 
@@ -54,6 +54,8 @@ class Position:
     accepted_at_ns: int
     evidence_time_ns: int
     bounds: tuple[LandmarkBound, ...]
+    proof_row: int = 0
+    """The proof's row in the store: increases with every proof stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +160,17 @@ class FleetView:
         """Enrolled devices by state (every state, zero where none)."""
         query = select(devices.c.state, func.count()).group_by(devices.c.state)
         with self._read() as conn:
-            counted: dict[str, int] = dict(conn.execute(query).tuples().all())
+            counted: dict[str, int] = dict(conn.execute(query).all())
         return {state.value: counted.get(state.value, 0) for state in DeviceState}
 
-    def positions_since(self, after_ns: int) -> list[Position]:
-        """Devices whose newest accepted proof was accepted after ``after_ns``."""
+    def positions_since(self, after_proof: int) -> list[Position]:
+        """Devices whose chain head is a proof stored after row ``after_proof`` (0: every
+        device with a head). Proof rows are numbered in commit order (one writer at a
+        time), so a reader that remembers the largest it saw misses none; the read is a
+        range of the proofs' primary key, however large the table."""
         query = (
             select(
+                proofs.c.id,
                 chain_heads.c.device_id,
                 chain_heads.c.verdict,
                 devices.c.licensed_region,
@@ -173,15 +179,15 @@ class FleetView:
                 chain_heads.c.evidence_time_ns,
                 proofs.c.bounds,
             )
-            .join(devices, devices.c.device_id == chain_heads.c.device_id)
             .join(
-                proofs,
+                chain_heads,
                 and_(
-                    proofs.c.device_id == chain_heads.c.device_id,
-                    proofs.c.digest == chain_heads.c.digest,
+                    chain_heads.c.device_id == proofs.c.device_id,
+                    chain_heads.c.digest == proofs.c.digest,
                 ),
             )
-            .where(chain_heads.c.accepted_at_ns > after_ns)
+            .join(devices, devices.c.device_id == proofs.c.device_id)
+            .where(proofs.c.id > after_proof)
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
@@ -194,6 +200,7 @@ class FleetView:
                 r.accepted_at_ns,
                 r.evidence_time_ns,
                 _bounds_from_json(r.bounds),
+                r.id,
             )
             for r in rows
         ]

@@ -20,6 +20,7 @@ from geoattest.cli import (
     attestor,
     audit,
     bench,
+    console,
     demo,
     geo,
     pki,
@@ -52,6 +53,7 @@ app.add_typer(attack.app, name="attack")
 app.add_typer(sim.app, name="sim")
 app.add_typer(plan.app, name="plan")
 app.command("report")(report.report)
+app.command("console")(console.console)
 
 EXIT_ERROR = 2
 EXTRA_OF = {

@@ -1,0 +1,315 @@
+"""The operator's console as a Starlette application over a verifier's store.
+
+It reads the store (:class:`~geoattest.verifier.fleet_view.FleetView`, read-only), the
+region policy and the landmark registry the verifier judges by, and, for the token
+inspector, the verifier's published keys over gRPC. It never writes anything.
+
+Live updates are server-sent events (``/events``): the alerts table's new rows (read by
+their increasing row id, so a stream resumes exactly after the last row it sent) and the
+fleet's version, which moves whenever a chip proves; the page's script then fetches the
+fleet map again. Blocking reads run in Starlette's thread pool.
+
+Example::
+
+    app = console_app(load_console(ConsoleFiles(db, policy, landmarks)))
+    uvicorn.run(app, host="127.0.0.1", port=8080)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from geoattest.console import pages
+from geoattest.console.fleet import (
+    FleetMap,
+    Group,
+    Landmark,
+    draw_group,
+    draw_landmarks,
+    feasible_shape,
+)
+from geoattest.console.svg import Canvas, View
+from geoattest.console.tokens import inspect_token
+from geoattest.errors import GeoattestError
+from geoattest.geo import GeoAppraiser, load_policy
+from geoattest.geo.policy import RegionPolicy
+from geoattest.pki import LandmarkRegistry, RevocationList
+from geoattest.verdict import Verdict
+from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
+from geoattest.wire.client import VerifierClient
+
+ALERT_POLL_S = 0.25
+"""How often an event stream looks for new alerts: well inside the two seconds an
+operator may wait for one."""
+FLEET_POLL_S = 1.0
+STATES_EVERY_S = 5.0
+RECENT_FIXES = 5
+"""Accepted proofs drawn on a device's map."""
+MAX_TOKEN_CHARS = 64_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleFiles:
+    """What a console reads: the verifier's database and the files it judges by."""
+
+    db: Path
+    policy: Path
+    landmarks: Path
+    revocations: Path | None = None
+    verifier: str | None = None
+    """The verifier's gRPC address, for its published result keys (token inspector)."""
+
+
+class Console:
+    """The console's state: the store's read side, the geography and the fleet map."""
+
+    def __init__(self, files: ConsoleFiles, view: FleetView, policy: RegionPolicy) -> None:
+        self.files = files
+        self.view = view
+        self.policy = policy
+        self.appraiser: GeoAppraiser = policy.appraiser()
+        self.countries = policy.countries
+        self.registry = LandmarkRegistry.load(files.landmarks)
+        self.revocations = (
+            RevocationList.load(files.revocations) if files.revocations else RevocationList()
+        )
+        regions = {name: r.drawing(self.countries) for name, r in policy.regions.items()}
+        self.fleet = FleetMap(view, self.appraiser, self.countries, regions)
+        self.regions = regions
+        self._states: tuple[float, dict[str, int]] = (-math.inf, {})
+
+    def landmarks(self) -> list[Landmark]:
+        excluded = {e.landmark_id for e in self.view.exclusions() if e.lifted_at_ns is None}
+        found = []
+        for record in sorted(self.registry, key=lambda r: r.landmark_id):
+            if self.revocations.landmark_revoked(record.landmark_id, record.verifying_key.key_id):
+                state = "revoked"
+            elif record.landmark_id in excluded:
+                state = "excluded"
+            else:
+                state = "active"
+            found.append(Landmark(record, state))
+        return found
+
+    def device_states(self) -> dict[str, int]:
+        """Devices by state, read at most once per :data:`STATES_EVERY_S` (a count over
+        every device; states change at the stale sweep's pace, not the proofs')."""
+        now = time.monotonic()
+        if now - self._states[0] >= STATES_EVERY_S:
+            self._states = (now, self.view.device_states())
+        return self._states[1]
+
+    def fleet_svg(self) -> str:
+        return self.fleet.svg(self.landmarks())
+
+    async def jwks(self) -> tuple[dict[str, Any] | None, str]:
+        """The verifier's published keys, or None and why not."""
+        if not self.files.verifier:
+            return None, "the console was started without --verifier"
+        try:
+            async with VerifierClient(self.files.verifier, timeout_s=5.0) as client:
+                return await client.result_keys(), ""
+        except GeoattestError as exc:
+            return None, str(exc)
+
+
+def load_console(files: ConsoleFiles) -> Console:
+    """Load and check every input.
+
+    Raises:
+        ConfigError: naming the first input that is missing or unusable.
+    """
+    console = Console(files, FleetView.open(files.db), load_policy(files.policy))
+    console.fleet_svg()  # the whole fleet read and drawn once, before the first page
+    return console
+
+
+class _Handlers:
+    """One method per route, over one console."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    async def fleet(self, _request: Request) -> Response:
+        svg = await run_in_threadpool(self.console.fleet_svg)
+        counts = pages.counts_table(
+            self.console.fleet.counts(), await run_in_threadpool(self.console.device_states)
+        )
+        alerts = await run_in_threadpool(self.console.view.recent_alerts, limit=10)
+        cursor = max((a.cursor for a in alerts), default=0)
+        return HTMLResponse(pages.fleet_page(svg, counts, alerts, cursor))
+
+    async def fleet_map(self, _request: Request) -> Response:
+        svg = await run_in_threadpool(self.console.fleet_svg)
+        return Response(svg, media_type="image/svg+xml")
+
+    async def fleet_counts(self, _request: Request) -> Response:
+        version = await run_in_threadpool(self.console.fleet.refresh)
+        states = await run_in_threadpool(self.console.device_states)
+        return JSONResponse(
+            {"version": version, "verdicts": self.console.fleet.counts(), "states": states}
+        )
+
+    async def alerts(self, request: Request) -> Response:
+        kind = request.query_params.get("kind", "")
+        device_id = request.query_params.get("device", "")
+        found = await run_in_threadpool(
+            lambda: self.console.view.recent_alerts(kind=kind, device_id=device_id, limit=100)
+        )
+        latest = await run_in_threadpool(self.console.view.recent_alerts, limit=1)
+        cursor = latest[0].cursor if latest else 0
+        return HTMLResponse(pages.alerts_page(found, cursor, kind, device_id))
+
+    async def events(self, request: Request) -> Response:
+        query = request.query_params
+        try:
+            cursor = int(query.get("cursor", "0"))
+        except ValueError:
+            cursor = 0
+        return StreamingResponse(
+            _events(self.console, request, cursor, query.get("kind", ""), query.get("device", "")),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def devices(self, request: Request) -> Response:
+        device_id = request.query_params.get("id", "").strip()
+        return RedirectResponse(f"/devices/{quote(device_id)}", status_code=303)
+
+    async def device(self, request: Request) -> Response:
+        device_id = request.path_params["device_id"]
+        detail = await run_in_threadpool(self.console.view.device, device_id)
+        if detail is None:
+            return HTMLResponse(pages.not_found(f"no device {device_id} is enrolled"), 404)
+        history = await run_in_threadpool(self.console.view.proof_history, device_id)
+        alerts = await run_in_threadpool(
+            lambda: self.console.view.recent_alerts(device_id=device_id, limit=20)
+        )
+        state = detail.state
+        if self.console.revocations.device_revoked(device_id):
+            state = "REVOKED"
+        svg = await run_in_threadpool(_fixes_svg, self.console, detail.licensed_region, history)
+        return HTMLResponse(pages.device_page(detail, state, history, svg, alerts))
+
+    async def landmarks(self, _request: Request) -> Response:
+        found = await run_in_threadpool(self.console.landmarks)
+        canvas = Canvas(
+            View.around((lm.record.latitude, lm.record.longitude) for lm in found),
+            self.console.countries,
+        )
+        draw_landmarks(canvas, found)
+        return HTMLResponse(pages.landmarks_page(found, canvas.render()))
+
+    async def landmark(self, request: Request) -> Response:
+        landmark_id = request.path_params["landmark_id"]
+        found = {
+            lm.record.landmark_id: lm for lm in await run_in_threadpool(self.console.landmarks)
+        }
+        if landmark_id not in found:
+            missing = pages.not_found(f"no landmark {landmark_id} is registered")
+            return HTMLResponse(missing, 404)
+        chosen = found[landmark_id]
+        audits = await run_in_threadpool(self.console.view.peer_audits, landmark_id)
+        peers = {a.peer for a in audits} | {a.timer for a in audits}
+        shown = [chosen, *(found[p] for p in sorted(peers) if p in found and p != landmark_id)]
+        canvas = Canvas(
+            View.around((lm.record.latitude, lm.record.longitude) for lm in shown),
+            self.console.countries,
+        )
+        draw_landmarks(canvas, shown)
+        return HTMLResponse(pages.landmark_page(chosen, audits, canvas.render()))
+
+    async def tokens(self, request: Request) -> Response:
+        token = ""
+        if request.method == "POST":
+            body = (await request.body())[: MAX_TOKEN_CHARS * 2].decode(errors="replace")
+            token = parse_qs(body).get("token", [""])[0][:MAX_TOKEN_CHARS]
+        if not token.strip():
+            return HTMLResponse(pages.tokens_page(token, None))
+        jwks, why = await self.console.jwks()
+        return HTMLResponse(pages.tokens_page(token, inspect_token(token, jwks, keys_error=why)))
+
+    async def script(self, _request: Request) -> Response:
+        text = resources.files("geoattest.console").joinpath("data/console.js").read_text()
+        return Response(text, media_type="text/javascript")
+
+
+def console_app(console: Console) -> Starlette:
+    """The console's routes over ``console``."""
+    h = _Handlers(console)
+    return Starlette(
+        routes=[
+            Route("/", h.fleet),
+            Route("/fleet/map.svg", h.fleet_map),
+            Route("/fleet.json", h.fleet_counts),
+            Route("/alerts", h.alerts),
+            Route("/events", h.events),
+            Route("/devices", h.devices),
+            Route("/devices/{device_id:path}", h.device),
+            Route("/landmarks", h.landmarks),
+            Route("/landmarks/{landmark_id:path}", h.landmark),
+            Route("/tokens", h.tokens, methods=["GET", "POST"]),
+            Route("/static/console.js", h.script),
+        ]
+    )
+
+
+async def _events(
+    console: Console, request: Request, cursor: int, kind: str, device_id: str
+) -> AsyncIterator[str]:
+    """The event stream: each new alert after ``cursor`` (filtered), and the fleet's
+    version whenever it moves."""
+    yield ": connected\n\n"
+    version = -1
+    polls_per_fleet = max(1, round(FLEET_POLL_S / ALERT_POLL_S))
+    poll = 0
+    while not await request.is_disconnected():
+        found = await run_in_threadpool(
+            functools.partial(console.view.alerts_after, cursor, kind=kind, device_id=device_id)
+        )
+        for alert in found:
+            cursor = alert.cursor
+            yield f"event: alert\ndata: {json.dumps({'html': pages.alert_row(alert)})}\n\n"
+        if poll % polls_per_fleet == 0:
+            current = await run_in_threadpool(console.fleet.refresh)
+            if current != version:
+                version = current
+                yield f"event: fleet\ndata: {json.dumps({'version': version})}\n\n"
+        poll += 1
+        await asyncio.sleep(ALERT_POLL_S)
+
+
+def _fixes_svg(console: Console, licensed_region: str, history: list[ProofRow]) -> str:
+    """A device's newest accepted proofs' feasible regions on a map, newest on top."""
+    accepted = [p for p in history if p.accepted and p.bounds][:RECENT_FIXES]
+    points = [(b.latitude, b.longitude) for p in accepted for b in p.bounds]
+    canvas = Canvas(View.around(points), console.countries)
+    region = console.regions.get(licensed_region)
+    canvas.shape(region, css_class="licensed")
+    for proof in reversed(accepted):
+        position = Position("", Verdict(proof.verdict), "", "", 0, 0, proof.bounds)
+        group = Group(proof.verdict, [position], proof.bounds)
+        draw_group(canvas, group, feasible_shape(console.appraiser, proof.bounds), css="fix")
+    return canvas.render(element_id="fixes")
