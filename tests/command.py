@@ -38,3 +38,22 @@ def require_stress_ng() -> None:
         if os.environ.get("GEOATTEST_CI"):
             pytest.fail("stress-ng is missing in CI")
         pytest.skip("stress-ng is not installed")
+
+
+def main_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> str:
+    """Run ``geoattest ARGS`` in process; return its one error line (exit must be 2).
+
+    The same entry point and error handling as the console script (typer's CliRunner would
+    bypass them) without starting an interpreter: for usage errors, which touch no state."""
+    from geoattest.cli import main  # noqa: PLC0415 (only tests that run it in process)
+
+    monkeypatch.setattr("sys.argv", ["geoattest", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    return lines[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from command import assert_one_line_error, run_geoattest
+from command import assert_one_line_error, main_error, run_geoattest
 
 from geoattest.attacks.catalog import SCENARIOS
 
@@ -64,5 +64,15 @@ def test_run_table_has_a_row_per_scenario_and_says_what_was_defended() -> None:
 
 def test_unknown_scenario_and_missing_choice_are_one_line_errors() -> None:
     assert_one_line_error(run_geoattest("attack", "run", "no_such_attack"), "no_such_attack")
-    assert_one_line_error(run_geoattest("attack", "run"), "NAME or --all")
-    assert_one_line_error(run_geoattest("attack", "run", "replayed_proof", "--all"), "--all")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"), [((), "NAME or --all"), (("replayed_proof", "--all"), "--all")]
+)
+def test_a_missing_or_double_choice_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    needle: str,
+) -> None:
+    assert needle in main_error(monkeypatch, capsys, "attack", "run", *args)

@@ -12,26 +12,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from command import assert_one_line_error, run_geoattest
+from command import assert_one_line_error, main_error, run_geoattest
 
 from geoattest.attestor.keystore import DeviceKeyStore
-from geoattest.cli import main
 from geoattest.files import write_private
 from geoattest.pki import LandmarkRegistry, RevocationList
 
 run = run_geoattest
-
-
-def main_error(monkeypatch, capsys, *args: str) -> str:
-    """Run ``geoattest ARGS`` in process; return its one error line (exit must be 2)."""
-    monkeypatch.setattr("sys.argv", ["geoattest", *args])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    assert exit_.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

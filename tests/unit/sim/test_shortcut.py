@@ -115,7 +115,7 @@ IMPLIED = {
 @given(
     place=st.integers(0, len(PLACES) - 1),
     own_region=st.booleans(),
-    landmarks=st.lists(st.integers(0, len(world()[1]) - 1), min_size=1, max_size=5, unique=True),
+    landmarks=st.lists(st.integers(0, len(SITES) - 1), min_size=1, max_size=5, unique=True),
     faults=st.integers(0, 2),
     data=st.data(),
 )
