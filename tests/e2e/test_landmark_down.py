@@ -16,8 +16,9 @@ import jwt
 import pytest
 from live_fleet import LiveFleet, running_fleet, write_scenario
 
+from geoattest.pki.tls import TlsIdentity
 from geoattest.v1 import evidence_pb2
-from geoattest.wire.client import VerifierClient
+from geoattest.wire.client import VerifierClient, tls_credentials
 
 CHIP = "chip-de-01"
 DC_LANDMARK = "lm-fra"
@@ -74,9 +75,11 @@ def test_killing_the_datacentre_landmark_never_yields_allowed(fleet: LiveFleet):
             far = [b for b in r["bounds"] if b["landmark_id"] != OTHER_DC_LANDMARK]
             assert min(b["bound_km"] for b in far) > 150, r["bounds"]
 
-    # The verifier's own record agrees.
+    # The verifier's own record agrees (asked over the demo's mutual TLS, as its operator).
+    credentials = tls_credentials(TlsIdentity.load(fleet.fleet.workspace.operator_tls))
+
     async def last_verdict() -> int:
-        async with VerifierClient(fleet.fleet.verifier_address) as client:
+        async with VerifierClient(fleet.fleet.verifier_address, credentials=credentials) as client:
             return (await client.device_status(CHIP)).last_verdict
 
     assert asyncio.run(last_verdict()) != evidence_pb2.VERDICT_ALLOWED
