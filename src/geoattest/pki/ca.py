@@ -50,8 +50,8 @@ def _signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
     return hashes.SHA256()
 
 
-def _key_usage(*, certifies: bool) -> x509.KeyUsage:
-    """A CA key only certifies; a device key only signs."""
+def key_usage(*, certifies: bool) -> x509.KeyUsage:
+    """A CA key only certifies; any other key (a device's, a TLS peer's) only signs."""
     return x509.KeyUsage(
         digital_signature=not certifies,
         content_commitment=False,
@@ -118,7 +118,7 @@ class ManufacturerCA:
             .not_valid_before(now)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(certifies=True), critical=True)
+            .add_extension(key_usage(certifies=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, _signature_hash(key))
         )
@@ -213,7 +213,7 @@ class ManufacturerCA:
             .not_valid_before(now)
             .not_valid_after(min(not_after, root_end))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(certifies=False), critical=True)
+            .add_extension(key_usage(certifies=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False

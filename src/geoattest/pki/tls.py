@@ -41,6 +41,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from geoattest.crypto import PrivateKey, private_key_pem
 from geoattest.errors import ConfigError
 from geoattest.files import prepare_output_dir, write_new
+from geoattest.pki.ca import key_usage
 from geoattest.pki.keyfiles import (
     KEY_FILE,
     load_certificate_pem,
@@ -86,20 +87,6 @@ def _name(common_name: str, unit: str) -> x509.Name:
     )
 
 
-def _usage(*, certifies: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not certifies,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=certifies,
-        crl_sign=certifies,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 def _san(host: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
@@ -131,7 +118,7 @@ class OperatorCA:
             .not_valid_before(now)
             .not_valid_after(now + validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_usage(certifies=True), critical=True)
+            .add_extension(key_usage(certifies=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
@@ -205,7 +192,7 @@ class OperatorCA:
             .not_valid_before(now)
             .not_valid_after(min(now + validity, self.certificate.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(certifies=False), critical=True)
+            .add_extension(key_usage(certifies=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
