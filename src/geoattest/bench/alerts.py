@@ -83,7 +83,7 @@ def replicas_latency(
             b.stop()
 
 
-def run(alerts: int = 200, db: str = "postgresql") -> Figures:
+def run(alerts: int = 100, db: str = "postgresql") -> Figures:
     """p50/p99 alert latency at the other replica, PostgreSQL then SQLite; ``db``:
     ``postgresql`` (a temporary server) or a server's ``postgresql://`` URL."""
     figures: Figures = {"alerts": alerts}

@@ -94,7 +94,7 @@ def verifier(
 @app.command("alerts")
 def alerts(
     as_json: JsonOption = False,
-    alerts: Annotated[int, typer.Option(min=2, help="Forked proofs, one alert each.")] = 200,
+    alerts: Annotated[int, typer.Option(min=2, help="Forked proofs, one alert each.")] = 100,
     db: Annotated[
         str,
         typer.Option(
