@@ -115,8 +115,7 @@ class CallerNames:
             AccessError: ``access.no_role``, ``device.revoked`` or ``access.wrong_role``.
         """
         caller = self.caller_of(pem)
-        if caller.role not in allowed:
-            raise AccessError(Reason.WRONG_ROLE, f"role {caller.role} may not {what}")
+        check_role(caller, allowed, what)
         return caller
 
     def _caller_of_pem(self, pem: bytes) -> Caller:
@@ -133,6 +132,12 @@ class CallerNames:
             if len(ids) == 1:
                 return Caller(Role.DEVICE, str(ids[0].value), key_id)
         raise AccessError(Reason.NO_ROLE, f"{certificate.subject.rfc4514_string()} has no role")
+
+
+def check_role(caller: Caller, allowed: frozenset[Role], what: str) -> None:
+    """Raises: AccessError: ``access.wrong_role``, when ``caller``'s role is not allowed."""
+    if caller.role not in allowed:
+        raise AccessError(Reason.WRONG_ROLE, f"role {caller.role} may not {what}")
 
 
 def _common_name(certificate: x509.Certificate) -> str:
@@ -180,10 +185,10 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         certificates = list(context.auth_context().get("x509_pem_cert") or ())
         if not certificates:
             raise AccessError(Reason.NO_ROLE, "no client certificate")
-        allowed = ACCESS.get(method, frozenset())
-        return self._names.admit(
-            bytes(certificates[0]), allowed, f"call {method.rpartition('/')[2]}"
-        )
+        caller = self._names.caller_of(bytes(certificates[0]))
+        current_caller.set(caller)  # the request log names it, a refused caller too
+        check_role(caller, ACCESS.get(method, frozenset()), f"call {method.rpartition('/')[2]}")
+        return caller
 
     async def intercept_service(
         self,
