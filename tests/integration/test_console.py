@@ -204,7 +204,7 @@ def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_pat
 
 CONSOLE_ROUTES = ("/", "/fleet/map.svg", "/fleet.json", "/alerts", "/events", "/devices/dev-1")
 CONSOLE_ROUTES += ("/landmarks", "/landmarks/lm-fra", "/tokens", "/static/console.js")
-REFUSED_ROLES = (Role.RELYING_PARTY, Role.AUDITOR, Role.LANDMARK)
+REFUSED_ROLES = (Role.RELYING_PARTY, Role.AUDITOR, Role.LANDMARK, Role.MONITOR)
 
 
 @dataclass

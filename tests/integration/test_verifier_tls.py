@@ -40,7 +40,7 @@ from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import REASON_METADATA, VerifierClient, VerifierRefused, tls_credentials
 
 SERVICE = "/geoattest.v1.VerifierService/"
-PARTY_ROLES = (Role.RELYING_PARTY, Role.OPERATOR, Role.AUDITOR, Role.LANDMARK)
+PARTY_ROLES = (Role.RELYING_PARTY, Role.OPERATOR, Role.AUDITOR, Role.LANDMARK, Role.MONITOR)
 STREAMS = {f"{SERVICE}WatchAlerts", "/grpc.health.v1.Health/Watch"}
 
 
