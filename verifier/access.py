@@ -22,8 +22,10 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -34,7 +36,8 @@ from cryptography.x509.oid import NameOID
 
 from geoattest.crypto import sha256
 from geoattest.errors import AccessError, Reason
-from geoattest.pki.tls import Role, TlsIdentity, issued_by, role_of
+from geoattest.pki.keyfiles import KEY_FILE, key_passphrase
+from geoattest.pki.tls import CERT_FILE, Role, TlsIdentity, issued_by, role_of
 from geoattest.v1 import admin_service_pb2, verifier_service_pb2
 
 _SERVICE = verifier_service_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
@@ -104,6 +107,17 @@ class CallerNames:
             raise AccessError(Reason.REVOKED_DEVICE, f"device {caller.name} is revoked")
         return caller
 
+    def admit(self, pem: bytes, allowed: frozenset[Role], what: str) -> Caller:
+        """The caller a (handshake-verified) certificate names, if its role is ``allowed``
+        to do ``what`` (the verifier's methods, the console, the metrics endpoints).
+
+        Raises:
+            AccessError: ``access.no_role``, ``device.revoked`` or ``access.wrong_role``.
+        """
+        caller = self.caller_of(pem)
+        check_role(caller, allowed, what)
+        return caller
+
     def _caller_of_pem(self, pem: bytes) -> Caller:
         certificate = x509.load_pem_x509_certificate(pem)
         spki = certificate.public_key().public_bytes(
@@ -118,6 +132,12 @@ class CallerNames:
             if len(ids) == 1:
                 return Caller(Role.DEVICE, str(ids[0].value), key_id)
         raise AccessError(Reason.NO_ROLE, f"{certificate.subject.rfc4514_string()} has no role")
+
+
+def check_role(caller: Caller, allowed: frozenset[Role], what: str) -> None:
+    """Raises: AccessError: ``access.wrong_role``, when ``caller``'s role is not allowed."""
+    if caller.role not in allowed:
+        raise AccessError(Reason.WRONG_ROLE, f"role {caller.role} may not {what}")
 
 
 def _common_name(certificate: x509.Certificate) -> str:
@@ -166,10 +186,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if not certificates:
             raise AccessError(Reason.NO_ROLE, "no client certificate")
         caller = self._names.caller_of(bytes(certificates[0]))
-        if caller.role not in ACCESS.get(method, frozenset()):
-            raise AccessError(
-                Reason.WRONG_ROLE, f"role {caller.role} may not call {method.rpartition('/')[2]}"
-            )
+        current_caller.set(caller)  # the request log names it, a refused caller too
+        check_role(caller, ACCESS.get(method, frozenset()), f"call {method.rpartition('/')[2]}")
         return caller
 
     async def intercept_service(
@@ -265,3 +283,42 @@ class ServerTls:
             self.manufacturer_roots,
             device_revoked,
         )
+
+
+class HttpsAccess:
+    """An HTTPS endpoint beside the verifier (the console, a metrics endpoint) over mutual
+    TLS: the server's ``tls issue --role server`` directory, a client certificate of the
+    same operator CA required at the handshake, and the roles ``allowed`` checked on each
+    request with the verifier's own role reading (:meth:`CallerNames.admit`)."""
+
+    def __init__(self, directory: Path, allowed: frozenset[Role], what: str) -> None:
+        """Raises: KeyExposedError, ConfigError: the directory is not a usable identity."""
+        self.directory = directory
+        self.identity = TlsIdentity.load(directory)
+        self.allowed = allowed
+        self.what = what
+        self._names = ServerTls(self.identity, ()).caller_names(lambda _device: False)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A server context: this identity, TLS 1.2 or newer, client certificates required
+        and checked against the operator CA only."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(
+            self.directory / CERT_FILE, self.directory / KEY_FILE, password=key_passphrase()
+        )
+        context.load_verify_locations(cadata=self.identity.ca_pem.decode())
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def admit(self, der: bytes | None) -> Caller:
+        """The caller a handshake-verified client certificate (DER) names, if its role
+        is allowed here.
+
+        Raises:
+            AccessError: ``access.no_role`` (none, or no role) or ``access.wrong_role``.
+        """
+        if not der:
+            raise AccessError(Reason.NO_ROLE, "no client certificate")
+        pem = ssl.DER_cert_to_PEM_cert(der).encode()
+        return self._names.admit(pem, self.allowed, self.what)

@@ -106,6 +106,8 @@ log = logging.getLogger("geoattest.verifier")
 
 SERVICE_NAME = verifier_service_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
 REQUEST_ID_METADATA = "x-request-id"
+PLAINTEXT_CALLER = "loopback"
+"""Who a caller is on a plaintext server, which serves loopback addresses only."""
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 refusal_cause: contextvars.ContextVar[str] = contextvars.ContextVar("refusal_cause", default="")
 """What the driver said when the store refused a call: for the call's log line only (the
@@ -504,7 +506,7 @@ class AdminServicer:
             async def handle(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
                 request = await self._servicer._decode(context, message_type, data)
                 caller = current_caller.get()
-                who = caller.name if caller is not None else "loopback"
+                who = caller.name if caller is not None else PLAINTEXT_CALLER
                 now = self._clock()
                 summary = await self._servicer._run(context, lambda: act(request, who, now))
                 return admin_service_pb2.AdminResponse(summary=summary).SerializeToString()
@@ -521,9 +523,11 @@ def _call_fields(
 ) -> dict[str, object]:
     """A call's log line: what was asked, by whom, how it ended and how long it took."""
     code = cast("grpc.StatusCode | None", context.code()) or grpc.StatusCode.OK
+    caller = current_caller.get()
     fields: dict[str, object] = {
         "method": method.rpartition("/")[2],
-        "caller": context.peer(),
+        "caller": f"{caller.role}:{caller.name}" if caller else PLAINTEXT_CALLER,
+        "peer": context.peer(),
         "request_id": rid,
         "outcome": code.name,
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
@@ -538,8 +542,9 @@ def _call_fields(
 
 class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Gives every call a request id (from ``x-request-id`` or fresh) and logs one JSON
-    line of its outcome (:mod:`geoattest.verifier.logs`): method, caller, outcome, reason,
-    duration; never a traceback for a refusal."""
+    line of its outcome (:mod:`geoattest.verifier.logs`): method, caller (``role:name``
+    from its certificate; ``loopback`` on a plaintext server), peer address, outcome,
+    reason, duration; never a traceback for a refusal."""
 
     async def intercept_service(
         self,

@@ -24,9 +24,9 @@ SQLAlchemy) never leave this module. Writes that must happen once across the fle
 stale sweep, licence changes, landmark exclusions, alert ids in commit order) hold a
 PostgreSQL advisory lock for their transaction.
 
-Each process holds at most ``pool_size`` connections (:data:`POOL_SIZE` by default), and
-one more for alert notifications on PostgreSQL (:mod:`geoattest.verifier.alerts`): N
-processes over one server need ``N * (pool_size + 1)`` of its ``max_connections``.
+Each process holds at most ``pool_size`` connections, and one more for alert notifications
+on PostgreSQL (:mod:`geoattest.verifier.alerts`): the default and the rule for N processes
+over one server are :mod:`geoattest.verifier.pool`'s.
 
 The schema carries its version (:data:`SCHEMA_VERSION`); :func:`migrate` brings an older
 database forward, and :meth:`SqlStore.open` refuses any other version.
@@ -107,6 +107,7 @@ from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.crosscheck import PeerMeasurement
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.pipeline import Appraisal
+from geoattest.verifier.pool import POOL_SIZE
 from geoattest.verifier.state import ChainHead, DeviceRecord
 
 
@@ -314,9 +315,6 @@ LicenceAlertFactory = Callable[[ExportLicence], Alert]
 """Makes the alert for an enrolled device's licence that was withdrawn."""
 
 
-POOL_SIZE = 4
-"""Database connections one verifier process holds at most (a batch commit, the reads
-beside it, an alert stream's replay)."""
 ALERTS_CHANNEL = "geoattest_alerts"
 """The PostgreSQL notification channel a commit with alerts notifies."""
 

@@ -37,9 +37,10 @@ from geoattest.verifier.licences import ExportLicence, Licences
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
+from geoattest.verifier.pool import POOL_SIZE
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
-from geoattest.verifier.store import POOL_SIZE, SqlStore, Store, Synchronous
+from geoattest.verifier.store import SqlStore, Store, Synchronous
 
 _log = logging.getLogger("geoattest.verifier")
 
@@ -82,7 +83,7 @@ class VerifierOptions:
     """Missed cadences before a device is STALE."""
     synchronous: Synchronous = Synchronous.FULL
     pool_size: int = POOL_SIZE
-    """Database connections each process holds at most (see :mod:`~geoattest.verifier.store`)."""
+    """Database connections each process holds at most (see :mod:`~geoattest.verifier.pool`)."""
     checkpoint_every_s: float = 60.0
     """Seconds between the audit log's signed checkpoints."""
 

@@ -118,7 +118,8 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
                 GEOATTEST, "console", "--db", str(world.db_path),
                 "--policy", str(tmp_path / "policy.json"),
                 "--landmarks", str(tmp_path / "landmarks.json"),
-                "--verifier", target, "--listen", "127.0.0.1:0",
+                "--verifier", target, "--verifier-plaintext",
+                "--listen", "127.0.0.1:0", "--plaintext",
             ],
             "console on http://",
         )  # fmt: skip

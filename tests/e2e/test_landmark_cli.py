@@ -5,6 +5,7 @@ the same entry point (``invoke``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -78,7 +79,10 @@ def test_serve_answers_rounds_and_stops_cleanly_on_sigterm(serving, landmark_dir
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     assert process.stderr is not None
-    assert "1 receipts" in process.stderr.read()
+    records = [json.loads(line) for line in process.stderr.read().splitlines()]
+    assert records[-1]["message"] == "stopped"
+    assert records[-1]["landmark_id"] == "lm-fra"
+    assert (records[-1]["rounds_opened"], records[-1]["receipts_signed"]) == (1, 1)
 
 
 def test_serve_stops_cleanly_on_ctrl_c(serving):

@@ -63,7 +63,8 @@ def test_a_refusal_for_a_full_disk_is_one_json_line_with_its_reason(tmp_path: Pa
     assert "Traceback" not in err
     calls = [r for r in records if r["message"] == "rpc"]
     assert [c["method"] for c in calls] == ["Enroll", "SubmitProof", "SubmitProof"]
-    assert all(c["caller"].startswith("ipv4:127.0.0.1:") for c in calls)
+    assert all(c["caller"] == "loopback" for c in calls)
+    assert all(c["peer"].startswith("ipv4:127.0.0.1:") for c in calls)
     assert all(c["duration_ms"] >= 0 for c in calls)
     assert [c["outcome"] for c in calls] == ["OK", "OK", "UNAVAILABLE"]
     refused = calls[-1]

@@ -8,24 +8,32 @@ The browser's side of the same pages is tests/e2e/test_console_browser.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import uvicorn
-from command import assert_one_line_error, run_geoattest
+from command import assert_one_line_error, main_error, run_geoattest
 from verifier_world import ProvisionedChip, ServerThread, VerifierWorld
 
 from geoattest.console.app import ConsoleFiles, console_app, load_console
+from geoattest.console.https import server_config
 from geoattest.console.svg import VERDICT_COLOURS
+from geoattest.errors import Reason
+from geoattest.pki.keyfiles import KEY_FILE
+from geoattest.pki.tls import CA_FILE, CERT_FILE, OperatorCA, Role, TlsIdentity
 from geoattest.units import SECOND_NS
+from geoattest.verifier.access import HttpsAccess, ServerTls
 from geoattest.verifier.service import VerifierService
 from geoattest.verifier.store import SqlStore
 
@@ -42,20 +50,23 @@ class Served:
     chips: dict[str, ProvisionedChip]
 
 
-def start_console(files: ConsoleFiles) -> tuple[str, uvicorn.Server, threading.Thread]:
-    """The console app on a free loopback port, served by uvicorn in a thread."""
+def start_console(
+    files: ConsoleFiles, access: HttpsAccess | None = None
+) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """The console app on a free loopback port, served by uvicorn in a thread (HTTPS with
+    ``access``)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(console_app(load_console(files)), log_level="warning", lifespan="off")
-    )
+    app = console_app(load_console(files), access)
+    server = uvicorn.Server(server_config(app, access, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     give_up = time.monotonic() + GUARD_S
     while not server.started:
         assert time.monotonic() < give_up, "the console did not start"
         time.sleep(0.01)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
+    scheme = "https" if access else "http"
+    return f"{scheme}://127.0.0.1:{sock.getsockname()[1]}", server, thread
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +95,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     store.close()
 
 
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=GUARD_S) as response:
+def get(url: str, context: ssl.SSLContext | None = None) -> str:
+    with urllib.request.urlopen(url, timeout=GUARD_S, context=context) as response:
         return response.read().decode()
 
 
-def post(url: str, fields: dict[str, str]) -> str:
+def post(url: str, fields: dict[str, str], context: ssl.SSLContext | None = None) -> str:
     data = urllib.parse.urlencode(fields).encode()
-    with urllib.request.urlopen(url, data=data, timeout=GUARD_S) as response:
+    with urllib.request.urlopen(url, data=data, timeout=GUARD_S, context=context) as response:
         return response.read().decode()
 
 
@@ -178,7 +189,7 @@ def test_the_event_stream_carries_an_alert_raised_after_it_opened(served):
 
 
 def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_path):
-    files = ["--policy", str(served.world.root / "policy.json")]
+    files = ["--plaintext", "--policy", str(served.world.root / "policy.json")]
     files += ["--landmarks", str(served.world.root / "landmarks.json")]
     missing = run_geoattest("console", "--db", str(tmp_path / "none.db"), *files)
     assert_one_line_error(missing, "none.db")
@@ -187,3 +198,119 @@ def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_pat
         "console", "--db", str(served.world.db_path), *files, "--listen", f"127.0.0.1:{port}"
     )
     assert_one_line_error(taken, f"127.0.0.1:{port}")
+
+
+# --- over HTTPS, for the operator only --------------------------------------------------
+
+CONSOLE_ROUTES = ("/", "/fleet/map.svg", "/fleet.json", "/alerts", "/events", "/devices/dev-1")
+CONSOLE_ROUTES += ("/landmarks", "/landmarks/lm-fra", "/tokens", "/static/console.js")
+REFUSED_ROLES = (Role.RELYING_PARTY, Role.AUDITOR, Role.LANDMARK)
+
+
+@dataclass
+class ServedTls:
+    url: str
+    parties: Path
+    """One ``tls issue`` directory per role, by its name, and ``foreign`` (another CA)."""
+
+    def context(self, party: str | None) -> ssl.SSLContext:
+        """A client that checks the console against the operator CA and presents
+        ``party``'s certificate (none: no certificate)."""
+        context = ssl.create_default_context(cafile=self.parties / "server" / CA_FILE)
+        if party is not None:
+            directory = self.parties / party
+            context.load_cert_chain(directory / CERT_FILE, directory / KEY_FILE)
+        return context
+
+
+@pytest.fixture(scope="module")
+def served_tls(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedTls]:
+    """The console over HTTPS, and the verifier it asks for keys over mutual TLS, with
+    certificates made as ``geoattest tls init`` and ``tls issue`` make them."""
+    root = tmp_path_factory.mktemp("console-tls")
+    now = dt.datetime.now(dt.UTC)
+    ca = OperatorCA.create("Console Operator", now - dt.timedelta(hours=1))
+    ca.save(root / "ca")
+    ca.issue_to(root / "server", Role.SERVER, "console", now, hosts=["127.0.0.1"])
+    for role in (Role.OPERATOR, *REFUSED_ROLES):
+        ca.issue_to(root / role.value, role, f"{role.value}-1", now)
+    foreign = OperatorCA.create("Other Operator", now - dt.timedelta(hours=1))
+    foreign.issue_to(root / "foreign", Role.OPERATOR, "intruder", now)
+    server_tls = ServerTls(TlsIdentity.load(root / "server"), ())
+    grpc_server = ServerThread(served.service, clock=time.time_ns, tls=server_tls)
+    target = grpc_server.start()
+    world = served.world
+    files = ConsoleFiles(
+        world.db_path,
+        world.root / "policy.json",
+        world.root / "landmarks.json",
+        verifier=target,
+        verifier_tls=root / Role.OPERATOR.value,
+    )
+    access = HttpsAccess(root / "server", frozenset({Role.OPERATOR}), "use the console")
+    url, server, thread = start_console(files, access)
+    yield ServedTls(url, root)
+    server.should_exit = True
+    thread.join(GUARD_S)
+    grpc_server.stop()
+
+
+def refusal(url: str, context: ssl.SSLContext) -> urllib.error.HTTPError:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(url, context)
+    return refused.value
+
+
+def test_over_https_the_operator_sees_every_page(served_tls):
+    operator = served_tls.context(Role.OPERATOR.value)
+    assert "dev-syd" in get(served_tls.url + "/", operator)
+    assert "SYD-300" in get(served_tls.url + "/devices/dev-syd", operator)
+    stream = urllib.request.urlopen(served_tls.url + "/events", timeout=GUARD_S, context=operator)
+    assert stream.readline().decode().startswith(": connected")
+    stream.close()
+
+
+@pytest.mark.parametrize("role", REFUSED_ROLES, ids=str)
+def test_over_https_every_other_role_is_refused_on_every_route(served_tls, role):
+    context = served_tls.context(role.value)
+    for route in CONSOLE_ROUTES:
+        refused = refusal(served_tls.url + route, context)
+        assert refused.code == 403, route
+        assert refused.headers["geoattest-reason"] == Reason.WRONG_ROLE.value
+        assert refused.read().decode().startswith(f"{Reason.WRONG_ROLE.value}: role {role}")
+
+
+@pytest.mark.parametrize("party", [None, "foreign"], ids=["no-certificate", "another-ca"])
+def test_over_https_a_caller_without_an_operator_ca_certificate_fails_the_handshake(
+    served_tls, party
+):
+    with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)) as failed:
+        get(served_tls.url + "/", served_tls.context(party))
+    assert not isinstance(failed.value, urllib.error.HTTPError)
+
+
+def test_the_token_inspector_checks_tokens_with_the_keys_of_a_tls_verifier(served, served_tls):
+    operator = served_tls.context(Role.OPERATOR.value)
+    page = post(served_tls.url + "/tokens", {"token": served.tokens["dev-1"]}, operator)
+    assert "<b>VALID</b>" in page
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--listen", "0.0.0.0:0", "--plaintext"], "plaintext is only for loopback"),
+        (["--listen", "127.0.0.1:0"], "give --tls (TLS) or --plaintext (loopback only)"),
+        (
+            ["--plaintext", "--verifier", "10.0.0.1:50051", "--verifier-plaintext"],
+            "plaintext is only for loopback",
+        ),
+        (["--plaintext", "--verifier", "127.0.0.1:50051"], "give --verifier-tls (TLS)"),
+    ],
+    ids=["console-off-loopback", "neither", "verifier-off-loopback", "verifier-neither"],
+)
+def test_plain_http_is_for_loopback_only_and_asked_for(
+    monkeypatch, capsys, tmp_path, flags, needle
+):
+    files = ["--db", str(tmp_path / "v.db"), "--policy", str(tmp_path / "p.json")]
+    line = main_error(monkeypatch, capsys, "console", *files, "--landmarks", "l.json", *flags)
+    assert needle in line

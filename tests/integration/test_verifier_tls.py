@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import grpc
 import pytest
@@ -322,3 +323,27 @@ REQUESTS = {
     "LiftExclusion": "LandmarkRequest",
     "RevokeLandmark": "LandmarkRequest",
 }
+
+
+def test_the_request_log_names_the_caller_from_its_certificate_a_refused_one_too(
+    deployment, caplog
+):
+    caplog.set_level(logging.INFO, logger="geoattest.verifier")
+    rejections = f"{SERVICE}GetRejections"
+    for role in (Role.OPERATOR, Role.RELYING_PARTY):
+        with grpc.secure_channel(deployment.address, deployment.credentials(role)) as channel:
+            call(channel, rejections)
+    lines = [
+        (r.fields["caller"], r.fields["outcome"], r.fields.get("reason", ""))
+        for r in caplog.records
+        if r.getMessage() == "rpc" and r.fields["method"] == "GetRejections"
+    ]
+    assert lines == [
+        ("operator:operator-1", "OK", ""),
+        ("relying-party:relying-party-1", "PERMISSION_DENIED", Reason.WRONG_ROLE.value),
+    ]
+    assert all(
+        r.fields["peer"].startswith("ipv4:127.0.0.1:")
+        for r in caplog.records
+        if r.getMessage() == "rpc"
+    )

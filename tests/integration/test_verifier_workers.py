@@ -1,7 +1,8 @@
 """Several verifier processes over one database, SQLite or a real PostgreSQL server,
 through the real console script: a device's chain advances exactly once however its proofs
 are spread over the processes, an alert stream at any process carries every process's
-alerts, and a process killed mid-batch loses nothing its clients were told.
+alerts, a licence or a landmark exclusion changed through one process holds for the next
+proof at another, and a process killed mid-batch loses nothing its clients were told.
 
 Two ``verifier serve`` processes on their own ports (replicas, on PostgreSQL) make "these
 two proofs reach different processes" certain; ``serve --workers N`` runs N such processes
@@ -25,7 +26,7 @@ from verifier_world import MEASUREMENT, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import Reason
 from geoattest.protocol.proof import ChainedProof
-from geoattest.v1 import envelope_pb2, evidence_pb2
+from geoattest.v1 import admin_service_pb2, envelope_pb2, evidence_pb2
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import VerifierClient, VerifierRefused
@@ -280,3 +281,56 @@ def test_a_process_killed_mid_batch_loses_nothing_a_client_was_told(world, start
     for chip in chips:
         assert store.accepted_counters(chip.device_id) == [1]
     store.close()
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_licences_and_exclusions_changed_at_one_replica_hold_at_the_other(world, start):
+    """Every change goes through ``a``'s admin API and every proof to ``b``: ``b`` judges
+    the next proof by the licence and the exclusions in force in the database, never by what
+    it read before (a replica that kept either in memory would answer ALLOWED here)."""
+    chip, other = world.chip("dev-0"), world.chip("dev-1")
+    a, b = start(), start()
+    asyncio.run(enrol(a.target, [chip, other]))
+
+    async def admin(method: str, request: object) -> None:
+        async with VerifierClient(a.target) as client:
+            await client.admin(method, request)
+
+    def prove(device: ProvisionedChip) -> evidence_pb2.AttestationResult | VerifierRefused:
+        """``device``'s next proof at ``b``; its chain moves on if the proof was stored."""
+        proof, chain = next_proof(world, device)
+        try:
+            result = asyncio.run(submit(b.target, proof))
+        except VerifierRefused as refused:
+            return refused
+        device.chain = chain
+        return result
+
+    def verdict(outcome: evidence_pb2.AttestationResult | VerifierRefused) -> int:
+        assert isinstance(outcome, evidence_pb2.AttestationResult), outcome
+        return outcome.verdict
+
+    assert verdict(prove(chip)) == evidence_pb2.VERDICT_ALLOWED
+    assert verdict(prove(other)) == evidence_pb2.VERDICT_ALLOWED
+
+    # The licence narrowed to a region the chip is not in: outside it at b's next proof.
+    until_s = time.time_ns() // 10**9 + 86_400
+    licence = admin_service_pb2.SetLicenceRequest(
+        device_id="dev-0", region="SYD-300", valid_until_s=until_s
+    )
+    asyncio.run(admin("SetLicence", licence))
+    assert verdict(prove(chip)) == evidence_pb2.VERDICT_OUTSIDE
+    assert verdict(prove(other)) == evidence_pb2.VERDICT_ALLOWED
+    licence.region = "FRA-300"
+    asyncio.run(admin("SetLicence", licence))
+    assert verdict(prove(chip)) == evidence_pb2.VERDICT_ALLOWED
+
+    # An exclusion removes the landmark's receipts: the proof that carries one is refused.
+    landmark = admin_service_pb2.LandmarkRequest(landmark_id="lm-fra", why="clock drift")
+    asyncio.run(admin("ExcludeLandmark", landmark))
+    excluded = prove(other)
+    assert isinstance(excluded, VerifierRefused), excluded
+    assert excluded.reason is Reason.REVOKED_LANDMARK
+    asyncio.run(admin("LiftExclusion", landmark))
+    assert verdict(prove(other)) == evidence_pb2.VERDICT_ALLOWED
+    a.stop(), b.stop()

@@ -40,8 +40,9 @@ from geoattest.errors import StudyError
 from geoattest.pki import RevocationList
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS, PipelineConfig, ProofAppraiser
+from geoattest.verifier.pool import connections_at_most
 from geoattest.verifier.state import InMemoryState
-from geoattest.verifier.store import POOL_SIZE, SqlStore
+from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import VerifierClient, enrolment_request
 from geoattest.wire.envelope import pae
 
@@ -523,7 +524,7 @@ def _connections(db: str | None, processes: int) -> Figures:
         held = store.connections() - 1  # not this one
     finally:
         store.close()
-    return {"db_connections": held, "db_connections_pool_rule": processes * (POOL_SIZE + 1)}
+    return {"db_connections": held, "db_connections_pool_rule": connections_at_most(processes)}
 
 
 def fleet_checks(fleet: Fleet, proofs: Sequence[bytes]) -> list[Check]:

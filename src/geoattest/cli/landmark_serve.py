@@ -15,6 +15,7 @@ show to be lying or misregistered.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -148,7 +149,7 @@ def landmark_serve(
     from geoattest.address import parse_address  # noqa: PLC0415
     from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
     from geoattest.verifier.landmark.audit import PeerAuditor, verifier_submitter  # noqa: PLC0415
-    from geoattest.verifier.logs import configure_json_logs  # noqa: PLC0415
+    from geoattest.verifier.logs import FIELDS, configure_json_logs  # noqa: PLC0415
 
     metrics_address = str(parse_address(metrics, "--metrics", any_port=True)) if metrics else None
     identity, signer = _load_landmark(key, registry)
@@ -216,8 +217,10 @@ def landmark_serve(
             info.server.stop(grace=1.0)
         server.stop()
     counters = server.counters()
-    typer.echo(
-        f"landmark {identity.landmark_id} stopped: {counters.rounds_opened} rounds, "
-        f"{counters.receipts_signed} receipts, {counters.rounds_failed} failed",
-        err=True,
-    )
+    fields = {
+        "landmark_id": identity.landmark_id,
+        "rounds_opened": counters.rounds_opened,
+        "receipts_signed": counters.receipts_signed,
+        "rounds_failed": counters.rounds_failed,
+    }
+    logging.getLogger("geoattest.landmark").info("stopped", extra={FIELDS: fields})

@@ -22,6 +22,7 @@ from geoattest.cli.pki import verifier_app
 from geoattest.cli.tls import call_verifier, check_transport, party_credentials
 from geoattest.errors import ConfigError
 from geoattest.units import SECOND_NS
+from geoattest.verifier.pool import POOL_SIZE
 
 if TYPE_CHECKING:
     from geoattest.verifier.licences import ExportLicence
@@ -134,7 +135,7 @@ def verifier_serve(
             "each process holds one more for alert notifications: replicas x workers x "
             "(pool size + 1) must stay below the server's max_connections.",
         ),
-    ] = 4,
+    ] = POOL_SIZE,
     tls: Annotated[
         Path | None,
         typer.Option(

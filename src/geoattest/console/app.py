@@ -2,7 +2,9 @@
 
 It reads the store (:class:`~geoattest.verifier.fleet_view.FleetView`, read-only), the
 region policy and the landmark registry the verifier judges by, and, for the token
-inspector, the verifier's published keys over gRPC. It never writes anything.
+inspector, the verifier's published keys over gRPC (mutual TLS with the operator's
+certificate where the verifier has TLS). It never writes anything. Served over HTTPS
+(:mod:`geoattest.console.https`), every route is for the operator role only.
 
 Live updates are server-sent events (``/events``): the alerts table's new rows (read by
 their increasing row id, so a stream resumes exactly after the last row it sent) and the
@@ -31,6 +33,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -50,15 +53,18 @@ from geoattest.console.fleet import (
     draw_landmarks,
     feasible_shape,
 )
+from geoattest.console.https import OperatorOnly
 from geoattest.console.svg import Canvas, View
 from geoattest.console.tokens import inspect_token
 from geoattest.errors import GeoattestError
 from geoattest.geo import GeoAppraiser, load_policy
 from geoattest.geo.policy import RegionPolicy
 from geoattest.pki import LandmarkRegistry, RevocationList
+from geoattest.pki.tls import TlsIdentity
 from geoattest.verdict import Verdict
+from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
-from geoattest.wire.client import VerifierClient
+from geoattest.wire.client import VerifierClient, tls_credentials
 
 ALERT_POLL_S = 0.25
 """How often an event stream looks for new alerts: well inside the two seconds an
@@ -80,6 +86,9 @@ class ConsoleFiles:
     revocations: Path | None = None
     verifier: str | None = None
     """The verifier's gRPC address, for its published result keys (token inspector)."""
+    verifier_tls: Path | None = None
+    """The operator's ``tls issue --role operator`` directory for ``verifier`` (mutual
+    TLS); None: plaintext, to a loopback verifier only."""
 
 
 class Console:
@@ -99,6 +108,9 @@ class Console:
         self.fleet = FleetMap(view, self.appraiser, self.countries, regions)
         self.regions = regions
         self._states: tuple[float, dict[str, int]] = (-math.inf, {})
+        self._verifier_credentials = (
+            tls_credentials(TlsIdentity.load(files.verifier_tls)) if files.verifier_tls else None
+        )
 
     def landmarks(self) -> list[Landmark]:
         excluded = {e.landmark_id for e in self.view.exclusions() if e.lifted_at_ns is None}
@@ -129,7 +141,9 @@ class Console:
         if not self.files.verifier:
             return None, "the console was started without --verifier"
         try:
-            async with VerifierClient(self.files.verifier, timeout_s=5.0) as client:
+            async with VerifierClient(
+                self.files.verifier, timeout_s=5.0, credentials=self._verifier_credentials
+            ) as client:
                 return await client.result_keys(), ""
         except GeoattestError as exc:
             return None, str(exc)
@@ -256,10 +270,12 @@ class _Handlers:
         return Response(text, media_type="text/javascript")
 
 
-def console_app(console: Console) -> Starlette:
-    """The console's routes over ``console``."""
+def console_app(console: Console, access: HttpsAccess | None = None) -> Starlette:
+    """The console's routes over ``console``; with ``access`` (HTTPS), every route only
+    for the callers it admits."""
     h = _Handlers(console)
     return Starlette(
+        middleware=[Middleware(OperatorOnly, access=access)] if access else [],
         routes=[
             Route("/", h.fleet),
             Route("/fleet/map.svg", h.fleet_map),
@@ -272,7 +288,7 @@ def console_app(console: Console) -> Starlette:
             Route("/landmarks/{landmark_id:path}", h.landmark),
             Route("/tokens", h.tokens, methods=["GET", "POST"]),
             Route("/static/console.js", h.script),
-        ]
+        ],
     )
 
 

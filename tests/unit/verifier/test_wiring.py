@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 
 import pytest
+from typer.main import get_command
 from verifier_world import MEASUREMENT, NOW_NS, VERIFIER_ID, VerifierWorld
 
+from geoattest.cli import app
 from geoattest.errors import ConfigError
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import PipelineConfig
+from geoattest.verifier.pool import POOL_SIZE, connections_at_most
 from geoattest.verifier.store import SqlStore
 from geoattest.verifier.wiring import VerifierFiles, VerifierOptions, load_verifier
 
@@ -83,3 +87,14 @@ def test_an_audit_log_records_each_appraisal_and_is_checkpointed_at_close(world,
     assert verify_log(entries, checkpoints).entries == 1
     assert result.token
     assert b'"verdict":"ALLOWED"' in entries[0]
+
+
+def test_the_pool_size_default_is_one_definition_for_the_command_line_and_the_store():
+    """``serve --pool-size``, the options and the store take the one default, so that the
+    pool rule the documentation states is the rule the processes follow."""
+    serve = get_command(app).commands["verifier"].commands["serve"]  # type: ignore[attr-defined]
+    (option,) = (p for p in serve.params if p.name == "pool_size")
+    assert option.default == POOL_SIZE
+    assert VerifierOptions(VERIFIER_ID, PipelineConfig()).pool_size == POOL_SIZE
+    assert inspect.signature(SqlStore.open).parameters["pool_size"].default == POOL_SIZE
+    assert connections_at_most(3) == 3 * (POOL_SIZE + 1)
