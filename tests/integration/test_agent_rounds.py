@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,11 +31,19 @@ from geoattest.attestor.rounds import (
 from geoattest.crypto import KeySigner
 from geoattest.errors import Reason
 from geoattest.pki import ResultKey
-from geoattest.protocol.round import RoundSecrets, decode_datagram
+from geoattest.protocol.round import LandmarkRound, RoundSecrets, decode_datagram
 from geoattest.v1 import round_pb2
 from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
 from geoattest.wire.envelope import PayloadType, open_envelope
-from geoattest.wire.rounds import CAN_SPIN, SPIN_TURNAROUNDS, poll, spin_window_s, spins
+from geoattest.wire.rounds import (
+    CAN_SPIN,
+    SPIN_TURNAROUNDS,
+    poll,
+    realtime,
+    restore_scheduling,
+    spin_window_s,
+    spins,
+)
 
 FAST_LOSS = Limits(challenge_timeout_ns=30_000_000)
 """Replace a lost challenge after 30 ms so that loss tests finish quickly."""
@@ -318,3 +329,116 @@ def test_a_path_floor_is_the_best_of_the_recent_receipts_and_forgets_old_ones():
     assert floors.floor_ns("lm-0") == 30_000
     assert floors.extend_above_ns("lm-0", settings) == 45_000
     assert floors.extend_above_ns("lm-0", RoundSettings(extra_exchanges=0)) == 0
+
+
+def require_realtime() -> None:
+    """Skip where this process may not use SCHED_FIFO, except in CI (it runs as root)."""
+    permitted = realtime(1)
+    if permitted is not None:
+        restore_scheduling(permitted)
+        return
+    if os.environ.get("GEOATTEST_CI"):
+        pytest.fail("SCHED_FIFO is refused in CI")
+    pytest.skip("this process may not use SCHED_FIFO (CAP_SYS_NICE)")
+
+
+@pytest.mark.parametrize("spin_below_s", [0.0, 1.0], ids=["blocking", "spinning"])
+def test_the_timed_phase_and_only_it_runs_at_real_time_priority(device, secrets, spin_below_s):
+    """The test plays the landmark over a real socket and, while the agent waits for each
+    challenge, reads the agent thread's scheduling policy."""
+    require_realtime()
+    landmark_key = KeySigner.generate()
+    agent_thread: list[int] = []
+    outcome: list[object] = []
+
+    def agent(endpoint: LandmarkEndpoint) -> None:
+        agent_thread.append(threading.get_native_id())
+        settings = RoundSettings(exchanges=4, extra_exchanges=0, spin_below_s=spin_below_s)
+        try:
+            outcome.append(run_round(endpoint, "dev-1", device, secrets, settings))
+        except RoundFailedError as failure:
+            outcome.append(failure)
+        outcome.append(os.sched_getscheduler(0))
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        port = sock.getsockname()[1]
+        endpoint = LandmarkEndpoint("lm-rt", "127.0.0.1", port, landmark_key.verifying_key)
+        thread = threading.Thread(target=agent, args=(endpoint,))
+        thread.start()
+        try:
+            data, peer = sock.recvfrom(4096)
+            (tid,) = agent_thread
+            policies = {"open": os.sched_getscheduler(tid)}
+            landmark = LandmarkRound(
+                "lm-rt",
+                landmark_key,
+                decode_datagram(data).open,
+                round_id=os.urandom(16),
+                randomness=os.urandom,
+            )
+            to_agent = landmark.next_challenge(time.monotonic_ns())
+            while to_agent is not None:
+                sock.sendto(to_agent, peer)
+                data, peer = sock.recvfrom(4096)
+                kind = decode_datagram(data).WhichOneof("kind") or ""
+                policies.setdefault(kind, os.sched_getscheduler(tid))
+                if kind == "close":
+                    policies["close"] = os.sched_getscheduler(tid)
+                to_agent = landmark.receive(data, time.monotonic_ns(), time.time_ns())
+                if kind == "close":
+                    assert to_agent is not None
+                    sock.sendto(to_agent, peer)  # the receipt
+                    to_agent = None
+        finally:
+            thread.join(timeout=10)
+    receipt, after = outcome
+    assert not isinstance(receipt, RoundFailedError), receipt
+    assert policies == {
+        "open": os.SCHED_OTHER,
+        "response": os.SCHED_FIFO,
+        "close": os.SCHED_OTHER,
+    }
+    assert after == os.SCHED_OTHER
+
+
+REFUSED_CHILD = """
+import logging, os, resource, sys
+from geoattest.crypto import KeySigner
+from geoattest.protocol.round import RoundSecrets
+from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer
+from geoattest.wire.rounds import LandmarkEndpoint, RoundSettings, run_round
+resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
+with LandmarkServer(LandmarkIdentity("lm-0", 0.0, 0.0), KeySigner.generate()) as server:
+    host, port = server.address[:2]
+    endpoint = LandmarkEndpoint("lm-0", host, port, server.signer.verifying_key)
+    secrets, device = RoundSecrets(os.urandom), KeySigner.generate()
+    for _ in range(2):
+        run_round(endpoint, "dev-1", device, secrets, RoundSettings(exchanges=4))
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+print("two receipts")
+"""
+
+
+def test_without_the_capability_rounds_run_at_normal_priority_and_say_so_once():
+    """A process that may not use SCHED_FIFO (no CAP_SYS_NICE, RLIMIT_RTPRIO 0) still gets
+    its receipts; the refusal is one log line, not one per round."""
+    drop = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root needs setpriv (util-linux) to drop CAP_SYS_NICE")
+        drop = [setpriv, "--bounding-set=-sys_nice", "--inh-caps=-sys_nice"]
+    result = subprocess.run(
+        [*drop, sys.executable, "-c", REFUSED_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "two receipts"
+    refusals = [line for line in result.stderr.splitlines() if "SCHED_FIFO 10 refused" in line]
+    assert len(refusals) == 1, result.stderr

@@ -47,6 +47,7 @@ def test_timing_reports_echo_exchange_and_their_ratio() -> None:
     )
     assert 0 <= out["rounds_spinning_share"] <= 1
     assert out["load"] == "none"
+    assert out["timed_phase"] in ("SCHED_FIFO 10", "normal (SCHED_FIFO not permitted)")
 
 
 @pytest.mark.parametrize("name", ["timing", "agent"])
@@ -118,6 +119,7 @@ def test_agent_reports_cpu_bytes_and_duty_cycle() -> None:
         "receipt_verify_us_per_proof",
         "echo_cpu_us_per_proof",
         "cpu_ratio_to_crypto_and_echo",
+        "exchanges_per_round",
     )
     assert out["duty_cycle_per_minute"] > out["duty_cycle_per_hour"]
 

@@ -22,10 +22,18 @@ from dataclasses import dataclass, field
 from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_rounds
 from geoattest.bench.fleet import MEASUREMENT, Fleet
 from geoattest.bench.report import Figures, median, progress
-from geoattest.bench.timing import child, echo_block, echo_child, landmark_child, load_context
+from geoattest.bench.timing import (
+    child,
+    echo_block,
+    echo_child,
+    landmark_child,
+    load_context,
+    timed_phase_priority,
+)
 from geoattest.crypto import KeySigner, generate_private_key, private_key_pem
 from geoattest.protocol.proof import ProofChain
 from geoattest.protocol.round import RoundSecrets
+from geoattest.v1 import round_pb2
 
 UDP_IP_HEADER_BYTES = 28
 
@@ -41,8 +49,9 @@ class Agent:
     chain: ProofChain = field(default_factory=lambda: ProofChain("dev-bench"))
     floors: PathFloors = field(default_factory=PathFloors)
 
-    def proof(self) -> None:
-        """What the agent does per proof: k adaptive rounds over UDP, then the proof signed."""
+    def proof(self) -> int:
+        """What the agent does per proof: k adaptive rounds over UDP, then the proof signed;
+        returns how many exchanges its rounds ran."""
         outcomes = run_rounds(
             self.endpoints,
             "dev-bench",
@@ -53,6 +62,7 @@ class Agent:
         )
         receipts = [o.receipt for o in outcomes if o.receipt is not None]
         _, self.chain = self.chain.extend(receipts, measurement=MEASUREMENT, signer=self.device)
+        return sum(round_pb2.TimingReceipt.FromString(r.payload).exchanges for r in receipts)
 
 
 @contextmanager
@@ -75,6 +85,7 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
     cpu: list[float] = []
     wall: list[float] = []
     echo_cpu: list[float] = []
+    exchanges_run: list[int] = []
     round_trips = k * (exchanges + 2)  # per round, Open, n Responses and Close get one answer
     with (
         load_context(load) as load_name,
@@ -84,9 +95,10 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
     ):
         for _ in range(proofs):
             c0, w0 = time.process_time(), time.perf_counter()
-            bench.proof()
+            ran = bench.proof()
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
+            exchanges_run.append(ran)
             c0 = time.process_time()
             echo_block(echo_port, round_trips, as_agent=True)
             echo_cpu.append(time.process_time() - c0)
@@ -101,6 +113,7 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
     explained = signing + verifying + socket_s
     return {
         "load": load_name,
+        "timed_phase": timed_phase_priority(),
         "k": k,
         "exchanges": exchanges,
         "cpu_us_per_proof": round(cpu_s * 1e6, 1),
@@ -109,6 +122,7 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
         "cpu_ratio_to_signing": round(cpu_s / signing, 2),
         "receipt_verify_us_per_proof": round(verifying * 1e6, 1),
         "echo_round_trips_per_proof": round_trips,
+        "exchanges_per_round": round(sum(exchanges_run) / (k * len(exchanges_run)), 2),
         "echo_cpu_us_per_proof": round(socket_s * 1e6, 1),
         "cpu_ratio_to_crypto_and_echo": round(cpu_s / explained, 2),
         "bytes_per_proof": wire.udp_payload + wire.proof,

@@ -40,7 +40,7 @@ from geoattest.verifier.landmark.clock import (
     enable_kernel_timestamps,
     kernel_stamp,
 )
-from geoattest.wire.rounds import spare_core
+from geoattest.wire.rounds import realtime, restore_scheduling, spare_core
 
 UNLIMITED = Limits(rate_per_s=1e9, burst=1e9)
 RESPONSE_BYTES = 38
@@ -94,15 +94,18 @@ def child(target: Callable[..., None], *args: object) -> Iterator[tuple[Connecti
 def echo_block(port: int, n: int, *, as_agent: bool = False) -> tuple[list[int], list[int]]:
     """n echoes of a Response-sized datagram: RTTs by user stamps and by kernel stamps.
 
-    ``as_agent``: wait for each answer as the agent waits for a challenge (spin while the
-    host has a core to spare, for at most ``RoundSettings.spin_s``, then block); otherwise
-    block in ``recvmsg``.
+    ``as_agent``: wait for each answer as the agent waits for a challenge (at the timed
+    phase's real-time priority where permitted; spin while the host has a core to spare, for
+    at most ``RoundSettings.spin_s``, then block); otherwise block in ``recvmsg`` at the
+    thread's own priority.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect(("127.0.0.1", port))
     kernel_ok = enable_kernel_timestamps(sock)
     payload = bytes(RESPONSE_BYTES)
-    spin_ns = int(RoundSettings().spin_s * 1e9)
+    settings = RoundSettings()
+    spin_ns = int(settings.spin_s * 1e9)
+    restore = realtime(settings.realtime_priority) if as_agent else None
     user, kernel = [], []
     mono, real, recvmsg = time.monotonic_ns, time.time_ns, sock.recvmsg
     for _ in range(n):
@@ -124,6 +127,8 @@ def echo_block(port: int, n: int, *, as_agent: bool = False) -> tuple[list[int],
         stamp = kernel_stamp(ancillary) if kernel_ok else None
         if stamp is not None:
             kernel.append(stamp - t_real)
+    if restore is not None:
+        restore_scheduling(restore)
     sock.close()
     return user, kernel
 
@@ -156,6 +161,16 @@ def cpu_load(cpus: int = 2) -> Iterator[str]:
 def load_context(load: bool) -> contextlib.AbstractContextManager[str]:
     """:func:`cpu_load` when asked for, else nothing running beside the benchmark."""
     return cpu_load() if load else nullcontext("none")
+
+
+def timed_phase_priority() -> str:
+    """The priority the agent's timed phase runs at on this host (:func:`realtime`)."""
+    priority = RoundSettings().realtime_priority
+    before = realtime(priority)
+    if before is None:
+        return "normal (SCHED_FIFO not permitted)"
+    restore_scheduling(before)
+    return f"SCHED_FIFO {priority}"
 
 
 def rounds_block(
@@ -223,6 +238,7 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
     same_p50, rtt_min_p50 = median(echo_as_agent) / 1e3, median(minima) / 1e3
     return {
         "load": load_name,
+        "timed_phase": timed_phase_priority(),
         "udp_echo_p50_us": round(echo_p50, 2),
         "udp_echo_p99_us": round(echo_p99, 2),
         "udp_echo_as_agent_p50_us": round(same_p50, 2),

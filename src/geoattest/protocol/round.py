@@ -49,6 +49,7 @@ in memory, and every answer reaches the landmark 0.2 ms after its challenge left
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,6 +169,18 @@ def response_head(round_id: bytes, index: int) -> bytes:
     return b"\x1a" + _varint(len(fields) + ANSWER_BYTES) + fields  # Datagram.response = 3
 
 
+def challenge_head(round_id: bytes, index: int) -> bytes:
+    """A Challenge datagram's bytes up to its 16 random bytes: exactly the protobuf encoding
+    of ``Datagram(challenge=Challenge(round_id, index, challenge))`` without them. Bytes
+    that are this head and 16 more decode to that challenge and nothing else, so the agent
+    reads an expected challenge by comparing bytes instead of decoding them."""
+    fields = b"\x0a" + _varint(len(round_id)) + round_id  # Challenge.round_id = 1
+    if index:  # proto3 leaves a zero index out
+        fields += b"\x10" + _varint(index)  # Challenge.index = 2
+    fields += b"\x1a" + _varint(CHALLENGE_BYTES)  # Challenge.challenge = 3
+    return b"\x12" + _varint(len(fields) + CHALLENGE_BYTES) + fields  # Datagram.challenge = 2
+
+
 def decode_datagram(data: bytes) -> round_pb2.Datagram:
     return decode(round_pb2.Datagram, data, limit=MAX_DATAGRAM_BYTES)
 
@@ -240,7 +253,13 @@ class AgentRound:
         self._cookie = b""
         self._answered: set[bytes] = set()
         self._response_heads: dict[int, bytes] = {}
-        """A Response's bytes up to its answer, by challenge index, built once per index."""
+        """A Response's bytes up to its answer, by challenge index (:meth:`prepare`)."""
+        self._challenge_heads: dict[bytes, int] = {}
+        """The expected challenges' bytes up to their random bytes, to their index."""
+        self._highest_index = -1
+        self._prepared_through = -1
+        self._hash_prefix = hashlib.sha256(secret)
+        """SHA-256 of r, copied for each answer: z_j = SHA-256(r || c_j) hashes only c_j."""
         self._transcript_digest: bytes | None = None
         self._close: bytes | None = None
         self._closed_challenges: list[bytes] = []
@@ -270,6 +289,10 @@ class AgentRound:
             RoundError: the datagram is not acceptable now; the round's state is
                 unchanged unless the error says the round failed.
         """
+        index = self._challenge_heads.get(data[:-CHALLENGE_BYTES])
+        if index is not None:  # an expected challenge: its head checked, no decoding
+            assert self.round_id is not None
+            return self._answer(self.round_id, index, data[-CHALLENGE_BYTES:])
         datagram = decode_datagram(data)
         kind = datagram.WhichOneof("kind")
         if kind == "challenge":
@@ -301,31 +324,50 @@ class AgentRound:
         return self.open()
 
     def _on_challenge(self, challenge: round_pb2.Challenge) -> bytes:
+        if len(challenge.challenge) != CHALLENGE_BYTES or len(challenge.round_id) != ROUND_ID_BYTES:
+            raise RoundError(Reason.MISSING_FIELD, "challenge or round id of wrong length")
+        return self._answer(bytes(challenge.round_id), challenge.index, bytes(challenge.challenge))
+
+    def _answer(self, round_id: bytes, index: int, challenge: bytes) -> bytes:
         if self.state in (AgentRoundState.REVEALED, AgentRoundState.DONE):
             raise RoundError(Reason.ROUND_SECRET_REVEALED, "secret already revealed")
         if self.state is AgentRoundState.FAILED:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "round failed")
-        if len(challenge.challenge) != CHALLENGE_BYTES or len(challenge.round_id) != ROUND_ID_BYTES:
-            raise RoundError(Reason.MISSING_FIELD, "challenge or round id of wrong length")
         if self.state is not AgentRoundState.OPENED:
-            self._check_round(challenge.round_id)
+            self._check_round(round_id)
         if len(self._answered) >= MAX_EXCHANGES * MAX_ATTEMPTS_PER_EXCHANGE:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "too many challenges")
         if self._responder is None:
-            z = answer(self._secret, challenge.challenge)
+            digest = self._hash_prefix.copy()
+            digest.update(challenge)
+            z = digest.digest()
         else:  # an error here (RoundError) leaves the round as it was
-            z = self._responder.answer(bytes(challenge.challenge))
+            z = self._responder.answer(challenge)
             if len(z) != ANSWER_BYTES:
                 raise RoundError(Reason.MISSING_FIELD, f"answer must be {ANSWER_BYTES} bytes")
         if self.state is AgentRoundState.OPENED:
-            self.round_id = bytes(challenge.round_id)
+            self.round_id = round_id
             self.state = AgentRoundState.ANSWERING
-        self._answered.add(bytes(challenge.challenge))
-        index = challenge.index
+        self._answered.add(challenge)
+        self._highest_index = max(self._highest_index, index)
         head = self._response_heads.get(index)
         if head is None:
-            head = self._response_heads[index] = response_head(bytes(challenge.round_id), index)
+            head = self._response_heads[index] = response_head(round_id, index)
         return head + z
+
+    def prepare(self) -> None:
+        """Build, between exchanges (off the landmark's clock), the bytes that the next
+        challenges' answers need: their heads (:func:`challenge_head`, so they are read
+        without decoding) and their Responses' heads. The landmark numbers its challenges
+        in order, a replacement for a lost one included, so the next two indices are
+        prepared; any other challenge is decoded in full."""
+        if self.state is not AgentRoundState.ANSWERING or self.round_id is None:
+            return
+        start = max(self._prepared_through, self._highest_index) + 1
+        for index in range(start, self._highest_index + 3):
+            self._response_heads[index] = response_head(self.round_id, index)
+            self._challenge_heads[challenge_head(self.round_id, index)] = index
+        self._prepared_through = max(self._prepared_through, self._highest_index + 2)
 
     def _on_complete(self, complete: round_pb2.Complete) -> bytes:
         if self.state is AgentRoundState.REVEALED and self._close is not None:

@@ -4,10 +4,18 @@ The agent runs them with its device key; a landmark auditing its peers runs them
 own key, so both parties share this driver from the core. :func:`run_round` drives
 :class:`~geoattest.protocol.round.AgentRound` over a socket connected to one landmark.
 The landmark's clock times every exchange, so the answering side's path is the RTT: it is
-kept to ``recv``, the state machine's decode-hash-append (the Response's bytes are built
-once per index, :func:`~geoattest.protocol.round.response_head`), and ``send`` on a
-connected socket, with no ``poll`` before the read (the receive timeout is the kernel's
-``SO_RCVTIMEO``, not Python's).
+kept to ``recv``, the state machine's compare-hash-append, and ``send`` on a connected
+socket, with no ``poll`` before the read (the receive timeout is the kernel's
+``SO_RCVTIMEO``, not Python's). After each answer, while the landmark times, the agent
+prepares the next challenges' bytes (:meth:`~geoattest.protocol.round.AgentRound.prepare`):
+an expected challenge is then read by comparing its head, not by decoding it, and its
+Response's head is ready.
+
+The timed phase runs at real-time priority. From the send that starts it to the one that
+ends it the answering thread runs at ``SCHED_FIFO`` :attr:`RoundSettings.realtime_priority`
+where the process may (:func:`realtime`; ``CAP_SYS_NICE``): when a challenge wakes it, it
+preempts the host's ordinary work at once instead of queueing behind it. Without the
+capability the round runs at normal priority and says so once in the log.
 
 The timed phase does not sleep on a short path. A blocking receive puts the thread to sleep
 and every challenge then waits for the kernel to wake it: tens of microseconds on an idle
@@ -50,6 +58,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -74,6 +83,7 @@ CAN_SPIN = sys.platform == "linux"
 """Where the socket's receive timeout is the kernel's, so a ``MSG_DONTWAIT`` read polls."""
 SPIN_TURNAROUNDS = 8
 """One wait spins for at most this many of the path's round trips (and ``spin_s``)."""
+log = logging.getLogger("geoattest.rounds")
 _SPIN_TURN = threading.Lock()
 """Held by the one round of this process that is spinning through its timed phase."""
 
@@ -100,6 +110,10 @@ class RoundSettings:
     is at most this (a data centre's); 0 never spins (:func:`spins`)."""
     spin_s: float = 0.0005
     """Longest one wait for a datagram spins before it blocks."""
+    realtime_priority: int = 10
+    """During the timed phase the answering thread runs at this ``SCHED_FIFO`` priority
+    where the process may (:func:`realtime`), so a challenge's wake-up preempts the host's
+    other work; 0 never."""
     extra_exchanges: int = 24
     """Adaptive rounds: how many more exchanges a round may run (0: none), within
     ``MAX_EXCHANGES`` in all."""
@@ -248,26 +262,77 @@ def spin_window_s(settings: RoundSettings, turnaround_s: float) -> float:
     return min(settings.spin_s, SPIN_TURNAROUNDS * turnaround_s)
 
 
-class _Spin:
-    """Whether the round spins now: from the send that starts its timed phase on a short
-    path to the send that ends it, holding the process's spinning turn meanwhile."""
+class _TimedPhase:
+    """What the round does from the send that starts its timed phase to the send that ends
+    it: spin on a short path (holding the process's spinning turn meanwhile), and run the
+    thread at real-time priority where permitted."""
 
     def __init__(self, settings: RoundSettings) -> None:
         self.settings = settings
         self.spare = CAN_SPIN and spare_core()
         self.on = False
+        self.spinning = False
+        self._restore: Scheduling | None = None
 
     def before_send(self, timed: bool, turnaround_s: float, wait_s: float) -> None:
         """Called before each send; ``timed``: the round is (still) in its timed phase."""
         if self.on and not timed:
             self.stop()
-        elif not self.on and timed and spins(self.settings, turnaround_s, self.spare):
-            self.on = _SPIN_TURN.acquire(timeout=max(0.0, wait_s))
+        elif timed:
+            if not self.on:
+                self.on = True
+                self._restore = realtime(self.settings.realtime_priority)
+            if not self.spinning and spins(self.settings, turnaround_s, self.spare):
+                self.spinning = _SPIN_TURN.acquire(timeout=max(0.0, wait_s))
 
     def stop(self) -> None:
-        if self.on:
-            self.on = False
+        if self.spinning:
+            self.spinning = False
             _SPIN_TURN.release()
+        if self._restore is not None:
+            restore_scheduling(self._restore)
+            self._restore = None
+        self.on = False
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduling:
+    """A thread's scheduling policy and priority, to put back after the timed phase."""
+
+    policy: int
+    priority: int
+
+
+_REFUSED_LOGGED = threading.Event()
+
+
+def realtime(priority: int) -> Scheduling | None:
+    """Run the calling thread at ``SCHED_FIFO`` ``priority``; returns the scheduling to put
+    back, or None when the priority is 0 or the process may not (it needs ``CAP_SYS_NICE``
+    or an ``RLIMIT_RTPRIO`` of at least ``priority``; refused once, logged once). The
+    kernel's real-time throttling (``sched_rt_runtime_us``) still leaves the host's other
+    work its share, and a spinning wait is bounded by ``spin_s`` in any case."""
+    if priority <= 0 or not CAN_SPIN:
+        return None
+    try:
+        before = Scheduling(os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:  # PermissionError without the capability, EINVAL past the maximum
+        if not _REFUSED_LOGGED.is_set():
+            _REFUSED_LOGGED.set()
+            log.warning(
+                "timed phase at normal priority: SCHED_FIFO %d refused (%s); grant "
+                "CAP_SYS_NICE for challenges to preempt the host's other work",
+                priority,
+                exc.strerror,
+            )
+        return None
+    return before
+
+
+def restore_scheduling(scheduling: Scheduling) -> None:
+    """Put the calling thread's scheduling back as :func:`realtime` found it."""
+    os.sched_setscheduler(0, scheduling.policy, os.sched_param(scheduling.priority))
 
 
 def _drive(
@@ -277,9 +342,9 @@ def _drive(
     settings: RoundSettings,
     clock: Callable[[], float],
 ) -> envelope_pb2.Envelope:
-    recv, send, receive = sock.recv, sock.send, agent.receive
+    recv, send, receive, prepare = sock.recv, sock.send, agent.receive, agent.prepare
     resend_s = settings.resend_s
-    spin = _Spin(settings)
+    phase = _TimedPhase(settings)
     last_sent = agent.open()
     heard = False
     refused: GeoattestError | None = None
@@ -289,10 +354,11 @@ def _drive(
     resend_at = sent_at + resend_s
     try:
         while True:
-            if spin.on:
-                data = poll(recv, clock() + spin_window_s(settings, turnaround), clock)
-            else:
-                data = None
+            data = (
+                poll(recv, clock() + spin_window_s(settings, turnaround), clock)
+                if phase.spinning
+                else None
+            )
             if data is None:
                 try:
                     data = recv(RECEIVE_BYTES)
@@ -309,11 +375,12 @@ def _drive(
                         raise RoundFailedError(agent.landmark_id, exc.reason, exc.detail) from exc
                     refused, reply = exc, None  # not for this round, or not now: ignore it
                 if reply is not None:
-                    spin.before_send(agent.state in _TIMED, turnaround, deadline - now)
+                    phase.before_send(agent.state in _TIMED, turnaround, deadline - now)
                     _send_quietly(send, reply)
                     last_sent = reply
                     sent_at = clock()
                     resend_at = sent_at + resend_s
+                    prepare()  # the next challenge's bytes, while the landmark times
                 elif agent.state is AgentRoundState.DONE:
                     assert agent.receipt is not None
                     return agent.receipt
@@ -328,7 +395,7 @@ def _drive(
                 sent_at = now
                 resend_at = now + resend_s
     finally:
-        spin.stop()
+        phase.stop()
 
 
 _TIMED = (AgentRoundState.OPENED, AgentRoundState.ANSWERING)

@@ -19,6 +19,7 @@ from geoattest.protocol.round import (
     LandmarkRoundState,
     RoundSecrets,
     answer,
+    challenge_head,
     commitment,
     decode_datagram,
     response_head,
@@ -363,3 +364,71 @@ def test_the_agent_answers_every_index_with_the_bytes_protobuf_would_build(landm
                 )
             ).SerializeToString()
         )
+
+
+@given(
+    round_id=st.binary(min_size=16, max_size=16),
+    index=st.integers(min_value=0, max_value=2**32 - 1),
+    challenge=st.binary(min_size=16, max_size=16),
+)
+def test_a_challenge_head_plus_its_random_bytes_is_the_protobuf_encoding(
+    round_id, index, challenge
+):
+    expected = round_pb2.Datagram(
+        challenge=round_pb2.Challenge(round_id=round_id, index=index, challenge=challenge)
+    ).SerializeToString()
+    assert challenge_head(round_id, index) + challenge == expected
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prepared=st.lists(st.booleans(), min_size=MAX_EXCHANGES, max_size=MAX_EXCHANGES))
+def test_prepared_challenges_are_answered_exactly_as_decoded_ones(landmark_signer, prepared):
+    """Whether the agent prepared the next challenges' bytes between exchanges or not, each
+    answer is z = SHA-256(r || c) in the Response protobuf would build."""
+    device = KeySigner.generate()
+    agent, landmark, secret = make_pair(device, landmark_signer, exchanges=MAX_EXCHANGES)
+    for index, prepare in enumerate(prepared):
+        challenge = decode_datagram(landmark.next_challenge(index)).challenge
+        reply = agent.receive(round_pb2.Datagram(challenge=challenge).SerializeToString())
+        assert (
+            reply
+            == round_pb2.Datagram(
+                response=round_pb2.Response(
+                    round_id=challenge.round_id,
+                    index=index,
+                    answer=answer(secret, challenge.challenge),
+                )
+            ).SerializeToString()
+        )
+        if prepare:
+            agent.prepare()
+
+
+def test_a_prepared_challenge_is_refused_for_another_round_and_after_the_reveal(
+    landmark_signer,
+):
+    device = KeySigner.generate()
+    agent, landmark, _ = make_pair(device, landmark_signer, exchanges=2)
+    to_agent = landmark.next_challenge(0)
+    now = 0
+    while kind(to_agent) == "challenge":
+        reply = agent.receive(to_agent)
+        agent.prepare()
+        assert reply is not None
+        other_round = round_pb2.Datagram(
+            challenge=round_pb2.Challenge(
+                round_id=os.urandom(16), index=1, challenge=os.urandom(16)
+            )
+        ).SerializeToString()
+        with pytest.raises(RoundError) as refused:
+            agent.receive(other_round)
+        assert refused.value.reason is Reason.ROUND_UNKNOWN
+        now += 10_000
+        to_agent = landmark.receive(reply, now, UNIX_NS)
+    assert kind(to_agent) == "complete"
+    assert agent.receive(to_agent) is not None  # the Close: r is revealed
+    for index in range(2, 4):  # the next indices, prepared while answering
+        late = challenge_head(landmark.round_id, index) + os.urandom(16)
+        with pytest.raises(RoundError) as after_reveal:
+            agent.receive(late)
+        assert after_reveal.value.reason is Reason.ROUND_SECRET_REVEALED
