@@ -308,9 +308,7 @@ def test_the_token_inspector_checks_tokens_with_the_keys_of_a_tls_verifier(serve
     ],
     ids=["console-off-loopback", "neither", "verifier-off-loopback", "verifier-neither"],
 )
-def test_plain_http_is_for_loopback_only_and_asked_for(
-    monkeypatch, capsys, tmp_path, flags, needle
-):
+def test_plain_http_is_for_loopback_only_and_asked_for(tmp_path, flags, needle):
     files = ["--db", str(tmp_path / "v.db"), "--policy", str(tmp_path / "p.json")]
-    line = main_error(monkeypatch, capsys, "console", *files, "--landmarks", "l.json", *flags)
+    line = main_error("console", *files, "--landmarks", "l.json", *flags)
     assert needle in line
