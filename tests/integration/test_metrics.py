@@ -116,17 +116,17 @@ def test_over_https_a_metrics_endpoint_admits_monitors_and_operators_only(tmp_pa
             endpoint.stop()
 
 
-def test_plain_http_metrics_are_for_loopback_only(monkeypatch, capsys):
+def test_plain_http_metrics_are_for_loopback_only():
     identity = LandmarkIdentity("lm-x", 50.11, 8.68)
     with (
         LandmarkServer(identity, KeySigner.generate()) as lm,
         pytest.raises(PlaintextNotLoopbackError),
     ):
         serve_landmark_metrics(lm, "0.0.0.0:0")
-    line = main_error(monkeypatch, capsys, "landmark", "serve", "--key", "none", *OFF_HOST)
+    line = main_error("landmark", "serve", "--key", "none", *OFF_HOST)
     assert "plaintext is only for loopback" in line
     files = [f"--{name}=none" for name in VERIFIER_FILES]
-    line = main_error(monkeypatch, capsys, "verifier", "serve", "--plaintext", *files, *OFF_HOST)
+    line = main_error("verifier", "serve", "--plaintext", *files, *OFF_HOST)
     assert "plaintext is only for loopback" in line
 
 
