@@ -19,19 +19,31 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
+import ssl
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from threading import Thread
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from geoattest.errors import ConfigError
+from geoattest.address import parse_address, require_loopback
+from geoattest.errors import AccessError, ConfigError
+from geoattest.pki.tls import Role
+from geoattest.verifier.access import HttpsAccess
+from geoattest.verifier.logs import FIELDS
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
     from prometheus_client import CollectorRegistry
     from prometheus_client.core import Metric
+
+log = logging.getLogger("geoattest.verifier.metrics")
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NO_REASON = "none"
@@ -108,29 +120,120 @@ class VerifierMetrics:
 
 @dataclass(frozen=True, slots=True)
 class MetricsEndpoint:
-    """A running ``/metrics`` HTTP endpoint."""
+    """A running ``/metrics`` endpoint; ``stop`` closes it."""
 
     host: str
     port: int
-    thread: Thread
+    scheme: str
+    """``https`` (:class:`HttpsAccess`) or ``http`` (loopback only)."""
+    server: WSGIServer
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+PEER_CERTIFICATE = "geoattest.peer_certificate"
+"""The WSGI environ key of an HTTPS request's verified client certificate (DER)."""
+SCRAPERS = frozenset({Role.MONITOR, Role.OPERATOR})
+"""Who may scrape a metrics endpoint served over HTTPS."""
+REQUEST_TIMEOUT_S = 30.0
+"""How long one connection (its TLS handshake included) may stall a request thread."""
+REASON_HEADER = "geoattest-reason"
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection; over HTTPS the TLS handshake runs in that thread too, so
+    a slow or silent client never holds up the others."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, access: HttpsAccess | None) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.context = access.ssl_context() if access else None
+        super().__init__((host, port), _MetricsHandler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, peer = super().get_request()
+        if self.context is not None:
+            connection = self.context.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+        return connection, peer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002
+        """A failed handshake or a dropped connection: one log line, no traceback."""
+        fields = {"peer": str(client_address), "error": str(sys.exc_info()[1])}
+        log.info("metrics request failed", extra={FIELDS: fields})
+
+
+class _MetricsHandler(WSGIRequestHandler):
+    """Completes the TLS handshake in the request's thread and hands the client
+    certificate to the application."""
+
+    timeout = REQUEST_TIMEOUT_S
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        if isinstance(self.connection, ssl.SSLSocket):
+            environ[PEER_CERTIFICATE] = self.connection.getpeercert(binary_form=True)
+        return environ
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged: one every few seconds from the same scraper."""
 
 
 def serve_metrics(
-    address: str, registry: CollectorRegistry, *, name: str = "metrics"
+    address: str,
+    registry: CollectorRegistry,
+    *,
+    name: str = "metrics",
+    access: HttpsAccess | None = None,
 ) -> MetricsEndpoint:
-    """Serve ``registry`` at ``http://address/metrics`` from a daemon thread.
+    """Serve ``registry`` at ``/metrics`` from a daemon thread: over HTTPS for the roles
+    ``access`` admits (others: 403 with the reason), or plain HTTP on a loopback address.
 
     Raises:
+        PlaintextNotLoopbackError: plain HTTP asked for off this host.
         ConfigError: the address cannot be bound.
     """
-    from prometheus_client import start_http_server  # noqa: PLC0415
+    from prometheus_client import make_wsgi_app  # noqa: PLC0415
 
-    host, _, port = address.rpartition(":")
+    if access is None:
+        require_loopback(address, f"{name} address (without TLS)")
+    host, port = parse_address(address, name, any_port=True)
+    exposition = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if access is not None:
+            try:
+                access.admit(environ.get(PEER_CERTIFICATE))
+            except AccessError as refused:
+                headers = [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    (REASON_HEADER, refused.reason.value),
+                ]
+                start_response("403 Forbidden", headers)
+                return [f"{refused}\n".encode()]
+        return exposition(environ, start_response)  # type: ignore[no-any-return]
+
     try:
-        server, thread = start_http_server(int(port), host.strip("[]"), registry)
+        server = _MetricsServer(host.strip("[]"), port, access)
     except OSError as exc:
         raise ConfigError(f"{name}: cannot listen on {address}: {exc.strerror or exc}") from exc
-    return MetricsEndpoint(host, int(server.server_address[1]), thread)
+    server.set_app(app)
+    Thread(target=server.serve_forever, name=name, daemon=True).start()
+    scheme = "https" if access else "http"
+    return MetricsEndpoint(host, int(server.server_address[1]), scheme, server)
 
 
 def verifier_registry(

@@ -7,14 +7,23 @@ alert feed within two seconds, and on the fleet map without a reload; a device p
 its history; the token inspector accepting a real result token and rejecting a tampered
 one. Screenshots go to docs/img/ (the README shows the fleet map).
 
-Chromium and its driver are the distribution's (``chromium``, ``chromium-driver``);
-``.ci/run`` installs them. Elsewhere the test is skipped when they are missing, but with
-``GEOATTEST_CI=1`` (set by ``.ci/run``) a missing browser fails it.
+The console serves HTTPS for the operator role only, as a deployment runs it, and the
+browser holds an operator certificate: an NSS database under a temporary HOME (certutil
+and pk12util) with the test CA trusted and the operator's key and certificate imported, and
+Chromium's AutoSelectCertificateForUrls policy (written by ``.ci/run``) presenting
+certificates of that CA to loopback addresses without a prompt, which headless Chromium
+could not answer.
+
+Chromium and its driver are the distribution's (``chromium``, ``chromium-driver``), and the
+NSS tools ``libnss3-tools``; ``.ci/run`` installs them. Elsewhere the test is skipped when
+one is missing, but with ``GEOATTEST_CI=1`` (set by ``.ci/run``) it fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -26,9 +35,12 @@ from typing import Any
 
 import pytest
 from command import GEOATTEST
+from cryptography.hazmat.primitives.serialization import NoEncryption, pkcs12
 from verifier_world import ProvisionedChip, VerifierWorld
 
 from geoattest.console.svg import VERDICT_COLOURS
+from geoattest.pki.keyfiles import KEY_FILE, load_certificate_pem, read_private_key
+from geoattest.pki.tls import CA_FILE, CERT_FILE, OperatorCA, Role
 from geoattest.units import SECOND_NS
 from geoattest.wire.client import VerifierClient
 
@@ -42,11 +54,27 @@ IMAGES = Path(__file__).parents[2] / "docs" / "img"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 MS = 1_000_000
+TEST_CA_NAME = "geoattest browser test"
+"""The test CA's name: the browser policy presents certificates of this issuer only."""
+POLICY = Path("/etc/chromium/policies/managed/geoattest-tests.json")
+
+
+def _policy_selects_the_test_certificate() -> bool:
+    try:
+        entries = json.loads(POLICY.read_text())["AutoSelectCertificateForUrls"]
+        rules = [json.loads(entry) for entry in entries]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    issuer = {"ISSUER": {"CN": f"{TEST_CA_NAME} TLS root"}}
+    return any(r.get("filter") == issuer for r in rules)
 
 
 def _browser_or_skip() -> Any:
     """Selenium's webdriver module, or a skip (a failure in CI) naming what is missing."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    missing += [tool for tool in ("certutil", "pk12util") if shutil.which(tool) is None]
+    if not _policy_selects_the_test_certificate():
+        missing.append(f"the client certificate policy {POLICY}")
     try:
         from selenium import webdriver  # noqa: PLC0415
     except ImportError:
@@ -92,8 +120,52 @@ async def _prove(target: str, world: VerifierWorld, chip: ProvisionedChip, rtt_n
     return result.result_token
 
 
+@dataclass
+class OperatorTls:
+    console: Path
+    """The console's server directory."""
+    home: Path
+    """A HOME whose NSS database trusts the test CA and holds the operator's certificate."""
+
+
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
+def operator_tls(tmp_path: Path) -> OperatorTls:
+    """A test CA, the console's server certificate and an operator's, and a browser HOME
+    that holds the operator's (``tls init``/``tls issue``'s files, imported with NSS's
+    tools)."""
+    _browser_or_skip()  # before NSS's tools are needed
+    now = dt.datetime.now(dt.UTC)
+    ca = OperatorCA.create(TEST_CA_NAME, now - dt.timedelta(hours=1))
+    tls = tmp_path / "tls"
+    ca.issue_to(tls / "console", Role.SERVER, "console", now, hosts=["127.0.0.1"])
+    ca.issue_to(tls / "operator", Role.OPERATOR, "alice", now)
+    p12 = tmp_path / "operator.p12"
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"operator",
+            read_private_key(tls / "operator" / KEY_FILE, "operator key"),  # type: ignore[arg-type]
+            load_certificate_pem(tls / "operator" / CERT_FILE),
+            None,
+            NoEncryption(),
+        )
+    )
+    home = tmp_path / "home"
+    nss = home / ".pki" / "nssdb"
+    nss.mkdir(parents=True)
+    database = f"sql:{nss}"
+    for argv in (
+        ["certutil", "-N", "-d", database, "--empty-password"],
+        ["certutil", "-A", "-d", database, "-n", "test-ca", "-t", "C,,",
+         "-i", str(tls / "operator" / CA_FILE)],
+        ["pk12util", "-i", str(p12), "-d", database, "-W", ""],
+    ):  # fmt: skip
+        made = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=GUARD_S)
+        assert made.returncode == 0, (argv, made.stderr)
+    return OperatorTls(tls / "console", home)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, operator_tls: OperatorTls) -> Iterator[Deployment]:
     world = VerifierWorld.create(tmp_path)
     processes = []
     try:
@@ -119,9 +191,9 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
                 "--policy", str(tmp_path / "policy.json"),
                 "--landmarks", str(tmp_path / "landmarks.json"),
                 "--verifier", target, "--verifier-plaintext",
-                "--listen", "127.0.0.1:0", "--plaintext",
+                "--listen", "127.0.0.1:0", "--tls", str(operator_tls.console),
             ],
-            "console on http://",
+            "console on https://",
         )  # fmt: skip
         processes.append(console)
         yield Deployment(world, target, url.rstrip("/"), chips, tokens)
@@ -132,7 +204,7 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def browser(operator_tls: OperatorTls) -> Iterator[Any]:
     webdriver = _browser_or_skip()
     from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
 
@@ -144,7 +216,10 @@ def browser() -> Iterator[Any]:
         "--disable-dev-shm-usage", "--window-size=1280,1000",
     ):  # fmt: skip
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    service = Service(
+        executable_path=CHROMEDRIVER, env={**os.environ, "HOME": str(operator_tls.home)}
+    )
+    driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(GUARD_S)
     try:
         yield driver

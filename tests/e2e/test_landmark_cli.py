@@ -1,5 +1,7 @@
 """``geoattest landmark serve`` as a process: it serves rounds, stops cleanly on a signal,
-and every bad input is a one-line error naming it and a non-zero exit."""
+and every bad input is a one-line error naming it and a non-zero exit. What binds or resolves
+runs the real console script; refusals made before anything starts run in process through
+the same entry point (``invoke``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from command import assert_one_line_error, invoke, run_geoattest
 
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
 from geoattest.crypto import KeySigner
@@ -25,19 +28,7 @@ GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 LISTENING = re.compile(r"listening on udp (\S+):(\d+)")
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [GEOATTEST, *args], capture_output=True, text=True, check=False, timeout=120
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+run = invoke
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +95,7 @@ def test_serve_on_a_port_in_use_names_it(landmark_dir):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = str(taken.getsockname()[1])
-        result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--port", port)
+        result = run_geoattest("landmark", "serve", "--key", str(landmark_dir[0]), "--port", port)
     assert_one_line_error(result, f"127.0.0.1:{port}", "in use")
 
 
@@ -118,12 +109,16 @@ def test_serve_with_a_key_dir_without_a_key_names_it(tmp_path):
 
 
 def test_serve_with_an_unresolvable_host_names_it(landmark_dir):
-    result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--host", "no-such.invalid")
+    result = run_geoattest(
+        "landmark", "serve", "--key", str(landmark_dir[0]), "--host", "no-such.invalid"
+    )
     assert_one_line_error(result, "no-such.invalid")
 
 
 def test_serve_on_an_address_not_of_this_host_names_it(landmark_dir):
-    result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--host", "192.0.2.1")
+    result = run_geoattest(
+        "landmark", "serve", "--key", str(landmark_dir[0]), "--host", "192.0.2.1"
+    )
     assert_one_line_error(result, "192.0.2.1")
 
 
@@ -169,7 +164,9 @@ def test_serve_with_an_unusable_grpc_port_names_it(landmark_dir):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--grpc-port", port)
+        result = run_geoattest(
+            "landmark", "serve", "--key", str(landmark_dir[0]), "--grpc-port", port
+        )
     assert_one_line_error(result, f"127.0.0.1:{port}")
 
 

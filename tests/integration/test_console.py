@@ -204,7 +204,7 @@ def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_pat
 
 CONSOLE_ROUTES = ("/", "/fleet/map.svg", "/fleet.json", "/alerts", "/events", "/devices/dev-1")
 CONSOLE_ROUTES += ("/landmarks", "/landmarks/lm-fra", "/tokens", "/static/console.js")
-REFUSED_ROLES = (Role.RELYING_PARTY, Role.AUDITOR, Role.LANDMARK)
+REFUSED_ROLES = (Role.RELYING_PARTY, Role.AUDITOR, Role.LANDMARK, Role.MONITOR)
 
 
 @dataclass
@@ -308,9 +308,7 @@ def test_the_token_inspector_checks_tokens_with_the_keys_of_a_tls_verifier(serve
     ],
     ids=["console-off-loopback", "neither", "verifier-off-loopback", "verifier-neither"],
 )
-def test_plain_http_is_for_loopback_only_and_asked_for(
-    monkeypatch, capsys, tmp_path, flags, needle
-):
+def test_plain_http_is_for_loopback_only_and_asked_for(tmp_path, flags, needle):
     files = ["--db", str(tmp_path / "v.db"), "--policy", str(tmp_path / "p.json")]
-    line = main_error(monkeypatch, capsys, "console", *files, "--landmarks", "l.json", *flags)
+    line = main_error("console", *files, "--landmarks", "l.json", *flags)
     assert needle in line

@@ -5,8 +5,10 @@ processes after real enrolments and proofs. The counters match what the test did
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -14,25 +16,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from command import GEOATTEST
+from command import GEOATTEST, main_error
 from prometheus_client.parser import text_string_to_metric_families
 from verifier_world import VerifierWorld
 
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
 from geoattest.crypto import KeySigner
+from geoattest.errors import PlaintextNotLoopbackError, Reason
+from geoattest.pki.keyfiles import KEY_FILE
+from geoattest.pki.tls import CA_FILE, CERT_FILE, OperatorCA, Role
 from geoattest.protocol.round import RoundSecrets
 from geoattest.units import SECOND_NS
+from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
 from geoattest.verifier.landmark.metrics import serve_landmark_metrics
+from geoattest.verifier.metrics import SCRAPERS
 from geoattest.wire.client import VerifierClient
 
+OFF_HOST = ("--metrics", "0.0.0.0:9464")
+VERIFIER_FILES = ("db", "trust-root", "landmarks", "policy", "licences", "result-key")
 GUARD_S = 60.0
 """A failure guard only."""
 
 
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(
+    url: str, context: ssl.SSLContext | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample at ``url``, by name and labels."""
-    with urllib.request.urlopen(url, timeout=GUARD_S) as response:
+    with urllib.request.urlopen(url, timeout=GUARD_S, context=context) as response:
         text = response.read().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -70,6 +81,53 @@ def test_a_landmark_endpoint_counts_its_rounds_receipts_junk_and_rtt_floor():
     assert 0 < floor < 1
     info = [labels for name, labels in samples if name == "geoattest_landmark_info"]
     assert ("landmark_id", "lm-metrics") in info[0]
+
+
+def test_over_https_a_metrics_endpoint_admits_monitors_and_operators_only(tmp_path):
+    now = dt.datetime.now(dt.UTC)
+    ca = OperatorCA.create("Metrics Operator", now - dt.timedelta(hours=1))
+    ca.issue_to(tmp_path / "server", Role.SERVER, "lm-metrics", now, hosts=["127.0.0.1"])
+    for role in (Role.MONITOR, Role.OPERATOR, Role.RELYING_PARTY):
+        ca.issue_to(tmp_path / role.value, role, f"{role.value}-1", now)
+
+    def client(party: str | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=tmp_path / "server" / CA_FILE)
+        if party is not None:
+            context.load_cert_chain(tmp_path / party / CERT_FILE, tmp_path / party / KEY_FILE)
+        return context
+
+    access = HttpsAccess(tmp_path / "server", SCRAPERS, "scrape the metrics")
+    identity = LandmarkIdentity("lm-metrics", 50.11, 8.68)
+    with LandmarkServer(identity, KeySigner.generate()) as lm:
+        endpoint = serve_landmark_metrics(lm, "127.0.0.1:0", access)
+        try:
+            assert endpoint.url.startswith("https://127.0.0.1:")
+            for role in (Role.MONITOR, Role.OPERATOR):
+                samples = scrape(endpoint.url, client(role.value))
+                assert samples[("geoattest_landmark_rounds_opened_total", ())] == 0
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                scrape(endpoint.url, client(Role.RELYING_PARTY.value))
+            assert refused.value.code == 403
+            assert refused.value.headers["geoattest-reason"] == Reason.WRONG_ROLE.value
+            with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)) as failed:
+                scrape(endpoint.url, client(None))
+            assert not isinstance(failed.value, urllib.error.HTTPError)
+        finally:
+            endpoint.stop()
+
+
+def test_plain_http_metrics_are_for_loopback_only():
+    identity = LandmarkIdentity("lm-x", 50.11, 8.68)
+    with (
+        LandmarkServer(identity, KeySigner.generate()) as lm,
+        pytest.raises(PlaintextNotLoopbackError),
+    ):
+        serve_landmark_metrics(lm, "0.0.0.0:0")
+    line = main_error("landmark", "serve", "--key", "none", *OFF_HOST)
+    assert "plaintext is only for loopback" in line
+    files = [f"--{name}=none" for name in VERIFIER_FILES]
+    line = main_error("verifier", "serve", "--plaintext", *files, *OFF_HOST)
+    assert "plaintext is only for loopback" in line
 
 
 @pytest.fixture

@@ -1,17 +1,19 @@
-"""``geoattest verifier serve|status|enrol|exclusions|lift`` through the real console
-script: every bad input is a one-line error naming it and a non-zero exit."""
+"""``geoattest verifier serve|status|enrol|exclusions|lift|retain``: every bad input is a
+one-line error naming it and a non-zero exit. What binds or dials (ports, addresses, an
+unreachable verifier) runs the real console script; refusals made before anything starts run
+in process through the same entry point (``invoke``)."""
 
 from __future__ import annotations
 
 import socket
 
 import pytest
-from command import assert_one_line_error, run_geoattest
+from command import assert_one_line_error, invoke, run_geoattest
 from verifier_world import VerifierWorld
 
 from geoattest.verifier.store import SqlStore
 
-run = run_geoattest
+run = invoke
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +60,14 @@ def test_serve_on_a_port_in_use(world, workers):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         address = f"127.0.0.1:{taken.getsockname()[1]}"
-        assert_one_line_error(run(*world.serve_args(address), "--workers", workers), address)
+        result = run_geoattest(*world.serve_args(address), "--workers", workers)
+        assert_one_line_error(result, address)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_on_an_address_not_of_this_host(world, workers):
     args = [*world.serve_args("192.0.2.1:50051", tls=world.server_tls()), "--workers", workers]
-    assert_one_line_error(run(*args), "cannot listen on 192.0.2.1:50051")
+    assert_one_line_error(run_geoattest(*args), "cannot listen on 192.0.2.1:50051")
 
 
 @pytest.mark.parametrize("workers", ["0", "two"])
@@ -80,7 +83,7 @@ def unused_address() -> str:
 
 def test_status_of_an_unreachable_verifier(world):
     address = unused_address()
-    result = run(
+    result = run_geoattest(
         "verifier", "status", "--device-id", "dev-1", "--target", address, "--timeout-s", "1",
         "--plaintext",
     )  # fmt: skip

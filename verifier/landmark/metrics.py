@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.landmark.server import LandmarkServer
 from geoattest.verifier.metrics import MetricsEndpoint, serve_metrics
 
@@ -79,12 +80,16 @@ class LandmarkCollector(Collector):
             )
 
 
-def serve_landmark_metrics(landmark: LandmarkServer, address: str) -> MetricsEndpoint:
-    """Serve ``landmark``'s metrics at ``http://address/metrics``.
+def serve_landmark_metrics(
+    landmark: LandmarkServer, address: str, access: HttpsAccess | None = None
+) -> MetricsEndpoint:
+    """Serve ``landmark``'s metrics at ``address`` (:func:`serve_metrics`: HTTPS with
+    ``access``, else loopback HTTP).
 
     Raises:
+        PlaintextNotLoopbackError: plain HTTP off this host.
         ConfigError: the address cannot be bound.
     """
     registry = CollectorRegistry()
     registry.register(LandmarkCollector(landmark))
-    return serve_metrics(address, registry, name="landmark metrics")
+    return serve_metrics(address, registry, name="landmark metrics", access=access)

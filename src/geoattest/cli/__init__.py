@@ -8,52 +8,78 @@ here and never shown as tracebacks.
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import TYPE_CHECKING
 
 import typer
+from typer.core import TyperGroup
 
-import geoattest.cli.landmark_serve  # registers 'landmark serve'
-import geoattest.cli.verifier_serve  # noqa: F401  (registers 'verifier serve')
-from geoattest.cli import (
-    admin,
-    attack,
-    attestor,
-    audit,
-    bench,
-    console,
-    demo,
-    geo,
-    pki,
-    plan,
-    report,
-    sim,
-    tls,
-)
 from geoattest.errors import ConfigError, GeoattestError
+
+if TYPE_CHECKING:
+    from typer._click import Command
+
+COMMANDS: dict[str, str] = {
+    "ca": "geoattest.cli.pki:ca_app",
+    "device": "geoattest.cli.pki:device_app",
+    "landmark": "geoattest.cli.landmark_serve:landmark_app",
+    "verifier": "geoattest.cli.verifier_serve:verifier_app",
+    "tls": "geoattest.cli.tls:app",
+    "audit": "geoattest.cli.audit:app",
+    "admin": "geoattest.cli.admin:app",
+    "geo": "geoattest.cli.geo:app",
+    "attestor": "geoattest.cli.attestor:app",
+    "demo": "geoattest.cli.demo:demo",
+    "bench": "geoattest.cli.bench:app",
+    "attack": "geoattest.cli.attack:app",
+    "sim": "geoattest.cli.sim:app",
+    "plan": "geoattest.cli.plan:app",
+    "report": "geoattest.cli.report:report",
+    "console": "geoattest.cli.console:console",
+}
+"""Each top-level command and where it is defined (``module:attribute``, a Typer app or a
+command function). A command's module is imported only when that command runs (or when the
+top-level help lists them all): every process the project starts (a landmark, an agent, a
+verifier worker) pays for its own command's imports, not for all of them."""
+
+
+class _LazyGroup(TyperGroup):
+    """The top-level group: commands resolved from :data:`COMMANDS` on first use."""
+
+    def list_commands(self, ctx: object) -> list[str]:  # noqa: ARG002 (click's signature)
+        return list(COMMANDS)
+
+    def get_command(self, ctx: object, cmd_name: str) -> Command | None:  # noqa: ARG002
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attribute = COMMANDS[cmd_name].partition(":")
+            target = getattr(importlib.import_module(module), attribute)
+            command: Command
+            if isinstance(target, typer.Typer):
+                command = typer.main.get_group(target)
+            else:
+                single = typer.Typer(add_completion=False)
+                single.command(cmd_name)(target)
+                command = typer.main.get_command(single)
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return self.commands.get(cmd_name)
+
 
 app = typer.Typer(
     name="geoattest",
+    cls=_LazyGroup,
     help="Chip location attestation: landmark-timed proofs that a chip is where its licence says.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(pki.ca_app, name="ca")
-app.add_typer(pki.device_app, name="device")
-app.add_typer(pki.landmark_app, name="landmark")
-app.add_typer(pki.verifier_app, name="verifier")
-app.add_typer(tls.app, name="tls")
-app.add_typer(audit.app, name="audit")
-app.add_typer(admin.app, name="admin")
-app.add_typer(geo.app, name="geo")
-app.add_typer(attestor.app, name="attestor")
-app.command("demo")(demo.demo)
-app.add_typer(bench.app, name="bench")
-app.add_typer(attack.app, name="attack")
-app.add_typer(sim.app, name="sim")
-app.add_typer(plan.app, name="plan")
-app.command("report")(report.report)
-app.command("console")(console.console)
+
+
+@app.callback()
+def _root() -> None:
+    """No options of its own: it makes the app a group while none of its commands is loaded."""
+
 
 EXIT_ERROR = 2
 EXTRA_OF = {

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from geoattest.cli.pki import landmark_app
-from geoattest.cli.tls import check_transport, party_credentials
+from geoattest.cli.tls import (
+    METRICS_TLS_HELP,
+    check_transport,
+    checked_metrics_address,
+    metrics_access,
+    party_credentials,
+)
 from geoattest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -144,14 +150,14 @@ def landmark_serve(
             help="HOST:PORT for Prometheus metrics at /metrics (port 0: any; printed first)."
         ),
     ] = None,
+    metrics_tls: Annotated[Path | None, typer.Option(help=METRICS_TLS_HELP)] = None,
 ) -> None:
     """Serve timed rounds and sign receipts until SIGTERM or SIGINT; audit peers if asked."""
-    from geoattest.address import parse_address  # noqa: PLC0415
     from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
     from geoattest.verifier.landmark.audit import PeerAuditor, verifier_submitter  # noqa: PLC0415
     from geoattest.verifier.logs import FIELDS, configure_json_logs  # noqa: PLC0415
 
-    metrics_address = str(parse_address(metrics, "--metrics", any_port=True)) if metrics else None
+    metrics_address = checked_metrics_address(metrics, metrics_tls)
     identity, signer = _load_landmark(key, registry)
     peers = _audit_peers(audit_peer or [], identity.landmark_id, registry, verifier)
     credentials = None
@@ -188,8 +194,8 @@ def landmark_serve(
         if metrics_address is not None:
             from geoattest.verifier.landmark.metrics import serve_landmark_metrics  # noqa: PLC0415
 
-            endpoint = serve_landmark_metrics(server, metrics_address)
-            typer.echo(f"landmark metrics on http://{endpoint.host}:{endpoint.port}/metrics")
+            endpoint = serve_landmark_metrics(server, metrics_address, metrics_access(metrics_tls))
+            typer.echo(f"landmark metrics on {endpoint.url}")
         server.start()
         if peers and verifier is not None:
             auditor = PeerAuditor(

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from geoattest.address import require_loopback
+from geoattest.address import parse_address, require_loopback
 from geoattest.errors import ConfigError
 from geoattest.pki.tls import DEFAULT_SERVER_HOSTS, ISSUED_ROLES, OperatorCA, Role
 
 if TYPE_CHECKING:
     import grpc
+
+    from geoattest.verifier.access import HttpsAccess
 
 app = typer.Typer(
     help="The operator's TLS CA: who may talk to the verifier, and in which role.",
@@ -48,7 +50,8 @@ def tls_issue(
     role: Annotated[
         str,
         typer.Option(
-            help="server (the verifier), relying-party, operator, auditor or landmark. "
+            help="server (the verifier, the console), relying-party, operator, auditor, "
+            "landmark or monitor (a metrics scraper). "
             "Chips use their manufacturer's device certificate instead."
         ),
     ],
@@ -108,6 +111,42 @@ def check_transport(
         )
     if plaintext:
         require_loopback(address, what)
+
+
+METRICS_TLS_HELP = (
+    "A server TLS directory ('tls issue --role server') for --metrics: HTTPS, a client "
+    "certificate of the same operator CA in the monitor or operator role required. "
+    "Without it the metrics are plain HTTP on a loopback address."
+)
+
+
+def checked_metrics_address(metrics: str | None, tls: Path | None) -> str | None:
+    """``--metrics`` checked before anything starts: HOST:PORT, and loopback unless
+    ``--metrics-tls`` is given.
+
+    Raises:
+        ConfigError: not HOST:PORT, ``--metrics-tls`` without ``--metrics``, or a
+            directory that does not exist.
+        PlaintextNotLoopbackError: plain HTTP off this host.
+    """
+    if metrics is None:
+        if tls is not None:
+            raise ConfigError("--metrics-tls needs --metrics")
+        return None
+    address = str(parse_address(metrics, "--metrics", any_port=True))
+    if tls is None:
+        require_loopback(address, "--metrics (without --metrics-tls)")
+    elif not tls.is_dir():
+        raise ConfigError(f"--metrics-tls directory {tls} does not exist")
+    return address
+
+
+def metrics_access(tls: Path | None) -> HttpsAccess | None:
+    """Who a metrics endpoint admits over HTTPS; None: plain HTTP."""
+    from geoattest.verifier.access import HttpsAccess  # noqa: PLC0415
+    from geoattest.verifier.metrics import SCRAPERS  # noqa: PLC0415
+
+    return HttpsAccess(tls, SCRAPERS, "scrape the metrics") if tls else None
 
 
 def party_credentials(tls: Path | None) -> grpc.ChannelCredentials | None:

@@ -19,7 +19,14 @@ import typer
 
 from geoattest.address import parse_address
 from geoattest.cli.pki import verifier_app
-from geoattest.cli.tls import call_verifier, check_transport, party_credentials
+from geoattest.cli.tls import (
+    METRICS_TLS_HELP,
+    call_verifier,
+    check_transport,
+    checked_metrics_address,
+    metrics_access,
+    party_credentials,
+)
 from geoattest.errors import ConfigError
 from geoattest.units import SECOND_NS
 from geoattest.verifier.pool import POOL_SIZE
@@ -164,6 +171,10 @@ def verifier_serve(
             "(port 0: any; the address is printed first)."
         ),
     ] = None,
+    metrics_tls: Annotated[
+        Path | None,
+        typer.Option(help=METRICS_TLS_HELP),
+    ] = None,
 ) -> None:
     """Run the verifier's gRPC service until SIGTERM or SIGINT, then drain and stop.
 
@@ -172,7 +183,7 @@ def verifier_serve(
     every device is judged against the licence then in force."""
     address = str(parse_address(listen, "--listen", any_port=True))
     check_transport(address, "--listen", tls, plaintext=plaintext)
-    metrics_address = str(parse_address(metrics, "--metrics", any_port=True)) if metrics else None
+    metrics_address = checked_metrics_address(metrics, metrics_tls)
     if landmark_faults >= quorum:
         raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
     with contextlib.ExitStack() as cleanup:
@@ -216,7 +227,7 @@ def verifier_serve(
         verifier = load_verifier(files, options)
         configure_json_logs()
         if metrics_address:
-            _serve_metrics(metrics_address, metrics_dir, db)
+            _serve_metrics(metrics_address, metrics_dir, db, metrics_tls)
         serve(
             verifier.server,
             address,
@@ -226,15 +237,16 @@ def verifier_serve(
         )
 
 
-def _serve_metrics(address: str, directory: Path, db: str) -> None:
+def _serve_metrics(address: str, directory: Path, db: str, tls: Path | None) -> None:
     """Start the metrics endpoint (a thread of this process, the workers' parent) and say
     where it listens, before the verifier's own address line."""
     from geoattest.verifier.fleet_view import FleetView  # noqa: PLC0415
     from geoattest.verifier.metrics import serve_metrics, verifier_registry  # noqa: PLC0415
 
     view = FleetView.open(db)
-    endpoint = serve_metrics(address, verifier_registry(directory, view.device_states))
-    typer.echo(f"verifier metrics on http://{endpoint.host}:{endpoint.port}/metrics")
+    registry = verifier_registry(directory, view.device_states)
+    endpoint = serve_metrics(address, registry, access=metrics_access(tls))
+    typer.echo(f"verifier metrics on {endpoint.url}")
 
 
 @licences_app.command("apply")

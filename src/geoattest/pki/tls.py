@@ -70,6 +70,8 @@ class Role(StrEnum):
     """Reads the audit log and its checkpoints."""
     LANDMARK = "landmark"
     """A landmark handing in the receipts of its peer audits."""
+    MONITOR = "monitor"
+    """Scrapes the metrics endpoints over HTTPS (Prometheus); nothing else."""
     SERVER = "server"
     """The verifier's own server certificate; never a client."""
 

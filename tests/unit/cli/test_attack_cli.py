@@ -1,17 +1,18 @@
-"""``geoattest attack`` through the real console script: list, run, exit status, errors."""
+"""``geoattest attack``: list, run, exit status, errors; one scenario through the real console
+script, the other cases in process through the same entry point (``invoke``)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from command import assert_one_line_error, main_error, run_geoattest
+from command import assert_one_line_error, invoke, main_error, run_geoattest
 
 from geoattest.attacks.catalog import SCENARIOS
 
 
 def test_list_json_names_every_scenario_with_its_description() -> None:
-    result = run_geoattest("attack", "list", "--json")
+    result = invoke("attack", "list", "--json")
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     assert listed == [{"name": s.name, "description": s.description} for s in SCENARIOS]
@@ -40,7 +41,7 @@ def test_run_all_reports_every_scenario_defended_at_the_default_settings() -> No
 
 
 def test_a_heartbeat_scenario_reports_no_verdict_and_the_device_state() -> None:
-    result = run_geoattest("attack", "run", "heartbeat_firewalled", "--json")
+    result = invoke("attack", "run", "heartbeat_firewalled", "--json")
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["verdict"] is None
@@ -51,7 +52,7 @@ def test_a_heartbeat_scenario_reports_no_verdict_and_the_device_state() -> None:
 
 
 def test_run_table_has_a_row_per_scenario_and_says_what_was_defended() -> None:
-    result = run_geoattest("attack", "run", "cloned_key_forks_the_chain")
+    result = invoke("attack", "run", "cloned_key_forks_the_chain")
     assert result.returncode == 0, result.stderr
     header, row, *_, summary = result.stdout.splitlines()
     assert header.split()[:2] == ["scenario", "what"]
@@ -63,16 +64,14 @@ def test_run_table_has_a_row_per_scenario_and_says_what_was_defended() -> None:
 
 
 def test_unknown_scenario_and_missing_choice_are_one_line_errors() -> None:
-    assert_one_line_error(run_geoattest("attack", "run", "no_such_attack"), "no_such_attack")
+    assert_one_line_error(invoke("attack", "run", "no_such_attack"), "no_such_attack")
 
 
 @pytest.mark.parametrize(
     ("args", "needle"), [((), "NAME or --all"), (("replayed_proof", "--all"), "--all")]
 )
 def test_a_missing_or_double_choice_is_a_one_line_error(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
     args: tuple[str, ...],
     needle: str,
 ) -> None:
-    assert needle in main_error(monkeypatch, capsys, "attack", "run", *args)
+    assert needle in main_error("attack", "run", *args)

@@ -1,24 +1,24 @@
-"""``geoattest geo`` through the real console script: JSON shape, maps, one-line errors."""
+"""``geoattest geo``: JSON shape, maps, one-line errors. The first case runs the real console
+script; the others run in process through the same entry point (``invoke``), sharing one
+loaded Natural Earth index."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
+from command import invoke, run_geoattest
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GEOATTEST, "geo", *args], capture_output=True, text=True, check=False)
+    return invoke("geo", *args)
 
 
-def locate_json(*args: str) -> dict[str, Any]:
-    result = run("locate", *args, "--json")
+def locate_json(*args: str, script: bool = False) -> dict[str, Any]:
+    result = (run_geoattest if script else invoke)("geo", "locate", *args, "--json")
     assert result.returncode == 0, result.stderr
     out: dict[str, Any] = json.loads(result.stdout)
     return out
@@ -34,6 +34,7 @@ def test_locate_json_has_the_promised_fields() -> None:
         "SG",
         "--probe",
         "1.35,103.82",
+        script=True,
     )
     assert out["verdict"] == "ALLOWED"
     assert out["bounds_km"] == pytest.approx([11.992, 74.948], abs=0.01)

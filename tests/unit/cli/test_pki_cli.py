@@ -1,8 +1,9 @@
 """PKI commands: files made, errors one line, exit non-zero.
 
-Most cases run the real console script; the input-validation cases call
-``geoattest.cli.main`` in process with ``sys.argv`` patched, which goes through the same
-error handling (typer's CliRunner would bypass it) at a fraction of the cost.
+The module's CA is made by the real console script, and the top-level help comes from it;
+the other cases run ``geoattest.cli.main`` in process (``invoke``), which goes through the
+same parsing and error handling (typer's CliRunner would bypass it) without an interpreter
+start per case.
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from command import assert_one_line_error, main_error, run_geoattest
+from command import assert_one_line_error, invoke, main_error, run_geoattest
 
 from geoattest.attestor.keystore import DeviceKeyStore
 from geoattest.files import write_private
 from geoattest.pki import LandmarkRegistry, RevocationList
 
-run = run_geoattest
+run = invoke
 
 
 @pytest.fixture(scope="module")
 def ca_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pki") / "ca"
-    result = run("ca", "init", "--out", str(out))
+    result = run_geoattest("ca", "init", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -232,7 +233,7 @@ def test_bad_flags_are_one_line_errors(args):
 
 @pytest.mark.parametrize("group", [[], ["ca"], ["device"], ["landmark"], ["verifier"], ["geo"]])
 def test_every_command_has_help(group):
-    result = run(*group, "--help")
+    result = run(*group, "--help") if group else run_geoattest("--help")
     assert result.returncode == 0
     assert "Usage" in result.stdout
 
@@ -249,40 +250,30 @@ def test_every_command_has_help(group):
     ],
     ids=["underscore", "long-id", "long-model", "zero-days", "huge-days", "rsa"],
 )
-def test_provision_refuses_bad_values_before_writing(
-    ca_dir, tmp_path, monkeypatch, capsys, args, needle
-):
+def test_provision_refuses_bad_values_before_writing(ca_dir, tmp_path, args, needle):
     defaults = {"--device-id": "dev-1", "--model": "H100"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
         defaults[flag] = value
     flags = [item for pair in defaults.items() for item in pair]
     out = tmp_path / "dev"
-    line = main_error(
-        monkeypatch, capsys, "device", "provision", "--ca", str(ca_dir), "--out", str(out), *flags
-    )
+    line = main_error("device", "provision", "--ca", str(ca_dir), "--out", str(out), *flags)
     assert needle in line
     assert not out.exists()
 
 
 @pytest.mark.parametrize("name", ["", "n" * 53])
-def test_ca_init_refuses_a_name_that_does_not_fit(tmp_path, monkeypatch, capsys, name):
-    line = main_error(
-        monkeypatch, capsys, "ca", "init", "--out", str(tmp_path / "ca"), "--name", name
-    )
+def test_ca_init_refuses_a_name_that_does_not_fit(tmp_path, name):
+    line = main_error("ca", "init", "--out", str(tmp_path / "ca"), "--name", name)
     assert "manufacturer name" in line
     assert not (tmp_path / "ca").exists()
 
 
-def test_ca_init_refuses_ed25519(tmp_path, monkeypatch, capsys):
-    line = main_error(
-        monkeypatch, capsys, "ca", "init", "--out", str(tmp_path / "ca"), "--algorithm", "EdDSA"
-    )
+def test_ca_init_refuses_ed25519(tmp_path):
+    line = main_error("ca", "init", "--out", str(tmp_path / "ca"), "--algorithm", "EdDSA")
     assert "ES256 or ES384" in line
 
 
-def test_provision_refuses_a_device_certificate_posing_as_a_ca(
-    ca_dir, tmp_path, monkeypatch, capsys
-):
+def test_provision_refuses_a_device_certificate_posing_as_a_ca(ca_dir, tmp_path):
     assert (
         run(
             "device",
@@ -303,8 +294,6 @@ def test_provision_refuses_a_device_certificate_posing_as_a_ca(
     write_private(fake / "ca.key", (tmp_path / "dev" / "device.key").read_bytes())
     (fake / "ca.crt").write_bytes((tmp_path / "dev" / "device.crt").read_bytes())
     line = main_error(
-        monkeypatch,
-        capsys,
         "device",
         "provision",
         "--ca",
@@ -320,34 +309,26 @@ def test_provision_refuses_a_device_certificate_posing_as_a_ca(
 
 
 @pytest.mark.parametrize("group", ["device", "landmark"])
-def test_revoke_into_a_missing_folder_names_the_file(tmp_path, monkeypatch, capsys, group):
+def test_revoke_into_a_missing_folder_names_the_file(tmp_path, group):
     path = tmp_path / "missing" / "rev.json"
     id_flag = "--device-id" if group == "device" else "--id"
-    line = main_error(
-        monkeypatch, capsys, group, "revoke", "--revocations", str(path), id_flag, "x"
-    )
+    line = main_error(group, "revoke", "--revocations", str(path), id_flag, "x")
     assert f"cannot write {path}" in line
 
 
-def test_revoke_refuses_a_garbage_list(tmp_path, monkeypatch, capsys):
+def test_revoke_refuses_a_garbage_list(tmp_path):
     path = tmp_path / "rev.json"
     path.write_text("garbage")
-    line = main_error(
-        monkeypatch, capsys, "device", "revoke", "--revocations", str(path), "--device-id", "x"
-    )
+    line = main_error("device", "revoke", "--revocations", str(path), "--device-id", "x")
     assert "not valid JSON" in line
     assert path.read_text() == "garbage"
 
 
-def test_landmark_keygen_refuses_a_garbage_registry_before_writing_a_key(
-    tmp_path, monkeypatch, capsys
-):
+def test_landmark_keygen_refuses_a_garbage_registry_before_writing_a_key(tmp_path):
     registry = tmp_path / "landmarks.json"
     registry.write_text("{")
     out = tmp_path / "lm"
     line = main_error(
-        monkeypatch,
-        capsys,
         "landmark",
         "keygen",
         "--id",
@@ -367,10 +348,10 @@ def test_landmark_keygen_refuses_a_garbage_registry_before_writing_a_key(
     assert not out.exists()
 
 
-def test_verifier_keygen_refuses_an_existing_output(tmp_path, monkeypatch, capsys):
+def test_verifier_keygen_refuses_an_existing_output(tmp_path):
     (tmp_path / "vk").mkdir()
     (tmp_path / "vk" / "key.pem").write_text("keep me")
-    line = main_error(monkeypatch, capsys, "verifier", "keygen", "--out", str(tmp_path / "vk"))
+    line = main_error("verifier", "keygen", "--out", str(tmp_path / "vk"))
     assert "already exists" in line
     assert (tmp_path / "vk" / "key.pem").read_text() == "keep me"
 

@@ -1,4 +1,5 @@
-"""``geoattest sim fleet`` through the real console script."""
+"""``geoattest sim fleet``: one study through the real console script, the other cases in
+process through the same entry point (``invoke``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.command import assert_one_line_error, run_geoattest
+from command import assert_one_line_error, invoke, run_geoattest
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_fleet_json_reports_counts_false_allowed_and_the_sample_check(
 
 
 def test_fleet_table_states_false_allowed() -> None:
-    result = run_geoattest(
+    result = invoke(
         "sim",
         "fleet",
         "--devices",
@@ -77,4 +77,4 @@ def test_fleet_map_is_a_png(study: tuple[dict[str, object], Path]) -> None:
     ],
 )
 def test_bad_options_give_one_line_errors(args: tuple[str, ...], needle: str) -> None:
-    assert_one_line_error(run_geoattest("sim", "fleet", "--devices", "50", *args), needle)
+    assert_one_line_error(invoke("sim", "fleet", "--devices", "50", *args), needle)

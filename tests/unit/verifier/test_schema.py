@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from command import assert_one_line_error, run_geoattest
+from command import assert_one_line_error, invoke, run_geoattest
 from sqlalchemy import create_engine, inspect, text
 from verifier_world import VerifierWorld
 
@@ -110,7 +110,7 @@ def test_a_newer_schema_is_refused_and_left_alone(database):
 def test_serve_on_a_newer_schema_is_a_one_line_error_and_migrate_says_what_it_did(tmp_path):
     world = VerifierWorld.create(tmp_path)
     db = str(world.db_path)
-    created = run_geoattest("verifier", "migrate", "--db", db)
+    created = invoke("verifier", "migrate", "--db", db)
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip() == f"schema created at version {SCHEMA_VERSION}"
     newer(db)

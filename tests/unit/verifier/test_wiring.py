@@ -9,7 +9,7 @@ import pytest
 from typer.main import get_command
 from verifier_world import MEASUREMENT, NOW_NS, VERIFIER_ID, VerifierWorld
 
-from geoattest.cli import app
+from geoattest.cli.verifier_serve import verifier_app
 from geoattest.errors import ConfigError
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import PipelineConfig
@@ -92,7 +92,7 @@ def test_an_audit_log_records_each_appraisal_and_is_checkpointed_at_close(world,
 def test_the_pool_size_default_is_one_definition_for_the_command_line_and_the_store():
     """``serve --pool-size``, the options and the store take the one default, so that the
     pool rule the documentation states is the rule the processes follow."""
-    serve = get_command(app).commands["verifier"].commands["serve"]  # type: ignore[attr-defined]
+    serve = get_command(verifier_app).commands["serve"]  # type: ignore[attr-defined]
     (option,) = (p for p in serve.params if p.name == "pool_size")
     assert option.default == POOL_SIZE
     assert VerifierOptions(VERIFIER_ID, PipelineConfig()).pool_size == POOL_SIZE
