@@ -114,55 +114,17 @@ def _as_server_user(binaries: Path, program: str, *args: str) -> None:
     subprocess.run(command, capture_output=True, check=True)
 
 
-PREFIX = "geoattest-pg-"
-OWNER = "owner.pid"
-"""The file in a server's directory naming the process that started it."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_orphans(binaries: Path, under: Path) -> list[Path]:
-    """Stop and remove the servers whose starting process is gone: a run killed before its
-    clean-up (SIGKILL, a lost terminal) leaves its server running; the next run ends it.
-    A directory without an owner file, or whose owner lives, is left alone."""
-    stopped = []
-    for directory in sorted(under.glob(f"{PREFIX}*")):
-        try:
-            owner = int((directory / OWNER).read_text())
-        except (OSError, ValueError):
-            continue
-        if _alive(owner):
-            continue
-        if (directory / "data" / "postmaster.pid").exists():
-            with contextlib.suppress(subprocess.CalledProcessError, OSError):
-                PostgresServer(directory, binaries, itertools.count()).stop("immediate")
-        shutil.rmtree(directory, ignore_errors=True)
-        stopped.append(directory)
-    return stopped
-
-
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     """Start a server in a temporary directory; stop it and remove the directory after.
 
     Skips (fails under CI) when the binaries are missing or the server does not start.
-    Servers that earlier, killed runs left behind are stopped first (:func:`stop_orphans`).
     """
     binaries = _binaries()
     if binaries is None:
         unavailable("PostgreSQL server binaries (pg_ctl) not found")
     assert binaries is not None
-    stop_orphans(binaries, Path(tempfile.gettempdir()))
-    directory = Path(tempfile.mkdtemp(prefix=PREFIX))
-    (directory / OWNER).write_text(str(os.getpid()))
+    directory = Path(tempfile.mkdtemp(prefix="geoattest-pg-"))
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
     server = PostgresServer(directory, binaries, itertools.count())
