@@ -85,6 +85,7 @@ from grpc_reflection.v1alpha import reflection
 
 from geoattest.address import require_loopback
 from geoattest.errors import AccessError, ConfigError, GeoattestError, Reason, WireError
+from geoattest.units import SECOND_NS
 from geoattest.v1 import admin_service_pb2, evidence_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
 from geoattest.verifier.access import (
@@ -270,14 +271,14 @@ class VerifierServicer:
         """Run a service call on the worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
-    async def _run(
+    async def run_call(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
         call: Callable[[], T],
         statuses: Mapping[Reason, grpc.StatusCode] = STATUS,
     ) -> T:
         """Run a service call on the worker thread; a failure ends the call with its
-        reason's status code."""
+        reason's status code (for the admin calls too)."""
         try:
             return await self.call(call)
         except GeoattestError as exc:
@@ -294,9 +295,11 @@ class VerifierServicer:
         self._service.rejections.count(refusal.reason, self._clock())
         await _abort(context, refusal.reason, refusal.detail)
 
-    async def _decode(
+    async def decode_request(
         self, context: grpc.aio.ServicerContext[Any, Any], message_type: type[M], data: bytes
     ) -> M:
+        """Decode a request's bytes; undecodable bytes end the call as a counted refusal.
+        Shared with :class:`AdminServicer`, whose calls end the same way."""
         try:
             return decode(message_type, data, limit=MAX_MESSAGE_BYTES)
         except GeoattestError as exc:
@@ -305,10 +308,10 @@ class VerifierServicer:
     async def Enroll(  # noqa: N802  (gRPC method names)
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        request = await self._decode(context, verifier_service_pb2.EnrollRequest, data)
+        request = await self.decode_request(context, verifier_service_pb2.EnrollRequest, data)
         await _admit(context, lambda: check_own_device(request.identity.device_id))
         now = self._clock()
-        enrolment = await self._run(
+        enrolment = await self.run_call(
             context, lambda: self._service.enrol(request.identity, request.possession, now)
         )
         return verifier_service_pb2.EnrollResponse(
@@ -318,14 +321,14 @@ class VerifierServicer:
     async def SubmitProof(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        request = await self._decode(context, verifier_service_pb2.SubmitProofRequest, data)
+        request = await self.decode_request(context, verifier_service_pb2.SubmitProofRequest, data)
         if request.proof.ByteSize() > MAX_PROOF_BYTES:
             await self._refuse(context, WireError(Reason.OVERSIZED_MESSAGE, "proof"))
         own_key = own_proof_key()
         if own_key is not None:
             await _admit(context, lambda: check_signed_by(own_key, [request.proof]))
         now = self._clock()
-        result = await self._run(context, lambda: self._service.submit(request.proof, now))
+        result = await self.run_call(context, lambda: self._service.submit(request.proof, now))
         if result.verdict is Verdict.REJECTED and result.reason is not None:
             await _abort(context, result.reason, result.detail)
         return result_pb(result).SerializeToString()
@@ -335,7 +338,7 @@ class VerifierServicer:
     ) -> bytes:
         now = self._clock()
         own_key = own_proof_key()
-        results = await self._run(
+        results = await self.run_call(
             context,
             lambda: self._service.submit_batch_request(data, now, signer_key_id=own_key),
         )
@@ -346,9 +349,9 @@ class VerifierServicer:
     async def GetDeviceStatus(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        request = await self._decode(context, verifier_service_pb2.DeviceStatusRequest, data)
+        request = await self.decode_request(context, verifier_service_pb2.DeviceStatusRequest, data)
         now = self._clock()
-        status = await self._run(
+        status = await self.run_call(
             context, lambda: self._service.device_status(request.device_id, now), LOOKUP_STATUS
         )
         return verifier_service_pb2.DeviceStatus(
@@ -363,7 +366,7 @@ class VerifierServicer:
     async def WatchAlerts(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        request = await self._decode(context, verifier_service_pb2.WatchAlertsRequest, data)
+        request = await self.decode_request(context, verifier_service_pb2.WatchAlertsRequest, data)
         after = request.after if request.HasField("after") else None
         try:
             async for alert in self._alerts.stream(request.device_id, after):
@@ -382,10 +385,12 @@ class VerifierServicer:
     async def SubmitPeerReceipts(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        request = await self._decode(context, verifier_service_pb2.SubmitPeerReceiptsRequest, data)
+        request = await self.decode_request(
+            context, verifier_service_pb2.SubmitPeerReceiptsRequest, data
+        )
         receipts = list(request.receipts)
         now = self._clock()
-        outcome = await self._run(
+        outcome = await self.run_call(
             context, lambda: self._service.submit_peer_receipts(receipts, now)
         )
         return verifier_service_pb2.SubmitPeerReceiptsResponse(
@@ -395,7 +400,7 @@ class VerifierServicer:
     async def GetResultKeys(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        await self._decode(context, verifier_service_pb2.GetResultKeysRequest, data)
+        await self.decode_request(context, verifier_service_pb2.GetResultKeysRequest, data)
         return verifier_service_pb2.ResultKeys(
             jwks_json=json.dumps(self._service.jwks())
         ).SerializeToString()
@@ -403,7 +408,7 @@ class VerifierServicer:
     async def GetRejections(  # noqa: N802
         self, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        await self._decode(context, verifier_service_pb2.GetRejectionsRequest, data)
+        await self.decode_request(context, verifier_service_pb2.GetRejectionsRequest, data)
         counts = self._service.rejections.snapshot()
         return verifier_service_pb2.Rejections(
             by_reason={reason.value: count for reason, count in counts.items()}
@@ -456,7 +461,7 @@ class AdminServicer:
                     who,
                     device_id=r.device_id,
                     region=r.region,
-                    valid_until_ns=r.valid_until_s * 1_000_000_000,
+                    valid_until_ns=r.valid_until_s * SECOND_NS,
                     name=r.licence_id,
                     now_ns=now,
                 ),
@@ -504,11 +509,11 @@ class AdminServicer:
             message_type: type[Message], act: Callable[[Any, str, int], str]
         ) -> grpc.RpcMethodHandler[Any, Any]:
             async def handle(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-                request = await self._servicer._decode(context, message_type, data)
+                request = await self._servicer.decode_request(context, message_type, data)
                 caller = current_caller.get()
                 who = caller.name if caller is not None else PLAINTEXT_CALLER
                 now = self._clock()
-                summary = await self._servicer._run(context, lambda: act(request, who, now))
+                summary = await self._servicer.run_call(context, lambda: act(request, who, now))
                 return admin_service_pb2.AdminResponse(summary=summary).SerializeToString()
 
             return grpc.unary_unary_rpc_method_handler(handle)
