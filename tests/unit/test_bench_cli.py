@@ -12,9 +12,12 @@ from typing import Any
 
 import pytest
 from command import require_stress_ng
+from postgres import unavailable
 
 from geoattest.bench.fleet import Fleet
+from geoattest.bench.postgres import binaries
 from geoattest.errors import ConfigError
+from geoattest.verifier.pool import connections_at_most
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 
@@ -91,6 +94,60 @@ def test_verifier_reports_each_path_against_the_crypto_bound() -> None:
     assert out["signature_checks_per_proof"] == 2 * out["k"] + 1
     assert out["grpc_batch_phases"] == 3
     assert out["grpc_batch_proofs"] == 3 * 8 * 4  # phases x successive proofs x chips
+
+
+def require_postgresql() -> None:
+    """The benches start a PostgreSQL server of their own for ``--db postgresql``."""
+    if binaries() is None:
+        unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found")
+
+
+@pytest.mark.slow
+def test_verifier_on_postgresql_reports_each_replica_count_beside_sqlite() -> None:
+    require_postgresql()
+    out = bench_json(
+        "verifier", "--chips", "4", "--batch", "2", "--cores", "2",
+        "--db", "postgresql", "--replicas", "1", "--replicas", "2",
+    )  # fmt: skip
+    assert_positive(out, "grpc_batch_ratio", "grpc_unary_ratio")  # SQLite, in the same run
+    for replicas in (1, 2):
+        prefix = f"postgresql_{replicas}_replicas_"
+        assert_positive(out, f"{prefix}grpc_batch_per_s", f"{prefix}grpc_batch_ratio")
+        assert out[f"{prefix}grpc_batch_proofs"] == 3 * 8 * 4
+        assert out[f"{prefix}workers_per_replica"] == 2 // replicas
+        assert out[f"{prefix}db_connections_pool_rule"] == connections_at_most(2)
+        assert 0 < out[f"{prefix}db_connections"] <= connections_at_most(2)
+
+
+@pytest.mark.slow
+def test_alerts_reports_latency_across_replicas_on_postgresql_and_sqlite() -> None:
+    require_postgresql()
+    out = bench_json("alerts", "--alerts", "3")
+    assert out["alerts"] == 3
+    for database in ("postgresql", "sqlite"):
+        assert_positive(
+            out,
+            f"{database}_alert_p50_ms",
+            f"{database}_alert_p99_ms",
+            f"{database}_refusal_p50_ms",
+            f"{database}_alert_p50_over_refusal",
+        )
+        assert out[f"{database}_alert_p99_ms"] >= out[f"{database}_alert_p50_ms"]
+
+
+@pytest.mark.slow
+def test_scale_on_postgresql_enrols_each_fleet_in_its_own_database(tmp_path: Path) -> None:
+    require_postgresql()
+    plot = tmp_path / "scale.png"
+    out = bench_json(
+        "scale", "--quick", "--db", "postgresql", "--fleet", "1000", "--fleet", "5000",
+        "--plot", str(plot),
+    )  # fmt: skip
+    assert out["database"] == "postgresql"
+    assert out["fleet_1000_ratio"] == 1.0
+    assert_positive(out, "fleet_5000_ratio", "fleet_5000_per_proof_us", "fleet_5000_db_mib")
+    assert out["fleet_5000_db_mib"] > out["fleet_1000_db_mib"]
+    assert plot.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.slow

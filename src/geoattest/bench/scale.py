@@ -1,15 +1,17 @@
 """``geoattest bench scale``: the verifier's cost and memory per proof as the enrolled
 fleet grows (durable store) and as k grows (pure pipeline), plotted to a PNG.
 
-Fleet size: one SQLite database per size, opened through :class:`~geoattest.verifier.store.SqlStore`
-(WAL, ``synchronous=NORMAL`` so that disk syncs do not drown the index lookups being
-measured). The measured chips have real keys and real proofs and are enrolled through
-``SqlStore.enrol``; one more chip, the template, is enrolled and its first proof accepted
-through the store, and the rest of the fleet is copies of the template's rows in every
-per-device table (fresh device ids, key ids and digests), one ``INSERT ... SELECT`` per
-table and chunk, in one transaction per size. Every size appraises and commits the same
-proofs, in interleaved rounds so that all sizes see the same machine load; the baseline
-is the smallest fleet.
+Fleet size: one database per size, opened through :class:`~geoattest.verifier.store.SqlStore`:
+SQLite (WAL, ``synchronous=NORMAL`` so that disk syncs do not drown the index lookups being
+measured) or, with ``--db postgresql``, PostgreSQL (the schema the verifier creates, every
+index and constraint in place). The measured chips have real keys and real proofs and are
+enrolled through ``SqlStore.enrol``; one more chip, the template, is enrolled and its first
+proof accepted through the store, and the rest of the fleet is copies of the template's
+rows in every per-device table (fresh device ids, key ids and digests), one ``INSERT ...
+SELECT`` per table and chunk, computed by the database itself (SQLite: one transaction per
+size; PostgreSQL: one per chunk of :data:`PG_CHUNK` devices, ``generate_series``). Every
+size appraises and commits the same proofs, in interleaved rounds so that all sizes see the
+same machine load; the baseline is the smallest fleet.
 
 k: the pure pipeline (:class:`~geoattest.verifier.state.InMemoryState`) against the crypto-only cost
 of the same proofs' 2k + 1 signature checks, interleaved per repeat.
@@ -21,6 +23,7 @@ page cache is its own, capped at 2 MiB per connection), and the process's peak R
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sqlite3
 import sys
@@ -30,8 +33,12 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from geoattest.bench.fleet import Fleet, FleetChip
+from geoattest.bench.postgres import postgresql_databases
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.verifier import crypto_rate, fleet_checks, make_appraiser, pipeline_run
 from geoattest.errors import StudyError
@@ -60,6 +67,13 @@ FRESH = {
     "digest": "CAST(printf('%032d', n.i) AS BLOB)",
 }
 """Columns that differ between copies of the template device (SQL over the CTE's n.i)."""
+PG_CHUNK = 500_000
+PG_FRESH = {
+    "device_id": "'fill-' || lpad(n.i::text, 8, '0')",
+    "key_id": "md5(n.i::text) || md5((-n.i)::text)",
+    "digest": "convert_to(lpad(n.i::text, 32, '0'), 'UTF8')",
+}
+""":data:`FRESH` in PostgreSQL's SQL, over ``generate_series`` as n(i)."""
 EVENT_LOGS = frozenset({"proofs", "alerts"})
 """Tables that log events rather than hold a device's state; copies get no rows there."""
 
@@ -98,14 +112,20 @@ def _fill_sql(conn: sqlite3.Connection, table: str) -> str:
     )
 
 
-def bulk_enrol(path: Path, template: str, count: int, advance: Callable[[int], None]) -> float:
-    """``count`` more devices, each a copy of device ``template`` (enrolled, one proof
-    accepted) in every per-device table, in one transaction; seconds taken."""
-    per_device = [
+def _per_device_tables() -> list[str]:
+    """The tables with a row per device (parents first), not those that log events."""
+    return [
         t.name for t in metadata.sorted_tables if "device_id" in t.c and t.name not in EVENT_LOGS
     ]
-    conn = sqlite3.connect(path, isolation_level=None)
-    statements = [_fill_sql(conn, table) for table in per_device]
+
+
+def bulk_enrol(db: str | Path, template: str, count: int, advance: Callable[[int], None]) -> float:
+    """``count`` more devices, each a copy of device ``template`` (enrolled, one proof
+    accepted) in every per-device table; seconds taken."""
+    if isinstance(db, str):
+        return _bulk_enrol_postgresql(db, template, count, advance)
+    conn = sqlite3.connect(db, isolation_level=None)
+    statements = [_fill_sql(conn, table) for table in _per_device_tables()]
     start = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
     for lo in range(0, count, BULK_CHUNK):
@@ -117,6 +137,76 @@ def bulk_enrol(path: Path, template: str, count: int, advance: Callable[[int], N
     elapsed = time.perf_counter() - start
     conn.close()
     return elapsed
+
+
+def _bulk_enrol_postgresql(
+    url: str, template: str, count: int, advance: Callable[[int], None]
+) -> float:
+    """:func:`bulk_enrol` on PostgreSQL: the per-device tables' constraints and indexes are
+    set aside, the copies inserted by ``generate_series`` chunks, and every constraint and
+    index made again as the schema has it (each checked over the whole table), so the
+    measured proofs meet the verifier's own schema at its full size."""
+    tables = _per_device_tables()
+    start = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        conn.execute(b"SET synchronous_commit = off")  # a bench fill, not an acknowledgement
+        conn.execute(b"SET maintenance_work_mem = '512MB'")
+        with conn.transaction():
+            rebuild = _set_aside_constraints(conn, tables)
+        for lo in range(0, count, PG_CHUNK):
+            hi = min(count, lo + PG_CHUNK)
+            with conn.transaction():
+                for table in tables:
+                    conn.execute(_pg_fill_sql(table), (lo, hi - 1, template))
+            advance(hi - lo)
+        with conn.transaction():
+            for statement in rebuild:
+                conn.execute(statement.encode())
+        conn.execute(b"ANALYZE")
+    return time.perf_counter() - start
+
+
+def _pg_fill_sql(table: str) -> bytes:
+    """:func:`_fill_sql` in PostgreSQL's SQL."""
+    columns = [c.name for c in metadata.tables[table].c]
+    values = ", ".join(PG_FRESH.get(c, f"t.{c}") for c in columns)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608  (our own table and column names)
+        f"SELECT {values} FROM generate_series(%s::bigint, %s::bigint) AS n(i), "
+        f"{table} AS t WHERE t.device_id = %s"
+    ).encode()
+
+
+def _set_aside_constraints(conn: psycopg.Connection[Any], tables: Sequence[str]) -> list[str]:
+    """Drop the tables' primary keys, unique and foreign keys (with the foreign keys of
+    other tables that lean on them) and indexes; the statements that make them again."""
+    constraints = conn.execute(
+        b"SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.contype"
+        b" FROM pg_constraint c WHERE c.contype IN ('p', 'u', 'f')"
+        b" AND (c.conrelid::regclass::text = ANY(%s) OR c.confrelid::regclass::text = ANY(%s))",
+        (list(tables), list(tables)),
+    ).fetchall()
+    indexes = conn.execute(
+        b"SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)"
+        b" AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+        (list(tables),),
+    ).fetchall()
+    foreign_last = sorted(constraints, key=lambda c: c[3] != "f")  # dropped first
+    for table, name, _, _ in foreign_last:
+        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'.encode())
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"'.encode())
+    rebuild = [f'ALTER TABLE {t} ADD CONSTRAINT "{n}" {d}' for t, n, d, _ in foreign_last[::-1]]
+    return rebuild + [definition for _, definition in indexes]
+
+
+def _size_mib(db: str | Path) -> float:
+    if isinstance(db, Path):
+        return db.stat().st_size / 2**20
+    with psycopg.connect(db) as conn:
+        row = conn.execute(b"SELECT pg_database_size(current_database())").fetchone()
+    assert row is not None
+    return int(row[0]) / 2**20
 
 
 def _chip_proofs(fleet: Fleet, chips: Sequence[FleetChip], rounds: int) -> list[list[bytes]]:
@@ -136,7 +226,7 @@ def _enrol(store: SqlStore, fleet: Fleet, chip: FleetChip) -> None:
 
 
 def _open_store(
-    path: Path,
+    db: str | Path,
     fleet: Fleet,
     appraiser: ProofAppraiser,
     template_proof: bytes,
@@ -146,11 +236,11 @@ def _open_store(
 ) -> tuple[SqlStore, float]:
     """A database of ``size`` devices: the fleet's chips, the last one the template (its
     first proof accepted through the store), then copies of the template."""
-    store = SqlStore.open(path, synchronous=Synchronous.NORMAL)
+    store = SqlStore.open(db, synchronous=Synchronous.NORMAL)
     for chip in fleet.chips:
         _enrol(store, fleet, chip)
     _submit(appraiser, store, template_proof)
-    return store, bulk_enrol(path, fleet.chips[-1].device_id, size - len(fleet.chips), advance)
+    return store, bulk_enrol(db, fleet.chips[-1].device_id, size - len(fleet.chips), advance)
 
 
 def _submit(appraiser: ProofAppraiser, store: SqlStore, proof: bytes) -> tuple[float, float]:
@@ -186,18 +276,23 @@ def _peak_rss_mib() -> float:
 
 
 def fleet_scaling(
-    fleet: Fleet, sizes: Sequence[int], rounds: int, root: Path, advance: Callable[[int], None]
+    fleet: Fleet,
+    sizes: Sequence[int],
+    rounds: int,
+    databases: Callable[[int], str | Path],
+    advance: Callable[[int], None],
 ) -> list[SizeResult]:
-    """Per-proof appraisal and commit cost at each fleet size, for every chip of ``fleet``
-    but the last (the template of the bulk copies); the last round measures memory."""
+    """Per-proof appraisal and commit cost at each fleet size, each in the database
+    ``databases(size)`` (a SQLite file's path or a ``postgresql://`` URL), for every chip
+    of ``fleet`` but the last (the template of the bulk copies); the last round measures
+    memory."""
     appraiser = make_appraiser(fleet)
     proofs = _chip_proofs(fleet, fleet.chips[:-1], rounds + 1)
     (template_proof,) = _chip_proofs(fleet, fleet.chips[-1:], 1)[0]
     advance(1)
-    stores, enrol_s = [], []
-    for size in sizes:
-        path = root / f"fleet-{size}.db"
-        store, seconds = _open_store(path, fleet, appraiser, template_proof, size, advance=advance)
+    stores, enrol_s, where = [], [], [databases(size) for size in sizes]
+    for db, size in zip(where, sizes, strict=True):
+        store, seconds = _open_store(db, fleet, appraiser, template_proof, size, advance=advance)
         stores.append(store)
         enrol_s.append(seconds)
     appraise: list[list[float]] = [[] for _ in sizes]
@@ -221,7 +316,7 @@ def fleet_scaling(
                 commit_us=median(commit[i]),
                 peak_alloc_kib=peak / 1024,
                 peak_rss_mib=_peak_rss_mib(),
-                db_mib=(root / f"fleet-{size}.db").stat().st_size / 2**20,
+                db_mib=_size_mib(where[i]),
             )
         )
     return results
@@ -247,7 +342,7 @@ def k_scaling(
     return [KResult(k, median(p), median(c)) for k, p, c in zip(ks, piped, crypto, strict=True)]
 
 
-def plot(sizes: Sequence[SizeResult], ks: Sequence[KResult], path: Path) -> None:
+def plot(sizes: Sequence[SizeResult], ks: Sequence[KResult], path: Path, database: str) -> None:
     """Two panels: µs per proof against fleet size (log) and against k."""
     import matplotlib  # noqa: PLC0415  (slow import, only when plotting)
 
@@ -263,7 +358,7 @@ def plot(sizes: Sequence[SizeResult], ks: Sequence[KResult], path: Path) -> None
     left.set_ylim(bottom=0)
     left.set_xlabel("enrolled devices")
     left.set_ylabel("µs per proof (median)")
-    left.set_title("Durable store (SQLite, k = 4): cost per proof")
+    left.set_title(f"Durable store ({database}, k = 4): cost per proof")
     left.legend()
     kx = [r.k for r in ks]
     right.plot(kx, [r.pipeline_us for r in ks], "o-", label="pipeline")
@@ -286,9 +381,12 @@ def run(
     chips: int = 32,
     rounds: int = 6,
     repeats: int = 3,
+    db: str | None = None,
 ) -> Figures:
     """Both scalings, the plot, and the figures (ratios against the smallest fleet, and
-    against the crypto-only cost for each k)."""
+    against the crypto-only cost for each k); ``db``: the fleets in PostgreSQL
+    (``postgresql``: a temporary server of the bench's own, or a ``postgresql://`` URL of a
+    server where databases may be created), None: in SQLite files."""
     enrol_rows = sum(fleets) - (chips + 1) * len(fleets)
     with progress("scale", enrol_rows + 1 + rounds * len(fleets) + len(ks) * (1 + repeats)) as (
         bar,
@@ -298,15 +396,24 @@ def run(
         def advance(steps: int) -> None:
             bar.advance(task, steps)
 
-        with tempfile.TemporaryDirectory(prefix="geoattest-bench-scale-") as tmp:
-            sizes = fleet_scaling(Fleet(chips + 1), fleets, rounds, Path(tmp), advance)
+        with (
+            tempfile.TemporaryDirectory(prefix="geoattest-bench-scale-") as tmp,
+            postgresql_databases(db) if db else contextlib.nullcontext(None) as new_database,
+        ):
+
+            def database(size: int) -> str | Path:
+                return new_database() if new_database else Path(tmp) / f"fleet-{size}.db"
+
+            sizes = fleet_scaling(Fleet(chips + 1), fleets, rounds, database, advance)
         by_k = k_scaling(ks, chips // 2, repeats, advance)
-    plot(sizes, by_k, plot_path)
+    database_name = "PostgreSQL" if db else "SQLite"
+    plot(sizes, by_k, plot_path, database_name)
     base = sizes[0]
     figures: Figures = {
         "plot": str(plot_path),
         "measured_chips": chips,
-        "store_synchronous": "NORMAL",
+        "database": database_name.lower(),
+        "store_synchronous": "synchronous_commit on" if db else "NORMAL",
     }
     for s in sizes:
         figures |= {

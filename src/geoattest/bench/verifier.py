@@ -6,9 +6,15 @@ measured in the same run.
 The gRPC rows run ``geoattest verifier serve --workers N``, one worker process per core
 over one SQLite database (``synchronous=FULL``; the store's compare-and-swap commits are
 safe for several writers), with N the number of processes of the crypto bound it is
-compared with. Everything runs on the same N CPUs (pinned where the machine has more),
-the client included, with one call in flight per connection and the connections spread
-evenly over the workers. Every figure is a median over interleaved repeats.
+compared with. With ``--db postgresql`` the same load then runs, in the same run, against
+PostgreSQL served by R separate ``verifier serve`` replicas for each ``--replicas R``
+(N / R workers each, a new database each), the connections spread evenly over the
+replicas; their figures are prefixed ``postgresql_R_replicas_`` and carry the connections
+the verifier held at the end of the load beside the pool rule's bound
+(:func:`~geoattest.verifier.pool.connections_at_most`). Everything runs on the same N CPUs
+(pinned where the machine has more), the client included, with one call in flight per
+connection and the connections spread evenly over the workers. Every figure is a median
+over interleaved repeats.
 
 On a shared machine other processes take CPU from both sides unevenly, so the batch row
 is also given in CPU time: ``grpc_batch_cpu_ratio`` is the crypto bound's CPU time per
@@ -33,11 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geoattest.bench.fleet import VERIFIER_ID, Fleet, FleetChip
+from geoattest.bench.postgres import postgresql_databases
 from geoattest.bench.report import Figures, median, progress, quantile
 from geoattest.crypto import VerifyingKey
 from geoattest.demo.run import Party
 from geoattest.errors import StudyError
 from geoattest.pki import RevocationList
+from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
 from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS, PipelineConfig, ProofAppraiser
 from geoattest.verifier.pool import connections_at_most
@@ -322,26 +330,34 @@ def _cpu_s(pids: Sequence[int]) -> float | None:
 
 async def grpc_run(
     fleet: Fleet,
-    target: str,
+    replicas: Sequence[Replica],
     batch: int,
     concurrency: int,
     *,
-    workers: Sequence[int],
+    unary: bool,
     advance: Callable[[], None],
     bound: Callable[[], float],
 ) -> list[tuple[Phase, float]]:
-    """Enrol the fleet, then one proof per call, then ``REPEATS`` phases of
-    ``BATCH_ROUNDS`` successive proofs per chip in batches of ``batch`` chips; ``bound()``
-    is measured just before each phase and after the last (the machine's load drifts; the
-    bound must see what the calls saw). Returns each phase, unary first, with the mean of
-    the bounds measured on either side of it."""
-    clients = await spread_clients(target, concurrency, workers)
+    """Enrol the fleet, then (``unary``) one proof per call, then ``REPEATS`` phases of
+    ``BATCH_ROUNDS`` successive proofs per chip in batches of ``batch`` chips, the calls
+    spread evenly over the replicas; ``bound()`` is measured just before each phase and
+    after the last (the machine's load drifts; the bound must see what the calls saw).
+    Returns each phase, unary first, with the mean of the bounds measured on either side."""
+    share, extra = divmod(concurrency, len(replicas))
+    clients = [
+        client
+        for i, replica in enumerate(replicas)
+        for client in await spread_clients(
+            replica.target, max(1, share + (i < extra)), replica.workers
+        )
+    ]
+    workers = [pid for replica in replicas for pid in replica.workers]
     chips = fleet.chips
     try:
         await _drive([[functools.partial(_enrol, chip)] for chip in chips], clients)
         advance()
         phases, bounds = [], []
-        for size, rounds in [(1, 1)] + [(batch, BATCH_ROUNDS)] * REPEATS:
+        for size, rounds in [(1, 1)] * unary + [(batch, BATCH_ROUNDS)] * REPEATS:
             proofs = [[fleet.proof(chip) for chip in chips] for _ in range(rounds)]
             advance()
             chains = [
@@ -370,6 +386,40 @@ async def grpc_run(
     finally:
         for client in clients:
             await client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """A running ``verifier serve``: its address and its worker processes."""
+
+    target: str
+    workers: list[int]
+
+
+@contextmanager
+def replicas_serving(
+    fleet: Fleet, db: str | None, replicas: int, cores: int
+) -> Iterator[list[Replica]]:
+    """``replicas`` ``verifier serve`` processes over one database (None: a SQLite file in
+    a temporary directory), the cores shared out as ``--workers`` (at least one each)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="geoattest-bench-") as tmp,
+        contextlib.ExitStack() as stop,
+    ):
+        root = Path(tmp)
+        argv = [*fleet.write(root), "--workers", str(max(1, cores // replicas))]
+        if db is not None:
+            argv[argv.index("--db") + 1] = db
+        command = [sys.executable, "-m", "geoattest", *argv]
+        parties = []
+        for i in range(replicas):
+            party = Party(f"verifier-{i}", command, root / f"log-{i}")
+            stop.callback(party.stop)
+            parties.append(party)
+        yield [
+            Replica(str(party.wait_for_address()), _children(party.process.pid))
+            for party in parties
+        ]
 
 
 def _children(pid: int) -> list[int]:
@@ -405,18 +455,43 @@ def _on_cores(cores: int) -> Iterator[None]:
         os.sched_setaffinity(0, allowed)
 
 
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """One way of serving the load: a database and how many replicas serve it."""
+
+    name: str
+    """The prefix of its figures ("" for the SQLite row, the embedded default)."""
+    db: str | None
+    """A ``postgresql://`` URL; None: a SQLite file."""
+    replicas: int
+
+
+def setups(new_database: Callable[[], str] | None, replicas: Sequence[int]) -> list[Setup]:
+    """SQLite, one process (unprefixed, as it always was); then, given PostgreSQL, each
+    replica count over a database of its own (figures prefixed ``postgresql_N_replicas_``)."""
+    rows = [Setup("", None, 1)]
+    if new_database is not None:
+        rows += [Setup(f"postgresql_{n}_replicas_", new_database(), n) for n in replicas]
+    return rows
+
+
 def run(
     chips: int = 400,
     batch: int = 50,
+    *,
     concurrency: int = 8,
     cores: int | None = None,
     db: str | None = None,
+    replicas: Sequence[int] = (1, 2),
 ) -> Figures:
-    """The figures; ``db``: an empty PostgreSQL database's URL to serve from (None: a
-    SQLite file in a temporary directory)."""
+    """The figures: SQLite always, and with ``db`` (``postgresql`` for a temporary server
+    of the bench's own, or a ``postgresql://`` URL of a server where databases may be
+    created) PostgreSQL served by each number of ``replicas``, all in one run."""
     cores = cores or len(_cpus())
-    steps = 8 + 4 * REPEATS
-    with _on_cores(cores), progress("verifier", steps) as (bar, task):
+    rows = 1 + (len(replicas) if db else 0)
+    steps = 2 + 2 * REPEATS + rows * (3 + 2 * REPEATS) + 2
+    databases = postgresql_databases(db) if db else contextlib.nullcontext(None)
+    with _on_cores(cores), databases as new_database, progress("verifier", steps) as (bar, task):
 
         def advance() -> None:
             bar.advance(task)
@@ -439,47 +514,39 @@ def run(
             latencies += lat
             piped_batches.append(pipeline_batch_rate(appraiser, fleet, proofs, batch))
             advance()
-        with tempfile.TemporaryDirectory(prefix="geoattest-bench-") as tmp:
-            root = Path(tmp)
-            argv = [*fleet.write(root), "--workers", str(cores)]
-            if db is not None:
-                argv[argv.index("--db") + 1] = db
-            party = Party("verifier", [sys.executable, "-m", "geoattest", *argv], root / "log")
-            try:
-                target = str(party.wait_for_address())
+        bound = functools.partial(crypto_bound, checks, per_proof, cores)
+        served: Figures = {}
+        for setup in setups(new_database, replicas):
+            for chip in fleet.chips:  # a new database: every chain starts again
+                chip.chain = ProofChain(chip.device_id)
+            with replicas_serving(fleet, setup.db, setup.replicas, cores) as running:
                 advance()
-                bound = functools.partial(crypto_bound, checks, per_proof, cores)
-                workers = _children(party.process.pid)
-                (unary, unary_bound), *batches = asyncio.run(
+                phases = asyncio.run(
                     grpc_run(
                         fleet,
-                        target,
+                        running,
                         batch,
                         concurrency,
-                        workers=workers,
+                        unary=setup.db is None,
                         advance=advance,
                         bound=bound,
                     )
                 )
-                connections = _connections(db, len(workers) or 1)
-            finally:
-                party.stop()
+                processes = sum(len(replica.workers) for replica in running)
+                connections = _connections(setup.db, processes)
+            if setup.db is None:
+                (unary, unary_bound), *phases = phases
+                served |= _unary_figures(unary, unary_bound)
+            served |= {
+                f"{setup.name}{key}": value
+                for key, value in (
+                    _batch_figures(phases, cores, processes, median(bound_cpu)) | connections
+                ).items()
+            }
+            if setup.db is not None:
+                served[f"{setup.name}workers_per_replica"] = processes // setup.replicas
     crypto_1 = median(bound_1)
-    crypto_n = median([around for _, around in batches])
     pipeline = median(piped)
-    batch_latencies = [latency for phase, _ in batches for latency in phase.latencies]
-    cpu: Figures = {}
-    batch_cpu = [phase.cpu_us_per_proof for phase, _ in batches]
-    busy = [phase.busy(max(cores, len(workers))) for phase, _ in batches]
-    if all(x is not None for x in batch_cpu + busy):
-        crypto_cpu_us = 1e6 / median(bound_cpu)
-        batch_cpu_us = median([x for x in batch_cpu if x is not None])
-        cpu = {
-            "crypto_cpu_us_per_proof": round(crypto_cpu_us, 1),
-            "grpc_batch_cpu_us_per_proof": round(batch_cpu_us, 1),
-            "grpc_batch_cpu_ratio": round(crypto_cpu_us / batch_cpu_us, 3),
-            "grpc_batch_workers_busy": round(median([x for x in busy if x is not None]), 3),
-        }
     return {
         "cores": cores,
         "k": fleet.k,
@@ -492,25 +559,52 @@ def run(
         "pipeline_batch_ratio": round(median(piped_batches) / crypto_1, 3),
         "pipeline_p50_us": round(median(latencies), 1),
         "pipeline_p99_us": round(quantile(latencies, 0.99), 1),
-        f"crypto_bound_{cores}_cores_per_s": round(crypto_n, 1),
+        "grpc_batch_size": batch,
+        **served,
+    }
+
+
+def _unary_figures(unary: Phase, bound: float) -> Figures:
+    return {
         "grpc_unary_per_s": round(unary.rate, 1),
-        "grpc_unary_ratio": round(unary.rate / unary_bound, 3),
+        "grpc_unary_ratio": round(unary.rate / bound, 3),
         "grpc_unary_p50_ms": round(median(unary.latencies) / 1e3, 2),
         "grpc_unary_p99_ms": round(quantile(unary.latencies, 0.99) / 1e3, 2),
-        "grpc_batch_size": batch,
+    }
+
+
+def _batch_figures(
+    batches: Sequence[tuple[Phase, float]], cores: int, processes: int, bound_per_cpu_s: float
+) -> Figures:
+    """The batch phases' rate against the crypto bound measured around each, in wall
+    clock and in CPU time, with their latencies."""
+    latencies = [latency for phase, _ in batches for latency in phase.latencies]
+    cpu: Figures = {}
+    batch_cpu = [phase.cpu_us_per_proof for phase, _ in batches]
+    busy = [phase.busy(max(cores, processes)) for phase, _ in batches]
+    if all(x is not None for x in batch_cpu + busy):
+        crypto_cpu_us = 1e6 / bound_per_cpu_s
+        batch_cpu_us = median([x for x in batch_cpu if x is not None])
+        cpu = {
+            "crypto_cpu_us_per_proof": round(crypto_cpu_us, 1),
+            "grpc_batch_cpu_us_per_proof": round(batch_cpu_us, 1),
+            "grpc_batch_cpu_ratio": round(crypto_cpu_us / batch_cpu_us, 3),
+            "grpc_batch_workers_busy": round(median([x for x in busy if x is not None]), 3),
+        }
+    rate = median([phase.rate for phase, _ in batches])
+    return {
+        f"crypto_bound_{cores}_cores_per_s": round(median([around for _, around in batches]), 1),
         "grpc_batch_phases": len(batches),
         "grpc_batch_proofs": sum(phase.proofs for phase, _ in batches),
-        "grpc_batch_per_s": round(median([phase.rate for phase, _ in batches]), 1),
+        "grpc_batch_per_s": round(rate, 1),
         "grpc_batch_ratio": round(median([phase.rate / around for phase, around in batches]), 3),
-        "grpc_batch_p50_ms": round(median(batch_latencies) / 1e3, 2),
-        "grpc_batch_p99_ms": round(quantile(batch_latencies, 0.99) / 1e3, 2),
+        "grpc_batch_p50_ms": round(median(latencies) / 1e3, 2),
+        "grpc_batch_p99_ms": round(quantile(latencies, 0.99) / 1e3, 2),
         **cpu,
         "grpc_batch_client_cpu_share": round(
             median([phase.client_cpu_s / phase.wall_s / cores for phase, _ in batches]), 3
         ),
-        "chips_hourly_served": int(median([phase.rate for phase, _ in batches]) * 3600),
-        "database": "postgresql" if db else "sqlite",
-        **connections,
+        "chips_hourly_served": int(rate * 3600),
     }
 
 

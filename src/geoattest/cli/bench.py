@@ -68,15 +68,48 @@ def verifier(
     db: Annotated[
         str | None,
         typer.Option(
-            help="An empty PostgreSQL database's postgresql:// URL to serve from (default: a "
-            "SQLite file in a temporary directory); its connections are counted at the end."
+            help="Also serve the load from PostgreSQL, in the same run: 'postgresql' starts a "
+            "temporary server of the bench's own (PostgreSQL's binaries must be installed); "
+            "a postgresql:// URL names a server where this user may create databases (one "
+            "per replica count, dropped after). Default: SQLite only."
+        ),
+    ] = None,
+    replicas: Annotated[
+        list[int] | None,
+        typer.Option(
+            min=1,
+            help="With --db: separate 'verifier serve' replicas over the one database, the "
+            "cores shared out as their workers (repeatable; default: 1 and 2).",
         ),
     ] = None,
 ) -> None:
-    """Proofs/s: pipeline, gRPC unary, gRPC batch, each vs the crypto-only bound."""
+    """Proofs/s: pipeline, gRPC unary, gRPC batch (SQLite; with --db, PostgreSQL at each
+    replica count, its connections counted), each vs the crypto-only bound."""
     from geoattest.bench import report, verifier  # noqa: PLC0415
 
-    report.emit("verifier", verifier.run(chips, batch, cores=cores, db=db), as_json=as_json)
+    figures = verifier.run(chips, batch, cores=cores, db=db, replicas=replicas or (1, 2))
+    report.emit("verifier", figures, as_json=as_json)
+
+
+@app.command("alerts")
+def alerts(
+    as_json: JsonOption = False,
+    alerts: Annotated[int, typer.Option(min=2, help="Forked proofs, one alert each.")] = 100,
+    db: Annotated[
+        str,
+        typer.Option(
+            help="'postgresql': a temporary server of the bench's own (PostgreSQL's binaries "
+            "must be installed); or a postgresql:// URL of a server where this user may "
+            "create databases (one is made, and dropped after)."
+        ),
+    ] = "postgresql",
+) -> None:
+    """Alert latency p50/p99 from the replica that raises it to a subscriber at another,
+    PostgreSQL and SQLite, vs the raising replica's own answer."""
+    from geoattest.bench import alerts as bench_alerts  # noqa: PLC0415
+    from geoattest.bench import report  # noqa: PLC0415
+
+    report.emit("alerts", bench_alerts.run(alerts, db), as_json=as_json)
 
 
 @app.command("security")
@@ -112,14 +145,31 @@ def scale(
     quick: Annotated[
         bool, typer.Option("--quick", help="Fleets of 1k and 10k, k of 1 and 4 (~5 s).")
     ] = False,
+    fleet: Annotated[
+        list[int] | None,
+        typer.Option(
+            min=100, help="Enrolled devices per fleet, repeatable (default: 1k, 100k, 1M)."
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Enrol the fleets in PostgreSQL: 'postgresql' starts a temporary server of "
+            "the bench's own (PostgreSQL's binaries must be installed); a postgresql:// URL "
+            "names a server where this user may create databases (one per fleet, dropped "
+            "after). Default: SQLite files."
+        ),
+    ] = None,
 ) -> None:
-    """Verifier µs and memory per proof as the fleet grows (1k, 100k, 1M devices in SQLite)
-    and as k grows (1 to 16), vs the smallest fleet and the crypto-only cost; takes ~25 s
-    (bulk-enrolling 1M devices is ~15 s of it)."""
+    """Verifier µs and memory per proof as the fleet grows (1k, 100k, 1M devices in SQLite,
+    or --fleet sizes in --db) and as k grows (1 to 16), vs the smallest fleet and the
+    crypto-only cost; takes ~25 s at the default sizes (bulk-enrolling 1M devices is ~15 s
+    of it)."""
     from geoattest.bench import report, scale  # noqa: PLC0415
 
+    fleets = fleet or (scale.QUICK_FLEETS if quick else scale.FLEETS)
     if quick:
-        figures = scale.run(plot, fleets=scale.QUICK_FLEETS, ks=scale.QUICK_KS, rounds=2, repeats=2)
+        figures = scale.run(plot, fleets=fleets, ks=scale.QUICK_KS, rounds=2, repeats=2, db=db)
     else:
-        figures = scale.run(plot)
+        figures = scale.run(plot, fleets=fleets, db=db)
     report.emit("scale", figures, as_json=as_json)
