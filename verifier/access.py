@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from geoattest.crypto import sha256
-from geoattest.errors import AccessError, Reason
+from geoattest.errors import AccessError, ConfigError, Reason
 from geoattest.pki.keyfiles import KEY_FILE, key_passphrase
-from geoattest.pki.tls import CERT_FILE, Role, TlsIdentity, issued_by, role_of
+from geoattest.pki.tls import CERT_FILE, Role, TlsIdentity, issued_by, role_of, serves_tls
 from geoattest.v1 import admin_service_pb2, verifier_service_pb2
 
 _SERVICE = verifier_service_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
@@ -292,9 +292,15 @@ class HttpsAccess:
     request with the verifier's own role reading (:meth:`CallerNames.admit`)."""
 
     def __init__(self, directory: Path, allowed: frozenset[Role], what: str) -> None:
-        """Raises: KeyExposedError, ConfigError: the directory is not a usable identity."""
+        """Raises: KeyExposedError, ConfigError: the directory is not a usable server
+        identity (a client's, from ``tls issue --role operator`` say, is refused)."""
         self.directory = directory
         self.identity = TlsIdentity.load(directory)
+        if not serves_tls(x509.load_pem_x509_certificate(self.identity.cert_pem)):
+            raise ConfigError(
+                f"{directory} holds a client certificate; serving needs a server's "
+                "('geoattest tls issue --role server')"
+            )
         self.allowed = allowed
         self.what = what
         self._names = ServerTls(self.identity, ()).caller_names(lambda _device: False)

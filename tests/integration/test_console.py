@@ -29,7 +29,7 @@ from verifier_world import ProvisionedChip, ServerThread, VerifierWorld
 from geoattest.console.app import ConsoleFiles, console_app, load_console
 from geoattest.console.https import server_config
 from geoattest.console.svg import VERDICT_COLOURS
-from geoattest.errors import Reason
+from geoattest.errors import ConfigError, Reason
 from geoattest.pki.keyfiles import KEY_FILE
 from geoattest.pki.tls import CA_FILE, CERT_FILE, OperatorCA, Role, TlsIdentity
 from geoattest.units import SECOND_NS
@@ -312,3 +312,8 @@ def test_plain_http_is_for_loopback_only_and_asked_for(tmp_path, flags, needle):
     files = ["--db", str(tmp_path / "v.db"), "--policy", str(tmp_path / "p.json")]
     line = main_error("console", *files, "--landmarks", "l.json", *flags)
     assert needle in line
+
+
+def test_a_client_certificate_cannot_serve_the_console(served_tls):
+    with pytest.raises(ConfigError, match="holds a client certificate"):
+        HttpsAccess(served_tls.parties / Role.OPERATOR.value, frozenset({Role.OPERATOR}), "x")

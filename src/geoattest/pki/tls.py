@@ -237,6 +237,15 @@ def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def serves_tls(certificate: x509.Certificate) -> bool:
+    """Whether ``certificate`` may authenticate a server (its extended key usage)."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return ExtendedKeyUsageOID.SERVER_AUTH in usage
+
+
 def role_of(certificate: x509.Certificate, operator_ca: x509.Certificate) -> Role | None:
     """The role an operator-issued client certificate names; None when the operator CA
     did not sign it, or it names no client role."""
