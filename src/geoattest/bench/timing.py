@@ -6,10 +6,11 @@ Each side runs in its own process, as a landmark and a chip would: the landmark
 in child processes, the agent (:func:`geoattest.attestor.rounds.run_round`) and the pinger here.
 Echoes and rounds alternate in blocks so that both see the same machine load.
 
-Two echoes are the baselines: today's blocking one (the pinger sleeps in ``recvmsg``), and one
-that waits as the agent does (:mod:`geoattest.wire.rounds`: it spins when the host has a
-core to spare, else it blocks), so the receipt's ``rtt_min`` is set against an echo that
-waits for its answer the same way. ``--load`` runs ``stress-ng --cpu 2`` beside it all
+Two echoes are the baselines: today's blocking one (the pinger sleeps in ``recvmsg`` at
+normal priority), and one that waits as the agent does (:mod:`geoattest.wire.rounds`: at
+the timed phase's real-time priority where permitted, spinning when the host has a core to
+spare, else blocking), so the receipt's ``rtt_min`` is set against an echo that waits for
+its answer the same way. ``--load`` runs ``stress-ng --cpu 2`` beside it all
 (:func:`cpu_load`).
 """
 

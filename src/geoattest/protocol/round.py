@@ -149,7 +149,12 @@ def check_open(open_message: round_pb2.Open, max_exchanges: int = MAX_EXCHANGES)
         raise RoundError(Reason.MISSING_FIELD, "max_exchanges below exchanges")
 
 
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if value <= 0x7F:  # a length or a round's index: one byte
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append(0x80 | (value & 0x7F))
