@@ -113,6 +113,6 @@ class AlertHub:
         """End every stream (at shutdown, so draining does not wait on them) and stop
         watching."""
         self._closed.set()
+        self._waiter.close()
         self._wake()
         self._watcher.join()
-        self._waiter.close()

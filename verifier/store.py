@@ -61,7 +61,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-import time
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -505,31 +505,40 @@ def _bounds_from_json(text: str) -> tuple[LandmarkBound, ...]:
 class AlertListener:
     """Waits until any process may have committed alerts: on PostgreSQL ``LISTEN`` on a
     connection of its own (the one beyond the pool); SQLite cannot notify another process,
-    so there the wait is a plain sleep and the streams poll. A wake-up only means "read
+    so there the wait is a plain timeout and the streams poll. A wake-up only means "read
     the table again": a notification lost with a dropped connection loses no alert."""
 
     def __init__(self, conninfo: str | None) -> None:
         self._conninfo = conninfo
         self._connection: psycopg.Connection[Any] | None = None
+        self._closing = threading.Event()
 
     def wait(self, timeout_s: float) -> None:
-        """Return on a notification, after ``timeout_s``, or at once after (re)connecting
-        (what was committed before ``LISTEN`` was never notified)."""
-        if self._conninfo is None:
-            time.sleep(timeout_s)
-            return
+        """Return on a notification, after ``timeout_s``, at once after (re)connecting
+        (what was committed before ``LISTEN`` was never notified), or at once when closed.
+        Only one thread waits; it also closes the listening connection once closed."""
         try:
-            if self._connection is None:
+            if self._conninfo is None or self._closing.is_set():
+                self._closing.wait(timeout_s)
+            elif self._connection is None:
                 self._connection = psycopg.connect(self._conninfo, autocommit=True)
                 self._connection.execute(f"LISTEN {ALERTS_CHANNEL}")
-                return
-            for _ in self._connection.notifies(timeout=timeout_s, stop_after=1):
-                pass
+            else:
+                for _ in self._connection.notifies(timeout=timeout_s, stop_after=1):
+                    pass
         except psycopg.Error:
-            self.close()
-            time.sleep(timeout_s)  # the database is down: try again after a while
+            self._disconnect()
+            self._closing.wait(timeout_s)  # the database is down: try again after a while
+        if self._closing.is_set():
+            self._disconnect()
 
     def close(self) -> None:
+        """End the waiting, from any thread: a wait in progress returns at once on SQLite,
+        and on PostgreSQL by its timeout (a read of notifications cannot be interrupted);
+        the waiting thread then closes the listening connection."""
+        self._closing.set()
+
+    def _disconnect(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None

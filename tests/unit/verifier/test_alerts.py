@@ -125,3 +125,18 @@ def test_alert_cursors_follow_commit_order_under_concurrent_writers(stores):
         "a reader following its cursor skipped an alert"
     )
     assert len(seen) == 80
+
+
+async def test_closing_a_sqlite_hub_ends_its_wait_at_once(tmp_path):
+    """The watcher's poll interval never holds up a shutdown on SQLite: with an hour
+    between polls, close still returns (the thread guard only stops a hang)."""
+    store = SqlStore.open(str(tmp_path / "v.db"))
+    try:
+        hub = AlertHub(asyncio.get_running_loop(), store, store.alert_listener(), wait_s=3600)
+        await asyncio.sleep(0.05)  # the watcher is inside its wait
+        closing = threading.Thread(target=hub.close, daemon=True)
+        closing.start()
+        closing.join(timeout=60)
+        assert not closing.is_alive()
+    finally:
+        store.close()
