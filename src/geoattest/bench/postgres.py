@@ -35,6 +35,10 @@ from geoattest.errors import ConfigError
 PORT = 5432
 """The socket's name (``.s.PGSQL.5432``) in the server's own directory: no TCP port."""
 MAX_CONNECTIONS = 200
+PREFIX = "geoattest-pg-"
+"""The temporary directories' name prefix, in the system's temporary directory."""
+OWNER = "owner.pid"
+"""The file in a server's directory naming the process that started it."""
 
 
 def binaries() -> Path | None:
@@ -122,9 +126,40 @@ class PostgresServer:
         subprocess.run(command, capture_output=True, check=True)  # noqa: S603  (the server binaries found above)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def stop_orphans(found: Path, under: Path) -> list[Path]:
+    """Stop and remove the temporary servers whose starting process is gone: a run killed
+    before its clean-up (SIGKILL, a lost terminal) leaves its server running, and the next
+    start ends it. A directory without an owner file, or whose owner lives, is left alone."""
+    stopped = []
+    for directory in sorted(under.glob(f"{PREFIX}*")):
+        try:
+            owner = int((directory / OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        if (directory / "data" / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError, OSError):
+                PostgresServer(directory, found).stop("immediate")
+        shutil.rmtree(directory, ignore_errors=True)
+        stopped.append(directory)
+    return stopped
+
+
 @contextmanager
 def temporary_server() -> Iterator[PostgresServer]:
     """Start a server in a temporary directory; stop it and remove the directory after.
+    Servers that killed runs left behind are stopped first (:func:`stop_orphans`).
 
     Raises:
         ConfigError: the server binaries are missing, or the server did not start.
@@ -132,7 +167,9 @@ def temporary_server() -> Iterator[PostgresServer]:
     found = binaries()
     if found is None:
         raise ConfigError("PostgreSQL server binaries (initdb, pg_ctl) not found")
-    directory = Path(tempfile.mkdtemp(prefix="geoattest-pg-"))
+    stop_orphans(found, Path(tempfile.gettempdir()))
+    directory = Path(tempfile.mkdtemp(prefix=PREFIX))
+    (directory / OWNER).write_text(str(os.getpid()))
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
     server = PostgresServer(directory, found)
