@@ -5,7 +5,8 @@ It checks what an operator sees: every chip on the fleet map in its verdict's co
 alert raised by a diverted chip (licensed to Sydney, proving from Frankfurt) in the open
 alert feed within two seconds, and on the fleet map without a reload; a device page with
 its history; the token inspector accepting a real result token and rejecting a tampered
-one. Screenshots go to docs/img/ (the README shows the fleet map).
+one. Screenshots go to the test's temporary directory, or to the directory
+``GEOATTEST_SCREENSHOTS`` names (``GEOATTEST_SCREENSHOTS=docs/img`` refreshes the README's).
 
 The console serves HTTPS for the operator role only, as a deployment runs it, and the
 browser holds an operator certificate: an NSS database under a temporary HOME (certutil
@@ -50,7 +51,7 @@ GUARD_S = 60.0
 """A failure guard only."""
 ALERT_WITHIN_S = 2.0
 """The issue's promise: a new alert on the operator's screen within two seconds."""
-IMAGES = Path(__file__).parents[2] / "docs" / "img"
+SCREENSHOTS_ENV = "GEOATTEST_SCREENSHOTS"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 MS = 1_000_000
@@ -244,8 +245,11 @@ return Array.from(document.querySelectorAll('#fleet-map g.chip')).map(g => [
 """
 
 
-def test_an_operator_sees_the_fleet_alerts_a_device_and_checks_tokens(deployment, browser):
-    IMAGES.mkdir(exist_ok=True)
+def test_an_operator_sees_the_fleet_alerts_a_device_and_checks_tokens(
+    deployment, browser, tmp_path
+):
+    images = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path)
+    images.mkdir(parents=True, exist_ok=True)
     browser.get(deployment.console + "/")
     chips = {
         devices: (verdict, fill) for devices, verdict, fill in browser.execute_script(CHIPS_ON_MAP)
@@ -255,7 +259,7 @@ def test_an_operator_sees_the_fleet_alerts_a_device_and_checks_tokens(deployment
         "dev-2": ("ALLOWED", hex_to_rgb(VERDICT_COLOURS["ALLOWED"])),
         "dev-3": ("INCONCLUSIVE", hex_to_rgb(VERDICT_COLOURS["INCONCLUSIVE"])),
     }
-    browser.save_screenshot(str(IMAGES / "console-fleet.png"))
+    browser.save_screenshot(str(images / "console-fleet.png"))
 
     # A diverted chip: licensed to Sydney, proving from Frankfurt. Its alert must reach
     # the open alert feed within two seconds, and the fleet map without a reload.
@@ -276,7 +280,7 @@ def test_an_operator_sees_the_fleet_alerts_a_device_and_checks_tokens(deployment
     )
     shown_after = time.monotonic() - raised
     assert shown_after < ALERT_WITHIN_S, f"the alert took {shown_after:.2f} s"
-    browser.save_screenshot(str(IMAGES / "console-alerts.png"))
+    browser.save_screenshot(str(images / "console-alerts.png"))
     browser.switch_to.window(fleet)
     wait_until(
         browser,
@@ -294,7 +298,7 @@ def test_an_operator_sees_the_fleet_alerts_a_device_and_checks_tokens(deployment
     )
     assert rows == ["ALLOWED"]
     assert browser.execute_script("return document.querySelector('#fixes g.fix') !== null")
-    browser.save_screenshot(str(IMAGES / "console-device.png"))
+    browser.save_screenshot(str(images / "console-device.png"))
 
     for token, expected in (
         (deployment.tokens["dev-1"], "VALID"),
@@ -311,7 +315,7 @@ def test_an_operator_sees_the_fleet_alerts_a_device_and_checks_tokens(deployment
         )
         assert result.startswith(expected), result
     assert "signature does not verify" in result
-    browser.save_screenshot(str(IMAGES / "console-token.png"))
+    browser.save_screenshot(str(images / "console-token.png"))
 
 
 def _tampered(token: str) -> str:
