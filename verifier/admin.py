@@ -31,7 +31,7 @@ from geoattest.verifier.audit_log import admin_record
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.operator_files import OperatorFiles
-from geoattest.verifier.service import VerifierService
+from geoattest.verifier.service import VerifierService, with_stored_landmarks
 from geoattest.verifier.store import Store
 
 
@@ -197,12 +197,9 @@ class Admin:
 
     def _registry(self) -> LandmarkRegistry:
         """The landmarks of the registry file and of the store, as one registry."""
-        registry = self._files.load_registry()
-        held = {record.landmark_id for record in registry}
-        for record in self._store.trust().landmarks:
-            if record.landmark_id not in held:
-                registry.add(record)
-        return registry
+        return LandmarkRegistry(
+            with_stored_landmarks(self._files.load_registry(), self._store.trust().landmarks)
+        )
 
     def _registered(self, landmark_id: str) -> LandmarkRecord:
         record = self._registry().get(landmark_id)

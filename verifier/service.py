@@ -26,12 +26,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
 from geoattest.errors import AccessError, EvidenceError, GeoattestError, Reason
-from geoattest.pki import RevocationList, TrustAnchors
+from geoattest.pki import LandmarkRecord, RevocationList, TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
@@ -195,14 +195,16 @@ def check_signed_by(key_id: str, proofs: Sequence[envelope_pb2.Envelope]) -> Non
             )
 
 
-def _with_stored(appraiser: ProofAppraiser, trust: StoredTrust) -> ProofAppraiser:
-    """``appraiser`` (the operator's files) with the store's revocations, exclusions and
-    landmarks added. A stored landmark whose id or key the registry file holds already is
-    left out: the file's entry counts, and one key stays one landmark."""
-    landmarks = list(appraiser.landmarks)
+def with_stored_landmarks(
+    registered: Iterable[LandmarkRecord], stored: Iterable[LandmarkRecord]
+) -> list[LandmarkRecord]:
+    """The registry file's landmarks and the store's. A stored landmark whose id or key
+    the file holds already is left out: the file's entry counts, and one key stays one
+    landmark."""
+    landmarks = list(registered)
     ids = {record.landmark_id for record in landmarks}
     keys = {record.verifying_key.key_id for record in landmarks}
-    for record in trust.landmarks:
+    for record in stored:
         if record.landmark_id in ids or record.verifying_key.key_id in keys:
             _log.warning(
                 "landmark %s registered in the store is left out: the registry file holds"
@@ -211,10 +213,21 @@ def _with_stored(appraiser: ProofAppraiser, trust: StoredTrust) -> ProofAppraise
             )
             continue
         landmarks.append(record)
+    return landmarks
+
+
+def _with_stored(appraiser: ProofAppraiser, trust: StoredTrust) -> ProofAppraiser:
+    """``appraiser`` (the operator's files) with the store's revocations, exclusions and
+    landmarks added."""
     revocations = appraiser.revocations.including(trust.revocations).including(
         RevocationList(landmarks=trust.excluded)
     )
-    return ProofAppraiser(appraiser.config, landmarks, revocations, appraiser.region)
+    return ProofAppraiser(
+        appraiser.config,
+        with_stored_landmarks(appraiser.landmarks, trust.landmarks),
+        revocations,
+        appraiser.region,
+    )
 
 
 def _alert_record(alert: Alert) -> dict[str, object]:
