@@ -284,7 +284,7 @@ class VerifierService:
         self._alert_sinks: list[Callable[[Sequence[Alert]], None]] = []
         self._audits = PeerAudits(
             store,
-            appraiser.landmarks,
+            lambda: self._appraiser_in_force().landmarks,
             window_ns=config.audit_window_ns,
             max_receipts=config.max_batch,
         )
