@@ -514,7 +514,7 @@ revocations = Table(
     Column("kind", String(16), primary_key=True),
     Column("subject", String(128), primary_key=True),
     Column("revoked_at_ns", BigInteger, nullable=False),
-    Column("revoked_by", String(128), nullable=False),
+    Column("revoked_by", Text, nullable=False),
     Column("why", Text, nullable=False),
 )
 """Devices, landmarks and landmark keys (:class:`Revoked`) revoked through the admin API:
@@ -532,7 +532,7 @@ registered_landmarks = Table(
     Column("name", Text, nullable=False),
     Column("operator", String(128), nullable=False),
     Column("registered_at_ns", BigInteger, nullable=False),
-    Column("registered_by", String(128), nullable=False),
+    Column("registered_by", Text, nullable=False),
 )
 """Landmarks registered through the admin API, beside the registry file's (one key, one
 landmark, across both: the admin refuses a clash with the file)."""
