@@ -673,13 +673,13 @@ def survive_faults(
         )
     for left_out in combinations(range(len(domains)), faults):
         kept = tuple(b for i, d in enumerate(domains) if i not in left_out for b in d)
-        without = appraiser.appraise(kept, licensed_region)
-        if without.verdict is not Verdict.ALLOWED:
+        without = appraiser.verdict(kept, licensed_region)
+        if without is not Verdict.ALLOWED:
             ids = sorted(b.landmark_id for i in left_out for b in domains[i])
             return replace(
                 appraisal,
                 verdict=Verdict.INCONCLUSIVE,
                 detail=f"{appraisal.detail}; but without {', '.join(ids)} it is "
-                f"{without.verdict.value} ({tolerates})",
+                f"{without.value} ({tolerates})",
             )
     return appraisal

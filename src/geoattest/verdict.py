@@ -91,3 +91,8 @@ class RegionAppraiser(Protocol):
         there fails the whole batch, and nothing of it is stored.)
         """
         ...
+
+    def verdict(self, bounds: Sequence[LandmarkBound], region: str) -> Verdict:
+        """``appraise(bounds, region).verdict`` and nothing else (what re-judging without
+        a fault domain needs); never raises either."""
+        ...
