@@ -671,7 +671,12 @@ def survive_faults(
             detail=f"{appraisal.detail}; but the receipts span only {len(domains)} fault "
             f"domain(s) (operators and sites) and the {tolerates}",
         )
+    decided_by = appraisal.decided_by
     for left_out in combinations(range(len(domains)), faults):
+        if decided_by is not None and not any(
+            b.landmark_id in decided_by for i in left_out for b in domains[i]
+        ):
+            continue  # these bounds decided nothing: the verdict without them is the same
         kept = tuple(b for i, d in enumerate(domains) if i not in left_out for b in d)
         without = appraiser.verdict(kept, licensed_region)
         if without is not Verdict.ALLOWED:

@@ -69,6 +69,9 @@ class RegionAppraisal:
     """GeoJSON geometry of the sound feasible region (None when empty)."""
     detail: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    decided_by: frozenset[str] | None = None
+    """Landmark ids whose bounds decided the verdict: the same bounds less any others
+    give the same verdict. None promises nothing (every bound may count)."""
 
 
 class RegionAppraiser(Protocol):

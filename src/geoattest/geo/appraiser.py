@@ -98,6 +98,11 @@ class GeoAppraiser:
             feasible_area_km2=area,
             feasible_region=region_json,
             detail=judged.detail,
+            decided_by=(
+                None
+                if judged.outer.needs is None
+                else frozenset(bounds[i].landmark_id for i in judged.outer.needs)
+            ),
             extra={
                 "touched": sorted(judged.touched),
                 "disks_used": list(judged.outer.used),

@@ -12,6 +12,7 @@ the full appraisal's.
 from __future__ import annotations
 
 import functools
+import random
 
 from geo_truth import WGS84, bound_from, geodesic_km
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -248,3 +249,24 @@ def test_geojson_box_licence_never_allowed_for_a_chip_outside_it(
             assert inside
         if result.verdict is Verdict.OUTSIDE:
             assert not inside
+
+
+@settings(max_examples=150, deadline=None)
+@given(case(), st.randoms(use_true_random=False))
+def test_bounds_that_decided_nothing_can_be_left_out(
+    c: tuple[tuple[float, float], list[LandmarkBound]], rng: random.Random
+) -> None:
+    """``decided_by`` is what lets the fault-domain re-appraisals skip a domain: the bounds
+    it names, with any of the others in any order, must give the very same verdict."""
+    _, bounds = c
+    for location in LocationAssumption:
+        appraiser = country_appraiser(location.value)
+        for region in rng.sample(REGION_CODES, 4):
+            result = appraiser.appraise(bounds, region)
+            if result.decided_by is None:
+                continue
+            assert result.decided_by <= {b.landmark_id for b in bounds}
+            kept = [b for b in bounds if b.landmark_id in result.decided_by or rng.random() < 0.5]
+            rng.shuffle(kept)
+            event(f"{location.value}: left out {len(bounds) - len(kept)}")
+            assert appraiser.verdict(kept, region) is result.verdict
