@@ -1426,7 +1426,12 @@ def read_trust(conn: Connection) -> StoredTrust:
         revoked[kind].add(subject)
     landmarks = tuple(
         LandmarkRecord(
-            r.landmark_id, r.latitude, r.longitude, _verifying_key(bytes(r.spki)), r.name, r.operator
+            r.landmark_id,
+            r.latitude,
+            r.longitude,
+            _verifying_key(bytes(r.spki)),
+            r.name,
+            r.operator,
         )
         for r in conn.execute(
             select(registered_landmarks).order_by(registered_landmarks.c.landmark_id)
