@@ -23,14 +23,17 @@ host, more with deep CPU idle states or virtualised timers, and all of it on the
 clock. So when the path's round trip as the agent sees it (from each of its sends to the
 next datagram in, the smallest in this round: first the Open's Retry) is at most
 :attr:`RoundSettings.spin_below_s` (a data centre's, not the Internet's), the agent polls
-its socket without blocking (``MSG_DONTWAIT``) from the cookie's Open until it sends its
+its socket without blocking (``MSG_DONTWAIT``) from its first answer until it sends its
 Close, for at most :attr:`RoundSettings.spin_s` per wait before it falls back to the
-blocking receive. A longer path blocks throughout: its few microseconds of wake-up do not
-matter there, and spinning through a millisecond round trip would cost that millisecond of
-CPU per exchange. One round at a time spins (a process-wide turn), so concurrent rounds do
-not spin against each other for the interpreter lock. Spinning only changes when the agent
-notices a challenge; the landmark's clock alone measures (docs/PROTOCOL.md, "The answer
-path").
+blocking receive. The wait for the first challenge blocks: it spans the landmark's setting
+up of the round (a few hundred microseconds of CPU were spun there), and a wake-up costs
+only that one exchange, as the receipt keeps the round's best. A longer path blocks
+throughout: its few microseconds of wake-up do not matter there, and spinning through a
+millisecond round trip would cost that millisecond of CPU per exchange. One round at a time
+spins (a process-wide turn, taken before the Open that carries the cookie, off the clock),
+so concurrent rounds do not spin against each other for the interpreter lock. Spinning only
+changes when the agent notices a challenge; the landmark's clock alone measures
+(docs/PROTOCOL.md, "The answer path").
 
 Loss: the landmark replaces a lost challenge and re-sends Complete; the agent re-sends
 its Open (nothing heard yet) or its Close (no receipt yet) when the landmark has been
@@ -70,7 +73,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from geoattest.crypto import Signer, VerifyingKey
 from geoattest.errors import GeoattestError, Reason, RoundError, WireError
@@ -237,16 +239,47 @@ def run_round(
     return receipt
 
 
-def spare_core() -> bool:
+LOADAVG = "/proc/loadavg"
+
+
+class _LoadAverage:
+    """``/proc/loadavg``, opened once and re-read with ``pread``: opening it for each round
+    took tens of microseconds of the agent's CPU on a virtual machine, a re-read takes one
+    or two."""
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def runnable(self) -> int:
+        """Threads runnable now on the host, this one included.
+
+        Raises:
+            OSError: the file cannot be opened or read (not Linux, no ``/proc``).
+            ValueError: it does not read as the kernel writes it.
+        """
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(LOADAVG, os.O_RDONLY | os.O_CLOEXEC)
+            line = os.pread(self._fd, 128, 0)
+        return int(line.split()[3].split(b"/")[0])
+
+
+_LOAD = _LoadAverage()
+
+
+def spare_core(*, last: bool = False) -> bool:
     """Whether the host has a core to spare for a spinning thread: fewer threads runnable
-    now (this one included, ``/proc/loadavg``) than cores this process may use. On a full
-    host a spinning agent uses up its share of the CPU and is then descheduled just when a
-    challenge comes; a blocked one is woken ahead of the busy threads."""
+    now (this one included, ``/proc/loadavg``) than cores this process may use, or, with
+    ``last``, no more (the thread may take the last idle core: the landmark's rule, so that
+    it still spins while its one agent does). On a full host a spinning thread uses up its
+    share of the CPU and is then descheduled just when a datagram comes; a blocked one is
+    woken ahead of the busy threads."""
     try:
-        runnable = int(Path("/proc/loadavg").read_bytes().split()[3].split(b"/")[0])
+        runnable = _LOAD.runnable()
     except (OSError, ValueError, IndexError):
         return False
-    return runnable < len(os.sched_getaffinity(0))
+    return runnable - last < len(os.sched_getaffinity(0))
 
 
 def spins(settings: RoundSettings, turnaround_s: float, spare: bool) -> bool:
@@ -356,7 +389,7 @@ def _drive(
         while True:
             data = (
                 poll(recv, clock() + spin_window_s(settings, turnaround), clock)
-                if phase.spinning
+                if phase.spinning and agent.state is AgentRoundState.ANSWERING
                 else None
             )
             if data is None:
