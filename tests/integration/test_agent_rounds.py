@@ -308,6 +308,37 @@ def test_rounds_complete_whether_the_agent_spins_or_blocks(device, secrets, spin
         assert receipt_of(outcome.receipt, server).exchanges == 8
 
 
+def play_landmark(
+    sock: socket.socket,
+    landmark_id: str,
+    key: KeySigner,
+    open_datagram: bytes,
+    peer: tuple[str, int],
+    watch: Callable[[str], None] = lambda _kind: None,
+) -> None:
+    """Play the landmark's side of a round over ``sock`` from the agent's ``Open`` to the
+    receipt, calling ``watch`` with the kind of each datagram the agent sends, as it
+    arrives."""
+    landmark = LandmarkRound(
+        landmark_id,
+        key,
+        decode_datagram(open_datagram).open,
+        round_id=os.urandom(16),
+        randomness=os.urandom,
+    )
+    to_agent: bytes | None = landmark.next_challenge(time.monotonic_ns())
+    while to_agent is not None:
+        sock.sendto(to_agent, peer)
+        data, peer = sock.recvfrom(4096)
+        kind = decode_datagram(data).WhichOneof("kind") or ""
+        watch(kind)
+        to_agent = landmark.receive(data, time.monotonic_ns(), time.time_ns())
+        if kind == "close":
+            assert to_agent is not None
+            sock.sendto(to_agent, peer)  # the receipt
+            to_agent = None
+
+
 def thread_cpu_ns(native_id: int) -> int:
     """CPU time a thread of this process has run (the kernel's schedstat)."""
     return int(Path(f"/proc/self/task/{native_id}/schedstat").read_text().split()[0])
@@ -349,22 +380,7 @@ def test_the_agent_sleeps_through_the_wait_for_its_first_challenge(device, secre
             before = thread_cpu_ns(tid)
             time.sleep(0.03)
             waited_ns = thread_cpu_ns(tid) - before
-            landmark = LandmarkRound(
-                "lm-first",
-                landmark_key,
-                decode_datagram(data).open,
-                round_id=os.urandom(16),
-                randomness=os.urandom,
-            )
-            to_agent: bytes | None = landmark.next_challenge(time.monotonic_ns())
-            while to_agent is not None:
-                sock.sendto(to_agent, peer)
-                data, peer = sock.recvfrom(4096)
-                to_agent = landmark.receive(data, time.monotonic_ns(), time.time_ns())
-                if decode_datagram(data).WhichOneof("kind") == "close":
-                    assert to_agent is not None
-                    sock.sendto(to_agent, peer)
-                    to_agent = None
+            play_landmark(sock, "lm-first", landmark_key, data, peer)
         finally:
             thread.join(timeout=10)
     assert outcome, "the round did not finish"
@@ -445,26 +461,13 @@ def test_the_timed_phase_and_only_it_runs_at_real_time_priority(device, secrets,
             data, peer = sock.recvfrom(4096)
             (tid,) = agent_thread
             policies = {"open": os.sched_getscheduler(tid)}
-            landmark = LandmarkRound(
-                "lm-rt",
-                landmark_key,
-                decode_datagram(data).open,
-                round_id=os.urandom(16),
-                randomness=os.urandom,
-            )
-            to_agent = landmark.next_challenge(time.monotonic_ns())
-            while to_agent is not None:
-                sock.sendto(to_agent, peer)
-                data, peer = sock.recvfrom(4096)
-                kind = decode_datagram(data).WhichOneof("kind") or ""
+
+            def watch(kind: str) -> None:
                 policies.setdefault(kind, os.sched_getscheduler(tid))
                 if kind == "close":
                     policies["close"] = os.sched_getscheduler(tid)
-                to_agent = landmark.receive(data, time.monotonic_ns(), time.time_ns())
-                if kind == "close":
-                    assert to_agent is not None
-                    sock.sendto(to_agent, peer)  # the receipt
-                    to_agent = None
+
+            play_landmark(sock, "lm-rt", landmark_key, data, peer, watch)
         finally:
             thread.join(timeout=10)
     receipt, after = outcome
