@@ -22,6 +22,7 @@ from geoattest.attestor.licence import AgentLicence
 from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import (
     LandmarkEndpoint,
+    LandmarkSockets,
     PathFloors,
     RoundFailedError,
     RoundSettings,
@@ -385,6 +386,79 @@ def test_the_agent_sleeps_through_the_wait_for_its_first_challenge(device, secre
             thread.join(timeout=10)
     assert outcome, "the round did not finish"
     assert waited_ns < 200_000, f"the agent ran {waited_ns / 1e3:.0f} µs waiting"
+
+
+@contextmanager
+def hand_played_landmark(key: KeySigner) -> Iterator[tuple[socket.socket, LandmarkEndpoint]]:
+    """A socket the test answers from by hand, and the endpoint an agent reaches it at."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        port = sock.getsockname()[1]
+        yield sock, LandmarkEndpoint("lm-hand", "127.0.0.1", port, key.verifying_key)
+
+
+def in_thread(run: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """``run`` started in a thread; the list gets its result or its exception."""
+    outcome: list[object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(run())
+        except RoundFailedError as failure:
+            outcome.append(failure)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, outcome
+
+
+def test_kept_sockets_carry_the_next_round_and_drop_what_the_last_one_left(device, secrets):
+    """Two rounds over one kept socket: the landmark sees one source address, and a stale
+    challenge waiting in the socket when the second round starts (from a round the
+    landmark replaced) is dropped, not answered in place of the new round's."""
+    key = KeySigner.generate()
+    sockets = LandmarkSockets()
+    settings = RoundSettings(exchanges=2, extra_exchanges=0, deadline_s=2.0)
+    peers = []
+    with hand_played_landmark(key) as (sock, endpoint):
+        for n in range(2):
+            thread, outcome = in_thread(
+                lambda: run_round(endpoint, "dev-1", device, secrets, settings, sockets=sockets)
+            )
+            try:
+                data, peer = sock.recvfrom(4096)
+                peers.append(peer)
+                play_landmark(sock, "lm-hand", key, data, peer)
+            finally:
+                thread.join(timeout=10)
+            assert not isinstance(outcome[0], RoundFailedError), outcome
+            if n == 0:
+                stale = round_pb2.Challenge(round_id=os.urandom(16), index=0, challenge=bytes(16))
+                sock.sendto(round_pb2.Datagram(challenge=stale).SerializeToString(), peer)
+    sockets.close()
+    assert peers[0] == peers[1]
+
+
+def test_a_failed_round_does_not_keep_its_socket(device, secrets):
+    key = KeySigner.generate()
+    sockets = LandmarkSockets()
+    quick = RoundSettings(exchanges=2, extra_exchanges=0, deadline_s=0.3, resend_s=1.0)
+    with hand_played_landmark(key) as (sock, endpoint):
+        with pytest.raises(RoundFailedError):
+            run_round(endpoint, "dev-1", device, secrets, quick, sockets=sockets)
+        _, silent = sock.recvfrom(4096)  # the Open nobody answered
+        thread, outcome = in_thread(
+            lambda: run_round(endpoint, "dev-1", device, secrets, sockets=sockets)
+        )
+        try:
+            data, peer = sock.recvfrom(4096)
+            play_landmark(sock, "lm-hand", key, data, peer)
+        finally:
+            thread.join(timeout=10)
+    sockets.close()
+    assert not isinstance(outcome[0], RoundFailedError), outcome
+    assert peer != silent
 
 
 def test_a_round_far_above_its_paths_floor_asks_the_landmark_for_more_exchanges(device, secrets):

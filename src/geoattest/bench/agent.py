@@ -25,7 +25,13 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_rounds
+from geoattest.attestor.rounds import (
+    LandmarkEndpoint,
+    LandmarkSockets,
+    PathFloors,
+    RoundSettings,
+    run_rounds,
+)
 from geoattest.bench.fleet import MEASUREMENT, Fleet
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.timing import (
@@ -54,6 +60,7 @@ class Agent:
     secrets: RoundSecrets = field(default_factory=lambda: RoundSecrets(os.urandom))
     chain: ProofChain = field(default_factory=lambda: ProofChain("dev-bench"))
     floors: PathFloors = field(default_factory=PathFloors)
+    sockets: LandmarkSockets = field(default_factory=LandmarkSockets)
 
     def proof(self) -> list[int]:
         """What the agent does per proof: k adaptive rounds over UDP, then the proof signed;
@@ -65,6 +72,7 @@ class Agent:
             self.secrets,
             self.settings,
             floors=self.floors,
+            sockets=self.sockets,
         )
         receipts = [o.receipt for o in outcomes if o.receipt is not None]
         _, self.chain = self.chain.extend(receipts, measurement=MEASUREMENT, signer=self.device)
@@ -84,7 +92,9 @@ def agent(k: int, exchanges: int) -> Iterator[Agent]:
             endpoints.append(
                 LandmarkEndpoint(f"lm-{i}", "127.0.0.1", port, KeySigner(key).verifying_key)
             )
-        yield Agent(endpoints, RoundSettings(exchanges=exchanges))
+        bench = Agent(endpoints, RoundSettings(exchanges=exchanges))
+        stack.callback(bench.sockets.close)
+        yield bench
 
 
 @dataclass

@@ -47,6 +47,10 @@ round's best exchange is above :attr:`RoundSettings.far_above` times that floor 
 was descheduled, the host was busy). The landmark's clock still times every exchange and the
 receipt carries the minimum over all of them, so an adversary still can only add delay.
 
+Sockets: without more, each round has a socket of its own, closed after; an agent that
+runs rounds again and again keeps one per landmark in :class:`LandmarkSockets` (the
+attester's runner and ``bench agent`` do).
+
 Several landmarks: :func:`run_rounds` runs them one after another by default. Run
 concurrently (one thread each), two answers due at the same moment queue for the
 interpreter lock and the later one's RTT grows by the other's answer time; on loopback
@@ -73,6 +77,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from geoattest.crypto import Signer, VerifyingKey
 from geoattest.errors import GeoattestError, Reason, RoundError, WireError
@@ -166,13 +171,22 @@ class RoundOutcome:
     failure: RoundFailedError | None
 
 
-def _connect(endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
+_Resolved = tuple[int, int, int, Any]
+"""An address as ``getaddrinfo`` gives it: family, socket type, protocol, address."""
+
+
+def _resolve(endpoint: LandmarkEndpoint) -> _Resolved:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             endpoint.host, endpoint.port, type=socket.SOCK_DGRAM
         )[0]
     except (socket.gaierror, UnicodeError) as exc:
         raise RoundFailedError(endpoint.landmark_id, Reason.UNREACHABLE, str(exc)) from exc
+    return family, kind, proto, address
+
+
+def _connect(endpoint: LandmarkEndpoint, resolved: _Resolved, timeout_s: float) -> socket.socket:
+    family, kind, proto, address = resolved
     sock = socket.socket(family, kind, proto)
     try:
         sock.connect(address)  # the kernel drops datagrams from anyone else
@@ -181,6 +195,67 @@ def _connect(endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
         raise RoundFailedError(endpoint.landmark_id, Reason.UNREACHABLE, str(exc)) from exc
     receive_timeout(sock, timeout_s)
     return sock
+
+
+class LandmarkSockets:
+    """One connected UDP socket per landmark, kept from one round to the next.
+
+    Setting a socket up for each round (resolving, ``socket``, ``connect``, its receive
+    timeout, ``close``) cost the agent more CPU than its ``Open`` on a virtual machine. The
+    address is still resolved for every round, and a socket is replaced when it changes.
+    What an earlier round left in the socket (a receipt sent again, an ICMP error) is read
+    and dropped before the next round starts; a round that fails closes its socket. A
+    socket is taken out while its round runs, so concurrent rounds never share one.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], tuple[_Resolved, socket.socket]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
+        """A connected socket to ``endpoint``, emptied, for one round.
+
+        Raises:
+            RoundFailedError: UNREACHABLE (the host does not resolve, or no route).
+        """
+        resolved = _resolve(endpoint)
+        with self._lock:
+            kept = self._idle.pop((endpoint.host, endpoint.port), None)
+        if kept is not None:
+            if kept[0] == resolved:
+                _drain(kept[1])
+                return kept[1]
+            kept[1].close()
+        return _connect(endpoint, resolved, timeout_s)
+
+    def give_back(self, endpoint: LandmarkEndpoint, sock: socket.socket, *, failed: bool) -> None:
+        """Keep ``sock`` for the next round with ``endpoint``; closed after a failure, or
+        when another round's socket is already kept."""
+        if not failed:
+            resolved = (sock.family, sock.type, sock.proto, sock.getpeername())
+            with self._lock:
+                if (endpoint.host, endpoint.port) not in self._idle:
+                    self._idle[(endpoint.host, endpoint.port)] = (resolved, sock)
+                    return
+        sock.close()
+
+    def close(self) -> None:
+        """Close every kept socket."""
+        with self._lock:
+            kept, self._idle = list(self._idle.values()), {}
+        for _, sock in kept:
+            sock.close()
+
+
+def _drain(sock: socket.socket) -> None:
+    """Read and drop whatever is waiting in ``sock``."""
+    while True:
+        try:
+            sock.recv(RECEIVE_BYTES, socket.MSG_DONTWAIT)
+        except ConnectionRefusedError:
+            continue  # an earlier send's ICMP error, now cleared
+        except (BlockingIOError, TimeoutError):
+            return
 
 
 def receive_timeout(sock: socket.socket, timeout_s: float) -> None:
@@ -203,10 +278,12 @@ def run_round(
     settings: RoundSettings = RoundSettings(),
     *,
     floors: PathFloors | None = None,
+    sockets: LandmarkSockets | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> envelope_pb2.Envelope:
     """Run one timed round with one landmark and return its checked receipt; with
-    ``floors``, an adaptive round, whose receipt's rtt_min joins them.
+    ``floors``, an adaptive round, whose receipt's rtt_min joins them; with ``sockets``, over
+    the socket kept for that landmark (a fresh one, closed after, without).
 
     Raises:
         RoundFailedError: UNREACHABLE (nothing was ever heard from the landmark),
@@ -229,11 +306,19 @@ def run_round(
         extend_above_ns=extend_above_ns,
     )
     deadline = clock() + settings.deadline_s
-    sock = _connect(endpoint, settings.resend_s)
+    if sockets is None:
+        sock = _connect(endpoint, _resolve(endpoint), settings.resend_s)
+    else:
+        sock = sockets.take(endpoint, settings.resend_s)
+    failed = True
     try:
         receipt = _drive(agent, sock, deadline, settings, clock)
+        failed = False
     finally:
-        sock.close()
+        if sockets is None:
+            sock.close()
+        else:
+            sockets.give_back(endpoint, sock, failed=failed)
     if floors is not None and agent.rtt_min_ns:
         floors.record(endpoint.landmark_id, agent.rtt_min_ns)
     return receipt
@@ -466,12 +551,15 @@ def run_rounds(
     *,
     concurrent: bool = False,
     floors: PathFloors | None = None,
+    sockets: LandmarkSockets | None = None,
 ) -> list[RoundOutcome]:
     """One round with each landmark, in the order given; failures are outcomes, not raised."""
 
     def one(endpoint: LandmarkEndpoint) -> RoundOutcome:
         try:
-            receipt = run_round(endpoint, device_id, signer, secrets, settings, floors=floors)
+            receipt = run_round(
+                endpoint, device_id, signer, secrets, settings, floors=floors, sockets=sockets
+            )
         except RoundFailedError as failure:
             return RoundOutcome(endpoint.landmark_id, None, failure)
         return RoundOutcome(endpoint.landmark_id, receipt, None)
