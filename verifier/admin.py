@@ -1,14 +1,15 @@
 """What an operator changes while the verifier runs: licences, revocations, the landmark
 registry and exclusions; each validated, recorded in the audit log, and in force from the
-next proof on every worker.
+next proof on every worker of every replica on the database.
 
-Each operation reuses the store operation or file the rest of the verifier already keeps:
+Every change is one transaction of the store, which every replica reads before each batch:
 licences are :class:`~geoattest.verifier.live_licences.LiveLicences` versions (as
 ``verifier licences apply`` makes), exclusions and their lifting are the store's (as the
-peer audit and ``verifier lift`` make), and revocations and registrations edit the
-revocation list and registry files (as ``device revoke``, ``landmark revoke`` and
-``landmark register`` do), which every worker re-reads when they change
-(:class:`~geoattest.verifier.operator_files.OperatorFiles`).
+peer audit and ``verifier lift`` make), and revocations and registrations are the store's
+rows, added to what the operator's files (the registry and the revocation list, which
+``landmark register``, ``device revoke`` and ``landmark revoke`` edit on one host) say
+(:class:`~geoattest.verifier.store.StoredTrust`). What a file says, the admin API cannot
+undo: restoring a device the revocation list file revokes is refused.
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from geoattest.errors import (
     LandmarkKeyReusedError,
     Reason,
 )
-from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList, check_device_id
-from geoattest.pki.names import check_identifier
+from geoattest.pki import LandmarkRecord, LandmarkRegistry, check_device_id
 from geoattest.verifier.audit_log import admin_record
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.operator_files import OperatorFiles
-from geoattest.verifier.service import VerifierService
+from geoattest.verifier.service import VerifierService, with_stored_landmarks
 from geoattest.verifier.store import Store
 
 
@@ -121,33 +121,31 @@ class Admin:
     def revoke_device(self, who: str, device_id: str, why: str, now_ns: int) -> str:
         """Raises: AdminError: a bad id, or already revoked."""
         _invalid(lambda: check_device_id(device_id))
-
-        def revoke(revoked: RevocationList) -> RevocationList:
-            if revoked.device_revoked(device_id):
-                raise AdminError(Reason.ADMIN_CONFLICT, f"device {device_id} is already revoked")
-            return revoked.with_device(device_id)
-
-        self._edit_revocations(revoke)
+        if self._files.load_revocations().device_revoked(device_id):
+            raise AdminError(
+                Reason.ADMIN_CONFLICT, f"device {device_id} is already revoked (revocation list)"
+            )
+        try:
+            self._store.revoke_device(device_id, now_ns, by=who, why=why)
+        except ConfigError as exc:
+            raise AdminError(Reason.ADMIN_CONFLICT, exc.detail) from exc
         self._record(who, "revoke_device", now_ns, device_id=device_id, why=why)
         return f"device {device_id} revoked"
 
     def restore_device(self, who: str, device_id: str, why: str, now_ns: int) -> str:
-        """Raises: AdminError: the device is not revoked."""
-
-        def restore(revoked: RevocationList) -> RevocationList:
-            if not revoked.device_revoked(device_id):
-                raise AdminError(Reason.ADMIN_NOT_FOUND, f"device {device_id[:64]} is not revoked")
-            return revoked.without_device(device_id)
-
-        self._edit_revocations(restore)
+        """Raises: AdminError: the device is not revoked, or only by the revocation list
+        file (which an operator edits on every host)."""
+        if self._files.load_revocations().device_revoked(device_id):
+            raise AdminError(
+                Reason.ADMIN_CONFLICT,
+                f"device {device_id[:64]} is revoked by the revocation list file: edit the file",
+            )
+        try:
+            self._store.restore_device(device_id)
+        except ConfigError as exc:
+            raise AdminError(Reason.ADMIN_NOT_FOUND, exc.detail) from exc
         self._record(who, "restore_device", now_ns, device_id=device_id, why=why)
         return f"device {device_id} restored"
-
-    def _edit_revocations(self, change: Callable[[RevocationList], RevocationList]) -> None:
-        try:
-            self._files.edit_revocations(change)
-        except ConfigError as exc:
-            raise AdminError(Reason.ADMIN_INVALID, exc.detail) from exc
 
     # --- landmarks ------------------------------------------------------------------
 
@@ -170,21 +168,21 @@ class Admin:
         except EvidenceError as exc:
             raise AdminError(Reason.ADMIN_INVALID, f"public key: {exc.detail}") from exc
         record = LandmarkRecord(landmark_id, latitude, longitude, key, name, operator)
-
-        def register(registry: LandmarkRegistry) -> None:
-            if registry.get(landmark_id) is not None:
-                raise AdminError(
-                    Reason.ADMIN_CONFLICT, f"landmark {landmark_id} is already registered"
-                )
-            try:
-                registry.add(record)
-            except LandmarkKeyReusedError:
-                raise  # its own stable reason: one key is one landmark
-            except ConfigError as exc:
-                raise AdminError(Reason.ADMIN_INVALID, exc.detail) from exc
-
-        _invalid(lambda: check_identifier(landmark_id, "landmark id"))
-        self._files.edit_registry(register)
+        registry = self._registry()
+        if registry.get(landmark_id) is not None:
+            raise AdminError(Reason.ADMIN_CONFLICT, f"landmark {landmark_id} is already registered")
+        try:
+            registry.add(record)  # id, operator, site, and the key once across file and store
+        except LandmarkKeyReusedError:
+            raise  # its own stable reason: one key is one landmark
+        except ConfigError as exc:
+            raise AdminError(Reason.ADMIN_INVALID, exc.detail) from exc
+        try:
+            self._store.register_landmark(record, now_ns, by=who)
+        except LandmarkKeyReusedError:
+            raise
+        except ConfigError as exc:  # another replica registered the id meanwhile
+            raise AdminError(Reason.ADMIN_CONFLICT, exc.detail) from exc
         self._record(
             who,
             "register_landmark",
@@ -197,8 +195,14 @@ class Admin:
         )
         return f"landmark {landmark_id} ({operator}) registered, key {key.key_id[:16]}"
 
+    def _registry(self) -> LandmarkRegistry:
+        """The landmarks of the registry file and of the store, as one registry."""
+        return LandmarkRegistry(
+            with_stored_landmarks(self._files.load_registry(), self._store.trust().landmarks)
+        )
+
     def _registered(self, landmark_id: str) -> LandmarkRecord:
-        record = self._files.load_registry().get(landmark_id)
+        record = self._registry().get(landmark_id)
         if record is None:
             raise AdminError(
                 Reason.ADMIN_NOT_FOUND, f"landmark {landmark_id[:64]} is not registered"
@@ -208,15 +212,15 @@ class Admin:
     def revoke_landmark(self, who: str, landmark_id: str, why: str, now_ns: int) -> str:
         """Revoke the landmark and its key. Raises: AdminError: not registered, or revoked."""
         key_id = self._registered(landmark_id).verifying_key.key_id
-
-        def revoke(revoked: RevocationList) -> RevocationList:
-            if revoked.landmark_revoked(landmark_id):
-                raise AdminError(
-                    Reason.ADMIN_CONFLICT, f"landmark {landmark_id} is already revoked"
-                )
-            return revoked.with_landmark(landmark_id, key_id)
-
-        self._edit_revocations(revoke)
+        if self._files.load_revocations().landmark_revoked(landmark_id):
+            raise AdminError(
+                Reason.ADMIN_CONFLICT,
+                f"landmark {landmark_id} is already revoked (revocation list)",
+            )
+        try:
+            self._store.revoke_landmark(landmark_id, key_id, now_ns, by=who, why=why)
+        except ConfigError as exc:
+            raise AdminError(Reason.ADMIN_CONFLICT, exc.detail) from exc
         self._record(
             who, "revoke_landmark", now_ns, landmark_id=landmark_id, key_id=key_id, why=why
         )

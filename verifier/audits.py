@@ -22,7 +22,7 @@ Example::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from geoattest.crypto import sha256
@@ -51,13 +51,15 @@ class PeerAudits:
     def __init__(
         self,
         store: Store,
-        landmarks: Sequence[LandmarkRecord],
+        landmarks: Callable[[], Sequence[LandmarkRecord]],
         *,
         window_ns: int,
         max_receipts: int,
     ) -> None:
+        """``landmarks`` gives the landmarks registered now (files and store), read at each
+        hand-in, so a landmark registered meanwhile is audited from its first."""
         self._store = store
-        self._landmarks = tuple(landmarks)
+        self._landmarks = landmarks
         self._window_ns = window_ns
         self._max_receipts = max_receipts
 
@@ -83,9 +85,10 @@ class PeerAudits:
                 f"{len(receipts)} peer receipts in one call; at most {self._max_receipts}",
             )
         since_ns = now_ns - self._window_ns
+        landmarks = tuple(self._landmarks())
         measured: list[tuple[bytes, PeerMeasurement]] = []
         for receipt in receipts:
-            measurement = measure_peer(receipt, self._landmarks)
+            measurement = measure_peer(receipt, landmarks)
             if measurement.time_ns < since_ns:
                 raise EvidenceError(
                     Reason.STALE_RECEIPT,
@@ -95,24 +98,26 @@ class PeerAudits:
             measured.append((sha256(receipt.payload), measurement))
 
         def decide(audited: AuditedPeers) -> list[tuple[str, Alert]]:
-            return self._exclusions(audited, now_ns)
+            return self._exclusions(audited, now_ns, landmarks)
 
         stored, raised = self._store.record_peer_audit(measured, now_ns, since_ns, decide)
         return AuditOutcome(
             stored, tuple(lid for lid, _ in raised), tuple(alert for _, alert in raised)
         )
 
-    def _exclusions(self, audited: AuditedPeers, now_ns: int) -> list[tuple[str, Alert]]:
+    def _exclusions(
+        self, audited: AuditedPeers, now_ns: int, landmarks: Sequence[LandmarkRecord]
+    ) -> list[tuple[str, Alert]]:
         """The suspects not yet excluded; one lifted before counts only on measurements
         that arrived after its lift."""
-        report = judge(placed((m for m, _ in audited.measurements), self._landmarks))
+        report = judge(placed((m for m, _ in audited.measurements), landmarks))
         fresh: list[tuple[str, Alert]] = []
         for landmark_id in sorted(report.suspects - audited.excluded):
             lifted_ns = audited.last_lifted_ns.get(landmark_id)
             evidence = report
             if lifted_ns is not None:
                 since_lift = [m for m, at in audited.measurements if at > lifted_ns]
-                evidence = judge(placed(since_lift, self._landmarks))
+                evidence = judge(placed(since_lift, landmarks))
                 if landmark_id not in evidence.suspects:
                     continue
             fresh.append(

@@ -24,13 +24,14 @@ disk.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
 from geoattest.errors import AccessError, EvidenceError, GeoattestError, Reason
-from geoattest.pki import TrustAnchors
+from geoattest.pki import LandmarkRecord, RevocationList, TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verdict import LandmarkBound, Verdict
@@ -52,6 +53,7 @@ from geoattest.verifier.store import (
     Store,
     StoreConflictError,
     StoredResult,
+    StoredTrust,
 )
 from geoattest.wire.decode import (
     MAX_DATAGRAM_BYTES,
@@ -61,6 +63,8 @@ from geoattest.wire.decode import (
     decode,
 )
 from geoattest.wire.envelope import PayloadType, open_envelope
+
+_log = logging.getLogger("geoattest.verifier")
 
 MIN_NONCE_BYTES = 16
 CONFLICT_RETRIES = 3
@@ -191,6 +195,41 @@ def check_signed_by(key_id: str, proofs: Sequence[envelope_pb2.Envelope]) -> Non
             )
 
 
+def with_stored_landmarks(
+    registered: Iterable[LandmarkRecord], stored: Iterable[LandmarkRecord]
+) -> list[LandmarkRecord]:
+    """The registry file's landmarks and the store's. A stored landmark whose id or key
+    the file holds already is left out: the file's entry counts, and one key stays one
+    landmark."""
+    landmarks = list(registered)
+    ids = {record.landmark_id for record in landmarks}
+    keys = {record.verifying_key.key_id for record in landmarks}
+    for record in stored:
+        if record.landmark_id in ids or record.verifying_key.key_id in keys:
+            _log.warning(
+                "landmark %s registered in the store is left out: the registry file holds"
+                " its id or its key",
+                record.landmark_id,
+            )
+            continue
+        landmarks.append(record)
+    return landmarks
+
+
+def _with_stored(appraiser: ProofAppraiser, trust: StoredTrust) -> ProofAppraiser:
+    """``appraiser`` (the operator's files) with the store's revocations, exclusions and
+    landmarks added."""
+    revocations = appraiser.revocations.including(trust.revocations).including(
+        RevocationList(landmarks=trust.excluded)
+    )
+    return ProofAppraiser(
+        appraiser.config,
+        with_stored_landmarks(appraiser.landmarks, trust.landmarks),
+        revocations,
+        appraiser.region,
+    )
+
+
 def _alert_record(alert: Alert) -> dict[str, object]:
     return alert_record(
         alert_id=alert.alert_id,
@@ -245,11 +284,11 @@ class VerifierService:
         self._alert_sinks: list[Callable[[Sequence[Alert]], None]] = []
         self._audits = PeerAudits(
             store,
-            appraiser.landmarks,
+            lambda: self._appraiser_in_force().landmarks,
             window_ns=config.audit_window_ns,
             max_receipts=config.max_batch,
         )
-        self._excluded: frozenset[str] = frozenset()
+        self._trust_version: int | None = None
         self._in_force = appraiser
         self.rejections = Rejections(on_count=self._count_refusals)
         """Proofs and requests refused before any device's key vouched for them: counted
@@ -297,7 +336,7 @@ class VerifierService:
         )
         if identity.device_id != cert.device_id:
             raise EvidenceError(Reason.DEVICE_MISMATCH, "identity names another device")
-        if self._appraiser.revocations.device_revoked(cert.device_id):
+        if self.device_revoked(cert.device_id):
             raise EvidenceError(Reason.REVOKED_DEVICE, cert.device_id)
         try:
             payload = open_envelope(possession, PayloadType.ENROLMENT, cert.verifying_key)
@@ -338,22 +377,20 @@ class VerifierService:
 
     def device_revoked(self, device_id: str) -> bool:
         """Whether the device is revoked now (its TLS connections are refused)."""
-        self._reload_files()
-        return self._appraiser.revocations.device_revoked(device_id)
+        return self._appraiser_in_force().revocations.device_revoked(device_id)
 
-    def _reload_files(self) -> None:
-        """Judge by the operator's files as they are now, if they changed (an admin edit
-        through this or another worker)."""
+    def _reload_files(self) -> bool:
+        """Judge by the operator's files as they are now, if they changed (an edit on this
+        host); whether they did."""
         if self.files is None or not self.files.changed():
-            return
+            return False
         self._appraiser = ProofAppraiser(
             self._appraiser.config,
             self.files.load_registry(),
             self.files.load_revocations(),
             self._appraiser.region,
         )
-        self._excluded = frozenset()
-        self._in_force = self._appraiser
+        return True
 
     def submit(self, proof: bytes | envelope_pb2.Envelope, now_ns: int) -> ProofResult:
         return self.submit_batch([proof], now_ns)[0]
@@ -566,7 +603,7 @@ class VerifierService:
         device, head = summary.device, summary.head
         last_seen = summary.last_evidence_time_ns if head else device.record.enrolled_at_ns
         state = device.state
-        if self._appraiser.revocations.device_revoked(device_id):
+        if self.device_revoked(device_id):
             state = DeviceState.REVOKED
         elif last_seen < self.stale_cutoff(now_ns):
             state = DeviceState.STALE
@@ -605,17 +642,16 @@ class VerifierService:
         return outcome
 
     def _appraiser_in_force(self) -> ProofAppraiser:
-        """The appraiser with the stored exclusions as revocations. Read before every
-        batch, so an exclusion made (or lifted) by another worker process holds here too,
-        as do the operator's files if they changed."""
-        self._reload_files()
-        excluded = self._store.excluded_landmarks()
-        if excluded != self._excluded:
-            revocations = self._appraiser.revocations
-            for landmark_id in sorted(excluded - revocations.landmarks):
-                revocations = revocations.with_landmark(landmark_id)
-            self._excluded = excluded
-            self._in_force = self._appraiser.with_revocations(revocations)
+        """The appraiser by the operator's files and by what the store adds to them
+        (revocations and landmarks made through the admin API, exclusions). Checked before
+        every batch at the cost of one ``stat`` per file and one read of the store's trust
+        version; the rest is read again only when either moved, so a change made through
+        any replica holds here from the next proof."""
+        files_changed = self._reload_files()
+        if files_changed or self._store.trust_version() != self._trust_version:
+            trust = self._store.trust()
+            self._in_force = _with_stored(self._appraiser, trust)
+            self._trust_version = trust.version
         return self._in_force
 
     def sweep_stale(self, now_ns: int) -> list[Alert]:

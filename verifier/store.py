@@ -4,8 +4,9 @@ and one data-access layer over SQLAlchemy Core for both.
 It holds enrolled devices, the export licences in force (each change a new version),
 accepted proofs with their evidence (the exact envelope bytes), signed results, alerts,
 each device's chain head and the ``(device, previous digest) -> digest`` index that
-exposes forks, and the landmarks' peer measurements and the exclusions the audits made of
-them. It implements the
+exposes forks, the landmarks' peer measurements and the exclusions the audits made of
+them, and what operators revoked and registered through the admin API
+(:class:`StoredTrust`, read whole only when its version moves). It implements the
 pipeline's :class:`~geoattest.verifier.state.TrustedState`, so appraisals read exactly what is
 durable.
 
@@ -21,8 +22,8 @@ the device first, :class:`StoreConflictError` is raised, nothing is written, and
 caller appraises again against the new head. Any other failure of the database is
 :class:`StoreUnavailableError`: the drivers' own exceptions (sqlite3, psycopg,
 SQLAlchemy) never leave this module. Writes that must happen once across the fleet (the
-stale sweep, licence changes, landmark exclusions, alert ids in commit order) hold a
-PostgreSQL advisory lock for their transaction.
+stale sweep, licence changes, landmark exclusions, revocations and registrations, alert
+ids in commit order) hold a PostgreSQL advisory lock for their transaction.
 
 Each process holds at most ``pool_size`` connections, and one more for alert notifications
 on PostgreSQL (:mod:`geoattest.verifier.alerts`): the default and the rule for N processes
@@ -77,6 +78,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -102,7 +104,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
-from geoattest.errors import ConfigError, GeoattestError, Reason
+from geoattest.errors import ConfigError, GeoattestError, LandmarkKeyReusedError, Reason
+from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.crosscheck import PeerMeasurement
 from geoattest.verifier.licences import ExportLicence
@@ -240,6 +243,26 @@ class AuditedPeers:
     """When each landmark's last exclusion was lifted."""
 
 
+class Revoked(StrEnum):
+    """What a row of ``revocations`` revokes (the kinds of :class:`RevocationList`)."""
+
+    DEVICE = "device"
+    LANDMARK = "landmark"
+    LANDMARK_KEY = "landmark_key"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrust:
+    """What the store adds to the operator's files: revocations and landmarks made
+    through the admin API, and the exclusions in force, as of :attr:`version`."""
+
+    version: int
+    """Raised by one in the transaction of every change to any of these."""
+    revocations: RevocationList
+    landmarks: tuple[LandmarkRecord, ...]
+    excluded: frozenset[str]
+
+
 class AuditDecision(Protocol):
     def __call__(self, audited: AuditedPeers) -> Sequence[tuple[str, Alert]]:
         """The landmarks to exclude now, each with its alert."""
@@ -301,6 +324,20 @@ class Store(Protocol):
     ) -> Exclusion: ...
 
     def lift_exclusion(self, landmark_id: str, now_ns: int, *, by: str, why: str) -> Exclusion: ...
+
+    def trust_version(self) -> int: ...
+
+    def trust(self) -> StoredTrust: ...
+
+    def revoke_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None: ...
+
+    def restore_device(self, device_id: str) -> None: ...
+
+    def revoke_landmark(
+        self, landmark_id: str, key_id: str, now_ns: int, *, by: str, why: str
+    ) -> None: ...
+
+    def register_landmark(self, record: LandmarkRecord, now_ns: int, *, by: str) -> None: ...
 
     def probe(self) -> None: ...
 
@@ -470,6 +507,43 @@ landmark_exclusions = Table(
     Column("lift_reason", Text, nullable=False),
 )
 """Every exclusion the peer audit made, in force until ``lifted_at_ns`` is set."""
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("subject", String(128), primary_key=True),
+    Column("revoked_at_ns", BigInteger, nullable=False),
+    Column("revoked_by", Text, nullable=False),
+    Column("why", Text, nullable=False),
+)
+"""Devices, landmarks and landmark keys (:class:`Revoked`) revoked through the admin API:
+in force while the row exists (a device restored loses its row; who and why are in the
+audit log)."""
+
+registered_landmarks = Table(
+    "landmarks",
+    metadata,
+    Column("landmark_id", String(128), primary_key=True),
+    Column("key_id", String(64), nullable=False, unique=True),
+    Column("spki", LargeBinary, nullable=False),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("operator", String(128), nullable=False),
+    Column("registered_at_ns", BigInteger, nullable=False),
+    Column("registered_by", Text, nullable=False),
+)
+"""Landmarks registered through the admin API, beside the registry file's (one key, one
+landmark, across both: the admin refuses a clash with the file)."""
+
+trust_versions = Table(
+    "trust_version",
+    metadata,
+    Column("version", BigInteger, nullable=False),
+)
+"""One row: :attr:`StoredTrust.version`. Every replica reads it before each batch and
+reads the rest again only when it moved."""
 
 
 schema_version = Table(
@@ -1087,6 +1161,8 @@ class SqlStore:
                 },
             )
             raised = list(decide(audited))
+            if raised:
+                _trust_changed(conn)
             for landmark_id, alert in raised:
                 conn.execute(
                     insert(landmark_exclusions).values(
@@ -1125,6 +1201,7 @@ class SqlStore:
         with self._write(_AUDIT_LOCK) as conn:
             if any(e.landmark_id == landmark_id and e.in_force for e in _exclusions(conn)):
                 raise ConfigError(f"landmark {landmark_id[:128]} is already excluded")
+            _trust_changed(conn)
             conn.execute(
                 insert(landmark_exclusions).values(
                     landmark_id=landmark_id,
@@ -1148,6 +1225,7 @@ class SqlStore:
             found = [e for e in _exclusions(conn) if e.landmark_id == landmark_id and e.in_force]
             if not found:
                 raise ConfigError(f"landmark {landmark_id[:128]} is not excluded")
+            _trust_changed(conn)
             conn.execute(
                 update(landmark_exclusions)
                 .where(
@@ -1157,6 +1235,130 @@ class SqlStore:
                 .values(lifted_at_ns=now_ns, lifted_by=by, lift_reason=why)
             )
         return replace(found[-1], lifted_at_ns=now_ns, lifted_by=by, lift_reason=why)
+
+    # --- revocations and registrations --------------------------------------------------
+
+    def trust_version(self) -> int:
+        """:attr:`StoredTrust.version` now: one row, read before every batch."""
+        with self._read() as conn:
+            return int(conn.execute(_TRUST_VERSION).scalar_one())
+
+    def trust(self) -> StoredTrust:
+        """The revocations, landmarks and exclusions in force. The version is read first:
+        rows newer than it only make the next batch read them again, never miss one."""
+        with self._read() as conn:
+            version = int(conn.execute(_TRUST_VERSION).scalar_one())
+            revoked: dict[str, set[str]] = {kind.value: set() for kind in Revoked}
+            for kind, subject in conn.execute(select(revocations.c.kind, revocations.c.subject)):
+                revoked[kind].add(subject)
+            landmarks = tuple(
+                LandmarkRecord(
+                    r.landmark_id,
+                    r.latitude,
+                    r.longitude,
+                    _verifying_key(bytes(r.spki)),
+                    r.name,
+                    r.operator,
+                )
+                for r in conn.execute(
+                    select(registered_landmarks).order_by(registered_landmarks.c.landmark_id)
+                )
+            )
+            excluded = frozenset(
+                str(landmark_id) for landmark_id in conn.execute(_EXCLUDED).scalars()
+            )
+        return StoredTrust(
+            version,
+            RevocationList(
+                version,
+                frozenset(revoked[Revoked.DEVICE]),
+                frozenset(revoked[Revoked.LANDMARK]),
+                frozenset(revoked[Revoked.LANDMARK_KEY]),
+            ),
+            landmarks,
+            excluded,
+        )
+
+    def revoke_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None:
+        """Revoke the device on every replica from its next proof.
+
+        Raises:
+            ConfigError: it is already revoked; nothing changed.
+        """
+        with self._write(_TRUST_LOCK) as conn:
+            if _revoked(conn, Revoked.DEVICE, device_id):
+                raise ConfigError(f"device {device_id[:128]} is already revoked")
+            _revoke(conn, [(Revoked.DEVICE, device_id)], now_ns, by, why)
+
+    def restore_device(self, device_id: str) -> None:
+        """Lift the device's revocation made through the store.
+
+        Raises:
+            ConfigError: the store holds no revocation of it; nothing changed.
+        """
+        with self._write(_TRUST_LOCK) as conn:
+            gone = conn.execute(
+                delete(revocations).where(
+                    revocations.c.kind == Revoked.DEVICE.value, revocations.c.subject == device_id
+                )
+            ).rowcount
+            if not gone:
+                raise ConfigError(f"device {device_id[:128]} is not revoked")
+            _trust_changed(conn)
+
+    def revoke_landmark(
+        self, landmark_id: str, key_id: str, now_ns: int, *, by: str, why: str
+    ) -> None:
+        """Revoke the landmark and its key (untrusted under any id it is ever registered
+        under), in one transaction.
+
+        Raises:
+            ConfigError: the landmark is already revoked; nothing changed.
+        """
+        with self._write(_TRUST_LOCK) as conn:
+            if _revoked(conn, Revoked.LANDMARK, landmark_id):
+                raise ConfigError(f"landmark {landmark_id[:128]} is already revoked")
+            subjects = [(Revoked.LANDMARK, landmark_id)]
+            if not _revoked(conn, Revoked.LANDMARK_KEY, key_id):
+                subjects.append((Revoked.LANDMARK_KEY, key_id))
+            _revoke(conn, subjects, now_ns, by, why)
+
+    def register_landmark(self, record: LandmarkRecord, now_ns: int, *, by: str) -> None:
+        """Register a landmark on every replica from its next proof.
+
+        Raises:
+            ConfigError: its id is registered already; nothing changed.
+            LandmarkKeyReusedError: its key is registered under another id; nothing changed.
+        """
+        key_id = record.verifying_key.key_id
+        with self._write(_TRUST_LOCK) as conn:
+            held = conn.execute(
+                select(registered_landmarks.c.landmark_id, registered_landmarks.c.key_id).where(
+                    (registered_landmarks.c.landmark_id == record.landmark_id)
+                    | (registered_landmarks.c.key_id == key_id)
+                )
+            ).first()
+            if held is not None and held.landmark_id == record.landmark_id:
+                raise ConfigError(f"landmark {record.landmark_id} is already registered")
+            if held is not None:
+                raise LandmarkKeyReusedError(
+                    f"landmark {record.landmark_id}: public key {key_id[:16]} is already"
+                    f" registered as landmark {held.landmark_id}"
+                )
+            conn.execute(
+                insert(registered_landmarks).values(
+                    landmark_id=record.landmark_id,
+                    key_id=key_id,
+                    spki=record.verifying_key.der(),
+                    latitude=record.latitude,
+                    longitude=record.longitude,
+                    name=record.name,
+                    operator=record.operator,
+                    registered_at_ns=now_ns,
+                    registered_by=by,
+                )
+            )
+            _trust_changed(conn)
 
     def retain(self, cutoff_ns: int, *, archive: bool, batch: int = 10_000) -> int:
         """Move proofs received before ``cutoff_ns``, with their results, to the archive
@@ -1239,6 +1441,41 @@ def _exclusions(conn: Connection) -> list[Exclusion]:
         )
         for r in rows
     ]
+
+
+def _trust_changed(conn: Connection) -> None:
+    """Raise :attr:`StoredTrust.version`, in the transaction that changes what it covers."""
+    conn.execute(update(trust_versions).values(version=trust_versions.c.version + 1))
+
+
+def _revoked(conn: Connection, kind: Revoked, subject: str) -> bool:
+    return (
+        conn.execute(
+            select(revocations.c.subject).where(
+                revocations.c.kind == kind.value, revocations.c.subject == subject
+            )
+        ).first()
+        is not None
+    )
+
+
+def _revoke(
+    conn: Connection, subjects: Sequence[tuple[Revoked, str]], now_ns: int, by: str, why: str
+) -> None:
+    conn.execute(
+        insert(revocations),
+        [
+            {
+                "kind": kind.value,
+                "subject": subject,
+                "revoked_at_ns": now_ns,
+                "revoked_by": by,
+                "why": why,
+            }
+            for kind, subject in subjects
+        ],
+    )
+    _trust_changed(conn)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -1397,6 +1634,7 @@ _HEAD_DIGESTS = (
     .order_by(chain_heads.c.device_id)
     .with_for_update()
 )
+_TRUST_VERSION = select(trust_versions.c.version)
 _EXCLUDED = select(landmark_exclusions.c.landmark_id).where(
     landmark_exclusions.c.lifted_at_ns.is_(None)
 )
@@ -1432,6 +1670,7 @@ _ALERTS_LOCK = 0x6765_6F01
 _SWEEP_LOCK = 0x6765_6F02
 _LICENCES_LOCK = 0x6765_6F03
 _AUDIT_LOCK = 0x6765_6F04
+_TRUST_LOCK = 0x6765_6F05
 
 _CONFLICT_STATES = frozenset({"40001", "40P01"})
 """PostgreSQL's serialization failure and deadlock: another writer won, try again."""
@@ -1525,7 +1764,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -1563,6 +1802,7 @@ def _set_version(conn: Connection) -> None:
 
 def _create_schema(conn: Connection) -> None:
     metadata.create_all(conn)
+    conn.execute(insert(trust_versions).values(version=0))
     _set_version(conn)
 
 
@@ -1576,9 +1816,17 @@ def _add_archives(conn: Connection) -> None:
     metadata.create_all(conn, tables=[proofs_archive, results_archive])
 
 
+def _add_stored_trust(conn: Connection) -> None:
+    """Version 4: revocations and landmarks made through the admin API are rows, so every
+    replica holds them."""
+    metadata.create_all(conn, tables=[revocations, registered_landmarks, trust_versions])
+    conn.execute(insert(trust_versions).values(version=0))
+
+
 _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     2: _add_schema_version,
     3: _add_archives,
+    4: _add_stored_trust,
 }
 """Each version's step from the one before it."""
 

@@ -107,7 +107,8 @@ class LoadedVerifier:
     audit_log: Path | None = None
     checkpoint_every_ns: int = 60 * SECOND_NS
     registry: Path | None = None
-    """The landmark registry file the admin API edits; none: no admin API."""
+    """The landmark registry file (the store's registrations are added to it); none: no
+    admin API."""
     revocations: Path | None = None
     """The revocation list file, if the verifier has one."""
 

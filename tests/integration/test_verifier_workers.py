@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ from command import GEOATTEST
 from verifier_world import MEASUREMENT, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import Reason
+from geoattest.pki import RevocationList
 from geoattest.protocol.proof import ChainedProof
 from geoattest.v1 import admin_service_pb2, envelope_pb2, evidence_pb2
 from geoattest.verifier.pipeline import AlertKind
@@ -45,11 +47,21 @@ def world(tmp_path: Path) -> VerifierWorld:
 
 
 class Verifier:
-    """A ``geoattest verifier serve`` process and the address it printed."""
+    """A ``geoattest verifier serve`` process and the address it printed; with ``host``,
+    its registry and revocation list are copies of its own there, as on a host of its own."""
 
-    def __init__(self, world: VerifierWorld, database: str, *flags: str) -> None:
+    def __init__(
+        self, world: VerifierWorld, database: str, *flags: str, host: Path | None = None
+    ) -> None:
         args = world.serve_args()
         args[args.index("--db") + 1] = database
+        if host is not None:
+            host.mkdir()
+            registry = host / "landmarks.json"
+            shutil.copy(args[args.index("--landmarks") + 1], registry)
+            args[args.index("--landmarks") + 1] = str(registry)
+            RevocationList().save(host / "revocations.json")
+            args += ["--revocations", str(host / "revocations.json")]
         self.process = subprocess.Popen(
             [GEOATTEST, *args, *flags],
             stdout=subprocess.PIPE,
@@ -77,8 +89,8 @@ class Verifier:
 def start(world: VerifierWorld, database: str) -> Iterator:
     started: list[Verifier] = []
 
-    def start(*flags: str) -> Verifier:
-        started.append(Verifier(world, database, *flags))
+    def start(*flags: str, host: Path | None = None) -> Verifier:
+        started.append(Verifier(world, database, *flags, host=host))
         return started[-1]
 
     yield start
@@ -117,6 +129,34 @@ async def submit(target: str, proof: envelope_pb2.Envelope) -> evidence_pb2.Atte
     """Over a connection of its own, so that proofs sent together are in flight together."""
     async with VerifierClient(target, timeout_s=60) as client:
         return await client.submit(proof)
+
+
+async def call_admin(target: str, method: str, request: object) -> None:
+    async with VerifierClient(target) as client:
+        await client.admin(method, request)
+
+
+def prove_at(
+    world: VerifierWorld, target: str, device: ProvisionedChip
+) -> evidence_pb2.AttestationResult | VerifierRefused:
+    """``device``'s next proof at ``target``; its chain moves on if the proof was stored."""
+    proof, chain = next_proof(world, device)
+    try:
+        result = asyncio.run(submit(target, proof))
+    except VerifierRefused as refused:
+        return refused
+    device.chain = chain
+    return result
+
+
+def verdict(outcome: evidence_pb2.AttestationResult | VerifierRefused) -> int:
+    assert isinstance(outcome, evidence_pb2.AttestationResult), outcome
+    return outcome.verdict
+
+
+def refused_for(outcome: evidence_pb2.AttestationResult | VerifierRefused) -> Reason:
+    assert isinstance(outcome, VerifierRefused), outcome
+    return outcome.reason
 
 
 async def race(targets: tuple[str, str], pairs: list[tuple]) -> list[list]:
@@ -292,23 +332,11 @@ def test_licences_and_exclusions_changed_at_one_replica_hold_at_the_other(world,
     a, b = start(), start()
     asyncio.run(enrol(a.target, [chip, other]))
 
-    async def admin(method: str, request: object) -> None:
-        async with VerifierClient(a.target) as client:
-            await client.admin(method, request)
+    def admin(method: str, request: object) -> None:
+        asyncio.run(call_admin(a.target, method, request))
 
     def prove(device: ProvisionedChip) -> evidence_pb2.AttestationResult | VerifierRefused:
-        """``device``'s next proof at ``b``; its chain moves on if the proof was stored."""
-        proof, chain = next_proof(world, device)
-        try:
-            result = asyncio.run(submit(b.target, proof))
-        except VerifierRefused as refused:
-            return refused
-        device.chain = chain
-        return result
-
-    def verdict(outcome: evidence_pb2.AttestationResult | VerifierRefused) -> int:
-        assert isinstance(outcome, evidence_pb2.AttestationResult), outcome
-        return outcome.verdict
+        return prove_at(world, b.target, device)
 
     assert verdict(prove(chip)) == evidence_pb2.VERDICT_ALLOWED
     assert verdict(prove(other)) == evidence_pb2.VERDICT_ALLOWED
@@ -318,19 +346,78 @@ def test_licences_and_exclusions_changed_at_one_replica_hold_at_the_other(world,
     licence = admin_service_pb2.SetLicenceRequest(
         device_id="dev-0", region="SYD-300", valid_until_s=until_s
     )
-    asyncio.run(admin("SetLicence", licence))
+    admin("SetLicence", licence)
     assert verdict(prove(chip)) == evidence_pb2.VERDICT_OUTSIDE
     assert verdict(prove(other)) == evidence_pb2.VERDICT_ALLOWED
     licence.region = "FRA-300"
-    asyncio.run(admin("SetLicence", licence))
+    admin("SetLicence", licence)
     assert verdict(prove(chip)) == evidence_pb2.VERDICT_ALLOWED
 
     # An exclusion removes the landmark's receipts: the proof that carries one is refused.
     landmark = admin_service_pb2.LandmarkRequest(landmark_id="lm-fra", why="clock drift")
-    asyncio.run(admin("ExcludeLandmark", landmark))
+    admin("ExcludeLandmark", landmark)
     excluded = prove(other)
     assert isinstance(excluded, VerifierRefused), excluded
     assert excluded.reason is Reason.REVOKED_LANDMARK
-    asyncio.run(admin("LiftExclusion", landmark))
+    admin("LiftExclusion", landmark)
     assert verdict(prove(other)) == evidence_pb2.VERDICT_ALLOWED
     a.stop(), b.stop()
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_revocations_made_at_one_replica_hold_at_another_on_a_host_of_its_own(
+    world, start, tmp_path
+):
+    """Each replica reads its own copy of the registry and the revocation list, as on
+    hosts of their own; revocations go through ``a``'s admin API and every proof to
+    ``b``. ``b`` refuses the revoked device at its next proof, and counts the revoked
+    landmark's receipts no more (a replica that judged by its files alone would answer
+    ALLOWED); neither host's file changes."""
+    chip, other = world.chip("dev-0"), world.chip("dev-1")
+    a, b = start(host=tmp_path / "host-a"), start(host=tmp_path / "host-b")
+    asyncio.run(enrol(a.target, [chip, other]))
+    assert verdict(prove_at(world, b.target, chip)) == evidence_pb2.VERDICT_ALLOWED
+    assert verdict(prove_at(world, b.target, other)) == evidence_pb2.VERDICT_ALLOWED
+
+    device = admin_service_pb2.DeviceRequest(device_id="dev-0", why="stolen")
+    asyncio.run(call_admin(a.target, "RevokeDevice", device))
+    assert refused_for(prove_at(world, b.target, chip)) is Reason.REVOKED_DEVICE
+    assert verdict(prove_at(world, b.target, other)) == evidence_pb2.VERDICT_ALLOWED
+    asyncio.run(call_admin(a.target, "RestoreDevice", device))
+    assert verdict(prove_at(world, b.target, chip)) == evidence_pb2.VERDICT_ALLOWED
+
+    # Every proof carries lm-fra's receipt: revoked, it makes the proof no longer ALLOWED.
+    landmark = admin_service_pb2.LandmarkRequest(landmark_id="lm-fra", why="key leaked")
+    asyncio.run(call_admin(a.target, "RevokeLandmark", landmark))
+    assert refused_for(prove_at(world, b.target, other)) is Reason.REVOKED_LANDMARK
+    a.stop(), b.stop()
+    for host in ("host-a", "host-b"):
+        assert RevocationList.load(tmp_path / host / "revocations.json") == RevocationList()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_revocation_through_the_admin_api_holds_in_every_worker(world, start):
+    """Every chip proves over a connection of its own (spread over both workers, which
+    then have read what is in force); after the revocation, the revoked chip's next proof
+    is refused over each of many connections, whichever worker takes it."""
+    verifier = start("--workers", "2")
+    chips = [world.chip(f"dev-{i}") for i in range(CHIPS)]
+    asyncio.run(enrol(verifier.target, chips))
+
+    async def each(proofs: list) -> list:
+        calls = [submit(verifier.target, proof) for proof in proofs]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    firsts = [next_proof(world, chip) for chip in chips]
+    assert [verdict(r) for r in asyncio.run(each([p for p, _ in firsts]))] == [
+        evidence_pb2.VERDICT_ALLOWED
+    ] * CHIPS
+    chips[0].chain = firsts[0][1]
+
+    device = admin_service_pb2.DeviceRequest(device_id="dev-0", why="stolen")
+    asyncio.run(call_admin(verifier.target, "RevokeDevice", device))
+    proof, _ = next_proof(world, chips[0])
+    outcomes = asyncio.run(each([proof] * 2 * CHIPS))
+    assert {refused_for(outcome) for outcome in outcomes} == {Reason.REVOKED_DEVICE}
+    err = verifier.stop()
+    assert verifier.process.returncode == 0, err

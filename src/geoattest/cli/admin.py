@@ -124,9 +124,9 @@ licence_app.command("withdraw", help="Withdraw a device's licence.")(_device("Wi
 device_app.command("revoke", help="Revoke a device: every call it makes is refused.")(
     _device("RevokeDevice")
 )
-device_app.command("restore", help="Take a device off the revocation list.")(
-    _device("RestoreDevice")
-)
+device_app.command(
+    "restore", help="Lift a device's revocation made through the admin API (not a file's)."
+)(_device("RestoreDevice"))
 landmark_app.command("revoke", help="Revoke a landmark and its key for good.")(
     _landmark("RevokeLandmark")
 )

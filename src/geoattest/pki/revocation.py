@@ -49,6 +49,16 @@ class RevocationList:
         """Whether the landmark is revoked by its id or (given ``key_id``) by its key."""
         return landmark_id in self.landmarks or key_id in self.landmark_keys
 
+    def including(self, other: RevocationList) -> RevocationList:
+        """Everything this list or ``other`` revokes, at this list's version (the files'
+        revocations with the store's, say)."""
+        return replace(
+            self,
+            devices=self.devices | other.devices,
+            landmarks=self.landmarks | other.landmarks,
+            landmark_keys=self.landmark_keys | other.landmark_keys,
+        )
+
     def with_device(self, device_id: str) -> RevocationList:
         check_identifier(device_id, "device id")
         return replace(self, version=self.version + 1, devices=self.devices | {device_id})

@@ -91,6 +91,9 @@ def test_database_is_in_wal_mode_with_full_sync(world):
         "schema_version",
         "proofs_archive",
         "results_archive",
+        "revocations",
+        "landmarks",
+        "trust_version",
     }
     store.close()
 

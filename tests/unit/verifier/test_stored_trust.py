@@ -1,0 +1,310 @@
+"""Revocations and landmark registrations made through the admin API are store rows: made
+through one replica's admin, they hold for the next proof at another replica over the same
+database (two services, each with a store of its own, as two ``verifier serve`` processes
+on two hosts would have), on SQLite and on a real PostgreSQL server alike. Bad calls are
+refused with a stable reason and leave every table as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from verifier_world import NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld, region_appraiser
+
+from geoattest.crypto import KeySigner
+from geoattest.errors import EvidenceError, GeoattestError, LandmarkKeyReusedError, Reason
+from geoattest.pki import LandmarkRegistry, RevocationList
+from geoattest.verdict import Verdict
+from geoattest.verifier.admin import Admin, AdminError
+from geoattest.verifier.operator_files import OperatorFiles
+from geoattest.verifier.service import ProofResult, VerifierService
+from geoattest.verifier.store import DeviceState, SqlStore, StoreUnavailableError
+
+S = 10**9
+
+
+@dataclass
+class Replicas:
+    """Two replicas over one database; changes go through ``a``'s admin, proofs to ``b``."""
+
+    world: VerifierWorld
+    a: VerifierService
+    b: VerifierService
+    admin: Admin
+    stores: tuple[SqlStore, SqlStore]
+
+    def prove(self, chip: ProvisionedChip, step: int, *, advance: bool = True) -> ProofResult:
+        """``chip``'s next proof at ``b``, ``step`` seconds on."""
+        unix_ns = UNIX_NS + step * S
+        proof = self.world.proof(chip, unix_ns=unix_ns, advance=advance)
+        return self.b.submit(proof, NOW_NS + step * S)
+
+
+def operator_files(world: VerifierWorld) -> OperatorFiles:
+    """The registry and a revocation list (revoking ``dev-5``) as files on ``a``'s host."""
+    registry, revoked = world.root / "landmarks.json", world.root / "revocations.json"
+    LandmarkRegistry(world.landmark_records()).save(registry)
+    RevocationList().with_device("dev-5").save(revoked)
+    return OperatorFiles(registry, revoked)
+
+
+def replicas_over(world: VerifierWorld, database: str, busy_timeout_ms: int = 10_000) -> Replicas:
+    stores = (
+        SqlStore.open(database, busy_timeout_ms=busy_timeout_ms),
+        SqlStore.open(database, busy_timeout_ms=busy_timeout_ms),
+    )
+    a, b = world.service(stores[0]), world.service(stores[1])
+    admin = Admin(a, stores[0], operator_files(world), region_appraiser().has_region)
+    return Replicas(world, a, b, admin, stores)
+
+
+@pytest.fixture
+def world(tmp_path) -> VerifierWorld:
+    return VerifierWorld.create(tmp_path)
+
+
+@pytest.fixture
+def replicas(world, database):
+    replicas = replicas_over(world, database)
+    yield replicas
+    for store in replicas.stores:
+        store.close()
+
+
+def enrolled(replicas: Replicas, device_id: str) -> ProvisionedChip:
+    chip = replicas.world.chip(device_id)
+    replicas.b.enrol(chip.identity(), chip.possession(), NOW_NS)
+    return chip
+
+
+def test_a_device_revoked_at_one_replica_is_refused_at_the_next_proof_at_another(replicas):
+    chip = enrolled(replicas, "dev-1")
+    assert replicas.prove(chip, 0).verdict is Verdict.ALLOWED  # b has read what is in force
+
+    replicas.admin.revoke_device("operator-1", "dev-1", "stolen", NOW_NS)
+    refused = replicas.prove(chip, 1, advance=False)
+    assert (refused.verdict, refused.reason) == (Verdict.REJECTED, Reason.REVOKED_DEVICE)
+    assert replicas.b.device_status("dev-1", NOW_NS).state is DeviceState.REVOKED
+    assert replicas.b.device_revoked("dev-1")
+    other = replicas.world.chip("dev-2")
+    replicas.admin.revoke_device("operator-1", "dev-2", "never shipped", NOW_NS)
+    with pytest.raises(EvidenceError) as enrolment:
+        replicas.b.enrol(other.identity(), other.possession(), NOW_NS)
+    assert enrolment.value.reason is Reason.REVOKED_DEVICE
+
+    replicas.admin.restore_device("operator-1", "dev-1", "found", NOW_NS)
+    assert replicas.prove(chip, 2).verdict is Verdict.ALLOWED
+    assert not replicas.b.device_revoked("dev-1")
+
+
+def test_a_landmark_revoked_at_one_replica_no_longer_counts_at_another(replicas):
+    chip = enrolled(replicas, "dev-1")
+    assert replicas.prove(chip, 0).verdict is Verdict.ALLOWED
+
+    replicas.admin.revoke_landmark("operator-1", "lm-han", "key leaked", NOW_NS)
+    refused = replicas.prove(chip, 1, advance=False)
+    assert (refused.verdict, refused.reason) == (Verdict.REJECTED, Reason.REVOKED_LANDMARK)
+    revoked = replicas.stores[1].trust().revocations
+    assert revoked.landmarks == {"lm-han"}
+    assert revoked.landmark_keys == {replicas.world.landmarks["lm-han"].verifying_key.key_id}
+
+
+def test_a_landmark_registered_at_one_replica_counts_at_another(world, database):
+    new = world.landmarks.pop("lm-han")  # neither replica's registry file holds it
+    replicas = replicas_over(world, database)
+    try:
+        world.landmarks["lm-han"] = new  # the chip times it as well
+        chip = enrolled(replicas, "dev-1")
+        unknown = replicas.prove(chip, 0, advance=False)
+        assert unknown.verdict is not Verdict.ALLOWED
+
+        replicas.admin.register_landmark(
+            "operator-1",
+            landmark_id="lm-han",
+            operator="op-han",
+            latitude=50.13,
+            longitude=8.92,
+            public_key_der=new.verifying_key.der(),
+            name="Hanau",
+            now_ns=NOW_NS,
+        )
+        assert replicas.prove(chip, 1).verdict is Verdict.ALLOWED
+        (stored,) = replicas.stores[1].trust().landmarks
+        assert (stored.landmark_id, stored.operator, stored.name) == ("lm-han", "op-han", "Hanau")
+        assert stored.verifying_key.key_id == new.verifying_key.key_id
+    finally:
+        for store in replicas.stores:
+            store.close()
+
+
+def refusal(call) -> GeoattestError:
+    with pytest.raises(GeoattestError) as refused:
+        call()
+    return refused.value
+
+
+def test_bad_admin_calls_are_refused_with_their_reason_and_write_nothing(replicas):
+    admin, store = replicas.admin, replicas.stores[0]
+    admin.revoke_device("operator-1", "dev-1", "stolen", NOW_NS)
+    admin.revoke_landmark("operator-1", "lm-han", "retired", NOW_NS)
+    taken = KeySigner.generate().verifying_key
+    register = {"operator": "op-x", "latitude": 50.0, "longitude": 8.0, "name": "", "now_ns": 1}
+    admin.register_landmark(
+        "operator-1", landmark_id="lm-new", public_key_der=taken.der(), **register
+    )
+    before = store.dump()
+
+    def register_as(landmark_id: str, key: bytes, **changed: object) -> GeoattestError:
+        fields = {**register, **changed}
+        return refusal(
+            lambda: admin.register_landmark(
+                "operator-1", landmark_id=landmark_id, public_key_der=key, **fields
+            )
+        )
+
+    fresh = KeySigner.generate().verifying_key.der()
+    file_key = replicas.world.landmarks["lm-fra"].verifying_key.der()
+    refused = {
+        "bad device id": refusal(lambda: admin.revoke_device("op", "", "", NOW_NS)),
+        "revoked twice": refusal(lambda: admin.revoke_device("op", "dev-1", "", NOW_NS)),
+        "revoked by the file": refusal(lambda: admin.revoke_device("op", "dev-5", "", NOW_NS)),
+        "restore unknown": refusal(lambda: admin.restore_device("op", "dev-9", "", NOW_NS)),
+        "restore the file's": refusal(lambda: admin.restore_device("op", "dev-5", "", NOW_NS)),
+        "unknown landmark": refusal(lambda: admin.revoke_landmark("op", "lm-nowhere", "", 1)),
+        "landmark twice": refusal(lambda: admin.revoke_landmark("op", "lm-han", "", 1)),
+        "id in the file": register_as("lm-fra", fresh),
+        "id in the store": register_as("lm-new", fresh),
+        "key in the file": register_as("lm-other", file_key),
+        "key in the store": register_as("lm-other", taken.der()),
+        "no place": register_as("lm-other", fresh, latitude=91.0),
+        "bad operator": register_as("lm-other", fresh, operator="op x/.."),
+        "not a key": register_as("lm-other", b"\x30\x00"),
+    }
+    assert {name: exc.reason for name, exc in refused.items()} == {
+        "bad device id": Reason.ADMIN_INVALID,
+        "revoked twice": Reason.ADMIN_CONFLICT,
+        "revoked by the file": Reason.ADMIN_CONFLICT,
+        "restore unknown": Reason.ADMIN_NOT_FOUND,
+        "restore the file's": Reason.ADMIN_CONFLICT,
+        "unknown landmark": Reason.ADMIN_NOT_FOUND,
+        "landmark twice": Reason.ADMIN_CONFLICT,
+        "id in the file": Reason.ADMIN_CONFLICT,
+        "id in the store": Reason.ADMIN_CONFLICT,
+        "key in the file": Reason.LANDMARK_KEY_REUSED,
+        "key in the store": Reason.LANDMARK_KEY_REUSED,
+        "no place": Reason.ADMIN_INVALID,
+        "bad operator": Reason.ADMIN_INVALID,
+        "not a key": Reason.ADMIN_INVALID,
+    }
+    assert all(isinstance(exc, AdminError | LandmarkKeyReusedError) for exc in refused.values())
+    assert store.dump() == before
+
+
+def test_an_unreachable_store_refuses_admin_calls_and_writes_nothing(world):
+    replicas = replicas_over(world, str(world.db_path), busy_timeout_ms=50)
+    store = replicas.stores[0]
+    before = store.dump()
+    holder = sqlite3.connect(world.db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the timeout
+    key = KeySigner.generate().verifying_key.der()
+    calls = {
+        "revoke": lambda: replicas.admin.revoke_device("op", "dev-1", "", NOW_NS),
+        "revoke landmark": lambda: replicas.admin.revoke_landmark("op", "lm-han", "", 1),
+        "register": lambda: replicas.admin.register_landmark(
+            "op",
+            landmark_id="lm-new",
+            operator="op-x",
+            latitude=50.0,
+            longitude=8.0,
+            public_key_der=key,
+            name="",
+            now_ns=1,
+        ),
+    }
+    refused = {name: refusal(call) for name, call in calls.items()}
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert all(isinstance(exc, StoreUnavailableError) for exc in refused.values()), refused
+    assert {exc.reason for exc in refused.values()} == {Reason.STORE_UNAVAILABLE}
+    assert store.dump() == before
+    replicas.admin.revoke_device("op", "dev-1", "", NOW_NS)  # and it recovers by itself
+    assert replicas.b.device_revoked("dev-1")
+    for opened in replicas.stores:
+        opened.close()
+
+
+DEVICES = st.sampled_from(["dev-1", "dev-2", "dev-3"])
+LANDMARKS = st.sampled_from(["lm-fra", "lm-wie", "lm-nowhere"])
+
+
+class RevocationChanges(RuleBasedStateMachine):
+    """An operator revokes and restores devices and revokes landmarks through one replica,
+    in any order; the other replica holds exactly what the model says, and each refused call
+    has the reason the model expects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._folder = tempfile.TemporaryDirectory()
+        world = VerifierWorld.create(Path(self._folder.name))
+        self.replicas = replicas_over(world, str(world.db_path))
+        self.devices: set[str] = set()
+        self.landmarks: set[str] = set()
+
+    @rule(device_id=DEVICES)
+    def revoke(self, device_id: str) -> None:
+        self._expect(
+            lambda: self.replicas.admin.revoke_device("op", device_id, "", NOW_NS),
+            None if device_id not in self.devices else Reason.ADMIN_CONFLICT,
+        )
+        self.devices.add(device_id)
+
+    @rule(device_id=DEVICES)
+    def restore(self, device_id: str) -> None:
+        self._expect(
+            lambda: self.replicas.admin.restore_device("op", device_id, "", NOW_NS),
+            None if device_id in self.devices else Reason.ADMIN_NOT_FOUND,
+        )
+        self.devices.discard(device_id)
+
+    @rule(landmark_id=LANDMARKS)
+    def revoke_landmark(self, landmark_id: str) -> None:
+        expected = None
+        if landmark_id == "lm-nowhere":
+            expected = Reason.ADMIN_NOT_FOUND
+        elif landmark_id in self.landmarks:
+            expected = Reason.ADMIN_CONFLICT
+        self._expect(
+            lambda: self.replicas.admin.revoke_landmark("op", landmark_id, "", NOW_NS), expected
+        )
+        if expected is None:
+            self.landmarks.add(landmark_id)
+
+    def _expect(self, call, reason: Reason | None) -> None:
+        if reason is None:
+            call()
+        else:
+            assert refusal(call).reason is reason
+
+    @invariant()
+    def the_other_replica_holds_what_the_model_does(self) -> None:
+        for device_id in ("dev-1", "dev-2", "dev-3"):
+            assert self.replicas.b.device_revoked(device_id) is (device_id in self.devices)
+        assert self.replicas.stores[1].trust().revocations.landmarks == self.landmarks
+
+    def teardown(self) -> None:
+        for store in self.replicas.stores:
+            store.close()
+        self._folder.cleanup()
+
+
+RevocationChanges.TestCase.settings = settings(
+    max_examples=20, stateful_step_count=10, deadline=None
+)
+test_revocation_changes = RevocationChanges.TestCase
