@@ -96,6 +96,9 @@ class _NoGeography:
     def appraise(self, bounds: Any, region: str) -> RegionAppraisal:
         return RegionAppraisal(Verdict.ALLOWED)
 
+    def verdict(self, bounds: Any, region: str) -> Verdict:
+        return Verdict.ALLOWED
+
 
 def cache_experiment(fleet: Fleet) -> None:
     appraiser = make_appraiser(fleet)

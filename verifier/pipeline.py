@@ -210,6 +210,8 @@ class _Evidence:
     landmark_times: dict[str, int]
     """Newest receipt time per landmark, this proof's receipts included."""
     bounds: tuple[LandmarkBound, ...]
+    domains: tuple[tuple[LandmarkBound, ...], ...]
+    """The bounds by fault domain (:func:`fault_domains`)."""
     time_ns: int
     """Landmark time of the proof's newest round."""
 
@@ -392,7 +394,7 @@ class ProofAppraiser:
         self._check_chain(proof, digest, head, state)
         seen = dict(head.landmark_times) if head else {}
         newest_before = max(seen.values(), default=0)
-        bounds, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
+        bounds, domains, evidence_time_ns = self._check_receipts(proof, device, seen, now_ns)
         if evidence_time_ns < newest_before:
             # The chain's fixes and staleness are measured forward in evidence time.
             raise EvidenceError(
@@ -411,6 +413,7 @@ class ProofAppraiser:
             head,
             seen,
             bounds,
+            domains,
             evidence_time_ns,
         )
 
@@ -430,7 +433,7 @@ class ProofAppraiser:
         region = survive_faults(
             self.region,
             self.region.appraise(bounds, device.licensed_region),
-            fault_domains(bounds, self._operators),
+            evidence.domains,
             device.licensed_region,
             self.config.landmark_faults,
         )
@@ -521,7 +524,7 @@ class ProofAppraiser:
         device: DeviceRecord,
         seen: dict[str, int],
         now_ns: int,
-    ) -> tuple[tuple[LandmarkBound, ...], int]:
+    ) -> tuple[tuple[LandmarkBound, ...], tuple[tuple[LandmarkBound, ...], ...], int]:
         if len(proof.receipts) > MAX_RECEIPTS:
             raise EvidenceError(Reason.OVERSIZED_MESSAGE, f"more than {MAX_RECEIPTS} receipts")
         timed: list[tuple[LandmarkRecord, round_pb2.TimingReceipt]] = []
@@ -550,16 +553,16 @@ class ProofAppraiser:
             )
             for landmark, receipt in timed
         )
-        domains = len(fault_domains(bounds, self._operators))
-        if domains < self.config.quorum:
+        domains = fault_domains(bounds, self._operators)
+        if len(domains) < self.config.quorum:
             raise EvidenceError(
                 Reason.QUORUM_NOT_MET,
-                f"{len(timed)} receipts from {domains} fault domain(s) (operators and sites), "
+                f"{len(timed)} receipts from {len(domains)} fault domain(s) (operators and sites), "
                 f"policy needs {self.config.quorum}",
             )
         if newest - oldest > self.config.max_round_spread_ns:
             raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
-        return bounds, newest
+        return bounds, domains, newest
 
     def _check_receipt(
         self, envelope: envelope_pb2.Envelope, device: DeviceRecord, now_ns: int
@@ -671,15 +674,20 @@ def survive_faults(
             detail=f"{appraisal.detail}; but the receipts span only {len(domains)} fault "
             f"domain(s) (operators and sites) and the {tolerates}",
         )
+    decided_by = appraisal.decided_by
     for left_out in combinations(range(len(domains)), faults):
+        if decided_by is not None and not any(
+            b.landmark_id in decided_by for i in left_out for b in domains[i]
+        ):
+            continue  # these bounds decided nothing: the verdict without them is the same
         kept = tuple(b for i, d in enumerate(domains) if i not in left_out for b in d)
-        without = appraiser.appraise(kept, licensed_region)
-        if without.verdict is not Verdict.ALLOWED:
+        without = appraiser.verdict(kept, licensed_region)
+        if without is not Verdict.ALLOWED:
             ids = sorted(b.landmark_id for i in left_out for b in domains[i])
             return replace(
                 appraisal,
                 verdict=Verdict.INCONCLUSIVE,
                 detail=f"{appraisal.detail}; but without {', '.join(ids)} it is "
-                f"{without.verdict.value} ({tolerates})",
+                f"{without.value} ({tolerates})",
             )
     return appraisal

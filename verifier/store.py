@@ -858,6 +858,8 @@ class SqlStore:
         )
         fixes: dict[str, dict[str, Any]] = {}
         attesting: set[str] = set()
+        started: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
         for r in records:
             appraisal, head = r.appraisal, _new_head(r)
             values = {
@@ -872,15 +874,11 @@ class SqlStore:
                 "evidence_time_ns": appraisal.evidence_time_ns,
             }
             if not head.previous_digest:
-                conn.execute(insert(chain_heads), {**values, "device_id": appraisal.device_id})
-            elif (
-                conn.execute(
-                    _MOVE_HEAD,
-                    {**values, "b_device_id": appraisal.device_id, "b_head": head.previous_digest},
-                ).rowcount
-                != 1
-            ):
-                raise StoreConflictError(f"chain head of {appraisal.device_id} moved")
+                started.append({**values, "device_id": appraisal.device_id})
+            else:
+                moved.append(
+                    {**values, "b_device_id": appraisal.device_id, "b_head": head.previous_digest}
+                )
             fix = bounds[id(r)] if head.fix is appraisal.bounds else _bounds_json(head.fix)
             fixes[appraisal.device_id] = {
                 "device_id": appraisal.device_id,
@@ -889,6 +887,13 @@ class SqlStore:
             }
             if not r.stale:
                 attesting.add(appraisal.device_id)
+        # A chain's first head precedes its moves; the moves run in the records' order, and
+        # each moves one row or none (the device is the key), so the sum counts them all.
+        if started:
+            conn.execute(insert(chain_heads), started)
+        if moved and conn.execute(_MOVE_HEAD, moved).rowcount != len(moved):
+            devices_moved = len({row["b_device_id"] for row in moved})
+            raise StoreConflictError(f"the chain head of one of {devices_moved} devices moved")
         upsert = self._upsert(last_fixes)
         conn.execute(
             upsert.on_conflict_do_update(

@@ -69,6 +69,9 @@ class RegionAppraisal:
     """GeoJSON geometry of the sound feasible region (None when empty)."""
     detail: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    decided_by: frozenset[str] | None = None
+    """Landmark ids whose bounds decided the verdict: the same bounds less any others
+    give the same verdict. None promises nothing (every bound may count)."""
 
 
 class RegionAppraiser(Protocol):
@@ -90,4 +93,9 @@ class RegionAppraiser(Protocol):
         pipeline judges a batch's geography after accepting its evidence; an exception
         there fails the whole batch, and nothing of it is stored.)
         """
+        ...
+
+    def verdict(self, bounds: Sequence[LandmarkBound], region: str) -> Verdict:
+        """``appraise(bounds, region).verdict`` and nothing else (what re-judging without
+        a fault domain needs); never raises either."""
         ...

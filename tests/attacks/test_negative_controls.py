@@ -36,6 +36,9 @@ class FibreSpeedGeography:
         at_fibre_speed = [replace(b, rtt_min_ns=b.rtt_min_ns * 2 // 3) for b in bounds]
         return self.inner.appraise(at_fibre_speed, region)
 
+    def verdict(self, bounds: Sequence[LandmarkBound], region: str) -> Verdict:
+        return self.appraise(bounds, region).verdict
+
 
 class LeakyAgent(ChipAgent):
     """An agent variant that leaks its round secret to the host before the reveal, so the

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import shapely
@@ -87,6 +88,38 @@ class GeoAppraiser:
 
     def appraise(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal:
         """Verdict for a chip licensed to ``region``; never ALLOWED unless proven inside."""
+        judged = self._judge(bounds, region)
+        if isinstance(judged, RegionAppraisal):
+            return judged
+        region_json, area = _geojson_and_area(judged.parts, judged.polygon)
+        return RegionAppraisal(
+            verdict=judged.verdict,
+            embargoed=self._embargoed(judged.parts, judged.touched),
+            feasible_area_km2=area,
+            feasible_region=region_json,
+            detail=judged.detail,
+            decided_by=(
+                None
+                if judged.outer.needs is None
+                else frozenset(bounds[i].landmark_id for i in judged.outer.needs)
+            ),
+            extra={
+                "touched": sorted(judged.touched),
+                "disks_used": list(judged.outer.used),
+                "disks_dropped": list(judged.outer.dropped),
+                "location": self.policy.location.value,
+                "widened_km": self.policy.extra_km,
+            },
+        )
+
+    def verdict(self, bounds: Sequence[LandmarkBound], region: str) -> Verdict:
+        """``appraise(bounds, region).verdict``, without what only the full record needs
+        (GeoJSON, area, the embargo test): the fault-domain re-appraisals ask only this."""
+        return self._judge(bounds, region).verdict
+
+    def _judge(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal | _Judged:
+        """The verdict and what it was decided on, or the whole appraisal where the
+        feasible region decides nothing (empty, unbounded, unusable input)."""
         licensed = self.policy.regions.get(region)
         if licensed is None:
             return _inconclusive(f"licensed region {region!r} is not defined by {self.policy_id}")
@@ -118,21 +151,7 @@ class GeoAppraiser:
             verdict, detail = self._countries_verdict(licensed, parts, touched)
         else:
             verdict, detail = self._shape_verdict(licensed, parts, touched_pieces)
-        region_json, area = _geojson_and_area(parts, outer.polygon)
-        return RegionAppraisal(
-            verdict=verdict,
-            embargoed=self._embargoed(parts, touched),
-            feasible_area_km2=area,
-            feasible_region=region_json,
-            detail=detail,
-            extra={
-                "touched": sorted(touched),
-                "disks_used": list(outer.used),
-                "disks_dropped": list(outer.dropped),
-                "location": self.policy.location.value,
-                "widened_km": self.policy.extra_km,
-            },
-        )
+        return _Judged(verdict, detail, outer, outer.polygon, parts, touched)
 
     def _countries_verdict(
         self, licensed: LicensedRegion, parts: list[BaseGeometry], touched: set[str]
@@ -183,6 +202,19 @@ class GeoAppraiser:
             return True
         assert self._embargo_union is not None
         return all(self._embargo_union.covers(p) for p in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """A verdict decided on a bounded feasible region, with what the full record needs."""
+
+    verdict: Verdict
+    detail: str
+    outer: OuterRegion
+    polygon: BaseGeometry
+    """``outer.polygon``, known to be drawn."""
+    parts: list[BaseGeometry]
+    touched: set[str]
 
 
 def _inconclusive(detail: str) -> RegionAppraisal:

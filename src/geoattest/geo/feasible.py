@@ -87,6 +87,11 @@ class OuterRegion:
     """Indices of the disks whose polygons were intersected."""
     dropped: tuple[int, ...] = ()
     """Indices of disks that could not be drawn (a pole, a hemisphere) and were left out."""
+    needs: frozenset[int] | None = None
+    """Indices of the disks the outcome depends on: the disks of any subset holding these,
+    in any order, give the same region (the others each contain the chosen base cap and
+    cut nothing). None where no such promise is made (another cap's radius ties the
+    base's, so the base could change)."""
 
 
 _COS_HALF = {n: math.cos(math.pi / n) for n in (48, 128, 180)}
@@ -248,7 +253,16 @@ def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
     )
     if region.is_empty:
         return OuterRegion(empty=True, polygon=None, used=used, dropped=dropped)
-    return OuterRegion(empty=False, polygon=region, used=used, dropped=dropped)
+    # Every disk smaller than the base is in ``rel`` (it cannot contain the base cap), so
+    # a subset holding ``rel`` picks the same base, unless a radius ties the base's.
+    ties = any(r == rho_b for i, r in enumerate(rho_list) if i != base)
+    return OuterRegion(
+        empty=False,
+        polygon=region,
+        used=used,
+        dropped=dropped,
+        needs=None if ties else frozenset(rel),
+    )
 
 
 def _angles_from(phi0: float, lam0: float, phi: list[float], lam: list[float]) -> list[float]:

@@ -4,12 +4,15 @@ Random true chip positions (anywhere, and near borders, poles and the antimeridi
 random landmarks (anywhere, or near the chip), honest light-speed RTTs from WGS-84
 geodesics plus random added delay >= 0 on every link. Whatever the adversary or the
 network adds, the true position must lie in the feasible region, ALLOWED must never come
-out for a region that does not hold the chip, and OUTSIDE never for one that does.
+out for a region that does not hold the chip, and OUTSIDE never for one that does. The
+verdict alone (``GeoAppraiser.verdict``, what the fault-domain re-appraisals ask) is always
+the full appraisal's.
 """
 
 from __future__ import annotations
 
 import functools
+import random
 
 from geo_truth import WGS84, bound_from, geodesic_km
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -151,6 +154,7 @@ def test_country_verdicts_never_wrong_for_a_chip_on_land(
         appraiser = country_appraiser(location.value)
         for region in REGION_CODES:
             result = appraiser.appraise(bounds, region)
+            assert appraiser.verdict(bounds, region) is result.verdict
             event(f"{location.value}: {'own' if region == truth else 'other'} {result.verdict}")
             assert result.verdict is not Verdict.INCONSISTENT
             if result.verdict is Verdict.ALLOWED:
@@ -172,6 +176,7 @@ def test_no_assumption_verdicts_never_wrong_anywhere(
     appraiser = country_appraiser(LocationAssumption.ANYWHERE.value)
     for region in REGION_CODES:
         result = appraiser.appraise(bounds, region)
+        assert appraiser.verdict(bounds, region) is result.verdict
         if result.verdict is Verdict.ALLOWED:
             assert truth == region
         if result.verdict is Verdict.OUTSIDE:
@@ -193,7 +198,9 @@ def test_circle_licence_never_allowed_for_a_chip_outside_it(
             continue
         region = circle_region("site", lat, lon, radius_km)
         policy = build_policy("circle", 1, [region], location="anywhere", border_margin_km=0.0)
-        result = GeoAppraiser(policy).appraise(bounds, "site")
+        appraiser = GeoAppraiser(policy)
+        result = appraiser.appraise(bounds, "site")
+        assert appraiser.verdict(bounds, "site") is result.verdict
         event(f"circle: {result.verdict}")
         inside = geodesic_km(lat, lon, *chip) <= radius_km
         if result.verdict is Verdict.ALLOWED:
@@ -234,9 +241,32 @@ def test_geojson_box_licence_never_allowed_for_a_chip_outside_it(
         policy = build_policy(
             "box", 1, [geojson_region("box", box)], location=location, border_margin_km=0.0
         )
-        result = GeoAppraiser(policy).appraise(bounds, "box")
+        appraiser = GeoAppraiser(policy)
+        result = appraiser.appraise(bounds, "box")
+        assert appraiser.verdict(bounds, "box") is result.verdict
         event(f"box {location.value}: {result.verdict}")
         if result.verdict is Verdict.ALLOWED:
             assert inside
         if result.verdict is Verdict.OUTSIDE:
             assert not inside
+
+
+@settings(max_examples=150, deadline=None)
+@given(case(), st.randoms(use_true_random=False))
+def test_bounds_that_decided_nothing_can_be_left_out(
+    c: tuple[tuple[float, float], list[LandmarkBound]], rng: random.Random
+) -> None:
+    """``decided_by`` is what lets the fault-domain re-appraisals skip a domain: the bounds
+    it names, with any of the others in any order, must give the very same verdict."""
+    _, bounds = c
+    for location in LocationAssumption:
+        appraiser = country_appraiser(location.value)
+        for region in rng.sample(REGION_CODES, 4):
+            result = appraiser.appraise(bounds, region)
+            if result.decided_by is None:
+                continue
+            assert result.decided_by <= {b.landmark_id for b in bounds}
+            kept = [b for b in bounds if b.landmark_id in result.decided_by or rng.random() < 0.5]
+            rng.shuffle(kept)
+            event(f"{location.value}: left out {len(bounds) - len(kept)}")
+            assert appraiser.verdict(kept, region) is result.verdict
