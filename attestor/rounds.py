@@ -21,6 +21,7 @@ from geoattest.protocol.round import RoundSecrets
 from geoattest.v1 import envelope_pb2
 from geoattest.wire.rounds import (
     LandmarkEndpoint,
+    LandmarkSockets,
     PathFloors,
     RoundFailedError,
     RoundOutcome,
@@ -31,6 +32,7 @@ from geoattest.wire.rounds import (
 
 __all__ = [
     "LandmarkEndpoint",
+    "LandmarkSockets",
     "PathFloors",
     "RoundFailedError",
     "RoundOutcome",
@@ -53,9 +55,11 @@ def round_runner(
     settings: RoundSettings = DEFAULT_SETTINGS,
 ) -> RoundRunner:
     """The :class:`~geoattest.attestor.agent.Attester`'s round runner over real sockets;
-    its rounds are adaptive, on the floors its own receipts show."""
+    its rounds are adaptive, on the floors its own receipts show, each landmark's over one
+    socket kept for the runner's life."""
     by_id = {e.landmark_id: e for e in endpoints}
     floors = PathFloors()
+    sockets = LandmarkSockets()
 
     def run(landmark_id: str) -> envelope_pb2.Envelope | None:
         endpoint = by_id.get(landmark_id)
@@ -63,7 +67,9 @@ def round_runner(
             log.warning("no address for landmark %s", landmark_id)
             return None
         try:
-            return run_round(endpoint, device_id, signer, secrets, settings, floors=floors)
+            return run_round(
+                endpoint, device_id, signer, secrets, settings, floors=floors, sockets=sockets
+            )
         except RoundFailedError as failure:
             log.warning("round failed: %s", failure)
             return None

@@ -64,6 +64,13 @@ class Admin:
         self._has_region = has_region
         self._licences = LiveLicences(store)
 
+    def _changed(self, who: str, action: str, now_ns: int, **detail: Any) -> None:
+        """A revocation or registration committed: this process holds it from now (a
+        device's calls here are refused at once; other processes follow at their next
+        batch or probe), and the audit log records it."""
+        self._service.in_force()
+        self._record(who, action, now_ns, **detail)
+
     def _record(self, who: str, action: str, now_ns: int, **detail: Any) -> None:
         if self._service.audit is not None:
             self._service.audit.append(
@@ -129,7 +136,7 @@ class Admin:
             self._store.revoke_device(device_id, now_ns, by=who, why=why)
         except ConfigError as exc:
             raise AdminError(Reason.ADMIN_CONFLICT, exc.detail) from exc
-        self._record(who, "revoke_device", now_ns, device_id=device_id, why=why)
+        self._changed(who, "revoke_device", now_ns, device_id=device_id, why=why)
         return f"device {device_id} revoked"
 
     def restore_device(self, who: str, device_id: str, why: str, now_ns: int) -> str:
@@ -144,7 +151,7 @@ class Admin:
             self._store.restore_device(device_id)
         except ConfigError as exc:
             raise AdminError(Reason.ADMIN_NOT_FOUND, exc.detail) from exc
-        self._record(who, "restore_device", now_ns, device_id=device_id, why=why)
+        self._changed(who, "restore_device", now_ns, device_id=device_id, why=why)
         return f"device {device_id} restored"
 
     # --- landmarks ------------------------------------------------------------------
@@ -183,7 +190,7 @@ class Admin:
             raise
         except ConfigError as exc:  # another replica registered the id meanwhile
             raise AdminError(Reason.ADMIN_CONFLICT, exc.detail) from exc
-        self._record(
+        self._changed(
             who,
             "register_landmark",
             now_ns,
@@ -221,7 +228,7 @@ class Admin:
             self._store.revoke_landmark(landmark_id, key_id, now_ns, by=who, why=why)
         except ConfigError as exc:
             raise AdminError(Reason.ADMIN_CONFLICT, exc.detail) from exc
-        self._record(
+        self._changed(
             who, "revoke_landmark", now_ns, landmark_id=landmark_id, key_id=key_id, why=why
         )
         return f"landmark {landmark_id} and its key revoked"

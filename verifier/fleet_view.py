@@ -30,6 +30,7 @@ from geoattest.errors import ConfigError
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.store import (
     DeviceState,
+    StoredTrust,
     StoreUnavailableError,
     _bounds_from_json,
     alerts,
@@ -39,6 +40,7 @@ from geoattest.verifier.store import (
     landmark_exclusions,
     peer_measurements,
     proofs,
+    read_trust,
     reader_engine,
     results,
 )
@@ -328,6 +330,12 @@ class FleetView:
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [PeerAudit(r.timer, r.peer, r.rtt_min_ns, r.received_at_ns) for r in rows]
+
+    def trust(self) -> StoredTrust:
+        """What operators revoked and registered through the admin API, and the
+        exclusions in force: added to the files' contents, as the verifier does."""
+        with self._read() as conn:
+            return read_trust(conn)
 
     def exclusions(self) -> list[ExclusionRow]:
         query = select(landmark_exclusions).order_by(landmark_exclusions.c.id)

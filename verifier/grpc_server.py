@@ -694,13 +694,15 @@ class VerifierServer:
 
     async def _follow_the_store(self) -> None:
         """Health follows the store: NOT_SERVING while it cannot be reached (calls meanwhile
-        answer UNAVAILABLE, storing nothing), SERVING again once it can, by itself."""
+        answer UNAVAILABLE, storing nothing), SERVING again once it can, by itself. Each
+        probe also follows what the store holds in force (a device revoked through another
+        replica is refused at its calls here from then on)."""
         serving = True
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._probe_every_s)
             try:
-                await loop.run_in_executor(None, self.service.store.probe)
+                await loop.run_in_executor(None, self.service.probe)
                 reachable = True
             except StoreUnavailableError as exc:
                 reachable = False

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
-from geoattest.errors import AccessError, EvidenceError, GeoattestError, Reason
+from geoattest.errors import AccessError, ConfigError, EvidenceError, GeoattestError, Reason
 from geoattest.pki import LandmarkRecord, RevocationList, TrustAnchors
 from geoattest.units import SECOND_NS
 from geoattest.v1 import envelope_pb2, identity_pb2, verifier_service_pb2
@@ -284,12 +285,13 @@ class VerifierService:
         self._alert_sinks: list[Callable[[Sequence[Alert]], None]] = []
         self._audits = PeerAudits(
             store,
-            lambda: self._appraiser_in_force().landmarks,
+            lambda: self.in_force().landmarks,
             window_ns=config.audit_window_ns,
             max_receipts=config.max_batch,
         )
         self._trust_version: int | None = None
         self._in_force = appraiser
+        self._in_force_lock = threading.Lock()
         self.rejections = Rejections(on_count=self._count_refusals)
         """Proofs and requests refused before any device's key vouched for them: counted
         by reason here, never stored (see :mod:`geoattest.verifier.rejections`)."""
@@ -336,7 +338,7 @@ class VerifierService:
         )
         if identity.device_id != cert.device_id:
             raise EvidenceError(Reason.DEVICE_MISMATCH, "identity names another device")
-        if self.device_revoked(cert.device_id):
+        if self.in_force().revocations.device_revoked(cert.device_id):
             raise EvidenceError(Reason.REVOKED_DEVICE, cert.device_id)
         try:
             payload = open_envelope(possession, PayloadType.ENROLMENT, cert.verifying_key)
@@ -376,8 +378,25 @@ class VerifierService:
     # --- proofs -------------------------------------------------------------------------
 
     def device_revoked(self, device_id: str) -> bool:
-        """Whether the device is revoked now (its TLS connections are refused)."""
-        return self._appraiser_in_force().revocations.device_revoked(device_id)
+        """Whether the device is revoked (its TLS calls are refused), as of this process's
+        last look at the files and the store: at most a :meth:`probe` ago, as the
+        transport probes every second, and at every batch. It never waits for the
+        database, so the transport may ask on every call from its event loop; the proofs
+        themselves are judged by what is in force at their batch."""
+        return self._in_force.revocations.device_revoked(device_id)
+
+    def probe(self) -> None:
+        """Reach the store and follow what is in force there (the transport's health
+        check): a device revoked through another replica is refused at its calls here
+        within a probe, not only at its next proof.
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached.
+        """
+        try:
+            self.in_force()
+        except ConfigError as exc:
+            _log.error("the operator's files do not load; judging by the ones before: %s", exc)
 
     def _reload_files(self) -> bool:
         """Judge by the operator's files as they are now, if they changed (an edit on this
@@ -470,7 +489,7 @@ class VerifierService:
         answers: list[ProofResult] = []
         records: list[CommitRecord] = []
         accepted_now: dict[tuple[str, bytes], ProofResult] = {}
-        appraisals = self._appraiser_in_force().appraise_batch(proofs, state, now_ns)
+        appraisals = self.in_force().appraise_batch(proofs, state, now_ns)
         for proof, appraisal in zip(proofs, appraisals, strict=True):
             digest = appraisal.proof_digest or (
                 _envelope_digest(proof) if appraisal.device_id else b""
@@ -603,7 +622,7 @@ class VerifierService:
         device, head = summary.device, summary.head
         last_seen = summary.last_evidence_time_ns if head else device.record.enrolled_at_ns
         state = device.state
-        if self.device_revoked(device_id):
+        if self.in_force().revocations.device_revoked(device_id):
             state = DeviceState.REVOKED
         elif last_seen < self.stale_cutoff(now_ns):
             state = DeviceState.STALE
@@ -641,18 +660,26 @@ class VerifierService:
         self._publish(outcome.alerts)
         return outcome
 
-    def _appraiser_in_force(self) -> ProofAppraiser:
+    def in_force(self) -> ProofAppraiser:
         """The appraiser by the operator's files and by what the store adds to them
         (revocations and landmarks made through the admin API, exclusions). Checked before
         every batch at the cost of one ``stat`` per file and one read of the store's trust
         version; the rest is read again only when either moved, so a change made through
-        any replica holds here from the next proof."""
-        files_changed = self._reload_files()
-        if files_changed or self._store.trust_version() != self._trust_version:
-            trust = self._store.trust()
-            self._in_force = _with_stored(self._appraiser, trust)
-            self._trust_version = trust.version
-        return self._in_force
+        any replica holds here from the next proof. Safe from any thread (the transport's
+        probe calls it beside the batches).
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached.
+            ConfigError: a changed operator file does not load (once; the files before
+                stay in force).
+        """
+        with self._in_force_lock:
+            files_changed = self._reload_files()
+            if files_changed or self._store.trust_version() != self._trust_version:
+                trust = self._store.trust()
+                self._in_force = _with_stored(self._appraiser, trust)
+                self._trust_version = trust.version
+            return self._in_force
 
     def sweep_stale(self, now_ns: int) -> list[Alert]:
         """Mark devices with no accepted evidence for ``stale_after_cadences`` STALE,

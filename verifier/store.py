@@ -1249,40 +1249,9 @@ class SqlStore:
             return int(conn.execute(_TRUST_VERSION).scalar_one())
 
     def trust(self) -> StoredTrust:
-        """The revocations, landmarks and exclusions in force. The version is read first:
-        rows newer than it only make the next batch read them again, never miss one."""
+        """The revocations, landmarks and exclusions in force (:func:`read_trust`)."""
         with self._read() as conn:
-            version = int(conn.execute(_TRUST_VERSION).scalar_one())
-            revoked: dict[str, set[str]] = {kind.value: set() for kind in Revoked}
-            for kind, subject in conn.execute(select(revocations.c.kind, revocations.c.subject)):
-                revoked[kind].add(subject)
-            landmarks = tuple(
-                LandmarkRecord(
-                    r.landmark_id,
-                    r.latitude,
-                    r.longitude,
-                    _verifying_key(bytes(r.spki)),
-                    r.name,
-                    r.operator,
-                )
-                for r in conn.execute(
-                    select(registered_landmarks).order_by(registered_landmarks.c.landmark_id)
-                )
-            )
-            excluded = frozenset(
-                str(landmark_id) for landmark_id in conn.execute(_EXCLUDED).scalars()
-            )
-        return StoredTrust(
-            version,
-            RevocationList(
-                version,
-                frozenset(revoked[Revoked.DEVICE]),
-                frozenset(revoked[Revoked.LANDMARK]),
-                frozenset(revoked[Revoked.LANDMARK_KEY]),
-            ),
-            landmarks,
-            excluded,
-        )
+            return read_trust(conn)
 
     def revoke_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None:
         """Revoke the device on every replica from its next proof.
@@ -1446,6 +1415,39 @@ def _exclusions(conn: Connection) -> list[Exclusion]:
         )
         for r in rows
     ]
+
+
+def read_trust(conn: Connection) -> StoredTrust:
+    """The revocations, landmarks and exclusions in force. The version is read first: rows
+    newer than it only make the next batch read them again, never miss one."""
+    version = int(conn.execute(_TRUST_VERSION).scalar_one())
+    revoked: dict[str, set[str]] = {kind.value: set() for kind in Revoked}
+    for kind, subject in conn.execute(select(revocations.c.kind, revocations.c.subject)):
+        revoked[kind].add(subject)
+    landmarks = tuple(
+        LandmarkRecord(
+            r.landmark_id,
+            r.latitude,
+            r.longitude,
+            _verifying_key(bytes(r.spki)),
+            r.name,
+            r.operator,
+        )
+        for r in conn.execute(
+            select(registered_landmarks).order_by(registered_landmarks.c.landmark_id)
+        )
+    )
+    return StoredTrust(
+        version,
+        RevocationList(
+            version,
+            frozenset(revoked[Revoked.DEVICE]),
+            frozenset(revoked[Revoked.LANDMARK]),
+            frozenset(revoked[Revoked.LANDMARK_KEY]),
+        ),
+        landmarks,
+        frozenset(str(landmark_id) for landmark_id in conn.execute(_EXCLUDED).scalars()),
+    )
 
 
 def _trust_changed(conn: Connection) -> None:

@@ -17,6 +17,7 @@ from geoattest.attacks.served import ServedWorld
 from geoattest.attacks.world import LANDMARKS, AttackWorld, LandmarkClock, WorldChip
 from geoattest.crypto import KeySigner
 from geoattest.errors import ConfigError, EvidenceError, Reason, WireError
+from geoattest.pki import LandmarkRecord
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import AlertKind
 
@@ -198,3 +199,20 @@ def test_an_empty_or_oversized_hand_in_is_refused() -> None:
         with pytest.raises(WireError) as oversized:
             served.service.submit_peer_receipts(receipts, world.now_ns())
         assert oversized.value.reason is Reason.OVERSIZED_MESSAGE
+
+
+def test_a_landmark_registered_through_the_store_is_audited_from_its_first_hand_in() -> None:
+    """Registered through the admin API of any replica (a store row), a landmark's peer
+    receipts count at the next hand-in: no restart, no file."""
+    registry_file = {lid: site for lid, site in LANDMARKS.items() if lid != "lm-jhb"}
+    world = AttackWorld(registered_sites=registry_file)
+    receipts = world.audit_by("lm-sin", AUDITED)  # lm-jhb times one of the rounds
+    with ServedWorld.open(world) as served:
+        with pytest.raises(EvidenceError) as unknown:
+            served.service.submit_peer_receipts(receipts, world.now_ns())
+        assert unknown.value.reason is Reason.UNKNOWN_LANDMARK
+        key = world.landmark_signers["lm-jhb"].verifying_key
+        record = LandmarkRecord("lm-jhb", *LANDMARKS["lm-jhb"], key)
+        served.store.register_landmark(record, world.now_ns(), by="alice")
+        outcome = served.service.submit_peer_receipts(receipts, world.now_ns())
+        assert outcome.measured == len(receipts)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from geoattest.attestor.licence import AgentLicence
 from geoattest.attestor.outbox import Outbox
 from geoattest.attestor.rounds import (
     LandmarkEndpoint,
+    LandmarkSockets,
     PathFloors,
     RoundFailedError,
     RoundSettings,
@@ -38,6 +40,7 @@ from geoattest.wire.envelope import PayloadType, open_envelope
 from geoattest.wire.rounds import (
     CAN_SPIN,
     SPIN_TURNAROUNDS,
+    _LoadAverage,
     poll,
     realtime,
     restore_scheduling,
@@ -267,6 +270,15 @@ def test_one_wait_spins_for_a_few_round_trips_and_never_past_spin_s():
     assert spin_window_s(settings, 0.001) == 0.0005
 
 
+def test_the_hosts_runnable_threads_are_reread_each_time():
+    """One open file, re-read in place: every read is the kernel's count now, this
+    thread included."""
+    if not CAN_SPIN:
+        pytest.skip("no /proc/loadavg here")
+    load = _LoadAverage()
+    assert all(load.runnable() >= 1 for _ in range(3))
+
+
 def test_poll_returns_a_waiting_datagram_and_none_once_its_window_is_over():
     with (
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
@@ -295,6 +307,158 @@ def test_rounds_complete_whether_the_agent_spins_or_blocks(device, secrets, spin
     assert all(o.failure is None for o in outcomes)
     for outcome, server in zip(outcomes, servers, strict=True):
         assert receipt_of(outcome.receipt, server).exchanges == 8
+
+
+def play_landmark(
+    sock: socket.socket,
+    landmark_id: str,
+    key: KeySigner,
+    open_datagram: bytes,
+    peer: tuple[str, int],
+    watch: Callable[[str], None] = lambda _kind: None,
+) -> None:
+    """Play the landmark's side of a round over ``sock`` from the agent's ``Open`` to the
+    receipt, calling ``watch`` with the kind of each datagram the agent sends, as it
+    arrives."""
+    landmark = LandmarkRound(
+        landmark_id,
+        key,
+        decode_datagram(open_datagram).open,
+        round_id=os.urandom(16),
+        randomness=os.urandom,
+    )
+    to_agent: bytes | None = landmark.next_challenge(time.monotonic_ns())
+    while to_agent is not None:
+        sock.sendto(to_agent, peer)
+        data, peer = sock.recvfrom(4096)
+        kind = decode_datagram(data).WhichOneof("kind") or ""
+        watch(kind)
+        to_agent = landmark.receive(data, time.monotonic_ns(), time.time_ns())
+        if kind == "close":
+            assert to_agent is not None
+            sock.sendto(to_agent, peer)  # the receipt
+            to_agent = None
+
+
+def thread_cpu_ns(native_id: int) -> int:
+    """CPU time a thread of this process has run (the kernel's schedstat)."""
+    return int(Path(f"/proc/self/task/{native_id}/schedstat").read_text().split()[0])
+
+
+def test_the_agent_sleeps_through_the_wait_for_its_first_challenge(device, secrets, monkeypatch):
+    """The test plays the landmark: a quick Retry (a short path, so the agent spins once it
+    answers), then 30 ms before the first challenge. The agent must not spin through that
+    wait (eight Retry turnarounds here, milliseconds): the landmark sets up the
+    round meanwhile, and that is not worth the agent's CPU. The host is taken to have a
+    core to spare, as it would when idle, so that the test does not depend on its load."""
+    if not CAN_SPIN or not Path("/proc/self/task").is_dir():
+        pytest.skip("needs Linux's /proc")
+    monkeypatch.setattr("geoattest.wire.rounds.spare_core", lambda **_: True)
+    landmark_key = KeySigner.generate()
+    settings = RoundSettings(exchanges=4, extra_exchanges=0, spin_s=0.02, realtime_priority=0)
+    agent_thread: list[int] = []
+    outcome: list[object] = []
+
+    def agent(endpoint: LandmarkEndpoint) -> None:
+        agent_thread.append(threading.get_native_id())
+        outcome.append(run_round(endpoint, "dev-1", device, secrets, settings))
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        endpoint = LandmarkEndpoint(
+            "lm-first", "127.0.0.1", sock.getsockname()[1], landmark_key.verifying_key
+        )
+        thread = threading.Thread(target=agent, args=(endpoint,))
+        thread.start()
+        try:
+            _, peer = sock.recvfrom(4096)
+            time.sleep(0.0005)  # a short path still, but a spin window of milliseconds
+            retry = round_pb2.Datagram(retry=round_pb2.Retry(cookie=b"c" * 20))
+            sock.sendto(retry.SerializeToString(), peer)
+            data, peer = sock.recvfrom(4096)
+            (tid,) = agent_thread
+            before = thread_cpu_ns(tid)
+            time.sleep(0.03)
+            waited_ns = thread_cpu_ns(tid) - before
+            play_landmark(sock, "lm-first", landmark_key, data, peer)
+        finally:
+            thread.join(timeout=10)
+    assert outcome, "the round did not finish"
+    assert waited_ns < 200_000, f"the agent ran {waited_ns / 1e3:.0f} µs waiting"
+
+
+@contextmanager
+def hand_played_landmark(key: KeySigner) -> Iterator[tuple[socket.socket, LandmarkEndpoint]]:
+    """A socket the test answers from by hand, and the endpoint an agent reaches it at."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        port = sock.getsockname()[1]
+        yield sock, LandmarkEndpoint("lm-hand", "127.0.0.1", port, key.verifying_key)
+
+
+def in_thread(run: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """``run`` started in a thread; the list gets its result or its exception."""
+    outcome: list[object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(run())
+        except RoundFailedError as failure:
+            outcome.append(failure)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, outcome
+
+
+def test_kept_sockets_carry_the_next_round_and_drop_what_the_last_one_left(device, secrets):
+    """Two rounds over one kept socket: the landmark sees one source address, and a stale
+    challenge waiting in the socket when the second round starts (from a round the
+    landmark replaced) is dropped, not answered in place of the new round's."""
+    key = KeySigner.generate()
+    sockets = LandmarkSockets()
+    settings = RoundSettings(exchanges=2, extra_exchanges=0, deadline_s=2.0)
+    peers = []
+    with hand_played_landmark(key) as (sock, endpoint):
+        for n in range(2):
+            thread, outcome = in_thread(
+                lambda: run_round(endpoint, "dev-1", device, secrets, settings, sockets=sockets)
+            )
+            try:
+                data, peer = sock.recvfrom(4096)
+                peers.append(peer)
+                play_landmark(sock, "lm-hand", key, data, peer)
+            finally:
+                thread.join(timeout=10)
+            assert not isinstance(outcome[0], RoundFailedError), outcome
+            if n == 0:
+                stale = round_pb2.Challenge(round_id=os.urandom(16), index=0, challenge=bytes(16))
+                sock.sendto(round_pb2.Datagram(challenge=stale).SerializeToString(), peer)
+    sockets.close()
+    assert peers[0] == peers[1]
+
+
+def test_a_failed_round_does_not_keep_its_socket(device, secrets):
+    key = KeySigner.generate()
+    sockets = LandmarkSockets()
+    quick = RoundSettings(exchanges=2, extra_exchanges=0, deadline_s=0.3, resend_s=1.0)
+    with hand_played_landmark(key) as (sock, endpoint):
+        with pytest.raises(RoundFailedError):
+            run_round(endpoint, "dev-1", device, secrets, quick, sockets=sockets)
+        _, silent = sock.recvfrom(4096)  # the Open nobody answered
+        thread, outcome = in_thread(
+            lambda: run_round(endpoint, "dev-1", device, secrets, sockets=sockets)
+        )
+        try:
+            data, peer = sock.recvfrom(4096)
+            play_landmark(sock, "lm-hand", key, data, peer)
+        finally:
+            thread.join(timeout=10)
+    sockets.close()
+    assert not isinstance(outcome[0], RoundFailedError), outcome
+    assert peer != silent
 
 
 def test_a_round_far_above_its_paths_floor_asks_the_landmark_for_more_exchanges(device, secrets):
@@ -371,26 +535,13 @@ def test_the_timed_phase_and_only_it_runs_at_real_time_priority(device, secrets,
             data, peer = sock.recvfrom(4096)
             (tid,) = agent_thread
             policies = {"open": os.sched_getscheduler(tid)}
-            landmark = LandmarkRound(
-                "lm-rt",
-                landmark_key,
-                decode_datagram(data).open,
-                round_id=os.urandom(16),
-                randomness=os.urandom,
-            )
-            to_agent = landmark.next_challenge(time.monotonic_ns())
-            while to_agent is not None:
-                sock.sendto(to_agent, peer)
-                data, peer = sock.recvfrom(4096)
-                kind = decode_datagram(data).WhichOneof("kind") or ""
+
+            def watch(kind: str) -> None:
                 policies.setdefault(kind, os.sched_getscheduler(tid))
                 if kind == "close":
                     policies["close"] = os.sched_getscheduler(tid)
-                to_agent = landmark.receive(data, time.monotonic_ns(), time.time_ns())
-                if kind == "close":
-                    assert to_agent is not None
-                    sock.sendto(to_agent, peer)  # the receipt
-                    to_agent = None
+
+            play_landmark(sock, "lm-rt", landmark_key, data, peer, watch)
         finally:
             thread.join(timeout=10)
     receipt, after = outcome

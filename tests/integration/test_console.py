@@ -29,7 +29,9 @@ from verifier_world import ProvisionedChip, ServerThread, VerifierWorld
 from geoattest.console.app import ConsoleFiles, console_app, load_console
 from geoattest.console.https import server_config
 from geoattest.console.svg import VERDICT_COLOURS
+from geoattest.crypto import KeySigner
 from geoattest.errors import ConfigError, Reason
+from geoattest.pki import LandmarkRecord
 from geoattest.pki.keyfiles import KEY_FILE
 from geoattest.pki.tls import CA_FILE, CERT_FILE, OperatorCA, Role, TlsIdentity
 from geoattest.units import SECOND_NS
@@ -198,6 +200,40 @@ def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_pat
         "console", "--db", str(served.world.db_path), *files, "--listen", f"127.0.0.1:{port}"
     )
     assert_one_line_error(taken, f"127.0.0.1:{port}")
+
+
+def test_revocations_and_registrations_in_the_store_show_as_the_verifier_judges_them(tmp_path):
+    """Made through the admin API of any replica, they are the store's: the console adds
+    them to its files' registry and revocation list, as every verifier does."""
+    world = VerifierWorld.create(tmp_path)
+    world.serve_args()
+    store = SqlStore.open(world.db_path)
+    chip = world.chip("dev-1")
+    world.service(store).enrol(chip.identity(), chip.possession(), time.time_ns())
+    new = LandmarkRecord("lm-new", 50.0, 8.5, KeySigner.generate().verifying_key, "", "op-new")
+    store.register_landmark(new, 1, by="operator-1")
+    han = world.landmarks["lm-han"].verifying_key.key_id
+    store.revoke_landmark("lm-han", han, 1, by="operator-1", why="key leaked")
+    store.revoke_device("dev-1", 1, by="operator-1", why="stolen")
+    files = ConsoleFiles(world.db_path, world.root / "policy.json", world.root / "landmarks.json")
+    url, server, thread = start_console(files)
+    try:
+        rows = re.findall(
+            r"<tr data-landmark='([^']+)'>.*?<td class='state'>(\w+)</td>", get(url + "/landmarks")
+        )
+        device = get(url + "/devices/dev-1")
+    finally:
+        server.should_exit = True
+        thread.join(GUARD_S)
+        store.close()
+    assert dict(rows) == {
+        "lm-dar": "active",
+        "lm-fra": "active",
+        "lm-han": "revoked",
+        "lm-new": "active",
+        "lm-wie": "active",
+    }
+    assert "REVOKED" in device
 
 
 # --- over HTTPS, for the operator only --------------------------------------------------

@@ -176,9 +176,13 @@ def test_agent_reports_cpu_bytes_and_duty_cycle() -> None:
         "receipt_verify_us_per_proof",
         "echo_cpu_us_per_proof",
         "cpu_ratio_to_crypto_and_echo",
+        "bare_agent_us_per_proof",
+        "cpu_ratio_to_bare_agent",
         "exchanges_per_round",
     )
     assert out["duty_cycle_per_minute"] > out["duty_cycle_per_hour"]
+    # the bare agent does the crypto and the echoes, and nothing else
+    assert out["bare_agent_us_per_proof"] > out["echo_cpu_us_per_proof"]
 
 
 def test_gpu_skips_cleanly_without_cuda() -> None:

@@ -8,7 +8,12 @@ per proof, and the CPU of as many bare UDP echo round trips (to an echo child, i
 with the proofs) as each proof's rounds made (adaptive rounds may run more exchanges than
 asked for: the baseline follows them), each waited for as the agent waits (spinning
 while the host has a core to spare, else a blocking receive): a send and that wait are
-what no agent can avoid. ``--load`` runs ``stress-ng --cpu 2`` beside it all.
+what no agent can avoid. ``cpu_ratio_to_crypto_and_echo`` divides by those three, the
+crypto timed back to back. ``cpu_ratio_to_bare_agent`` divides by the same work done in the
+agent's order, the crypto between the round trips (:class:`BareAgent`): on a virtual machine
+a signature right after network waits costs two to three times one back to back, and no
+agent can sign before its landmark's Complete comes. ``--load`` runs ``stress-ng --cpu 2``
+beside it all.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_rounds
+from geoattest.attestor.rounds import (
+    LandmarkEndpoint,
+    LandmarkSockets,
+    PathFloors,
+    RoundSettings,
+    run_rounds,
+)
 from geoattest.bench.fleet import MEASUREMENT, Fleet
 from geoattest.bench.report import Figures, median, progress
 from geoattest.bench.timing import (
@@ -49,10 +60,11 @@ class Agent:
     secrets: RoundSecrets = field(default_factory=lambda: RoundSecrets(os.urandom))
     chain: ProofChain = field(default_factory=lambda: ProofChain("dev-bench"))
     floors: PathFloors = field(default_factory=PathFloors)
+    sockets: LandmarkSockets = field(default_factory=LandmarkSockets)
 
-    def proof(self) -> int:
+    def proof(self) -> list[int]:
         """What the agent does per proof: k adaptive rounds over UDP, then the proof signed;
-        returns how many exchanges its rounds ran."""
+        returns how many exchanges each round ran."""
         outcomes = run_rounds(
             self.endpoints,
             "dev-bench",
@@ -60,10 +72,11 @@ class Agent:
             self.secrets,
             self.settings,
             floors=self.floors,
+            sockets=self.sockets,
         )
         receipts = [o.receipt for o in outcomes if o.receipt is not None]
         _, self.chain = self.chain.extend(receipts, measurement=MEASUREMENT, signer=self.device)
-        return sum(round_pb2.TimingReceipt.FromString(r.payload).exchanges for r in receipts)
+        return [round_pb2.TimingReceipt.FromString(r.payload).exchanges for r in receipts]
 
 
 @contextmanager
@@ -79,13 +92,49 @@ def agent(k: int, exchanges: int) -> Iterator[Agent]:
             endpoints.append(
                 LandmarkEndpoint(f"lm-{i}", "127.0.0.1", port, KeySigner(key).verifying_key)
             )
-        yield Agent(endpoints, RoundSettings(exchanges=exchanges))
+        bench = Agent(endpoints, RoundSettings(exchanges=exchanges))
+        stack.callback(bench.sockets.close)
+        yield bench
+
+
+@dataclass
+class BareAgent:
+    """What no agent can avoid, in the agent's order: for each round its round trips as
+    bare UDP echoes (each waited for as the agent waits), then a transcript's signature and
+    a receipt's verification; then the proof's signature. Between network waits the crypto
+    runs with the caches the waits left (on a virtual machine several times slower than
+    back to back), as the agent's does."""
+
+    echo_port: int
+    device: KeySigner
+    transcript: bytes = field(default_factory=lambda: os.urandom(300))
+    """About a round transcript's size."""
+    receipt: bytes = field(default_factory=lambda: os.urandom(600))
+    """About a receipt's size."""
+    proof: bytes = field(default_factory=lambda: os.urandom(3200))
+    """About a proof's size."""
+
+    def run(self, round_trips: list[int]) -> tuple[float, float]:
+        """One proof whose rounds made ``round_trips``: CPU seconds in all, and in echoes."""
+        receipt_signature = self.device.sign(self.receipt)
+        verify = self.device.verifying_key.verify
+        echoes = 0.0
+        start = time.process_time()
+        for trips in round_trips:
+            c0 = time.process_time()
+            echo_block(self.echo_port, trips, as_agent=True)
+            echoes += time.process_time() - c0
+            self.device.sign(self.transcript)
+            verify(receipt_signature, self.receipt)
+        self.device.sign(self.proof)
+        return time.process_time() - start, echoes
 
 
 def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False) -> Figures:
     cpu: list[float] = []
     wall: list[float] = []
     echo_cpu: list[float] = []
+    bare_cpu: list[float] = []
     exchanges_run: list[int] = []
     round_trips: list[int] = []
     with (
@@ -94,16 +143,19 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
         child(echo_child) as (_, echo_port),
         progress("agent: proofs", proofs) as (bar, task),
     ):
+        bare = BareAgent(echo_port, KeySigner.generate())
         for _ in range(proofs):
             c0, w0 = time.process_time(), time.perf_counter()
             ran = bench.proof()
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
-            exchanges_run.append(ran)
-            round_trips.append(ran + 2 * k)  # each Response, and each round's Open and Close
-            c0 = time.process_time()
-            echo_block(echo_port, round_trips[-1], as_agent=True)
-            echo_cpu.append(time.process_time() - c0)
+            exchanges_run.append(sum(ran))
+            # each Response, and each round's Open and Close
+            trips = [exchanges_in_round + 2 for exchanges_in_round in ran]
+            round_trips.append(sum(trips))
+            bare_s, echo_s = bare.run(trips)
+            bare_cpu.append(bare_s)
+            echo_cpu.append(echo_s)
             bar.advance(task)
     device = bench.device
     message = os.urandom(600)  # about a receipt's size
@@ -111,7 +163,7 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
     signing = _median_cpu_s(functools.partial(device.sign, message), k + 1)
     verifying = _median_cpu_s(functools.partial(device.verifying_key.verify, signature, message), k)
     wire = wire_bytes(k, exchanges)
-    cpu_s, socket_s = median(cpu), median(echo_cpu)
+    cpu_s, socket_s, bare_s = median(cpu), median(echo_cpu), median(bare_cpu)
     explained = signing + verifying + socket_s
     return {
         "load": load_name,
@@ -127,6 +179,8 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
         "exchanges_per_round": round(sum(exchanges_run) / (k * len(exchanges_run)), 2),
         "echo_cpu_us_per_proof": round(socket_s * 1e6, 1),
         "cpu_ratio_to_crypto_and_echo": round(cpu_s / explained, 2),
+        "bare_agent_us_per_proof": round(bare_s * 1e6, 1),
+        "cpu_ratio_to_bare_agent": round(cpu_s / bare_s, 2),
         "bytes_per_proof": wire.udp_payload + wire.proof,
         "udp_payload_bytes_per_proof": wire.udp_payload,
         "udp_datagrams_per_proof": wire.datagrams,

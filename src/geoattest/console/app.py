@@ -64,6 +64,7 @@ from geoattest.pki.tls import TlsIdentity
 from geoattest.verdict import Verdict
 from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
+from geoattest.verifier.service import with_stored_landmarks
 from geoattest.wire.client import VerifierClient, tls_credentials
 
 ALERT_POLL_S = 0.25
@@ -113,17 +114,26 @@ class Console:
         )
 
     def landmarks(self) -> list[Landmark]:
-        excluded = {e.landmark_id for e in self.view.exclusions() if e.lifted_at_ns is None}
+        """The registry file's landmarks and the store's, each in its state now."""
+        trust = self.view.trust()
+        revoked = self.revocations.including(trust.revocations)
         found = []
-        for record in sorted(self.registry, key=lambda r: r.landmark_id):
-            if self.revocations.landmark_revoked(record.landmark_id, record.verifying_key.key_id):
+        registered = with_stored_landmarks(self.registry, trust.landmarks)
+        for record in sorted(registered, key=lambda r: r.landmark_id):
+            if revoked.landmark_revoked(record.landmark_id, record.verifying_key.key_id):
                 state = "revoked"
-            elif record.landmark_id in excluded:
+            elif record.landmark_id in trust.excluded:
                 state = "excluded"
             else:
                 state = "active"
             found.append(Landmark(record, state))
         return found
+
+    def device_revoked(self, device_id: str) -> bool:
+        """Revoked by the revocation list file or through the admin API (the store)."""
+        return self.revocations.device_revoked(device_id) or (
+            self.view.trust().revocations.device_revoked(device_id)
+        )
 
     def device_states(self) -> dict[str, int]:
         """Devices by state, read at most once per :data:`STATES_EVERY_S` (a count over
@@ -222,7 +232,7 @@ class _Handlers:
             lambda: self.console.view.recent_alerts(device_id=device_id, limit=20)
         )
         state = detail.state
-        if self.console.revocations.device_revoked(device_id):
+        if await run_in_threadpool(self.console.device_revoked, device_id):
             state = "REVOKED"
         svg = await run_in_threadpool(_fixes_svg, self.console, detail.licensed_region, history)
         return HTMLResponse(pages.device_page(detail, state, history, svg, alerts))

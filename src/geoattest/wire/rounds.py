@@ -23,14 +23,17 @@ host, more with deep CPU idle states or virtualised timers, and all of it on the
 clock. So when the path's round trip as the agent sees it (from each of its sends to the
 next datagram in, the smallest in this round: first the Open's Retry) is at most
 :attr:`RoundSettings.spin_below_s` (a data centre's, not the Internet's), the agent polls
-its socket without blocking (``MSG_DONTWAIT``) from the cookie's Open until it sends its
+its socket without blocking (``MSG_DONTWAIT``) from its first answer until it sends its
 Close, for at most :attr:`RoundSettings.spin_s` per wait before it falls back to the
-blocking receive. A longer path blocks throughout: its few microseconds of wake-up do not
-matter there, and spinning through a millisecond round trip would cost that millisecond of
-CPU per exchange. One round at a time spins (a process-wide turn), so concurrent rounds do
-not spin against each other for the interpreter lock. Spinning only changes when the agent
-notices a challenge; the landmark's clock alone measures (docs/PROTOCOL.md, "The answer
-path").
+blocking receive. The wait for the first challenge blocks: it spans the landmark's setting
+up of the round (a few hundred microseconds of CPU were spun there), and a wake-up costs
+only that one exchange, as the receipt keeps the round's best. A longer path blocks
+throughout: its few microseconds of wake-up do not matter there, and spinning through a
+millisecond round trip would cost that millisecond of CPU per exchange. One round at a time
+spins (a process-wide turn, taken before the Open that carries the cookie, off the clock),
+so concurrent rounds do not spin against each other for the interpreter lock. Spinning only
+changes when the agent notices a challenge; the landmark's clock alone measures
+(docs/PROTOCOL.md, "The answer path").
 
 Loss: the landmark replaces a lost challenge and re-sends Complete; the agent re-sends
 its Open (nothing heard yet) or its Close (no receipt yet) when the landmark has been
@@ -43,6 +46,10 @@ landmark's recent receipts), the agent asks in its Open for up to
 round's best exchange is above :attr:`RoundSettings.far_above` times that floor (the chip
 was descheduled, the host was busy). The landmark's clock still times every exchange and the
 receipt carries the minimum over all of them, so an adversary still can only add delay.
+
+Sockets: without more, each round has a socket of its own, closed after; an agent that
+runs rounds again and again keeps one per landmark in :class:`LandmarkSockets` (the
+attester's runner and ``bench agent`` do).
 
 Several landmarks: :func:`run_rounds` runs them one after another by default. Run
 concurrently (one thread each), two answers due at the same moment queue for the
@@ -70,7 +77,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from geoattest.crypto import Signer, VerifyingKey
 from geoattest.errors import GeoattestError, Reason, RoundError, WireError
@@ -164,13 +171,22 @@ class RoundOutcome:
     failure: RoundFailedError | None
 
 
-def _connect(endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
+_Resolved = tuple[int, int, int, Any]
+"""An address as ``getaddrinfo`` gives it: family, socket type, protocol, address."""
+
+
+def _resolve(endpoint: LandmarkEndpoint) -> _Resolved:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             endpoint.host, endpoint.port, type=socket.SOCK_DGRAM
         )[0]
     except (socket.gaierror, UnicodeError) as exc:
         raise RoundFailedError(endpoint.landmark_id, Reason.UNREACHABLE, str(exc)) from exc
+    return family, kind, proto, address
+
+
+def _connect(endpoint: LandmarkEndpoint, resolved: _Resolved, timeout_s: float) -> socket.socket:
+    family, kind, proto, address = resolved
     sock = socket.socket(family, kind, proto)
     try:
         sock.connect(address)  # the kernel drops datagrams from anyone else
@@ -179,6 +195,67 @@ def _connect(endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
         raise RoundFailedError(endpoint.landmark_id, Reason.UNREACHABLE, str(exc)) from exc
     receive_timeout(sock, timeout_s)
     return sock
+
+
+class LandmarkSockets:
+    """One connected UDP socket per landmark, kept from one round to the next.
+
+    Setting a socket up for each round (resolving, ``socket``, ``connect``, its receive
+    timeout, ``close``) cost the agent more CPU than its ``Open`` on a virtual machine. The
+    address is still resolved for every round, and a socket is replaced when it changes.
+    What an earlier round left in the socket (a receipt sent again, an ICMP error) is read
+    and dropped before the next round starts; a round that fails closes its socket. A
+    socket is taken out while its round runs, so concurrent rounds never share one.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], tuple[_Resolved, socket.socket]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
+        """A connected socket to ``endpoint``, emptied, for one round.
+
+        Raises:
+            RoundFailedError: UNREACHABLE (the host does not resolve, or no route).
+        """
+        resolved = _resolve(endpoint)
+        with self._lock:
+            kept = self._idle.pop((endpoint.host, endpoint.port), None)
+        if kept is not None:
+            if kept[0] == resolved:
+                _drain(kept[1])
+                return kept[1]
+            kept[1].close()
+        return _connect(endpoint, resolved, timeout_s)
+
+    def give_back(self, endpoint: LandmarkEndpoint, sock: socket.socket, *, failed: bool) -> None:
+        """Keep ``sock`` for the next round with ``endpoint``; closed after a failure, or
+        when another round's socket is already kept."""
+        if not failed:
+            resolved = (sock.family, sock.type, sock.proto, sock.getpeername())
+            with self._lock:
+                if (endpoint.host, endpoint.port) not in self._idle:
+                    self._idle[(endpoint.host, endpoint.port)] = (resolved, sock)
+                    return
+        sock.close()
+
+    def close(self) -> None:
+        """Close every kept socket."""
+        with self._lock:
+            kept, self._idle = list(self._idle.values()), {}
+        for _, sock in kept:
+            sock.close()
+
+
+def _drain(sock: socket.socket) -> None:
+    """Read and drop whatever is waiting in ``sock``."""
+    while True:
+        try:
+            sock.recv(RECEIVE_BYTES, socket.MSG_DONTWAIT)
+        except ConnectionRefusedError:
+            continue  # an earlier send's ICMP error, now cleared
+        except (BlockingIOError, TimeoutError):
+            return
 
 
 def receive_timeout(sock: socket.socket, timeout_s: float) -> None:
@@ -201,10 +278,12 @@ def run_round(
     settings: RoundSettings = RoundSettings(),
     *,
     floors: PathFloors | None = None,
+    sockets: LandmarkSockets | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> envelope_pb2.Envelope:
     """Run one timed round with one landmark and return its checked receipt; with
-    ``floors``, an adaptive round, whose receipt's rtt_min joins them.
+    ``floors``, an adaptive round, whose receipt's rtt_min joins them; with ``sockets``, over
+    the socket kept for that landmark (a fresh one, closed after, without).
 
     Raises:
         RoundFailedError: UNREACHABLE (nothing was ever heard from the landmark),
@@ -227,26 +306,65 @@ def run_round(
         extend_above_ns=extend_above_ns,
     )
     deadline = clock() + settings.deadline_s
-    sock = _connect(endpoint, settings.resend_s)
+    if sockets is None:
+        sock = _connect(endpoint, _resolve(endpoint), settings.resend_s)
+    else:
+        sock = sockets.take(endpoint, settings.resend_s)
+    failed = True
     try:
         receipt = _drive(agent, sock, deadline, settings, clock)
+        failed = False
     finally:
-        sock.close()
+        if sockets is None:
+            sock.close()
+        else:
+            sockets.give_back(endpoint, sock, failed=failed)
     if floors is not None and agent.rtt_min_ns:
         floors.record(endpoint.landmark_id, agent.rtt_min_ns)
     return receipt
 
 
-def spare_core() -> bool:
+LOADAVG = "/proc/loadavg"
+
+
+class _LoadAverage:
+    """``/proc/loadavg``, opened once and re-read with ``pread``: opening it for each round
+    took tens of microseconds of the agent's CPU on a virtual machine, a re-read takes one
+    or two."""
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def runnable(self) -> int:
+        """Threads runnable now on the host, this one included.
+
+        Raises:
+            OSError: the file cannot be opened or read (not Linux, no ``/proc``).
+            ValueError: it does not read as the kernel writes it.
+        """
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(LOADAVG, os.O_RDONLY | os.O_CLOEXEC)
+            line = os.pread(self._fd, 128, 0)
+        return int(line.split()[3].split(b"/")[0])
+
+
+_LOAD = _LoadAverage()
+
+
+def spare_core(*, last: bool = False) -> bool:
     """Whether the host has a core to spare for a spinning thread: fewer threads runnable
-    now (this one included, ``/proc/loadavg``) than cores this process may use. On a full
-    host a spinning agent uses up its share of the CPU and is then descheduled just when a
-    challenge comes; a blocked one is woken ahead of the busy threads."""
+    now (this one included, ``/proc/loadavg``) than cores this process may use, or, with
+    ``last``, no more (the thread may take the last idle core: the landmark's rule, so that
+    it still spins while its one agent does). On a full host a spinning thread uses up its
+    share of the CPU and is then descheduled just when a datagram comes; a blocked one is
+    woken ahead of the busy threads."""
     try:
-        runnable = int(Path("/proc/loadavg").read_bytes().split()[3].split(b"/")[0])
+        runnable = _LOAD.runnable()
     except (OSError, ValueError, IndexError):
         return False
-    return runnable < len(os.sched_getaffinity(0))
+    return runnable - last < len(os.sched_getaffinity(0))
 
 
 def spins(settings: RoundSettings, turnaround_s: float, spare: bool) -> bool:
@@ -356,7 +474,7 @@ def _drive(
         while True:
             data = (
                 poll(recv, clock() + spin_window_s(settings, turnaround), clock)
-                if phase.spinning
+                if phase.spinning and agent.state is AgentRoundState.ANSWERING
                 else None
             )
             if data is None:
@@ -433,12 +551,15 @@ def run_rounds(
     *,
     concurrent: bool = False,
     floors: PathFloors | None = None,
+    sockets: LandmarkSockets | None = None,
 ) -> list[RoundOutcome]:
     """One round with each landmark, in the order given; failures are outcomes, not raised."""
 
     def one(endpoint: LandmarkEndpoint) -> RoundOutcome:
         try:
-            receipt = run_round(endpoint, device_id, signer, secrets, settings, floors=floors)
+            receipt = run_round(
+                endpoint, device_id, signer, secrets, settings, floors=floors, sockets=sockets
+            )
         except RoundFailedError as failure:
             return RoundOutcome(endpoint.landmark_id, None, failure)
         return RoundOutcome(endpoint.landmark_id, receipt, None)
