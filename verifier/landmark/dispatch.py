@@ -269,7 +269,16 @@ class Dispatcher:
             kernel_ns: the kernel's receive stamp (realtime), if the socket gave one.
         """
         counters = self.counters
-        counters.datagrams_received += 1
+        try:
+            return self._handle(data, source, received, kernel_ns)
+        finally:
+            # Counted once dealt with: a reader that sees it counted sees what it did.
+            counters.datagrams_received += 1
+
+    def _handle(
+        self, data: bytes, source: Address, received: Bracket, kernel_ns: int | None
+    ) -> Outgoing | None:
+        counters = self.counters
         try:
             datagram = decode_datagram(data)
         except WireError:

@@ -515,9 +515,7 @@ class LandmarkRound:
         index = self._next_index
         self._next_index += 1
         self._outstanding = (index, challenge, now_ns)
-        return _encode(
-            challenge=round_pb2.Challenge(round_id=self.round_id, index=index, challenge=challenge)
-        )
+        return challenge_head(self.round_id, index) + challenge  # the protobuf encoding
 
     def start_timer(self, now_ns: int) -> None:
         """Move the outstanding challenge's start to ``now_ns``, just before its send."""

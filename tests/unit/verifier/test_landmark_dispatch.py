@@ -67,6 +67,24 @@ def test_an_honest_round_is_signed_and_counted(device_signer, landmark_signer):
     assert d.open_rounds == 0  # finished rounds no longer count against the limits
 
 
+def test_a_datagram_is_counted_received_only_once_its_outcome_is_counted(
+    device_signer, landmark_signer
+):
+    """Another thread reads the counters while the server thread handles a datagram: once
+    it sees the datagram received, it sees what came of it (the tests' and the operator's
+    "settled" reads rely on this). Inside the hook the finished round runs, the Close that
+    signed the receipt is counted signed but not yet received."""
+    seen = []
+
+    def hook(_round: object) -> None:
+        c = d.counters
+        seen.append((c.datagrams_received, c.receipts_signed))
+
+    d = Dispatcher("lm-1", landmark_signer, Limits(), os.urandom, on_finished=hook)
+    drive(d, agent(device_signer, landmark_signer))
+    assert seen == [(d.counters.datagrams_received - 1, 1)]
+
+
 def test_datagrams_for_a_round_from_another_address_are_refused(device_signer, landmark_signer):
     d, a = dispatcher(landmark_signer), agent(device_signer, landmark_signer)
     challenge = opened(d, a)
