@@ -43,6 +43,7 @@ PARTS: dict[str, tuple[Any, str]] = {
     "  signature checks": (VerifyingKey, "verify"),
     "verdict pass": (pipeline.ProofAppraiser, "_judge"),
     "  geography": (GeoAppraiser, "appraise"),
+    "  geography, verdict alone (fault-domain re-appraisals)": (GeoAppraiser, "verdict"),
     "    feasible region": (GeoAppraiser, "feasible"),
     "    land pieces touched": (Countries, "touching_pieces"),
     "  travel check": (pipeline.ProofAppraiser, "_travel_gap_km"),

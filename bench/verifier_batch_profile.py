@@ -42,7 +42,7 @@ PARTS = {
     ),
     "store commit (one transaction per batch)": ("verifier/store.py", "commit"),
     "EAR result signing": ("verifier/results.py", "sign"),
-    "geography": ("geo/appraiser.py", "appraise"),
+    "geography": ("geo/appraiser.py", "appraise", "verdict"),
 }
 """Part -> (file suffix, function names): cumulative time of those functions."""
 
