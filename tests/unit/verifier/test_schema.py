@@ -71,6 +71,24 @@ def test_migrating_from_every_earlier_version_equals_a_fresh_schema(tmp_path, ve
     store.close()
 
 
+def test_the_last_step_on_postgresql_equals_a_fresh_schema(postgres):
+    """The step to this version on the production backend: a database at the version
+    before (this one's schema less what the step adds) migrates to exactly a fresh one."""
+    fresh, old = postgres.database(), postgres.database()
+    migrate(fresh)
+    migrate(old)
+    engine = create_engine(old.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE revocations, landmarks, trust_version"))
+        conn.execute(text(f"UPDATE schema_version SET version = {SCHEMA_VERSION - 1}"))
+    engine.dispose()
+    assert migrate(old) == (SCHEMA_VERSION - 1, SCHEMA_VERSION)
+    assert schema(old) == schema(fresh)
+    store = SqlStore.open(old)
+    assert store.trust().version == 0
+    store.close()
+
+
 def test_a_migrated_database_migrates_to_itself(database):
     assert migrate(database) == (None, SCHEMA_VERSION)
     before = schema(database)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,6 +206,45 @@ def test_bad_admin_calls_are_refused_with_their_reason_and_write_nothing(replica
     }
     assert all(isinstance(exc, AdminError | LandmarkKeyReusedError) for exc in refused.values())
     assert store.dump() == before
+
+
+def test_the_same_change_at_two_replicas_at_once_is_made_once_and_refused_once(replicas):
+    """Each change checks what is in force and writes in one transaction, serialised
+    across replicas: of two at once, one is made and the other is ``admin.conflict``
+    (never a driver's error, never two rows)."""
+    root = replicas.world.root
+    files = OperatorFiles(root / "landmarks.json", root / "revocations.json")
+    other = Admin(replicas.b, replicas.stores[1], files, region_appraiser().has_region)
+    keys = [KeySigner.generate().verifying_key.der() for _ in range(2)]
+
+    def register(admin: Admin, key: bytes, landmark_id: str) -> Reason | None:
+        try:
+            admin.register_landmark(
+                "op", landmark_id=landmark_id, operator="op-x", latitude=50.0, longitude=8.0,
+                public_key_der=key, name="", now_ns=1,
+            )  # fmt: skip
+        except GeoattestError as refused:
+            return refused.reason
+        return None
+
+    def revoke(admin: Admin, device_id: str) -> Reason | None:
+        try:
+            admin.revoke_device("op", device_id, "", NOW_NS)
+        except GeoattestError as refused:
+            return refused.reason
+        return None
+
+    with ThreadPoolExecutor(2) as pool:
+        for round_ in range(5):
+            revoked = list(pool.map(revoke, (replicas.admin, other), [f"dev-{round_}"] * 2))
+            assert set(revoked) == {None, Reason.ADMIN_CONFLICT}, revoked
+            landmark_id = f"lm-new-{round_}"
+            made = list(pool.map(register, (replicas.admin, other), keys, [landmark_id] * 2))
+            assert set(made) == {None, Reason.ADMIN_CONFLICT}, made
+            keys = [KeySigner.generate().verifying_key.der() for _ in range(2)]
+    trust = replicas.stores[1].trust()
+    assert trust.revocations.devices == {f"dev-{i}" for i in range(5)}
+    assert [r.landmark_id for r in trust.landmarks] == [f"lm-new-{i}" for i in range(5)]
 
 
 def test_an_unreachable_store_refuses_admin_calls_and_writes_nothing(world):
