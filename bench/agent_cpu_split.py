@@ -43,8 +43,9 @@ class CountedSocket:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
 
-    def recv(self, size: int) -> object:
-        return count("recv (syscall, sleep, wake-up)", self._sock.recv, size)
+    def recv(self, size: int, flags: int = 0) -> object:
+        name = "recv (syscall, sleep, wake-up)" if not flags else "recv polled (spinning)"
+        return count(name, self._sock.recv, size, flags)
 
     def send(self, data: bytes) -> object:
         return count("send (syscall)", self._sock.send, data)
@@ -52,15 +53,21 @@ class CountedSocket:
     def close(self) -> None:
         self._sock.close()
 
+    def __getattr__(self, name: str) -> object:
+        """The rest (``family``, ``getpeername``: what a kept socket is checked by)."""
+        return getattr(self._sock, name)
+
 
 def instrument() -> Callable[[AgentRound, bytes], bytes | None]:
     connect = agent_rounds._connect
     receive = AgentRound.receive
     extend = ProofChain.extend
 
-    def counted_connect(endpoint: agent_rounds.LandmarkEndpoint, timeout_s: float) -> object:
-        name = "socket setup (getaddrinfo, socket, connect, SO_RCVTIMEO)"
-        return CountedSocket(count(name, connect, endpoint, timeout_s))
+    def counted_connect(
+        endpoint: agent_rounds.LandmarkEndpoint, resolved: object, timeout_s: float
+    ) -> object:
+        name = "socket setup (socket, connect, SO_RCVTIMEO; once per landmark)"
+        return CountedSocket(count(name, connect, endpoint, resolved, timeout_s))
 
     def counted_receive(self: AgentRound, data: bytes) -> bytes | None:
         kind = decode_datagram(data).WhichOneof("kind")

@@ -115,9 +115,6 @@ class Counters:
     challenges_transmit_stamped: int = 0
     """Challenges whose timer starts at the kernel's transmit stamp (the rest: just before
     the send)."""
-    datagrams_polled: int = 0
-    """Datagrams read while the server polled after a challenge on a short path (it did not
-    sleep for them)."""
     send_errors: int = 0
     internal_errors: int = 0
 

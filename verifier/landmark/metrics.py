@@ -54,11 +54,6 @@ class LandmarkCollector(Collector):
                 "Opens over their source host's rate, dropped.",
                 c.datagrams_rate_limited,
             ),
-            (
-                "datagrams_polled",
-                "Datagrams read while polling after a challenge on a short path.",
-                c.datagrams_polled,
-            ),
             ("opens_retried", "Opens without a valid cookie, answered a Retry.", c.opens_retried),
             ("internal_errors", "Datagrams dropped on an internal error.", c.internal_errors),
         ):

@@ -13,14 +13,6 @@ return ancillary data, and its loop adds a callback hop; a thread blocked in ``r
 needs neither. See :mod:`geoattest.verifier.landmark.clock` for why a realtime kernel stamp still
 never yields an RTT shorter than the true one.
 
-The wake-up is off the clock but not off the agent's wait: an agent on a short path spins
-from its answer until the next challenge, and without more the landmark's wake-up sits in
-every such wait. So after a challenge on a short path (its round's last exchange within
-:data:`POLL_BELOW_NS`) the thread polls the socket without sleeping for a few of the path's
-round trips, at most ``poll_s`` (:func:`poll_window_ns`), while the host has a core for it
-(:func:`~geoattest.wire.rounds.spare_core` with ``last``), and then blocks as before.
-Polling changes when the thread reads a datagram, never how it is timed.
-
 Example::
 
     identity = LandmarkIdentity("lm-fra", 50.11, 8.68)
@@ -35,9 +27,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from geoattest.crypto import Signer
 from geoattest.errors import ConfigError
@@ -63,20 +53,13 @@ from geoattest.verifier.landmark.dispatch import (
     Outgoing,
 )
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
-from geoattest.wire.rounds import SPIN_TURNAROUNDS, receive_timeout, spare_core
+from geoattest.wire.rounds import receive_timeout
 
 log = logging.getLogger("geoattest.landmark")
-_Received = tuple[bytes, list[tuple[int, int, bytes]], int, Any]
-"""What ``recvmsg`` returns: data, ancillary data, flags, source address."""
 
 RECEIVE_BYTES = MAX_DATAGRAM_BYTES + 1
 """One byte more than the protocol allows, so a longer datagram is seen as too long."""
 RECEIVE_BUFFER_BYTES = 1 << 20
-DEFAULT_POLL_S = 0.0005
-"""Longest the landmark polls for an answer on a short path before it blocks (0: never)."""
-POLL_BELOW_NS = 1_000_000
-"""The landmark polls for an answer only on a path whose last exchange took at most this
-(a data centre's round trip, not the Internet's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +107,8 @@ class LandmarkServer(Running):
         kernel_timestamps: bool = True,
         sweep_interval_s: float = 0.02,
         on_finished: FinishedHook | None = None,
-        poll_s: float = DEFAULT_POLL_S,
     ) -> None:
         self.identity = identity
-        self._poll_ns = int(poll_s * 1e9)
         self.signer = signer
         self._dispatcher = Dispatcher(
             identity.landmark_id, signer, limits or Limits(), randomness, on_finished
@@ -199,31 +180,14 @@ class LandmarkServer(Running):
         self._stamped_sends = key + 1
         return read_bracket(), stamp
 
-    def _poll_until_ns(self, outgoing: Outgoing) -> int:
-        """Until when to poll for the answer to the datagram just sent (0: block at once):
-        for :func:`poll_window_ns` after a challenge, while the host has a core for it."""
-        entry = outgoing.timed
-        if entry is None or not entry.round.timed:
-            return 0
-        window_ns = poll_window_ns(entry.round.timed[-1].rtt_ns, self._poll_ns)
-        if not window_ns or not spare_core(last=True):
-            return 0
-        return time.monotonic_ns() + window_ns
-
     def _serve(self) -> None:
         """The receive loop. Nothing a peer sends may end it; only :meth:`stop` does."""
         recvmsg = self._sock.recvmsg
         dispatcher = self._dispatcher
         next_sweep_ns = 0
-        poll_until_ns = 0
         while not self._stopping.is_set():
             try:
-                message = _poll(recvmsg, poll_until_ns) if poll_until_ns else None
-                if message is None:
-                    message = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
-                else:
-                    dispatcher.counters.datagrams_polled += 1
-                data, ancillary, _, source = message
+                data, ancillary, _, source = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
             except (TimeoutError, BlockingIOError):  # the sweep interval passed
                 data = None
             except OSError:
@@ -232,14 +196,12 @@ class LandmarkServer(Running):
                 log.exception("landmark receive failed")
                 dispatcher.counters.internal_errors += 1
                 continue
-            poll_until_ns = 0
             try:
                 if data is not None:
                     received = read_bracket()
                     outgoing = dispatcher.handle(data, source, received, kernel_stamp(ancillary))
                     if outgoing is not None:
                         self._send(outgoing)
-                        poll_until_ns = self._poll_until_ns(outgoing)
                 now_ns = time.monotonic_ns()
                 if now_ns >= next_sweep_ns:
                     next_sweep_ns = now_ns + self._sweep_interval_ns
@@ -248,27 +210,3 @@ class LandmarkServer(Running):
             except Exception:
                 log.exception("landmark dropped a datagram on an internal error")
                 dispatcher.counters.internal_errors += 1
-
-
-def poll_window_ns(last_rtt_ns: int, poll_ns: int) -> int:
-    """How long the landmark polls for the answer to a challenge, given the round's last
-    exchange: a few of the path's round trips, at most ``poll_ns``, and only on a short
-    path (within ``POLL_BELOW_NS``); 0: block at once.
-
-    The landmark's own wake-up is off the clock (the kernel stamps the answer's arrival),
-    but its agent waits through it for the next challenge, spinning on a short path:
-    polling here takes that wake-up out of every exchange's turnaround but the first.
-    """
-    if last_rtt_ns > POLL_BELOW_NS:
-        return 0
-    return min(poll_ns, SPIN_TURNAROUNDS * last_rtt_ns)
-
-
-def _poll(recvmsg: Callable[..., _Received], until_ns: int) -> _Received | None:
-    """What ``recvmsg`` reads without sleeping until ``until_ns``; None if nothing came."""
-    while time.monotonic_ns() < until_ns:
-        try:
-            return recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            continue
-    return None

@@ -32,7 +32,6 @@ from geoattest.cli.tls import (
     party_credentials,
 )
 from geoattest.errors import ConfigError
-from geoattest.verifier.landmark.server import DEFAULT_POLL_S
 
 if TYPE_CHECKING:
     from geoattest.crypto import KeySigner
@@ -111,15 +110,6 @@ def landmark_serve(
     challenge_timeout_ms: Annotated[
         int, typer.Option(min=1, help="Silence before a challenge is replaced.")
     ] = 250,
-    poll_us: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            max=1_000_000,
-            help="Longest the server polls for an answer after a challenge on a short path "
-            "(a data centre's), while it has a core to spare, before it sleeps; 0: never.",
-        ),
-    ] = round(DEFAULT_POLL_S * 1e6),
     grpc_port: Annotated[
         int | None,
         typer.Option(min=0, max=65535, help="Also serve GetInfo/GetCounters over gRPC here."),
@@ -188,9 +178,7 @@ def landmark_serve(
         challenge_timeout_ns=challenge_timeout_ms * 1_000_000,
     )
     configure_json_logs()
-    server = LandmarkServer(
-        identity, signer, host=host, port=port, limits=limits, poll_s=poll_us / 1e6
-    )
+    server = LandmarkServer(identity, signer, host=host, port=port, limits=limits)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

@@ -353,18 +353,16 @@ class _LoadAverage:
 _LOAD = _LoadAverage()
 
 
-def spare_core(*, last: bool = False) -> bool:
+def spare_core() -> bool:
     """Whether the host has a core to spare for a spinning thread: fewer threads runnable
-    now (this one included, ``/proc/loadavg``) than cores this process may use, or, with
-    ``last``, no more (the thread may take the last idle core: the landmark's rule, so that
-    it still spins while its one agent does). On a full host a spinning thread uses up its
-    share of the CPU and is then descheduled just when a datagram comes; a blocked one is
-    woken ahead of the busy threads."""
+    now (this one included, ``/proc/loadavg``) than cores this process may use. On a full
+    host a spinning agent uses up its share of the CPU and is then descheduled just when a
+    challenge comes; a blocked one is woken ahead of the busy threads."""
     try:
         runnable = _LOAD.runnable()
     except (OSError, ValueError, IndexError):
         return False
-    return runnable - last < len(os.sched_getaffinity(0))
+    return runnable < len(os.sched_getaffinity(0))
 
 
 def spins(settings: RoundSettings, turnaround_s: float, spare: bool) -> bool:
