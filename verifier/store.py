@@ -1339,12 +1339,19 @@ class SqlStore:
         tables (``archive``) or delete them; returns how many. Chain heads, history fixes
         and the successor index are other tables and stay whole, so every chain goes on
         and a fork of an archived proof is still caught; a proof an alert names stays as
-        the alert's evidence. One transaction per ``batch`` proofs, so serving goes on.
+        the alert's evidence. The newest proof stays too: SQLite numbers a new row after
+        the largest id left in its table, and would give the next proof the id of one just
+        archived. One transaction per ``batch`` proofs, so serving goes on.
         """
         named = select(alerts.c.proof_id).where(alerts.c.proof_id.is_not(None))
+        newest = select(func.max(proofs.c.id)).scalar_subquery()
         old = (
             select(proofs.c.id)
-            .where(proofs.c.received_at_ns < cutoff_ns, proofs.c.id.not_in(named))
+            .where(
+                proofs.c.received_at_ns < cutoff_ns,
+                proofs.c.id.not_in(named),
+                proofs.c.id < newest,
+            )
             .order_by(proofs.c.id)
             .limit(batch)
         )

@@ -486,6 +486,22 @@ def test_retention_moves_old_proofs_but_never_heads_fixes_or_alert_evidence(
     assert store.retain(NOW_NS + 2 * S, archive=archive) == 0
 
 
+def test_archived_proofs_ids_are_never_given_to_new_proofs(world, store, service, chip):
+    """Archiving every proof received so far, again and again as new ones come: each proof
+    keeps an id of its own across the live and the archive tables (SQLite without
+    AUTOINCREMENT would give a new proof the id of one just archived, and the next
+    archiving would then collide)."""
+    for n in range(4):
+        unix_ns = UNIX_NS + n * S
+        assert service.submit(world.proof(chip, unix_ns=unix_ns), NOW_NS + n * S).verdict is (
+            Verdict.ALLOWED
+        )
+        store.retain(NOW_NS + (n + 1) * S, archive=True)
+    after = store.dump()
+    ids = [row[0] for row in after["proofs"] + after["proofs_archive"]]
+    assert len(ids) == len(set(ids)) == 4
+
+
 def test_sweeps_of_two_replicas_at_once_mark_each_device_stale_once(database, world, store):
     other = SqlStore.open(database)
     services = [world.service(s, cadence_ns=60 * S, stale_after_cadences=3) for s in (store, other)]
