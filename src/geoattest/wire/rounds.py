@@ -209,7 +209,7 @@ class LandmarkSockets:
     """
 
     def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], tuple[_Resolved, socket.socket]] = {}
+        self._idle: dict[tuple[str, int], socket.socket] = {}
         self._lock = threading.Lock()
 
     def take(self, endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
@@ -222,20 +222,19 @@ class LandmarkSockets:
         with self._lock:
             kept = self._idle.pop((endpoint.host, endpoint.port), None)
         if kept is not None:
-            if kept[0] == resolved:
-                _drain(kept[1])
-                return kept[1]
-            kept[1].close()
+            if _connected_to(kept, resolved):
+                _drain(kept)
+                return kept
+            kept.close()
         return _connect(endpoint, resolved, timeout_s)
 
     def give_back(self, endpoint: LandmarkEndpoint, sock: socket.socket, *, failed: bool) -> None:
         """Keep ``sock`` for the next round with ``endpoint``; closed after a failure, or
         when another round's socket is already kept."""
         if not failed:
-            resolved = (sock.family, sock.type, sock.proto, sock.getpeername())
             with self._lock:
                 if (endpoint.host, endpoint.port) not in self._idle:
-                    self._idle[(endpoint.host, endpoint.port)] = (resolved, sock)
+                    self._idle[(endpoint.host, endpoint.port)] = sock
                     return
         sock.close()
 
@@ -243,8 +242,17 @@ class LandmarkSockets:
         """Close every kept socket."""
         with self._lock:
             kept, self._idle = list(self._idle.values()), {}
-        for _, sock in kept:
+        for sock in kept:
             sock.close()
+
+
+def _connected_to(sock: socket.socket, resolved: _Resolved) -> bool:
+    """Whether ``sock`` is connected to the address the name resolves to now."""
+    family, _, _, address = resolved
+    try:
+        return bool(sock.family == family and sock.getpeername() == address)
+    except OSError:
+        return False
 
 
 def _drain(sock: socket.socket) -> None:
