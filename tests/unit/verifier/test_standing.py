@@ -344,7 +344,7 @@ class OperatorActions(RuleBasedStateMachine):
         self._folder.cleanup()
 
 
-OperatorActions.TestCase.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
+OperatorActions.TestCase.settings = settings(max_examples=15, stateful_step_count=12, deadline=None)
 test_operator_actions_on_sqlite = OperatorActions.TestCase
 
 
