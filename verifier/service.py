@@ -653,7 +653,11 @@ class VerifierService:
             licence_state=licence_state(device.record.licence, now_ns),
             verdict_licence_version=summary.verdict_licence_version,
             standing=standing(
-                summary, in_force, stale_cutoff_ns=self.stale_cutoff(now_ns), now_ns=now_ns
+                summary,
+                in_force.revocations,
+                in_force.landmarks,
+                stale_cutoff_ns=self.stale_cutoff(now_ns),
+                now_ns=now_ns,
             ),
         )
 

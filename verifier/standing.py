@@ -19,11 +19,12 @@ store (:data:`~geoattest.verifier.store.CONTRADICTING`) and are.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
+from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.verifier.licences import ExportLicence
-from geoattest.verifier.pipeline import ProofAppraiser
-from geoattest.verifier.store import DeviceSummary, TrustChange
+from geoattest.verifier.store import DeviceState, DeviceSummary, TrustChange
 
 
 class LicenceState(StrEnum):
@@ -68,16 +69,23 @@ def licence_state(licence: ExportLicence | None, now_ns: int) -> LicenceState:
 
 
 def standing(
-    summary: DeviceSummary, in_force: ProofAppraiser, *, stale_cutoff_ns: int, now_ns: int
+    summary: DeviceSummary,
+    revocations: RevocationList,
+    landmarks: Iterable[LandmarkRecord],
+    *,
+    stale_cutoff_ns: int | None,
+    now_ns: int,
 ) -> Standing:
-    """Where ``summary``'s last verdict stands at ``now_ns``, judged against what is in
-    force (``in_force``: the operator's files with the store's trust added)."""
+    """Where ``summary``'s last verdict stands at ``now_ns``, judged against the
+    revocations (exclusions included) and the landmarks in force: the operator's files
+    with the store's trust added. ``stale_cutoff_ns`` None (a reader that does not know the
+    verifier's cadence, the console): stale as the verifier's sweep last marked it."""
     if summary.head is None or summary.last_verdict is None:
         return Standing.NO_VERDICT
     device = summary.device.record
     contradicted = {record.change for record in summary.contradicted_by}
     if (
-        in_force.revocations.device_revoked(device.device_id)
+        revocations.device_revoked(device.device_id)
         or TrustChange.DEVICE_REVOKED in contradicted
     ):
         return Standing.DEVICE_REVOKED
@@ -92,22 +100,27 @@ def standing(
         or device.licence.version != summary.verdict_licence_version
     ):
         return Standing.LICENCE_CHANGED
-    if summary.last_evidence_time_ns < stale_cutoff_ns:
+    if (
+        summary.device.state is DeviceState.STALE
+        if stale_cutoff_ns is None
+        else summary.last_evidence_time_ns < stale_cutoff_ns
+    ):
         return Standing.STALE
     if (
         summary.verdict_landmarks is None
         or contradicted
-        or not _trusted(in_force, summary.verdict_landmarks)
+        or not _trusted(revocations, landmarks, summary.verdict_landmarks)
     ):
         return Standing.LANDMARK_UNTRUSTED
     return Standing.STANDS
 
 
-def _trusted(in_force: ProofAppraiser, landmark_ids: tuple[str, ...]) -> bool:
+def _trusted(
+    revocations: RevocationList, landmarks: Iterable[LandmarkRecord], landmark_ids: tuple[str, ...]
+) -> bool:
     """Every one of ``landmark_ids`` is registered and neither revoked nor excluded now."""
-    keys = {record.landmark_id: record.verifying_key.key_id for record in in_force.landmarks}
+    keys = {record.landmark_id: record.verifying_key.key_id for record in landmarks}
     return all(
-        landmark_id in keys
-        and not in_force.revocations.landmark_revoked(landmark_id, keys[landmark_id])
+        landmark_id in keys and not revocations.landmark_revoked(landmark_id, keys[landmark_id])
         for landmark_id in landmark_ids
     )

@@ -1134,42 +1134,7 @@ class SqlStore:
 
     def summary(self, device_id: str) -> DeviceSummary | None:
         with self._read() as conn:
-            row = conn.execute(_DEVICE_BY_ID, {"device_id": device_id}).mappings().first()
-            if row is None:
-                return None
-            head = conn.execute(_HEAD, {"device_id": device_id}).mappings().first()
-            if head is None:
-                return DeviceSummary(_device_from_row(row), None, None, 0)
-            bounds = conn.execute(
-                select(proofs.c.bounds).where(
-                    proofs.c.device_id == device_id,
-                    proofs.c.digest == head["digest"],
-                    proofs.c.accepted.is_(True),
-                )
-            ).scalar()
-            landmarks = (
-                None
-                if bounds is None
-                else tuple(sorted({b.landmark_id for b in _bounds_from_json(bounds)}))
-            )
-            contradicted = conn.execute(
-                select(trust_changes)
-                .where(
-                    trust_changes.c.version > head["trust_version"],
-                    trust_changes.c.change.in_([c.value for c in CONTRADICTING]),
-                    trust_changes.c.subject.in_([device_id, *(landmarks or ())]),
-                )
-                .order_by(trust_changes.c.id)
-            ).all()
-        return DeviceSummary(
-            device=_device_from_row(row),
-            head=_head_from_row(head),
-            last_verdict=Verdict(head["verdict"]),
-            last_evidence_time_ns=head["evidence_time_ns"],
-            verdict_licence_version=head["licence_version"],
-            verdict_landmarks=landmarks,
-            contradicted_by=tuple(_trust_record(r) for r in contradicted),
-        )
+            return read_summary(conn, device_id)
 
     def alerts(self, device_id: str = "") -> list[Alert]:
         query = select(alerts).order_by(alerts.c.id)
@@ -1589,6 +1554,47 @@ def read_trust(conn: Connection) -> StoredTrust:
         ),
         landmarks,
         frozenset(str(landmark_id) for landmark_id in conn.execute(_EXCLUDED).scalars()),
+    )
+
+
+def read_summary(conn: Connection, device_id: str) -> DeviceSummary | None:
+    """The device with its licence in force, its chain head, and what its last verdict was
+    judged under and contradicted by since (None: not enrolled)."""
+    row = conn.execute(_DEVICE_BY_ID, {"device_id": device_id}).mappings().first()
+    if row is None:
+        return None
+    head = conn.execute(_HEAD, {"device_id": device_id}).mappings().first()
+    if head is None:
+        return DeviceSummary(_device_from_row(row), None, None, 0)
+    bounds = conn.execute(
+        select(proofs.c.bounds).where(
+            proofs.c.device_id == device_id,
+            proofs.c.digest == head["digest"],
+            proofs.c.accepted.is_(True),
+        )
+    ).scalar()
+    landmarks = (
+        None
+        if bounds is None
+        else tuple(sorted({b.landmark_id for b in _bounds_from_json(bounds)}))
+    )
+    contradicted = conn.execute(
+        select(trust_changes)
+        .where(
+            trust_changes.c.version > head["trust_version"],
+            trust_changes.c.change.in_([c.value for c in CONTRADICTING]),
+            trust_changes.c.subject.in_([device_id, *(landmarks or ())]),
+        )
+        .order_by(trust_changes.c.id)
+    ).all()
+    return DeviceSummary(
+        device=_device_from_row(row),
+        head=_head_from_row(head),
+        last_verdict=Verdict(head["verdict"]),
+        last_evidence_time_ns=head["evidence_time_ns"],
+        verdict_licence_version=head["licence_version"],
+        verdict_landmarks=landmarks,
+        contradicted_by=tuple(_trust_record(r) for r in contradicted),
     )
 
 
