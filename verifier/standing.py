@@ -84,10 +84,7 @@ def standing(
         return Standing.NO_VERDICT
     device = summary.device.record
     contradicted = {record.change for record in summary.contradicted_by}
-    if (
-        revocations.device_revoked(device.device_id)
-        or TrustChange.DEVICE_REVOKED in contradicted
-    ):
+    if revocations.device_revoked(device.device_id) or TrustChange.DEVICE_REVOKED in contradicted:
         return Standing.DEVICE_REVOKED
     state = licence_state(device.licence, now_ns)
     if state is LicenceState.WITHDRAWN:
