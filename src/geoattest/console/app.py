@@ -55,7 +55,7 @@ from geoattest.console.fleet import (
 )
 from geoattest.console.https import OperatorOnly
 from geoattest.console.svg import Canvas, View
-from geoattest.console.tokens import inspect_token
+from geoattest.console.tokens import inspect_token, token_device
 from geoattest.errors import GeoattestError
 from geoattest.geo import GeoAppraiser, load_policy
 from geoattest.geo.policy import RegionPolicy
@@ -333,7 +333,10 @@ class _Handlers:
         if not token.strip():
             return HTMLResponse(pages.tokens_page(token, None))
         jwks, why = await self.console.jwks()
-        return HTMLResponse(pages.tokens_page(token, inspect_token(token, jwks, keys_error=why)))
+        inspection = inspect_token(token, jwks, keys_error=why)
+        device_id = token_device(inspection.claims) if inspection.valid else ""
+        now = await run_in_threadpool(self.console.standing, device_id) if device_id else None
+        return HTMLResponse(pages.tokens_page(token, inspection, device_id, now))
 
     async def script(self, _request: Request) -> Response:
         text = resources.files("geoattest.console").joinpath("data/console.js").read_text()
