@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import event
 from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
@@ -265,6 +266,33 @@ def test_batch_of_consecutive_proofs_of_one_device_commits_together(world, store
     assert results[4].resubmitted
     assert results[4].counter == 2
     assert store.accepted_counters("dev-1") == [1, 2, 3, 4]
+
+
+def test_a_batch_commits_in_the_same_statements_whatever_its_size(world, store, service):
+    """Each insert's text is fixed, rows going in as separate executions of it: one
+    statement with a row per proof would have a new text for each batch size, for the
+    driver and the server to parse and plan afresh on every commit."""
+    chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
+    for chip in chips:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    sent: list[set[str]] = []
+    engine = store._engine
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT"):
+            sent[-1].add(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for size in (2, 3):
+            sent.append(set())
+            proofs = [world.proof(chip, unix_ns=UNIX_NS + size * S) for chip in chips[:size]]
+            results = service.submit_batch(proofs, NOW_NS + size * S)
+            assert [r.verdict for r in results] == [Verdict.ALLOWED] * size
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert sent[0] == sent[1]
+    assert store.accepted_counters("dev-1") == [1, 2]
 
 
 def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
