@@ -8,6 +8,7 @@ did not move; rejections that raise no alert leave every table unchanged.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -293,6 +294,45 @@ def test_a_batch_commits_in_the_same_statements_whatever_its_size(world, store, 
         event.remove(engine, "before_cursor_execute", record)
     assert sent[0] == sent[1]
     assert store.accepted_counters("dev-1") == [1, 2]
+
+
+def test_batches_from_threads_at_once_accept_one_proof_per_chain_step_and_answer_all(
+    world, store, service
+):
+    """Three threads submit at once through one service (as a worker's service threads
+    do, one appraising while another commits): two rival proofs per device in two batches,
+    and the first batch again in a third. Each device accepts exactly one of its rivals,
+    the other is a fork with its clone alert, the repeat gets the stored answer, and every
+    proof is answered."""
+    chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
+    for chip in chips:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    rivals = [[world.proof(chip, advance=False) for chip in chips] for _ in range(2)]
+    batches = [rivals[0], rivals[1], rivals[0][::-1]]
+    start = threading.Barrier(len(batches))
+
+    def submit(proofs):
+        start.wait()
+        return service.submit_batch(proofs, NOW_NS)
+
+    with ThreadPoolExecutor(len(batches)) as pool:
+        answers = list(pool.map(submit, batches))
+    assert [len(a) for a in answers] == [len(b) for b in batches]
+    by_device: dict[str, list] = {}
+    for batch, results in zip(batches, answers, strict=True):
+        for proof, result in zip(batch, results, strict=True):
+            by_device.setdefault(result.device_id, []).append((proof.payload, result))
+    for chip in chips:
+        seen = by_device[chip.device_id]
+        fresh = [p for p, r in seen if r.verdict is Verdict.ALLOWED and not r.resubmitted]
+        assert len(fresh) == 1, seen
+        for payload, result in seen:
+            if payload == fresh[0]:
+                assert result.verdict is Verdict.ALLOWED
+            else:
+                assert result.reason is Reason.FORK
+        assert store.accepted_counters(chip.device_id) == [1]
+    assert sorted(a.kind for a in store.alerts()) == [AlertKind.CLONE] * len(chips)
 
 
 def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
