@@ -148,7 +148,7 @@ class Admin:
                 f"device {device_id[:64]} is revoked by the revocation list file: edit the file",
             )
         try:
-            self._store.restore_device(device_id)
+            self._store.restore_device(device_id, now_ns, by=who, why=why)
         except ConfigError as exc:
             raise AdminError(Reason.ADMIN_NOT_FOUND, exc.detail) from exc
         self._changed(who, "restore_device", now_ns, device_id=device_id, why=why)

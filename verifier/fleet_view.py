@@ -30,6 +30,7 @@ from geoattest.errors import ConfigError
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.store import (
     DeviceState,
+    DeviceSummary,
     StoredTrust,
     StoreUnavailableError,
     _bounds_from_json,
@@ -40,6 +41,7 @@ from geoattest.verifier.store import (
     landmark_exclusions,
     peer_measurements,
     proofs,
+    read_summary,
     read_trust,
     reader_engine,
     results,
@@ -284,6 +286,12 @@ class FleetView:
             head_counter=r.counter or 0,
             head_digest=(r.digest or b"").hex(),
         )
+
+    def summary(self, device_id: str) -> DeviceSummary | None:
+        """The device as the verifier's status reads it: its licence in force, its last
+        verdict and what that was judged under and contradicted by since."""
+        with self._read() as conn:
+            return read_summary(conn, device_id)
 
     def proof_history(self, device_id: str, limit: int = 50) -> list[ProofRow]:
         """The device's newest ``limit`` stored proofs, newest first, with their results."""

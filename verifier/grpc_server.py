@@ -374,6 +374,7 @@ class VerifierServicer:
         status = await self.run_call(
             context, lambda: self._service.device_status(request.device_id, now), LOOKUP_STATUS
         )
+        licence = status.licence
         return verifier_service_pb2.DeviceStatus(
             device_id=status.device_id,
             state=status.state.value,
@@ -381,6 +382,17 @@ class VerifierServicer:
             last_verdict=_verdict_pb(status.last_verdict),
             last_proof_time_ns=status.last_proof_time_ns,
             licensed_region=status.licensed_region,
+            licence_id=licence.name if licence and licence.version else "",
+            licence_version=licence.version if licence else 0,
+            licence_state=verifier_service_pb2.LicenceState.Value(
+                f"LICENCE_STATE_{status.licence_state.value}"
+            ),
+            licence_valid_until_ns=licence.valid_until_ns if licence and licence.version else 0,
+            verdict_licence_version=status.verdict_licence_version,
+            verdict_current=status.verdict_current,
+            standing=verifier_service_pb2.VerdictStanding.Value(
+                f"STANDING_{status.standing.value}"
+            ),
         ).SerializeToString()
 
     async def WatchAlerts(  # noqa: N802

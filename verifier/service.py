@@ -46,6 +46,7 @@ from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import AlertKind, Appraisal, ProofAppraiser
 from geoattest.verifier.rejections import Rejections
 from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.standing import LicenceState, Standing, licence_state, standing
 from geoattest.verifier.state import ChainHead, DeviceRecord
 from geoattest.verifier.store import (
     Alert,
@@ -128,11 +129,21 @@ class DeviceStatus:
     device_id: str
     state: DeviceState
     licensed_region: str
+    """The region of the licence the device holds now."""
     last_counter: int
     last_verdict: Verdict | None
     last_proof_time_ns: int
     licence: ExportLicence | None = None
-    """The licence in force now (version 0: none held)."""
+    """The licence the device holds now (version 0: none held)."""
+    licence_state: LicenceState = LicenceState.NONE
+    verdict_licence_version: int = 0
+    """The licence version the last verdict was judged under (0: none recorded)."""
+    standing: Standing = Standing.NO_VERDICT
+
+    @property
+    def verdict_current(self) -> bool:
+        """Whether the last verdict still stands: an ALLOWED licenses the chip only then."""
+        return self.standing is Standing.STANDS
 
 
 class BatchTooLargeError(GeoattestError):
@@ -296,7 +307,8 @@ class VerifierService:
             window_ns=config.audit_window_ns,
             max_receipts=config.max_batch,
         )
-        self._trust_version: int | None = None
+        self._trust_version = -1
+        """The stored trust version ``_in_force`` holds (-1: none read yet)."""
         self._in_force = appraiser
         self._in_force_lock = threading.Lock()
         self._lock = threading.RLock()
@@ -506,7 +518,8 @@ class VerifierService:
         answers: list[ProofResult] = []
         records: list[CommitRecord] = []
         accepted_now: dict[tuple[str, bytes], ProofResult] = {}
-        appraisals = self.in_force().appraise_batch(proofs, state, now_ns)
+        appraiser, trust_version = self._in_force_versioned()
+        appraisals = appraiser.appraise_batch(proofs, state, now_ns)
         for proof, appraisal in zip(proofs, appraisals, strict=True):
             digest = appraisal.proof_digest or (
                 _envelope_digest(proof) if appraisal.device_id else b""
@@ -548,6 +561,7 @@ class VerifierService:
                     alerts=self._alerts_for(appraisal, now_ns),
                     received_at_ns=now_ns,
                     stale=appraisal.evidence_time_ns < self.stale_cutoff(now_ns),
+                    trust_version=trust_version,
                 )
             )
         return answers, records, state.heads_read
@@ -628,7 +642,8 @@ class VerifierService:
         return now_ns - self.stale_window_ns
 
     def device_status(self, device_id: str, now_ns: int) -> DeviceStatus:
-        """Where the device stands now.
+        """Where the device stands now, and whether its last verdict still stands
+        (:mod:`geoattest.verifier.standing`).
 
         Raises:
             EvidenceError: UNKNOWN_DEVICE.
@@ -639,7 +654,8 @@ class VerifierService:
         device, head = summary.device, summary.head
         last_seen = summary.last_evidence_time_ns if head else device.record.enrolled_at_ns
         state = device.state
-        if self.in_force().revocations.device_revoked(device_id):
+        in_force = self.in_force()
+        if in_force.revocations.device_revoked(device_id):
             state = DeviceState.REVOKED
         elif last_seen < self.stale_cutoff(now_ns):
             state = DeviceState.STALE
@@ -651,6 +667,15 @@ class VerifierService:
             last_verdict=summary.last_verdict,
             last_proof_time_ns=summary.last_evidence_time_ns,
             licence=device.record.licence,
+            licence_state=licence_state(device.record.licence, now_ns),
+            verdict_licence_version=summary.verdict_licence_version,
+            standing=standing(
+                summary,
+                in_force.revocations,
+                in_force.landmarks,
+                stale_cutoff_ns=self.stale_cutoff(now_ns),
+                now_ns=now_ns,
+            ),
         )
 
     # --- landmarks ----------------------------------------------------------------------
@@ -690,13 +715,18 @@ class VerifierService:
             ConfigError: a changed operator file does not load (once; the files before
                 stay in force).
         """
+        return self._in_force_versioned()[0]
+
+    def _in_force_versioned(self) -> tuple[ProofAppraiser, int]:
+        """:meth:`in_force` with the stored trust version it holds (every change stored
+        after that version is one it may not hold)."""
         with self._in_force_lock:
             files_changed = self._reload_files()
             if files_changed or self._store.trust_version() != self._trust_version:
                 trust = self._store.trust()
                 self._in_force = _with_stored(self._appraiser, trust)
                 self._trust_version = trust.version
-            return self._in_force
+            return self._in_force, self._trust_version
 
     def sweep_stale(self, now_ns: int) -> list[Alert]:
         """Mark devices with no accepted evidence for ``stale_after_cadences`` STALE,

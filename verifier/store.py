@@ -204,6 +204,9 @@ class CommitRecord:
     stale: bool = False
     """The proof's evidence was already older than the stale window when it arrived: it
     extends the chain but does not make the device ATTESTING (a drip-fed backlog)."""
+    trust_version: int = 0
+    """The stored trust version the appraisal was judged under (kept with the chain head,
+    so a later revocation or exclusion is known to postdate the verdict)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +215,14 @@ class DeviceSummary:
     head: ChainHead | None
     last_verdict: Verdict | None
     last_evidence_time_ns: int
+    verdict_licence_version: int = 0
+    """The licence version the last verdict was judged under (0: none recorded)."""
+    verdict_landmarks: tuple[str, ...] | None = ()
+    """The landmarks whose receipts the last verdict rests on (None: its proof is no
+    longer in the ``proofs`` table)."""
+    contradicted_by: tuple[TrustRecord, ...] = ()
+    """Changes stored after the verdict was judged that take it away (:data:`CONTRADICTING`
+    of its device or of one of its landmarks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +272,39 @@ class StoredTrust:
     revocations: RevocationList
     landmarks: tuple[LandmarkRecord, ...]
     excluded: frozenset[str]
+
+
+class TrustChange(StrEnum):
+    """What one operator action or peer audit did to the stored trust."""
+
+    DEVICE_REVOKED = "device_revoked"
+    DEVICE_RESTORED = "device_restored"
+    LANDMARK_REVOKED = "landmark_revoked"
+    LANDMARK_REGISTERED = "landmark_registered"
+    LANDMARK_EXCLUDED = "landmark_excluded"
+    EXCLUSION_LIFTED = "exclusion_lifted"
+
+
+CONTRADICTING = frozenset(
+    {TrustChange.DEVICE_REVOKED, TrustChange.LANDMARK_REVOKED, TrustChange.LANDMARK_EXCLUDED}
+)
+"""The changes that take away a verdict judged before them: its device revoked, or a
+landmark it rests on revoked or excluded (a later restoration or lift does not give it
+back; the next proof does)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustRecord:
+    """One row of the trust journal: what changed, to whom, when, by whom and why."""
+
+    change: TrustChange
+    subject: str
+    """The device id or the landmark id."""
+    at_ns: int
+    by: str
+    why: str
+    version: int = 0
+    """The trust version the change made (0: not stored yet)."""
 
 
 class AuditDecision(Protocol):
@@ -331,13 +375,15 @@ class Store(Protocol):
 
     def revoke_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None: ...
 
-    def restore_device(self, device_id: str) -> None: ...
+    def restore_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None: ...
 
     def revoke_landmark(
         self, landmark_id: str, key_id: str, now_ns: int, *, by: str, why: str
     ) -> None: ...
 
     def register_landmark(self, record: LandmarkRecord, now_ns: int, *, by: str) -> None: ...
+
+    def trust_changes(self) -> list[TrustRecord]: ...
 
     def probe(self) -> None: ...
 
@@ -443,7 +489,12 @@ chain_heads = Table(
     Column("landmark_times", Text, nullable=False),
     Column("verdict", String(16), nullable=False),
     Column("evidence_time_ns", BigInteger, nullable=False),
+    Column("licence_version", BigInteger, nullable=False, server_default=text("0")),
+    Column("trust_version", BigInteger, nullable=False, server_default=text("0")),
 )
+"""Each device's last accepted proof, with what its verdict was judged under: the licence
+version and the stored trust version (:attr:`StoredTrust.version`; 0 in a head stored
+before schema 5, which names neither)."""
 
 last_fixes = Table(
     "last_fixes",
@@ -544,6 +595,21 @@ trust_versions = Table(
 )
 """One row: :attr:`StoredTrust.version`. Every replica reads it before each batch and
 reads the rest again only when it moved."""
+
+trust_changes = Table(
+    "trust_changes",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("version", BigInteger, nullable=False, index=True),
+    Column("change", String(32), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("at_ns", BigInteger, nullable=False),
+    Column("changed_by", Text, nullable=False),
+    Column("why", Text, nullable=False),
+)
+"""Every change to the stored trust (:class:`TrustChange`), at the trust version it made:
+kept for good, so a verdict judged before a revocation or an exclusion is known to be
+contradicted even after the device is restored or the exclusion lifted."""
 
 
 schema_version = Table(
@@ -887,6 +953,8 @@ class SqlStore:
                 ).decode(),
                 "verdict": appraisal.verdict.value,
                 "evidence_time_ns": appraisal.evidence_time_ns,
+                "licence_version": appraisal.licence.version if appraisal.licence else 0,
+                "trust_version": r.trust_version,
             }
             if not head.previous_digest:
                 started.append({**values, "device_id": appraisal.device_id})
@@ -1081,18 +1149,7 @@ class SqlStore:
 
     def summary(self, device_id: str) -> DeviceSummary | None:
         with self._read() as conn:
-            row = conn.execute(_DEVICE_BY_ID, {"device_id": device_id}).mappings().first()
-            if row is None:
-                return None
-            head = conn.execute(_HEAD, {"device_id": device_id}).mappings().first()
-        if head is None:
-            return DeviceSummary(_device_from_row(row), None, None, 0)
-        return DeviceSummary(
-            device=_device_from_row(row),
-            head=_head_from_row(head),
-            last_verdict=Verdict(head["verdict"]),
-            last_evidence_time_ns=head["evidence_time_ns"],
-        )
+            return read_summary(conn, device_id)
 
     def alerts(self, device_id: str = "") -> list[Alert]:
         query = select(alerts).order_by(alerts.c.id)
@@ -1182,7 +1239,19 @@ class SqlStore:
             )
             raised = list(decide(audited))
             if raised:
-                _trust_changed(conn)
+                _trust_changed(
+                    conn,
+                    [
+                        TrustRecord(
+                            TrustChange.LANDMARK_EXCLUDED,
+                            landmark_id,
+                            alert.time_ns,
+                            "peer audit",
+                            alert.detail,
+                        )
+                        for landmark_id, alert in raised
+                    ],
+                )
             for landmark_id, alert in raised:
                 conn.execute(
                     insert(landmark_exclusions).values(
@@ -1221,7 +1290,9 @@ class SqlStore:
         with self._write(_AUDIT_LOCK) as conn:
             if any(e.landmark_id == landmark_id and e.in_force for e in _exclusions(conn)):
                 raise ConfigError(f"landmark {landmark_id[:128]} is already excluded")
-            _trust_changed(conn)
+            _trust_changed(
+                conn, [TrustRecord(TrustChange.LANDMARK_EXCLUDED, landmark_id, now_ns, by, why)]
+            )
             conn.execute(
                 insert(landmark_exclusions).values(
                     landmark_id=landmark_id,
@@ -1245,7 +1316,9 @@ class SqlStore:
             found = [e for e in _exclusions(conn) if e.landmark_id == landmark_id and e.in_force]
             if not found:
                 raise ConfigError(f"landmark {landmark_id[:128]} is not excluded")
-            _trust_changed(conn)
+            _trust_changed(
+                conn, [TrustRecord(TrustChange.EXCLUSION_LIFTED, landmark_id, now_ns, by, why)]
+            )
             conn.execute(
                 update(landmark_exclusions)
                 .where(
@@ -1278,9 +1351,13 @@ class SqlStore:
             if _revoked(conn, Revoked.DEVICE, device_id):
                 raise ConfigError(f"device {device_id[:128]} is already revoked")
             _revoke(conn, [(Revoked.DEVICE, device_id)], now_ns, by, why)
+            _trust_changed(
+                conn, [TrustRecord(TrustChange.DEVICE_REVOKED, device_id, now_ns, by, why)]
+            )
 
-    def restore_device(self, device_id: str) -> None:
-        """Lift the device's revocation made through the store.
+    def restore_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None:
+        """Lift the device's revocation made through the store (the verdicts judged before
+        the revocation stay taken away: see :data:`CONTRADICTING`).
 
         Raises:
             ConfigError: the store holds no revocation of it; nothing changed.
@@ -1293,7 +1370,9 @@ class SqlStore:
             ).rowcount
             if not gone:
                 raise ConfigError(f"device {device_id[:128]} is not revoked")
-            _trust_changed(conn)
+            _trust_changed(
+                conn, [TrustRecord(TrustChange.DEVICE_RESTORED, device_id, now_ns, by, why)]
+            )
 
     def revoke_landmark(
         self, landmark_id: str, key_id: str, now_ns: int, *, by: str, why: str
@@ -1311,6 +1390,9 @@ class SqlStore:
             if not _revoked(conn, Revoked.LANDMARK_KEY, key_id):
                 subjects.append((Revoked.LANDMARK_KEY, key_id))
             _revoke(conn, subjects, now_ns, by, why)
+            _trust_changed(
+                conn, [TrustRecord(TrustChange.LANDMARK_REVOKED, landmark_id, now_ns, by, why)]
+            )
 
     def register_landmark(self, record: LandmarkRecord, now_ns: int, *, by: str) -> None:
         """Register a landmark on every replica from its next proof.
@@ -1347,7 +1429,25 @@ class SqlStore:
                     registered_by=by,
                 )
             )
-            _trust_changed(conn)
+            _trust_changed(
+                conn,
+                [
+                    TrustRecord(
+                        TrustChange.LANDMARK_REGISTERED,
+                        record.landmark_id,
+                        now_ns,
+                        by,
+                        f"operator {record.operator}, key {key_id[:16]}",
+                    )
+                ],
+            )
+
+    def trust_changes(self) -> list[TrustRecord]:
+        """The trust journal: every revocation, restoration, registration, exclusion and
+        lift the store holds, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(trust_changes).order_by(trust_changes.c.id)).all()
+        return [_trust_record(r) for r in rows]
 
     def retain(self, cutoff_ns: int, *, archive: bool, batch: int = 10_000) -> int:
         """Move proofs received before ``cutoff_ns``, with their results, to the archive
@@ -1472,9 +1572,71 @@ def read_trust(conn: Connection) -> StoredTrust:
     )
 
 
-def _trust_changed(conn: Connection) -> None:
-    """Raise :attr:`StoredTrust.version`, in the transaction that changes what it covers."""
-    conn.execute(update(trust_versions).values(version=trust_versions.c.version + 1))
+def read_summary(conn: Connection, device_id: str) -> DeviceSummary | None:
+    """The device with its licence in force, its chain head, and what its last verdict was
+    judged under and contradicted by since (None: not enrolled)."""
+    row = conn.execute(_DEVICE_BY_ID, {"device_id": device_id}).mappings().first()
+    if row is None:
+        return None
+    head = conn.execute(_HEAD, {"device_id": device_id}).mappings().first()
+    if head is None:
+        return DeviceSummary(_device_from_row(row), None, None, 0)
+    bounds = conn.execute(
+        select(proofs.c.bounds).where(
+            proofs.c.device_id == device_id,
+            proofs.c.digest == head["digest"],
+            proofs.c.accepted.is_(True),
+        )
+    ).scalar()
+    landmarks = (
+        None
+        if bounds is None
+        else tuple(sorted({b.landmark_id for b in _bounds_from_json(bounds)}))
+    )
+    contradicted = conn.execute(
+        select(trust_changes)
+        .where(
+            trust_changes.c.version > head["trust_version"],
+            trust_changes.c.change.in_([c.value for c in CONTRADICTING]),
+            trust_changes.c.subject.in_([device_id, *(landmarks or ())]),
+        )
+        .order_by(trust_changes.c.id)
+    ).all()
+    return DeviceSummary(
+        device=_device_from_row(row),
+        head=_head_from_row(head),
+        last_verdict=Verdict(head["verdict"]),
+        last_evidence_time_ns=head["evidence_time_ns"],
+        verdict_licence_version=head["licence_version"],
+        verdict_landmarks=landmarks,
+        contradicted_by=tuple(_trust_record(r) for r in contradicted),
+    )
+
+
+def _trust_changed(conn: Connection, records: Sequence[TrustRecord]) -> None:
+    """Raise :attr:`StoredTrust.version` and journal ``records`` at the new version, in the
+    transaction that changes what it covers."""
+    version = conn.execute(
+        update(trust_versions)
+        .values(version=trust_versions.c.version + 1)
+        .returning(trust_versions.c.version)
+    ).scalar_one()
+    conn.execute(insert(trust_changes), [_trust_values(r, version) for r in records])
+
+
+def _trust_values(record: TrustRecord, version: int) -> dict[str, Any]:
+    return {
+        "version": version,
+        "change": record.change.value,
+        "subject": record.subject,
+        "at_ns": record.at_ns,
+        "changed_by": record.by,
+        "why": record.why,
+    }
+
+
+def _trust_record(r: Any) -> TrustRecord:
+    return TrustRecord(TrustChange(r.change), r.subject, r.at_ns, r.changed_by, r.why, r.version)
 
 
 def _revoked(conn: Connection, kind: Revoked, subject: str) -> bool:
@@ -1504,7 +1666,6 @@ def _revoke(
             for kind, subject in subjects
         ],
     )
-    _trust_changed(conn)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -1795,7 +1956,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -1854,10 +2015,59 @@ def _add_stored_trust(conn: Connection) -> None:
     conn.execute(insert(trust_versions).values(version=0))
 
 
+def _add_trust_journal(conn: Connection) -> None:
+    """Version 5: chain heads name the licence and trust versions their verdict was judged
+    under, and every trust change is journalled. A head kept from before names neither
+    (0: its verdict is reported as no longer current until the next proof); the journal
+    starts with what is in force, at the trust version now."""
+    for column in ("licence_version", "trust_version"):
+        conn.execute(text(f"ALTER TABLE chain_heads ADD COLUMN {column} BIGINT DEFAULT 0 NOT NULL"))
+    metadata.create_all(conn, tables=[trust_changes])
+    version = int(conn.execute(_TRUST_VERSION).scalar_one())
+    change_of = {
+        Revoked.DEVICE.value: TrustChange.DEVICE_REVOKED,
+        Revoked.LANDMARK.value: TrustChange.LANDMARK_REVOKED,
+    }
+    held = [
+        TrustRecord(change_of[r.kind], r.subject, r.revoked_at_ns, r.revoked_by, r.why)
+        for r in conn.execute(select(revocations).order_by(revocations.c.revoked_at_ns))
+        if r.kind in change_of
+    ]
+    held += [
+        TrustRecord(
+            TrustChange.LANDMARK_REGISTERED,
+            r.landmark_id,
+            r.registered_at_ns,
+            r.registered_by,
+            f"operator {r.operator}, key {r.key_id[:16]}",
+        )
+        for r in conn.execute(select(registered_landmarks))
+    ]
+    for e in _exclusions(conn):
+        held.append(
+            TrustRecord(
+                TrustChange.LANDMARK_EXCLUDED, e.landmark_id, e.excluded_at_ns, "", e.detail
+            )
+        )
+        if e.lifted_at_ns is not None:
+            held.append(
+                TrustRecord(
+                    TrustChange.EXCLUSION_LIFTED,
+                    e.landmark_id,
+                    e.lifted_at_ns,
+                    e.lifted_by,
+                    e.lift_reason,
+                )
+            )
+    if held:
+        conn.execute(insert(trust_changes), [_trust_values(r, version) for r in held])
+
+
 _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     2: _add_schema_version,
     3: _add_archives,
     4: _add_stored_trust,
+    5: _add_trust_journal,
 }
 """Each version's step from the one before it."""
 

@@ -236,6 +236,32 @@ def test_revocations_and_registrations_in_the_store_show_as_the_verifier_judges_
     assert "REVOKED" in device
 
 
+def test_a_device_page_says_when_its_last_allowed_no_longer_stands(tmp_path):
+    """The page reads the standing as the verifier's status does: after a withdrawal the
+    last ALLOWED is struck through with the reason, never shown as the device's standing."""
+    world = VerifierWorld.create(tmp_path)
+    world.serve_args()
+    store = SqlStore.open(world.db_path)
+    service = world.service(store)
+    chip = world.chip("dev-1")
+    now_ns = time.time_ns()
+    service.enrol(chip.identity(), chip.possession(), now_ns)
+    assert service.submit(world.proof(chip, unix_ns=now_ns - SECOND_NS), now_ns).token
+    files = ConsoleFiles(world.db_path, world.root / "policy.json", world.root / "landmarks.json")
+    url, server, thread = start_console(files)
+    try:
+        before = get(url + "/devices/dev-1")
+        service.licences.withdraw("dev-1", time.time_ns())
+        after = get(url + "/devices/dev-1")
+    finally:
+        server.should_exit = True
+        thread.join(GUARD_S)
+        store.close()
+    assert "data-standing='STANDS'" in before
+    assert "data-standing='LICENCE_WITHDRAWN'" in after
+    assert "no longer stands: the licence was withdrawn" in after
+
+
 # --- over HTTPS, for the operator only --------------------------------------------------
 
 CONSOLE_ROUTES = ("/", "/fleet/map.svg", "/fleet.json", "/alerts", "/events", "/devices/dev-1")

@@ -1,4 +1,4 @@
-"""``geoattest verifier serve|status|enrol|exclusions|lift|retain``: every bad input is a
+"""``geoattest verifier serve|status|enrol|exclusions|lift|retain|trust list``: every bad input is a
 one-line error naming it and a non-zero exit. What binds or dials (ports, addresses, an
 unreachable verifier) runs the real console script; refusals made before anything starts run
 in process through the same entry point (``invoke``)."""
@@ -114,6 +114,29 @@ def test_lift_of_a_landmark_that_is_not_excluded_names_it(world):
     assert listed.stdout == "no landmark is excluded\n"
     result = run("verifier", "lift", "lm-fra", "--db", str(world.db_path), "--why", "test")
     assert_one_line_error(result, "landmark lm-fra is not excluded")
+
+
+def test_trust_list_shows_every_change_and_names_a_missing_database(tmp_path):
+    db = str(tmp_path / "verifier.db")
+    assert run("verifier", "migrate", "--db", db).returncode == 0
+    empty = run("verifier", "trust", "list", "--db", db)
+    assert (empty.returncode, empty.stdout) == (0, "no trust change is stored\n")
+    store = SqlStore.open(db)
+    store.revoke_device("dev-1", 1_767_225_600 * 10**9, by="alice", why="stolen")
+    store.restore_device("dev-1", 1_767_229_200 * 10**9, by="bob", why="found")
+    store.exclude_landmark("lm-fra", 1_767_232_800 * 10**9, by="alice", why="clock drift")
+    store.close()
+    listed = run("verifier", "trust", "list", "--db", db)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "v1 2026-01-01T00:00:00Z device_revoked dev-1 by alice: stolen",
+        "v2 2026-01-01T01:00:00Z device_restored dev-1 by bob: found",
+        "v3 2026-01-01T02:00:00Z landmark_excluded lm-fra by alice: clock drift",
+    ]
+    one = run("verifier", "trust", "list", "--db", db, "--subject", "lm-fra")
+    assert one.stdout.splitlines() == [listed.stdout.splitlines()[2]]
+    missing = str(tmp_path / "missing.db")
+    assert_one_line_error(run("verifier", "trust", "list", "--db", missing), missing)
 
 
 def test_retain_archives_by_age_and_names_a_missing_database(tmp_path):

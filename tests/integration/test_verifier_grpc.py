@@ -26,6 +26,7 @@ from verifier_world import (
 from geoattest.crypto import KeySigner
 from geoattest.errors import Reason
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.store import SqlStore, StoreConflictError, StoreUnavailableError
 from geoattest.wire.client import VerifierClient, VerifierRefused
 
@@ -238,9 +239,33 @@ async def test_device_status(world, client):
     )
     assert status.last_verdict == evidence_pb2.VERDICT_ALLOWED
     assert status.last_proof_time_ns == UNIX_NS
+    assert (status.licence_id, status.licence_version, status.verdict_licence_version) == (
+        "dev-1",
+        1,
+        1,
+    )
+    assert status.licence_state == verifier_service_pb2.LICENCE_STATE_IN_FORCE
+    assert status.licence_valid_until_ns == LICENCE_UNTIL_S * S
+    assert (status.verdict_current, status.standing) == (True, verifier_service_pb2.STANDING_STANDS)
     with pytest.raises(VerifierRefused) as refused:
         await client.device_status("dev-nobody")
     assert refused.value.code is grpc.StatusCode.NOT_FOUND
+
+
+async def test_device_status_says_a_withdrawn_licence_took_the_last_allowed_away(
+    world, client, store
+):
+    chip = await enrolled(world, client)
+    await client.submit(world.proof(chip))
+    LiveLicences(store).withdraw("dev-1", NOW_NS)
+    status = await client.device_status("dev-1")
+    assert (status.state, status.last_verdict) == ("ATTESTING", evidence_pb2.VERDICT_ALLOWED)
+    assert (status.licence_version, status.verdict_licence_version) == (2, 1)
+    assert status.licence_state == verifier_service_pb2.LICENCE_STATE_WITHDRAWN
+    assert (status.verdict_current, status.standing) == (
+        False,
+        verifier_service_pb2.STANDING_LICENCE_WITHDRAWN,
+    )
 
 
 async def test_alert_stream_delivers_an_outside_alert(world, client, server):

@@ -2,7 +2,8 @@
 through the real console script: a device's chain advances exactly once however its proofs
 are spread over the processes, an alert stream at any process carries every process's
 alerts, a licence or a landmark exclusion changed through one process holds for the next
-proof at another, and a process killed mid-batch loses nothing its clients were told.
+proof at another and for the device's status there, and a process killed mid-batch loses
+nothing its clients were told.
 
 Two ``verifier serve`` processes on their own ports (replicas, on PostgreSQL) make "these
 two proofs reach different processes" certain; ``serve --workers N`` runs N such processes
@@ -28,7 +29,7 @@ from verifier_world import MEASUREMENT, ProvisionedChip, VerifierWorld
 from geoattest.errors import Reason
 from geoattest.pki import RevocationList
 from geoattest.protocol.proof import ChainedProof
-from geoattest.v1 import admin_service_pb2, envelope_pb2, evidence_pb2
+from geoattest.v1 import admin_service_pb2, envelope_pb2, evidence_pb2, verifier_service_pb2
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import VerifierClient, VerifierRefused
@@ -393,6 +394,74 @@ def test_revocations_made_at_one_replica_hold_at_another_on_a_host_of_its_own(
     a.stop(), b.stop()
     for host in ("host-a", "host-b"):
         assert RevocationList.load(tmp_path / host / "revocations.json") == RevocationList()
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_status_at_one_replica_says_what_an_operator_did_at_another(world, start, database):
+    """Every change goes through ``a``'s admin API; the chip proves and the relying party
+    reads its status at ``b``. From each change on, ``b`` says the last ALLOWED no longer
+    stands, and why, until the chip's next proof; ``verifier trust list`` over the same
+    database names the revocations and exclusions behind it."""
+    chip = world.chip("dev-0")
+    a, b = start(), start()
+    asyncio.run(enrol(a.target, [chip]))
+
+    def admin(method: str, request: object) -> None:
+        asyncio.run(call_admin(a.target, method, request))
+
+    async def read_status() -> tuple[int, bool, int]:
+        async with VerifierClient(b.target) as client:
+            status = await client.device_status("dev-0")
+        assert status.last_verdict == evidence_pb2.VERDICT_ALLOWED
+        return status.standing, status.verdict_current, status.licence_version
+
+    def standing() -> tuple[int, bool, int]:
+        return asyncio.run(read_status())
+
+    def allowed_again() -> None:
+        assert verdict(prove_at(world, b.target, chip)) == evidence_pb2.VERDICT_ALLOWED
+        assert standing()[:2] == (verifier_service_pb2.STANDING_STANDS, True)
+
+    allowed_again()
+    admin("WithdrawLicence", admin_service_pb2.DeviceRequest(device_id="dev-0", why="ended"))
+    assert standing() == (verifier_service_pb2.STANDING_LICENCE_WITHDRAWN, False, 2)
+    until_s = time.time_ns() // 10**9 + 86_400
+    admin(
+        "SetLicence",
+        admin_service_pb2.SetLicenceRequest(
+            device_id="dev-0", region="FRA-300", valid_until_s=until_s
+        ),
+    )
+    assert standing() == (verifier_service_pb2.STANDING_LICENCE_CHANGED, False, 3)
+    allowed_again()
+
+    device = admin_service_pb2.DeviceRequest(device_id="dev-0", why="stolen")
+    admin("RevokeDevice", device)
+    admin("RestoreDevice", device)
+    assert standing()[:2] == (verifier_service_pb2.STANDING_DEVICE_REVOKED, False)
+    allowed_again()
+
+    landmark = admin_service_pb2.LandmarkRequest(landmark_id="lm-fra", why="clock drift")
+    admin("ExcludeLandmark", landmark)
+    admin("LiftExclusion", landmark)
+    assert standing()[:2] == (verifier_service_pb2.STANDING_LANDMARK_UNTRUSTED, False)
+    allowed_again()
+    a.stop(), b.stop()
+
+    listed = subprocess.run(
+        [GEOATTEST, "verifier", "trust", "list", "--db", database],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    changes = [line.split()[2:4] for line in listed.stdout.splitlines()]
+    assert changes == [
+        ["device_revoked", "dev-0"],
+        ["device_restored", "dev-0"],
+        ["landmark_excluded", "lm-fra"],
+        ["exclusion_lifted", "lm-fra"],
+    ]
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

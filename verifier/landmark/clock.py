@@ -41,7 +41,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 SO_TIMESTAMPNS = 35
@@ -121,7 +121,11 @@ def arrival_monotonic(
 def consistent(first: Bracket, second: Bracket) -> bool:
     """The two readings admit one realtime-minus-monotonic offset: no step between them
     that the brackets could see."""
-    return first.offset_low <= second.offset_high and second.offset_low <= first.offset_high
+    # offset_low <= the other's offset_high, both ways (written out: the answer path's hot)
+    return (
+        first.realtime - first.after <= second.realtime - second.before
+        and second.realtime - second.after <= first.realtime - first.before
+    )
 
 
 def departure_monotonic(
@@ -178,17 +182,17 @@ def enable_transmit_timestamps(sock: socket.socket) -> bool:
     return True
 
 
-def transmit_stamps(sock: socket.socket) -> list[tuple[int, int]]:
-    """Every transmit stamp waiting in the socket's error queue, as (key, realtime ns);
-    the key counts the stamped sends from 0."""
-    stamps: list[tuple[int, int]] = []
+def transmit_stamps(sock: socket.socket) -> Iterator[tuple[int, int]]:
+    """The transmit stamps waiting in the socket's error queue, oldest first, as (key,
+    realtime ns); the key counts the stamped sends from 0. Each is read from the queue
+    only when asked for, so a reader that has the one it wants stops there."""
     while True:
         try:
             _, ancillary, _, _ = sock.recvmsg(
                 0, ERRQUEUE_ANCILLARY_BYTES, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
             )
         except OSError:  # BlockingIOError: the queue is empty
-            return stamps
+            return
         stamp = key = None
         for level, kind, data in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
@@ -199,4 +203,4 @@ def transmit_stamps(sock: socket.socket) -> list[tuple[int, int]]:
                 if origin == SO_EE_ORIGIN_TIMESTAMPING and info == SCM_TSTAMP_SND:
                     key = data_key
         if stamp is not None and key is not None:
-            stamps.append((key, stamp))
+            yield key, stamp

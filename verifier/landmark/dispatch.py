@@ -43,6 +43,7 @@ from typing import Any
 from geoattest.crypto import Signer
 from geoattest.errors import Reason, RoundError, WireError
 from geoattest.protocol.round import (
+    ANSWER_BYTES,
     MAX_EXCHANGES,
     ROUND_ID_BYTES,
     LandmarkRound,
@@ -50,6 +51,7 @@ from geoattest.protocol.round import (
     Randomness,
     check_open,
     decode_datagram,
+    response_head,
 )
 from geoattest.units import SECOND_NS
 from geoattest.v1 import round_pb2
@@ -201,6 +203,9 @@ class RoundEntry:
     opened_ns: int
     sent: Bracket | None = None
     finished_ns: int | None = None
+    answer_head: bytes | None = None
+    """The bytes a Response to the outstanding challenge starts with (its answer follows),
+    while one is outstanding."""
 
     def start_timer(self, sent: Bracket) -> None:
         """Called immediately before the challenge goes to the socket."""
@@ -239,6 +244,9 @@ class Dispatcher:
         self._active: dict[bytes, RoundEntry] = {}
         self._finished: OrderedDict[bytes, RoundEntry] = OrderedDict()
         """Finished rounds, oldest first, kept a while to answer a repeated Close."""
+        self._answers: dict[bytes, RoundEntry] = {}
+        """Rounds by the head of the one Response each awaits (:func:`response_head`), so
+        that an answer in the protocol's own encoding is routed without being decoded."""
         self._per_source: Counter[str] = Counter()
         """Active rounds per source host."""
         self._buckets = TokenBuckets(limits.rate_per_s, limits.burst, limits.max_sources)
@@ -276,12 +284,19 @@ class Dispatcher:
         self, data: bytes, source: Address, received: Bracket, kernel_ns: int | None
     ) -> Outgoing | None:
         counters = self.counters
+        awaiting = self._answers.get(data[:-ANSWER_BYTES])
         try:
-            datagram = decode_datagram(data)
-        except WireError:
-            counters.datagrams_malformed += 1
-            return None
-        try:
+            if awaiting is not None and awaiting.peer == source:
+                # Exactly the encoding of a Response to the awaited challenge: the
+                # answer is all there is to read (any other encoding is decoded below).
+                index = awaiting.round.outstanding_index
+                assert index is not None  # registered only while one is outstanding
+                return self._answer(awaiting, index, data[-ANSWER_BYTES:], received, kernel_ns)
+            try:
+                datagram = decode_datagram(data)
+            except WireError:
+                counters.datagrams_malformed += 1
+                return None
             return self._route(datagram, source, received, kernel_ns)
         except RoundError:
             counters.datagrams_rejected += 1
@@ -298,19 +313,9 @@ class Dispatcher:
         if kind == "open":
             return self._open(datagram.open, source, received.before)
         if kind == "response":
-            entry = self._entry(datagram.response.round_id, source)
-            sent = entry.sent
-            if sent is None:
-                arrival_ns, from_kernel = received.before, False
-            else:
-                arrival_ns, from_kernel = arrival_monotonic(sent, received, kernel_ns)
-            reply = entry.round.on_response(datagram.response, arrival_ns)
-            rtt_ns = entry.round.timed[-1].rtt_ns
-            if self.rtt_floor_ns is None or rtt_ns < self.rtt_floor_ns:
-                self.rtt_floor_ns = rtt_ns
-            self.counters.exchanges_timed += 1
-            self.counters.exchanges_kernel_timed += from_kernel
-            return self._outgoing(entry, reply, received.before)
+            response = datagram.response
+            entry = self._entry(response.round_id, source)  # found by id: the id matches
+            return self._answer(entry, response.index, bytes(response.answer), received, kernel_ns)
         if kind == "close":
             entry = self._entry(datagram.close.round_id, source)
             already_signed = entry.round.state is LandmarkRoundState.SIGNED
@@ -319,6 +324,28 @@ class Dispatcher:
                 self.counters.receipts_signed += 1
             return self._outgoing(entry, reply, received.before)
         raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"landmark does not accept {kind}")
+
+    def _answer(
+        self,
+        entry: RoundEntry,
+        index: int,
+        answer: bytes,
+        received: Bracket,
+        kernel_ns: int | None,
+    ) -> Outgoing | None:
+        """Time the answer to challenge ``index`` of the entry's round."""
+        sent = entry.sent
+        if sent is None:
+            arrival_ns, from_kernel = received.before, False
+        else:
+            arrival_ns, from_kernel = arrival_monotonic(sent, received, kernel_ns)
+        reply = entry.round.on_answer(index, answer, arrival_ns)
+        rtt_ns = entry.round.timed[-1].rtt_ns
+        if self.rtt_floor_ns is None or rtt_ns < self.rtt_floor_ns:
+            self.rtt_floor_ns = rtt_ns
+        self.counters.exchanges_timed += 1
+        self.counters.exchanges_kernel_timed += from_kernel
+        return self._outgoing(entry, reply, received.before)
 
     def _entry(self, round_id: bytes, source: Address) -> RoundEntry:
         entry = self._active.get(round_id) or self._finished.get(round_id)
@@ -360,10 +387,23 @@ class Dispatcher:
         self._active[round_id] = entry
         self._per_source[host] += 1
         self.counters.rounds_opened += 1
-        return Outgoing(landmark_round.next_challenge(now_ns), source, entry)
+        challenge = landmark_round.next_challenge(now_ns)
+        self._await_answer(entry)
+        return Outgoing(challenge, source, entry)
+
+    def _await_answer(self, entry: RoundEntry) -> None:
+        """Route by its head the Response the entry's round awaits now, and no other."""
+        if entry.answer_head is not None:
+            del self._answers[entry.answer_head]
+            entry.answer_head = None
+        index = entry.round.outstanding_index
+        if index is not None:
+            entry.answer_head = response_head(entry.round.round_id, index)
+            self._answers[entry.answer_head] = entry
 
     def _outgoing(self, entry: RoundEntry, reply: bytes | None, now_ns: int) -> Outgoing | None:
         state = entry.round.state
+        self._await_answer(entry)
         if entry.finished_ns is None and state in _FINISHED:
             if state is LandmarkRoundState.FAILED:
                 self.counters.rounds_failed += 1
@@ -399,6 +439,9 @@ class Dispatcher:
         return out
 
     def _deactivate(self, entry: RoundEntry) -> None:
+        if entry.answer_head is not None:
+            del self._answers[entry.answer_head]
+            entry.answer_head = None
         del self._active[entry.round.round_id]
         host = entry.peer[0]
         self._per_source[host] -= 1

@@ -170,13 +170,17 @@ class LandmarkServer(Running):
 
     def _transmit_stamp(self) -> tuple[Bracket, int | None]:
         """The stamp of the send just made, if the kernel queued it already, and a bracket
-        read after it was read back. A stamp of an earlier send (queued late) is dropped."""
+        read after it was read back. Stamps of earlier sends (queued late) are dropped; the
+        queue is read no further than this send's stamp, so the answer to the challenge
+        just sent never waits behind a read that finds the queue empty."""
         key = self._stamped_sends
         stamp = None
         for queued_key, queued in transmit_stamps(self._sock):
             if queued_key == key:
                 stamp = queued
             key = max(key, queued_key)
+            if stamp is not None:
+                break
         self._stamped_sends = key + 1
         return read_bracket(), stamp
 

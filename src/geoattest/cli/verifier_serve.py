@@ -1,5 +1,5 @@
 """``geoattest verifier serve``, the client commands ``enrol`` and ``status``, and the
-operator's ``exclusions`` and ``lift`` over the database.
+operator's ``exclusions``, ``lift`` and ``trust list`` over the database.
 
 Every input is checked before the server binds, and every failure (a missing file, a bad
 flag value, a port in use, an unreachable verifier) is a one-line error naming it. The
@@ -32,6 +32,7 @@ from geoattest.units import SECOND_NS
 from geoattest.verifier.pool import POOL_SIZE
 
 if TYPE_CHECKING:
+    from geoattest.v1 import verifier_service_pb2
     from geoattest.verifier.licences import ExportLicence
     from geoattest.verifier.store import Synchronous
 
@@ -40,6 +41,12 @@ licences_app = typer.Typer(
     no_args_is_help=True,
 )
 verifier_app.add_typer(licences_app, name="licences")
+trust_app = typer.Typer(
+    help="What the database holds of the operator's trust changes (the admin API's and the"
+    " peer audits').",
+    no_args_is_help=True,
+)
+verifier_app.add_typer(trust_app, name="trust")
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_VERIFIER_ID = "geoattest-verifier"
@@ -284,6 +291,22 @@ PlaintextOption = Annotated[
 ]
 
 
+def status_line(reply: verifier_service_pb2.DeviceStatus) -> str:
+    """One line of ``verifier status``: a last verdict that no longer stands says why."""
+    from geoattest.v1 import evidence_pb2, verifier_service_pb2  # noqa: PLC0415
+
+    verdict = evidence_pb2.Verdict.Name(reply.last_verdict).removeprefix("VERDICT_")
+    standing = verifier_service_pb2.VerdictStanding.Name(reply.standing).removeprefix("STANDING_")
+    licence = verifier_service_pb2.LicenceState.Name(reply.licence_state)
+    return (
+        f"{reply.device_id} {reply.state} region={reply.licensed_region} "
+        f"licence={reply.licence_id or '-'} v{reply.licence_version} "
+        f"{licence.removeprefix('LICENCE_STATE_')} counter={reply.last_counter} "
+        f"verdict={verdict} judged_under=v{reply.verdict_licence_version} "
+        f"{'current' if reply.verdict_current else 'not-current:' + standing}"
+    )
+
+
 @verifier_app.command("status")
 def verifier_status(
     device_id: Annotated[str, typer.Option(help="Device id.")],
@@ -295,7 +318,9 @@ def verifier_status(
     ] = None,
     plaintext: PlaintextOption = False,
 ) -> None:
-    """Print a device's state, last counter and last verdict."""
+    """Print a device's state, its licence, and its last verdict with whether it still
+    stands ('current', or what took it away: a withdrawn, expired or changed licence, a
+    revocation, an untrusted landmark, staleness)."""
     from geoattest.wire.client import VerifierClient  # noqa: PLC0415
 
     parse_address(target, "--target")
@@ -305,10 +330,7 @@ def verifier_status(
     async def status() -> str:
         async with VerifierClient(target, timeout_s=timeout_s, credentials=credentials) as client:
             reply = await client.device_status(device_id)
-        return (
-            f"{reply.device_id} {reply.state} region={reply.licensed_region} "
-            f"counter={reply.last_counter} verdict={reply.last_verdict}"
-        )
+        return status_line(reply)
 
     typer.echo(call_verifier(target, status()))
 
@@ -381,6 +403,34 @@ def verifier_exclusions(db: DbOption) -> None:
                 f"{e.landmark_id} LIFTED {_at(e.lifted_at_ns)} by {e.lifted_by}"
                 f" ({e.lift_reason or 'no reason given'}); {since}"
             )
+
+
+@trust_app.command("list")
+def verifier_trust_list(
+    db: DbOption,
+    subject: Annotated[
+        str, typer.Option(help="Only the changes to this device or landmark id.")
+    ] = "",
+) -> None:
+    """List every revocation, restoration, landmark registration, exclusion and lift the
+    database holds, oldest first, with the trust version it made, when, by whom and why.
+    A revocation or exclusion after a device's last verdict takes that verdict away
+    ('verifier status' says so); the operator's own files are not in this list."""
+    from geoattest.verifier.store import SqlStore  # noqa: PLC0415
+
+    store = SqlStore.open(_existing_database(db))
+    try:
+        changes = store.trust_changes()
+    finally:
+        store.close()
+    listed = [c for c in changes if not subject or c.subject == subject]
+    if not listed:
+        typer.echo("no trust change is stored" + (f" for {subject}" if subject else ""))
+    for c in listed:
+        typer.echo(
+            f"v{c.version} {_at(c.at_ns)} {c.change.value} {c.subject}"
+            f" by {c.by or '-'}: {c.why or 'no reason given'}"
+        )
 
 
 @verifier_app.command("lift")

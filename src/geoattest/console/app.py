@@ -65,6 +65,7 @@ from geoattest.verdict import Verdict
 from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
 from geoattest.verifier.service import with_stored_landmarks
+from geoattest.verifier.standing import Standing, standing
 from geoattest.wire.client import VerifierClient, tls_credentials
 
 ALERT_POLL_S = 0.25
@@ -128,6 +129,22 @@ class Console:
                 state = "active"
             found.append(Landmark(record, state))
         return found
+
+    def standing(self, device_id: str) -> tuple[Verdict | None, Standing]:
+        """The device's last verdict and whether it still stands, by the licence in force,
+        the revocations and landmarks of the files and the store, and the journal of trust
+        changes, as the verifier's status says it (stale as its sweep last marked it)."""
+        summary = self.view.summary(device_id)
+        if summary is None:
+            return None, Standing.NO_VERDICT
+        trust = self.view.trust()
+        revocations = self.revocations.including(trust.revocations).including(
+            RevocationList(landmarks=trust.excluded)
+        )
+        landmarks = with_stored_landmarks(self.registry, trust.landmarks)
+        return summary.last_verdict, standing(
+            summary, revocations, landmarks, stale_cutoff_ns=None, now_ns=time.time_ns()
+        )
 
     def device_revoked(self, device_id: str) -> bool:
         """Revoked by the revocation list file or through the admin API (the store)."""
@@ -235,7 +252,10 @@ class _Handlers:
         if await run_in_threadpool(self.console.device_revoked, device_id):
             state = "REVOKED"
         svg = await run_in_threadpool(_fixes_svg, self.console, detail.licensed_region, history)
-        return HTMLResponse(pages.device_page(detail, state, history, svg, alerts))
+        verdict, stands = await run_in_threadpool(self.console.standing, device_id)
+        return HTMLResponse(
+            pages.device_page(detail, state, history, svg, alerts, last=(verdict, stands))
+        )
 
     async def landmarks(self, _request: Request) -> Response:
         found = await run_in_threadpool(self.console.landmarks)

@@ -18,12 +18,14 @@ from geoattest.console.fleet import Landmark
 from geoattest.console.svg import VERDICT_COLOURS
 from geoattest.console.tokens import Inspection
 from geoattest.units import SECOND_NS
+from geoattest.verdict import Verdict
 from geoattest.verifier.fleet_view import (
     DeviceDetail,
     PeerAudit,
     ProofRow,
     StoredAlert,
 )
+from geoattest.verifier.standing import Standing
 
 ALERT_KINDS = (
     "OUTSIDE_LICENSED_REGION",
@@ -158,6 +160,8 @@ def device_page(
     history: Sequence[ProofRow],
     fixes_svg: str,
     alerts: Sequence[StoredAlert],
+    *,
+    last: tuple[Verdict | None, Standing],
 ) -> str:
     licence = (
         f"{escape(device.licence_id)} version {device.licence_version}, region "
@@ -175,6 +179,8 @@ def device_page(
         f"<tr><th>state</th><td id='device-state'>{escape(state)}</td></tr>"
         f"<tr><th>model</th><td>{escape(device.model)}</td></tr>"
         f"<tr><th>licence</th><td>{licence}</td></tr>"
+        f"<tr><th>last verdict</th><td id='last-verdict' data-standing='{last[1].value}'>"
+        f"{_standing(*last)}</td></tr>"
         f"<tr><th>enrolled</th><td>{at(device.enrolled_at_ns)}</td></tr>"
         f"<tr><th>certificate</th><td>serial {escape(device.certificate_serial)}, valid until "
         f"{at(device.certificate_not_after_ns)}</td></tr>"
@@ -194,6 +200,28 @@ def device_page(
         f"<h2>Alerts</h2>{alerts_table(alerts)}"
     )
     return layout(f"Device {device.device_id}", body, script_data={"page": "device"})
+
+
+STANDING_TEXT = {
+    Standing.DEVICE_REVOKED: "the device was revoked since",
+    Standing.LICENCE_WITHDRAWN: "the licence was withdrawn",
+    Standing.LICENCE_EXPIRED: "the licence has expired",
+    Standing.LICENCE_CHANGED: "the licence changed since (judged under another version)",
+    Standing.LANDMARK_UNTRUSTED: "a landmark it rests on was revoked or excluded since",
+    Standing.STALE: "its evidence is older than the stale window",
+}
+"""Why a last verdict no longer stands, in the operator's words."""
+
+
+def _standing(verdict: Verdict | None, stands: Standing) -> str:
+    """The last verdict, and whether it still stands: an ALLOWED that no longer does is
+    struck through with the reason beside it, never shown as the device's standing."""
+    if verdict is None:
+        return "none yet"
+    if stands is Standing.STANDS:
+        return f"{_verdict(verdict.value)} stands"
+    why = STANDING_TEXT.get(stands, stands.value)
+    return f"<s>{_verdict(verdict.value)}</s> <b class='bad'>no longer stands: {escape(why)}</b>"
 
 
 def _proof_row(proof: ProofRow) -> str:

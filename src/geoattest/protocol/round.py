@@ -163,15 +163,40 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+def _head(key: bytes, payload_bytes: int, round_id: bytes, index: int) -> bytes:
+    """A Challenge's or a Response's datagram bytes up to the payload of its field 3
+    (``payload_bytes`` long): exactly the protobuf encoding of ``Datagram`` with that
+    message (``key``: its field's key) without the payload."""
+    fields = b"\x0a" + _varint(len(round_id)) + round_id  # round_id = 1
+    if index:  # proto3 leaves a zero index out
+        fields += b"\x10" + _varint(index)  # index = 2
+    fields += b"\x1a" + _varint(payload_bytes)  # challenge / answer = 3
+    return key + _varint(len(fields) + payload_bytes) + fields
+
+
+_RESPONSE_KEY = b"\x1a"  # Datagram.response = 3
+_CHALLENGE_KEY = b"\x12"  # Datagram.challenge = 2
+
+
+def _template(key: bytes, payload_bytes: int) -> tuple[bytes, bytes]:
+    """What :func:`_head` writes before and after a 16-byte round id and a one-byte index
+    (every exchange but a round's first), written once; the answer path only joins them."""
+    marker = bytes(range(1, ROUND_ID_BYTES + 1))
+    before, _, after = _head(key, payload_bytes, marker, 0x7F).partition(marker + b"\x10\x7f")
+    return before, after
+
+
+_RESPONSE_START, _RESPONSE_END = _template(_RESPONSE_KEY, ANSWER_BYTES)
+_CHALLENGE_START, _CHALLENGE_END = _template(_CHALLENGE_KEY, CHALLENGE_BYTES)
+
+
 def response_head(round_id: bytes, index: int) -> bytes:
     """A Response datagram's bytes up to its 32-byte answer, which the agent appends: the
     answer path builds no message while a challenge waits. The bytes are exactly the
     protobuf encoding of ``Datagram(response=Response(round_id, index, answer))``."""
-    fields = b"\x0a" + _varint(len(round_id)) + round_id  # Response.round_id = 1
-    if index:  # proto3 leaves a zero index out
-        fields += b"\x10" + _varint(index)  # Response.index = 2
-    fields += b"\x1a" + _varint(ANSWER_BYTES)  # Response.answer = 3
-    return b"\x1a" + _varint(len(fields) + ANSWER_BYTES) + fields  # Datagram.response = 3
+    if 0 < index <= 0x7F and len(round_id) == ROUND_ID_BYTES:
+        return _RESPONSE_START + round_id + b"\x10" + _ONE_BYTE[index] + _RESPONSE_END
+    return _head(_RESPONSE_KEY, ANSWER_BYTES, round_id, index)
 
 
 def challenge_head(round_id: bytes, index: int) -> bytes:
@@ -179,11 +204,9 @@ def challenge_head(round_id: bytes, index: int) -> bytes:
     of ``Datagram(challenge=Challenge(round_id, index, challenge))`` without them. Bytes
     that are this head and 16 more decode to that challenge and nothing else, so the agent
     reads an expected challenge by comparing bytes instead of decoding them."""
-    fields = b"\x0a" + _varint(len(round_id)) + round_id  # Challenge.round_id = 1
-    if index:  # proto3 leaves a zero index out
-        fields += b"\x10" + _varint(index)  # Challenge.index = 2
-    fields += b"\x1a" + _varint(CHALLENGE_BYTES)  # Challenge.challenge = 3
-    return b"\x12" + _varint(len(fields) + CHALLENGE_BYTES) + fields  # Datagram.challenge = 2
+    if 0 < index <= 0x7F and len(round_id) == ROUND_ID_BYTES:
+        return _CHALLENGE_START + round_id + b"\x10" + _ONE_BYTE[index] + _CHALLENGE_END
+    return _head(_CHALLENGE_KEY, CHALLENGE_BYTES, round_id, index)
 
 
 def decode_datagram(data: bytes) -> round_pb2.Datagram:
@@ -567,18 +590,31 @@ class LandmarkRound:
             return self.on_close(datagram.close, unix_ns)
         raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"landmark round does not accept {kind}")
 
+    @property
+    def outstanding_index(self) -> int | None:
+        """The index of the challenge awaiting its answer; None when none is."""
+        outstanding = self._outstanding
+        if self.state is not LandmarkRoundState.TIMING or outstanding is None:
+            return None
+        return outstanding[0]
+
     def on_response(self, response: round_pb2.Response, now_ns: int) -> bytes | None:
         if not hmac.compare_digest(response.round_id, self.round_id):
             raise RoundError(Reason.ROUND_UNKNOWN, "response for another round")
+        return self.on_answer(response.index, bytes(response.answer), now_ns)
+
+    def on_answer(self, index: int, answer: bytes, now_ns: int) -> bytes | None:
+        """The answer to challenge ``index`` of this round arrived at ``now_ns``: what a
+        Response carries, read by whoever already knows it is for this round."""
         outstanding = self._outstanding
         if self.state is not LandmarkRoundState.TIMING or outstanding is None:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "no challenge outstanding")
-        index, challenge, sent_ns = outstanding
-        if response.index != index:
+        expected, challenge, sent_ns = outstanding
+        if index != expected:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "response to a superseded challenge")
-        if len(response.answer) != ANSWER_BYTES:
+        if len(answer) != ANSWER_BYTES:
             raise RoundError(Reason.MISSING_FIELD, f"answer must be {ANSWER_BYTES} bytes")
-        self.timed.append(Exchange(index, challenge, bytes(response.answer), now_ns - sent_ns))
+        self.timed.append(Exchange(index, challenge, answer, now_ns - sent_ns))
         self._outstanding = None
         self._attempts = 0
         timed = len(self.timed)

@@ -27,7 +27,7 @@ from geoattest.v1 import evidence_pb2 as geoattest_dot_v1_dot_evidence__pb2
 from geoattest.v1 import identity_pb2 as geoattest_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#geoattest/v1/verifier_service.proto\x12\x0cgeoattest.v1\x1a\x1bgeoattest/v1/envelope.proto\x1a\x1bgeoattest/v1/evidence.proto\x1a\x1bgeoattest/v1/identity.proto\"k\n\rEnrollRequest\x12.\n\x08identity\x18\x01 \x01(\x0b\x32\x1c.geoattest.v1.DeviceIdentity\x12*\n\npossession\x18\x02 \x01(\x0b\x32\x16.geoattest.v1.Envelope\"G\n\x0e\x45nrolmentClaim\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x13\n\x0bverifier_id\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\x0c\"<\n\x0e\x45nrollResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x17\n\x0flicensed_region\x18\x02 \x01(\t\";\n\x12SubmitProofRequest\x12%\n\x05proof\x18\x01 \x01(\x0b\x32\x16.geoattest.v1.Envelope\"K\n\x17SubmitProofBatchRequest\x12\x30\n\x06proofs\x18\x01 \x03(\x0b\x32 .geoattest.v1.SubmitProofRequest\"L\n\x18SubmitProofBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.geoattest.v1.AttestationResult\"(\n\x13\x44\x65viceStatusRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"\xa8\x01\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x14\n\x0clast_counter\x18\x03 \x01(\x04\x12+\n\x0clast_verdict\x18\x04 \x01(\x0e\x32\x15.geoattest.v1.Verdict\x12\x1a\n\x12last_proof_time_ns\x18\x05 \x01(\x04\x12\x17\n\x0flicensed_region\x18\x06 \x01(\t\"E\n\x12WatchAlertsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\x05\x61\x66ter\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x08\n\x06_after\"{\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x0f\n\x07time_ns\x18\x06 \x01(\x04\x12\x0e\n\x06\x63ursor\x18\x07 \x01(\x04\"\x16\n\x14GetResultKeysRequest\"\x1f\n\nResultKeys\x12\x11\n\tjwks_json\x18\x01 \x01(\t\"E\n\x19SubmitPeerReceiptsRequest\x12(\n\x08receipts\x18\x01 \x03(\x0b\x32\x16.geoattest.v1.Envelope\"@\n\x1aSubmitPeerReceiptsResponse\x12\x10\n\x08measured\x18\x01 \x01(\r\x12\x10\n\x08\x65xcluded\x18\x02 \x03(\t\"\x16\n\x14GetRejectionsRequest\"x\n\nRejections\x12\x39\n\tby_reason\x18\x01 \x03(\x0b\x32&.geoattest.v1.Rejections.ByReasonEntry\x1a/\n\rByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xac\x05\n\x0fVerifierService\x12\x43\n\x06\x45nroll\x12\x1b.geoattest.v1.EnrollRequest\x1a\x1c.geoattest.v1.EnrollResponse\x12P\n\x0bSubmitProof\x12 .geoattest.v1.SubmitProofRequest\x1a\x1f.geoattest.v1.AttestationResult\x12\x61\n\x10SubmitProofBatch\x12%.geoattest.v1.SubmitProofBatchRequest\x1a&.geoattest.v1.SubmitProofBatchResponse\x12P\n\x0fGetDeviceStatus\x12!.geoattest.v1.DeviceStatusRequest\x1a\x1a.geoattest.v1.DeviceStatus\x12\x46\n\x0bWatchAlerts\x12 .geoattest.v1.WatchAlertsRequest\x1a\x13.geoattest.v1.Alert0\x01\x12M\n\rGetResultKeys\x12\".geoattest.v1.GetResultKeysRequest\x1a\x18.geoattest.v1.ResultKeys\x12g\n\x12SubmitPeerReceipts\x12\'.geoattest.v1.SubmitPeerReceiptsRequest\x1a(.geoattest.v1.SubmitPeerReceiptsResponse\x12M\n\rGetRejections\x12\".geoattest.v1.GetRejectionsRequest\x1a\x18.geoattest.v1.Rejectionsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#geoattest/v1/verifier_service.proto\x12\x0cgeoattest.v1\x1a\x1bgeoattest/v1/envelope.proto\x1a\x1bgeoattest/v1/evidence.proto\x1a\x1bgeoattest/v1/identity.proto\"k\n\rEnrollRequest\x12.\n\x08identity\x18\x01 \x01(\x0b\x32\x1c.geoattest.v1.DeviceIdentity\x12*\n\npossession\x18\x02 \x01(\x0b\x32\x16.geoattest.v1.Envelope\"G\n\x0e\x45nrolmentClaim\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x13\n\x0bverifier_id\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\x0c\"<\n\x0e\x45nrollResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x17\n\x0flicensed_region\x18\x02 \x01(\t\";\n\x12SubmitProofRequest\x12%\n\x05proof\x18\x01 \x01(\x0b\x32\x16.geoattest.v1.Envelope\"K\n\x17SubmitProofBatchRequest\x12\x30\n\x06proofs\x18\x01 \x03(\x0b\x32 .geoattest.v1.SubmitProofRequest\"L\n\x18SubmitProofBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.geoattest.v1.AttestationResult\"(\n\x13\x44\x65viceStatusRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"\x93\x03\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x14\n\x0clast_counter\x18\x03 \x01(\x04\x12+\n\x0clast_verdict\x18\x04 \x01(\x0e\x32\x15.geoattest.v1.Verdict\x12\x1a\n\x12last_proof_time_ns\x18\x05 \x01(\x04\x12\x17\n\x0flicensed_region\x18\x06 \x01(\t\x12\x12\n\nlicence_id\x18\x07 \x01(\t\x12\x17\n\x0flicence_version\x18\x08 \x01(\x04\x12\x31\n\rlicence_state\x18\t \x01(\x0e\x32\x1a.geoattest.v1.LicenceState\x12\x1e\n\x16licence_valid_until_ns\x18\n \x01(\x04\x12\x1f\n\x17verdict_licence_version\x18\x0b \x01(\x04\x12\x17\n\x0fverdict_current\x18\x0c \x01(\x08\x12/\n\x08standing\x18\r \x01(\x0e\x32\x1d.geoattest.v1.VerdictStanding\"E\n\x12WatchAlertsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\x05\x61\x66ter\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x08\n\x06_after\"{\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x0f\n\x07time_ns\x18\x06 \x01(\x04\x12\x0e\n\x06\x63ursor\x18\x07 \x01(\x04\"\x16\n\x14GetResultKeysRequest\"\x1f\n\nResultKeys\x12\x11\n\tjwks_json\x18\x01 \x01(\t\"E\n\x19SubmitPeerReceiptsRequest\x12(\n\x08receipts\x18\x01 \x03(\x0b\x32\x16.geoattest.v1.Envelope\"@\n\x1aSubmitPeerReceiptsResponse\x12\x10\n\x08measured\x18\x01 \x01(\r\x12\x10\n\x08\x65xcluded\x18\x02 \x03(\t\"\x16\n\x14GetRejectionsRequest\"x\n\nRejections\x12\x39\n\tby_reason\x18\x01 \x03(\x0b\x32&.geoattest.v1.Rejections.ByReasonEntry\x1a/\n\rByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*\x99\x01\n\x0cLicenceState\x12\x1d\n\x19LICENCE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16LICENCE_STATE_IN_FORCE\x10\x01\x12\x1b\n\x17LICENCE_STATE_WITHDRAWN\x10\x02\x12\x19\n\x15LICENCE_STATE_EXPIRED\x10\x03\x12\x16\n\x12LICENCE_STATE_NONE\x10\x04*\x87\x02\n\x0fVerdictStanding\x12\x18\n\x14STANDING_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTANDING_STANDS\x10\x01\x12\x17\n\x13STANDING_NO_VERDICT\x10\x02\x12\x1b\n\x17STANDING_DEVICE_REVOKED\x10\x03\x12\x1e\n\x1aSTANDING_LICENCE_WITHDRAWN\x10\x04\x12\x1c\n\x18STANDING_LICENCE_EXPIRED\x10\x05\x12\x1c\n\x18STANDING_LICENCE_CHANGED\x10\x06\x12\x1f\n\x1bSTANDING_LANDMARK_UNTRUSTED\x10\x07\x12\x12\n\x0eSTANDING_STALE\x10\x08\x32\xac\x05\n\x0fVerifierService\x12\x43\n\x06\x45nroll\x12\x1b.geoattest.v1.EnrollRequest\x1a\x1c.geoattest.v1.EnrollResponse\x12P\n\x0bSubmitProof\x12 .geoattest.v1.SubmitProofRequest\x1a\x1f.geoattest.v1.AttestationResult\x12\x61\n\x10SubmitProofBatch\x12%.geoattest.v1.SubmitProofBatchRequest\x1a&.geoattest.v1.SubmitProofBatchResponse\x12P\n\x0fGetDeviceStatus\x12!.geoattest.v1.DeviceStatusRequest\x1a\x1a.geoattest.v1.DeviceStatus\x12\x46\n\x0bWatchAlerts\x12 .geoattest.v1.WatchAlertsRequest\x1a\x13.geoattest.v1.Alert0\x01\x12M\n\rGetResultKeys\x12\".geoattest.v1.GetResultKeysRequest\x1a\x18.geoattest.v1.ResultKeys\x12g\n\x12SubmitPeerReceipts\x12\'.geoattest.v1.SubmitPeerReceiptsRequest\x1a(.geoattest.v1.SubmitPeerReceiptsResponse\x12M\n\rGetRejections\x12\".geoattest.v1.GetRejectionsRequest\x1a\x18.geoattest.v1.Rejectionsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REJECTIONS_BYREASONENTRY']._loaded_options = None
   _globals['_REJECTIONS_BYREASONENTRY']._serialized_options = b'8\001'
+  _globals['_LICENCESTATE']._serialized_start=1585
+  _globals['_LICENCESTATE']._serialized_end=1738
+  _globals['_VERDICTSTANDING']._serialized_start=1741
+  _globals['_VERDICTSTANDING']._serialized_end=2004
   _globals['_ENROLLREQUEST']._serialized_start=140
   _globals['_ENROLLREQUEST']._serialized_end=247
   _globals['_ENROLMENTCLAIM']._serialized_start=249
@@ -51,25 +55,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEVICESTATUSREQUEST']._serialized_start=600
   _globals['_DEVICESTATUSREQUEST']._serialized_end=640
   _globals['_DEVICESTATUS']._serialized_start=643
-  _globals['_DEVICESTATUS']._serialized_end=811
-  _globals['_WATCHALERTSREQUEST']._serialized_start=813
-  _globals['_WATCHALERTSREQUEST']._serialized_end=882
-  _globals['_ALERT']._serialized_start=884
-  _globals['_ALERT']._serialized_end=1007
-  _globals['_GETRESULTKEYSREQUEST']._serialized_start=1009
-  _globals['_GETRESULTKEYSREQUEST']._serialized_end=1031
-  _globals['_RESULTKEYS']._serialized_start=1033
-  _globals['_RESULTKEYS']._serialized_end=1064
-  _globals['_SUBMITPEERRECEIPTSREQUEST']._serialized_start=1066
-  _globals['_SUBMITPEERRECEIPTSREQUEST']._serialized_end=1135
-  _globals['_SUBMITPEERRECEIPTSRESPONSE']._serialized_start=1137
-  _globals['_SUBMITPEERRECEIPTSRESPONSE']._serialized_end=1201
-  _globals['_GETREJECTIONSREQUEST']._serialized_start=1203
-  _globals['_GETREJECTIONSREQUEST']._serialized_end=1225
-  _globals['_REJECTIONS']._serialized_start=1227
-  _globals['_REJECTIONS']._serialized_end=1347
-  _globals['_REJECTIONS_BYREASONENTRY']._serialized_start=1300
-  _globals['_REJECTIONS_BYREASONENTRY']._serialized_end=1347
-  _globals['_VERIFIERSERVICE']._serialized_start=1350
-  _globals['_VERIFIERSERVICE']._serialized_end=2034
+  _globals['_DEVICESTATUS']._serialized_end=1046
+  _globals['_WATCHALERTSREQUEST']._serialized_start=1048
+  _globals['_WATCHALERTSREQUEST']._serialized_end=1117
+  _globals['_ALERT']._serialized_start=1119
+  _globals['_ALERT']._serialized_end=1242
+  _globals['_GETRESULTKEYSREQUEST']._serialized_start=1244
+  _globals['_GETRESULTKEYSREQUEST']._serialized_end=1266
+  _globals['_RESULTKEYS']._serialized_start=1268
+  _globals['_RESULTKEYS']._serialized_end=1299
+  _globals['_SUBMITPEERRECEIPTSREQUEST']._serialized_start=1301
+  _globals['_SUBMITPEERRECEIPTSREQUEST']._serialized_end=1370
+  _globals['_SUBMITPEERRECEIPTSRESPONSE']._serialized_start=1372
+  _globals['_SUBMITPEERRECEIPTSRESPONSE']._serialized_end=1436
+  _globals['_GETREJECTIONSREQUEST']._serialized_start=1438
+  _globals['_GETREJECTIONSREQUEST']._serialized_end=1460
+  _globals['_REJECTIONS']._serialized_start=1462
+  _globals['_REJECTIONS']._serialized_end=1582
+  _globals['_REJECTIONS_BYREASONENTRY']._serialized_start=1535
+  _globals['_REJECTIONS_BYREASONENTRY']._serialized_end=1582
+  _globals['_VERIFIERSERVICE']._serialized_start=2007
+  _globals['_VERIFIERSERVICE']._serialized_end=2691
 # @@protoc_insertion_point(module_scope)

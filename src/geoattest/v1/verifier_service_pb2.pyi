@@ -10,6 +10,7 @@ from geoattest.v1 import identity_pb2 as _identity_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +21,76 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _LicenceState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LicenceStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LicenceState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LICENCE_STATE_UNSPECIFIED: _LicenceState.ValueType  # 0
+    LICENCE_STATE_IN_FORCE: _LicenceState.ValueType  # 1
+    LICENCE_STATE_WITHDRAWN: _LicenceState.ValueType  # 2
+    LICENCE_STATE_EXPIRED: _LicenceState.ValueType  # 3
+    LICENCE_STATE_NONE: _LicenceState.ValueType  # 4
+    """The verifier holds no licence for the device."""
+
+class LicenceState(_LicenceState, metaclass=_LicenceStateEnumTypeWrapper): ...
+
+LICENCE_STATE_UNSPECIFIED: LicenceState.ValueType  # 0
+LICENCE_STATE_IN_FORCE: LicenceState.ValueType  # 1
+LICENCE_STATE_WITHDRAWN: LicenceState.ValueType  # 2
+LICENCE_STATE_EXPIRED: LicenceState.ValueType  # 3
+LICENCE_STATE_NONE: LicenceState.ValueType  # 4
+"""The verifier holds no licence for the device."""
+Global___LicenceState: _TypeAlias = LicenceState  # noqa: Y015
+
+class _VerdictStanding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VerdictStandingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VerdictStanding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STANDING_UNSPECIFIED: _VerdictStanding.ValueType  # 0
+    STANDING_STANDS: _VerdictStanding.ValueType  # 1
+    STANDING_NO_VERDICT: _VerdictStanding.ValueType  # 2
+    """No proof accepted yet."""
+    STANDING_DEVICE_REVOKED: _VerdictStanding.ValueType  # 3
+    """The device is revoked, or was revoked after the verdict (restored since)."""
+    STANDING_LICENCE_WITHDRAWN: _VerdictStanding.ValueType  # 4
+    STANDING_LICENCE_EXPIRED: _VerdictStanding.ValueType  # 5
+    STANDING_LICENCE_CHANGED: _VerdictStanding.ValueType  # 6
+    """The licence in force is another version than the one judged (narrowed, widened,
+    renewed, or none held).
+    """
+    STANDING_LANDMARK_UNTRUSTED: _VerdictStanding.ValueType  # 7
+    """A landmark the verdict rests on is untrusted now, or was revoked or excluded after it."""
+    STANDING_STALE: _VerdictStanding.ValueType  # 8
+    """The verdict's evidence is older than the stale window (its result token has expired)."""
+
+class VerdictStanding(_VerdictStanding, metaclass=_VerdictStandingEnumTypeWrapper):
+    """Whether last_verdict still stands and, if not, the first thing that took it away. Only
+    the next accepted proof gives a device a standing verdict again. A value a client does
+    not know means the verdict does not stand.
+    """
+
+STANDING_UNSPECIFIED: VerdictStanding.ValueType  # 0
+STANDING_STANDS: VerdictStanding.ValueType  # 1
+STANDING_NO_VERDICT: VerdictStanding.ValueType  # 2
+"""No proof accepted yet."""
+STANDING_DEVICE_REVOKED: VerdictStanding.ValueType  # 3
+"""The device is revoked, or was revoked after the verdict (restored since)."""
+STANDING_LICENCE_WITHDRAWN: VerdictStanding.ValueType  # 4
+STANDING_LICENCE_EXPIRED: VerdictStanding.ValueType  # 5
+STANDING_LICENCE_CHANGED: VerdictStanding.ValueType  # 6
+"""The licence in force is another version than the one judged (narrowed, widened,
+renewed, or none held).
+"""
+STANDING_LANDMARK_UNTRUSTED: VerdictStanding.ValueType  # 7
+"""A landmark the verdict rests on is untrusted now, or was revoked or excluded after it."""
+STANDING_STALE: VerdictStanding.ValueType  # 8
+"""The verdict's evidence is older than the stale window (its result token has expired)."""
+Global___VerdictStanding: _TypeAlias = VerdictStanding  # noqa: Y015
 
 @_typing.final
 class EnrollRequest(_message.Message):
@@ -188,13 +259,40 @@ class DeviceStatus(_message.Message):
     LAST_VERDICT_FIELD_NUMBER: _builtins.int
     LAST_PROOF_TIME_NS_FIELD_NUMBER: _builtins.int
     LICENSED_REGION_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    LICENCE_VERSION_FIELD_NUMBER: _builtins.int
+    LICENCE_STATE_FIELD_NUMBER: _builtins.int
+    LICENCE_VALID_UNTIL_NS_FIELD_NUMBER: _builtins.int
+    VERDICT_LICENCE_VERSION_FIELD_NUMBER: _builtins.int
+    VERDICT_CURRENT_FIELD_NUMBER: _builtins.int
+    STANDING_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     state: _builtins.str
     """DeviceState name: ENROLLED, ATTESTING, STALE, REVOKED."""
     last_counter: _builtins.int
     last_verdict: _evidence_pb2.Verdict.ValueType
+    """The verdict of the last accepted proof: it licenses the chip only while
+    verdict_current is true.
+    """
     last_proof_time_ns: _builtins.int
     licensed_region: _builtins.str
+    """The region of the licence the device holds now (not necessarily the one last_verdict
+    was judged against: see verdict_licence_version).
+    """
+    licence_id: _builtins.str
+    """The licence the device holds now: its name, version and state."""
+    licence_version: _builtins.int
+    licence_state: Global___LicenceState.ValueType
+    licence_valid_until_ns: _builtins.int
+    verdict_licence_version: _builtins.int
+    """The licence version last_verdict was judged under (0: none recorded)."""
+    verdict_current: _builtins.bool
+    """True exactly when standing is STANDING_STANDS: last_verdict was judged under the
+    licence version in force, that licence is in force now, its evidence is within the
+    stale window, and no revocation or exclusion of the device or of a landmark it rests
+    on was made since. False otherwise (an ALLOWED then licenses nothing).
+    """
+    standing: Global___VerdictStanding.ValueType
     def __init__(
         self,
         *,
@@ -204,10 +302,17 @@ class DeviceStatus(_message.Message):
         last_verdict: _evidence_pb2.Verdict.ValueType = ...,
         last_proof_time_ns: _builtins.int = ...,
         licensed_region: _builtins.str = ...,
+        licence_id: _builtins.str = ...,
+        licence_version: _builtins.int = ...,
+        licence_state: Global___LicenceState.ValueType = ...,
+        licence_valid_until_ns: _builtins.int = ...,
+        verdict_licence_version: _builtins.int = ...,
+        verdict_current: _builtins.bool = ...,
+        standing: Global___VerdictStanding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "last_counter", b"last_counter", "last_proof_time_ns", b"last_proof_time_ns", "last_verdict", b"last_verdict", "licensed_region", b"licensed_region", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "last_counter", b"last_counter", "last_proof_time_ns", b"last_proof_time_ns", "last_verdict", b"last_verdict", "licence_id", b"licence_id", "licence_state", b"licence_state", "licence_valid_until_ns", b"licence_valid_until_ns", "licence_version", b"licence_version", "licensed_region", b"licensed_region", "standing", b"standing", "state", b"state", "verdict_current", b"verdict_current", "verdict_licence_version", b"verdict_licence_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 from conftest import UNIX_NS
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from geoattest.attacks.junk import JUNK_KINDS, junk_datagram
 from geoattest.crypto import KeySigner
-from geoattest.protocol.round import AgentRound, AgentRoundState, decode_datagram
+from geoattest.protocol.round import AgentRound, AgentRoundState, decode_datagram, response_head
 from geoattest.verifier.landmark.clock import Bracket
 from geoattest.verifier.landmark.dispatch import Dispatcher, Limits, Outgoing, TokenBuckets
 
@@ -243,3 +244,98 @@ def test_junk_from_the_chip_s_own_address_never_starves_its_round(
     assert a.state is AgentRoundState.DONE
     assert (d.counters.rounds_opened, d.counters.receipts_signed) == (1, 1)
     assert d.counters.datagrams_rate_limited == 0
+
+
+def _reordered(response: bytes) -> bytes:
+    """The same Response in another valid encoding (its fields last to first), which the
+    landmark can only read by decoding it."""
+    message = decode_datagram(response).response
+    fields = b"\x1a\x20" + message.answer
+    if message.index:
+        fields += b"\x10" + bytes((message.index,))
+    fields += b"\x0a" + bytes((len(message.round_id),)) + message.round_id
+    return b"\x1a" + bytes((len(fields),)) + fields
+
+
+def _play(d: Dispatcher, a: AgentRound, steps: list[str], *, reencode: bool) -> list[object]:
+    """Run one round through ``d`` as ``steps`` say; what the landmark answered each time."""
+    log: list[object] = []
+    now = 0
+    out = opened(d, a)
+    answers: dict[bytes, bytes] = {}  # challenge datagram -> the agent's Response
+    superseded: list[bytes] = []
+
+    def answer(challenge: bytes) -> bytes:
+        if challenge not in answers:
+            reply = a.receive(challenge)
+            assert reply is not None
+            answers[challenge] = _reordered(reply) if reencode else reply
+        return answers[challenge]
+
+    def send(data: bytes, source: tuple[str, int] = AGENT) -> Outgoing | None:
+        sent = d.handle(data, source, at(now), None)
+        kind = None if sent is None else decode_datagram(sent.datagram).WhichOneof("kind")
+        log.append((kind, sent.datagram if kind in ("challenge", "complete") else None))
+        return sent
+
+    for step in steps:
+        if out is None or decode_datagram(out.datagram).WhichOneof("kind") != "challenge":
+            break
+        if out.timed is not None:
+            out.timed.start_timer(at(now))
+        now += 10_000
+        if step == "answer":
+            out = send(answer(out.datagram)) or out
+        elif step == "stranger":
+            send(answer(out.datagram), ("127.0.0.2", AGENT[1]))
+        elif step == "superseded" and superseded:
+            send(answer(superseded[-1]))
+        elif step == "silence":
+            now += 100 * MS
+            resent = d.sweep(now)
+            log.append([decode_datagram(o.datagram).WhichOneof("kind") for o in resent])
+            if resent:
+                superseded.append(out.datagram)
+                out = resent[-1]
+    c = d.counters
+    log.append((c.exchanges_timed, c.datagrams_rejected, c.rounds_failed, d.rtt_floor_ns))
+    return log
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.sampled_from(["answer", "stranger", "superseded", "silence"]), min_size=1, max_size=30
+    ),
+    seed=st.integers(min_value=0),
+)
+def test_an_answer_read_by_its_head_fares_exactly_as_one_decoded(
+    device_signer, landmark_signer, steps, seed
+):
+    """The landmark reads an answer in the protocol's own encoding without decoding it;
+    the same answers in another encoding, which it must decode, get the very same
+    challenges, timings, refusals and failures, whatever the order of answers, answers
+    from another address, answers to superseded challenges and silences."""
+    secret = os.urandom(32)
+    logs = []
+    for reencode in (False, True):
+        randomness = random.Random(seed).randbytes
+        d = Dispatcher("lm-1", landmark_signer, Limits(challenge_timeout_ns=100 * MS), randomness)
+        a = AgentRound(
+            "dev-1",
+            "lm-1",
+            landmark_signer.verifying_key,
+            device_signer,
+            secret=secret,
+            exchanges=4,
+        )
+        logs.append(_play(d, a, steps, reencode=reencode))
+    assert logs[0] == logs[1]
+
+
+def test_a_reordered_response_is_the_same_message():
+    response = response_head(os.urandom(16), 3) + os.urandom(32)
+    assert _reordered(response) != response
+    assert decode_datagram(_reordered(response)) == decode_datagram(response)

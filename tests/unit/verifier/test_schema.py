@@ -71,6 +71,37 @@ def test_migrating_from_every_earlier_version_equals_a_fresh_schema(tmp_path, ve
     store.close()
 
 
+def test_the_step_to_5_journals_the_trust_in_force_and_leaves_heads_judged_under_nothing(
+    tmp_path,
+):
+    """A head stored before names no licence version (its verdict reads as not current
+    until the next proof); the journal starts with what was revoked, registered and
+    excluded, at the trust version then."""
+    old = earlier(tmp_path / "old.db", 4)
+    connection = sqlite3.connect(old)
+    connection.executescript(
+        """
+        INSERT INTO chain_heads VALUES ('dev-1', 1, x'01', x'', 5, '{}', 'ALLOWED', 5);
+        INSERT INTO revocations VALUES ('device', 'dev-2', 7, 'alice', 'stolen');
+        INSERT INTO revocations VALUES ('landmark_key', 'k9', 7, 'alice', 'leaked');
+        INSERT INTO landmark_exclusions VALUES (1, 'lm-fra', 8, 'drift', 9, 'bob', 'fixed');
+        UPDATE trust_version SET version = 3;
+        """
+    )
+    connection.commit()
+    connection.close()
+    assert migrate(old) == (4, SCHEMA_VERSION)
+    store = SqlStore.open(old)
+    assert [(r.change.value, r.subject, r.at_ns, r.version) for r in store.trust_changes()] == [
+        ("device_revoked", "dev-2", 7, 3),
+        ("landmark_excluded", "lm-fra", 8, 3),
+        ("exclusion_lifted", "lm-fra", 9, 3),
+    ]
+    (head,) = store.dump()["chain_heads"]
+    store.close()
+    assert head[-2:] == (0, 0)  # judged under licence version 0 and trust version 0
+
+
 def test_the_last_step_on_postgresql_equals_a_fresh_schema(postgres):
     """The step to this version on the production backend: a database at the version
     before (this one's schema less what the step adds) migrates to exactly a fresh one."""
@@ -79,13 +110,16 @@ def test_the_last_step_on_postgresql_equals_a_fresh_schema(postgres):
     migrate(old)
     engine = create_engine(old.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
-        conn.execute(text("DROP TABLE revocations, landmarks, trust_version"))
+        conn.execute(text("DROP TABLE trust_changes"))
+        conn.execute(
+            text("ALTER TABLE chain_heads DROP COLUMN licence_version, DROP COLUMN trust_version")
+        )
         conn.execute(text(f"UPDATE schema_version SET version = {SCHEMA_VERSION - 1}"))
     engine.dispose()
     assert migrate(old) == (SCHEMA_VERSION - 1, SCHEMA_VERSION)
     assert schema(old) == schema(fresh)
     store = SqlStore.open(old)
-    assert store.trust().version == 0
+    assert store.trust_changes() == []
     store.close()
 
 

@@ -96,6 +96,7 @@ def test_database_is_in_wal_mode_with_full_sync(world):
         "revocations",
         "landmarks",
         "trust_version",
+        "trust_changes",
     }
     store.close()
 

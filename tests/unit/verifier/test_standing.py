@@ -1,0 +1,359 @@
+"""What DeviceStatus says of a device's last verdict after an operator's action: a licence
+withdrawn, expired, narrowed or renewed, the device revoked and restored, a landmark it
+rests on excluded (and lifted) or revoked. The property: **status never reports a current
+ALLOWED unless the licence in force covers the region it was judged against and nothing in
+force since contradicts it**; the next accepted proof makes it current again. Changes go
+through one replica's admin, proofs and status through another over the same database
+(SQLite, and a real PostgreSQL server)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+from verifier_world import NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld, region_appraiser
+
+from geoattest.crypto import KeySigner
+from geoattest.pki import LandmarkRegistry, RevocationList
+from geoattest.verdict import Verdict
+from geoattest.verifier.admin import Admin
+from geoattest.verifier.operator_files import OperatorFiles
+from geoattest.verifier.service import DeviceStatus, ProofResult, VerifierService
+from geoattest.verifier.standing import LicenceState, Standing
+from geoattest.verifier.store import SqlStore, TrustChange
+
+S = 10**9
+HOUR_S = 3600
+STALE_S = 3 * HOUR_S
+"""The services' stale window: three cadences of an hour."""
+
+
+@dataclass
+class Operated:
+    """Two replicas over one database: ``admin`` acts through ``a``, the chip proves and
+    the relying party reads its status at ``b``; ``step`` is seconds since the start."""
+
+    world: VerifierWorld
+    a: VerifierService
+    b: VerifierService
+    admin: Admin
+    stores: tuple[SqlStore, SqlStore]
+    chip: ProvisionedChip
+    step: int = 0
+
+    @property
+    def now_ns(self) -> int:
+        return NOW_NS + self.step * S
+
+    def prove(self) -> ProofResult:
+        self.step += 1
+        proof = self.world.proof(self.chip, unix_ns=UNIX_NS + self.step * S)
+        return self.b.submit(proof, self.now_ns)
+
+    def status(self) -> DeviceStatus:
+        return self.b.device_status(self.chip.device_id, self.now_ns)
+
+    def set_licence(self, region: str, valid_for_s: int) -> None:
+        self.admin.set_licence(
+            "op",
+            device_id=self.chip.device_id,
+            region=region,
+            valid_until_ns=self.now_ns + valid_for_s * S,
+            name="EL-1",
+            now_ns=self.now_ns,
+        )
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
+
+
+def operated(world: VerifierWorld, database: str) -> Operated:
+    registry, revoked = world.root / "landmarks.json", world.root / "revocations.json"
+    LandmarkRegistry(world.landmark_records()).save(registry)
+    RevocationList().save(revoked)
+    stores = (SqlStore.open(database), SqlStore.open(database))
+    a, b = world.service(stores[0]), world.service(stores[1])
+    admin = Admin(a, stores[0], OperatorFiles(registry, revoked), region_appraiser().has_region)
+    chip = world.chip("dev-1")
+    b.enrol(chip.identity(), chip.possession(), NOW_NS)
+    return Operated(world, a, b, admin, stores, chip)
+
+
+@pytest.fixture
+def ops(tmp_path, database) -> Iterator[Operated]:
+    opened = operated(VerifierWorld.create(tmp_path), database)
+    yield opened
+    opened.close()
+
+
+def proved_allowed(ops: Operated) -> DeviceStatus:
+    assert ops.prove().verdict is Verdict.ALLOWED
+    status = ops.status()
+    assert (status.last_verdict, status.standing) == (Verdict.ALLOWED, Standing.STANDS)
+    assert status.verdict_current
+    return status
+
+
+def test_before_any_proof_there_is_no_verdict_to_stand(ops):
+    status = ops.status()
+    assert (status.last_verdict, status.standing) == (None, Standing.NO_VERDICT)
+    assert not status.verdict_current
+    assert status.licence_state is LicenceState.IN_FORCE
+
+
+def test_a_withdrawn_licence_takes_the_last_allowed_away(ops):
+    allowed = proved_allowed(ops)
+    assert (allowed.licence.name, allowed.licence.version) == ("dev-1", 1)
+    assert allowed.verdict_licence_version == 1
+
+    ops.admin.withdraw_licence("op", "dev-1", "export licence revoked", ops.now_ns)
+    status = ops.status()
+    assert status.last_verdict is Verdict.ALLOWED  # what was judged stays on record
+    assert (status.standing, status.licence_state) == (
+        Standing.LICENCE_WITHDRAWN,
+        LicenceState.WITHDRAWN,
+    )
+    assert not status.verdict_current
+    assert (status.licence.version, status.verdict_licence_version) == (2, 1)
+    assert ops.prove().verdict is Verdict.REJECTED
+    assert ops.status().standing is Standing.LICENCE_WITHDRAWN
+
+
+def test_a_narrowed_licence_takes_it_away_until_the_next_proof_is_judged_under_it(ops):
+    proved_allowed(ops)
+    ops.set_licence("SYD-300", HOUR_S * 24)
+    status = ops.status()
+    assert status.licensed_region == "SYD-300"  # the licence in force, not the one judged
+    assert (status.standing, status.verdict_licence_version) == (Standing.LICENCE_CHANGED, 1)
+    assert not status.verdict_current
+
+    assert ops.prove().verdict is Verdict.OUTSIDE
+    status = ops.status()
+    assert (status.last_verdict, status.standing, status.verdict_licence_version) == (
+        Verdict.OUTSIDE,
+        Standing.STANDS,
+        2,
+    )
+
+
+def test_a_renewal_asks_for_a_proof_under_the_new_version(ops):
+    proved_allowed(ops)
+    ops.set_licence("FRA-300", HOUR_S * 24 * 365)
+    assert ops.status().standing is Standing.LICENCE_CHANGED
+    assert proved_allowed(ops).verdict_licence_version == 2
+
+
+def test_an_expired_licence_takes_it_away_before_the_result_goes_stale(ops):
+    ops.set_licence("FRA-300", HOUR_S)
+    proved_allowed(ops)
+    ops.step += HOUR_S + 1
+    status = ops.status()
+    assert (status.standing, status.licence_state) == (
+        Standing.LICENCE_EXPIRED,
+        LicenceState.EXPIRED,
+    )
+
+
+def test_a_verdict_older_than_the_stale_window_no_longer_stands(ops):
+    proved_allowed(ops)
+    ops.step += STALE_S + 1
+    assert ops.status().standing is Standing.STALE
+
+
+def test_a_device_revoked_then_restored_keeps_its_old_allowed_taken_away(ops):
+    proved_allowed(ops)
+    ops.admin.revoke_device("op", "dev-1", "stolen", ops.now_ns)
+    assert ops.status().standing is Standing.DEVICE_REVOKED
+    ops.admin.restore_device("op", "dev-1", "found", ops.now_ns)
+    status = ops.status()
+    assert (status.last_verdict, status.standing) == (Verdict.ALLOWED, Standing.DEVICE_REVOKED)
+    proved_allowed(ops)
+
+
+def test_a_landmark_excluded_after_the_allowed_takes_it_away_even_once_lifted(ops):
+    proved_allowed(ops)
+    ops.admin.exclude_landmark("op", "lm-fra", "clock drift", ops.now_ns)
+    assert ops.status().standing is Standing.LANDMARK_UNTRUSTED
+    ops.admin.lift_exclusion("op", "lm-fra", "clock repaired", ops.now_ns)
+    assert ops.status().standing is Standing.LANDMARK_UNTRUSTED
+    proved_allowed(ops)
+
+
+def test_a_landmark_revoked_after_the_allowed_takes_it_away(ops):
+    proved_allowed(ops)
+    ops.admin.revoke_landmark("op", "lm-han", "key leaked", ops.now_ns)
+    assert ops.status().standing is Standing.LANDMARK_UNTRUSTED
+
+
+def test_trust_changes_that_touch_neither_the_device_nor_its_landmarks_leave_it_standing(ops):
+    proved_allowed(ops)
+    ops.admin.revoke_device("op", "dev-2", "stolen", ops.now_ns)
+    ops.admin.register_landmark(
+        "op",
+        landmark_id="lm-new",
+        operator="op-new",
+        latitude=48.0,
+        longitude=11.0,
+        public_key_der=KeySigner.generate().verifying_key.der(),
+        name="",
+        now_ns=ops.now_ns,
+    )
+    assert ops.status().standing is Standing.STANDS
+    changes = [(r.change, r.subject) for r in ops.stores[1].trust_changes()]
+    assert changes == [
+        (TrustChange.DEVICE_REVOKED, "dev-2"),
+        (TrustChange.LANDMARK_REGISTERED, "lm-new"),
+    ]
+
+
+def test_a_landmark_revoked_in_a_replicas_own_file_takes_it_away_there(tmp_path):
+    """The revocation list file is the replica's own: what it says now is what counts."""
+    world = VerifierWorld.create(tmp_path)
+    ops = operated(world, str(world.db_path))
+    try:
+        proved_allowed(ops)
+        world.revocations = RevocationList().with_landmark("lm-wie")
+        other = world.service(SqlStore.open(str(world.db_path)))
+        assert other.device_status("dev-1", ops.now_ns).standing is Standing.LANDMARK_UNTRUSTED
+        assert ops.status().standing is Standing.STANDS
+        other.store.close()
+    finally:
+        ops.close()
+
+
+@dataclass
+class Model:
+    """What the operator did, as a relying party would need to know it."""
+
+    version: int = 1
+    region: str = "FRA-300"
+    valid_until_s: int = 0
+    withdrawn: bool = False
+    revoked: bool = False
+    excluded: set[str] = field(default_factory=set)
+    verdict: Verdict | None = None
+    judged: tuple[int, str] | None = None
+    """The licence version and region the last verdict was judged under."""
+    evidence_step: int = 0
+    contradicted: bool = False
+    """A revocation or exclusion since the last verdict."""
+
+
+REGIONS = st.sampled_from(["FRA-300", "SYD-300"])
+LANDMARKS = st.sampled_from(["lm-fra", "lm-han"])
+
+
+class OperatorActions(RuleBasedStateMachine):
+    """Any sequence of enrol-time proofs and operator actions; after each step, what
+    status says of the last verdict is exactly what the model of the actions says, and a
+    current ALLOWED is judged under the licence region in force with nothing since."""
+
+    database: Callable[[Path], str] = staticmethod(lambda folder: str(folder / "verifier.db"))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._folder = tempfile.TemporaryDirectory()
+        world = VerifierWorld.create(Path(self._folder.name))
+        self.ops = operated(world, self.database(Path(self._folder.name)))
+        self.model = Model(valid_until_s=self._licence_until_s())
+
+    def _licence_until_s(self) -> int:
+        licence = self.ops.stores[1].licence("dev-1")
+        assert licence is not None
+        return (licence.valid_until_ns - NOW_NS) // S
+
+    def _change_terms(self, region: str, valid_until_s: int, withdrawn: bool) -> None:
+        m = self.model
+        if (region, valid_until_s, withdrawn) != (m.region, m.valid_until_s, m.withdrawn):
+            m.version += 1
+        m.region, m.valid_until_s, m.withdrawn = region, valid_until_s, withdrawn
+
+    @rule()
+    def prove(self) -> None:
+        result = self.ops.prove()
+        m = self.model
+        if result.verdict is not Verdict.REJECTED:
+            m.verdict, m.judged = result.verdict, (m.version, m.region)
+            m.evidence_step, m.contradicted = self.ops.step, False
+            assert self.ops.status().verdict_current
+
+    @rule(region=REGIONS, hours=st.sampled_from([1, 2, 24]))
+    def set_licence(self, region: str, hours: int) -> None:
+        self.ops.set_licence(region, hours * HOUR_S)
+        self._change_terms(region, self.ops.step + hours * HOUR_S, False)
+
+    @rule()
+    def withdraw_licence(self) -> None:
+        self.ops.admin.withdraw_licence("op", "dev-1", "", self.ops.now_ns)
+        self._change_terms(self.model.region, self.model.valid_until_s, True)
+
+    @rule()
+    def revoke_or_restore_device(self) -> None:
+        if self.model.revoked:
+            self.ops.admin.restore_device("op", "dev-1", "", self.ops.now_ns)
+        else:
+            self.ops.admin.revoke_device("op", "dev-1", "", self.ops.now_ns)
+            self.model.contradicted = True
+        self.model.revoked = not self.model.revoked
+
+    @rule(landmark_id=LANDMARKS)
+    def exclude_or_lift_landmark(self, landmark_id: str) -> None:
+        if landmark_id in self.model.excluded:
+            self.ops.admin.lift_exclusion("op", landmark_id, "", self.ops.now_ns)
+            self.model.excluded.discard(landmark_id)
+        else:
+            self.ops.admin.exclude_landmark("op", landmark_id, "", self.ops.now_ns)
+            self.model.excluded.add(landmark_id)
+            self.model.contradicted = True
+
+    @rule(hours=st.sampled_from([1, 3]))
+    def wait(self, hours: int) -> None:
+        self.ops.step += hours * HOUR_S
+
+    @invariant()
+    def status_says_what_the_actions_left(self) -> None:
+        m, status, step = self.model, self.ops.status(), self.ops.step
+        stands = (
+            m.judged == (m.version, m.region)
+            and not (m.withdrawn or m.revoked or m.contradicted)
+            and step < m.valid_until_s
+            and (step - m.evidence_step) * S + NOW_NS - UNIX_NS <= STALE_S * S
+        )
+        assert status.last_verdict is m.verdict
+        assert status.verdict_current is stands, (status, m)
+        if status.verdict_current and status.last_verdict is Verdict.ALLOWED:
+            assert status.licence is not None
+            assert (status.licence.version, status.licence.region) == m.judged
+            assert status.licensed_region == m.region
+            assert status.licence_state is LicenceState.IN_FORCE
+
+    def teardown(self) -> None:
+        self.ops.close()
+        self._folder.cleanup()
+
+
+OperatorActions.TestCase.settings = settings(max_examples=15, stateful_step_count=12, deadline=None)
+test_operator_actions_on_sqlite = OperatorActions.TestCase
+
+
+def test_operator_actions_on_postgresql(postgres):
+    """A short run of the same machine on the production backend."""
+
+    class OnPostgres(OperatorActions):
+        database = staticmethod(lambda _folder: postgres.database())
+
+    run_state_machine_as_test(
+        OnPostgres, settings=settings(max_examples=3, stateful_step_count=10, deadline=None)
+    )
