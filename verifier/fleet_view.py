@@ -29,11 +29,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from geoattest.errors import ConfigError
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.store import (
+    CONTRADICTING,
     DeviceState,
     DeviceSummary,
     StoredTrust,
     StoreUnavailableError,
+    TrustRecord,
     _bounds_from_json,
+    _trust_record,
     alerts,
     chain_heads,
     devices,
@@ -45,6 +48,7 @@ from geoattest.verifier.store import (
     read_trust,
     reader_engine,
     results,
+    trust_changes,
 )
 
 
@@ -61,6 +65,8 @@ class Position:
     bounds: tuple[LandmarkBound, ...]
     proof_row: int = 0
     """The proof's row in the store: increases with every proof stored."""
+    trust_version: int = 0
+    """The stored trust version the verdict was judged under."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +189,7 @@ class FleetView:
                 chain_heads.c.accepted_at_ns,
                 chain_heads.c.evidence_time_ns,
                 proofs.c.bounds,
+                chain_heads.c.trust_version,
             )
             .join(
                 chain_heads,
@@ -206,9 +213,49 @@ class FleetView:
                 r.evidence_time_ns,
                 _bounds_from_json(r.bounds),
                 r.id,
+                r.trust_version,
             )
             for r in rows
         ]
+
+    def allowed_lapsed_by_licence(self, now_ns: int) -> set[str]:
+        """Devices whose last verdict is ALLOWED but whose licence no longer supports it
+        (another version than the one judged, none, withdrawn, or expired at ``now_ns``),
+        or that the stale sweep marked STALE: :func:`~geoattest.verifier.standing.standing`'s
+        licence and staleness checks for the whole fleet in one read (the revocations and
+        landmarks are the caller's to check, against the positions it holds)."""
+        licence = export_licences.c
+        query = (
+            select(chain_heads.c.device_id)
+            .select_from(
+                chain_heads.join(devices, devices.c.device_id == chain_heads.c.device_id).outerjoin(
+                    export_licences, licence.device_id == chain_heads.c.device_id
+                )
+            )
+            .where(
+                chain_heads.c.verdict == Verdict.ALLOWED.value,
+                or_(
+                    licence.version.is_(None),
+                    licence.version != chain_heads.c.licence_version,
+                    licence.withdrawn.is_(True),
+                    licence.valid_until_ns <= now_ns,
+                    devices.c.state == DeviceState.STALE.value,
+                ),
+            )
+        )
+        with self._read() as conn:
+            return {str(device_id) for device_id in conn.execute(query).scalars()}
+
+    def contradicting_changes(self) -> list[TrustRecord]:
+        """The journalled revocations and exclusions (:data:`CONTRADICTING`): each takes
+        away the verdicts judged at an earlier trust version of its device or landmark."""
+        query = (
+            select(trust_changes)
+            .where(trust_changes.c.change.in_([c.value for c in CONTRADICTING]))
+            .order_by(trust_changes.c.id)
+        )
+        with self._read() as conn:
+            return [_trust_record(r) for r in conn.execute(query).all()]
 
     def device_states_by_id(self, device_ids: list[str]) -> dict[str, str]:
         """The stored state of each of ``device_ids``."""

@@ -236,30 +236,62 @@ def test_revocations_and_registrations_in_the_store_show_as_the_verifier_judges_
     assert "REVOKED" in device
 
 
-def test_a_device_page_says_when_its_last_allowed_no_longer_stands(tmp_path):
-    """The page reads the standing as the verifier's status does: after a withdrawal the
-    last ALLOWED is struck through with the reason, never shown as the device's standing."""
+def test_an_allowed_an_operator_took_away_is_never_shown_as_standing(tmp_path):
+    """The device page reads the standing as the verifier's status does; the fleet map and
+    counts draw an ALLOWED whose licence was withdrawn, or whose device was revoked and
+    restored since, as LAPSED (within a refresh), never as ALLOWED; the token inspector
+    calls the withdrawn device's token valid (it is, until its exp) and says its last
+    verdict no longer stands."""
     world = VerifierWorld.create(tmp_path)
     world.serve_args()
     store = SqlStore.open(world.db_path)
     service = world.service(store)
-    chip = world.chip("dev-1")
     now_ns = time.time_ns()
-    service.enrol(chip.identity(), chip.possession(), now_ns)
-    assert service.submit(world.proof(chip, unix_ns=now_ns - SECOND_NS), now_ns).token
-    files = ConsoleFiles(world.db_path, world.root / "policy.json", world.root / "landmarks.json")
+    tokens = {}
+    for device_id in ("dev-1", "dev-2", "dev-3"):
+        chip = world.chip(device_id)
+        service.enrol(chip.identity(), chip.possession(), now_ns)
+        tokens[device_id] = service.submit(
+            world.proof(chip, unix_ns=now_ns - SECOND_NS), now_ns
+        ).token
+    grpc_server = ServerThread(service, clock=time.time_ns)
+    files = ConsoleFiles(
+        world.db_path,
+        world.root / "policy.json",
+        world.root / "landmarks.json",
+        verifier=grpc_server.start(),
+    )
     url, server, thread = start_console(files)
     try:
         before = get(url + "/devices/dev-1")
+        inspected_before = post(url + "/tokens", {"token": tokens["dev-1"]})
         service.licences.withdraw("dev-1", time.time_ns())
+        store.revoke_device("dev-2", time.time_ns(), by="op", why="stolen")
+        store.restore_device("dev-2", time.time_ns(), by="op", why="found")
         after = get(url + "/devices/dev-1")
+        give_up = time.monotonic() + GUARD_S
+        while json.loads(get(url + "/fleet.json"))["verdicts"] != {"ALLOWED": 1, "LAPSED": 2}:
+            assert time.monotonic() < give_up, get(url + "/fleet.json")
+            time.sleep(0.2)
+        drawn = chips_on_map(get(url + "/"))
+        inspected = post(url + "/tokens", {"token": tokens["dev-1"]})
     finally:
         server.should_exit = True
         thread.join(GUARD_S)
+        grpc_server.stop()
         store.close()
+    assert "<b>VALID</b>" in inspected_before
+    assert "data-standing='STANDS'" in inspected_before
+    assert "<b>VALID</b>" in inspected
+    assert "data-standing='LICENCE_WITHDRAWN'" in inspected
     assert "data-standing='STANDS'" in before
     assert "data-standing='LICENCE_WITHDRAWN'" in after
     assert "no longer stands: the licence was withdrawn" in after
+    assert drawn == {
+        "dev-1": ("LAPSED", VERDICT_COLOURS["LAPSED"]),
+        "dev-2": ("LAPSED", VERDICT_COLOURS["LAPSED"]),
+        "dev-3": ("ALLOWED", VERDICT_COLOURS["ALLOWED"]),
+    }
 
 
 # --- over HTTPS, for the operator only --------------------------------------------------

@@ -24,11 +24,11 @@ import functools
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
@@ -55,7 +55,7 @@ from geoattest.console.fleet import (
 )
 from geoattest.console.https import OperatorOnly
 from geoattest.console.svg import Canvas, View
-from geoattest.console.tokens import inspect_token
+from geoattest.console.tokens import inspect_token, token_device
 from geoattest.errors import GeoattestError
 from geoattest.geo import GeoAppraiser, load_policy
 from geoattest.geo.policy import RegionPolicy
@@ -66,6 +66,9 @@ from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
 from geoattest.verifier.service import with_stored_landmarks
 from geoattest.verifier.standing import Standing, standing
+
+if TYPE_CHECKING:
+    from geoattest.verifier.store import StoredTrust
 from geoattest.wire.client import VerifierClient, tls_credentials
 
 ALERT_POLL_S = 0.25
@@ -107,7 +110,7 @@ class Console:
             RevocationList.load(files.revocations) if files.revocations else RevocationList()
         )
         regions = {name: r.drawing(self.countries) for name, r in policy.regions.items()}
-        self.fleet = FleetMap(view, self.appraiser, self.countries, regions)
+        self.fleet = FleetMap(view, self.appraiser, self.countries, regions, self.lapsed)
         self.regions = regions
         self._states: tuple[float, dict[str, int]] = (-math.inf, {})
         self._verifier_credentials = (
@@ -130,6 +133,42 @@ class Console:
             found.append(Landmark(record, state))
         return found
 
+    def _revocations(self, trust: StoredTrust) -> RevocationList:
+        """The files' revocations with the store's, exclusions included."""
+        return self.revocations.including(trust.revocations).including(
+            RevocationList(landmarks=trust.excluded)
+        )
+
+    def lapsed(self, positions: Mapping[str, Position]) -> set[str]:
+        """The devices among ``positions`` whose ALLOWED no longer stands, as
+        :meth:`standing` would say of each: the licence side and staleness in one read of
+        the store; revocations, untrusted landmarks and the journal's revocations and
+        exclusions since each verdict against the positions held (each chip's bounds name
+        its landmarks)."""
+        found = self.view.allowed_lapsed_by_licence(time.time_ns())
+        trust = self.view.trust()
+        revocations = self._revocations(trust)
+        landmarks = with_stored_landmarks(self.registry, trust.landmarks)
+        trusted = {
+            record.landmark_id
+            for record in landmarks
+            if not revocations.landmark_revoked(record.landmark_id, record.verifying_key.key_id)
+        }
+        changes = self.view.contradicting_changes()
+        for position in positions.values():
+            if position.verdict is not Verdict.ALLOWED or position.device_id in found:
+                continue
+            named = {bound.landmark_id for bound in position.bounds}
+            since = {c.subject for c in changes if c.version > position.trust_version}
+            if (
+                revocations.device_revoked(position.device_id)
+                or not named <= trusted
+                or position.device_id in since
+                or named & since
+            ):
+                found.add(position.device_id)
+        return found
+
     def standing(self, device_id: str) -> tuple[Verdict | None, Standing]:
         """The device's last verdict and whether it still stands, by the licence in force,
         the revocations and landmarks of the files and the store, and the journal of trust
@@ -138,12 +177,13 @@ class Console:
         if summary is None:
             return None, Standing.NO_VERDICT
         trust = self.view.trust()
-        revocations = self.revocations.including(trust.revocations).including(
-            RevocationList(landmarks=trust.excluded)
-        )
         landmarks = with_stored_landmarks(self.registry, trust.landmarks)
         return summary.last_verdict, standing(
-            summary, revocations, landmarks, stale_cutoff_ns=None, now_ns=time.time_ns()
+            summary,
+            self._revocations(trust),
+            landmarks,
+            stale_cutoff_ns=None,
+            now_ns=time.time_ns(),
         )
 
     def device_revoked(self, device_id: str) -> bool:
@@ -293,7 +333,10 @@ class _Handlers:
         if not token.strip():
             return HTMLResponse(pages.tokens_page(token, None))
         jwks, why = await self.console.jwks()
-        return HTMLResponse(pages.tokens_page(token, inspect_token(token, jwks, keys_error=why)))
+        inspection = inspect_token(token, jwks, keys_error=why)
+        device_id = token_device(inspection.claims) if inspection.valid else ""
+        now = await run_in_threadpool(self.console.standing, device_id) if device_id else None
+        return HTMLResponse(pages.tokens_page(token, inspection, device_id, now))
 
     async def script(self, _request: Request) -> Response:
         text = resources.files("geoattest.console").joinpath("data/console.js").read_text()

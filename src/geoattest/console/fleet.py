@@ -12,6 +12,11 @@ reads only the chips that proved since the last one. The map is aggregated on th
   holds every member's tightest disk and with it every member's feasible region: a group
   is never drawn smaller than where its chips may be.
 
+An ALLOWED that no longer stands (its licence withdrawn, expired or changed, the device
+revoked, a landmark it rests on revoked or excluded since, or gone stale: see
+:mod:`geoattest.verifier.standing`) is drawn and counted as LAPSED, never as ALLOWED; the
+console's :meth:`~geoattest.console.app.Console.lapsed` finds them.
+
 The number of groups is bounded by verdicts x landmarks x size classes, whatever the
 fleet's size, so 100,000 chips are a few hundred shapes in the browser, not 100,000.
 
@@ -27,7 +32,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shapely.geometry.base import BaseGeometry
@@ -36,12 +41,17 @@ from geoattest.console.svg import VERDICT_COLOURS, Canvas, View
 from geoattest.geo import GeoAppraiser
 from geoattest.geo.countries import Countries
 from geoattest.pki import LandmarkRecord
-from geoattest.verdict import LandmarkBound
+from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.fleet_view import FleetView, Position
 
 REFRESH_EVERY_S = 0.5
 """Least time between two reads of the store for the fleet: pages and event streams
 between them share one read."""
+LAPSED_EVERY_S = 2.0
+"""Longest an ALLOWED that an operator's action took away is still drawn as ALLOWED: the
+whole fleet's standing is read again this often (licence changes add no proof row)."""
+LAPSED = "LAPSED"
+"""How an ALLOWED that no longer stands is drawn and counted."""
 DETAIL_LIMIT = 500
 """Largest fleet drawn chip by chip; above it, chips are drawn in groups."""
 LISTED_IDS = 12
@@ -79,21 +89,26 @@ class Landmark:
     """active, excluded (by the peer audits, in force) or revoked."""
 
 
-def group_positions(positions: Iterable[Position]) -> list[Group]:
+def group_positions(
+    positions: Iterable[Position], lapsed: Collection[str] = frozenset()
+) -> list[Group]:
     """The shapes a fleet is drawn as: a chip each up to :data:`DETAIL_LIMIT` chips, else
-    groups of alike chips (see the module docstring), in a stable order."""
+    groups of alike chips (see the module docstring), in a stable order. A chip in
+    ``lapsed`` is drawn as LAPSED, never as the ALLOWED that no longer stands."""
+
+    def shown(position: Position) -> str:
+        return LAPSED if position.device_id in lapsed else position.verdict.value
+
     listed = sorted(positions, key=lambda p: p.device_id)
     if len(listed) <= DETAIL_LIMIT:
-        return [
-            Group(p.verdict.value, [p], p.bounds, (p.device_id, p.accepted_at_ns)) for p in listed
-        ]
+        return [Group(shown(p), [p], p.bounds, (p.device_id, p.accepted_at_ns)) for p in listed]
     grouped: dict[tuple[str, str, int], Group] = {}
     for position in listed:
         tightest = min(position.bounds, key=lambda b: b.bound_km, default=None)
         if tightest is None:
             continue
         size = size_class(tightest.bound_km)
-        key = (position.verdict.value, tightest.landmark_id, size)
+        key = (shown(position), tightest.landmark_id, size)
         group = grouped.get(key)
         if group is None:
             disk = LandmarkBound(
@@ -113,8 +128,13 @@ class FleetMap:
         appraiser: GeoAppraiser,
         countries: Countries,
         licensed_regions: Mapping[str, object],
+        lapsed: Callable[[Mapping[str, Position]], set[str]] = lambda _positions: set(),
     ) -> None:
         self._view = view
+        self._find_lapsed = lapsed
+        """The ALLOWED positions that no longer stand, found from all of them."""
+        self._lapsed: frozenset[str] = frozenset()
+        self._lapsed_at = -math.inf
         self._appraiser = appraiser
         self._countries = countries
         self._licensed = licensed_regions
@@ -124,25 +144,31 @@ class FleetMap:
         self._read_at = -math.inf
         self._counts: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
-        self._drawn: tuple[tuple[int, int, tuple[str, ...]], str] | None = None
+        self._drawn: tuple[tuple[int, int, tuple[str, ...], frozenset[str]], str] | None = None
         self._shapes: dict[tuple[object, ...], BaseGeometry | None] = {}
 
     def refresh(self) -> int:
         """Read the chips that proved since the last refresh (at most one read per
-        :data:`REFRESH_EVERY_S`: every page and event stream asks); returns the fleet's
-        version (the newest proof row read)."""
+        :data:`REFRESH_EVERY_S`: every page and event stream asks), and find again which
+        ALLOWED no longer stand (every :data:`LAPSED_EVERY_S`, or at once when a lapsed
+        chip proved); returns the fleet's version (the newest proof row read)."""
         with self._lock:
             now = time.monotonic()
             if now - self._read_at < REFRESH_EVERY_S:
                 return self._version
             self._read_at = now
-            for position in self._view.positions_since(self._version):
+            fresh = self._view.positions_since(self._version)
+            for position in fresh:
                 earlier = self._positions.get(position.device_id)
                 if earlier is not None:
                     self._counts[earlier.verdict.value] -= 1
                 self._counts[position.verdict.value] += 1
                 self._positions[position.device_id] = position
                 self._version = max(self._version, position.proof_row)
+            reproved = any(position.device_id in self._lapsed for position in fresh)
+            if reproved or now - self._lapsed_at >= LAPSED_EVERY_S:
+                self._lapsed = frozenset(self._find_lapsed(self._positions))
+                self._lapsed_at = now
             return self._version
 
     @property
@@ -151,18 +177,24 @@ class FleetMap:
             return dict(self._positions)
 
     def counts(self) -> dict[str, int]:
-        """Chips by the verdict of their newest accepted proof (kept as they are read)."""
+        """Chips by the verdict of their newest accepted proof (kept as they are read), an
+        ALLOWED that no longer stands counted as LAPSED."""
         with self._lock:
-            return {verdict: n for verdict, n in self._counts.items() if n}
+            counts = dict(self._counts)
+            counts[LAPSED] = len(self._lapsed)
+            counts[Verdict.ALLOWED.value] = counts.get(Verdict.ALLOWED.value, 0) - len(self._lapsed)
+            return {verdict: n for verdict, n in counts.items() if n}
 
     def groups(self) -> list[Group]:
-        return group_positions(self.positions.values())
+        with self._lock:
+            lapsed = self._lapsed
+        return group_positions(self.positions.values(), lapsed)
 
     def svg(self, landmarks: Sequence[Landmark]) -> str:
         """The fleet map (cached until the fleet or the landmarks' states change)."""
         version = self.refresh()
         states = tuple(f"{lm.record.landmark_id}:{lm.state}" for lm in landmarks)
-        key = (version, len(self._positions), states)
+        key = (version, len(self._positions), states, self._lapsed)
         drawn = self._drawn
         if drawn is not None and drawn[0] == key:
             return drawn[1]

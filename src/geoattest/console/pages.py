@@ -278,7 +278,14 @@ def landmark_page(landmark: Landmark, audits: Sequence[PeerAudit], svg: str) -> 
     return layout(f"Landmark {record.landmark_id}", body)
 
 
-def tokens_page(token: str, inspection: Inspection | None) -> str:
+def tokens_page(
+    token: str,
+    inspection: Inspection | None,
+    device_id: str = "",
+    now: tuple[Verdict | None, Standing] | None = None,
+) -> str:
+    """The inspector; for a valid token, its device's last verdict as it stands now (a
+    token stays valid until its ``exp`` after the licence it names was withdrawn)."""
     result = ""
     if inspection is not None:
         verdict = (
@@ -288,6 +295,12 @@ def tokens_page(token: str, inspection: Inspection | None) -> str:
             else f"<p id='token-result' class='bad'><b>INVALID</b>: {escape(inspection.failure)}"
             "</p>"
         )
+        if now is not None:
+            verdict += (
+                f"<p id='token-standing' data-standing='{now[1].value}'>Device "
+                f"<a href='/devices/{quote(device_id)}'>{escape(device_id)}</a> now: "
+                f"last verdict {_standing(*now)}</p>"
+            )
         result = (
             f"{verdict}<h2>Header</h2><pre>{escape(json.dumps(inspection.header, indent=2))}"
             f"</pre><h2>Claims</h2><pre id='claims'>"

@@ -42,8 +42,10 @@ VERDICT_COLOURS = {
     "INCONCLUSIVE": "#f9a825",
     "INCONSISTENT": "#6a1b9a",
     "REJECTED": "#616161",
+    "LAPSED": "#90a4ae",
 }
-"""One colour per verdict, the same on every page and in the legend."""
+"""One colour per verdict, the same on every page and in the legend. LAPSED is an ALLOWED
+that no longer stands (:mod:`geoattest.verifier.standing`): never drawn as ALLOWED."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,14 @@ class Inspection:
     when ``valid`` is false."""
 
 
+def token_device(claims: dict[str, Any]) -> str:
+    """The device a result is about (its one ``chip-<device id>`` submodule; empty if
+    none or several)."""
+    submods = claims.get("submods")
+    names = [n for n in submods if n.startswith("chip-")] if isinstance(submods, dict) else []
+    return names[0].removeprefix("chip-") if len(names) == 1 else ""
+
+
 def _unverified_part(token: str, index: int) -> dict[str, Any]:
     """A JWT's header (0) or claims (1), decoded without any check."""
     try:
