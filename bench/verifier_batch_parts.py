@@ -33,8 +33,9 @@ from geoattest.crypto import VerifyingKey
 from geoattest.geo.appraiser import GeoAppraiser
 from geoattest.geo.countries import Countries
 from geoattest.verdict import RegionAppraisal, Verdict
-from geoattest.verifier import pipeline
+from geoattest.verifier import history, pipeline
 from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.service import VerifierService
 from geoattest.verifier.state import InMemoryState
 from geoattest.verifier.store import SqlStore
 
@@ -46,10 +47,11 @@ PARTS: dict[str, tuple[Any, str]] = {
     "  geography, verdict alone (fault-domain re-appraisals)": (GeoAppraiser, "verdict"),
     "    feasible region": (GeoAppraiser, "feasible"),
     "    land pieces touched": (Countries, "touching_pieces"),
-    "  travel check": (pipeline.ProofAppraiser, "_travel_gap_km"),
+    "  travel check": (history, "travel_gap_km"),
     "EAR result signing": (ResultSigner, "sign"),
     "store commit": (SqlStore, "commit"),
     "the batch's one read": (SqlStore, "enrolled_for_keys"),
+    "service, whole batch": (VerifierService, "submit_batch"),
 }
 
 

@@ -248,6 +248,10 @@ def result_pb(result: ProofResult) -> evidence_pb2.AttestationResult:
     )
 
 
+SERVICE_THREADS = 2
+"""Service threads per process: while one batch's transaction commits (waiting on the
+database), the other appraises the next batch."""
+
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
@@ -265,22 +269,35 @@ class VerifierServicer:
         self._service = service
         self._alerts = alerts
         self._clock = clock
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verifier")
+        self._worker = ThreadPoolExecutor(
+            max_workers=SERVICE_THREADS, thread_name_prefix="verifier"
+        )
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a service call on the worker thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+    def _exclusive(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._service.exclusive():
+            return fn(*args)
+
+    async def call(self, fn: Callable[..., T], *args: Any, submission: bool = False) -> T:
+        """Run a service call on a service thread: a ``submission`` (proofs) takes the
+        service's lock itself and lets go of it while it commits; any other call holds
+        it throughout."""
+        loop = asyncio.get_running_loop()
+        if submission:
+            return await loop.run_in_executor(self._worker, fn, *args)
+        return await loop.run_in_executor(self._worker, self._exclusive, fn, *args)
 
     async def run_call(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
         call: Callable[[], T],
         statuses: Mapping[Reason, grpc.StatusCode] = STATUS,
+        *,
+        submission: bool = False,
     ) -> T:
-        """Run a service call on the worker thread; a failure ends the call with its
-        reason's status code (for the admin calls too)."""
+        """Run a service call (:meth:`call`); a failure ends the call with its reason's
+        status code (for the admin calls too)."""
         try:
-            return await self.call(call)
+            return await self.call(call, submission=submission)
         except GeoattestError as exc:
             if isinstance(exc, StoreUnavailableError):
                 self._service.metrics.store_errors.labels(reason=exc.reason.value).inc()
@@ -328,7 +345,9 @@ class VerifierServicer:
         if own_key is not None:
             await _admit(context, lambda: check_signed_by(own_key, [request.proof]))
         now = self._clock()
-        result = await self.run_call(context, lambda: self._service.submit(request.proof, now))
+        result = await self.run_call(
+            context, lambda: self._service.submit(request.proof, now), submission=True
+        )
         if result.verdict is Verdict.REJECTED and result.reason is not None:
             await _abort(context, result.reason, result.detail)
         return result_pb(result).SerializeToString()
@@ -341,6 +360,7 @@ class VerifierServicer:
         results = await self.run_call(
             context,
             lambda: self._service.submit_batch_request(data, now, signer_key_id=own_key),
+            submission=True,
         )
         return verifier_service_pb2.SubmitProofBatchResponse(
             results=[result_pb(r) for r in results]

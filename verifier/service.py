@@ -28,6 +28,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 from geoattest.crypto import sha256
@@ -267,7 +268,13 @@ def _evidence_bytes(proof: bytes | envelope_pb2.Envelope) -> bytes:
 
 
 class VerifierService:
-    """Orchestrates enrolment and appraisal over a store; call from one thread at a time."""
+    """Orchestrates enrolment and appraisal over a store.
+
+    Submissions may come from several threads at once: each holds :meth:`exclusive` while
+    it appraises and while it answers, and lets go of it while its transaction commits, so
+    that another batch is appraised while one waits on the database. Call everything else
+    under :meth:`exclusive` (or from one thread only); never submit while holding it.
+    """
 
     def __init__(
         self,
@@ -304,6 +311,7 @@ class VerifierService:
         """The stored trust version ``_in_force`` holds (-1: none read yet)."""
         self._in_force = appraiser
         self._in_force_lock = threading.Lock()
+        self._lock = threading.RLock()
         self.rejections = Rejections(on_count=self._count_refusals)
         """Proofs and requests refused before any device's key vouched for them: counted
         by reason here, never stored (see :mod:`geoattest.verifier.rejections`)."""
@@ -311,6 +319,11 @@ class VerifierService:
     @property
     def store(self) -> Store:
         return self._store
+
+    def exclusive(self) -> AbstractContextManager[bool]:
+        """Held while the service's own state (metrics, counts, the audit log, licences,
+        the appraiser in force) is read or changed: see the class docstring."""
+        return self._lock
 
     def subscribe(self, sink: Callable[[Sequence[Alert]], None]) -> None:
         """Call ``sink`` with the alerts of every commit, after it is durable."""
@@ -435,15 +448,17 @@ class VerifierService:
             BatchTooLargeError: more than ``max_batch`` proofs.
             StoreConflictError: other writers kept advancing these chains; nothing stored.
         """
-        if len(proofs) > self.config.max_batch:
-            self.rejections.count(Reason.OVERSIZED_MESSAGE, now_ns)
-            raise BatchTooLargeError(len(proofs), self.config.max_batch)
         metrics = self.metrics
-        metrics.batch_proofs.observe(len(proofs))
+        with self._lock:
+            if len(proofs) > self.config.max_batch:
+                self.rejections.count(Reason.OVERSIZED_MESSAGE, now_ns)
+                raise BatchTooLargeError(len(proofs), self.config.max_batch)
+            metrics.batch_proofs.observe(len(proofs))
         for attempt in range(CONFLICT_RETRIES):
-            with metrics.appraisal_seconds.time():
+            with self._lock, metrics.appraisal_seconds.time():
                 answers, records, heads_read = self._appraise_batch(proofs, now_ns)
             try:
+                # Without the lock: the store is safe from any thread (a connection each).
                 with metrics.commit_seconds.time():
                     self._store.commit(records, heads_read=heads_read)
             except StoreConflictError:
@@ -451,14 +466,15 @@ class VerifierService:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
                 continue
-            for answer in answers:
-                reason = answer.reason.value if answer.reason else NO_REASON
-                metrics.proofs.labels(verdict=answer.verdict.value, reason=reason).inc()
-            self._publish([alert for record in records for alert in record.alerts])
-            self._record(records, now_ns)
-            for answer in answers:
-                if not answer.device_id and answer.reason is not None:
-                    self.rejections.count(answer.reason, now_ns)
+            with self._lock:
+                for answer in answers:
+                    reason = answer.reason.value if answer.reason else NO_REASON
+                    metrics.proofs.labels(verdict=answer.verdict.value, reason=reason).inc()
+                self._publish([alert for record in records for alert in record.alerts])
+                self._record(records, now_ns)
+                for answer in answers:
+                    if not answer.device_id and answer.reason is not None:
+                        self.rejections.count(answer.reason, now_ns)
             return answers
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -484,7 +500,8 @@ class VerifierService:
                 verifier_service_pb2.SubmitProofBatchRequest, request, limit=MAX_MESSAGE_BYTES
             )
         except GeoattestError as refused:
-            self.rejections.count(refused.reason, now_ns)
+            with self._lock:
+                self.rejections.count(refused.reason, now_ns)
             raise
         if signer_key_id is not None:
             check_signed_by(signer_key_id, [entry.proof for entry in batch.proofs])

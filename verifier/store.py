@@ -885,11 +885,11 @@ class SqlStore:
         bounds = {id(r): _bounds_json(r.appraisal.bounds) for r in proved}
         proof_ids: dict[int, int] = {}
         if proved:
-            inserted = conn.execute(
-                insert(proofs).returning(proofs.c.id, sort_by_parameter_order=True),
-                [_proof_values(r, bounds[id(r)]) for r in proved],
+            proof_ids = dict(zip(map(id, proved), self._proof_ids(conn, len(proved)), strict=True))
+            conn.execute(
+                insert(proofs),
+                [{**_proof_values(r, bounds[id(r)]), "id": proof_ids[id(r)]} for r in proved],
             )
-            proof_ids = dict(zip(map(id, proved), inserted.scalars(), strict=True))
         tokens = [{"proof_id": proof_ids[id(r)], "token": r.token} for r in proved if r.token]
         if tokens:
             conn.execute(insert(results), tokens)
@@ -904,6 +904,21 @@ class SqlStore:
                 for alert in r.alerts
             ],
         )
+
+    def _proof_ids(self, conn: Connection, count: int) -> list[int]:
+        """Ids for ``count`` new proofs, drawn before they are inserted, so that the rows
+        go in as one prepared statement per row rather than one many-row statement of a
+        new text per batch (which the driver and PostgreSQL each parse and plan afresh):
+        from the table's sequence on PostgreSQL; past the largest id on SQLite, whose
+        write transaction excludes every other writer, as SQLite itself would number
+        them."""
+        if self._postgres:
+            drawn = conn.execute(
+                select(func.nextval(_PROOF_IDS)).select_from(func.generate_series(1, count))
+            )
+            return sorted(drawn.scalars())
+        largest = conn.execute(select(func.max(proofs.c.id))).scalar() or 0
+        return list(range(largest + 1, largest + 1 + count))
 
     def _advance(
         self, conn: Connection, records: Sequence[CommitRecord], bounds: Mapping[int, str]
@@ -1819,6 +1834,8 @@ _SUCCESSOR = select(successors.c.digest).where(
     successors.c.device_id == bindparam("device_id"),
     successors.c.previous_digest == bindparam("previous_digest"),
 )
+_PROOF_IDS = "proofs_id_seq"
+"""The sequence behind ``proofs.id`` on PostgreSQL (a ``BIGSERIAL``'s own name)."""
 _MOVE_HEAD = update(chain_heads).where(
     chain_heads.c.device_id == bindparam("b_device_id"),
     chain_heads.c.digest == bindparam("b_head"),

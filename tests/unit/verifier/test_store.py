@@ -8,10 +8,12 @@ did not move; rejections that raise no alert leave every table unchanged.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import event
 from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
@@ -266,6 +268,72 @@ def test_batch_of_consecutive_proofs_of_one_device_commits_together(world, store
     assert results[4].resubmitted
     assert results[4].counter == 2
     assert store.accepted_counters("dev-1") == [1, 2, 3, 4]
+
+
+def test_a_batch_commits_in_the_same_statements_whatever_its_size(world, store, service):
+    """Each insert's text is fixed, rows going in as separate executions of it: one
+    statement with a row per proof would have a new text for each batch size, for the
+    driver and the server to parse and plan afresh on every commit."""
+    chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
+    for chip in chips:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    sent: list[set[str]] = []
+    engine = store._engine
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT"):
+            sent[-1].add(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for size in (2, 3):
+            sent.append(set())
+            proofs = [world.proof(chip, unix_ns=UNIX_NS + size * S) for chip in chips[:size]]
+            results = service.submit_batch(proofs, NOW_NS + size * S)
+            assert [r.verdict for r in results] == [Verdict.ALLOWED] * size
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert sent[0] == sent[1]
+    assert store.accepted_counters("dev-1") == [1, 2]
+
+
+def test_batches_from_threads_at_once_accept_one_proof_per_chain_step_and_answer_all(
+    world, store, service
+):
+    """Three threads submit at once through one service (as a worker's service threads
+    do, one appraising while another commits): two rival proofs per device in two batches,
+    and the first batch again in a third. Each device accepts exactly one of its rivals,
+    the other is a fork with its clone alert, the repeat gets the stored answer, and every
+    proof is answered."""
+    chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
+    for chip in chips:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    rivals = [[world.proof(chip, advance=False) for chip in chips] for _ in range(2)]
+    batches = [rivals[0], rivals[1], rivals[0][::-1]]
+    start = threading.Barrier(len(batches))
+
+    def submit(proofs):
+        start.wait()
+        return service.submit_batch(proofs, NOW_NS)
+
+    with ThreadPoolExecutor(len(batches)) as pool:
+        answers = list(pool.map(submit, batches))
+    assert [len(a) for a in answers] == [len(b) for b in batches]
+    by_device: dict[str, list] = {}
+    for batch, results in zip(batches, answers, strict=True):
+        for proof, result in zip(batch, results, strict=True):
+            by_device.setdefault(result.device_id, []).append((proof.payload, result))
+    for chip in chips:
+        seen = by_device[chip.device_id]
+        fresh = [p for p, r in seen if r.verdict is Verdict.ALLOWED and not r.resubmitted]
+        assert len(fresh) == 1, seen
+        for payload, result in seen:
+            if payload == fresh[0]:
+                assert result.verdict is Verdict.ALLOWED
+            else:
+                assert result.reason is Reason.FORK
+        assert store.accepted_counters(chip.device_id) == [1]
+    assert sorted(a.kind for a in store.alerts()) == [AlertKind.CLONE] * len(chips)
 
 
 def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
