@@ -6,20 +6,27 @@ from __future__ import annotations
 
 from attack_suite import assert_outcome
 
-from geoattest.attacks.licence import change_licence, proving, token_claims
+from geoattest.attacks.licence import (
+    STANDS,
+    change_licence,
+    proving,
+    standing_state,
+    token_claims,
+)
 from geoattest.attacks.served import ServedWorld
 from geoattest.attacks.world import AttackWorld
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.results import CLAIM_PREFIX
+from geoattest.verifier.standing import Standing
 
 LICENCE = f"{CLAIM_PREFIX}licence"
 
 
 def test_licence_control_is_allowed_and_names_the_first_version() -> None:
     outcome = assert_outcome(
-        "licence_control", Verdict.ALLOWED, device_state="ATTESTING", licence="licensed"
+        "licence_control", Verdict.ALLOWED, device_state=STANDS, licence="licensed"
     )
     assert "'version': 1" in outcome.detail
     assert "(in force: v1)" in outcome.detail
@@ -30,7 +37,7 @@ def test_licence_narrowed_judges_the_next_proof_outside_under_the_new_version() 
         "licence_narrowed",
         Verdict.OUTSIDE,
         alerts=(AlertKind.OUTSIDE_LICENSED_REGION,),
-        device_state="ATTESTING",
+        device_state=STANDS,
         licence="grace",
     )
     assert "'version': 2" in outcome.detail
@@ -43,7 +50,7 @@ def test_licence_withdrawn_is_rejected_with_its_reason_alerts_and_moves_nothing(
         Verdict.REJECTED,
         reason=Reason.LICENCE_WITHDRAWN,
         alerts=(AlertKind.LICENCE_WITHDRAWN,),
-        device_state="ATTESTING",
+        device_state=standing_state("ATTESTING", Standing.LICENCE_WITHDRAWN),
         licence="licensed",
     )
     assert "'withdrawn': True" in outcome.detail
@@ -54,21 +61,24 @@ def test_licence_widened_allows_the_next_proof_without_reenrolment() -> None:
         "licence_widened",
         Verdict.ALLOWED,
         alerts=(AlertKind.OUTSIDE_LICENSED_REGION,),
-        device_state="ATTESTING",
+        device_state=STANDS,
         licence="licensed",
     )
 
 
 def test_licence_renewed_lets_the_next_result_outlast_the_old_end() -> None:
     outcome = assert_outcome(
-        "licence_renewed", Verdict.ALLOWED, device_state="ATTESTING", licence="licensed"
+        "licence_renewed", Verdict.ALLOWED, device_state=STANDS, licence="licensed"
     )
     assert "expires in 30 min" in outcome.detail  # the stale window, no longer the licence
 
 
 def test_licence_shortened_ends_the_next_result_with_it() -> None:
     outcome = assert_outcome(
-        "licence_shortened", Verdict.ALLOWED, device_state="ATTESTING", licence="expired"
+        "licence_shortened",
+        Verdict.ALLOWED,
+        device_state=standing_state("ATTESTING", Standing.LICENCE_EXPIRED),
+        licence="expired",
     )
     assert "expires in 10 min" in outcome.detail
 

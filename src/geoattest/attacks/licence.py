@@ -24,10 +24,21 @@ from geoattest.units import SECOND_NS
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.results import CLAIM_PREFIX, submod_name
+from geoattest.verifier.standing import Standing
 from geoattest.verifier.state import ChainHead
 
 THREAT = "licence"
 MINUTE_S = 60
+
+
+def standing_state(state: str, standing: Standing) -> str:
+    """The device's state with what its status says of the last verdict: a relying party
+    reading it must not take an ALLOWED that no longer stands for a licensed chip."""
+    stands = "stands" if standing is Standing.STANDS else f"taken away: {standing.value}"
+    return f"{state}, last verdict {stands}"
+
+
+STANDS = standing_state("ATTESTING", Standing.STANDS)
 
 
 def proving(served: ServedWorld, region: str, *, licence_s: int | None = None) -> ServedChip:
@@ -60,7 +71,9 @@ def _observe(
     """The verifier's answer to the chip's last proof, with the licence its result names
     and the alerts stored. ``licence`` is what the chip's agent may do now or, with
     ``hold_s``, whether the last result alone still licenses the chip ``hold_s`` later
-    ("licensed" or "expired": older results are not recalled, see the threat model)."""
+    ("licensed" or "expired": older results are not recalled, see the threat model).
+    ``device_state`` is the device's status then: its state and whether its last verdict
+    still stands (:func:`standing_state`)."""
     result = chip.results[-1]
     claims = token_claims(served, chip)
     named = claims.get(f"{CLAIM_PREFIX}licence", {})
@@ -71,6 +84,7 @@ def _observe(
         served.world.wait(hold_s)
         holder = AgentLicence(chip.device_id, served.service.jwks(), grace_s=0, booted_at_s=0)
         licence = "licensed" if holder.offer(result.token, served.now_s()) else "expired"
+    status = served.service.device_status(chip.device_id, served.world.now_ns())
     return Observed(
         result.verdict,
         result.reason,
@@ -78,7 +92,7 @@ def _observe(
         served.head(chip) != before,
         f"{result.detail}; token names licence {named} (in force: v{in_force.version}), "
         f"expires in {exp_min:.0f} min",
-        served.service.device_status(chip.device_id, served.world.now_ns()).state.value,
+        standing_state(status.state.value, status.standing),
         licence,
     )
 
@@ -146,10 +160,10 @@ def play_licence_shortened(world: AttackWorld) -> Observed:
         return _observe(served, chip, before, hold_s=15 * MINUTE_S)
 
 
-def _allowed(licence: str) -> Expect:
+def _allowed(licence: str, device_state: str = STANDS) -> Expect:
     """ALLOWED on evidence, the device attesting and its agent's licence as given."""
     return Expect(
-        frozenset({Verdict.ALLOWED}), advances=True, device_state="ATTESTING", licence=licence
+        frozenset({Verdict.ALLOWED}), advances=True, device_state=device_state, licence=licence
     )
 
 
@@ -171,7 +185,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
             frozenset({Verdict.OUTSIDE}),
             alerts=frozenset({AlertKind.OUTSIDE_LICENSED_REGION}),
             advances=True,
-            device_state="ATTESTING",
+            device_state=STANDS,  # the OUTSIDE, judged under the narrowed licence
             licence="grace",  # a result that does not affirm ends the agent's licence
         ),
         play_licence_narrowed,
@@ -184,8 +198,10 @@ SCENARIOS: tuple[AttackScenario, ...] = (
             frozenset({Verdict.REJECTED}),
             Reason.LICENCE_WITHDRAWN,
             frozenset({AlertKind.LICENCE_WITHDRAWN}),
-            device_state="ATTESTING",
-            licence="licensed",  # the result from before the withdrawal, until it expires
+            # the result from before the withdrawal licenses the agent until it expires;
+            # the device's status already says that ALLOWED no longer stands
+            device_state=standing_state("ATTESTING", Standing.LICENCE_WITHDRAWN),
+            licence="licensed",
         ),
         play_licence_withdrawn,
     ),
@@ -198,7 +214,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
             frozenset({Verdict.ALLOWED}),
             alerts=frozenset({AlertKind.OUTSIDE_LICENSED_REGION}),  # its first proof's
             advances=True,
-            device_state="ATTESTING",
+            device_state=STANDS,
             licence="licensed",
         ),
         play_licence_widened,
@@ -216,7 +232,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
         THREAT,
         "The operator cuts a year's licence to end in 10 minutes; the chip's next result "
         "ends with it.",
-        _allowed("expired"),
+        _allowed("expired", standing_state("ATTESTING", Standing.LICENCE_EXPIRED)),
         play_licence_shortened,
     ),
 )

@@ -8,6 +8,7 @@ through one replica's admin, proofs and status through another over the same dat
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,10 +29,11 @@ from geoattest.crypto import KeySigner
 from geoattest.pki import LandmarkRegistry, RevocationList
 from geoattest.verdict import Verdict
 from geoattest.verifier.admin import Admin
+from geoattest.verifier.licences import Licences
 from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.service import DeviceStatus, ProofResult, VerifierService
 from geoattest.verifier.standing import LicenceState, Standing
-from geoattest.verifier.store import SqlStore, TrustChange
+from geoattest.verifier.store import Alert, SqlStore, TrustChange
 
 S = 10**9
 HOUR_S = 3600
@@ -197,6 +199,20 @@ def test_a_landmark_revoked_after_the_allowed_takes_it_away(ops):
     assert ops.status().standing is Standing.LANDMARK_UNTRUSTED
 
 
+def test_a_peer_audits_exclusion_is_journalled_and_takes_it_away(ops):
+    proved_allowed(ops)
+    alert = Alert("a1", "", "INCONSISTENT_LANDMARKS", "", "lm-dar timed faster than light", 1)
+    ops.stores[0].record_peer_audit([], ops.now_ns, 0, lambda _audited: [("lm-dar", alert)])
+    assert ops.status().standing is Standing.LANDMARK_UNTRUSTED
+    (change,) = ops.stores[1].trust_changes()
+    assert (change.change, change.subject, change.by, change.why) == (
+        TrustChange.LANDMARK_EXCLUDED,
+        "lm-dar",
+        "peer audit",
+        "lm-dar timed faster than light",
+    )
+
+
 def test_trust_changes_that_touch_neither_the_device_nor_its_landmarks_leave_it_standing(ops):
     proved_allowed(ops)
     ops.admin.revoke_device("op", "dev-2", "stolen", ops.now_ns)
@@ -218,7 +234,7 @@ def test_trust_changes_that_touch_neither_the_device_nor_its_landmarks_leave_it_
     ]
 
 
-def test_a_landmark_revoked_in_a_replicas_own_file_takes_it_away_there(tmp_path):
+def test_a_revocation_in_a_replicas_own_file_takes_it_away_there(tmp_path):
     """The revocation list file is the replica's own: what it says now is what counts."""
     world = VerifierWorld.create(tmp_path)
     ops = operated(world, str(world.db_path))
@@ -227,8 +243,12 @@ def test_a_landmark_revoked_in_a_replicas_own_file_takes_it_away_there(tmp_path)
         world.revocations = RevocationList().with_landmark("lm-wie")
         other = world.service(SqlStore.open(str(world.db_path)))
         assert other.device_status("dev-1", ops.now_ns).standing is Standing.LANDMARK_UNTRUSTED
+        world.revocations = RevocationList().with_device("dev-1")
+        third = world.service(SqlStore.open(str(world.db_path)))
+        assert third.device_status("dev-1", ops.now_ns).standing is Standing.DEVICE_REVOKED
         assert ops.status().standing is Standing.STANDS
         other.store.close()
+        third.store.close()
     finally:
         ops.close()
 
@@ -256,9 +276,10 @@ LANDMARKS = st.sampled_from(["lm-fra", "lm-han"])
 
 
 class OperatorActions(RuleBasedStateMachine):
-    """Any sequence of enrol-time proofs and operator actions; after each step, what
-    status says of the last verdict is exactly what the model of the actions says, and a
-    current ALLOWED is judged under the licence region in force with nothing since."""
+    """Any sequence of proofs and operator actions (admin API, licences file, waiting):
+    after each step, what status says of the last verdict is exactly what the model of the
+    actions says, and a current ALLOWED is judged under the licence region in force with
+    nothing since."""
 
     database: Callable[[Path], str] = staticmethod(lambda folder: str(folder / "verifier.db"))
 
@@ -268,6 +289,7 @@ class OperatorActions(RuleBasedStateMachine):
         world = VerifierWorld.create(Path(self._folder.name))
         self.ops = operated(world, self.database(Path(self._folder.name)))
         self.model = Model(valid_until_s=self._licence_until_s())
+        self._file_until_s = self.model.valid_until_s
 
     def _licence_until_s(self) -> int:
         licence = self.ops.stores[1].licence("dev-1")
@@ -298,6 +320,33 @@ class OperatorActions(RuleBasedStateMachine):
     def withdraw_licence(self) -> None:
         self.ops.admin.withdraw_licence("op", "dev-1", "", self.ops.now_ns)
         self._change_terms(self.model.region, self.model.valid_until_s, True)
+
+    @rule(names_device=st.booleans())
+    def apply_licences_file(self, names_device: bool) -> None:
+        """The operator's licences file applied: its terms for dev-1, or (not naming it)
+        its licence withdrawn."""
+        world = self.ops.world
+        licensed = dict(world.licensed)
+        if not names_device:
+            del licensed["dev-1"]
+        path = world.root / "changed-licences.json"
+        path.write_text(
+            json.dumps(
+                {
+                    "licences": {
+                        device_id: {"region": region, "valid_until": world.valid_until}
+                        for device_id, region in licensed.items()
+                    }
+                }
+            )
+        )
+        has_region = region_appraiser().has_region
+        self.ops.a.licences.apply(Licences.load(path, has_region), self.ops.now_ns)
+        m = self.model
+        if names_device:
+            self._change_terms("FRA-300", self._file_until_s, False)
+        else:
+            self._change_terms(m.region, m.valid_until_s, True)
 
     @rule()
     def revoke_or_restore_device(self) -> None:
