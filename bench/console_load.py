@@ -38,6 +38,7 @@ from geoattest.verifier.store import (
     alerts,
     chain_heads,
     devices,
+    export_licences,
     proofs,
     results,
 )
@@ -47,7 +48,8 @@ VERDICTS = ("ALLOWED", "ALLOWED", "ALLOWED", "INCONCLUSIVE", "OUTSIDE")
 
 
 def seed(root: Path, count: int) -> ConsoleFiles:
-    """A database of ``count`` devices with proofs, a registry and a policy in ``root``."""
+    """A database of ``count`` devices with proofs and licences, a registry and a policy
+    in ``root``."""
     rng = random.Random(7)
     sites = [(rng.uniform(-40, 60), rng.uniform(-120, 140)) for _ in range(40)]
     records = []
@@ -64,6 +66,8 @@ def seed(root: Path, count: int) -> ConsoleFiles:
     SqlStore.open(db).close()
     store = SqlStore.open(db)
     device_rows, head_rows, proof_rows, result_rows, alert_rows = [], [], [], [], []
+    licence_rows = []
+    spki = KeySigner.generate().verifying_key.der()  # one real key: the device page parses it
     now_ns = time.time_ns()
     for i in range(count):
         device_id = f"dev-{i:06d}"
@@ -80,7 +84,7 @@ def seed(root: Path, count: int) -> ConsoleFiles:
         digest = i.to_bytes(32, "big")
         device_rows.append(
             {
-                "device_id": device_id, "key_id": f"key-{i}", "spki": b"-", "model": "H100",
+                "device_id": device_id, "key_id": f"key-{i}", "spki": spki, "model": "H100",
                 "cert_serial": str(i), "not_valid_after_ns": 2**62, "licensed_region": "ALL",
                 "licence_expires_ns": 2**62, "enrolled_at_ns": now_ns,
                 "state": DeviceState.ATTESTING.value,
@@ -90,7 +94,13 @@ def seed(root: Path, count: int) -> ConsoleFiles:
             {
                 "device_id": device_id, "counter": 1, "digest": digest, "previous_digest": b"",
                 "accepted_at_ns": now_ns + i, "landmark_times": "{}", "verdict": verdict,
-                "evidence_time_ns": now_ns,
+                "evidence_time_ns": now_ns, "licence_version": 1,
+            }
+        )  # fmt: skip
+        licence_rows.append(
+            {
+                "device_id": device_id, "licence_id": device_id, "version": 1, "region": "ALL",
+                "valid_until_ns": 2**62, "withdrawn": False, "changed_at_ns": now_ns,
             }
         )  # fmt: skip
         proof_rows.append(
@@ -116,6 +126,7 @@ def seed(root: Path, count: int) -> ConsoleFiles:
             (proofs, proof_rows),
             (results, result_rows),
             (chain_heads, head_rows),
+            (export_licences, licence_rows),
             (alerts, alert_rows),
         ):
             conn.execute(insert(table), rows)
