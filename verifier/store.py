@@ -638,7 +638,7 @@ def _bounds_json(bounds: Sequence[LandmarkBound]) -> str:
 def _bounds_from_json(text: str) -> tuple[LandmarkBound, ...]:
     return tuple(
         LandmarkBound(str(lid), float(lat), float(lon), int(rtt), float(motion))
-        for lid, lat, lon, rtt, motion in json.loads(text)
+        for lid, lat, lon, rtt, motion in orjson.loads(text)
     )
 
 
@@ -1724,7 +1724,7 @@ def _head_from_row(m: Any) -> ChainHead:
         digest=bytes(m["digest"]),
         previous_digest=bytes(m["previous_digest"]),
         accepted_at_ns=m["accepted_at_ns"],
-        landmark_times={str(k): int(v) for k, v in json.loads(m["landmark_times"]).items()},
+        landmark_times={str(k): int(v) for k, v in orjson.loads(m["landmark_times"]).items()},
         fix=_bounds_from_json(m["fix"] or "[]"),
         fix_time_ns=m["fix_time_ns"] or 0,
     )
