@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from geoattest.errors import ConfigError
@@ -224,27 +224,15 @@ class FleetView:
         or that the stale sweep marked STALE: :func:`~geoattest.verifier.standing.standing`'s
         licence and staleness checks for the whole fleet in one read (the revocations and
         landmarks are the caller's to check, against the positions it holds)."""
-        licence = export_licences.c
-        query = (
-            select(chain_heads.c.device_id)
-            .select_from(
-                chain_heads.join(devices, devices.c.device_id == chain_heads.c.device_id).outerjoin(
-                    export_licences, licence.device_id == chain_heads.c.device_id
-                )
-            )
-            .where(
-                chain_heads.c.verdict == Verdict.ALLOWED.value,
-                or_(
-                    licence.version.is_(None),
-                    licence.version != chain_heads.c.licence_version,
-                    licence.withdrawn.is_(True),
-                    licence.valid_until_ns <= now_ns,
-                    devices.c.state == DeviceState.STALE.value,
-                ),
-            )
-        )
         with self._read() as conn:
-            return {str(device_id) for device_id in conn.execute(query).scalars()}
+            rows = conn.execute(_allowed_lapsed_by_licence(now_ns)).scalars()
+            return {str(device_id) for device_id in rows}
+
+    def count_allowed_lapsed_by_licence(self, now_ns: int) -> int:
+        """How many :meth:`allowed_lapsed_by_licence` finds (the metrics' gauge)."""
+        query = select(func.count()).select_from(_allowed_lapsed_by_licence(now_ns).subquery())
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def contradicting_changes(self) -> list[TrustRecord]:
         """The journalled revocations and exclusions (:data:`CONTRADICTING`): each takes
@@ -400,3 +388,26 @@ class FleetView:
             ExclusionRow(r.landmark_id, r.excluded_at_ns, r.detail, r.lifted_at_ns, r.lifted_by)
             for r in rows
         ]
+
+
+def _allowed_lapsed_by_licence(now_ns: int) -> Select[tuple[str]]:
+    """The ids of :meth:`FleetView.allowed_lapsed_by_licence`."""
+    licence = export_licences.c
+    return (
+        select(chain_heads.c.device_id)
+        .select_from(
+            chain_heads.join(devices, devices.c.device_id == chain_heads.c.device_id).outerjoin(
+                export_licences, licence.device_id == chain_heads.c.device_id
+            )
+        )
+        .where(
+            chain_heads.c.verdict == Verdict.ALLOWED.value,
+            or_(
+                licence.version.is_(None),
+                licence.version != chain_heads.c.licence_version,
+                licence.withdrawn.is_(True),
+                licence.valid_until_ns <= now_ns,
+                devices.c.state == DeviceState.STALE.value,
+            ),
+        )
+    )

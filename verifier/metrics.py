@@ -237,24 +237,31 @@ def serve_metrics(
 
 
 def verifier_registry(
-    directory: Path, device_states: Callable[[], Mapping[str, int]]
+    directory: Path,
+    device_states: Callable[[], Mapping[str, int]],
+    allowed_lapsed: Callable[[], int] = lambda: 0,
 ) -> CollectorRegistry:
     """The registry a verifier's endpoint serves: every process's values in ``directory``
-    added up, and the enrolled devices by state as ``device_states`` reads them."""
+    added up, the enrolled devices by state as ``device_states`` reads them, and how many
+    devices' last ALLOWED a licence change or staleness took away (``allowed_lapsed``)."""
     from prometheus_client import CollectorRegistry  # noqa: PLC0415
     from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    registry.register(_DeviceStates(device_states))
+    registry.register(_DeviceStates(device_states, allowed_lapsed))
     return registry
 
 
 class _DeviceStates:
-    """``geoattest_verifier_devices{state}``, read from the store at each scrape."""
+    """``geoattest_verifier_devices{state}`` and
+    ``geoattest_verifier_allowed_lapsed_devices``, read from the store at each scrape."""
 
-    def __init__(self, read: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(
+        self, read: Callable[[], Mapping[str, int]], allowed_lapsed: Callable[[], int]
+    ) -> None:
         self._read = read
+        self._allowed_lapsed = allowed_lapsed
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily  # noqa: PLC0415
@@ -267,3 +274,10 @@ class _DeviceStates:
         for state, count in sorted(self._read().items()):
             family.add_metric([state], count)
         yield family
+        yield GaugeMetricFamily(
+            "geoattest_verifier_allowed_lapsed_devices",
+            "Devices whose last verdict is ALLOWED but no longer stands by their licence "
+            "(withdrawn, expired, changed since) or went STALE; a revocation or exclusion "
+            "since is in each device's status.",
+            value=self._allowed_lapsed(),
+        )

@@ -177,3 +177,4 @@ def test_a_verifier_endpoint_adds_up_its_workers_counters(verifier):
     assert samples[("geoattest_verifier_commit_seconds_count", ())] == 8
     assert samples[("geoattest_verifier_devices", (("state", "ATTESTING"),))] == 4
     assert samples[("geoattest_verifier_devices", (("state", "STALE"),))] == 0
+    assert samples[("geoattest_verifier_allowed_lapsed_devices", ())] == 0

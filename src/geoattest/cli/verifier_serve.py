@@ -247,11 +247,17 @@ def verifier_serve(
 def _serve_metrics(address: str, directory: Path, db: str, tls: Path | None) -> None:
     """Start the metrics endpoint (a thread of this process, the workers' parent) and say
     where it listens, before the verifier's own address line."""
+    import time  # noqa: PLC0415
+
     from geoattest.verifier.fleet_view import FleetView  # noqa: PLC0415
     from geoattest.verifier.metrics import serve_metrics, verifier_registry  # noqa: PLC0415
 
     view = FleetView.open(db)
-    registry = verifier_registry(directory, view.device_states)
+    registry = verifier_registry(
+        directory,
+        view.device_states,
+        lambda: view.count_allowed_lapsed_by_licence(time.time_ns()),
+    )
     endpoint = serve_metrics(address, registry, access=metrics_access(tls))
     typer.echo(f"verifier metrics on {endpoint.url}")
 

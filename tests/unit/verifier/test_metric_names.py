@@ -36,7 +36,8 @@ def exposed() -> set[str]:
             names |= {sample.name for sample in family.samples}
     # ``_created`` samples are the client library's own, for single-process counters only.
     return {name for name in names if not name.endswith("_created")} | {
-        "geoattest_verifier_devices"
+        "geoattest_verifier_devices",
+        "geoattest_verifier_allowed_lapsed_devices",
     }
 
 
@@ -54,5 +55,6 @@ def test_counters_end_in_total_and_timings_in_seconds():
             assert "_seconds" in name, name
         assert name.endswith(SUFFIXES) or name in {
             "geoattest_verifier_devices",
+            "geoattest_verifier_allowed_lapsed_devices",
             "geoattest_landmark_open_rounds",
         }, name

@@ -29,6 +29,7 @@ from geoattest.crypto import KeySigner
 from geoattest.pki import LandmarkRegistry, RevocationList
 from geoattest.verdict import Verdict
 from geoattest.verifier.admin import Admin
+from geoattest.verifier.fleet_view import FleetView
 from geoattest.verifier.licences import Licences
 from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.service import DeviceStatus, ProofResult, VerifierService
@@ -131,6 +132,18 @@ def test_a_withdrawn_licence_takes_the_last_allowed_away(ops):
     assert (status.licence.version, status.verdict_licence_version) == (2, 1)
     assert ops.prove().verdict is Verdict.REJECTED
     assert ops.status().standing is Standing.LICENCE_WITHDRAWN
+
+
+def test_the_fleet_view_counts_an_allowed_a_withdrawal_took_away(ops, database):
+    view = FleetView.open(database)
+    try:
+        proved_allowed(ops)
+        assert view.count_allowed_lapsed_by_licence(ops.now_ns) == 0
+        ops.admin.withdraw_licence("op", "dev-1", "", ops.now_ns)
+        assert view.allowed_lapsed_by_licence(ops.now_ns) == {"dev-1"}
+        assert view.count_allowed_lapsed_by_licence(ops.now_ns) == 1
+    finally:
+        view.close()
 
 
 def test_a_narrowed_licence_takes_it_away_until_the_next_proof_is_judged_under_it(ops):
