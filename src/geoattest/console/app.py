@@ -145,7 +145,7 @@ class Console:
         the store; revocations, untrusted landmarks and the journal's revocations and
         exclusions since each verdict against the positions held (each chip's bounds name
         its landmarks)."""
-        found = self.view.allowed_lapsed_by_licence(time.time_ns())
+        by_licence = self.view.allowed_lapsed_by_licence(time.time_ns())
         trust = self.view.trust()
         revocations = self._revocations(trust)
         landmarks = with_stored_landmarks(self.registry, trust.landmarks)
@@ -155,13 +155,15 @@ class Console:
             if not revocations.landmark_revoked(record.landmark_id, record.verifying_key.key_id)
         }
         changes = self.view.contradicting_changes()
+        found: set[str] = set()
         for position in positions.values():
-            if position.verdict is not Verdict.ALLOWED or position.device_id in found:
-                continue
+            if position.verdict is not Verdict.ALLOWED:
+                continue  # only an ALLOWED the map holds is drawn LAPSED
             named = {bound.landmark_id for bound in position.bounds}
             since = {c.subject for c in changes if c.version > position.trust_version}
             if (
-                revocations.device_revoked(position.device_id)
+                position.device_id in by_licence
+                or revocations.device_revoked(position.device_id)
                 or not named <= trusted
                 or position.device_id in since
                 or named & since
