@@ -121,7 +121,8 @@ def arrival_monotonic(
 def consistent(first: Bracket, second: Bracket) -> bool:
     """The two readings admit one realtime-minus-monotonic offset: no step between them
     that the brackets could see."""
-    # offset_low <= the other's offset_high, both ways (written out: the answer path's hot)
+    # Each one's offset_low at most the other's offset_high, the properties written out:
+    # this runs for every answer and every transmit stamp.
     return (
         first.realtime - first.after <= second.realtime - second.before
         and second.realtime - second.after <= first.realtime - first.before

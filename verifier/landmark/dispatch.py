@@ -393,9 +393,7 @@ class Dispatcher:
 
     def _await_answer(self, entry: RoundEntry) -> None:
         """Route by its head the Response the entry's round awaits now, and no other."""
-        if entry.answer_head is not None:
-            del self._answers[entry.answer_head]
-            entry.answer_head = None
+        self._forget_answer(entry)
         index = entry.round.outstanding_index
         if index is not None:
             entry.answer_head = response_head(entry.round.round_id, index)
@@ -438,10 +436,13 @@ class Dispatcher:
                 out.append(outgoing)
         return out
 
-    def _deactivate(self, entry: RoundEntry) -> None:
+    def _forget_answer(self, entry: RoundEntry) -> None:
         if entry.answer_head is not None:
             del self._answers[entry.answer_head]
             entry.answer_head = None
+
+    def _deactivate(self, entry: RoundEntry) -> None:
+        self._forget_answer(entry)
         del self._active[entry.round.round_id]
         host = entry.peer[0]
         self._per_source[host] -= 1

@@ -190,9 +190,9 @@ def _resolve(endpoint: LandmarkEndpoint) -> _Resolved:
 
 def _ip_literal(host: str, port: int) -> _Resolved | None:
     """What the resolver answers for an IP address written out (itself), without asking it:
-    every round resolves its landmark's address again, and the resolver's call cost more
-    CPU on a virtual machine than the round's Open. None for anything else (a name, an
-    address with a scope, a port the resolver would refuse or wrap)."""
+    every round resolves its landmark's address again, and a resolver call takes about
+    8 µs of CPU on a virtual machine. None for anything else (a name, an address with a
+    scope, a port the resolver would refuse or wrap)."""
     if not 0 <= port <= 0xFFFF:
         return None
     for family in (socket.AF_INET, socket.AF_INET6):
