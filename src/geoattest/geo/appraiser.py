@@ -23,7 +23,7 @@ Decisions, where F is the outer feasible region (it contains every place the chi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,15 @@ class GeoAppraiser:
         geom = shapely.unary_union([self._countries.get(c).shape for c in sorted(codes)])
         shapely.prepare(geom)
         return geom
+
+    def prepare(self, sites: Iterable[tuple[float, float]]) -> None:
+        """Measure the distances from these landmark sites (latitude, longitude) to land
+        now, not at their first proofs: a verifier does it before forking its workers,
+        which then share them."""
+        if self._reach is not None:
+            for lat, lon in sites:
+                if -180.0 <= lon <= 180.0:
+                    self._reach.at(lat, lon)
 
     @property
     def policy_id(self) -> str:

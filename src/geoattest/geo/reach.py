@@ -59,31 +59,63 @@ class SiteReach:
         return self.on
 
 
+@dataclass(frozen=True, slots=True)
+class _Rings:
+    """The land pieces' ring vertices (radians), each piece's run of them contiguous."""
+
+    phi: FloatArray
+    lam: FloatArray
+    length: FloatArray
+    """Per vertex: an upper bound on the arc length of the segment to the next vertex of
+    its ring, ``hypot(dphi, dlam)``; inf for a ring's last vertex (no segment follows)."""
+    piece: NDArray[np.int64]
+    """Per vertex: its piece."""
+    centre_phi: FloatArray
+    centre_lam: FloatArray
+    radius: FloatArray
+    """Per piece: no point of its rings lies farther than this from its centre."""
+    code: NDArray[np.int64]
+    """Per piece: its country's index."""
+
+
+NEAR = 0.1
+"""Radians (about 640 km): pieces whose rings may come nearer to a site than this are
+measured vertex by vertex; the others by their centre less their radius, a looser bound
+that only a disk of that size would need tighter."""
+
+
+def _rings(countries: Countries) -> _Rings:
+    pieces = countries.pieces
+    rings = shapely.get_rings(pieces)
+    ring_piece = np.repeat(np.arange(len(pieces)), shapely.get_num_interior_rings(pieces) + 1)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    lam, phi = np.radians(xy[:, 0]), np.radians(xy[:, 1])
+    length = np.full(len(lam), np.inf)
+    same = ring[1:] == ring[:-1]
+    length[:-1][same] = np.hypot(np.diff(phi), np.diff(lam))[same]
+    piece = ring_piece[ring]
+    starts = np.flatnonzero(np.r_[True, piece[1:] != piece[:-1]])
+    # Any centre will do (the radius is measured from it): the mean of the unit vectors.
+    unit = np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=1)
+    mean = np.add.reduceat(unit, starts, axis=0)
+    norm = np.linalg.norm(mean, axis=1)
+    mean[norm < 1e-9] = unit[starts][norm < 1e-9]
+    centre_phi = np.arcsin(np.clip(mean[:, 2] / np.linalg.norm(mean, axis=1), -1.0, 1.0))
+    centre_lam = np.arctan2(mean[:, 1], mean[:, 0])
+    # A point of a segment lies within half the segment's length of one of its ends.
+    to_vertex = angle_between(centre_phi[piece], centre_lam[piece], phi, lam)
+    half = np.where(np.isfinite(length), length / 2.0, 0.0)
+    radius = np.maximum.reduceat(to_vertex + half, starts)
+    return _Rings(phi, lam, length, piece, centre_phi, centre_lam, radius, countries.piece_code)
+
+
 class LandReach:
     """Distances from landmark sites to every country's land, computed once per site."""
 
     def __init__(self, countries: Countries) -> None:
         self._countries = countries
-        self._segments: tuple[FloatArray, FloatArray, FloatArray, NDArray[np.int64]] | None = None
+        self._rings: _Rings | None = None
         self._sites: dict[tuple[float, float], SiteReach] = {}
-
-    def _rings(self) -> tuple[FloatArray, FloatArray, FloatArray, NDArray[np.int64]]:
-        """Every ring vertex (radians) and, per vertex, the length of the segment to the
-        next one of its ring (inf where none follows) and its country's index."""
-        if self._segments is None:
-            countries = self._countries
-            rings = shapely.get_rings(countries.pieces)
-            ring_piece = np.repeat(
-                np.arange(len(countries.pieces)),
-                shapely.get_num_interior_rings(countries.pieces) + 1,
-            )
-            xy, ring = shapely.get_coordinates(rings, return_index=True)
-            lam, phi = np.radians(xy[:, 0]), np.radians(xy[:, 1])
-            length = np.full(len(lam), np.inf)
-            same = ring[1:] == ring[:-1]
-            length[:-1][same] = np.hypot(np.diff(phi), np.diff(lam))[same]
-            self._segments = (phi, lam, length, countries.piece_code[ring_piece[ring]])
-        return self._segments
 
     def at(self, lat: float, lon: float) -> SiteReach:
         """The distances from the site at (``lat``, ``lon``) degrees, ``lon`` in [-180, 180]."""
@@ -91,14 +123,22 @@ class LandReach:
         held = self._sites.get(key)
         if held is not None:
             return held
-        phi, lam, length, code = self._rings()
-        d = angle_between(math.radians(lat), math.radians(lon), phi, lam)
+        if self._rings is None:
+            self._rings = _rings(self._countries)
+        land = self._rings
+        phi0, lam0 = math.radians(lat), math.radians(lon)
+        coarse = angle_between(phi0, lam0, land.centre_phi, land.centre_lam) - land.radius
+        near = coarse < NEAR
+        floor = np.full(int(land.code.max()) + 1, np.inf)
+        np.minimum.at(floor, land.code[~near], coarse[~near])
+        at = np.flatnonzero(near[land.piece])
+        follows = np.isfinite(land.length[at])
+        after = np.minimum(at + 1, len(land.phi) - 1)
+        d = angle_between(phi0, lam0, land.phi[at], land.lam[at])
+        d_after = angle_between(phi0, lam0, land.phi[after], land.lam[after])
         # A vertex that starts no segment (its ring's last) is bounded by its own distance.
-        follows = np.isfinite(length)
-        bound = d.copy()
-        bound[follows] = (d[follows] + d[1:][follows[:-1]] - length[follows]) / 2.0
-        floor = np.full(int(code.max()) + 1, np.inf)
-        np.minimum.at(floor, code, bound)
+        bound = np.where(follows, (d + d_after - np.where(follows, land.length[at], 0.0)) / 2, d)
+        np.minimum.at(floor, land.code[land.piece[at]], bound)
         order = np.argsort(floor, kind="stable").tolist()
         nearest = tuple((float(floor[i]), self._countries.code_at(i)) for i in order)
         # The antimeridian's copies of the site: a piece touching +-180 may hold either.
