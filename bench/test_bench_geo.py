@@ -112,14 +112,17 @@ def surrounded(k: int) -> list[tuple[list[LandmarkBound], str]]:
     return out
 
 
-def country_appraiser() -> GeoAppraiser:
+def country_appraiser(*, by_reach: bool = True) -> GeoAppraiser:
+    """``by_reach``: with the reach shortcut (:mod:`geoattest.geo.reach`), or the land
+    index always (its baseline)."""
     codes = sorted({c for c, _, _ in CHIPS} | {"CN", "MY", "ID", "CZ", "CH", "IT", "ES", "GB"})
-    return build_policy(
+    policy = build_policy(
         "bench-countries",
         1,
         [country_region(c, [c]) for c in codes],
         embargo=["KP", "IR", "SY", "CU", "RU", "BY"],
-    ).appraiser()
+    )
+    return GeoAppraiser(policy, by_reach=by_reach)
 
 
 def signature_checks(k: int) -> Callable[[], None]:
@@ -167,6 +170,34 @@ def test_bench_verdict_per_proof_every_disk_cuts(
 ) -> None:
     run = verdicts(appraiser, k, worst=True)
     run()
+    benchmark(run)
+
+
+def in_data_centres() -> list[tuple[list[LandmarkBound], str]]:
+    """Each chip 2 km from a landmark of its own data centre (a 0.1 ms access RTT), with
+    its k = 4 nearest cities' landmarks beside it: one disk alone draws the region."""
+    out = []
+    for bounds, code in proofs(4):
+        lat, lon = (float(x) for x in destination(bounds[0].latitude, bounds[0].longitude, 0, 2))
+        local = LandmarkBound("dc", lat, lon, ACCESS_NS // 10)
+        out.append(([local, *bounds], code))
+    return out
+
+
+@pytest.mark.parametrize("by_reach", [True, False], ids=["by-reach", "land-index"])
+@pytest.mark.parametrize("call", ["appraise", "verdict"])
+def test_bench_one_disk_draws_the_region(benchmark, call: str, by_reach: bool) -> None:
+    """The reach shortcut against its baseline (the land index), in the same run."""
+    appraiser = country_appraiser(by_reach=by_reach)
+    cases = in_data_centres()
+    method = getattr(appraiser, call)
+
+    def run() -> None:
+        for bounds, region in cases:
+            method(bounds, region)
+
+    run()
+    benchmark.extra_info["proofs_per_round"] = len(cases)
     benchmark(run)
 
 

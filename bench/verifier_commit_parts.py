@@ -12,7 +12,10 @@ postgresql`` does). Prints, per proof, over ``VerifierService.submit_batch`` in 
    ``/proc``);
 3. the same batches submitted from one thread and from two at once, alternating, this
    process on one CPU: wall time, CPU time, and how busy the process kept its CPU (a
-   second service thread appraises while the first waits on its commit).
+   second service thread appraises while the first waits on its commit);
+4. on PostgreSQL, with ``--inline-pairs N``: the server's CPU per proof with the proofs'
+   and results' rows kept whole (schema 6) against PostgreSQL's default row target, two
+   databases on the one server, alternating N times, and the disk each takes per proof.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from verifier_batch_profile import BATCH, service_for, submit_all
 
 from geoattest.bench.fleet import Fleet
@@ -90,23 +93,63 @@ def submit_from(service: VerifierService, proofs: list[Any], threads: int) -> No
                 raise AssertionError("a bench proof was rejected")
 
 
+def open_service(fleet: Fleet, root: Path, url: str) -> VerifierService:
+    """The bench's service over the database at ``url``."""
+    opened = SqlStore.open
+    SqlStore.open = classmethod(lambda cls, db, **kw: opened(url, **kw))  # type: ignore
+    try:
+        return service_for(fleet, root)
+    finally:
+        SqlStore.open = opened  # type: ignore[method-assign]
+
+
+def inline_pairs(server: PostgresServer, chips: int, pairs: int, root: Path) -> None:
+    """Server CPU per proof, rows inline (schema 6) against the default row target."""
+    services = {}
+    for name in ("default target", "rows inline"):
+        fleet = Fleet(chips)
+        (root / name).mkdir()
+        service = open_service(fleet, root / name, server.database())
+        if name == "default target":
+            with service.store._engine.begin() as conn:
+                for table in ("proofs", "results"):
+                    conn.execute(text(f"ALTER TABLE {table} RESET (toast_tuple_target)"))
+        submit_all(service, [fleet.proof(c) for c in fleet.chips])
+        services[name] = (fleet, service)
+    print("the PostgreSQL server's CPU per proof (µs), alternating:")
+    for _ in range(pairs):
+        for name, (fleet, service) in services.items():
+            proofs = [fleet.proof(c) for c in fleet.chips]
+            before = server_cpu_s(server)
+            submit_all(service, proofs)
+            print(f"  {name:15s} {(server_cpu_s(server) - before) / chips * 1e6:6.0f}")
+    for name, (_, service) in services.items():
+        with service.store._engine.connect() as conn:
+            stored = conn.execute(
+                text(
+                    "SELECT (pg_total_relation_size('proofs') + pg_total_relation_size('results'))"
+                    " / count(*) FROM proofs"
+                )
+            ).scalar_one()
+        print(f"  {name:15s} {stored:6.0f} bytes per proof (tables, indexes, TOAST)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="the batch commit's statements and threads")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--chips", type=int, default=400)
     parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--inline-pairs", type=int, default=0)
     args = parser.parse_args()
     fleet = Fleet(args.chips)
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="geoattest-commit-")))
         server = stack.enter_context(temporary_server()) if args.db == "postgresql" else None
+        if server and args.inline_pairs:
+            inline_pairs(server, args.chips, args.inline_pairs, tmp)
+            return
         url = server.database() if server else str(tmp / "verifier.db")
-        opened = SqlStore.open
-        SqlStore.open = classmethod(lambda cls, db, **kw: opened(url, **kw))  # type: ignore
-        try:
-            service = service_for(fleet, tmp)
-        finally:
-            SqlStore.open = opened  # type: ignore[method-assign]
+        service = open_service(fleet, tmp, url)
         rounds = iter([[fleet.proof(c) for c in fleet.chips] for _ in range(3 + 2 * args.pairs)])
         submit_all(service, next(rounds))
         totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])

@@ -422,6 +422,12 @@ devices = Table(
     Column("state", String(16), nullable=False),
 )
 
+_INLINE_ROWS = {"toast_tuple_target": "8160"}
+"""PostgreSQL keeps a proof's row (its envelope, about 3 KB) and a result's (its token,
+about 4 KB) whole in the table's own page, uncompressed: with the default target of 2 KB
+the server compressed both and wrote them to a TOAST table and its index at every commit,
+about a third of its CPU per proof (BENCHMARKS.md). Rows above a page still go to TOAST."""
+
 proofs = Table(
     "proofs",
     metadata,
@@ -439,6 +445,7 @@ proofs = Table(
     Column("evidence_time_ns", BigInteger, nullable=False),
     Column("received_at_ns", BigInteger, nullable=False),
     Index("proofs_by_digest", "device_id", "digest"),
+    postgresql_with=_INLINE_ROWS,
 )
 
 results = Table(
@@ -446,6 +453,7 @@ results = Table(
     metadata,
     Column("proof_id", ForeignKey("proofs.id"), primary_key=True),
     Column("token", Text, nullable=False),
+    postgresql_with=_INLINE_ROWS,
 )
 
 proofs_archive = Table(
@@ -1956,7 +1964,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -2063,11 +2071,22 @@ def _add_trust_journal(conn: Connection) -> None:
         conn.execute(insert(trust_changes), [_trust_values(r, version) for r in held])
 
 
+def _keep_rows_inline(conn: Connection) -> None:
+    """Version 6: on PostgreSQL, proofs and results keep their rows inline (see
+    :data:`_INLINE_ROWS`); rows stored before stay where they are. SQLite: nothing to do."""
+    if conn.dialect.name != "postgresql":
+        return
+    options = ", ".join(f"{name} = {value}" for name, value in _INLINE_ROWS.items())
+    for table in (proofs, results):
+        conn.execute(text(f"ALTER TABLE {table.name} SET ({options})"))
+
+
 _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     2: _add_schema_version,
     3: _add_archives,
     4: _add_stored_trust,
     5: _add_trust_journal,
+    6: _keep_rows_inline,
 }
 """Each version's step from the one before it."""
 

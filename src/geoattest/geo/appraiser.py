@@ -23,7 +23,7 @@ Decisions, where F is the outer feasible region (it contains every place the chi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +36,14 @@ from geoattest.geo.feasible import (
     Disks,
     OuterRegion,
     area_km2,
+    lone_reach,
     normalised_parts,
     outer_region,
     ring_area_km2,
+    ring_reach,
 )
 from geoattest.geo.policy import LicensedRegion, RegionPolicy
+from geoattest.geo.reach import land_reach
 from geoattest.geo.sphere import grow
 from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
 
@@ -48,10 +51,14 @@ from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
 class GeoAppraiser:
     """Implements :class:`geoattest.verdict.RegionAppraiser` for one loaded policy."""
 
-    def __init__(self, policy: RegionPolicy) -> None:
+    def __init__(self, policy: RegionPolicy, *, by_reach: bool = True) -> None:
+        """``by_reach``: where one disk alone draws the feasible region, decide the
+        countries it touches from its reach (:mod:`geoattest.geo.reach`) rather than the
+        land index; the same countries either way, which the property tests check."""
         self.policy = policy
         self._countries = policy.countries
         self._land = policy.location is not LocationAssumption.ANYWHERE
+        self._reach = land_reach(policy.countries) if by_reach else None
         # Shapes for the no-assumption mode, built once: F must lie inside them.
         self._country_union: dict[str, BaseGeometry] = {}
         if not self._land:
@@ -77,13 +84,14 @@ class GeoAppraiser:
 
     def feasible(self, bounds: Sequence[LandmarkBound]) -> OuterRegion:
         """The outer feasible region for these bounds, widened as the policy says."""
+        return outer_region(self._disks(bounds))
+
+    def _disks(self, bounds: Sequence[LandmarkBound]) -> Disks:
         extra = self.policy.extra_km
-        return outer_region(
-            Disks.from_degrees(
-                [b.latitude for b in bounds],
-                [b.longitude for b in bounds],
-                [grow(b.bound_km + extra) for b in bounds],
-            )
+        return Disks.from_degrees(
+            [b.latitude for b in bounds],
+            [b.longitude for b in bounds],
+            [grow(b.bound_km + extra) for b in bounds],
         )
 
     def appraise(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal:
@@ -114,7 +122,16 @@ class GeoAppraiser:
 
     def verdict(self, bounds: Sequence[LandmarkBound], region: str) -> Verdict:
         """``appraise(bounds, region).verdict``, without what only the full record needs
-        (GeoJSON, area, the embargo test): the fault-domain re-appraisals ask only this."""
+        (GeoJSON, area, the embargo test): the fault-domain re-appraisals ask only this.
+        Where one disk alone draws the region and its reach decides the countries it
+        touches, nothing is drawn."""
+        licensed = self.policy.regions.get(region)
+        if self._land and licensed is not None and bounds and _unusable(bounds) is None:
+            lone = lone_reach(self._disks(bounds))
+            if lone is not None:
+                touched = self._lone_touched(bounds, licensed, *lone)
+                if touched is not None:
+                    return self._land_verdict(licensed, touched)[0]
         return self._judge(bounds, region).verdict
 
     def _judge(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal | _Judged:
@@ -125,16 +142,11 @@ class GeoAppraiser:
             return _inconclusive(f"licensed region {region!r} is not defined by {self.policy_id}")
         if not bounds:
             return _inconclusive("no landmark bounds")
-        for b in bounds:
-            if not (
-                math.isfinite(b.latitude)
-                and -90.0 <= b.latitude <= 90.0
-                and math.isfinite(b.longitude)
-                and math.isfinite(b.bound_km)
-                and b.bound_km >= 0.0
-            ):
-                return _inconclusive(f"landmark {b.landmark_id!r} has an unusable bound")
-        outer = self.feasible(bounds)
+        unusable = _unusable(bounds)
+        if unusable is not None:
+            return _inconclusive(f"landmark {unusable!r} has an unusable bound")
+        disks = self._disks(bounds)
+        outer = outer_region(disks)
         if outer.empty:
             return RegionAppraisal(
                 verdict=Verdict.INCONSISTENT,
@@ -143,29 +155,59 @@ class GeoAppraiser:
         if outer.polygon is None:
             return _inconclusive("no disk can be bounded (each holds a pole or a hemisphere)")
         parts = normalised_parts(outer.polygon)
-        touched_pieces = [self._countries.touching_pieces(p) for p in parts]
-        codes_at = self._countries.code_at
-        piece_code = self._countries.piece_code
-        touched = {codes_at(int(i)) for hit in touched_pieces for i in set(piece_code[hit])}
-        if licensed.is_countries:
+        lone = None
+        if len(outer.used) == 1:
+            base = outer.used[0]
+            reach = ring_reach(float(disks.phi[base]), float(disks.rho[base]))
+            lone = self._lone_touched(bounds, licensed, base, reach)
+        if lone is not None:
+            touched = set(lone)
             verdict, detail = self._countries_verdict(licensed, parts, touched)
         else:
-            verdict, detail = self._shape_verdict(licensed, parts, touched_pieces)
+            touched_pieces = [self._countries.touching_pieces(p) for p in parts]
+            codes_at = self._countries.code_at
+            piece_code = self._countries.piece_code
+            touched = {codes_at(int(i)) for hit in touched_pieces for i in set(piece_code[hit])}
+            if licensed.is_countries:
+                verdict, detail = self._countries_verdict(licensed, parts, touched)
+            else:
+                verdict, detail = self._shape_verdict(licensed, parts, touched_pieces)
         return _Judged(verdict, detail, outer, outer.polygon, parts, touched)
+
+    def _lone_touched(
+        self, bounds: Sequence[LandmarkBound], licensed: LicensedRegion, base: int, reach: float
+    ) -> frozenset[str] | None:
+        """The countries touched by a region that disk ``base`` alone draws, every point
+        of it within ``reach`` of that landmark, where its distances to land decide them;
+        None where they do not (or the licensed region is a shape, which needs the land
+        pieces themselves)."""
+        if self._reach is None or not licensed.is_countries:
+            return None
+        site = bounds[base]
+        if not -180.0 <= site.longitude <= 180.0:
+            return None
+        return self._reach.at(site.latitude, site.longitude).touched_within(reach)
 
     def _countries_verdict(
         self, licensed: LicensedRegion, parts: list[BaseGeometry], touched: set[str]
     ) -> tuple[Verdict, str]:
-        inside = touched & licensed.countries
-        if not inside:
-            if self._land and not touched:
+        if self._land:
+            return self._land_verdict(licensed, touched)
+        if not touched & licensed.countries:
+            return Verdict.OUTSIDE, "the feasible region does not touch the licensed region"
+        if all(self._country_union[licensed.name].covers(p) for p in parts):
+            return Verdict.ALLOWED, "the feasible region lies inside the licensed region"
+        return Verdict.INCONCLUSIVE, "the feasible region straddles the licensed region's edge"
+
+    @staticmethod
+    def _land_verdict(licensed: LicensedRegion, touched: Set[str]) -> tuple[Verdict, str]:
+        """A countries region under the land assumption: the touched countries decide."""
+        if not touched & licensed.countries:
+            if not touched:
                 return Verdict.INCONCLUSIVE, "the feasible region touches no land"
             return Verdict.OUTSIDE, "the feasible region does not touch the licensed region"
-        if self._land:
-            if touched <= licensed.countries:
-                return Verdict.ALLOWED, "all land in the feasible region is licensed"
-        elif all(self._country_union[licensed.name].covers(p) for p in parts):
-            return Verdict.ALLOWED, "the feasible region lies inside the licensed region"
+        if touched <= licensed.countries:
+            return Verdict.ALLOWED, "all land in the feasible region is licensed"
         return Verdict.INCONCLUSIVE, "the feasible region straddles the licensed region's edge"
 
     def _shape_verdict(
@@ -215,6 +257,20 @@ class _Judged:
     """``outer.polygon``, known to be drawn."""
     parts: list[BaseGeometry]
     touched: set[str]
+
+
+def _unusable(bounds: Sequence[LandmarkBound]) -> str | None:
+    """The first landmark whose bound no disk can be drawn from, if any."""
+    for b in bounds:
+        if not (
+            math.isfinite(b.latitude)
+            and -90.0 <= b.latitude <= 90.0
+            and math.isfinite(b.longitude)
+            and math.isfinite(b.bound_km)
+            and b.bound_km >= 0.0
+        ):
+            return b.landmark_id
+    return None
 
 
 def _inconclusive(detail: str) -> RegionAppraisal:

@@ -205,13 +205,29 @@ def cap_rings(
     return rings(phi, lam, np.where(ok, rho_v, 0.0), lam_ref, vertices), ok
 
 
-def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
-    """An outer polygon of the disks' intersection (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """Which disks bound the region, before any is drawn."""
+
+    base: int
+    """The smallest drawable disk: its polygon is always intersected."""
+    used: tuple[int, ...]
+    """The disks that cut the base cap and can be drawn (the base first)."""
+    dropped: tuple[int, ...]
+    """The disks that cut the base cap and cannot be drawn."""
+    radius: dict[int, float]
+    """Vertex radius of each drawable disk of ``used``."""
+    needs: frozenset[int] | None
+    """See :attr:`OuterRegion.needs`."""
+
+
+def _cut(disks: Disks, vertices: int) -> _Cut | OuterRegion:
+    """The disks to draw, or the outcome where drawing would decide nothing (no disk,
+    provably empty, or no disk drawable)."""
     k = len(disks)
     if k == 0:
         return OuterRegion(empty=False, polygon=None)
-    phi, lam, rho = disks.phi, disks.lam, disks.rho
-    rho_list, phi_list = rho.tolist(), phi.tolist()
+    rho_list, phi_list = disks.rho.tolist(), disks.phi.tolist()
     radius: dict[int, float] = {}
 
     def vertex_radius(i: int) -> float:
@@ -225,7 +241,8 @@ def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
         if not drawable:
             return _pairwise_only(disks)
         base = min(drawable)[1]
-    d = _angles_from(phi_list[base], float(lam[base]), phi_list, lam.tolist())
+    lam_list = disks.lam.tolist()
+    d = _angles_from(phi_list[base], lam_list[base], phi_list, lam_list)
     rho_b = rho_list[base]
     rel = [base]
     for i in range(k):
@@ -236,15 +253,39 @@ def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
             return OuterRegion(empty=True, polygon=None)
         if d[i] + rho_b > rho_list[i]:
             rel.append(i)  # cap i does not wholly contain the base cap: it cuts the region
-    rho_v = [vertex_radius(i) for i in rel]
-    used = tuple(i for i, r in zip(rel, rho_v, strict=True) if math.isfinite(r))
-    dropped = tuple(i for i, r in zip(rel, rho_v, strict=True) if not math.isfinite(r))
-    idx = np.asarray(used)
+    # Every disk smaller than the base is in ``rel`` (it cannot contain the base cap), so
+    # a subset holding ``rel`` picks the same base, unless a radius ties the base's.
+    ties = any(r == rho_b for i, r in enumerate(rho_list) if i != base)
+    return _Cut(
+        base,
+        tuple(i for i in rel if math.isfinite(vertex_radius(i))),
+        tuple(i for i in rel if not math.isfinite(vertex_radius(i))),
+        radius,
+        None if ties else frozenset(rel),
+    )
+
+
+def lone_reach(disks: Disks, vertices: int = VERTICES) -> tuple[int, float] | None:
+    """Where one disk's polygon alone is the outer region (every other disk contains its
+    cap, or cannot be drawn): that disk's index and how far any point of the region lies
+    from its centre (:func:`ring_reach`), without drawing it; None otherwise."""
+    cut = _cut(disks, vertices)
+    if isinstance(cut, OuterRegion) or len(cut.used) != 1:
+        return None
+    return cut.base, ring_reach(float(disks.phi[cut.base]), float(disks.rho[cut.base]), vertices)
+
+
+def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
+    """An outer polygon of the disks' intersection (see the module docstring)."""
+    cut = _cut(disks, vertices)
+    if isinstance(cut, OuterRegion):
+        return cut
+    idx = np.asarray(cut.used)
     xy = rings(
-        phi[idx],
-        lam[idx],
-        np.asarray([r for r in rho_v if math.isfinite(r)]),
-        float(lam[base]),
+        disks.phi[idx],
+        disks.lam[idx],
+        np.asarray([cut.radius[i] for i in cut.used]),
+        float(disks.lam[cut.base]),
         vertices,
     )
     polygons = np.asarray(shapely.polygons(xy), dtype=object)
@@ -252,16 +293,9 @@ def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
         polygons[0] if polygons.shape[0] == 1 else shapely.intersection_all(polygons)
     )
     if region.is_empty:
-        return OuterRegion(empty=True, polygon=None, used=used, dropped=dropped)
-    # Every disk smaller than the base is in ``rel`` (it cannot contain the base cap), so
-    # a subset holding ``rel`` picks the same base, unless a radius ties the base's.
-    ties = any(r == rho_b for i, r in enumerate(rho_list) if i != base)
+        return OuterRegion(empty=True, polygon=None, used=cut.used, dropped=cut.dropped)
     return OuterRegion(
-        empty=False,
-        polygon=region,
-        used=used,
-        dropped=dropped,
-        needs=None if ties else frozenset(rel),
+        empty=False, polygon=region, used=cut.used, dropped=cut.dropped, needs=cut.needs
     )
 
 
