@@ -440,6 +440,27 @@ def test_kept_sockets_carry_the_next_round_and_drop_what_the_last_one_left(devic
     assert peers[0] == peers[1]
 
 
+def test_kept_sockets_keep_the_landmarks_cookie_so_later_rounds_open_without_a_retry(
+    device, secrets
+):
+    """Over a kept socket only the first round is answered a Retry; a kept cookie the
+    landmark no longer takes gets a Retry again, and the round still gives a receipt."""
+    sockets = LandmarkSockets()
+    settings = RoundSettings(exchanges=4, extra_exchanges=0)
+    with landmarks(1) as (server,):
+        endpoint = endpoint_of(server)
+        for _ in range(3):
+            run_round(endpoint, "dev-1", device, secrets, settings, sockets=sockets)
+        assert (server.counters().opens_retried, server.counters().rounds_opened) == (1, 3)
+        (kept,) = sockets._idle.values()
+        assert kept.cookie
+        kept.cookie = bytes(len(kept.cookie))
+        envelope = run_round(endpoint, "dev-1", device, secrets, settings, sockets=sockets)
+        assert receipt_of(envelope, server).exchanges == 4
+        assert (server.counters().opens_retried, server.counters().rounds_opened) == (2, 4)
+    sockets.close()
+
+
 def test_a_failed_round_does_not_keep_its_socket(device, secrets):
     key = KeySigner.generate()
     sockets = LandmarkSockets()

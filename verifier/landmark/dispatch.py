@@ -156,8 +156,12 @@ class Cookies:
     """Stateless proof that an Open's sender receives datagrams at its source address.
 
     A cookie is the epoch it was issued in and a MAC, under a key that never leaves this
-    landmark, over that epoch, the source address and the Open's fields; checking one
-    needs nothing stored.
+    landmark, over that epoch, the source address and the Open's device id; checking one
+    needs nothing stored. It covers no field that changes from round to round (the commit,
+    the adaptive asks), so an agent that keeps its socket sends its next rounds' Opens with
+    the cookie it was given and skips the Retry's round trip while the cookie is valid: what
+    the cookie proves is the address, and the per-host rate and round limits bound what one
+    address opens.
     """
 
     def __init__(self, key: bytes, epoch_ns: int) -> None:
@@ -166,14 +170,8 @@ class Cookies:
 
     def _mac(self, epoch: bytes, source: Address, message: round_pb2.Open) -> bytes:
         host, port = source[0], source[1]
-        fields = round_pb2.Open(
-            device_id=message.device_id,
-            commit=message.commit,
-            exchanges=message.exchanges,
-            max_exchanges=message.max_exchanges,
-            extend_above_ns=message.extend_above_ns,
-        ).SerializeToString(deterministic=True)
-        signed = b"|".join((epoch, f"{host}|{port}".encode(), fields))
+        device = round_pb2.Open(device_id=message.device_id).SerializeToString()
+        signed = b"|".join((epoch, f"{host}|{port}".encode(), device))
         return hmac.digest(self._key, signed, hashlib.sha256)[:COOKIE_MAC_BYTES]
 
     def _epoch(self, now_ns: int) -> int:

@@ -16,7 +16,9 @@ Protocol (see docs/PROTOCOL.md)::
 The landmark's server answers an Open without a valid cookie with a Retry and keeps
 nothing; only an Open that carries the cookie, and so comes from someone who receives
 datagrams at its source address, opens a round (see
-:mod:`geoattest.verifier.landmark.dispatch`). :class:`LandmarkRound` starts after that.
+:mod:`geoattest.verifier.landmark.dispatch`). :class:`LandmarkRound` starts after that. A
+cookie stays valid for the device's later rounds from the same address for a while, so a
+driver that keeps its socket sets :attr:`AgentRound.cookie` and its first Open carries it.
 
 ``r`` exists only inside the agent until Close, so no relay or helper can answer a
 challenge for it: they can only add delay. The landmark sends a fresh challenge
@@ -278,7 +280,10 @@ class AgentRound:
         self.extend_above_ns = extend_above_ns if self.max_exchanges > exchanges else 0
         self.state = AgentRoundState.OPENED
         self.round_id: bytes | None = None
-        self._cookie = b""
+        self.cookie = b""
+        """The landmark's cookie the Open carries: the Retry's, or one a driver kept from an
+        earlier round over the same socket (if it is no longer valid, the landmark answers
+        a Retry with a fresh one)."""
         self._answered: set[bytes] = set()
         self._response_heads: dict[int, bytes] = {}
         """A Response's bytes up to its answer, by challenge index (:meth:`prepare`)."""
@@ -303,7 +308,7 @@ class AgentRound:
                 device_id=self.device_id,
                 commit=self.commit,
                 exchanges=self.exchanges,
-                cookie=self._cookie,
+                cookie=self.cookie,
                 max_exchanges=self.max_exchanges if adaptive else 0,
                 extend_above_ns=self.extend_above_ns,
             )
@@ -348,7 +353,7 @@ class AgentRound:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "retry after the round started")
         if not 0 < len(retry.cookie) <= MAX_COOKIE_BYTES:
             raise RoundError(Reason.MISSING_FIELD, "cookie missing or too long")
-        self._cookie = bytes(retry.cookie)
+        self.cookie = bytes(retry.cookie)
         return self.open()
 
     def _on_challenge(self, challenge: round_pb2.Challenge) -> bytes:

@@ -21,19 +21,19 @@ The timed phase does not sleep on a short path. A blocking receive puts the thre
 and every challenge then waits for the kernel to wake it: tens of microseconds on an idle
 host, more with deep CPU idle states or virtualised timers, and all of it on the landmark's
 clock. So when the path's round trip as the agent sees it (from each of its sends to the
-next datagram in, the smallest in this round: first the Open's Retry) is at most
-:attr:`RoundSettings.spin_below_s` (a data centre's, not the Internet's), the agent polls
-its socket without blocking (``MSG_DONTWAIT``) from its first answer until it sends its
-Close, for at most :attr:`RoundSettings.spin_s` per wait before it falls back to the
-blocking receive. The wait for the first challenge blocks: it spans the landmark's setting
-up of the round (a few hundred microseconds of CPU were spun there), and a wake-up costs
-only that one exchange, as the receipt keeps the round's best. A longer path blocks
-throughout: its few microseconds of wake-up do not matter there, and spinning through a
-millisecond round trip would cost that millisecond of CPU per exchange. One round at a time
-spins (a process-wide turn, taken before the Open that carries the cookie, off the clock),
-so concurrent rounds do not spin against each other for the interpreter lock. Spinning only
-changes when the agent notices a challenge; the landmark's clock alone measures
-(docs/PROTOCOL.md, "The answer path").
+next datagram in, the smallest in this round: first the Open's Retry, or the last round's
+over a kept socket) is at most :attr:`RoundSettings.spin_below_s` (a data centre's, not the
+Internet's), the agent polls its socket without blocking (``MSG_DONTWAIT``) from its first
+answer until it sends its Close, for at most :attr:`RoundSettings.spin_s` per wait before
+it falls back to the blocking receive. The wait for the first challenge blocks: it spans
+the landmark's setting up of the round (a few hundred microseconds of CPU were spun there),
+and a wake-up costs only that one exchange, as the receipt keeps the round's best. A longer
+path blocks throughout: its few microseconds of wake-up do not matter there, and spinning
+through a millisecond round trip would cost that millisecond of CPU per exchange. One round
+at a time spins (a process-wide turn, taken before the Open that carries the cookie, off
+the clock), so concurrent rounds do not spin against each other for the interpreter lock.
+Spinning only changes when the agent notices a challenge; the landmark's clock alone
+measures (docs/PROTOCOL.md, "The answer path").
 
 Loss: the landmark replaces a lost challenge and re-sends Complete; the agent re-sends
 its Open (nothing heard yet) or its Close (no receipt yet) when the landmark has been
@@ -49,7 +49,9 @@ receipt carries the minimum over all of them, so an adversary still can only add
 
 Sockets: without more, each round has a socket of its own, closed after; an agent that
 runs rounds again and again keeps one per landmark in :class:`LandmarkSockets` (the
-attester's runner and ``bench agent`` do).
+attester's runner and ``bench agent`` do), and with it the landmark's cookie for that
+socket's address: the next round's first Open carries it and, while it is valid, opens the
+round without a Retry, starting the timed phase.
 
 Several landmarks: :func:`run_rounds` runs them one after another by default. Run
 concurrently (one thread each), two answers due at the same moment queue for the
@@ -218,6 +220,19 @@ def _connect(endpoint: LandmarkEndpoint, resolved: _Resolved, timeout_s: float) 
     return sock
 
 
+@dataclass(slots=True)
+class LandmarkPath:
+    """A socket connected to one landmark, and what the rounds over it learned."""
+
+    sock: socket.socket
+    resolved: _Resolved
+    """The address it is connected to, as :func:`_resolve` gave it."""
+    cookie: bytes = b""
+    """The landmark's last cookie for this socket's address (the next Open carries it)."""
+    turnaround_s: float = math.inf
+    """The shortest round trip the last round saw, as the agent sees it (:func:`spins`)."""
+
+
 class LandmarkSockets:
     """One connected UDP socket per landmark, kept from one round to the next.
 
@@ -226,14 +241,17 @@ class LandmarkSockets:
     address is still resolved for every round, and a socket is replaced when it changes.
     What an earlier round left in the socket (a receipt sent again, an ICMP error) is read
     and dropped before the next round starts; a round that fails closes its socket. A
-    socket is taken out while its round runs, so concurrent rounds never share one.
+    socket is taken out while its round runs, so concurrent rounds never share one. With
+    the socket go the landmark's cookie for its address, so that the next round's Open
+    carries it and needs no Retry while it is valid, and the path's last round trip, so
+    that the next round starts its timed phase with its Open.
     """
 
     def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], socket.socket] = {}
+        self._idle: dict[tuple[str, int], LandmarkPath] = {}
         self._lock = threading.Lock()
 
-    def take(self, endpoint: LandmarkEndpoint, timeout_s: float) -> socket.socket:
+    def take(self, endpoint: LandmarkEndpoint, timeout_s: float) -> LandmarkPath:
         """A connected socket to ``endpoint``, emptied, for one round.
 
         Raises:
@@ -243,37 +261,28 @@ class LandmarkSockets:
         with self._lock:
             kept = self._idle.pop((endpoint.host, endpoint.port), None)
         if kept is not None:
-            if _connected_to(kept, resolved):
-                _drain(kept)
+            if kept.resolved == resolved:
+                _drain(kept.sock)
                 return kept
-            kept.close()
-        return _connect(endpoint, resolved, timeout_s)
+            kept.sock.close()
+        return LandmarkPath(_connect(endpoint, resolved, timeout_s), resolved)
 
-    def give_back(self, endpoint: LandmarkEndpoint, sock: socket.socket, *, failed: bool) -> None:
-        """Keep ``sock`` for the next round with ``endpoint``; closed after a failure, or
+    def give_back(self, endpoint: LandmarkEndpoint, path: LandmarkPath, *, failed: bool) -> None:
+        """Keep ``path`` for the next round with ``endpoint``; closed after a failure, or
         when another round's socket is already kept."""
         if not failed:
             with self._lock:
                 if (endpoint.host, endpoint.port) not in self._idle:
-                    self._idle[(endpoint.host, endpoint.port)] = sock
+                    self._idle[(endpoint.host, endpoint.port)] = path
                     return
-        sock.close()
+        path.sock.close()
 
     def close(self) -> None:
         """Close every kept socket."""
         with self._lock:
             kept, self._idle = list(self._idle.values()), {}
-        for sock in kept:
-            sock.close()
-
-
-def _connected_to(sock: socket.socket, resolved: _Resolved) -> bool:
-    """Whether ``sock`` is connected to the address the name resolves to now."""
-    family, _, _, address = resolved
-    try:
-        return bool(sock.family == family and sock.getpeername() == address)
-    except OSError:
-        return False
+        for path in kept:
+            path.sock.close()
 
 
 def _drain(sock: socket.socket) -> None:
@@ -334,20 +343,23 @@ def run_round(
         else 0,
         extend_above_ns=extend_above_ns,
     )
-    deadline = clock() + settings.deadline_s
     if sockets is None:
-        sock = _connect(endpoint, _resolve(endpoint), settings.resend_s)
+        resolved = _resolve(endpoint)
+        path = LandmarkPath(_connect(endpoint, resolved, settings.resend_s), resolved)
     else:
-        sock = sockets.take(endpoint, settings.resend_s)
+        path = sockets.take(endpoint, settings.resend_s)
+    agent.cookie = path.cookie
+    deadline = clock() + settings.deadline_s
     failed = True
     try:
-        receipt = _drive(agent, sock, deadline, settings, clock)
+        receipt = _drive(agent, path, deadline, settings, clock)
         failed = False
     finally:
         if sockets is None:
-            sock.close()
+            path.sock.close()
         else:
-            sockets.give_back(endpoint, sock, failed=failed)
+            path.cookie = agent.cookie
+            sockets.give_back(endpoint, path, failed=failed)
     if floors is not None and agent.rtt_min_ns:
         floors.record(endpoint.landmark_id, agent.rtt_min_ns)
     return receipt
@@ -430,6 +442,12 @@ class _TimedPhase:
             if not self.spinning and spins(self.settings, turnaround_s, self.spare):
                 self.spinning = _SPIN_TURN.acquire(timeout=max(0.0, wait_s))
 
+    def before_open(self, cookie: bytes, turnaround_s: float, wait_s: float) -> None:
+        """Called before the first Open: one that carries a kept cookie may open the round
+        at once, so the timed phase starts with it (on the path's last round trip)."""
+        if cookie:
+            self.before_send(True, turnaround_s, wait_s)
+
     def stop(self) -> None:
         if self.spinning:
             self.spinning = False
@@ -482,18 +500,19 @@ def restore_scheduling(scheduling: Scheduling) -> None:
 
 def _drive(
     agent: AgentRound,
-    sock: socket.socket,
+    path: LandmarkPath,
     deadline: float,
     settings: RoundSettings,
     clock: Callable[[], float],
 ) -> envelope_pb2.Envelope:
-    recv, send, receive, prepare = sock.recv, sock.send, agent.receive, agent.prepare
+    recv, send, receive, prepare = path.sock.recv, path.sock.send, agent.receive, agent.prepare
     resend_s = settings.resend_s
     phase = _TimedPhase(settings)
     last_sent = agent.open()
     heard = False
     refused: GeoattestError | None = None
     turnaround = math.inf  # the shortest wait from a send to the next datagram in
+    phase.before_open(agent.cookie, path.turnaround_s, deadline - clock())
     _send_quietly(send, last_sent)
     sent_at = clock()
     resend_at = sent_at + resend_s
@@ -528,6 +547,7 @@ def _drive(
                     prepare()  # the next challenge's bytes, while the landmark times
                 elif agent.state is AgentRoundState.DONE:
                     assert agent.receipt is not None
+                    path.turnaround_s = turnaround
                     return agent.receipt
             if now >= deadline:
                 reason = Reason.ROUND_TIMEOUT if heard else Reason.UNREACHABLE

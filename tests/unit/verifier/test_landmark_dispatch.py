@@ -204,6 +204,45 @@ def test_an_open_without_a_valid_cookie_gets_a_retry_and_leaves_no_state(
     assert (d.counters.opens_retried, d.counters.rounds_opened, d.open_rounds) == (3, 0, 0)
 
 
+def test_a_cookie_opens_later_rounds_of_its_device_from_its_address_only(
+    device_signer, landmark_signer
+):
+    """A cookie proves its source address: it opens the device's next rounds from there
+    (another commit, other adaptive asks) while its epoch lasts, and nothing else."""
+    d, first = dispatcher(landmark_signer), agent(device_signer, landmark_signer)
+    retry = d.handle(first.open(), AGENT, at(0), None)
+    assert retry is not None
+    first.receive(retry.datagram)
+    later = AgentRound(
+        "dev-1",
+        "lm-1",
+        landmark_signer.verifying_key,
+        device_signer,
+        secret=os.urandom(32),
+        exchanges=4,
+        max_exchanges=8,
+        extend_above_ns=20_000,
+    )
+    later.cookie = first.cookie
+    opened_at_once = d.handle(later.open(), AGENT, at(MS), None)
+    assert opened_at_once is not None
+    assert decode_datagram(opened_at_once.datagram).WhichOneof("kind") == "challenge"
+    other_device = AgentRound(
+        "dev-2",
+        "lm-1",
+        landmark_signer.verifying_key,
+        device_signer,
+        secret=os.urandom(32),
+        exchanges=2,
+    )
+    other_device.cookie = first.cookie
+    for datagram, source in [(other_device.open(), AGENT), (later.open(), ("127.0.0.1", 40001))]:
+        refused = d.handle(datagram, source, at(MS), None)
+        assert refused is not None
+        assert decode_datagram(refused.datagram).WhichOneof("kind") == "retry"
+    assert (d.counters.opens_retried, d.counters.rounds_opened) == (3, 1)
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
