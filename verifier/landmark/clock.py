@@ -42,7 +42,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SO_TIMESTAMPNS = 35
 """Linux's ``SO_TIMESTAMPNS`` (``SCM_TIMESTAMPNS`` likewise); Python 3.11 does not name it."""
@@ -71,9 +71,10 @@ TRANSMIT_STAMP_REQUEST = [
 Clock = Callable[[], int]
 
 
-@dataclass(frozen=True, slots=True)
-class Bracket:
-    """A realtime reading between two monotonic readings (all nanoseconds)."""
+class Bracket(NamedTuple):
+    """A realtime reading between two monotonic readings (all nanoseconds). A named tuple:
+    the landmark reads three per exchange between an answer and its next receive, where a
+    frozen dataclass took about a microsecond more each to build."""
 
     before: int
     realtime: int

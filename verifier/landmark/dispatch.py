@@ -38,7 +38,7 @@ import hmac
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from geoattest.crypto import Signer
 from geoattest.errors import Reason, RoundError, WireError
@@ -216,8 +216,9 @@ class RoundEntry:
         self.round.start_timer(departure_ns)
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
+    """A datagram to send (a named tuple: one is built for every challenge)."""
+
     datagram: bytes
     peer: Address
     timed: RoundEntry | None

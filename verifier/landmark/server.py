@@ -88,6 +88,29 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+class RandomPool:
+    """Random bytes drawn from ``source`` a page at a time and handed out in order, each
+    byte once. Every challenge needs 16 fresh bytes between an answer's arrival and the next
+    challenge's send, where a ``getrandom`` call of its own cost the landmark (and the agent
+    spinning through its turn) a system call per exchange."""
+
+    def __init__(self, source: Randomness, page_bytes: int = 4096) -> None:
+        self._source = source
+        self._page_bytes = page_bytes
+        self._page = b""
+        self._at = 0
+
+    def __call__(self, size: int) -> bytes:
+        end = self._at + size
+        if end > len(self._page):
+            if size > self._page_bytes:
+                return self._source(size)
+            self._page, self._at, end = self._source(self._page_bytes), 0, size
+        drawn = self._page[self._at : end]
+        self._at = end
+        return drawn
+
+
 class LandmarkServer(Running):
     """Serves timed rounds on one UDP socket from one thread until stopped.
 
@@ -111,7 +134,7 @@ class LandmarkServer(Running):
         self.identity = identity
         self.signer = signer
         self._dispatcher = Dispatcher(
-            identity.landmark_id, signer, limits or Limits(), randomness, on_finished
+            identity.landmark_id, signer, limits or Limits(), RandomPool(randomness), on_finished
         )
         self._sweep_interval_ns = int(sweep_interval_s * 1e9)
         self._sock = bind_udp(host, port)
