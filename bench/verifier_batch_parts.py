@@ -30,6 +30,7 @@ from verifier_batch_profile import BATCH, service_for, submit_all
 from geoattest.bench.fleet import Fleet
 from geoattest.bench.verifier import make_appraiser
 from geoattest.crypto import VerifyingKey
+from geoattest.geo import appraiser as appraiser_module
 from geoattest.geo.appraiser import GeoAppraiser
 from geoattest.geo.countries import Countries
 from geoattest.verdict import RegionAppraisal, Verdict
@@ -45,7 +46,7 @@ PARTS: dict[str, tuple[Any, str]] = {
     "verdict pass": (pipeline.ProofAppraiser, "_judge"),
     "  geography": (GeoAppraiser, "appraise"),
     "  geography, verdict alone (fault-domain re-appraisals)": (GeoAppraiser, "verdict"),
-    "    feasible region": (GeoAppraiser, "feasible"),
+    "    feasible region": (appraiser_module, "outer_region"),
     "    land pieces touched": (Countries, "touching_pieces"),
     "  travel check": (history, "travel_gap_km"),
     "EAR result signing": (ResultSigner, "sign"),

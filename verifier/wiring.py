@@ -224,7 +224,9 @@ def _appraiser(files: VerifierFiles, config: PipelineConfig) -> ProofAppraiser:
     """The proof pipeline over the registered landmarks, the revocations and the policy."""
     registry = LandmarkRegistry.load(files.landmarks)
     revoked = RevocationList.load(files.revocations) if files.revocations else RevocationList()
-    return ProofAppraiser(config, registry, revoked, load_policy(files.policy).appraiser())
+    region = load_policy(files.policy).appraiser()
+    region.prepare((r.latitude, r.longitude) for r in registry)
+    return ProofAppraiser(config, registry, revoked, region)
 
 
 def _result_signer(key_directory: Path, verifier_id: str, region: RegionAppraiser) -> ResultSigner:

@@ -23,7 +23,7 @@ Decisions, where F is the outer feasible region (it contains every place the chi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from geoattest.geo.feasible import (
     Disks,
     OuterRegion,
     area_km2,
-    lone_reach,
+    lone_disk,
     normalised_parts,
     outer_region,
     ring_area_km2,
@@ -74,6 +74,15 @@ class GeoAppraiser:
         geom = shapely.unary_union([self._countries.get(c).shape for c in sorted(codes)])
         shapely.prepare(geom)
         return geom
+
+    def prepare(self, sites: Iterable[tuple[float, float]]) -> None:
+        """Measure the distances from these landmark sites (latitude, longitude) to land
+        now, not at their first proofs: a verifier does it before forking its workers,
+        which then share them."""
+        if self._reach is not None:
+            for lat, lon in sites:
+                if -180.0 < lon < 180.0:
+                    self._reach.at(lat, lon)
 
     @property
     def policy_id(self) -> str:
@@ -127,9 +136,10 @@ class GeoAppraiser:
         touches, nothing is drawn."""
         licensed = self.policy.regions.get(region)
         if self._land and licensed is not None and bounds and _unusable(bounds) is None:
-            lone = lone_reach(self._disks(bounds))
-            if lone is not None:
-                touched = self._lone_touched(bounds, licensed, *lone)
+            disks = self._disks(bounds)
+            base = lone_disk(disks)
+            if base is not None:
+                touched = self._touched_by_reach(bounds, licensed, disks, (base,))
                 if touched is not None:
                     return self._land_verdict(licensed, touched)[0]
         return self._judge(bounds, region).verdict
@@ -155,13 +165,9 @@ class GeoAppraiser:
         if outer.polygon is None:
             return _inconclusive("no disk can be bounded (each holds a pole or a hemisphere)")
         parts = normalised_parts(outer.polygon)
-        lone = None
-        if len(outer.used) == 1:
-            base = outer.used[0]
-            reach = ring_reach(float(disks.phi[base]), float(disks.rho[base]))
-            lone = self._lone_touched(bounds, licensed, base, reach)
-        if lone is not None:
-            touched = set(lone)
+        by_reach = self._touched_by_reach(bounds, licensed, disks, outer.used)
+        if by_reach is not None:
+            touched = set(by_reach)
             verdict, detail = self._countries_verdict(licensed, parts, touched)
         else:
             touched_pieces = [self._countries.touching_pieces(p) for p in parts]
@@ -174,19 +180,27 @@ class GeoAppraiser:
                 verdict, detail = self._shape_verdict(licensed, parts, touched_pieces)
         return _Judged(verdict, detail, outer, outer.polygon, parts, touched)
 
-    def _lone_touched(
-        self, bounds: Sequence[LandmarkBound], licensed: LicensedRegion, base: int, reach: float
+    def _touched_by_reach(
+        self,
+        bounds: Sequence[LandmarkBound],
+        licensed: LicensedRegion,
+        disks: Disks,
+        used: Sequence[int],
     ) -> frozenset[str] | None:
-        """The countries touched by a region that disk ``base`` alone draws, every point
-        of it within ``reach`` of that landmark, where its distances to land decide them;
-        None where they do not (or the licensed region is a shape, which needs the land
-        pieces themselves)."""
+        """The countries touched by the non-empty region that the ``used`` disks' polygons
+        draw (the base, the smallest, first), where the distances from the base's site
+        to land decide them (:mod:`geoattest.geo.reach`); None where they do not, or the
+        licensed region is a shape, which needs the land pieces themselves."""
         if self._reach is None or not licensed.is_countries:
             return None
+        base = used[0]
         site = bounds[base]
-        if not -180.0 <= site.longitude <= 180.0:
+        if not -180.0 < site.longitude < 180.0:
             return None
-        return self._reach.at(site.latitude, site.longitude).touched_within(reach)
+        reach = ring_reach(float(disks.phi[base]), float(disks.rho[base]))
+        phi, lam, rho = disks.phi.tolist(), disks.lam.tolist(), disks.rho.tolist()
+        caps = [(phi[i], lam[i], rho[i]) for i in used]
+        return self._reach.at(site.latitude, site.longitude).touched(reach, caps)
 
     def _countries_verdict(
         self, licensed: LicensedRegion, parts: list[BaseGeometry], touched: set[str]

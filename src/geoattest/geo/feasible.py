@@ -265,14 +265,13 @@ def _cut(disks: Disks, vertices: int) -> _Cut | OuterRegion:
     )
 
 
-def lone_reach(disks: Disks, vertices: int = VERTICES) -> tuple[int, float] | None:
-    """Where one disk's polygon alone is the outer region (every other disk contains its
-    cap, or cannot be drawn): that disk's index and how far any point of the region lies
-    from its centre (:func:`ring_reach`), without drawing it; None otherwise."""
+def lone_disk(disks: Disks, vertices: int = VERTICES) -> int | None:
+    """The disk whose polygon alone is the outer region (every other disk contains its
+    cap, or cannot be drawn), found without drawing it; None where there is none."""
     cut = _cut(disks, vertices)
     if isinstance(cut, OuterRegion) or len(cut.used) != 1:
         return None
-    return cut.base, ring_reach(float(disks.phi[cut.base]), float(disks.rho[cut.base]), vertices)
+    return cut.base
 
 
 def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:

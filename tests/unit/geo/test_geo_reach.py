@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 from geoattest.geo import GeoAppraiser, LocationAssumption, build_policy, country_region
 from geoattest.geo.countries import natural_earth
-from geoattest.geo.feasible import lone_reach
 from geoattest.geo.reach import land_reach
 from geoattest.geo.sphere import EARTH_RADIUS_KM, distance_km
 from geoattest.verdict import LandmarkBound
@@ -85,7 +84,14 @@ def case(draw: st.DrawFn) -> tuple[list[LandmarkBound], str]:
     for i in range(draw(st.integers(1, 5))):
         scale = draw(st.sampled_from([20.0, 60.0, 300.0, 3000.0])) if i else 30.0
         lat, lon = draw(near(*chip, scale))
-        delay = draw(st.one_of(st.just(0), st.integers(0, 100_000), st.integers(0, 3_000_000)))
+        delay = draw(
+            st.one_of(
+                st.just(0),
+                st.integers(0, 100_000),
+                st.integers(0, 3_000_000),
+                st.integers(0, 20_000_000),
+            )
+        )
         bounds.append(bound_from(f"lm{i}", lat, lon, chip, delay))
     return bounds, region
 
@@ -102,10 +108,16 @@ def test_the_reach_shortcut_gives_the_land_index_verdicts_and_records(
         assert quick.appraise(bounds, region) == record
         assert quick.verdict(bounds, region) is record.verdict
         assert full.verdict(bounds, region) is record.verdict
-        lone = lone_reach(quick._disks(bounds))
+        outer = quick.feasible(bounds)
         licensed = quick.policy.regions[region]
-        decided = lone is not None and quick._lone_touched(bounds, licensed, *lone) is not None
-        event(f"{location.value}: {'by reach' if decided else 'land index'}, {record.verdict}")
+        decided = (
+            outer.polygon is not None
+            and quick._touched_by_reach(bounds, licensed, quick._disks(bounds), outer.used)
+            is not None
+        )
+        disks = "one disk" if len(outer.used) == 1 else "disks"
+        how = "by reach" if decided else "land index"
+        event(f"{location.value}: {disks} {how}, {record.verdict}")
 
 
 @settings(max_examples=60, deadline=None)
@@ -116,12 +128,13 @@ def test_the_reach_shortcut_gives_the_land_index_verdicts_and_records(
 def test_no_land_boundary_lies_nearer_than_its_floor(
     site: tuple[float, float], fractions: list[float]
 ) -> None:
-    """Points along the boundaries of the land pieces near the site (their vertices and
-    between them) lie no nearer to it than their country's floor."""
+    """Points along the boundaries of the land pieces around the site (their vertices and
+    between them; pieces measured vertex by vertex and those bounded by their centre and
+    radius) lie no nearer to it than their country's floor."""
     countries = natural_earth()
     found = land_reach(natural_earth()).at(*site)
     floor = {code: value for value, code in found.nearest}
-    window = shapely.Point(site[1], site[0]).buffer(3.0)
+    window = shapely.Point(site[1], site[0]).buffer(12.0)
     for i in countries.tree.query(window):
         code = countries.code_at(int(countries.piece_code[i]))
         boundary = countries.pieces[i].boundary
@@ -136,12 +149,23 @@ def test_no_land_boundary_lies_nearer_than_its_floor(
         assert nearest_km / EARTH_RADIUS_KM >= floor[code] - 1e-12
 
 
-def test_a_site_on_land_touches_its_country_and_a_border_within_reach_leaves_it_open() -> None:
+def test_a_site_touches_its_country_and_land_in_the_disk_and_a_border_within_reach_stays_open() -> (
+    None
+):
     at_singapore = land_reach(natural_earth()).at(1.3349, 103.892)
     assert at_singapore.on == {"SG"}
-    assert at_singapore.touched_within(1.0 / EARTH_RADIUS_KM) == {"SG"}
-    # Malaysia is about 20 km from this site: a reach of 100 km cannot tell.
-    assert at_singapore.touched_within(100.0 / EARTH_RADIUS_KM) is None
-    at_sea = land_reach(natural_earth()).at(0.0, -30.0)
+    site = (at_singapore.phi, at_singapore.lam)
+    one_km, reach = 1.0 / EARTH_RADIUS_KM, 1.01 / EARTH_RADIUS_KM
+    assert at_singapore.touched(reach, [(*site, one_km)]) == {"SG"}
+    # Malaysia's shore is about 9 km from this site: a disk of 100 km holds its nearest
+    # vertex, and one of 8 km reaching 9.2 km cannot tell.
+    hundred_km = 100.0 / EARTH_RADIUS_KM
+    touched = at_singapore.touched(hundred_km * 1.01, [(*site, hundred_km)])
+    assert touched is not None
+    assert touched >= {"SG", "MY"}
+    near_malaysia = 8.0 / EARTH_RADIUS_KM
+    assert at_singapore.touched(9.2 / EARTH_RADIUS_KM, [(*site, near_malaysia)]) is None
+    at_sea = land_reach(natural_earth()).at(-40.0, -120.0)  # the South Pacific
     assert at_sea.on == frozenset()
-    assert at_sea.touched_within(math.radians(1.0)) == frozenset()
+    sea = (at_sea.phi, at_sea.lam, math.radians(0.9))
+    assert at_sea.touched(math.radians(1.0), [sea]) == frozenset()
