@@ -252,7 +252,8 @@ class LandmarkSockets:
         self._lock = threading.Lock()
 
     def take(self, endpoint: LandmarkEndpoint, timeout_s: float) -> LandmarkPath:
-        """A connected socket to ``endpoint``, emptied, for one round.
+        """The path kept for ``endpoint`` (its socket emptied), or a newly connected one,
+        for one round.
 
         Raises:
             RoundFailedError: UNREACHABLE (the host does not resolve, or no route).
