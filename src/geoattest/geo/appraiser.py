@@ -33,14 +33,17 @@ from shapely.geometry.base import BaseGeometry
 
 from geoattest.geo.assumption import LocationAssumption
 from geoattest.geo.feasible import (
+    VERTICES,
+    Cut,
     Disks,
     OuterRegion,
     area_km2,
-    lone_disk,
+    cut,
     normalised_parts,
     outer_region,
+    reach_of_ring,
+    ring,
     ring_area_km2,
-    ring_reach,
 )
 from geoattest.geo.policy import LicensedRegion, RegionPolicy
 from geoattest.geo.reach import land_reach
@@ -105,10 +108,16 @@ class GeoAppraiser:
 
     def appraise(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal:
         """Verdict for a chip licensed to ``region``; never ALLOWED unless proven inside."""
-        judged = self._judge(bounds, region)
+        judged = self._judge(bounds, region, record=True)
         if isinstance(judged, RegionAppraisal):
             return judged
-        region_json, area = _geojson_and_area(judged.parts, judged.polygon)
+        if judged.ring is not None:
+            region_json, area = _ring_geojson_and_area(judged.ring)
+        else:
+            assert judged.parts is not None
+            assert judged.polygon is not None
+            region_json, area = _geojson_and_area(judged.parts, judged.polygon)
+        chosen = judged.cut
         return RegionAppraisal(
             verdict=judged.verdict,
             embargoed=self._embargoed(judged.parts, judged.touched),
@@ -117,13 +126,13 @@ class GeoAppraiser:
             detail=judged.detail,
             decided_by=(
                 None
-                if judged.outer.needs is None
-                else frozenset(bounds[i].landmark_id for i in judged.outer.needs)
+                if chosen.needs is None
+                else frozenset(bounds[i].landmark_id for i in chosen.needs)
             ),
             extra={
                 "touched": sorted(judged.touched),
-                "disks_used": list(judged.outer.used),
-                "disks_dropped": list(judged.outer.dropped),
+                "disks_used": list(chosen.used),
+                "disks_dropped": list(chosen.dropped),
                 "location": self.policy.location.value,
                 "widened_km": self.policy.extra_km,
             },
@@ -134,19 +143,19 @@ class GeoAppraiser:
         (GeoJSON, area, the embargo test): the fault-domain re-appraisals ask only this.
         Where one disk alone draws the region and its reach decides the countries it
         touches, nothing is drawn."""
-        licensed = self.policy.regions.get(region)
-        if self._land and licensed is not None and bounds and _unusable(bounds) is None:
-            disks = self._disks(bounds)
-            base = lone_disk(disks)
-            if base is not None:
-                touched = self._touched_by_reach(bounds, licensed, disks, (base,))
-                if touched is not None:
-                    return self._land_verdict(licensed, touched)[0]
-        return self._judge(bounds, region).verdict
+        return self._judge(bounds, region, record=False).verdict
 
-    def _judge(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal | _Judged:
+    def _judge(
+        self, bounds: Sequence[LandmarkBound], region: str, *, record: bool
+    ) -> RegionAppraisal | _Judged:
         """The verdict and what it was decided on, or the whole appraisal where the
-        feasible region decides nothing (empty, unbounded, unusable input)."""
+        feasible region decides nothing (empty, unbounded, unusable input).
+
+        Where one disk alone draws the region (its polygon is then never empty) and its
+        reach decides the countries it touches under a land assumption, no polygon is
+        built: the verdict needs only those countries, and the record (``record``) the
+        ring's vertices, which are the polygon's. A ring that leaves [-180, 180] longitude
+        is drawn, to be folded at the antimeridian."""
         licensed = self.policy.regions.get(region)
         if licensed is None:
             return _inconclusive(f"licensed region {region!r} is not defined by {self.policy_id}")
@@ -156,18 +165,30 @@ class GeoAppraiser:
         if unusable is not None:
             return _inconclusive(f"landmark {unusable!r} has an unusable bound")
         disks = self._disks(bounds)
-        outer = outer_region(disks)
-        if outer.empty:
-            return RegionAppraisal(
-                verdict=Verdict.INCONSISTENT,
-                detail="the landmark disks have no common point",
-            )
-        if outer.polygon is None:
+        chosen = cut(disks)
+        if isinstance(chosen, OuterRegion):
+            if chosen.empty:
+                return _inconsistent()
             return _inconclusive("no disk can be bounded (each holds a pole or a hemisphere)")
+        lone = len(chosen.used) == 1
+        by_reach = self._touched_by_reach(bounds, licensed, disks, chosen) if lone else None
+        if by_reach is not None and self._land:
+            verdict, detail = self._land_verdict(licensed, by_reach)
+            if not record:
+                return _Judged(verdict, detail, chosen, by_reach)
+            base = chosen.base
+            xy = ring(disks.phi[base], disks.lam[base], chosen.radius[base], disks.lam[base])
+            lons = xy[:, 0]
+            if lons.min() >= -180.0 and lons.max() <= 180.0:
+                return _Judged(verdict, detail, chosen, by_reach, ring=xy.tolist())
+        outer = outer_region(disks, chosen=chosen)
+        if outer.polygon is None:
+            return _inconsistent()
         parts = normalised_parts(outer.polygon)
-        by_reach = self._touched_by_reach(bounds, licensed, disks, outer.used)
+        if not lone:
+            by_reach = self._touched_by_reach(bounds, licensed, disks, chosen)
         if by_reach is not None:
-            touched = set(by_reach)
+            touched: Set[str] = by_reach
             verdict, detail = self._countries_verdict(licensed, parts, touched)
         else:
             touched_pieces = [self._countries.touching_pieces(p) for p in parts]
@@ -178,32 +199,28 @@ class GeoAppraiser:
                 verdict, detail = self._countries_verdict(licensed, parts, touched)
             else:
                 verdict, detail = self._shape_verdict(licensed, parts, touched_pieces)
-        return _Judged(verdict, detail, outer, outer.polygon, parts, touched)
+        return _Judged(verdict, detail, chosen, touched, polygon=outer.polygon, parts=parts)
 
     def _touched_by_reach(
-        self,
-        bounds: Sequence[LandmarkBound],
-        licensed: LicensedRegion,
-        disks: Disks,
-        used: Sequence[int],
+        self, bounds: Sequence[LandmarkBound], licensed: LicensedRegion, disks: Disks, chosen: Cut
     ) -> frozenset[str] | None:
-        """The countries touched by the non-empty region that the ``used`` disks' polygons
+        """The countries touched by the non-empty region that the disks ``chosen.used``
         draw (the base, the smallest, first), where the distances from the base's site
         to land decide them (:mod:`geoattest.geo.reach`); None where they do not, or the
         licensed region is a shape, which needs the land pieces themselves."""
         if self._reach is None or not licensed.is_countries:
             return None
-        base = used[0]
+        base = chosen.base
         site = bounds[base]
         if not -180.0 < site.longitude < 180.0:
             return None
-        reach = ring_reach(float(disks.phi[base]), float(disks.rho[base]))
-        phi, lam, rho = disks.phi.tolist(), disks.lam.tolist(), disks.rho.tolist()
-        caps = [(phi[i], lam[i], rho[i]) for i in used]
+        reach = reach_of_ring(disks.phi[base], chosen.radius[base], VERTICES)
+        phi, lam, rho = disks.phi, disks.lam, disks.rho
+        caps = [(phi[i], lam[i], rho[i]) for i in chosen.used]
         return self._reach.at(site.latitude, site.longitude).touched(reach, caps)
 
     def _countries_verdict(
-        self, licensed: LicensedRegion, parts: list[BaseGeometry], touched: set[str]
+        self, licensed: LicensedRegion, parts: list[BaseGeometry], touched: Set[str]
     ) -> tuple[Verdict, str]:
         if self._land:
             return self._land_verdict(licensed, touched)
@@ -250,27 +267,30 @@ class GeoAppraiser:
                 return Verdict.ALLOWED, "the feasible region lies inside the licensed region"
         return Verdict.INCONCLUSIVE, "the feasible region straddles the licensed region's edge"
 
-    def _embargoed(self, parts: list[BaseGeometry], touched: set[str]) -> bool:
+    def _embargoed(self, parts: list[BaseGeometry] | None, touched: Set[str]) -> bool:
         embargo = self.policy.embargo
         if not embargo or not touched or not touched <= embargo:
             return False
         if self._land:
             return True
         assert self._embargo_union is not None
+        assert parts is not None
         return all(self._embargo_union.covers(p) for p in parts)
 
 
 @dataclass(frozen=True, slots=True)
 class _Judged:
-    """A verdict decided on a bounded feasible region, with what the full record needs."""
+    """A verdict decided on a bounded feasible region, with what the full record needs:
+    the lone disk's ring, or the drawn polygon and its parts folded into [-180, 180]
+    (neither where only the verdict was asked)."""
 
     verdict: Verdict
     detail: str
-    outer: OuterRegion
-    polygon: BaseGeometry
-    """``outer.polygon``, known to be drawn."""
-    parts: list[BaseGeometry]
-    touched: set[str]
+    cut: Cut
+    touched: Set[str]
+    ring: list[list[float]] | None = None
+    polygon: BaseGeometry | None = None
+    parts: list[BaseGeometry] | None = None
 
 
 def _unusable(bounds: Sequence[LandmarkBound]) -> str | None:
@@ -291,14 +311,27 @@ def _inconclusive(detail: str) -> RegionAppraisal:
     return RegionAppraisal(verdict=Verdict.INCONCLUSIVE, detail=detail)
 
 
+def _inconsistent() -> RegionAppraisal:
+    return RegionAppraisal(
+        verdict=Verdict.INCONSISTENT, detail="the landmark disks have no common point"
+    )
+
+
 def _geojson_and_area(
     parts: list[BaseGeometry], region: BaseGeometry
 ) -> tuple[dict[str, Any], float]:
-    """The region's GeoJSON and area; a single ring (the usual case) is read once."""
+    """The region's GeoJSON and area; a single ring is read once."""
     if len(parts) == 1 and isinstance(parts[0], Polygon) and not parts[0].interiors:
-        ring = shapely.get_coordinates(parts[0])
-        return {"type": "Polygon", "coordinates": [ring.tolist()]}, ring_area_km2(ring)
+        xy = shapely.get_coordinates(parts[0]).tolist()
+        return {"type": "Polygon", "coordinates": [xy]}, ring_area_km2(xy)
     return _geojson(parts), area_km2(region)
+
+
+def _ring_geojson_and_area(xy: list[list[float]]) -> tuple[dict[str, Any], float]:
+    """The GeoJSON and area of the polygon a ring's vertices draw, closed as its polygon
+    closes it: the same coordinates :func:`_geojson_and_area` reads back from it."""
+    closed = [*xy, list(xy[0])]
+    return {"type": "Polygon", "coordinates": [closed]}, ring_area_km2(closed)
 
 
 def _geojson(parts: list[BaseGeometry]) -> dict[str, Any]:

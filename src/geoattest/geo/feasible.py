@@ -31,14 +31,13 @@ INCONSISTENT is never claimed for measurements that a real chip could produce.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
 import shapely.affinity
 from numpy.typing import NDArray
-from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from geoattest.geo.sphere import EARTH_RADIUS_KM, FloatArray, angle_between
@@ -48,15 +47,18 @@ VERTICES = 48
 POLE_CLEARANCE = math.radians(0.5)
 """A drawable cap stays this far from either pole."""
 _TINY = 1e-12
+_DEGREES = 180.0 / math.pi
+_RADIANS = math.pi / 180.0
 
 
 @dataclass(frozen=True, slots=True)
 class Disks:
-    """Landmark disks on the sphere: centres in radians and grown angular radii."""
+    """Landmark disks on the sphere: centres in radians and grown angular radii, as plain
+    floats (a proof has a handful of disks, where numpy's per-call cost would dominate)."""
 
-    phi: FloatArray
-    lam: FloatArray
-    rho: FloatArray
+    phi: list[float]
+    lam: list[float]
+    rho: list[float]
 
     @classmethod
     def from_degrees(
@@ -64,13 +66,13 @@ class Disks:
     ) -> Disks:
         """Disks from centres in degrees and radii in km that are already grown."""
         return cls(
-            np.radians(np.asarray(lats, dtype=float)),
-            np.radians(np.asarray(lons, dtype=float)),
-            np.asarray(radii_km, dtype=float) / EARTH_RADIUS_KM,
+            [math.radians(x) for x in lats],
+            [math.radians(x) for x in lons],
+            [r / EARTH_RADIUS_KM for r in radii_km],
         )
 
     def __len__(self) -> int:
-        return int(self.rho.shape[0])
+        return len(self.rho)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +148,17 @@ def ring_radius(phi: float, rho: float, vertices: int = VERTICES, *, outward: bo
 
 def ring_reach(phi: float, rho: float, vertices: int = VERTICES) -> float:
     """How far (radians) any point of the outer polygon drawn around a cap can lie from its
-    centre, or inf if none can be drawn. Vertices sit at the ring radius and each straight
-    edge strays at most the stray bound beyond the arc between them; fleet studies use this
-    to decide a verdict from one disk without drawing it."""
+    centre, or inf if none can be drawn; fleet studies use this to decide a verdict from
+    one disk without drawing it."""
     rho_v = ring_radius(phi, rho, vertices)
     if not math.isfinite(rho_v):
         return math.inf
+    return reach_of_ring(phi, rho_v, vertices)
+
+
+def reach_of_ring(phi: float, rho_v: float, vertices: int = VERTICES) -> float:
+    """:func:`ring_reach` of a ring whose vertex radius ``rho_v`` is known: vertices sit at
+    it and each straight edge strays at most the stray bound beyond the arc between them."""
     return rho_v + _stray_bound(phi, rho_v, vertices)
 
 
@@ -159,26 +166,32 @@ _UNIT: dict[int, tuple[FloatArray, FloatArray]] = {}
 
 
 def _bearings(vertices: int) -> tuple[FloatArray, FloatArray]:
+    """cos and sin of each vertex's bearing, clockwise from north."""
     if vertices not in _UNIT:
         theta = np.linspace(0.0, 2 * math.pi, vertices, endpoint=False)
         _UNIT[vertices] = (np.cos(theta), np.sin(theta))
     return _UNIT[vertices]
 
 
-def rings(
-    phi: FloatArray, lam: FloatArray, rho_v: FloatArray, lam_ref: float, vertices: int = VERTICES
+def ring(
+    phi: float, lam: float, rho_v: float, lam_ref: float, vertices: int = VERTICES
 ) -> FloatArray:
-    """Rings (degrees, shape ``(m, vertices, 2)``) with vertices at ``rho_v`` around each
-    centre, longitudes unwrapped around ``lam_ref`` (radians)."""
+    """The ring (degrees, shape ``(vertices, 2)``, longitude then latitude, not closed)
+    with vertices at ``rho_v`` around the centre, longitudes unwrapped around ``lam_ref``
+    (all radians).
+
+    One ring per call, with the centre's terms as plain floats: a proof draws one or two
+    rings of 48 vertices, where each numpy call costs more than its arithmetic."""
     cos_t, sin_t = _bearings(vertices)
     lam_c = lam_ref + (lam - lam_ref + math.pi) % (2 * math.pi) - math.pi
-    sp, cp = np.sin(phi)[:, None], np.cos(phi)[:, None]
-    sr, cr = np.sin(rho_v)[:, None], np.cos(rho_v)[:, None]
-    sin_p2 = sp * cr + cp * sr * cos_t
+    sp, cp, sr, cr = math.sin(phi), math.cos(phi), math.sin(rho_v), math.cos(rho_v)
+    sin_p2 = sp * cr + (cp * sr) * cos_t
     np.clip(sin_p2, -1.0, 1.0, out=sin_p2)
-    out = np.empty((len(phi), vertices, 2))
-    out[:, :, 1] = np.degrees(np.arcsin(sin_p2))
-    out[:, :, 0] = np.degrees(lam_c[:, None] + np.arctan2(sin_t * sr * cp, cr - sp * sin_p2))
+    out = np.empty((vertices, 2))
+    out[:, 1] = np.arcsin(sin_p2)
+    out[:, 0] = np.arctan2(sin_t * sr * cp, cr - sp * sin_p2)
+    out[:, 0] += lam_c
+    out *= _DEGREES
     return out
 
 
@@ -191,22 +204,23 @@ def cap_rings(
     *,
     outward: bool = True,
 ) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """Sound rings around (``outward``) or inside caps, and whether each could be drawn.
-
-    A ring whose flag is False is garbage and must not be used.
+    """Sound rings (shape ``(m, vertices, 2)``) around (``outward``) or inside caps, and
+    whether each could be drawn. A ring whose flag is False is garbage and must not be used.
     """
-    rho_v = np.array(
-        [
-            ring_radius(float(p), float(r), vertices, outward=outward)
-            for p, r in zip(phi, rho, strict=True)
-        ]
-    )
+    rho_v = [
+        ring_radius(p, r, vertices, outward=outward)
+        for p, r in zip(phi.tolist(), rho.tolist(), strict=True)
+    ]
     ok = np.isfinite(rho_v)
-    return rings(phi, lam, np.where(ok, rho_v, 0.0), lam_ref, vertices), ok
+    xy = [
+        ring(p, la, r if math.isfinite(r) else 0.0, lam_ref, vertices)
+        for p, la, r in zip(phi.tolist(), lam.tolist(), rho_v, strict=True)
+    ]
+    return np.asarray(xy, dtype=float).reshape(len(rho_v), vertices, 2), ok
 
 
 @dataclass(frozen=True, slots=True)
-class _Cut:
+class Cut:
     """Which disks bound the region, before any is drawn."""
 
     base: int
@@ -221,13 +235,14 @@ class _Cut:
     """See :attr:`OuterRegion.needs`."""
 
 
-def _cut(disks: Disks, vertices: int) -> _Cut | OuterRegion:
+def cut(disks: Disks, vertices: int = VERTICES) -> Cut | OuterRegion:
     """The disks to draw, or the outcome where drawing would decide nothing (no disk,
-    provably empty, or no disk drawable)."""
+    provably empty, or no disk drawable). Where only the base is used, its polygon alone
+    is the (non-empty) outer region."""
     k = len(disks)
     if k == 0:
         return OuterRegion(empty=False, polygon=None)
-    rho_list, phi_list = disks.rho.tolist(), disks.phi.tolist()
+    rho_list, phi_list = disks.rho, disks.phi
     radius: dict[int, float] = {}
 
     def vertex_radius(i: int) -> float:
@@ -241,7 +256,7 @@ def _cut(disks: Disks, vertices: int) -> _Cut | OuterRegion:
         if not drawable:
             return _pairwise_only(disks)
         base = min(drawable)[1]
-    lam_list = disks.lam.tolist()
+    lam_list = disks.lam
     d = _angles_from(phi_list[base], lam_list[base], phi_list, lam_list)
     rho_b = rho_list[base]
     rel = [base]
@@ -256,7 +271,7 @@ def _cut(disks: Disks, vertices: int) -> _Cut | OuterRegion:
     # Every disk smaller than the base is in ``rel`` (it cannot contain the base cap), so
     # a subset holding ``rel`` picks the same base, unless a radius ties the base's.
     ties = any(r == rho_b for i, r in enumerate(rho_list) if i != base)
-    return _Cut(
+    return Cut(
         base,
         tuple(i for i in rel if math.isfinite(vertex_radius(i))),
         tuple(i for i in rel if not math.isfinite(vertex_radius(i))),
@@ -265,36 +280,24 @@ def _cut(disks: Disks, vertices: int) -> _Cut | OuterRegion:
     )
 
 
-def lone_disk(disks: Disks, vertices: int = VERTICES) -> int | None:
-    """The disk whose polygon alone is the outer region (every other disk contains its
-    cap, or cannot be drawn), found without drawing it; None where there is none."""
-    cut = _cut(disks, vertices)
-    if isinstance(cut, OuterRegion) or len(cut.used) != 1:
-        return None
-    return cut.base
-
-
-def outer_region(disks: Disks, vertices: int = VERTICES) -> OuterRegion:
-    """An outer polygon of the disks' intersection (see the module docstring)."""
-    cut = _cut(disks, vertices)
-    if isinstance(cut, OuterRegion):
-        return cut
-    idx = np.asarray(cut.used)
-    xy = rings(
-        disks.phi[idx],
-        disks.lam[idx],
-        np.asarray([cut.radius[i] for i in cut.used]),
-        float(disks.lam[cut.base]),
-        vertices,
-    )
-    polygons = np.asarray(shapely.polygons(xy), dtype=object)
+def outer_region(
+    disks: Disks, vertices: int = VERTICES, *, chosen: Cut | None = None
+) -> OuterRegion:
+    """An outer polygon of the disks' intersection (see the module docstring); ``chosen``
+    is :func:`cut` of these disks where the caller has it already."""
+    found = cut(disks, vertices) if chosen is None else chosen
+    if isinstance(found, OuterRegion):
+        return found
+    lam_ref = disks.lam[found.base]
+    xy = [ring(disks.phi[i], disks.lam[i], found.radius[i], lam_ref, vertices) for i in found.used]
+    polygons = np.asarray(shapely.polygons(np.stack(xy)), dtype=object)
     region: BaseGeometry = (
-        polygons[0] if polygons.shape[0] == 1 else shapely.intersection_all(polygons)
+        polygons[0] if len(found.used) == 1 else shapely.intersection_all(polygons)
     )
     if region.is_empty:
-        return OuterRegion(empty=True, polygon=None, used=cut.used, dropped=cut.dropped)
+        return OuterRegion(empty=True, polygon=None, used=found.used, dropped=found.dropped)
     return OuterRegion(
-        empty=False, polygon=region, used=cut.used, dropped=cut.dropped, needs=cut.needs
+        empty=False, polygon=region, used=found.used, dropped=found.dropped, needs=found.needs
     )
 
 
@@ -311,7 +314,7 @@ def _angles_from(phi0: float, lam0: float, phi: list[float], lam: list[float]) -
 
 def _pairwise_only(disks: Disks) -> OuterRegion:
     """No cap can be drawn: the most we can say is whether two caps are disjoint."""
-    phi, lam, rho = disks.phi, disks.lam, disks.rho
+    phi, lam, rho = np.asarray(disks.phi), np.asarray(disks.lam), np.asarray(disks.rho)
     d = angle_between(phi[:, None], lam[:, None], phi[None, :], lam[None, :])
     if np.any(d > rho[:, None] + rho[None, :] + _TINY):
         return OuterRegion(empty=True, polygon=None)
@@ -337,23 +340,29 @@ def area_km2(region: BaseGeometry | None) -> float:
     cylinder; a display figure, never used for a verdict)."""
     if region is None or region.is_empty:
         return 0.0
-    if isinstance(region, Polygon) and not region.interiors:
-        return ring_area_km2(shapely.get_coordinates(region))
     total = 0.0
     for poly in shapely.get_parts(region):
         if poly.geom_type != "Polygon":
             continue
-        total += ring_area_km2(np.asarray(poly.exterior.coords))
+        total += ring_area_km2(shapely.get_coordinates(poly.exterior).tolist())
         for hole in poly.interiors:
-            total -= ring_area_km2(np.asarray(hole.coords))
+            total -= ring_area_km2(shapely.get_coordinates(hole).tolist())
     return total
 
 
-def ring_area_km2(xy: FloatArray) -> float:
-    """Area of one closed lon/lat ring (see :func:`area_km2`)."""
-    lam, s = np.radians(xy[:, 0]), np.sin(np.radians(xy[:, 1]))
-    a = np.sum((lam[1:] - lam[:-1]) * (s[1:] + s[:-1])) / 2.0
-    return float(abs(a) * EARTH_RADIUS_KM**2)
+def ring_area_km2(xy: Iterable[Sequence[float]]) -> float:
+    """Area of one closed lon/lat ring ([longitude, latitude] degrees per vertex; see
+    :func:`area_km2`). Plain floats: rings here have tens of vertices."""
+    sin = math.sin
+    vertices = iter(xy)
+    x, y = next(vertices)
+    lam0, s0 = x * _RADIANS, sin(y * _RADIANS)
+    twice = 0.0
+    for x, y in vertices:
+        lam1, s1 = x * _RADIANS, sin(y * _RADIANS)
+        twice += (lam1 - lam0) * (s1 + s0)
+        lam0, s0 = lam1, s1
+    return abs(twice) / 2.0 * EARTH_RADIUS_KM**2
 
 
 def contains_point(region: BaseGeometry | None, lat: float, lon: float) -> bool:

@@ -1,6 +1,8 @@
 """The reach shortcut against the land index: where one disk alone draws the feasible
 region, the countries its reach decides must be exactly the ones the land index finds, so
-every verdict and record is the one the full path gives.
+every verdict and record is the one the full path gives. Where one disk alone draws the
+region and its reach decides, the record is built from that disk's ring without a drawn
+polygon: it must be the drawn polygon's record, and hold the chip.
 
 Chips sit near borders, coasts and the antimeridian; the first landmark is near the chip
 (its disk small, often the only one drawn), the others near or anywhere, with random added
@@ -22,9 +24,10 @@ from hypothesis import strategies as st
 
 from geoattest.geo import GeoAppraiser, LocationAssumption, build_policy, country_region
 from geoattest.geo.countries import natural_earth
+from geoattest.geo.feasible import Cut, contains_point, cut
 from geoattest.geo.reach import land_reach
 from geoattest.geo.sphere import EARTH_RADIUS_KM, distance_km
-from geoattest.verdict import LandmarkBound
+from geoattest.verdict import LandmarkBound, RegionAppraisal
 
 BORDERS = [
     (1.35, 103.82),  # Singapore
@@ -47,8 +50,15 @@ BORDERS = [
     (65.0, -179.0),  # Chukotka, across the antimeridian
     (69.65, 18.96),  # Tromso
 ]
+ANTIMERIDIAN = [
+    (-16.8, -179.9),  # Taveuni, Fiji
+    (-16.5, 179.5),  # Labasa, Vanua Levu, west of the antimeridian
+    (65.0, -179.0),  # Chukotka
+    (52.0, 179.0),  # the western Aleutians (US) and the sea towards Kamchatka
+    (-43.9, -176.5),  # the Chatham Islands (NZ)
+]
 REGIONS = ["SG", "MY", "ID", "HK", "CN", "MO", "TW", "DE", "FR", "CH", "CZ", "JP", "IN", "US"]
-REGIONS += ["CA", "FJ", "RU", "NO"]
+REGIONS += ["CA", "FJ", "RU", "NO", "NZ"]
 
 
 @functools.cache
@@ -110,14 +120,53 @@ def test_the_reach_shortcut_gives_the_land_index_verdicts_and_records(
         assert full.verdict(bounds, region) is record.verdict
         outer = quick.feasible(bounds)
         licensed = quick.policy.regions[region]
+        disks = quick._disks(bounds)
+        chosen = cut(disks)
         decided = (
             outer.polygon is not None
-            and quick._touched_by_reach(bounds, licensed, quick._disks(bounds), outer.used)
-            is not None
+            and isinstance(chosen, Cut)
+            and quick._touched_by_reach(bounds, licensed, disks, chosen) is not None
         )
-        disks = "one disk" if len(outer.used) == 1 else "disks"
+        disks_used = "one disk" if len(outer.used) == 1 else "disks"
         how = "by reach" if decided else "land index"
-        event(f"{location.value}: {disks} {how}, {record.verdict}")
+        event(f"{location.value}: {disks_used} {how}, {record.verdict}")
+
+
+@st.composite
+def lone_case(draw: st.DrawFn) -> tuple[list[LandmarkBound], str, tuple[float, float]]:
+    """Bounds whose first disk, near the chip, mostly draws the region alone (the others
+    are far larger), chips near borders and on either side of the antimeridian; and the
+    chip."""
+    chip = draw(near(*draw(st.sampled_from([*BORDERS, *ANTIMERIDIAN, *ANTIMERIDIAN])), 60.0))
+    own = natural_earth().country_at(*chip)
+    region = own if own in REGIONS and draw(st.booleans()) else draw(st.sampled_from(REGIONS))
+    bounds = []
+    for i in range(draw(st.integers(1, 3))):
+        lat, lon = draw(near(*chip, draw(st.sampled_from([5.0, 30.0, 150.0])) if i == 0 else 900.0))
+        delay = draw(st.integers(0, 2_000_000)) if i == 0 else 0
+        bounds.append(bound_from(f"lm{i}", lat, lon, chip, delay))
+    return bounds, region, chip
+
+
+@settings(max_examples=300, deadline=None)
+@given(lone_case())
+def test_a_record_built_from_one_ring_is_the_drawn_polygon_record_and_holds_the_chip(
+    c: tuple[list[LandmarkBound], str, tuple[float, float]],
+) -> None:
+    bounds, region, chip = c
+    for location in LocationAssumption:
+        quick, full = appraisers(location.value)
+        record = quick.appraise(bounds, region)
+        assert record == full.appraise(bounds, region)
+        assert quick.verdict(bounds, region) is record.verdict
+        judged = quick._judge(bounds, region, record=True)
+        by_ring = not isinstance(judged, RegionAppraisal) and judged.ring is not None
+        if record.feasible_region is not None:
+            drawn = shapely.geometry.shape(record.feasible_region)
+            assert contains_point(drawn, *chip)
+        folded = record.feasible_region is not None and record.feasible_region["type"] != "Polygon"
+        how = "from the ring" if by_ring else ("drawn, folded" if folded else "drawn")
+        event(f"{location.value}: {how}, {record.verdict}")
 
 
 @settings(max_examples=60, deadline=None)
