@@ -172,15 +172,16 @@ class GeoAppraiser:
             return _inconclusive("no disk can be bounded (each holds a pole or a hemisphere)")
         lone = len(chosen.used) == 1
         by_reach = self._touched_by_reach(bounds, licensed, disks, chosen) if lone else None
-        if by_reach is not None and self._land:
-            verdict, detail = self._land_verdict(licensed, by_reach)
+        if by_reach is not None and not by_reach[1] and self._land:
+            touched: Set[str] = by_reach[0]
+            verdict, detail = self._land_verdict(licensed, touched)
             if not record:
-                return _Judged(verdict, detail, chosen, by_reach)
+                return _Judged(verdict, detail, chosen, touched)
             base = chosen.base
             xy = ring(disks.phi[base], disks.lam[base], chosen.radius[base], disks.lam[base])
             lons = xy[:, 0]
             if lons.min() >= -180.0 and lons.max() <= 180.0:
-                return _Judged(verdict, detail, chosen, by_reach, ring=xy.tolist())
+                return _Judged(verdict, detail, chosen, touched, ring=xy.tolist())
         outer = outer_region(disks, chosen=chosen)
         if outer.polygon is None:
             return _inconsistent()
@@ -188,7 +189,10 @@ class GeoAppraiser:
         if not lone:
             by_reach = self._touched_by_reach(bounds, licensed, disks, chosen)
         if by_reach is not None:
-            touched: Set[str] = by_reach
+            found, unknown = by_reach
+            touched = set(found)
+            for part in parts if unknown else ():
+                touched |= self._countries.touching_among(part, unknown)
             verdict, detail = self._countries_verdict(licensed, parts, touched)
         else:
             touched_pieces = [self._countries.touching_pieces(p) for p in parts]
@@ -203,11 +207,12 @@ class GeoAppraiser:
 
     def _touched_by_reach(
         self, bounds: Sequence[LandmarkBound], licensed: LicensedRegion, disks: Disks, chosen: Cut
-    ) -> frozenset[str] | None:
+    ) -> tuple[frozenset[str], frozenset[str]] | None:
         """The countries touched by the non-empty region that the disks ``chosen.used``
-        draw (the base, the smallest, first), where the distances from the base's site
-        to land decide them (:mod:`geoattest.geo.reach`); None where they do not, or the
-        licensed region is a shape, which needs the land pieces themselves."""
+        draw (the base, the smallest, first), and those that the distances from the
+        base's site to land cannot tell (:mod:`geoattest.geo.reach`), which the land
+        index must; None where the site cannot be measured, or the licensed region is a
+        shape, which needs the land pieces themselves."""
         if self._reach is None or not licensed.is_countries:
             return None
         base = chosen.base

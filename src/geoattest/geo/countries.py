@@ -182,6 +182,16 @@ class Countries:
         # calls than testing each prepared piece against the unprepared region.
         return np.asarray(self.tree.query(region, predicate="intersects"), dtype=np.int64)
 
+    def touching_among(self, region: BaseGeometry, codes: Iterable[str]) -> set[str]:
+        """Those of ``codes`` whose land the region (within [-180, 180]) touches: only
+        their pieces among the tree's candidates are tested, where the caller knows the
+        other codes' answers already."""
+        candidates = self.tree.query(region)
+        wanted = [self._index_of[c] for c in codes]
+        hits = candidates[np.isin(self.piece_code[candidates], wanted)]
+        hits = hits[shapely.intersects(self.pieces[hits], region)]
+        return {self._codes[i] for i in set(self.piece_code[hits].tolist())}
+
     def touching(self, region: BaseGeometry) -> set[str]:
         """Codes whose land the region touches (``-99`` for land with no code)."""
         return {self._codes[i] for i in set(self.piece_code[self.touching_pieces(region)])}

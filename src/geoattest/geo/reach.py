@@ -13,7 +13,8 @@ inside P and holds every point inside all of the drawn disks' caps. Then, per co
   the non-empty F, lies inside that land);
 - touched, if a point of its land (L itself, where its land holds L, or its boundary
   vertex nearest to L) lies inside every drawn cap, by :data:`MARGIN`;
-- otherwise these distances cannot tell, and the caller asks the land index.
+- otherwise these distances cannot tell, and the caller asks the land index about that
+  country alone.
 
 Distances to a boundary are bounded from below per straight lon/lat segment A-B of the
 land pieces' rings: along such a segment the arc length on the sphere is at most its
@@ -63,21 +64,25 @@ class SiteReach:
     witness: dict[str, tuple[float, float]]
     """Per code whose land was measured vertex by vertex: its vertex nearest the site."""
 
-    def touched(self, reach: float, caps: Sequence[Cap]) -> frozenset[str] | None:
-        """The codes whose land F touches (see the module docstring: F is non-empty, lies
-        within ``reach`` of the site in a connected region holding it, and holds every
-        point inside all ``caps``); None where these distances cannot tell."""
+    def touched(self, reach: float, caps: Sequence[Cap]) -> tuple[frozenset[str], frozenset[str]]:
+        """The codes whose land F touches, and the codes these distances cannot tell (see
+        the module docstring: F is non-empty, lies within ``reach`` of the site in a
+        connected region holding it, and holds every point inside all ``caps``); F
+        touches no other code's land."""
         found = set(self.on)
+        unknown = set()
         for floor, code in self.nearest:
             if floor > reach + MARGIN:
                 break
             points = [(self.phi, self.lam)] if code in self.on else []
             if code in self.witness:
                 points.append(self.witness[code])
-            if not any(_inside(point, caps) for point in points):
-                return None
-            found.add(code)
-        return frozenset(found)
+            if any(_inside(point, caps) for point in points):
+                found.add(code)
+            else:
+                found.discard(code)
+                unknown.add(code)
+        return frozenset(found), frozenset(unknown)
 
 
 def _inside(point: tuple[float, float], caps: Sequence[Cap]) -> bool:

@@ -122,13 +122,15 @@ def test_the_reach_shortcut_gives_the_land_index_verdicts_and_records(
         licensed = quick.policy.regions[region]
         disks = quick._disks(bounds)
         chosen = cut(disks)
-        decided = (
-            outer.polygon is not None
-            and isinstance(chosen, Cut)
-            and quick._touched_by_reach(bounds, licensed, disks, chosen) is not None
+        by_reach = (
+            quick._touched_by_reach(bounds, licensed, disks, chosen)
+            if outer.polygon is not None and isinstance(chosen, Cut)
+            else None
         )
         disks_used = "one disk" if len(outer.used) == 1 else "disks"
-        how = "by reach" if decided else "land index"
+        how = "land index"
+        if by_reach is not None:
+            how = "by reach" if not by_reach[1] else "by reach, land index for the rest"
         event(f"{location.value}: {disks_used} {how}, {record.verdict}")
 
 
@@ -205,16 +207,17 @@ def test_a_site_touches_its_country_and_land_in_the_disk_and_a_border_within_rea
     assert at_singapore.on == {"SG"}
     site = (at_singapore.phi, at_singapore.lam)
     one_km, reach = 1.0 / EARTH_RADIUS_KM, 1.01 / EARTH_RADIUS_KM
-    assert at_singapore.touched(reach, [(*site, one_km)]) == {"SG"}
+    assert at_singapore.touched(reach, [(*site, one_km)]) == ({"SG"}, frozenset())
     # Malaysia's shore is about 9 km from this site: a disk of 100 km holds its nearest
     # vertex, and one of 8 km reaching 9.2 km cannot tell.
     hundred_km = 100.0 / EARTH_RADIUS_KM
-    touched = at_singapore.touched(hundred_km * 1.01, [(*site, hundred_km)])
-    assert touched is not None
+    touched, unknown = at_singapore.touched(hundred_km * 1.01, [(*site, hundred_km)])
     assert touched >= {"SG", "MY"}
     near_malaysia = 8.0 / EARTH_RADIUS_KM
-    assert at_singapore.touched(9.2 / EARTH_RADIUS_KM, [(*site, near_malaysia)]) is None
+    touched, unknown = at_singapore.touched(9.2 / EARTH_RADIUS_KM, [(*site, near_malaysia)])
+    assert "MY" in unknown
+    assert "MY" not in touched
     at_sea = land_reach(natural_earth()).at(-40.0, -120.0)  # the South Pacific
     assert at_sea.on == frozenset()
     sea = (at_sea.phi, at_sea.lam, math.radians(0.9))
-    assert at_sea.touched(math.radians(1.0), [sea]) == frozenset()
+    assert at_sea.touched(math.radians(1.0), [sea]) == (frozenset(), frozenset())
