@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from geoattest import priorities
 from geoattest.attestor.agent import Attester
 from geoattest.attestor.licence import AgentLicence
 from geoattest.attestor.outbox import Outbox
@@ -44,6 +45,8 @@ from geoattest.wire.rounds import (
     poll,
     realtime,
     restore_scheduling,
+    spare_core,
+    spin_permitted,
     spin_window_s,
     spins,
 )
@@ -247,21 +250,70 @@ def test_the_attester_runs_its_cycle_over_real_sockets(device, secrets, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("turnaround_s", "spare", "spin_below_s", "expected"),
+    ("turnaround_s", "may_spin", "spin_below_s", "expected"),
     [
-        (20e-6, True, 0.001, CAN_SPIN),  # a data centre's path on a host with a core to spare
+        (20e-6, True, 0.001, CAN_SPIN),  # a data centre's path where the host lets it spin
         (0.001, True, 0.001, CAN_SPIN),
         (0.005, True, 0.001, False),  # an Internet path: block
-        (20e-6, False, 0.001, False),  # every core busy: block, be woken ahead of the load
+        (20e-6, False, 0.001, False),  # a full host at normal priority: block
         (20e-6, True, 0.0, False),  # spinning switched off
         (math.inf, True, 0.001, False),  # nothing heard yet
     ],
 )
-def test_the_agent_spins_only_on_a_short_path_with_a_core_to_spare(
-    turnaround_s, spare, spin_below_s, expected
+def test_the_agent_spins_only_on_a_short_path_where_the_host_lets_it(
+    turnaround_s, may_spin, spin_below_s, expected
 ):
     settings = RoundSettings(spin_below_s=spin_below_s)
-    assert spins(settings, turnaround_s, spare) is expected
+    assert spins(settings, turnaround_s, may_spin) is expected
+
+
+def on_cpus(cpus: set[int], check: Callable[[], bool]) -> bool:
+    """``check()`` in a thread of its own that may run only on ``cpus`` (Linux sets the
+    calling thread's affinity), so this process's other threads keep theirs."""
+    answer: list[bool] = []
+
+    def run() -> None:
+        os.sched_setaffinity(0, cpus)
+        answer.append(check())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return answer[0]
+
+
+def test_real_time_priority_lets_the_agent_spin_on_a_full_host_with_a_second_cpu():
+    """At real-time priority the host's load cannot deschedule the spinning thread, so the
+    rule lets it spin whatever the load, but only where a second CPU is left for the rest
+    (the landmark answering it among them); at normal priority a single CPU never spins
+    (this thread itself is runnable there, so no core is spare)."""
+    if not CAN_SPIN:
+        pytest.skip("spinning needs Linux")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs a second CPU")
+    both, one = set(cpus[:2]), {cpus[0]}
+    assert not on_cpus(one, lambda: spin_permitted(realtime_held=True))
+    assert not on_cpus(one, lambda: spin_permitted(realtime_held=False))
+    with busy_processes(len(cpus)):
+        assert not spin_permitted(realtime_held=False)
+        assert on_cpus(both, lambda: spin_permitted(realtime_held=True))
+
+
+@contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """``count`` processes that keep a CPU busy each, until the host shows no core spare."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        for _ in range(1000):
+            if not spare_core():
+                break
+            time.sleep(0.01)
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
 
 def test_one_wait_spins_for_a_few_round_trips_and_never_past_spin_s():
@@ -573,6 +625,38 @@ def test_the_timed_phase_and_only_it_runs_at_real_time_priority(device, secrets,
         "close": os.SCHED_OTHER,
     }
     assert after == os.SCHED_OTHER
+
+
+def fifo_threads(priority: int) -> int:
+    """Threads of this process running at ``SCHED_FIFO`` ``priority`` now."""
+    found = 0
+    for task in Path("/proc/self/task").iterdir():
+        tid = int(task.name)
+        try:
+            fifo = os.sched_getscheduler(tid) == os.SCHED_FIFO
+            found += fifo and os.sched_getparam(tid).sched_priority == priority
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+def test_the_landmark_serves_its_rounds_at_the_priority_it_is_given(device, secrets):
+    """The serving thread takes the landmark's real-time priority for its life, above the
+    agent's timed phase, and a round is served and timed as before."""
+    require_realtime()
+    assert priorities.LANDMARK > priorities.AGENT_TIMED_PHASE
+    before = fifo_threads(priorities.LANDMARK)
+    with LandmarkServer(
+        LandmarkIdentity("lm-rt", 0.0, 0.0),
+        KeySigner.generate(),
+        realtime_priority=priorities.LANDMARK,
+    ) as server:
+        host, port = server.address[:2]
+        endpoint = LandmarkEndpoint("lm-rt", host, port, server.signer.verifying_key)
+        receipt = run_round(endpoint, "dev-1", device, secrets, RoundSettings(exchanges=4))
+        assert receipt.key_id == server.signer.verifying_key.key_id
+        assert fifo_threads(priorities.LANDMARK) == before + 1
+    assert fifo_threads(priorities.LANDMARK) == before
 
 
 REFUSED_CHILD = """

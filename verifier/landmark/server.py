@@ -53,7 +53,7 @@ from geoattest.verifier.landmark.dispatch import (
     Outgoing,
 )
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
-from geoattest.wire.rounds import receive_timeout
+from geoattest.wire.rounds import realtime, receive_timeout
 
 log = logging.getLogger("geoattest.landmark")
 
@@ -130,13 +130,18 @@ class LandmarkServer(Running):
         kernel_timestamps: bool = True,
         sweep_interval_s: float = 0.02,
         on_finished: FinishedHook | None = None,
+        realtime_priority: int = 0,
     ) -> None:
+        """``realtime_priority``: the serving thread's ``SCHED_FIFO`` priority where the
+        process may (0: normal priority; :func:`~geoattest.wire.rounds.realtime`,
+        :mod:`geoattest.priorities`)."""
         self.identity = identity
         self.signer = signer
         self._dispatcher = Dispatcher(
             identity.landmark_id, signer, limits or Limits(), RandomPool(randomness), on_finished
         )
         self._sweep_interval_ns = int(sweep_interval_s * 1e9)
+        self._realtime_priority = realtime_priority
         self._sock = bind_udp(host, port)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         receive_timeout(self._sock, sweep_interval_s)
@@ -209,6 +214,7 @@ class LandmarkServer(Running):
 
     def _serve(self) -> None:
         """The receive loop. Nothing a peer sends may end it; only :meth:`stop` does."""
+        realtime(self._realtime_priority)  # for the thread's life: nothing to put back
         recvmsg = self._sock.recvmsg
         dispatcher = self._dispatcher
         next_sweep_ns = 0

@@ -7,7 +7,7 @@ in the same run: the k + 1 ES256 signatures and k receipt verifications an agent
 per proof, and the CPU of as many bare UDP echo round trips (to an echo child, interleaved
 with the proofs) as each proof's rounds made (adaptive rounds may run more exchanges than
 asked for: the baseline follows them), each waited for as the agent waits (spinning
-while the host has a core to spare, else a blocking receive): a send and that wait are
+while the host lets it spin, else a blocking receive): a send and that wait are
 what no agent can avoid. ``cpu_ratio_to_crypto_and_echo`` divides by those three, the
 crypto timed back to back. ``cpu_ratio_to_bare_agent`` divides by the same work done in the
 agent's order, the crypto between the round trips (:class:`BareAgent`): on a virtual machine

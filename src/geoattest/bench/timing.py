@@ -9,8 +9,10 @@ Echoes and rounds alternate in blocks so that both see the same machine load.
 Two echoes are the baselines: today's blocking one (the pinger sleeps in ``recvmsg`` at
 normal priority), and one that waits as the agent does (:mod:`geoattest.wire.rounds`: at
 the timed phase's real-time priority where permitted, spinning when the host has a core to
-spare, else blocking), so the receipt's ``rtt_min`` is set against an echo that waits for
-its answer the same way. ``--load`` runs ``stress-ng --cpu 2`` beside it all
+spare or that priority holds with a second CPU, else blocking), so the receipt's ``rtt_min``
+is set against an echo that waits for its answer the same way. The landmark's serving thread
+and the echo server run at the same real-time priority where permitted, as ``landmark
+serve`` runs it by default. ``--load`` runs ``stress-ng --cpu 2`` beside it all
 (:func:`cpu_load`).
 """
 
@@ -29,6 +31,7 @@ from contextlib import contextmanager, nullcontext
 from multiprocessing.connection import Connection
 from typing import Any
 
+from geoattest import priorities
 from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSettings, run_round
 from geoattest.bench.report import KM_PER_US, Figures, median, progress, quantile
 from geoattest.crypto import KeySigner, generate_private_key, load_private_key_pem, private_key_pem
@@ -41,7 +44,7 @@ from geoattest.verifier.landmark.clock import (
     enable_kernel_timestamps,
     kernel_stamp,
 )
-from geoattest.wire.rounds import realtime, restore_scheduling, spare_core
+from geoattest.wire.rounds import realtime, restore_scheduling, spin_permitted
 
 UNLIMITED = Limits(rate_per_s=1e9, burst=1e9)
 RESPONSE_BYTES = 38
@@ -62,6 +65,7 @@ def landmark_child(pem: bytes, landmark_id: str, kernel: bool, conn: Connection)
         limits=UNLIMITED,
         kernel_timestamps=kernel,
         on_finished=record,
+        realtime_priority=priorities.LANDMARK,
     ) as server:
         conn.send((server.address[1], server.kernel_timestamps))
         while conn.recv():
@@ -70,6 +74,8 @@ def landmark_child(pem: bytes, landmark_id: str, kernel: bool, conn: Connection)
 
 
 def echo_child(conn: Connection) -> None:
+    """A bare UDP echo server, at the landmark's priority (:func:`landmark_child`)."""
+    realtime(priorities.LANDMARK)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     conn.send(sock.getsockname()[1])
@@ -96,9 +102,9 @@ def echo_block(port: int, n: int, *, as_agent: bool = False) -> tuple[list[int],
     """n echoes of a Response-sized datagram: RTTs by user stamps and by kernel stamps.
 
     ``as_agent``: wait for each answer as the agent waits for a challenge (at the timed
-    phase's real-time priority where permitted; spin while the host has a core to spare, for
-    at most ``RoundSettings.spin_s``, then block); otherwise block in ``recvmsg`` at the
-    thread's own priority.
+    phase's real-time priority where permitted; spin while the host has a core to spare or
+    that priority is held with a second core, for at most ``RoundSettings.spin_s``, then
+    block); otherwise block in ``recvmsg`` at the thread's own priority.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect(("127.0.0.1", port))
@@ -110,7 +116,7 @@ def echo_block(port: int, n: int, *, as_agent: bool = False) -> tuple[list[int],
     user, kernel = [], []
     mono, real, recvmsg = time.monotonic_ns, time.time_ns, sock.recvmsg
     for _ in range(n):
-        spin = as_agent and spare_core()
+        spin = as_agent and spin_permitted(restore is not None)
         t_real = real()
         t0 = mono()
         sock.send(payload)
@@ -164,14 +170,20 @@ def load_context(load: bool) -> contextlib.AbstractContextManager[str]:
     return cpu_load() if load else nullcontext("none")
 
 
+def realtime_permitted() -> bool:
+    """Whether the agent's timed phase gets its real-time priority on this host."""
+    before = realtime(RoundSettings().realtime_priority)
+    if before is None:
+        return False
+    restore_scheduling(before)
+    return True
+
+
 def timed_phase_priority() -> str:
     """The priority the agent's timed phase runs at on this host (:func:`realtime`)."""
-    priority = RoundSettings().realtime_priority
-    before = realtime(priority)
-    if before is None:
+    if not realtime_permitted():
         return "normal (SCHED_FIFO not permitted)"
-    restore_scheduling(before)
-    return f"SCHED_FIFO {priority}"
+    return f"SCHED_FIFO {RoundSettings().realtime_priority}"
 
 
 def rounds_block(
@@ -184,17 +196,18 @@ def rounds_block(
     floors: PathFloors | None = None,
 ) -> tuple[list[int], list[int], int]:
     """n rounds (adaptive with ``floors``): every exchange's RTT (as the landmark timed
-    it), each receipt's rtt_min, and in how many rounds the host had a core to spare (so the
-    agent spun)."""
+    it), each receipt's rtt_min, and in how many rounds the host let the agent spin
+    (:func:`~geoattest.wire.rounds.spin_permitted`)."""
     settings = RoundSettings(exchanges=8)
     minima = []
-    spare = 0
+    spun = 0
+    held = realtime_permitted()
     for _ in range(n):
-        spare += spare_core()
+        spun += spin_permitted(held)
         envelope = run_round(endpoint, "dev-bench", device, secrets, settings, floors=floors)
         minima.append(round_pb2.TimingReceipt.FromString(envelope.payload).rtt_min_ns)
     landmark.send(True)
-    return landmark.recv(), minima, spare
+    return landmark.recv(), minima, spun
 
 
 def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
@@ -208,7 +221,7 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
     echo_as_agent: list[int] = []
     exchange: list[int] = []
     minima: list[int] = []
-    spare = 0
+    spun = 0
     floors = PathFloors()
     with (
         load_context(load) as load_name,
@@ -227,12 +240,12 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
         for _ in range(blocks):
             echo += echo_block(echo_port, per_block)[0]
             echo_as_agent += echo_block(echo_port, per_block, as_agent=True)[0]
-            timed, mins, spared = rounds_block(
+            timed, mins, spun_now = rounds_block(
                 endpoint, landmark, device, secrets, per_block // 8, floors=floors
             )
             exchange += timed
             minima += mins
-            spare += spared
+            spun += spun_now
             bar.advance(task)
     echo_p50, exchange_p50 = median(echo) / 1e3, median(exchange) / 1e3
     echo_p99, exchange_p99 = quantile(echo, 0.99) / 1e3, quantile(exchange, 0.99) / 1e3
@@ -252,7 +265,7 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
         "receipt_rtt_min_p50_us": round(rtt_min_p50, 2),
         "receipt_ratio_to_echo_as_agent": round(rtt_min_p50 / same_p50, 3),
         "receipt_km_at_c": round(rtt_min_p50 * KM_PER_US, 3),
-        "rounds_spinning_share": round(spare / max(1, len(minima)), 3),
+        "rounds_spinning_share": round(spun / max(1, len(minima)), 3),
         "exchanges_per_round": round(len(exchange) / max(1, len(minima)), 2),
         "echo_samples": len(echo),
         "exchange_samples": len(exchange),

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from geoattest import priorities
 from geoattest.cli.pki import landmark_app
 from geoattest.cli.tls import (
     METRICS_TLS_HELP,
@@ -151,6 +152,16 @@ def landmark_serve(
         ),
     ] = None,
     metrics_tls: Annotated[Path | None, typer.Option(help=METRICS_TLS_HELP)] = None,
+    realtime_priority: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=99,
+            help="SCHED_FIFO priority of the thread that serves rounds, where the process may "
+            "(CAP_SYS_NICE): it then sends each next challenge without waiting behind the "
+            "host's other work. 0: normal priority.",
+        ),
+    ] = priorities.LANDMARK,
 ) -> None:
     """Serve timed rounds and sign receipts until SIGTERM or SIGINT; audit peers if asked."""
     from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
@@ -178,7 +189,14 @@ def landmark_serve(
         challenge_timeout_ns=challenge_timeout_ms * 1_000_000,
     )
     configure_json_logs()
-    server = LandmarkServer(identity, signer, host=host, port=port, limits=limits)
+    server = LandmarkServer(
+        identity,
+        signer,
+        host=host,
+        port=port,
+        limits=limits,
+        realtime_priority=realtime_priority,
+    )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

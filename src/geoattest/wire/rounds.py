@@ -23,9 +23,10 @@ host, more with deep CPU idle states or virtualised timers, and all of it on the
 clock. So when the path's round trip as the agent sees it (from each of its sends to the
 next datagram in, the smallest in this round: first the Open's Retry, or the last round's
 over a kept socket) is at most :attr:`RoundSettings.spin_below_s` (a data centre's, not the
-Internet's), the agent polls its socket without blocking (``MSG_DONTWAIT``) from its first
-answer until it sends its Close, for at most :attr:`RoundSettings.spin_s` per wait before
-it falls back to the blocking receive. The wait for the first challenge blocks: it spans
+Internet's) and the host lets it spin (:func:`spin_permitted`: a core to spare, or real-time
+priority with a second CPU), the agent polls its socket without blocking (``MSG_DONTWAIT``)
+from its first answer until it sends its Close, for at most :attr:`RoundSettings.spin_s` per
+wait before it falls back to the blocking receive. The wait for the first challenge blocks: it spans
 the landmark's setting up of the round (a few hundred microseconds of CPU were spun there),
 and a wake-up costs only that one exchange, as the receipt keeps the round's best. A longer
 path blocks throughout: its few microseconds of wake-up do not matter there, and spinning
@@ -81,6 +82,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from geoattest import priorities
 from geoattest.crypto import Signer, VerifyingKey
 from geoattest.errors import GeoattestError, Reason, RoundError, WireError
 from geoattest.protocol.round import MAX_EXCHANGES, AgentRound, AgentRoundState, RoundSecrets
@@ -119,7 +121,7 @@ class RoundSettings:
     is at most this (a data centre's); 0 never spins (:func:`spins`)."""
     spin_s: float = 0.0005
     """Longest one wait for a datagram spins before it blocks."""
-    realtime_priority: int = 10
+    realtime_priority: int = priorities.AGENT_TIMED_PHASE
     """During the timed phase the answering thread runs at this ``SCHED_FIFO`` priority
     where the process may (:func:`realtime`), so a challenge's wake-up preempts the host's
     other work; 0 never."""
@@ -407,11 +409,23 @@ def spare_core() -> bool:
     return runnable < len(os.sched_getaffinity(0))
 
 
-def spins(settings: RoundSettings, turnaround_s: float, spare: bool) -> bool:
+def spin_permitted(realtime_held: bool) -> bool:
+    """Whether the host lets the timed phase spin: it has a core to spare, or the thread
+    holds real-time priority (``realtime_held``) and the process may use a second CPU. At
+    real-time priority the host's ordinary work cannot deschedule the spinning thread, so a
+    full host does not stop it; the second CPU is for everything else, the landmark answering
+    it included (on one CPU it would spin through its window while holding the answer back)."""
+    if not CAN_SPIN:
+        return False
+    return spare_core() or (realtime_held and len(os.sched_getaffinity(0)) > 1)
+
+
+def spins(settings: RoundSettings, turnaround_s: float, may_spin: bool) -> bool:
     """The rule: spin through the timed phase when the path's round trip as the agent saw
-    it (``turnaround_s``) is at most ``spin_below_s``, the host has a core to spare, and
-    the socket can be polled."""
-    return CAN_SPIN and spare and settings.spin_s > 0 and turnaround_s <= settings.spin_below_s
+    it (``turnaround_s``) is at most ``spin_below_s``, the host lets a thread spin
+    (``may_spin``: a core to spare, or the thread at real-time priority with another core
+    for everything else), and the socket can be polled."""
+    return CAN_SPIN and may_spin and settings.spin_s > 0 and turnaround_s <= settings.spin_below_s
 
 
 def spin_window_s(settings: RoundSettings, turnaround_s: float) -> float:
@@ -427,7 +441,7 @@ class _TimedPhase:
 
     def __init__(self, settings: RoundSettings) -> None:
         self.settings = settings
-        self.spare = CAN_SPIN and spare_core()
+        self.may_spin = False
         self.on = False
         self.spinning = False
         self._restore: Scheduling | None = None
@@ -440,7 +454,8 @@ class _TimedPhase:
             if not self.on:
                 self.on = True
                 self._restore = realtime(self.settings.realtime_priority)
-            if not self.spinning and spins(self.settings, turnaround_s, self.spare):
+                self.may_spin = spin_permitted(self._restore is not None)
+            if not self.spinning and spins(self.settings, turnaround_s, self.may_spin):
                 self.spinning = _SPIN_TURN.acquire(timeout=max(0.0, wait_s))
 
     def before_open(self, cookie: bytes, turnaround_s: float, wait_s: float) -> None:
