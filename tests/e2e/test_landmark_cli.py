@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 from command import assert_one_line_error, invoke, run_geoattest
 
+from geoattest import priorities
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
 from geoattest.crypto import KeySigner
 from geoattest.pki import LandmarkRegistry
 from geoattest.protocol.round import RoundSecrets
 from geoattest.v1 import round_pb2
+from geoattest.wire.rounds import realtime, restore_scheduling
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
 LISTENING = re.compile(r"listening on udp (\S+):(\d+)")
@@ -83,6 +85,31 @@ def test_serve_answers_rounds_and_stops_cleanly_on_sigterm(serving, landmark_dir
     assert records[-1]["message"] == "stopped"
     assert records[-1]["landmark_id"] == "lm-fra"
     assert (records[-1]["rounds_opened"], records[-1]["receipts_signed"]) == (1, 1)
+
+
+def test_serve_times_rounds_from_a_real_time_thread_where_permitted(serving, landmark_dir):
+    """By default the serving thread runs at the landmark's ``SCHED_FIFO`` priority where the
+    process may (as root, as in CI), and no thread does where it may not."""
+    process, port = serving
+    record = LandmarkRegistry.load(landmark_dir[1]).get("lm-fra")
+    assert record is not None
+    endpoint = LandmarkEndpoint("lm-fra", "127.0.0.1", port, record.verifying_key)
+    run_round(endpoint, "dev-1", KeySigner.generate(), RoundSecrets(os.urandom), RoundSettings(4))
+    permitted = realtime(priorities.LANDMARK)
+    if permitted is not None:
+        restore_scheduling(permitted)
+    fifo = []
+    for task in Path(f"/proc/{process.pid}/task").iterdir():
+        tid = int(task.name)
+        if os.sched_getscheduler(tid) == os.SCHED_FIFO:
+            fifo.append(os.sched_getparam(tid).sched_priority)
+    assert fifo == ([priorities.LANDMARK] if permitted is not None else [])
+
+
+@pytest.mark.parametrize("value", ["-1", "100", "high"])
+def test_serve_with_a_bad_realtime_priority_names_it(landmark_dir, value):
+    result = run("landmark", "serve", "--key", str(landmark_dir[0]), "--realtime-priority", value)
+    assert_one_line_error(result, "--realtime-priority")
 
 
 def test_serve_stops_cleanly_on_ctrl_c(serving):
