@@ -99,7 +99,13 @@ from geoattest.verifier import history
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.state import ChainHead, DeviceRecord, TrustedState
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
-from geoattest.wire.envelope import PayloadType, check_shape, open_envelope, payload_type_of
+from geoattest.wire.envelope import (
+    PayloadType,
+    check_shape,
+    open_envelope,
+    open_shaped,
+    payload_type_of,
+)
 
 MAX_RECEIPTS = 16
 DEFAULT_LANDMARK_FAULTS = 1
@@ -107,6 +113,8 @@ DEFAULT_LANDMARK_FAULTS = 1
 SAME_SITE_KM = 0.1
 """Landmarks whose surveyed sites are closer than this (100 m) share a host, a building
 or a campus: one fault domain, whoever their operators."""
+DOMAIN_MEMO_SIZE = 4096
+"""Most landmark sequences an appraiser keeps the fault-domain grouping of."""
 
 
 class AlertKind(StrEnum):
@@ -250,7 +258,8 @@ class _PendingChains:
 
 
 class ProofAppraiser:
-    """Appraises location proofs against trusted state; holds no mutable state itself."""
+    """Appraises location proofs against trusted state; holds no mutable state itself
+    beyond a memo of fault domains that its fixed registry decides."""
 
     def __init__(
         self,
@@ -279,6 +288,8 @@ class ProofAppraiser:
         self._operators: Mapping[str, str] = {
             record.landmark_id: record.operator for record in self._landmarks_by_key.values()
         }
+        self._domain_groups: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
+        """Fault domains by the sequence of landmark ids, as positions in that sequence."""
 
     @property
     def landmarks(self) -> tuple[LandmarkRecord, ...]:
@@ -343,7 +354,7 @@ class ProofAppraiser:
             if payload_type_of(envelope) is not PayloadType.LOCATION_PROOF:
                 raise EvidenceError(Reason.WRONG_PAYLOAD_TYPE, "expected a location proof")
             claimed = self._device(envelope.key_id, pending, now_ns)
-            payload = open_envelope(envelope, PayloadType.LOCATION_PROOF, claimed.verifying_key)
+            payload = open_shaped(envelope, PayloadType.LOCATION_PROOF, claimed.verifying_key)
             device = claimed
             evidence = self._check_signed(envelope, payload, device, pending, now_ns)
         except GeoattestError as exc:
@@ -527,33 +538,34 @@ class ProofAppraiser:
     ) -> tuple[tuple[LandmarkBound, ...], tuple[tuple[LandmarkBound, ...], ...], int]:
         if len(proof.receipts) > MAX_RECEIPTS:
             raise EvidenceError(Reason.OVERSIZED_MESSAGE, f"more than {MAX_RECEIPTS} receipts")
-        timed: list[tuple[LandmarkRecord, round_pb2.TimingReceipt]] = []
+        timed: list[tuple[LandmarkRecord, int, int]] = []
         used: set[str] = set()
         for envelope in proof.receipts:
-            landmark, receipt = self._check_receipt(envelope, device, now_ns)
-            if landmark.landmark_id in used:
-                raise EvidenceError(Reason.DUPLICATE_LANDMARK, landmark.landmark_id)
-            used.add(landmark.landmark_id)
-            if receipt.landmark_time_ns <= seen.get(landmark.landmark_id, -1):
+            landmark, time_ns, rtt_ns = self._check_receipt(envelope, device, now_ns)
+            landmark_id = landmark.landmark_id
+            if landmark_id in used:
+                raise EvidenceError(Reason.DUPLICATE_LANDMARK, landmark_id)
+            used.add(landmark_id)
+            if time_ns <= seen.get(landmark_id, -1):
                 raise EvidenceError(
-                    Reason.REPLAYED_RECEIPT, f"receipt from {landmark.landmark_id} is not newer"
+                    Reason.REPLAYED_RECEIPT, f"receipt from {landmark_id} is not newer"
                 )
-            seen[landmark.landmark_id] = receipt.landmark_time_ns
-            timed.append((landmark, receipt))
-        newest = max((receipt.landmark_time_ns for _, receipt in timed), default=0)
-        oldest = min((receipt.landmark_time_ns for _, receipt in timed), default=0)
+            seen[landmark_id] = time_ns
+            timed.append((landmark, time_ns, rtt_ns))
+        newest = max((time_ns for _, time_ns, _ in timed), default=0)
+        oldest = min((time_ns for _, time_ns, _ in timed), default=0)
         km_per_ns = self.config.max_chip_speed_m_s / 1e12
         bounds = tuple(
             LandmarkBound(
                 landmark.landmark_id,
                 landmark.latitude,
                 landmark.longitude,
-                receipt.rtt_min_ns,
-                motion_km=(newest - receipt.landmark_time_ns) * km_per_ns,
+                rtt_ns,
+                motion_km=(newest - time_ns) * km_per_ns,
             )
-            for landmark, receipt in timed
+            for landmark, time_ns, rtt_ns in timed
         )
-        domains = fault_domains(bounds, self._operators)
+        domains = self._fault_domains(bounds)
         if len(domains) < self.config.quorum:
             raise EvidenceError(
                 Reason.QUORUM_NOT_MET,
@@ -564,34 +576,59 @@ class ProofAppraiser:
             raise EvidenceError(Reason.STALE_RECEIPT, "the proof's rounds are too far apart")
         return bounds, domains, newest
 
+    def _fault_domains(
+        self, bounds: tuple[LandmarkBound, ...]
+    ) -> tuple[tuple[LandmarkBound, ...], ...]:
+        """:func:`fault_domains` of bounds drawn from this appraiser's registry. Their
+        grouping depends only on the landmarks' ids in order: each id names one record,
+        and its operator and site, for the appraiser's life. Chips prove with the same
+        landmarks proof after proof, so the grouping is worked out once per sequence."""
+        ids = tuple(bound.landmark_id for bound in bounds)
+        groups = self._domain_groups.get(ids)
+        if groups is None:
+            domains = fault_domains(bounds, self._operators)
+            position = {bound.landmark_id: i for i, bound in enumerate(bounds)}
+            if len(self._domain_groups) >= DOMAIN_MEMO_SIZE:
+                self._domain_groups.clear()
+            self._domain_groups[ids] = tuple(
+                tuple(position[bound.landmark_id] for bound in domain) for domain in domains
+            )
+            return domains
+        return tuple(tuple(bounds[i] for i in group) for group in groups)
+
     def _check_receipt(
         self, envelope: envelope_pb2.Envelope, device: DeviceRecord, now_ns: int
-    ) -> tuple[LandmarkRecord, round_pb2.TimingReceipt]:
+    ) -> tuple[LandmarkRecord, int, int]:
+        """The landmark a receipt is from, its landmark time and its minimum RTT (ns)."""
         check_shape(envelope)
-        landmark = self._landmarks_by_key.get(envelope.key_id)
+        key_id = envelope.key_id
+        landmark = self._landmarks_by_key.get(key_id)
         if landmark is None:
             raise EvidenceError(Reason.UNKNOWN_LANDMARK, "receipt key belongs to no landmark")
-        if self.revocations.landmark_revoked(landmark.landmark_id, envelope.key_id):
-            raise EvidenceError(Reason.REVOKED_LANDMARK, landmark.landmark_id)
+        landmark_id = landmark.landmark_id
+        if self.revocations.landmark_revoked(landmark_id, key_id):
+            raise EvidenceError(Reason.REVOKED_LANDMARK, landmark_id)
         try:
-            payload = open_envelope(envelope, PayloadType.TIMING_RECEIPT, landmark.verifying_key)
+            payload = open_shaped(envelope, PayloadType.TIMING_RECEIPT, landmark.verifying_key)
         except EvidenceError as exc:
             if exc.reason is Reason.BAD_SIGNATURE:
-                raise EvidenceError(Reason.BAD_RECEIPT_SIGNATURE, landmark.landmark_id) from exc
+                raise EvidenceError(Reason.BAD_RECEIPT_SIGNATURE, landmark_id) from exc
             raise
         receipt = decode(round_pb2.TimingReceipt, payload, limit=MAX_DATAGRAM_BYTES)
-        if receipt.landmark_id != landmark.landmark_id:
+        if receipt.landmark_id != landmark_id:
             raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, "receipt names another landmark")
         if receipt.device_id != device.device_id:
             raise EvidenceError(Reason.RECEIPT_FOR_OTHER_DEVICE, receipt.device_id[:64])
         self.check_transcript(receipt, device.verifying_key)
-        if receipt.landmark_time_ns < now_ns - self.config.max_receipt_age_ns:
-            raise EvidenceError(Reason.STALE_RECEIPT, f"receipt from {landmark.landmark_id}")
-        if receipt.landmark_time_ns > now_ns + self.config.clock_skew_ns:
-            raise EvidenceError(Reason.FUTURE_RECEIPT, f"receipt from {landmark.landmark_id}")
-        if receipt.rtt_min_ns == 0 or receipt.exchanges == 0:
+        time_ns = receipt.landmark_time_ns
+        if time_ns < now_ns - self.config.max_receipt_age_ns:
+            raise EvidenceError(Reason.STALE_RECEIPT, f"receipt from {landmark_id}")
+        if time_ns > now_ns + self.config.clock_skew_ns:
+            raise EvidenceError(Reason.FUTURE_RECEIPT, f"receipt from {landmark_id}")
+        rtt_ns = receipt.rtt_min_ns
+        if rtt_ns == 0 or receipt.exchanges == 0:
             raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, "receipt times no exchange")
-        return landmark, receipt
+        return landmark, time_ns, rtt_ns
 
     @staticmethod
     def check_transcript(receipt: round_pb2.TimingReceipt, device_key: VerifyingKey) -> None:
@@ -606,18 +643,20 @@ class ProofAppraiser:
         except EvidenceError as exc:
             raise EvidenceError(Reason.BAD_TRANSCRIPT_SIGNATURE, exc.reason.value) from exc
         transcript = decode(round_pb2.RoundTranscript, signed, limit=MAX_DATAGRAM_BYTES)
-        secret = bytes(receipt.secret)
+        secret = receipt.secret
+        challenges = transcript.challenges
+        count = len(challenges)
         if not (
             transcript.device_id == receipt.device_id
             and transcript.landmark_id == receipt.landmark_id
             and transcript.round_id == receipt.round_id
-            and len(transcript.challenges) == receipt.exchanges
+            and count == receipt.exchanges
             and hmac.compare_digest(sha256(signed), receipt.transcript_digest)
             and len(secret) == SECRET_BYTES
             and hmac.compare_digest(commitment(secret), transcript.commit)
         ):
             raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, f"round of {receipt.landmark_id}")
-        if len(set(transcript.challenges)) != len(transcript.challenges):
+        if len(set(challenges)) != count:
             # A repeated challenge lets a helper next to the landmark answer it at once
             # with the answer it saw the first time: the round's minimum RTT is void.
             raise EvidenceError(Reason.CHALLENGE_REUSED, f"round of {receipt.landmark_id}")

@@ -29,7 +29,8 @@ under (absent only where no licence source was consulted), and ``exp`` is never 
 
 from __future__ import annotations
 
-import base64
+import binascii
+import functools
 import math
 from collections.abc import Mapping
 from enum import IntEnum, StrEnum
@@ -51,6 +52,14 @@ from geoattest.verifier.pipeline import Appraisal
 _SORTED = orjson.OPT_SORT_KEYS
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 CLAIM_PREFIX = "ear.x-geoattest."
+_VERDICT = f"{CLAIM_PREFIX}verdict"
+_REASON = f"{CLAIM_PREFIX}reason"
+_COUNTER = f"{CLAIM_PREFIX}counter"
+_EVIDENCE_TIME = f"{CLAIM_PREFIX}evidence-time"
+_LICENSED_REGION = f"{CLAIM_PREFIX}licensed-region"
+_LICENCE = f"{CLAIM_PREFIX}licence"
+_BOUNDS = f"{CLAIM_PREFIX}bounds"
+_FEASIBLE_REGION = f"{CLAIM_PREFIX}feasible-region"
 
 
 class EarStatus(StrEnum):
@@ -115,16 +124,16 @@ _REJECTION_CLAIMS: Mapping[Reason, tuple[str, TrustClaim]] = {
 """Which claim a rejection speaks against; other reasons are unexpected evidence."""
 
 
-def trust_vector(appraisal: Appraisal) -> dict[str, int]:
-    """The EAR trust vector for one appraisal."""
+def trust_vector(verdict: Verdict, reason: Reason | None) -> dict[str, int]:
+    """The EAR trust vector for an appraisal's verdict and reason."""
     vector = {name: int(claim) for name, claim in _AFFIRMED.items()}
-    if appraisal.verdict is Verdict.REJECTED:
+    if verdict is Verdict.REJECTED:
         name, claim = _REJECTION_CLAIMS.get(
-            appraisal.reason or Reason.MALFORMED_MESSAGE,
+            reason or Reason.MALFORMED_MESSAGE,
             ("sourced-data", TrustClaim.UNEXPECTED_EVIDENCE),
         )
         vector[name] = int(claim)
-    elif appraisal.verdict is Verdict.INCONSISTENT:
+    elif verdict is Verdict.INCONSISTENT:
         vector["sourced-data"] = int(TrustClaim.CONTRAINDICATED)
     return vector
 
@@ -137,12 +146,20 @@ def _tier(claim: int) -> EarStatus:
     return EarStatus.CONTRAINDICATED
 
 
-def ear_status(appraisal: Appraisal, vector: Mapping[str, int]) -> EarStatus:
+def ear_status(verdict: Verdict, vector: Mapping[str, int]) -> EarStatus:
     """The verdict's status, lowered to the worst claim of the vector."""
     order = list(EarStatus)
-    statuses = [_VERDICT_STATUS.get(appraisal.verdict, EarStatus.CONTRAINDICATED)]
+    statuses = [_VERDICT_STATUS.get(verdict, EarStatus.CONTRAINDICATED)]
     statuses += [_tier(claim) for claim in vector.values()]
     return max(statuses, key=order.index)
+
+
+@functools.cache
+def status_claims(verdict: Verdict, reason: Reason | None) -> tuple[str, dict[str, int]]:
+    """``ear.status`` and the trust vector of a verdict and reason, worked out once per
+    pair (both enums are finite). The vector is shared between tokens: never change it."""
+    vector = trust_vector(verdict, reason)
+    return ear_status(verdict, vector).value, vector
 
 
 def licence_claim(licence: ExportLicence) -> dict[str, object]:
@@ -169,62 +186,62 @@ class ResultSigner:
         self._header = _b64url(
             orjson.dumps({"alg": "ES256", "kid": key.key_id, "typ": "JWT"}, option=_SORTED)
         )
+        self._verifier_claim = {"developer": "geoattest", "build": f"geoattest {__version__}"}
 
     def jwks(self) -> dict[str, Any]:
         return self.key.jwks()
 
     def sign(self, appraisal: Appraisal, *, expires_ns: int, now_ns: int) -> str:
         """The signed result for an appraisal of a known device's proof."""
-        vector = trust_vector(appraisal)
+        verdict, reason = appraisal.verdict, appraisal.reason
+        status, vector = status_claims(verdict, reason)
         region = appraisal.region
-        submod = {
-            "ear.status": ear_status(appraisal, vector).value,
+        submod: dict[str, object] = {
+            "ear.status": status,
             "ear.trustworthiness-vector": vector,
             "ear.appraisal-policy-id": self.policy_id,
-            f"{CLAIM_PREFIX}verdict": appraisal.verdict.value,
-            f"{CLAIM_PREFIX}reason": appraisal.reason.value if appraisal.reason else "",
-            f"{CLAIM_PREFIX}counter": appraisal.counter,
-            f"{CLAIM_PREFIX}evidence-time": appraisal.evidence_time_ns // SECOND_NS,
-            f"{CLAIM_PREFIX}licensed-region": appraisal.licensed_region,
-            **(
-                {f"{CLAIM_PREFIX}licence": licence_claim(appraisal.licence)}
-                if appraisal.licence is not None
-                else {}
-            ),
-            f"{CLAIM_PREFIX}bounds": [
-                {
-                    "landmark_id": b.landmark_id,
-                    "rtt_us": round(b.rtt_min_ns / 1000, 3),
-                    "bound_km": math.ceil(b.bound_km * 1000) / 1000,  # outward
-                }
-                for b in appraisal.bounds
-            ],
-            f"{CLAIM_PREFIX}feasible-region": (
-                dict(region.feasible_region) if region and region.feasible_region else None
-            ),
+            _VERDICT: verdict.value,
+            _REASON: reason.value if reason else "",
+            _COUNTER: appraisal.counter,
+            _EVIDENCE_TIME: appraisal.evidence_time_ns // SECOND_NS,
+            _LICENSED_REGION: appraisal.licensed_region,
         }
+        if appraisal.licence is not None:
+            submod[_LICENCE] = licence_claim(appraisal.licence)
+        submod[_BOUNDS] = [
+            {
+                "landmark_id": b.landmark_id,
+                "rtt_us": round(b.rtt_min_ns / 1000, 3),
+                "bound_km": math.ceil(b.bound_km * 1000) / 1000,  # outward
+            }
+            for b in appraisal.bounds
+        ]
+        submod[_FEASIBLE_REGION] = (
+            dict(region.feasible_region) if region and region.feasible_region else None
+        )
         claims = {
             "eat_profile": EAR_PROFILE,
             "iat": now_ns // SECOND_NS,
             "exp": expires_ns // SECOND_NS,
             "iss": self.verifier_id,
-            "ear.verifier-id": {"developer": "geoattest", "build": f"geoattest {__version__}"},
+            "ear.verifier-id": self._verifier_claim,
             "submods": {submod_name(appraisal.device_id): submod},
         }
         # One JWS compact serialisation (RFC 7515), as PyJWS writes it, without its
         # per-call header building: the header is the signer's, fixed; orjson formats the
         # feasible region's vertices ten times faster than the json module.
         signing_input = self._header + b"." + _b64url(orjson.dumps(claims))
-        r, s = decode_dss_signature(
-            self.key.private_key.sign(signing_input, ec.ECDSA(hashes.SHA256()))
-        )
+        r, s = decode_dss_signature(self.key.private_key.sign(signing_input, _ES256))
         signature = r.to_bytes(_P256_BYTES, "big") + s.to_bytes(_P256_BYTES, "big")
         return (signing_input + b"." + _b64url(signature)).decode("ascii")
 
 
 _P256_BYTES = 32
 """Each of an ES256 signature's two integers, as JWS writes them (RFC 7518, 3.4)."""
+_ES256 = ec.ECDSA(hashes.SHA256())
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _b64url(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    """Base64url without padding (RFC 7515, section 2)."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")

@@ -50,10 +50,22 @@ class PayloadType(StrEnum):
     """Verifier's result key over an audit log checkpoint's note body."""
 
 
+def _pae_prefix(payload_type: str) -> bytes:
+    type_bytes = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %b " % (len(type_bytes), type_bytes)
+
+
+_PAE_PREFIXES = {kind.value: _pae_prefix(kind.value) for kind in PayloadType}
+"""Each defined payload type's part of the encoding, built once: envelopes are opened
+on the verifier's hot path, several per proof."""
+
+_PAYLOAD_TYPES: dict[str, PayloadType] = {kind.value: kind for kind in PayloadType}
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE pre-authentication encoding: unambiguous, so type and body cannot be shifted."""
-    type_bytes = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(type_bytes), type_bytes, len(payload), payload)
+    prefix = _PAE_PREFIXES.get(payload_type) or _pae_prefix(payload_type)
+    return b"%b%d %b" % (prefix, len(payload), payload)
 
 
 def seal(payload_type: PayloadType, payload: bytes, signer: Signer) -> envelope_pb2.Envelope:
@@ -68,18 +80,21 @@ def seal(payload_type: PayloadType, payload: bytes, signer: Signer) -> envelope_
 
 def payload_type_of(envelope: envelope_pb2.Envelope) -> PayloadType:
     """The envelope's payload type, if geoattest defines it."""
-    try:
-        return PayloadType(envelope.payload_type)
-    except ValueError:
-        raise EvidenceError(
-            Reason.UNKNOWN_PAYLOAD_TYPE, f"payload type {envelope.payload_type[:80]!r}"
-        ) from None
+    return _known(envelope.payload_type)
+
+
+def _known(payload_type: str) -> PayloadType:
+    known = _PAYLOAD_TYPES.get(payload_type)
+    if known is None:
+        raise EvidenceError(Reason.UNKNOWN_PAYLOAD_TYPE, f"payload type {payload_type[:80]!r}")
+    return known
 
 
 def check_shape(envelope: envelope_pb2.Envelope) -> None:
-    if not envelope.payload_type or not envelope.signature or not envelope.key_id:
+    signature = envelope.signature
+    if not envelope.payload_type or not signature or not envelope.key_id:
         raise EvidenceError(Reason.BAD_ENVELOPE, "payload type, key id and signature required")
-    if len(envelope.signature) > MAX_SIGNATURE_BYTES:
+    if len(signature) > MAX_SIGNATURE_BYTES:
         raise EvidenceError(Reason.BAD_ENVELOPE, "signature too long")
 
 
@@ -93,13 +108,26 @@ def open_envelope(
             UNKNOWN_KEY or BAD_SIGNATURE, in that order of checking.
     """
     check_shape(envelope)
-    actual = payload_type_of(envelope)
+    return open_shaped(envelope, expected, key)
+
+
+def open_shaped(envelope: envelope_pb2.Envelope, expected: PayloadType, key: VerifyingKey) -> bytes:
+    """:func:`open_envelope` for an envelope :func:`check_shape` has passed already.
+
+    Raises:
+        EvidenceError: UNKNOWN_PAYLOAD_TYPE, WRONG_PAYLOAD_TYPE, UNKNOWN_KEY or
+            BAD_SIGNATURE, in that order of checking.
+    """
+    payload_type = envelope.payload_type
+    actual = _known(payload_type)
     if actual is not expected:
         raise EvidenceError(
             Reason.WRONG_PAYLOAD_TYPE, f"expected {expected.name}, got {actual.name}"
         )
-    if envelope.key_id != key.key_id:
-        raise EvidenceError(Reason.UNKNOWN_KEY, f"key id {envelope.key_id[:16]}... not expected")
-    if not key.verify(envelope.signature, pae(envelope.payload_type, envelope.payload)):
+    key_id = envelope.key_id
+    if key_id != key.key_id:
+        raise EvidenceError(Reason.UNKNOWN_KEY, f"key id {key_id[:16]}... not expected")
+    payload = envelope.payload
+    if not key.verify(envelope.signature, pae(payload_type, payload)):
         raise EvidenceError(Reason.BAD_SIGNATURE, f"{expected.name} signature does not verify")
-    return bytes(envelope.payload)
+    return payload

@@ -14,10 +14,18 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geoattest.crypto import KeySigner
 from geoattest.geo import build_policy, circle_region
 from geoattest.geo.sphere import distance_km
+from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.verdict import KM_PER_NS_OF_RTT, LandmarkBound, RegionAppraiser, Verdict
-from geoattest.verifier.pipeline import SAME_SITE_KM, fault_domains, survive_faults
+from geoattest.verifier.pipeline import (
+    SAME_SITE_KM,
+    PipelineConfig,
+    ProofAppraiser,
+    fault_domains,
+    survive_faults,
+)
 
 CENTRE = (50.11, 8.68)
 REGION = build_policy("faults", 1, [circle_region("FRA", *CENTRE, 300)]).appraiser()
@@ -135,3 +143,40 @@ def test_too_few_domains_for_the_faults_is_inconclusive_never_a_weaker_policy() 
     )
     assert judged.verdict is Verdict.INCONCLUSIVE
     assert "span only 1 fault domain(s)" in judged.detail
+
+
+_LANDMARK_KEYS = [KeySigner.generate().verifying_key for _ in range(6)]
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_the_appraisers_memo_of_fault_domains_is_fault_domains(data: st.DataObject) -> None:
+    """The appraiser keeps each sequence of landmarks' grouping: for any registry (shared
+    operators, shared and nearby sites) and any sequences of its landmarks, seen once or
+    again with other round trips, it groups exactly as :func:`fault_domains` does."""
+    records: list[LandmarkRecord] = []
+    for i, key in enumerate(_LANDMARK_KEYS):
+        if records and data.draw(st.booleans()):
+            near = data.draw(st.sampled_from(records))
+            site = (near.latitude + data.draw(st.floats(0, 2e-3)), near.longitude)
+        else:
+            site = (
+                CENTRE[0] + data.draw(st.floats(-2, 2)),
+                CENTRE[1] + data.draw(st.floats(-2, 2)),
+            )
+        operator = f"op-{data.draw(st.integers(0, 3))}"
+        records.append(LandmarkRecord(f"lm-{i}", *site, key, operator=operator))
+    appraiser = ProofAppraiser(
+        PipelineConfig(quorum=1, landmark_faults=0), records, RevocationList(), REGION
+    )
+    operators = {record.landmark_id: record.operator for record in records}
+    for _ in range(4):
+        chosen = data.draw(st.permutations(records))[: data.draw(st.integers(1, len(records)))]
+        for _ in range(2):
+            bounds = tuple(
+                LandmarkBound(
+                    r.landmark_id, r.latitude, r.longitude, data.draw(st.integers(1, 10**7))
+                )
+                for r in chosen
+            )
+            assert appraiser._fault_domains(bounds) == fault_domains(bounds, operators)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import jwt
 import pytest
 
+from geoattest.errors import Reason
 from geoattest.pki import ResultKey
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import Appraisal
-from geoattest.verifier.results import ResultSigner
+from geoattest.verifier.results import ResultSigner, ear_status, status_claims, trust_vector
 
 SECOND = 1_000_000_000
 
@@ -38,3 +39,20 @@ def test_the_token_is_what_pyjwt_writes_and_verifies_under_the_jwks() -> None:
     tampered = f"{header}.{claims[:-2]}AA.{token.split('.')[2]}"
     with pytest.raises(jwt.InvalidTokenError):
         jwt.decode(tampered, public, algorithms=["ES256"], options={"verify_exp": False})
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+def test_the_status_claims_kept_per_verdict_and_reason_are_worked_out_afresh(
+    verdict: Verdict,
+) -> None:
+    """Each pair's status and trust vector are kept once worked out: asked again, or
+    worked out from scratch, they are the same; REJECTED speaks against the reason's claim
+    and never affirms."""
+    for reason in [None, *Reason]:
+        status, vector = status_claims(verdict, reason)
+        assert status_claims(verdict, reason) == (status, vector)
+        expected = trust_vector(verdict, reason)
+        assert vector == expected
+        assert status == ear_status(verdict, expected).value
+        if verdict is not Verdict.ALLOWED:
+            assert status != "affirming"
