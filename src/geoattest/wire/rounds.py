@@ -500,8 +500,8 @@ def realtime(priority: int) -> Scheduling | None:
         if not _REFUSED_LOGGED.is_set():
             _REFUSED_LOGGED.set()
             log.warning(
-                "timed phase at normal priority: SCHED_FIFO %d refused (%s); grant "
-                "CAP_SYS_NICE for challenges to preempt the host's other work",
+                "timed exchanges at normal priority: SCHED_FIFO %d refused (%s); grant "
+                "CAP_SYS_NICE for them to preempt the host's other work",
                 priority,
                 exc.strerror,
             )
