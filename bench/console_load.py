@@ -40,7 +40,6 @@ from geoattest.verifier.store import (
     devices,
     export_licences,
     proofs,
-    results,
 )
 
 PAGES = ("/", "/fleet/map.svg", "/fleet.json", "/alerts", "/devices/dev-000042", "/landmarks")
@@ -65,7 +64,7 @@ def seed(root: Path, count: int) -> ConsoleFiles:
     db = root / "verifier.db"
     SqlStore.open(db).close()
     store = SqlStore.open(db)
-    device_rows, head_rows, proof_rows, result_rows, alert_rows = [], [], [], [], []
+    device_rows, head_rows, proof_rows, alert_rows = [], [], [], []
     licence_rows = []
     spki = KeySigner.generate().verifying_key.der()  # one real key: the device page parses it
     now_ns = time.time_ns()
@@ -108,10 +107,9 @@ def seed(root: Path, count: int) -> ConsoleFiles:
                 "id": i + 1, "device_id": device_id, "counter": 1, "digest": digest,
                 "previous_digest": b"", "envelope": b"-", "accepted": True, "verdict": verdict,
                 "reason": "", "detail": "", "bounds": bounds, "evidence_time_ns": now_ns,
-                "received_at_ns": now_ns,
+                "received_at_ns": now_ns, "token": "x.y.z",
             }
         )  # fmt: skip
-        result_rows.append({"proof_id": i + 1, "token": "x.y.z"})
         if i % 50 == 0:
             alert_rows.append(
                 {
@@ -124,7 +122,6 @@ def seed(root: Path, count: int) -> ConsoleFiles:
         for table, rows in (
             (devices, device_rows),
             (proofs, proof_rows),
-            (results, result_rows),
             (chain_heads, head_rows),
             (export_licences, licence_rows),
             (alerts, alert_rows),

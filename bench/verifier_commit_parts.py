@@ -14,8 +14,8 @@ postgresql`` does). Prints, per proof, over ``VerifierService.submit_batch`` in 
    process on one CPU: wall time, CPU time, and how busy the process kept its CPU (a
    second service thread appraises while the first waits on its commit);
 4. on PostgreSQL, with ``--inline-pairs N``: the server's CPU per proof with the proofs'
-   and results' rows kept whole (schema 6) against PostgreSQL's default row target, two
-   databases on the one server, alternating N times, and the disk each takes per proof.
+   rows (each with its result token) kept whole against PostgreSQL's default row target,
+   two databases on the one server, alternating N times, and the disk each takes per proof.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def open_service(fleet: Fleet, root: Path, url: str) -> VerifierService:
 
 
 def inline_pairs(server: PostgresServer, chips: int, pairs: int, root: Path) -> None:
-    """Server CPU per proof, rows inline (schema 6) against the default row target."""
+    """Server CPU per proof, rows inline against the default row target."""
     services = {}
     for name in ("default target", "rows inline"):
         fleet = Fleet(chips)
@@ -112,8 +112,7 @@ def inline_pairs(server: PostgresServer, chips: int, pairs: int, root: Path) -> 
         service = open_service(fleet, root / name, server.database())
         if name == "default target":
             with service.store._engine.begin() as conn:
-                for table in ("proofs", "results"):
-                    conn.execute(text(f"ALTER TABLE {table} RESET (toast_tuple_target)"))
+                conn.execute(text("ALTER TABLE proofs RESET (toast_tuple_target)"))
         submit_all(service, [fleet.proof(c) for c in fleet.chips])
         services[name] = (fleet, service)
     print("the PostgreSQL server's CPU per proof (µs), alternating:")
@@ -126,10 +125,7 @@ def inline_pairs(server: PostgresServer, chips: int, pairs: int, root: Path) -> 
     for name, (_, service) in services.items():
         with service.store._engine.connect() as conn:
             stored = conn.execute(
-                text(
-                    "SELECT (pg_total_relation_size('proofs') + pg_total_relation_size('results'))"
-                    " / count(*) FROM proofs"
-                )
+                text("SELECT pg_total_relation_size('proofs') / count(*) FROM proofs")
             ).scalar_one()
         print(f"  {name:15s} {stored:6.0f} bytes per proof (tables, indexes, TOAST)")
 

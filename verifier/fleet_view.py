@@ -47,7 +47,6 @@ from geoattest.verifier.store import (
     read_summary,
     read_trust,
     reader_engine,
-    results,
     trust_changes,
 )
 
@@ -331,8 +330,7 @@ class FleetView:
     def proof_history(self, device_id: str, limit: int = 50) -> list[ProofRow]:
         """The device's newest ``limit`` stored proofs, newest first, with their results."""
         query = (
-            select(proofs, results.c.token)
-            .outerjoin(results, results.c.proof_id == proofs.c.id)
+            select(proofs)
             .where(proofs.c.device_id == device_id)
             .order_by(proofs.c.id.desc())
             .limit(limit)
@@ -352,7 +350,7 @@ class FleetView:
                 received_at_ns=r.received_at_ns,
                 digest=r.digest.hex(),
                 previous_digest=r.previous_digest.hex(),
-                token=r.token or "",
+                token=r.token,
             )
             for r in rows
         ]

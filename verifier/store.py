@@ -423,10 +423,16 @@ devices = Table(
 )
 
 _INLINE_ROWS = {"toast_tuple_target": "8160"}
-"""PostgreSQL keeps a proof's row (its envelope, about 3 KB) and a result's (its token,
-about 4 KB) whole in the table's own page, uncompressed: with the default target of 2 KB
-the server compressed both and wrote them to a TOAST table and its index at every commit,
+"""PostgreSQL keeps a proof's row (its envelope, about 3 KB, and its result token, about
+4 KB) whole in the table's own page, uncompressed: with the default target of 2 KB the
+server compressed both and wrote them to a TOAST table and its index at every commit,
 about a third of its CPU per proof (BENCHMARKS.md). Rows above a page still go to TOAST."""
+
+_HEADS_ROOM = {"fillfactor": "50"}
+"""PostgreSQL fills a chain head's page only half at insert, so that moving the head (an
+update per accepted proof) writes its new version in the same page, without an entry in
+the key's index (a HOT update): with full pages about three moves in four wrote a new
+index entry as well and left the old version to vacuum (BENCHMARKS.md)."""
 
 proofs = Table(
     "proofs",
@@ -444,34 +450,33 @@ proofs = Table(
     Column("bounds", Text, nullable=False),
     Column("evidence_time_ns", BigInteger, nullable=False),
     Column("received_at_ns", BigInteger, nullable=False),
+    Column("token", Text, nullable=False, server_default=""),
     Index("proofs_by_digest", "device_id", "digest"),
     postgresql_with=_INLINE_ROWS,
 )
+"""Every stored appraisal of a known device's proof, with its signed result (``token``;
+empty only for a row stored without one), in one row: one insert per proof."""
 
-results = Table(
-    "results",
-    metadata,
-    Column("proof_id", ForeignKey("proofs.id"), primary_key=True),
-    Column("token", Text, nullable=False),
-    postgresql_with=_INLINE_ROWS,
-)
 
-proofs_archive = Table(
-    "proofs_archive",
-    metadata,
-    *(
-        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, autoincrement=False)
-        for c in proofs.c
-    ),
-)
+def _archive_columns(table: Table, *, leaving: Collection[str] = ()) -> list[Column[Any]]:
+    """``table``'s columns (less those named in ``leaving``) for an archive of its rows:
+    the same names, types and keys, the ids kept as they were."""
+    return [
+        Column(
+            c.name,
+            c.type,
+            primary_key=c.primary_key,
+            nullable=c.nullable,
+            autoincrement=False,
+            server_default=getattr(c.server_default, "arg", None),
+        )
+        for c in table.c
+        if c.name not in leaving
+    ]
+
+
+proofs_archive = Table("proofs_archive", metadata, *_archive_columns(proofs))
 """Proofs moved out of ``proofs`` by :meth:`SqlStore.retain`, rows unchanged."""
-results_archive = Table(
-    "results_archive",
-    metadata,
-    Column("proof_id", _ID, primary_key=True, autoincrement=False),
-    Column("token", Text, nullable=False),
-)
-"""Results moved out of ``results`` with their proofs."""
 
 alerts = Table(
     "alerts",
@@ -499,23 +504,17 @@ chain_heads = Table(
     Column("evidence_time_ns", BigInteger, nullable=False),
     Column("licence_version", BigInteger, nullable=False, server_default=text("0")),
     Column("trust_version", BigInteger, nullable=False, server_default=text("0")),
+    Column("fix", Text, nullable=False, server_default="[]"),
+    Column("fix_time_ns", BigInteger, nullable=False, server_default=text("0")),
+    postgresql_with=_HEADS_ROOM,
 )
 """Each device's last accepted proof, with what its verdict was judged under: the licence
 version and the stored trust version (:attr:`StoredTrust.version`; 0 in a head stored
-before schema 5, which names neither)."""
-
-last_fixes = Table(
-    "last_fixes",
-    metadata,
-    Column("device_id", ForeignKey("devices.device_id"), primary_key=True),
-    Column("fix", Text, nullable=False),
-    Column("fix_time_ns", BigInteger, nullable=False),
-)
-"""Each device's history fix (``ChainHead.fix``: the disks its accepted history still
-places it in, see :mod:`geoattest.verifier.history`), kept beside its chain head for the
-impossible-travel check and moved in the same transaction; a device with no row has no
-fix yet. A store written when this row held only the last proof's disks opens as it is:
-those disks are a sound, if looser, history fix."""
+before schema 5, which names neither); and its history fix (``ChainHead.fix``: the disks
+its accepted history still places it in, see :mod:`geoattest.verifier.history`) for the
+impossible-travel check, moved with the head in the same statement (``[]``: none yet). A
+store written when the fix held only the last proof's disks opens as it is: those disks
+are a sound, if looser, history fix."""
 
 export_licences = Table(
     "licences",
@@ -888,7 +887,8 @@ class SqlStore:
                 self._commit_records(conn, kept)
 
     def _commit_records(self, conn: Connection, records: Sequence[CommitRecord]) -> None:
-        """The rows of appraisals that leave something behind, a statement per table."""
+        """The rows of appraisals that leave something behind, a statement per table: a
+        proof with its result, the successors, the heads with their fixes, the alerts."""
         proved = [r for r in records if r.appraisal.device_id]
         bounds = {id(r): _bounds_json(r.appraisal.bounds) for r in proved}
         proof_ids: dict[int, int] = {}
@@ -898,9 +898,6 @@ class SqlStore:
                 insert(proofs),
                 [{**_proof_values(r, bounds[id(r)]), "id": proof_ids[id(r)]} for r in proved],
             )
-        tokens = [{"proof_id": proof_ids[id(r)], "token": r.token} for r in proved if r.token]
-        if tokens:
-            conn.execute(insert(results), tokens)
         advanced = [r for r in proved if r.appraisal.new_head is not None]
         if advanced:
             self._advance(conn, advanced, bounds)
@@ -945,7 +942,6 @@ class SqlStore:
                 for r in records
             ],
         )
-        fixes: dict[str, dict[str, Any]] = {}
         attesting: set[str] = set()
         started: list[dict[str, Any]] = []
         moved: list[dict[str, Any]] = []
@@ -963,6 +959,8 @@ class SqlStore:
                 "evidence_time_ns": appraisal.evidence_time_ns,
                 "licence_version": appraisal.licence.version if appraisal.licence else 0,
                 "trust_version": r.trust_version,
+                "fix": bounds[id(r)] if head.fix is appraisal.bounds else _bounds_json(head.fix),
+                "fix_time_ns": head.fix_time_ns,
             }
             if not head.previous_digest:
                 started.append({**values, "device_id": appraisal.device_id})
@@ -970,12 +968,6 @@ class SqlStore:
                 moved.append(
                     {**values, "b_device_id": appraisal.device_id, "b_head": head.previous_digest}
                 )
-            fix = bounds[id(r)] if head.fix is appraisal.bounds else _bounds_json(head.fix)
-            fixes[appraisal.device_id] = {
-                "device_id": appraisal.device_id,
-                "fix": fix,
-                "fix_time_ns": head.fix_time_ns,
-            }
             if not r.stale:
                 attesting.add(appraisal.device_id)
         # A chain's first head precedes its moves; the moves run in the records' order, and
@@ -985,14 +977,6 @@ class SqlStore:
         if moved and conn.execute(_MOVE_HEAD, moved).rowcount != len(moved):
             devices_moved = len({row["b_device_id"] for row in moved})
             raise StoreConflictError(f"the chain head of one of {devices_moved} devices moved")
-        upsert = self._upsert(last_fixes)
-        conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[last_fixes.c.device_id],
-                set_={"fix": upsert.excluded.fix, "fix_time_ns": upsert.excluded.fix_time_ns},
-            ),
-            list(fixes.values()),
-        )
         if attesting:
             conn.execute(_ATTESTING, {"devices": sorted(attesting)})
 
@@ -1135,9 +1119,7 @@ class SqlStore:
     def stored_result(self, device_id: str, digest: bytes) -> StoredResult | None:
         with self._read() as conn:
             row = conn.execute(
-                select(proofs, results.c.token)
-                .select_from(proofs.outerjoin(results))
-                .where(
+                select(proofs).where(
                     proofs.c.device_id == device_id,
                     proofs.c.digest == digest,
                     proofs.c.accepted.is_(True),
@@ -1152,7 +1134,7 @@ class SqlStore:
             verdict=Verdict(m["verdict"]),
             detail=m["detail"],
             bounds=_bounds_from_json(m["bounds"]),
-            token=m["token"] or "",
+            token=m["token"],
         )
 
     def summary(self, device_id: str) -> DeviceSummary | None:
@@ -1458,9 +1440,9 @@ class SqlStore:
         return [_trust_record(r) for r in rows]
 
     def retain(self, cutoff_ns: int, *, archive: bool, batch: int = 10_000) -> int:
-        """Move proofs received before ``cutoff_ns``, with their results, to the archive
-        tables (``archive``) or delete them; returns how many. Chain heads, history fixes
-        and the successor index are other tables and stay whole, so every chain goes on
+        """Move proofs received before ``cutoff_ns``, each with its result, to the archive
+        table (``archive``) or delete them; returns how many. Chain heads with their history
+        fixes and the successor index are other tables and stay whole, so every chain goes on
         and a fork of an archived proof is still caught; a proof an alert names stays as
         the alert's evidence. The newest proof stays too: SQLite numbers a new row after
         the largest id left in its table, and would give the next proof the id of one just
@@ -1491,13 +1473,6 @@ class SqlStore:
                             [c.name for c in proofs.c], select(proofs).where(chosen)
                         )
                     )
-                    conn.execute(
-                        results_archive.insert().from_select(
-                            ["proof_id", "token"],
-                            select(results).where(results.c.proof_id.in_(ids)),
-                        )
-                    )
-                conn.execute(delete(results).where(results.c.proof_id.in_(ids)))
                 conn.execute(delete(proofs).where(chosen))
             moved += len(ids)
 
@@ -1733,8 +1708,8 @@ def _head_from_row(m: Any) -> ChainHead:
         previous_digest=bytes(m["previous_digest"]),
         accepted_at_ns=m["accepted_at_ns"],
         landmark_times={str(k): int(v) for k, v in orjson.loads(m["landmark_times"]).items()},
-        fix=_bounds_from_json(m["fix"] or "[]"),
-        fix_time_ns=m["fix_time_ns"] or 0,
+        fix=_bounds_from_json(m["fix"]),
+        fix_time_ns=m["fix_time_ns"],
     )
 
 
@@ -1759,6 +1734,7 @@ def _proof_values(record: CommitRecord, bounds_json: str) -> dict[str, Any]:
         "bounds": bounds_json,
         "evidence_time_ns": appraisal.evidence_time_ns,
         "received_at_ns": record.received_at_ns,
+        "token": record.token,
     }
 
 
@@ -1797,13 +1773,7 @@ _DEVICE_BY_ID = (
     .where(devices.c.device_id == bindparam("device_id"))
 )
 """A device with the licence in force (``l_version`` is NULL where none is held)."""
-_HEAD = (
-    select(chain_heads, last_fixes.c.fix, last_fixes.c.fix_time_ns)
-    .select_from(
-        chain_heads.outerjoin(last_fixes, last_fixes.c.device_id == chain_heads.c.device_id)
-    )
-    .where(chain_heads.c.device_id == bindparam("device_id"))
-)
+_HEAD = select(chain_heads).where(chain_heads.c.device_id == bindparam("device_id"))
 """A device's chain head with its history fix, if it has one."""
 _DEVICES_WITH_HEADS = (
     select(
@@ -1813,15 +1783,11 @@ _DEVICES_WITH_HEADS = (
         chain_heads.c.previous_digest,
         chain_heads.c.accepted_at_ns,
         chain_heads.c.landmark_times,
-        last_fixes.c.fix,
-        last_fixes.c.fix_time_ns,
+        chain_heads.c.fix,
+        chain_heads.c.fix_time_ns,
         *_licence_columns(),
     )
-    .select_from(
-        _WITH_LICENCE.outerjoin(chain_heads).outerjoin(
-            last_fixes, last_fixes.c.device_id == devices.c.device_id
-        )
-    )
+    .select_from(_WITH_LICENCE.outerjoin(chain_heads))
     .where(devices.c.key_id.in_(bindparam("keys", expanding=True)))
 )
 """Devices by key id with their heads, fixes and licences (``counter`` is NULL without a
@@ -1964,7 +1930,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -2012,8 +1978,17 @@ def _add_schema_version(conn: Connection) -> None:
 
 
 def _add_archives(conn: Connection) -> None:
-    """Version 3: old proofs and results can move to archive tables."""
-    metadata.create_all(conn, tables=[proofs_archive, results_archive])
+    """Version 3: old proofs and results can move to archive tables (as version 3 made
+    them: the proofs' without the result token, which version 7 brings into the row)."""
+    then = MetaData()
+    Table("proofs_archive", then, *_archive_columns(proofs, leaving={"token"}))
+    Table(
+        "results_archive",
+        then,
+        Column("proof_id", _ID, primary_key=True, autoincrement=False),
+        Column("token", Text, nullable=False),
+    )
+    then.create_all(conn)
 
 
 def _add_stored_trust(conn: Connection) -> None:
@@ -2074,11 +2049,47 @@ def _add_trust_journal(conn: Connection) -> None:
 def _keep_rows_inline(conn: Connection) -> None:
     """Version 6: on PostgreSQL, proofs and results keep their rows inline (see
     :data:`_INLINE_ROWS`); rows stored before stay where they are. SQLite: nothing to do."""
-    if conn.dialect.name != "postgresql":
-        return
-    options = ", ".join(f"{name} = {value}" for name, value in _INLINE_ROWS.items())
-    for table in (proofs, results):
-        conn.execute(text(f"ALTER TABLE {table.name} SET ({options})"))
+    for table in ("proofs", "results"):
+        _set_storage(conn, table, _INLINE_ROWS)
+
+
+def _set_storage(conn: Connection, table: str, options: Mapping[str, str]) -> None:
+    """Set a table's storage options on PostgreSQL (SQLite has none)."""
+    if conn.dialect.name == "postgresql":
+        listed = ", ".join(f"{name} = {value}" for name, value in options.items())
+        conn.execute(text(f"ALTER TABLE {table} SET ({listed})"))
+
+
+def _one_row_per_proof(conn: Connection) -> None:
+    """Version 7: a proof's result token is kept in the proof's row (live and archived),
+    and a device's history fix in its chain head's row, so a commit writes one row per
+    proof and one per moved head; the tokens and fixes stored before move into those rows
+    (each row of ``proofs`` and ``chain_heads`` rewritten once). On PostgreSQL the heads'
+    pages keep room for their moves (:data:`_HEADS_ROOM`, on pages written from now on)."""
+    for table in ("proofs", "proofs_archive"):
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN token TEXT DEFAULT '' NOT NULL"))
+    conn.execute(text("ALTER TABLE chain_heads ADD COLUMN fix TEXT DEFAULT '[]' NOT NULL"))
+    conn.execute(text("ALTER TABLE chain_heads ADD COLUMN fix_time_ns BIGINT DEFAULT 0 NOT NULL"))
+    for table, results_table in (("proofs", "results"), ("proofs_archive", "results_archive")):
+        conn.execute(
+            text(
+                f"UPDATE {table} SET token = (SELECT r.token FROM {results_table} AS r"  # noqa: S608  (our own table names)
+                f" WHERE r.proof_id = {table}.id)"
+                f" WHERE id IN (SELECT proof_id FROM {results_table})"
+            )
+        )
+    conn.execute(
+        text(
+            "UPDATE chain_heads SET"
+            " fix = (SELECT f.fix FROM last_fixes AS f WHERE f.device_id = chain_heads.device_id),"
+            " fix_time_ns = (SELECT f.fix_time_ns FROM last_fixes AS f"
+            " WHERE f.device_id = chain_heads.device_id)"
+            " WHERE device_id IN (SELECT device_id FROM last_fixes)"
+        )
+    )
+    for table in ("results", "results_archive", "last_fixes"):
+        conn.execute(text(f"DROP TABLE {table}"))
+    _set_storage(conn, "chain_heads", _HEADS_ROOM)
 
 
 _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
@@ -2087,6 +2098,7 @@ _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     4: _add_stored_trust,
     5: _add_trust_journal,
     6: _keep_rows_inline,
+    7: _one_row_per_proof,
 }
 """Each version's step from the one before it."""
 

@@ -8,23 +8,38 @@ from pathlib import Path
 
 import pytest
 from command import assert_one_line_error, invoke, run_geoattest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from verifier_world import VerifierWorld
 
 from geoattest.errors import Reason
 from geoattest.verifier.store import SCHEMA_VERSION, SchemaVersionError, SqlStore, migrate
 
+SQLITE_SCHEMA_OF = {6: 5}
+"""Versions whose SQLite tables are an earlier version's (version 6 changed only
+PostgreSQL's storage options)."""
 EARLIER = {
-    version: Path(__file__).parents[2] / "data" / f"schema_v{version}_sqlite.sql"
+    version: Path(__file__).parents[2]
+    / "data"
+    / f"schema_v{SQLITE_SCHEMA_OF.get(version, version)}_sqlite.sql"
     for version in range(1, SCHEMA_VERSION)
 }
 """Each earlier version's SQLite schema, as that version created it."""
 
 
+DEVICE_ROW = (
+    "INSERT INTO devices VALUES ('dev-1', 'k1', :spki, 'H100', '7', 9, 'FRA', 9, 1, 'ENROLLED')"
+)
+SPKI = {"spki": b"\x00"}
+
+
+def engine_for(db: str | Path) -> Engine:
+    url = db if isinstance(db, str) and "://" in db else f"sqlite:///{db}"
+    return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
 def schema(db: str | Path) -> dict[str, object]:
     """Every table's columns, keys and indexes, as the database itself reports them."""
-    url = db if isinstance(db, str) and "://" in db else f"sqlite:///{db}"
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = engine_for(db)
     try:
         with engine.connect() as conn:
             found = inspect(conn)
@@ -52,9 +67,9 @@ def schema(db: str | Path) -> dict[str, object]:
 def earlier(path: Path, version: int = 1) -> Path:
     connection = sqlite3.connect(path)
     connection.executescript(EARLIER[version].read_text())
-    connection.execute(
-        "INSERT INTO devices VALUES ('dev-1', 'k1', x'00', 'H100', '7', 9, 'FRA', 9, 1, 'ENROLLED')"
-    )
+    if version in SQLITE_SCHEMA_OF:
+        connection.execute("UPDATE schema_version SET version = ?", (version,))
+    connection.execute(DEVICE_ROW, SPKI)
     connection.commit()
     connection.close()
     return path
@@ -100,31 +115,92 @@ def test_the_step_to_5_journals_the_trust_in_force_and_leaves_heads_judged_under
     ]
     (head,) = store.dump()["chain_heads"]
     store.close()
-    assert head[-2:] == (0, 0)  # judged under licence version 0 and trust version 0
+    assert head[8:10] == (0, 0)  # judged under licence version 0 and trust version 0
 
 
-def test_the_last_two_steps_on_postgresql_equal_a_fresh_schema(postgres):
-    """The steps to this version on the production backend: a database at version 4 (this
-    one's schema less what steps 5 and 6 add) migrates to exactly a fresh one."""
+VERSION_4_ON_POSTGRESQL = """
+    DROP TABLE trust_changes;
+    ALTER TABLE chain_heads DROP COLUMN licence_version, DROP COLUMN trust_version,
+        DROP COLUMN fix, DROP COLUMN fix_time_ns;
+    ALTER TABLE proofs RESET (toast_tuple_target);
+    ALTER TABLE chain_heads RESET (fillfactor);
+    ALTER TABLE proofs DROP COLUMN token;
+    ALTER TABLE proofs_archive DROP COLUMN token;
+    CREATE TABLE results (proof_id BIGINT NOT NULL REFERENCES proofs (id), token TEXT NOT NULL,
+        PRIMARY KEY (proof_id));
+    CREATE TABLE results_archive (proof_id BIGINT NOT NULL, token TEXT NOT NULL,
+        PRIMARY KEY (proof_id));
+    CREATE TABLE last_fixes (device_id VARCHAR(128) NOT NULL REFERENCES devices (device_id),
+        fix TEXT NOT NULL, fix_time_ns BIGINT NOT NULL, PRIMARY KEY (device_id));
+    UPDATE schema_version SET version = 4;
+"""
+"""This version's schema made back into version 4's: less what steps 5 to 7 add, with the
+tables step 7 folds into others."""
+
+OLD_ROWS = (
+    "INSERT INTO chain_heads (device_id, counter, digest, previous_digest, accepted_at_ns,"
+    " landmark_times, verdict, evidence_time_ns) VALUES ('dev-1', 2, :two, :one, 5, '{}',"
+    " 'ALLOWED', 5)",
+    "INSERT INTO last_fixes VALUES ('dev-1', '[[\"lm\", 1.0, 2.0, 3, 0.0]]', 4)",
+    "INSERT INTO proofs VALUES (2, 'dev-1', 2, :two, :one, :two, :yes, 'ALLOWED', '', '',"
+    " '[]', 7, 8)",
+    "INSERT INTO results VALUES (2, 'token-2')",
+    "INSERT INTO proofs_archive VALUES (1, 'dev-1', 1, :one, :none, :one, :yes, 'ALLOWED', '',"
+    " '', '[]', 5, 6)",
+    "INSERT INTO results_archive VALUES (1, 'token-1')",
+)
+"""A device's head with its fix, a proof with its result and an archived one with its, as
+versions 3 to 6 stored them (beside :func:`earlier`'s device)."""
+
+
+def insert_old_rows(db: str | Path) -> None:
+    engine = engine_for(db)
+    with engine.begin() as conn:
+        for statement in OLD_ROWS:
+            conn.execute(
+                text(statement), {"one": b"\x01", "two": b"\x02", "none": b"", "yes": True}
+            )
+    engine.dispose()
+
+
+def assert_old_rows_kept(db: str | Path) -> None:
+    store = SqlStore.open(db)
+    head = store.head("dev-1")
+    assert (head.counter, head.fix_time_ns) == (2, 4)
+    assert [(b.landmark_id, b.rtt_min_ns) for b in head.fix] == [("lm", 3)]
+    stored = store.stored_result("dev-1", b"\x02")
+    assert stored is not None
+    assert stored.token == "token-2"
+    assert [(row[0], row[-1]) for row in store.dump()["proofs_archive"]] == [(1, "token-1")]
+    store.close()
+
+
+def test_the_last_steps_on_postgresql_equal_a_fresh_schema_and_keep_the_rows(postgres):
+    """The steps to this version on the production backend: a database at version 4
+    migrates to exactly a fresh one, its tokens and fixes moved into their rows."""
     fresh, old = postgres.database(), postgres.database()
     migrate(fresh)
     migrate(old)
-    engine = create_engine(old.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = engine_for(old)
     with engine.begin() as conn:
-        conn.execute(text("DROP TABLE trust_changes"))
-        conn.execute(
-            text("ALTER TABLE chain_heads DROP COLUMN licence_version, DROP COLUMN trust_version")
-        )
-        conn.execute(text("ALTER TABLE proofs RESET (toast_tuple_target)"))
-        conn.execute(text("ALTER TABLE results RESET (toast_tuple_target)"))
-        conn.execute(text("UPDATE schema_version SET version = 4"))
+        conn.exec_driver_sql(VERSION_4_ON_POSTGRESQL)
+        conn.execute(text(DEVICE_ROW), SPKI)
     engine.dispose()
+    insert_old_rows(old)
     assert schema(old) != schema(fresh)
     assert migrate(old) == (4, SCHEMA_VERSION)
     assert schema(old) == schema(fresh)
     store = SqlStore.open(old)
     assert store.trust_changes() == []
     store.close()
+    assert_old_rows_kept(old)
+
+
+def test_the_step_to_7_moves_tokens_and_fixes_into_their_rows(tmp_path):
+    old = earlier(tmp_path / "old.db", 6)
+    insert_old_rows(old)
+    assert migrate(old) == (6, SCHEMA_VERSION)
+    assert_old_rows_kept(old)
 
 
 def test_a_migrated_database_migrates_to_itself(database):
@@ -145,8 +221,7 @@ def test_an_older_schema_is_refused_until_migrated(tmp_path):
 
 
 def newer(database: str) -> None:
-    url = database if "://" in database else f"sqlite:///{database}"
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = engine_for(database)
     with engine.begin() as conn:
         conn.execute(text("UPDATE schema_version SET version = version + 1"))
     engine.dispose()

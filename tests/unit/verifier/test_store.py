@@ -82,17 +82,14 @@ def test_database_is_in_wal_mode_with_full_sync(world):
     assert set(store.dump()) == {
         "devices",
         "proofs",
-        "results",
         "alerts",
         "chain_heads",
-        "last_fixes",
         "licences",
         "successors",
         "peer_measurements",
         "landmark_exclusions",
         "schema_version",
         "proofs_archive",
-        "results_archive",
         "revocations",
         "landmarks",
         "trust_version",
@@ -299,7 +296,7 @@ def test_a_batch_commits_in_the_same_statements_whatever_its_size(world, store, 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_proofs_and_results_keep_their_rows_inline_on_postgresql(world, store, service):
-    """A proof's envelope and a result's token stay in their rows, uncompressed: nothing of
+    """A proof's envelope and its result token stay in its row, uncompressed: nothing of
     a committed batch goes to a TOAST table (with the default 2 KB target the server
     compressed both and wrote them out at every commit, a third of its CPU per proof)."""
     chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
@@ -312,10 +309,10 @@ def test_proofs_and_results_keep_their_rows_inline_on_postgresql(world, store, s
     with store._engine.connect() as conn:
         toasted, shortest_token, stored_whole = conn.execute(
             text(
-                "SELECT (SELECT sum(pg_relation_size(reltoastrelid)) FROM pg_class"
-                " WHERE relname IN ('proofs', 'results')),"
-                " (SELECT min(length(token)) FROM results),"
-                " (SELECT bool_and(pg_column_size(token) > length(token)) FROM results)"
+                "SELECT (SELECT pg_relation_size(reltoastrelid) FROM pg_class"
+                " WHERE relname = 'proofs'),"
+                " (SELECT min(length(token)) FROM proofs),"
+                " (SELECT bool_and(pg_column_size(token) > length(token)) FROM proofs)"
             )
         ).one()
     assert shortest_token > 2048  # past the default target: the default would toast it
@@ -564,13 +561,13 @@ def test_retention_moves_old_proofs_but_never_heads_fixes_or_alert_evidence(
     before = store.dump()
     assert store.retain(NOW_NS + 2 * S, archive=archive, batch=1) == 1
     after = store.dump()
-    for kept in ("chain_heads", "last_fixes", "successors", "alerts", "devices"):
+    for kept in ("chain_heads", "successors", "alerts", "devices"):
         assert after[kept] == before[kept], kept
     (clone_alert,) = [a for a in after["alerts"] if a[3] == AlertKind.CLONE.value]
     assert {row[0] for row in after["proofs"]} == {clone_alert[7], before["proofs"][-1][0]}
     moved = [row for row in before["proofs"] if row not in after["proofs"]]
     assert after["proofs_archive"] == (moved if archive else [])
-    assert len(after["results_archive"]) == (1 if archive else 0)
+    assert all(row[-1] for row in after["proofs_archive"])  # each with its result token
     # the chain goes on, and a fork of the retired proof is still caught
     assert service.submit(world.proof(chip, unix_ns=UNIX_NS + 3 * S), NOW_NS + 3 * S).verdict is (
         Verdict.ALLOWED
