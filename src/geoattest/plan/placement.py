@@ -101,6 +101,7 @@ class LandmarkPlan:
         )
         return {
             "region": self.region,
+            "landmark_faults": self.before.landmark_faults,
             "budget_used": len(self.picks),
             "stopped_early": self.stopped_early,
             "picks": [
@@ -199,8 +200,10 @@ def plan_landmarks(
     resolution_deg: float | None = None,
     model: LatencyModel | None = None,
     progress: Step | None = None,
+    landmark_faults: int = 0,
 ) -> LandmarkPlan:
-    """Greedy placement of up to ``budget`` candidates (see the module docstring).
+    """Greedy placement of up to ``budget`` candidates (see the module docstring), each
+    point judged as the verifier judges it at ``landmark_faults``.
 
     Raises:
         ConfigError: a bad budget, too few candidates, or a grid the region does not fit.
@@ -229,6 +232,7 @@ def plan_landmarks(
         search_towns,
         landmarks_per_chip=landmarks_per_chip,
         model=model,
+        landmark_faults=landmark_faults,
     )
     objective = _Objective(judge, search_grid, search_towns)
     current = list(landmarks)
@@ -265,7 +269,13 @@ def plan_landmarks(
         remaining.remove(site)
     search_seconds = time.perf_counter() - started
     final = judge_over(
-        policy, region, grid, towns, landmarks_per_chip=landmarks_per_chip, model=model
+        policy,
+        region,
+        grid,
+        towns,
+        landmarks_per_chip=landmarks_per_chip,
+        model=model,
+        landmark_faults=landmark_faults,
     )
     if progress is not None:
         progress("judging the full grid, before and after", 0, 2)
@@ -313,6 +323,7 @@ def plan_region(
         budget=min(budget, len(candidates)),
         resolution_deg=resolution_deg,
         progress=lambda stage, done, total: progress(f"{region}: {stage}", done, total),
+        landmark_faults=deployment.landmark_faults,
     )
 
 
