@@ -322,6 +322,12 @@ def print_plan(result: dict[str, Any]) -> None:
             _share(pick["area_gain"]),
         )
     console.print(table)
+    if any(pick["alone_adds_nothing"] for pick in result["picks"]):
+        console.print(
+            "a pick with no gain of its own is certifiable only with a later one: at "
+            f"{result['landmark_faults']} lying operator(s) a chip needs that many more "
+            "close landmarks of other operators (docs/PLANNING.md)"
+        )
     if result["stopped_early"]:
         console.print("no remaining candidate adds any certifiable share; the search stopped")
     before, after = result["before"], result["after"]
