@@ -261,7 +261,14 @@ def _region_markdown(s: RegionSection) -> list[str]:
         lines += [
             "The search stopped early: no remaining candidate raises the certifiable share. "
             "Either the region lies too close to its borders for any honest chip to be "
-            "certified, or the candidates are too far from its people (see docs/PLANNING.md).",
+            "certified, or the candidates are too far from its people"
+            + (
+                f", or no two of them are close enough together to outvote "
+                f"{_faults(plan.before.landmark_faults)}"
+                if plan.before.landmark_faults
+                else ""
+            )
+            + " (see docs/PLANNING.md).",
             "",
         ]
     before, after = plan.before.stretches, plan.after.stretches
