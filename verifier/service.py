@@ -27,6 +27,7 @@ import datetime as dt
 import logging
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -333,8 +334,8 @@ class VerifierService:
         self.metrics.refusals.labels(reason=reason.value).inc(refused)
 
     def _publish(self, alerts: Sequence[Alert]) -> None:
-        for alert in alerts:
-            self.metrics.alerts.labels(kind=alert.kind).inc()
+        for kind, count in Counter(alert.kind for alert in alerts).items():
+            self.metrics.alerts.labels(kind=kind).inc(count)
         if alerts:
             for sink in self._alert_sinks:
                 sink(alerts)
@@ -467,9 +468,14 @@ class VerifierService:
                     raise
                 continue
             with self._lock:
-                for answer in answers:
-                    reason = answer.reason.value if answer.reason else NO_REASON
-                    metrics.proofs.labels(verdict=answer.verdict.value, reason=reason).inc()
+                # One increment per (verdict, reason) in the batch: each costs a labels
+                # lookup and, with workers, a write to the metrics file.
+                counted = Counter(
+                    (answer.verdict.value, answer.reason.value if answer.reason else NO_REASON)
+                    for answer in answers
+                )
+                for (verdict, reason), count in counted.items():
+                    metrics.proofs.labels(verdict=verdict, reason=reason).inc(count)
                 self._publish([alert for record in records for alert in record.alerts])
                 self._record(records, now_ns)
                 for answer in answers:

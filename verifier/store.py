@@ -991,11 +991,11 @@ class SqlStore:
         """
         if not rows:
             return
-        if self._postgres:
-            conn.execute(select(func.pg_advisory_xact_lock(_ALERTS_LOCK)))
+        if self._postgres:  # one round trip: the notification waits for the commit anyway
+            conn.execute(
+                select(func.pg_advisory_xact_lock(_ALERTS_LOCK), func.pg_notify(ALERTS_CHANNEL, ""))
+            )
         conn.execute(insert(alerts), list(rows))
-        if self._postgres:
-            conn.execute(select(func.pg_notify(ALERTS_CHANNEL, "")))
 
     def mark_stale(self, cutoff_ns: int, alert_for: AlertFactory) -> list[Alert]:
         """Mark STALE every live device with no accepted evidence since ``cutoff_ns``: by

@@ -607,3 +607,33 @@ def test_sweeps_of_two_replicas_at_once_mark_each_device_stale_once(database, wo
         f"dev-{i}" for i in range(1, 6)
     )
     assert len(store.alerts()) == 5
+
+
+def counted(metric) -> dict[tuple[str, ...], float]:
+    """A labelled counter's totals by label values."""
+    return {
+        tuple(sample.labels.values()): sample.value
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def test_a_batch_counts_every_verdict_and_alert_it_answers(world, store, service):
+    chips = [world.chip(f"dev-{i}") for i in (1, 2)] + [world.chip("dev-syd")]
+    for chip in chips:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    proofs = [world.proof(chip) for chip in chips] + [world.proof(world.chip("dev-3"))]
+    results = service.submit_batch(proofs, NOW_NS)
+    assert [r.verdict for r in results] == [
+        Verdict.ALLOWED,
+        Verdict.ALLOWED,
+        Verdict.OUTSIDE,
+        Verdict.REJECTED,
+    ]
+    assert counted(service.metrics.proofs) == {
+        ("ALLOWED", "none"): 2,
+        ("OUTSIDE", "none"): 1,
+        ("REJECTED", Reason.UNKNOWN_DEVICE.value): 1,
+    }
+    assert counted(service.metrics.alerts) == {(AlertKind.OUTSIDE_LICENSED_REGION.value,): 1}
