@@ -27,9 +27,9 @@ Internet's) and the host lets it spin (:func:`spin_permitted`: a core to spare, 
 priority with a second CPU), the agent polls its socket without blocking (``MSG_DONTWAIT``)
 in some of its waits between its first answer and its Close, for at most
 :attr:`RoundSettings.spin_s` per wait before it falls back to the blocking receive: the first
-:attr:`RoundSettings.spin_waits`, and every one the landmark extends the round for
-(:func:`spins_wait`), since the receipt keeps the round's best and a few spun exchanges
-carry it; the rest block. The wait for the first challenge blocks: it spans
+:attr:`RoundSettings.spin_waits` (by default all of them), and every one the landmark
+extends the round for (:func:`spins_wait`), since the receipt keeps the round's best and a
+few spun exchanges can carry it; the rest block. The wait for the first challenge blocks: it spans
 the landmark's setting up of the round (a few hundred microseconds of CPU were spun there),
 and a wake-up costs only that one exchange, as the receipt keeps the round's best. A longer
 path blocks throughout: its few microseconds of wake-up do not matter there, and spinning
@@ -124,10 +124,13 @@ class RoundSettings:
     is at most this (a data centre's); 0 never spins (:func:`spins`)."""
     spin_s: float = 0.0005
     """Longest one wait for a datagram spins before it blocks."""
-    spin_waits: int = 3
-    """A spinning round spins through only its first this many waits for a challenge, and
-    through every wait past its ``exchanges`` (the landmark runs those only while the
-    round's best is above its margin); it blocks in the rest (:func:`spins_wait`)."""
+    spin_waits: int = MAX_EXCHANGES
+    """A spinning round spins through only its first this many waits after its first
+    answer, and through every wait past its ``exchanges`` (the landmark runs those only
+    while the round's best is above its margin); it blocks in the rest
+    (:func:`spins_wait`). By default every wait: fewer saved the agent CPU per proof on the
+    hosts measured, but not against its baseline, and cost the receipt microseconds
+    (BENCHMARKS.md, "Timing path")."""
     realtime_priority: int = priorities.AGENT_TIMED_PHASE
     """During the timed phase the answering thread runs at this ``SCHED_FIFO`` priority
     where the process may (:func:`realtime`), so a challenge's wake-up preempts the host's
