@@ -77,12 +77,15 @@ def test_landmarks_plan_json_and_maps(tmp_path: Path, deployment: Path) -> None:
         str(deployment),
         "--resolution",
         "0.2",
+        "--landmark-faults",
+        "0",
         "--out-dir",
         str(tmp_path / "plan"),
         "--json",
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
+    assert summary["landmark_faults"] == 0
     assert [p["id"] for p in summary["picks"]] == ["khh"]
     assert summary["picks"][0]["population_gain"] > 0
     after = summary["after"]["certifiable_population_share"]
@@ -103,12 +106,43 @@ def test_landmarks_with_a_candidates_file(tmp_path: Path, deployment: Path) -> N
         str(candidates),
         "--resolution",
         "0.2",
+        "--landmark-faults",
+        "0",
         "--out-dir",
         str(tmp_path / "p"),
     )
     assert result.returncode == 0, result.stderr
     assert "new-1" in result.stdout
     assert "certifiable population" in result.stdout
+
+
+def test_plans_judge_at_the_verifiers_fault_level(tmp_path: Path, deployment: Path) -> None:
+    """By default coverage and plans judge as ``verifier serve`` does, outvoting one lying
+    operator: Taiwan's one landmark of its own then certifies no chip (without Taipei's
+    bound, Hong Kong's and Tokyo's reach the mainland), and one more site beside it buys
+    nothing, where trusting every landmark would report both."""
+    common = ["--scenario", str(deployment), "--resolution", "0.2", "--json"]
+
+    def coverage(*faults: str) -> dict[str, float]:
+        out = ["--out", str(tmp_path / f"c{len(faults)}.png")]
+        result = run_geoattest("plan", "coverage", *common, *out, *faults)
+        assert result.returncode == 0, result.stderr
+        summary: dict[str, float] = json.loads(result.stdout)
+        return summary
+
+    tolerant, trusting = coverage(), coverage("--landmark-faults", "0")
+    assert (tolerant["landmark_faults"], trusting["landmark_faults"]) == (1, 0)
+    assert trusting["certifiable_population_share"] > 0
+    for key in ("certifiable_area_share", "certifiable_population_share"):
+        for suffix in ("", "_p90"):
+            assert tolerant[key + suffix] <= trusting[key + suffix]
+    assert tolerant["certifiable_population_share"] == 0.0
+    plan = run_geoattest("plan", "landmarks", *common, "--out-dir", str(tmp_path / "p"))
+    assert plan.returncode == 0, plan.stderr
+    summary = json.loads(plan.stdout)
+    assert summary["landmark_faults"] == 1
+    assert summary["picks"] == []
+    assert summary["after"]["certifiable_population_share"] == 0.0
 
 
 def test_report_puts_it_together(tmp_path: Path, deployment: Path) -> None:
@@ -156,6 +190,9 @@ def test_report_puts_it_together(tmp_path: Path, deployment: Path) -> None:
         (["report", "--deployment", "/nonexistent.toml"], ["does not exist"]),
         (["report", "--budget", "-2"], ["budget"]),
         (["report", "--fleet-devices", "-1"], ["fleet-devices"]),
+        (["plan", "coverage", "--landmark-faults", "-1"], ["--landmark-faults", "[0, 2]"]),
+        (["plan", "landmarks", "--landmark-faults", "3"], ["--landmark-faults", "quorum"]),
+        (["report", "--landmark-faults", "3"], ["--landmark-faults"]),
     ],
 )
 def test_bad_input_is_one_line_error(
@@ -206,7 +243,10 @@ def test_bad_deployment_file_is_one_line_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        (["plan", "coverage"], ["--scenario", "--region", "--out", "--resolution", "--json"]),
+        (
+            ["plan", "coverage"],
+            ["--scenario", "--region", "--out", "--resolution", "--landmark-faults", "--json"],
+        ),
         (
             ["plan", "landmarks"],
             [
@@ -217,10 +257,21 @@ def test_bad_deployment_file_is_one_line_error(tmp_path: Path) -> None:
                 "--radius",
                 "--out-dir",
                 "--resolution",
+                "--landmark-faults",
                 "--json",
             ],
         ),
-        (["report"], ["--deployment", "--out-dir", "--budget", "--resolution", "--fleet-devices"]),
+        (
+            ["report"],
+            [
+                "--deployment",
+                "--out-dir",
+                "--budget",
+                "--resolution",
+                "--landmark-faults",
+                "--fleet-devices",
+            ],
+        ),
     ],
 )
 def test_every_option_is_documented(command: list[str], options: list[str]) -> None:

@@ -83,10 +83,16 @@ def stage_progress() -> Iterator[Any]:
         yield step
 
 
-def _load(scenario: Path | None) -> Any:
-    from geoattest.plan.deployment import default_deployment, load_deployment  # noqa: PLC0415
+def _load(scenario: Path | None, landmark_faults: int | None) -> Any:
+    """The deployment, judged at ``landmark_faults`` where given (else its own level)."""
+    from geoattest.plan.deployment import (  # noqa: PLC0415
+        default_deployment,
+        load_deployment,
+        with_landmark_faults,
+    )
 
-    return default_deployment() if scenario is None else load_deployment(scenario)
+    deployment = default_deployment() if scenario is None else load_deployment(scenario)
+    return with_landmark_faults(deployment, landmark_faults, "--landmark-faults")
 
 
 def _share(value: float | None) -> str:
@@ -102,6 +108,7 @@ def coverage(
         typer.Option(help="PNG map to write (default: coverage-REGION.png here)."),
     ] = None,
     resolution: Annotated[float | None, typer.Option(help=RESOLUTION_HELP)] = None,
+    landmark_faults: plan_cost.Faults = None,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -116,7 +123,7 @@ def coverage(
     from geoattest.plan.coverage import measure  # noqa: PLC0415
     from geoattest.plan.maps import render_coverage  # noqa: PLC0415
 
-    deployment = _load(scenario)
+    deployment = _load(scenario, landmark_faults)
     name = deployment.region(region)
     path = writable_file(out or Path(f"coverage-{name}.png"), "--out")
     with stage_progress() as step:
@@ -127,6 +134,7 @@ def coverage(
             landmarks_per_chip=deployment.landmarks_per_chip,
             resolution_deg=resolution,
             progress=lambda done, total: step(f"judging honest chips over {name}", done, total),
+            landmark_faults=deployment.landmark_faults,
         )
         step("drawing the map", 0, 1)
         render_coverage(
@@ -168,7 +176,8 @@ def coverage(
         f"{int(grid.inside.sum()):,} grid cells on {name}'s land at {grid.resolution_deg:g} "
         f"degrees; {len(towns):,} towns ({float(towns.population.sum()):,.0f} people); "
         f"{judge.appraised:,} points judged by the appraiser, {judge.by_witness:,} "
-        f"INCONCLUSIVE by witness; map: {path}"
+        f"INCONCLUSIVE by witness; ALLOWED survives {deployment.landmark_faults} lying "
+        f"landmark operator(s) (--landmark-faults); map: {path}"
     )
 
 
@@ -199,6 +208,7 @@ def landmarks(
         typer.Option(help="Directory for the before/after maps (default: plan-REGION here)."),
     ] = None,
     resolution: Annotated[float | None, typer.Option(help=RESOLUTION_HELP)] = None,
+    landmark_faults: plan_cost.Faults = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object: picks, before, after, ...")
     ] = False,
@@ -216,7 +226,7 @@ def landmarks(
         check_budget(budget)
     if radius is not None and not 1.0 <= radius <= 20_000.0:
         raise typer.BadParameter(f"--radius {radius} km must be in [1, 20000]")
-    deployment = _load(scenario)
+    deployment = _load(scenario, landmark_faults)
     name = deployment.region(region)
     planned_budget = deployment.budget if budget is None else budget
     if candidates is not None:
@@ -264,6 +274,7 @@ def write_plan(
         budget=budget,
         resolution_deg=resolution,
         progress=step,
+        landmark_faults=deployment.landmark_faults,
     )
     step("drawing the maps", 0, 1)
     before = directory / f"landmarks-{region}-before.png"
@@ -311,6 +322,12 @@ def print_plan(result: dict[str, Any]) -> None:
             _share(pick["area_gain"]),
         )
     console.print(table)
+    if any(pick["alone_adds_nothing"] for pick in result["picks"]):
+        console.print(
+            "a pick with no gain of its own is certifiable only with a later one: at "
+            f"{result['landmark_faults']} lying operator(s) a chip needs that many more "
+            "close landmarks of other operators (docs/PLANNING.md)"
+        )
     if result["stopped_early"]:
         console.print("no remaining candidate adds any certifiable share; the search stopped")
     before, after = result["before"], result["after"]
@@ -324,7 +341,8 @@ def print_plan(result: dict[str, Any]) -> None:
         )
     console.print(
         f"{result['candidates']} candidates searched on a {result['search_resolution_deg']:g}-"
-        f"degree grid in {result['search_seconds']} s; {result['seconds']} s in all; "
+        f"degree grid in {result['search_seconds']} s; {result['seconds']} s in all; every "
+        f"ALLOWED survives {result['landmark_faults']} lying landmark operator(s); "
         f"maps: {result['maps']['before']}, {result['maps']['after']}"
     )
 

@@ -124,7 +124,9 @@ Cadence = Annotated[
 Faults = Annotated[
     int | None,
     typer.Option(
-        help="Lying landmark operators an ALLOWED must survive (default 1; below the quorum)."
+        help="Lying landmark operators an ALLOWED must survive, as 'verifier serve "
+        "--landmark-faults' (default 1; below the quorum and the landmarks each chip "
+        "measures)."
     ),
 ]
 Ownership = Annotated[

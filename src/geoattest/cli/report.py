@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from geoattest.cli.plan import RESOLUTION_HELP, stage_progress, writable_dir
+from geoattest.cli.plan_cost import Faults
 
 
 def report(
@@ -35,6 +36,7 @@ def report(
         typer.Option(help="New landmarks to plan per region (default: the deployment's, 3)."),
     ] = None,
     resolution: Annotated[float | None, typer.Option(help=RESOLUTION_HELP)] = None,
+    landmark_faults: Faults = None,
     fleet_devices: Annotated[
         int,
         typer.Option(
@@ -67,6 +69,7 @@ def report(
         default_deployment,
         example_deployment_path,
         load_deployment,
+        with_landmark_faults,
     )
     from geoattest.plan.report import write_report  # noqa: PLC0415
 
@@ -80,12 +83,21 @@ def report(
         loaded = load_deployment(example_deployment_path())
     else:
         loaded = load_deployment(deployment)
+    loaded = with_landmark_faults(loaded, landmark_faults, "--landmark-faults")
     if not brief and (costs is not None or chips is not None):
         raise ConfigError("--costs and --chips go with --brief")
     directory = writable_dir(out_dir, "--out-dir")
     if brief:
         path = _brief(
-            loaded, deployment, directory, costs, chips, budget, resolution, fleet_devices
+            loaded,
+            deployment,
+            directory,
+            costs,
+            chips,
+            budget,
+            resolution,
+            fleet_devices,
+            landmark_faults,
         )
         print(f"brief: {path}")
         return
@@ -110,18 +122,20 @@ def _brief(
     budget: int | None,
     resolution: float | None,
     devices: int,
+    landmark_faults: int | None,
 ) -> Path:
     """Write the brief; the command that reproduces it is printed at its end."""
     from geoattest.cli.plan_cost import cost_inputs  # noqa: PLC0415
     from geoattest.plan.brief import write_brief  # noqa: PLC0415
 
-    inputs = cost_inputs(loaded, costs, chips=chips)
+    inputs = cost_inputs(loaded, costs, chips=chips, landmark_faults=landmark_faults)
     given = [
         ("--deployment", named),
         ("--costs", costs),
         ("--chips", chips),
         ("--budget", budget),
         ("--resolution", resolution),
+        ("--landmark-faults", landmark_faults),
         ("--fleet-devices", None if devices == 20_000 else devices),
     ]
     command = " ".join(

@@ -150,6 +150,8 @@ class Coverage:
     towns: Places
     sites: tuple[LandmarkSite, ...]
     landmarks_per_chip: int
+    landmark_faults: int
+    """Lying landmark operators every ALLOWED here survives (the judge's level)."""
     stretches: Mapping[str, StretchCoverage]
 
     def to_json(self) -> dict[str, Any]:
@@ -163,6 +165,7 @@ class Coverage:
             "certifiable_population_share_p90": p90.population_share,
             "landmarks": [s.landmark_id for s in self.sites],
             "landmarks_per_chip": self.landmarks_per_chip,
+            "landmark_faults": self.landmark_faults,
             "resolution_deg": self.grid.resolution_deg,
             "grid_cells": int(self.grid.land.size),
             "land_cells": int(self.grid.land.sum()),
@@ -530,6 +533,7 @@ def evaluate(
         towns=towns,
         sites=tuple(sites),
         landmarks_per_chip=judge.landmarks_per_chip,
+        landmark_faults=judge.landmark_faults,
         stretches=stretches,
     )
 

@@ -46,6 +46,7 @@ from geoattest.demo.scenario import (
 from geoattest.errors import ConfigError
 from geoattest.geo.policy import RegionPolicy
 from geoattest.pki.names import check_identifier
+from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS
 
 DEFAULT_BUDGET = 3
 DEFAULT_CANDIDATE_RADIUS_KM = 600.0
@@ -71,6 +72,11 @@ class Deployment:
     candidate_radius_km: float
     candidates: tuple[LandmarkSite, ...] | None
     """Explicit candidate sites; None means "the largest towns near the region"."""
+    landmark_faults: int
+    """Lying landmark operators an ALLOWED must survive, as the verifier's policy sets
+    them (its default, kept below the quorum and the landmarks per chip, unless a command
+    says otherwise): coverage and plans judge at this level, so they show what the
+    verifier will certify rather than what it would if every landmark were trusted."""
     source: str
     """Where the deployment came from, for the report."""
     scenario: DemoScenario
@@ -89,6 +95,7 @@ class Deployment:
             budget=DEFAULT_BUDGET,
             candidate_radius_km=DEFAULT_CANDIDATE_RADIUS_KM,
             candidates=None,
+            landmark_faults=min(DEFAULT_LANDMARK_FAULTS, fault_ceiling(scenario)),
             source=source,
             scenario=scenario,
         )
@@ -156,6 +163,31 @@ def load_deployment(path: Path) -> Deployment:
         ),
         candidates=None if candidates is None else parse_candidates(candidates, "plan.candidates"),
     )
+
+
+def fault_ceiling(scenario: DemoScenario) -> int:
+    """The most landmark faults a deployment can tolerate: one below both its quorum and
+    the landmarks each chip measures (past that no honest chip could be ALLOWED)."""
+    return min(scenario.quorum, scenario.landmarks_per_chip) - 1
+
+
+def with_landmark_faults(deployment: Deployment, value: int | None, where: str) -> Deployment:
+    """The deployment judged at ``value`` faults instead of the default (None keeps it).
+
+    Raises:
+        ConfigError: ``value`` is not a whole number from 0 to :func:`fault_ceiling`
+            (named by ``where``, the option it came from).
+    """
+    if value is None:
+        return deployment
+    ceiling = fault_ceiling(deployment.scenario)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= ceiling:
+        raise ConfigError(
+            f"{where} must be a whole number in [0, {ceiling}] (below the quorum of "
+            f"{deployment.quorum} and the {deployment.landmarks_per_chip} landmarks each chip "
+            f"measures), got {value!r}"
+        )
+    return dataclasses.replace(deployment, landmark_faults=value)
 
 
 def load_candidates(path: Path) -> tuple[LandmarkSite, ...]:

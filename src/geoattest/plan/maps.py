@@ -68,7 +68,11 @@ def render_coverage(
     for i, (name, stretch) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         draw_coverage(ax, coverage, stretch, policy, stretch_name=name, new_landmarks=new_landmarks)
-    fig.suptitle(title, fontsize=12)
+    faults = coverage.landmark_faults
+    fig.suptitle(
+        f"{title}\nALLOWED survives {faults} lying landmark operator{'' if faults == 1 else 's'}",
+        fontsize=12,
+    )
     handles: list[Any] = [
         Patch(facecolor=COLOURS[v], alpha=0.75, label=MEANING[v])
         for v in VERDICTS
@@ -94,8 +98,9 @@ def render_coverage(
             Line2D([], [], marker="*", ls="none", color=NEW_LANDMARK, ms=12, label="new landmark")
         )
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8.5)
-    # Keep about 0.9 inch at the bottom for the legend and 0.5 inch at the top for the title.
-    fig.tight_layout(rect=(0, 0.9 / height, 1, 1 - 0.5 / height))
+    # Keep about 0.9 inch at the bottom for the legend and 0.75 inch at the top for the
+    # title's two lines.
+    fig.tight_layout(rect=(0, 0.9 / height, 1, 1 - 0.75 / height))
     fig.savefig(path)
 
 

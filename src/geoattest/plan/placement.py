@@ -7,6 +7,13 @@ with no towns) the most is kept. Greedy is not optimal, but coverage gains are c
 submodular (a new landmark helps the chips it becomes nearest to), and the table of picks
 shows each one's marginal gain.
 
+At ``landmark_faults = f`` a point needs f + 1 close landmarks of independent operators,
+so one new site alone often certifies nothing more where two together would. Where no
+candidate raises the share at f, the search takes the one that raises it most at f - 1
+(then f - 2, ... 0): a site the next pick can pair with. Its gain at f is 0 in the table,
+its partner's shows what the two buy together. Such a site left last, without a partner,
+is dropped from the plan.
+
 To stay fast the search judges a coarser grid (:data:`SEARCH_COARSENING` times the cell
 size) and the region's largest towns (:data:`SEARCH_TOWNS`); the honest judge caches every
 verdict by the landmarks a point measures, so a candidate costs only the points it becomes
@@ -75,6 +82,12 @@ class Pick:
     population_gain: float | None
     area_gain: float
 
+    @property
+    def raised_nothing(self) -> bool:
+        """Picked for what it certifies at fewer faults than the plan's, a site a later
+        pick can pair with; alone it adds nothing at the plan's level."""
+        return not self.area_gain and not self.population_gain
+
 
 @dataclass(frozen=True)
 class LandmarkPlan:
@@ -101,6 +114,7 @@ class LandmarkPlan:
         )
         return {
             "region": self.region,
+            "landmark_faults": self.before.landmark_faults,
             "budget_used": len(self.picks),
             "stopped_early": self.stopped_early,
             "picks": [
@@ -113,6 +127,7 @@ class LandmarkPlan:
                     "search_area_share": p.area_share,
                     "population_gain": p.population_gain,
                     "area_gain": p.area_gain,
+                    "alone_adds_nothing": p.raised_nothing,
                 }
                 for p in self.picks
             ],
@@ -199,8 +214,10 @@ def plan_landmarks(
     resolution_deg: float | None = None,
     model: LatencyModel | None = None,
     progress: Step | None = None,
+    landmark_faults: int = 0,
 ) -> LandmarkPlan:
-    """Greedy placement of up to ``budget`` candidates (see the module docstring).
+    """Greedy placement of up to ``budget`` candidates (see the module docstring), each
+    point judged as the verifier judges it at ``landmark_faults``.
 
     Raises:
         ConfigError: a bad budget, too few candidates, or a grid the region does not fit.
@@ -222,15 +239,60 @@ def plan_landmarks(
         top = np.zeros(len(towns), dtype=bool)
         top[np.argsort(-towns.population, kind="stable")[:SEARCH_TOWNS]] = True
         search_towns = towns.select(top)
-    judge = judge_over(
+    judges = [
+        judge_over(
+            policy,
+            region,
+            search_grid,
+            search_towns,
+            landmarks_per_chip=landmarks_per_chip,
+            model=model,
+            landmark_faults=level,
+        )
+        for level in range(landmark_faults, -1, -1)
+    ]
+    objective = _Objective(judges, search_grid, search_towns)
+    picks, current, stopped_early = _greedy(objective, landmarks, candidates, budget, progress)
+    search_seconds = time.perf_counter() - started
+    final = judge_over(
         policy,
         region,
-        search_grid,
-        search_towns,
+        grid,
+        towns,
         landmarks_per_chip=landmarks_per_chip,
         model=model,
+        landmark_faults=landmark_faults,
     )
-    objective = _Objective(judge, search_grid, search_towns)
+    if progress is not None:
+        progress("judging the full grid, before and after", 0, 2)
+    before = evaluate(final, grid, towns, landmarks)
+    if progress is not None:
+        progress("judging the full grid, before and after", 1, 2)
+    after = evaluate(final, grid, towns, current) if picks else before
+    if progress is not None:
+        progress("judging the full grid, before and after", 2, 2)
+    return LandmarkPlan(
+        region=region,
+        candidates=tuple(candidates),
+        picks=tuple(picks),
+        before=before,
+        after=after,
+        search_resolution_deg=search_grid.resolution_deg,
+        search_seconds=search_seconds,
+        seconds=time.perf_counter() - started,
+        stopped_early=stopped_early,
+    )
+
+
+def _greedy(
+    objective: _Objective,
+    landmarks: Sequence[LandmarkSite],
+    candidates: Sequence[LandmarkSite],
+    budget: int,
+    progress: Step | None,
+) -> tuple[list[Pick], list[LandmarkSite], bool]:
+    """The greedy steps: the picks, the landmark set with them, and whether the search
+    stopped before spending the budget."""
     current = list(landmarks)
     remaining = list(candidates)
     picks: list[Pick] = []
@@ -263,29 +325,11 @@ def plan_landmarks(
         best_score = score
         current.append(site)
         remaining.remove(site)
-    search_seconds = time.perf_counter() - started
-    final = judge_over(
-        policy, region, grid, towns, landmarks_per_chip=landmarks_per_chip, model=model
-    )
-    if progress is not None:
-        progress("judging the full grid, before and after", 0, 2)
-    before = evaluate(final, grid, towns, landmarks)
-    if progress is not None:
-        progress("judging the full grid, before and after", 1, 2)
-    after = evaluate(final, grid, towns, current) if picks else before
-    if progress is not None:
-        progress("judging the full grid, before and after", 2, 2)
-    return LandmarkPlan(
-        region=region,
-        candidates=tuple(candidates),
-        picks=tuple(picks),
-        before=before,
-        after=after,
-        search_resolution_deg=search_grid.resolution_deg,
-        search_seconds=search_seconds,
-        seconds=time.perf_counter() - started,
-        stopped_early=stopped_early,
-    )
+    while picks and picks[-1].raised_nothing:
+        # A site picked for a later partner that never came: it buys nothing alone.
+        current.remove(picks.pop().site)
+        stopped_early = True
+    return picks, current, stopped_early
 
 
 def plan_region(
@@ -313,29 +357,29 @@ def plan_region(
         budget=min(budget, len(candidates)),
         resolution_deg=resolution_deg,
         progress=lambda stage, done, total: progress(f"{region}: {stage}", done, total),
+        landmark_faults=deployment.landmark_faults,
     )
 
 
 class _Score(NamedTuple):
-    """A landmark set's certifiable shares on the search sample: population first when the
-    region has towns (area breaks ties), area otherwise."""
+    """A landmark set's certifiable shares on the search sample: at each fault level from
+    the plan's down to 0, population first when the region has towns (area breaks ties),
+    area otherwise."""
 
-    objective: float
-    tie_break: float
+    rank: tuple[tuple[float, float], ...]
+    """What the search maximises: (objective, tie break) at f, f - 1, ... 0."""
     population_share: float | None
+    """At the plan's fault level."""
     area_share: float
-
-    @property
-    def rank(self) -> tuple[float, float]:
-        """What the search maximises."""
-        return self.objective, self.tie_break
+    """At the plan's fault level."""
 
 
 class _Objective:
-    """Certifiable shares on the search sample for a landmark set, at median stretch."""
+    """Certifiable shares on the search sample for a landmark set, at median stretch, by
+    judges at the plan's fault level and each level below it."""
 
-    def __init__(self, judge: HonestJudge, grid: RegionGrid, towns: Places) -> None:
-        self._judge = judge
+    def __init__(self, judges: Sequence[HonestJudge], grid: RegionGrid, towns: Places) -> None:
+        self._judges = judges
         lat, lon = grid.points()
         inside = grid.inside.ravel()
         self._lat, self._lon = lat[inside], lon[inside]
@@ -343,14 +387,23 @@ class _Objective:
         self._towns = towns
 
     def __call__(self, sites: Sequence[LandmarkSite]) -> _Score:
-        cells = self._judge.verdicts(self._lat, self._lon, sites, SEARCH_QUANTILE)
+        shares = [self._shares(judge, sites) for judge in self._judges]
+        rank = tuple(
+            (area, 0.0) if population is None else (population, area) for population, area in shares
+        )
+        return _Score(rank, *shares[0])
+
+    def _shares(
+        self, judge: HonestJudge, sites: Sequence[LandmarkSite]
+    ) -> tuple[float | None, float]:
+        """The certifiable population share (None without towns) and area share."""
+        cells = judge.verdicts(self._lat, self._lon, sites, SEARCH_QUANTILE)
         area = float(self._area[cells == ALLOWED_CODE].sum() / self._area.sum())
         if not len(self._towns):
-            return _Score(area, 0.0, None, area)
-        codes = self._judge.verdicts(self._towns.lat, self._towns.lon, sites, SEARCH_QUANTILE)
+            return None, area
+        codes = judge.verdicts(self._towns.lat, self._towns.lon, sites, SEARCH_QUANTILE)
         weight = self._towns.population
-        population = float(weight[codes == ALLOWED_CODE].sum() / weight.sum())
-        return _Score(population, area, population, area)
+        return float(weight[codes == ALLOWED_CODE].sum() / weight.sum()), area
 
 
 def _region_sample(policy: RegionPolicy, region: str) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,7 @@ def _region_section(
             landmarks_per_chip=deployment.landmarks_per_chip,
             resolution_deg=resolution_deg,
             progress=lambda done, total: step(f"{region}: coverage", done, total),
+            landmark_faults=deployment.landmark_faults,
         )
         render_coverage(out_dir / coverage_map, coverage, policy, title=title)
         return RegionSection(region, coverage, coverage_map, None, None)
@@ -121,7 +122,12 @@ def _fleet(deployment: Deployment, devices: int, step: Step) -> dict[str, Any]:
     regions = tuple(r for r in deployment.regions if deployment.policy.regions[r].is_countries)
     if not regions:
         return {"skipped": "no country region: fleet studies place chips by country"}
-    config = FleetConfig(devices=devices, regions=regions, sample=FLEET_SAMPLE)
+    config = FleetConfig(
+        devices=devices,
+        regions=regions,
+        sample=FLEET_SAMPLE,
+        landmark_faults=deployment.landmark_faults,
+    )
     result = run_fleet(
         deployment.scenario,
         config,
@@ -152,7 +158,9 @@ def _markdown(
         f"in {seconds:.0f} s. Policy `{policy.policy_id}`: chips are assumed to be on "
         f"{policy.location.value.replace('_', ' ')}; border margin {policy.border_margin_km:g} "
         f"km. Each honest chip measures its {deployment.landmarks_per_chip} nearest "
-        f"landmarks; a proof needs {deployment.quorum} receipts.",
+        f"landmarks; a proof needs {deployment.quorum} receipts, and an ALLOWED must "
+        f"survive {_faults(deployment.landmark_faults)} (`landmark_faults = "
+        f"{deployment.landmark_faults}`).",
         "",
         "How to read this report: `docs/PLANNING.md` (figures, assumptions, maps).",
         "",
@@ -253,7 +261,14 @@ def _region_markdown(s: RegionSection) -> list[str]:
         lines += [
             "The search stopped early: no remaining candidate raises the certifiable share. "
             "Either the region lies too close to its borders for any honest chip to be "
-            "certified, or the candidates are too far from its people (see docs/PLANNING.md).",
+            "certified, or the candidates are too far from its people"
+            + (
+                f", or no two of them are close enough together to outvote "
+                f"{_faults(plan.before.landmark_faults)}"
+                if plan.before.landmark_faults
+                else ""
+            )
+            + " (see docs/PLANNING.md).",
             "",
         ]
     before, after = plan.before.stretches, plan.after.stretches
@@ -314,6 +329,13 @@ def _fleet_markdown(fleet: dict[str, Any] | None) -> list[str]:
         )
         lines.append(f"| {truth} | {n:,} | {cells} |")
     return [*lines, ""]
+
+
+def _faults(level: int) -> str:
+    """A fault level in words, as the report and the maps' titles say it."""
+    if level == 0:
+        return "no lying landmark operator (every landmark trusted)"
+    return f"{level} lying landmark operator{'s' if level > 1 else ''}"
 
 
 def _pct(value: float | None) -> str:

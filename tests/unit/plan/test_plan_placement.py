@@ -51,6 +51,53 @@ def test_greedy_picks_the_site_that_helps_and_stops_when_none_does() -> None:
     assert out["after"]["certifiable_population_share"] == after
 
 
+TAIWAN = (
+    LandmarkSite("lm-tpe", "Taipei", 25.0330, 121.5654),
+    LandmarkSite("lm-hkg", "Hong Kong", 22.3193, 114.1694),
+    LandmarkSite("lm-tyo", "Tokyo", 35.6762, 139.6503),
+)
+KAOHSIUNG_PAIR = (
+    KAOHSIUNG,
+    LandmarkSite("kaohsiung-b", "Kaohsiung, another operator, 1 km north", 22.6363, 120.3014),
+)
+
+
+@pytest.mark.parametrize(("budget", "picked"), [(1, []), (2, ["kaohsiung", "kaohsiung-b"])])
+def test_at_one_fault_the_search_finds_a_pair_that_no_single_site_makes(
+    budget: int, picked: list[str]
+) -> None:
+    """At ``landmark_faults = 1`` a chip in Kaohsiung needs two close landmarks of
+    independent operators: neither new site helps alone, so the first is picked for what it
+    certifies at 0 faults, and kept only where the budget brings its partner."""
+    demo = default_deployment()
+    plan = plan_landmarks(
+        demo.policy,
+        "TW",
+        TAIWAN,
+        KAOHSIUNG_PAIR,
+        landmarks_per_chip=3,
+        budget=budget,
+        resolution_deg=0.2,
+        landmark_faults=1,
+    )
+    assert [p.site.landmark_id for p in plan.picks] == picked
+    before = plan.before.stretches["median"].population_share
+    after = plan.after.stretches["median"].population_share
+    assert before == 0.0
+    if not picked:
+        assert plan.stopped_early
+        assert after == 0.0
+        return
+    first, second = plan.picks
+    assert first.raised_nothing
+    assert not second.raised_nothing
+    assert after is not None
+    assert after > 0.1
+    out = plan.to_json()
+    assert out["landmark_faults"] == 1
+    assert [p["alone_adds_nothing"] for p in out["picks"]] == [True, False]
+
+
 def test_a_zero_budget_keeps_the_deployment() -> None:
     demo = default_deployment()
     plan = plan_landmarks(
