@@ -1,18 +1,21 @@
-"""Instructions of the verifier's evidence pass alone, signature checks left out: run under
-callgrind.
+"""Instructions of the verifier's appraisal, signature checks left out: run under callgrind.
 
 Run::
 
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=evidence.%p \\
-        python bench/verifier_evidence_instructions.py
+        python bench/verifier_evidence_instructions.py [evidence|judge]
 
 (about two minutes; ``GEOATTEST_GEOMETRY_CACHE`` shortens the start). The bench fleet's
 pipeline over 50 chips in memory, ``VerifyingKey.verify`` replaced by a check that passes,
-three passes over one proof per chip to warm up; then collection is switched on
-(``callgrind_control -i on``) around two more passes of the evidence checks
-(``ProofAppraiser._check``: envelopes, decoding, chain, receipt and transcript rules,
-freshness, quorum). Callgrind prints ``Collected``: divide by 100 for a proof. What the
-nine signature checks cost is ``verifier_batch_instructions.py checks``.
+one proof per chip appraised and its chain advanced (so that the next proofs meet chain
+heads and history fixes, as in service); then three passes over the next proof of each
+chip to warm up, and collection switched on (``callgrind_control -i on``) around two more
+passes of either the evidence checks (``evidence``, the default:
+``ProofAppraiser._check``: envelopes, decoding, chain, receipt and transcript rules,
+freshness, quorum) or the verdicts of the checked proofs (``judge``:
+``ProofAppraiser._judge``: the geography, the fault-domain re-appraisals, the travel
+check and the history fix). Callgrind prints ``Collected``: divide by 100 for a proof.
+What the nine signature checks cost is ``verifier_batch_instructions.py checks``.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from __future__ import annotations
 import gc
 import os
 import subprocess
+import sys
 import time
 
 from geoattest.bench.fleet import Fleet
 from geoattest.bench.verifier import make_appraiser
 from geoattest.crypto import VerifyingKey
+from geoattest.verdict import LandmarkBound
 from geoattest.verifier import pipeline
 from geoattest.verifier.state import InMemoryState
 
@@ -37,27 +42,42 @@ def collect(on: bool) -> None:
 
 
 def main() -> None:
+    which = sys.argv[1] if len(sys.argv) > 1 else "evidence"
     fleet = Fleet(CHIPS)
     appraiser = make_appraiser(fleet)
     state = InMemoryState()
     for chip in fleet.chips:
         state.enrol(fleet.device_record(chip))
+    VerifyingKey.verify = lambda self, signature, message: True  # type: ignore[method-assign]
+    first = [fleet.proof(chip) for chip in fleet.chips]
+    for appraisal in appraiser.appraise_batch(first, state, time.time_ns()):
+        if appraisal.new_head is None:
+            raise AssertionError(f"a bench proof was rejected: {appraisal.reason}")
+        state.advance(appraisal.device_id, appraisal.new_head)
     proofs = [fleet.proof(chip) for chip in fleet.chips]
     now = time.time_ns()
-    VerifyingKey.verify = lambda self, signature, message: True  # type: ignore[method-assign]
 
-    def evidence_pass() -> None:
+    def evidence_pass() -> list[pipeline._Evidence]:
         pending = pipeline._PendingChains(state)
-        for proof in proofs:
-            if not isinstance(appraiser._check(proof, pending, now), pipeline._Evidence):
-                raise AssertionError("a bench proof failed its evidence checks")
+        checked = [appraiser._check(proof, pending, now) for proof in proofs]
+        if not all(isinstance(item, pipeline._Evidence) for item in checked):
+            raise AssertionError("a bench proof failed its evidence checks")
+        return checked  # type: ignore[return-value]
 
+    evidence = evidence_pass()
+
+    def judge_pass() -> None:
+        fixes: dict[str, tuple[tuple[LandmarkBound, ...], int]] = {}
+        for item in evidence:
+            appraiser._judge(item, fixes, now)
+
+    measured = judge_pass if which == "judge" else evidence_pass
     for _ in range(3):
-        evidence_pass()
+        measured()
     gc.freeze()
     collect(True)
     for _ in range(2):
-        evidence_pass()
+        measured()
     collect(False)
 
 

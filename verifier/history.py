@@ -33,7 +33,7 @@ import functools
 import math
 
 from geoattest.geo.sphere import EARTH_RADIUS_KM, ELLIPSOID_MARGIN, distance_km, grow
-from geoattest.verdict import LandmarkBound
+from geoattest.verdict import LandmarkBound, bound_km
 
 Fix = tuple[LandmarkBound, ...]
 """Disks the chip lay in at one instant (a proof's bounds, or the history fix)."""
@@ -65,28 +65,15 @@ def travel_gap_km(fix: Fix, fix_time_ns: int, bounds: Fix, time_ns: int, km_per_
     if not fix or not bounds:
         return 0.0
     reachable_km = max(0, time_ns - fix_time_ns) * km_per_ns
+    # Each disk's grown radius read once, not once per pair.
+    old_caps = [(old.latitude, old.longitude, grow(old.bound_km)) for old in fix]
+    new_caps = [(new.latitude, new.longitude, grow(new.bound_km)) for new in bounds]
     gap_km = max(
-        sites_apart_km(old.latitude, old.longitude, new.latitude, new.longitude)
-        - grow(old.bound_km)
-        - grow(new.bound_km)
-        for old in fix
-        for new in bounds
+        sites_apart_km(old_lat, old_lon, lat, lon) - old_km - new_km
+        for old_lat, old_lon, old_km in old_caps
+        for lat, lon, new_km in new_caps
     )
     return gap_km / (1.0 + ELLIPSOID_MARGIN) - reachable_km
-
-
-def grown(fix: Fix, elapsed_ns: int, km_per_ns: float) -> Fix:
-    """The disks of ``fix`` as they stand ``elapsed_ns`` later: each wider by the travel."""
-    return tuple(
-        LandmarkBound(
-            b.landmark_id,
-            b.latitude,
-            b.longitude,
-            b.rtt_min_ns,
-            motion_km=b.motion_km + elapsed_ns * km_per_ns,
-        )
-        for b in fix
-    )
 
 
 def extend(
@@ -96,20 +83,42 @@ def extend(
     ``fix_time_ns``) is accepted: the old one grown to ``time_ns`` plus the new disks,
     less every disk that constrains nothing any more. The new disks come first, in order,
     so a chip proving the same disks again keeps exactly those."""
-    kept: list[LandmarkBound] = []
-    for disk in (*bounds, *grown(fix, max(0, time_ns - fix_time_ns), km_per_ns)):
-        if grow(disk.bound_km) >= HALF_CIRCUMFERENCE_KM or any(_inside(k, disk) for k in kept):
+    travel_km = max(0, time_ns - fix_time_ns) * km_per_ns
+    # (disk, its motion once grown or None for a new disk, its grown radius): an old
+    # disk is rebuilt grown only if it is kept, and each radius is read once.
+    candidates: list[tuple[LandmarkBound, float | None, float]] = [
+        (b, None, grow(b.bound_km)) for b in bounds
+    ]
+    for b in fix:
+        grown_km = b.motion_km + travel_km
+        candidates.append((b, grown_km, grow(bound_km(b.rtt_min_ns) + grown_km)))
+    kept: list[tuple[LandmarkBound, float]] = []
+    for source, motion_km, radius in candidates:
+        if radius >= HALF_CIRCUMFERENCE_KM or any(
+            _inside(k, k_km, source, radius) for k, k_km in kept
+        ):
             continue
-        kept = [k for k in kept if not _inside(disk, k)]
-        kept.append(disk)
-    if len(kept) == len(bounds) and all(k is b for k, b in zip(kept, bounds, strict=True)):
+        kept = [(k, k_km) for k, k_km in kept if not _inside(source, radius, k, k_km)]
+        disk = (
+            source
+            if motion_km is None
+            else LandmarkBound(
+                source.landmark_id, source.latitude, source.longitude, source.rtt_min_ns, motion_km
+            )
+        )
+        kept.append((disk, radius))
+    if len(kept) == len(bounds) and all(k is b for (k, _), b in zip(kept, bounds, strict=True)):
         return bounds, time_ns  # the same object: the store writes the proof's disks once
-    return tuple(kept), time_ns
+    return tuple([k for k, _ in kept]), time_ns
 
 
-def _inside(inner: LandmarkBound, outer: LandmarkBound) -> bool:
-    """Whether ``inner``'s cap lies inside ``outer``'s: then every proof ``outer`` refuses,
-    ``inner`` refuses too, with at least the same gap."""
+def _inside(inner: LandmarkBound, inner_km: float, outer: LandmarkBound, outer_km: float) -> bool:
+    """Whether ``inner``'s cap (grown radius ``inner_km``) lies inside ``outer``'s: then
+    every proof ``outer`` refuses, ``inner`` refuses too, with at least the same gap. A
+    wider inner cap never does (a sum of non-negative terms rounds to no less than any
+    of them), so its sites' distance is not looked up."""
+    if inner_km > outer_km:
+        return False
     apart = sites_apart_km(inner.latitude, inner.longitude, outer.latitude, outer.longitude)
     slack = _DOMINANCE_SLACK_KM if apart else 0.0
-    return apart + slack + grow(inner.bound_km) <= grow(outer.bound_km)
+    return apart + slack + inner_km <= outer_km

@@ -556,14 +556,16 @@ class ProofAppraiser:
         oldest = min((time_ns for _, time_ns, _ in timed), default=0)
         km_per_ns = self.config.max_chip_speed_m_s / 1e12
         bounds = tuple(
-            LandmarkBound(
-                landmark.landmark_id,
-                landmark.latitude,
-                landmark.longitude,
-                rtt_ns,
-                motion_km=(newest - time_ns) * km_per_ns,
-            )
-            for landmark, time_ns, rtt_ns in timed
+            [
+                LandmarkBound(
+                    landmark.landmark_id,
+                    landmark.latitude,
+                    landmark.longitude,
+                    rtt_ns,
+                    (newest - time_ns) * km_per_ns,
+                )
+                for landmark, time_ns, rtt_ns in timed
+            ]
         )
         domains = self._fault_domains(bounds)
         if len(domains) < self.config.quorum:
@@ -594,7 +596,7 @@ class ProofAppraiser:
                 tuple(position[bound.landmark_id] for bound in domain) for domain in domains
             )
             return domains
-        return tuple(tuple(bounds[i] for i in group) for group in groups)
+        return tuple([tuple([bounds[i] for i in group]) for group in groups])
 
     def _check_receipt(
         self, envelope: envelope_pb2.Envelope, device: DeviceRecord, now_ns: int

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
@@ -49,6 +50,10 @@ from geoattest.geo.policy import LicensedRegion, RegionPolicy
 from geoattest.geo.reach import land_reach
 from geoattest.geo.sphere import grow
 from geoattest.verdict import LandmarkBound, RegionAppraisal, Verdict
+
+_lowest = np.minimum.reduce
+_highest = np.maximum.reduce
+"""An array's extremes without ndarray.min's and max's Python wrappers."""
 
 
 class GeoAppraiser:
@@ -101,9 +106,7 @@ class GeoAppraiser:
     def _disks(self, bounds: Sequence[LandmarkBound]) -> Disks:
         extra = self.policy.extra_km
         return Disks.from_degrees(
-            [b.latitude for b in bounds],
-            [b.longitude for b in bounds],
-            [grow(b.bound_km + extra) for b in bounds],
+            [(b.latitude, b.longitude, grow(b.bound_km + extra)) for b in bounds]
         )
 
     def appraise(self, bounds: Sequence[LandmarkBound], region: str) -> RegionAppraisal:
@@ -180,7 +183,7 @@ class GeoAppraiser:
             base = chosen.base
             xy = ring(disks.phi[base], disks.lam[base], chosen.radius[base], disks.lam[base])
             lons = xy[:, 0]
-            if lons.min() >= -180.0 and lons.max() <= 180.0:
+            if _lowest(lons) >= -180.0 and _highest(lons) <= 180.0:
                 return _Judged(verdict, detail, chosen, touched, ring=xy.tolist())
         outer = outer_region(disks, chosen=chosen)
         if outer.polygon is None:
@@ -300,13 +303,15 @@ class _Judged:
 
 def _unusable(bounds: Sequence[LandmarkBound]) -> str | None:
     """The first landmark whose bound no disk can be drawn from, if any."""
+    isfinite = math.isfinite
     for b in bounds:
+        lat, radius_km = b.latitude, b.bound_km
         if not (
-            math.isfinite(b.latitude)
-            and -90.0 <= b.latitude <= 90.0
-            and math.isfinite(b.longitude)
-            and math.isfinite(b.bound_km)
-            and b.bound_km >= 0.0
+            isfinite(lat)
+            and -90.0 <= lat <= 90.0
+            and isfinite(b.longitude)
+            and isfinite(radius_km)
+            and radius_km >= 0.0
         ):
             return b.landmark_id
     return None

@@ -187,8 +187,10 @@ class Countries:
         their pieces among the tree's candidates are tested, where the caller knows the
         other codes' answers already."""
         candidates = self.tree.query(region)
-        wanted = [self._index_of[c] for c in codes]
-        hits = candidates[np.isin(self.piece_code[candidates], wanted)]
+        # A mask over the country indices: np.isin sorts its inputs, a lookup does not.
+        wanted = np.zeros(len(self._codes), dtype=bool)
+        wanted[[self._index_of[c] for c in codes]] = True
+        hits = candidates[wanted[self.piece_code[candidates]]]
         hits = hits[shapely.intersects(self.pieces[hits], region)]
         return {self._codes[i] for i in set(self.piece_code[hits].tolist())}
 

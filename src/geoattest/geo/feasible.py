@@ -61,15 +61,18 @@ class Disks:
     rho: list[float]
 
     @classmethod
-    def from_degrees(
-        cls, lats: Sequence[float], lons: Sequence[float], radii_km: Sequence[float]
-    ) -> Disks:
-        """Disks from centres in degrees and radii in km that are already grown."""
-        return cls(
-            [math.radians(x) for x in lats],
-            [math.radians(x) for x in lons],
-            [r / EARTH_RADIUS_KM for r in radii_km],
-        )
+    def from_degrees(cls, disks: Iterable[tuple[float, float, float]]) -> Disks:
+        """Disks from (latitude, longitude, radius) each, the centre in degrees and the
+        radius in km already grown."""
+        phi: list[float] = []
+        lam: list[float] = []
+        rho: list[float] = []
+        radians = math.radians
+        for lat, lon, radius_km in disks:
+            phi.append(radians(lat))
+            lam.append(radians(lon))
+            rho.append(radius_km / EARTH_RADIUS_KM)
+        return cls(phi, lam, rho)
 
     def __len__(self) -> int:
         return len(self.rho)
@@ -185,12 +188,20 @@ def ring(
     cos_t, sin_t = _bearings(vertices)
     lam_c = lam_ref + (lam - lam_ref + math.pi) % (2 * math.pi) - math.pi
     sp, cp, sr, cr = math.sin(phi), math.cos(phi), math.sin(rho_v), math.cos(rho_v)
-    sin_p2 = sp * cr + (cp * sr) * cos_t
-    np.clip(sin_p2, -1.0, 1.0, out=sin_p2)
+    # Each step a ufunc written into its place: np.clip's wrapper and the temporaries
+    # cost more than the arithmetic on 48 values.
+    sin_p2 = cos_t * (cp * sr)
+    sin_p2 += sp * cr
+    np.minimum(np.maximum(sin_p2, -1.0, out=sin_p2), 1.0, out=sin_p2)
     out = np.empty((vertices, 2))
-    out[:, 1] = np.arcsin(sin_p2)
-    out[:, 0] = np.arctan2(sin_t * sr * cp, cr - sp * sin_p2)
-    out[:, 0] += lam_c
+    lon, lat = out[:, 0], out[:, 1]
+    np.arcsin(sin_p2, out=lat)
+    east = sin_t * sr
+    east *= cp
+    north = sin_p2 * sp
+    np.subtract(cr, north, out=north)
+    np.arctan2(east, north, out=lon)
+    lon += lam_c
     out *= _DEGREES
     return out
 
@@ -244,40 +255,46 @@ def cut(disks: Disks, vertices: int = VERTICES) -> Cut | OuterRegion:
         return OuterRegion(empty=False, polygon=None)
     rho_list, phi_list = disks.rho, disks.phi
     radius: dict[int, float] = {}
-
-    def vertex_radius(i: int) -> float:
-        if i not in radius:
-            radius[i] = ring_radius(phi_list[i], rho_list[i], vertices)
-        return radius[i]
-
+    """Vertex radius of the base and of each disk that cuts it (of every disk where the
+    smallest cannot be drawn)."""
     base = min(range(k), key=rho_list.__getitem__)
-    if not math.isfinite(vertex_radius(base)):
-        drawable = [(rho_list[i], i) for i in range(k) if math.isfinite(vertex_radius(i))]
+    radius[base] = ring_radius(phi_list[base], rho_list[base], vertices)
+    if not math.isfinite(radius[base]):
+        for i in range(k):
+            if i not in radius:
+                radius[i] = ring_radius(phi_list[i], rho_list[i], vertices)
+        drawable = [(rho_list[i], i) for i in range(k) if math.isfinite(radius[i])]
         if not drawable:
             return _pairwise_only(disks)
         base = min(drawable)[1]
     lam_list = disks.lam
-    d = _angles_from(phi_list[base], lam_list[base], phi_list, lam_list)
-    rho_b = rho_list[base]
+    phi_b, lam_b, rho_b = phi_list[base], lam_list[base], rho_list[base]
+    cos_b = math.cos(phi_b)
+    sin, cos, asin, sqrt = math.sin, math.cos, math.asin, math.sqrt
     rel = [base]
     for i in range(k):
         if i == base:
             continue
-        if d[i] > rho_b + rho_list[i] + _TINY:
+        # The central angle from the base's centre (haversine, in plain floats: a proof
+        # has a handful of disks, where numpy's per-call cost would dominate).
+        p, rho_i = phi_list[i], rho_list[i]
+        h = sin((p - phi_b) / 2) ** 2 + cos_b * cos(p) * sin((lam_list[i] - lam_b) / 2) ** 2
+        d = 2 * asin(sqrt(min(1.0, max(0.0, h))))
+        if d > rho_b + rho_i + _TINY:
             # Two caps farther apart than their radii have no common point.
             return OuterRegion(empty=True, polygon=None)
-        if d[i] + rho_b > rho_list[i]:
+        if d + rho_b > rho_i:
             rel.append(i)  # cap i does not wholly contain the base cap: it cuts the region
+    used: list[int] = []
+    dropped: list[int] = []
+    for i in rel:
+        if i not in radius:
+            radius[i] = ring_radius(phi_list[i], rho_list[i], vertices)
+        (used if math.isfinite(radius[i]) else dropped).append(i)
     # Every disk smaller than the base is in ``rel`` (it cannot contain the base cap), so
     # a subset holding ``rel`` picks the same base, unless a radius ties the base's.
     ties = any(r == rho_b for i, r in enumerate(rho_list) if i != base)
-    return Cut(
-        base,
-        tuple(i for i in rel if math.isfinite(vertex_radius(i))),
-        tuple(i for i in rel if not math.isfinite(vertex_radius(i))),
-        radius,
-        None if ties else frozenset(rel),
-    )
+    return Cut(base, tuple(used), tuple(dropped), radius, None if ties else frozenset(rel))
 
 
 def outer_region(
@@ -299,17 +316,6 @@ def outer_region(
     return OuterRegion(
         empty=False, polygon=region, used=found.used, dropped=found.dropped, needs=found.needs
     )
-
-
-def _angles_from(phi0: float, lam0: float, phi: list[float], lam: list[float]) -> list[float]:
-    """Central angles from one point to a few others (haversine; plain floats are faster
-    than numpy for the handful of landmarks in a proof)."""
-    c0 = math.cos(phi0)
-    out = []
-    for p, la in zip(phi, lam, strict=True):
-        h = math.sin((p - phi0) / 2) ** 2 + c0 * math.cos(p) * math.sin((la - lam0) / 2) ** 2
-        out.append(2 * math.asin(math.sqrt(min(1.0, max(0.0, h)))))
-    return out
 
 
 def _pairwise_only(disks: Disks) -> OuterRegion:

@@ -156,3 +156,68 @@ def test_a_fix_older_than_half_the_earth_at_top_speed_constrains_nothing() -> No
 def test_a_chip_proving_the_same_disks_again_keeps_exactly_those() -> None:
     fix = tuple(LandmarkBound(site, *SITES[site], 50_000) for site in ("lm-sin", "lm-kul"))
     assert history.extend(fix, 0, fix, 600 * 10**9, KM_PER_NS) == (fix, 600 * 10**9)
+
+
+def _reference_gap(fix: Fix, fix_ns: int, bounds: Fix, time_ns: int) -> float:
+    """:func:`history.travel_gap_km` as its docstring defines it, every pair in full."""
+    if not fix or not bounds:
+        return 0.0
+    gap_km = max(
+        history.sites_apart_km(old.latitude, old.longitude, new.latitude, new.longitude)
+        - grow(old.bound_km)
+        - grow(new.bound_km)
+        for old in fix
+        for new in bounds
+    )
+    return gap_km / (1.0 + history.ELLIPSOID_MARGIN) - max(0, time_ns - fix_ns) * KM_PER_NS
+
+
+def _reference_inside(inner: LandmarkBound, outer: LandmarkBound) -> bool:
+    apart = history.sites_apart_km(inner.latitude, inner.longitude, outer.latitude, outer.longitude)
+    slack = 1e-6 if apart else 0.0
+    return apart + slack + grow(inner.bound_km) <= grow(outer.bound_km)
+
+
+def _reference_extend(fix: Fix, fix_ns: int, bounds: Fix, time_ns: int) -> tuple[Fix, int]:
+    """:func:`history.extend` as its docstring defines it: the old disks grown by the
+    travel since, then every disk against every kept one."""
+    elapsed_ns = max(0, time_ns - fix_ns)
+    grown = tuple(
+        LandmarkBound(b.landmark_id, b.latitude, b.longitude, b.rtt_min_ns, motion_km=motion)
+        for b in fix
+        for motion in (b.motion_km + elapsed_ns * KM_PER_NS,)
+    )
+    kept: list[LandmarkBound] = []
+    for disk in (*bounds, *grown):
+        if grow(disk.bound_km) >= HALF_CIRCUMFERENCE_KM or any(
+            _reference_inside(k, disk) for k in kept
+        ):
+            continue
+        kept = [k for k in kept if not _reference_inside(disk, k)]
+        kept.append(disk)
+    return tuple(kept), time_ns
+
+
+@settings(max_examples=300)
+@given(sequences, fixes, gaps_ns)
+@example(  # one site, the wider disk first: the narrower one replaces it
+    raw=[((LandmarkBound("lm-fra", *SITES["lm-fra"], 90_000),), 0)],
+    probe=(LandmarkBound("lm-fra", *SITES["lm-fra"], 20_000),),
+    probe_after=0,
+)
+@example(  # the same disk again: equal radii at one site, one of them kept
+    raw=[((LandmarkBound("lm-fra", *SITES["lm-fra"], 50_000),), 0)],
+    probe=(LandmarkBound("lm-fra", *SITES["lm-fra"], 50_000),),
+    probe_after=0,
+)
+def test_the_gap_and_the_history_equal_their_definitions_exactly(raw, probe, probe_after):
+    """Radii read once per disk, and dominance not looked up where the inner cap is the
+    wider, give the very floats and disks of the definitions, pair by pair."""
+    _, held, held_ns = appraise_sequence(timed(raw))
+    probe_ns = held_ns + probe_after
+    assert history.travel_gap_km(held, held_ns, probe, probe_ns, KM_PER_NS) == _reference_gap(
+        held, held_ns, probe, probe_ns
+    )
+    assert history.extend(held, held_ns, probe, probe_ns, KM_PER_NS) == _reference_extend(
+        held, held_ns, probe, probe_ns
+    )
