@@ -34,9 +34,16 @@ from geoattest.attestor.rounds import (
 from geoattest.crypto import KeySigner
 from geoattest.errors import Reason
 from geoattest.pki import ResultKey
-from geoattest.protocol.round import LandmarkRound, RoundSecrets, decode_datagram
+from geoattest.protocol.round import (
+    AgentRound,
+    AgentRoundState,
+    LandmarkRound,
+    RoundSecrets,
+    decode_datagram,
+)
 from geoattest.v1 import round_pb2
 from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
+from geoattest.wire import rounds as rounds_module
 from geoattest.wire.envelope import PayloadType, open_envelope
 from geoattest.wire.rounds import (
     CAN_SPIN,
@@ -555,6 +562,55 @@ def test_a_round_far_above_its_paths_floor_asks_the_landmark_for_more_exchanges(
         )
     assert second.exchanges == 8
     assert third.exchanges == 4
+
+
+@pytest.mark.parametrize(
+    ("exchanges", "extra", "floor_ns", "spun_after"),
+    [
+        (8, 0, None, [0, 1]),  # the first few waits, then blocking
+        (4, 4, 1, [0, 1, 4, 5, 6, 7]),  # and every wait the landmark extends the round for
+    ],
+    ids=["base", "extended"],
+)
+def test_a_round_spins_through_its_first_waits_and_those_it_is_extended_for(
+    device, secrets, monkeypatch, exchanges, extra, floor_ns, spun_after
+):
+    """Over real sockets with a landmark server: after which answers (by challenge index)
+    the agent spun. The host is taken to have a core to spare, so that the test does not
+    depend on its load."""
+    if not CAN_SPIN:
+        pytest.skip("spinning needs Linux")
+    monkeypatch.setattr("geoattest.wire.rounds.spare_core", lambda: True)
+    events: list[int | str] = []
+    real_poll, real_receive = rounds_module.poll, AgentRound.receive
+
+    def counted_poll(*args: object) -> bytes | None:
+        events.append("spin")
+        return real_poll(*args)
+
+    def counted_receive(agent: AgentRound, data: bytes) -> bytes | None:
+        reply = real_receive(agent, data)
+        if reply is not None and agent.state is AgentRoundState.ANSWERING:
+            events.append(agent.highest_index)
+        return reply
+
+    monkeypatch.setattr("geoattest.wire.rounds.poll", counted_poll)
+    monkeypatch.setattr(AgentRound, "receive", counted_receive)
+    settings = RoundSettings(
+        exchanges=exchanges,
+        extra_exchanges=extra,
+        spin_waits=2,
+        spin_below_s=1.0,
+        realtime_priority=0,
+    )
+    floors = PathFloors()
+    if floor_ns is not None:
+        floors.record("lm-0", floor_ns)  # a floor no real exchange comes near
+    with landmarks(1) as (server,):
+        envelope = run_round(endpoint_of(server), "dev-1", device, secrets, settings, floors=floors)
+    assert receipt_of(envelope, server).exchanges == exchanges + extra
+    spins = [i for i, event in enumerate(events) if event == "spin"]
+    assert [events[i - 1] for i in spins] == spun_after
 
 
 def test_a_path_floor_is_the_best_of_the_recent_receipts_and_forgets_old_ones():

@@ -6,14 +6,14 @@ proof signing run here, and ``time.process_time`` counts only this process. Base
 in the same run: the k + 1 ES256 signatures and k receipt verifications an agent must make
 per proof, and the CPU of as many bare UDP echo round trips (to an echo child, interleaved
 with the proofs) as each proof's rounds made (adaptive rounds may run more exchanges than
-asked for: the baseline follows them), each waited for as the agent waits (spinning
-while the host lets it spin, else a blocking receive): a send and that wait are
-what no agent can avoid. ``cpu_ratio_to_crypto_and_echo`` divides by those three, the
-crypto timed back to back. ``cpu_ratio_to_bare_agent`` divides by the same work done in the
-agent's order, the crypto between the round trips (:class:`BareAgent`): on a virtual machine
-a signature right after network waits costs two to three times one back to back, and no
-agent can sign before its landmark's Complete comes. ``--load`` runs ``stress-ng --cpu 2``
-beside it all.
+asked for: the baseline follows them), each waited for as the agent waits (spinning where
+the agent's rule spins that wait and the host lets it, else a blocking receive): a send and
+that wait are what no agent can avoid. ``cpu_ratio_to_crypto_and_echo`` divides by those
+three, the crypto timed back to back. ``cpu_ratio_to_bare_agent`` divides by the same work
+done in the agent's order, the crypto between the round trips (:class:`BareAgent`): on a
+virtual machine a signature right after network waits costs two to three times one back to
+back, and no agent can sign before its landmark's Complete comes. ``--load`` runs
+``stress-ng --cpu 2`` beside it all.
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ class BareAgent:
 
     echo_port: int
     device: KeySigner
+    settings: RoundSettings
+    """The agent's: its echoes are waited for by the same rule."""
     transcript: bytes = field(default_factory=lambda: os.urandom(300))
     """About a round transcript's size."""
     receipt: bytes = field(default_factory=lambda: os.urandom(600))
@@ -122,7 +124,13 @@ class BareAgent:
         start = time.process_time()
         for trips in round_trips:
             c0 = time.process_time()
-            echo_block(self.echo_port, trips, as_agent=True)
+            echo_block(
+                self.echo_port,
+                trips,
+                as_agent=True,
+                settings=self.settings,
+                round_exchanges=trips - 2,
+            )
             echoes += time.process_time() - c0
             self.device.sign(self.transcript)
             verify(receipt_signature, self.receipt)
@@ -143,7 +151,7 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
         child(echo_child) as (_, echo_port),
         progress("agent: proofs", proofs) as (bar, task),
     ):
-        bare = BareAgent(echo_port, KeySigner.generate())
+        bare = BareAgent(echo_port, KeySigner.generate(), bench.settings)
         for _ in range(proofs):
             c0, w0 = time.process_time(), time.perf_counter()
             ran = bench.proof()

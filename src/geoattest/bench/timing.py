@@ -8,9 +8,10 @@ Echoes and rounds alternate in blocks so that both see the same machine load.
 
 Two echoes are the baselines: today's blocking one (the pinger sleeps in ``recvmsg`` at
 normal priority), and one that waits as the agent does (:mod:`geoattest.wire.rounds`: at
-the timed phase's real-time priority where permitted, spinning when the host has a core to
-spare or that priority holds with a second CPU, else blocking), so the receipt's ``rtt_min``
-is set against an echo that waits for its answer the same way. The landmark's serving thread
+the timed phase's real-time priority where permitted, spinning in the waits the agent's
+rule spins when the host has a core to spare or that priority holds with a second CPU,
+else blocking), so the receipt's ``rtt_min`` is set against an echo that waits for its
+answer the same way. The landmark's serving thread
 and the echo server run at the same real-time priority where permitted, as ``landmark
 serve`` runs it by default. ``--load`` runs ``stress-ng --cpu 2`` beside it all
 (:func:`cpu_load`).
@@ -44,7 +45,7 @@ from geoattest.verifier.landmark.clock import (
     enable_kernel_timestamps,
     kernel_stamp,
 )
-from geoattest.wire.rounds import realtime, restore_scheduling, spin_permitted
+from geoattest.wire.rounds import realtime, restore_scheduling, spin_permitted, spins_wait
 
 UNLIMITED = Limits(rate_per_s=1e9, burst=1e9)
 RESPONSE_BYTES = 38
@@ -98,25 +99,47 @@ def child(target: Callable[..., None], *args: object) -> Iterator[tuple[Connecti
         process.join()
 
 
-def echo_block(port: int, n: int, *, as_agent: bool = False) -> tuple[list[int], list[int]]:
+def echo_block(
+    port: int,
+    n: int,
+    *,
+    as_agent: bool = False,
+    settings: RoundSettings | None = None,
+    round_exchanges: int | None = None,
+) -> tuple[list[int], list[int]]:
     """n echoes of a Response-sized datagram: RTTs by user stamps and by kernel stamps.
 
-    ``as_agent``: wait for each answer as the agent waits for a challenge (at the timed
-    phase's real-time priority where permitted; spin while the host has a core to spare or
-    that priority is held with a second core, for at most ``RoundSettings.spin_s``, then
-    block); otherwise block in ``recvmsg`` at the thread's own priority.
+    ``as_agent``: the echoes stand for the round trips of rounds run with ``settings``
+    (default :class:`RoundSettings`), ``round_exchanges`` answers (default its
+    ``exchanges``) between an Open and a Close each, and each is waited for as the agent
+    waits for the datagram after it (at the timed phase's real-time priority where
+    permitted): an answer's echo spins, for at most ``spin_s``, where the agent's rule
+    spins that wait (:func:`~geoattest.wire.rounds.spins_wait`) and the host lets it
+    (:func:`~geoattest.wire.rounds.spin_permitted`); the rest block.
+    Otherwise every echo blocks in ``recvmsg`` at the thread's own priority.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect(("127.0.0.1", port))
     kernel_ok = enable_kernel_timestamps(sock)
     payload = bytes(RESPONSE_BYTES)
-    settings = RoundSettings()
+    settings = settings or RoundSettings()
+    trips = (settings.exchanges if round_exchanges is None else round_exchanges) + 2
     spin_ns = int(settings.spin_s * 1e9)
     restore = realtime(settings.realtime_priority) if as_agent else None
     user, kernel = [], []
     mono, real, recvmsg = time.monotonic_ns, time.time_ns, sock.recvmsg
-    for _ in range(n):
-        spin = as_agent and spin_permitted(restore is not None)
+    spun = 0
+    for i in range(n):
+        answered = i % trips - 1  # the challenge answered before this wait; -1: the Open
+        if answered < 0:
+            spun = 0
+        spin = (
+            as_agent
+            and 0 <= answered < trips - 2
+            and spins_wait(settings, spun, answered)
+            and spin_permitted(restore is not None)
+        )
+        spun += spin
         t_real = real()
         t0 = mono()
         sock.send(payload)

@@ -388,6 +388,11 @@ class AgentRound:
             head = self._response_heads[index] = response_head(round_id, index)
         return head + z
 
+    @property
+    def highest_index(self) -> int:
+        """The highest index of a challenge answered; -1 before the first."""
+        return self._highest_index
+
     def prepare(self) -> None:
         """Build, between exchanges (off the landmark's clock), the bytes that the next
         challenges' answers need: their heads (:func:`challenge_head`, so they are read

@@ -25,8 +25,11 @@ next datagram in, the smallest in this round: first the Open's Retry, or the las
 over a kept socket) is at most :attr:`RoundSettings.spin_below_s` (a data centre's, not the
 Internet's) and the host lets it spin (:func:`spin_permitted`: a core to spare, or real-time
 priority with a second CPU), the agent polls its socket without blocking (``MSG_DONTWAIT``)
-from its first answer until it sends its Close, for at most :attr:`RoundSettings.spin_s` per
-wait before it falls back to the blocking receive. The wait for the first challenge blocks: it spans
+in some of its waits between its first answer and its Close, for at most
+:attr:`RoundSettings.spin_s` per wait before it falls back to the blocking receive: the first
+:attr:`RoundSettings.spin_waits` (by default all of them), and every one the landmark
+extends the round for (:func:`spins_wait`), since the receipt keeps the round's best and a
+few spun exchanges can carry it; the rest block. The wait for the first challenge blocks: it spans
 the landmark's setting up of the round (a few hundred microseconds of CPU were spun there),
 and a wake-up costs only that one exchange, as the receipt keeps the round's best. A longer
 path blocks throughout: its few microseconds of wake-up do not matter there, and spinning
@@ -121,6 +124,13 @@ class RoundSettings:
     is at most this (a data centre's); 0 never spins (:func:`spins`)."""
     spin_s: float = 0.0005
     """Longest one wait for a datagram spins before it blocks."""
+    spin_waits: int = MAX_EXCHANGES
+    """A spinning round spins through only its first this many waits after its first
+    answer, and through every wait past its ``exchanges`` (the landmark runs those only
+    while the round's best is above its margin); it blocks in the rest
+    (:func:`spins_wait`). By default every wait: fewer saved the agent CPU per proof on the
+    hosts measured, but not against its baseline, and cost the receipt microseconds
+    (BENCHMARKS.md, "Timing path")."""
     realtime_priority: int = priorities.AGENT_TIMED_PHASE
     """During the timed phase the answering thread runs at this ``SCHED_FIFO`` priority
     where the process may (:func:`realtime`), so a challenge's wake-up preempts the host's
@@ -428,6 +438,16 @@ def spins(settings: RoundSettings, turnaround_s: float, may_spin: bool) -> bool:
     return CAN_SPIN and may_spin and settings.spin_s > 0 and turnaround_s <= settings.spin_below_s
 
 
+def spins_wait(settings: RoundSettings, spun: int, index: int) -> bool:
+    """Whether a spinning round spins through the wait after its answer to challenge
+    ``index``, ``spun`` of its waits having spun: while fewer than ``spin_waits`` have (a
+    few spun exchanges carry the round's best, which is all the receipt keeps), and once
+    the landmark has sent a challenge past the round's ``exchanges``, which it does only
+    while the round's best is above its margin (adaptive rounds). At most ``spin_waits``
+    waits spin before the landmark extends the round, and none once it completes it."""
+    return spun < settings.spin_waits or index >= settings.exchanges
+
+
 def spin_window_s(settings: RoundSettings, turnaround_s: float) -> float:
     """How long one wait spins before it blocks: a few of the path's round trips, at most
     ``spin_s``."""
@@ -444,6 +464,10 @@ class _TimedPhase:
         self.may_spin = False
         self.on = False
         self.spinning = False
+        self.spin_next = False
+        """Whether the next wait spins (:meth:`after_send`)."""
+        self.spun = 0
+        """Waits of this round that spun."""
         self._restore: Scheduling | None = None
 
     def before_send(self, timed: bool, turnaround_s: float, wait_s: float) -> None:
@@ -463,6 +487,27 @@ class _TimedPhase:
         at once, so the timed phase starts with it (on the path's last round trip)."""
         if cookie:
             self.before_send(True, turnaround_s, wait_s)
+
+    def after_send(self, agent: AgentRound) -> None:
+        """Called after each datagram the round sends, while the landmark times: the next
+        challenges' bytes are prepared, and whether the wait for the next datagram spins is
+        decided (the round spins, it is answering still, and :func:`spins_wait` picks this
+        wait)."""
+        agent.prepare()
+        self.spin_next = (
+            self.spinning
+            and agent.state is AgentRoundState.ANSWERING
+            and spins_wait(self.settings, self.spun, agent.highest_index)
+        )
+
+    def spin(
+        self, recv: Callable[[int, int], bytes], turnaround_s: float, clock: Callable[[], float]
+    ) -> bytes | None:
+        """Spin through the wait :meth:`after_send` picked: the next datagram, or None once
+        a few of the path's round trips (``turnaround_s``) have passed without one."""
+        self.spin_next = False
+        self.spun += 1
+        return poll(recv, clock() + spin_window_s(self.settings, turnaround_s), clock)
 
     def stop(self) -> None:
         if self.spinning:
@@ -521,7 +566,7 @@ def _drive(
     settings: RoundSettings,
     clock: Callable[[], float],
 ) -> envelope_pb2.Envelope:
-    recv, send, receive, prepare = path.sock.recv, path.sock.send, agent.receive, agent.prepare
+    recv, send, receive = path.sock.recv, path.sock.send, agent.receive
     resend_s = settings.resend_s
     phase = _TimedPhase(settings)
     last_sent = agent.open()
@@ -534,11 +579,7 @@ def _drive(
     resend_at = sent_at + resend_s
     try:
         while True:
-            data = (
-                poll(recv, clock() + spin_window_s(settings, turnaround), clock)
-                if phase.spinning and agent.state is AgentRoundState.ANSWERING
-                else None
-            )
+            data = phase.spin(recv, turnaround, clock) if phase.spin_next else None
             if data is None:
                 try:
                     data = recv(RECEIVE_BYTES)
@@ -560,7 +601,7 @@ def _drive(
                     last_sent = reply
                     sent_at = clock()
                     resend_at = sent_at + resend_s
-                    prepare()  # the next challenge's bytes, while the landmark times
+                    phase.after_send(agent)
                 elif agent.state is AgentRoundState.DONE:
                     assert agent.receipt is not None
                     path.turnaround_s = turnaround

@@ -5,6 +5,7 @@ adversary (who owns the host and the network) can still only add delay."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -23,6 +24,7 @@ from geoattest.protocol.round import (
     decode_datagram,
 )
 from geoattest.v1 import round_pb2
+from geoattest.wire.rounds import RoundSettings, _TimedPhase, spins_wait
 
 DEVICE = KeySigner.generate()
 LANDMARK = KeySigner.generate()
@@ -36,15 +38,18 @@ class Timed:
 
 
 def timed_round(
-    rtts_ns: list[int],
+    rtts_ns: list[int] | Callable[[int], int],
     *,
     exchanges: int,
     max_exchanges: int,
     extend_above_ns: int,
     landmark_round: type[LandmarkRound] = LandmarkRound,
+    after_reply: Callable[[AgentRound], None] = lambda _agent: None,
 ) -> Timed:
     """One round in memory whose j-th exchange truly takes ``rtts_ns[j]`` (the last one
-    repeats), as bytes through both state machines."""
+    repeats) or ``rtts_ns(j)``, as bytes through both state machines; ``after_reply`` sees
+    the agent after each datagram it answers with."""
+    rtt_ns = rtts_ns if callable(rtts_ns) else lambda j: rtts_ns[min(j, len(rtts_ns) - 1)]
     agent = AgentRound(
         "dev-1",
         "lm-1",
@@ -66,7 +71,8 @@ def timed_round(
     datagram = landmark.next_challenge(now)
     while (reply := agent.receive(datagram)) is not None:
         if decode_datagram(reply).WhichOneof("kind") == "response":
-            now += rtts_ns[min(len(landmark.timed), len(rtts_ns) - 1)]
+            now += rtt_ns(len(landmark.timed))
+        after_reply(agent)
         datagram = landmark.receive(reply, now, UNIX_NS)
     assert agent.state is AgentRoundState.DONE
     envelope = decode_datagram(datagram).receipt
@@ -217,3 +223,81 @@ def test_negative_control_the_property_catches_a_landmark_that_shortens_extra_ex
     )
     assert run.receipt.exchanges == 2
     assert not never_shorter(run, floor_ns)
+
+
+@given(
+    spin_waits=st.integers(0, 8),
+    exchanges=st.integers(1, 32),
+    spun=st.integers(0, 40),
+    index=st.integers(0, 40),
+)
+def test_a_wait_spins_while_few_have_or_once_the_landmark_extends_the_round(
+    spin_waits, exchanges, spun, index
+):
+    settings = RoundSettings(exchanges=exchanges, spin_waits=spin_waits)
+    assert spins_wait(settings, spun, index) is (spun < spin_waits or index >= exchanges)
+
+
+@dataclass
+class Wait:
+    """A wait of the agent's for the datagram after its answer to challenge ``index``."""
+
+    index: int
+    spun: bool
+
+
+@given(
+    exchanges=st.integers(1, 8),
+    extra=st.integers(0, 8),
+    spin_waits=st.integers(0, 4),
+    extend_above_ns=st.integers(1, 100_000),
+    spun_ns=st.integers(1, 100_000),
+    blocked_ns=st.integers(1, 100_000),
+    noise=st.lists(st.integers(0, 100_000), min_size=1, max_size=16),
+)
+def test_a_round_spins_its_first_waits_and_then_only_while_its_best_is_above_the_margin(
+    exchanges, extra, spin_waits, extend_above_ns, spun_ns, blocked_ns, noise
+):
+    """The agent waits as its timed phase decides (:func:`spins_wait`), and exchange j
+    takes ``spun_ns`` when the wait that brought challenge j spun, ``blocked_ns`` when it
+    blocked, plus ``noise[j]``: which waits spun, against what the landmark timed."""
+    settings = RoundSettings(exchanges=exchanges, extra_exchanges=extra, spin_waits=spin_waits)
+    phase = _TimedPhase(settings)
+    phase.spinning = True  # a short path on a host that lets the agent spin
+    waits: list[Wait] = []
+    true_ns: list[int] = []
+
+    def rtt_ns(j: int) -> int:
+        spun = bool(waits) and waits[-1].spun  # the first challenge's wait blocks
+        true_ns.append((spun_ns if spun else blocked_ns) + noise[min(j, len(noise) - 1)])
+        return true_ns[-1]
+
+    def after_reply(agent: AgentRound) -> None:
+        phase.after_send(agent)
+        spun = phase.spin_next
+        if spun:
+            phase.spin(lambda _size, _flags: b"next", 0.0, lambda: 0.0)
+        if agent.state is AgentRoundState.ANSWERING:
+            waits.append(Wait(agent.highest_index, spun))
+
+    receipt = timed_round(
+        rtt_ns,
+        exchanges=exchanges,
+        max_exchanges=exchanges + extra,
+        extend_above_ns=extend_above_ns,
+        after_reply=after_reply,
+    ).receipt
+    spun = [w for w in waits if w.spun]
+    # never more spun waits than the rule allows: the first few, then the extension's
+    assert sum(w.index < exchanges for w in spun) <= spin_waits
+    assert len(spun) <= spin_waits + receipt.exchanges - exchanges
+    # past the first few, a wait spins only while the round's best is above the margin
+    for n, wait in enumerate(spun):
+        if n >= spin_waits:
+            assert wait.index >= exchanges
+            assert min(true_ns[: wait.index]) > extend_above_ns
+    # and every wait the landmark extends the round for spins
+    assert all(w.spun for w in waits if w.index >= exchanges)
+    # how the agent waits never shortens what the landmark times
+    assert receipt.exchanges == len(true_ns)
+    assert receipt.rtt_min_ns == min(true_ns)
