@@ -1,9 +1,11 @@
 """CPU time per proof of the verifier's batch path against the nine signature checks alone,
 in one process: the figure to compare two versions of the code by.
 
-Run: ``python bench/verifier_batch_ab.py [--chips 200] [--sets 8]`` (about 30 s), and the
-same script with ``PYTHONPATH`` naming another checkout's ``src`` for that code, alternating
-the two. ``VerifierService.submit_batch`` over the durable store (SQLite WAL,
+Run: ``python bench/verifier_batch_ab.py [--chips 200] [--sets 8] [--wire]`` (about 30 s),
+and the same script with ``PYTHONPATH`` naming another checkout's ``src`` for that code,
+alternating the two. ``--wire`` submits each batch as ``SubmitProofBatch`` does, its request's
+bytes through ``submit_batch_request`` and its response serialised (the served path's own
+work, less the transport). ``VerifierService.submit_batch`` over the durable store (SQLite WAL,
 ``synchronous=FULL``), batches of 50, one set of proofs per chip at a time; after each set
 the checks alone (every chip's 2k + 1 verifications back to back, in this process).
 Prints the minimum and median CPU µs per proof of each and their ratio (checks / batch
@@ -19,13 +21,31 @@ import tempfile
 import time
 from pathlib import Path
 
-from verifier_batch_profile import service_for, submit_all
+from verifier_batch_profile import BATCH, service_for, submit_all
 
 from geoattest.bench.fleet import Fleet
 from geoattest.bench.verifier import crypto_rates, fleet_checks
+from geoattest.v1 import envelope_pb2, verifier_service_pb2
+from geoattest.verifier.grpc_server import batch_response
+from geoattest.verifier.service import VerifierService
 
 
-def measure(chips: int, sets: int) -> tuple[list[float], list[float]]:
+def submit_wire(service: VerifierService, proofs: list[envelope_pb2.Envelope]) -> float:
+    """Seconds of CPU to submit ``proofs`` as ``SubmitProofBatch`` does, in batches of
+    :data:`BATCH` (the requests' encoding is not counted: the client does it)."""
+    requests = []
+    for i in range(0, len(proofs), BATCH):
+        request = verifier_service_pb2.SubmitProofBatchRequest()
+        for proof in proofs[i : i + BATCH]:
+            request.proofs.add().proof.CopyFrom(proof)
+        requests.append(request.SerializeToString())
+    start = time.process_time()
+    for data in requests:
+        batch_response(service.submit_batch_request(data, time.time_ns()))
+    return time.process_time() - start
+
+
+def measure(chips: int, sets: int, wire: bool = False) -> tuple[list[float], list[float]]:
     """CPU µs per proof of each set through the batch path, and of the checks after it."""
     fleet = Fleet(chips)
     path_us, checks_us = [], []
@@ -38,9 +58,13 @@ def measure(chips: int, sets: int) -> tuple[list[float], list[float]]:
         per_proof = len(checks) // len(warm)
         for _ in range(sets):
             proofs = [fleet.proof(chip) for chip in fleet.chips]
-            start = time.process_time()
-            submit_all(service, proofs)
-            path_us.append((time.process_time() - start) / len(proofs) * 1e6)
+            if wire:
+                spent = submit_wire(service, proofs)
+            else:
+                start = time.process_time()
+                submit_all(service, proofs)
+                spent = time.process_time() - start
+            path_us.append(spent / len(proofs) * 1e6)
             checks_us.append(1e6 / crypto_rates(checks, per_proof, 0.3)[1])
     return path_us, checks_us
 
@@ -49,8 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="batch path against the checks, CPU time")
     parser.add_argument("--chips", type=int, default=200)
     parser.add_argument("--sets", type=int, default=8)
+    parser.add_argument("--wire", action="store_true", help="submit as SubmitProofBatch does")
     args = parser.parse_args()
-    path_us, checks_us = measure(args.chips, args.sets)
+    path_us, checks_us = measure(args.chips, args.sets, args.wire)
     for name, us in (("batch path", path_us), ("9 checks", checks_us)):
         print(f"{name:10s}  min {min(us):6.0f}  median {statistics.median(us):6.0f} µs/proof")
     ratio_median = statistics.median(checks_us) / statistics.median(path_us)
