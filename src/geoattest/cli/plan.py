@@ -189,8 +189,9 @@ def landmarks(
         Path | None,
         typer.Option(
             help="Candidate sites, TOML ([[candidates]] name, lat, lon) or JSON list "
-            "(default: the 30 largest towns near the region, or the deployment's "
-            "[plan] candidates)."
+            "(default: the deployment's [plan] candidates, else the 30 largest towns near "
+            "the region and, at --landmark-faults 1 or more, a second operator beside each "
+            "landmark near it)."
         ),
     ] = None,
     budget: Annotated[
@@ -239,6 +240,7 @@ def landmarks(
             name,
             deployment.landmarks,
             radius_km=radius or deployment.candidate_radius_km,
+            landmark_faults=deployment.landmark_faults,
         )
     unique_ids(deployment.landmarks, sites)
     if planned_budget > len(sites):

@@ -23,7 +23,10 @@ normal grid with every town, exactly as ``geoattest plan coverage`` does.
 Default candidates are the largest towns within ``radius_km`` of the region's land (at
 most :data:`DEFAULT_CANDIDATES`, two thirds of them from the region itself where it has
 enough towns; at least :data:`SAME_SITE_KM` apart and from existing landmarks; none in an
-embargoed country).
+embargoed country). At ``landmark_faults`` of 1 or more, each existing landmark within
+``radius_km`` also gets a candidate beside it, :data:`BESIDE_KM` away, of another operator:
+a chip there needs close landmarks of independent operators at distinct sites, and a
+second operator in a city that has one landmark is often the cheapest such pair.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ INSIDE_SHARE = 2 / 3
 """Share of the default candidates taken from the region's own towns, when it has them."""
 SAME_SITE_KM = 25.0
 """Candidates closer than this to a landmark or a larger candidate are the same site."""
+BESIDE_KM = 1.0
+"""How far north of an existing landmark its second operator's candidate stands: another
+building, well past the 100 m within which landmarks share one fault domain."""
 SEARCH_COARSENING = 2.5
 SEARCH_TOWNS = 400
 SEARCH_QUANTILE = 0.5
@@ -149,8 +155,10 @@ def default_candidates(
     radius_km: float,
     count: int = DEFAULT_CANDIDATES,
     places: Places | None = None,
+    landmark_faults: int = 0,
 ) -> tuple[LandmarkSite, ...]:
-    """The largest towns near the region (see the module docstring).
+    """The largest towns near the region, and at ``landmark_faults`` of 1 or more a second
+    operator beside each landmark near it (see the module docstring).
 
     Raises:
         ConfigError: no town lies within ``radius_km`` of the region.
@@ -168,11 +176,7 @@ def default_candidates(
     )
     towns = places.select(near)
     reference = _region_sample(policy, region)
-    distance = np.full(len(towns), np.inf)
-    for start in range(0, len(reference[0]), 256):
-        rl, ro = reference[0][start : start + 256], reference[1][start : start + 256]
-        d = haversine_km(towns.lat[:, None], towns.lon[:, None], rl[None, :], ro[None, :])
-        distance = np.minimum(distance, d.min(axis=1))
+    distance = _distance_to(reference, towns.lat, towns.lon)
     embargo = sorted(policy.embargo)
     codes = country_codes(policy.countries, towns.lat, towns.lon)
     keep = (distance <= radius_km) & ~np.isin(codes, embargo) & ~np.isin(towns.country, embargo)
@@ -200,6 +204,10 @@ def default_candidates(
             )
             taken_lat.append(lat)
             taken_lon.append(lon_i)
+    if landmark_faults:
+        chosen += _beside(
+            landmarks, _distance_to(reference, *_site_coordinates(landmarks)), radius_km, used_ids
+        )
     return tuple(chosen)
 
 
@@ -347,6 +355,7 @@ def plan_region(
         region,
         deployment.landmarks,
         radius_km=deployment.candidate_radius_km,
+        landmark_faults=deployment.landmark_faults,
     )
     return plan_landmarks(
         deployment.policy,
@@ -414,6 +423,47 @@ def _region_sample(policy: RegionPolicy, region: str) -> tuple[np.ndarray, np.nd
     inside = grid.inside.ravel()
     towns = region_towns(policy, region)
     return np.concatenate([lat[inside], towns.lat]), np.concatenate([lon[inside], towns.lon])
+
+
+def _distance_to(
+    reference: tuple[np.ndarray, np.ndarray], lat: np.ndarray, lon: np.ndarray
+) -> np.ndarray:
+    """Each point's distance (km) to the nearest of the region's ``reference`` points."""
+    distance = np.full(len(lat), np.inf)
+    for start in range(0, len(reference[0]), 256):
+        rl, ro = reference[0][start : start + 256], reference[1][start : start + 256]
+        d = haversine_km(lat[:, None], lon[:, None], rl[None, :], ro[None, :])
+        distance = np.minimum(distance, d.min(axis=1))
+    return distance
+
+
+def _site_coordinates(sites: Sequence[LandmarkSite]) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.asarray([s.latitude for s in sites], dtype=float),
+        np.asarray([s.longitude for s in sites], dtype=float),
+    )
+
+
+def _beside(
+    landmarks: Sequence[LandmarkSite], distance: np.ndarray, radius_km: float, used_ids: set[str]
+) -> list[LandmarkSite]:
+    """A candidate of another operator :data:`BESIDE_KM` north of each landmark within
+    ``radius_km`` of the region."""
+    beside = []
+    for site, km in zip(landmarks, distance, strict=True):
+        if km > radius_km:
+            continue
+        site_id = _slug(f"{site.landmark_id}-beside", used_ids)
+        used_ids.add(site_id)
+        beside.append(
+            LandmarkSite(
+                site_id,
+                f"beside {site.name}, another operator",
+                min(90.0, site.latitude + BESIDE_KM / 111.2),
+                site.longitude,
+            )
+        )
+    return beside
 
 
 def _slug(name: str, used: set[str]) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from geoattest.demo.scenario import LandmarkSite
 from geoattest.errors import ConfigError
+from geoattest.netsim.latency import haversine_km
 from geoattest.plan.coverage import country_codes
 from geoattest.plan.deployment import (
     default_deployment,
@@ -96,6 +97,40 @@ def test_at_one_fault_the_search_finds_a_pair_that_no_single_site_makes(
     out = plan.to_json()
     assert out["landmark_faults"] == 1
     assert [p["alone_adds_nothing"] for p in out["picks"]] == [True, False]
+
+
+def test_at_one_fault_a_second_operator_beside_a_landmark_is_a_candidate() -> None:
+    """Taipei's one landmark certifies nothing at one fault; a second operator's landmark
+    in another building beside it certifies Taipei's people, and the default candidates
+    offer it (beside each landmark near the region, not beside Tokyo's, 2,000 km off)."""
+    demo = default_deployment()
+    plain = default_candidates(demo.policy, "TW", TAIWAN, radius_km=600)
+    offered = default_candidates(demo.policy, "TW", TAIWAN, radius_km=600, landmark_faults=1)
+    assert offered[: len(plain)] == plain
+    beside = offered[len(plain) :]
+    assert [s.landmark_id for s in beside] == ["lm-tpe-beside", "lm-hkg-beside"]
+    for site, landmark in zip(beside, TAIWAN, strict=False):
+        km = float(
+            haversine_km(site.latitude, site.longitude, [landmark.latitude], [landmark.longitude])[
+                0
+            ]
+        )
+        assert 0.1 < km <= 1.01
+        assert site.operator not in {s.operator for s in TAIWAN}
+    plan = plan_landmarks(
+        demo.policy,
+        "TW",
+        TAIWAN,
+        offered,
+        landmarks_per_chip=3,
+        budget=1,
+        resolution_deg=0.2,
+        landmark_faults=1,
+    )
+    assert [p.site.landmark_id for p in plan.picks] == ["lm-tpe-beside"]
+    after = plan.after.stretches["median"].population_share
+    assert after is not None
+    assert after > 0.4
 
 
 def test_a_zero_budget_keeps_the_deployment() -> None:
