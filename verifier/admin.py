@@ -14,6 +14,7 @@ undo: restoring a device the revocation list file revokes is refused.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -31,8 +32,9 @@ from geoattest.verifier.audit_log import admin_record
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.operator_files import OperatorFiles
+from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.service import VerifierService, with_stored_landmarks
-from geoattest.verifier.store import Store
+from geoattest.verifier.store import Alert, Store
 
 
 class AdminError(GeoattestError):
@@ -126,14 +128,31 @@ class Admin:
     # --- devices --------------------------------------------------------------------
 
     def revoke_device(self, who: str, device_id: str, why: str, now_ns: int) -> str:
-        """Raises: AdminError: a bad id, or already revoked."""
+        """Revoke the device, and raise a ``DEVICE_REVOKED`` alert with it: results signed
+        before stay valid until they expire, so relying parties must hear of it.
+
+        Raises: AdminError: a bad id, or already revoked (no alert then).
+        """
         _invalid(lambda: check_device_id(device_id))
         if self._files.load_revocations().device_revoked(device_id):
             raise AdminError(
                 Reason.ADMIN_CONFLICT, f"device {device_id} is already revoked (revocation list)"
             )
         try:
-            self._store.revoke_device(device_id, now_ns, by=who, why=why)
+            self._store.revoke_device(
+                device_id,
+                now_ns,
+                by=who,
+                why=why,
+                alert=Alert(
+                    alert_id=uuid.uuid4().hex,
+                    device_id=device_id,
+                    kind=AlertKind.DEVICE_REVOKED,
+                    reason=Reason.REVOKED_DEVICE.value,
+                    detail=f"revoked by {who}" + (f": {why}" if why else ""),
+                    time_ns=now_ns,
+                ),
+            )
         except ConfigError as exc:
             raise AdminError(Reason.ADMIN_CONFLICT, exc.detail) from exc
         self._changed(who, "revoke_device", now_ns, device_id=device_id, why=why)

@@ -136,6 +136,9 @@ class AlertKind(StrEnum):
     LICENCE_WITHDRAWN = "LICENCE_WITHDRAWN"
     """The operator withdrew an enrolled device's export licence: results it was given
     before stay signed until they expire, so relying parties must hear of it."""
+    DEVICE_REVOKED = "DEVICE_REVOKED"
+    """The operator revoked the device (the admin API): results it was given before stay
+    signed until they expire, so relying parties must hear of it."""
     IMPOSSIBLE_TRAVEL = "IMPOSSIBLE_TRAVEL"
     """The device could not have got from an earlier accepted fix to this one at the
     fastest transport: a clone, swapped chips, or evidence that lied once."""

@@ -373,7 +373,9 @@ class Store(Protocol):
 
     def trust(self) -> StoredTrust: ...
 
-    def revoke_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None: ...
+    def revoke_device(
+        self, device_id: str, now_ns: int, *, by: str, why: str, alert: Alert | None = None
+    ) -> None: ...
 
     def restore_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None: ...
 
@@ -1331,8 +1333,11 @@ class SqlStore:
         with self._read() as conn:
             return read_trust(conn)
 
-    def revoke_device(self, device_id: str, now_ns: int, *, by: str, why: str) -> None:
-        """Revoke the device on every replica from its next proof.
+    def revoke_device(
+        self, device_id: str, now_ns: int, *, by: str, why: str, alert: Alert | None = None
+    ) -> None:
+        """Revoke the device on every replica from its next proof, and store ``alert``
+        with it (one transaction: both or neither).
 
         Raises:
             ConfigError: it is already revoked; nothing changed.
@@ -1341,6 +1346,8 @@ class SqlStore:
             if _revoked(conn, Revoked.DEVICE, device_id):
                 raise ConfigError(f"device {device_id[:128]} is already revoked")
             _revoke(conn, [(Revoked.DEVICE, device_id)], now_ns, by, why)
+            if alert is not None:
+                self._insert_alerts(conn, [{**_alert_values(alert), "proof_id": None}])
             _trust_changed(
                 conn, [TrustRecord(TrustChange.DEVICE_REVOKED, device_id, now_ns, by, why)]
             )

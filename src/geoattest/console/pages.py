@@ -25,16 +25,11 @@ from geoattest.verifier.fleet_view import (
     ProofRow,
     StoredAlert,
 )
+from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.standing import Standing
 
-ALERT_KINDS = (
-    "OUTSIDE_LICENSED_REGION",
-    "EMBARGOED_LOCATION",
-    "CLONE",
-    "TAMPERING",
-    "INCONSISTENT_LANDMARKS",
-    "STALE_DEVICE",
-)
+ALERT_KINDS = tuple(kind.value for kind in AlertKind)
+"""The alerts page's filter offers every kind the verifier raises."""
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}

@@ -25,6 +25,7 @@ from geoattest.pki import LandmarkRegistry, RevocationList
 from geoattest.verdict import Verdict
 from geoattest.verifier.admin import Admin, AdminError
 from geoattest.verifier.operator_files import OperatorFiles
+from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import DeviceState, SqlStore, StoreUnavailableError
 
@@ -103,6 +104,25 @@ def test_a_device_revoked_at_one_replica_is_refused_at_the_next_proof_at_another
     replicas.admin.restore_device("operator-1", "dev-1", "found", NOW_NS)
     assert replicas.prove(chip, 2).verdict is Verdict.ALLOWED
     assert not replicas.b.device_revoked("dev-1")
+
+
+def test_a_revocation_raises_one_durable_alert_every_replica_streams(replicas):
+    """Results signed before a revocation stay valid until they expire: relying parties
+    learn of it from the alert, stored in the revocation's own transaction."""
+    chip = enrolled(replicas, "dev-1")
+    assert replicas.prove(chip, 0).verdict is Verdict.ALLOWED
+    before = replicas.stores[1].alerts_after(0)
+    replicas.admin.revoke_device("operator-1", "dev-1", "stolen", NOW_NS)
+    with pytest.raises(AdminError):
+        replicas.admin.revoke_device("operator-1", "dev-1", "again", NOW_NS)
+    raised = replicas.stores[1].alerts_after(before[-1].cursor if before else 0)
+    assert [(a.device_id, a.kind, a.reason) for a in raised] == [
+        ("dev-1", AlertKind.DEVICE_REVOKED, Reason.REVOKED_DEVICE.value)
+    ]
+    assert raised[0].detail == "revoked by operator-1: stolen"
+    assert raised[0].time_ns == NOW_NS
+    replicas.admin.restore_device("operator-1", "dev-1", "found", NOW_NS)
+    assert replicas.stores[1].alerts_after(raised[0].cursor) == []
 
 
 def test_a_landmark_revoked_at_one_replica_no_longer_counts_at_another(replicas):
