@@ -21,10 +21,10 @@ What the nine signature checks cost is ``verifier_batch_instructions.py checks``
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
 import sys
 import time
+
+from verifier_batch_instructions import collect
 
 from geoattest.bench.fleet import Fleet
 from geoattest.bench.verifier import make_appraiser
@@ -34,11 +34,6 @@ from geoattest.verifier import pipeline
 from geoattest.verifier.state import InMemoryState
 
 CHIPS = 50
-
-
-def collect(on: bool) -> None:
-    switch = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], check=True)
 
 
 def main() -> None:
