@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import gc
 import os
-import subprocess
 import sys
+
+from verifier_batch_instructions import collect
 
 from geoattest.bench.agent import agent
 from geoattest.wire.rounds import RoundSettings
 
 PROOFS = 50
 WARMUP = 20
-
-
-def collect(on: bool) -> None:
-    switch = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], check=True)
 
 
 def main() -> None:
