@@ -427,10 +427,12 @@ def spin_permitted(realtime_held: bool) -> bool:
     holds real-time priority (``realtime_held``) and the process may use a second CPU. At
     real-time priority the host's ordinary work cannot deschedule the spinning thread, so a
     full host does not stop it; the second CPU is for everything else, the landmark answering
-    it included (on one CPU it would spin through its window while holding the answer back)."""
+    it included (on one CPU it would spin through its window while holding the answer back).
+    That is checked first: the load is then not read (a read of ``/proc/loadavg`` costs
+    several microseconds of CPU)."""
     if not CAN_SPIN:
         return False
-    return spare_core() or (realtime_held and len(os.sched_getaffinity(0)) > 1)
+    return (realtime_held and len(os.sched_getaffinity(0)) > 1) or spare_core()
 
 
 def spins(settings: RoundSettings, turnaround_s: float, may_spin: bool) -> bool:
