@@ -472,3 +472,51 @@ def test_a_first_answer_that_fails_leaves_the_round_unopened(landmark_signer):
     reply = agent.receive(round_pb2.Datagram(challenge=other).SerializeToString())
     assert agent.round_id == other.round_id
     assert reply == response_head(other.round_id, 0) + answer(secret, other.challenge)
+
+
+class Recording:
+    """A responder that answers correctly and records what it was asked."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self.asked: list[bytes] = []
+
+    def answer(self, challenge: bytes) -> bytes:
+        self.asked.append(challenge)
+        return answer(self.secret, challenge)
+
+
+def test_a_responder_answers_prepared_challenges_too(landmark_signer):
+    """With the next challenges prepared between exchanges, as the driver does, every
+    challenge but the first is read by its head, and each is still answered by the
+    responder: the round ends with a receipt."""
+    device = KeySigner.generate()
+    secret = os.urandom(32)
+    responder = Recording(secret)
+    agent = AgentRound(
+        "dev-1",
+        "lm-1",
+        landmark_signer.verifying_key,
+        device,
+        secret=secret,
+        exchanges=6,
+        responder=responder,
+    )
+    landmark = LandmarkRound(
+        "lm-1",
+        landmark_signer,
+        decode_datagram(agent.open()).open,
+        round_id=os.urandom(16),
+        randomness=os.urandom,
+    )
+    now = 0
+    to_agent: bytes | None = landmark.next_challenge(now)
+    while to_agent is not None:
+        reply = agent.receive(to_agent)
+        agent.prepare()
+        if reply is None:
+            break
+        now += 10_000
+        to_agent = landmark.receive(reply, now, UNIX_NS)
+    assert agent.state is AgentRoundState.DONE
+    assert responder.asked == [e.challenge for e in landmark.timed]
