@@ -115,7 +115,8 @@ def echo_block(
     waits for the datagram after it (at the timed phase's real-time priority where
     permitted): an answer's echo spins, for at most ``spin_s``, where the agent's rule
     spins that wait (:func:`~geoattest.wire.rounds.spins_wait`) and the host lets it
-    (:func:`~geoattest.wire.rounds.spin_permitted`); the rest block.
+    (:func:`~geoattest.wire.rounds.spin_permitted`, asked once per round's echoes at its
+    Open's, as the agent asks once per round); the rest block.
     Otherwise every echo blocks in ``recvmsg`` at the thread's own priority.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -129,16 +130,13 @@ def echo_block(
     user, kernel = [], []
     mono, real, recvmsg = time.monotonic_ns, time.time_ns, sock.recvmsg
     spun = 0
+    may_spin = False
     for i in range(n):
         answered = i % trips - 1  # the challenge answered before this wait; -1: the Open
         if answered < 0:
             spun = 0
-        spin = (
-            as_agent
-            and 0 <= answered < trips - 2
-            and spins_wait(settings, spun, answered)
-            and spin_permitted(restore is not None)
-        )
+            may_spin = as_agent and spin_permitted(restore is not None)
+        spin = may_spin and 0 <= answered < trips - 2 and spins_wait(settings, spun, answered)
         spun += spin
         t_real = real()
         t0 = mono()

@@ -1,0 +1,60 @@
+"""The echo baselines of ``bench timing`` and ``bench agent`` wait as the agent waits."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from geoattest.bench import timing
+from geoattest.wire.rounds import RoundSettings
+
+
+@contextmanager
+def echo_server() -> Iterator[int]:
+    """A UDP echo on loopback in a thread, at normal priority; yields its port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.05)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            sock.sendto(data, peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stopping.set()
+        thread.join()
+        sock.close()
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_the_echo_as_the_agent_waits_asks_whether_to_spin_once_per_round(
+    monkeypatch: pytest.MonkeyPatch, rounds: int
+) -> None:
+    asked: list[bool] = []
+
+    def spin_permitted(realtime_held: bool) -> bool:
+        asked.append(realtime_held)
+        return True
+
+    monkeypatch.setattr(timing, "spin_permitted", spin_permitted)
+    settings = RoundSettings(exchanges=4)
+    with echo_server() as port:
+        user, _ = timing.echo_block(port, rounds * 6, as_agent=True, settings=settings)
+        assert len(user) == rounds * 6
+        assert len(asked) == rounds
+        asked.clear()
+        timing.echo_block(port, rounds * 6, settings=settings)
+    assert asked == []
