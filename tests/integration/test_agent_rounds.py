@@ -307,6 +307,29 @@ def test_real_time_priority_lets_the_agent_spin_on_a_full_host_with_a_second_cpu
         assert on_cpus(both, lambda: spin_permitted(realtime_held=True))
 
 
+def test_at_real_time_priority_with_a_second_cpu_the_load_is_not_read(monkeypatch):
+    """Where real-time priority and a second CPU already let the round spin, the host's load
+    would not change the answer, so ``/proc/loadavg`` is not read (a read costs the agent
+    several microseconds of CPU per round); without either it is."""
+    if not CAN_SPIN:
+        pytest.skip("spinning needs Linux")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs a second CPU")
+    reads: list[bool] = []
+
+    def counted() -> bool:
+        reads.append(True)
+        return False
+
+    monkeypatch.setattr("geoattest.wire.rounds.spare_core", counted)
+    assert on_cpus(set(cpus[:2]), lambda: spin_permitted(realtime_held=True))
+    assert reads == []
+    assert not on_cpus(set(cpus[:2]), lambda: spin_permitted(realtime_held=False))
+    assert not on_cpus({cpus[0]}, lambda: spin_permitted(realtime_held=True))
+    assert len(reads) == 2
+
+
 @contextmanager
 def busy_processes(count: int) -> Iterator[None]:
     """``count`` processes that keep a CPU busy each, until the host shows no core spare."""

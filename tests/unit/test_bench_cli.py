@@ -147,6 +147,9 @@ def test_scale_on_postgresql_enrols_each_fleet_in_its_own_database(tmp_path: Pat
     assert out["fleet_1000_ratio"] == 1.0
     assert_positive(out, "fleet_5000_ratio", "fleet_5000_per_proof_us", "fleet_5000_db_mib")
     assert out["fleet_5000_db_mib"] > out["fleet_1000_db_mib"]
+    # the server's backends are this machine's: their CPU is counted beside the client's
+    assert_positive(out, "fleet_1000_cpu_us", "fleet_5000_cpu_us", "fleet_5000_cpu_ratio")
+    assert out["fleet_1000_cpu_ratio"] == 1.0
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
@@ -200,7 +203,15 @@ def test_scale_reports_fleet_and_k_ratios_and_writes_the_plot(tmp_path: Path) ->
     assert len(ks) >= 2
     assert_positive(out, *fleets, *ks)
     assert out[fleets[0]] == 1.0  # the smallest fleet is the baseline
-    for key in ("per_proof_us", "appraise_us", "commit_us", "peak_alloc_kib", "peak_rss_mib"):
+    for key in (
+        "per_proof_us",
+        "appraise_us",
+        "commit_us",
+        "cpu_us",
+        "cpu_ratio",
+        "peak_alloc_kib",
+        "peak_rss_mib",
+    ):
         assert_positive(out, *(f"fleet_{n}_{key}" for n in (1000, 10000)))
     assert plot.read_bytes().startswith(b"\x89PNG")
 

@@ -17,6 +17,12 @@ same machine load; the baseline is the smallest fleet.
 k: the pure pipeline (:class:`~geoattest.verifier.state.InMemoryState`) against the crypto-only cost
 of the same proofs' 2k + 1 signature checks, interleaved per repeat.
 
+CPU: beside each size's wall time per proof, its CPU time per proof, the measuring thread's
+and, on PostgreSQL served from this machine, the database's client backends' (from
+``/proc/PID/schedstat``): under a load that holds the cores, the commit's round trips to the
+server wait for a turn, and the wall time measures the scheduler as much as the store; the
+CPU time does not wait. A server elsewhere gives no CPU figures.
+
 Memory: tracemalloc's peak of one appraisal and commit (Python allocations only; SQLite's
 page cache is its own, capped at 2 MiB per connection), and the process's peak RSS
 (``resource.getrusage``) after each size's proofs.
@@ -77,6 +83,8 @@ PG_FRESH = {
     "digest": "convert_to(lpad(n.i::text, 32, '0'), 'UTF8')",
 }
 """:data:`FRESH` in PostgreSQL's SQL, over ``generate_series`` as n(i)."""
+PROC = Path("/proc")
+"""Linux's process tables: the CPU time of the database's backends."""
 EVENT_LOGS = frozenset({"proofs", "alerts"})
 """Tables that log events rather than hold a device's state; copies get no rows there."""
 
@@ -87,6 +95,8 @@ class SizeResult:
     enrol_s: float
     appraise_us: float
     commit_us: float
+    cpu_us: float | None
+    """CPU per proof, the store's server included; None: the server's CPU is out of sight."""
     peak_alloc_kib: float
     peak_rss_mib: float
     db_mib: float
@@ -213,6 +223,44 @@ def _set_aside_constraints(conn: psycopg.Connection[Any], tables: Sequence[str])
     return rebuild + [definition for _, definition in indexes]
 
 
+class CpuMeter:
+    """CPU time (ns) of the calling thread plus, on PostgreSQL, the database's client
+    backends but the meter's own connection, read from ``/proc/PID/schedstat``: a
+    backend that is not a ``postgres`` process of this machine makes :meth:`read` None."""
+
+    def __init__(self, db: str | Path) -> None:
+        self._conn = psycopg.connect(db, autocommit=True) if isinstance(db, str) else None
+
+    def read(self) -> dict[int, int] | None:
+        """Nanoseconds of CPU so far by process (0: the calling thread)."""
+        times = {0: time.thread_time_ns()}
+        if self._conn is None:
+            return times
+        rows = self._conn.execute(
+            b"SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            b" AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchall()
+        for (pid,) in rows:
+            try:
+                if (PROC / str(pid) / "comm").read_text().strip() != "postgres":
+                    return None
+                times[pid] = int((PROC / str(pid) / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+        return times
+
+    @staticmethod
+    def spent_ns(before: dict[int, int] | None, after: dict[int, int] | None) -> int | None:
+        """CPU spent between two readings (a backend that appeared between counts whole)."""
+        if before is None or after is None:
+            return None
+        return sum(ns - before.get(pid, 0) for pid, ns in after.items())
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 def _size_mib(db: str | Path) -> float:
     if isinstance(db, Path):
         return db.stat().st_size / 2**20
@@ -310,23 +358,31 @@ def fleet_scaling(
         enrol_s.append(seconds)
     appraise: list[list[float]] = [[] for _ in sizes]
     commit: list[list[float]] = [[] for _ in sizes]
+    cpu: list[list[float | None]] = [[] for _ in sizes]
+    meters = [CpuMeter(db) for db in where]
     for batch in proofs[:-1]:  # interleaved: every size sees the same load
         for i, store in enumerate(stores):
+            before = meters[i].read()
             for proof in batch:
                 a, c = _submit(appraiser, store, proof)
                 appraise[i].append(a * 1e6)
                 commit[i].append(c * 1e6)
+            spent = CpuMeter.spent_ns(before, meters[i].read())
+            cpu[i].append(None if spent is None else spent / 1e3 / len(batch))
             advance(1)
     results = []
     for i, (size, store) in enumerate(zip(sizes, stores, strict=True)):
+        meters[i].close()
         peak = _peak_alloc(appraiser, store, proofs[-1])
         store.close()
+        blocks = [us for us in cpu[i] if us is not None]
         results.append(
             SizeResult(
                 fleet=size,
                 enrol_s=enrol_s[i],
                 appraise_us=median(appraise[i]),
                 commit_us=median(commit[i]),
+                cpu_us=median(blocks) if len(blocks) == len(cpu[i]) else None,
                 peak_alloc_kib=peak / 1024,
                 peak_rss_mib=_peak_rss_mib(),
                 db_mib=_size_mib(where[i]),
@@ -434,6 +490,13 @@ def run(
             f"fleet_{s.fleet}_appraise_us": round(s.appraise_us, 1),
             f"fleet_{s.fleet}_commit_us": round(s.commit_us, 1),
             f"fleet_{s.fleet}_ratio": round(s.per_proof_us / base.per_proof_us, 3),
+        }
+        if s.cpu_us is not None and base.cpu_us is not None:
+            figures |= {
+                f"fleet_{s.fleet}_cpu_us": round(s.cpu_us, 1),
+                f"fleet_{s.fleet}_cpu_ratio": round(s.cpu_us / base.cpu_us, 3),
+            }
+        figures |= {
             f"fleet_{s.fleet}_peak_alloc_kib": round(s.peak_alloc_kib, 1),
             f"fleet_{s.fleet}_peak_rss_mib": round(s.peak_rss_mib, 1),
             f"fleet_{s.fleet}_db_mib": round(s.db_mib, 1),

@@ -190,6 +190,9 @@ def _template(key: bytes, payload_bytes: int) -> tuple[bytes, bytes]:
 
 _RESPONSE_START, _RESPONSE_END = _template(_RESPONSE_KEY, ANSWER_BYTES)
 _CHALLENGE_START, _CHALLENGE_END = _template(_CHALLENGE_KEY, CHALLENGE_BYTES)
+_RESPONSE_TAILS = [b"\x10" + _ONE_BYTE[index] + _RESPONSE_END for index in range(0x80)]
+_CHALLENGE_TAILS = [b"\x10" + _ONE_BYTE[index] + _CHALLENGE_END for index in range(0x80)]
+"""What follows the round id in a head, by one-byte index: a head is two joins."""
 
 
 def response_head(round_id: bytes, index: int) -> bytes:
@@ -197,7 +200,7 @@ def response_head(round_id: bytes, index: int) -> bytes:
     answer path builds no message while a challenge waits. The bytes are exactly the
     protobuf encoding of ``Datagram(response=Response(round_id, index, answer))``."""
     if 0 < index <= 0x7F and len(round_id) == ROUND_ID_BYTES:
-        return _RESPONSE_START + round_id + b"\x10" + _ONE_BYTE[index] + _RESPONSE_END
+        return _RESPONSE_START + round_id + _RESPONSE_TAILS[index]
     return _head(_RESPONSE_KEY, ANSWER_BYTES, round_id, index)
 
 
@@ -207,7 +210,7 @@ def challenge_head(round_id: bytes, index: int) -> bytes:
     that are this head and 16 more decode to that challenge and nothing else, so the agent
     reads an expected challenge by comparing bytes instead of decoding them."""
     if 0 < index <= 0x7F and len(round_id) == ROUND_ID_BYTES:
-        return _CHALLENGE_START + round_id + b"\x10" + _ONE_BYTE[index] + _CHALLENGE_END
+        return _CHALLENGE_START + round_id + _CHALLENGE_TAILS[index]
     return _head(_CHALLENGE_KEY, CHALLENGE_BYTES, round_id, index)
 
 
@@ -288,7 +291,8 @@ class AgentRound:
         self._response_heads: dict[int, bytes] = {}
         """A Response's bytes up to its answer, by challenge index (:meth:`prepare`)."""
         self._challenge_heads: dict[bytes, int] = {}
-        """The expected challenges' bytes up to their random bytes, to their index."""
+        """The expected challenges' bytes up to their random bytes, to their index; only
+        while the round is answering (a challenge read by its head needs no other check)."""
         self._highest_index = -1
         self._prepared_through = -1
         self._hash_prefix = hashlib.sha256(secret)
@@ -323,9 +327,8 @@ class AgentRound:
                 unchanged unless the error says the round failed.
         """
         index = self._challenge_heads.get(data[:-CHALLENGE_BYTES])
-        if index is not None:  # an expected challenge: its head checked, no decoding
-            assert self.round_id is not None
-            return self._answer(self.round_id, index, data[-CHALLENGE_BYTES:])
+        if index is not None:  # an expected challenge: this round's, while answering
+            return self._respond(self._response_heads[index], data[-CHALLENGE_BYTES:], index)
         datagram = decode_datagram(data)
         kind = datagram.WhichOneof("kind")
         if kind == "challenge":
@@ -366,8 +369,19 @@ class AgentRound:
             raise RoundError(Reason.ROUND_SECRET_REVEALED, "secret already revealed")
         if self.state is AgentRoundState.FAILED:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "round failed")
-        if self.state is not AgentRoundState.OPENED:
-            self._check_round(round_id)
+        head = self._response_heads.get(index) or response_head(round_id, index)
+        if self.state is AgentRoundState.OPENED:
+            response = self._respond(head, challenge, index)  # an error leaves it unopened
+            self.round_id = round_id
+            self.state = AgentRoundState.ANSWERING
+            return response
+        self._check_round(round_id)
+        return self._respond(head, challenge, index)
+
+    def _respond(self, head: bytes, challenge: bytes, index: int) -> bytes:
+        """The Response to challenge ``index`` of this round (``head``: its bytes up to the
+        answer). The caller checked the round and its state, or :meth:`prepare` did: its
+        heads are kept only while the round is answering."""
         if len(self._answered) >= MAX_EXCHANGES * MAX_ATTEMPTS_PER_EXCHANGE:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, "too many challenges")
         if self._responder is None:
@@ -378,14 +392,8 @@ class AgentRound:
             z = self._responder.answer(challenge)
             if len(z) != ANSWER_BYTES:
                 raise RoundError(Reason.MISSING_FIELD, f"answer must be {ANSWER_BYTES} bytes")
-        if self.state is AgentRoundState.OPENED:
-            self.round_id = round_id
-            self.state = AgentRoundState.ANSWERING
         self._answered.add(challenge)
         self._highest_index = max(self._highest_index, index)
-        head = self._response_heads.get(index)
-        if head is None:
-            head = self._response_heads[index] = response_head(round_id, index)
         return head + z
 
     @property
@@ -399,27 +407,29 @@ class AgentRound:
         without decoding) and their Responses' heads. The landmark numbers its challenges
         in order, a replacement for a lost one included, so the next two indices are
         prepared; any other challenge is decoded in full."""
-        if self.state is not AgentRoundState.ANSWERING or self.round_id is None:
+        through = self._highest_index + 2
+        prepared = self._prepared_through
+        round_id = self.round_id
+        if through <= prepared or self.state is not AgentRoundState.ANSWERING or not round_id:
             return
-        start = max(self._prepared_through, self._highest_index) + 1
-        for index in range(start, self._highest_index + 3):
-            self._response_heads[index] = response_head(self.round_id, index)
-            self._challenge_heads[challenge_head(self.round_id, index)] = index
-        self._prepared_through = max(self._prepared_through, self._highest_index + 2)
+        for index in range(max(prepared, self._highest_index) + 1, through + 1):
+            self._response_heads[index] = response_head(round_id, index)
+            self._challenge_heads[challenge_head(round_id, index)] = index
+        self._prepared_through = through
 
     def _on_complete(self, complete: round_pb2.Complete) -> bytes:
         if self.state is AgentRoundState.REVEALED and self._close is not None:
             self._check_round(complete.round_id)
-            if [bytes(c) for c in complete.challenges] != self._closed_challenges:
+            if list(complete.challenges) != self._closed_challenges:
                 raise RoundError(Reason.ROUND_UNKNOWN_CHALLENGE, "complete differs after reveal")
             return self._close  # our Close was lost: the same bytes again, nothing new revealed
         if self.state is not AgentRoundState.ANSWERING:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"complete in state {self.state}")
         self._check_round(complete.round_id)
-        challenges = [bytes(c) for c in complete.challenges]
+        challenges = list(complete.challenges)
         if not self.exchanges <= len(challenges) <= self.max_exchanges:
             raise RoundError(Reason.ROUND_UNKNOWN_CHALLENGE, "complete lists wrong number")
-        if any(c not in self._answered for c in challenges):
+        if not self._answered.issuperset(challenges):
             raise RoundError(Reason.ROUND_UNKNOWN_CHALLENGE, "complete lists unanswered challenge")
         assert self.round_id is not None
         payload = transcript_payload(
@@ -427,6 +437,7 @@ class AgentRound:
         )
         self._transcript_digest = sha256(payload)
         self.state = AgentRoundState.REVEALED
+        self._challenge_heads = {}
         self._closed_challenges = challenges
         self._close = _encode(
             close=round_pb2.Close(
@@ -462,6 +473,7 @@ class AgentRound:
     def _fail(self, reason: Reason) -> None:
         self.state = AgentRoundState.FAILED
         self.failure = reason
+        self._challenge_heads = {}
 
 
 class LandmarkRoundState(Enum):

@@ -71,6 +71,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -83,7 +84,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from geoattest import priorities
 from geoattest.crypto import Signer, VerifyingKey
@@ -202,11 +203,13 @@ def _resolve(endpoint: LandmarkEndpoint) -> _Resolved:
     return family, kind, proto, address
 
 
+@functools.lru_cache(maxsize=1024)
 def _ip_literal(host: str, port: int) -> _Resolved | None:
     """What the resolver answers for an IP address written out (itself), without asking it:
     every round resolves its landmark's address again, and a resolver call takes about
-    8 µs of CPU on a virtual machine. None for anything else (a name, an address with a
-    scope, a port the resolver would refuse or wrap)."""
+    8 µs of CPU on a virtual machine (this, a few, so each answer is kept: it depends on
+    the text alone). None for anything else (a name, an address with a scope, a port the
+    resolver would refuse or wrap)."""
     if not 0 <= port <= 0xFFFF:
         return None
     for family in (socket.AF_INET, socket.AF_INET6):
@@ -424,10 +427,12 @@ def spin_permitted(realtime_held: bool) -> bool:
     holds real-time priority (``realtime_held``) and the process may use a second CPU. At
     real-time priority the host's ordinary work cannot deschedule the spinning thread, so a
     full host does not stop it; the second CPU is for everything else, the landmark answering
-    it included (on one CPU it would spin through its window while holding the answer back)."""
+    it included (on one CPU it would spin through its window while holding the answer back).
+    That is checked first: the load is then not read (a read of ``/proc/loadavg`` costs
+    several microseconds of CPU)."""
     if not CAN_SPIN:
         return False
-    return spare_core() or (realtime_held and len(os.sched_getaffinity(0)) > 1)
+    return (realtime_held and len(os.sched_getaffinity(0)) > 1) or spare_core()
 
 
 def spins(settings: RoundSettings, turnaround_s: float, may_spin: bool) -> bool:
@@ -519,8 +524,7 @@ class _TimedPhase:
         self.on = False
 
 
-@dataclass(frozen=True, slots=True)
-class Scheduling:
+class Scheduling(NamedTuple):
     """A thread's scheduling policy and priority, to put back after the timed phase."""
 
     policy: int

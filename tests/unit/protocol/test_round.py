@@ -413,3 +413,110 @@ def test_a_prepared_challenge_is_refused_for_another_round_and_after_the_reveal(
         with pytest.raises(RoundError) as after_reveal:
             agent.receive(late)
         assert after_reveal.value.reason is Reason.ROUND_SECRET_REVEALED
+
+
+def test_a_prepared_challenge_is_refused_once_the_round_failed(landmark_signer):
+    """A challenge read by its prepared head skips the round's checks: an aborted round
+    drops the heads, so the same bytes are decoded and refused."""
+    device = KeySigner.generate()
+    agent, landmark, _ = make_pair(device, landmark_signer, exchanges=4)
+    reply = agent.receive(landmark.next_challenge(0))
+    agent.prepare()
+    assert reply is not None
+    abort = round_pb2.Datagram(
+        abort=round_pb2.Abort(round_id=landmark.round_id, reason="test")
+    ).SerializeToString()
+    with pytest.raises(RoundError):
+        agent.receive(abort)
+    assert agent.state is AgentRoundState.FAILED
+    prepared = challenge_head(landmark.round_id, 1) + os.urandom(16)
+    with pytest.raises(RoundError) as refused:
+        agent.receive(prepared)
+    assert refused.value.reason is Reason.ROUND_UNEXPECTED_MESSAGE
+
+
+class FailingOnce:
+    """A responder whose first answer fails, as a GPU responder's may."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self.calls = 0
+
+    def answer(self, challenge: bytes) -> bytes:
+        self.calls += 1
+        if self.calls == 1:
+            raise RoundError(Reason.MISSING_FIELD, "responder not ready")
+        return answer(self.secret, challenge)
+
+
+def test_a_first_answer_that_fails_leaves_the_round_unopened(landmark_signer):
+    """The round id and state are taken only with an answer: after a failed first answer a
+    challenge of another round opens the round, its Response headed with that round's id."""
+    device = KeySigner.generate()
+    secret = os.urandom(32)
+    agent = AgentRound(
+        "dev-1",
+        "lm-1",
+        landmark_signer.verifying_key,
+        device,
+        secret=secret,
+        exchanges=2,
+        responder=FailingOnce(secret),
+    )
+    first = round_pb2.Challenge(round_id=os.urandom(16), index=0, challenge=os.urandom(16))
+    with pytest.raises(RoundError):
+        agent.receive(round_pb2.Datagram(challenge=first).SerializeToString())
+    assert agent.state is AgentRoundState.OPENED
+    assert agent.round_id is None
+    other = round_pb2.Challenge(round_id=os.urandom(16), index=0, challenge=os.urandom(16))
+    reply = agent.receive(round_pb2.Datagram(challenge=other).SerializeToString())
+    assert agent.round_id == other.round_id
+    assert reply == response_head(other.round_id, 0) + answer(secret, other.challenge)
+
+
+class Recording:
+    """A responder that answers correctly and records what it was asked."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self.asked: list[bytes] = []
+
+    def answer(self, challenge: bytes) -> bytes:
+        self.asked.append(challenge)
+        return answer(self.secret, challenge)
+
+
+def test_a_responder_answers_prepared_challenges_too(landmark_signer):
+    """With the next challenges prepared between exchanges, as the driver does, every
+    challenge but the first is read by its head, and each is still answered by the
+    responder: the round ends with a receipt."""
+    device = KeySigner.generate()
+    secret = os.urandom(32)
+    responder = Recording(secret)
+    agent = AgentRound(
+        "dev-1",
+        "lm-1",
+        landmark_signer.verifying_key,
+        device,
+        secret=secret,
+        exchanges=6,
+        responder=responder,
+    )
+    landmark = LandmarkRound(
+        "lm-1",
+        landmark_signer,
+        decode_datagram(agent.open()).open,
+        round_id=os.urandom(16),
+        randomness=os.urandom,
+    )
+    now = 0
+    to_agent: bytes | None = landmark.next_challenge(now)
+    while to_agent is not None:
+        reply = agent.receive(to_agent)
+        agent.prepare()
+        if reply is None:
+            break
+        now += 10_000
+        to_agent = landmark.receive(reply, now, UNIX_NS)
+    assert agent.state is AgentRoundState.DONE
+    assert responder.asked == [e.challenge for e in landmark.timed]
