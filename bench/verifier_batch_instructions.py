@@ -33,9 +33,10 @@ from geoattest.crypto import VerifyingKey
 CHIPS = 100
 
 
-def collect(on: bool) -> None:
+def collect(on: bool, pid: int | None = None) -> None:
+    """Switch callgrind's collection in process ``pid`` (default: this one)."""
     switch = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], check=True)
+    subprocess.run(["callgrind_control", "-i", switch, str(pid or os.getpid())], check=True)
 
 
 def main() -> None:

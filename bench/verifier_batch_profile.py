@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from geoattest.bench.fleet import VERIFIER_ID, Fleet
+from geoattest.bench.fleet import VERIFIER_ID, Fleet, FleetChip
 from geoattest.bench.verifier import make_appraiser
 from geoattest.geo import load_policy
 from geoattest.pki import ResultKey, TrustAnchors
@@ -47,11 +47,16 @@ PARTS = {
 """Part -> (file suffix, function names): cumulative time of those functions."""
 
 
-def service_for(fleet: Fleet, root: Path) -> VerifierService:
-    """The service ``verifier serve`` would run for the fleet, every chip enrolled."""
-    fleet.write(root)
+def service_for(
+    fleet: Fleet, root: Path, db: Path | None = None, chips: Sequence[FleetChip] | None = None
+) -> VerifierService:
+    """The service ``verifier serve`` would run for the fleet (its files written under
+    ``root`` unless there already), over ``db`` (default ``root/verifier.db``), every chip
+    of ``chips`` (default: the fleet's) enrolled."""
+    if not (root / "policy.json").exists():
+        fleet.write(root)
     region = load_policy(root / "policy.json").appraiser()
-    store = SqlStore.open(root / "verifier.db")
+    store = SqlStore.open(db or root / "verifier.db")
     now = time.time_ns()
     service = VerifierService(
         VerifierConfig(VERIFIER_ID),
@@ -63,7 +68,7 @@ def service_for(fleet: Fleet, root: Path) -> VerifierService:
         ),
         store=store,
     )
-    for chip in fleet.chips:
+    for chip in fleet.chips if chips is None else chips:
         request = enrolment_request(
             chip.signer, chip.device_id, chip.certificate_der, [], VERIFIER_ID
         )
