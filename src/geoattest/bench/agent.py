@@ -5,7 +5,8 @@ The landmarks run in child processes (as in ``bench timing``); the agent's round
 proof signing run here, and ``time.process_time`` counts only this process. Baselines, timed
 in the same run: the k + 1 ES256 signatures and k receipt verifications an agent must make
 per proof, and the CPU of as many bare UDP echo round trips (to an echo child, interleaved
-with the proofs) as each proof's rounds made (adaptive rounds may run more exchanges than
+with the proofs, over one socket kept across them as the agent keeps one per landmark, no
+kernel stamp read) as each proof's rounds made (adaptive rounds may run more exchanges than
 asked for: the baseline follows them), each waited for as the agent waits (spinning where
 the agent's rule spins that wait and the host lets it, else a blocking receive): a send and
 that wait are what no agent can avoid. ``cpu_ratio_to_crypto_and_echo`` divides by those
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 
 from geoattest.attestor.rounds import (
@@ -122,6 +124,16 @@ class BareAgent:
     proof: bytes = field(default_factory=lambda: os.urandom(3200))
     """About a proof's size."""
 
+    sock: socket.socket = field(init=False)
+    """Kept across proofs, as the agent keeps its landmarks' sockets (:meth:`close`)."""
+
+    def __post_init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.connect(("127.0.0.1", self.echo_port))
+
+    def close(self) -> None:
+        self.sock.close()
+
     def run(self, round_trips: list[int]) -> tuple[float, float]:
         """One proof whose rounds made ``round_trips``: CPU seconds in all, and in echoes."""
         receipt_signature = self.device.sign(self.receipt)
@@ -136,6 +148,7 @@ class BareAgent:
                 as_agent=True,
                 settings=self.settings,
                 round_exchanges=trips - 2,
+                sock=self.sock,
             )
             echoes += time.process_time() - c0
             self.device.sign(self.transcript)
@@ -155,9 +168,9 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
         load_context(load) as load_name,
         agent(k, exchanges) as bench,
         child(echo_child) as (_, echo_port),
+        closing(BareAgent(echo_port, KeySigner.generate(), bench.settings)) as bare,
         progress("agent: proofs", proofs) as (bar, task),
     ):
-        bare = BareAgent(echo_port, KeySigner.generate(), bench.settings)
         for _ in range(proofs):
             c0, w0 = time.process_time(), time.perf_counter()
             receipts = bench.proof()

@@ -106,6 +106,7 @@ def echo_block(
     as_agent: bool = False,
     settings: RoundSettings | None = None,
     round_exchanges: int | None = None,
+    sock: socket.socket | None = None,
 ) -> tuple[list[int], list[int]]:
     """n echoes of a Response-sized datagram: RTTs by user stamps and by kernel stamps.
 
@@ -118,10 +119,16 @@ def echo_block(
     (:func:`~geoattest.wire.rounds.spin_permitted`, asked once per round's echoes at its
     Open's, as the agent asks once per round); the rest block.
     Otherwise every echo blocks in ``recvmsg`` at the thread's own priority.
+    ``sock``: a socket the caller keeps, connected to ``port``, as the agent keeps one per
+    landmark across its rounds: no socket is made or closed here, and no kernel stamp is
+    read (the agent reads none); else a socket of its own for these echoes, stamped.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.connect(("127.0.0.1", port))
-    kernel_ok = enable_kernel_timestamps(sock)
+    kept = sock is not None
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect(("127.0.0.1", port))
+    kernel_ok = not kept and enable_kernel_timestamps(sock)
+    ancillary_bytes = ANCILLARY_BYTES if kernel_ok else 0
     payload = bytes(RESPONSE_BYTES)
     settings = settings or RoundSettings()
     trips = (settings.exchanges if round_exchanges is None else round_exchanges) + 2
@@ -144,20 +151,21 @@ def echo_block(
         ancillary = None
         while spin:
             try:
-                _, ancillary, _, _ = recvmsg(4096, ANCILLARY_BYTES, socket.MSG_DONTWAIT)
+                _, ancillary, _, _ = recvmsg(4096, ancillary_bytes, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 spin = mono() - t0 < spin_ns
             else:
                 break
         if ancillary is None:
-            _, ancillary, _, _ = recvmsg(4096, ANCILLARY_BYTES)
+            _, ancillary, _, _ = recvmsg(4096, ancillary_bytes)
         user.append(mono() - t0)
         stamp = kernel_stamp(ancillary) if kernel_ok else None
         if stamp is not None:
             kernel.append(stamp - t_real)
     if restore is not None:
         restore_scheduling(restore)
-    sock.close()
+    if not kept:
+        sock.close()
     return user, kernel
 
 
