@@ -17,6 +17,7 @@ from geoattest.protocol.round import (
     AgentRoundState,
     LandmarkRound,
     LandmarkRoundState,
+    Responder,
     RoundSecrets,
     answer,
     challenge_head,
@@ -29,11 +30,21 @@ from geoattest.wire.envelope import PayloadType, open_envelope
 
 
 def make_pair(
-    device: KeySigner, landmark: KeySigner, exchanges: int = 4, secret: bytes | None = None
+    device: KeySigner,
+    landmark: KeySigner,
+    exchanges: int = 4,
+    secret: bytes | None = None,
+    responder: Responder | None = None,
 ) -> tuple[AgentRound, LandmarkRound, bytes]:
     secret = secret or os.urandom(32)
     agent = AgentRound(
-        "dev-1", "lm-1", landmark.verifying_key, device, secret=secret, exchanges=exchanges
+        "dev-1",
+        "lm-1",
+        landmark.verifying_key,
+        device,
+        secret=secret,
+        exchanges=exchanges,
+        responder=responder,
     )
     lm = LandmarkRound(
         "lm-1",
@@ -490,25 +501,9 @@ def test_a_responder_answers_prepared_challenges_too(landmark_signer):
     """With the next challenges prepared between exchanges, as the driver does, every
     challenge but the first is read by its head, and each is still answered by the
     responder: the round ends with a receipt."""
-    device = KeySigner.generate()
     secret = os.urandom(32)
     responder = Recording(secret)
-    agent = AgentRound(
-        "dev-1",
-        "lm-1",
-        landmark_signer.verifying_key,
-        device,
-        secret=secret,
-        exchanges=6,
-        responder=responder,
-    )
-    landmark = LandmarkRound(
-        "lm-1",
-        landmark_signer,
-        decode_datagram(agent.open()).open,
-        round_id=os.urandom(16),
-        randomness=os.urandom,
-    )
+    agent, landmark, _ = make_pair(KeySigner.generate(), landmark_signer, 6, secret, responder)
     now = 0
     to_agent: bytes | None = landmark.next_challenge(now)
     while to_agent is not None:
