@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import psycopg
+import pytest
 from postgres import PostgresServer
 
 from geoattest.bench.scale import CpuMeter
@@ -19,6 +20,17 @@ def test_a_reading_missing_on_either_side_gives_no_figure() -> None:
 
 def test_a_backend_that_appeared_between_readings_counts_whole() -> None:
     assert CpuMeter.spent_ns({0: 10, 7: 100}, {0: 30, 7: 150, 9: 40}) == 20 + 50 + 40
+
+
+@pytest.mark.parametrize(
+    ("row", "here"),
+    [(None, True), ((None,), True), (("127.0.0.1",), True), (("::1",), True),
+     (("10.1.2.3",), False), (("2001:db8::7",), False)],
+)  # fmt: skip
+def test_only_a_server_reached_by_socket_or_loopback_has_its_backends_read_here(
+    row: tuple[str | None] | None, here: bool
+) -> None:
+    assert CpuMeter.serves_here(row) is here
 
 
 def _burn() -> None:

@@ -31,6 +31,7 @@ page cache is its own, capped at 2 MiB per connection), and the process's peak R
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import resource
 import sqlite3
@@ -225,17 +226,30 @@ def _set_aside_constraints(conn: psycopg.Connection[Any], tables: Sequence[str])
 
 class CpuMeter:
     """CPU time (ns) of the calling thread plus, on PostgreSQL, the database's client
-    backends but the meter's own connection, read from ``/proc/PID/schedstat``: a
-    backend that is not a ``postgres`` process of this machine makes :meth:`read` None."""
+    backends but the meter's own connection, read from ``/proc/PID/schedstat``: a server
+    reached other than by a Unix socket or loopback, or a backend that is not a
+    ``postgres`` process of this machine, makes :meth:`read` None."""
 
     def __init__(self, db: str | Path) -> None:
         self._conn = psycopg.connect(db, autocommit=True) if isinstance(db, str) else None
+        self._here = self._conn is None or self.serves_here(
+            self._conn.execute(b"SELECT inet_server_addr()").fetchone()
+        )
+
+    @staticmethod
+    def serves_here(row: tuple[Any, ...] | None) -> bool:
+        """Whether the server's address (``inet_server_addr()``'s row: NULL over a Unix
+        socket) is this machine's: only then are its backends' pids this machine's."""
+        address = None if row is None else row[0]
+        return address is None or ipaddress.ip_interface(str(address)).ip.is_loopback
 
     def read(self) -> dict[int, int] | None:
         """Nanoseconds of CPU so far by process (0: the calling thread)."""
         times = {0: time.thread_time_ns()}
         if self._conn is None:
             return times
+        if not self._here:
+            return None
         rows = self._conn.execute(
             b"SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             b" AND backend_type = 'client backend' AND pid <> pg_backend_pid()"

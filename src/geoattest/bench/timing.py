@@ -145,7 +145,7 @@ def echo_block(
             may_spin = as_agent and spin_permitted(restore is not None)
         spin = may_spin and 0 <= answered < trips - 2 and spins_wait(settings, spun, answered)
         spun += spin
-        t_real = real()
+        t_real = real() if kernel_ok else 0
         t0 = mono()
         sock.send(payload)
         ancillary = None

@@ -207,9 +207,9 @@ def _resolve(endpoint: LandmarkEndpoint) -> _Resolved:
 def _ip_literal(host: str, port: int) -> _Resolved | None:
     """What the resolver answers for an IP address written out (itself), without asking it:
     every round resolves its landmark's address again, and a resolver call takes about
-    8 µs of CPU on a virtual machine (this, a few, so each answer is kept: it depends on
-    the text alone). None for anything else (a name, an address with a scope, a port the
-    resolver would refuse or wrap)."""
+    8 µs of CPU on a virtual machine. An agent has a few landmarks and the answer depends
+    on the text alone, so each is kept. None for anything else (a name, an address with a
+    scope, a port the resolver would refuse or wrap)."""
     if not 0 <= port <= 0xFFFF:
         return None
     for family in (socket.AF_INET, socket.AF_INET6):
