@@ -41,7 +41,6 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 SO_TIMESTAMPNS = 35
@@ -54,21 +53,24 @@ SOF_TIMESTAMPING_OPT_ID = 1 << 7
 SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
 SO_EE_ORIGIN_TIMESTAMPING = 4
 SCM_TSTAMP_SND = 0
+_SOL_SOCKET = socket.SOL_SOCKET
 _RECVERR = {(socket.IPPROTO_IP, 11), (socket.IPPROTO_IPV6, 25)}
 """``IP_RECVERR`` and ``IPV6_RECVERR``: the error-queue message that carries a stamp's key."""
 _TIMESPEC = struct.Struct("@qq")
+_read_timespec = _TIMESPEC.unpack_from
+_TIMESPEC_BYTES = _TIMESPEC.size
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
 """``struct sock_extended_err``: errno, origin, type, code, pad, info, data (the key)."""
 ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
 """Room for a received datagram's ``SCM_TIMESTAMPNS`` and, on a socket that also asked
 for transmit stamps, the ``SCM_TIMESTAMPING`` the kernel adds."""
 ERRQUEUE_ANCILLARY_BYTES = 256
+ERRQUEUE_FLAGS = socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
+"""``recvmsg`` flags that read the error queue without waiting for it."""
 TRANSMIT_STAMP_REQUEST = [
     (socket.SOL_SOCKET, SO_TIMESTAMPING, struct.pack("@I", SOF_TIMESTAMPING_TX_SOFTWARE))
 ]
 """``sendmsg`` ancillary data asking for this one datagram's software transmit stamp."""
-
-Clock = Callable[[], int]
 
 
 class Bracket(NamedTuple):
@@ -94,10 +96,16 @@ class Bracket(NamedTuple):
         return self.after - self.before
 
 
-def read_bracket(monotonic: Clock = time.monotonic_ns, realtime: Clock = time.time_ns) -> Bracket:
-    before = monotonic()
-    wall = realtime()
-    return Bracket(before, wall, monotonic())
+_monotonic = time.monotonic_ns
+_realtime = time.time_ns
+_new_tuple = tuple.__new__
+
+
+def read_bracket() -> Bracket:
+    """Monotonic, realtime, monotonic, read in that order (a tuple display is evaluated
+    left to right); built without the named tuple's Python ``__new__``, as the landmark reads
+    three per exchange."""
+    return _new_tuple(Bracket, (_monotonic(), _realtime(), _monotonic()))
 
 
 def arrival_monotonic(
@@ -165,9 +173,9 @@ def enable_kernel_timestamps(sock: socket.socket) -> bool:
 def kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> int | None:
     """The ``SCM_TIMESTAMPNS`` stamp in ``recvmsg`` ancillary data, in nanoseconds."""
     for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
-            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-            return int(seconds * 1_000_000_000 + nanoseconds)
+        if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(data) >= _TIMESPEC_BYTES:
+            seconds, nanoseconds = _read_timespec(data)
+            return seconds * 1_000_000_000 + nanoseconds  # type: ignore[no-any-return]
     return None
 
 
@@ -184,25 +192,18 @@ def enable_transmit_timestamps(sock: socket.socket) -> bool:
     return True
 
 
-def transmit_stamps(sock: socket.socket) -> Iterator[tuple[int, int]]:
-    """The transmit stamps waiting in the socket's error queue, oldest first, as (key,
-    realtime ns); the key counts the stamped sends from 0. Each is read from the queue
-    only when asked for, so a reader that has the one it wants stops there."""
-    while True:
-        try:
-            _, ancillary, _, _ = sock.recvmsg(
-                0, ERRQUEUE_ANCILLARY_BYTES, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
-            )
-        except OSError:  # BlockingIOError: the queue is empty
-            return
-        stamp = key = None
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-                stamp = int(seconds * 1_000_000_000 + nanoseconds)
-            elif (level, kind) in _RECVERR and len(data) >= _EXTENDED_ERR.size:
-                _, origin, _, _, _, info, data_key = _EXTENDED_ERR.unpack_from(data)
-                if origin == SO_EE_ORIGIN_TIMESTAMPING and info == SCM_TSTAMP_SND:
-                    key = data_key
-        if stamp is not None and key is not None:
-            yield key, stamp
+def transmit_stamp(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, int] | None:
+    """The transmit stamp in one error-queue message's ancillary data, as (key, realtime
+    ns); the key counts the stamped sends from 0. None: the message carries no stamp."""
+    stamp = key = None
+    for level, kind, data in ancillary:
+        if kind == SO_TIMESTAMPING and level == _SOL_SOCKET:
+            seconds, nanoseconds = _read_timespec(data)
+            stamp = seconds * 1_000_000_000 + nanoseconds
+        elif (level, kind) in _RECVERR and len(data) >= _EXTENDED_ERR.size:
+            _, origin, _, _, _, info, data_key = _EXTENDED_ERR.unpack_from(data)
+            if origin == SO_EE_ORIGIN_TIMESTAMPING and info == SCM_TSTAMP_SND:
+                key = data_key
+    if stamp is None or key is None:
+        return None
+    return key, stamp
