@@ -121,21 +121,24 @@ def arrival_monotonic(
     Returns:
         The arrival time and whether the kernel stamp was used.
     """
-    if kernel_realtime_ns is None or not consistent(sent, received):
-        return received.before, False
-    estimate = kernel_realtime_ns - sent.offset_low + sent.width + received.width
-    return min(estimate, received.before), True
-
-
-def consistent(first: Bracket, second: Bracket) -> bool:
-    """The two readings admit one realtime-minus-monotonic offset: no step between them
-    that the brackets could see."""
-    # Each one's offset_low at most the other's offset_high, the properties written out:
-    # this runs for every answer and every transmit stamp.
-    return (
-        first.realtime - first.after <= second.realtime - second.before
-        and second.realtime - second.after <= first.realtime - first.before
+    # The Bracket properties written out (this runs for every answer): the two brackets
+    # must admit one offset (each one's offset_low at most the other's offset_high), and
+    # the estimate is the stamp less sent.offset_low plus both widths.
+    sent_before, sent_realtime, sent_after = sent
+    received_before, received_realtime, received_after = received
+    if (
+        kernel_realtime_ns is None
+        or sent_realtime - sent_after > received_realtime - received_before
+        or received_realtime - received_after > sent_realtime - sent_before
+    ):
+        return received_before, False
+    estimate = (
+        kernel_realtime_ns
+        - (sent_realtime - sent_after)
+        + (sent_after - sent_before)
+        + (received_after - received_before)
     )
+    return (estimate if estimate < received_before else received_before), True
 
 
 def departure_monotonic(
@@ -151,11 +154,24 @@ def departure_monotonic(
     Returns:
         The departure time and whether the kernel stamp moved it later than ``sent``.
     """
-    if kernel_realtime_ns is None or not consistent(sent, after):
-        return sent.after, False
-    estimate = kernel_realtime_ns - sent.offset_high - sent.width - after.width
-    if not sent.after < estimate <= after.before:
-        return sent.after, False
+    # As in arrival_monotonic, written out: the estimate is the stamp less
+    # sent.offset_high and both widths, believed only between the two brackets.
+    sent_before, sent_realtime, sent_after = sent
+    after_before, after_realtime, after_after = after
+    if (
+        kernel_realtime_ns is None
+        or sent_realtime - sent_after > after_realtime - after_before
+        or after_realtime - after_after > sent_realtime - sent_before
+    ):
+        return sent_after, False
+    estimate = (
+        kernel_realtime_ns
+        - (sent_realtime - sent_before)
+        - (sent_after - sent_before)
+        - (after_after - after_before)
+    )
+    if not sent_after < estimate <= after_before:
+        return sent_after, False
     return estimate, True
 
 

@@ -340,6 +340,10 @@ class Dispatcher:
         counters = self.counters
         counters.exchanges_timed += 1
         counters.exchanges_kernel_timed += from_kernel
+        if landmark_round.state is LandmarkRoundState.TIMING:
+            # The reply is the round's next challenge (what _outgoing does for one).
+            self._await_answer(entry)
+            return Outgoing(reply, entry.peer, entry)
         return self._outgoing(entry, reply, received.before)
 
     def _entry(self, round_id: bytes, source: Address) -> RoundEntry:

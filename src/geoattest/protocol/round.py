@@ -630,7 +630,7 @@ class LandmarkRound:
             raise RoundError(Reason.ROUND_UNKNOWN, "response for another round")
         return self.on_answer(response.index, bytes(response.answer), now_ns)
 
-    def on_answer(self, index: int, answer: bytes, now_ns: int) -> bytes | None:
+    def on_answer(self, index: int, answer: bytes, now_ns: int) -> bytes:
         """The answer to challenge ``index`` of this round arrived at ``now_ns``: what a
         Response carries, read by whoever already knows it is for this round."""
         outstanding = self._outstanding
