@@ -51,7 +51,6 @@ from geoattest.protocol.round import (
     Randomness,
     check_open,
     decode_datagram,
-    response_head,
 )
 from geoattest.units import SECOND_NS
 from geoattest.v1 import round_pb2
@@ -245,7 +244,7 @@ class Dispatcher:
         self._finished: OrderedDict[bytes, RoundEntry] = OrderedDict()
         """Finished rounds, oldest first, kept a while to answer a repeated Close."""
         self._answers: dict[bytes, RoundEntry] = {}
-        """Rounds by the head of the one Response each awaits (:func:`response_head`), so
+        """Rounds by the head of the one Response each awaits (:func:`~geoattest.protocol.round.response_head`), so
         that an answer in the protocol's own encoding is routed without being decoded."""
         self._per_source: Counter[str] = Counter()
         """Active rounds per source host."""
@@ -340,7 +339,7 @@ class Dispatcher:
         counters = self.counters
         counters.exchanges_timed += 1
         counters.exchanges_kernel_timed += from_kernel
-        if landmark_round.state is LandmarkRoundState.TIMING:
+        if landmark_round.state is _TIMING:
             # The reply is the round's next challenge (what _outgoing does for one).
             self._await_answer(entry)
             return Outgoing(reply, entry.peer, entry)
@@ -396,11 +395,10 @@ class Dispatcher:
         if entry.answer_head is not None:
             del answers[entry.answer_head]
             entry.answer_head = None
-        landmark_round = entry.round
-        index = landmark_round.outstanding_index
-        if index is not None:
-            head = entry.answer_head = response_head(landmark_round.round_id, index)
-            entry.answer_index = index
+        awaiting = entry.round.awaiting
+        if awaiting is not None:
+            entry.answer_index, head = awaiting
+            entry.answer_head = head
             answers[head] = entry
 
     def _outgoing(self, entry: RoundEntry, reply: bytes | None, now_ns: int) -> Outgoing | None:
@@ -452,3 +450,5 @@ class Dispatcher:
 
 
 _FINISHED = (LandmarkRoundState.SIGNED, LandmarkRoundState.FAILED)
+_TIMING = LandmarkRoundState.TIMING
+"""Read per answer: a member read through its enum class costs ``EnumType.__getattr__``."""
