@@ -121,20 +121,21 @@ def arrival_monotonic(
     Returns:
         The arrival time and whether the kernel stamp was used.
     """
-    # The Bracket properties written out (this runs for every answer): the two brackets
-    # must admit one offset (each one's offset_low at most the other's offset_high), and
-    # the estimate is the stamp less sent.offset_low plus both widths.
+    # In Bracket's terms: both readings admit one offset (each one's offset_low at most
+    # the other's offset_high), and the estimate is the stamp less sent.offset_low plus
+    # both widths. Written out with the readings unpacked, as this runs for every answer
+    # (tests/unit/verifier/test_landmark_clock.py holds it to those terms).
     sent_before, sent_realtime, sent_after = sent
     received_before, received_realtime, received_after = received
-    if (
-        kernel_realtime_ns is None
-        or sent_realtime - sent_after > received_realtime - received_before
-        or received_realtime - received_after > sent_realtime - sent_before
+    offset_low = sent_realtime - sent_after
+    if kernel_realtime_ns is None or not (
+        offset_low <= received_realtime - received_before
+        and received_realtime - received_after <= sent_realtime - sent_before
     ):
         return received_before, False
     estimate = (
         kernel_realtime_ns
-        - (sent_realtime - sent_after)
+        - offset_low
         + (sent_after - sent_before)
         + (received_after - received_before)
     )
@@ -154,19 +155,20 @@ def departure_monotonic(
     Returns:
         The departure time and whether the kernel stamp moved it later than ``sent``.
     """
-    # As in arrival_monotonic, written out: the estimate is the stamp less
-    # sent.offset_high and both widths, believed only between the two brackets.
+    # In Bracket's terms: both readings admit one offset, and the estimate is the stamp
+    # less sent.offset_high and both widths, believed only between the two readings;
+    # written out as in arrival_monotonic (this runs for every transmit stamp).
     sent_before, sent_realtime, sent_after = sent
+    offset_high = sent_realtime - sent_before
     after_before, after_realtime, after_after = after
-    if (
-        kernel_realtime_ns is None
-        or sent_realtime - sent_after > after_realtime - after_before
-        or after_realtime - after_after > sent_realtime - sent_before
+    if kernel_realtime_ns is None or not (
+        sent_realtime - sent_after <= after_realtime - after_before
+        and after_realtime - after_after <= offset_high
     ):
         return sent_after, False
     estimate = (
         kernel_realtime_ns
-        - (sent_realtime - sent_before)
+        - offset_high
         - (sent_after - sent_before)
         - (after_after - after_before)
     )

@@ -244,7 +244,7 @@ class Dispatcher:
         self._finished: OrderedDict[bytes, RoundEntry] = OrderedDict()
         """Finished rounds, oldest first, kept a while to answer a repeated Close."""
         self._answers: dict[bytes, RoundEntry] = {}
-        """Rounds by the head of the one Response each awaits (:func:`~geoattest.protocol.round.response_head`), so
+        """Rounds by the head of the one Response each awaits (``response_head``), so
         that an answer in the protocol's own encoding is routed without being decoded."""
         self._per_source: Counter[str] = Counter()
         """Active rounds per source host."""
