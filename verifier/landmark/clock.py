@@ -167,10 +167,7 @@ def departure_monotonic(
     ):
         return sent_after, False
     estimate = (
-        kernel_realtime_ns
-        - offset_high
-        - (sent_after - sent_before)
-        - (after_after - after_before)
+        kernel_realtime_ns - offset_high - (sent_after - sent_before) - (after_after - after_before)
     )
     if not sent_after < estimate <= after_before:
         return sent_after, False
