@@ -54,13 +54,16 @@ SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
 SO_EE_ORIGIN_TIMESTAMPING = 4
 SCM_TSTAMP_SND = 0
 _SOL_SOCKET = socket.SOL_SOCKET
-_RECVERR = {(socket.IPPROTO_IP, 11), (socket.IPPROTO_IPV6, 25)}
-"""``IP_RECVERR`` and ``IPV6_RECVERR``: the error-queue message that carries a stamp's key."""
+_RECVERR = {11: socket.IPPROTO_IP, 25: socket.IPPROTO_IPV6}
+"""``IP_RECVERR`` and ``IPV6_RECVERR`` and their levels: the error-queue message that carries
+a stamp's key."""
 _TIMESPEC = struct.Struct("@qq")
 _read_timespec = _TIMESPEC.unpack_from
 _TIMESPEC_BYTES = _TIMESPEC.size
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
 """``struct sock_extended_err``: errno, origin, type, code, pad, info, data (the key)."""
+_read_extended_err = _EXTENDED_ERR.unpack_from
+_EXTENDED_ERR_BYTES = _EXTENDED_ERR.size
 ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
 """Room for a received datagram's ``SCM_TIMESTAMPNS`` and, on a socket that also asked
 for transmit stamps, the ``SCM_TIMESTAMPING`` the kernel adds."""
@@ -215,8 +218,8 @@ def transmit_stamp(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, int] |
         if kind == SO_TIMESTAMPING and level == _SOL_SOCKET:
             seconds, nanoseconds = _read_timespec(data)
             stamp = seconds * 1_000_000_000 + nanoseconds
-        elif (level, kind) in _RECVERR and len(data) >= _EXTENDED_ERR.size:
-            _, origin, _, _, _, info, data_key = _EXTENDED_ERR.unpack_from(data)
+        elif _RECVERR.get(kind) == level and len(data) >= _EXTENDED_ERR_BYTES:
+            _, origin, _, _, _, info, data_key = _read_extended_err(data)
             if origin == SO_EE_ORIGIN_TIMESTAMPING and info == SCM_TSTAMP_SND:
                 key = data_key
     if stamp is None or key is None:

@@ -3,10 +3,19 @@ an RTT shorter than it was."""
 
 from __future__ import annotations
 
+import socket
+import struct
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geoattest.verifier.landmark.clock import Bracket, arrival_monotonic, departure_monotonic
+from geoattest.verifier.landmark.clock import (
+    Bracket,
+    arrival_monotonic,
+    departure_monotonic,
+    transmit_stamp,
+)
 
 OFFSET = 1_767_225_600 * 10**9
 """Realtime minus monotonic before any step."""
@@ -200,3 +209,33 @@ def test_the_conversions_written_out_equal_them_near_their_edges(
     stamp = first.before + int(stamp_at * (second.after - first.before)) + OFFSET
     assert arrival_monotonic(first, second, stamp) == _arrival_reference(first, second, stamp)
     assert departure_monotonic(first, second, stamp) == _departure_reference(first, second, stamp)
+
+
+def _error_queue_message(
+    level: int = socket.IPPROTO_IP, kind: int = 11, origin: int = 4, info: int = 0
+) -> list[tuple[int, int, bytes]]:
+    """What Linux puts in an error-queue message for transmit stamp number 7 (1.5 s):
+    the ``SCM_TIMESTAMPNS`` copy, ``SCM_TIMESTAMPING``, and the extended error with its key."""
+    stamp = struct.pack("@qq", 1, 500_000_000)
+    error = struct.pack("=IBBBBII", 42, origin, 0, 0, 0, info, 7) + bytes(16)
+    return [
+        (socket.SOL_SOCKET, 35, stamp),
+        (socket.SOL_SOCKET, 37, stamp + bytes(32)),
+        (level, kind, error),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("message", "read"),
+    [
+        (_error_queue_message(), (7, 1_500_000_000)),
+        (_error_queue_message(socket.IPPROTO_IPV6, 25), (7, 1_500_000_000)),
+        (_error_queue_message(socket.IPPROTO_IPV6, 11), None),  # IP_RECVERR's kind, not its level
+        (_error_queue_message(origin=2), None),  # an ICMP error, not a stamp
+        (_error_queue_message(info=1), None),  # a scheduling stamp, not the send's
+        (_error_queue_message()[2:], None),  # a key without a stamp
+        (_error_queue_message()[:2], None),  # a stamp without a key
+    ],
+)
+def test_a_transmit_stamp_is_read_only_from_a_send_stamp_with_its_key(message, read):
+    assert transmit_stamp(message) == read
