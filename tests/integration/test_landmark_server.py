@@ -27,6 +27,7 @@ from geoattest.pki.tls import OperatorCA, Role, TlsIdentity
 from geoattest.protocol.round import AgentRound, AgentRoundState, RoundSecrets, decode_datagram
 from geoattest.v1 import landmark_service_pb2, landmark_service_pb2_grpc, round_pb2
 from geoattest.verifier.landmark import Counters, LandmarkIdentity, LandmarkServer, Limits
+from geoattest.verifier.landmark import server as landmark_server
 from geoattest.verifier.landmark.service import start_info_service
 from geoattest.wire.client import tls_credentials
 from geoattest.wire.envelope import PayloadType, open_envelope
@@ -100,6 +101,30 @@ def test_an_honest_round_yields_a_receipt_that_verifies_with_the_landmark_key(
         assert after.exchanges_kernel_timed == before.exchanges_kernel_timed + 8
     if server.transmit_timestamps:
         assert after.challenges_transmit_stamped == before.challenges_transmit_stamped + 8
+
+
+def test_a_landmark_that_polls_for_answers_times_rounds_as_one_that_blocks(
+    keys, secrets, monkeypatch
+):
+    """With ``spin_s`` (and a host that lets it spin) the landmark polls for each answer
+    after every challenge but a round's first; the round is served and timed as ever."""
+    polled: list[bool] = []
+    poll = LandmarkServer._poll
+
+    def counted(self: LandmarkServer, until_ns: int) -> object:
+        got = poll(self, until_ns)
+        polled.append(got is not None)
+        return got
+
+    monkeypatch.setattr(LandmarkServer, "_poll", counted)
+    monkeypatch.setattr(landmark_server, "spin_permitted", lambda realtime_held: True)
+    limits = Limits(rate_per_s=1e6, burst=1e6)
+    with LandmarkServer(IDENTITY, keys[1], limits=limits, spin_s=1.0) as spinning:
+        receipt = honest_round(spinning, keys, secrets, exchanges=8)
+        counters = spinning.counters()
+    assert (receipt.exchanges, counters.exchanges_timed, counters.receipts_signed) == (8, 8, 1)
+    assert receipt.rtt_min_ns > 0
+    assert polled == [True] * 7  # each answer read by a poll, within the second it may take
 
 
 def test_the_landmark_asks_for_transmit_stamps_where_linux_offers_them(server):

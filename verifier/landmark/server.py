@@ -55,7 +55,7 @@ from geoattest.verifier.landmark.dispatch import (
     Outgoing,
 )
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
-from geoattest.wire.rounds import realtime, receive_timeout
+from geoattest.wire.rounds import realtime, receive_timeout, spin_permitted
 
 log = logging.getLogger("geoattest.landmark")
 
@@ -133,10 +133,21 @@ class LandmarkServer(Running):
         sweep_interval_s: float = 0.02,
         on_finished: FinishedHook | None = None,
         realtime_priority: int = 0,
+        spin_s: float = 0.0,
     ) -> None:
         """``realtime_priority``: the serving thread's ``SCHED_FIFO`` priority where the
         process may (0: normal priority; :func:`~geoattest.wire.rounds.realtime`,
-        :mod:`geoattest.priorities`)."""
+        :mod:`geoattest.priorities`).
+
+        ``spin_s``: after a round's challenge on a path whose last exchange took at most
+        this long, poll the socket for the answer for up to this long before blocking, so
+        that a short path's answer is read as it lands instead of waking the thread (the
+        chip's agent spins through its side of the turn meanwhile). Only where the host
+        lets a thread spin, by the agent's own rule
+        (:func:`~geoattest.wire.rounds.spin_permitted`, checked once a sweep interval);
+        never after a round's first challenge or on a longer (Internet) path. 0: never,
+        as for a server that shares its process with an agent (the polls would take turns
+        at its interpreter lock)."""
         self.identity = identity
         self.signer = signer
         self._dispatcher = Dispatcher(
@@ -144,6 +155,7 @@ class LandmarkServer(Running):
         )
         self._sweep_interval_ns = int(sweep_interval_s * 1e9)
         self._realtime_priority = realtime_priority
+        self._spin_ns = int(spin_s * 1e9)
         self._sock = bind_udp(host, port)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         receive_timeout(self._sock, sweep_interval_s)
@@ -236,17 +248,37 @@ class LandmarkServer(Running):
         departed_ns, stamped = departure_monotonic(sent, read_bracket(), stamp)
         return departed_ns if stamped else 0
 
+    def _poll(
+        self, until_ns: int
+    ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Address] | None:
+        """The next datagram as ``recvmsg`` returns it, read without sleeping until
+        ``until_ns`` (monotonic); None if none came by then."""
+        recvmsg = self._sock.recvmsg
+        while True:
+            try:
+                return recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                if time.monotonic_ns() >= until_ns:
+                    return None
+
     def _serve(self) -> None:
         """The receive loop. Nothing a peer sends may end it; only :meth:`stop` does."""
-        realtime(self._realtime_priority)  # for the thread's life: nothing to put back
+        # For the thread's life: nothing to put back.
+        realtime_held = realtime(self._realtime_priority) is not None
         recvmsg = self._sock.recvmsg
         dispatcher = self._dispatcher
         handle = dispatcher.handle
         send = self._send
-        next_sweep_ns = 0
+        spin_ns = self._spin_ns
+        may_spin = False
+        spin_until_ns = next_sweep_ns = 0
         while not self._stopping:
             try:
-                data, ancillary, _, source = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
+                polled = self._poll(spin_until_ns) if spin_until_ns else None
+                spin_until_ns = 0
+                if polled is None:
+                    polled = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
+                data, ancillary, _, source = polled
             except (TimeoutError, BlockingIOError):  # the sweep interval passed
                 data = None
             except OSError:
@@ -262,9 +294,15 @@ class LandmarkServer(Running):
                     outgoing = handle(data, source, received, kernel_stamp(ancillary))
                     if outgoing is not None:
                         send(outgoing)
+                        timed = outgoing.timed
+                        if may_spin and timed is not None:
+                            exchanges = timed.round.timed
+                            if exchanges and exchanges[-1].rtt_ns <= spin_ns:
+                                spin_until_ns = time.monotonic_ns() + spin_ns
                     now_ns = received.after  # a sweep a turn late loses nothing
                 if now_ns >= next_sweep_ns:
                     next_sweep_ns = now_ns + self._sweep_interval_ns
+                    may_spin = spin_ns > 0 and spin_permitted(realtime_held)
                     for outgoing in dispatcher.sweep(now_ns):
                         self._send(outgoing)
             except Exception:

@@ -162,6 +162,16 @@ def landmark_serve(
             "host's other work. 0: normal priority.",
         ),
     ] = priorities.LANDMARK,
+    spin_us: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="After a round's challenge on a path whose last exchange took at most this "
+            "many microseconds, poll for the answer that long before blocking, where the host "
+            "has a core to spare (or the thread its real-time priority and a second CPU): a "
+            "data centre's answer is then read as it lands. 0: never.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve timed rounds and sign receipts until SIGTERM or SIGINT; audit peers if asked."""
     from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
@@ -196,6 +206,7 @@ def landmark_serve(
         port=port,
         limits=limits,
         realtime_priority=realtime_priority,
+        spin_s=spin_us / 1e6,
     )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
