@@ -706,6 +706,66 @@ def test_the_timed_phase_and_only_it_runs_at_real_time_priority(device, secrets,
     assert after == os.SCHED_OTHER
 
 
+@pytest.mark.parametrize("concurrent", [False, True], ids=["sequential", "concurrent"])
+def test_rounds_one_after_another_switch_to_real_time_priority_once(
+    device, secrets, monkeypatch, concurrent
+):
+    """Sequential rounds share one :class:`RealtimeSpan`: one switch to ``SCHED_FIFO`` at the
+    first timed phase and one back after the last round, every answer sent at it, and the
+    thread at its own policy after; concurrent rounds switch each for its own phase."""
+    require_realtime()
+    switches: list[tuple[int, int]] = []
+    answers: list[int] = []
+    setscheduler, send_quietly = os.sched_setscheduler, rounds_module._send_quietly
+
+    def switch(pid: int, policy: int, param: os.sched_param) -> None:
+        switches.append((threading.get_ident(), policy))
+        setscheduler(pid, policy, param)
+
+    def send(send: Callable[[bytes], int], datagram: bytes) -> None:
+        if decode_datagram(datagram).WhichOneof("kind") == "response":
+            answers.append(os.sched_getscheduler(0))
+        send_quietly(send, datagram)
+
+    with landmarks(3) as servers:
+        monkeypatch.setattr(os, "sched_setscheduler", switch)
+        monkeypatch.setattr(rounds_module, "_send_quietly", send)
+        outcomes = run_rounds(
+            [endpoint_of(s) for s in servers],
+            "dev-1",
+            device,
+            secrets,
+            RoundSettings(exchanges=4, extra_exchanges=0),
+            concurrent=concurrent,
+        )
+        monkeypatch.undo()
+    assert [o.failure for o in outcomes] == [None, None, None]
+    assert answers == [os.SCHED_FIFO] * 12
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    agent = threading.get_ident()
+    if concurrent:
+        assert sorted(policy for _, policy in switches) == sorted(
+            [os.SCHED_FIFO, os.SCHED_OTHER] * 3
+        )
+        assert agent not in {thread for thread, _ in switches}
+    else:
+        assert switches == [(agent, os.SCHED_FIFO), (agent, os.SCHED_OTHER)]
+
+
+def test_a_real_time_span_switches_once_and_not_back_where_it_was_refused(monkeypatch):
+    asked: list[int] = []
+
+    def refused(priority: int) -> None:
+        asked.append(priority)
+
+    monkeypatch.setattr(rounds_module, "realtime", refused)
+    monkeypatch.setattr(rounds_module, "restore_scheduling", lambda _: pytest.fail("restored"))
+    span = rounds_module.RealtimeSpan(10)
+    assert (span.hold(), span.hold()) == (False, False)
+    span.close()
+    assert asked == [10]
+
+
 def fifo_threads(priority: int) -> int:
     """Threads of this process running at ``SCHED_FIFO`` ``priority`` now."""
     found = 0

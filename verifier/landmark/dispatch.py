@@ -51,7 +51,6 @@ from geoattest.protocol.round import (
     Randomness,
     check_open,
     decode_datagram,
-    response_head,
 )
 from geoattest.units import SECOND_NS
 from geoattest.v1 import round_pb2
@@ -204,16 +203,17 @@ class RoundEntry:
     answer_head: bytes | None = None
     """The bytes a Response to the outstanding challenge starts with (its answer follows),
     while one is outstanding."""
+    answer_index: int = 0
+    """The outstanding challenge's index, while ``answer_head`` is set."""
 
-    def start_timer(self, sent: Bracket) -> None:
-        """Called immediately before the challenge goes to the socket."""
+    def start_timer(self, sent: Bracket, departed_ns: int = 0) -> None:
+        """Start the challenge's timer: ``sent`` is the reading taken immediately before
+        it went to the socket, ``departed_ns`` where the kernel stamped its departure (on
+        the monotonic clock and never later than it left, :func:`departure_monotonic`).
+        The timer starts at the later of the two (a timer only ever moves later)."""
         self.sent = sent
-        self.round.start_timer(sent.after)
-
-    def departed(self, departure_ns: int) -> None:
-        """The challenge's kernel transmit stamp, on the monotonic clock and never later
-        than it left: the timer moves there (a timer only ever moves later)."""
-        self.round.start_timer(departure_ns)
+        after = sent.after
+        self.round.start_timer(departed_ns if departed_ns > after else after)
 
 
 class Outgoing(NamedTuple):
@@ -244,7 +244,7 @@ class Dispatcher:
         self._finished: OrderedDict[bytes, RoundEntry] = OrderedDict()
         """Finished rounds, oldest first, kept a while to answer a repeated Close."""
         self._answers: dict[bytes, RoundEntry] = {}
-        """Rounds by the head of the one Response each awaits (:func:`response_head`), so
+        """Rounds by the head of the one Response each awaits (``response_head``), so
         that an answer in the protocol's own encoding is routed without being decoded."""
         self._per_source: Counter[str] = Counter()
         """Active rounds per source host."""
@@ -274,23 +274,12 @@ class Dispatcher:
         """
         counters = self.counters
         try:
-            return self._handle(data, source, received, kernel_ns)
-        finally:
-            # Counted once dealt with: a reader that sees it counted sees what it did.
-            counters.datagrams_received += 1
-
-    def _handle(
-        self, data: bytes, source: Address, received: Bracket, kernel_ns: int | None
-    ) -> Outgoing | None:
-        counters = self.counters
-        awaiting = self._answers.get(data[:-ANSWER_BYTES])
-        try:
+            awaiting = self._answers.get(data[:-ANSWER_BYTES])
             if awaiting is not None and awaiting.peer == source:
                 # Exactly the encoding of a Response to the awaited challenge: the
                 # answer is all there is to read (any other encoding is decoded below).
-                index = awaiting.round.outstanding_index
-                assert index is not None  # registered only while one is outstanding
-                return self._answer(awaiting, index, data[-ANSWER_BYTES:], received, kernel_ns)
+                answer = data[-ANSWER_BYTES:]
+                return self._answer(awaiting, awaiting.answer_index, answer, received, kernel_ns)
             try:
                 datagram = decode_datagram(data)
             except WireError:
@@ -300,6 +289,9 @@ class Dispatcher:
         except RoundError:
             counters.datagrams_rejected += 1
             return None
+        finally:
+            # Counted once dealt with: a reader that sees it counted sees what it did.
+            counters.datagrams_received += 1
 
     def _route(
         self,
@@ -338,12 +330,19 @@ class Dispatcher:
             arrival_ns, from_kernel = received.before, False
         else:
             arrival_ns, from_kernel = arrival_monotonic(sent, received, kernel_ns)
-        reply = entry.round.on_answer(index, answer, arrival_ns)
-        rtt_ns = entry.round.timed[-1].rtt_ns
-        if self.rtt_floor_ns is None or rtt_ns < self.rtt_floor_ns:
+        landmark_round = entry.round
+        reply = landmark_round.on_answer(index, answer, arrival_ns)
+        rtt_ns = landmark_round.timed[-1].rtt_ns
+        floor_ns = self.rtt_floor_ns
+        if floor_ns is None or rtt_ns < floor_ns:
             self.rtt_floor_ns = rtt_ns
-        self.counters.exchanges_timed += 1
-        self.counters.exchanges_kernel_timed += from_kernel
+        counters = self.counters
+        counters.exchanges_timed += 1
+        counters.exchanges_kernel_timed += from_kernel
+        if landmark_round.state is _TIMING:
+            # The reply is the round's next challenge (what _outgoing does for one).
+            self._await_answer(entry)
+            return Outgoing(reply, entry.peer, entry)
         return self._outgoing(entry, reply, received.before)
 
     def _entry(self, round_id: bytes, source: Address) -> RoundEntry:
@@ -392,11 +391,15 @@ class Dispatcher:
 
     def _await_answer(self, entry: RoundEntry) -> None:
         """Route by its head the Response the entry's round awaits now, and no other."""
-        self._forget_answer(entry)
-        index = entry.round.outstanding_index
-        if index is not None:
-            entry.answer_head = response_head(entry.round.round_id, index)
-            self._answers[entry.answer_head] = entry
+        answers = self._answers
+        if entry.answer_head is not None:
+            del answers[entry.answer_head]
+            entry.answer_head = None
+        awaiting = entry.round.awaiting
+        if awaiting is not None:
+            entry.answer_index, head = awaiting
+            entry.answer_head = head
+            answers[head] = entry
 
     def _outgoing(self, entry: RoundEntry, reply: bytes | None, now_ns: int) -> Outgoing | None:
         state = entry.round.state
@@ -435,13 +438,10 @@ class Dispatcher:
                 out.append(outgoing)
         return out
 
-    def _forget_answer(self, entry: RoundEntry) -> None:
+    def _deactivate(self, entry: RoundEntry) -> None:
         if entry.answer_head is not None:
             del self._answers[entry.answer_head]
             entry.answer_head = None
-
-    def _deactivate(self, entry: RoundEntry) -> None:
-        self._forget_answer(entry)
         del self._active[entry.round.round_id]
         host = entry.peer[0]
         self._per_source[host] -= 1
@@ -450,3 +450,5 @@ class Dispatcher:
 
 
 _FINISHED = (LandmarkRoundState.SIGNED, LandmarkRoundState.FAILED)
+_TIMING = LandmarkRoundState.TIMING
+"""Read per answer: a member read through its enum class costs ``EnumType.__getattr__``."""

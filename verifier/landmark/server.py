@@ -35,6 +35,8 @@ from geoattest.lifecycle import Running
 from geoattest.protocol.round import Randomness
 from geoattest.verifier.landmark.clock import (
     ANCILLARY_BYTES,
+    ERRQUEUE_ANCILLARY_BYTES,
+    ERRQUEUE_FLAGS,
     TRANSMIT_STAMP_REQUEST,
     Bracket,
     departure_monotonic,
@@ -42,7 +44,7 @@ from geoattest.verifier.landmark.clock import (
     enable_transmit_timestamps,
     kernel_stamp,
     read_bracket,
-    transmit_stamps,
+    transmit_stamp,
 )
 from geoattest.verifier.landmark.dispatch import (
     Address,
@@ -150,7 +152,9 @@ class LandmarkServer(Running):
         self._stamped_sends = 0
         """Key the kernel gives the next stamped send's transmit stamp."""
         self.address: Address = self._sock.getsockname()
-        self._stopping = threading.Event()
+        self._stopping = False
+        """Set by :meth:`stop`; the thread reads it once per datagram or sweep interval
+        (a plain attribute: ``Event.is_set`` is a call per datagram)."""
         self._thread = threading.Thread(
             target=self._serve, name=f"landmark-{identity.landmark_id}", daemon=True
         )
@@ -172,70 +176,93 @@ class LandmarkServer(Running):
 
     def stop(self) -> None:
         """Stop the thread (within one sweep interval) and close the socket."""
-        self._stopping.set()
+        self._stopping = True
         if self._thread.is_alive():
             self._thread.join()
         self._sock.close()
 
     def _send(self, outgoing: Outgoing) -> None:
+        """Send a datagram. A challenge's timer starts at the reading taken immediately
+        before the send, or later at its departure where the kernel stamped it; it is set
+        once the send returned, as nothing reads it before the answer, which this thread
+        reads after."""
         timed = outgoing.timed
+        counters = self._dispatcher.counters
+        if timed is None:
+            try:
+                self._sock.sendto(outgoing.datagram, outgoing.peer)
+            except OSError:
+                counters.send_errors += 1
+            return
+        sent = read_bracket()
+        departed_ns = 0
         try:
-            if timed is None:
-                self._sock.sendto(outgoing.datagram, outgoing.peer)
-            elif not self.transmit_timestamps:
-                timed.start_timer(read_bracket())
-                self._sock.sendto(outgoing.datagram, outgoing.peer)
-            else:
-                sent = read_bracket()
-                timed.start_timer(sent)
+            if self.transmit_timestamps:
                 self._sock.sendmsg([outgoing.datagram], TRANSMIT_STAMP_REQUEST, 0, outgoing.peer)
-                departed, stamped = departure_monotonic(sent, *self._transmit_stamp())
-                if stamped:
-                    timed.departed(departed)
-                    self._dispatcher.counters.challenges_transmit_stamped += 1
+                departed_ns = self._departure(sent)
+            else:
+                self._sock.sendto(outgoing.datagram, outgoing.peer)
         except OSError:
-            self._dispatcher.counters.send_errors += 1
+            counters.send_errors += 1
+        timed.start_timer(sent, departed_ns)
+        if departed_ns:
+            counters.challenges_transmit_stamped += 1
 
-    def _transmit_stamp(self) -> tuple[Bracket, int | None]:
-        """The stamp of the send just made, if the kernel queued it already, and a bracket
-        read after it was read back. Stamps of earlier sends (queued late) are dropped; the
-        queue is read no further than this send's stamp, so the answer to the challenge
-        just sent never waits behind a read that finds the queue empty."""
+    def _departure(self, sent: Bracket) -> int:
+        """When the datagram just sent (``sent``: the reading before its send) left, from
+        its transmit stamp (:func:`departure_monotonic`), if the kernel queued the stamp
+        already; 0 if not. Stamps of earlier sends (queued late) are dropped; the queue is
+        read no further than this send's stamp, so the answer to the challenge just sent
+        never waits behind a read that finds the queue empty."""
+        recvmsg = self._sock.recvmsg
         key = self._stamped_sends
         stamp = None
-        for queued_key, queued in transmit_stamps(self._sock):
-            if queued_key == key:
-                stamp = queued
-            key = max(key, queued_key)
-            if stamp is not None:
+        while stamp is None:
+            try:
+                _, ancillary, _, _ = recvmsg(0, ERRQUEUE_ANCILLARY_BYTES, ERRQUEUE_FLAGS)
+            except OSError:  # BlockingIOError: the queue is empty
                 break
+            queued = transmit_stamp(ancillary)
+            if queued is None:
+                continue
+            queued_key, queued_stamp = queued
+            if queued_key == key:
+                stamp = queued_stamp
+            elif queued_key > key:
+                key = queued_key
         self._stamped_sends = key + 1
-        return read_bracket(), stamp
+        if stamp is None:
+            return 0
+        departed_ns, stamped = departure_monotonic(sent, read_bracket(), stamp)
+        return departed_ns if stamped else 0
 
     def _serve(self) -> None:
         """The receive loop. Nothing a peer sends may end it; only :meth:`stop` does."""
         realtime(self._realtime_priority)  # for the thread's life: nothing to put back
         recvmsg = self._sock.recvmsg
         dispatcher = self._dispatcher
+        handle = dispatcher.handle
+        send = self._send
         next_sweep_ns = 0
-        while not self._stopping.is_set():
+        while not self._stopping:
             try:
                 data, ancillary, _, source = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
             except (TimeoutError, BlockingIOError):  # the sweep interval passed
                 data = None
             except OSError:
-                if self._stopping.is_set():
-                    break
-                log.exception("landmark receive failed")
-                dispatcher.counters.internal_errors += 1
+                if not self._stopping:
+                    log.exception("landmark receive failed")
+                    dispatcher.counters.internal_errors += 1
                 continue
             try:
-                if data is not None:
+                if data is None:
+                    now_ns = time.monotonic_ns()
+                else:
                     received = read_bracket()
-                    outgoing = dispatcher.handle(data, source, received, kernel_stamp(ancillary))
+                    outgoing = handle(data, source, received, kernel_stamp(ancillary))
                     if outgoing is not None:
-                        self._send(outgoing)
-                now_ns = time.monotonic_ns()
+                        send(outgoing)
+                    now_ns = received.after  # a sweep a turn late loses nothing
                 if now_ns >= next_sweep_ns:
                     next_sweep_ns = now_ns + self._sweep_interval_ns
                     for outgoing in dispatcher.sweep(now_ns):

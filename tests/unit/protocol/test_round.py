@@ -515,3 +515,50 @@ def test_a_responder_answers_prepared_challenges_too(landmark_signer):
         to_agent = landmark.receive(reply, now, UNIX_NS)
     assert agent.state is AgentRoundState.DONE
     assert responder.asked == [e.challenge for e in landmark.timed]
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.sampled_from(["answer", "superseded", "wrong_length", "silence", "close", "bad_close"]),
+        max_size=24,
+    ),
+    exchanges=st.integers(1, 4),
+)
+def test_a_landmark_round_awaits_an_answer_only_while_timing_and_only_the_last_challenge_s(
+    device_signer, landmark_signer, steps, exchanges
+):
+    """``awaiting`` is what the landmark routes answers by (and what lets ``on_answer``
+    skip the state check): whatever comes, it names the last challenge sent and its
+    Response's head while the round is timing, and nothing once it is not."""
+    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=exchanges)
+    now, sent = 0, [lm.next_challenge(0)]
+    for step in steps:
+        now += 1_000_000_000
+        try:
+            if step == "answer" and kind(sent[-1]) == "challenge":
+                datagram = lm.receive(agent.receive(sent[-1]), now, UNIX_NS)
+            elif step == "superseded" and len(sent) > 1 and kind(sent[-2]) == "challenge":
+                index = decode_datagram(sent[-2]).challenge.index
+                datagram = lm.on_answer(index, bytes(32), now)
+            elif step == "wrong_length" and lm.awaiting is not None:
+                datagram = lm.on_answer(lm.awaiting[0], bytes(31), now)
+            elif step == "silence":
+                datagram = lm.retransmit_due(now)
+            elif step in ("close", "bad_close") and kind(sent[-1]) == "complete":
+                close = agent.receive(sent[-1])
+                assert close is not None
+                if step == "bad_close":
+                    close = close[:-1] + bytes((close[-1] ^ 1,))
+                datagram = lm.receive(close, now, UNIX_NS)
+            else:
+                continue
+        except (RoundError, WireError):
+            datagram = None
+        if datagram is not None:
+            sent.append(datagram)
+        if lm.state is LandmarkRoundState.TIMING:
+            message = decode_datagram(sent[-1]).challenge
+            assert lm.awaiting == (message.index, response_head(lm.round_id, message.index))
+        else:
+            assert lm.awaiting is None

@@ -141,3 +141,62 @@ def test_no_single_clock_step_makes_a_transmit_stamped_rtt_shorter_than_it_was(
     stop, _ = arrival_monotonic(sent, Bracket(e, realtime(r_recv), f), realtime(arrival))
     assert b <= start <= departure
     assert stop - start >= arrival - departure
+
+
+def _consistent(first: Bracket, second: Bracket) -> bool:
+    return first.offset_low <= second.offset_high and second.offset_low <= first.offset_high
+
+
+def _arrival_reference(sent: Bracket, received: Bracket, stamp: int | None) -> tuple[int, bool]:
+    """The conversion in the terms of the module's docstring, with Bracket's properties."""
+    if stamp is None or not _consistent(sent, received):
+        return received.before, False
+    return min(stamp - sent.offset_low + sent.width + received.width, received.before), True
+
+
+def _departure_reference(sent: Bracket, after: Bracket, stamp: int | None) -> tuple[int, bool]:
+    if stamp is None or not _consistent(sent, after):
+        return sent.after, False
+    estimate = stamp - sent.offset_high - sent.width - after.width
+    if not sent.after < estimate <= after.before:
+        return sent.after, False
+    return estimate, True
+
+
+readings = st.tuples(
+    st.integers(0, 10**6), st.integers(-(10**4), 10**4), st.integers(0, 10**4)
+).map(lambda r: Bracket(r[0], r[0] + OFFSET + r[1], r[0] + r[2]))
+
+
+@given(
+    first=readings,
+    second=readings,
+    stamp=st.one_of(st.none(), st.integers(-(10**4), 2 * 10**6).map(lambda t: t + OFFSET)),
+)
+def test_the_conversions_written_out_equal_them_in_bracket_terms(first, second, stamp):
+    """The conversions run per exchange with the brackets unpacked; on any readings
+    (steps between them or not, stamps anywhere or none) they give what the properties
+    give."""
+    assert arrival_monotonic(first, second, stamp) == _arrival_reference(first, second, stamp)
+    assert departure_monotonic(first, second, stamp) == _departure_reference(first, second, stamp)
+
+
+@given(
+    start=st.integers(0, 10**6),
+    widths=st.tuples(st.integers(0, 40), st.integers(0, 40)),
+    gap_ns=st.integers(0, 100),
+    step_ns=st.integers(-80, 80),
+    stamp_at=st.floats(-0.2, 1.2),
+)
+def test_the_conversions_written_out_equal_them_near_their_edges(
+    start, widths, gap_ns, step_ns, stamp_at
+):
+    """As above, with the second reading after the first, a step about as large as the
+    brackets' widths, and the stamp near the span between them: where each comparison of
+    the conversions decides."""
+    first = Bracket(start, start + widths[0] // 2 + OFFSET, start + widths[0])
+    begin = first.after + gap_ns
+    second = Bracket(begin, begin + widths[1] // 2 + OFFSET + step_ns, begin + widths[1])
+    stamp = first.before + int(stamp_at * (second.after - first.before)) + OFFSET
+    assert arrival_monotonic(first, second, stamp) == _arrival_reference(first, second, stamp)
+    assert departure_monotonic(first, second, stamp) == _departure_reference(first, second, stamp)
