@@ -1,14 +1,15 @@
 """CPU time per proof of the served batch path, by thread, without the crypto bound: the
 figure to compare two versions of ``verifier serve`` by.
 
-Run: ``python bench/verifier_served_ab.py [--chips 400]`` (about 40 s, Linux), and
-the same script with ``PYTHONPATH`` naming another checkout's ``src`` for that code,
-alternating the two. It serves and loads the verifier as ``geoattest bench verifier``'s
-SQLite row does (``verifier serve --workers N``, N the CPUs, the same batches over eight
-connections spread evenly over the workers, ``BATCH_ROUNDS`` successive proofs per chip
-in each phase), but measures no bound. For each phase it prints the workers' CPU µs per
-proof and the client's, then the workers' threads by kind: user and system CPU µs per
-proof and context switches per batch (voluntary, involuntary), read from ``/proc``.
+Run: ``python bench/verifier_served_ab.py [--chips 400] [--workers N]`` (about 40 s,
+Linux), and the same script with ``PYTHONPATH`` naming another checkout's ``src`` for that
+code, alternating the two. It serves and loads the verifier as ``geoattest bench
+verifier``'s SQLite row does (``verifier serve --workers N``, N the CPUs unless given; one
+worker serves in the process it starts in, without forking), the same batches over eight
+connections spread evenly over the workers, ``BATCH_ROUNDS`` successive proofs per chip in
+each phase, but measures no bound. For each phase it prints the workers' CPU µs per proof
+and the client's, then the workers' threads by kind: user and system CPU µs per proof and
+context switches per batch (voluntary, involuntary), read from ``/proc``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def threads(pids: list[int]) -> Sample:
 def main() -> None:
     parser = argparse.ArgumentParser(description="served batch path, CPU time by thread")
     parser.add_argument("--chips", type=int, default=400)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="worker processes (default: one per CPU)"
+    )
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0))
+    cores = args.workers or len(os.sched_getaffinity(0))
     fleet = Fleet(args.chips)
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     with replicas_serving(fleet, None, 1, cores) as running:
