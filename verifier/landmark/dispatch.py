@@ -342,7 +342,7 @@ class Dispatcher:
         if landmark_round.state is _TIMING:
             # The reply is the round's next challenge (what _outgoing does for one).
             self._await_answer(entry)
-            return Outgoing(reply, entry.peer, entry)
+            return _new_tuple(Outgoing, (reply, entry.peer, entry))
         return self._outgoing(entry, reply, received.before)
 
     def _entry(self, round_id: bytes, source: Address) -> RoundEntry:
@@ -451,4 +451,6 @@ class Dispatcher:
 
 _FINISHED = (LandmarkRoundState.SIGNED, LandmarkRoundState.FAILED)
 _TIMING = LandmarkRoundState.TIMING
+_new_tuple = tuple.__new__
+"""Builds the Outgoing of each next challenge without the named tuple's Python ``__new__``."""
 """Read per answer: a member read through its enum class costs ``EnumType.__getattr__``."""
