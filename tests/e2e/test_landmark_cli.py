@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from command import assert_one_line_error, invoke, run_geoattest
 
 from geoattest import priorities
 from geoattest.attestor.rounds import LandmarkEndpoint, RoundSettings, run_round
+from geoattest.cli.landmark_serve import landmark_app
 from geoattest.crypto import KeySigner
 from geoattest.pki import LandmarkRegistry
 from geoattest.protocol.round import RoundSecrets
@@ -104,6 +106,51 @@ def test_serve_times_rounds_from_a_real_time_thread_where_permitted(serving, lan
         if os.sched_getscheduler(tid) == os.SCHED_FIFO:
             fifo.append(os.sched_getparam(tid).sched_priority)
     assert fifo == ([priorities.LANDMARK] if permitted is not None else [])
+
+
+def test_serve_polls_for_a_short_paths_answers_by_default():
+    serve = typer.main.get_command(landmark_app).commands["serve"]  # type: ignore[attr-defined]
+    spin = next(p for p in serve.params if p.name == "spin_us")
+    assert spin.default == priorities.LANDMARK_POLL_US > 0
+
+
+def test_serve_reads_answers_by_polling_where_the_host_lets_it_spin(landmark_dir):
+    """Polling long enough for any loopback path, the landmark reads every answer after a
+    round's first by a poll where it may spin (at real-time priority with a second CPU, as
+    root in CI), and reports how many in its last log line."""
+    key, registry = landmark_dir
+    process = subprocess.Popen(
+        [GEOATTEST, "landmark", "serve", "--key", str(key), "--registry", str(registry),
+         "--spin-us", "500000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        match = LISTENING.search(process.stdout.readline())
+        assert match is not None
+        record = LandmarkRegistry.load(registry).get("lm-fra")
+        assert record is not None
+        endpoint = LandmarkEndpoint(
+            "lm-fra", "127.0.0.1", int(match.group(2)), record.verifying_key
+        )
+        run_round(
+            endpoint, "dev-1", KeySigner.generate(), RoundSecrets(os.urandom), RoundSettings(4)
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert process.stderr is not None
+        last = json.loads(process.stderr.read().splitlines()[-1])
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    permitted = realtime(priorities.LANDMARK)
+    if permitted is not None:
+        restore_scheduling(permitted)
+    if permitted is not None and len(os.sched_getaffinity(0)) > 1:
+        assert last["datagrams_polled"] == 3
+    else:
+        assert last["datagrams_polled"] in range(4)
 
 
 @pytest.mark.parametrize("value", ["-1", "100", "high"])

@@ -125,6 +125,7 @@ def test_a_landmark_that_polls_for_answers_times_rounds_as_one_that_blocks(
     assert (receipt.exchanges, counters.exchanges_timed, counters.receipts_signed) == (8, 8, 1)
     assert receipt.rtt_min_ns > 0
     assert polled == [True] * 7  # each answer read by a poll, within the second it may take
+    assert counters.datagrams_polled == 7
 
 
 def test_the_landmark_asks_for_transmit_stamps_where_linux_offers_them(server):

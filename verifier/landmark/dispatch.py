@@ -116,6 +116,9 @@ class Counters:
     challenges_transmit_stamped: int = 0
     """Challenges whose timer starts at the kernel's transmit stamp (the rest: just before
     the send)."""
+    datagrams_polled: int = 0
+    """Datagrams read by polling after a challenge (``LandmarkServer``'s ``spin_s``; the
+    rest: a blocking receive)."""
     send_errors: int = 0
     internal_errors: int = 0
 

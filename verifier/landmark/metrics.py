@@ -55,6 +55,12 @@ class LandmarkCollector(Collector):
                 c.datagrams_rate_limited,
             ),
             ("opens_retried", "Opens without a valid cookie, answered a Retry.", c.opens_retried),
+            (
+                "datagrams_polled",
+                "Datagrams read by polling after a challenge on a short path (the rest: a "
+                "blocking receive).",
+                c.datagrams_polled,
+            ),
             ("internal_errors", "Datagrams dropped on an internal error.", c.internal_errors),
         ):
             yield CounterMetricFamily(PREFIX + name, documentation, value=value)

@@ -278,6 +278,8 @@ class LandmarkServer(Running):
                 spin_until_ns = 0
                 if polled is None:
                     polled = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
+                else:
+                    dispatcher.counters.datagrams_polled += 1
                 data, ancillary, _, source = polled
             except (TimeoutError, BlockingIOError):  # the sweep interval passed
                 data = None

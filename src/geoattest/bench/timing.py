@@ -48,9 +48,9 @@ from geoattest.verifier.landmark.clock import (
 from geoattest.wire.rounds import realtime, restore_scheduling, spin_permitted, spins_wait
 
 UNLIMITED = Limits(rate_per_s=1e9, burst=1e9)
-LANDMARK_SPIN_S = 50e-6
-"""The bench's landmarks poll this long for an answer on a short path (``LandmarkServer``'s
-``spin_s``; ``landmark serve --spin-us``): a loopback exchange's turn is well within it."""
+LANDMARK_SPIN_S = priorities.LANDMARK_POLL_US / 1e6
+"""The bench's landmarks poll as long as ``landmark serve`` does by default for an answer on a
+short path (``LandmarkServer``'s ``spin_s``): a loopback exchange's turn is well within it."""
 RESPONSE_BYTES = 38
 """A Response datagram's size: the echo carries the same payload."""
 

@@ -169,9 +169,11 @@ def landmark_serve(
             help="After a round's challenge on a path whose last exchange took at most this "
             "many microseconds, poll for the answer that long before blocking, where the host "
             "has a core to spare (or the thread its real-time priority and a second CPU): a "
-            "data centre's answer is then read as it lands. 0: never.",
+            "data centre's answer is then read as it lands, and the next challenge leaves "
+            "without the landmark's wake-up, which a spinning agent would spin through. "
+            "0: never.",
         ),
-    ] = 0.0,
+    ] = priorities.LANDMARK_POLL_US,
 ) -> None:
     """Serve timed rounds and sign receipts until SIGTERM or SIGINT; audit peers if asked."""
     from geoattest.verifier.landmark import LandmarkServer, Limits  # noqa: PLC0415
@@ -257,5 +259,6 @@ def landmark_serve(
         "rounds_opened": counters.rounds_opened,
         "receipts_signed": counters.receipts_signed,
         "rounds_failed": counters.rounds_failed,
+        "datagrams_polled": counters.datagrams_polled,
     }
     logging.getLogger("geoattest.landmark").info("stopped", extra={FIELDS: fields})
