@@ -77,20 +77,16 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
-    CursorResult,
-    Dialect,
     Engine,
     Float,
     ForeignKey,
     Index,
-    Insert,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
     Text,
-    Update,
     bindparam,
     create_engine,
     delete,
@@ -708,10 +704,6 @@ class SqlStore:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._upsert = postgresql_insert if self._postgres else sqlite_insert
-        dialect = engine.dialect
-        self._insert_proofs = ManyRows(insert(proofs), dialect, _PROOF_COLUMNS)
-        self._insert_successors = ManyRows(insert(successors), dialect, _SUCCESSOR_COLUMNS)
-        self._move_head = ManyRows(_MOVE_HEAD, dialect, [*_HEAD_COLUMNS, *_MOVE_HEAD_KEYS])
 
     @classmethod
     def open(
@@ -904,8 +896,8 @@ class SqlStore:
         proof_ids: dict[int, int] = {}
         if proved:
             proof_ids = dict(zip(map(id, proved), self._proof_ids(conn, len(proved)), strict=True))
-            self._insert_proofs.execute(
-                conn,
+            conn.execute(
+                insert(proofs),
                 [{**_proof_values(r, bounds[id(r)]), "id": proof_ids[id(r)]} for r in proved],
             )
         advanced = [r for r in proved if r.appraisal.new_head is not None]
@@ -941,8 +933,8 @@ class SqlStore:
         """Move the chain heads of accepted proofs, in order: the successor index refuses a
         second extension of one predecessor, and each head moves only from the digest the
         proof extends (a moved head or a refused successor is a conflict)."""
-        self._insert_successors.execute(
-            conn,
+        conn.execute(
+            insert(successors),
             [
                 {
                     "device_id": r.appraisal.device_id,
@@ -984,7 +976,7 @@ class SqlStore:
         # each moves one row or none (the device is the key), so the sum counts them all.
         if started:
             conn.execute(insert(chain_heads), started)
-        if moved and self._move_head.execute(conn, moved).rowcount != len(moved):
+        if moved and conn.execute(_MOVE_HEAD, moved).rowcount != len(moved):
             devices_moved = len({row["b_device_id"] for row in moved})
             raise StoreConflictError(f"the chain head of one of {devices_moved} devices moved")
         if attesting:
@@ -1830,75 +1822,6 @@ _MOVE_HEAD = update(chain_heads).where(
     chain_heads.c.digest == bindparam("b_head"),
 )
 """The compare-and-swap: the head moves only if it is still the proof's predecessor."""
-_MOVE_HEAD_KEYS = ("b_device_id", "b_head")
-_HEAD_COLUMNS = (
-    "counter",
-    "digest",
-    "previous_digest",
-    "accepted_at_ns",
-    "landmark_times",
-    "verdict",
-    "evidence_time_ns",
-    "licence_version",
-    "trust_version",
-    "fix",
-    "fix_time_ns",
-)
-"""The chain head's columns a proof sets (:meth:`SqlStore._advance`), its device aside."""
-_PROOF_COLUMNS = ("id", *(c.name for c in proofs.columns if c.name != "id"))
-_SUCCESSOR_COLUMNS = tuple(c.name for c in successors.columns)
-
-
-class ManyRows:
-    """A statement compiled once for one dialect and run with many rows at once: the
-    batch commit's per-row statements.
-
-    ``Connection.execute(statement, rows)`` sends every row through the compiler's
-    parameter processing, about a third of the commit's CPU. This gives the driver's
-    ``executemany`` the same text SQLAlchemy compiles and the same values: each row's
-    parameters in the compiled order, through each bind parameter's type's processor for
-    the dialect (SQLite's booleans as integers). The rows name exactly ``names``."""
-
-    def __init__(self, statement: Insert | Update, dialect: Dialect, names: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(names))
-        self.sql = compiled.string
-        order = compiled.positiontup if compiled.positional else list(compiled.binds)
-        if order is None or sorted(order) != sorted(names):
-            raise ValueError(f"statement binds {order}, not {sorted(names)}")
-        self._names = tuple(order)
-        self._positional = compiled.positional
-        self._processors = [
-            (i, name, processor)
-            for i, name in enumerate(self._names)
-            if (
-                processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            )
-            is not None
-        ]
-
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """The driver's parameters for ``rows``: tuples in the compiled order, or
-        dictionaries by name."""
-        processors = self._processors
-        if self._positional:
-            names = self._names
-            ordered = []
-            for row in rows:
-                values = [row[name] for name in names]
-                for i, _, process in processors:
-                    values[i] = process(values[i])
-                ordered.append(tuple(values))
-            return ordered
-        named = [dict(row) for row in rows]
-        for by_name in named:
-            for _, name, process in processors:
-                by_name[name] = process(by_name[name])
-        return named
-
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> CursorResult[Any]:
-        return conn.exec_driver_sql(self.sql, self.parameters(rows))
-
-
 _ATTESTING = (
     update(devices)
     .where(
