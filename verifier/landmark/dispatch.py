@@ -454,6 +454,6 @@ class Dispatcher:
 
 _FINISHED = (LandmarkRoundState.SIGNED, LandmarkRoundState.FAILED)
 _TIMING = LandmarkRoundState.TIMING
+"""Read per answer: a member read through its enum class costs ``EnumType.__getattr__``."""
 _new_tuple = tuple.__new__
 """Builds the Outgoing of each next challenge without the named tuple's Python ``__new__``."""
-"""Read per answer: a member read through its enum class costs ``EnumType.__getattr__``."""

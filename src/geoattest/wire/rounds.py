@@ -472,9 +472,10 @@ class _TimedPhase:
 
     def __init__(self, settings: RoundSettings, span: RealtimeSpan | None = None) -> None:
         self.settings = settings
-        self._span = span
-        """Holds the real-time priority across this thread's rounds; None: this round
-        switches to it and back itself."""
+        self._own_span = span is None
+        self._span = RealtimeSpan(settings.realtime_priority) if span is None else span
+        """Holds the real-time priority: the caller's across its thread's rounds, or this
+        round's own, closed when its timed phase ends."""
         self.may_spin = False
         self.on = False
         self.spinning = False
@@ -482,7 +483,6 @@ class _TimedPhase:
         """Whether the next wait spins (:meth:`after_send`)."""
         self.spun = 0
         """Waits of this round that spun."""
-        self._restore: Scheduling | None = None
 
     def before_send(self, timed: bool, turnaround_s: float, wait_s: float) -> None:
         """Called before each send; ``timed``: the round is (still) in its timed phase."""
@@ -491,12 +491,7 @@ class _TimedPhase:
         elif timed:
             if not self.on:
                 self.on = True
-                if self._span is None:
-                    self._restore = realtime(self.settings.realtime_priority)
-                    held = self._restore is not None
-                else:
-                    held = self._span.hold()
-                self.may_spin = spin_permitted(held)
+                self.may_spin = spin_permitted(self._span.hold())
             if not self.spinning and spins(self.settings, turnaround_s, self.may_spin):
                 self.spinning = _SPIN_TURN.acquire(timeout=max(0.0, wait_s))
 
@@ -531,16 +526,16 @@ class _TimedPhase:
         if self.spinning:
             self.spinning = False
             _SPIN_TURN.release()
-        if self._restore is not None:
-            restore_scheduling(self._restore)
-            self._restore = None
+        if self._own_span:
+            self._span.close()
         self.on = False
 
 
 class RealtimeSpan:
-    """Real-time priority held across rounds that one thread runs one after another
-    (:func:`run_rounds`): switched on at the first round's timed phase and back once after
-    the last round, where each round alone would switch on and back (two
+    """Real-time priority held by one thread from the first :meth:`hold` to :meth:`close`.
+    A lone round holds its own for its timed phase. Rounds that one thread runs one after
+    another (:func:`run_rounds`) share one: switched on at the first round's timed phase
+    and back once after the last round, where each round alone would switch on and back (two
     ``sched_setscheduler`` calls, about 10 µs of CPU each on a virtual machine, twice the
     rounds). Between the rounds the thread checks a receipt and sends the next Open at that
     priority: a few hundred microseconds of bounded work, under the kernel's real-time
