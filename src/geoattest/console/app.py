@@ -267,10 +267,7 @@ class _Handlers:
 
     async def events(self, request: Request) -> Response:
         query = request.query_params
-        try:
-            cursor = int(query.get("cursor", "0"))
-        except ValueError:
-            cursor = 0
+        cursor = _cursor(query.get("cursor", "0"))
         return StreamingResponse(
             _events(self.console, request, cursor, query.get("kind", ""), query.get("device", "")),
             media_type="text/event-stream",
@@ -365,6 +362,20 @@ def console_app(console: Console, access: HttpsAccess | None = None) -> Starlett
             Route("/static/console.js", h.script),
         ],
     )
+
+
+LAST_CURSOR = 2**63 - 1
+"""The largest alert cursor the store holds (a signed 64-bit id)."""
+
+
+def _cursor(text: str) -> int:
+    """An event stream's cursor from its query string: anything but an alert id the store
+    can hold (not a number, negative, past 64 bits) starts from the beginning."""
+    try:
+        cursor = int(text)
+    except ValueError:
+        return 0
+    return cursor if 0 <= cursor <= LAST_CURSOR else 0
 
 
 async def _events(
