@@ -28,6 +28,7 @@ from pathlib import Path
 from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.files import read_json
 from geoattest.units import SECOND_NS
+from geoattest.wire.decode import INT64_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +125,9 @@ def _flag(value: object) -> bool:
     return value
 
 
-LATEST_VALID_UNTIL_NS = 2**63 - 1
+LATEST_VALID_UNTIL_NS = INT64_MAX
 """The latest expiry a licence can hold: nanoseconds since 1970 in the signed 64 bits the
-store and the wire keep them in (2262-04-11)."""
+store keeps them in (2262-04-11)."""
 
 
 def check_valid_until(valid_until_ns: int) -> None:

@@ -70,6 +70,7 @@ from geoattest.verifier.standing import Standing, standing
 if TYPE_CHECKING:
     from geoattest.verifier.store import StoredTrust
 from geoattest.wire.client import VerifierClient, tls_credentials
+from geoattest.wire.decode import INT64_MAX
 
 ALERT_POLL_S = 0.25
 """How often an event stream looks for new alerts: well inside the two seconds an
@@ -364,10 +365,6 @@ def console_app(console: Console, access: HttpsAccess | None = None) -> Starlett
     )
 
 
-LAST_CURSOR = 2**63 - 1
-"""The largest alert cursor the store holds (a signed 64-bit id)."""
-
-
 def _cursor(text: str) -> int:
     """An event stream's cursor from its query string: anything but an alert id the store
     can hold (not a number, negative, past 64 bits) starts from the beginning."""
@@ -375,7 +372,7 @@ def _cursor(text: str) -> int:
         cursor = int(text)
     except ValueError:
         return 0
-    return cursor if 0 <= cursor <= LAST_CURSOR else 0
+    return cursor if 0 <= cursor <= INT64_MAX else 0
 
 
 async def _events(
