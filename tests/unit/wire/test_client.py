@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -52,6 +53,28 @@ def test_a_refusal_is_a_geoattest_error_with_its_code_and_detail():
     assert str(refused) == "ABORTED: store.conflict: x"
 
 
+Handler = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]
+
+
+@contextlib.asynccontextmanager
+async def serving(method: str, handler: Handler) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 answering one VerifierService method with ``handler``."""
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                SERVICE, {method: grpc.unary_unary_rpc_method_handler(handler)}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
 @pytest.fixture
 async def refusing() -> AsyncIterator[str]:
     """A server whose GetResultKeys refuses with a reason no geoattest version defines."""
@@ -64,18 +87,8 @@ async def refusing() -> AsyncIterator[str]:
         )
         raise AssertionError("abort returned")
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                SERVICE, {"GetResultKeys": grpc.unary_unary_rpc_method_handler(refuse)}
-            ),
-        )
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield f"127.0.0.1:{port}"
-    await server.stop(None)
+    async with serving("GetResultKeys", refuse) as target:
+        yield target
 
 
 async def test_a_newer_verifiers_reason_reaches_the_caller_as_unknown(refusing):
@@ -132,18 +145,8 @@ async def recording() -> AsyncIterator[tuple[str, list[bytes]]]:
             ]
         ).SerializeToString()
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                SERVICE, {"SubmitProofBatch": grpc.unary_unary_rpc_method_handler(record)}
-            ),
-        )
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield f"127.0.0.1:{port}", received
-    await server.stop(None)
+    async with serving("SubmitProofBatch", record) as target:
+        yield target, received
 
 
 async def test_a_batch_sent_as_bytes_reaches_the_server_byte_for_byte_as_from_envelopes(
