@@ -89,7 +89,11 @@ class LiveTable:
             self.console.print(f"{device}: {parts}")
         if map_path is not None:
             self.console.print(f"map of the feasible regions: {map_path}")
-        self.console.print(f"workspace (keys, database, logs): {summary['summary']['workspace']}")
+        workspace = summary["summary"]["workspace"]
+        if workspace is None:
+            self.console.print("workspace (keys, database, logs) removed; --keep keeps it")
+        else:
+            self.console.print(f"workspace (keys, database, logs): {workspace}")
 
 
 def render_fleet_map(path: Path, scenario: DemoScenario, views: Mapping[str, ChipView]) -> None:
