@@ -61,16 +61,19 @@ def _unverified_part(token: str, index: int) -> dict[str, Any]:
 
 
 def _nesting(value: object) -> int:
-    """How many levels of objects and arrays ``value`` nests, counted without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
+    """How many levels of objects and arrays ``value`` nests, counted level by level
+    without recursion."""
+    depth, level = 0, [value]
+    while True:
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return depth
+        depth += 1
 
 
 def inspect_token(token: str, jwks: dict[str, Any] | None, *, keys_error: str = "") -> Inspection:
