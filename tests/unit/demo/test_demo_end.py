@@ -1,5 +1,6 @@
-"""The demo's temporary workspace (keys, database, logs) is removed when the demo ends,
-however it ends, unless the user asked to keep it or named the directory themselves."""
+"""The demo ends cleanly: its temporary workspace (keys, database, logs) is removed however
+the demo ends, unless the user asked to keep it or named the directory themselves, and its
+map is written even for chips with no proof judged yet."""
 
 from __future__ import annotations
 
@@ -58,3 +59,22 @@ def test_a_named_workdir_is_the_users_and_is_kept(fake_demo, tmp_path):
     assert fake_demo["kept"] is True
     assert (mine / "verifier.db").exists()
     assert not fake_demo["temporary"].exists()
+
+
+def test_the_map_draws_chips_with_and_without_bounds(tmp_path):
+    """A run stopped before some chip's first verdict still writes its map."""
+    from geoattest.demo.display import render_fleet_map  # noqa: PLC0415 (loads matplotlib)
+    from geoattest.demo.scenario import default_scenario_path, load_scenario  # noqa: PLC0415
+
+    scenario = load_scenario(default_scenario_path())
+    first, second = scenario.chips[:2]
+    bounded = run.ChipView(
+        first,
+        verdict="INCONCLUSIVE",
+        last_bounds=[
+            {"landmark_id": "lm-x", "lat": first.latitude, "lon": first.longitude, "rtt_us": 80}
+        ],
+    )
+    views = {first.device_id: bounded, second.device_id: run.ChipView(second)}
+    render_fleet_map(tmp_path / "map.png", scenario, views)
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
