@@ -149,3 +149,7 @@ def test_retain_archives_by_age_and_names_a_missing_database(tmp_path):
     assert_one_line_error(
         run("verifier", "retain", "--db", missing, "--older-than-days", "30"), missing
     )
+    for days in ("0", "nan", "36501", "1e9"):  # a cutoff before the store's 64-bit times
+        assert_one_line_error(
+            run("verifier", "retain", "--db", db, "--older-than-days", days), "--older-than-days"
+        )

@@ -495,7 +495,10 @@ def verifier_migrate(db: DbOption) -> None:
 def verifier_retain(
     db: DbOption,
     older_than_days: Annotated[
-        float, typer.Option(min=1, help="Proofs received longer ago than this are retired.")
+        float,
+        typer.Option(
+            min=1, max=36_500, help="Proofs received longer ago than this (1 to 36500) are retired."
+        ),
     ],
     delete: Annotated[
         bool, typer.Option("--delete", help="Delete them instead of moving them to the archive.")
