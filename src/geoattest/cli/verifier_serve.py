@@ -29,6 +29,7 @@ from geoattest.cli.tls import (
     party_credentials,
 )
 from geoattest.errors import ConfigError
+from geoattest.pki.names import check_identifier
 from geoattest.units import SECOND_NS
 from geoattest.verifier.pool import POOL_SIZE
 
@@ -196,6 +197,7 @@ def verifier_serve(
     address = str(parse_address(listen, "--listen", any_port=True))
     check_transport(address, "--listen", tls, plaintext=plaintext)
     metrics_address = checked_metrics_address(metrics, metrics_tls)
+    check_identifier(verifier_id, "--verifier-id")
     if landmark_faults >= quorum:
         raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
     cores = os.cpu_count() or 1
