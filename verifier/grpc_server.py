@@ -221,10 +221,15 @@ async def _refuse_access(context: grpc.aio.ServicerContext[Any, Any], refused: A
     await _abort(context, refused.reason, refused.detail)
 
 
+_VERDICT_PB: dict[Verdict | None, evidence_pb2.Verdict.ValueType] = {
+    None: evidence_pb2.VERDICT_UNSPECIFIED,
+    **{verdict: evidence_pb2.Verdict.Value(f"VERDICT_{verdict.value}") for verdict in Verdict},
+}
+"""Each verdict's wire value, looked up once: a batch's response names one per result."""
+
+
 def _verdict_pb(verdict: Verdict | None) -> evidence_pb2.Verdict.ValueType:
-    if verdict is None:
-        return evidence_pb2.VERDICT_UNSPECIFIED
-    return evidence_pb2.Verdict.Value(f"VERDICT_{verdict.value}")
+    return _VERDICT_PB[verdict]
 
 
 def fill_result(message: evidence_pb2.AttestationResult, result: ProofResult) -> None:

@@ -16,6 +16,13 @@ the verifier held at the end of the load beside the pool rule's bound
 connection and the connections spread evenly over the workers. Every figure is a median
 over interleaved repeats.
 
+The client holds each proof as its envelope's serialised bytes, as a forwarder relaying
+chips' proofs does, and builds each batch call's request by framing those bytes
+(:meth:`~geoattest.wire.client.VerifierClient.submit_batch_encoded`): the server receives
+byte for byte the request that building it from the envelopes would send, without the
+client copying every envelope into a request message first. The proofs are made and
+serialised before each phase is timed; the unary row sends envelopes as before.
+
 On a shared machine other processes take CPU from both sides unevenly, so the batch row
 is also given in CPU time: ``grpc_batch_cpu_ratio`` is the crypto bound's CPU time per
 proof over the verifier's (its workers' and the client's CPU time per proof), and
@@ -227,11 +234,30 @@ async def _enrol(chip: FleetChip, client: VerifierClient) -> int:
     return 1
 
 
-async def _submit(proofs: Sequence[envelope_pb2.Envelope], client: VerifierClient) -> int:
-    """One proof per call for a single proof; the batch call for several."""
-    if len(proofs) == 1:
-        return accepted([await client.submit(proofs[0])])
-    return accepted(await client.submit_batch(proofs))
+async def _submit(proof: envelope_pb2.Envelope, client: VerifierClient) -> int:
+    """One proof per call."""
+    return accepted([await client.submit(proof)])
+
+
+async def _submit_batch(proofs: Sequence[bytes], client: VerifierClient) -> int:
+    """The batch call, its request framed around the proofs' serialised envelopes."""
+    return accepted(await client.submit_batch_encoded(proofs))
+
+
+def _calls(proofs: Sequence[Sequence[envelope_pb2.Envelope]], size: int) -> list[list[Call]]:
+    """One chain of calls per group of ``size`` chips, a call per round of ``proofs``: one
+    proof per call for a size of one, else the batch call, given each proof's envelope as
+    the bytes a forwarder holds (serialised here, before the phase is timed)."""
+    if size == 1:
+        return [
+            [functools.partial(_submit, round_[i]) for round_ in proofs]
+            for i in range(len(proofs[0]))
+        ]
+    held = [[proof.SerializeToString() for proof in round_] for round_ in proofs]
+    return [
+        [functools.partial(_submit_batch, round_[i : i + size]) for round_ in held]
+        for i in range(0, len(held[0]), size)
+    ]
 
 
 def _server_sockets(port: int) -> set[int]:
@@ -358,12 +384,8 @@ async def grpc_run(
         advance()
         phases, bounds = [], []
         for size, rounds in [(1, 1)] * unary + [(batch, BATCH_ROUNDS)] * REPEATS:
-            proofs = [[fleet.proof(chip) for chip in chips] for _ in range(rounds)]
+            chains = _calls([[fleet.proof(chip) for chip in chips] for _ in range(rounds)], size)
             advance()
-            chains = [
-                [functools.partial(_submit, round_[i : i + size]) for round_ in proofs]
-                for i in range(0, len(chips), size)
-            ]
             bounds.append(bound())
             server_s, client_s, wall = _cpu_s(workers), time.process_time(), time.perf_counter()
             rate, latencies, done = await _drive(chains, clients)

@@ -52,6 +52,16 @@ from geoattest.wire.envelope import PayloadType, seal
 
 REASON_METADATA = "geoattest-reason"
 """Trailing metadata key holding a refusal's reason code."""
+_PROOF_FIELD_TAG = bytes([verifier_service_pb2.SubmitProofRequest.PROOF_FIELD_NUMBER << 3 | 2])
+"""``SubmitProofRequest.proof``'s tag: field 1, length-delimited."""
+_BATCH_FIELD_TAG = bytes(
+    [verifier_service_pb2.SubmitProofBatchRequest.PROOFS_FIELD_NUMBER << 3 | 2]
+)
+"""``SubmitProofBatchRequest.proofs``'s tag: field 1, length-delimited."""
+_SUBMIT_BATCH_METHOD = (
+    f"/{verifier_service_pb2.DESCRIPTOR.services_by_name['VerifierService'].full_name}"
+    "/SubmitProofBatch"
+)
 
 
 class VerifierRefused(GeoattestError):  # noqa: N818  (a refusal, not a malfunction)
@@ -127,6 +137,29 @@ def _refused(error: grpc.aio.AioRpcError) -> VerifierRefused:
     return VerifierRefused(code, refusal_reason(code, sent), error.details() or "")
 
 
+def _length_delimited(tag: bytes, value: bytes) -> bytes:
+    """One length-delimited protobuf field: its tag, the value's length as a varint, the
+    value."""
+    length = len(value)
+    head = bytearray(tag)
+    while length > 0x7F:
+        head.append(length & 0x7F | 0x80)
+        length >>= 7
+    head.append(length)
+    return bytes(head) + value
+
+
+def batch_request_bytes(proofs: Sequence[bytes]) -> bytes:
+    """A ``SubmitProofBatchRequest`` of proof envelopes already serialised: each entry
+    framed around the envelope's own bytes, without decoding or copying it into a message
+    first. For envelopes serialised by protobuf, the same bytes as building the request
+    from the envelopes and serialising it."""
+    return b"".join(
+        _length_delimited(_BATCH_FIELD_TAG, _length_delimited(_PROOF_FIELD_TAG, proof))
+        for proof in proofs
+    )
+
+
 class VerifierClient:
     """One channel, and one connection of its own, to a verifier; use as an async context
     manager. Clients do not share connections, so several spread over the worker processes
@@ -154,6 +187,11 @@ class VerifierClient:
             self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub = verifier_service_pb2_grpc.VerifierServiceStub(self._channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
+        self._submit_batch_bytes = self._channel.unary_unary(
+            _SUBMIT_BATCH_METHOD,
+            request_serializer=None,
+            response_deserializer=verifier_service_pb2.SubmitProofBatchResponse.FromString,
+        )
 
     async def __aenter__(self) -> VerifierClient:
         return self
@@ -197,6 +235,17 @@ class VerifierClient:
         )
         response: verifier_service_pb2.SubmitProofBatchResponse = await self._unary(
             self._stub.SubmitProofBatch, request
+        )
+        return list(response.results)
+
+    async def submit_batch_encoded(
+        self, proofs: Sequence[bytes]
+    ) -> list[evidence_pb2.AttestationResult]:
+        """:meth:`submit_batch` for proofs held as their envelopes' serialised bytes (as a
+        forwarder relaying chips' proofs holds them): the request is framed around those
+        bytes (:func:`batch_request_bytes`)."""
+        response: verifier_service_pb2.SubmitProofBatchResponse = await self._unary(
+            self._submit_batch_bytes, batch_request_bytes(proofs)
         )
         return list(response.results)
 

@@ -64,3 +64,9 @@ def test_a_batch_response_carries_each_result_whole_and_in_order():
 def test_one_result_is_the_same_message_as_in_a_batch():
     response = verifier_service_pb2.SubmitProofBatchResponse.FromString(batch_response(RESULTS))
     assert [result_pb(r) for r in RESULTS] == list(response.results)
+
+
+def test_every_verdict_goes_on_the_wire_under_its_own_name():
+    for verdict in Verdict:
+        result = ProofResult("dev-1", 1, verdict, None, "", (), "t")
+        assert evidence_pb2.Verdict.Name(result_pb(result).verdict) == f"VERDICT_{verdict.value}"

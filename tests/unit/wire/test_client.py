@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from geoattest.errors import GeoattestError, Reason
-from geoattest.v1 import verifier_service_pb2
+from geoattest.v1 import envelope_pb2, evidence_pb2, verifier_service_pb2
 from geoattest.wire.client import (
     REASON_METADATA,
     VerifierClient,
     VerifierRefused,
+    batch_request_bytes,
     refusal_reason,
 )
 
@@ -48,6 +53,28 @@ def test_a_refusal_is_a_geoattest_error_with_its_code_and_detail():
     assert str(refused) == "ABORTED: store.conflict: x"
 
 
+Handler = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]
+
+
+@contextlib.asynccontextmanager
+async def serving(method: str, handler: Handler) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 answering one VerifierService method with ``handler``."""
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                SERVICE, {method: grpc.unary_unary_rpc_method_handler(handler)}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
 @pytest.fixture
 async def refusing() -> AsyncIterator[str]:
     """A server whose GetResultKeys refuses with a reason no geoattest version defines."""
@@ -60,18 +87,8 @@ async def refusing() -> AsyncIterator[str]:
         )
         raise AssertionError("abort returned")
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                SERVICE, {"GetResultKeys": grpc.unary_unary_rpc_method_handler(refuse)}
-            ),
-        )
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield f"127.0.0.1:{port}"
-    await server.stop(None)
+    async with serving("GetResultKeys", refuse) as target:
+        yield target
 
 
 async def test_a_newer_verifiers_reason_reaches_the_caller_as_unknown(refusing):
@@ -92,3 +109,63 @@ async def test_no_verifier_at_the_address_is_unreachable():
             await client.result_keys()
     assert refused.value.code in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
     assert refused.value.reason is Reason.UNREACHABLE
+
+
+envelopes = st.builds(
+    envelope_pb2.Envelope,
+    payload_type=st.text(max_size=40),
+    # Past 127 and 16,383 bytes the lengths take two and three varint bytes.
+    payload=st.builds(operator.mul, st.binary(max_size=8), st.integers(0, 3_000)),
+    key_id=st.text(max_size=70),
+    signature=st.binary(max_size=80),
+)
+
+
+@given(st.lists(envelopes, max_size=6))
+def test_a_batch_framed_around_serialised_envelopes_is_the_request_protobuf_builds(proofs):
+    built = verifier_service_pb2.SubmitProofBatchRequest(
+        proofs=[verifier_service_pb2.SubmitProofRequest(proof=p) for p in proofs]
+    ).SerializeToString()
+    assert batch_request_bytes([p.SerializeToString() for p in proofs]) == built
+
+
+@pytest.fixture
+async def recording() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A server that keeps each SubmitProofBatch request's bytes as they arrive and
+    answers with one ALLOWED result per entry."""
+    received: list[bytes] = []
+
+    async def record(request: bytes, _context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        received.append(request)
+        entries = verifier_service_pb2.SubmitProofBatchRequest.FromString(request).proofs
+        return verifier_service_pb2.SubmitProofBatchResponse(
+            results=[
+                evidence_pb2.AttestationResult(verdict=evidence_pb2.VERDICT_ALLOWED)
+                for _ in entries
+            ]
+        ).SerializeToString()
+
+    async with serving("SubmitProofBatch", record) as target:
+        yield target, received
+
+
+async def test_a_batch_sent_as_bytes_reaches_the_server_byte_for_byte_as_from_envelopes(
+    recording,
+):
+    target, received = recording
+    proofs = [
+        envelope_pb2.Envelope(
+            payload_type="application/vnd.geoattest.location-proof+protobuf",
+            payload=bytes(range(256)) * size,
+            key_id=f"{i:064x}",
+            signature=b"\x30" * 71,
+        )
+        for i, size in enumerate((0, 1, 70))
+    ]
+    async with VerifierClient(target, timeout_s=20) as client:
+        from_envelopes = await client.submit_batch(proofs)
+        from_bytes = await client.submit_batch_encoded([p.SerializeToString() for p in proofs])
+    assert len(received) == 2
+    assert received[0] == received[1]
+    assert from_bytes == from_envelopes
+    assert [r.verdict for r in from_bytes] == [evidence_pb2.VERDICT_ALLOWED] * 3
