@@ -35,6 +35,8 @@ def make_pair(
     exchanges: int = 4,
     secret: bytes | None = None,
     responder: Responder | None = None,
+    max_exchanges: int = 0,
+    extend_above_ns: int = 0,
 ) -> tuple[AgentRound, LandmarkRound, bytes]:
     secret = secret or os.urandom(32)
     agent = AgentRound(
@@ -44,6 +46,8 @@ def make_pair(
         device,
         secret=secret,
         exchanges=exchanges,
+        max_exchanges=max_exchanges,
+        extend_above_ns=extend_above_ns,
         responder=responder,
     )
     lm = LandmarkRound(
@@ -320,22 +324,8 @@ def test_the_receipt_and_an_extension_wait_for_departures_learned_later(
 ):
     """The round calls ``settle`` before its receipt, and before extending an adaptive round
     (only when the RTTs as they stand would extend it); what settles lands in both."""
-    agent = AgentRound(
-        "dev-1",
-        "lm-1",
-        landmark_signer.verifying_key,
-        device_signer,
-        secret=os.urandom(32),
-        exchanges=1,
-        max_exchanges=3,
-        extend_above_ns=70,
-    )
-    lm = LandmarkRound(
-        "lm-1",
-        landmark_signer,
-        decode_datagram(agent.open()).open,
-        round_id=os.urandom(16),
-        randomness=os.urandom,
+    agent, lm, _ = make_pair(
+        device_signer, landmark_signer, exchanges=1, max_exchanges=3, extend_above_ns=70
     )
     settled: list[int] = []
 

@@ -4,12 +4,13 @@ against reading each stamp right after its send."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from geoattest.crypto import KeySigner
@@ -138,32 +139,27 @@ class Run:
 def play(
     monkeypatch: pytest.MonkeyPatch,
     signers: tuple[KeySigner, KeySigner],
-    steps: list[tuple[int, str, int]],
-    fates: list[tuple[str, int]],
-    extend_above_ns: int,
-    seed: int,
-    widths: list[int],
-    read_ns: int,
+    scenario: Scenario,
     *,
     eager: bool,
 ) -> Run:
     """Two agents' rounds through one landmark; ``eager``: the queue is read right after
     each challenge's send, as a landmark that reads each stamp at once does. A stamp read
-    takes ``read_ns`` by the server's own measure (not on the made-up clock, which both
-    runs read alike)."""
+    takes ``scenario.read_ns`` by the server's own measure (not on the made-up clock, which
+    both runs read alike)."""
     device, landmark_key = signers
-    clock = Clock(widths)
-    socket = FakeSocket(clock, iter(fates + [("in time", 1_000)] * 400))
+    clock = Clock(scenario.widths)
+    socket = FakeSocket(clock, iter(scenario.fates + [("in time", 1_000)] * 400))
     monkeypatch.setattr(landmark_server, "read_bracket", clock.read)
     monkeypatch.setattr(landmark_server, "transmit_stamp", lambda ancillary: ancillary)
-    measured = iter(range(0, 10**9, read_ns or 1))
+    measured = itertools.count(step=scenario.read_ns)
     monkeypatch.setattr(landmark_server, "_monotonic", lambda: next(measured))
     finished: list[LandmarkRound] = []
     server = LandmarkServer(
         LandmarkIdentity("lm-1", 0.0, 0.0),
         landmark_key,
         limits=Limits(challenge_timeout_ns=TIMEOUT_NS),
-        randomness=random.Random(seed).randbytes,
+        randomness=random.Random(scenario.seed).randbytes,
         on_finished=finished.append,
     )
     server._sock.close()  # never started: the made-up socket stands in
@@ -177,10 +173,10 @@ def play(
             "lm-1",
             landmark_key.verifying_key,
             device,
-            secret=random.Random(seed + 1 + i).randbytes(32),
+            secret=random.Random(scenario.seed + 1 + i).randbytes(32),
             exchanges=2,
             max_exchanges=6,
-            extend_above_ns=extend_above_ns,
+            extend_above_ns=scenario.extend_above_ns,
         )
         for i in range(2)
     ]
@@ -205,7 +201,7 @@ def play(
 
     for i in range(2):
         landmark_reads(agents[i].open(), peers[i])
-    for who, action, flight_ns in steps:
+    for who, action, flight_ns in scenario.steps:
         queue = in_flight[who]
         if action == "stamps":
             socket.queue.extend(socket.late)
@@ -264,50 +260,49 @@ steps_strategy = st.lists(
     min_size=1,
     max_size=50,
 )
-fates_strategy = st.lists(
-    st.tuples(st.sampled_from(FATES), st.integers(1, 3_000)), min_size=0, max_size=60
-)
 widths_strategy = st.lists(st.sampled_from([0, 80, 2_000, 6_000, 9_000]), max_size=200)
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+@dataclass(frozen=True)
+class Scenario:
+    """What happens to two agents' rounds at one landmark (:func:`play`)."""
+
+    steps: list[tuple[int, str, int]]
+    fates: list[tuple[str, int]]
+    extend_above_ns: int
+    seed: int
+    widths: list[int]
+    read_ns: int
+
+
+def scenarios(fates: st.SearchStrategy[str]) -> st.SearchStrategy[Scenario]:
+    return st.builds(
+        Scenario,
+        steps=steps_strategy,
+        fates=st.lists(st.tuples(fates, st.integers(1, 3_000)), max_size=60),
+        extend_above_ns=st.integers(500, 4_000),
+        seed=st.integers(0, 2**32),
+        widths=widths_strategy,
+        read_ns=st.sampled_from([0, 1_000, 3_000, 10**7]),  # 10 ms: every stamp waits
+    )
+
+
+stamp_settings = settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    steps=steps_strategy,
-    fates=fates_strategy,
-    extend_above_ns=st.integers(1, 8_000),
-    seed=st.integers(0, 2**32),
-    widths=widths_strategy,
-    read_ns=st.integers(0, 5_000),
-)
+
+
+@stamp_settings
+@given(scenario=scenarios(st.sampled_from(FATES)))
 def test_stamps_read_later_never_shorten_an_rtt_and_apply_only_to_their_own_send(
-    monkeypatch,
-    device_signer,
-    landmark_signer,
-    steps,
-    fates,
-    extend_above_ns,
-    seed,
-    widths,
-    read_ns,
+    monkeypatch, device_signer, landmark_signer, scenario
 ):
     """Whatever the answers, losses, silences and the stamps' fates (queued in time,
     missing, taken late, duplicated, reordered, carrying another send's key, a failed send
     the kernel numbered), every exchange's start is its send's own reading before the call
     or its own stamp converted with its own readings (never another send's), and no RTT is
     shorter than the true departure to the true arrival."""
-    run = play(
-        monkeypatch,
-        (device_signer, landmark_signer),
-        steps,
-        fates,
-        extend_above_ns,
-        seed,
-        widths,
-        read_ns,
-        eager=False,
-    )
+    run = play(monkeypatch, (device_signer, landmark_signer), scenario, eager=False)
     sends = {send.challenge: send for send in run.sends}
     for landmark_round in run.rounds:
         for exchange in landmark_round.timed:
@@ -320,30 +315,15 @@ def test_stamps_read_later_never_shorten_an_rtt_and_apply_only_to_their_own_send
             assert exchange.started_ns in (send.sent.after, own)
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    steps=steps_strategy,
-    fates=st.lists(
-        st.tuples(st.sampled_from((*IN_TIME, "missing", "late")), st.integers(1, 3_000)),
-        max_size=60,
-    ),
-    extend_above_ns=st.integers(1, 8_000),
-    seed=st.integers(0, 2**32),
-    widths=widths_strategy,
-    read_ns=st.integers(0, 5_000),
+@stamp_settings
+@given(scenario=scenarios(st.sampled_from((*IN_TIME, "missing", "late"))))
+@example(  # completes on its stamped RTTs, would extend on those before the stamps
+    scenario=Scenario(
+        [(0, "answer", 0), (0, "answer", 1), (0, "answer", 0)], [], 1280, 0, [], 1_000
+    )
 )
 def test_stamps_read_later_time_decide_and_sign_as_stamps_read_at_once(
-    monkeypatch,
-    device_signer,
-    landmark_signer,
-    steps,
-    fates,
-    extend_above_ns,
-    seed,
-    widths,
-    read_ns,
+    monkeypatch, device_signer, landmark_signer, scenario
 ):
     """Where every stamp is queued with its own key during its call (or never, or late),
     reading the stamps while the landmark has time yields the very same datagrams (the
@@ -351,12 +331,7 @@ def test_stamps_read_later_time_decide_and_sign_as_stamps_read_at_once(
     RTTs, the same floor and the same count of stamped challenges as reading each stamp
     right after its send."""
     signers = (device_signer, landmark_signer)
-    lazy, eager = (
-        play(
-            monkeypatch, signers, steps, fates, extend_above_ns, seed, widths, read_ns, eager=eager
-        )
-        for eager in (False, True)
-    )
+    lazy, eager = (play(monkeypatch, signers, scenario, eager=eager) for eager in (False, True))
     assert [_signed_fields(d) for d in lazy.outbox] == [_signed_fields(d) for d in eager.outbox]
     assert [[e.rtt_ns for e in r.timed] for r in lazy.rounds] == [
         [e.rtt_ns for e in r.timed] for r in eager.rounds
