@@ -29,7 +29,7 @@ from geoattest.errors import (
 )
 from geoattest.pki import LandmarkRecord, LandmarkRegistry, check_device_id
 from geoattest.verifier.audit_log import admin_record
-from geoattest.verifier.licences import ExportLicence
+from geoattest.verifier.licences import ExportLicence, check_valid_until
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import AlertKind
@@ -92,6 +92,7 @@ class Admin:
             )
         if valid_until_ns <= now_ns:
             raise AdminError(Reason.ADMIN_INVALID, "the licence would expire before it starts")
+        _invalid(lambda: check_valid_until(valid_until_ns))
         current = self._store.licence(device_id)
         licence = ExportLicence(device_id, region, valid_until_ns, licence_id=name)
         if current is not None:

@@ -101,7 +101,7 @@ from geoattest.verifier.logs import FIELDS
 from geoattest.verifier.service import ProofResult, VerifierService, check_signed_by
 from geoattest.verifier.store import StoreConflictError, StoreUnavailableError
 from geoattest.wire.client import REASON_METADATA
-from geoattest.wire.decode import MAX_MESSAGE_BYTES, MAX_PROOF_BYTES, decode
+from geoattest.wire.decode import INT64_MAX, MAX_MESSAGE_BYTES, MAX_PROOF_BYTES, decode
 
 log = logging.getLogger("geoattest.verifier")
 
@@ -418,6 +418,11 @@ class VerifierServicer:
     ) -> AsyncIterator[bytes]:
         request = await self.decode_request(context, verifier_service_pb2.WatchAlertsRequest, data)
         after = request.after if request.HasField("after") else None
+        if after is not None and after > INT64_MAX:
+            await self._refuse(
+                context,
+                WireError(Reason.MALFORMED_MESSAGE, f"after {after} is past any alert's cursor"),
+            )
         try:
             async for alert in self._alerts.stream(request.device_id, after):
                 yield verifier_service_pb2.Alert(

@@ -28,6 +28,7 @@ from pathlib import Path
 from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.files import read_json
 from geoattest.units import SECOND_NS
+from geoattest.wire.decode import INT64_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +125,29 @@ def _flag(value: object) -> bool:
     return value
 
 
+LATEST_VALID_UNTIL_NS = INT64_MAX
+"""The latest expiry a licence can hold: nanoseconds since 1970 in the signed 64 bits the
+store keeps them in (2262-04-11)."""
+
+
+def check_valid_until(valid_until_ns: int) -> None:
+    """Refuse an expiry the store cannot hold (before 1970 or after 2262).
+
+    Raises:
+        ConfigError: the expiry is out of range.
+    """
+    if not 0 <= valid_until_ns <= LATEST_VALID_UNTIL_NS:
+        raise ConfigError("an expiry must lie between 1970-01-01 and 2262-04-11")
+
+
 def _timestamp_ns(text: str) -> int:
     """An RFC 3339 timestamp with a zone; a naive one is refused (ambiguous expiry)."""
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"valid_until {text!r} has no time zone")
-    return int(moment.timestamp()) * SECOND_NS
+    valid_until_ns = int(moment.timestamp()) * SECOND_NS
+    try:
+        check_valid_until(valid_until_ns)
+    except ConfigError as exc:
+        raise ValueError(f"valid_until {text!r}: {exc.detail}") from None
+    return valid_until_ns

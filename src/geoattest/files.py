@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -93,19 +94,44 @@ def prepare_output_dir(directory: Path) -> None:
 
 
 def read_json(path: Path, what: str) -> Any:
-    """A JSON document the operator wrote; ``what`` names it in errors.
+    """A JSON document the operator wrote; ``what`` names it in errors. The parser recurses
+    once per level of nesting, so a document nested thousands deep is refused as such.
 
     Raises:
-        ConfigError: the file is missing, unreadable or not JSON.
+        ConfigError: the file is missing, unreadable, not JSON or nested too deeply.
     """
+    data = _read(path, what)
     try:
-        return json.loads(path.read_bytes())
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigError(f"{what} {path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path} is nested too deeply to be read") from None
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML document the operator wrote; ``what`` names it in errors.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not TOML or nested too deeply.
+    """
+    data = _read(path, what)
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except ValueError as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigError(f"{what} {path} is not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path} is nested too deeply to be read") from None
+
+
+def _read(path: Path, what: str) -> bytes:
+    """The bytes of an operator's document; a failure to read it is a ConfigError naming it."""
+    try:
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} {path} is not valid JSON ({exc})") from exc
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
 def write_json(path: Path, document: Any) -> None:

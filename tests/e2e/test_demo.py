@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -99,6 +100,21 @@ def test_map_is_written_and_nothing_is_left_running(demo_run):
     _, workdir, map_path = demo_run
     assert map_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert processes_mentioning(str(workdir)) == []
+
+
+@pytest.mark.slow
+def test_without_a_workdir_the_temporary_workspace_is_removed_at_the_end(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result = run_geoattest(
+        "demo",
+        *("--duration", "3", "--json", "--map", str(tmp_path / "map.png")),
+        timeout=240,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[-1])["summary"]["workspace"] is None
+    assert list(tmp.iterdir()) == []
 
 
 @pytest.mark.parametrize(

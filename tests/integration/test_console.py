@@ -8,6 +8,7 @@ The browser's side of the same pages is tests/e2e/test_console_browser.py.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -188,6 +189,20 @@ def test_the_event_stream_carries_an_alert_raised_after_it_opened(served):
         lines.append(request.readline().decode())
     request.close()
     assert any(line.startswith("event: alert") for line in lines)
+
+
+@pytest.mark.parametrize("cursor", ["-1", str(2**63), "9" * 30, "x"])
+def test_an_event_stream_from_a_cursor_no_alert_can_have_replays_from_the_start(served, cursor):
+    with urllib.request.urlopen(f"{served.url}/events?cursor={cursor}", timeout=GUARD_S) as stream:
+        lines = [stream.readline().decode()]
+        while lines[-1] and not any("dev-syd" in line for line in lines):
+            lines.append(stream.readline().decode())
+    assert any(line.startswith("event: alert") for line in lines), lines
+
+
+def test_a_token_nested_past_any_parser_is_shown_as_not_a_token(served):
+    deep = base64.urlsafe_b64encode(b"[" * 20_000 + b"]" * 20_000).decode()
+    assert "not a JWT" in post(served.url + "/tokens", {"token": f"{deep}.{deep}.c2ln"})
 
 
 def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_path):

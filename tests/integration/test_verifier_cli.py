@@ -70,7 +70,7 @@ def test_serve_on_an_address_not_of_this_host(world, workers):
     assert_one_line_error(run_geoattest(*args), "cannot listen on 192.0.2.1:50051")
 
 
-@pytest.mark.parametrize("workers", ["0", "two"])
+@pytest.mark.parametrize("workers", ["0", "two", "100000"])
 def test_serve_with_a_bad_worker_count(world, workers):
     assert_one_line_error(run(*world.serve_args(), "--workers", workers), "--workers")
 

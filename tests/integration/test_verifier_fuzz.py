@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from verifier_world import NOW_NS, ServerThread, VerifierWorld
 
+from geoattest.v1 import verifier_service_pb2
 from geoattest.verifier.store import SqlStore
-from geoattest.wire.decode import MAX_MESSAGE_BYTES
+from geoattest.wire.decode import INT64_MAX, MAX_MESSAGE_BYTES
 
 SERVICE = "/geoattest.v1.VerifierService/"
 UNARY = [
@@ -91,6 +92,26 @@ def test_garbage_to_the_alert_stream(verifier, data):
     channel, _store = verifier
     code = call_raw(channel, "WatchAlerts", data)
     assert code in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED}
+    assert_healthy(channel)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    after=st.one_of(
+        st.sampled_from([INT64_MAX, INT64_MAX + 1, 2**64 - 1]), st.integers(0, 2**64 - 1)
+    ),
+    device_id=st.sampled_from(["", "dev-1", "x" * 300]),
+)
+def test_any_alert_cursor_opens_the_stream_or_is_refused_as_malformed(verifier, after, device_id):
+    channel, _store = verifier
+    request = verifier_service_pb2.WatchAlertsRequest(device_id=device_id, after=after)
+    code = call_raw(channel, "WatchAlerts", request.SerializeToString())
+    if after <= INT64_MAX:
+        assert code is grpc.StatusCode.DEADLINE_EXCEEDED  # open until the test cut it
+    else:
+        assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert_healthy(channel)
 
 

@@ -148,14 +148,14 @@ def landmark_register(
 ) -> None:
     """Register a landmark: its id, operator and site from landmark.json, its public key
     from public.pem (the private key is not read)."""
-    import json  # noqa: PLC0415
-
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
+    from geoattest.files import read_json  # noqa: PLC0415
+    from geoattest.pki.landmarks import LANDMARK_FILE  # noqa: PLC0415
     from geoattest.v1 import admin_service_pb2  # noqa: PLC0415
 
+    identity = read_json(key / LANDMARK_FILE, "landmark identity")
     try:
-        identity = json.loads((key / "landmark.json").read_bytes())
         public = serialization.load_pem_public_key((key / "public.pem").read_bytes())
         request = admin_service_pb2.RegisterLandmarkRequest(
             landmark_id=str(identity["id"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,8 +26,15 @@ def demo(
     ] = Path("geoattest-demo-map.png"),
     workdir: Annotated[
         Path | None,
-        typer.Option(help="Directory for keys, database and logs (default: a new temporary one)."),
+        typer.Option(
+            help="Directory for keys, database and logs, kept at the end (default: a new "
+            "temporary one, removed at the end unless --keep)."
+        ),
     ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep the temporary workspace and print where it is."),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per verdict, then a summary line.")
     ] = False,
@@ -37,17 +45,23 @@ def demo(
     from geoattest.errors import ConfigError  # noqa: PLC0415
 
     loaded = load_scenario(scenario or default_scenario_path())
-    root = workdir or default_workdir()
-    if root.exists() and any(root.iterdir()):
-        raise ConfigError(f"workdir {root} is not empty")
+    if workdir is not None and workdir.exists() and any(workdir.iterdir()):
+        raise ConfigError(f"workdir {workdir} is not empty")
     if not map_path.parent.exists():
         raise ConfigError(f"map directory {map_path.parent} does not exist")
-    run_demo(
-        loaded,
-        duration_s=duration,
-        root=root,
-        out=sys.stdout,
-        as_json=as_json,
-        map_path=map_path,
-        cadence_s=cadence,
-    )
+    root = workdir or default_workdir()
+    kept = keep or workdir is not None
+    try:
+        run_demo(
+            loaded,
+            duration_s=duration,
+            root=root,
+            out=sys.stdout,
+            as_json=as_json,
+            map_path=map_path,
+            cadence_s=cadence,
+            workspace_kept=kept,
+        )
+    finally:
+        if not kept:
+            shutil.rmtree(root, ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from geoattest.errors import ConfigError
+from geoattest.files import read_json
 from geoattest.geo.assumption import LocationAssumption
 from geoattest.verdict import LandmarkBound, RegionAppraisal
 
@@ -78,11 +78,7 @@ def _licensed(allow: str | None, geojson: Path | None, circle: str | None) -> Li
             raise typer.BadParameter("--allow needs at least one country code")
         return country_region(LICENSED, codes)
     if geojson is not None:
-        try:
-            data = json.loads(geojson.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--allow-geojson {geojson} is not valid JSON: {exc}") from exc
-        return geojson_region(LICENSED, data)
+        return geojson_region(LICENSED, read_json(geojson, "--allow-geojson"))
     if circle is not None:
         lat, lon, km = _floats(circle, 3, "--allow-circle", "LAT,LON,KM")
         return circle_region(LICENSED, lat, lon, km)

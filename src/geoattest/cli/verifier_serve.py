@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -30,6 +31,10 @@ from geoattest.cli.tls import (
 from geoattest.errors import ConfigError
 from geoattest.units import SECOND_NS
 from geoattest.verifier.pool import POOL_SIZE
+
+WORKERS_PER_CORE = 4
+"""The most worker processes 'verifier serve' forks per core: about one per core serves
+best, and a mistyped count must not fork thousands of processes."""
 
 if TYPE_CHECKING:
     from geoattest.v1 import verifier_service_pb2
@@ -193,6 +198,11 @@ def verifier_serve(
     metrics_address = checked_metrics_address(metrics, metrics_tls)
     if landmark_faults >= quorum:
         raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
+    cores = os.cpu_count() or 1
+    if workers > WORKERS_PER_CORE * cores:
+        raise ConfigError(
+            f"--workers {workers} is more than {WORKERS_PER_CORE} per core ({cores} cores here)"
+        )
     with contextlib.ExitStack() as cleanup:
         if metrics_address:
             from geoattest.verifier.metrics import use_directory  # noqa: PLC0415

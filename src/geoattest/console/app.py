@@ -70,6 +70,7 @@ from geoattest.verifier.standing import Standing, standing
 if TYPE_CHECKING:
     from geoattest.verifier.store import StoredTrust
 from geoattest.wire.client import VerifierClient, tls_credentials
+from geoattest.wire.decode import INT64_MAX
 
 ALERT_POLL_S = 0.25
 """How often an event stream looks for new alerts: well inside the two seconds an
@@ -267,10 +268,7 @@ class _Handlers:
 
     async def events(self, request: Request) -> Response:
         query = request.query_params
-        try:
-            cursor = int(query.get("cursor", "0"))
-        except ValueError:
-            cursor = 0
+        cursor = _cursor(query.get("cursor", "0"))
         return StreamingResponse(
             _events(self.console, request, cursor, query.get("kind", ""), query.get("device", "")),
             media_type="text/event-stream",
@@ -365,6 +363,16 @@ def console_app(console: Console, access: HttpsAccess | None = None) -> Starlett
             Route("/static/console.js", h.script),
         ],
     )
+
+
+def _cursor(text: str) -> int:
+    """An event stream's cursor from its query string: anything but an alert id the store
+    can hold (not a number, negative, past 64 bits) starts from the beginning."""
+    try:
+        cursor = int(text)
+    except ValueError:
+        return 0
+    return cursor if 0 <= cursor <= INT64_MAX else 0
 
 
 async def _events(

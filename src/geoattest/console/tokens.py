@@ -44,14 +44,36 @@ def token_device(claims: dict[str, Any]) -> str:
     return names[0].removeprefix("chip-") if len(names) == 1 else ""
 
 
+MAX_NESTING = 64
+"""The deepest a token's header or claims may nest and still be shown: a result's claims
+nest about five levels, and the page renders them recursively."""
+
+
 def _unverified_part(token: str, index: int) -> dict[str, Any]:
-    """A JWT's header (0) or claims (1), decoded without any check."""
+    """A JWT's header (0) or claims (1), decoded without any check; empty when it is not
+    a JSON object, or one nested deeper than :data:`MAX_NESTING`."""
     try:
         segment = token.split(".")[index]
         decoded = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, RecursionError):
         return {}
-    return decoded if isinstance(decoded, dict) else {}
+    return decoded if isinstance(decoded, dict) and _nesting(decoded) <= MAX_NESTING else {}
+
+
+def _nesting(value: object) -> int:
+    """How many levels of objects and arrays ``value`` nests, counted level by level
+    without recursion."""
+    depth, level = 0, [value]
+    while True:
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return depth
+        depth += 1
 
 
 def inspect_token(token: str, jwks: dict[str, Any] | None, *, keys_error: str = "") -> Inspection:

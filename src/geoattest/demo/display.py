@@ -89,7 +89,11 @@ class LiveTable:
             self.console.print(f"{device}: {parts}")
         if map_path is not None:
             self.console.print(f"map of the feasible regions: {map_path}")
-        self.console.print(f"workspace (keys, database, logs): {summary['summary']['workspace']}")
+        workspace = summary["summary"]["workspace"]
+        if workspace is None:
+            self.console.print("workspace (keys, database, logs) removed; --keep keeps it")
+        else:
+            self.console.print(f"workspace (keys, database, logs): {workspace}")
 
 
 def render_fleet_map(path: Path, scenario: DemoScenario, views: Mapping[str, ChipView]) -> None:
@@ -110,7 +114,13 @@ def render_fleet_map(path: Path, scenario: DemoScenario, views: Mapping[str, Chi
             LandmarkBound(b["landmark_id"], b["lat"], b["lon"], int(b["rtt_us"] * 1000))
             for b in view.last_bounds
         ]
-        feasible = appraiser.feasible(bounds).polygon if bounds else None
+        title = f"{view.chip.device_id}: {view.verdict}\n{view.chip.place}"
+        if not bounds:  # no proof judged yet (a short run, one stopped early) or none bounded
+            ax.set_title(title, fontsize=9)
+            ax.text(0.5, 0.5, "no bounds to draw", ha="center", va="center")
+            ax.set_axis_off()
+            continue
+        feasible = appraiser.feasible(bounds).polygon
         region = policy.regions.get(view.chip.licensed_region)
         draw_situation(
             ax,
@@ -118,7 +128,7 @@ def render_fleet_map(path: Path, scenario: DemoScenario, views: Mapping[str, Chi
             feasible,
             region.drawing(countries) if region is not None else None,
             countries,
-            title=f"{view.chip.device_id}: {view.verdict}\n{view.chip.place}",
+            title=title,
             probe=(view.chip.latitude, view.chip.longitude),
             legend=index == 0,
         )

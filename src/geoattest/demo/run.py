@@ -337,8 +337,11 @@ def run_demo(
     as_json: bool,
     map_path: Path | None,
     cadence_s: float | None = None,
+    workspace_kept: bool = True,
 ) -> dict[str, Any]:
-    """Run the demo; return the summary. ``duration_s`` 0 runs until interrupted."""
+    """Run the demo; return the summary. ``duration_s`` 0 runs until interrupted.
+    ``workspace_kept`` says whether ``root`` outlives the run (the summary names it only
+    then; the caller removes it otherwise)."""
     from geoattest.demo.display import LiveTable, render_fleet_map  # noqa: PLC0415
 
     views = {chip.device_id: ChipView(chip) for chip in scenario.chips}
@@ -370,7 +373,7 @@ def run_demo(
     summary = {
         "summary": {
             "scenario": scenario.name,
-            "workspace": str(root),
+            "workspace": str(root) if workspace_kept else None,
             "counts": {device: dict(c) for device, c in counts.items()},
             "alerts": {d: v.alerts for d, v in views.items() if v.alerts},
         },

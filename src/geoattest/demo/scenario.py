@@ -7,7 +7,6 @@ naming it, never a silently different demo.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from geoattest.errors import ConfigError
+from geoattest.files import read_toml
 from geoattest.geo import RegionPolicy, policy_from_mapping
 from geoattest.netsim.latency import great_circle_km
 from geoattest.pki.landmarks import check_coordinates
@@ -135,13 +135,7 @@ def _datacentre_landmarks(where: str, chip: Mapping[str, Any]) -> tuple[str, ...
 
 
 def load_scenario(path: Path) -> DemoScenario:
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"scenario {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"scenario {path} is not valid TOML: {exc}") from None
-    return scenario_from_mapping(document, path)
+    return scenario_from_mapping(read_toml(path, "scenario"), path)
 
 
 def scenario_from_mapping(document: Mapping[str, Any], path: Path) -> DemoScenario:

@@ -187,8 +187,8 @@ def load_landmark_key(directory: Path) -> LandmarkKey:
         raise ConfigError(f"landmark key directory {directory} does not exist")
     signer = load_signer(directory, "landmark key directory")
     path = directory / LANDMARK_FILE
+    document = read_json(path, "landmark identity")
     try:
-        document = json.loads(path.read_bytes())
         record = LandmarkRecord(
             str(document["id"]),
             float(document["lat"]),
@@ -197,8 +197,6 @@ def load_landmark_key(directory: Path) -> LandmarkKey:
             str(document.get("name", "")),
             str(document.get("operator", "")),
         )
-    except FileNotFoundError:
-        raise ConfigError(f"landmark key directory {directory} has no {LANDMARK_FILE}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path} is malformed: {exc!r}") from None
     check_coordinates(record.latitude, record.longitude)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from geoattest.errors import ConfigError
-from geoattest.plan.deployment import read_toml
+from geoattest.files import read_toml
 
 HOURS_PER_YEAR = 8760
 SECONDS_PER_YEAR = HOURS_PER_YEAR * 3600

@@ -28,9 +28,7 @@ tables) or JSON (a list of objects, or ``{"candidates": [...]}``), each with ``n
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -44,6 +42,7 @@ from geoattest.demo.scenario import (
     scenario_from_mapping,
 )
 from geoattest.errors import ConfigError
+from geoattest.files import read_json, read_toml
 from geoattest.geo.policy import RegionPolicy
 from geoattest.pki.names import check_identifier
 from geoattest.verifier.pipeline import DEFAULT_LANDMARK_FAULTS
@@ -197,12 +196,7 @@ def load_candidates(path: Path) -> tuple[LandmarkSite, ...]:
         ConfigError: unreadable, not TOML/JSON, or an entry is not a valid site.
     """
     if path.suffix.lower() == ".json":
-        try:
-            data: Any = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"candidates {path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"candidates {path} is not valid JSON: {exc}") from None
+        data: Any = read_json(path, "candidates")
     else:
         data = read_toml(path, "candidates")
     if isinstance(data, dict):
@@ -259,19 +253,6 @@ def unique_ids(existing: Sequence[LandmarkSite], new: Sequence[LandmarkSite]) ->
     clash = sorted({s.landmark_id for s in existing} & {s.landmark_id for s in new})
     if clash:
         raise ConfigError(f"candidate id(s) {clash} are already landmarks of the deployment")
-
-
-def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """A TOML file as a mapping; a missing, unreadable or malformed file is a ConfigError
-    that names ``what`` the file was meant to be."""
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{what} {path} is a directory") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def _number(where: str, value: Any, low: float, high: float) -> float:

@@ -16,6 +16,9 @@ MAX_PROOF_BYTES = 64 * 1024
 """Largest location proof envelope (16 receipts of about 1 KiB each fit with room)."""
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 """Largest gRPC request or response, both ways: a full batch of typical proofs fits."""
+INT64_MAX = 2**63 - 1
+"""The largest count, time or cursor geoattest keeps: the store holds them as signed 64-bit
+integers, so an unsigned 64-bit field above this names nothing that can exist."""
 
 
 def decode(message_type: type[M], data: bytes, *, limit: int) -> M:
