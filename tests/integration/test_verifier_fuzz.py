@@ -8,14 +8,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from verifier_world import NOW_NS, ServerThread, VerifierWorld, region_appraiser
+from verifier_world import NOW_NS, ServerThread, VerifierWorld
 
 from geoattest.errors import Reason
-from geoattest.pki import LandmarkRegistry, RevocationList
 from geoattest.v1 import admin_service_pb2, verifier_service_pb2
-from geoattest.verifier.admin import Admin
 from geoattest.verifier.grpc_server import STATUS
-from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import REASON_METADATA
 from geoattest.wire.decode import INT64_MAX, MAX_MESSAGE_BYTES
@@ -136,13 +133,9 @@ def test_oversized_message_is_refused_and_the_verifier_stays_healthy(verifier, m
 def admin_channel(tmp_path_factory):
     """A verifier serving the admin API too, over plaintext on loopback."""
     world = VerifierWorld.create(tmp_path_factory.mktemp("admin-fuzz"))
-    registry, revoked = world.root / "landmarks.json", world.root / "revocations.json"
-    LandmarkRegistry(world.landmark_records()).save(registry)
-    RevocationList().save(revoked)
     store = SqlStore.open(world.db_path)
     service = world.service(store)
-    admin = Admin(service, store, OperatorFiles(registry, revoked), region_appraiser().has_region)
-    server = ServerThread(service, clock=lambda: NOW_NS, admin=admin)
+    server = ServerThread(service, clock=lambda: NOW_NS, admin=world.admin(service, store))
     server.start()
     channel = grpc.insecure_channel(server.address)
     yield channel
