@@ -32,7 +32,7 @@ from geoattest.geo.sphere import ABSOLUTE_MARGIN_KM, ELLIPSOID_MARGIN, distance_
 from geoattest.pki import LandmarkRecord
 from geoattest.v1 import envelope_pb2, round_pb2
 from geoattest.verdict import SPEED_OF_LIGHT_KM_PER_S
-from geoattest.verifier.pipeline import ProofAppraiser
+from geoattest.verifier.pipeline import ProofAppraiser, in_store_range
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES, decode
 from geoattest.wire.envelope import PayloadType, check_shape, open_envelope
 
@@ -79,6 +79,7 @@ def measure_peer(
     Raises:
         EvidenceError: unknown timer or peer, bad receipt or transcript signature, or a
             transcript inconsistent with the receipt.
+        WireError: OUT_OF_RANGE, a round trip or time the store cannot hold.
     """
     records = list(landmarks)
     by_key = {r.verifying_key.key_id: r for r in records}
@@ -106,10 +107,10 @@ def measure_peer(
     return PeerMeasurement(
         timer.landmark_id,
         peer.landmark_id,
-        timing.rtt_min_ns,
+        in_store_range(timing.rtt_min_ns, "round trip"),
         light_floor_ns(timer, peer),
         tuple(bytes(c) for c in transcript.challenges),
-        timing.landmark_time_ns,
+        in_store_range(timing.landmark_time_ns, "landmark time"),
     )
 
 

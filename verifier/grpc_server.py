@@ -15,7 +15,7 @@ status code is the reason's in :data:`STATUS`, the one place a reason becomes a 
 =====================  ===========================================================
 INVALID_ARGUMENT       the request is not well formed: ``wire.malformed_message``,
                        ``wire.oversized_message`` (a batch of too many proofs too),
-                       ``wire.missing_field``, ``envelope.malformed``,
+                       ``wire.missing_field``, ``wire.out_of_range``, ``envelope.malformed``,
                        ``envelope.unknown_payload_type``, ``envelope.wrong_payload_type``,
                        ``admin.invalid``
 NOT_FOUND              ``device.unknown`` for GetDeviceStatus (:data:`LOOKUP_STATUS`),
@@ -35,6 +35,9 @@ ABORTED                ``store.conflict``: other writers kept advancing the chai
 UNAVAILABLE            ``store.unavailable``: the store failed; nothing stored, retry
 RESOURCE_EXHAUSTED     gRPC's answer to a message over its size limit (``alerts.overflow``
                        is no longer sent: a stream reads the alerts table at its own pace)
+INTERNAL               ``transport.internal``: the verifier failed unexpectedly (a bug);
+                       its log holds the traceback under the call's request id, the
+                       caller sees only the reason and the request id
 UNKNOWN                ``transport.unknown_reason``: the client's name for a refusal
                        with a reason it does not know; never sent
 =====================  ===========================================================
@@ -123,6 +126,7 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.MALFORMED_MESSAGE: _INVALID,
         Reason.OVERSIZED_MESSAGE: _INVALID,
         Reason.MISSING_FIELD: _INVALID,
+        Reason.OUT_OF_RANGE: _INVALID,
         Reason.BAD_ENVELOPE: _INVALID,
         Reason.UNKNOWN_PAYLOAD_TYPE: _INVALID,
         Reason.WRONG_PAYLOAD_TYPE: _INVALID,
@@ -165,6 +169,7 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.ROUND_ABORTED: _DENIED,
         Reason.UNREACHABLE: _DENIED,
         Reason.UNKNOWN_REASON: grpc.StatusCode.UNKNOWN,
+        Reason.INTERNAL: grpc.StatusCode.INTERNAL,
         Reason.WRONG_ROLE: _DENIED,
         Reason.NO_ROLE: _DENIED,
         Reason.OTHER_DEVICE: _DENIED,
@@ -612,7 +617,9 @@ class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
     """Gives every call a request id (from ``x-request-id`` or fresh) and logs one JSON
     line of its outcome (:mod:`geoattest.verifier.logs`): method, caller (``role:name``
     from its certificate; ``loopback`` on a plaintext server), peer address, outcome,
-    reason, duration; never a traceback for a refusal."""
+    reason, duration; never a traceback for a refusal. A call that fails unexpectedly (a
+    bug) is logged with its traceback and answered INTERNAL ``transport.internal`` with
+    its request id, never with the exception's class or message."""
 
     async def intercept_service(
         self,
@@ -635,6 +642,12 @@ class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
             started = time.perf_counter()
             try:
                 return await inner(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                # A bug: its traceback stays in the log; the caller learns only the reason.
+                log.exception("rpc failed unexpectedly", extra={FIELDS: {"request_id": rid}})
+                await _abort(context, Reason.INTERNAL, f"request id {rid}")
             finally:
                 log.info("rpc", extra={FIELDS: _call_fields(method, rid, context, started)})
 

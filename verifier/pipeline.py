@@ -88,7 +88,7 @@ from enum import StrEnum
 from itertools import combinations
 
 from geoattest.crypto import VerifyingKey, sha256
-from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
+from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason, WireError
 from geoattest.pki import LandmarkRecord, LandmarkRegistry, RevocationList
 from geoattest.protocol.proof import proof_digest
 from geoattest.protocol.round import SECRET_BYTES, commitment
@@ -98,7 +98,7 @@ from geoattest.verdict import LandmarkBound, RegionAppraisal, RegionAppraiser, V
 from geoattest.verifier import history
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.state import ChainHead, DeviceRecord, TrustedState
-from geoattest.wire.decode import MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
+from geoattest.wire.decode import INT64_MAX, MAX_DATAGRAM_BYTES, MAX_PROOF_BYTES, decode
 from geoattest.wire.envelope import (
     PayloadType,
     check_shape,
@@ -115,6 +115,18 @@ SAME_SITE_KM = 0.1
 or a campus: one fault domain, whoever their operators."""
 DOMAIN_MEMO_SIZE = 4096
 """Most landmark sequences an appraiser keeps the fault-domain grouping of."""
+
+
+def in_store_range(value: int, what: str) -> int:
+    """``value``, checked where evidence is decoded to fit the store's columns: they are
+    signed 64-bit (SQLite's INTEGER, PostgreSQL's BIGINT), the wire's unsigned.
+
+    Raises:
+        WireError: OUT_OF_RANGE, naming ``what``.
+    """
+    if value > INT64_MAX:
+        raise WireError(Reason.OUT_OF_RANGE, f"{what} {value} is above {INT64_MAX}")
+    return value
 
 
 class AlertKind(StrEnum):
@@ -398,6 +410,7 @@ class ProofAppraiser:
     ) -> _Evidence:
         """The checks of a proof whose signature verified under ``device``'s key."""
         proof = decode(evidence_pb2.LocationProof, payload, limit=MAX_PROOF_BYTES)
+        in_store_range(proof.counter, "proof counter")
         if proof.device_id != device.device_id:
             raise EvidenceError(Reason.DEVICE_MISMATCH, "proof names another device")
         allowed = self.config.allowed_measurements
@@ -625,12 +638,12 @@ class ProofAppraiser:
         if receipt.device_id != device.device_id:
             raise EvidenceError(Reason.RECEIPT_FOR_OTHER_DEVICE, receipt.device_id[:64])
         self.check_transcript(receipt, device.verifying_key)
-        time_ns = receipt.landmark_time_ns
+        time_ns = in_store_range(receipt.landmark_time_ns, "landmark time")
         if time_ns < now_ns - self.config.max_receipt_age_ns:
             raise EvidenceError(Reason.STALE_RECEIPT, f"receipt from {landmark_id}")
         if time_ns > now_ns + self.config.clock_skew_ns:
             raise EvidenceError(Reason.FUTURE_RECEIPT, f"receipt from {landmark_id}")
-        rtt_ns = receipt.rtt_min_ns
+        rtt_ns = in_store_range(receipt.rtt_min_ns, "round trip")
         if rtt_ns == 0 or receipt.exchanges == 0:
             raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, "receipt times no exchange")
         return landmark, time_ns, rtt_ns

@@ -29,6 +29,9 @@ class Reason(StrEnum):
     """The message exceeds the size limit for its kind."""
     MISSING_FIELD = "wire.missing_field"
     """A required field is empty or has the wrong length."""
+    OUT_OF_RANGE = "wire.out_of_range"
+    """A number in the message (a counter, a time, a round trip) is beyond what the
+    verifier records (``2**63 - 1``): no genuine agent or landmark reaches it."""
     BAD_ENVELOPE = "envelope.malformed"
     """The signed envelope is not well formed (no payload type, no signature, ...)."""
     UNKNOWN_PAYLOAD_TYPE = "envelope.unknown_payload_type"
@@ -126,6 +129,10 @@ class Reason(StrEnum):
     """The verifier refused with a reason code this client does not know (a newer
     verifier), or with none (a failure of the gRPC layer itself); the status code and
     the detail say more."""
+
+    INTERNAL = "transport.internal"
+    """The verifier failed in a way it does not expect (a bug): its log holds the
+    traceback under the call's request id; the caller learns nothing of its internals."""
 
     # --- access (who may call what) ---
     WRONG_ROLE = "access.wrong_role"

@@ -51,6 +51,7 @@ def test_the_table_is_what_the_module_documents():
         grpc.StatusCode.ABORTED,
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
         grpc.StatusCode.UNKNOWN,
     }
     assert rows[grpc.StatusCode.NOT_FOUND] == {
@@ -72,3 +73,8 @@ def test_the_statuses_clients_see_for_the_new_reasons():
     assert STATUS[Reason.STORE_CONFLICT] is grpc.StatusCode.ABORTED
     assert STATUS[Reason.STORE_UNAVAILABLE] is grpc.StatusCode.UNAVAILABLE
     assert STATUS[Reason.ALERTS_OVERFLOW] is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_an_unexpected_failure_and_an_out_of_range_number_have_their_own_codes():
+    assert STATUS[Reason.INTERNAL] is grpc.StatusCode.INTERNAL
+    assert STATUS[Reason.OUT_OF_RANGE] is grpc.StatusCode.INVALID_ARGUMENT
