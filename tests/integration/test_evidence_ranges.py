@@ -10,14 +10,16 @@ import logging
 
 import grpc
 import pytest
+from conftest import UNIX_NS, issue_receipt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from verifier_world import MEASUREMENT, NOW_NS, ServerThread, VerifierWorld
 
-from geoattest.errors import Reason
+from geoattest.errors import Reason, WireError
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2, verifier_service_pb2
 from geoattest.verdict import Verdict
+from geoattest.verifier.crosscheck import measure_peer
 from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import REASON_METADATA
 from geoattest.wire.decode import INT64_MAX
@@ -115,3 +117,19 @@ def test_an_unexpected_failure_is_internal_and_leaks_nothing(verifier, caplog, m
     assert "SQLite" not in error.details()
     assert error.details().startswith("transport.internal: request id ")
     assert any(r.exc_info and r.exc_info[0] is OverflowError for r in caplog.records)
+
+
+@pytest.mark.parametrize(("time_ns", "rtt_ns"), [(INT64_MAX + 1, 1_000), (UNIX_NS, 2**64 - 1)])
+def test_a_peer_receipt_past_the_store_is_refused_as_out_of_range(verifier, time_ns, rtt_ns):
+    world = verifier[0]
+    receipt = issue_receipt(
+        world.landmarks["lm-wie"],
+        world.landmarks["lm-fra"],
+        device_id="lm-wie",
+        landmark_id="lm-fra",
+        rtt_ns=1_000,
+    )
+    receipt = resealed(world, receipt, time_ns=time_ns, rtt_ns=rtt_ns)
+    with pytest.raises(WireError) as refused:
+        measure_peer(receipt, world.landmark_records())
+    assert refused.value.reason is Reason.OUT_OF_RANGE
