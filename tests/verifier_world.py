@@ -38,6 +38,7 @@ from geoattest.verifier.access import ServerTls
 from geoattest.verifier.admin import Admin
 from geoattest.verifier.grpc_server import VerifierServer
 from geoattest.verifier.live_licences import LiveLicences
+from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
@@ -222,6 +223,16 @@ class VerifierWorld:
                 self.result_key, verifier_id=VERIFIER_ID, policy_id=region.policy_id
             ),
             store=store,
+        )
+
+    def admin(self, service: VerifierService, store: SqlStore) -> Admin:
+        """The admin API's operations over ``service``, with the registry and an empty
+        revocation list written as an operator would."""
+        registry, revoked = self.root / "landmarks.json", self.root / "revocations.json"
+        LandmarkRegistry(self.landmark_records()).save(registry)
+        RevocationList().save(revoked)
+        return Admin(
+            service, store, OperatorFiles(registry, revoked), region_appraiser().has_region
         )
 
     # --- chips and their evidence ---------------------------------------------------

@@ -306,14 +306,14 @@ def read_checkpoints(path: Path, key: VerifyingKey) -> list[Checkpoint]:
         AuditLogError: unreadable, a line that is not a note, or a bad signature.
     """
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise AuditLogError(f"cannot read checkpoints {path}: {exc.strerror or exc}") from exc
     checkpoints = []
     for number, line in enumerate(lines, 1):
         try:
             note = str(json.loads(line)["note"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise AuditLogError(
                 f"{path} line {number} is not a checkpoint", Reason.AUDIT_BAD_CHECKPOINT
             ) from None
@@ -332,7 +332,7 @@ def _entry_fields(entry: bytes) -> tuple[int, str] | None:
     try:
         document = json.loads(entry)
         return int(document["seq"]), str(document["prev"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # bytes, not UTF-8, too deep
         return None
 
 

@@ -196,6 +196,12 @@ LOOKUP_STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
 enrolled is not found there, where a proof from it fails a precondition (enrol first)."""
 
 
+MAX_DETAIL_CHARS = 512
+"""A refusal's detail is cut to this many characters: it may quote the caller's input, and
+a status whose details (percent-encoded, up to 12 bytes a character) pass gRPC's 16 KiB
+metadata limit reaches the caller as RESOURCE_EXHAUSTED, its code and reason lost."""
+
+
 async def _abort(
     context: grpc.aio.ServicerContext[Any, Any],
     reason: Reason,
@@ -203,6 +209,8 @@ async def _abort(
     statuses: Mapping[Reason, grpc.StatusCode] = STATUS,
 ) -> NoReturn:
     """End the call with ``reason``'s status code, the reason in details and metadata."""
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
     await context.abort(
         statuses[reason], f"{reason.value}: {detail}", ((REASON_METADATA, reason.value),)
     )

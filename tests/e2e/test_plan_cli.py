@@ -203,6 +203,7 @@ def test_bad_input_is_one_line_error(
     assert result.returncode == 2
     assert not list(tmp_path.iterdir()), "nothing is written before the input is checked"
     assert_one_line_error(result, *needles)
+    assert result.stderr.startswith("error: ")  # no progress bar's newline ahead of it
 
 
 def test_unwritable_out_dir_is_one_line_error(tmp_path: Path) -> None:

@@ -75,6 +75,12 @@ def test_serve_with_a_bad_worker_count(world, workers):
     assert_one_line_error(run(*world.serve_args(), "--workers", workers), "--workers")
 
 
+@pytest.mark.parametrize("verifier_id", ["", "a\x01b", "a/b", "v" * 129])
+def test_serve_with_a_bad_verifier_id(world, verifier_id):
+    result = run(*world.serve_args(), "--verifier-id", verifier_id)
+    assert_one_line_error(result, "--verifier-id")
+
+
 def unused_address() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -149,3 +155,7 @@ def test_retain_archives_by_age_and_names_a_missing_database(tmp_path):
     assert_one_line_error(
         run("verifier", "retain", "--db", missing, "--older-than-days", "30"), missing
     )
+    for days in ("0", "nan", "36501", "1e9"):  # a cutoff before the store's 64-bit times
+        assert_one_line_error(
+            run("verifier", "retain", "--db", db, "--older-than-days", days), "--older-than-days"
+        )

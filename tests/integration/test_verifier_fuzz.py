@@ -10,8 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from verifier_world import NOW_NS, ServerThread, VerifierWorld
 
-from geoattest.v1 import verifier_service_pb2
+from geoattest.errors import Reason
+from geoattest.v1 import admin_service_pb2, verifier_service_pb2
+from geoattest.verifier.grpc_server import STATUS
 from geoattest.verifier.store import SqlStore
+from geoattest.wire.client import REASON_METADATA
 from geoattest.wire.decode import INT64_MAX, MAX_MESSAGE_BYTES
 
 SERVICE = "/geoattest.v1.VerifierService/"
@@ -124,3 +127,54 @@ def test_oversized_message_is_refused_and_the_verifier_stays_healthy(verifier, m
     assert call_raw(channel, method, oversized, stream_s=10) is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert_healthy(channel)
     assert store.dump() == before
+
+
+@pytest.fixture(scope="module")
+def admin_channel(tmp_path_factory):
+    """A verifier serving the admin API too, over plaintext on loopback."""
+    world = VerifierWorld.create(tmp_path_factory.mktemp("admin-fuzz"))
+    store = SqlStore.open(world.db_path)
+    service = world.service(store)
+    server = ServerThread(service, clock=lambda: NOW_NS, admin=world.admin(service, store))
+    server.start()
+    channel = grpc.insecure_channel(server.address)
+    yield channel
+    channel.close()
+    server.stop()
+    store.close()
+
+
+ADMIN_REQUESTS = {
+    "SetLicence": lambda text: admin_service_pb2.SetLicenceRequest(
+        device_id=text, region=text, valid_until_s=2**40, licence_id=text
+    ),
+    "RevokeDevice": lambda text: admin_service_pb2.DeviceRequest(device_id=text, why=text),
+    "WithdrawLicence": lambda text: admin_service_pb2.DeviceRequest(device_id=text, why=text),
+    "ExcludeLandmark": lambda text: admin_service_pb2.LandmarkRequest(landmark_id=text, why=text),
+    "RegisterLandmark": lambda text: admin_service_pb2.RegisterLandmarkRequest(
+        landmark_id=text, operator=text, name=text
+    ),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    method=st.sampled_from(sorted(ADMIN_REQUESTS)),
+    text=st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda c, n: c * n, st.sampled_from(["a", "é", "\U0001f600"]), st.integers(0, 60_000)
+        ),
+    ),
+)
+def test_any_admin_input_is_refused_with_its_status_and_reason(admin_channel, method, text):
+    """However long the input a refusal quotes, it arrives as its mapped status with the
+    reason in metadata (never as RESOURCE_EXHAUSTED from oversized status details)."""
+    request = ADMIN_REQUESTS[method](text).SerializeToString()
+    try:
+        admin_channel.unary_unary(f"/geoattest.v1.AdminService/{method}")(request, timeout=10)
+    except grpc.RpcError as refused:
+        reasons = [v for k, v in refused.trailing_metadata() or () if k == REASON_METADATA]
+        assert len(reasons) == 1, (refused.code(), refused.details())
+        assert refused.code() is STATUS[Reason(reasons[0])]
+        assert refused.details().startswith(f"{reasons[0]}: ")

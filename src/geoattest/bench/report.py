@@ -51,6 +51,9 @@ def emit(title: str, figures: Figures, *, as_json: bool) -> None:
 
 @contextmanager
 def progress(description: str, total: int) -> Iterator[tuple[Progress, TaskID]]:
-    """A progress bar on stderr, so that ``--json`` output stays one clean object."""
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    """A progress bar on stderr, so that ``--json`` output stays one clean object; none
+    where stderr is not a terminal (a log, a pipe), which would get only its closing
+    newline, ahead of any one-line error."""
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         yield bar, bar.add_task(description, total=total)

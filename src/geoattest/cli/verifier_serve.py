@@ -29,6 +29,7 @@ from geoattest.cli.tls import (
     party_credentials,
 )
 from geoattest.errors import ConfigError
+from geoattest.pki.names import check_identifier
 from geoattest.units import SECOND_NS
 from geoattest.verifier.pool import POOL_SIZE
 
@@ -196,6 +197,7 @@ def verifier_serve(
     address = str(parse_address(listen, "--listen", any_port=True))
     check_transport(address, "--listen", tls, plaintext=plaintext)
     metrics_address = checked_metrics_address(metrics, metrics_tls)
+    check_identifier(verifier_id, "--verifier-id")
     if landmark_faults >= quorum:
         raise ConfigError(f"--landmark-faults {landmark_faults} must be below --quorum {quorum}")
     cores = os.cpu_count() or 1
@@ -495,7 +497,10 @@ def verifier_migrate(db: DbOption) -> None:
 def verifier_retain(
     db: DbOption,
     older_than_days: Annotated[
-        float, typer.Option(min=1, help="Proofs received longer ago than this are retired.")
+        float,
+        typer.Option(
+            min=1, max=36_500, help="Proofs received longer ago than this (1 to 36500) are retired."
+        ),
     ],
     delete: Annotated[
         bool, typer.Option("--delete", help="Delete them instead of moving them to the archive.")

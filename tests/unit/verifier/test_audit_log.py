@@ -7,7 +7,7 @@ import json
 import multiprocessing
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geoattest.cli import main
@@ -145,6 +145,31 @@ def test_tampering_is_found_and_its_spot_named(tmp_path, result_key, change, nee
         verify(log, result_key)
     assert found.value.reason is Reason.AUDIT_TAMPERED
     assert needle in found.value.detail
+
+
+LINES = st.one_of(
+    st.binary(max_size=200).map(lambda b: b.replace(b"\n", b"")),
+    st.integers(1_000, 50_000).map(lambda n: b"[" * n + b"]" * n),  # past the parser's depth
+    st.integers(1_000, 50_000).map(lambda n: b'{"note":' * n + b"1" + b"}" * n),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(line=LINES, where=st.sampled_from(["entry", "checkpoint"]))
+def test_any_bytes_in_place_of_a_line_are_found_and_named(
+    tmp_path_factory, result_key, line, where
+):
+    log = write_log(tmp_path_factory.mktemp("log"), result_key)
+    path = log.path if where == "entry" else log.checkpoints_path
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = line
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(AuditLogError) as found:
+        verify(log, result_key)
+    expected = Reason.AUDIT_TAMPERED if where == "entry" else Reason.AUDIT_BAD_CHECKPOINT
+    assert found.value.reason is expected
 
 
 def test_the_last_entry_is_held_by_its_checkpoint(tmp_path, result_key):

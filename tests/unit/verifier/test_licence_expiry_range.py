@@ -11,15 +11,13 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from verifier_world import NOW_NS, VerifierWorld, region_appraiser
+from verifier_world import NOW_NS, VerifierWorld
 
 from geoattest.errors import ConfigError, Reason
-from geoattest.pki import LandmarkRegistry, RevocationList
 from geoattest.units import SECOND_NS
 from geoattest.verifier.admin import Admin, AdminError
 from geoattest.verifier.licences import LATEST_VALID_UNTIL_NS, Licences
 from geoattest.verifier.live_licences import LiveLicences
-from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.store import SqlStore
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -33,15 +31,8 @@ MOMENTS = st.datetimes(
 @pytest.fixture(scope="module")
 def admin(tmp_path_factory) -> Iterator[tuple[Admin, SqlStore]]:
     world = VerifierWorld.create(tmp_path_factory.mktemp("expiry"))
-    registry, revoked = world.root / "landmarks.json", world.root / "revocations.json"
-    LandmarkRegistry(world.landmark_records()).save(registry)
-    RevocationList().save(revoked)
     store = SqlStore.open(world.db_path)
-    service = world.service(store)
-    yield (
-        Admin(service, store, OperatorFiles(registry, revoked), region_appraiser().has_region),
-        store,
-    )
+    yield world.admin(world.service(store), store), store
     store.close()
 
 
