@@ -354,15 +354,13 @@ class Dispatcher:
         """Challenge ``index`` of the entry's round left at ``departed_ns`` (from its
         transmit stamp, never later than it left): its timer starts there if that is later
         (:meth:`LandmarkRound.departed`), and the floor takes the RTT it shortened."""
-        landmark_round = entry.round
-        if not landmark_round.departed(index, departed_ns):
+        rtt_ns = entry.round.departed(index, departed_ns)
+        if rtt_ns is None:
             return
         self.counters.challenges_transmit_stamped += 1
-        if landmark_round.timed:
-            best_ns = landmark_round.rtt_min_ns
-            floor_ns = self.rtt_floor_ns
-            if floor_ns is None or best_ns < floor_ns:
-                self.rtt_floor_ns = best_ns
+        floor_ns = self.rtt_floor_ns
+        if rtt_ns and (floor_ns is None or rtt_ns < floor_ns):  # 0: not answered yet
+            self.rtt_floor_ns = rtt_ns
 
     def _entry(self, round_id: bytes, source: Address) -> RoundEntry:
         entry = self._active.get(round_id) or self._finished.get(round_id)

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -508,6 +509,10 @@ class Exchange:
     started_ns: int
 
 
+def _exchange_index(exchange: Exchange) -> int:
+    return exchange.index
+
+
 class LandmarkRound:
     """The landmark's side of one round. All times are the landmark's own monotonic clock.
 
@@ -579,28 +584,40 @@ class LandmarkRound:
     def rtt_min_ns(self) -> int:
         return min(e.rtt_ns for e in self.timed)
 
-    def departed(self, index: int, departed_ns: int) -> bool:
+    def departed(self, index: int, departed_ns: int) -> int | None:
         """Challenge ``index`` left at ``departed_ns`` (never later than it truly left): its
         timer starts there if that is later than where it started, whether it was answered
-        already (its RTT shrinks by as much) or is outstanding. Whether a start moved; a
-        superseded challenge's does not, nor one of a round that has signed or failed."""
+        already (its RTT shrinks by as much) or is outstanding.
+
+        Returns:
+            None if no start moved (a superseded challenge's, or one of a round that has
+            signed or failed, never does); else the exchange's RTT from its new start, or 0
+            for the outstanding challenge, which has none yet.
+        """
         awaiting = self.awaiting
         if awaiting is not None and awaiting[0] == index:
             if departed_ns <= self._sent_ns:
-                return False
+                return None
             self._sent_ns = departed_ns
-            return True
+            return 0
         if self.state is not _TIMING and self.state is not LandmarkRoundState.AWAITING_CLOSE:
-            return False
-        for exchange in reversed(self.timed):
-            if exchange.index == index:
-                later_by = departed_ns - exchange.started_ns
-                if later_by <= 0:
-                    return False
-                exchange.started_ns = departed_ns
-                exchange.rtt_ns -= later_by
-                return True
-        return False
+            return None
+        exchanges = self.timed
+        # Indices only ever grow, from 0: an exchange sits at its index unless a challenge
+        # before it was superseded, and never after it.
+        if index < len(exchanges) and exchanges[index].index == index:
+            at = index
+        else:
+            at = bisect_left(exchanges, index, key=_exchange_index)
+        if at == len(exchanges) or exchanges[at].index != index:
+            return None
+        exchange = exchanges[at]
+        later_by = departed_ns - exchange.started_ns
+        if later_by <= 0:
+            return None
+        exchange.started_ns = departed_ns
+        exchange.rtt_ns -= later_by
+        return exchange.rtt_ns
 
     def next_challenge(self, now_ns: int) -> bytes:
         """A fresh challenge for the next exchange; the timer starts at ``now_ns``."""

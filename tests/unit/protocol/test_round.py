@@ -307,14 +307,14 @@ def test_a_departure_learned_later_moves_a_start_only_later(device_signer, landm
     first = lm.next_challenge(100)
     lm.start_timer(140)
     second = lm.receive(agent.receive(first), 200, UNIX_NS)
-    assert lm.departed(0, 130) is False  # earlier than its start
-    assert lm.departed(0, 150) is True
+    assert lm.departed(0, 130) is None  # earlier than its start
+    assert lm.departed(0, 150) == 50
     assert (lm.timed[0].rtt_ns, lm.timed[0].started_ns) == (50, 150)
     lost = lm.retransmit_due(200 + 600_000_000)  # the second challenge is superseded
     assert lost is not None
     assert second is not None
-    assert lm.departed(1, 600_000_210) is False
-    assert lm.departed(2, 600_000_220) is True  # outstanding: its timer starts there
+    assert lm.departed(1, 600_000_210) is None
+    assert lm.departed(2, 600_000_220) == 0  # outstanding: its timer starts there
     lm.receive(agent.receive(lost), 600_000_300, UNIX_NS)
     assert [e.rtt_ns for e in lm.timed] == [50, 80]
 
@@ -352,7 +352,7 @@ def test_the_receipt_and_an_extension_wait_for_departures_learned_later(
     assert settled == [0, 1, 1]
     assert agent.receive(receipt) is None
     assert agent.rtt_min_ns == 10
-    assert lm.departed(1, lm.timed[1].started_ns + 5) is False  # signed: final
+    assert lm.departed(1, lm.timed[1].started_ns + 5) is None  # signed: final
 
 
 def test_answer_is_sha256_of_secret_and_challenge():
