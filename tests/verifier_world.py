@@ -225,6 +225,15 @@ class VerifierWorld:
             store=store,
         )
 
+    def enrolled(
+        self, store: SqlStore, device_id: str = "dev-1"
+    ) -> tuple[VerifierService, ProvisionedChip]:
+        """A service over ``store`` with one chip enrolled in it."""
+        service = self.service(store)
+        chip = self.chip(device_id)
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        return service, chip
+
     def admin(self, service: VerifierService, store: SqlStore) -> Admin:
         """The admin API's operations over ``service``, with the registry and an empty
         revocation list written as an operator would."""

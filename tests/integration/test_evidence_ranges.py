@@ -35,9 +35,7 @@ U64 = st.one_of(
 def verifier(tmp_path_factory):
     world = VerifierWorld.create(tmp_path_factory.mktemp("ranges"))
     store = SqlStore.open(world.db_path)
-    service = world.service(store)
-    chip = world.chip("dev-1")
-    service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    service, chip = world.enrolled(store)
     receipts = world.receipts(chip)
     yield world, store, service, chip, receipts
     store.close()

@@ -39,9 +39,7 @@ EXPECTED = {
 def verifier(tmp_path_factory):
     world = VerifierWorld.create(tmp_path_factory.mktemp("fuzz"))
     store = SqlStore.open(world.db_path)
-    service = world.service(store)
-    chip = world.chip("dev-1")
-    service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    service, chip = world.enrolled(store)
     service.submit(world.proof(chip), NOW_NS)
     server = ServerThread(service, clock=lambda: NOW_NS)
     server.start()
