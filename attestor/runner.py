@@ -17,6 +17,13 @@ Configuration is a JSON file (``geoattest attestor run --config FILE``)::
       "exchanges": 8, "cadence_s": 10, "grace_s": 60
     }
 
+Every value is checked where the file is loaded (:meth:`AgentConfig.load`), so a bad one
+is a one-line ``ConfigError`` before the agent starts: ``verifier`` and each landmark's
+``address`` are ``HOST:PORT``; ``landmarks`` lists at least one landmark, each id once;
+``exchanges`` is a whole number in 1..32 (the round's limit); ``cadence_s`` is a number of
+seconds above 0 and at most a day (:data:`MAX_CADENCE_S`); ``grace_s`` a whole number of
+seconds, 0 to a year (:data:`MAX_GRACE_S`).
+
 Each cycle runs the rounds, keeps the proof in the outbox, then delivers everything
 pending in order. Events (one JSON object per line on stdout) say what happened, for
 people and for the demo: ``enrolled``, ``booted`` (the licence state restored from its
@@ -55,7 +62,7 @@ from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, EvidenceError
 from geoattest.files import read_json
 from geoattest.pki import load_certificate_pem
-from geoattest.protocol.round import RoundSecrets
+from geoattest.protocol.round import MAX_EXCHANGES, MIN_EXCHANGES, RoundSecrets
 from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.wire.client import VerifierClient, VerifierRefused, enrolment_request
 
@@ -70,6 +77,29 @@ RETRYABLE = frozenset(
         grpc.StatusCode.INTERNAL,
     }
 )
+
+MAX_CADENCE_S = 86_400.0
+"""The longest cadence an agent may be given (a day): a chip that proves less often than
+this gives its verifier nothing to judge it by between proofs."""
+MAX_GRACE_S = 365 * 86_400
+"""The longest licence grace period an agent may be given (a year)."""
+
+
+def _whole(raw: dict[str, Any], key: str, default: int, *, low: int, high: int, where: str) -> int:
+    """``raw[key]`` as a whole number in ``low..high`` (a JSON boolean is not one)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{where}: {key} must be a whole number {low}..{high}, not {value!r:.40}")
+    return value
+
+
+def _seconds(raw: dict[str, Any], key: str, default: float, *, high: float, where: str) -> float:
+    """``raw[key]`` as a number of seconds above 0 and at most ``high`` (NaN and infinity
+    fail the comparison)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
+        raise ConfigError(f"{where}: {key} must be seconds in (0, {high:g}], not {value!r:.40}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -89,17 +119,32 @@ class AgentConfig:
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:
+        """The configuration in ``path``, every value checked (see the module).
+
+        Raises:
+            ConfigError: the file is missing, not JSON, or a value is missing or invalid.
+        """
         raw = read_json(path, "agent config")
         base = path.parent
+        where = f"agent config {path}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} is not a JSON object")
         try:
+            entries = raw["landmarks"]
+            if not isinstance(entries, list) or not entries:
+                raise ConfigError(f"{where}: landmarks must list at least one landmark")
             landmarks = tuple(
                 LandmarkEndpoint(
                     str(entry["id"]),
                     *parse_address(str(entry["address"]), f"landmark {entry['id']} address"),
                     VerifyingKey.from_der(bytes.fromhex(entry["public_key"])),
                 )
-                for entry in raw["landmarks"]
+                for entry in entries
             )
+            if len({lm.landmark_id for lm in landmarks}) != len(landmarks):
+                raise ConfigError(f"{where}: landmarks must name each landmark once")
+            verifier = str(raw["verifier"])
+            parse_address(verifier, "verifier")
             verifier_ca = base / raw["verifier_ca"] if "verifier_ca" in raw else None
             if (verifier_ca is None) != (raw.get("plaintext") is True):
                 raise ConfigError(
@@ -107,19 +152,21 @@ class AgentConfig:
                     'or "plaintext": true (a loopback verifier only), one of them'
                 )
             if verifier_ca is None:
-                require_loopback(str(raw["verifier"]), "verifier")
+                require_loopback(verifier, "verifier")
             return cls(
                 device_id=str(raw["device_id"]),
                 keystore=base / raw["keystore"],
                 outbox=base / raw["outbox"],
                 licence_state=base / raw.get("licence_state", LICENCE_STATE_FILE),
-                verifier=str(raw["verifier"]),
+                verifier=verifier,
                 verifier_id=str(raw["verifier_id"]),
                 landmarks=landmarks,
                 verifier_ca=verifier_ca,
-                exchanges=int(raw.get("exchanges", 8)),
-                cadence_s=float(raw.get("cadence_s", 10.0)),
-                grace_s=int(raw.get("grace_s", 60)),
+                exchanges=_whole(
+                    raw, "exchanges", 8, low=MIN_EXCHANGES, high=MAX_EXCHANGES, where=where
+                ),
+                cadence_s=_seconds(raw, "cadence_s", 10.0, high=MAX_CADENCE_S, where=where),
+                grace_s=_whole(raw, "grace_s", 60, low=0, high=MAX_GRACE_S, where=where),
             )
         except (KeyError, TypeError, ValueError, EvidenceError) as exc:
             raise ConfigError(f"agent config {path} is malformed: {exc!r}") from None

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from command import assert_one_line_error
 
+from geoattest.crypto import KeySigner
+
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
+KEY_HEX = KeySigner.generate().verifying_key.der().hex()
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,7 +30,7 @@ def base_config() -> dict:
         "verifier": "127.0.0.1:1",
         "plaintext": True,
         "verifier_id": "v",
-        "landmarks": [],
+        "landmarks": [{"id": "lm-a", "address": "127.0.0.1:40001", "public_key": KEY_HEX}],
     }
 
 
@@ -42,8 +45,32 @@ def base_config() -> dict:
         (lambda c: None, "not a device key store"),
         (lambda c: c.pop("plaintext"), '"verifier_ca"'),
         (lambda c: c.update(verifier="10.0.0.1:50051"), "only for loopback"),
+        (lambda c: c.update(cadence_s=float("nan")), "cadence_s"),
+        (lambda c: c.update(cadence_s=-1), "cadence_s"),
+        (lambda c: c.update(cadence_s=float("inf")), "cadence_s"),
+        (lambda c: c.update(exchanges=0), "exchanges"),
+        (lambda c: c.update(exchanges=-3), "exchanges"),
+        (lambda c: c.update(exchanges=10**9), "exchanges"),
+        (lambda c: c.update(landmarks=[]), "at least one landmark"),
+        (lambda c: c.update(verifier="127.0.0.1"), "HOST:PORT"),
+        (lambda c: (c.pop("plaintext"), c.update(verifier_ca="ca", verifier="v")), "HOST:PORT"),
     ],
-    ids=["missing-key", "bad-landmark", "no-keystore", "no-transport", "plaintext-afar"],
+    ids=[
+        "missing-key",
+        "bad-landmark",
+        "no-keystore",
+        "no-transport",
+        "plaintext-afar",
+        "cadence-nan",
+        "cadence-negative",
+        "cadence-inf",
+        "exchanges-0",
+        "exchanges-negative",
+        "exchanges-huge",
+        "no-landmarks",
+        "verifier-no-port",
+        "verifier-tls-no-port",
+    ],
 )
 def test_bad_agent_config_is_one_line(tmp_path, mutate, needle):
     config = base_config()
