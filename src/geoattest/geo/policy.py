@@ -33,7 +33,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -47,6 +46,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geoattest.errors import ConfigError
+from geoattest.files import read_json
 from geoattest.geo.assumption import LocationAssumption
 from geoattest.geo.countries import Countries, natural_earth
 from geoattest.geo.feasible import cap_rings, normalised_parts
@@ -240,14 +240,7 @@ def policy_from_mapping(
 def load_policy(path: Path | str, countries: Countries | None = None) -> RegionPolicy:
     """Load a region policy file; every problem is a :class:`ConfigError` that names it."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read policy {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"policy {path} is not valid JSON: {exc}") from exc
+    data = read_json(path, "policy")
     return policy_from_mapping(data, base_dir=path.parent, countries=countries)
 
 
@@ -279,13 +272,7 @@ def _region(name: Any, spec: Any, base_dir: Path | None, countries: Countries) -
     if kind == "geojson_file":
         if not isinstance(value, str):
             raise ConfigError(f"region {name!r}: 'geojson_file' must be a path")
-        file = (base_dir or Path.cwd()) / value
-        try:
-            value = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"region {name!r}: cannot read {file}: {exc}") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"region {name!r}: {file} is not valid JSON: {exc}") from exc
+        value = read_json((base_dir or Path.cwd()) / value, f"region {name!r}: geojson_file")
     return geojson_region(name, value)
 
 

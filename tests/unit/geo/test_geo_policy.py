@@ -143,7 +143,7 @@ def test_defaults_are_land_and_a_one_km_margin() -> None:
             {"regions": {"x": {"geojson": {"type": "FeatureCollection", "features": []}}}},
             "no features",
         ),
-        ({"regions": {"x": {"geojson_file": "missing.geojson"}}}, "cannot read"),
+        ({"regions": {"x": {"geojson_file": "missing.geojson"}}}, "does not exist"),
     ],
 )
 def test_every_malformed_policy_is_a_load_error_that_names_the_problem(
@@ -164,7 +164,7 @@ def test_missing_required_keys_are_named(tmp_path: Path) -> None:
 
 
 def test_unreadable_and_non_json_files_are_load_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read policy"):
+    with pytest.raises(ConfigError, match=r"policy .*nope\.json does not exist"):
         load_policy(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
