@@ -311,6 +311,16 @@ class ProofAppraiser:
         """The registered landmarks this appraiser accepts receipts from."""
         return tuple(self._landmarks_by_key.values())
 
+    def registered_domains(self) -> int:
+        """How many fault domains the registered landmarks that are not revoked make: the
+        most a proof's receipts can count towards the quorum."""
+        live = [
+            LandmarkBound(r.landmark_id, r.latitude, r.longitude, 0)
+            for r in self._landmarks_by_key.values()
+            if not self.revocations.landmark_revoked(r.landmark_id, r.verifying_key.key_id)
+        ]
+        return len(fault_domains(live, self._operators))
+
     def with_revocations(self, revocations: RevocationList) -> ProofAppraiser:
         """The same appraiser under another revocation list (a landmark excluded, say)."""
         return ProofAppraiser(self.config, self.landmarks, revocations, self.region)

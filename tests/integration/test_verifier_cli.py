@@ -5,10 +5,12 @@ in process through the same entry point (``invoke``)."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 
 import pytest
-from command import assert_one_line_error, invoke, run_geoattest
+from command import GEOATTEST, assert_one_line_error, invoke, run_geoattest
 from verifier_world import VerifierWorld
 
 from geoattest.verifier.store import SqlStore
@@ -159,3 +161,32 @@ def test_retain_archives_by_age_and_names_a_missing_database(tmp_path):
         assert_one_line_error(
             run("verifier", "retain", "--db", db, "--older-than-days", days), "--older-than-days"
         )
+
+
+def serve_until_listening(args: list[str]) -> str:
+    """Start ``verifier serve``, stop it once it listens; its stderr."""
+    process = subprocess.Popen(
+        [GEOATTEST, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert line.startswith("verifier listening on "), line + err
+    return err
+
+
+@pytest.mark.parametrize(("quorum", "warned"), [("4", False), ("5", True)])
+def test_serve_warns_of_a_quorum_the_registry_cannot_meet(world, quorum, warned):
+    """The four test landmarks are four fault domains: a quorum of five can meet no proof
+    until more are registered (the admin API may), so the verifier starts and says so."""
+    err = serve_until_listening([*world.serve_args(), "--quorum", quorum])
+    warning = (
+        f"warning: --quorum {quorum} is more than the 4 fault domain(s) the registered "
+        "landmarks make: no proof can be ALLOWED"
+    )
+    assert (warning in err) is warned, err

@@ -117,7 +117,15 @@ def verifier_serve(
     verifier_id: Annotated[
         str, typer.Option(help="This verifier's id, as possession proofs must name it.")
     ] = DEFAULT_VERIFIER_ID,
-    quorum: Annotated[int, typer.Option(min=1, help="Fewest landmarks a proof needs.")] = 3,
+    quorum: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Fewest fault domains (operators at separate sites) whose landmarks a proof "
+            "needs. Above what the registry holds at start, the verifier still starts (the "
+            "admin API may register more landmarks) but warns that no proof can be ALLOWED.",
+        ),
+    ] = 3,
     landmark_faults: Annotated[
         int,
         typer.Option(
@@ -244,6 +252,14 @@ def verifier_serve(
             audit_log=audit_log,
         )
         verifier = load_verifier(files, options)
+        domains = verifier.appraiser.registered_domains()
+        if quorum > domains:
+            typer.echo(
+                f"warning: --quorum {quorum} is more than the {domains} fault domain(s) the "
+                "registered landmarks make: no proof can be ALLOWED until landmarks of other "
+                "operators at other sites are registered",
+                err=True,
+            )
         configure_json_logs()
         if metrics_address:
             _serve_metrics(metrics_address, metrics_dir, db, metrics_tls)
