@@ -618,8 +618,9 @@ class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
     line of its outcome (:mod:`geoattest.verifier.logs`): method, caller (``role:name``
     from its certificate; ``loopback`` on a plaintext server), peer address, outcome,
     reason, duration; never a traceback for a refusal. A call that fails unexpectedly (a
-    bug) is logged with its traceback and answered INTERNAL ``transport.internal`` with
-    its request id, never with the exception's class or message."""
+    bug), a stream too, is logged with its traceback and answered INTERNAL
+    ``transport.internal`` with its request id, never with the exception's class or
+    message."""
 
     async def intercept_service(
         self,
@@ -632,6 +633,8 @@ class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
         rid = str(metadata.get(REQUEST_ID_METADATA) or uuid.uuid4().hex[:16])
         method = handler_call_details.method
         handler = await continuation(handler_call_details)
+        if handler is not None and handler.unary_stream is not None:
+            return _guarded_stream(handler, rid)
         if handler is None or handler.unary_unary is None:
             return handler
         inner: Any = handler.unary_unary
@@ -645,9 +648,7 @@ class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
             except grpc.aio.AbortError:
                 raise
             except Exception:
-                # A bug: its traceback stays in the log; the caller learns only the reason.
-                log.exception("rpc failed unexpectedly", extra={FIELDS: {"request_id": rid}})
-                await _abort(context, Reason.INTERNAL, f"request id {rid}")
+                await _answer_internal(context, rid)
             finally:
                 log.info("rpc", extra={FIELDS: _call_fields(method, rid, context, started)})
 
@@ -656,6 +657,37 @@ class RequestLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+async def _answer_internal(context: grpc.aio.ServicerContext[Any, Any], rid: str) -> NoReturn:
+    """End a call that failed unexpectedly (a bug, called while its exception is handled):
+    the traceback goes to the log, the caller learns only the reason and the request id."""
+    log.exception("rpc failed unexpectedly", extra={FIELDS: {"request_id": rid}})
+    await _abort(context, Reason.INTERNAL, f"request id {rid}")
+
+
+def _guarded_stream(
+    handler: grpc.RpcMethodHandler[Any, Any], rid: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A streaming method whose unexpected failure ends the stream INTERNAL, as a unary
+    call's does (:class:`RequestLogInterceptor`)."""
+    inner: Any = handler.unary_stream
+
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        request_id.set(rid)
+        try:
+            async for item in inner(request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            await _answer_internal(context, rid)
+
+    return grpc.unary_stream_rpc_method_handler(
+        guarded,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 def check_bindable(address: str) -> None:

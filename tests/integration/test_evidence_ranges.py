@@ -131,3 +131,27 @@ def test_a_peer_receipt_past_the_store_is_refused_as_out_of_range(verifier, time
     with pytest.raises(WireError) as refused:
         measure_peer(receipt, world.landmark_records())
     assert refused.value.reason is Reason.OUT_OF_RANGE
+
+
+def test_an_unexpected_failure_in_a_stream_is_internal_and_leaks_nothing(verifier):
+    service = verifier[2]
+
+    async def broken(*args):
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        yield  # an async generator, as the alert hub's stream is
+
+    server = ServerThread(service, clock=lambda: NOW_NS)
+    server.start()
+    try:
+        server.server.alerts.stream = broken
+        with grpc.insecure_channel(server.address) as channel:
+            call = channel.unary_stream("/geoattest.v1.VerifierService/WatchAlerts")
+            request = verifier_service_pb2.WatchAlertsRequest().SerializeToString()
+            with pytest.raises(grpc.RpcError) as refused:
+                list(call(request, timeout=20))
+    finally:
+        server.stop()
+    error = refused.value
+    assert error.code() is grpc.StatusCode.INTERNAL
+    assert "Overflow" not in error.details()
+    assert error.details().startswith("transport.internal: request id ")
