@@ -24,10 +24,7 @@ The send side likewise: a challenge's timer starts at the bracket read immediate
 work on loopback) it moves later to the moment the datagram left the stack, so the
 syscall and the stack's own work stay off the RTT too (:func:`departure_monotonic`). That
 conversion errs the other way, early, with the same margins: a start can only move later up
-to the true departure, never past it. A stamp is believed for a send only if every moment it
-can stand for lies inside that send's own system call (after the bracket before ``sendmsg``,
-before the bracket read once it returned): one thread sends on the socket, so no other
-send's stamp can pass, whatever key it carries.
+to the true departure, never past it.
 
 Example::
 
@@ -149,39 +146,35 @@ def arrival_monotonic(
 
 
 def departure_monotonic(
-    sent: Bracket, returned: Bracket, kernel_realtime_ns: int | None
+    sent: Bracket, after: Bracket, kernel_realtime_ns: int | None
 ) -> tuple[int, bool]:
     """When the challenge left, on the monotonic clock, never later than it truly left.
 
     Args:
         sent: the bracket read immediately before ``sendmsg`` (the timer's start so far).
-        returned: a bracket read once ``sendmsg`` returned.
+        after: a bracket read after the transmit stamp was read back.
         kernel_realtime_ns: the kernel's transmit stamp for that datagram, if any.
 
     Returns:
-        The departure time and whether the kernel stamp moved it later than ``sent``: only
-        if both readings admit one offset and the stamp, with that offset's uncertainty and
-        both widths as margins either way, lies wholly after ``sent`` and no later than
-        ``returned``, that is inside the send's own system call.
+        The departure time and whether the kernel stamp moved it later than ``sent``.
     """
-    # In Bracket's terms: both readings admit one offset; the stamp stands for a moment
-    # between `earliest` (less sent.offset_high and both widths) and `latest` (less
-    # sent.offset_low, plus both widths), and is believed only if that span lies between
-    # the readings; written out as in arrival_monotonic (this runs for every transmit stamp).
+    # In Bracket's terms: both readings admit one offset, and the estimate is the stamp
+    # less sent.offset_high and both widths, believed only between the two readings;
+    # written out as in arrival_monotonic (this runs for every transmit stamp).
     sent_before, sent_realtime, sent_after = sent
     offset_high = sent_realtime - sent_before
-    offset_low = sent_realtime - sent_after
-    returned_before, returned_realtime, returned_after = returned
+    after_before, after_realtime, after_after = after
     if kernel_realtime_ns is None or not (
-        offset_low <= returned_realtime - returned_before
-        and returned_realtime - returned_after <= offset_high
+        sent_realtime - sent_after <= after_realtime - after_before
+        and after_realtime - after_after <= offset_high
     ):
         return sent_after, False
-    margin = (sent_after - sent_before) + (returned_after - returned_before)
-    earliest = kernel_realtime_ns - offset_high - margin
-    if not (sent_after < earliest and kernel_realtime_ns - offset_low + margin <= returned_before):
+    estimate = (
+        kernel_realtime_ns - offset_high - (sent_after - sent_before) - (after_after - after_before)
+    )
+    if not sent_after < estimate <= after_before:
         return sent_after, False
-    return earliest, True
+    return estimate, True
 
 
 def enable_kernel_timestamps(sock: socket.socket) -> bool:

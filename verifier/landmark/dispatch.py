@@ -114,8 +114,8 @@ class Counters:
     exchanges_kernel_timed: int = 0
     """Exchanges whose arrival came from the kernel's receive stamp (the rest: monotonic)."""
     challenges_transmit_stamped: int = 0
-    """Challenges whose timer starts at the kernel's transmit stamp, applied (the rest: just
-    before the send)."""
+    """Challenges whose timer starts at the kernel's transmit stamp (the rest: just before
+    the send)."""
     datagrams_polled: int = 0
     """Datagrams read by polling after a challenge (``LandmarkServer``'s ``spin_s``; the
     rest: a blocking receive)."""
@@ -208,17 +208,15 @@ class RoundEntry:
     while one is outstanding."""
     answer_index: int = 0
     """The outstanding challenge's index, while ``answer_head`` is set."""
-    returned_ns: int = 0
-    """When the last challenge's send returned (monotonic; 0: not known), for a server
-    that reads its transmit stamp right after the send only where the answer comes later
-    than the read ends."""
 
-    def start_timer(self, sent: Bracket) -> None:
-        """Start the challenge's timer at ``sent``, the reading taken immediately before it
-        went to the socket (a transmit stamp read later may move it later still:
-        :meth:`Dispatcher.depart`)."""
+    def start_timer(self, sent: Bracket, departed_ns: int = 0) -> None:
+        """Start the challenge's timer: ``sent`` is the reading taken immediately before
+        it went to the socket, ``departed_ns`` where the kernel stamped its departure (on
+        the monotonic clock and never later than it left, :func:`departure_monotonic`).
+        The timer starts at the later of the two (a timer only ever moves later)."""
         self.sent = sent
-        self.round.start_timer(sent.after)
+        after = sent.after
+        self.round.start_timer(departed_ns if departed_ns > after else after)
 
 
 class Outgoing(NamedTuple):
@@ -349,18 +347,6 @@ class Dispatcher:
             self._await_answer(entry)
             return _new_tuple(Outgoing, (reply, entry.peer, entry))
         return self._outgoing(entry, reply, received.before)
-
-    def depart(self, entry: RoundEntry, index: int, departed_ns: int) -> None:
-        """Challenge ``index`` of the entry's round left at ``departed_ns`` (from its
-        transmit stamp, never later than it left): its timer starts there if that is later
-        (:meth:`LandmarkRound.departed`), and the floor takes the RTT it shortened."""
-        rtt_ns = entry.round.departed(index, departed_ns)
-        if rtt_ns is None:
-            return
-        self.counters.challenges_transmit_stamped += 1
-        floor_ns = self.rtt_floor_ns
-        if rtt_ns and (floor_ns is None or rtt_ns < floor_ns):  # 0: not answered yet
-            self.rtt_floor_ns = rtt_ns
 
     def _entry(self, round_id: bytes, source: Address) -> RoundEntry:
         entry = self._active.get(round_id) or self._finished.get(round_id)

@@ -13,21 +13,6 @@ return ancillary data, and its loop adds a callback hop; a thread blocked in ``r
 needs neither. See :mod:`geoattest.verifier.landmark.clock` for why a realtime kernel stamp still
 never yields an RTT shorter than the true one.
 
-The transmit stamps are read back where the thread would otherwise wait, not after each
-challenge: a spinning agent's answer comes some microseconds after the send, and a read in
-between would return the thread to its socket late. Each stamped send is remembered with the
-readings before and after its system call. A stamp is read right after the send only where
-the round's last answer came later after its challenge's send than a read takes; otherwise
-the error queue is read after the thread sends a datagram no timer waits on (a round's
-Complete, while the agent signs), at each sweep, once enough sends wait, and whenever a
-round needs its RTTs (its adaptive decision to extend, its receipt:
-:attr:`LandmarkRound.settle`). A stamp is applied to the send whose key it carries only if
-it lies inside that send's own system call
-(:func:`~geoattest.verifier.landmark.clock.departure_monotonic`), so a wrong key is dropped
-and that exchange keeps its start before the send; a stamp not queued by the time the queue
-is found empty is dropped the same way. Either way a start moves only later, up to the true
-departure.
-
 Example::
 
     identity = LandmarkIdentity("lm-fra", 50.11, 8.68)
@@ -43,7 +28,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from geoattest.crypto import Signer
 from geoattest.errors import ConfigError
@@ -69,7 +53,6 @@ from geoattest.verifier.landmark.dispatch import (
     FinishedHook,
     Limits,
     Outgoing,
-    RoundEntry,
 )
 from geoattest.wire.decode import MAX_DATAGRAM_BYTES
 from geoattest.wire.rounds import realtime, receive_timeout, spin_permitted
@@ -79,20 +62,6 @@ log = logging.getLogger("geoattest.landmark")
 RECEIVE_BYTES = MAX_DATAGRAM_BYTES + 1
 """One byte more than the protocol allows, so a longer datagram is seen as too long."""
 RECEIVE_BUFFER_BYTES = 1 << 20
-MAX_UNREAD_STAMPS = 64
-"""Stamped sends whose stamps wait in the error queue (which shares the receive buffer)
-before the thread reads them, whatever else it does."""
-
-
-class StampedSend(NamedTuple):
-    """A challenge sent with a transmit stamp requested, its stamp not read yet."""
-
-    entry: RoundEntry
-    challenge_index: int
-    sent: Bracket
-    """Read immediately before ``sendmsg``."""
-    returned: Bracket
-    """Read once ``sendmsg`` returned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +163,6 @@ class LandmarkServer(Running):
         self.transmit_timestamps = kernel_timestamps and enable_transmit_timestamps(self._sock)
         self._stamped_sends = 0
         """Key the kernel gives the next stamped send's transmit stamp."""
-        self._unread: dict[int, StampedSend] = {}
-        """Stamped sends by their stamps' keys, until :meth:`_settle` reads the stamps."""
-        self._stamp_read_ns = 0
-        """How long the last stamp read right after a send took."""
         self.address: Address = self._sock.getsockname()
         self._stopping = False
         """Set by :meth:`stop`; the thread reads it once per datagram or sweep interval
@@ -230,12 +195,9 @@ class LandmarkServer(Running):
 
     def _send(self, outgoing: Outgoing) -> None:
         """Send a datagram. A challenge's timer starts at the reading taken immediately
-        before the send; where the kernel stamps its departure, the send is remembered and
-        a stamp is read right away only if the round's last answer came later after its
-        challenge's send than a stamp read takes (as after a round's first challenge, when
-        the agent is woken): the read is then over before the answer comes. Otherwise the
-        stamps wait until a datagram no timer waits on is sent (the peer has work to do
-        before it answers), or a round needs them (:meth:`_settle_one`)."""
+        before the send, or later at its departure where the kernel stamped it; it is set
+        once the send returned, as nothing reads it before the answer, which this thread
+        reads after."""
         timed = outgoing.timed
         counters = self._dispatcher.counters
         if timed is None:
@@ -243,86 +205,48 @@ class LandmarkServer(Running):
                 self._sock.sendto(outgoing.datagram, outgoing.peer)
             except OSError:
                 counters.send_errors += 1
-            if self._unread:
-                self._settle()
             return
         sent = read_bracket()
-        read_now = False
+        departed_ns = 0
         try:
             if self.transmit_timestamps:
                 self._sock.sendmsg([outgoing.datagram], TRANSMIT_STAMP_REQUEST, 0, outgoing.peer)
-                returned = read_bracket()
-                key = self._stamped_sends
-                self._stamped_sends = key + 1
-                self._unread[key] = _new_tuple(
-                    StampedSend, (timed, timed.answer_index, sent, returned)
-                )
-                landmark_round = timed.round
-                landmark_round.settle = self._settle_one
-                exchanges = landmark_round.timed
-                if exchanges:
-                    last = exchanges[-1]
-                    answered_after_ns = last.started_ns + last.rtt_ns - timed.returned_ns
-                    read_now = answered_after_ns > self._stamp_read_ns
-                else:
-                    read_now = True
-                timed.returned_ns = returned.after
+                departed_ns = self._departure(sent)
             else:
                 self._sock.sendto(outgoing.datagram, outgoing.peer)
         except OSError:
             counters.send_errors += 1
-        timed.start_timer(sent)
-        if read_now:
-            began_ns = _monotonic()
-            self._settle_one()
-            self._stamp_read_ns = _monotonic() - began_ns
-        elif len(self._unread) >= MAX_UNREAD_STAMPS:
-            self._settle()
+        timed.start_timer(sent, departed_ns)
+        if departed_ns:
+            counters.challenges_transmit_stamped += 1
 
-    def _settle(self) -> None:
-        """Read every transmit stamp queued (:meth:`_settle_one`)."""
-        settle_one = self._settle_one
-        while settle_one():
-            pass
-
-    def _settle_one(self) -> bool:
-        """Read the error queue's next message. A transmit stamp moves the remembered send
-        its key names to its departure, if it lies inside that send's own system call
-        (:func:`departure_monotonic`); if not, the send keeps its start. False once the
-        queue is empty: every send still remembered is then forgotten, keeping its start
-        (its stamp was not queued during its call). A key past the next one expected (a send
-        the kernel numbered but that failed) renumbers the sends that follow."""
-        try:
-            _, ancillary, _, _ = self._sock.recvmsg(0, ERRQUEUE_ANCILLARY_BYTES, ERRQUEUE_FLAGS)
-        except OSError:  # BlockingIOError: the queue is empty
-            unread = self._unread
-            self._unread = {}
-            for stamped in unread.values():
-                stamped.entry.round.settle = None
-            return False
-        queued = transmit_stamp(ancillary)
-        if queued is None:
-            return True
-        key, stamp = queued
-        if key >= self._stamped_sends:
-            self._stamped_sends = key + 1
-        send = self._unread.get(key)
-        if send is None:
-            return True
-        entry, index, sent, returned = send
-        departed_ns, believed = departure_monotonic(sent, returned, stamp)
-        if believed:
-            del self._unread[key]
-            self._dispatcher.depart(entry, index, departed_ns)
-        return True
-
-    def _sweep(self, now_ns: int) -> None:
-        """Read the stamps waiting, then re-send what loss left unanswered and fail silent
-        rounds (:meth:`Dispatcher.sweep`), whose RTTs are then settled."""
-        if self._unread:
-            self._settle()
-        for outgoing in self._dispatcher.sweep(now_ns):
-            self._send(outgoing)
+    def _departure(self, sent: Bracket) -> int:
+        """When the datagram just sent (``sent``: the reading before its send) left, from
+        its transmit stamp (:func:`departure_monotonic`), if the kernel queued the stamp
+        already; 0 if not. Stamps of earlier sends (queued late) are dropped; the queue is
+        read no further than this send's stamp, so the answer to the challenge just sent
+        never waits behind a read that finds the queue empty."""
+        recvmsg = self._sock.recvmsg
+        key = self._stamped_sends
+        stamp = None
+        while stamp is None:
+            try:
+                _, ancillary, _, _ = recvmsg(0, ERRQUEUE_ANCILLARY_BYTES, ERRQUEUE_FLAGS)
+            except OSError:  # BlockingIOError: the queue is empty
+                break
+            queued = transmit_stamp(ancillary)
+            if queued is None:
+                continue
+            queued_key, queued_stamp = queued
+            if queued_key == key:
+                stamp = queued_stamp
+            elif queued_key > key:
+                key = queued_key
+        self._stamped_sends = key + 1
+        if stamp is None:
+            return 0
+        departed_ns, stamped = departure_monotonic(sent, read_bracket(), stamp)
+        return departed_ns if stamped else 0
 
     def _poll(
         self, until_ns: int
@@ -381,12 +305,8 @@ class LandmarkServer(Running):
                 if now_ns >= next_sweep_ns:
                     next_sweep_ns = now_ns + self._sweep_interval_ns
                     may_spin = spin_ns > 0 and spin_permitted(realtime_held)
-                    self._sweep(now_ns)
+                    for outgoing in dispatcher.sweep(now_ns):
+                        self._send(outgoing)
             except Exception:
                 log.exception("landmark dropped a datagram on an internal error")
                 dispatcher.counters.internal_errors += 1
-
-
-_new_tuple = tuple.__new__
-"""Builds each :class:`StampedSend` without the named tuple's Python ``__new__``."""
-_monotonic = time.monotonic_ns

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -496,21 +495,15 @@ _TIMING = LandmarkRoundState.TIMING
 
 @dataclass(slots=True)
 class Exchange:
-    """One timed exchange: the challenge, the answer, the landmark-clock RTT and when its
-    timer started. Not frozen: the landmark builds one per exchange between an answer and
-    the next challenge, and a frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__`` (about 0.5 µs more here); only :meth:`LandmarkRound.departed`
-    changes one once built, moving its start later and its RTT shorter by as much."""
+    """One timed exchange: the challenge, the answer, and the landmark-clock RTT. Not
+    frozen: the landmark builds one per exchange between an answer and the next challenge,
+    and a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
+    (about 0.5 µs more here); nothing changes one once built."""
 
     index: int
     challenge: bytes
     answer: bytes
     rtt_ns: int
-    started_ns: int
-
-
-def _exchange_index(exchange: Exchange) -> int:
-    return exchange.index
 
 
 class LandmarkRound:
@@ -522,14 +515,6 @@ class LandmarkRound:
     to the socket: a timer can only move later, and never past the send, so the RTT
     measured is never shorter than the real one. The receive side passes the
     datagram's arrival time (ideally the kernel's receive timestamp).
-
-    A driver that learns when a challenge left only later (a transmit stamp it reads when
-    it has time) reports it with :meth:`departed`, which moves that challenge's start later,
-    answered or not; until then it sets :attr:`settle`, which the round calls before a
-    decision that its RTTs decide. The receipt waits for every departure. An adaptive
-    round's extension waits only while the RTTs as they stand would extend it: they only
-    ever shrink, so once one departure brings the best within ``extend_above_ns`` the rest
-    cannot change the decision, and the round completes without waiting for them.
     """
 
     def __init__(
@@ -575,49 +560,10 @@ class LandmarkRound:
         self.receipt: envelope_pb2.Envelope | None = None
         self._receipt_datagram: bytes | None = None
         self.failure: Reason | None = None
-        self.settle: Callable[[], bool] | None = None
-        """Set by a driver while a challenge's departure may still move its start later.
-        Each call reports at most one more departure (:meth:`departed`) and says whether
-        more may follow; the driver clears it once none can."""
 
     @property
     def rtt_min_ns(self) -> int:
         return min(e.rtt_ns for e in self.timed)
-
-    def departed(self, index: int, departed_ns: int) -> int | None:
-        """Challenge ``index`` left at ``departed_ns`` (never later than it truly left): its
-        timer starts there if that is later than where it started, whether it was answered
-        already (its RTT shrinks by as much) or is outstanding.
-
-        Returns:
-            None if no start moved (a superseded challenge's, or one of a round that has
-            signed or failed, never does); else the exchange's RTT from its new start, or 0
-            for the outstanding challenge, which has none yet.
-        """
-        awaiting = self.awaiting
-        if awaiting is not None and awaiting[0] == index:
-            if departed_ns <= self._sent_ns:
-                return None
-            self._sent_ns = departed_ns
-            return 0
-        if self.state is not _TIMING and self.state is not LandmarkRoundState.AWAITING_CLOSE:
-            return None
-        exchanges = self.timed
-        # Indices only ever grow, from 0: an exchange sits at its index unless a challenge
-        # before it was superseded, and never after it.
-        if index < len(exchanges) and exchanges[index].index == index:
-            at = index
-        else:
-            at = bisect_left(exchanges, index, key=_exchange_index)
-        if at == len(exchanges) or exchanges[at].index != index:
-            return None
-        exchange = exchanges[at]
-        later_by = departed_ns - exchange.started_ns
-        if later_by <= 0:
-            return None
-        exchange.started_ns = departed_ns
-        exchange.rtt_ns -= later_by
-        return exchange.rtt_ns
 
     def next_challenge(self, now_ns: int) -> bytes:
         """A fresh challenge for the next exchange; the timer starts at ``now_ns``."""
@@ -699,20 +645,14 @@ class LandmarkRound:
         if len(answer) != ANSWER_BYTES:
             raise RoundError(Reason.MISSING_FIELD, f"answer must be {ANSWER_BYTES} bytes")
         exchanges = self.timed
-        started_ns = self._sent_ns
-        exchanges.append(Exchange(index, self._challenge, answer, now_ns - started_ns, started_ns))
+        exchanges.append(Exchange(index, self._challenge, answer, now_ns - self._sent_ns))
         self.awaiting = None
         self._attempts = 0
         timed = len(exchanges)
-        if timed < self.exchanges:
+        if timed < self.exchanges or (
+            timed < self.max_exchanges and self.rtt_min_ns > self.extend_above_ns > 0
+        ):
             return self.next_challenge(now_ns)
-        if timed < self.max_exchanges and self.rtt_min_ns > self.extend_above_ns > 0:
-            settle = self.settle
-            if settle is not None:  # until the best is within the bound, or all is known
-                while settle() and self.rtt_min_ns > self.extend_above_ns:
-                    pass
-            if self.rtt_min_ns > self.extend_above_ns:
-                return self.next_challenge(now_ns)
         self.state = LandmarkRoundState.AWAITING_CLOSE
         self._complete_sent_ns = now_ns
         return self.complete_datagram()
@@ -740,10 +680,6 @@ class LandmarkRound:
             return self._receipt_datagram  # the receipt was lost: send it again, sign nothing new
         if self.state is not LandmarkRoundState.AWAITING_CLOSE:
             raise RoundError(Reason.ROUND_UNEXPECTED_MESSAGE, f"close in state {self.state}")
-        settle = self.settle
-        if settle is not None:
-            while settle():
-                pass
         secret = bytes(close.secret)
         if len(secret) != SECRET_BYTES or not hmac.compare_digest(commitment(secret), self.commit):
             return self._void(Reason.ROUND_BAD_COMMIT)

@@ -179,9 +179,7 @@ class ShorteningLandmarkRound(LandmarkRound):
         reply = super().on_response(response, now_ns)
         last = self.timed[-1]
         if len(self.timed) > self.exchanges:
-            self.timed[-1] = Exchange(
-                last.index, last.challenge, last.answer, last.rtt_ns - 10_000, last.started_ns
-            )
+            self.timed[-1] = Exchange(last.index, last.challenge, last.answer, last.rtt_ns - 10_000)
         return reply
 
 

@@ -35,8 +35,6 @@ def make_pair(
     exchanges: int = 4,
     secret: bytes | None = None,
     responder: Responder | None = None,
-    max_exchanges: int = 0,
-    extend_above_ns: int = 0,
 ) -> tuple[AgentRound, LandmarkRound, bytes]:
     secret = secret or os.urandom(32)
     agent = AgentRound(
@@ -46,8 +44,6 @@ def make_pair(
         device,
         secret=secret,
         exchanges=exchanges,
-        max_exchanges=max_exchanges,
-        extend_above_ns=extend_above_ns,
         responder=responder,
     )
     lm = LandmarkRound(
@@ -298,61 +294,6 @@ def test_start_timer_only_moves_later(device_signer, landmark_signer):
     lm.start_timer(140)
     lm.receive(agent.receive(challenge), 200, UNIX_NS)
     assert lm.timed[0].rtt_ns == 60
-
-
-def test_a_departure_learned_later_moves_a_start_only_later(device_signer, landmark_signer):
-    """Answered or outstanding, a challenge's start moves to its departure if that is
-    later, never earlier; a superseded challenge's departure moves nothing."""
-    agent, lm, _ = make_pair(device_signer, landmark_signer, exchanges=2)
-    first = lm.next_challenge(100)
-    lm.start_timer(140)
-    second = lm.receive(agent.receive(first), 200, UNIX_NS)
-    assert lm.departed(0, 130) is None  # earlier than its start
-    assert lm.departed(0, 150) == 50
-    assert (lm.timed[0].rtt_ns, lm.timed[0].started_ns) == (50, 150)
-    lost = lm.retransmit_due(200 + 600_000_000)  # the second challenge is superseded
-    assert lost is not None
-    assert second is not None
-    assert lm.departed(1, 600_000_210) is None
-    assert lm.departed(2, 600_000_220) == 0  # outstanding: its timer starts there
-    lm.receive(agent.receive(lost), 600_000_300, UNIX_NS)
-    assert [e.rtt_ns for e in lm.timed] == [50, 80]
-
-
-def test_the_receipt_and_an_extension_wait_for_departures_learned_later(
-    device_signer, landmark_signer
-):
-    """The round calls ``settle`` before its receipt, and before extending an adaptive round
-    (only when the RTTs as they stand would extend it); what settles lands in both."""
-    agent, lm, _ = make_pair(
-        device_signer, landmark_signer, exchanges=1, max_exchanges=3, extend_above_ns=70
-    )
-    settled: list[int] = []
-
-    def settle() -> bool:  # each challenge left 40 ns after its timer started; one at a time
-        lm.settle = None
-        index = lm.timed[-1].index
-        settled.append(index)
-        lm.departed(index, lm.timed[-1].started_ns + 40)
-        return False
-
-    challenge = lm.next_challenge(0)
-    lm.settle = settle
-    reply = lm.receive(agent.receive(challenge), 200, UNIX_NS)  # 200, then 160: extend
-    assert kind(reply) == "challenge"
-    assert settled == [0]
-    lm.settle = settle
-    reply = lm.receive(agent.receive(reply), 300, UNIX_NS)  # 100, then 60: complete
-    assert kind(reply) == "complete"
-    assert settled == [0, 1]
-    assert [e.rtt_ns for e in lm.timed] == [160, 60]
-    lm.departed(1, lm.timed[1].started_ns + 10)
-    lm.settle = settle  # learned after the Complete: the receipt still waits for it
-    receipt = lm.receive(agent.receive(reply), 400, UNIX_NS)
-    assert settled == [0, 1, 1]
-    assert agent.receive(receipt) is None
-    assert agent.rtt_min_ns == 10
-    assert lm.departed(1, lm.timed[1].started_ns + 5) is None  # signed: final
 
 
 def test_answer_is_sha256_of_secret_and_challenge():
