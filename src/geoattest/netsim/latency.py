@@ -47,6 +47,7 @@ import numpy.typing as npt
 from geographiclib.geodesic import Geodesic
 
 from geoattest.errors import ConfigError
+from geoattest.files import read_json
 from geoattest.verdict import SPEED_OF_LIGHT_KM_PER_S
 
 LatLon = tuple[float, float]
@@ -154,7 +155,9 @@ class LatencyModel:
     def default(cls) -> LatencyModel:
         """The calibrated model shipped with geoattest."""
         source = resources.files("geoattest.netsim") / "data" / "latency_model.json"
-        return cls.from_mapping(_parse_json(source.read_text(encoding="utf-8"), str(source)))
+        return cls.from_mapping(
+            _object(json.loads(source.read_text(encoding="utf-8")), str(source))
+        )
 
     @classmethod
     def from_file(cls, path: Path) -> LatencyModel:
@@ -163,11 +166,7 @@ class LatencyModel:
         Raises:
             ConfigError: the file cannot be read or does not describe a valid model.
         """
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read latency model {path}: {e.strerror}") from e
-        return cls.from_mapping(_parse_json(text, str(path)))
+        return cls.from_mapping(_object(read_json(path, "latency model"), str(path)))
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any]) -> LatencyModel:
@@ -193,8 +192,11 @@ class LatencyModel:
             }
             index = float(doc["fibre_refractive_index"])
             floor = float(doc["stretch_floor"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"latency model is malformed: {e!r}") from e
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+            # a missing key, a value of the wrong type or one no float can hold
+            raise ConfigError(f"latency model is malformed: {e!r}"[:300]) from e
+        if not math.isfinite(index) or not math.isfinite(floor):
+            raise ConfigError("fibre refractive index and stretch floor must be finite")
         if index < 1.0:
             raise ConfigError(f"fibre refractive index {index} < 1: faster than light")
         return cls(paths, fibre_speed_km_per_s=SPEED_OF_LIGHT_KM_PER_S / index, stretch_floor=floor)
@@ -344,11 +346,7 @@ def _check_path(path_class: PathClass, p: PathParameters, floor: float) -> None:
         raise ConfigError(f"{where}: access delay and jitter must be finite and >= 0")
 
 
-def _parse_json(text: str, where: str) -> Mapping[str, Any]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"latency model {where} is not JSON: {e}") from e
+def _object(doc: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(doc, dict):
         raise ConfigError(f"latency model {where} is not a JSON object")
     return doc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
@@ -10,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from geoattest.errors import ConfigError
 from geoattest.netsim.latency import (
@@ -168,14 +171,68 @@ def test_bad_model_documents_are_config_errors(edit: Any) -> None:
 
 
 def test_unreadable_model_files_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="does not exist"):
         LatencyModel.from_file(tmp_path / "absent.json")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="not JSON"):
+    with pytest.raises(ConfigError, match="not valid JSON"):
         LatencyModel.from_file(tmp_path / "bad.json")
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(ConfigError, match="not a JSON object"):
         LatencyModel.from_file(tmp_path / "list.json")
+    (tmp_path / "latin1.json").write_bytes(b'{"fibre_speed_km_per_s": "\xe9"}')
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        LatencyModel.from_file(tmp_path / "latin1.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        LatencyModel.from_file(tmp_path / "deep.json")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path into a parsed JSON document."""
+    if isinstance(doc, dict):
+        items: Any = doc.items()
+    elif isinstance(doc, list):
+        items = enumerate(doc)
+    else:
+        return []
+    found = []
+    for key, value in items:
+        found.append((*prefix, key))
+        found.extend(_paths(value, (*prefix, key)))
+    return found
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_model_file_loads_or_is_a_config_error(tmp_path: Path, data: st.DataObject) -> None:
+    """Whatever the file holds (any bytes, any JSON, the shipped model with any one value
+    replaced by any JSON value): a model, or a ConfigError; nothing else escapes."""
+    doc = shipped_doc()
+    path_in_doc = data.draw(st.sampled_from(_paths(doc)))
+    parent = doc
+    for key in path_in_doc[:-1]:
+        parent = parent[key]
+    parent[path_in_doc[-1]] = data.draw(JSON_VALUES)
+    contents = data.draw(
+        st.one_of(
+            st.binary(max_size=200),
+            JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+            st.just(json.dumps(doc).encode()),
+        )
+    )
+    path = tmp_path / "model.json"
+    path.write_bytes(contents)
+    with contextlib.suppress(ConfigError):
+        LatencyModel.from_file(path)
 
 
 def test_quantile_outside_zero_one_is_a_config_error() -> None:
