@@ -82,6 +82,7 @@ with receipts from three landmarks that each timed it at 0.2 ms (30 km at c).
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -197,6 +198,24 @@ class PipelineConfig:
     region into the licence alone. Where the receipts span too few domains for that, the
     verdict is INCONCLUSIVE (the policy is never quietly weakened). 0 trusts every
     registered, unrevoked landmark. It never makes a verdict more permissive."""
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would loosen a check: a negative or non-finite chip speed
+        would shrink the disks below the light-speed bound, and a quorum below one or a
+        negative count of lying operators would accept what the policy means to refuse.
+
+        Raises:
+            ConfigError: a setting out of range, named.
+        """
+        speed = self.max_chip_speed_m_s
+        if not (isinstance(speed, int | float) and math.isfinite(speed) and speed >= 0):
+            raise ConfigError(f"max_chip_speed_m_s must be finite and >= 0, not {speed!r}")
+        for name in ("quorum", "max_receipt_age_ns", "max_round_spread_ns"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)!r}")
+        for name in ("clock_skew_ns", "landmark_faults"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, not {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True, slots=True)

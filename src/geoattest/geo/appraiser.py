@@ -302,7 +302,10 @@ class _Judged:
 
 
 def _unusable(bounds: Sequence[LandmarkBound]) -> str | None:
-    """The first landmark whose bound no disk can be drawn from, if any."""
+    """The first landmark whose bound no sound disk can be drawn from, if any: a site off
+    the globe, or a radius that is not the light-speed bound of a non-negative RTT widened
+    by a non-negative motion allowance (a negative allowance would shrink the disk below
+    where the landmark's clock puts the chip)."""
     isfinite = math.isfinite
     for b in bounds:
         lat, radius_km = b.latitude, b.bound_km
@@ -311,7 +314,8 @@ def _unusable(bounds: Sequence[LandmarkBound]) -> str | None:
             and -90.0 <= lat <= 90.0
             and isfinite(b.longitude)
             and isfinite(radius_km)
-            and radius_km >= 0.0
+            and b.rtt_min_ns >= 0
+            and b.motion_km >= 0.0
         ):
             return b.landmark_id
     return None

@@ -8,6 +8,8 @@ import math
 
 import pytest
 from geo_truth import asia_appraiser, bound_from, rtt_for_km
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geoattest.geo import build_policy, circle_region, country_region, estimate_location
 from geoattest.geo.feasible import contains_point
@@ -135,6 +137,38 @@ def test_unusable_bounds_fail_closed(bound: LandmarkBound) -> None:
     result = asia_appraiser().appraise([bound], "DE")
     assert result.verdict is Verdict.INCONCLUSIVE
     assert bound.landmark_id in result.detail
+
+
+def test_a_negative_allowance_cannot_shrink_a_disk_into_the_licence() -> None:
+    """A disk 50 times Frankfurt's honest one, less a negative motion allowance that would
+    bring it back to the honest size: the landmark's clock says the chip may be 500 km off,
+    so the bound is unusable, not ALLOWED."""
+    honest = bound_from("fra", 50.05, 8.57, FRANKFURT)
+    assert asia_appraiser().appraise([honest], "DE").verdict is Verdict.ALLOWED
+    wide = LandmarkBound("fra", 50.05, 8.57, honest.rtt_min_ns * 50, -honest.bound_km * 49)
+    result = asia_appraiser().appraise([wide], "DE")
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "fra" in result.detail
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rtt_min_ns=st.integers(-(10**12), 10**12),
+    motion_km=st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_a_bound_is_used_only_with_a_non_negative_rtt_and_allowance(
+    rtt_min_ns: int, motion_km: float
+) -> None:
+    """Beside an honest disk, any second bound whose RTT or motion allowance is negative
+    (or not finite) makes the appraisal INCONCLUSIVE, naming it; never ALLOWED."""
+    honest = bound_from("fra", 50.05, 8.57, FRANKFURT)
+    other = LandmarkBound("odd", 50.11, 8.68, rtt_min_ns, motion_km)
+    result = asia_appraiser().appraise([honest, other], "DE")
+    if rtt_min_ns < 0 or not math.isfinite(motion_km) or motion_km < 0:
+        assert result.verdict is Verdict.INCONCLUSIVE
+        assert "odd" in result.detail
+    else:
+        assert result.verdict is not Verdict.INCONCLUSIVE or "odd" not in result.detail
 
 
 def test_unknown_region_and_no_bounds_fail_closed() -> None:

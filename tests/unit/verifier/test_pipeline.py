@@ -7,6 +7,7 @@ not move: a rejected appraisal carries no new chain head, so committing it is a 
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -571,3 +572,23 @@ def test_a_batch_of_two_devices_with_travel_is_appraised_as_one_by_one(world):
     assert AlertKind.IMPOSSIBLE_TRAVEL in together[2].alerts
     assert together[2].verdict is Verdict.INCONCLUSIVE
     assert AlertKind.IMPOSSIBLE_TRAVEL not in together[3].alerts
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("max_chip_speed_m_s", -1.0),
+        ("max_chip_speed_m_s", math.nan),
+        ("max_chip_speed_m_s", math.inf),
+        ("quorum", 0),
+        ("max_receipt_age_ns", 0),
+        ("max_round_spread_ns", -1),
+        ("clock_skew_ns", -1),
+        ("landmark_faults", -1),
+    ],
+)
+def test_settings_that_would_loosen_a_check_are_refused(setting: str, value: float) -> None:
+    """A negative chip speed would shrink every earlier round's disk below the light-speed
+    bound; the others would accept what the policy means to refuse."""
+    with pytest.raises(ConfigError, match=setting):
+        PipelineConfig(**{setting: value})
