@@ -102,6 +102,21 @@ class RegionPolicy:
     border_margin_km: float = DEFAULT_BORDER_MARGIN_KM
     countries: Countries = field(default_factory=natural_earth, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        """However the policy is built (a file, :func:`build_policy`, the constructor,
+        ``dataclasses.replace``): the location is one of the assumptions, and the border
+        margin, which only ever widens a disk, is finite and in [0, 100] km (a negative one
+        would shrink every disk below the light-speed bound).
+
+        Raises:
+            ConfigError: either is not.
+        """
+        object.__setattr__(self, "location", _assumption(self.location))
+        margin = _finite(self.border_margin_km, "border_margin_km")
+        if not 0.0 <= margin <= 100.0:
+            raise ConfigError(f"border_margin_km must be in [0, 100], got {margin}")
+        object.__setattr__(self, "border_margin_km", margin)
+
     @property
     def policy_id(self) -> str:
         return f"policy:region/{self.id}@{self.version}"
@@ -179,14 +194,6 @@ def build_policy(
         raise ConfigError(f"policy id {id!r} must match {_ID.pattern}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ConfigError(f"policy version must be an integer >= 1, got {version!r}")
-    try:
-        assumption = LocationAssumption(location)
-    except ValueError:
-        options = ", ".join(a.value for a in LocationAssumption)
-        raise ConfigError(f"policy location {location!r} is not one of {options}") from None
-    margin = _finite(border_margin_km, "border_margin_km")
-    if not 0.0 <= margin <= 100.0:
-        raise ConfigError(f"border_margin_km must be in [0, 100], got {margin}")
     by_name: dict[str, LicensedRegion] = {}
     for region in regions:
         if region.name in by_name:
@@ -200,8 +207,8 @@ def build_policy(
         version=version,
         regions=by_name,
         embargo=embargoed,
-        location=assumption,
-        border_margin_km=margin,
+        location=_assumption(location),
+        border_margin_km=border_margin_km,
         countries=countries,
     )
 
@@ -282,6 +289,14 @@ def _code(code: Any, countries: Countries, where: str) -> str:
     upper: str = code.strip().upper()
     countries.get(upper)  # raises a ConfigError naming a code with no shape
     return upper
+
+
+def _assumption(location: str) -> LocationAssumption:
+    try:
+        return LocationAssumption(location)
+    except ValueError:
+        options = ", ".join(a.value for a in LocationAssumption)
+        raise ConfigError(f"policy location {location!r} is not one of {options}") from None
 
 
 def _finite(value: Any, what: str) -> float:

@@ -4,6 +4,7 @@ and the three location assumptions."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,7 +12,14 @@ from geo_truth import asia_appraiser, bound_from, rtt_for_km
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geoattest.geo import build_policy, circle_region, country_region, estimate_location
+from geoattest.errors import ConfigError
+from geoattest.geo import (
+    LocationAssumption,
+    build_policy,
+    circle_region,
+    country_region,
+    estimate_location,
+)
 from geoattest.geo.feasible import contains_point
 from geoattest.verdict import LandmarkBound, Verdict
 
@@ -235,3 +243,17 @@ def test_the_estimate_is_labelled_and_lies_in_the_feasible_region() -> None:
     assert outer.polygon is not None
     assert contains_point(outer.polygon.buffer(1e-6), estimate.lat, estimate.lon)
     assert estimate_location([]) is None
+
+
+@pytest.mark.parametrize("margin", [-400.0, -0.5, math.nan, math.inf, 101.0])
+def test_a_policy_however_built_never_narrows_a_disk(margin: float) -> None:
+    """The border margin only widens disks: a policy built by the constructor or
+    ``dataclasses.replace`` with a negative (or non-finite, or absurd) margin is refused, as
+    a policy file or ``build_policy`` with it is."""
+    policy = asia_appraiser().policy
+    with pytest.raises(ConfigError, match="border_margin_km"):
+        dataclasses.replace(policy, border_margin_km=margin)
+    with pytest.raises(ConfigError, match="location"):
+        dataclasses.replace(policy, location="at sea")  # type: ignore[arg-type]
+    as_text = dataclasses.replace(policy, location="territorial_waters")  # type: ignore[arg-type]
+    assert as_text.location is LocationAssumption.TERRITORIAL_WATERS
