@@ -919,12 +919,10 @@ class SqlStore:
         )
 
     def _proof_ids(self, conn: Connection, count: int) -> list[int]:
-        """Ids for ``count`` new proofs, drawn before they are inserted, so that the rows
-        go in as one prepared statement per row rather than one many-row statement of a
-        new text per batch (which the driver and PostgreSQL each parse and plan afresh):
-        from the table's sequence on PostgreSQL; past the largest id on SQLite, whose
-        write transaction excludes every other writer, as SQLite itself would number
-        them."""
+        """Ids for ``count`` new proofs, drawn before they are inserted, so that the
+        batch's alerts can name their proofs without reading the rows back: from the
+        table's sequence on PostgreSQL; past the largest id on SQLite, whose write
+        transaction excludes every other writer, as SQLite itself would number them."""
         if self._postgres:
             drawn = conn.execute(
                 select(func.nextval(_PROOF_IDS)).select_from(func.generate_series(1, count))

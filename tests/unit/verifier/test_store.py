@@ -320,9 +320,10 @@ def test_chains_stored_in_batches_of_any_size_end_in_the_same_state(
 
 
 def test_a_batch_commits_in_the_same_statements_whatever_its_size(world, store, service):
-    """Each insert's text is fixed, rows going in as separate executions of it: one
-    statement with a row per proof would have a new text for each batch size, for the
-    driver and the server to parse and plan afresh on every commit."""
+    """Each insert's text is fixed (on PostgreSQL the rows go in as arrays, on SQLite as
+    executions of one prepared statement): one statement with a row per proof would have
+    a new text for each batch size, for the driver and the server to parse and plan afresh
+    on every commit."""
     chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
     for chip in chips:
         service.enrol(chip.identity(), chip.possession(), NOW_NS)
