@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -318,3 +322,21 @@ def test_a_peer_the_socket_module_refuses_is_refused_alike(landing: Landing):
         assert isinstance(native.value, type(reference.value)) or isinstance(
             reference.value, type(native.value)
         ), (peer, native.value, reference.value)
+
+
+def test_the_extension_compiles_without_warnings(tmp_path):
+    """The C as the install builds it, with every warning an error (Linux's C compiler)."""
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        if os.environ.get("GEOATTEST_CI"):
+            pytest.fail("no C compiler in CI")
+        pytest.skip("no C compiler")
+    source = Path(landmark_server.__file__).with_name("_timed_io.c")
+    include = sysconfig.get_paths()["include"]
+    result = subprocess.run(
+        [compiler, "-Wall", "-Wextra", "-Werror", "-fsyntax-only", f"-I{include}", str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
