@@ -81,12 +81,15 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Insert,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
+    TableValuedAlias,
     Text,
+    Update,
     bindparam,
     create_engine,
     delete,
@@ -99,8 +102,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
@@ -896,8 +901,9 @@ class SqlStore:
         proof_ids: dict[int, int] = {}
         if proved:
             proof_ids = dict(zip(map(id, proved), self._proof_ids(conn, len(proved)), strict=True))
-            conn.execute(
-                insert(proofs),
+            self._insert_rows(
+                conn,
+                proofs,
                 [{**_proof_values(r, bounds[id(r)]), "id": proof_ids[id(r)]} for r in proved],
             )
         advanced = [r for r in proved if r.appraisal.new_head is not None]
@@ -913,12 +919,10 @@ class SqlStore:
         )
 
     def _proof_ids(self, conn: Connection, count: int) -> list[int]:
-        """Ids for ``count`` new proofs, drawn before they are inserted, so that the rows
-        go in as one prepared statement per row rather than one many-row statement of a
-        new text per batch (which the driver and PostgreSQL each parse and plan afresh):
-        from the table's sequence on PostgreSQL; past the largest id on SQLite, whose
-        write transaction excludes every other writer, as SQLite itself would number
-        them."""
+        """Ids for ``count`` new proofs, drawn before they are inserted, so that the
+        batch's alerts can name their proofs without reading the rows back: from the
+        table's sequence on PostgreSQL; past the largest id on SQLite, whose write
+        transaction excludes every other writer, as SQLite itself would number them."""
         if self._postgres:
             drawn = conn.execute(
                 select(func.nextval(_PROOF_IDS)).select_from(func.generate_series(1, count))
@@ -933,8 +937,9 @@ class SqlStore:
         """Move the chain heads of accepted proofs, in order: the successor index refuses a
         second extension of one predecessor, and each head moves only from the digest the
         proof extends (a moved head or a refused successor is a conflict)."""
-        conn.execute(
-            insert(successors),
+        self._insert_rows(
+            conn,
+            successors,
             [
                 {
                     "device_id": r.appraisal.device_id,
@@ -972,15 +977,40 @@ class SqlStore:
                 )
             if not r.stale:
                 attesting.add(appraisal.device_id)
-        # A chain's first head precedes its moves; the moves run in the records' order, and
-        # each moves one row or none (the device is the key), so the sum counts them all.
+        # A chain's first head precedes its moves. A device's successive moves in one batch
+        # are one move, from the head its first proof extends to its last proof's head: the
+        # successors inserted above already chain them. Each move changes one row or none
+        # (the device is the key), so the sum counts them all.
         if started:
             conn.execute(insert(chain_heads), started)
-        if moved and conn.execute(_MOVE_HEAD, moved).rowcount != len(moved):
-            devices_moved = len({row["b_device_id"] for row in moved})
-            raise StoreConflictError(f"the chain head of one of {devices_moved} devices moved")
+        if moved:
+            net = _net_moves(moved)
+            if self._move_heads(conn, net) != len(net):
+                raise StoreConflictError(f"the chain head of one of {len(net)} devices moved")
         if attesting:
             conn.execute(_ATTESTING, {"devices": sorted(attesting)})
+
+    def _insert_rows(
+        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Insert ``rows`` (each with every key of the first) in one statement: on
+        PostgreSQL one ``INSERT ... SELECT FROM unnest(...)`` whose parameters are a column
+        each, so the server runs one statement per batch, not one per row; on SQLite one
+        prepared statement stepped per row (``executemany``), which costs no round trip."""
+        if self._postgres:
+            names = tuple(rows[0])
+            sql = _unnest_insert(table, names, conn.dialect)
+            conn.exec_driver_sql(sql, _columns(rows, names))
+        else:
+            conn.execute(insert(table), list(rows))
+
+    def _move_heads(self, conn: Connection, moves: Sequence[Mapping[str, Any]]) -> int:
+        """Move chain heads by compare-and-swap (at most one move per device); how many
+        moved. One statement on PostgreSQL, as :meth:`_insert_rows`."""
+        if self._postgres:
+            sql = _binary_arrays(_PG_MOVE_HEADS, conn.dialect)
+            return int(conn.exec_driver_sql(sql, _columns(moves, _MOVED)).rowcount)
+        return int(conn.execute(_MOVE_HEAD, list(moves)).rowcount)
 
     def _insert_alerts(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store alerts with ids in commit order, and wake every replica's streams.
@@ -1822,6 +1852,89 @@ _MOVE_HEAD = update(chain_heads).where(
     chain_heads.c.digest == bindparam("b_head"),
 )
 """The compare-and-swap: the head moves only if it is still the proof's predecessor."""
+
+
+def _array_of(column: Column[Any]) -> ARRAY[Any]:
+    """A PostgreSQL array of the column's values, of the unbounded type: an explicit cast
+    to ``VARCHAR(n)`` would cut a longer value where the insert must refuse it."""
+    kind = column.type
+    return ARRAY(String() if isinstance(kind, String) and not isinstance(kind, Text) else kind)
+
+
+def _unnested(table: Table, names: Sequence[str], params: Sequence[str]) -> TableValuedAlias:
+    """The rows that arrays bound as ``params`` (one per column ``names`` of ``table``,
+    element by element) make, as ``unnest(...) AS v(params)``."""
+    arrays = [
+        bindparam(param, type_=_array_of(table.c[name]))
+        for name, param in zip(names, params, strict=True)
+    ]
+    return func.unnest(*arrays).table_valued(*params).render_derived(name="v")
+
+
+@functools.cache
+def _binary_arrays(statement: Insert | Update, dialect: Dialect) -> str:
+    """The statement's text for psycopg, each array parameter sent in binary (``%(name)b``):
+    in text form every ``bytea`` element would be hex-escaped by the client and parsed back
+    by the server (several times the cost of the rows it carries). The values go to the
+    driver as they are (ints, strings, bytes, booleans), which it adapts without
+    SQLAlchemy's bind processing."""
+    compiled = statement.compile(dialect=dialect)
+    sql = str(compiled)
+    for name in compiled.params:
+        sql = sql.replace(f"%({name})s", f"%({name})b")
+    return sql
+
+
+@functools.cache
+def _unnest_insert(table: Table, names: tuple[str, ...], dialect: Dialect) -> str:
+    """``INSERT INTO table (names) SELECT * FROM unnest(...)``, built once per column set."""
+    rows = _unnested(table, names, names)
+    return _binary_arrays(insert(table).from_select(list(names), select(*rows.c)), dialect)
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows as columns: each name's values, in the rows' order."""
+    return {name: [row[name] for row in rows] for name in names}
+
+
+_HEAD_FIELDS = (
+    "counter",
+    "digest",
+    "previous_digest",
+    "accepted_at_ns",
+    "landmark_times",
+    "verdict",
+    "evidence_time_ns",
+    "licence_version",
+    "trust_version",
+    "fix",
+    "fix_time_ns",
+)
+"""What a move writes into a chain head."""
+_MOVED = ("b_device_id", "b_head", *_HEAD_FIELDS)
+_PG_MOVED = _unnested(chain_heads, ("device_id", "digest", *_HEAD_FIELDS), _MOVED)
+_PG_MOVE_HEADS = (
+    update(chain_heads)
+    .values({name: _PG_MOVED.c[name] for name in _HEAD_FIELDS})
+    .where(
+        chain_heads.c.device_id == _PG_MOVED.c.b_device_id,
+        chain_heads.c.digest == _PG_MOVED.c.b_head,
+    )
+)
+""":data:`_MOVE_HEAD` for many devices in one statement (PostgreSQL): the moves as arrays."""
+
+
+def _net_moves(moves: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One move per device, in the order of each device's first: from the head its first
+    move starts at to the head its last one writes."""
+    net: dict[str, Mapping[str, Any]] = {}
+    for move in moves:
+        device = move["b_device_id"]
+        first = net.get(device)
+        net[device] = move if first is None else {**move, "b_head": first["b_head"]}
+    return list(net.values())
+
+
 _ATTESTING = (
     update(devices)
     .where(

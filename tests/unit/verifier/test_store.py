@@ -30,6 +30,7 @@ from geoattest.verifier.store import (
     StoreConflictError,
     StoreUnavailableError,
 )
+from geoattest.verifier.store import proofs as proofs_table
 
 S = 10**9
 
@@ -267,10 +268,62 @@ def test_batch_of_consecutive_proofs_of_one_device_commits_together(world, store
     assert store.accepted_counters("dev-1") == [1, 2, 3, 4]
 
 
+@pytest.fixture
+def second_database(database, request, tmp_path_factory) -> str:
+    """Another new, empty database on the same backend as ``database``."""
+    if database.startswith("postgresql"):
+        return request.getfixturevalue("postgres").database()
+    return str(tmp_path_factory.mktemp("sqlite") / "verifier.db")
+
+
+@pytest.mark.parametrize("sizes", [(8,), (3, 5), (5, 1, 2)])
+def test_chains_stored_in_batches_of_any_size_end_in_the_same_state(
+    world, store, service, second_database, sizes
+):
+    """Two devices' interleaved chains, stored one proof per batch and in batches holding
+    several steps of each chain, leave the same heads, fixes, successors and proof rows:
+    a device's successive moves in one batch are one compare-and-swap from its first
+    predecessor to its last head."""
+    other = SqlStore.open(second_database)
+    batched = world.service(other)
+    chips = [world.chip("dev-1"), world.chip("dev-2")]
+    for chip in chips:
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        batched.enrol(chip.identity(), chip.possession(), NOW_NS)
+    proofs = [world.proof(chip, unix_ns=UNIX_NS + i * S) for i in range(4) for chip in chips]
+    now = NOW_NS + 4 * S
+    for proof in proofs:
+        assert service.submit_batch([proof], now)[0].verdict is Verdict.ALLOWED
+    start = 0
+    for size in sizes:
+        results = batched.submit_batch(proofs[start : start + size], now)
+        assert [r.verdict for r in results] == [Verdict.ALLOWED] * size
+        start += size
+    one_by_one, in_batches = store.dump(), other.dump()
+    other.close()
+    for table in ("chain_heads", "successors", "devices"):  # as sets: row order is the heap's
+        assert sorted(in_batches[table]) == sorted(one_by_one[table])
+    # Each proof's row, less its id and its result token (ES256 signatures differ).
+    columns = [c.name for c in proofs_table.c if c.name not in ("id", "token")]
+    rows = [
+        {name: row[i] for i, name in enumerate(c.name for c in proofs_table.c)}
+        for row in in_batches["proofs"]
+    ]
+    reference = [
+        {name: row[i] for i, name in enumerate(c.name for c in proofs_table.c)}
+        for row in one_by_one["proofs"]
+    ]
+    assert sorted([r[n] for n in columns] for r in rows) == sorted(
+        [r[n] for n in columns] for r in reference
+    )
+    assert store.accepted_counters("dev-2") == [1, 2, 3, 4]
+
+
 def test_a_batch_commits_in_the_same_statements_whatever_its_size(world, store, service):
-    """Each insert's text is fixed, rows going in as separate executions of it: one
-    statement with a row per proof would have a new text for each batch size, for the
-    driver and the server to parse and plan afresh on every commit."""
+    """Each insert's text is fixed (on PostgreSQL the rows go in as arrays, on SQLite as
+    executions of one prepared statement): one statement with a row per proof would have
+    a new text for each batch size, for the driver and the server to parse and plan afresh
+    on every commit."""
     chips = [world.chip(f"dev-{i}") for i in range(1, 6)]
     for chip in chips:
         service.enrol(chip.identity(), chip.possession(), NOW_NS)
