@@ -7,8 +7,10 @@ server's parts wrapped with ``perf_counter_ns`` (about 0.4 µs of each figure is
 wrapper's own); prints the agent's CPU per proof and, for two landmarks, each part's median
 µs and count: ``recv`` (the receive with its stamp), ``handle`` (the dispatcher),
 ``sendmsg`` (a challenge's send with its stamp request), ``errqueue`` (a transmit stamp read
-back) and the server's whole ``_send``. Names the server's private parts: a reproducer for
-BENCHMARKS.md, not an interface.
+back) and the server's whole ``_send``; where the landmark times in C (``landmark_io``
+native), ``recv`` is the native receive with its readings and ``send_timed`` the native
+send with its stamp read back, each one call. Names the server's private parts: a
+reproducer for BENCHMARKS.md, not an interface.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
+from types import SimpleNamespace
 from typing import Any
 
 from geoattest import priorities
 from geoattest.bench import agent as bench_agent
 from geoattest.bench import timing
 from geoattest.crypto import KeySigner, load_private_key_pem
+from geoattest.verifier.landmark import server as landmark_server
 from geoattest.verifier.landmark.dispatch import Dispatcher
 from geoattest.verifier.landmark.server import LandmarkIdentity, LandmarkServer
 
@@ -76,8 +80,14 @@ def landmark(pem: bytes, landmark_id: str, kernel: bool, conn: Connection) -> No
         spin_s=timing.LANDMARK_SPIN_S,
     )
     server._sock = TimedSocket(server._sock)  # type: ignore[assignment]
+    if server.landmark_io == "native":
+        native = landmark_server._timed_io
+        landmark_server._timed_io = SimpleNamespace(  # type: ignore[assignment]
+            receive=timed("recv", native.receive),
+            send_timed=timed("send_timed", native.send_timed),
+        )
     with server:
-        conn.send((server.address[1], server.kernel_timestamps))
+        conn.send((server.address[1], server.kernel_timestamps, server.landmark_io))
         while conn.recv():
             conn.send({k: (statistics.median(v) / 1000, len(v)) for k, v in parts.items()})
             parts.clear()

@@ -26,6 +26,7 @@ from geoattest.crypto import KeySigner
 from geoattest.pki import LandmarkRegistry
 from geoattest.protocol.round import RoundSecrets
 from geoattest.v1 import round_pb2
+from geoattest.verifier.landmark.server import NATIVE_IO
 from geoattest.wire.rounds import realtime, restore_scheduling
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
@@ -59,8 +60,11 @@ def serving(landmark_dir) -> Iterator[tuple[subprocess.Popen[str], int]]:
     )
     try:
         assert process.stdout is not None
-        match = LISTENING.search(process.stdout.readline())
+        line = process.stdout.readline()
+        match = LISTENING.search(line)
         assert match is not None
+        # the start line names which path times the receives and sends
+        assert f"{'native' if NATIVE_IO else 'python'} timed I/O" in line, line
         yield process, int(match.group(2))
     finally:
         if process.poll() is None:

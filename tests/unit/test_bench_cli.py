@@ -17,9 +17,12 @@ from postgres import unavailable
 from geoattest.bench.fleet import Fleet
 from geoattest.bench.postgres import binaries
 from geoattest.errors import ConfigError
+from geoattest.verifier.landmark.server import NATIVE_IO
 from geoattest.verifier.pool import connections_at_most
 
 GEOATTEST = str(Path(sys.executable).with_name("geoattest"))
+LANDMARK_IO = "native" if NATIVE_IO else "python"
+"""Which path the bench's landmarks time with, as their reports name it."""
 
 
 def bench_json(*args: str) -> dict[str, Any]:
@@ -51,6 +54,7 @@ def test_timing_reports_echo_exchange_and_their_ratio() -> None:
     assert 0 <= out["rounds_spinning_share"] <= 1
     assert out["load"] == "none"
     assert out["timed_phase"] in ("SCHED_FIFO 10", "normal (SCHED_FIFO not permitted)")
+    assert out["landmark_io"] == LANDMARK_IO
 
 
 @pytest.mark.parametrize("name", ["timing", "agent"])
@@ -184,6 +188,7 @@ def test_agent_reports_cpu_bytes_and_duty_cycle() -> None:
         "exchanges_per_round",
     )
     assert out["duty_cycle_per_minute"] > out["duty_cycle_per_hour"]
+    assert out["landmark_io"] == LANDMARK_IO
     # the bare agent does the crypto and the echoes, and nothing else
     assert out["bare_agent_us_per_proof"] > out["echo_cpu_us_per_proof"]
 

@@ -13,6 +13,13 @@ return ancillary data, and its loop adds a callback hop; a thread blocked in ``r
 needs neither. See :mod:`geoattest.verifier.landmark.clock` for why a realtime kernel stamp still
 never yields an RTT shorter than the true one.
 
+The timed receive and the challenge's send run in C where the package's extension built
+(``_timed_io``: the system calls, the clock readings and the ancillary parsing, one call
+each, the interpreter lock released around them; ``landmark_io`` says which runs): every
+microsecond off the landmark's turn is one the chip's agent does not spin through, some 30
+per proof. What they return is what the Python reference path (the methods here) computes,
+and the conversions and soundness rules stay in Python (:mod:`clock`) for both.
+
 Example::
 
     identity = LandmarkIdentity("lm-fra", 50.11, 8.68)
@@ -25,9 +32,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from geoattest.crypto import Signer
 from geoattest.errors import ConfigError
@@ -58,6 +67,18 @@ from geoattest.wire.decode import MAX_DATAGRAM_BYTES
 from geoattest.wire.rounds import realtime, receive_timeout, spin_permitted
 
 log = logging.getLogger("geoattest.landmark")
+
+try:
+    from geoattest.verifier.landmark import _timed_io
+except ImportError:  # not built (no compiler, not Linux): the Python reference path runs
+    NATIVE_IO = False
+else:
+    NATIVE_IO = True
+    _timed_io.bind_bracket(Bracket)
+
+Received = tuple[bytes, Address, Bracket, int | None]
+"""A datagram, its source, the readings right after its receive and its kernel stamp:
+what :meth:`Dispatcher.handle` takes."""
 
 RECEIVE_BYTES = MAX_DATAGRAM_BYTES + 1
 """One byte more than the protocol allows, so a longer datagram is seen as too long."""
@@ -134,6 +155,7 @@ class LandmarkServer(Running):
         on_finished: FinishedHook | None = None,
         realtime_priority: int = 0,
         spin_s: float = 0.0,
+        native: bool = True,
     ) -> None:
         """``realtime_priority``: the serving thread's ``SCHED_FIFO`` priority where the
         process may (0: normal priority; :func:`~geoattest.wire.rounds.realtime`,
@@ -147,7 +169,11 @@ class LandmarkServer(Running):
         (:func:`~geoattest.wire.rounds.spin_permitted`, checked once a sweep interval);
         never after a round's first challenge or on a longer (Internet) path. 0: never,
         as for a server that shares its process with an agent (the polls would take turns
-        at its interpreter lock)."""
+        at its interpreter lock).
+
+        ``native``: time the receive and the challenge's send in C where the extension
+        built and the socket is an internet one (:attr:`landmark_io`); False: the Python
+        reference path."""
         self.identity = identity
         self.signer = signer
         self._dispatcher = Dispatcher(
@@ -163,7 +189,17 @@ class LandmarkServer(Running):
         self.transmit_timestamps = kernel_timestamps and enable_transmit_timestamps(self._sock)
         self._stamped_sends = 0
         """Key the kernel gives the next stamped send's transmit stamp."""
+        self._fd = self._sock.fileno()
+        self._family = int(self._sock.family)
         self.address: Address = self._sock.getsockname()
+        self._native = (
+            native
+            and NATIVE_IO
+            and sys.platform == "linux"
+            and self._sock.family in (socket.AF_INET, socket.AF_INET6)
+        )
+        self.landmark_io = "native" if self._native else "python"
+        """Which path times the receive and the send: ``native`` (C) or ``python``."""
         self._stopping = False
         """Set by :meth:`stop`; the thread reads it once per datagram or sweep interval
         (a plain attribute: ``Event.is_set`` is a call per datagram)."""
@@ -206,16 +242,34 @@ class LandmarkServer(Running):
             except OSError:
                 counters.send_errors += 1
             return
-        sent = read_bracket()
         departed_ns = 0
-        try:
-            if self.transmit_timestamps:
-                self._sock.sendmsg([outgoing.datagram], TRANSMIT_STAMP_REQUEST, 0, outgoing.peer)
-                departed_ns = self._departure(sent)
-            else:
-                self._sock.sendto(outgoing.datagram, outgoing.peer)
-        except OSError:
-            counters.send_errors += 1
+        if self._native:
+            sent, error, self._stamped_sends, stamp, after = _timed_io.send_timed(
+                self._fd,
+                self._family,
+                outgoing.datagram,
+                outgoing.peer,
+                self._stamped_sends,
+                self.transmit_timestamps,
+            )
+            if error:
+                counters.send_errors += 1
+            elif after is not None:
+                departed_ns, stamped = departure_monotonic(sent, after, stamp)
+                if not stamped:
+                    departed_ns = 0
+        else:
+            sent = read_bracket()
+            try:
+                if self.transmit_timestamps:
+                    self._sock.sendmsg(
+                        [outgoing.datagram], TRANSMIT_STAMP_REQUEST, 0, outgoing.peer
+                    )
+                    departed_ns = self._departure(sent)
+                else:
+                    self._sock.sendto(outgoing.datagram, outgoing.peer)
+            except OSError:
+                counters.send_errors += 1
         timed.start_timer(sent, departed_ns)
         if departed_ns:
             counters.challenges_transmit_stamped += 1
@@ -248,6 +302,19 @@ class LandmarkServer(Running):
         departed_ns, stamped = departure_monotonic(sent, read_bracket(), stamp)
         return departed_ns if stamped else 0
 
+    def _receive(self, until_ns: int) -> Received | None:
+        """The reference path's receive: the next datagram, polled for until ``until_ns``
+        (monotonic; None if none came by then) or, at 0, waited for as the socket's receive
+        timeout lets; the readings right after it came (errors: as ``socket.recvmsg``)."""
+        if until_ns:
+            polled = self._poll(until_ns)
+            if polled is None:
+                return None
+        else:
+            polled = self._sock.recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
+        data, ancillary, _, source = polled
+        return data, source, read_bracket(), kernel_stamp(ancillary)
+
     def _poll(
         self, until_ns: int
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Address] | None:
@@ -265,7 +332,9 @@ class LandmarkServer(Running):
         """The receive loop. Nothing a peer sends may end it; only :meth:`stop` does."""
         # For the thread's life: nothing to put back.
         realtime_held = realtime(self._realtime_priority) is not None
-        recvmsg = self._sock.recvmsg
+        receive = (
+            partial(_timed_io.receive, self._fd, RECEIVE_BYTES) if self._native else self._receive
+        )
         dispatcher = self._dispatcher
         handle = dispatcher.handle
         send = self._send
@@ -274,13 +343,14 @@ class LandmarkServer(Running):
         spin_until_ns = next_sweep_ns = 0
         while not self._stopping:
             try:
-                polled = self._poll(spin_until_ns) if spin_until_ns else None
-                spin_until_ns = 0
-                if polled is None:
-                    polled = recvmsg(RECEIVE_BYTES, ANCILLARY_BYTES)
+                until_ns, spin_until_ns = spin_until_ns, 0
+                got = receive(until_ns) if until_ns else None
+                if got is None:
+                    got = receive(0)
+                    assert got is not None  # a blocking receive returns or raises
                 else:
                     dispatcher.counters.datagrams_polled += 1
-                data, ancillary, _, source = polled
+                data, source, received, stamp = got
             except (TimeoutError, BlockingIOError):  # the sweep interval passed
                 data = None
             except OSError:
@@ -292,8 +362,7 @@ class LandmarkServer(Running):
                 if data is None:
                     now_ns = time.monotonic_ns()
                 else:
-                    received = read_bracket()
-                    outgoing = handle(data, source, received, kernel_stamp(ancillary))
+                    outgoing = handle(data, source, received, stamp)
                     if outgoing is not None:
                         send(outgoing)
                         timed = outgoing.timed

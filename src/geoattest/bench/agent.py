@@ -63,6 +63,8 @@ class Agent:
     chain: ProofChain = field(default_factory=lambda: ProofChain("dev-bench"))
     floors: PathFloors = field(default_factory=PathFloors)
     sockets: LandmarkSockets = field(default_factory=LandmarkSockets)
+    landmark_io: str = "python"
+    """Which path times the landmarks' receives and sends (``LandmarkServer.landmark_io``)."""
 
     def proof(self) -> list[envelope_pb2.Envelope]:
         """What the agent does per proof: k adaptive rounds over UDP, then the proof signed;
@@ -92,15 +94,19 @@ def agent(k: int, exchanges: int) -> Iterator[Agent]:
     """An :class:`Agent` with k landmark servers (kernel stamps) in child processes."""
     with ExitStack() as stack:
         endpoints = []
+        ios = set()
         for i in range(k):
             key = generate_private_key()
-            _, (port, _) = stack.enter_context(
+            _, (port, _, landmark_io) = stack.enter_context(
                 child(landmark_child, private_key_pem(key), f"lm-{i}", True)
             )
             endpoints.append(
                 LandmarkEndpoint(f"lm-{i}", "127.0.0.1", port, KeySigner(key).verifying_key)
             )
-        bench = Agent(endpoints, RoundSettings(exchanges=exchanges))
+            ios.add(landmark_io)
+        bench = Agent(
+            endpoints, RoundSettings(exchanges=exchanges), landmark_io="/".join(sorted(ios))
+        )
         stack.callback(bench.sockets.close)
         yield bench
 
@@ -209,6 +215,7 @@ def run(proofs: int = 100, k: int = 4, exchanges: int = 8, *, load: bool = False
         "cpu_ratio_to_crypto_and_echo": round(cpu_s / explained, 2),
         "bare_agent_us_per_proof": round(bare_s * 1e6, 1),
         "cpu_ratio_to_bare_agent": round(cpu_s / bare_s, 2),
+        "landmark_io": bench.landmark_io,
         "bytes_per_proof": wire.udp_payload + wire.proof,
         "udp_payload_bytes_per_proof": wire.udp_payload,
         "udp_datagrams_per_proof": wire.datagrams,

@@ -72,7 +72,7 @@ def landmark_child(pem: bytes, landmark_id: str, kernel: bool, conn: Connection)
         realtime_priority=priorities.LANDMARK,
         spin_s=LANDMARK_SPIN_S,
     ) as server:
-        conn.send((server.address[1], server.kernel_timestamps))
+        conn.send((server.address[1], server.kernel_timestamps, server.landmark_io))
         while conn.recv():
             conn.send(list(rtts))
             rtts.clear()
@@ -261,7 +261,7 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
         child(echo_child) as (_, echo_port),
         child(landmark_child, private_key_pem(landmark_key), "lm-bench", True) as (
             landmark,
-            (port, kernel_on),
+            (port, kernel_on, landmark_io),
         ),
         progress("timing: echo and exchange blocks", blocks) as (bar, task),
     ):
@@ -303,4 +303,5 @@ def run(samples: int = 4000, blocks: int = 8, *, load: bool = False) -> Figures:
         "echo_samples": len(echo),
         "exchange_samples": len(exchange),
         "kernel_timestamps": str(kernel_on),
+        "landmark_io": landmark_io,
     }

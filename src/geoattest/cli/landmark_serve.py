@@ -239,6 +239,7 @@ def landmark_serve(
             auditor.start()
         bound_host, bound_port = server.address[:2]
         stamps = "kernel receive stamps" if server.kernel_timestamps else "monotonic stamps"
+        stamps += f", {server.landmark_io} timed I/O"
         grpc_note = f", gRPC on {host}:{info.port}" if info else ""
         audit_note = f", auditing {len(peers)} peers" if auditor else ""
         typer.echo(
