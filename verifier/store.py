@@ -1926,12 +1926,22 @@ _PG_MOVE_HEADS = (
 
 def _net_moves(moves: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """One move per device, in the order of each device's first: from the head its first
-    move starts at to the head its last one writes."""
+    move starts at to the head its last one writes. Each of a device's later moves must
+    start at the head the one before it writes, as its own compare-and-swap would require.
+
+    Raises:
+        StoreConflictError: a device's move starts elsewhere (nothing is written).
+    """
     net: dict[str, Mapping[str, Any]] = {}
     for move in moves:
         device = move["b_device_id"]
-        first = net.get(device)
-        net[device] = move if first is None else {**move, "b_head": first["b_head"]}
+        last = net.get(device)
+        if last is None:
+            net[device] = move
+        elif move["b_head"] != last["digest"]:
+            raise StoreConflictError(f"a move of {device}'s chain head starts at another head")
+        else:
+            net[device] = {**move, "b_head": last["b_head"]}
     return list(net.values())
 
 

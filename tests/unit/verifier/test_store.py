@@ -430,6 +430,31 @@ def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
     other.close()
 
 
+def test_a_device_s_moves_in_one_commit_that_do_not_chain_conflict_and_write_nothing(
+    world, store, service, chip
+):
+    """Two accepted proofs of one device in one commit, the second extending not the head
+    the first writes but a later one: as two compare-and-swaps in turn, the second finds
+    the head elsewhere, so the commit is a conflict and nothing is written."""
+    service.submit(world.proof(chip), NOW_NS)
+    now = NOW_NS + 3 * S
+    ahead = InMemoryState()
+    ahead.enrol(store.device_for_key(chip.signer.verifying_key.key_id))
+    ahead.heads["dev-1"] = store.head("dev-1")
+    appraiser = world.appraiser()
+    appraisals = []
+    for step in (1, 2, 3):
+        appraisal = appraiser.appraise(world.proof(chip, unix_ns=UNIX_NS + step * S), ahead, now)
+        assert appraisal.new_head is not None
+        ahead.advance(appraisal.device_id, appraisal.new_head)
+        appraisals.append(appraisal)
+    first, _, third = appraisals
+    before = store.dump()
+    with pytest.raises(StoreConflictError):
+        store.commit([CommitRecord(a, b"e", a.proof_digest, "", (), now) for a in (first, third)])
+    assert store.dump() == before
+
+
 def test_a_batch_read_overtaken_by_another_writer_is_appraised_again(
     database, world, store, service, chip
 ):
