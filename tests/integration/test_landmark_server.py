@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -104,6 +105,24 @@ def test_an_honest_round_yields_a_receipt_that_verifies_with_the_landmark_key(
         assert after.exchanges_kernel_timed == before.exchanges_kernel_timed + 8
     if server.transmit_timestamps:
         assert after.challenges_transmit_stamped == before.challenges_transmit_stamped + 8
+
+
+WITHOUT_EXTENSION = """
+import sys
+sys.modules["geoattest.verifier.landmark._timed_io"] = None  # its import fails
+from geoattest.crypto import KeySigner
+from geoattest.verifier.landmark import server
+landmark = server.LandmarkServer(server.LandmarkIdentity("lm", 0.0, 0.0), KeySigner.generate())
+print(server.NATIVE_IO, landmark.landmark_io)
+landmark.stop()
+"""
+
+
+def test_where_the_extension_is_missing_the_landmark_runs_the_python_path():
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTENSION], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "python"]
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native-io", "python-io"])

@@ -8,13 +8,16 @@ Elsewhere these tests skip where the extension did not build; in CI (``GEOATTEST
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -340,3 +343,162 @@ def test_the_extension_compiles_without_warnings(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+class Probe:
+    """An argument whose conversion runs Python code, and counts each time it ran."""
+
+    def __init__(self) -> None:
+        self.ran = 0
+
+    def __index__(self) -> int:
+        self.ran += 1
+        return 0
+
+    def __bool__(self) -> bool:
+        self.ran += 1
+        return False
+
+
+def test_a_refused_argument_ends_the_call_before_the_next_is_converted(landing: Landing):
+    """No conversion runs with an exception set (Python code it called would see it): the
+    first argument refused raises its TypeError, and the later ones are never read."""
+    probe = Probe()
+    with pytest.raises(TypeError):
+        landmark_server._timed_io.receive("not a descriptor", RECEIVE_BYTES, probe)
+    with pytest.raises(TypeError):
+        landmark_server._timed_io.send_timed(
+            "not a descriptor", probe, b"x", landing.peer.getsockname(), 0, probe
+        )
+    assert probe.ran == 0
+
+
+OUT_OF_MEMORY = """
+import socket
+import _testcapi
+from geoattest.verifier.landmark import server
+from geoattest.verifier.landmark.clock import enable_transmit_timestamps
+
+timed_io = server._timed_io
+family = socket.AF_INET
+landmark = socket.socket(family, socket.SOCK_DGRAM)
+landmark.bind(("127.0.0.1", 0))
+enable_transmit_timestamps(landmark)
+peer = socket.socket(family, socket.SOCK_DGRAM)
+peer.bind(("127.0.0.1", 0))
+destination = peer.getsockname()
+failed = 0
+for start in range(24):
+    peer.sendto(b"", landmark.getsockname())
+    for call in (
+        lambda: timed_io.receive(landmark.fileno(), 64, 0),
+        lambda: timed_io.send_timed(landmark.fileno(), family, b"", destination, 0, True),
+    ):
+        try:
+            _testcapi.set_nomemory(start, start + 1)
+            try:
+                call()
+            finally:
+                _testcapi.remove_mem_hooks()
+        except MemoryError:
+            failed += 1
+# Each value below is a fresh allocation of an int's size, from the allocator's free list.
+kept = [start * 10**12 + i for i in range(200_000)]
+print(failed, len(kept))
+"""
+
+
+def test_a_call_whose_allocations_fail_one_by_one_leaves_the_heap_whole():
+    """Each allocation of a receive and of a send failing in turn (CPython's own test
+    hooks): MemoryError or the result, and no reference released twice, which the system
+    allocator (``PYTHONMALLOC=malloc``) detects as a corrupt free list within the
+    allocations that follow."""
+    pytest.importorskip("_testcapi")
+    result = subprocess.run(
+        [sys.executable, "-c", OUT_OF_MEMORY],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONMALLOC": "malloc"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    failed, kept = map(int, result.stdout.split())
+    assert failed > 0
+    assert kept == 200_000
+
+
+class InterruptedBySignalError(Exception):
+    """What the signal handler of the tests below raises, where it raises."""
+
+
+def fill(sender: socket.socket) -> None:
+    """Send on ``sender`` until its buffer stays full (its peer reads nothing)."""
+    sender.setblocking(False)
+    while True:
+        sent = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                sent += sender.send(b"x" * 65536)
+        if not sent:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("raising", [True, False], ids=["handler-raises", "handler-returns"])
+def test_a_signal_during_a_blocked_send_is_handled_as_the_socket_module_handles_it(
+    raising: bool,
+):
+    """PEP 475: a send blocked when a signal comes runs the signal's handler then; the
+    handler's exception ends the call, and a send whose handler returned goes on. A UDP send
+    over loopback hardly blocks; one on a TCP socket whose peer reads nothing does (TCP
+    ignores the address), and a retry without the handler blocks again, as more is sent
+    than the buffer holds."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread")
+    listener = socket.create_server(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sender.connect(listener.getsockname())
+    receiver, _ = listener.accept()
+    listener.close()
+    fill(sender)
+    sender.setblocking(True)
+    receiver.setblocking(False)
+    handled, returned = threading.Event(), threading.Event()
+    handled_while_blocked = []
+
+    def handler(signum: int, frame: object) -> None:
+        handled.set()
+        if raising:
+            raise InterruptedBySignalError
+
+    def interrupt_then_drain(main: int) -> None:
+        time.sleep(0.2)  # for the main thread to block in its send
+        signal.pthread_kill(main, signal.SIGUSR1)
+        handled_while_blocked.append(handled.wait(PATIENCE_NS / 1e9))
+        while not returned.is_set():
+            try:
+                receiver.recv(1 << 20)
+            except BlockingIOError:
+                time.sleep(0.001)
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    thread = threading.Thread(target=interrupt_then_drain, args=(threading.get_ident(),))
+    thread.start()
+    outcome: object = None
+    try:
+        try:
+            outcome = landmark_server._timed_io.send_timed(
+                sender.fileno(), socket.AF_INET, b"y" * 65536, ("127.0.0.1", 9), 0, False
+            )[1]
+        except InterruptedBySignalError:
+            outcome = InterruptedBySignalError
+    finally:
+        returned.set()
+        thread.join()
+        signal.signal(signal.SIGUSR1, previous)
+        sender.close()
+        receiver.close()
+    assert handled_while_blocked == [True]  # the handler ran while the send was blocked
+    # the handler's exception, or the send's errno
+    assert outcome == (InterruptedBySignalError if raising else 0)

@@ -65,29 +65,33 @@ read_clocks(Reading *reading)
     reading->after = clock_ns(CLOCK_MONOTONIC);
 }
 
+/* The items are all built before the tuple takes them: a tuple frees what it holds, so an
+ * item it holds must never be released again on an error path. */
 static PyObject *
 new_bracket(const Reading *reading)
 {
-    PyObject *bracket = bracket_type->tp_alloc(bracket_type, 3);
-    if (bracket == NULL) {
-        return NULL;
-    }
-    PyObject *items[3] = {
-        PyLong_FromLongLong(reading->before),
-        PyLong_FromLongLong(reading->realtime),
-        PyLong_FromLongLong(reading->after),
-    };
+    const long long values[3] = {reading->before, reading->realtime, reading->after};
+    PyObject *items[3] = {NULL, NULL, NULL};
+    PyObject *bracket = NULL;
     for (int i = 0; i < 3; i++) {
+        items[i] = PyLong_FromLongLong(values[i]);
         if (items[i] == NULL) {
-            for (int j = 0; j < 3; j++) {
-                Py_XDECREF(items[j]);
-            }
-            Py_DECREF(bracket);
-            return NULL;
+            goto failed;
         }
+    }
+    bracket = bracket_type->tp_alloc(bracket_type, 3);
+    if (bracket == NULL) {
+        goto failed;
+    }
+    for (int i = 0; i < 3; i++) {
         PyTuple_SET_ITEM(bracket, i, items[i]);
     }
     return bracket;
+failed:
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(items[i]);
+    }
+    return NULL;
 }
 
 /* The address as the socket module gives it: (host, port) or (host, port, flowinfo,
@@ -307,16 +311,20 @@ PyDoc_STRVAR(receive_doc,
 static PyObject *
 receive(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    int fd;
-    Py_ssize_t size;
-    long long until_ns;
     if (check_arguments("receive", nargs, 3) < 0) {
         return NULL;
     }
-    fd = int_argument(args[0]);
-    size = PyLong_AsSsize_t(args[1]);
-    until_ns = PyLong_AsLongLong(args[2]);
-    if (PyErr_Occurred()) {
+    /* Each conversion checked before the next: none may run with an exception set. */
+    int fd = int_argument(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(args[1]);
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long long until_ns = PyLong_AsLongLong(args[2]);
+    if (until_ns == -1 && PyErr_Occurred()) {
         return NULL;
     }
     if (size < 0 || size > MAX_RECEIVE_BYTES) {
@@ -377,29 +385,22 @@ receive(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     }
     long long stamp = 0;
     int stamped = receive_stamp(&msg, &stamp);
-    PyObject *bytes = PyBytes_FromStringAndSize(data, n);
-    PyObject *source = cached_source(&addr, msg.msg_namelen);
-    PyObject *bracket = new_bracket(&received);
-    PyObject *kernel = stamped ? PyLong_FromLongLong(stamp) : Py_NewRef(Py_None);
-    if (bytes == NULL || source == NULL || bracket == NULL || kernel == NULL) {
-        Py_XDECREF(bytes);
-        Py_XDECREF(source);
-        Py_XDECREF(bracket);
-        Py_XDECREF(kernel);
+    /* Built one at a time, each only while no exception is set, all released on failure. */
+    PyObject *items[4] = {NULL, NULL, NULL, NULL};
+    PyObject *result = NULL;
+    if ((items[0] = PyBytes_FromStringAndSize(data, n)) == NULL
+        || (items[1] = cached_source(&addr, msg.msg_namelen)) == NULL
+        || (items[2] = new_bracket(&received)) == NULL
+        || (items[3] = stamped ? PyLong_FromLongLong(stamp) : Py_NewRef(Py_None)) == NULL
+        || (result = PyTuple_New(4)) == NULL) {
+        for (int i = 0; i < 4; i++) {
+            Py_XDECREF(items[i]);
+        }
         return NULL;
     }
-    PyObject *result = PyTuple_New(4);
-    if (result == NULL) {
-        Py_DECREF(bytes);
-        Py_DECREF(source);
-        Py_DECREF(bracket);
-        Py_DECREF(kernel);
-        return NULL;
+    for (int i = 0; i < 4; i++) {
+        PyTuple_SET_ITEM(result, i, items[i]);
     }
-    PyTuple_SET_ITEM(result, 0, bytes);
-    PyTuple_SET_ITEM(result, 1, source);
-    PyTuple_SET_ITEM(result, 2, bracket);
-    PyTuple_SET_ITEM(result, 3, kernel);
     return result;
 }
 
@@ -447,11 +448,21 @@ send_timed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     if (check_arguments("send_timed", nargs, 6) < 0) {
         return NULL;
     }
+    /* Each conversion checked before the next: none may run with an exception set. */
     int fd = int_argument(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
     int family = int_argument(args[1]);
+    if (family == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
     unsigned long long key = PyLong_AsUnsignedLongLong(args[4]);
+    if (key == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
     int stamped = PyObject_IsTrue(args[5]);
-    if (PyErr_Occurred()) {
+    if (stamped < 0) {
         return NULL;
     }
     if (bracket_type == NULL) {
@@ -495,43 +506,58 @@ send_timed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     struct msghdr queued;
     Reading sent, after;
     long long stamp = 0;
-    int error = 0, found = 0;
+    int error = 0, found = 0, retried = 0;
     ssize_t n;
-    Py_BEGIN_ALLOW_THREADS
-    read_clocks(&sent);
-    while ((n = sendmsg(fd, &msg, 0)) < 0 && errno == EINTR) {
-    }
-    error = n < 0 ? errno : 0;
-    if (n >= 0 && stamped) {
-        unsigned long long wanted = key;
-        while (!found) {
-            long long queued_stamp = 0;
-            unsigned long long queued_key = 0;
-            memset(&queued, 0, sizeof(queued));
-            queued.msg_control = control;
-            queued.msg_controllen = sizeof(control);
-            while ((n = recvmsg(fd, &queued, MSG_ERRQUEUE | MSG_DONTWAIT)) < 0 && errno == EINTR) {
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        if (!retried) {
+            read_clocks(&sent);
+        }
+        n = sendmsg(fd, &msg, 0);
+        error = n < 0 ? errno : 0;
+        if (n >= 0 && stamped) {
+            unsigned long long wanted = key;
+            while (!found) {
+                long long queued_stamp = 0;
+                unsigned long long queued_key = 0;
+                memset(&queued, 0, sizeof(queued));
+                queued.msg_control = control;
+                queued.msg_controllen = sizeof(control);
+                while ((n = recvmsg(fd, &queued, MSG_ERRQUEUE | MSG_DONTWAIT)) < 0
+                       && errno == EINTR) {
+                }
+                if (n < 0) {
+                    break;
+                }
+                if (!transmit_stamp(&queued, &queued_key, &queued_stamp)) {
+                    continue;
+                }
+                if (queued_key == wanted) {
+                    stamp = queued_stamp;
+                    found = 1;
+                }
+                else if (queued_key > wanted) {
+                    wanted = queued_key;
+                }
             }
-            if (n < 0) {
-                break;
-            }
-            if (!transmit_stamp(&queued, &queued_key, &queued_stamp)) {
-                continue;
-            }
-            if (queued_key == wanted) {
-                stamp = queued_stamp;
-                found = 1;
-            }
-            else if (queued_key > wanted) {
-                wanted = queued_key;
+            key = wanted + 1;
+            if (found) {
+                read_clocks(&after);
             }
         }
-        key = wanted + 1;
-        if (found) {
-            read_clocks(&after);
+        Py_END_ALLOW_THREADS
+        /* A signal during the send (PEP 475, as the socket module): its handler runs, and the
+         * send is retried unless the handler raised; the bracket stays the one before the first
+         * try, as on the reference path. */
+        if (error != EINTR) {
+            break;
         }
+        if (PyErr_CheckSignals() < 0) {
+            PyBuffer_Release(&datagram);
+            return NULL;
+        }
+        retried = 1;
     }
-    Py_END_ALLOW_THREADS
     PyBuffer_Release(&datagram);
     PyObject *sent_bracket = new_bracket(&sent);
     if (sent_bracket == NULL) {
