@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from command import require_stress_ng
 from postgres import unavailable
 
 from geoattest.bench.fleet import Fleet
-from geoattest.bench.postgres import binaries
+from geoattest.bench.postgres import PREFIX, binaries
 from geoattest.errors import ConfigError
 from geoattest.verifier.landmark.server import NATIVE_IO
 from geoattest.verifier.pool import connections_at_most
@@ -121,6 +124,51 @@ def test_verifier_on_postgresql_reports_each_replica_count_beside_sqlite() -> No
         assert out[f"{prefix}workers_per_replica"] == 2 // replicas
         assert out[f"{prefix}db_connections_pool_rule"] == connections_at_most(2)
         assert 0 < out[f"{prefix}db_connections"] <= connections_at_most(2)
+
+
+@pytest.mark.slow
+def test_a_terminated_bench_stops_its_database_server_and_removes_its_directory() -> None:
+    """SIGTERM (what ``timeout`` or a service manager sends) unwinds a bench as Ctrl-C does:
+    the temporary PostgreSQL server it started stops, and its directory goes."""
+    require_postgresql()
+    # In the system's temporary directory, not pytest's (private to this user): a bench run
+    # as root starts the server as the server's own user, which must reach its directory.
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp_path = Path(scratch)
+        tmp_path.chmod(0o755)
+        _terminate_bench(tmp_path)
+
+
+def _terminate_bench(tmp_path: Path) -> None:
+    bench = subprocess.Popen(
+        [GEOATTEST, "bench", "verifier", "--db", "postgresql", "--replicas", "1"],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        pid_file = None
+        while pid_file is None and bench.poll() is None:
+            pid_file = next(tmp_path.glob(f"{PREFIX}*/data/postmaster.pid"), None)
+            time.sleep(0.1)
+        assert pid_file is not None, "the bench ended before its server started"
+        time.sleep(1.0)  # the server's pid file is complete
+        postmaster = int(pid_file.read_text().split()[0])
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(timeout=120) == 128 + signal.SIGTERM
+    finally:
+        bench.kill()
+    assert not _alive(postmaster), "the bench left its server running"
+    assert not list(tmp_path.glob(f"{PREFIX}*"))
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (an exited one that its parent has not reaped yet does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 @pytest.mark.slow

@@ -184,9 +184,11 @@ def temporary_server() -> Iterator[PostgresServer]:
             raise ConfigError(f"PostgreSQL did not start: {exc} {detail}") from exc
         yield server
     finally:
-        if started:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                server.stop()
+        # A run interrupted while the server starts (Ctrl-C, SIGTERM) may leave it running
+        # before ``pg_ctl start`` returned: its pid file says so.
+        if started or (server.data / "postmaster.pid").exists():
+            with contextlib.suppress(OSError, subprocess.CalledProcessError):
+                server.stop("fast" if started else "immediate")
         shutil.rmtree(directory, ignore_errors=True)
 
 

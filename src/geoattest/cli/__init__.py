@@ -9,6 +9,7 @@ here and never shown as tracebacks.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -110,7 +111,16 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_ERROR)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM ends a command the way Ctrl-C does, unwinding it: what it started (landmark
+    and verifier processes, a benchmark's temporary PostgreSQL server, workspaces) is
+    stopped and removed on the way out. The serving commands install their own handler,
+    which drains first."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = app(standalone_mode=False)
     except UsageError as exc:
