@@ -255,9 +255,7 @@ class LandmarkServer(Running):
             if error:
                 counters.send_errors += 1
             elif after is not None:
-                departed_ns, stamped = departure_monotonic(sent, after, stamp)
-                if not stamped:
-                    departed_ns = 0
+                departed_ns = _departed(sent, after, stamp)
         else:
             sent = read_bracket()
             try:
@@ -299,8 +297,7 @@ class LandmarkServer(Running):
         self._stamped_sends = key + 1
         if stamp is None:
             return 0
-        departed_ns, stamped = departure_monotonic(sent, read_bracket(), stamp)
-        return departed_ns if stamped else 0
+        return _departed(sent, read_bracket(), stamp)
 
     def _receive(self, until_ns: int) -> Received | None:
         """The reference path's receive: the next datagram, polled for until ``until_ns``
@@ -379,3 +376,11 @@ class LandmarkServer(Running):
             except Exception:
                 log.exception("landmark dropped a datagram on an internal error")
                 dispatcher.counters.internal_errors += 1
+
+
+def _departed(sent: Bracket, after: Bracket, stamp: int) -> int:
+    """The departure a transmit stamp read between the readings ``sent`` (before the send)
+    and ``after`` gives (:func:`departure_monotonic`); 0 where the conversion refuses it
+    and the timer keeps the reading before the send. Both paths apply it."""
+    departed_ns, stamped = departure_monotonic(sent, after, stamp)
+    return departed_ns if stamped else 0
