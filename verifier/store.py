@@ -106,7 +106,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, LandmarkKeyReusedError, Reason
@@ -148,6 +148,19 @@ class StoreUnavailableError(GeoattestError):
 
     def __init__(self, driver_error: BaseException) -> None:
         super().__init__(Reason.STORE_UNAVAILABLE, type(driver_error).__name__)
+
+
+class StoreValueError(GeoattestError):
+    """A value in the request is one the database cannot hold or compare (PostgreSQL
+    refuses a NUL in text): the request is malformed, the database is fine, and sending it
+    again cannot succeed. Nothing was written. SQLite, which holds any string, never
+    raises it."""
+
+    def __init__(self, driver_error: BaseException) -> None:
+        super().__init__(
+            Reason.MALFORMED_MESSAGE,
+            f"a value the database cannot hold ({type(driver_error).__name__})",
+        )
 
 
 class AlreadyEnrolledError(GeoattestError):
@@ -2100,12 +2113,16 @@ def _transaction(engine: Engine, lock: int | None = None) -> Iterator[Connection
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """Both drivers' failures as the store's own errors: a refused unique key, a
-    serialization failure or a deadlock means another writer won (a conflict); anything
-    else, that the database failed."""
+    serialization failure or a deadlock means another writer won (a conflict); a value
+    the database cannot hold (the drivers' DataError: PostgreSQL's NUL in text, a number
+    out of range) that the request is malformed; anything else, that the database
+    failed."""
     try:
         yield
     except IntegrityError as exc:
         raise StoreConflictError(type(exc.orig).__name__) from exc
+    except DataError as exc:
+        raise StoreValueError(exc.orig or exc) from exc
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES:
             raise StoreConflictError(type(exc.orig).__name__) from exc

@@ -493,9 +493,7 @@ def test_a_revocation_through_the_admin_api_holds_in_every_worker(world, start):
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
-def test_a_licence_withdrawn_at_one_replica_stays_withdrawn_when_another_starts(
-    world, start
-):
+def test_a_licence_withdrawn_at_one_replica_stays_withdrawn_when_another_starts(world, start):
     """The licence is withdrawn through ``a``'s admin API; ``b`` starts afterwards with the
     same licences file: the chip's next proof there is still REJECTED (a replica that
     applied its file again at start would have licensed the chip again)."""
