@@ -2029,10 +2029,14 @@ def _is_url(db: str | Path) -> bool:
 
 
 _POSTGRESQL_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+CONNECT_TIMEOUT_S = 10
+"""How long a new PostgreSQL connection may take, unless the URL says
+(``connect_timeout``): a server that accepts and never answers is refused, not waited on."""
 
 
 def _postgres_url(db: str | Path) -> URL | None:
-    """``db`` parsed, if it names a PostgreSQL database; None for a SQLite file's path.
+    """``db`` parsed, if it names a PostgreSQL database (with :data:`CONNECT_TIMEOUT_S`
+    unless it sets one); None for a SQLite file's path.
 
     Raises:
         ConfigError: ``db`` is a URL of another kind, or one that does not parse (a port
@@ -2046,6 +2050,8 @@ def _postgres_url(db: str | Path) -> URL | None:
         )
     try:
         url = make_url(str(db)).set(drivername="postgresql+psycopg")
+        if "connect_timeout" not in url.query:
+            url = url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
         url.get_dialect()().create_connect_args(url)
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"--db {_shown(db)} is not a valid postgresql:// URL: {exc}") from exc
