@@ -778,7 +778,7 @@ class SqlStore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with _store_errors(), self._engine.connect() as conn:
+        with read_transaction(self._engine) as conn:
             yield conn
 
     # --- TrustedState -------------------------------------------------------------------
@@ -2040,6 +2040,20 @@ def _transaction(engine: Engine, lock: int | None = None) -> Iterator[Connection
         except BaseException:
             conn.rollback()
             raise
+        conn.commit()
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read, ended by a commit: a rollback (what closing a connection in a transaction
+    sends) would make psycopg drop the statements it has prepared on that connection, and
+    the next commit's would be parsed and planned afresh.
+
+    Raises:
+        StoreUnavailableError: the database failed.
+    """
+    with _store_errors(), engine.connect() as conn:
+        yield conn
         conn.commit()
 
 

@@ -347,6 +347,60 @@ def test_a_batch_commits_in_the_same_statements_whatever_its_size(world, store, 
     assert store.accepted_counters("dev-1") == [1, 2]
 
 
+def test_calls_that_succeed_end_their_transactions_without_a_rollback(world, store, service):
+    """Reads end their transaction as writes do, by committing it: on PostgreSQL
+    psycopg's rollback drops every statement it had prepared on the connection, so a read
+    that ended in one would have each batch's statements parsed and planned again on
+    every commit."""
+    rollbacks: list[str] = []
+
+    def rolled_back(conn) -> None:
+        rollbacks.append(conn.dialect.name)
+
+    event.listen(store._engine, "rollback", rolled_back)
+    try:
+        chips = [world.chip(f"dev-{i}") for i in range(1, 4)]
+        for chip in chips:
+            service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        for step in (1, 2):
+            proofs = [world.proof(chip, unix_ns=UNIX_NS + step * S) for chip in chips]
+            assert {r.verdict for r in service.submit_batch(proofs, NOW_NS + step * S)} == {
+                Verdict.ALLOWED
+            }
+        assert store.accepted_counters("dev-1") == [1, 2]
+        assert store.summary("dev-1") is not None
+        assert store.alerts_after(0) == store.alerts()
+        store.trust_version()
+        store.probe()
+    finally:
+        event.remove(store._engine, "rollback", rolled_back)
+    assert rollbacks == []
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_batch_s_statements_stay_prepared_on_postgresql(world, database):
+    """After a few batches, the commit's statements run as prepared statements on the
+    server: their text is fixed and no read rolls the connection back (which would make
+    psycopg drop them)."""
+    store = SqlStore.open(database, pool_size=1)
+    try:
+        service = world.service(store)
+        chips = [world.chip(f"dev-{i}") for i in range(1, 4)]
+        for chip in chips:
+            service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        for step in range(1, 9):
+            proofs = [world.proof(chip, unix_ns=UNIX_NS + step * S) for chip in chips]
+            service.submit_batch(proofs, NOW_NS + step * S)
+        with store._engine.connect() as conn:
+            prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).all()
+            conn.commit()
+    finally:
+        store.close()
+    statements = " ".join(row.statement for row in prepared)
+    assert "INSERT INTO proofs" in statements
+    assert "UPDATE chain_heads" in statements
+
+
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_proofs_and_results_keep_their_rows_inline_on_postgresql(world, store, service):
     """A proof's envelope and its result token stay in its row, uncompressed: nothing of
