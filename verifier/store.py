@@ -68,7 +68,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import psycopg
@@ -76,6 +76,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Float,
@@ -798,7 +799,8 @@ class SqlStore:
         with self._read() as conn:
             for start in range(0, len(keys), _KEYS_PER_READ):
                 chunk = keys[start : start + _KEYS_PER_READ]
-                for row in conn.execute(_DEVICES_WITH_HEADS, {"keys": chunk}).mappings():
+                found_rows = conn.execute(_DEVICES_WITH_HEADS[self._postgres], {"keys": chunk})
+                for row in found_rows.mappings():
                     head = None if row["counter"] is None else _head_from_row(row)
                     found[row["key_id"]] = (_device_from_row(row), head)
         return found
@@ -988,7 +990,7 @@ class SqlStore:
             if self._move_heads(conn, net) != len(net):
                 raise StoreConflictError(f"the chain head of one of {len(net)} devices moved")
         if attesting:
-            conn.execute(_ATTESTING, {"devices": sorted(attesting)})
+            conn.execute(_ATTESTING[self._postgres], {"devices": sorted(attesting)})
 
     def _insert_rows(
         self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
@@ -1779,12 +1781,13 @@ def _check_heads(conn: Connection, heads_read: Mapping[str, bytes]) -> None:
     """Fail if any device's head is no longer the one read (``b""``: none); on PostgreSQL
     the heads stay locked until the transaction ends."""
     devices_read = sorted(heads_read)
+    statement = _HEAD_DIGESTS[conn.dialect.name == "postgresql"]
     for start in range(0, len(devices_read), _KEYS_PER_READ):
         chunk = devices_read[start : start + _KEYS_PER_READ]
         now = dict.fromkeys(chunk, b"")
         now.update(
             (device_id, bytes(digest))
-            for device_id, digest in conn.execute(_HEAD_DIGESTS, {"devices": chunk})
+            for device_id, digest in conn.execute(statement, {"devices": chunk})
         )
         for device_id in chunk:
             if now[device_id] != heads_read[device_id]:
@@ -1812,28 +1815,66 @@ _DEVICE_BY_ID = (
 """A device with the licence in force (``l_version`` is NULL where none is held)."""
 _HEAD = select(chain_heads).where(chain_heads.c.device_id == bindparam("device_id"))
 """A device's chain head with its history fix, if it has one."""
-_DEVICES_WITH_HEADS = (
-    select(
-        devices,
-        chain_heads.c.counter,
-        chain_heads.c.digest,
-        chain_heads.c.previous_digest,
-        chain_heads.c.accepted_at_ns,
-        chain_heads.c.landmark_times,
-        chain_heads.c.fix,
-        chain_heads.c.fix_time_ns,
-        *_licence_columns(),
+
+
+def _array_of(column: Column[Any]) -> ARRAY[Any]:
+    """A PostgreSQL array of the column's values, of the unbounded type: an explicit cast
+    to ``VARCHAR(n)`` would cut a longer value where the insert must refuse it."""
+    kind = column.type
+    return ARRAY(String() if isinstance(kind, String) and not isinstance(kind, Text) else kind)
+
+
+T = TypeVar("T")
+Among = Callable[[Column[Any], str], ColumnElement[bool]]
+"""A column's value is one of those bound, as a list, to the named parameter."""
+
+
+def _in_list(column: Column[Any], name: str) -> ColumnElement[bool]:
+    """SQLite: ``column IN (?, ?, ...)``, a parameter per value."""
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _in_array(column: Column[Any], name: str) -> ColumnElement[bool]:
+    """PostgreSQL: ``column IN (SELECT unnest(%(name)s))``, the values as one array. The
+    text is the same for any number of values, and the plan that psycopg's prepared
+    statement settles on (a generic one) joins the array's elements to the table; with a
+    parameter per value it settles on comparing every row with each value in turn, as
+    ``= ANY`` of an array parameter does. The elements have the column's unbounded type,
+    so no longer value is cut to match a stored one."""
+    return column.in_(select(func.unnest(bindparam(name, type_=_array_of(column)))))
+
+
+def _by_dialect(build: Callable[[Among], T]) -> dict[bool, T]:
+    """A statement for each backend (key: is it PostgreSQL?), built once."""
+    return {False: build(_in_list), True: build(_in_array)}
+
+
+_DEVICES_WITH_HEADS = _by_dialect(
+    lambda among: (
+        select(
+            devices,
+            chain_heads.c.counter,
+            chain_heads.c.digest,
+            chain_heads.c.previous_digest,
+            chain_heads.c.accepted_at_ns,
+            chain_heads.c.landmark_times,
+            chain_heads.c.fix,
+            chain_heads.c.fix_time_ns,
+            *_licence_columns(),
+        )
+        .select_from(_WITH_LICENCE.outerjoin(chain_heads))
+        .where(among(devices.c.key_id, "keys"))
     )
-    .select_from(_WITH_LICENCE.outerjoin(chain_heads))
-    .where(devices.c.key_id.in_(bindparam("keys", expanding=True)))
 )
 """Devices by key id with their heads, fixes and licences (``counter`` is NULL without a
 head)."""
-_HEAD_DIGESTS = (
-    select(chain_heads.c.device_id, chain_heads.c.digest)
-    .where(chain_heads.c.device_id.in_(bindparam("devices", expanding=True)))
-    .order_by(chain_heads.c.device_id)
-    .with_for_update()
+_HEAD_DIGESTS = _by_dialect(
+    lambda among: (
+        select(chain_heads.c.device_id, chain_heads.c.digest)
+        .where(among(chain_heads.c.device_id, "devices"))
+        .order_by(chain_heads.c.device_id)
+        .with_for_update()
+    )
 )
 _TRUST_VERSION = select(trust_versions.c.version)
 _EXCLUDED = select(landmark_exclusions.c.landmark_id).where(
@@ -1852,13 +1893,6 @@ _MOVE_HEAD = update(chain_heads).where(
     chain_heads.c.digest == bindparam("b_head"),
 )
 """The compare-and-swap: the head moves only if it is still the proof's predecessor."""
-
-
-def _array_of(column: Column[Any]) -> ARRAY[Any]:
-    """A PostgreSQL array of the column's values, of the unbounded type: an explicit cast
-    to ``VARCHAR(n)`` would cut a longer value where the insert must refuse it."""
-    kind = column.type
-    return ARRAY(String() if isinstance(kind, String) and not isinstance(kind, Text) else kind)
 
 
 def _unnested(table: Table, names: Sequence[str], params: Sequence[str]) -> TableValuedAlias:
@@ -1945,13 +1979,14 @@ def _net_moves(moves: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return list(net.values())
 
 
-_ATTESTING = (
-    update(devices)
-    .where(
-        devices.c.device_id.in_(bindparam("devices", expanding=True)),
-        devices.c.state != DeviceState.ATTESTING.value,
+_ATTESTING = _by_dialect(
+    lambda among: (
+        update(devices)
+        .where(
+            among(devices.c.device_id, "devices"), devices.c.state != DeviceState.ATTESTING.value
+        )
+        .values(state=DeviceState.ATTESTING.value)
     )
-    .values(state=DeviceState.ATTESTING.value)
 )
 _MARK_STALE = (
     update(devices)

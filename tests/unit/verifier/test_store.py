@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, text
 from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
 
@@ -399,6 +401,20 @@ def test_a_batch_s_statements_stay_prepared_on_postgresql(world, database):
     statements = " ".join(row.statement for row in prepared)
     assert "INSERT INTO proofs" in statements
     assert "UPDATE chain_heads" in statements
+    assert "FROM devices" in statements  # the batch's trusted state
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(extra=st.text(min_size=1, max_size=80))
+def test_a_key_id_that_only_starts_like_a_stored_one_finds_no_device(store, chip, extra):
+    """The batch's lookup by key id matches whole values only: on PostgreSQL the key ids
+    travel as an array, whose elements must not be cut to the column's length (64, a
+    stored key id's own) and so match the key they start with."""
+    key_id = chip.signer.verifying_key.key_id
+    assert store.enrolled_for_keys([key_id + extra]) == {}
+    assert set(store.enrolled_for_keys([key_id + extra, key_id])) == {key_id}
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
