@@ -106,8 +106,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, LandmarkKeyReusedError, Reason
@@ -2008,16 +2008,46 @@ _CONFLICT_STATES = frozenset({"40001", "40P01"})
 
 
 def _shown(db: str | Path) -> str:
-    """The database as an error may name it: a URL without its password."""
-    url = _postgres_url(db)
-    return str(db) if url is None else make_url(url).render_as_string(hide_password=True)
+    """The database as an error may name it: a URL without its password, in its user
+    part or its query (one that does not parse is not shown at all, since its password
+    cannot be told apart)."""
+    if not _is_url(db):
+        return str(db)
+    try:
+        url = make_url(str(db))
+    except (ArgumentError, ValueError):
+        return "(the --db URL)"
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
+    return url.render_as_string(hide_password=True)
 
 
-def _postgres_url(db: str | Path) -> str | None:
-    """``db`` if it names a PostgreSQL database; None for a SQLite file's path."""
-    if isinstance(db, str) and db.startswith(("postgresql://", "postgresql+psycopg://")):
-        return db
-    return None
+def _is_url(db: str | Path) -> bool:
+    return isinstance(db, str) and "://" in db
+
+
+_POSTGRESQL_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
+
+def _postgres_url(db: str | Path) -> URL | None:
+    """``db`` parsed, if it names a PostgreSQL database; None for a SQLite file's path.
+
+    Raises:
+        ConfigError: ``db`` is a URL of another kind, or one that does not parse (a port
+            that is not a number, a bracket left open): refused before any connection.
+    """
+    if not _is_url(db):
+        return None
+    if not str(db).startswith(_POSTGRESQL_SCHEMES):
+        raise ConfigError(
+            f"database {_shown(db)}: --db is a SQLite file's path or a postgresql:// URL"
+        )
+    try:
+        url = make_url(str(db)).set(drivername="postgresql+psycopg")
+        url.get_dialect()().create_connect_args(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"--db {_shown(db)} is not a valid postgresql:// URL: {exc}") from exc
+    return url
 
 
 def _engine(
@@ -2026,12 +2056,12 @@ def _engine(
     """An engine with a pool of at most ``pool_size`` connections, never more.
 
     Raises:
-        ConfigError: ``db`` is a path whose directory does not exist.
+        ConfigError: ``db`` is a path whose directory does not exist, or not a usable
+            ``postgresql://`` URL.
     """
     url = _postgres_url(db)
     if url is not None:
-        engine_url = make_url(url).set(drivername="postgresql+psycopg")
-        return create_engine(engine_url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+        return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
     path = Path(db)
     if not path.parent.is_dir():
         raise ConfigError(f"database {path}: directory {path.parent} does not exist")
@@ -2132,12 +2162,56 @@ class SchemaVersionError(GeoattestError):
         self.found = found
 
 
+_VERSION_1_TABLES = frozenset(
+    {
+        "devices",
+        "licences",
+        "peer_measurements",
+        "landmark_exclusions",
+        "proofs",
+        "chain_heads",
+        "last_fixes",
+        "successors",
+        "results",
+        "alerts",
+    }
+)
+"""The tables of version 1, which kept no version: a database holding them all is one."""
+
+
+class NotGeoattestDatabaseError(GeoattestError):
+    """The database holds tables but no geoattest schema of any version (or a version
+    table that names none): another application's, or one damaged by hand. The verifier
+    neither adds its schema beside those tables nor alters them."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.STORE_SCHEMA, f"not a geoattest database: {detail}")
+
+
 def _schema_version(conn: Connection) -> int | None:
-    """The database's schema version; None when it holds no geoattest schema yet."""
+    """The database's schema version; None when it holds no table at all.
+
+    Raises:
+        NotGeoattestDatabaseError: it holds tables, but no geoattest schema's version.
+    """
     tables = set(inspect(conn).get_table_names())
     if schema_version.name in tables:
-        return int(conn.execute(select(schema_version.c.version)).scalar_one())
-    return 1 if devices.name in tables else None
+        rows = conn.execute(select(schema_version.c.version)).all()
+        found = [row[0] for row in rows]
+        if len(found) != 1 or type(found[0]) is not int or found[0] < 1:
+            raise NotGeoattestDatabaseError(
+                f"its {schema_version.name} table holds {found[:3]!r}, not one version"
+            )
+        return found[0]
+    if tables >= _VERSION_1_TABLES:
+        return 1
+    if tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise NotGeoattestDatabaseError(
+            f"it holds tables ({shown}) but no {schema_version.name}: give the verifier"
+            " a database of its own (an empty one gets the schema)"
+        )
+    return None
 
 
 def _set_version(conn: Connection) -> None:
