@@ -795,7 +795,8 @@ class SqlStore:
         history fix, read in one statement per 500 keys: a batch's whole trusted state at
         once, and each device's row and head from one snapshot."""
         found: dict[str, tuple[EnrolledDevice, ChainHead | None]] = {}
-        keys = list(dict.fromkeys(key_ids))
+        # A proof naming such a key finds no device, as any unknown key.
+        keys = [key for key in dict.fromkeys(key_ids) if not _unstorable(key)]
         with self._read() as conn:
             for start in range(0, len(keys), _KEYS_PER_READ):
                 chunk = keys[start : start + _KEYS_PER_READ]
@@ -1065,6 +1066,8 @@ class SqlStore:
     # --- licences -----------------------------------------------------------------------
 
     def licence(self, device_id: str) -> ExportLicence | None:
+        if _unstorable(device_id):
+            return None
         """The device's licence as it stands (withdrawn or not), if one was ever stored."""
         with self._read() as conn:
             row = conn.execute(
@@ -1151,6 +1154,8 @@ class SqlStore:
     # --- reads for the service ----------------------------------------------------------
 
     def stored_result(self, device_id: str, digest: bytes) -> StoredResult | None:
+        if _unstorable(device_id):
+            return None
         with self._read() as conn:
             row = conn.execute(
                 select(proofs).where(
@@ -1172,10 +1177,14 @@ class SqlStore:
         )
 
     def summary(self, device_id: str) -> DeviceSummary | None:
+        if _unstorable(device_id):
+            return None
         with self._read() as conn:
             return read_summary(conn, device_id)
 
     def alerts(self, device_id: str = "") -> list[Alert]:
+        if _unstorable(device_id):
+            return []
         query = select(alerts).order_by(alerts.c.id)
         if device_id:
             query = query.where(alerts.c.device_id == device_id)
@@ -1185,6 +1194,8 @@ class SqlStore:
     def alerts_after(self, cursor: int, device_id: str = "", limit: int = 500) -> list[Alert]:
         """At most ``limit`` alerts stored after ``cursor``, for one device or (empty id)
         all, oldest first."""
+        if _unstorable(device_id):
+            return []
         query = select(alerts).where(alerts.c.id > cursor).order_by(alerts.c.id).limit(limit)
         if device_id:
             query = query.where(alerts.c.device_id == device_id)
@@ -1540,13 +1551,27 @@ def _alert_from_row(r: Any) -> Alert:
     return Alert(r.alert_id, r.device_id, r.kind, r.reason, r.detail, r.time_ns, r.id)
 
 
+def _unstorable(name: str) -> bool:
+    """Whether an id asked for holds a NUL, which no stored one does (key ids are hex
+    digests, device ids certificates' printable serial numbers) and PostgreSQL refuses
+    in a parameter: it names nothing here, on either backend, and is never sent."""
+    return "\x00" in name
+
+
+def _storable_text(text: str) -> str:
+    """Free text as both backends hold it: a verdict's or an alert's detail may quote what
+    a proof carried, and PostgreSQL refuses NUL in text, so each is written as U+FFFD
+    (one such detail would otherwise fail its whole batch)."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _alert_values(alert: Alert) -> dict[str, Any]:
     return {
         "alert_id": alert.alert_id,
         "device_id": alert.device_id,
         "kind": alert.kind,
         "reason": alert.reason,
-        "detail": alert.detail,
+        "detail": _storable_text(alert.detail),
         "time_ns": alert.time_ns,
     }
 
@@ -1769,7 +1794,7 @@ def _proof_values(record: CommitRecord, bounds_json: str) -> dict[str, Any]:
         "accepted": head is not None,
         "verdict": appraisal.verdict.value,
         "reason": appraisal.reason.value if appraisal.reason else "",
-        "detail": appraisal.detail,
+        "detail": _storable_text(appraisal.detail),
         "bounds": bounds_json,
         "evidence_time_ns": appraisal.evidence_time_ns,
         "received_at_ns": record.received_at_ns,

@@ -482,6 +482,50 @@ def test_batches_from_threads_at_once_accept_one_proof_per_chain_step_and_answer
     assert sorted(a.kind for a in store.alerts()) == [AlertKind.CLONE] * len(chips)
 
 
+def test_a_proof_naming_a_key_id_with_a_nul_is_an_unknown_key_and_its_batch_goes_on(
+    world, store, service, chip
+):
+    """PostgreSQL refuses NUL in text: a junk envelope whose key id holds one must be
+    answered as any unknown key is, on both backends, not fail the batch it came in."""
+    junk = world.proof(chip, advance=False)
+    junk.key_id = "ab\x00cd"
+    good = world.proof(chip)
+    results = service.submit_batch([junk, good], NOW_NS)
+    assert [r.verdict for r in results] == [Verdict.REJECTED, Verdict.ALLOWED]
+    assert results[0].reason is Reason.UNKNOWN_DEVICE
+    assert store.accepted_counters("dev-1") == [1]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.text(min_size=1, max_size=40).map(
+        lambda t: t[: len(t) // 2] + "\x00" + t[len(t) // 2 :]
+    )
+)
+def test_lookups_by_an_id_holding_a_nul_find_nothing(store, chip, name):
+    """What a caller asks for by id (a device's status, its alerts, its licence, a stored
+    result) holding a NUL names nothing, on both backends: never a store failure, which
+    callers would read as the database being down and retry."""
+    assert store.summary(name) is None
+    assert store.licence(name) is None
+    assert store.stored_result(name, b"d" * 32) is None
+    assert store.alerts(name) == []
+    assert store.alerts_after(0, name) == []
+    assert store.enrolled_for_keys([name]) == {}
+
+
+def test_a_detail_quoting_a_nul_is_stored_with_its_batch(world, store, chip):
+    """A verdict's detail may quote what a proof carried: one holding a NUL is stored
+    (as U+FFFD) with the rest of its batch on both backends."""
+    appraisal = world.appraiser().appraise(world.proof(chip), store, NOW_NS)
+    quoting = replace(appraisal, detail="receipt for dev-1\x00x")
+    store.commit([CommitRecord(quoting, b"e", quoting.proof_digest, "", (), NOW_NS)])
+    detail = [c.name for c in proofs_table.columns].index("detail")
+    assert [row[detail] for row in store.dump()["proofs"]] == ["receipt for dev-1\ufffdx"]
+
+
 def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
     database, world, store, service, chip
 ):
