@@ -107,7 +107,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, LandmarkKeyReusedError, Reason
@@ -149,6 +149,19 @@ class StoreUnavailableError(GeoattestError):
 
     def __init__(self, driver_error: BaseException) -> None:
         super().__init__(Reason.STORE_UNAVAILABLE, type(driver_error).__name__)
+
+
+class StoreValueError(GeoattestError):
+    """A value in the request is one the database cannot hold or compare (PostgreSQL
+    refuses a NUL in text): the request is malformed, the database is fine, and sending it
+    again cannot succeed. Nothing was written. SQLite, which holds any string, never
+    raises it."""
+
+    def __init__(self, driver_error: BaseException) -> None:
+        super().__init__(
+            Reason.MALFORMED_MESSAGE,
+            f"a value the database cannot hold ({type(driver_error).__name__})",
+        )
 
 
 class AlreadyEnrolledError(GeoattestError):
@@ -349,6 +362,8 @@ class Store(Protocol):
         *,
         withdraw_others: bool,
         alert_for: LicenceAlertFactory,
+        file_digest: str = "",
+        if_file_changed: bool = False,
     ) -> list[ExportLicence]: ...
 
     def alerts(self, device_id: str = "") -> list[Alert]: ...
@@ -626,6 +641,15 @@ trust_changes = Table(
 kept for good, so a verdict judged before a revocation or an exclusion is known to be
 contradicted even after the device is restored or the exclusion lifted."""
 
+
+licence_file = Table(
+    "licence_file",
+    metadata,
+    Column("digest", String(64), nullable=False),
+    Column("applied_at_ns", BigInteger, nullable=False),
+)
+"""At most one row: the digest of the licences file applied last
+(:meth:`SqlStore.change_licences`), whichever replica or command applied it."""
 
 schema_version = Table(
     "schema_version",
@@ -1082,16 +1106,29 @@ class SqlStore:
         *,
         withdraw_others: bool,
         alert_for: LicenceAlertFactory,
+        file_digest: str = "",
+        if_file_changed: bool = False,
     ) -> list[ExportLicence]:
         """Make ``licences`` the ones in force, in one transaction: each whose terms differ
         from the stored licence's gets the next version (versions given are ignored); with
         ``withdraw_others``, every stored licence not given is withdrawn. A licence of an
         enrolled device that becomes withdrawn raises the alert ``alert_for`` makes.
 
+        ``file_digest`` names the licences file they are (:meth:`Licences.digest`), stored
+        with them; with ``if_file_changed``, nothing changes when that file is the one
+        applied last. A replica that starts or reloads with the file already in force so
+        leaves alone what the admin API changed since, at any replica.
+
         Returns:
             The new versions, in the order given (withdrawals of others last).
         """
         with self._write(_LICENCES_LOCK) as conn:
+            if file_digest:
+                applied = conn.execute(select(licence_file.c.digest)).scalar()
+                if if_file_changed and applied == file_digest:
+                    return []
+                conn.execute(delete(licence_file))
+                conn.execute(insert(licence_file).values(digest=file_digest, applied_at_ns=now_ns))
             held = {
                 row.device_id: _licence_from_row(row._mapping)
                 for row in conn.execute(select(export_licences)).all()
@@ -2150,12 +2187,16 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """Both drivers' failures as the store's own errors: a refused unique key, a
-    serialization failure or a deadlock means another writer won (a conflict); anything
-    else, that the database failed."""
+    serialization failure or a deadlock means another writer won (a conflict); a value
+    the database cannot hold (the drivers' DataError: PostgreSQL's NUL in text, a number
+    out of range) that the request is malformed; anything else, that the database
+    failed."""
     try:
         yield
     except IntegrityError as exc:
         raise StoreConflictError(type(exc.orig).__name__) from exc
+    except DataError as exc:
+        raise StoreValueError(exc.orig or exc) from exc
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES:
             raise StoreConflictError(type(exc.orig).__name__) from exc
@@ -2164,7 +2205,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -2370,6 +2411,12 @@ def _one_row_per_proof(conn: Connection) -> None:
     _set_storage(conn, "chain_heads", _HEADS_ROOM)
 
 
+def _add_licence_file(conn: Connection) -> None:
+    """Version 8: the licences file applied last is known, so that applying it again at a
+    replica's start or reload undoes no change the admin API made since."""
+    licence_file.create(conn)
+
+
 _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     2: _add_schema_version,
     3: _add_archives,
@@ -2377,6 +2424,7 @@ _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     5: _add_trust_journal,
     6: _keep_rows_inline,
     7: _one_row_per_proof,
+    8: _add_licence_file,
 }
 """Each version's step from the one before it."""
 
