@@ -200,6 +200,31 @@ def test_an_event_stream_from_a_cursor_no_alert_can_have_replays_from_the_start(
     assert any(line.startswith("event: alert") for line in lines), lines
 
 
+def alert_ids_before_the_fleet(stream) -> list[int]:
+    """The ids of the alert events a stream sends before its first fleet event (which
+    follows the alerts stored when it opened)."""
+    ids, line = [], "x"
+    while line and not line.startswith("event: fleet"):
+        line = stream.readline().decode()
+        if line.startswith("id: "):
+            ids.append(int(line[4:]))
+    return ids
+
+
+def test_a_reconnecting_stream_resumes_after_the_last_alert_it_received(served):
+    """Each alert event's id is its cursor; a browser reconnecting sends the last one as
+    Last-Event-ID, and the stream carries on after it, whatever cursor its URL names."""
+    with urllib.request.urlopen(f"{served.url}/events?cursor=0", timeout=GUARD_S) as stream:
+        ids = alert_ids_before_the_fleet(stream)
+    assert ids
+    assert ids == sorted(ids)
+    request = urllib.request.Request(
+        f"{served.url}/events?cursor=0", headers={"Last-Event-ID": str(ids[0])}
+    )
+    with urllib.request.urlopen(request, timeout=GUARD_S) as stream:
+        assert alert_ids_before_the_fleet(stream) == ids[1:]
+
+
 def test_a_token_nested_past_any_parser_is_shown_as_not_a_token(served):
     deep = base64.urlsafe_b64encode(b"[" * 20_000 + b"]" * 20_000).decode()
     assert "not a JWT" in post(served.url + "/tokens", {"token": f"{deep}.{deep}.c2ln"})
@@ -426,3 +451,46 @@ def test_plain_http_is_for_loopback_only_and_asked_for(tmp_path, flags, needle):
 def test_a_client_certificate_cannot_serve_the_console(served_tls):
     with pytest.raises(ConfigError, match="holds a client certificate"):
         HttpsAccess(served_tls.parties / Role.OPERATOR.value, frozenset({Role.OPERATOR}), "x")
+
+
+def test_a_store_that_cannot_be_reached_is_503_with_its_reason_and_the_console_recovers(
+    postgres, tmp_path
+):
+    """While the verifier's PostgreSQL database cannot be reached every page answers 503
+    with ``store.unavailable`` (no server error, no traceback), the event stream ends
+    with an ``unavailable`` event, and the pages come back by themselves once it can."""
+    world = VerifierWorld.create(tmp_path)
+    world.serve_args()
+    url = postgres.database()
+    store = SqlStore.open(url)
+    chip = world.chip("dev-1")
+    now_ns = time.time_ns()
+    service = world.service(store)
+    service.enrol(chip.identity(), chip.possession(), now_ns)
+    service.submit(world.proof(chip, unix_ns=now_ns - SECOND_NS), now_ns)
+    store.close()
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    files = ConsoleFiles(url, world.root / "policy.json", world.root / "landmarks.json")
+    console_url, server, thread = start_console(files)
+    try:
+        assert "dev-1" in get(console_url + "/devices/dev-1")
+        stream = urllib.request.urlopen(console_url + "/events", timeout=GUARD_S)
+        postgres.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+        postgres.execute(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+        for path in ("/", "/alerts", "/fleet.json", "/devices/dev-1", "/landmarks"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                get(console_url + path)
+            assert refused.value.code == 503, path
+            assert refused.value.headers["geoattest-reason"] == Reason.STORE_UNAVAILABLE.value
+        lines = [stream.readline().decode()]
+        while lines[-1] and not lines[-1].startswith("event: unavailable"):
+            lines.append(stream.readline().decode())
+        assert lines[-1].startswith("event: unavailable")
+        stream.close()
+        postgres.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+        assert "dev-1" in get(console_url + "/devices/dev-1")
+    finally:
+        server.should_exit = True
+        thread.join(GUARD_S)

@@ -53,7 +53,7 @@ from geoattest.console.fleet import (
     draw_landmarks,
     feasible_shape,
 )
-from geoattest.console.https import OperatorOnly
+from geoattest.console.https import REASON_HEADER, OperatorOnly
 from geoattest.console.svg import Canvas, View
 from geoattest.console.tokens import inspect_token, token_device
 from geoattest.errors import GeoattestError
@@ -66,6 +66,7 @@ from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
 from geoattest.verifier.service import with_stored_landmarks
 from geoattest.verifier.standing import Standing, standing
+from geoattest.verifier.store import StoreUnavailableError
 
 if TYPE_CHECKING:
     from geoattest.verifier.store import StoredTrust
@@ -268,7 +269,9 @@ class _Handlers:
 
     async def events(self, request: Request) -> Response:
         query = request.query_params
-        cursor = _cursor(query.get("cursor", "0"))
+        # A browser reconnecting names the last alert it received (each alert's event id
+        # is its cursor), so it gets none twice.
+        cursor = _cursor(request.headers.get("last-event-id") or query.get("cursor", "0"))
         return StreamingResponse(
             _events(self.console, request, cursor, query.get("kind", ""), query.get("device", "")),
             media_type="text/event-stream",
@@ -349,6 +352,7 @@ def console_app(console: Console, access: HttpsAccess | None = None) -> Starlett
     h = _Handlers(console)
     return Starlette(
         middleware=[Middleware(OperatorOnly, access=access)] if access else [],
+        exception_handlers={StoreUnavailableError: _store_unavailable},
         routes=[
             Route("/", h.fleet),
             Route("/fleet/map.svg", h.fleet_map),
@@ -362,6 +366,18 @@ def console_app(console: Console, access: HttpsAccess | None = None) -> Starlett
             Route("/tokens", h.tokens, methods=["GET", "POST"]),
             Route("/static/console.js", h.script),
         ],
+    )
+
+
+async def _store_unavailable(_request: Request, exc: Exception) -> Response:
+    """The store cannot be reached: 503 with the reason (as the verifier answers
+    UNAVAILABLE), not a server error; each page reads the store afresh, so it comes back
+    once the store does."""
+    assert isinstance(exc, StoreUnavailableError)
+    return HTMLResponse(
+        pages.unavailable(exc.detail),
+        503,
+        headers={REASON_HEADER.decode(): exc.reason.value, "retry-after": "5"},
     )
 
 
@@ -384,20 +400,25 @@ async def _events(
     version = -1
     polls_per_fleet = max(1, round(FLEET_POLL_S / ALERT_POLL_S))
     poll = 0
-    while not await request.is_disconnected():
-        found = await run_in_threadpool(
-            functools.partial(console.view.alerts_after, cursor, kind=kind, device_id=device_id)
-        )
-        for alert in found:
-            cursor = alert.cursor
-            yield f"event: alert\ndata: {json.dumps({'html': pages.alert_row(alert)})}\n\n"
-        if poll % polls_per_fleet == 0:
-            current = await run_in_threadpool(console.fleet.refresh)
-            if current != version:
-                version = current
-                yield f"event: fleet\ndata: {json.dumps({'version': version})}\n\n"
-        poll += 1
-        await asyncio.sleep(ALERT_POLL_S)
+    try:
+        while not await request.is_disconnected():
+            found = await run_in_threadpool(
+                functools.partial(console.view.alerts_after, cursor, kind=kind, device_id=device_id)
+            )
+            for alert in found:
+                cursor = alert.cursor
+                html = json.dumps({"html": pages.alert_row(alert)})
+                yield f"event: alert\nid: {cursor}\ndata: {html}\n\n"
+            if poll % polls_per_fleet == 0:
+                current = await run_in_threadpool(console.fleet.refresh)
+                if current != version:
+                    version = current
+                    yield f"event: fleet\ndata: {json.dumps({'version': version})}\n\n"
+            poll += 1
+            await asyncio.sleep(ALERT_POLL_S)
+    except StoreUnavailableError as exc:
+        # The stream ends; the browser's EventSource reconnects by itself, from its cursor.
+        yield f"event: unavailable\ndata: {json.dumps({'reason': exc.reason.value})}\n\n"
 
 
 def _fixes_svg(console: Console, licensed_region: str, history: list[ProofRow]) -> str:

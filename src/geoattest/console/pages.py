@@ -312,3 +312,11 @@ def tokens_page(
 
 def not_found(what: str) -> str:
     return layout("Not found", f"<p>{escape(what)}</p>")
+
+
+def unavailable(reason: str) -> str:
+    return layout(
+        "Store unavailable",
+        f"<p>The verifier's database cannot be reached ({escape(reason)}). This page comes "
+        "back by itself once it can.</p>",
+    )
