@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from geoattest.cli.outputs import png_file
+
 app = typer.Typer(
     help="Overhead benchmarks: each figure a ratio to a baseline measured in the same run.",
     no_args_is_help=True,
@@ -167,6 +169,7 @@ def scale(
     of it)."""
     from geoattest.bench import report, scale  # noqa: PLC0415
 
+    png_file(plot, "--plot")
     fleets = fleet or (scale.QUICK_FLEETS if quick else scale.FLEETS)
     if quick:
         figures = scale.run(plot, fleets=fleets, ks=scale.QUICK_KS, rounds=2, repeats=2, db=db)

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from geoattest.cli.outputs import png_file
+
 
 def demo(
     duration: Annotated[
@@ -47,8 +49,7 @@ def demo(
     loaded = load_scenario(scenario or default_scenario_path())
     if workdir is not None and workdir.exists() and any(workdir.iterdir()):
         raise ConfigError(f"workdir {workdir} is not empty")
-    if not map_path.parent.exists():
-        raise ConfigError(f"map directory {map_path.parent} does not exist")
+    png_file(map_path, "--map")
     root = workdir or default_workdir()
     kept = keep or workdir is not None
     try:
