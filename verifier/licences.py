@@ -21,6 +21,8 @@ configuration error, never a device that can never be ALLOWED).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +88,15 @@ class Licences:
 
     def __init__(self, licences: Mapping[str, ExportLicence]) -> None:
         self.by_device = dict(licences)
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the terms, device by device: the same for any file that says
+        the same, however it is laid out."""
+        terms = sorted(
+            (device_id, licence.name, licence.region, licence.valid_until_ns, licence.withdrawn)
+            for device_id, licence in self.by_device.items()
+        )
+        return hashlib.sha256(json.dumps(terms).encode()).hexdigest()
 
     @classmethod
     def load(cls, path: Path, has_region: Callable[[str], bool]) -> Licences:

@@ -55,14 +55,21 @@ class LiveLicences:
         live.apply(Licences.load(path, has_region), now_ns)
         return live
 
-    def apply(self, licences: Licences, now_ns: int) -> list[ExportLicence]:
+    def apply(
+        self, licences: Licences, now_ns: int, *, if_file_changed: bool = False
+    ) -> list[ExportLicence]:
         """Make a licences file's licences the ones in force: changed ones get a new
-        version, ones it no longer names are withdrawn. Returns the new versions."""
+        version, ones it no longer names are withdrawn. With ``if_file_changed`` (a
+        replica's start and reload), nothing changes if the same terms were the file
+        applied last: what the admin API changed since stays in force. Returns the new
+        versions."""
         return self._store.change_licences(
             list(licences.by_device.values()),
             now_ns,
             withdraw_others=True,
             alert_for=_withdrawal_alert(now_ns),
+            file_digest=licences.digest(),
+            if_file_changed=if_file_changed,
         )
 
     def change(self, licence: ExportLicence, now_ns: int) -> ExportLicence:

@@ -105,8 +105,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, LandmarkKeyReusedError, Reason
@@ -148,6 +148,19 @@ class StoreUnavailableError(GeoattestError):
 
     def __init__(self, driver_error: BaseException) -> None:
         super().__init__(Reason.STORE_UNAVAILABLE, type(driver_error).__name__)
+
+
+class StoreValueError(GeoattestError):
+    """A value in the request is one the database cannot hold or compare (PostgreSQL
+    refuses a NUL in text): the request is malformed, the database is fine, and sending it
+    again cannot succeed. Nothing was written. SQLite, which holds any string, never
+    raises it."""
+
+    def __init__(self, driver_error: BaseException) -> None:
+        super().__init__(
+            Reason.MALFORMED_MESSAGE,
+            f"a value the database cannot hold ({type(driver_error).__name__})",
+        )
 
 
 class AlreadyEnrolledError(GeoattestError):
@@ -348,6 +361,8 @@ class Store(Protocol):
         *,
         withdraw_others: bool,
         alert_for: LicenceAlertFactory,
+        file_digest: str = "",
+        if_file_changed: bool = False,
     ) -> list[ExportLicence]: ...
 
     def alerts(self, device_id: str = "") -> list[Alert]: ...
@@ -625,6 +640,15 @@ trust_changes = Table(
 kept for good, so a verdict judged before a revocation or an exclusion is known to be
 contradicted even after the device is restored or the exclusion lifted."""
 
+
+licence_file = Table(
+    "licence_file",
+    metadata,
+    Column("digest", String(64), nullable=False),
+    Column("applied_at_ns", BigInteger, nullable=False),
+)
+"""At most one row: the digest of the licences file applied last
+(:meth:`SqlStore.change_licences`), whichever replica or command applied it."""
 
 schema_version = Table(
     "schema_version",
@@ -1077,16 +1101,29 @@ class SqlStore:
         *,
         withdraw_others: bool,
         alert_for: LicenceAlertFactory,
+        file_digest: str = "",
+        if_file_changed: bool = False,
     ) -> list[ExportLicence]:
         """Make ``licences`` the ones in force, in one transaction: each whose terms differ
         from the stored licence's gets the next version (versions given are ignored); with
         ``withdraw_others``, every stored licence not given is withdrawn. A licence of an
         enrolled device that becomes withdrawn raises the alert ``alert_for`` makes.
 
+        ``file_digest`` names the licences file they are (:meth:`Licences.digest`), stored
+        with them; with ``if_file_changed``, nothing changes when that file is the one
+        applied last. A replica that starts or reloads with the file already in force so
+        leaves alone what the admin API changed since, at any replica.
+
         Returns:
             The new versions, in the order given (withdrawals of others last).
         """
         with self._write(_LICENCES_LOCK) as conn:
+            if file_digest:
+                applied = conn.execute(select(licence_file.c.digest)).scalar()
+                if if_file_changed and applied == file_digest:
+                    return []
+                conn.execute(delete(licence_file))
+                conn.execute(insert(licence_file).values(digest=file_digest, applied_at_ns=now_ns))
             held = {
                 row.device_id: _licence_from_row(row._mapping)
                 for row in conn.execute(select(export_licences)).all()
@@ -1973,16 +2010,46 @@ _CONFLICT_STATES = frozenset({"40001", "40P01"})
 
 
 def _shown(db: str | Path) -> str:
-    """The database as an error may name it: a URL without its password."""
-    url = _postgres_url(db)
-    return str(db) if url is None else make_url(url).render_as_string(hide_password=True)
+    """The database as an error may name it: a URL without its password, in its user
+    part or its query (one that does not parse is not shown at all, since its password
+    cannot be told apart)."""
+    if not _is_url(db):
+        return str(db)
+    try:
+        url = make_url(str(db))
+    except (ArgumentError, ValueError):
+        return "(the --db URL)"
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
+    return url.render_as_string(hide_password=True)
 
 
-def _postgres_url(db: str | Path) -> str | None:
-    """``db`` if it names a PostgreSQL database; None for a SQLite file's path."""
-    if isinstance(db, str) and db.startswith(("postgresql://", "postgresql+psycopg://")):
-        return db
-    return None
+def _is_url(db: str | Path) -> bool:
+    return isinstance(db, str) and "://" in db
+
+
+_POSTGRESQL_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
+
+def _postgres_url(db: str | Path) -> URL | None:
+    """``db`` parsed, if it names a PostgreSQL database; None for a SQLite file's path.
+
+    Raises:
+        ConfigError: ``db`` is a URL of another kind, or one that does not parse (a port
+            that is not a number, a bracket left open): refused before any connection.
+    """
+    if not _is_url(db):
+        return None
+    if not str(db).startswith(_POSTGRESQL_SCHEMES):
+        raise ConfigError(
+            f"database {_shown(db)}: --db is a SQLite file's path or a postgresql:// URL"
+        )
+    try:
+        url = make_url(str(db)).set(drivername="postgresql+psycopg")
+        url.get_dialect()().create_connect_args(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"--db {_shown(db)} is not a valid postgresql:// URL: {exc}") from exc
+    return url
 
 
 def _engine(
@@ -1991,12 +2058,12 @@ def _engine(
     """An engine with a pool of at most ``pool_size`` connections, never more.
 
     Raises:
-        ConfigError: ``db`` is a path whose directory does not exist.
+        ConfigError: ``db`` is a path whose directory does not exist, or not a usable
+            ``postgresql://`` URL.
     """
     url = _postgres_url(db)
     if url is not None:
-        engine_url = make_url(url).set(drivername="postgresql+psycopg")
-        return create_engine(engine_url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+        return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
     path = Path(db)
     if not path.parent.is_dir():
         raise ConfigError(f"database {path}: directory {path.parent} does not exist")
@@ -2046,12 +2113,16 @@ def _transaction(engine: Engine, lock: int | None = None) -> Iterator[Connection
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """Both drivers' failures as the store's own errors: a refused unique key, a
-    serialization failure or a deadlock means another writer won (a conflict); anything
-    else, that the database failed."""
+    serialization failure or a deadlock means another writer won (a conflict); a value
+    the database cannot hold (the drivers' DataError: PostgreSQL's NUL in text, a number
+    out of range) that the request is malformed; anything else, that the database
+    failed."""
     try:
         yield
     except IntegrityError as exc:
         raise StoreConflictError(type(exc.orig).__name__) from exc
+    except DataError as exc:
+        raise StoreValueError(exc.orig or exc) from exc
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES:
             raise StoreConflictError(type(exc.orig).__name__) from exc
@@ -2060,7 +2131,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -2083,12 +2154,56 @@ class SchemaVersionError(GeoattestError):
         self.found = found
 
 
+_VERSION_1_TABLES = frozenset(
+    {
+        "devices",
+        "licences",
+        "peer_measurements",
+        "landmark_exclusions",
+        "proofs",
+        "chain_heads",
+        "last_fixes",
+        "successors",
+        "results",
+        "alerts",
+    }
+)
+"""The tables of version 1, which kept no version: a database holding them all is one."""
+
+
+class NotGeoattestDatabaseError(GeoattestError):
+    """The database holds tables but no geoattest schema of any version (or a version
+    table that names none): another application's, or one damaged by hand. The verifier
+    neither adds its schema beside those tables nor alters them."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.STORE_SCHEMA, f"not a geoattest database: {detail}")
+
+
 def _schema_version(conn: Connection) -> int | None:
-    """The database's schema version; None when it holds no geoattest schema yet."""
+    """The database's schema version; None when it holds no table at all.
+
+    Raises:
+        NotGeoattestDatabaseError: it holds tables, but no geoattest schema's version.
+    """
     tables = set(inspect(conn).get_table_names())
     if schema_version.name in tables:
-        return int(conn.execute(select(schema_version.c.version)).scalar_one())
-    return 1 if devices.name in tables else None
+        rows = conn.execute(select(schema_version.c.version)).all()
+        found = [row[0] for row in rows]
+        if len(found) != 1 or type(found[0]) is not int or found[0] < 1:
+            raise NotGeoattestDatabaseError(
+                f"its {schema_version.name} table holds {found[:3]!r}, not one version"
+            )
+        return found[0]
+    if tables >= _VERSION_1_TABLES:
+        return 1
+    if tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise NotGeoattestDatabaseError(
+            f"it holds tables ({shown}) but no {schema_version.name}: give the verifier"
+            " a database of its own (an empty one gets the schema)"
+        )
+    return None
 
 
 def _set_version(conn: Connection) -> None:
@@ -2222,6 +2337,12 @@ def _one_row_per_proof(conn: Connection) -> None:
     _set_storage(conn, "chain_heads", _HEADS_ROOM)
 
 
+def _add_licence_file(conn: Connection) -> None:
+    """Version 8: the licences file applied last is known, so that applying it again at a
+    replica's start or reload undoes no change the admin API made since."""
+    licence_file.create(conn)
+
+
 _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     2: _add_schema_version,
     3: _add_archives,
@@ -2229,6 +2350,7 @@ _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     5: _add_trust_journal,
     6: _keep_rows_inline,
     7: _one_row_per_proof,
+    8: _add_licence_file,
 }
 """Each version's step from the one before it."""
 

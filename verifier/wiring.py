@@ -4,7 +4,8 @@ Everything is loaded and checked once, before a server binds (and before ``serve
 --workers N`` forks, so that the workers share the loaded geography copy-on-write); each
 process then opens a store of its own and builds its service from what was loaded. The
 licences file is applied to the store, where every worker reads the licence in force per
-proof; :meth:`LoadedVerifier.reload_licences` applies it again (``serve`` does on SIGHUP).
+proof, unless it is the file applied last; :meth:`LoadedVerifier.reload_licences` applies
+it again on the same rule (``serve`` does on SIGHUP).
 
 Example::
 
@@ -142,15 +143,21 @@ class LoadedVerifier:
         )
 
     def reload_licences(self) -> list[ExportLicence]:
-        """Apply the licences file to the store again: the next proof of every device is
-        judged against it, on every worker. Returns the licences that changed.
+        """Apply the licences file to the store again, if its terms are not those of the
+        file applied last (at any replica): the next proof of every device is judged
+        against it, on every worker, and an unchanged file undoes no admin API change.
+        Returns the licences that changed.
 
         Raises:
             ConfigError: the file does not load; the licences in force are unchanged.
             StoreUnavailableError: the database failed; nothing was changed.
         """
         return apply_licences(
-            self.db, self.licences, self.appraiser.region.has_region, self.synchronous
+            self.db,
+            self.licences,
+            self.appraiser.region.has_region,
+            self.synchronous,
+            if_file_changed=True,
         )
 
     def reload_licences_logged(self) -> None:
@@ -197,7 +204,13 @@ def load_verifier(files: VerifierFiles, options: VerifierOptions) -> LoadedVerif
     appraiser = _appraiser(files, options.pipeline)
     signer = _result_signer(files.result_key, options.verifier_id, appraiser.region)
     _check_database(files.db, options.synchronous)
-    apply_licences(files.db, files.licences, appraiser.region.has_region, options.synchronous)
+    apply_licences(
+        files.db,
+        files.licences,
+        appraiser.region.has_region,
+        options.synchronous,
+        if_file_changed=True,
+    )
     return LoadedVerifier(
         db=files.db,
         synchronous=options.synchronous,
@@ -240,9 +253,12 @@ def apply_licences(
     licences: Path,
     has_region: Callable[[str], bool],
     synchronous: Synchronous = Synchronous.FULL,
+    *,
+    if_file_changed: bool = False,
 ) -> list[ExportLicence]:
     """Apply a licences file to the store at ``db`` (each region checked with
-    ``has_region``, the policy's); returns the licences that changed.
+    ``has_region``, the policy's); returns the licences that changed. With
+    ``if_file_changed``, only if its terms are not the file applied last.
 
     Raises:
         ConfigError: the file does not load, or the database does not open; nothing changed.
@@ -251,7 +267,7 @@ def apply_licences(
     loaded = Licences.load(licences, has_region)
     store = SqlStore.open(db, synchronous=synchronous)
     try:
-        return LiveLicences(store).apply(loaded, time.time_ns())
+        return LiveLicences(store).apply(loaded, time.time_ns(), if_file_changed=if_file_changed)
     finally:
         store.close()
 

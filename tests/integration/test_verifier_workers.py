@@ -490,3 +490,19 @@ def test_a_revocation_through_the_admin_api_holds_in_every_worker(world, start):
     assert {refused_for(outcome) for outcome in outcomes} == {Reason.REVOKED_DEVICE}
     err = verifier.stop()
     assert verifier.process.returncode == 0, err
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_licence_withdrawn_at_one_replica_stays_withdrawn_when_another_starts(world, start):
+    """The licence is withdrawn through ``a``'s admin API; ``b`` starts afterwards with the
+    same licences file: the chip's next proof there is still REJECTED (a replica that
+    applied its file again at start would have licensed the chip again)."""
+    chip = world.chip("dev-0")
+    a = start()
+    asyncio.run(enrol(a.target, [chip]))
+    assert verdict(prove_at(world, a.target, chip)) == evidence_pb2.VERDICT_ALLOWED
+    withdraw = admin_service_pb2.DeviceRequest(device_id="dev-0", why="ended")
+    asyncio.run(call_admin(a.target, "WithdrawLicence", withdraw))
+    b = start()  # its licences file is applied before it listens
+    assert refused_for(prove_at(world, b.target, chip)) is Reason.LICENCE_WITHDRAWN
+    a.stop(), b.stop()

@@ -25,6 +25,7 @@ from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.results import CLAIM_PREFIX, submod_name
 from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import SqlStore
+from geoattest.verifier.wiring import apply_licences
 
 S = 10**9
 HOUR_NS = 3600 * S
@@ -175,3 +176,37 @@ class LicenceChanges(RuleBasedStateMachine):
 
 LicenceChanges.TestCase.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
 test_licence_changes = LicenceChanges.TestCase
+
+
+def test_a_replica_starting_or_reloading_with_the_file_applied_undoes_no_admin_change(
+    world, database
+) -> None:
+    """The file is applied (a replica's start); the licence is withdrawn as the admin API
+    does; another replica starts, or one reloads, with the same file, however laid out:
+    the licence stays withdrawn. A file whose terms changed is applied; so is any file
+    through ``verifier licences apply``."""
+    has_region = region_appraiser().has_region
+
+    def start_or_reload() -> list[ExportLicence]:
+        return apply_licences(database, world.licences_path, has_region, if_file_changed=True)
+
+    assert [c.version for c in start_or_reload()] == [1]
+    store = SqlStore.open(database)
+    try:
+        live = LiveLicences(store)
+        assert live.withdraw("dev-1", NOW_NS).version == 2
+        assert start_or_reload() == []
+        terms = json.loads(world.licences_path.read_text())
+        world.licences_path.write_text(json.dumps(terms, indent=4))
+        assert start_or_reload() == []
+        assert live.current("dev-1").withdrawn
+        assert live.change(replace(live.current("dev-1"), withdrawn=False), NOW_NS).version == 3
+        terms["licences"]["dev-1"]["region"] = "SYD-300"
+        world.licences_path.write_text(json.dumps(terms))
+        (narrowed,) = start_or_reload()
+        assert (narrowed.version, narrowed.region) == (4, "SYD-300")
+        assert live.withdraw("dev-1", NOW_NS).version == 5
+        (explicit,) = apply_licences(database, world.licences_path, has_region)
+        assert (explicit.version, explicit.withdrawn) == (6, False)
+    finally:
+        store.close()

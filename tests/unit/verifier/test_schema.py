@@ -11,7 +11,7 @@ from command import assert_one_line_error, invoke, run_geoattest
 from sqlalchemy import Engine, create_engine, inspect, text
 from verifier_world import VerifierWorld
 
-from geoattest.errors import Reason
+from geoattest.errors import ConfigError, GeoattestError, Reason
 from geoattest.verifier.store import SCHEMA_VERSION, SchemaVersionError, SqlStore, migrate
 
 SQLITE_SCHEMA_OF = {6: 5}
@@ -119,6 +119,7 @@ def test_the_step_to_5_journals_the_trust_in_force_and_leaves_heads_judged_under
 
 
 VERSION_4_ON_POSTGRESQL = """
+    DROP TABLE licence_file;
     DROP TABLE trust_changes;
     ALTER TABLE chain_heads DROP COLUMN licence_version, DROP COLUMN trust_version,
         DROP COLUMN fix, DROP COLUMN fix_time_ns;
@@ -134,7 +135,7 @@ VERSION_4_ON_POSTGRESQL = """
         fix TEXT NOT NULL, fix_time_ns BIGINT NOT NULL, PRIMARY KEY (device_id));
     UPDATE schema_version SET version = 4;
 """
-"""This version's schema made back into version 4's: less what steps 5 to 7 add, with the
+"""This version's schema made back into version 4's: less what steps 5 to 8 add, with the
 tables step 7 folds into others."""
 
 OLD_ROWS = (
@@ -246,3 +247,80 @@ def test_serve_on_a_newer_schema_is_a_one_line_error_and_migrate_says_what_it_di
     assert created.stdout.strip() == f"schema created at version {SCHEMA_VERSION}"
     newer(db)
     assert_one_line_error(run_geoattest(*world.serve_args()), "store.schema", "newer verifier")
+
+
+def damage(database: str, *statements: str) -> None:
+    engine = engine_for(database)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+COMMANDS_ON_A_DATABASE = (
+    ("verifier", "migrate"),
+    ("verifier", "exclusions"),
+    ("verifier", "trust", "list"),
+    ("verifier", "retain", "--older-than-days", "30"),
+)
+
+
+@pytest.mark.parametrize(
+    "tables",
+    [
+        ("CREATE TABLE widgets (id INTEGER)",),
+        ("CREATE TABLE devices (id INTEGER)",),
+        ("CREATE TABLE schema_version (version INTEGER)",),
+        ("CREATE TABLE schema_version (version INTEGER)", "INSERT INTO schema_version VALUES (0)"),
+        ("CREATE TABLE schema_version (version INTEGER)", "INSERT INTO schema_version VALUES (-3)"),
+        (
+            "CREATE TABLE schema_version (version INTEGER)",
+            f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION}), ({SCHEMA_VERSION})",
+        ),
+        ("CREATE TABLE schema_version (version TEXT)", "INSERT INTO schema_version VALUES ('x')"),
+    ],
+    ids=["other", "devices-only", "no-version", "zero", "negative", "two", "text"],
+)
+def test_a_database_that_is_not_a_geoattest_one_is_refused_and_left_alone(database, tables):
+    """Tables but no geoattest schema (another application's database, or a version table
+    that names no version): every command that opens it says so in one line and neither
+    creates the schema beside those tables nor alters them."""
+    if database.startswith("postgresql://"):
+        engine_for(database).dispose()
+    else:
+        sqlite3.connect(database).close()
+    damage(database, *tables)
+    before = schema(database)
+    for command in COMMANDS_ON_A_DATABASE:
+        assert_one_line_error(invoke(*command, "--db", database), "store.schema", "not a geoattest")
+    with pytest.raises(GeoattestError) as refused:
+        SqlStore.open(database)
+    assert refused.value.reason is Reason.STORE_SCHEMA
+    assert schema(database) == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://verifier:s3cret@/geoattest?host=/tmp&port=notaport",
+        "postgresql://verifier:s3cret@db.example:x/geoattest",
+        "postgresql://verifier:s3cret@[::1/geoattest",
+        "postgresql://verifier@/geoattest?host=/a&host=/b&port=1&port=x",
+        "postgres://verifier:s3cret@db.example/geoattest",
+        "mysql://verifier:s3cret@db.example/geoattest",
+        "postgresql+asyncpg://verifier:s3cret@db.example/geoattest",
+    ],
+)
+def test_a_malformed_or_foreign_db_url_is_one_line_without_its_password(url):
+    for command in COMMANDS_ON_A_DATABASE:
+        result = invoke(*command, "--db", url)
+        assert_one_line_error(result, "--db")
+        assert "s3cret" not in result.stderr
+    with pytest.raises(ConfigError):
+        SqlStore.open(url)
+
+
+def test_a_password_in_the_url_query_is_not_shown():
+    result = invoke("verifier", "migrate", "--db", "postgresql://v@127.0.0.1:1/g?password=s3cret")
+    assert_one_line_error(result, "cannot be migrated")
+    assert "s3cret" not in result.stderr

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event, text
 from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
 
-from geoattest.errors import ConfigError, EvidenceError, Reason
+from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
 from geoattest.protocol.proof import ProofChain
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import AlertKind
@@ -95,6 +95,7 @@ def test_database_is_in_wal_mode_with_full_sync(world):
         "landmarks",
         "trust_version",
         "trust_changes",
+        "licence_file",
     }
     store.close()
 
@@ -715,3 +716,31 @@ def test_a_batch_counts_every_verdict_and_alert_it_answers(world, store, service
         ("REJECTED", Reason.UNKNOWN_DEVICE.value): 1,
     }
     assert counted(service.metrics.alerts) == {(AlertKind.OUTSIDE_LICENSED_REGION.value,): 1}
+
+
+JUNK_TEXT = ("dev\x00-1", "\x00")
+"""Text PostgreSQL cannot hold (a NUL); SQLite holds any string."""
+
+
+@pytest.mark.parametrize("junk", JUNK_TEXT)
+def test_a_value_the_database_cannot_hold_is_the_request_s_fault_not_an_outage(
+    store, service, chip, junk
+):
+    """Every lookup and write a caller's string reaches either answers as for any unknown
+    value or refuses the request as malformed: never ``store.unavailable``, which tells a
+    client to send the same thing again and an operator that the database is down."""
+    before = store.dump()
+    calls = {
+        "status": lambda: service.device_status(junk, NOW_NS),
+        "alerts": lambda: store.alerts_after(0, junk),
+        "licence": lambda: store.licence(junk),
+        "head": lambda: store.head(junk),
+        "keys": lambda: store.enrolled_for_keys([junk]),
+        "revoke": lambda: store.revoke_device(junk, NOW_NS, by="op", why="x"),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+        except GeoattestError as exc:
+            assert exc.reason in {Reason.MALFORMED_MESSAGE, Reason.UNKNOWN_DEVICE}, (name, exc)
+    assert store.dump()["chain_heads"] == before["chain_heads"]
