@@ -42,7 +42,8 @@ def timing(
 def gpu(
     as_json: JsonOption = False,
     seconds: Annotated[
-        float, typer.Option(min=0.5, help="Seconds of matrix products per phase (7 phases).")
+        float,
+        typer.Option(min=0.5, max=3600, help="Seconds of matrix products per phase (7 phases)."),
     ] = 5.0,
     size: Annotated[int, typer.Option(min=256, help="Matrix side (bf16, size^3).")] = 8192,
 ) -> None:

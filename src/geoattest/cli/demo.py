@@ -14,14 +14,15 @@ from geoattest.cli.outputs import png_file
 
 def demo(
     duration: Annotated[
-        float, typer.Option(min=0, help="Seconds to run (0: until Ctrl-C).")
+        float, typer.Option(min=0, max=7 * 86400, help="Seconds to run (0: until Ctrl-C).")
     ] = 60.0,
     scenario: Annotated[
         Path | None,
         typer.Option(help="Scenario TOML (default: the shipped one; copy it to edit)."),
     ] = None,
     cadence: Annotated[
-        float | None, typer.Option(min=0.5, help="Seconds between proofs (overrides the scenario).")
+        float | None,
+        typer.Option(min=0.5, max=86400, help="Seconds between proofs (overrides the scenario)."),
     ] = None,
     map_path: Annotated[
         Path, typer.Option("--map", help="PNG map of the feasible regions, written at the end.")

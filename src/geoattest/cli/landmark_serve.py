@@ -126,7 +126,7 @@ def landmark_serve(
         str | None, typer.Option(help="Verifier HOST:PORT that receives the audits.")
     ] = None,
     audit_every_s: Annotated[
-        float, typer.Option(min=0.1, help="Seconds between audits of the peers.")
+        float, typer.Option(min=0.1, max=86400, help="Seconds between audits of the peers.")
     ] = 600.0,
     grpc_tls: Annotated[
         Path | None,
