@@ -18,13 +18,10 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, Select, and_, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, Select, and_, func, or_, select
 
 from geoattest.errors import ConfigError
 from geoattest.verdict import LandmarkBound, Verdict
@@ -33,7 +30,6 @@ from geoattest.verifier.store import (
     DeviceState,
     DeviceSummary,
     StoredTrust,
-    StoreUnavailableError,
     TrustRecord,
     _bounds_from_json,
     _trust_record,
@@ -45,6 +41,7 @@ from geoattest.verifier.store import (
     peer_measurements,
     proofs,
     read_summary,
+    read_transaction,
     read_trust,
     reader_engine,
     trust_changes,
@@ -158,18 +155,10 @@ class FleetView:
     def close(self) -> None:
         self._engine.dispose()
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self._engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreUnavailableError(exc) from exc
-
     def device_states(self) -> dict[str, int]:
         """Enrolled devices by state (every state, zero where none)."""
         query = select(devices.c.state, func.count()).group_by(devices.c.state)
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             counted: dict[str, int] = dict(conn.execute(query).all())
         return {state.value: counted.get(state.value, 0) for state in DeviceState}
 
@@ -200,7 +189,7 @@ class FleetView:
             .join(devices, devices.c.device_id == proofs.c.device_id)
             .where(proofs.c.id > after_proof)
         )
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             rows = conn.execute(query).all()
         return [
             Position(
@@ -223,14 +212,14 @@ class FleetView:
         or that the stale sweep marked STALE: :func:`~geoattest.verifier.standing.standing`'s
         licence and staleness checks for the whole fleet in one read (the revocations and
         landmarks are the caller's to check, against the positions it holds)."""
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             rows = conn.execute(_allowed_lapsed_by_licence(now_ns)).scalars()
             return {str(device_id) for device_id in rows}
 
     def count_allowed_lapsed_by_licence(self, now_ns: int) -> int:
         """How many :meth:`allowed_lapsed_by_licence` finds (the metrics' gauge)."""
         query = select(func.count()).select_from(_allowed_lapsed_by_licence(now_ns).subquery())
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             return int(conn.execute(query).scalar_one())
 
     def contradicting_changes(self) -> list[TrustRecord]:
@@ -241,7 +230,7 @@ class FleetView:
             .where(trust_changes.c.change.in_([c.value for c in CONTRADICTING]))
             .order_by(trust_changes.c.id)
         )
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             return [_trust_record(r) for r in conn.execute(query).all()]
 
     def device_states_by_id(self, device_ids: list[str]) -> dict[str, str]:
@@ -249,7 +238,7 @@ class FleetView:
         query = select(devices.c.device_id, devices.c.state).where(
             devices.c.device_id.in_(device_ids)
         )
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             return {r.device_id: r.state for r in conn.execute(query).all()}
 
     def alerts_after(
@@ -261,7 +250,7 @@ class FleetView:
             query = query.where(alerts.c.kind == kind)
         if device_id:
             query = query.where(alerts.c.device_id == device_id)
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             rows = conn.execute(query).all()
         return [
             StoredAlert(r.id, r.alert_id, r.device_id, r.kind, r.reason, r.detail, r.time_ns)
@@ -277,7 +266,7 @@ class FleetView:
             query = query.where(alerts.c.kind == kind)
         if device_id:
             query = query.where(alerts.c.device_id == device_id)
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             rows = conn.execute(query).all()
         return [
             StoredAlert(r.id, r.alert_id, r.device_id, r.kind, r.reason, r.detail, r.time_ns)
@@ -300,7 +289,7 @@ class FleetView:
             .outerjoin(chain_heads, chain_heads.c.device_id == devices.c.device_id)
             .where(devices.c.device_id == device_id)
         )
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             r = conn.execute(query).first()
         if r is None:
             return None
@@ -324,7 +313,7 @@ class FleetView:
     def summary(self, device_id: str) -> DeviceSummary | None:
         """The device as the verifier's status reads it: its licence in force, its last
         verdict and what that was judged under and contradicted by since."""
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             return read_summary(conn, device_id)
 
     def proof_history(self, device_id: str, limit: int = 50) -> list[ProofRow]:
@@ -335,7 +324,7 @@ class FleetView:
             .order_by(proofs.c.id.desc())
             .limit(limit)
         )
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             rows = conn.execute(query).all()
         return [
             ProofRow(
@@ -368,19 +357,19 @@ class FleetView:
             .order_by(peer_measurements.c.received_at_ns.desc())
             .limit(limit)
         )
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             rows = conn.execute(query).all()
         return [PeerAudit(r.timer, r.peer, r.rtt_min_ns, r.received_at_ns) for r in rows]
 
     def trust(self) -> StoredTrust:
         """What operators revoked and registered through the admin API, and the
         exclusions in force: added to the files' contents, as the verifier does."""
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             return read_trust(conn)
 
     def exclusions(self) -> list[ExclusionRow]:
         query = select(landmark_exclusions).order_by(landmark_exclusions.c.id)
-        with self._read() as conn:
+        with read_transaction(self._engine) as conn:
             rows = conn.execute(query).all()
         return [
             ExclusionRow(r.landmark_id, r.excluded_at_ns, r.detail, r.lifted_at_ns, r.lifted_by)

@@ -720,6 +720,7 @@ class VerifierServer:
         clock: Callable[[], int] = time.time_ns,
         sweep_every_s: float = 60.0,
         probe_every_s: float = 1.0,
+        probe_timeout_s: float = 5.0,
         tls: ServerTls | None = None,
         admin: Admin | None = None,
     ) -> None:
@@ -730,6 +731,7 @@ class VerifierServer:
         self._clock = clock
         self._sweep_every_s = sweep_every_s
         self._probe_every_s = probe_every_s
+        self._probe_timeout_s = probe_timeout_s
         self._server: grpc.aio.Server | None = None
         self._servicer: VerifierServicer | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -804,18 +806,31 @@ class VerifierServer:
         """Health follows the store: NOT_SERVING while it cannot be reached (calls meanwhile
         answer UNAVAILABLE, storing nothing), SERVING again once it can, by itself. Each
         probe also follows what the store holds in force (a device revoked through another
-        replica is refused at its calls here from then on)."""
+        replica is refused at its calls here from then on).
+
+        A database that does not answer within ``probe_timeout_s`` (a frozen server, a
+        network that drops packets: the driver waits on its socket) counts as unreachable
+        too; that probe is left to finish, and no other starts until it has."""
         serving = True
         loop = asyncio.get_running_loop()
+        probe: asyncio.Future[None] | None = None
         while True:
             await asyncio.sleep(self._probe_every_s)
+            if probe is None:
+                probe = loop.run_in_executor(None, self.service.probe)
             try:
-                await loop.run_in_executor(None, self.service.probe)
+                await asyncio.wait_for(asyncio.shield(probe), self._probe_timeout_s)
                 reachable = True
+            except TimeoutError:
+                reachable = False
+                if serving:
+                    log.warning("store did not answer in %s s: NOT_SERVING", self._probe_timeout_s)
             except StoreUnavailableError as exc:
                 reachable = False
                 if serving:
                     log.warning("store unreachable (%s): NOT_SERVING", exc.detail)
+            if probe.done():
+                probe = None
             if reachable != serving:
                 serving = reachable
                 if serving:

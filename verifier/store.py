@@ -68,7 +68,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import psycopg
@@ -76,6 +76,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Float,
@@ -802,7 +803,7 @@ class SqlStore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with _store_errors(), self._engine.connect() as conn:
+        with read_transaction(self._engine) as conn:
             yield conn
 
     # --- TrustedState -------------------------------------------------------------------
@@ -818,11 +819,13 @@ class SqlStore:
         history fix, read in one statement per 500 keys: a batch's whole trusted state at
         once, and each device's row and head from one snapshot."""
         found: dict[str, tuple[EnrolledDevice, ChainHead | None]] = {}
-        keys = list(dict.fromkeys(key_ids))
+        # A proof naming such a key finds no device, as any unknown key.
+        keys = [key for key in dict.fromkeys(key_ids) if not _unstorable(key)]
         with self._read() as conn:
             for start in range(0, len(keys), _KEYS_PER_READ):
                 chunk = keys[start : start + _KEYS_PER_READ]
-                for row in conn.execute(_DEVICES_WITH_HEADS, {"keys": chunk}).mappings():
+                found_rows = conn.execute(_DEVICES_WITH_HEADS[self._postgres], {"keys": chunk})
+                for row in found_rows.mappings():
                     head = None if row["counter"] is None else _head_from_row(row)
                     found[row["key_id"]] = (_device_from_row(row), head)
         return found
@@ -1012,7 +1015,7 @@ class SqlStore:
             if self._move_heads(conn, net) != len(net):
                 raise StoreConflictError(f"the chain head of one of {len(net)} devices moved")
         if attesting:
-            conn.execute(_ATTESTING, {"devices": sorted(attesting)})
+            conn.execute(_ATTESTING[self._postgres], {"devices": sorted(attesting)})
 
     def _insert_rows(
         self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
@@ -1087,6 +1090,8 @@ class SqlStore:
     # --- licences -----------------------------------------------------------------------
 
     def licence(self, device_id: str) -> ExportLicence | None:
+        if _unstorable(device_id):
+            return None
         """The device's licence as it stands (withdrawn or not), if one was ever stored."""
         with self._read() as conn:
             row = conn.execute(
@@ -1186,6 +1191,8 @@ class SqlStore:
     # --- reads for the service ----------------------------------------------------------
 
     def stored_result(self, device_id: str, digest: bytes) -> StoredResult | None:
+        if _unstorable(device_id):
+            return None
         with self._read() as conn:
             row = conn.execute(
                 select(proofs).where(
@@ -1207,10 +1214,14 @@ class SqlStore:
         )
 
     def summary(self, device_id: str) -> DeviceSummary | None:
+        if _unstorable(device_id):
+            return None
         with self._read() as conn:
             return read_summary(conn, device_id)
 
     def alerts(self, device_id: str = "") -> list[Alert]:
+        if _unstorable(device_id):
+            return []
         query = select(alerts).order_by(alerts.c.id)
         if device_id:
             query = query.where(alerts.c.device_id == device_id)
@@ -1220,6 +1231,8 @@ class SqlStore:
     def alerts_after(self, cursor: int, device_id: str = "", limit: int = 500) -> list[Alert]:
         """At most ``limit`` alerts stored after ``cursor``, for one device or (empty id)
         all, oldest first."""
+        if _unstorable(device_id):
+            return []
         query = select(alerts).where(alerts.c.id > cursor).order_by(alerts.c.id).limit(limit)
         if device_id:
             query = query.where(alerts.c.device_id == device_id)
@@ -1575,13 +1588,27 @@ def _alert_from_row(r: Any) -> Alert:
     return Alert(r.alert_id, r.device_id, r.kind, r.reason, r.detail, r.time_ns, r.id)
 
 
+def _unstorable(name: str) -> bool:
+    """Whether an id asked for holds a NUL, which no stored one does (key ids are hex
+    digests, device ids certificates' printable serial numbers) and PostgreSQL refuses
+    in a parameter: it names nothing here, on either backend, and is never sent."""
+    return "\x00" in name
+
+
+def _storable_text(text: str) -> str:
+    """Free text as both backends hold it: a verdict's or an alert's detail may quote what
+    a proof carried, and PostgreSQL refuses NUL in text, so each is written as U+FFFD
+    (one such detail would otherwise fail its whole batch)."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _alert_values(alert: Alert) -> dict[str, Any]:
     return {
         "alert_id": alert.alert_id,
         "device_id": alert.device_id,
         "kind": alert.kind,
         "reason": alert.reason,
-        "detail": alert.detail,
+        "detail": _storable_text(alert.detail),
         "time_ns": alert.time_ns,
     }
 
@@ -1804,7 +1831,7 @@ def _proof_values(record: CommitRecord, bounds_json: str) -> dict[str, Any]:
         "accepted": head is not None,
         "verdict": appraisal.verdict.value,
         "reason": appraisal.reason.value if appraisal.reason else "",
-        "detail": appraisal.detail,
+        "detail": _storable_text(appraisal.detail),
         "bounds": bounds_json,
         "evidence_time_ns": appraisal.evidence_time_ns,
         "received_at_ns": record.received_at_ns,
@@ -1816,12 +1843,13 @@ def _check_heads(conn: Connection, heads_read: Mapping[str, bytes]) -> None:
     """Fail if any device's head is no longer the one read (``b""``: none); on PostgreSQL
     the heads stay locked until the transaction ends."""
     devices_read = sorted(heads_read)
+    statement = _HEAD_DIGESTS[conn.dialect.name == "postgresql"]
     for start in range(0, len(devices_read), _KEYS_PER_READ):
         chunk = devices_read[start : start + _KEYS_PER_READ]
         now = dict.fromkeys(chunk, b"")
         now.update(
             (device_id, bytes(digest))
-            for device_id, digest in conn.execute(_HEAD_DIGESTS, {"devices": chunk})
+            for device_id, digest in conn.execute(statement, {"devices": chunk})
         )
         for device_id in chunk:
             if now[device_id] != heads_read[device_id]:
@@ -1849,28 +1877,66 @@ _DEVICE_BY_ID = (
 """A device with the licence in force (``l_version`` is NULL where none is held)."""
 _HEAD = select(chain_heads).where(chain_heads.c.device_id == bindparam("device_id"))
 """A device's chain head with its history fix, if it has one."""
-_DEVICES_WITH_HEADS = (
-    select(
-        devices,
-        chain_heads.c.counter,
-        chain_heads.c.digest,
-        chain_heads.c.previous_digest,
-        chain_heads.c.accepted_at_ns,
-        chain_heads.c.landmark_times,
-        chain_heads.c.fix,
-        chain_heads.c.fix_time_ns,
-        *_licence_columns(),
+
+
+def _array_of(column: Column[Any]) -> ARRAY[Any]:
+    """A PostgreSQL array of the column's values, of the unbounded type: an explicit cast
+    to ``VARCHAR(n)`` would cut a longer value where the insert must refuse it."""
+    kind = column.type
+    return ARRAY(String() if isinstance(kind, String) and not isinstance(kind, Text) else kind)
+
+
+T = TypeVar("T")
+Among = Callable[[Column[Any], str], ColumnElement[bool]]
+"""A column's value is one of those bound, as a list, to the named parameter."""
+
+
+def _in_list(column: Column[Any], name: str) -> ColumnElement[bool]:
+    """SQLite: ``column IN (?, ?, ...)``, a parameter per value."""
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _in_array(column: Column[Any], name: str) -> ColumnElement[bool]:
+    """PostgreSQL: ``column IN (SELECT unnest(%(name)s))``, the values as one array. The
+    text is the same for any number of values, and the plan that psycopg's prepared
+    statement settles on (a generic one) joins the array's elements to the table; with a
+    parameter per value it settles on comparing every row with each value in turn, as
+    ``= ANY`` of an array parameter does. The elements have the column's unbounded type,
+    so no longer value is cut to match a stored one."""
+    return column.in_(select(func.unnest(bindparam(name, type_=_array_of(column)))))
+
+
+def _by_dialect(build: Callable[[Among], T]) -> dict[bool, T]:
+    """A statement for each backend (key: is it PostgreSQL?), built once."""
+    return {False: build(_in_list), True: build(_in_array)}
+
+
+_DEVICES_WITH_HEADS = _by_dialect(
+    lambda among: (
+        select(
+            devices,
+            chain_heads.c.counter,
+            chain_heads.c.digest,
+            chain_heads.c.previous_digest,
+            chain_heads.c.accepted_at_ns,
+            chain_heads.c.landmark_times,
+            chain_heads.c.fix,
+            chain_heads.c.fix_time_ns,
+            *_licence_columns(),
+        )
+        .select_from(_WITH_LICENCE.outerjoin(chain_heads))
+        .where(among(devices.c.key_id, "keys"))
     )
-    .select_from(_WITH_LICENCE.outerjoin(chain_heads))
-    .where(devices.c.key_id.in_(bindparam("keys", expanding=True)))
 )
 """Devices by key id with their heads, fixes and licences (``counter`` is NULL without a
 head)."""
-_HEAD_DIGESTS = (
-    select(chain_heads.c.device_id, chain_heads.c.digest)
-    .where(chain_heads.c.device_id.in_(bindparam("devices", expanding=True)))
-    .order_by(chain_heads.c.device_id)
-    .with_for_update()
+_HEAD_DIGESTS = _by_dialect(
+    lambda among: (
+        select(chain_heads.c.device_id, chain_heads.c.digest)
+        .where(among(chain_heads.c.device_id, "devices"))
+        .order_by(chain_heads.c.device_id)
+        .with_for_update()
+    )
 )
 _TRUST_VERSION = select(trust_versions.c.version)
 _EXCLUDED = select(landmark_exclusions.c.landmark_id).where(
@@ -1889,13 +1955,6 @@ _MOVE_HEAD = update(chain_heads).where(
     chain_heads.c.digest == bindparam("b_head"),
 )
 """The compare-and-swap: the head moves only if it is still the proof's predecessor."""
-
-
-def _array_of(column: Column[Any]) -> ARRAY[Any]:
-    """A PostgreSQL array of the column's values, of the unbounded type: an explicit cast
-    to ``VARCHAR(n)`` would cut a longer value where the insert must refuse it."""
-    kind = column.type
-    return ARRAY(String() if isinstance(kind, String) and not isinstance(kind, Text) else kind)
 
 
 def _unnested(table: Table, names: Sequence[str], params: Sequence[str]) -> TableValuedAlias:
@@ -1982,13 +2041,14 @@ def _net_moves(moves: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return list(net.values())
 
 
-_ATTESTING = (
-    update(devices)
-    .where(
-        devices.c.device_id.in_(bindparam("devices", expanding=True)),
-        devices.c.state != DeviceState.ATTESTING.value,
+_ATTESTING = _by_dialect(
+    lambda among: (
+        update(devices)
+        .where(
+            among(devices.c.device_id, "devices"), devices.c.state != DeviceState.ATTESTING.value
+        )
+        .values(state=DeviceState.ATTESTING.value)
     )
-    .values(state=DeviceState.ATTESTING.value)
 )
 _MARK_STALE = (
     update(devices)
@@ -2029,10 +2089,14 @@ def _is_url(db: str | Path) -> bool:
 
 
 _POSTGRESQL_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+CONNECT_TIMEOUT_S = 10
+"""How long a new PostgreSQL connection may take, unless the URL says
+(``connect_timeout``): a server that accepts and never answers is refused, not waited on."""
 
 
 def _postgres_url(db: str | Path) -> URL | None:
-    """``db`` parsed, if it names a PostgreSQL database; None for a SQLite file's path.
+    """``db`` parsed, if it names a PostgreSQL database (with :data:`CONNECT_TIMEOUT_S`
+    unless it sets one); None for a SQLite file's path.
 
     Raises:
         ConfigError: ``db`` is a URL of another kind, or one that does not parse (a port
@@ -2046,6 +2110,8 @@ def _postgres_url(db: str | Path) -> URL | None:
         )
     try:
         url = make_url(str(db)).set(drivername="postgresql+psycopg")
+        if "connect_timeout" not in url.query:
+            url = url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
         url.get_dialect()().create_connect_args(url)
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"--db {_shown(db)} is not a valid postgresql:// URL: {exc}") from exc
@@ -2107,6 +2173,20 @@ def _transaction(engine: Engine, lock: int | None = None) -> Iterator[Connection
         except BaseException:
             conn.rollback()
             raise
+        conn.commit()
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read, ended by a commit: a rollback (what closing a connection in a transaction
+    sends) would make psycopg drop the statements it has prepared on that connection, and
+    the next commit's would be parsed and planned afresh.
+
+    Raises:
+        StoreUnavailableError: the database failed.
+    """
+    with _store_errors(), engine.connect() as conn:
+        yield conn
         conn.commit()
 
 

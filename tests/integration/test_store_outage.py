@@ -5,7 +5,10 @@ returns the verifier serves again by itself, and the refused proof, sent again, 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -75,3 +78,45 @@ def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_ser
         server.stop()
     assert store.accepted_counters("dev-1") == [1, 2]
     store.close()
+
+
+def server_processes(server: PostgresServer) -> list[int]:
+    """The server's postmaster and every process it started (Linux /proc)."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    found = [postmaster]
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and int(stat.rpartition(")")[2].split()[1]) == postmaster:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_server):
+    """The server's processes are frozen (SIGSTOP: connections stay open, nothing answers,
+    as behind a network that drops packets): health turns NOT_SERVING although no probe
+    fails, and SERVING again once the server answers, by itself."""
+    world = VerifierWorld.create(tmp_path)
+    store = SqlStore.open(own_server.database())
+    server = ServerThread(world.service(store), clock=lambda: NOW_NS)
+    server.start()
+    frozen = server_processes(own_server)
+
+    async def scenario() -> None:
+        await health_becomes(server.address, SERVING)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            await health_becomes(server.address, NOT_SERVING)
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        await health_becomes(server.address, SERVING)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+        store.close()

@@ -3,6 +3,7 @@ gives exactly a fresh schema, with the rows kept; a verifier refuses any other v
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +13,14 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from verifier_world import VerifierWorld
 
 from geoattest.errors import ConfigError, GeoattestError, Reason
-from geoattest.verifier.store import SCHEMA_VERSION, SchemaVersionError, SqlStore, migrate
+from geoattest.verifier.store import (
+    CONNECT_TIMEOUT_S,
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    SqlStore,
+    migrate,
+    reader_engine,
+)
 
 SQLITE_SCHEMA_OF = {6: 5}
 """Versions whose SQLite tables are an earlier version's (version 6 changed only
@@ -324,3 +332,18 @@ def test_a_password_in_the_url_query_is_not_shown():
     result = invoke("verifier", "migrate", "--db", "postgresql://v@127.0.0.1:1/g?password=s3cret")
     assert_one_line_error(result, "cannot be migrated")
     assert "s3cret" not in result.stderr
+
+
+def test_a_server_that_accepts_and_never_answers_is_one_line_not_a_hang():
+    """A listening socket that never answers (a frozen database host): the connection
+    times out and the command says so, in one line. A URL that names no timeout gets
+    the store's."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        url = f"postgresql://verifier@127.0.0.1:{port}/geoattest?connect_timeout=1"
+        assert_one_line_error(run_geoattest("verifier", "migrate", "--db", url), "timeout")
+    engine = reader_engine(url.replace("?connect_timeout=1", ""))
+    assert engine.url.query["connect_timeout"] == str(CONNECT_TIMEOUT_S)
+    engine.dispose()

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, text
 from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
 
@@ -348,6 +350,74 @@ def test_a_batch_commits_in_the_same_statements_whatever_its_size(world, store, 
     assert store.accepted_counters("dev-1") == [1, 2]
 
 
+def test_calls_that_succeed_end_their_transactions_without_a_rollback(world, store, service):
+    """Reads end their transaction as writes do, by committing it: on PostgreSQL
+    psycopg's rollback drops every statement it had prepared on the connection, so a read
+    that ended in one would have each batch's statements parsed and planned again on
+    every commit."""
+    rollbacks: list[str] = []
+
+    def rolled_back(conn) -> None:
+        rollbacks.append(conn.dialect.name)
+
+    event.listen(store._engine, "rollback", rolled_back)
+    try:
+        chips = [world.chip(f"dev-{i}") for i in range(1, 4)]
+        for chip in chips:
+            service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        for step in (1, 2):
+            proofs = [world.proof(chip, unix_ns=UNIX_NS + step * S) for chip in chips]
+            assert {r.verdict for r in service.submit_batch(proofs, NOW_NS + step * S)} == {
+                Verdict.ALLOWED
+            }
+        assert store.accepted_counters("dev-1") == [1, 2]
+        assert store.summary("dev-1") is not None
+        assert store.alerts_after(0) == store.alerts()
+        store.trust_version()
+        store.probe()
+    finally:
+        event.remove(store._engine, "rollback", rolled_back)
+    assert rollbacks == []
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_batch_s_statements_stay_prepared_on_postgresql(world, database):
+    """After a few batches, the commit's statements run as prepared statements on the
+    server: their text is fixed and no read rolls the connection back (which would make
+    psycopg drop them)."""
+    store = SqlStore.open(database, pool_size=1)
+    try:
+        service = world.service(store)
+        chips = [world.chip(f"dev-{i}") for i in range(1, 4)]
+        for chip in chips:
+            service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        for step in range(1, 9):
+            proofs = [world.proof(chip, unix_ns=UNIX_NS + step * S) for chip in chips]
+            service.submit_batch(proofs, NOW_NS + step * S)
+        with store._engine.connect() as conn:
+            prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).all()
+            conn.commit()
+    finally:
+        store.close()
+    statements = " ".join(row.statement for row in prepared)
+    assert "INSERT INTO proofs" in statements
+    assert "UPDATE chain_heads" in statements
+    assert "FROM devices" in statements  # the batch's trusted state
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(extra=st.text(min_size=1, max_size=80))
+def test_a_key_id_that_only_starts_like_a_stored_one_finds_no_device(store, chip, extra):
+    """The batch's lookup by key id matches whole values only: on PostgreSQL the key ids
+    travel as an array, whose elements must not be cut to the column's length (64, a
+    stored key id's own) and so match the key they start with."""
+    key_id = chip.signer.verifying_key.key_id
+    assert store.enrolled_for_keys([key_id + extra]) == {}
+    assert set(store.enrolled_for_keys([key_id + extra, key_id])) == {key_id}
+
+
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_proofs_and_results_keep_their_rows_inline_on_postgresql(world, store, service):
     """A proof's envelope and its result token stay in its row, uncompressed: nothing of
@@ -411,6 +481,50 @@ def test_batches_from_threads_at_once_accept_one_proof_per_chain_step_and_answer
                 assert result.reason is Reason.FORK
         assert store.accepted_counters(chip.device_id) == [1]
     assert sorted(a.kind for a in store.alerts()) == [AlertKind.CLONE] * len(chips)
+
+
+def test_a_proof_naming_a_key_id_with_a_nul_is_an_unknown_key_and_its_batch_goes_on(
+    world, store, service, chip
+):
+    """PostgreSQL refuses NUL in text: a junk envelope whose key id holds one must be
+    answered as any unknown key is, on both backends, not fail the batch it came in."""
+    junk = world.proof(chip, advance=False)
+    junk.key_id = "ab\x00cd"
+    good = world.proof(chip)
+    results = service.submit_batch([junk, good], NOW_NS)
+    assert [r.verdict for r in results] == [Verdict.REJECTED, Verdict.ALLOWED]
+    assert results[0].reason is Reason.UNKNOWN_DEVICE
+    assert store.accepted_counters("dev-1") == [1]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.text(min_size=1, max_size=40).map(
+        lambda t: t[: len(t) // 2] + "\x00" + t[len(t) // 2 :]
+    )
+)
+def test_lookups_by_an_id_holding_a_nul_find_nothing(store, chip, name):
+    """What a caller asks for by id (a device's status, its alerts, its licence, a stored
+    result) holding a NUL names nothing, on both backends: never a store failure, which
+    callers would read as the database being down and retry."""
+    assert store.summary(name) is None
+    assert store.licence(name) is None
+    assert store.stored_result(name, b"d" * 32) is None
+    assert store.alerts(name) == []
+    assert store.alerts_after(0, name) == []
+    assert store.enrolled_for_keys([name]) == {}
+
+
+def test_a_detail_quoting_a_nul_is_stored_with_its_batch(world, store, chip):
+    """A verdict's detail may quote what a proof carried: one holding a NUL is stored
+    (as U+FFFD) with the rest of its batch on both backends."""
+    appraisal = world.appraiser().appraise(world.proof(chip), store, NOW_NS)
+    quoting = replace(appraisal, detail="receipt for dev-1\x00x")
+    store.commit([CommitRecord(quoting, b"e", quoting.proof_digest, "", (), NOW_NS)])
+    detail = [c.name for c in proofs_table.columns].index("detail")
+    assert [row[detail] for row in store.dump()["proofs"]] == ["receipt for dev-1\ufffdx"]
 
 
 def test_second_writer_extending_the_same_head_conflicts_and_writes_nothing(
