@@ -1,6 +1,6 @@
-"""Every option that is a duration in seconds takes finite values up to a stated bound: an
-endless one (``inf``, ``1e308``) is refused in one line, never passed on to a deadline or a
-timer that would misread it."""
+"""Every option that is a duration in seconds, or a rate, takes finite values up to a stated
+bound: an endless one (``inf``, ``1e308``) is refused in one line, never passed on to a
+deadline, a timer or a token bucket that would misread it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ DURATIONS: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = [
     (("demo",), "--duration", ("--scenario", "no-such.toml")),
     (("demo",), "--cadence", ("--scenario", "no-such.toml")),
     (("bench", "gpu"), "--seconds", ("--size", "1")),
+    (("landmark", "serve", "--key", "no-such-key"), "--rate", ()),
+    (("landmark", "serve", "--key", "no-such-key"), "--burst", ()),
 ]
 """Each duration option, the arguments before it, and arguments after it that stop the
 command at once should the duration be taken (a missing file, a refused size)."""
