@@ -52,8 +52,18 @@ def _key(path: Path) -> VerifyingKey:
 
 
 def _checkpoints_path(log: Path, checkpoints: Path | None) -> Path:
+    """Where the log's checkpoints are. A log that is not there is the operator's mistake
+    (a wrong path), not evidence of tampering, so it is refused as such here.
+
+    Raises:
+        ConfigError: ``log`` does not exist or is not a file.
+    """
     from geoattest.verifier.audit_log import CHECKPOINTS_SUFFIX  # noqa: PLC0415
 
+    if not log.exists():
+        raise ConfigError(f"audit log {log} does not exist")
+    if not log.is_file():
+        raise ConfigError(f"audit log {log} is not a file")
     return checkpoints or log.with_name(log.name + CHECKPOINTS_SUFFIX)
 
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from geoattest.cli.outputs import png_file
+
 app = typer.Typer(
     help="Overhead benchmarks: each figure a ratio to a baseline measured in the same run.",
     no_args_is_help=True,
@@ -40,7 +42,8 @@ def timing(
 def gpu(
     as_json: JsonOption = False,
     seconds: Annotated[
-        float, typer.Option(min=0.5, help="Seconds of matrix products per phase (7 phases).")
+        float,
+        typer.Option(min=0.5, max=3600, help="Seconds of matrix products per phase (7 phases)."),
     ] = 5.0,
     size: Annotated[int, typer.Option(min=256, help="Matrix side (bf16, size^3).")] = 8192,
 ) -> None:
@@ -167,6 +170,7 @@ def scale(
     of it)."""
     from geoattest.bench import report, scale  # noqa: PLC0415
 
+    png_file(plot, "--plot")
     fleets = fleet or (scale.QUICK_FLEETS if quick else scale.FLEETS)
     if quick:
         figures = scale.run(plot, fleets=fleets, ks=scale.QUICK_KS, rounds=2, repeats=2, db=db)

@@ -9,17 +9,20 @@ from typing import Annotated
 
 import typer
 
+from geoattest.cli.outputs import png_file
+
 
 def demo(
     duration: Annotated[
-        float, typer.Option(min=0, help="Seconds to run (0: until Ctrl-C).")
+        float, typer.Option(min=0, max=7 * 86400, help="Seconds to run (0: until Ctrl-C).")
     ] = 60.0,
     scenario: Annotated[
         Path | None,
         typer.Option(help="Scenario TOML (default: the shipped one; copy it to edit)."),
     ] = None,
     cadence: Annotated[
-        float | None, typer.Option(min=0.5, help="Seconds between proofs (overrides the scenario).")
+        float | None,
+        typer.Option(min=0.5, max=86400, help="Seconds between proofs (overrides the scenario)."),
     ] = None,
     map_path: Annotated[
         Path, typer.Option("--map", help="PNG map of the feasible regions, written at the end.")
@@ -47,8 +50,7 @@ def demo(
     loaded = load_scenario(scenario or default_scenario_path())
     if workdir is not None and workdir.exists() and any(workdir.iterdir()):
         raise ConfigError(f"workdir {workdir} is not empty")
-    if not map_path.parent.exists():
-        raise ConfigError(f"map directory {map_path.parent} does not exist")
+    png_file(map_path, "--map")
     root = workdir or default_workdir()
     kept = keep or workdir is not None
     try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from geoattest.cli.outputs import png_file
 from geoattest.files import read_json
 from geoattest.geo.assumption import LocationAssumption
 from geoattest.verdict import LandmarkBound, RegionAppraisal
@@ -115,6 +116,8 @@ def locate(
 ) -> None:
     """Where can the chip be, and what does that prove about its licence?"""
     bounds = _landmarks(landmark)
+    if map_path is not None:
+        png_file(map_path, "--map")
     region = _licensed(allow, allow_geojson, allow_circle)
     probe_at = None
     if probe is not None:

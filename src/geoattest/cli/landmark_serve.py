@@ -101,12 +101,13 @@ def landmark_serve(
         float,
         typer.Option(
             min=1.0,
+            max=1e6,
             help="Rounds a source host may open per second (a round's own datagrams are "
             "never limited).",
         ),
     ] = 5000.0,
     burst: Annotated[
-        float, typer.Option(min=1.0, help="Rounds a source host may open at once.")
+        float, typer.Option(min=1.0, max=1e6, help="Rounds a source host may open at once.")
     ] = 1000.0,
     challenge_timeout_ms: Annotated[
         int, typer.Option(min=1, help="Silence before a challenge is replaced.")
@@ -126,7 +127,7 @@ def landmark_serve(
         str | None, typer.Option(help="Verifier HOST:PORT that receives the audits.")
     ] = None,
     audit_every_s: Annotated[
-        float, typer.Option(min=0.1, help="Seconds between audits of the peers.")
+        float, typer.Option(min=0.1, max=86400, help="Seconds between audits of the peers.")
     ] = 600.0,
     grpc_tls: Annotated[
         Path | None,

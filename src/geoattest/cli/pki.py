@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from geoattest.cli.outputs import writable_file
 from geoattest.crypto import DEFAULT_ALGORITHM, Algorithm, VerifyingKey, generate_private_key
 from geoattest.errors import ConfigError
 from geoattest.pki import (
@@ -138,6 +139,8 @@ def landmark_keygen(
     check_identifier(landmark_id, "landmark id")
     check_identifier(operator, "landmark operator")
     check_coordinates(lat, lon)
+    if registry is not None:  # the key is made only where it can be registered as asked
+        writable_file(registry, "--registry")
     loaded = LandmarkRegistry.load(registry) if registry and registry.exists() else None
     if loaded is not None and loaded.get(landmark_id) is not None:
         raise ConfigError(f"landmark {landmark_id} is already registered in {registry}")

@@ -14,7 +14,6 @@ See ``docs/PLANNING.md`` and ``docs/COST.md`` for what the figures mean.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geoattest.cli import plan_cost
+from geoattest.cli.outputs import png_file, writable_dir
 
 app = typer.Typer(
     help="Plan landmark deployments: coverage maps, where new landmarks help most, and what "
@@ -40,34 +40,6 @@ REGION_HELP = "Licensed region of the scenario's policy (default: its first regi
 RESOLUTION_HELP = (
     "Grid cell size in degrees (default: 120 cells along the longer side of the view)."
 )
-
-
-def writable_file(path: Path, what: str) -> Path:
-    """Refuse, before any work, an output file whose directory is missing or read-only."""
-    from geoattest.errors import ConfigError  # noqa: PLC0415
-
-    parent = path.parent if str(path.parent) else Path()
-    if path.is_dir():
-        raise ConfigError(f"{what} {path} is a directory")
-    if not parent.is_dir():
-        raise ConfigError(f"{what} directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"{what} directory {parent} is not writable")
-    return path
-
-
-def writable_dir(path: Path, what: str) -> Path:
-    """Create the output directory (its parent must exist) and check it is writable."""
-    from geoattest.errors import ConfigError  # noqa: PLC0415
-
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what} {path} exists and is not a directory")
-    if not path.exists():
-        writable_file(path, what)
-        path.mkdir()
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"{what} {path} is not writable")
-    return path
 
 
 @contextmanager
@@ -125,7 +97,7 @@ def coverage(
 
     deployment = _load(scenario, landmark_faults)
     name = deployment.region(region)
-    path = writable_file(out or Path(f"coverage-{name}.png"), "--out")
+    path = png_file(out or Path(f"coverage-{name}.png"), "--out")
     with stage_progress() as step:
         result, judge = measure(
             deployment.policy,

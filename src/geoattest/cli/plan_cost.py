@@ -175,7 +175,8 @@ def cost(
     """What a deployment costs by year, per chip and per certifiable chip; what share of
     diverted chips it catches and how soon; the published models beside it; with
     --sweeps, what each extra landmark, proof or tolerated fault buys."""
-    from geoattest.cli.plan import stage_progress, writable_dir  # noqa: PLC0415
+    from geoattest.cli.outputs import writable_dir  # noqa: PLC0415
+    from geoattest.cli.plan import stage_progress  # noqa: PLC0415
     from geoattest.plan.sensitivity import sweep  # noqa: PLC0415
 
     deployment = load_deployment_option(scenario)

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from geoattest.cli.plan import RESOLUTION_HELP, stage_progress, writable_dir
+from geoattest.cli.outputs import writable_dir
+from geoattest.cli.plan import RESOLUTION_HELP, stage_progress
 from geoattest.cli.plan_cost import Faults
 
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geoattest.bench.report import progress
+from geoattest.cli.outputs import png_file
 from geoattest.verdict import Verdict
 
 app = typer.Typer(help="Fleet studies on a virtual clock.", no_args_is_help=True)
@@ -127,8 +128,8 @@ def fleet(
         workers=workers or min(8, os.cpu_count() or 1),
     )
     config.check()
-    if map_path is not None and not map_path.parent.is_dir():
-        raise ConfigError(f"map directory {map_path.parent} does not exist")
+    if map_path is not None:
+        png_file(map_path, "--map")
     loaded = load_scenario(scenario or default_scenario_path())
     if landmark_faults >= loaded.quorum:
         raise ConfigError("landmark faults must be below the scenario's quorum")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
+import re
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,6 +28,31 @@ app = typer.Typer(
 )
 
 MAX_VALIDITY_DAYS = 100 * 365
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def server_host(host: str) -> str:
+    """``host`` if a server certificate can name it: an IP address, or a DNS name in the
+    ASCII form certificates hold (letters, digits and hyphens; ``*.`` first for a wildcard).
+    Any other name would be written into a certificate no client could match.
+
+    Raises:
+        ConfigError: ``host`` is neither.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.removeprefix("*.").split(".")
+        if (
+            len(host) > 253
+            or not all(_DNS_LABEL.fullmatch(label) for label in labels)
+            or labels[-1].isdigit()
+        ):
+            raise ConfigError(
+                f"--host {host!r} is neither an IP address nor a DNS name (ASCII letters, "
+                "digits and hyphens; an internationalised name in its xn-- form)"
+            ) from None
+    return host
 
 
 @app.command("init")
@@ -79,7 +106,7 @@ def tls_issue(
     assert chosen is not None
     if host and chosen is not Role.SERVER:
         raise ConfigError("--host is for a server certificate only")
-    hosts = tuple(host or DEFAULT_SERVER_HOSTS) if chosen is Role.SERVER else ()
+    hosts = tuple(map(server_host, host or DEFAULT_SERVER_HOSTS)) if chosen is Role.SERVER else ()
     certificate = OperatorCA.load(ca).issue_to(
         out,
         chosen,

@@ -74,6 +74,9 @@ def _measurements(values: list[str]) -> frozenset[bytes] | None:
     return digests or None
 
 
+MAX_DEADLINE_S = 3600.0
+"""The longest deadline a client command sets on its calls: gRPC turns a deadline past what
+its clock holds (``inf``, ``1e308``) into one already expired."""
 DB_HELP = "The verifier's database: a SQLite file's path or a postgresql:// URL."
 
 
@@ -146,7 +149,9 @@ def verifier_serve(
     synchronous: Annotated[
         str, typer.Option(help="SQLite synchronous: FULL (power-cut safe) or NORMAL.")
     ] = "FULL",
-    grace_s: Annotated[float, typer.Option(min=0, help="Drain time at shutdown.")] = 5.0,
+    grace_s: Annotated[
+        float, typer.Option(min=0, max=3600, help="Drain time at shutdown, seconds.")
+    ] = 5.0,
     workers: Annotated[
         int,
         typer.Option(
@@ -183,7 +188,8 @@ def verifier_serve(
         ),
     ] = None,
     checkpoint_every_s: Annotated[
-        float, typer.Option(min=0.001, help="Seconds between the audit log's checkpoints.")
+        float,
+        typer.Option(min=0.001, max=86400, help="Seconds between the audit log's checkpoints."),
     ] = 60.0,
     metrics: Annotated[
         str | None,
@@ -345,7 +351,9 @@ def status_line(reply: verifier_service_pb2.DeviceStatus) -> str:
 def verifier_status(
     device_id: Annotated[str, typer.Option(help="Device id.")],
     target: TargetOption = DEFAULT_LISTEN,
-    timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
+    timeout_s: Annotated[
+        float, typer.Option(min=0.1, max=MAX_DEADLINE_S, help="Deadline in seconds.")
+    ] = 5.0,
     tls: Annotated[
         Path | None,
         typer.Option(help="A relying party's or operator's TLS directory ('tls issue')."),
@@ -374,7 +382,9 @@ def verifier_enrol(
     keystore: Annotated[Path, typer.Option(help="Device key store ('device provision').")],
     target: TargetOption = DEFAULT_LISTEN,
     verifier_id: Annotated[str, typer.Option(help="The verifier's id.")] = DEFAULT_VERIFIER_ID,
-    timeout_s: Annotated[float, typer.Option(min=0.1, help="Deadline in seconds.")] = 5.0,
+    timeout_s: Annotated[
+        float, typer.Option(min=0.1, max=MAX_DEADLINE_S, help="Deadline in seconds.")
+    ] = 5.0,
     verifier_ca: Annotated[
         Path | None,
         typer.Option(

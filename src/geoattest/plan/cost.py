@@ -41,6 +41,10 @@ BYTES_PER_GB = 1e9
 KINDS = frozenset({"measured", "quoted", "derived", "assumption", "given"})
 """What a figure rests on; ``given`` is the user's own."""
 RENTED = "rented"
+MOST_CHIPS = 10**10
+"""The largest fleet costed: more chips than the world makes in decades."""
+MOST_YEARS = 100
+"""The longest horizon costed, in years."""
 OWNED = "owned"
 
 
@@ -56,6 +60,9 @@ class Spec:
     fraction: bool = False
     """Must lie in (0, 1]."""
     required: bool = True
+    most: float | None = None
+    """The largest value that still describes a deployment: the model's tables are as long
+    as the horizon and its sums as large as the fleet, so an absurd value is refused."""
 
 
 FIGURES: Mapping[str, Spec] = {
@@ -89,14 +96,16 @@ FIGURES: Mapping[str, Spec] = {
 """Every priced figure the model knows, with its unit."""
 
 FLEET: Mapping[str, Spec] = {
-    "chips_total": Spec("chips", "chips, split evenly when not given by region", whole=True),
+    "chips_total": Spec(
+        "chips", "chips, split evenly when not given by region", whole=True, most=MOST_CHIPS
+    ),
     "cadence_s": Spec("s", "seconds between a chip's proofs", positive=True),
     "stale_after_cadences": Spec(
         "cadences", "missed cadences before a chip is STALE", positive=True, whole=True
     ),
     "grace_s": Spec("s", "the agent's grace period after its licence lapses"),
     "landmark_faults": Spec("landmarks", "lying landmarks an ALLOWED must survive", whole=True),
-    "years": Spec("years", "the horizon costed", positive=True, whole=True),
+    "years": Spec("years", "the horizon costed", positive=True, whole=True, most=MOST_YEARS),
     "landmarks": Spec("rented or owned", "whether landmark servers are rented or owned"),
 }
 """The deployment's own inputs: chips, cadence, fault tolerance, horizon."""
@@ -313,6 +322,8 @@ def _fleet_plan(
     by_region = dict(chips) if chips is not None else _split(int(number("chips_total")), regions)
     if not sum(by_region.values()):
         raise ConfigError("the fleet has no chips")
+    if sum(by_region.values()) > MOST_CHIPS:
+        raise ConfigError(f"{chips_source}: at most {MOST_CHIPS:g} chips in all")
     return FleetPlan(
         chips=by_region,
         cadence_s=number("cadence_s"),
@@ -421,6 +432,8 @@ def _check_number(where: str, value: Any, spec: Spec) -> float:
         raise ConfigError(f"{where}: value must be above 0")
     if spec.whole and value != int(value):
         raise ConfigError(f"{where}: value must be a whole number, got {value!r}")
+    if spec.most is not None and value > spec.most:
+        raise ConfigError(f"{where}: value must be at most {spec.most:g}, got {value!r}")
     if spec.fraction and not 0 < value <= 1:
         raise ConfigError(f"{where}: value must be in (0, 1], got {value!r}")
     return float(value)

@@ -42,17 +42,20 @@ def render_fleet_map(path: Path, result: FleetResult, scenario: DemoScenario) ->
         ax = fig.add_subplot(rows, columns, n + 1)
         region = policy.regions[name]
         here = np.isin(places.code, sorted(region.countries)) & (chips > 0)
-        x0, y0, x1, y1 = _view(places.lon[here], places.lat[here])
+        shape = region.drawing(countries)
+        if here.any():
+            x0, y0, x1, y1 = _view(places.lon[here], places.lat[here])
+        else:  # no chip of a small study landed in this region: frame the region itself
+            bx0, by0, bx1, by1 = shape.bounds
+            x0, y0, x1, y1 = _view(np.array([bx0, bx1]), np.array([by0, by1]))
         window = shapely.box(x0, y0, x1, y1)
         draw_land(ax, countries, window)
-        draw_shape(
-            ax, region.drawing(countries), window, facecolor="none", edgecolor="#2e7d32", lw=1.0
-        )
+        draw_shape(ax, shape, window, facecolor="none", edgecolor="#2e7d32", lw=1.0)
         order = np.argsort(chips[here])[::-1]  # big towns first, small ones stay visible
         ax.scatter(
             places.lon[here][order],
             places.lat[here][order],
-            s=4 + 60 * np.sqrt(chips[here][order] / max(1, chips[here].max())),
+            s=4 + 60 * np.sqrt(chips[here][order] / chips[here].max(initial=1)),
             c=share[here][order],
             cmap=CMAP,
             norm=norm,

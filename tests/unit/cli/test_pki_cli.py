@@ -348,6 +348,22 @@ def test_landmark_keygen_refuses_a_garbage_registry_before_writing_a_key(tmp_pat
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("registry", "needle"),
+    [("missing/landmarks.json", "does not exist"), ("folder", "is a directory")],
+)
+def test_landmark_keygen_refuses_a_registry_it_cannot_write_before_writing_a_key(
+    tmp_path, registry, needle
+):
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / "lm"
+    args = ("--id", "lm", "--operator", "op", "--lat", "0", "--lon", "0", "--out", str(out))
+    line = main_error("landmark", "keygen", *args, "--registry", str(tmp_path / registry))
+    assert "--registry" in line
+    assert needle in line
+    assert not out.exists()
+
+
 def test_verifier_keygen_refuses_an_existing_output(tmp_path):
     (tmp_path / "vk").mkdir()
     (tmp_path / "vk" / "key.pem").write_text("keep me")

@@ -65,6 +65,15 @@ def test_fleet_map_is_a_png(study: tuple[dict[str, object], Path]) -> None:
     assert study[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_fleet_map_draws_regions_no_chip_landed_in(tmp_path: Path) -> None:
+    """A study smaller than the scenario's regions leaves some without a chip: each still
+    gets its panel, framed on the region itself."""
+    out = tmp_path / "fleet.png"
+    result = invoke("sim", "fleet", "--devices", "1", "--sample", "0", "--map", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

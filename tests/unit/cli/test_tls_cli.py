@@ -4,15 +4,23 @@ console script's own entry point)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import stat
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geoattest.cli import main
+from geoattest.cli.tls import server_host
+from geoattest.errors import ConfigError
 from geoattest.pki import load_certificate_pem
 from geoattest.pki.tls import OperatorCA, Role, TlsIdentity, role_of
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
@@ -101,3 +109,32 @@ SERVE = ["verifier", "serve", "--db", "v.db", "--trust-root", "ca.crt", "--landm
 )  # fmt: skip
 def test_plaintext_only_when_asked_for_and_on_loopback(monkeypatch, capsys, args, needle):
     assert needle in one_line_error(monkeypatch, capsys, *args)
+
+
+@pytest.mark.parametrize("host", ["ünï.example", "", "not a host!", "999.1.1.1", "a..b", "-a.b"])
+def test_a_host_no_certificate_can_name_is_refused(ca_dir, tmp_path, monkeypatch, capsys, host):
+    out = tmp_path / "server"
+    args = ("--role", "server", "--name", "s", "--out", str(out), "--host", host)
+    line = one_line_error(monkeypatch, capsys, "tls", "issue", "--ca", str(ca_dir), *args)
+    assert "--host" in line
+    assert not out.exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(host=st.text(max_size=40) | st.from_regex(r"(\*\.)?([a-z0-9-]{1,8}\.){0,3}[a-z0-9-]{1,8}"))
+def test_a_host_is_refused_or_named_in_the_certificate_exactly(host: str) -> None:
+    """What --host accepts goes into a certificate as the name a client matches (an IP
+    address as an address); everything else is a ConfigError, never another error."""
+    try:
+        accepted = server_host(host)
+    except ConfigError:
+        return
+    cert = OperatorCA.create("T", NOW, dt.timedelta(days=1)).issue(
+        Role.SERVER, "s", NOW, hosts=(accepted,)
+    )[1]
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    addresses = names.get_values_for_type(x509.IPAddress)
+    try:
+        assert addresses == [ipaddress.ip_address(host)]
+    except ValueError:
+        assert names.get_values_for_type(x509.DNSName) == [host]

@@ -6,6 +6,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from geoattest.errors import ConfigError
 from geoattest.plan.cost import (
@@ -13,6 +15,8 @@ from geoattest.plan.cost import (
     FLEET,
     HOURS_PER_YEAR,
     KINDS,
+    MOST_CHIPS,
+    MOST_YEARS,
     Load,
     default_costs_path,
     duration,
@@ -160,6 +164,26 @@ def test_a_missing_cost_file_is_a_config_error(tmp_path: Path) -> None:
 def test_bad_chips_on_the_command_line_are_refused(chips: str) -> None:
     with pytest.raises(ConfigError):
         load_inputs(REGIONS, overrides={"chips": chips})
+
+
+@given(years=st.integers(1, 10**12))
+def test_a_horizon_is_costed_only_up_to_its_bound(years: int) -> None:
+    """The model lists every year of the horizon: a million years would not finish."""
+    if years <= MOST_YEARS:
+        assert load_inputs(REGIONS, overrides={"years": years}).fleet.years == years
+    else:
+        with pytest.raises(ConfigError, match="at most"):
+            load_inputs(REGIONS, overrides={"years": years})
+
+
+@given(a=st.integers(0, 10**30), b=st.integers(0, 10**30), total=st.booleans())
+def test_a_fleet_is_costed_only_up_to_its_bound(a: int, b: int, total: bool) -> None:
+    chips = str(a + b) if total else f"A={a},B={b}"
+    if 0 < a + b <= MOST_CHIPS:
+        assert sum(load_inputs(REGIONS, overrides={"chips": chips}).fleet.chips.values()) == a + b
+    else:
+        with pytest.raises(ConfigError):
+            load_inputs(REGIONS, overrides={"chips": chips})
 
 
 def test_price_by_hand(tmp_path: Path) -> None:
