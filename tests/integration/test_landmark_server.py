@@ -375,6 +375,36 @@ def test_grpc_info_and_counters_describe_the_landmark(server, keys, secrets):
     assert counted.datagrams_malformed == now.datagrams_malformed
 
 
+@pytest.fixture
+def info_port(server) -> Iterator[int]:
+    info = start_info_service(server, "127.0.0.1", 0)
+    yield info.port
+    info.server.stop(None)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=st.sampled_from(["GetInfo", "GetCounters"]),
+    junk=st.one_of(st.binary(min_size=1, max_size=64), st.binary(min_size=1025, max_size=4096)),
+)
+def test_a_request_that_is_not_one_is_malformed_not_internal(info_port, method, junk):
+    """Whatever bytes reach the management service, the answer is the request's decoding
+    as a stable reason (INVALID_ARGUMENT, ``wire.malformed_message`` or
+    ``wire.oversized_message``), or the method's answer where the bytes happen to parse:
+    never INTERNAL."""
+    with grpc.insecure_channel(f"127.0.0.1:{info_port}") as channel:
+        call = channel.unary_unary(f"/geoattest.v1.LandmarkService/{method}")
+        try:
+            call(junk, timeout=PATIENCE_S)
+        except grpc.RpcError as refused:
+            assert refused.code() is grpc.StatusCode.INVALID_ARGUMENT, refused.details()
+            reason = dict(refused.trailing_metadata())["geoattest-reason"]
+            assert reason in {"wire.malformed_message", "wire.oversized_message"}
+            assert refused.details().startswith(reason)
+
+
 def test_a_flood_from_the_chip_s_own_socket_does_not_starve_its_honest_round(keys, raw):
     """A thread floods the landmark with junk through the very socket the honest round
     uses (same address, same port) for the whole round, at a rate the landmark can read;

@@ -213,7 +213,8 @@ def _locate(
         verdict=verdict,
         result=result,
         feasible=outer.polygon,
-        estimate=estimate_location(bounds, outer.polygon),
+        # Disks that share no point (INCONSISTENT) leave no place to estimate.
+        estimate=None if outer.empty else estimate_location(bounds, outer.polygon),
         probe=probe_at,
         probe_inside=probe_inside,
         location=location,

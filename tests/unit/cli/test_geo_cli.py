@@ -62,6 +62,12 @@ def test_verdicts_outside_inconclusive_inconsistent_and_embargo() -> None:
         "--landmark", "50.0,8.0,0.5", "--landmark", "40.0,-3.7,0.5", "--allow", "DE"
     )
     assert contradiction["verdict"] == "INCONSISTENT"
+    # Disks that share no point leave nowhere to estimate: no likely location is offered.
+    assert contradiction["estimate"] is None
+    printed = run("locate", "--landmark", "50,8,0.001", "--landmark", "-50,-170,0.001")
+    assert printed.returncode == 0, printed.stderr
+    assert "INCONSISTENT" in printed.stdout
+    assert "likely location" not in printed.stdout
 
 
 def test_circle_and_geojson_licences(tmp_path: Path) -> None:
