@@ -106,8 +106,23 @@ needs one in an install without it says which extra to add."""
 UsageError: type[Exception] = typer.BadParameter.__mro__[1]
 
 
+MAX_ERROR_CHARS = 500
+"""The longest error line: a refused value is quoted, and a value of megabytes quoted
+whole would bury the line that names what is wrong with it."""
+
+
+def error_line(message: str) -> str:
+    """A failure as the one line a command prints: whitespace folded, at most
+    :data:`MAX_ERROR_CHARS` characters (the rest counted, not shown)."""
+    line = f"error: {' '.join(message.split())}"
+    if len(line) <= MAX_ERROR_CHARS:
+        return line
+    cut = f"… ({len(line) - MAX_ERROR_CHARS:,} more characters)"
+    return line[: MAX_ERROR_CHARS - len(cut)] + cut
+
+
 def _fail(message: str) -> None:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    print(error_line(message), file=sys.stderr)
     sys.exit(EXIT_ERROR)
 
 
