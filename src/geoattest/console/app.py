@@ -66,7 +66,7 @@ from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
 from geoattest.verifier.service import with_stored_landmarks
 from geoattest.verifier.standing import Standing, standing
-from geoattest.verifier.store import StoreUnavailableError
+from geoattest.verifier.store import StoreUnavailableError, StoreValueError
 
 if TYPE_CHECKING:
     from geoattest.verifier.store import StoredTrust
@@ -352,7 +352,10 @@ def console_app(console: Console, access: HttpsAccess | None = None) -> Starlett
     h = _Handlers(console)
     return Starlette(
         middleware=[Middleware(OperatorOnly, access=access)] if access else [],
-        exception_handlers={StoreUnavailableError: _store_unavailable},
+        exception_handlers={
+            StoreUnavailableError: _store_unavailable,
+            StoreValueError: _store_value_refused,
+        },
         routes=[
             Route("/", h.fleet),
             Route("/fleet/map.svg", h.fleet_map),
@@ -378,6 +381,15 @@ async def _store_unavailable(_request: Request, exc: Exception) -> Response:
         pages.unavailable(exc.detail),
         503,
         headers={REASON_HEADER.decode(): exc.reason.value, "retry-after": "5"},
+    )
+
+
+async def _store_value_refused(_request: Request, exc: Exception) -> Response:
+    """A value in the request the database cannot hold (a NUL in a device id, on
+    PostgreSQL): 400 with the reason, the request's fault, not a server error."""
+    assert isinstance(exc, StoreValueError)
+    return HTMLResponse(
+        pages.not_found(exc.detail), 400, headers={REASON_HEADER.decode(): exc.reason.value}
     )
 
 
