@@ -325,15 +325,24 @@ def read_checkpoints(path: Path, key: VerifyingKey) -> list[Checkpoint]:
 class Verified:
     entries: int
     checkpoints: int
+    signed: int
+    """The entries the newest checkpoint signs; those after it are vouched for by none."""
 
 
 def _entry_fields(entry: bytes) -> tuple[int, str] | None:
-    """An entry's ``seq`` and ``prev``; None when the bytes are no longer an entry."""
+    """An entry's ``seq`` and ``prev``; None when the bytes are no longer an entry: not
+    JSON (bytes, not UTF-8, nested past the parser), not an object, or a ``seq`` that is
+    not an integer or a ``prev`` that is not a string, as the writer never writes them."""
     try:
         document = json.loads(entry)
-        return int(document["seq"]), str(document["prev"])
-    except (ValueError, KeyError, TypeError, RecursionError):  # bytes, not UTF-8, too deep
+    except (ValueError, RecursionError):
         return None
+    if not isinstance(document, dict):
+        return None
+    seq, prev = document.get("seq"), document.get("prev")
+    if type(seq) is not int or not isinstance(prev, str):
+        return None
+    return seq, prev
 
 
 def verify_log(entries: Sequence[bytes], checkpoints: Sequence[Checkpoint]) -> Verified:
@@ -354,6 +363,8 @@ def verify_log(entries: Sequence[bytes], checkpoints: Sequence[Checkpoint]) -> V
             later = any(f is not None and f[0] == index for f in fields[index + 1 :])
             what = "reordered" if later else "altered" if chained else "removed"
             raise AuditLogError(f"entry {index} was {what} (found entry {seq} in its place)")
+        if not chained and index == 0:
+            raise AuditLogError("entry 0 was altered (it chains to an entry before the first)")
         if not chained:
             raise AuditLogError(
                 f"entry {index - 1} was altered (entry {index} chains to another entry)"
@@ -365,6 +376,13 @@ def verify_log(entries: Sequence[bytes], checkpoints: Sequence[Checkpoint]) -> V
         frontier.append(leaf)
         roots[frontier.size] = frontier.root()
     signed = max((c.size for c in checkpoints), default=0)
+    if leaves and not checkpoints:
+        # The writer signs a checkpoint with its first entries: none at all means they
+        # were removed, and then nothing vouches for any entry.
+        raise AuditLogError(
+            f"no signed checkpoint vouches for the log's {len(leaves)} entries (the "
+            "checkpoints were removed, or the verifier stopped before signing its first)"
+        )
     if signed > len(leaves):
         raise AuditLogError(
             f"entries {len(leaves)} to {signed - 1} were removed (a checkpoint signed at "
@@ -376,7 +394,7 @@ def verify_log(entries: Sequence[bytes], checkpoints: Sequence[Checkpoint]) -> V
                 f"entry {checkpoint.size - 1} or an earlier one was altered (the checkpoint at "
                 f"size {checkpoint.size} signs another root)"
             )
-    return Verified(len(leaves), len(checkpoints))
+    return Verified(len(leaves), len(checkpoints), signed)
 
 
 @dataclass(frozen=True, slots=True)

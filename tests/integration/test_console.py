@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.client
 import json
 import re
 import socket
@@ -25,6 +26,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 from command import assert_one_line_error, main_error, run_geoattest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from verifier_world import ProvisionedChip, ServerThread, VerifierWorld
 
 from geoattest.console.app import ConsoleFiles, console_app, load_console
@@ -42,6 +45,9 @@ from geoattest.verifier.store import SqlStore
 
 GUARD_S = 30.0
 """A failure guard only."""
+CONSOLE_ROUTES = ("/", "/fleet/map.svg", "/fleet.json", "/alerts", "/events", "/devices/dev-1")
+CONSOLE_ROUTES += ("/landmarks", "/landmarks/lm-fra", "/tokens", "/static/console.js")
+REFUSED_ROLES = (Role.RELYING_PARTY, Role.AUDITOR, Role.LANDMARK, Role.MONITOR)
 
 
 @dataclass
@@ -230,6 +236,77 @@ def test_a_token_nested_past_any_parser_is_shown_as_not_a_token(served):
     assert "not a JWT" in post(served.url + "/tokens", {"token": f"{deep}.{deep}.c2ln"})
 
 
+def answer(url: str, path: str, host: str | None = None, method: str = "GET"):
+    """``method`` on ``path`` with the Host header ``host`` (None: the URL's), as a page
+    elsewhere that points its own name at this address would send it."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=GUARD_S)
+    headers = {"Host": host} if host is not None else {}
+    connection.request(method, path, headers=headers)
+    response = connection.getresponse()
+    if path == "/events" and response.status == 200:
+        response.fp.readline()  # the stream stays open: its first line is enough
+    else:
+        response.read()
+    connection.close()
+    return response
+
+
+def assert_hardened(response) -> None:
+    """The console's security headers: only its own script runs, no other site frames it."""
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "'unsafe-inline'" not in policy.partition("script-src")[2].partition(";")[0]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("route", [*CONSOLE_ROUTES, "/devices/no-such-chip", "/no-such-page"])
+def test_every_response_carries_the_security_headers(served, route):
+    assert_hardened(answer(served.url, route))
+
+
+def test_a_page_elsewhere_cannot_be_framed_or_script_the_console_over_https(served_tls):
+    operator = served_tls.context(Role.OPERATOR.value)
+    for route in CONSOLE_ROUTES:
+        request = urllib.request.urlopen(served_tls.url + route, timeout=GUARD_S, context=operator)
+        assert_hardened(request)
+        request.close()
+    assert_hardened(refusal(served_tls.url + "/", served_tls.context(Role.AUDITOR.value)))
+
+
+OTHER_HOSTS = st.one_of(
+    st.from_regex(r"\A[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){1,3}\Z").filter(
+        lambda name: not name.endswith(".localhost")
+    ),
+    st.ip_addresses()
+    .filter(lambda ip: not ip.is_loopback)
+    .map(lambda ip: f"[{ip}]" if ip.version == 6 else str(ip)),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(host=OTHER_HOSTS, port=st.integers(1, 65535), route=st.sampled_from(CONSOLE_ROUTES))
+def test_plain_http_refuses_a_request_for_a_host_that_is_not_loopback(served, host, port, route):
+    """DNS rebinding: a page at evil.example whose name now points at 127.0.0.1 would be
+    same-origin with the console's answers; they are refused, naming the reason."""
+    refused = answer(served.url, route, f"{host}:{port}")
+    assert refused.status == 403
+    assert refused.headers["geoattest-reason"] == Reason.PLAINTEXT_NOT_LOOPBACK.value
+    assert_hardened(refused)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST", "127.0.0.2", "[::1]"])
+def test_plain_http_answers_requests_for_a_loopback_host(served, host):
+    port = served.url.rpartition(":")[2]
+    for named in (host, f"{host}:{port}"):
+        assert answer(served.url, "/", named).status == 200
+        assert answer(served.url, "/events", named).status == 200
+
+
 def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_path):
     files = ["--plaintext", "--policy", str(served.world.root / "policy.json")]
     files += ["--landmarks", str(served.world.root / "landmarks.json")]
@@ -335,10 +412,6 @@ def test_an_allowed_an_operator_took_away_is_never_shown_as_standing(tmp_path):
 
 
 # --- over HTTPS, for the operator only --------------------------------------------------
-
-CONSOLE_ROUTES = ("/", "/fleet/map.svg", "/fleet.json", "/alerts", "/events", "/devices/dev-1")
-CONSOLE_ROUTES += ("/landmarks", "/landmarks/lm-fra", "/tokens", "/static/console.js")
-REFUSED_ROLES = (Role.RELYING_PARTY, Role.AUDITOR, Role.LANDMARK, Role.MONITOR)
 
 
 @dataclass

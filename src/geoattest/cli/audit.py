@@ -82,9 +82,14 @@ def audit_verify(
     key = _key(public_key)
     notes = read_checkpoints(_checkpoints_path(log, checkpoints), key)
     verified = verify_log(read_entries(log), notes)
+    unsigned = (
+        f"; entries {verified.signed} to {verified.entries - 1} are signed by no checkpoint yet"
+        if verified.signed < verified.entries
+        else ""
+    )
     typer.echo(
         f"audit log {log}: {verified.entries} entries chained, "
-        f"{verified.checkpoints} signed checkpoints match"
+        f"{verified.checkpoints} signed checkpoints match{unsigned}"
     )
 
 

@@ -53,7 +53,7 @@ from geoattest.console.fleet import (
     draw_landmarks,
     feasible_shape,
 )
-from geoattest.console.https import REASON_HEADER, OperatorOnly
+from geoattest.console.https import REASON_HEADER, Hardened, OperatorOnly
 from geoattest.console.svg import Canvas, View
 from geoattest.console.tokens import inspect_token, token_device
 from geoattest.errors import GeoattestError
@@ -348,10 +348,14 @@ class _Handlers:
 
 def console_app(console: Console, access: HttpsAccess | None = None) -> Starlette:
     """The console's routes over ``console``; with ``access`` (HTTPS), every route only
-    for the callers it admits."""
+    for the callers it admits; without it (plain HTTP), only for requests naming a
+    loopback host. Every response carries the console's security headers."""
     h = _Handlers(console)
     return Starlette(
-        middleware=[Middleware(OperatorOnly, access=access)] if access else [],
+        middleware=[
+            Middleware(Hardened, loopback_only=access is None),
+            *([Middleware(OperatorOnly, access=access)] if access else []),
+        ],
         exception_handlers={
             StoreUnavailableError: _store_unavailable,
             StoreValueError: _store_value_refused,

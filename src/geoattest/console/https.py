@@ -13,6 +13,7 @@ header, for every route: pages, the JSON endpoints and the event stream alike.
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from typing import Any
 
@@ -20,10 +21,84 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from geoattest.errors import AccessError
+from geoattest.errors import AccessError, Reason
 from geoattest.verifier.access import HttpsAccess
 
 REASON_HEADER = b"geoattest-reason"
+SECURITY_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        b"img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+"""On every response: no script but the console's own file runs (a value that escaped
+its escaping still cannot script the page), no other site may frame a page (clickjacking),
+no response is read as another type, and no address of the console leaves in a Referer."""
+
+
+async def _refuse(send: Send, status: int, reason: Reason, detail: str) -> None:
+    """Answer ``status`` with the reason code in the body and the header."""
+    body = f"{reason.value}: {detail}\n".encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (REASON_HEADER, reason.value.encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def loopback_host(host: str) -> bool:
+    """Whether a Host header (``name[:port]``, ``[v6]:port``) names this machine's loopback."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class Hardened:
+    """ASGI middleware, outermost: :data:`SECURITY_HEADERS` on every response; with
+    ``loopback_only`` (plain HTTP), a request whose Host is not a loopback name is refused
+    403 ``access.plaintext_not_loopback``: a page elsewhere that points its own name at
+    127.0.0.1 (DNS rebinding) is same-origin with what it reads there, and the console
+    would otherwise answer it."""
+
+    def __init__(self, app: ASGIApp, loopback_only: bool) -> None:
+        self.app = app
+        self.loopback_only = loopback_only
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def hardened(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *SECURITY_HEADERS]}
+            await send(message)
+
+        host = dict(scope.get("headers", ())).get(b"host")
+        if self.loopback_only and host is not None:
+            named = host.decode("latin-1")
+            if not loopback_host(named):
+                detail = (
+                    f"plain HTTP answers requests for a loopback host only, not {named[:100]!r}"
+                )
+                await _refuse(hardened, 403, Reason.PLAINTEXT_NOT_LOOPBACK, detail)
+                return
+        await self.app(scope, receive, hardened)
 
 
 class ClientCertificateH11(H11Protocol):
@@ -61,14 +136,7 @@ class OperatorOnly:
             der = ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
             self.access.admit(der)
         except AccessError as refused:
-            body = f"{refused}\n".encode()
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (REASON_HEADER, refused.reason.value.encode()),
-            ]
-            await send({"type": "http.response.start", "status": 403, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _refuse(send, 403, refused.reason, refused.detail)
             return
         await self.app(scope, receive, send)
 

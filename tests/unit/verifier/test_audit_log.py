@@ -17,6 +17,7 @@ from geoattest.pki import ResultKey
 from geoattest.verifier.audit_log import (
     AuditLog,
     AuditLogError,
+    encode_entry,
     inclusion_path,
     leaf_hash,
     prove_token,
@@ -172,6 +173,71 @@ def test_any_bytes_in_place_of_a_line_are_found_and_named(
     assert found.value.reason is expected
 
 
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+"""What a tampered entry's ``seq`` or ``prev`` may hold."""
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    field=st.sampled_from(["seq", "prev"]),
+    value=JSON_VALUES,
+    raw=st.sampled_from(["", "1e400", "-1e400", "NaN", "Infinity", "3.0", "true"]),
+)
+def test_an_entry_whose_seq_or_prev_was_rewritten_is_named_never_a_crash(
+    tmp_path_factory, result_key, field, value, raw
+):
+    log = write_log(tmp_path_factory.mktemp("log"), result_key)
+    lines = log.path.read_bytes().split(b"\n")[:-1]
+    document = json.loads(lines[3])
+    if raw:  # a number literal the writer never writes (1e400 parses as infinity)
+        lines[3] = lines[3].replace(
+            f'"{field}":{json.dumps(document[field])}'.encode(), f'"{field}":{raw}'.encode()
+        )
+    else:
+        document[field] = value
+        lines[3] = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    if lines[3] == log.path.read_bytes().split(b"\n")[3]:
+        return  # the same entry
+    log.path.write_bytes(b"".join(line + b"\n" for line in lines))
+    with pytest.raises(AuditLogError) as found:
+        verify(log, result_key)
+    assert found.value.reason is Reason.AUDIT_TAMPERED
+    # a rewritten prev may as well be its predecessor's change: either is named
+    assert found.value.detail.startswith(("entry 3 was altered", "entry 2 was altered"))
+
+
+def test_a_first_entry_chained_to_anything_is_named_as_entry_0(tmp_path, result_key):
+    log = write_log(tmp_path, result_key)
+    rewrite(log, lambda lines: [lines[0].replace(b'"prev":""', b'"prev":"00"'), *lines[1:]])
+    with pytest.raises(AuditLogError) as found:
+        verify(log, result_key)
+    assert found.value.detail.startswith("entry 0 was altered")
+
+
+def test_a_log_whose_checkpoints_were_all_removed_does_not_verify(tmp_path, result_key):
+    log = write_log(tmp_path, result_key)
+    log.checkpoints_path.write_bytes(b"")
+    with pytest.raises(AuditLogError) as found:
+        verify(log, result_key)
+    assert found.value.reason is Reason.AUDIT_TAMPERED
+    assert "no signed checkpoint vouches for the log's 10 entries" in found.value.detail
+
+
+def test_an_empty_log_without_checkpoints_verifies(tmp_path, result_key):
+    (tmp_path / "audit.log").write_bytes(b"")
+    assert verify_log(read_entries(tmp_path / "audit.log"), []).entries == 0
+
+
 def test_the_last_entry_is_held_by_its_checkpoint(tmp_path, result_key):
     log = write_log(tmp_path, result_key)
     rewrite(log, lambda lines: [*lines[:-1], lines[-1].replace(b"dev-9", b"dev-8")])
@@ -255,6 +321,14 @@ def test_audit_verify_and_prove_on_the_command_line(tmp_path, result_key, monkey
     code, out, _ = run("verify", "--log", str(log.path), "--public-key", public)
     assert code == 0
     assert "10 entries chained, 3 signed checkpoints match" in out
+    assert "signed by no checkpoint" not in out
+    with log.path.open("ab") as tail:  # an entry after the newest checkpoint
+        tail.write(encode_entry(10, leaf_hash(read_entries(log.path)[-1]), 300 * S, {}) + b"\n")
+    code, out, _ = run("verify", "--log", str(log.path), "--public-key", public)
+    assert code == 0
+    assert "11 entries chained" in out
+    assert "entries 10 to 10 are signed by no checkpoint yet" in out
+    rewrite(log, lambda lines: lines[:-1])
     rewrite(log, drop)
     code, _, err = run("verify", "--log", str(log.path), "--public-key", public)
     assert code == 2
