@@ -298,6 +298,26 @@ def test_a_landmark_key_replaced_after_the_allowed_takes_it_away(tmp_path, old_k
         ops.close()
 
 
+def test_a_verdict_resting_on_a_landmark_registered_through_the_admin_api_stands(ops):
+    """The key and site the verdict was judged by are the stored registration's, read back
+    the same from either database."""
+    signer = KeySigner.generate()
+    ops.admin.register_landmark(
+        "op",
+        landmark_id="lm-mai",
+        operator="op-mai",
+        latitude=50.0012345678901,
+        longitude=8.2711234567891,
+        public_key_der=signer.verifying_key.der(),
+        name="",
+        now_ns=ops.now_ns,
+    )
+    ops.world.landmarks["lm-mai"] = signer  # the chip measures it from now on
+    status = proved_allowed(ops)
+    assert "lm-mai" in {b.landmark_id for b in ops.b.store.summary("dev-1").head.fix}
+    assert status.standing is Standing.STANDS
+
+
 def test_a_landmark_moved_after_the_allowed_takes_it_away(tmp_path, monkeypatch):
     """The verdict's disk was drawn around the site registered then: a registry that puts
     the landmark elsewhere no longer vouches for it."""
