@@ -386,6 +386,8 @@ def verify_log(entries: Sequence[bytes], checkpoints: Sequence[Checkpoint]) -> V
             raise AuditLogError(f"entry {index} was altered (it is no longer an entry)")
         seq, prev = parsed
         chained = prev == (leaves[-1].hex() if leaves else "")
+        if 0 <= seq < index and entry == entries[seq]:
+            raise AuditLogError(f"entry {index} is a copy of entry {seq} (an entry replayed)")
         if seq != index:
             later = any(f is not None and f[0] == index for f in fields[index + 1 :])
             what = "reordered" if later else "altered" if chained else "removed"

@@ -122,6 +122,14 @@ def truncate(lines):
     return lines[:4]
 
 
+def replay(lines):
+    return [*lines[:5], lines[3], *lines[5:]]
+
+
+def replay_last(lines):
+    return [*lines, lines[-1]]
+
+
 def edit_value(lines):
     lines[3] = lines[3].replace(b'"dev-3"', b'"dev-X"')
     return lines
@@ -136,8 +144,19 @@ def edit_value(lines):
         (drop, "entry 3 was removed"),
         (swap, "entry 3 was reordered"),
         (truncate, "entries 4 to 9 were removed"),
+        (replay, "entry 5 is a copy of entry 3"),
+        (replay_last, "entry 10 is a copy of entry 9"),
     ],
-    ids=["flip-syntax", "edit-value", "flip-digest", "drop", "swap", "truncate"],
+    ids=[
+        "flip-syntax",
+        "edit-value",
+        "flip-digest",
+        "drop",
+        "swap",
+        "truncate",
+        "replay",
+        "replay-last",
+    ],
 )
 def test_tampering_is_found_and_its_spot_named(tmp_path, result_key, change, needle):
     log = write_log(tmp_path, result_key)
