@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from geoattest.address import parse_address, require_loopback
-from geoattest.errors import AccessError, ConfigError
+from geoattest.errors import AccessError, ConfigError, Reason
 from geoattest.pki.tls import Role
-from geoattest.verifier.access import HttpsAccess
+from geoattest.verifier.access import HttpsAccess, loopback_host
 from geoattest.verifier.logs import FIELDS
 
 if TYPE_CHECKING:
@@ -255,16 +255,22 @@ def serve_metrics(
     exposition = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if access is not None:
-            try:
+        try:
+            if access is not None:
                 access.admit(environ.get(PEER_CERTIFICATE))
-            except AccessError as refused:
-                headers = [
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    (REASON_HEADER, refused.reason.value),
-                ]
-                start_response("403 Forbidden", headers)
-                return [f"{refused}\n".encode()]
+            elif not loopback_host(environ.get("HTTP_HOST", "localhost")):
+                # A page elsewhere that points its name at 127.0.0.1 (DNS rebinding).
+                raise AccessError(
+                    Reason.PLAINTEXT_NOT_LOOPBACK,
+                    "plain HTTP answers requests for a loopback host only",
+                )
+        except AccessError as refused:
+            headers = [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                (REASON_HEADER, refused.reason.value),
+            ]
+            start_response("403 Forbidden", headers)
+            return [f"{refused}\n".encode()]
         return exposition(environ, start_response)  # type: ignore[no-any-return]
 
     try:

@@ -199,6 +199,36 @@ def test_connections_that_never_handshake_hold_a_bounded_number_of_threads(tmp_p
         endpoint.stop()
 
 
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("evil.example:9464", 403),
+        ("10.0.0.7", 403),
+        ("[2001:db8::1]:9464", 403),
+        ("127.0.0.1:9464", 200),
+        ("localhost", 200),
+        ("[::1]:9464", 200),
+    ],
+)
+def test_plain_http_metrics_answer_only_requests_for_a_loopback_host(host, status):
+    """DNS rebinding: a page at evil.example whose name now points at 127.0.0.1 would read
+    the loopback endpoint through the operator's browser; it is refused with the reason."""
+    with LandmarkServer(LandmarkIdentity("lm-x", 50.11, 8.68), KeySigner.generate()) as lm:
+        endpoint = serve_landmark_metrics(lm, "127.0.0.1:0")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=GUARD_S)
+            connection.request("GET", "/metrics", headers={"Host": host})
+            response = connection.getresponse()
+            body = response.read().decode()
+            connection.close()
+        finally:
+            endpoint.stop()
+    assert response.status == status
+    if status == 403:
+        assert response.headers["geoattest-reason"] == Reason.PLAINTEXT_NOT_LOOPBACK.value
+        assert "geoattest_landmark" not in body
+
+
 def test_plain_http_metrics_are_for_loopback_only():
     identity = LandmarkIdentity("lm-x", 50.11, 8.68)
     with (

@@ -13,7 +13,6 @@ header, for every route: pages, the JSON endpoints and the event stream alike.
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from typing import Any
 
@@ -22,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from geoattest.errors import AccessError, Reason
-from geoattest.verifier.access import HttpsAccess
+from geoattest.verifier.access import HttpsAccess, loopback_host
 
 REASON_HEADER = b"geoattest-reason"
 SECURITY_HEADERS = (
@@ -51,21 +50,6 @@ async def _refuse(send: Send, status: int, reason: Reason, detail: str) -> None:
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def loopback_host(host: str) -> bool:
-    """Whether a Host header (``name[:port]``, ``[v6]:port``) names this machine's loopback."""
-    name = host.strip().lower()
-    if name.startswith("["):
-        name = name[1:].partition("]")[0]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class Hardened:
