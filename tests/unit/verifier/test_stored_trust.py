@@ -263,6 +263,7 @@ def test_a_reason_or_name_that_could_forge_a_listed_line_is_refused_and_writes_n
         )
         before = store.dump()
         key = KeySigner.generate().verifying_key.der()
+        site = {"operator": "op-x", "latitude": 50.0, "longitude": 8.0, "now_ns": NOW_NS}
         calls = {
             "withdraw": lambda: admin.withdraw_licence("op", "dev-3", note, NOW_NS),
             "revoke": lambda: admin.revoke_device("op", "dev-1", note, NOW_NS),
@@ -279,14 +280,7 @@ def test_a_reason_or_name_that_could_forge_a_listed_line_is_refused_and_writes_n
                 now_ns=NOW_NS,
             ),
             "landmark name": lambda: admin.register_landmark(
-                "op",
-                landmark_id="lm-new",
-                operator="op-x",
-                latitude=50.0,
-                longitude=8.0,
-                public_key_der=key,
-                name=note,
-                now_ns=NOW_NS,
+                "op", landmark_id="lm-new", public_key_der=key, name=note, **site
             ),
         }
         refused = {name: refusal(call).reason for name, call in calls.items()}
