@@ -97,26 +97,45 @@ def server_processes(server: PostgresServer) -> list[int]:
 def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_server):
     """The server's processes are frozen (SIGSTOP: connections stay open, nothing answers,
     as behind a network that drops packets): health turns NOT_SERVING although no probe
-    fails, and SERVING again once the server answers, by itself."""
+    fails; the proof sent as it froze, which waited on the server, is answered
+    UNAVAILABLE, and one sent while NOT_SERVING is refused without waiting on it; once the
+    server answers, SERVING again by itself and the proof is accepted."""
     world = VerifierWorld.create(tmp_path)
     store = SqlStore.open(own_server.database())
     server = ServerThread(world.service(store), clock=lambda: NOW_NS)
     server.start()
+    chip = world.chip("dev-1")
+    first = world.proof(chip)
+    second = world.proof(chip, unix_ns=UNIX_NS + S)
     frozen = server_processes(own_server)
 
     async def scenario() -> None:
         await health_becomes(server.address, SERVING)
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
-        try:
-            await health_becomes(server.address, NOT_SERVING)
-        finally:
+        async with VerifierClient(server.address, timeout_s=600) as client:
+            await client.enroll(chip.enroll_request())
+            await client.submit(first)
             for pid in frozen:
-                os.kill(pid, signal.SIGCONT)
-        await health_becomes(server.address, SERVING)
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                with pytest.raises(VerifierRefused) as waited:
+                    await client.submit(second)
+                await health_becomes(server.address, NOT_SERVING)
+                with pytest.raises(VerifierRefused) as refused:
+                    await client.submit(second)
+            finally:
+                for pid in frozen:
+                    os.kill(pid, signal.SIGCONT)
+            for refusal in (waited.value, refused.value):
+                assert refusal.code is grpc.StatusCode.UNAVAILABLE
+                assert refusal.reason == Reason.STORE_UNAVAILABLE.value
+            assert "DatabaseNotAnswering" in refused.value.detail  # not waited on
+            await health_becomes(server.address, SERVING)
+            again = await client.submit(second)
+            assert again.verdict == evidence_pb2.VERDICT_ALLOWED
 
     try:
         asyncio.run(scenario())
     finally:
         server.stop()
-        store.close()
+    assert store.accepted_counters("dev-1") == [1, 2]
+    store.close()
