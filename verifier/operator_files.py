@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from geoattest.errors import ConfigError
 from geoattest.pki import LandmarkRegistry, RevocationList
 
 
@@ -52,3 +53,38 @@ class OperatorFiles:
         if self.revocations is None or not self.revocations.exists():
             return RevocationList()
         return RevocationList.load(self.revocations)
+
+    def revocations_after(self, held: RevocationList) -> RevocationList:
+        """The revocation list file as it is now, if it may take the place of ``held``
+        (the one in force): a later version, or the same version revoking at least what
+        ``held`` does. An older version (an old copy served again), the same version
+        lifting a revocation (an edit that kept the version), or no file at all where
+        ``held`` revokes something would lift revocations that no newer list lifted.
+
+        Raises:
+            ConfigError: the file does not load, or may not replace ``held``.
+        """
+        if self.revocations is not None and not self.revocations.exists():
+            if held != RevocationList():
+                raise ConfigError(
+                    f"revocation list {self.revocations} is gone; version {held.version} "
+                    "stays in force"
+                )
+            return held
+        loaded = self.load_revocations()
+        if loaded.version < held.version or (
+            loaded.version == held.version and not _revokes_all_of(loaded, held)
+        ):
+            raise ConfigError(
+                f"revocation list {self.revocations} holds version {loaded.version}, which "
+                f"lifts revocations of version {held.version} in force: refused (a rollback)"
+            )
+        return loaded
+
+
+def _revokes_all_of(revocations: RevocationList, held: RevocationList) -> bool:
+    return (
+        revocations.devices >= held.devices
+        and revocations.landmarks >= held.landmarks
+        and revocations.landmark_keys >= held.landmark_keys
+    )

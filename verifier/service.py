@@ -419,22 +419,26 @@ class VerifierService:
         Raises:
             StoreUnavailableError: the store cannot be reached.
         """
-        try:
-            self.in_force()
-        except ConfigError as exc:
-            _log.error("the operator's files do not load; judging by the ones before: %s", exc)
+        self.in_force()
 
     def _reload_files(self) -> bool:
         """Judge by the operator's files as they are now, if they changed (an edit on this
-        host); whether they did."""
+        host); whether they did. Files that do not load, or a revocation list that would
+        lift revocations in force without a newer version
+        (:meth:`~geoattest.verifier.operator_files.OperatorFiles.revocations_after`), are
+        refused in the log: the files before stay in force."""
         if self.files is None or not self.files.changed():
             return False
-        self._appraiser = ProofAppraiser(
-            self._appraiser.config,
-            self.files.load_registry(),
-            self.files.load_revocations(),
-            self._appraiser.region,
-        )
+        try:
+            self._appraiser = ProofAppraiser(
+                self._appraiser.config,
+                self.files.load_registry(),
+                self.files.revocations_after(self._appraiser.revocations),
+                self._appraiser.region,
+            )
+        except ConfigError as exc:
+            _log.error("the operator's files are refused; judging by the ones before: %s", exc)
+            return False
         return True
 
     def submit(self, proof: bytes | envelope_pb2.Envelope, now_ns: int) -> ProofResult:
@@ -716,10 +720,11 @@ class VerifierService:
         any replica holds here from the next proof. Safe from any thread (the transport's
         probe calls it beside the batches).
 
+        A changed operator file that is refused (:meth:`_reload_files`) is logged, and the
+        files before stay in force.
+
         Raises:
             StoreUnavailableError: the store cannot be reached.
-            ConfigError: a changed operator file does not load (once; the files before
-                stay in force).
         """
         return self._in_force_versioned()[0]
 

@@ -4,7 +4,8 @@ metrics report it.
 A verdict is about one instant (its evidence's landmark time) under one licence version and
 one set of trusted landmarks. An operator's later action can take it away without any new
 proof: the licence withdrawn, expired or changed, the device revoked (even if restored
-since), a landmark it rests on revoked or excluded (even if the exclusion was lifted since).
+since), a landmark it rests on revoked or excluded (even if the exclusion was lifted since),
+or registered now under another key or at another site than the receipt was judged by.
 Its result token expires at the stale window, so staleness takes it away too. The rule,
 which the stateful test in ``tests/unit/verifier/test_standing.py`` checks over any sequence
 of operator actions: **no status reports a current ALLOWED unless the licence version it
@@ -24,7 +25,7 @@ from enum import StrEnum
 
 from geoattest.pki import LandmarkRecord, RevocationList
 from geoattest.verifier.licences import ExportLicence
-from geoattest.verifier.store import DeviceState, DeviceSummary, TrustChange
+from geoattest.verifier.store import DeviceState, DeviceSummary, TrustChange, VerdictLandmark
 
 
 class LicenceState(StrEnum):
@@ -52,8 +53,10 @@ class Standing(StrEnum):
     """The licence in force is another version than the one judged (narrowed, widened,
     renewed, or none held), or the verdict names none (stored before versions were)."""
     LANDMARK_UNTRUSTED = "LANDMARK_UNTRUSTED"
-    """A landmark the verdict rests on is no longer trusted, or was revoked or excluded
-    after it (lifted since), or the proof's receipts are no longer stored."""
+    """A landmark the verdict rests on is no longer trusted (revoked or excluded, or no
+    longer registered under the key that signed its receipt at the site its disk was drawn
+    around), or was revoked or excluded after it (lifted since), or the proof's receipts
+    are no longer stored."""
     STALE = "STALE"
     """The verdict's evidence is older than the stale window: its result has expired."""
 
@@ -113,11 +116,21 @@ def standing(
 
 
 def _trusted(
-    revocations: RevocationList, landmarks: Iterable[LandmarkRecord], landmark_ids: tuple[str, ...]
+    revocations: RevocationList,
+    landmarks: Iterable[LandmarkRecord],
+    judged: tuple[VerdictLandmark, ...],
 ) -> bool:
-    """Every one of ``landmark_ids`` is registered and neither revoked nor excluded now."""
-    keys = {record.landmark_id: record.verifying_key.key_id for record in landmarks}
+    """Every landmark the verdict rests on is registered now under the key that signed its
+    receipt and at the site its disk was drawn around, and neither that id nor that key is
+    revoked or excluded: a key replaced (rotated, revoked by key alone) or a site moved
+    takes the verdict away, as the registry no longer vouches for what it was judged on."""
+    registered = {
+        record.landmark_id: (record.verifying_key.key_id, record.latitude, record.longitude)
+        for record in landmarks
+    }
     return all(
-        landmark_id in keys and not revocations.landmark_revoked(landmark_id, keys[landmark_id])
-        for landmark_id in landmark_ids
+        registered.get(landmark.landmark_id)
+        == (landmark.key_id, landmark.latitude, landmark.longitude)
+        and not revocations.landmark_revoked(landmark.landmark_id, landmark.key_id)
+        for landmark in judged
     )

@@ -114,12 +114,14 @@ from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError,
 from geoattest.crypto import VerifyingKey
 from geoattest.errors import ConfigError, GeoattestError, LandmarkKeyReusedError, Reason
 from geoattest.pki import LandmarkRecord, RevocationList
+from geoattest.v1 import envelope_pb2, evidence_pb2
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.crosscheck import PeerMeasurement
 from geoattest.verifier.licences import ExportLicence
 from geoattest.verifier.pipeline import Appraisal
 from geoattest.verifier.pool import POOL_SIZE
 from geoattest.verifier.state import ChainHead, DeviceRecord
+from geoattest.wire.decode import MAX_PROOF_BYTES, decode
 
 
 class DeviceState(StrEnum):
@@ -236,6 +238,18 @@ class CommitRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class VerdictLandmark:
+    """A landmark a verdict rests on, as its receipt was judged: the id, the key that
+    signed the receipt and the surveyed site its disk was drawn around. The verdict stands
+    only while that very key is registered under the id at that site."""
+
+    landmark_id: str
+    key_id: str
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceSummary:
     device: EnrolledDevice
     head: ChainHead | None
@@ -243,9 +257,9 @@ class DeviceSummary:
     last_evidence_time_ns: int
     verdict_licence_version: int = 0
     """The licence version the last verdict was judged under (0: none recorded)."""
-    verdict_landmarks: tuple[str, ...] | None = ()
-    """The landmarks whose receipts the last verdict rests on (None: its proof is no
-    longer in the ``proofs`` table)."""
+    verdict_landmarks: tuple[VerdictLandmark, ...] | None = ()
+    """The landmarks whose receipts the last verdict rests on, in receipt order (None: its
+    proof is no longer in the ``proofs`` table)."""
     contradicted_by: tuple[TrustRecord, ...] = ()
     """Changes stored after the verdict was judged that take it away (:data:`CONTRADICTING`
     of its device or of one of its landmarks)."""
@@ -1686,24 +1700,22 @@ def read_summary(conn: Connection, device_id: str) -> DeviceSummary | None:
     head = conn.execute(_HEAD, {"device_id": device_id}).mappings().first()
     if head is None:
         return DeviceSummary(_device_from_row(row), None, None, 0)
-    bounds = conn.execute(
-        select(proofs.c.bounds).where(
+    judged = conn.execute(
+        select(proofs.c.bounds, proofs.c.envelope).where(
             proofs.c.device_id == device_id,
             proofs.c.digest == head["digest"],
             proofs.c.accepted.is_(True),
         )
-    ).scalar()
-    landmarks = (
-        None
-        if bounds is None
-        else tuple(sorted({b.landmark_id for b in _bounds_from_json(bounds)}))
-    )
+    ).first()
+    landmarks = None if judged is None else _verdict_landmarks(judged.bounds, judged.envelope)
     contradicted = conn.execute(
         select(trust_changes)
         .where(
             trust_changes.c.version > head["trust_version"],
             trust_changes.c.change.in_([c.value for c in CONTRADICTING]),
-            trust_changes.c.subject.in_([device_id, *(landmarks or ())]),
+            trust_changes.c.subject.in_(
+                [device_id, *sorted({landmark.landmark_id for landmark in landmarks or ()})]
+            ),
         )
         .order_by(trust_changes.c.id)
     ).all()
@@ -1715,6 +1727,27 @@ def read_summary(conn: Connection, device_id: str) -> DeviceSummary | None:
         verdict_licence_version=head["licence_version"],
         verdict_landmarks=landmarks,
         contradicted_by=tuple(_trust_record(r) for r in contradicted),
+    )
+
+
+def _verdict_landmarks(bounds: str, envelope: bytes) -> tuple[VerdictLandmark, ...] | None:
+    """The landmarks an accepted proof's verdict rests on: each bound (drawn in receipt
+    order) with the key id of the receipt it was drawn from. None where the stored proof
+    no longer reads as one bound per receipt: nothing can then be said to still stand."""
+    try:
+        proof = decode(
+            evidence_pb2.LocationProof,
+            decode(envelope_pb2.Envelope, bytes(envelope), limit=MAX_PROOF_BYTES).payload,
+            limit=MAX_PROOF_BYTES,
+        )
+    except GeoattestError:
+        return None
+    drawn = _bounds_from_json(bounds)
+    if len(drawn) != len(proof.receipts):
+        return None
+    return tuple(
+        VerdictLandmark(b.landmark_id, receipt.key_id, b.latitude, b.longitude)
+        for b, receipt in zip(drawn, proof.receipts, strict=True)
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from attack_suite import assert_outcome
 
 from geoattest.errors import Reason
@@ -15,6 +16,19 @@ def test_forged_device_key_is_rejected() -> None:
 
 def test_revoked_device_is_rejected() -> None:
     assert_outcome("revoked_device", Verdict.REJECTED, reason=Reason.REVOKED_DEVICE)
+
+
+@pytest.mark.parametrize("name", ["revocation_list_rolled_back", "revocation_list_removed"])
+def test_a_revocation_list_that_is_not_newer_lifts_no_revocation(name: str) -> None:
+    """The verifier host's list put back one version, or removed: the list in force stays,
+    the chip is still refused and its chain does not move."""
+    assert_outcome(
+        name,
+        Verdict.REJECTED,
+        reason=Reason.REVOKED_DEVICE,
+        device_state="REVOKED, last verdict taken away: DEVICE_REVOKED",
+        licence="licensed",
+    )
 
 
 def test_downgraded_agent_firmware_is_rejected_as_tampering() -> None:

@@ -14,6 +14,7 @@ from geoattest.attacks import (
     junk,
     landmark_identity,
     licence,
+    revocation,
     scenarios,
 )
 from geoattest.attacks.scenarios import AttackScenario
@@ -27,6 +28,7 @@ SCENARIOS: tuple[AttackScenario, ...] = (
     *landmark_identity.SCENARIOS,
     *audit.SCENARIOS,
     *licence.SCENARIOS,
+    *revocation.SCENARIOS,
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

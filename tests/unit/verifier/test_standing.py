@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import verifier_world
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -262,6 +263,72 @@ def test_a_revocation_in_a_replicas_own_file_takes_it_away_there(tmp_path):
         assert ops.status().standing is Standing.STANDS
         other.store.close()
         third.store.close()
+    finally:
+        ops.close()
+
+
+@pytest.mark.parametrize("old_key_revoked", [True, False])
+def test_a_landmark_key_replaced_after_the_allowed_takes_it_away(tmp_path, old_key_revoked):
+    """The verdict rests on the key that signed each receipt: once the registry holds
+    another key under that id (rotated, the old one revoked by its key alone or simply
+    dropped), it no longer vouches for the receipts the verdict was judged on."""
+    world = VerifierWorld.create(tmp_path)
+    ops = operated(world, str(world.db_path))
+    try:
+        proved_allowed(ops)
+        old = world.landmarks["lm-fra"].verifying_key.key_id
+        world.landmarks["lm-fra"] = KeySigner.generate()
+        if old_key_revoked:
+            world.revocations = RevocationList(landmark_keys=frozenset({old}))
+        rotated = world.service(SqlStore.open(str(world.db_path)))
+        status = rotated.device_status("dev-1", ops.now_ns)
+        assert (status.last_verdict, status.standing) == (
+            Verdict.ALLOWED,
+            Standing.LANDMARK_UNTRUSTED,
+        )
+        assert not status.verdict_current
+        assert ops.status().standing is Standing.STANDS  # the replica on the old registry
+
+        ops.step += 1
+        proof = world.proof(ops.chip, unix_ns=UNIX_NS + ops.step * S)
+        assert rotated.submit(proof, ops.now_ns).verdict is Verdict.ALLOWED
+        assert rotated.device_status("dev-1", ops.now_ns).standing is Standing.STANDS
+        rotated.store.close()
+    finally:
+        ops.close()
+
+
+def test_a_verdict_resting_on_a_landmark_registered_through_the_admin_api_stands(ops):
+    """The key and site the verdict was judged by are the stored registration's, read back
+    the same from either database."""
+    signer = KeySigner.generate()
+    ops.admin.register_landmark(
+        "op",
+        landmark_id="lm-mai",
+        operator="op-mai",
+        latitude=50.0012345678901,
+        longitude=8.2711234567891,
+        public_key_der=signer.verifying_key.der(),
+        name="",
+        now_ns=ops.now_ns,
+    )
+    ops.world.landmarks["lm-mai"] = signer  # the chip measures it from now on
+    status = proved_allowed(ops)
+    assert "lm-mai" in {b.landmark_id for b in ops.b.store.summary("dev-1").head.fix}
+    assert status.standing is Standing.STANDS
+
+
+def test_a_landmark_moved_after_the_allowed_takes_it_away(tmp_path, monkeypatch):
+    """The verdict's disk was drawn around the site registered then: a registry that puts
+    the landmark elsewhere no longer vouches for it."""
+    world = VerifierWorld.create(tmp_path)
+    ops = operated(world, str(world.db_path))
+    try:
+        proved_allowed(ops)
+        monkeypatch.setitem(verifier_world.LANDMARK_SITES, "lm-han", (50.2, 8.9))
+        moved = world.service(SqlStore.open(str(world.db_path)))
+        assert moved.device_status("dev-1", ops.now_ns).standing is Standing.LANDMARK_UNTRUSTED
+        moved.store.close()
     finally:
         ops.close()
 
