@@ -103,8 +103,8 @@ from geoattest.verifier.alerts import AlertHub
 from geoattest.verifier.logs import FIELDS
 from geoattest.verifier.service import ProofResult, VerifierService, check_signed_by
 from geoattest.verifier.store import (
-    DatabaseNotAnswering,
     StoreConflictError,
+    StoreNotAnsweringError,
     StoreUnavailableError,
 )
 from geoattest.wire.client import REASON_METADATA
@@ -339,7 +339,7 @@ class VerifierServicer:
         the call is refused at once, UNAVAILABLE, nothing stored."""
         try:
             if not self.store_answers:
-                raise StoreUnavailableError(DatabaseNotAnswering())
+                raise StoreNotAnsweringError()
             return await self.call(call, submission=submission)
         except GeoattestError as exc:
             if isinstance(exc, StoreUnavailableError):

@@ -155,9 +155,14 @@ class StoreUnavailableError(GeoattestError):
         super().__init__(Reason.STORE_UNAVAILABLE, type(driver_error).__name__)
 
 
-class DatabaseNotAnswering(Exception):  # noqa: N818  (named as the drivers' errors are)
-    """The database did not answer the verifier's last health probe: the cause of the
-    calls refused meanwhile without waiting on it."""
+class StoreNotAnsweringError(StoreUnavailableError):
+    """The database did not answer the verifier's last health probe: a call refused at
+    once, without waiting on it; nothing was written."""
+
+    DETAIL = "the database did not answer the last health probe"
+
+    def __init__(self) -> None:
+        GeoattestError.__init__(self, Reason.STORE_UNAVAILABLE, self.DETAIL)
 
 
 class StoreValueError(GeoattestError):
