@@ -28,6 +28,7 @@ from geoattest.errors import (
     Reason,
 )
 from geoattest.pki import LandmarkRecord, LandmarkRegistry, check_device_id
+from geoattest.pki.names import MAX_ID_LENGTH, check_note
 from geoattest.verifier.audit_log import admin_record
 from geoattest.verifier.licences import ExportLicence, check_valid_until
 from geoattest.verifier.live_licences import LiveLicences
@@ -40,6 +41,11 @@ from geoattest.verifier.store import Alert, Store
 class AdminError(GeoattestError):
     """An admin request refused: invalid, in conflict with what is in force, or naming
     what is not there."""
+
+
+def _check_why(why: str) -> None:
+    """Raises: AdminError: ``admin.invalid``, a reason that is not a short printable note."""
+    _invalid(lambda: check_note(why, "why"))
 
 
 def _invalid(check: Callable[[], object]) -> None:
@@ -84,8 +90,9 @@ class Admin:
     def set_licence(
         self, who: str, *, device_id: str, region: str, valid_until_ns: int, name: str, now_ns: int
     ) -> str:
-        """Raises: AdminError: an unknown region, a bad id, an expiry in the past."""
+        """Raises: AdminError: an unknown region, a bad id or name, an expiry in the past."""
         _invalid(lambda: check_device_id(device_id))
+        _invalid(lambda: check_note(name, "licence name", MAX_ID_LENGTH))
         if not self._has_region(region):
             raise AdminError(
                 Reason.ADMIN_INVALID, f"region {region[:64]!r} is not in the verifier's policy"
@@ -116,7 +123,8 @@ class Admin:
         return f"{device_id}: licence {in_force.name} version {in_force.version}, region {region}"
 
     def withdraw_licence(self, who: str, device_id: str, why: str, now_ns: int) -> str:
-        """Raises: AdminError: the device has no licence."""
+        """Raises: AdminError: a bad reason, or the device has no licence."""
+        _check_why(why)
         try:
             withdrawn = self._licences.withdraw(device_id, now_ns)
         except EvidenceError as exc:
@@ -135,6 +143,7 @@ class Admin:
         Raises: AdminError: a bad id, or already revoked (no alert then).
         """
         _invalid(lambda: check_device_id(device_id))
+        _check_why(why)
         if self._files.load_revocations().device_revoked(device_id):
             raise AdminError(
                 Reason.ADMIN_CONFLICT, f"device {device_id} is already revoked (revocation list)"
@@ -162,6 +171,7 @@ class Admin:
     def restore_device(self, who: str, device_id: str, why: str, now_ns: int) -> str:
         """Raises: AdminError: the device is not revoked, or only by the revocation list
         file (which an operator edits on every host)."""
+        _check_why(why)
         if self._files.load_revocations().device_revoked(device_id):
             raise AdminError(
                 Reason.ADMIN_CONFLICT,
@@ -190,6 +200,7 @@ class Admin:
     ) -> str:
         """Raises: AdminError: a bad id, site or key, an id already registered;
         LandmarkKeyReusedError: the key is registered under another id."""
+        _invalid(lambda: check_note(name, "landmark name", MAX_ID_LENGTH))
         try:
             key = VerifyingKey.from_der(public_key_der)
         except EvidenceError as exc:
@@ -238,6 +249,7 @@ class Admin:
 
     def revoke_landmark(self, who: str, landmark_id: str, why: str, now_ns: int) -> str:
         """Revoke the landmark and its key. Raises: AdminError: not registered, or revoked."""
+        _check_why(why)
         key_id = self._registered(landmark_id).verifying_key.key_id
         if self._files.load_revocations().landmark_revoked(landmark_id):
             raise AdminError(
@@ -255,6 +267,7 @@ class Admin:
 
     def exclude_landmark(self, who: str, landmark_id: str, why: str, now_ns: int) -> str:
         """Raises: AdminError: not registered, or already excluded."""
+        _check_why(why)
         self._registered(landmark_id)
         try:
             self._store.exclude_landmark(landmark_id, now_ns, by=who, why=why)
@@ -265,6 +278,7 @@ class Admin:
 
     def lift_exclusion(self, who: str, landmark_id: str, why: str, now_ns: int) -> str:
         """Raises: AdminError: the landmark is not excluded."""
+        _check_why(why)
         try:
             self._store.lift_exclusion(landmark_id, now_ns, by=who, why=why)
         except ConfigError as exc:

@@ -34,7 +34,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from geoattest.crypto import Signer, VerifyingKey, sha256
 from geoattest.errors import GeoattestError, Reason
@@ -264,21 +264,29 @@ class AuditLog:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _last_checkpoint_ns(self) -> int:
+        """The time of the newest whole checkpoint line; a torn one (a crash mid-write) or
+        one that does not read is none, so a checkpoint is written rather than the
+        append failing."""
         try:
             with self.checkpoints_path.open("rb") as handle:
                 size = handle.seek(0, os.SEEK_END)
                 handle.seek(max(0, size - 4096))
-                tail = handle.read().splitlines()
+                whole = handle.read().split(b"\n")[:-1]
         except FileNotFoundError:
             return -(2**63)
-        return int(json.loads(tail[-1])["time_ns"]) if tail else -(2**63)
+        try:
+            time_ns = json.loads(whole[-1])["time_ns"]
+        except (IndexError, ValueError, KeyError, TypeError, RecursionError):
+            return -(2**63)
+        return time_ns if type(time_ns) is int else -(2**63)
 
     def _write_checkpoint(self, now_ns: int) -> Checkpoint:
         checkpoint = sign_checkpoint(
             self._origin, self._frontier.size, self._frontier.root(), now_ns, self._signer
         )
         line = json.dumps({"time_ns": now_ns, "note": checkpoint.note}, sort_keys=True) + "\n"
-        with self.checkpoints_path.open("ab") as handle:
+        with self.checkpoints_path.open("ab+") as handle:
+            _drop_torn_line(handle)  # else the new line is glued to it, and neither reads
             handle.write(line.encode())
             handle.flush()
             os.fsync(handle.fileno())
@@ -287,6 +295,25 @@ class AuditLog:
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _drop_torn_line(handle: BinaryIO) -> None:
+    """Cut a file of lines back to its last whole line (the writer holds the log's lock)."""
+    end = handle.seek(0, os.SEEK_END)
+    position = end
+    while position > 0:
+        start = max(0, position - 4096)
+        handle.seek(start)
+        block = handle.read(position - start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            keep = start + newline + 1
+            if keep != end:
+                handle.truncate(keep)
+            return
+        position = start
+    if end:
+        handle.truncate(0)
 
 
 def read_entries(path: Path) -> list[bytes]:

@@ -24,11 +24,12 @@ import os
 import socket
 import ssl
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from threading import Thread
+from threading import Lock, Thread
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -143,6 +144,14 @@ SCRAPERS = frozenset({Role.MONITOR, Role.OPERATOR})
 """Who may scrape a metrics endpoint served over HTTPS."""
 REQUEST_TIMEOUT_S = 30.0
 """How long one connection (its TLS handshake included) may stall a request thread."""
+MAX_CONNECTIONS = 256
+"""Connections an endpoint serves at once; one more is closed as it is accepted. Each
+holds a thread and a descriptor of the verifier's own process from before its
+certificate is checked: without a bound, anyone who reaches the port could open them until
+the process could open no file or connection of its own."""
+MAX_PER_HOST = 4
+"""Connections one address may hold at once: a scraper needs one, so one host that holds
+its share idle cannot keep the others' scrapes out."""
 REASON_HEADER = "geoattest-reason"
 
 
@@ -155,7 +164,39 @@ class _MetricsServer(ThreadingMixIn, WSGIServer):
     def __init__(self, host: str, port: int, access: HttpsAccess | None) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.context = access.ssl_context() if access else None
+        self._most, self._most_per_host = MAX_CONNECTIONS, MAX_PER_HOST
+        self._held: Counter[str] = Counter()
+        self._held_lock = Lock()
         super().__init__((host, port), _MetricsHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own within :data:`MAX_CONNECTIONS` and
+        :data:`MAX_PER_HOST`; close it at once beyond either."""
+        host = str(client_address[0])
+        with self._held_lock:
+            admitted = self._held.total() < self._most and self._held[host] < self._most_per_host
+            if admitted:
+                self._held[host] += 1
+        if not admitted:
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release(host)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(str(client_address[0]))
+
+    def _release(self, host: str) -> None:
+        with self._held_lock:
+            self._held[host] -= 1
+            if self._held[host] <= 0:
+                del self._held[host]
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, peer = super().get_request()

@@ -30,7 +30,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from verifier_world import ProvisionedChip, ServerThread, VerifierWorld
 
-from geoattest.console.app import ConsoleFiles, console_app, load_console
+from geoattest.console.app import (
+    MAX_FORM_BYTES,
+    MAX_TOKEN_CHARS,
+    ConsoleFiles,
+    console_app,
+    load_console,
+)
 from geoattest.console.https import server_config
 from geoattest.console.svg import VERDICT_COLOURS
 from geoattest.crypto import KeySigner
@@ -305,6 +311,40 @@ def test_plain_http_answers_requests_for_a_loopback_host(served, host):
     for named in (host, f"{host}:{port}"):
         assert answer(served.url, "/", named).status == 200
         assert answer(served.url, "/events", named).status == 200
+
+
+def post_raw(url: str, headers: dict[str, str], body: bytes | Iterator[bytes] = b""):
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=GUARD_S)
+    connection.putrequest("POST", "/tokens")
+    for name, value in {"Content-Type": "application/x-www-form-urlencoded", **headers}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    chunked = not isinstance(body, bytes)
+    for chunk in [body] if isinstance(body, bytes) else body:
+        connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" if chunked else chunk)
+    if chunked:
+        connection.send(b"0\r\n\r\n")
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_a_token_form_past_its_bound_is_refused_before_it_is_read(served):
+    """A body past the token form's bound is 413 wire.oversized_message: by its declared
+    length before any of it arrives, or as it streams in; a token of the longest length
+    the inspector takes is still inspected."""
+    declared = post_raw(served.url, {"Content-Length": str(10**12)})
+    assert declared.status == 413
+    assert declared.headers["geoattest-reason"] == Reason.OVERSIZED_MESSAGE.value
+    assert_hardened(declared)
+    chunks = (b"token=" + b"A" * 65_536 for _ in range(8))
+    streamed = post_raw(served.url, {"Transfer-Encoding": "chunked"}, chunks)
+    assert streamed.status == 413
+    longest = {"token": "/" * MAX_TOKEN_CHARS}  # each character percent-encoded
+    assert len(urllib.parse.urlencode(longest)) <= MAX_FORM_BYTES
+    assert "not a JWT" in post(served.url + "/tokens", longest)
 
 
 def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_path):

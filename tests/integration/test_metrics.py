@@ -5,7 +5,9 @@ processes after real enrolments and proofs. The counters match what the test did
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import http.client
 import os
 import socket
 import ssl
@@ -27,6 +29,7 @@ from geoattest.pki.keyfiles import KEY_FILE
 from geoattest.pki.tls import CA_FILE, CERT_FILE, OperatorCA, Role
 from geoattest.protocol.round import RoundSecrets
 from geoattest.units import SECOND_NS
+from geoattest.verifier import metrics
 from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
 from geoattest.verifier.landmark.metrics import serve_landmark_metrics
@@ -114,6 +117,86 @@ def test_over_https_a_metrics_endpoint_admits_monitors_and_operators_only(tmp_pa
             assert not isinstance(failed.value, urllib.error.HTTPError)
         finally:
             endpoint.stop()
+
+
+def served(connection: socket.socket) -> bool:
+    """Whether the endpoint serves ``connection``: it answers a TLS ClientHello (and then
+    waits for the rest of a handshake that never comes), where a refused one is closed."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    outgoing = ssl.MemoryBIO()
+    tls = context.wrap_bio(ssl.MemoryBIO(), outgoing)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    connection.settimeout(GUARD_S)
+    try:
+        connection.sendall(outgoing.read())
+        return connection.recv(1) != b""
+    except ConnectionError:
+        return False
+
+
+def scrape_from(source: str, port: int, context: ssl.SSLContext) -> int:
+    """A scrape's HTTP status, from the loopback address ``source``."""
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=context, timeout=GUARD_S, source_address=(source, 0)
+    )
+    try:
+        connection.request("GET", "/metrics")
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_connections_that_never_handshake_hold_a_bounded_number_of_threads(tmp_path, monkeypatch):
+    """Anyone who reaches the port holds a connection before any certificate is checked:
+    however many idle ones it opens, the endpoint serves at most MAX_PER_HOST of one
+    address and MAX_CONNECTIONS in all (a thread and a descriptor each, held until the
+    handshake times out) and closes the others as it accepts them; another address's
+    scrape is answered meanwhile."""
+    monkeypatch.setattr(metrics, "MAX_CONNECTIONS", 6)
+    monkeypatch.setattr(metrics, "MAX_PER_HOST", 2)
+    now = dt.datetime.now(dt.UTC)
+    ca = OperatorCA.create("Metrics Operator", now - dt.timedelta(hours=1))
+    ca.issue_to(tmp_path / "server", Role.SERVER, "lm-metrics", now, hosts=["127.0.0.1"])
+    ca.issue_to(tmp_path / "monitor", Role.MONITOR, "prometheus", now)
+    monitor = ssl.create_default_context(cafile=tmp_path / "server" / CA_FILE)
+    monitor.load_cert_chain(tmp_path / "monitor" / CERT_FILE, tmp_path / "monitor" / KEY_FILE)
+    access = HttpsAccess(tmp_path / "server", SCRAPERS, "scrape the metrics")
+    with LandmarkServer(LandmarkIdentity("lm-metrics", 50.11, 8.68), KeySigner.generate()) as lm:
+        endpoint = serve_landmark_metrics(lm, "127.0.0.1:0", access)
+        idle: list[socket.socket] = []
+
+        def hold(source: str, tries: int) -> int:
+            """Open ``tries`` idle connections from ``source``; how many were served."""
+            count = 0
+            for _ in range(tries):
+                connection = socket.create_connection(
+                    ("127.0.0.1", endpoint.port), source_address=(source, 0)
+                )
+                idle.append(connection)
+                count += served(connection)
+            return count
+
+        try:
+            assert hold("127.0.0.1", 8) == 2
+            assert scrape_from("127.0.0.9", endpoint.port, monitor) == 200
+            assert hold("127.0.0.2", 3) == 2
+            assert hold("127.0.0.3", 3) == 2
+            assert hold("127.0.0.4", 2) == 0  # six held in all
+        finally:
+            for connection in idle:
+                connection.close()
+        give_up = time.monotonic() + GUARD_S
+        while True:  # the held slots free as their handshakes fail
+            try:
+                assert scrape_from("127.0.0.4", endpoint.port, monitor) == 200
+                break
+            except (ssl.SSLError, ConnectionError):
+                assert time.monotonic() < give_up, "no slot came free"
+                time.sleep(0.05)
+        endpoint.stop()
 
 
 def test_plain_http_metrics_are_for_loopback_only():

@@ -124,6 +124,18 @@ def test_lift_of_a_landmark_that_is_not_excluded_names_it(world):
     assert_one_line_error(result, "landmark lm-fra is not excluded")
 
 
+def test_lift_refuses_a_reason_that_could_forge_a_listed_line_and_lifts_nothing(world):
+    store = SqlStore.open(world.db_path)
+    store.exclude_landmark("lm-fra", 1_767_225_600 * 10**9, by="alice", why="clock drift")
+    store.close()
+    forged = "ok\nv9 2026-01-01T00:00:00Z device_restored dev-7 by alice: found"
+    for flag, value in (("--why", forged), ("--by", "alice\x1b[2J")):
+        result = run("verifier", "lift", "lm-fra", "--db", str(world.db_path), flag, value)
+        assert_one_line_error(result, f"{flag} must be at most 500 printable characters")
+    listed = run("verifier", "exclusions", "--db", str(world.db_path))
+    assert listed.stdout.startswith("lm-fra IN FORCE")
+
+
 def test_trust_list_shows_every_change_and_names_a_missing_database(tmp_path):
     db = str(tmp_path / "verifier.db")
     assert run("verifier", "migrate", "--db", db).returncode == 0

@@ -491,8 +491,12 @@ def verifier_lift(
     import getpass  # noqa: PLC0415
     import time  # noqa: PLC0415
 
+    from geoattest.pki.names import check_note  # noqa: PLC0415
     from geoattest.verifier.store import SqlStore  # noqa: PLC0415
 
+    check_note(why, "--why")
+    if by is not None:
+        check_note(by, "--by")
     store = SqlStore.open(_existing_database(db))
     try:
         lifted = store.lift_exclusion(

@@ -56,7 +56,7 @@ from geoattest.console.fleet import (
 from geoattest.console.https import REASON_HEADER, Hardened, OperatorOnly
 from geoattest.console.svg import Canvas, View
 from geoattest.console.tokens import inspect_token, token_device
-from geoattest.errors import GeoattestError
+from geoattest.errors import GeoattestError, Reason, WireError
 from geoattest.geo import GeoAppraiser, load_policy
 from geoattest.geo.policy import RegionPolicy
 from geoattest.pki import LandmarkRegistry, RevocationList
@@ -81,6 +81,10 @@ STATES_EVERY_S = 5.0
 RECENT_FIXES = 5
 """Accepted proofs drawn on a device's map."""
 MAX_TOKEN_CHARS = 64_000
+MAX_FORM_BYTES = 3 * MAX_TOKEN_CHARS + 64
+"""The token inspector's form, read at most this far (a token of MAX_TOKEN_CHARS, each
+character percent-encoded, and its field name): a longer body is refused 413 before the
+rest is read, where reading it whole held all of it in memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,8 +335,18 @@ class _Handlers:
     async def tokens(self, request: Request) -> Response:
         token = ""
         if request.method == "POST":
-            body = (await request.body())[: MAX_TOKEN_CHARS * 2].decode(errors="replace")
-            token = parse_qs(body).get("token", [""])[0][:MAX_TOKEN_CHARS]
+            body = await _bounded_body(request, MAX_FORM_BYTES)
+            if body is None:
+                refused = WireError(
+                    Reason.OVERSIZED_MESSAGE, f"a token form holds at most {MAX_FORM_BYTES} bytes"
+                )
+                return HTMLResponse(
+                    pages.not_found(refused.detail),
+                    413,
+                    headers={REASON_HEADER.decode(): refused.reason.value},
+                )
+            token = parse_qs(body.decode(errors="replace")).get("token", [""])[0]
+            token = token[:MAX_TOKEN_CHARS]
         if not token.strip():
             return HTMLResponse(pages.tokens_page(token, None))
         jwks, why = await self.console.jwks()
@@ -395,6 +409,21 @@ async def _store_value_refused(_request: Request, exc: Exception) -> Response:
     return HTMLResponse(
         pages.not_found(exc.detail), 400, headers={REASON_HEADER.decode(): exc.reason.value}
     )
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is longer than ``limit`` bytes (by its
+    Content-Length, or as it arrives): no more of it is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _cursor(text: str) -> int:

@@ -14,6 +14,7 @@ from geoattest.errors import ConfigError
 
 MAX_ID_LENGTH = 128
 MAX_NAME_LENGTH = 64  # X.520 upper bound for commonName, serialNumber, title, organizationName
+MAX_NOTE_LENGTH = 500
 PRINTABLE_STRING = frozenset(string.ascii_letters + string.digits + " '()+,-.:=?")
 """The ASN.1 PrintableString alphabet (X.680), less '/', which ids may not hold."""
 
@@ -51,4 +52,21 @@ def check_name(value: str, what: str, limit: int = MAX_NAME_LENGTH) -> str:
     """
     if not 1 <= len(value) <= limit or not value.isprintable():
         raise ConfigError(f"{what} {value!r} must be 1..{limit} printable characters")
+    return value
+
+
+def check_note(value: str, what: str, limit: int = MAX_NOTE_LENGTH) -> str:
+    """Free text kept beside a record and listed later (why an operator acted, a
+    landmark's or a licence's name): at most ``limit`` printable characters, empty
+    allowed, so that it can neither split the line it is listed on into a forged one nor
+    carry a terminal's control sequences.
+
+    Raises:
+        ConfigError: too long, or a line break or another unprintable character.
+    """
+    if len(value) > limit or not value.isprintable():
+        raise ConfigError(
+            f"{what} must be at most {limit} printable characters (no line break or "
+            "control character)"
+        )
     return value

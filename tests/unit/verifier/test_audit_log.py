@@ -216,6 +216,34 @@ def test_an_entry_whose_seq_or_prev_was_rewritten_is_named_never_a_crash(
     assert found.value.detail.startswith(("entry 3 was altered", "entry 2 was altered"))
 
 
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.floats(0.0, 1.0, exclude_max=True), garbled=st.booleans())
+def test_a_checkpoint_line_torn_or_garbled_at_its_end_never_stops_the_writer(
+    tmp_path_factory, result_key, cut, garbled
+):
+    """A crash mid-write leaves part of a checkpoint line: the next append (a checkpoint
+    due) drops it and appends whole lines after it, and the log verifies; a whole last
+    line that does not read does not stop the writer either (audit verify names it)."""
+    log = write_log(tmp_path_factory.mktemp("log"), result_key)
+    lines = log.checkpoints_path.read_bytes().split(b"\n")[:-1]
+    tail = b'{"note": "\n' if garbled else lines[-1][: int(cut * len(lines[-1]))]
+    log.checkpoints_path.write_bytes(b"".join(line + b"\n" for line in lines) + tail)
+    writer = AuditLog(
+        log.path, signer_of(result_key), origin="test/verifier", checkpoint_every_ns=S
+    )
+    writer.append([{"kind": "appraisal", "device_id": "dev-10"}], now_ns=300 * S)
+    writer.close()
+    if garbled:
+        with pytest.raises(AuditLogError) as found:
+            verify(log, result_key)
+        assert found.value.reason is Reason.AUDIT_BAD_CHECKPOINT
+        return
+    verified = verify(log, result_key)
+    assert (verified.entries, verified.checkpoints, verified.signed) == (11, 4, 11)
+
+
 def test_a_first_entry_chained_to_anything_is_named_as_entry_0(tmp_path, result_key):
     log = write_log(tmp_path, result_key)
     rewrite(log, lambda lines: [lines[0].replace(b'"prev":""', b'"prev":"00"'), *lines[1:]])

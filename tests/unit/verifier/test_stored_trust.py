@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from verifier_world import NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld, region_appraiser
@@ -252,6 +252,75 @@ def test_bad_admin_calls_are_refused_with_their_reason_and_write_nothing(replica
     }
     assert all(isinstance(exc, AdminError | LandmarkKeyReusedError) for exc in refused.values())
     assert store.dump() == before
+
+
+UNPRINTABLE = st.characters(
+    codec="utf-8", categories=("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+).filter(lambda c: not c.isprintable())
+NOTES = st.one_of(
+    st.tuples(st.text(max_size=20), UNPRINTABLE, st.text(max_size=20)).map("".join),
+    st.integers(501, 5000).map(lambda n: "x" * n),
+)
+"""What no reason or name may be: a line break, a terminal's escape or any other
+unprintable character, or more than 500 characters."""
+
+
+@settings(max_examples=25, deadline=None)
+@given(note=NOTES)
+def test_a_reason_or_name_that_could_forge_a_listed_line_is_refused_and_writes_nothing(
+    tmp_path_factory, note
+):
+    """Reasons and names are listed a line each ('verifier trust list', the console): one
+    holding a line break could forge the next line, an escape could drive the operator's
+    terminal. Every admin call refuses them ``admin.invalid`` before it changes anything."""
+    world = VerifierWorld.create(tmp_path_factory.mktemp("notes"))
+    replicas = replicas_over(world, str(world.root / "verifier.db"))
+    admin, store = replicas.admin, replicas.stores[0]
+    try:
+        admin.revoke_device("operator-1", "dev-2", "stolen", NOW_NS)
+        admin.exclude_landmark("operator-1", "lm-han", "clock drift", NOW_NS)
+        admin.set_licence(
+            "operator-1",
+            device_id="dev-3",
+            region="FRA-300",
+            valid_until_ns=NOW_NS * 2,
+            name="",
+            now_ns=NOW_NS,
+        )
+        before = store.dump()
+        key = KeySigner.generate().verifying_key.der()
+        calls = {
+            "withdraw": lambda: admin.withdraw_licence("op", "dev-3", note, NOW_NS),
+            "revoke": lambda: admin.revoke_device("op", "dev-1", note, NOW_NS),
+            "restore": lambda: admin.restore_device("op", "dev-2", note, NOW_NS),
+            "revoke landmark": lambda: admin.revoke_landmark("op", "lm-fra", note, NOW_NS),
+            "exclude": lambda: admin.exclude_landmark("op", "lm-fra", note, NOW_NS),
+            "lift": lambda: admin.lift_exclusion("op", "lm-han", note, NOW_NS),
+            "licence name": lambda: admin.set_licence(
+                "op",
+                device_id="dev-1",
+                region="FRA-300",
+                valid_until_ns=NOW_NS * 2,
+                name=note,
+                now_ns=NOW_NS,
+            ),
+            "landmark name": lambda: admin.register_landmark(
+                "op",
+                landmark_id="lm-new",
+                operator="op-x",
+                latitude=50.0,
+                longitude=8.0,
+                public_key_der=key,
+                name=note,
+                now_ns=NOW_NS,
+            ),
+        }
+        refused = {name: refusal(call).reason for name, call in calls.items()}
+        assert refused == dict.fromkeys(calls, Reason.ADMIN_INVALID)
+        assert store.dump() == before
+    finally:
+        for replica_store in replicas.stores:
+            replica_store.close()
 
 
 def test_the_same_change_at_two_replicas_at_once_is_made_once_and_refused_once(replicas):
