@@ -136,6 +136,25 @@ def test_lift_refuses_a_reason_that_could_forge_a_listed_line_and_lifts_nothing(
     assert listed.stdout.startswith("lm-fra IN FORCE")
 
 
+def test_listings_print_each_stored_change_on_one_line_whatever_its_text(tmp_path):
+    """A reason stored before the admin API checked it (or by another tool) holding a line
+    break or a terminal escape is printed escaped: one line per change, no forged line."""
+    db = str(tmp_path / "verifier.db")
+    store = SqlStore.open(db)
+    forged = "x\nv9 2026-01-01T03:00:00Z device_restored dev-7 by alice: found\x1b[2J"
+    store.revoke_device("dev-7", 1_767_225_600 * 10**9, by="mallory", why=forged)
+    store.exclude_landmark("lm-fra", 1_767_229_200 * 10**9, by="mallory", why=forged)
+    store.close()
+    listed = run("verifier", "trust", "list", "--db", db).stdout.splitlines()
+    assert len(listed) == 2
+    assert listed[0].endswith(
+        "by mallory: x\\nv9 2026-01-01T03:00:00Z device_restored dev-7 by alice: found\\x1b[2J"
+    )
+    excluded = run("verifier", "exclusions", "--db", db).stdout.splitlines()
+    assert len(excluded) == 1
+    assert "\x1b" not in excluded[0]
+
+
 def test_trust_list_shows_every_change_and_names_a_missing_database(tmp_path):
     db = str(tmp_path / "verifier.db")
     assert run("verifier", "migrate", "--db", db).returncode == 0

@@ -52,3 +52,11 @@ def writable_dir(path: Path, what: str) -> Path:
     if not os.access(path, os.W_OK):
         raise ConfigError(f"{what} {path} is not writable")
     return path
+
+
+def one_line(text: str) -> str:
+    """Stored text as one line of a listing may print it: each unprintable character (a
+    line break, a terminal's escape) written as its Python escape, so that a value stored
+    before its checks (or by another tool) can neither forge the next line nor drive the
+    reader's terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from geoattest.address import parse_address
+from geoattest.cli.outputs import one_line
 from geoattest.cli.pki import verifier_app
 from geoattest.cli.tls import (
     METRICS_TLS_HELP,
@@ -338,7 +339,7 @@ def status_line(reply: verifier_service_pb2.DeviceStatus) -> str:
     verdict = evidence_pb2.Verdict.Name(reply.last_verdict).removeprefix("VERDICT_")
     standing = verifier_service_pb2.VerdictStanding.Name(reply.standing).removeprefix("STANDING_")
     licence = verifier_service_pb2.LicenceState.Name(reply.licence_state)
-    return (
+    return one_line(
         f"{reply.device_id} {reply.state} region={reply.licensed_region} "
         f"licence={reply.licence_id or '-'} v{reply.licence_version} "
         f"{licence.removeprefix('LICENCE_STATE_')} counter={reply.last_counter} "
@@ -441,11 +442,13 @@ def verifier_exclusions(db: DbOption) -> None:
     for e in exclusions:
         since = f"excluded {_at(e.excluded_at_ns)}: {e.detail}"
         if e.lifted_at_ns is None:
-            typer.echo(f"{e.landmark_id} IN FORCE {since}")
+            typer.echo(one_line(f"{e.landmark_id} IN FORCE {since}"))
         else:
             typer.echo(
-                f"{e.landmark_id} LIFTED {_at(e.lifted_at_ns)} by {e.lifted_by}"
-                f" ({e.lift_reason or 'no reason given'}); {since}"
+                one_line(
+                    f"{e.landmark_id} LIFTED {_at(e.lifted_at_ns)} by {e.lifted_by}"
+                    f" ({e.lift_reason or 'no reason given'}); {since}"
+                )
             )
 
 
@@ -472,8 +475,10 @@ def verifier_trust_list(
         typer.echo("no trust change is stored" + (f" for {subject}" if subject else ""))
     for c in listed:
         typer.echo(
-            f"v{c.version} {_at(c.at_ns)} {c.change.value} {c.subject}"
-            f" by {c.by or '-'}: {c.why or 'no reason given'}"
+            one_line(
+                f"v{c.version} {_at(c.at_ns)} {c.change.value} {c.subject}"
+                f" by {c.by or '-'}: {c.why or 'no reason given'}"
+            )
         )
 
 

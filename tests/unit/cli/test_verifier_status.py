@@ -47,3 +47,12 @@ def test_an_allowed_taken_away_says_by_what():
     assert line.endswith(
         "v3 WITHDRAWN counter=4 verdict=ALLOWED judged_under=v2 not-current:LICENCE_WITHDRAWN"
     )
+
+
+def test_a_licence_name_with_a_line_break_or_an_escape_stays_on_the_one_line():
+    reply = status(licence_version=1)
+    reply.licence_id = "EL-7\nforged line\x1b[2J"
+    line = status_line(reply)
+    assert "\n" not in line
+    assert "\x1b" not in line
+    assert "licence=EL-7\\nforged line\\x1b[2J v1" in line
