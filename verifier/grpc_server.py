@@ -102,7 +102,11 @@ from geoattest.verifier.admin import Admin
 from geoattest.verifier.alerts import AlertHub
 from geoattest.verifier.logs import FIELDS
 from geoattest.verifier.service import ProofResult, VerifierService, check_signed_by
-from geoattest.verifier.store import StoreConflictError, StoreUnavailableError
+from geoattest.verifier.store import (
+    StoreConflictError,
+    StoreNotAnsweringError,
+    StoreUnavailableError,
+)
 from geoattest.wire.client import REASON_METADATA
 from geoattest.wire.decode import INT64_MAX, MAX_MESSAGE_BYTES, MAX_PROOF_BYTES, decode
 
@@ -302,6 +306,9 @@ class VerifierServicer:
         self._service = service
         self._alerts = alerts
         self._clock = clock
+        self.store_answers = True
+        """Whether the store answered the last health probe: while it does not, calls
+        are answered UNAVAILABLE at once instead of waiting on it."""
         self._worker = ThreadPoolExecutor(
             max_workers=SERVICE_THREADS, thread_name_prefix="verifier"
         )
@@ -328,8 +335,11 @@ class VerifierServicer:
         submission: bool = False,
     ) -> T:
         """Run a service call (:meth:`call`); a failure ends the call with its reason's
-        status code (for the admin calls too)."""
+        status code (for the admin calls too). While the store does not answer its probe
+        the call is refused at once, UNAVAILABLE, nothing stored."""
         try:
+            if not self.store_answers:
+                raise StoreNotAnsweringError()
             return await self.call(call, submission=submission)
         except GeoattestError as exc:
             if isinstance(exc, StoreUnavailableError):
@@ -810,7 +820,9 @@ class VerifierServer:
 
         A database that does not answer within ``probe_timeout_s`` (a frozen server, a
         network that drops packets: the driver waits on its socket) counts as unreachable
-        too; that probe is left to finish, and no other starts until it has."""
+        too, and the statements waiting on it, the probe's among them, are ended
+        (:meth:`~geoattest.verifier.store.SqlStore.interrupt`): their calls answer
+        UNAVAILABLE. No other probe starts until the last has finished."""
         serving = True
         loop = asyncio.get_running_loop()
         probe: asyncio.Future[None] | None = None
@@ -825,12 +837,16 @@ class VerifierServer:
                 reachable = False
                 if serving:
                     log.warning("store did not answer in %s s: NOT_SERVING", self._probe_timeout_s)
+                # The calls waiting on it, the probe among them, would wait for ever.
+                self.service.store.interrupt()
             except StoreUnavailableError as exc:
                 reachable = False
                 if serving:
                     log.warning("store unreachable (%s): NOT_SERVING", exc.detail)
             if probe.done():
                 probe = None
+            if self._servicer is not None:
+                self._servicer.store_answers = reachable
             if reachable != serving:
                 serving = reachable
                 if serving:

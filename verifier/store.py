@@ -61,10 +61,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -151,6 +153,16 @@ class StoreUnavailableError(GeoattestError):
 
     def __init__(self, driver_error: BaseException) -> None:
         super().__init__(Reason.STORE_UNAVAILABLE, type(driver_error).__name__)
+
+
+class StoreNotAnsweringError(StoreUnavailableError):
+    """The database did not answer the verifier's last health probe: a call refused at
+    once, without waiting on it; nothing was written."""
+
+    DETAIL = "the database did not answer the last health probe"
+
+    def __init__(self) -> None:
+        GeoattestError.__init__(self, Reason.STORE_UNAVAILABLE, self.DETAIL)
 
 
 class StoreValueError(GeoattestError):
@@ -426,6 +438,8 @@ class Store(Protocol):
     def trust_changes(self) -> list[TrustRecord]: ...
 
     def probe(self) -> None: ...
+
+    def interrupt(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -747,8 +761,9 @@ class SqlStore:
     Safe to share between threads: each call checks a connection out of the pool.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sockets: ConnectionSockets | None = None) -> None:
         self._engine = engine
+        self._sockets = sockets
         self._postgres = engine.dialect.name == "postgresql"
         self._upsert = postgresql_insert if self._postgres else sqlite_insert
 
@@ -770,6 +785,7 @@ class SqlStore:
                 (older: run ``geoattest verifier migrate``).
         """
         engine = _engine(db, synchronous, busy_timeout_ms, pool_size)
+        sockets = ConnectionSockets(engine) if engine.dialect.name == "postgresql" else None
         try:
             with _transaction(engine, _SCHEMA_LOCK) as conn:
                 version = _schema_version(conn)
@@ -783,7 +799,7 @@ class SqlStore:
         except GeoattestError:
             engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, sockets)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -810,6 +826,16 @@ class SqlStore:
         """
         with self._read() as conn:
             conn.execute(select(1))
+
+    def interrupt(self) -> None:
+        """End every statement waiting on the database now, for a server that stopped
+        answering (frozen, or behind a network that drops packets), which the driver
+        would otherwise wait on for ever: each PostgreSQL connection's socket is shut
+        down, the calls waiting on them fail as :class:`StoreUnavailableError`, and the
+        pool connects afresh afterwards. Nothing on SQLite, whose waits end at its busy
+        timeout."""
+        if self._sockets is not None:
+            self._sockets.shut_down()
 
     @contextmanager
     def _write(self, lock: int | None = None) -> Iterator[Connection]:
@@ -2134,11 +2160,19 @@ _POSTGRESQL_SCHEMES = ("postgresql://", "postgresql+psycopg://")
 CONNECT_TIMEOUT_S = 10
 """How long a new PostgreSQL connection may take, unless the URL says
 (``connect_timeout``): a server that accepts and never answers is refused, not waited on."""
+IDLE_IN_TRANSACTION_S = 10
+"""How long the server lets a verifier session sit idle inside a transaction before it
+ends the session (``idle_in_transaction_session_timeout``): a replica frozen or cut off in
+the middle of a commit lets go of the locks it holds (chain heads, the alerts' advisory
+lock) within this, instead of holding every other replica up until the server's TCP
+keepalive notices, hours later. Its own statements follow each other within
+milliseconds; a URL's ``options`` may set another value."""
 
 
 def _postgres_url(db: str | Path) -> URL | None:
     """``db`` parsed, if it names a PostgreSQL database (with :data:`CONNECT_TIMEOUT_S`
-    unless it sets one); None for a SQLite file's path.
+    unless it sets one, and :data:`IDLE_IN_TRANSACTION_S` before its own ``options``);
+    None for a SQLite file's path.
 
     Raises:
         ConfigError: ``db`` is a URL of another kind, or one that does not parse (a port
@@ -2154,6 +2188,9 @@ def _postgres_url(db: str | Path) -> URL | None:
         url = make_url(str(db)).set(drivername="postgresql+psycopg")
         if "connect_timeout" not in url.query:
             url = url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
+        idle = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S * 1000}"
+        given = url.query.get("options", "")
+        url = url.update_query_dict({"options": f"{idle} {given}".strip()})
         url.get_dialect()().create_connect_args(url)
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"--db {_shown(db)} is not a valid postgresql:// URL: {exc}") from exc
@@ -2189,6 +2226,40 @@ def _engine(
         connection.execute("PRAGMA foreign_keys = ON")
 
     return engine
+
+
+class ConnectionSockets:
+    """An engine's open PostgreSQL connections, each by a duplicate of its socket, so that
+    :meth:`shut_down` can end the statements waiting on them from any thread. A duplicate,
+    not the driver's own descriptor: a connection closed meanwhile can never let its
+    number, reused by another socket, be shut down. Each duplicate is closed as its
+    connection is (the pool's ``close`` events), so no server connection outlives it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._sockets: dict[int, socket.socket] = {}
+        event.listen(engine, "connect", self._opened)
+        event.listen(engine, "close", self._closed)
+        event.listen(engine, "close_detached", self._closed)
+
+    def _opened(self, connection: psycopg.Connection[Any], _record: object) -> None:
+        duplicate = socket.socket(fileno=os.dup(connection.fileno()))
+        with self._lock:
+            self._sockets[id(connection)] = duplicate
+
+    def _closed(self, connection: psycopg.Connection[Any], _record: object = None) -> None:
+        with self._lock:
+            duplicate = self._sockets.pop(id(connection), None)
+        if duplicate is not None:
+            duplicate.close()
+
+    def shut_down(self) -> None:
+        """Shut every connection's socket down: a driver waiting on one wakes to a
+        closed connection."""
+        with self._lock:
+            for duplicate in self._sockets.values():
+                with suppress(OSError):
+                    duplicate.shutdown(socket.SHUT_RDWR)
 
 
 def reader_engine(db: str | Path) -> Engine:

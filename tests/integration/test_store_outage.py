@@ -5,6 +5,7 @@ returns the verifier serves again by itself, and the refused proof, sent again, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from verifier_world import NOW_NS, UNIX_NS, ServerThread, VerifierWorld
 
 from geoattest.errors import Reason
 from geoattest.v1 import evidence_pb2
-from geoattest.verifier.store import SqlStore
+from geoattest.verifier.store import SqlStore, StoreNotAnsweringError
 from geoattest.wire.client import VerifierClient, VerifierRefused
 
 pytestmark = pytest.mark.slow
@@ -80,6 +81,14 @@ def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_ser
     store.close()
 
 
+def signal_all(pids: list[int], signum: int) -> None:
+    """Signal each process still there: a backend woken by an earlier SIGCONT may already
+    have exited (its client's connection was shut down meanwhile)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def server_processes(server: PostgresServer) -> list[int]:
     """The server's postmaster and every process it started (Linux /proc)."""
     postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
@@ -97,26 +106,43 @@ def server_processes(server: PostgresServer) -> list[int]:
 def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_server):
     """The server's processes are frozen (SIGSTOP: connections stay open, nothing answers,
     as behind a network that drops packets): health turns NOT_SERVING although no probe
-    fails, and SERVING again once the server answers, by itself."""
+    fails; the proof sent as it froze, which waited on the server, is answered
+    UNAVAILABLE, and one sent while NOT_SERVING is refused without waiting on it; once the
+    server answers, SERVING again by itself and the proof is accepted."""
     world = VerifierWorld.create(tmp_path)
     store = SqlStore.open(own_server.database())
     server = ServerThread(world.service(store), clock=lambda: NOW_NS)
     server.start()
+    chip = world.chip("dev-1")
+    first = world.proof(chip)
+    second = world.proof(chip, unix_ns=UNIX_NS + S)
     frozen = server_processes(own_server)
 
     async def scenario() -> None:
         await health_becomes(server.address, SERVING)
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
-        try:
-            await health_becomes(server.address, NOT_SERVING)
-        finally:
-            for pid in frozen:
-                os.kill(pid, signal.SIGCONT)
-        await health_becomes(server.address, SERVING)
+        async with VerifierClient(server.address, timeout_s=600) as client:
+            await client.enroll(chip.enroll_request())
+            await client.submit(first)
+            signal_all(frozen, signal.SIGSTOP)
+            try:
+                with pytest.raises(VerifierRefused) as waited:
+                    await client.submit(second)
+                await health_becomes(server.address, NOT_SERVING)
+                with pytest.raises(VerifierRefused) as refused:
+                    await client.submit(second)
+            finally:
+                signal_all(frozen, signal.SIGCONT)
+            for refusal in (waited.value, refused.value):
+                assert refusal.code is grpc.StatusCode.UNAVAILABLE
+                assert refusal.reason == Reason.STORE_UNAVAILABLE.value
+            assert StoreNotAnsweringError.DETAIL in refused.value.detail  # not waited on
+            await health_becomes(server.address, SERVING)
+            again = await client.submit(second)
+            assert again.verdict == evidence_pb2.VERDICT_ALLOWED
 
     try:
         asyncio.run(scenario())
     finally:
         server.stop()
-        store.close()
+    assert store.accepted_counters("dev-1") == [1, 2]
+    store.close()

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
 
 from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
@@ -25,6 +28,7 @@ from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.service import VerifierService
 from geoattest.verifier.state import InMemoryState
 from geoattest.verifier.store import (
+    IDLE_IN_TRANSACTION_S,
     AlreadyEnrolledError,
     CommitRecord,
     DeviceState,
@@ -692,6 +696,107 @@ def test_a_locked_database_is_unavailable_and_the_proof_is_not_stored(world):
     assert store.accepted_counters("dev-1") == []
     assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
     store.close()
+
+
+def test_interrupt_ends_a_statement_the_server_never_answers_and_the_store_serves_on(
+    world, postgres
+):
+    """A statement waiting on PostgreSQL for ever (here on a lock another session never
+    lets go of; a frozen server or a dropped network looks the same to the driver) ends at
+    ``interrupt()`` as StoreUnavailableError, nothing stored, and the next call is served
+    on a new connection."""
+    database = postgres.database()
+    store = SqlStore.open(database)
+    try:
+        service = world.service(store)
+        chip = world.chip("dev-1")
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        with (
+            psycopg.connect(database) as holder,
+            psycopg.connect(database, autocommit=True) as watcher,
+        ):
+            holder.execute("LOCK TABLE chain_heads IN ACCESS EXCLUSIVE MODE")
+            with ThreadPoolExecutor(1) as thread:
+                waiting = thread.submit(service.submit, world.proof(chip, advance=False), NOW_NS)
+                for _ in range(6000):
+                    if watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
+                    ).fetchone() == (1,):
+                        break
+                    time.sleep(0.01)
+                else:
+                    raise AssertionError("the call never waited on the lock")
+                store.interrupt()
+                holder.rollback()  # uninterrupted, the call would now go on and be stored
+                with pytest.raises(StoreUnavailableError) as unavailable:
+                    waiting.result()
+        assert unavailable.value.reason is Reason.STORE_UNAVAILABLE
+        assert store.accepted_counters("dev-1") == []
+        assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
+    finally:
+        store.close()
+
+
+def test_postgresql_ends_a_verifier_session_idle_inside_a_transaction(postgres):
+    """Every verifier session carries the server-side limit, and a URL's own ``options``
+    still apply beside it."""
+    store = SqlStore.open(postgres.database() + "&options=-c%20statement_timeout%3D7s")
+    try:
+        with store._engine.connect() as conn:
+            idle = conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar_one()
+            statement = conn.execute(text("SHOW statement_timeout")).scalar_one()
+            conn.commit()
+    finally:
+        store.close()
+    assert idle == f"{IDLE_IN_TRANSACTION_S}s"
+    assert statement == "7s"
+
+
+@pytest.mark.slow
+def test_a_replica_frozen_inside_its_commit_holds_the_others_up_only_for_a_while(world, postgres):
+    """A replica frozen in the middle of a commit, holding a chain head's row lock: the
+    server ends its session after IDLE_IN_TRANSACTION_S, and another replica's proof for
+    that device, waiting on the lock, is then stored; the frozen one stored nothing."""
+    database = postgres.database()
+    frozen_replica, replica = SqlStore.open(database), SqlStore.open(database)
+    try:
+        service = world.service(replica)
+        chip = world.chip("dev-1")
+        service.enrol(chip.identity(), chip.possession(), NOW_NS)
+        assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
+        frozen = frozen_replica._engine.connect()
+        with psycopg.connect(database, autocommit=True) as watcher, ThreadPoolExecutor(1) as thread:
+            pid = frozen.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            frozen.execute(text("SELECT 1 FROM chain_heads WHERE device_id = 'dev-1' FOR UPDATE"))
+            second = world.proof(chip, unix_ns=UNIX_NS + S)
+            waiting = thread.submit(service.submit, second, NOW_NS + S)
+            for _ in range(6000):  # the server ends the frozen session after its limit
+                if watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone() == (0,):
+                    break
+                time.sleep(0.01)
+            else:
+                frozen.invalidate()  # lets the waiting call finish before failing
+                raise AssertionError("the frozen session was never ended")
+            assert waiting.result().verdict is Verdict.ALLOWED
+        with pytest.raises(DBAPIError):  # the frozen replica, thawed, finds its session gone
+            frozen.execute(text("SELECT 1"))
+        frozen.invalidate()
+        frozen.close()
+        assert replica.accepted_counters("dev-1") == [1, 2]
+    finally:
+        frozen_replica.close()
+        replica.close()
+
+
+def test_interrupt_leaves_sqlite_and_an_idle_postgresql_store_serving(world, store, service, chip):
+    """With nothing waiting, ``interrupt()`` loses nothing on either backend: the pool's
+    idle connections are replaced and the next proof is accepted."""
+    store.interrupt()
+    assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
+    assert store.accepted_counters("dev-1") == [1]
 
 
 def test_a_locked_database_refuses_an_enrolment_and_a_sweep_as_unavailable(world):
