@@ -308,7 +308,7 @@ class VerifierServicer:
         self._clock = clock
         self.store_answers = True
         """Whether the store answered the last health probe: while it does not, calls
-        are answered UNAVAILABLE at once instead of waiting on it."""
+        and new alert streams are answered UNAVAILABLE at once instead of waiting on it."""
         self._worker = ThreadPoolExecutor(
             max_workers=SERVICE_THREADS, thread_name_prefix="verifier"
         )
@@ -447,6 +447,8 @@ class VerifierServicer:
                 WireError(Reason.MALFORMED_MESSAGE, f"after {after} is past any alert's cursor"),
             )
         try:
+            if not self.store_answers:
+                raise StoreNotAnsweringError()  # its replay would wait on the database
             async for alert in self._alerts.stream(request.device_id, after):
                 yield verifier_service_pb2.Alert(
                     alert_id=alert.alert_id,

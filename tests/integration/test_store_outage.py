@@ -107,8 +107,9 @@ def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_
     """The server's processes are frozen (SIGSTOP: connections stay open, nothing answers,
     as behind a network that drops packets): health turns NOT_SERVING although no probe
     fails; the proof sent as it froze, which waited on the server, is answered
-    UNAVAILABLE, and one sent while NOT_SERVING is refused without waiting on it; once the
-    server answers, SERVING again by itself and the proof is accepted."""
+    UNAVAILABLE, and one sent (or an alert stream opened) while NOT_SERVING is refused
+    without waiting on it; once the server answers, SERVING again by itself and the proof
+    is accepted."""
     world = VerifierWorld.create(tmp_path)
     store = SqlStore.open(own_server.database())
     server = ServerThread(world.service(store), clock=lambda: NOW_NS)
@@ -130,12 +131,16 @@ def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_
                 await health_becomes(server.address, NOT_SERVING)
                 with pytest.raises(VerifierRefused) as refused:
                     await client.submit(second)
+                with pytest.raises(VerifierRefused) as stream_refused:
+                    async for _ in client.watch_alerts(after=0):
+                        pass
             finally:
                 signal_all(frozen, signal.SIGCONT)
-            for refusal in (waited.value, refused.value):
+            for refusal in (waited.value, refused.value, stream_refused.value):
                 assert refusal.code is grpc.StatusCode.UNAVAILABLE
                 assert refusal.reason == Reason.STORE_UNAVAILABLE.value
-            assert StoreNotAnsweringError.DETAIL in refused.value.detail  # not waited on
+            for refusal in (refused.value, stream_refused.value):
+                assert StoreNotAnsweringError.DETAIL in refusal.detail  # not waited on
             await health_becomes(server.address, SERVING)
             again = await client.submit(second)
             assert again.verdict == evidence_pb2.VERDICT_ALLOWED

@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -789,6 +790,30 @@ def test_a_replica_frozen_inside_its_commit_holds_the_others_up_only_for_a_while
     finally:
         frozen_replica.close()
         replica.close()
+
+
+def test_no_postgresql_connection_outlives_its_store_after_interrupts(world, postgres):
+    """The sockets kept to interrupt statements never keep a connection open: after
+    interrupts and reconnections, closing the store leaves no session on the server and
+    no descriptor in this process beyond those it had before."""
+    database = postgres.database()
+    fds = len(list(Path("/proc/self/fd").iterdir()))
+    store = SqlStore.open(database)
+    service = world.service(store)
+    chip = world.chip("dev-1")
+    service.enrol(chip.identity(), chip.possession(), NOW_NS)
+    for step in range(3):
+        store.interrupt()
+        proof = world.proof(chip, unix_ns=UNIX_NS + step * S)
+        assert service.submit(proof, NOW_NS + step * S).verdict is Verdict.ALLOWED
+    store.close()
+    with psycopg.connect(database, autocommit=True) as watcher:
+        sessions = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert sessions == (0,)
+    assert len(list(Path("/proc/self/fd").iterdir())) == fds
 
 
 def test_interrupt_leaves_sqlite_and_an_idle_postgresql_store_serving(world, store, service, chip):
