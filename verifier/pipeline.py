@@ -8,7 +8,8 @@ whose reason becomes a REJECTED appraisal)::
     the device and may raise an alert] -> proof fields, agent measurement -> counter and hash
     chain (replay, fork, rollback, gap) -> per receipt: landmark known (by key id) and
     not revoked (by id or by key), receipt signature, same device, transcript signed by
-    the device key and consistent, fresh by landmark time, newer than the chain's last
+    the device key and consistent, fresh by landmark time, timed after any lift of the
+    landmark's exclusion, newer than the chain's last
     receipt from that landmark, one per landmark -> quorum of fault domains -> the proof's
     newest round not older than the chain's -> licence in force (not withdrawn, not
     expired) -> distance bounds at c in vacuum -> region
@@ -301,8 +302,14 @@ class ProofAppraiser:
         landmarks: Iterable[LandmarkRecord],
         revocations: RevocationList,
         region: RegionAppraiser,
+        *,
+        lifted: Mapping[str, int] | None = None,
     ) -> None:
-        """An appraiser over a registry of landmarks (each key is one landmark).
+        """An appraiser over a registry of landmarks (each key is one landmark). ``lifted``
+        maps a landmark whose exclusion was lifted to when (verifier time): a receipt it
+        timed at or before then (by its clock, which may run ahead by ``clock_skew_ns``) is
+        refused, as the exclusion's evidence speaks against everything it timed until the
+        operator found it repaired.
 
         Raises:
             LandmarkKeyReusedError: two records hold one key.
@@ -315,6 +322,7 @@ class ProofAppraiser:
         self.config = config
         self.revocations = revocations
         self.region = region
+        self.lifted: Mapping[str, int] = dict(lifted or {})
         registry = LandmarkRegistry(landmarks)
         self._landmarks_by_key: Mapping[str, LandmarkRecord] = {
             record.verifying_key.key_id: record for record in registry
@@ -342,11 +350,15 @@ class ProofAppraiser:
 
     def with_revocations(self, revocations: RevocationList) -> ProofAppraiser:
         """The same appraiser under another revocation list (a landmark excluded, say)."""
-        return ProofAppraiser(self.config, self.landmarks, revocations, self.region)
+        return ProofAppraiser(
+            self.config, self.landmarks, revocations, self.region, lifted=self.lifted
+        )
 
     def with_landmarks(self, landmarks: Iterable[LandmarkRecord]) -> ProofAppraiser:
         """The same appraiser over another registry (a landmark registered, say)."""
-        return ProofAppraiser(self.config, landmarks, self.revocations, self.region)
+        return ProofAppraiser(
+            self.config, landmarks, self.revocations, self.region, lifted=self.lifted
+        )
 
     def appraise(
         self, proof: bytes | envelope_pb2.Envelope, state: TrustedState, now_ns: int
@@ -672,6 +684,13 @@ class ProofAppraiser:
             raise EvidenceError(Reason.STALE_RECEIPT, f"receipt from {landmark_id}")
         if time_ns > now_ns + self.config.clock_skew_ns:
             raise EvidenceError(Reason.FUTURE_RECEIPT, f"receipt from {landmark_id}")
+        lifted_ns = self.lifted.get(landmark_id)
+        if lifted_ns is not None and time_ns <= lifted_ns + self.config.clock_skew_ns:
+            # The landmark's clock may run ahead of the verifier's by the skew allowed.
+            raise EvidenceError(
+                Reason.REVOKED_LANDMARK,
+                f"{landmark_id}: timed before its exclusion was lifted",
+            )
         rtt_ns = in_store_range(receipt.rtt_min_ns, "round trip")
         if rtt_ns == 0 or receipt.exchanges == 0:
             raise EvidenceError(Reason.TRANSCRIPT_MISMATCH, "receipt times no exchange")

@@ -231,8 +231,8 @@ def with_stored_landmarks(
 
 
 def _with_stored(appraiser: ProofAppraiser, trust: StoredTrust) -> ProofAppraiser:
-    """``appraiser`` (the operator's files) with the store's revocations, exclusions and
-    landmarks added."""
+    """``appraiser`` (the operator's files) with the store's revocations, exclusions, lifted
+    exclusions and landmarks added."""
     revocations = appraiser.revocations.including(trust.revocations).including(
         RevocationList(landmarks=trust.excluded)
     )
@@ -241,6 +241,7 @@ def _with_stored(appraiser: ProofAppraiser, trust: StoredTrust) -> ProofAppraise
         with_stored_landmarks(appraiser.landmarks, trust.landmarks),
         revocations,
         appraiser.region,
+        lifted=trust.lifted,
     )
 
 

@@ -317,6 +317,9 @@ class StoredTrust:
     revocations: RevocationList
     landmarks: tuple[LandmarkRecord, ...]
     excluded: frozenset[str]
+    lifted: Mapping[str, int] = field(default_factory=dict)
+    """When each landmark's latest lifted exclusion was lifted: what it timed before then
+    (while it was excluded, or before the audits caught it) vouches for nothing."""
 
 
 class TrustChange(StrEnum):
@@ -1693,6 +1696,7 @@ def read_trust(conn: Connection) -> StoredTrust:
         ),
         landmarks,
         frozenset(str(landmark_id) for landmark_id in conn.execute(_EXCLUDED).scalars()),
+        {str(landmark_id): int(at_ns) for landmark_id, at_ns in conn.execute(_LIFTED)},
     )
 
 
@@ -2000,6 +2004,11 @@ _HEAD_DIGESTS = _by_dialect(
 _TRUST_VERSION = select(trust_versions.c.version)
 _EXCLUDED = select(landmark_exclusions.c.landmark_id).where(
     landmark_exclusions.c.lifted_at_ns.is_(None)
+)
+_LIFTED = (
+    select(landmark_exclusions.c.landmark_id, func.max(landmark_exclusions.c.lifted_at_ns))
+    .where(landmark_exclusions.c.lifted_at_ns.is_not(None))
+    .group_by(landmark_exclusions.c.landmark_id)
 )
 _KEYS_PER_READ = 500
 """Key ids per read, well under SQLite's limit on bound parameters."""

@@ -69,6 +69,15 @@ def test_lifted_exclusion_restores_the_repaired_landmark() -> None:
     assert_outcome("audit_lifted_exclusion_restores", Verdict.ALLOWED, alerts=INCONSISTENT)
 
 
+def test_a_proof_timed_before_the_lift_is_refused_after_it() -> None:
+    assert_outcome(
+        "audit_backlog_timed_before_the_lift",
+        Verdict.REJECTED,
+        reason=Reason.REVOKED_LANDMARK,
+        alerts=INCONSISTENT,
+    )
+
+
 def test_forged_peer_receipt_is_refused_and_nothing_is_stored() -> None:
     assert_outcome(
         "audit_forged_peer_receipt_refused", Verdict.REJECTED, reason=Reason.BAD_RECEIPT_SIGNATURE

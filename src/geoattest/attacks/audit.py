@@ -142,6 +142,24 @@ def play_lifted_exclusion_restores(world: AttackWorld) -> Observed:
         return _prove_after(served, chip)
 
 
+def play_backlog_timed_before_the_lift(world: AttackWorld) -> Observed:
+    """The suspect's slow clock times the chip's rounds; the host holds that proof back
+    while the audits exclude the suspect, and lets it through once the suspect is repaired
+    and the operator has lifted the exclusion."""
+    _slow_clock(world)
+    with ServedWorld.open(world) as served:
+        chip = _chip(served)
+        served.measure(chip)  # the proof waits in the agent's outbox
+        audit_round(served)
+        world.landmark_clocks[SUSPECT] = LandmarkClock()
+        world.wait(60)
+        served.store.lift_exclusion(SUSPECT, world.now_ns(), by="operator", why="clock repaired")
+        world.wait(60)
+        before = served.head(chip)
+        served.deliver(chip)
+        return _observed(served, chip, served.head(chip) != before)
+
+
 def forged_receipt(receipt: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
     """A peer's receipt with its RTT cut to 1 ns, the signature left as it was: it would
     make its two landmarks impossible if it counted."""
@@ -234,6 +252,19 @@ SCENARIOS: tuple[AttackScenario, ...] = (
             advances=True,
         ),
         play_lifted_exclusion_restores,
+    ),
+    AttackScenario(
+        "audit_backlog_timed_before_the_lift",
+        "audit",
+        "lm-sin's slow clock times a chip's rounds; the host holds the proof back while the "
+        "audits exclude lm-sin, and delivers it once lm-sin is repaired and its exclusion "
+        "lifted.",
+        Expect(
+            frozenset({Verdict.REJECTED}),
+            Reason.REVOKED_LANDMARK,
+            frozenset({AlertKind.INCONSISTENT_LANDMARKS}),
+        ),
+        play_backlog_timed_before_the_lift,
     ),
     AttackScenario(
         "audit_forged_peer_receipt_refused",

@@ -137,6 +137,32 @@ def test_a_landmark_revoked_at_one_replica_no_longer_counts_at_another(replicas)
     assert revoked.landmark_keys == {replicas.world.landmarks["lm-han"].verifying_key.key_id}
 
 
+@pytest.mark.parametrize(
+    "held_s", [1.5, 3], ids=["timed before the exclusion", "timed while excluded"]
+)
+def test_a_lifted_exclusion_vouches_only_for_what_the_landmark_times_after_the_lift(
+    replicas, held_s
+):
+    """An exclusion lifted at one replica lets the landmark's rounds count again at another
+    only from the lift on: a proof held back with a round it timed before the lift (while
+    excluded, or before the audits caught it) is REJECTED ``receipt.revoked_landmark`` and
+    the chain does not move; a round timed after the lift counts."""
+    chip = enrolled(replicas, "dev-1")
+    assert replicas.prove(chip, 1).verdict is Verdict.ALLOWED
+    held = replicas.world.proof(chip, unix_ns=UNIX_NS + int(held_s * S), advance=False)
+    replicas.admin.exclude_landmark("operator-1", "lm-fra", "clock drift", NOW_NS + 2 * S)
+    replicas.admin.lift_exclusion("operator-1", "lm-fra", "clock repaired", NOW_NS + 10 * S)
+    before = replicas.stores[1].summary("dev-1")
+
+    refused = replicas.b.submit(held, NOW_NS + 11 * S)
+    assert (refused.verdict, refused.reason) == (Verdict.REJECTED, Reason.REVOKED_LANDMARK)
+    assert refused.detail == "lm-fra: timed before its exclusion was lifted"
+    assert replicas.stores[1].summary("dev-1") == before
+    assert replicas.stores[1].trust().lifted == {"lm-fra": NOW_NS + 10 * S}
+    # The landmark's clock may run ahead by the skew allowed: a round timed after that counts.
+    assert replicas.prove(chip, 20).verdict is Verdict.ALLOWED
+
+
 def test_a_landmark_registered_at_one_replica_counts_at_another(world, database):
     new = world.landmarks.pop("lm-han")  # neither replica's registry file holds it
     replicas = replicas_over(world, database)
