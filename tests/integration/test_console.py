@@ -266,6 +266,7 @@ def assert_hardened(response) -> None:
     assert "'unsafe-inline'" not in policy.partition("script-src")[2].partition(";")[0]
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers.get_all("cache-control") in (["no-store"], ["no-cache"])
 
 
 @pytest.mark.parametrize("route", [*CONSOLE_ROUTES, "/devices/no-such-chip", "/no-such-page"])

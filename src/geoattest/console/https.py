@@ -38,6 +38,9 @@ SECURITY_HEADERS = (
 """On every response: no script but the console's own file runs (a value that escaped
 its escaping still cannot script the page), no other site may frame a page (clickjacking),
 no response is read as another type, and no address of the console leaves in a Referer."""
+NO_STORE = (b"cache-control", b"no-store")
+"""On every response that sets no caching of its own (the event stream's is
+``no-cache``): where every chip is stays out of the browser's and any proxy's disk cache."""
 
 
 async def _refuse(send: Send, status: int, reason: Reason, detail: str) -> None:
@@ -70,7 +73,10 @@ class Hardened:
 
         async def hardened(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *SECURITY_HEADERS]}
+                headers = [*message.get("headers", ()), *SECURITY_HEADERS]
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
+                message = {**message, "headers": headers}
             await send(message)
 
         host = dict(scope.get("headers", ())).get(b"host")
