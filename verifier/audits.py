@@ -10,11 +10,17 @@ crosscheck.suspects` needs. A suspect's exclusion and its ``INCONSISTENT_LANDMAR
 are stored in the same transaction as the measurements; every worker reads the exclusions
 in force before it appraises a batch (:meth:`~geoattest.verifier.store.SqlStore.
 excluded_landmarks`). An operator lifts one with ``geoattest verifier lift``: from then on
-only measurements that arrive after the lift count against that landmark.
+only measurements that arrive after the lift count against that landmark. A round timed by,
+or with, a landmark the operator revoked counts for nothing.
 
 Example::
 
-    audits = PeerAudits(store, registry_records, window_ns=24 * 3600 * SECOND_NS)
+    audits = PeerAudits(
+        store,
+        registry_records,
+        revoked=lambda record: revocations.landmark_revoked(record.landmark_id),
+        window_ns=24 * 3600 * SECOND_NS,
+    )
     outcome = audits.submit(receipts, now_ns)
     outcome.excluded        # landmarks excluded by this call
 """
@@ -53,13 +59,17 @@ class PeerAudits:
         store: Store,
         landmarks: Callable[[], Sequence[LandmarkRecord]],
         *,
+        revoked: Callable[[LandmarkRecord], bool],
         window_ns: int,
         max_receipts: int,
     ) -> None:
         """``landmarks`` gives the landmarks registered now (files and store), read at each
-        hand-in, so a landmark registered meanwhile is audited from its first."""
+        hand-in, so a landmark registered meanwhile is audited from its first; ``revoked``
+        whether the operator revoked one (by id or key: not an exclusion, which these
+        audits make and lift themselves)."""
         self._store = store
         self._landmarks = landmarks
+        self._revoked = revoked
         self._window_ns = window_ns
         self._max_receipts = max_receipts
 
@@ -86,6 +96,7 @@ class PeerAudits:
             )
         since_ns = now_ns - self._window_ns
         landmarks = tuple(self._landmarks())
+        by_id = {record.landmark_id: record for record in landmarks}
         measured: list[tuple[bytes, PeerMeasurement]] = []
         for receipt in receipts:
             measurement = measure_peer(receipt, landmarks)
@@ -95,6 +106,11 @@ class PeerAudits:
                     f"round of {measurement.timer} with {measurement.peer} is older than "
                     "the audit window",
                 )
+            if self._revoked(by_id[measurement.timer]) or self._revoked(by_id[measurement.peer]):
+                # A revoked landmark's rounds count for nothing, as its receipts in proofs
+                # do: its key may be an attacker's, who would time honest peers "faster
+                # than light" to have them excluded. The rest of the hand-in counts.
+                continue
             measured.append((sha256(receipt.payload), measurement))
 
         def decide(audited: AuditedPeers) -> list[tuple[str, Alert]]:

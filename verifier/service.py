@@ -306,12 +306,16 @@ class VerifierService:
         self._audits = PeerAudits(
             store,
             lambda: self.in_force().landmarks,
+            revoked=self._revoked_by_operator,
             window_ns=config.audit_window_ns,
             max_receipts=config.max_batch,
         )
         self._trust_version = -1
         """The stored trust version ``_in_force`` holds (-1: none read yet)."""
         self._in_force = appraiser
+        self._operator_revocations = appraiser.revocations
+        """What the operator revoked (the files' and the store's revocations), without the
+        exclusions that ``_in_force``'s revocations also hold."""
         self._in_force_lock = threading.Lock()
         self._lock = threading.RLock()
         self.rejections = Rejections(on_count=self._count_refusals)
@@ -737,8 +741,18 @@ class VerifierService:
             if files_changed or self._store.trust_version() != self._trust_version:
                 trust = self._store.trust()
                 self._in_force = _with_stored(self._appraiser, trust)
+                self._operator_revocations = self._appraiser.revocations.including(
+                    trust.revocations
+                )
                 self._trust_version = trust.version
             return self._in_force, self._trust_version
+
+    def _revoked_by_operator(self, landmark: LandmarkRecord) -> bool:
+        """Whether the operator revoked ``landmark`` (by id or by key), as of the last
+        :meth:`in_force`; an exclusion by the peer audits is not a revocation."""
+        with self._in_force_lock:
+            revoked = self._operator_revocations
+        return revoked.landmark_revoked(landmark.landmark_id, landmark.verifying_key.key_id)
 
     def sweep_stale(self, now_ns: int) -> list[Alert]:
         """Mark devices with no accepted evidence for ``stale_after_cadences`` STALE,

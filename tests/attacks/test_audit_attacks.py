@@ -225,3 +225,23 @@ def test_a_landmark_registered_through_the_store_is_audited_from_its_first_hand_
         served.store.register_landmark(record, world.now_ns(), by="alice")
         outcome = served.service.submit_peer_receipts(receipts, world.now_ns())
         assert outcome.measured == len(receipts)
+
+
+def test_revoked_landmarks_cannot_have_an_honest_peer_excluded() -> None:
+    """Two landmarks the operator revoked (their keys an attacker's, say) time an honest
+    peer "faster than light": two witnesses against it, which would exclude it. Their
+    rounds count for nothing; the honest peer's rounds with the others still do."""
+    colluders = ("lm-hkg", "lm-can")
+    honest = "lm-jhb"
+    world = AttackWorld()
+    for colluder in colluders:
+        world.landmark_clocks[colluder] = LandmarkClock(rate=0.001)
+    with ServedWorld.open(world) as served:
+        now = world.now_ns()
+        for colluder in colluders:
+            key_id = served.world.landmark_signers[colluder].verifying_key.key_id
+            served.store.revoke_landmark(colluder, key_id, now, by="operator", why="key stolen")
+        outcome = served.service.submit_peer_receipts(world.audit_by(honest, AUDITED), now)
+        assert outcome.excluded == ()
+        assert outcome.measured == len(AUDITED) - 1 - len(colluders)
+        assert served.store.exclusions() == []
