@@ -12,6 +12,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -41,3 +42,25 @@ def postgres_server() -> Iterator[PostgresServer]:
         except ConfigError as exc:
             unavailable(exc.detail)
         yield server
+
+
+def signal_all(pids: list[int], signum: int) -> None:
+    """Signal each process still there: a backend woken by an earlier SIGCONT may already
+    have exited (its client's connection was shut down meanwhile)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def server_processes(server: PostgresServer) -> list[int]:
+    """The server's postmaster and every process it started (Linux /proc)."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    found = [postmaster]
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and int(stat.rpartition(")")[2].split()[1]) == postmaster:
+            found.append(int(entry.name))
+    return found

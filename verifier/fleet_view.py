@@ -27,6 +27,7 @@ from geoattest.errors import ConfigError
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.store import (
     CONTRADICTING,
+    ConnectionSockets,
     DeviceState,
     DeviceSummary,
     StoredTrust,
@@ -138,8 +139,9 @@ class ExclusionRow:
 class FleetView:
     """Read-only queries over a verifier's database; safe to share between threads."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sockets: ConnectionSockets | None = None) -> None:
         self._engine = engine
+        self._sockets = sockets
 
     @classmethod
     def open(cls, db: str | Path) -> FleetView:
@@ -150,10 +152,27 @@ class FleetView:
         """
         if "://" not in str(db) and not Path(db).is_file():
             raise ConfigError(f"database {db} does not exist")
-        return cls(reader_engine(db))
+        engine = reader_engine(db)
+        postgres = engine.dialect.name == "postgresql"
+        return cls(engine, ConnectionSockets(engine) if postgres else None)
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def probe(self) -> None:
+        """Reach the database once (the console's probe).
+
+        Raises:
+            StoreUnavailableError: it cannot be reached.
+        """
+        with read_transaction(self._engine) as conn:
+            conn.execute(select(1))
+
+    def interrupt(self) -> None:
+        """End the reads waiting on a database that stopped answering (PostgreSQL), as
+        :meth:`~geoattest.verifier.store.SqlStore.interrupt` does the verifier's."""
+        if self._sockets is not None:
+            self._sockets.shut_down()
 
     def device_states(self) -> dict[str, int]:
         """Enrolled devices by state (every state, zero where none)."""

@@ -101,6 +101,7 @@ from geoattest.verifier.access import (
 from geoattest.verifier.admin import Admin
 from geoattest.verifier.alerts import AlertHub
 from geoattest.verifier.logs import FIELDS
+from geoattest.verifier.probe import PROBE_EVERY_S, PROBE_TIMEOUT_S, follow_the_store
 from geoattest.verifier.service import ProofResult, VerifierService, check_signed_by
 from geoattest.verifier.store import (
     StoreConflictError,
@@ -731,8 +732,8 @@ class VerifierServer:
         *,
         clock: Callable[[], int] = time.time_ns,
         sweep_every_s: float = 60.0,
-        probe_every_s: float = 1.0,
-        probe_timeout_s: float = 5.0,
+        probe_every_s: float = PROBE_EVERY_S,
+        probe_timeout_s: float = PROBE_TIMEOUT_S,
         tls: ServerTls | None = None,
         admin: Admin | None = None,
     ) -> None:
@@ -815,51 +816,40 @@ class VerifierServer:
         return port
 
     async def _follow_the_store(self) -> None:
-        """Health follows the store: NOT_SERVING while it cannot be reached (calls meanwhile
-        answer UNAVAILABLE, storing nothing), SERVING again once it can, by itself. Each
-        probe also follows what the store holds in force (a device revoked through another
-        replica is refused at its calls here from then on).
-
-        A database that does not answer within ``probe_timeout_s`` (a frozen server, a
-        network that drops packets: the driver waits on its socket) counts as unreachable
-        too, and the statements waiting on it, the probe's among them, are ended
-        (:meth:`~geoattest.verifier.store.SqlStore.interrupt`): their calls answer
-        UNAVAILABLE. No other probe starts until the last has finished."""
+        """Health follows the store (:func:`~geoattest.verifier.probe.follow_the_store`):
+        NOT_SERVING while it does not answer (calls and new alert streams meanwhile are
+        answered UNAVAILABLE at once, storing nothing; those that were waiting on it are
+        ended), SERVING again once it does, by itself. Each probe also follows what the
+        store holds in force (a device revoked through another replica is refused at its
+        calls here from then on)."""
         serving = True
-        loop = asyncio.get_running_loop()
-        probe: asyncio.Future[None] | None = None
-        while True:
-            await asyncio.sleep(self._probe_every_s)
-            if probe is None:
-                probe = loop.run_in_executor(None, self.service.probe)
-            try:
-                await asyncio.wait_for(asyncio.shield(probe), self._probe_timeout_s)
-                reachable = True
-            except TimeoutError:
-                reachable = False
-                if serving:
-                    log.warning("store did not answer in %s s: NOT_SERVING", self._probe_timeout_s)
-                # The calls waiting on it, the probe among them, would wait for ever.
-                self.service.store.interrupt()
-            except StoreUnavailableError as exc:
-                reachable = False
-                if serving:
-                    log.warning("store unreachable (%s): NOT_SERVING", exc.detail)
-            if probe.done():
-                probe = None
+
+        async def answered(why: str | None) -> None:
+            nonlocal serving
             if self._servicer is not None:
-                self._servicer.store_answers = reachable
-            if reachable != serving:
-                serving = reachable
-                if serving:
-                    log.warning("store reachable again: SERVING")
-                status = (
-                    health_pb2.HealthCheckResponse.SERVING
-                    if serving
-                    else health_pb2.HealthCheckResponse.NOT_SERVING
-                )
-                for name in ("", SERVICE_NAME):
-                    await self.health.set(name, status)
+                self._servicer.store_answers = why is None
+            if (why is None) == serving:
+                return
+            serving = why is None
+            if serving:
+                log.warning("store reachable again: SERVING")
+            else:
+                log.warning("store %s: NOT_SERVING", why)
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", SERVICE_NAME):
+                await self.health.set(name, status)
+
+        await follow_the_store(
+            self.service.probe,
+            self.service.store.interrupt,
+            answered,
+            every_s=self._probe_every_s,
+            timeout_s=self._probe_timeout_s,
+        )
 
     async def _sweep_stale(self) -> None:
         """Mark devices that stopped proving STALE (alerting once each), periodically."""

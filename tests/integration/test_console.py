@@ -13,10 +13,12 @@ import datetime as dt
 import http.client
 import json
 import re
+import signal
 import socket
 import ssl
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ import uvicorn
 from command import assert_one_line_error, main_error, run_geoattest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from postgres import postgres_server, server_processes, signal_all
 from verifier_world import ProvisionedChip, ServerThread, VerifierWorld
 
 from geoattest.console.app import (
@@ -47,7 +50,7 @@ from geoattest.pki.tls import CA_FILE, CERT_FILE, OperatorCA, Role, TlsIdentity
 from geoattest.units import SECOND_NS
 from geoattest.verifier.access import HttpsAccess, ServerTls
 from geoattest.verifier.service import VerifierService
-from geoattest.verifier.store import SqlStore
+from geoattest.verifier.store import SqlStore, StoreNotAnsweringError
 
 GUARD_S = 30.0
 """A failure guard only."""
@@ -73,7 +76,7 @@ def start_console(
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     app = console_app(load_console(files), access)
-    server = uvicorn.Server(server_config(app, access, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(server_config(app, access, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     give_up = time.monotonic() + GUARD_S
@@ -113,6 +116,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def get(url: str, context: ssl.SSLContext | None = None) -> str:
     with urllib.request.urlopen(url, timeout=GUARD_S, context=context) as response:
         return response.read().decode()
+
+
+def served_again(url: str) -> str:
+    """The page, once the console's probe has seen the database answer again (it probes
+    every second; until then pages are 503)."""
+    for _ in range(600):
+        try:
+            return get(url)
+        except urllib.error.HTTPError as refused:
+            if refused.code != 503:
+                raise
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never served again")
 
 
 def post(url: str, fields: dict[str, str], context: ssl.SSLContext | None = None) -> str:
@@ -562,6 +578,46 @@ def test_plain_http_is_for_loopback_only_and_asked_for(tmp_path, flags, needle):
     assert needle in line
 
 
+@pytest.mark.slow
+def test_a_database_that_stops_answering_is_503_and_the_console_recovers(tmp_path):
+    """The verifier's PostgreSQL server is frozen (SIGSTOP: connections stay open, nothing
+    answers): a page read as it froze, which waited on it, is 503 ``store.unavailable``,
+    and pages after the console's probe gave up are refused 503 without waiting on it;
+    once the server answers, the pages are served again by themselves."""
+    world = VerifierWorld.create(tmp_path)
+    world.serve_args()
+    with postgres_server() as own_server:
+        url = own_server.database()
+        store = SqlStore.open(url)
+        chip = world.chip("dev-1")
+        now_ns = time.time_ns()
+        service = world.service(store)
+        service.enrol(chip.identity(), chip.possession(), now_ns)
+        service.submit(world.proof(chip, unix_ns=now_ns - SECOND_NS), now_ns)
+        store.close()
+        files = ConsoleFiles(url, world.root / "policy.json", world.root / "landmarks.json")
+        console_url, server, thread = start_console(files)
+        frozen = server_processes(own_server)
+        try:
+            assert "dev-1" in get(console_url + "/devices/dev-1")
+            signal_all(frozen, signal.SIGSTOP)
+            try:
+                with pytest.raises(urllib.error.HTTPError) as waited:
+                    get(console_url + "/devices/dev-1")
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    get(console_url + "/alerts")
+            finally:
+                signal_all(frozen, signal.SIGCONT)
+            for refusal in (waited.value, refused.value):
+                assert refusal.code == 503
+                assert refusal.headers["geoattest-reason"] == Reason.STORE_UNAVAILABLE.value
+            assert StoreNotAnsweringError.DETAIL in refused.value.read().decode()
+            assert "dev-1" in served_again(console_url + "/devices/dev-1")
+        finally:
+            server.should_exit = True
+            thread.join(GUARD_S)
+
+
 def test_a_client_certificate_cannot_serve_the_console(served_tls):
     with pytest.raises(ConfigError, match="holds a client certificate"):
         HttpsAccess(served_tls.parties / Role.OPERATOR.value, frozenset({Role.OPERATOR}), "x")
@@ -609,7 +665,7 @@ def test_a_store_that_cannot_be_reached_is_503_with_its_reason_and_the_console_r
         assert lines[-1].startswith("event: unavailable")
         stream.close()
         postgres.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
-        assert "dev-1" in get(console_url + "/devices/dev-1")
+        assert "dev-1" in served_again(console_url + "/devices/dev-1")
     finally:
         server.should_exit = True
         thread.join(GUARD_S)

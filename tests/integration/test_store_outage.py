@@ -5,16 +5,13 @@ returns the verifier serves again by itself, and the refused proof, sent again, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from postgres import PostgresServer, postgres_server
+from postgres import PostgresServer, postgres_server, server_processes, signal_all
 from verifier_world import NOW_NS, UNIX_NS, ServerThread, VerifierWorld
 
 from geoattest.errors import Reason
@@ -79,28 +76,6 @@ def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_ser
         server.stop()
     assert store.accepted_counters("dev-1") == [1, 2]
     store.close()
-
-
-def signal_all(pids: list[int], signum: int) -> None:
-    """Signal each process still there: a backend woken by an earlier SIGCONT may already
-    have exited (its client's connection was shut down meanwhile)."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-
-def server_processes(server: PostgresServer) -> list[int]:
-    """The server's postmaster and every process it started (Linux /proc)."""
-    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
-    found = [postmaster]
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        if entry.name.isdigit() and int(stat.rpartition(")")[2].split()[1]) == postmaster:
-            found.append(int(entry.name))
-    return found
 
 
 def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_server):

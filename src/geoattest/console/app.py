@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import math
@@ -43,6 +44,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geoattest.console import pages
 from geoattest.console.fleet import (
@@ -64,9 +66,14 @@ from geoattest.pki.tls import TlsIdentity
 from geoattest.verdict import Verdict
 from geoattest.verifier.access import HttpsAccess
 from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
+from geoattest.verifier.probe import follow_the_store
 from geoattest.verifier.service import with_stored_landmarks
 from geoattest.verifier.standing import Standing, standing
-from geoattest.verifier.store import StoreUnavailableError, StoreValueError
+from geoattest.verifier.store import (
+    StoreNotAnsweringError,
+    StoreUnavailableError,
+    StoreValueError,
+)
 
 if TYPE_CHECKING:
     from geoattest.verifier.store import StoredTrust
@@ -122,6 +129,9 @@ class Console:
         self._verifier_credentials = (
             tls_credentials(TlsIdentity.load(files.verifier_tls)) if files.verifier_tls else None
         )
+        self.store_answers = True
+        """Whether the database answered the console's last probe (:func:`console_app`):
+        while it does not, every request is answered 503 at once instead of waiting."""
 
     def landmarks(self) -> list[Landmark]:
         """The registry file's landmarks and the store's, each in its state now."""
@@ -365,10 +375,29 @@ def console_app(console: Console, access: HttpsAccess | None = None) -> Starlett
     for the callers it admits; without it (plain HTTP), only for requests naming a
     loopback host. Every response carries the console's security headers."""
     h = _Handlers(console)
+
+    async def answered(why: str | None) -> None:
+        console.store_answers = why is None
+
+    @contextlib.asynccontextmanager
+    async def following_the_store(_app: Starlette) -> AsyncIterator[None]:
+        """The database probed while the console serves (:mod:`geoattest.verifier.probe`):
+        the reads waiting on one that stopped answering are ended, and requests refused
+        at once until it answers again."""
+        prober = asyncio.create_task(
+            follow_the_store(console.view.probe, console.view.interrupt, answered)
+        )
+        try:
+            yield
+        finally:
+            prober.cancel()
+
     return Starlette(
+        lifespan=following_the_store,
         middleware=[
             Middleware(Hardened, loopback_only=access is None),
             *([Middleware(OperatorOnly, access=access)] if access else []),
+            Middleware(StoreGate, console=console),
         ],
         exception_handlers={
             StoreUnavailableError: _store_unavailable,
@@ -395,11 +424,31 @@ async def _store_unavailable(_request: Request, exc: Exception) -> Response:
     UNAVAILABLE), not a server error; each page reads the store afresh, so it comes back
     once the store does."""
     assert isinstance(exc, StoreUnavailableError)
+    return _unavailable(exc)
+
+
+def _unavailable(exc: StoreUnavailableError) -> Response:
     return HTMLResponse(
         pages.unavailable(exc.detail),
         503,
         headers={REASON_HEADER.decode(): exc.reason.value, "retry-after": "5"},
     )
+
+
+class StoreGate:
+    """ASGI middleware: while the database does not answer the console's probe, every
+    request is answered 503 ``store.unavailable`` at once, as the verifier answers its
+    calls, instead of waiting on the database with a thread of the console's."""
+
+    def __init__(self, app: ASGIApp, console: Console) -> None:
+        self.app = app
+        self.console = console
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.console.store_answers:
+            await _unavailable(StoreNotAnsweringError())(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def _store_value_refused(_request: Request, exc: Exception) -> Response:
