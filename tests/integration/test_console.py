@@ -578,6 +578,23 @@ def test_plain_http_is_for_loopback_only_and_asked_for(tmp_path, flags, needle):
     assert needle in line
 
 
+def console_over_a_proven_chip(
+    world: VerifierWorld, url: str
+) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """A console over the database ``url``, where chip dev-1 is enrolled and has one
+    proof stored."""
+    store = SqlStore.open(url)
+    chip = world.chip("dev-1")
+    now_ns = time.time_ns()
+    service = world.service(store)
+    service.enrol(chip.identity(), chip.possession(), now_ns)
+    service.submit(world.proof(chip, unix_ns=now_ns - SECOND_NS), now_ns)
+    store.close()
+    return start_console(
+        ConsoleFiles(url, world.root / "policy.json", world.root / "landmarks.json")
+    )
+
+
 @pytest.mark.slow
 def test_a_database_that_stops_answering_is_503_and_the_console_recovers(tmp_path):
     """The verifier's PostgreSQL server is frozen (SIGSTOP: connections stay open, nothing
@@ -587,16 +604,7 @@ def test_a_database_that_stops_answering_is_503_and_the_console_recovers(tmp_pat
     world = VerifierWorld.create(tmp_path)
     world.serve_args()
     with postgres_server() as own_server:
-        url = own_server.database()
-        store = SqlStore.open(url)
-        chip = world.chip("dev-1")
-        now_ns = time.time_ns()
-        service = world.service(store)
-        service.enrol(chip.identity(), chip.possession(), now_ns)
-        service.submit(world.proof(chip, unix_ns=now_ns - SECOND_NS), now_ns)
-        store.close()
-        files = ConsoleFiles(url, world.root / "policy.json", world.root / "landmarks.json")
-        console_url, server, thread = start_console(files)
+        console_url, server, thread = console_over_a_proven_chip(world, own_server.database())
         frozen = server_processes(own_server)
         try:
             assert "dev-1" in get(console_url + "/devices/dev-1")
@@ -633,16 +641,8 @@ def test_a_store_that_cannot_be_reached_is_503_with_its_reason_and_the_console_r
     world = VerifierWorld.create(tmp_path)
     world.serve_args()
     url = postgres.database()
-    store = SqlStore.open(url)
-    chip = world.chip("dev-1")
-    now_ns = time.time_ns()
-    service = world.service(store)
-    service.enrol(chip.identity(), chip.possession(), now_ns)
-    service.submit(world.proof(chip, unix_ns=now_ns - SECOND_NS), now_ns)
-    store.close()
     name = urllib.parse.urlsplit(url).path.lstrip("/")
-    files = ConsoleFiles(url, world.root / "policy.json", world.root / "landmarks.json")
-    console_url, server, thread = start_console(files)
+    console_url, server, thread = console_over_a_proven_chip(world, url)
     try:
         assert "dev-1" in get(console_url + "/devices/dev-1")
         with pytest.raises(urllib.error.HTTPError) as malformed:

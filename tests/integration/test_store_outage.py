@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -43,6 +44,18 @@ async def health_becomes(target: str, wanted: int) -> None:
     raise AssertionError(f"health never became {wanted}")
 
 
+def run_until_both_stored(
+    scenario: Coroutine[Any, Any, None], server: ServerThread, store: SqlStore
+) -> None:
+    """Run the outage ``scenario``; then dev-1's two proofs, and only they, are stored."""
+    try:
+        asyncio.run(scenario)
+    finally:
+        server.stop()
+    assert store.accepted_counters("dev-1") == [1, 2]
+    store.close()
+
+
 def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_server):
     world = VerifierWorld.create(tmp_path)
     store = SqlStore.open(own_server.database())
@@ -70,12 +83,7 @@ def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_ser
             again = await client.submit(second)
             assert again.verdict == evidence_pb2.VERDICT_ALLOWED
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        server.stop()
-    assert store.accepted_counters("dev-1") == [1, 2]
-    store.close()
+    run_until_both_stored(scenario(), server, store)
 
 
 def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_server):
@@ -120,9 +128,4 @@ def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_
             again = await client.submit(second)
             assert again.verdict == evidence_pb2.VERDICT_ALLOWED
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        server.stop()
-    assert store.accepted_counters("dev-1") == [1, 2]
-    store.close()
+    run_until_both_stored(scenario(), server, store)
