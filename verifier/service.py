@@ -28,7 +28,7 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
@@ -184,6 +184,16 @@ class _BatchState:
         """Each device's head digest as read (``b""``: none): the commit checks that none
         has moved, for a rejection is as stale as an acceptance if another writer got in."""
         return {device_id: head.digest if head else b"" for device_id, head in self._heads.items()}
+
+    @property
+    def licences_read(self) -> dict[str, int]:
+        """Each device's licence version as read (0: none): the commit checks that none
+        has changed, for a verdict must be judged under the licence in force when it is
+        stored."""
+        return {
+            device_id: device.record.licence.version if device.record.licence else 0
+            for device_id, device in self._devices.items()
+        }
 
     def enrolled(self, device_id: str) -> EnrolledDevice:
         return self._devices[device_id]
@@ -466,11 +476,13 @@ class VerifierService:
             metrics.batch_proofs.observe(len(proofs))
         for attempt in range(CONFLICT_RETRIES):
             with self._lock, metrics.appraisal_seconds.time():
-                answers, records, heads_read = self._appraise_batch(proofs, now_ns)
+                answers, records, state = self._appraise_batch(proofs, now_ns)
             try:
                 # Without the lock: the store is safe from any thread (a connection each).
                 with metrics.commit_seconds.time():
-                    self._store.commit(records, heads_read=heads_read)
+                    self._store.commit(
+                        records, heads_read=state.heads_read, licences_read=state.licences_read
+                    )
             except StoreConflictError:
                 metrics.store_errors.labels(reason=Reason.STORE_CONFLICT.value).inc()
                 if attempt == CONFLICT_RETRIES - 1:
@@ -524,8 +536,9 @@ class VerifierService:
 
     def _appraise_batch(
         self, proofs: Sequence[bytes | envelope_pb2.Envelope], now_ns: int
-    ) -> tuple[list[ProofResult], list[CommitRecord], Mapping[str, bytes]]:
-        """Answers and records for the proofs, and the head digest each was judged on."""
+    ) -> tuple[list[ProofResult], list[CommitRecord], _BatchState]:
+        """Answers and records for the proofs, and the state they were judged on (the
+        heads and licences read)."""
         state = _BatchState(
             self._store,
             [proof.key_id for proof in proofs if isinstance(proof, envelope_pb2.Envelope)],
@@ -579,7 +592,7 @@ class VerifierService:
                     trust_version=trust_version,
                 )
             )
-        return answers, records, state.heads_read
+        return answers, records, state
 
     def _record(self, records: Sequence[CommitRecord], now_ns: int) -> None:
         """Append the committed appraisals of enrolled devices, and their alerts, to the

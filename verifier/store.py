@@ -88,6 +88,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     TableValuedAlias,
@@ -373,7 +374,11 @@ class Store(Protocol):
     def enrol(self, device: EnrolledDevice) -> EnrolledDevice: ...
 
     def commit(
-        self, records: Sequence[CommitRecord], *, heads_read: Mapping[str, bytes] | None = None
+        self,
+        records: Sequence[CommitRecord],
+        *,
+        heads_read: Mapping[str, bytes] | None = None,
+        licences_read: Mapping[str, int] | None = None,
     ) -> None: ...
 
     def stored_result(self, device_id: str, digest: bytes) -> StoredResult | None: ...
@@ -938,28 +943,38 @@ class SqlStore:
         return device
 
     def commit(
-        self, records: Sequence[CommitRecord], *, heads_read: Mapping[str, bytes] | None = None
+        self,
+        records: Sequence[CommitRecord],
+        *,
+        heads_read: Mapping[str, bytes] | None = None,
+        licences_read: Mapping[str, int] | None = None,
     ) -> None:
         """Store appraised proofs in one transaction; chain heads advance by CAS.
 
         ``heads_read`` maps each device the records were appraised against to the head
-        digest read for it (``b""``: no head): if any head has moved since, another writer
-        got there first and the appraisals (a rejection as much as an acceptance) may be
-        stale, so nothing is written. On PostgreSQL the heads read are locked until the
-        commit (``FOR UPDATE``, in device order), so none moves between the check and the
+        digest read for it (``b""``: no head), and ``licences_read`` to the version of the
+        licence read for it (0: none): if any head has moved, or any licence changed, since,
+        another writer got there first and the appraisals (a rejection as much as an
+        acceptance) may be stale, so nothing is written. On PostgreSQL the heads read are
+        locked until the commit (``FOR UPDATE``, in device order), and the licences by the
+        licence changes' lock, taken shared, so neither moves between the check and the
         writes. Only appraisals with a new head, or with alerts, leave anything behind:
         garbage from unknown keys changes nothing.
 
         Raises:
-            StoreConflictError: another writer advanced one of these chains first; nothing
-                was written.
+            StoreConflictError: another writer advanced one of these chains, or changed
+                one of these licences, first; nothing was written.
             StoreUnavailableError: the database failed; nothing was written.
         """
         kept = [r for r in records if r.appraisal.new_head is not None or r.alerts]
         if not kept and not heads_read:
             return
         with self._write() as conn:
-            _check_heads(conn, heads_read or {})
+            if licences_read:
+                if self._postgres:
+                    conn.execute(select(func.pg_advisory_xact_lock_shared(_LICENCES_LOCK)))
+                _check_unmoved(conn, _LICENCE_VERSIONS, licences_read, 0, "licence")
+            _check_unmoved(conn, _HEAD_DIGESTS, heads_read or {}, b"", "chain head")
             if kept:
                 self._commit_records(conn, kept)
 
@@ -1902,21 +1917,29 @@ def _proof_values(record: CommitRecord, bounds_json: str) -> dict[str, Any]:
     }
 
 
-def _check_heads(conn: Connection, heads_read: Mapping[str, bytes]) -> None:
-    """Fail if any device's head is no longer the one read (``b""``: none); on PostgreSQL
-    the heads stay locked until the transaction ends."""
-    devices_read = sorted(heads_read)
-    statement = _HEAD_DIGESTS[conn.dialect.name == "postgresql"]
+def _check_unmoved(
+    conn: Connection,
+    statements: Mapping[bool, Select[Any]],
+    read: Mapping[str, T],
+    missing: T,
+    what: str,
+) -> None:
+    """Fail if any device's value (its head digest, its licence version) is no longer the
+    one read (``missing``: no row); ``statements`` reads them by device, per dialect, as
+    the type of ``missing``."""
+    convert: Callable[[Any], T] = type(missing)
+    devices_read = sorted(read)
+    statement = statements[conn.dialect.name == "postgresql"]
     for start in range(0, len(devices_read), _KEYS_PER_READ):
         chunk = devices_read[start : start + _KEYS_PER_READ]
-        now = dict.fromkeys(chunk, b"")
+        now = dict.fromkeys(chunk, missing)
         now.update(
-            (device_id, bytes(digest))
-            for device_id, digest in conn.execute(statement, {"devices": chunk})
+            (device_id, convert(value))
+            for device_id, value in conn.execute(statement, {"devices": chunk})
         )
         for device_id in chunk:
-            if now[device_id] != heads_read[device_id]:
-                raise StoreConflictError(f"chain head of {device_id} moved since it was read")
+            if now[device_id] != read[device_id]:
+                raise StoreConflictError(f"{what} of {device_id} changed since it was read")
 
 
 def _licence_columns() -> tuple[Any, ...]:
@@ -2001,6 +2024,13 @@ _HEAD_DIGESTS = _by_dialect(
         .with_for_update()
     )
 )
+"""Heads by device, locked for the commit's check (the heads stay as checked until it ends)."""
+_LICENCE_VERSIONS = _by_dialect(
+    lambda among: select(export_licences.c.device_id, export_licences.c.version).where(
+        among(export_licences.c.device_id, "devices")
+    )
+)
+"""Licence versions by device, for the commit's check."""
 _TRUST_VERSION = select(trust_versions.c.version)
 _EXCLUDED = select(landmark_exclusions.c.landmark_id).where(
     landmark_exclusions.c.lifted_at_ns.is_(None)

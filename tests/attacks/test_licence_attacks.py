@@ -4,6 +4,10 @@ affirming result; every result names the licence version it was judged under."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from typing import Any
+
 from attack_suite import assert_outcome
 
 from geoattest.attacks.licence import (
@@ -17,9 +21,11 @@ from geoattest.attacks.served import ServedWorld
 from geoattest.attacks.world import AttackWorld
 from geoattest.errors import Reason
 from geoattest.verdict import Verdict
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.results import CLAIM_PREFIX
 from geoattest.verifier.standing import Standing
+from geoattest.verifier.store import CommitRecord, SqlStore
 
 LICENCE = f"{CLAIM_PREFIX}licence"
 
@@ -108,3 +114,43 @@ def test_an_unchanged_licence_keeps_its_version() -> None:
         chip = proving(served, "SG")
         change_licence(served, chip)  # the same terms
         assert served.licences.current(chip.device_id).version == 1
+
+
+class _ChangesLicenceBeforeCommit(SqlStore):
+    """A real store whose next commit finds the operator's licence change committed first,
+    through another connection (another replica's admin call between this batch's reads
+    and its commit)."""
+
+    change: Callable[[], None] | None = None
+
+    def commit(self, records: Sequence[CommitRecord], **read: Any) -> None:
+        change, self.change = self.change, None
+        if change is not None:
+            change()
+        super().commit(records, **read)
+
+
+def test_a_licence_withdrawn_while_a_proof_is_appraised_decides_that_proof() -> None:
+    """The withdrawal commits after the batch read the licence and before its commit: the
+    proof is judged again under the withdrawn licence, never answered ALLOWED under the
+    version it replaced."""
+    with ServedWorld.open(AttackWorld()) as served:
+        chip = proving(served, "SG")
+        before = served.head(chip)
+        with (
+            closing(_ChangesLicenceBeforeCommit.open(served.directory / "verifier.db")) as racing,
+            closing(SqlStore.open(served.directory / "verifier.db")) as other,
+        ):
+            assert isinstance(racing, _ChangesLicenceBeforeCommit)
+            racing.change = lambda: _withdraw(other, chip.device_id, served.world.now_ns())
+            served.service = served._serve(racing)
+            served.cycle(chip)
+        answer = chip.results[-1]
+        assert (answer.verdict, answer.reason) == (Verdict.REJECTED, Reason.LICENCE_WITHDRAWN)
+        assert token_claims(served, chip)[LICENCE]["version"] == 2  # type: ignore[index]
+        assert served.head(chip) == before
+        assert served.store.accepted_counters(chip.device_id) == [1]
+
+
+def _withdraw(store: SqlStore, device_id: str, now_ns: int) -> None:
+    LiveLicences(store).withdraw(device_id, now_ns)

@@ -25,6 +25,7 @@ from verifier_world import MEASUREMENT, MS, NOW_NS, UNIX_NS, ProvisionedChip, Ve
 from geoattest.errors import ConfigError, EvidenceError, GeoattestError, Reason
 from geoattest.protocol.proof import ProofChain
 from geoattest.verdict import Verdict
+from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.pipeline import AlertKind
 from geoattest.verifier.service import VerifierService
 from geoattest.verifier.state import InMemoryState
@@ -655,6 +656,33 @@ def test_a_proof_whose_predecessor_another_worker_stores_meanwhile_is_accepted(
     assert result.verdict is Verdict.ALLOWED
     assert store.accepted_counters("dev-1") == [1, 2, 3]
     assert store.alerts("dev-1") == []
+
+
+@pytest.mark.parametrize(
+    ("terms", "verdict", "reason"),
+    [
+        ({"withdrawn": True}, Verdict.REJECTED, Reason.LICENCE_WITHDRAWN),
+        ({"region": "SYD-300"}, Verdict.OUTSIDE, None),
+        ({"valid_until_ns": NOW_NS}, Verdict.REJECTED, Reason.LICENCE_EXPIRED),
+    ],
+)
+def test_a_proof_whose_licence_another_worker_changes_meanwhile_is_judged_under_the_change(
+    database, world, store, service, chip, terms, verdict, reason
+):
+    """Judged on the licence read before another replica's admin call withdrew, narrowed
+    or ended it, the proof would be ALLOWED under a version no longer in force: the commit
+    finds the licence changed and the batch is judged again under the new version."""
+    service.submit(world.proof(chip), NOW_NS)
+    other = LiveLicences(SqlStore.open(database))
+    changed = overtake_after_the_read(
+        store,
+        lambda: other.change(replace(other.current("dev-1"), **terms), NOW_NS + S),
+    )
+    result = service.submit(world.proof(chip, unix_ns=UNIX_NS + S), NOW_NS + 2 * S)
+    assert (result.verdict, result.reason) == (verdict, reason)
+    assert changed[0].version == 2
+    assert store.summary("dev-1").verdict_licence_version == (2 if reason is None else 1)
+    assert store.accepted_counters("dev-1") == ([1, 2] if reason is None else [1])
 
 
 def test_devices_and_heads_of_many_keys_are_read_together(world, store, service, monkeypatch):
