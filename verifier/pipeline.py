@@ -471,8 +471,10 @@ class ProofAppraiser:
             )
         if device.licence is not None:
             # Last, so that a resubmitted proof is still known as such and bad evidence
-            # still raises its own alerts; no verdict affirms without a licence in force.
-            device.licence.check_in_force(now_ns)
+            # still raises its own alerts; no verdict affirms without a licence in force,
+            # now and at the instant the verdict is about (receipts may run ahead of the
+            # verifier's clock by the clock skew, or the verifier's clock step back).
+            device.licence.check_in_force(max(now_ns, evidence_time_ns))
         return _Evidence(
             device,
             proof.counter,

@@ -4,14 +4,20 @@ it is still there: the device goes STALE a stale window after its newest evidenc
 
 from __future__ import annotations
 
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
 from attack_suite import assert_outcome
+from verifier_world import NOW_NS, UNIX_NS, VerifierWorld
 
 from geoattest.attacks.clock import BACKLOG_CADENCES, drip_backlog, proving_in_singapore
 from geoattest.attacks.served import CADENCE_S, STALE_AFTER_CADENCES, SWEEP_EVERY_S, ServedWorld
 from geoattest.attacks.world import AttackWorld
+from geoattest.errors import Reason
 from geoattest.verdict import Verdict
 from geoattest.verifier.pipeline import AlertKind
-from geoattest.verifier.store import DeviceState, proofs
+from geoattest.verifier.store import DeviceState, SqlStore, proofs
 
 S = 10**9
 STALE = (AlertKind.STALE_DEVICE,)
@@ -73,3 +79,24 @@ def test_the_stale_alert_comes_one_window_after_the_newest_evidence_not_the_arri
         status = served.service.device_status("chip-sg", served.world.now_ns())
         assert status.state is DeviceState.STALE
         assert status.last_counter == BACKLOG_CADENCES + 1
+
+
+def test_a_verifier_clock_behind_the_landmarks_stretches_no_licence_past_its_end(
+    tmp_path: Path,
+) -> None:
+    """The verifier's clock runs 3 s behind the landmarks' (within the clock skew, so their
+    receipts count) and the licence ends between the two: the proof is about its evidence
+    time, when the licence had ended, so it is REJECTED and nothing moves. Judged by the
+    verifier's clock alone it was ALLOWED with a result that expired before its evidence."""
+    world = VerifierWorld.create(tmp_path)
+    with closing(SqlStore.open(world.db_path)) as store:
+        service, chip = world.enrolled(store)
+        assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
+        licence = service.licences.current(chip.device_id)
+        service.licences.change(replace(licence, valid_until_ns=UNIX_NS + 9 * S), NOW_NS)
+        before = store.dump()
+        late = world.proof(chip, unix_ns=UNIX_NS + 10 * S)
+        result = service.submit(late, UNIX_NS + 7 * S)
+        assert (result.verdict, result.reason) == (Verdict.REJECTED, Reason.LICENCE_EXPIRED)
+        assert store.dump()["chain_heads"] == before["chain_heads"]
+        assert store.accepted_counters(chip.device_id) == [1]
