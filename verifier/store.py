@@ -958,12 +958,15 @@ class SqlStore:
         acceptance) may be stale, so nothing is written. On PostgreSQL the heads read are
         locked until the commit (``FOR UPDATE``, in device order), and the licences by the
         licence changes' lock, taken shared, so neither moves between the check and the
-        writes. Only appraisals with a new head, or with alerts, leave anything behind:
-        garbage from unknown keys changes nothing.
+        writes. Likewise the trust version each record was judged under
+        (:func:`_check_trust`): a revocation, registration or exclusion that has returned at
+        any replica holds for every answer committed after it. Only appraisals with a new
+        head, or with alerts, leave anything behind: garbage from unknown keys changes
+        nothing.
 
         Raises:
             StoreConflictError: another writer advanced one of these chains, or changed
-                one of these licences, first; nothing was written.
+                one of these licences or the trust in force, first; nothing was written.
             StoreUnavailableError: the database failed; nothing was written.
         """
         kept = [r for r in records if r.appraisal.new_head is not None or r.alerts]
@@ -974,6 +977,7 @@ class SqlStore:
                 if self._postgres:
                     conn.execute(select(func.pg_advisory_xact_lock_shared(_LICENCES_LOCK)))
                 _check_unmoved(conn, _LICENCE_VERSIONS, licences_read, 0, "licence")
+            _check_trust(conn, records)
             _check_unmoved(conn, _HEAD_DIGESTS, heads_read or {}, b"", "chain head")
             if kept:
                 self._commit_records(conn, kept)
@@ -1777,7 +1781,12 @@ def _verdict_landmarks(bounds: str, envelope: bytes) -> tuple[VerdictLandmark, .
 
 def _trust_changed(conn: Connection, records: Sequence[TrustRecord]) -> None:
     """Raise :attr:`StoredTrust.version` and journal ``records`` at the new version, in the
-    transaction that changes what it covers."""
+    transaction that changes what it covers. On PostgreSQL the transaction holds the trust
+    lock from here (exclusions come under the audit lock), so commits of appraisals wait
+    for it (:func:`_check_trust`); call it before storing alerts, which such a commit may
+    hold while it waits."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_TRUST_LOCK)))
     version = conn.execute(
         update(trust_versions)
         .values(version=trust_versions.c.version + 1)
@@ -1915,6 +1924,21 @@ def _proof_values(record: CommitRecord, bounds_json: str) -> dict[str, Any]:
         "received_at_ns": record.received_at_ns,
         "token": record.token,
     }
+
+
+def _check_trust(conn: Connection, records: Sequence[CommitRecord]) -> None:
+    """Fail if the stored trust version (revocations, registrations, exclusions) is not the
+    one the records of enrolled devices were judged under. On PostgreSQL the trust lock is
+    held shared to the transaction's end: a trust change under way is waited for and then
+    read here (each statement reads what had committed when it began), and none commits
+    before this transaction does."""
+    judged = {r.trust_version for r in records if r.appraisal.device_id}
+    if not judged:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock_shared(_TRUST_LOCK)))
+    if judged != {conn.execute(_TRUST_VERSION).scalar_one()}:
+        raise StoreConflictError("the trust in force changed since the batch was appraised")
 
 
 def _check_unmoved(
