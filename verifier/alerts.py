@@ -18,6 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol, TypeVar
 
+from geoattest.errors import Reason, WireError
 from geoattest.verifier.store import Alert
 
 PAGE = 500
@@ -88,10 +89,22 @@ class AlertHub:
         in commit order; ends when the hub closes.
 
         Raises:
+            WireError: ``wire.out_of_range``, ``after`` is past the newest alert stored.
+                Alerts are never deleted, so no alert of this database carried it (the
+                database was restored from an older backup, or it is another one's): the
+                alerts stored from now on would take ids up to it, and a stream that waited
+                for ids past it would skip them without a word.
             StoreUnavailableError: the database failed; subscribe again with the cursor of
                 the last alert received.
         """
-        cursor = await self._read(self._source.last_alert_cursor) if after is None else after
+        newest = await self._read(self._source.last_alert_cursor)
+        if after is not None and after > newest:
+            raise WireError(
+                Reason.OUT_OF_RANGE,
+                f"after {after} is past the newest alert's cursor {newest}: not a cursor of"
+                " this verifier's alerts; subscribe without one, or after 0 to replay all",
+            )
+        cursor = newest if after is None else after
         self._subscribers += 1  # counted once its start is fixed: what commits next, it gets
         try:
             while not self._closed.is_set():

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from geoattest.errors import Reason, WireError
 from geoattest.verdict import Verdict
 from geoattest.verifier.alerts import PAGE, AlertHub
 from geoattest.verifier.pipeline import Appraisal
@@ -85,6 +86,27 @@ async def test_a_subscriber_that_reconnects_with_its_cursor_misses_nothing(store
     finally:
         hub.close()
     assert [a.alert_id for a in first + rest] == [f"a{i}" for i in range(PAGE + 10)]
+
+
+async def test_a_cursor_past_the_newest_alert_is_refused_not_waited_on(stores):
+    """A cursor no alert of this database carried (a database restored from an older
+    backup, or another deployment's) is refused: a stream waiting for ids past it would
+    skip, without a word, every alert stored meanwhile with an id up to it."""
+    mine, theirs = stores
+    hub = AlertHub(asyncio.get_running_loop(), mine, mine.alert_listener(), wait_s=0.05)
+    try:
+        raise_alerts(theirs, alert(1))
+        (first,) = await asyncio.wait_for(collect(hub, 1, after=0), 60)
+        with pytest.raises(WireError) as refused:
+            await collect(hub, 1, after=first.cursor + 1)
+        assert refused.value.reason is Reason.OUT_OF_RANGE
+        assert hub.subscribers == 0
+        at_the_end = asyncio.create_task(asyncio.wait_for(collect(hub, 1, after=first.cursor), 60))
+        await listening(hub, at_the_end)
+        raise_alerts(theirs, alert(2))
+        assert [a.alert_id for a in await at_the_end] == ["a2"]
+    finally:
+        hub.close()
 
 
 async def test_the_hub_closing_ends_its_streams(stores):
