@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from types import TracebackType
 from typing import Self
 
@@ -40,3 +41,11 @@ class Running(Closing):
     def __enter__(self) -> Self:
         self.start()
         return self
+
+
+def ignore_interrupts() -> None:
+    """The start of a worker process that a command runs and ends itself: Ctrl-C signals
+    the terminal's whole process group, and the command stops its workers on its own way
+    out, so a worker ignores the interrupt rather than print a KeyboardInterrupt traceback
+    of its own over the command's exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

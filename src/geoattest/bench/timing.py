@@ -37,6 +37,7 @@ from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSetting
 from geoattest.bench.report import KM_PER_US, Figures, median, progress, quantile
 from geoattest.crypto import KeySigner, generate_private_key, load_private_key_pem, private_key_pem
 from geoattest.errors import ConfigError
+from geoattest.lifecycle import ignore_interrupts
 from geoattest.protocol.round import LandmarkRound, RoundSecrets
 from geoattest.v1 import round_pb2
 from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
@@ -89,12 +90,18 @@ def echo_child(conn: Connection) -> None:
         sock.sendto(data, peer)
 
 
+def _child_main(target: Callable[..., None], *args: object) -> None:
+    """A child's process: ``target(*args)``, Ctrl-C left to the parent that ends it."""
+    ignore_interrupts()
+    target(*args)
+
+
 @contextmanager
 def child(target: Callable[..., None], *args: object) -> Iterator[tuple[Connection, Any]]:
     """A child process running ``target(*args, conn)``; yields the conn and its first message."""
     ctx = multiprocessing.get_context("spawn")
     parent, theirs = ctx.Pipe()
-    process = ctx.Process(target=target, args=(*args, theirs), daemon=True)
+    process = ctx.Process(target=_child_main, args=(target, *args, theirs), daemon=True)
     process.start()
     try:
         yield parent, parent.recv()

@@ -37,6 +37,7 @@ from geoattest.errors import ConfigError
 from geoattest.geo import Countries, GeoAppraiser
 from geoattest.geo.places import populated_places
 from geoattest.geo.sphere import distance_km
+from geoattest.lifecycle import ignore_interrupts
 from geoattest.netsim.latency import LatencyModel, PathClass
 from geoattest.sim.shortcut import (
     CODE_OF,
@@ -520,7 +521,9 @@ def _run_chunks(
     global _FORKED  # noqa: PLW0603  (set before the fork, read by the children)
     _FORKED = (world, verdicts)
     try:
-        with mp.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+        with mp.get_context("fork").Pool(
+            min(workers, len(tasks)), initializer=ignore_interrupts
+        ) as pool:
             yield from pool.imap_unordered(_simulate_forked, tasks)
     finally:
         _FORKED = None

@@ -4,11 +4,15 @@ process through the same entry point (``invoke``)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from command import assert_one_line_error, invoke, run_geoattest
+from command import GEOATTEST, assert_one_line_error, invoke, run_geoattest
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +91,56 @@ def test_fleet_map_draws_regions_no_chip_landed_in(tmp_path: Path) -> None:
 )
 def test_bad_options_give_one_line_errors(args: tuple[str, ...], needle: str) -> None:
     assert_one_line_error(invoke("sim", "fleet", "--devices", "50", *args), needle)
+
+
+GUARD_S = 120.0
+"""A failure guard only."""
+SIGINT_BIT = 1 << (signal.SIGINT - 1)
+
+
+def _workers_ignoring_interrupts(pid: int, workers: int) -> list[int]:
+    """The process's children once there are ``workers`` and every one ignores SIGINT (its
+    ``SigIgn`` mask in /proc), else none."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    if len(children) != workers:
+        return []
+    ignoring = []
+    for child in children:
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except FileNotFoundError:  # replaced by the pool meanwhile
+            return []
+        mask = int(status.partition("SigIgn:")[2].split()[0], 16)
+        if not mask & SIGINT_BIT:
+            return []
+        ignoring.append(int(child))
+    return ignoring
+
+
+def test_ctrl_c_during_a_study_ends_it_quietly() -> None:
+    """Ctrl-C reaches the terminal's whole process group: the study's worker processes
+    leave it to the command, which ends them and exits 130 without a traceback of
+    theirs (a worker that took the interrupt printed its own, and its chunk was lost)."""
+    study = subprocess.Popen(
+        [GEOATTEST, "sim", "fleet", "--devices", "400000", "--sample", "0", "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        give_up = time.monotonic() + GUARD_S
+        while not (workers := _workers_ignoring_interrupts(study.pid, 2)):
+            assert study.poll() is None, study.stderr.read() if study.stderr else ""
+            assert time.monotonic() < give_up, "no worker came to ignore SIGINT"
+            time.sleep(0.05)
+        for worker in workers:
+            os.kill(worker, signal.SIGINT)  # the workers alone first: nothing happens
+        os.killpg(study.pid, signal.SIGINT)
+        _, stderr = study.communicate(timeout=GUARD_S)
+    finally:
+        if study.poll() is None:
+            os.killpg(study.pid, signal.SIGKILL)
+            study.wait()
+    assert study.returncode == 130
+    assert stderr == ""
