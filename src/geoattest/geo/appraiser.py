@@ -303,16 +303,19 @@ class _Judged:
 
 def _unusable(bounds: Sequence[LandmarkBound]) -> str | None:
     """The first landmark whose bound no sound disk can be drawn from, if any: a site off
-    the globe, or a radius that is not the light-speed bound of a non-negative RTT widened
-    by a non-negative motion allowance (a negative allowance would shrink the disk below
+    the globe (a latitude or longitude out of range: a longitude past +-180 would unwrap
+    the region beyond the one turn the antimeridian folding undoes, losing part of it),
+    or a radius that is not the light-speed bound of a non-negative RTT widened by a
+    non-negative motion allowance (a negative allowance would shrink the disk below
     where the landmark's clock puts the chip)."""
     isfinite = math.isfinite
     for b in bounds:
-        lat, radius_km = b.latitude, b.bound_km
+        lat, lon, radius_km = b.latitude, b.longitude, b.bound_km
         if not (
             isfinite(lat)
             and -90.0 <= lat <= 90.0
-            and isfinite(b.longitude)
+            and isfinite(lon)
+            and -180.0 <= lon <= 180.0
             and isfinite(radius_km)
             and b.rtt_min_ns >= 0
             and b.motion_km >= 0.0

@@ -19,6 +19,7 @@ from geoattest.geo import (
     circle_region,
     country_region,
     estimate_location,
+    geojson_region,
 )
 from geoattest.geo.feasible import contains_point
 from geoattest.verdict import LandmarkBound, Verdict
@@ -137,6 +138,8 @@ def test_a_whole_earth_disk_with_a_small_one_is_decided_by_the_small_one() -> No
         LandmarkBound("nan", math.nan, 0.0, 1000),
         LandmarkBound("lat", 91.0, 0.0, 1000),
         LandmarkBound("inf", 0.0, math.inf, 1000),
+        LandmarkBound("lon", 0.0, 538.0, 1000),
+        LandmarkBound("lon-west", 0.0, -181.0, 1000),
         LandmarkBound("neg", 0.0, 0.0, -5),
         LandmarkBound("motion", 0.0, 0.0, 5, motion_km=math.nan),
     ],
@@ -145,6 +148,28 @@ def test_unusable_bounds_fail_closed(bound: LandmarkBound) -> None:
     result = asia_appraiser().appraise([bound], "DE")
     assert result.verdict is Verdict.INCONCLUSIVE
     assert bound.landmark_id in result.detail
+
+
+@pytest.mark.parametrize("turns", [1, 2, -1])
+def test_a_site_given_past_the_antimeridian_is_unusable_not_judged(turns: int) -> None:
+    """A 500 km disk at 178 E straddles the edge of a licence ending at the antimeridian.
+    Given as 178 + 360 k, it once came out ALLOWED (k = 1) or OUTSIDE (k = 2): the region,
+    unwrapped around that longitude, lost the part the antimeridian folding did not
+    reach. Such a site is off the globe, and the bound unusable."""
+    box = {
+        "type": "Polygon",
+        "coordinates": [[[170, -20], [180, -20], [180, 20], [170, 20], [170, -20]]],
+    }
+    policy = build_policy(
+        "box", 1, [geojson_region("box", box)], location="anywhere", border_margin_km=0.0
+    )
+    appraiser = policy.appraiser()
+    rtt_ns = rtt_for_km(500.0)
+    honest = appraiser.appraise([LandmarkBound("lm", 0.0, 178.0, rtt_ns)], "box")
+    assert honest.verdict is Verdict.INCONCLUSIVE
+    result = appraiser.appraise([LandmarkBound("lm", 0.0, 178.0 + 360.0 * turns, rtt_ns)], "box")
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "'lm' has an unusable bound" in result.detail
 
 
 def test_a_negative_allowance_cannot_shrink_a_disk_into_the_licence() -> None:
