@@ -169,13 +169,15 @@ class Admin:
         return f"device {device_id} revoked"
 
     def restore_device(self, who: str, device_id: str, why: str, now_ns: int) -> str:
-        """Raises: AdminError: the device is not revoked, or only by the revocation list
-        file (which an operator edits on every host)."""
+        """Raises: AdminError: the device is not revoked, or by the revocation list (this
+        host's file or a newer one a replica followed, which only a newer file lifts)."""
         _check_why(why)
-        if self._files.load_revocations().device_revoked(device_id):
+        listed = self._files.load_revocations().merged_with(self._store.trust().revocation_list)
+        if listed.device_revoked(device_id):
             raise AdminError(
                 Reason.ADMIN_CONFLICT,
-                f"device {device_id[:64]} is revoked by the revocation list file: edit the file",
+                f"device {device_id[:64]} is revoked by revocation list version"
+                f" {listed.version}: a newer list lifts it",
             )
         try:
             self._store.restore_device(device_id, now_ns, by=who, why=why)

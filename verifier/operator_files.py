@@ -3,9 +3,11 @@ list, on the host of each replica (``landmark register``, ``device revoke`` and 
 revoke`` edit them there).
 
 Every worker process checks, before each batch, whether either file changed (one ``stat``
-each) and, if so, judges the batch by the new contents. The admin API does not edit them:
-its revocations and registrations are store rows, added to the files' contents on every
-replica (:class:`~geoattest.verifier.store.StoredTrust`).
+each) and, if so, judges the batch by the new contents. The revocation list is offered to
+the store, which keeps the newest any replica followed; every replica judges by that one
+(:meth:`~geoattest.verifier.store.SqlStore.follow_revocation_list`). The admin API does
+not edit the files: its revocations and registrations are store rows, added to the files'
+contents on every replica (:class:`~geoattest.verifier.store.StoredTrust`).
 """
 
 from __future__ import annotations

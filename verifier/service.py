@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -241,9 +242,10 @@ def with_stored_landmarks(
 
 
 def _with_stored(appraiser: ProofAppraiser, trust: StoredTrust) -> ProofAppraiser:
-    """``appraiser`` (the operator's files) with the store's revocations, exclusions, lifted
-    exclusions and landmarks added."""
-    revocations = appraiser.revocations.including(trust.revocations).including(
+    """``appraiser`` (the operator's files) with what the store adds: the newest revocation
+    list any replica followed in place of an older file's, the admin API's revocations and
+    landmarks, the exclusions and the lifted exclusions."""
+    revocations = trust.revocations_with(appraiser.revocations).including(
         RevocationList(landmarks=trust.excluded)
     )
     return ProofAppraiser(
@@ -326,6 +328,12 @@ class VerifierService:
         self._operator_revocations = appraiser.revocations
         """What the operator revoked (the files' and the store's revocations), without the
         exclusions that ``_in_force``'s revocations also hold."""
+        self._followed: RevocationList | None = None
+        """The files' revocation list last offered to the store (None: none yet), which
+        keeps the newest list any replica followed."""
+        self._newest_list = appraiser.revocations
+        """The newer of the files' revocation list and the store's: a changed file must
+        not be older (:meth:`_reload_files`)."""
         self._in_force_lock = threading.Lock()
         self._lock = threading.RLock()
         self.rejections = Rejections(on_count=self._count_refusals)
@@ -448,7 +456,7 @@ class VerifierService:
             self._appraiser = ProofAppraiser(
                 self._appraiser.config,
                 self.files.load_registry(),
-                self.files.revocations_after(self._appraiser.revocations),
+                self.files.revocations_after(self._newest_list),
                 self._appraiser.region,
             )
         except ConfigError as exc:
@@ -751,14 +759,31 @@ class VerifierService:
         after that version is one it may not hold)."""
         with self._in_force_lock:
             files_changed = self._reload_files()
+            if self._appraiser.revocations is not self._followed:
+                self._follow(self._appraiser.revocations)
             if files_changed or self._store.trust_version() != self._trust_version:
                 trust = self._store.trust()
                 self._in_force = _with_stored(self._appraiser, trust)
-                self._operator_revocations = self._appraiser.revocations.including(
-                    trust.revocations
-                )
+                self._newest_list = self._appraiser.revocations.merged_with(trust.revocation_list)
+                self._operator_revocations = trust.revocations_with(self._appraiser.revocations)
                 self._trust_version = trust.version
             return self._in_force, self._trust_version
+
+    def _follow(self, offered: RevocationList) -> None:
+        """Offer the files' revocation list to the store, where every replica follows the
+        newest; a file older than that one is judged by the newer, and logged."""
+        where = self.files.revocations if self.files is not None else None
+        by = f"revocation list {where}" if where else "the verifier's revocation list"
+        followed = self._store.follow_revocation_list(offered, time.time_ns(), by=by)
+        self._followed = offered
+        if followed.version > offered.version:
+            _log.warning(
+                "revocation list %s holds version %d; version %d, followed before (by this"
+                " or another replica), stays in force",
+                where,
+                offered.version,
+                followed.version,
+            )
 
     def _revoked_by_operator(self, landmark: LandmarkRecord) -> bool:
         """Whether the operator revoked ``landmark`` (by id or by key), as of the last

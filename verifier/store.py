@@ -321,6 +321,14 @@ class StoredTrust:
     lifted: Mapping[str, int] = field(default_factory=dict)
     """When each landmark's latest lifted exclusion was lifted: what it timed before then
     (while it was excluded, or before the audits caught it) vouches for nothing."""
+    revocation_list: RevocationList = field(default_factory=RevocationList)
+    """The newest revocation list file a replica followed (version 0: none yet)."""
+
+    def revocations_with(self, files: RevocationList) -> RevocationList:
+        """What is revoked beside a host's revocation list file ``files``: the newer of it
+        and :attr:`revocation_list` (of one version, what either revokes), with the admin
+        API's revocations. The exclusions are not revocations and are not in it."""
+        return files.merged_with(self.revocation_list).including(self.revocations)
 
 
 class TrustChange(StrEnum):
@@ -329,6 +337,8 @@ class TrustChange(StrEnum):
     DEVICE_REVOKED = "device_revoked"
     DEVICE_RESTORED = "device_restored"
     LANDMARK_REVOKED = "landmark_revoked"
+    LANDMARK_RESTORED = "landmark_restored"
+    """A newer revocation list file no longer revokes the landmark or key."""
     LANDMARK_REGISTERED = "landmark_registered"
     LANDMARK_EXCLUDED = "landmark_excluded"
     EXCLUSION_LIFTED = "exclusion_lifted"
@@ -427,6 +437,10 @@ class Store(Protocol):
     def trust_version(self) -> int: ...
 
     def trust(self) -> StoredTrust: ...
+
+    def follow_revocation_list(
+        self, offered: RevocationList, now_ns: int, *, by: str
+    ) -> RevocationList: ...
 
     def revoke_device(
         self, device_id: str, now_ns: int, *, by: str, why: str, alert: Alert | None = None
@@ -686,6 +700,19 @@ licence_file = Table(
 )
 """At most one row: the digest of the licences file applied last
 (:meth:`SqlStore.change_licences`), whichever replica or command applied it."""
+
+revocation_list = Table(
+    "revocation_list",
+    metadata,
+    Column("version", BigInteger, nullable=False),
+    Column("devices", Text, nullable=False),
+    Column("landmarks", Text, nullable=False),
+    Column("landmark_keys", Text, nullable=False),
+    Column("followed_at_ns", BigInteger, nullable=False),
+)
+"""At most one row: the newest revocation list file any replica followed
+(:meth:`SqlStore.follow_revocation_list`); each set a JSON array. Every replica judges by
+it, whatever its own host's file holds, and refuses a file older than it."""
 
 schema_version = Table(
     "schema_version",
@@ -1475,6 +1502,58 @@ class SqlStore:
         with self._read() as conn:
             return read_trust(conn)
 
+    def follow_revocation_list(
+        self, offered: RevocationList, now_ns: int, *, by: str
+    ) -> RevocationList:
+        """Make ``offered`` (a host's revocation list file) the list every replica judges
+        by when it is newer than the stored one; of the same version, the stored list
+        gains what ``offered`` adds; an older one changes nothing (a list loses a
+        revocation only at a newer version, whichever replica or restart offers it).
+        What the stored list revokes and lifts is journalled, by ``by``, and the trust
+        version raised, so every replica follows it from its next batch.
+
+        Returns:
+            The stored list now: ``offered``, or a newer or larger one.
+        """
+        with self._write(_TRUST_LOCK) as conn:
+            held = _read_revocation_list(conn)
+            followed = held.merged_with(offered)
+            if followed == held:
+                return held
+            conn.execute(delete(revocation_list))
+            conn.execute(
+                insert(revocation_list).values(
+                    version=followed.version,
+                    devices=_json_list(followed.devices),
+                    landmarks=_json_list(followed.landmarks),
+                    landmark_keys=_json_list(followed.landmark_keys),
+                    followed_at_ns=now_ns,
+                )
+            )
+            why = f"revocation list version {followed.version}"
+            _trust_changed(
+                conn,
+                [
+                    TrustRecord(change, subject, now_ns, by, why)
+                    for change, subjects in (
+                        (TrustChange.DEVICE_REVOKED, followed.devices - held.devices),
+                        (TrustChange.DEVICE_RESTORED, held.devices - followed.devices),
+                        (TrustChange.LANDMARK_REVOKED, followed.landmarks - held.landmarks),
+                        (
+                            TrustChange.LANDMARK_REVOKED,
+                            followed.landmark_keys - held.landmark_keys,
+                        ),
+                        (TrustChange.LANDMARK_RESTORED, held.landmarks - followed.landmarks),
+                        (
+                            TrustChange.LANDMARK_RESTORED,
+                            held.landmark_keys - followed.landmark_keys,
+                        ),
+                    )
+                    for subject in sorted(subjects)
+                ],
+            )
+            return followed
+
     def revoke_device(
         self, device_id: str, now_ns: int, *, by: str, why: str, alert: Alert | None = None
     ) -> None:
@@ -1716,7 +1795,25 @@ def read_trust(conn: Connection) -> StoredTrust:
         landmarks,
         frozenset(str(landmark_id) for landmark_id in conn.execute(_EXCLUDED).scalars()),
         {str(landmark_id): int(at_ns) for landmark_id, at_ns in conn.execute(_LIFTED)},
+        _read_revocation_list(conn),
     )
+
+
+def _read_revocation_list(conn: Connection) -> RevocationList:
+    """The stored revocation list (:data:`revocation_list`); version 0 when none is."""
+    row = conn.execute(select(revocation_list)).first()
+    if row is None:
+        return RevocationList()
+    return RevocationList(
+        version=int(row.version),
+        devices=frozenset(orjson.loads(row.devices)),
+        landmarks=frozenset(orjson.loads(row.landmarks)),
+        landmark_keys=frozenset(orjson.loads(row.landmark_keys)),
+    )
+
+
+def _json_list(subjects: frozenset[str]) -> str:
+    return orjson.dumps(sorted(subjects)).decode()
 
 
 def read_summary(conn: Connection, device_id: str) -> DeviceSummary | None:
@@ -1792,7 +1889,8 @@ def _trust_changed(conn: Connection, records: Sequence[TrustRecord]) -> None:
         .values(version=trust_versions.c.version + 1)
         .returning(trust_versions.c.version)
     ).scalar_one()
-    conn.execute(insert(trust_changes), [_trust_values(r, version) for r in records])
+    if records:
+        conn.execute(insert(trust_changes), [_trust_values(r, version) for r in records])
 
 
 def _trust_values(record: TrustRecord, version: int) -> dict[str, Any]:
@@ -2378,7 +2476,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -2590,6 +2688,12 @@ def _add_licence_file(conn: Connection) -> None:
     licence_file.create(conn)
 
 
+def _add_revocation_list(conn: Connection) -> None:
+    """Version 9: the newest revocation list file a replica followed is stored, so that no
+    replica, nor a restart, judges by an older one."""
+    revocation_list.create(conn)
+
+
 _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     2: _add_schema_version,
     3: _add_archives,
@@ -2598,6 +2702,7 @@ _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     6: _keep_rows_inline,
     7: _one_row_per_proof,
     8: _add_licence_file,
+    9: _add_revocation_list,
 }
 """Each version's step from the one before it."""
 

@@ -136,7 +136,7 @@ class Console:
     def landmarks(self) -> list[Landmark]:
         """The registry file's landmarks and the store's, each in its state now."""
         trust = self.view.trust()
-        revoked = self.revocations.including(trust.revocations)
+        revoked = trust.revocations_with(self.revocations)
         found = []
         registered = with_stored_landmarks(self.registry, trust.landmarks)
         for record in sorted(registered, key=lambda r: r.landmark_id):
@@ -151,7 +151,7 @@ class Console:
 
     def _revocations(self, trust: StoredTrust) -> RevocationList:
         """The files' revocations with the store's, exclusions included."""
-        return self.revocations.including(trust.revocations).including(
+        return trust.revocations_with(self.revocations).including(
             RevocationList(landmarks=trust.excluded)
         )
 
@@ -205,10 +205,9 @@ class Console:
         )
 
     def device_revoked(self, device_id: str) -> bool:
-        """Revoked by the revocation list file or through the admin API (the store)."""
-        return self.revocations.device_revoked(device_id) or (
-            self.view.trust().revocations.device_revoked(device_id)
-        )
+        """Revoked by the revocation list (this host's file, or a newer one a verifier
+        followed) or through the admin API (the store)."""
+        return self.view.trust().revocations_with(self.revocations).device_revoked(device_id)
 
     def device_states(self) -> dict[str, int]:
         """Devices by state, read at most once per :data:`STATES_EVERY_S` (a count over

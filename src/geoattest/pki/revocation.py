@@ -59,6 +59,14 @@ class RevocationList:
             landmark_keys=self.landmark_keys | other.landmark_keys,
         )
 
+    def merged_with(self, other: RevocationList) -> RevocationList:
+        """The list to hold once ``other`` is seen beside this one: the newer of the two,
+        and of one version everything either revokes (a list lifts a revocation only at a
+        newer version)."""
+        if other.version != self.version:
+            return other if other.version > self.version else self
+        return self.including(other)
+
     def with_device(self, device_id: str) -> RevocationList:
         check_identifier(device_id, "device id")
         return replace(self, version=self.version + 1, devices=self.devices | {device_id})

@@ -127,6 +127,7 @@ def test_the_step_to_5_journals_the_trust_in_force_and_leaves_heads_judged_under
 
 
 VERSION_4_ON_POSTGRESQL = """
+    DROP TABLE revocation_list;
     DROP TABLE licence_file;
     DROP TABLE trust_changes;
     ALTER TABLE chain_heads DROP COLUMN licence_version, DROP COLUMN trust_version,
@@ -143,7 +144,7 @@ VERSION_4_ON_POSTGRESQL = """
         fix TEXT NOT NULL, fix_time_ns BIGINT NOT NULL, PRIMARY KEY (device_id));
     UPDATE schema_version SET version = 4;
 """
-"""This version's schema made back into version 4's: less what steps 5 to 8 add, with the
+"""This version's schema made back into version 4's: less what steps 5 to 9 add, with the
 tables step 7 folds into others."""
 
 OLD_ROWS = (

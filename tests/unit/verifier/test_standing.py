@@ -249,8 +249,9 @@ def test_trust_changes_that_touch_neither_the_device_nor_its_landmarks_leave_it_
     ]
 
 
-def test_a_revocation_in_a_replicas_own_file_takes_it_away_there(tmp_path):
-    """The revocation list file is the replica's own: what it says now is what counts."""
+def test_a_revocation_list_one_replica_follows_takes_it_away_on_every_replica(tmp_path):
+    """A replica whose own file revokes the device or a landmark of the verdict stores that
+    list: every replica, whatever its own file says, holds the verdict not current."""
     world = VerifierWorld.create(tmp_path)
     ops = operated(world, str(world.db_path))
     try:
@@ -258,10 +259,13 @@ def test_a_revocation_in_a_replicas_own_file_takes_it_away_there(tmp_path):
         world.revocations = RevocationList().with_landmark("lm-wie")
         other = world.service(SqlStore.open(str(world.db_path)))
         assert other.device_status("dev-1", ops.now_ns).standing is Standing.LANDMARK_UNTRUSTED
-        world.revocations = RevocationList().with_device("dev-1")
+        assert ops.status().standing is Standing.LANDMARK_UNTRUSTED  # its file revokes nothing
+        world.revocations = RevocationList(version=2, devices=frozenset({"dev-1"}))
         third = world.service(SqlStore.open(str(world.db_path)))
         assert third.device_status("dev-1", ops.now_ns).standing is Standing.DEVICE_REVOKED
-        assert ops.status().standing is Standing.STANDS
+        # Version 2 no longer revokes lm-wie: the newer list is in force at every replica.
+        assert other.device_status("dev-1", ops.now_ns).standing is Standing.DEVICE_REVOKED
+        assert ops.status().standing is Standing.DEVICE_REVOKED
         other.store.close()
         third.store.close()
     finally:
@@ -288,7 +292,11 @@ def test_a_landmark_key_replaced_after_the_allowed_takes_it_away(tmp_path, old_k
             Standing.LANDMARK_UNTRUSTED,
         )
         assert not status.verdict_current
-        assert ops.status().standing is Standing.STANDS  # the replica on the old registry
+        # The replica on the old registry: the old key revoked in the other's file is
+        # revoked there too (the store keeps the list); a key merely dropped is not.
+        assert ops.status().standing is (
+            Standing.LANDMARK_UNTRUSTED if old_key_revoked else Standing.STANDS
+        )
 
         ops.step += 1
         proof = world.proof(ops.chip, unix_ns=UNIX_NS + ops.step * S)

@@ -104,6 +104,7 @@ def test_database_is_in_wal_mode_with_full_sync(world):
         "trust_version",
         "trust_changes",
         "licence_file",
+        "revocation_list",
     }
     store.close()
 
