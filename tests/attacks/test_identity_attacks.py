@@ -18,10 +18,18 @@ def test_revoked_device_is_rejected() -> None:
     assert_outcome("revoked_device", Verdict.REJECTED, reason=Reason.REVOKED_DEVICE)
 
 
-@pytest.mark.parametrize("name", ["revocation_list_rolled_back", "revocation_list_removed"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "revocation_list_rolled_back",
+        "revocation_list_rolled_back_across_restart",
+        "revocation_list_removed",
+    ],
+)
 def test_a_revocation_list_that_is_not_newer_lifts_no_revocation(name: str) -> None:
-    """The verifier host's list put back one version, or removed: the list in force stays,
-    the chip is still refused and its chain does not move."""
+    """The verifier host's list put back one version (while it runs, or before it
+    restarts), or removed: the list in force stays, the chip is still refused and its
+    chain does not move."""
     assert_outcome(
         name,
         Verdict.REJECTED,
