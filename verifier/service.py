@@ -110,7 +110,8 @@ class ProofResult:
     token: str
     """EAR JWT; empty when the proof's signer is no enrolled device."""
     resubmitted: bool = False
-    """True when this is the stored answer to a proof accepted earlier."""
+    """True when this is the stored answer to a proof accepted earlier, or rejected
+    earlier with an alert for the reason it is rejected for again."""
 
     @classmethod
     def stored(cls, stored: StoredResult) -> ProofResult:
@@ -118,7 +119,7 @@ class ProofResult:
             stored.device_id,
             stored.counter,
             stored.verdict,
-            None,
+            stored.reason,
             stored.detail,
             stored.bounds,
             stored.token,
@@ -265,6 +266,15 @@ def _alert_record(alert: Alert) -> dict[str, object]:
         reason=alert.reason,
         detail=alert.detail,
     )
+
+
+def _alerted_rejection(appraisal: Appraisal, digest: bytes) -> tuple[str, bytes, Reason] | None:
+    """The device, proof digest and reason of a rejection that raises an alert (None for
+    anything else): the same proof rejected again for the same reason is a retry."""
+    reason = appraisal.reason
+    if appraisal.new_head is not None or not appraisal.alerts or not appraisal.device_id:
+        return None
+    return None if reason is None else (appraisal.device_id, digest, reason)
 
 
 def _envelope_digest(proof: bytes | envelope_pb2.Envelope) -> bytes:
@@ -554,6 +564,7 @@ class VerifierService:
         answers: list[ProofResult] = []
         records: list[CommitRecord] = []
         accepted_now: dict[tuple[str, bytes], ProofResult] = {}
+        alerted_now: dict[tuple[str, bytes, Reason], ProofResult] = {}
         appraiser, trust_version = self._in_force_versioned()
         appraisals = appraiser.appraise_batch(proofs, state, now_ns)
         for proof, appraisal in zip(proofs, appraisals, strict=True):
@@ -562,6 +573,12 @@ class VerifierService:
             )
             if appraisal.reason is Reason.REPLAYED_PROOF:
                 earlier = self._earlier_answer(appraisal.device_id, digest, accepted_now)
+                if earlier is not None:
+                    answers.append(earlier)
+                    continue
+            alerted = _alerted_rejection(appraisal, digest)
+            if alerted is not None:
+                earlier = self._earlier_rejection(alerted, alerted_now)
                 if earlier is not None:
                     answers.append(earlier)
                     continue
@@ -587,6 +604,8 @@ class VerifierService:
             )
             if appraisal.new_head is not None:
                 accepted_now[(appraisal.device_id, digest)] = answer
+            if alerted is not None:
+                alerted_now[alerted] = answer
             answers.append(answer)
             records.append(
                 CommitRecord(
@@ -636,6 +655,21 @@ class VerifierService:
         if earlier is not None:
             return replace(earlier, resubmitted=True)
         stored = self._store.stored_result(device_id, digest)
+        return None if stored is None else ProofResult.stored(stored)
+
+    def _earlier_rejection(
+        self,
+        alerted: tuple[str, bytes, Reason],
+        alerted_now: dict[tuple[str, bytes, Reason], ProofResult],
+    ) -> ProofResult | None:
+        """The answer already given for these exact proof bytes, rejected for the same
+        reason with an alert (in this batch or before): a retry of a forked or tampered
+        proof is the same event, so it raises no second alert and stores no second row."""
+        earlier = alerted_now.get(alerted)
+        if earlier is not None:
+            return replace(earlier, resubmitted=True)
+        device_id, digest, reason = alerted
+        stored = self._store.stored_result(device_id, digest, rejected_for=reason)
         return None if stored is None else ProofResult.stored(stored)
 
     @staticmethod

@@ -213,7 +213,7 @@ class Alert:
 
 @dataclass(frozen=True, slots=True)
 class StoredResult:
-    """What the verifier answered for an accepted proof; returned again on a resubmission."""
+    """What the verifier answered for a stored proof; returned again on a resubmission."""
 
     device_id: str
     counter: int
@@ -221,6 +221,8 @@ class StoredResult:
     detail: str
     bounds: tuple[LandmarkBound, ...]
     token: str
+    reason: Reason | None = None
+    """Why it was rejected (None: accepted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +393,9 @@ class Store(Protocol):
         licences_read: Mapping[str, int] | None = None,
     ) -> None: ...
 
-    def stored_result(self, device_id: str, digest: bytes) -> StoredResult | None: ...
+    def stored_result(
+        self, device_id: str, digest: bytes, *, rejected_for: Reason | None = None
+    ) -> StoredResult | None: ...
 
     def summary(self, device_id: str) -> DeviceSummary | None: ...
 
@@ -1279,16 +1283,24 @@ class SqlStore:
 
     # --- reads for the service ----------------------------------------------------------
 
-    def stored_result(self, device_id: str, digest: bytes) -> StoredResult | None:
+    def stored_result(
+        self, device_id: str, digest: bytes, *, rejected_for: Reason | None = None
+    ) -> StoredResult | None:
+        """The result stored for the device's proof ``digest``: the accepted one, or with
+        ``rejected_for`` one rejected for that reason (a rejection is stored when it raised
+        an alert)."""
         if _unstorable(device_id):
             return None
+        judged = (
+            proofs.c.accepted.is_(True)
+            if rejected_for is None
+            else proofs.c.accepted.is_(False) & (proofs.c.reason == rejected_for.value)
+        )
         with self._read() as conn:
             row = conn.execute(
-                select(proofs).where(
-                    proofs.c.device_id == device_id,
-                    proofs.c.digest == digest,
-                    proofs.c.accepted.is_(True),
-                )
+                select(proofs)
+                .where(proofs.c.device_id == device_id, proofs.c.digest == digest, judged)
+                .limit(1)
             ).first()
         if row is None:
             return None
@@ -1300,6 +1312,7 @@ class SqlStore:
             detail=m["detail"],
             bounds=_bounds_from_json(m["bounds"]),
             token=m["token"],
+            reason=rejected_for,
         )
 
     def summary(self, device_id: str) -> DeviceSummary | None:
