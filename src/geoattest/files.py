@@ -9,6 +9,7 @@ the moment they exist, and is read only from files that are still owner-only.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -93,16 +94,40 @@ def prepare_output_dir(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
 
 
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        raise ValueError(f"the number {text[:40]} is too large") from None
+    return value
+
+
+def _constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_json(path: Path, what: str) -> Any:
     """A JSON document the operator wrote; ``what`` names it in errors. The parser recurses
     once per level of nesting, so a document nested thousands deep is refused as such.
+    Every number is one a float holds: NaN and Infinity (which Python's parser would
+    accept) and numbers past a float's range are refused here, so no reader of a
+    document meets an infinite value or an integer that no float can hold.
 
     Raises:
-        ConfigError: the file is missing, unreadable, not JSON or nested too deeply.
+        ConfigError: the file is missing, unreadable, not JSON (a number out of a float's
+            range included) or nested too deeply.
     """
     data = _read(path, what)
     try:
-        return json.loads(data)
+        return json.loads(data, parse_float=_float, parse_int=_int, parse_constant=_constant)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ConfigError(f"{what} {path} is not valid JSON ({exc})") from None
     except RecursionError:

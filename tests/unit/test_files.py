@@ -48,6 +48,34 @@ def test_json_errors_name_the_file(tmp_path):
         write_json(tmp_path / "no" / "doc.json", {})
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"lat": NaN}', "NaN is not a JSON number"),
+        ('{"lat": Infinity}', "Infinity is not a JSON number"),
+        ('{"lat": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"lat": 1e999}', "the number 1e999 is too large"),
+        ('{"lat": -1e999}', "the number -1e999 is too large"),
+        ('{"lat": ' + "9" * 400 + "}", "is too large"),
+    ],
+)
+def test_json_numbers_no_float_holds_are_refused(tmp_path, text, needle):
+    """Every reader of an operator's file (policies, registries, licences, candidates) gets
+    numbers a float holds: a huge integer once reached float() or math.isfinite() in the
+    readers as an OverflowError and a traceback."""
+    path = tmp_path / "doc.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="is not valid JSON") as refused:
+        read_json(path, "document")
+    assert needle in refused.value.detail
+
+
+def test_json_numbers_a_float_holds_are_read(tmp_path):
+    path = tmp_path / "doc.json"
+    path.write_text(f"[{2**64}, -{2**63}, 1.5e308, -0.0, 5e-324, {'9' * 300}]")
+    assert read_json(path, "document") == [2**64, -(2**63), 1.5e308, -0.0, 5e-324, int("9" * 300)]
+
+
 def test_key_files_are_new_and_private(tmp_path):
     write_private(tmp_path / "key.pem", b"k")
     assert (tmp_path / "key.pem").stat().st_mode & 0o777 == 0o600

@@ -300,9 +300,15 @@ def _assumption(location: str) -> LocationAssumption:
 
 
 def _finite(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    try:
+        number = float(value) if isinstance(value, int | float) else math.nan
+    except OverflowError:
+        raise ConfigError(
+            f"{what} must be a finite number, got an integer past a float's range"
+        ) from None
+    if isinstance(value, bool) or not math.isfinite(number):
         raise ConfigError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 def _geojson_geometry(data: Any, where: str) -> BaseGeometry:
@@ -321,7 +327,7 @@ def _geojson_geometry(data: Any, where: str) -> BaseGeometry:
         raise ConfigError(f"{where}: geometry type {kind!r} is not Polygon or MultiPolygon")
     try:
         geom = shape(data)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         raise ConfigError(f"{where}: malformed {kind} coordinates ({exc})") from exc
     except shapely.errors.ShapelyError as exc:
         raise ConfigError(f"{where}: malformed {kind} coordinates ({exc})") from exc

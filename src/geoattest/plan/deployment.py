@@ -259,8 +259,10 @@ def _number(where: str, value: Any, low: float, high: float) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
+        or not low <= value <= high  # before isfinite: an int past a float's range fails here
         or not math.isfinite(value)
-        or not low <= value <= high
     ):
-        raise ConfigError(f"{where} must be a number in [{low}, {high}], got {value!r}")
+        huge = isinstance(value, int) and abs(value) > 10**20  # repr may exceed int's digits
+        shown = "an integer far out of range" if huge else repr(value)
+        raise ConfigError(f"{where} must be a number in [{low}, {high}], got {shown}")
     return float(value)

@@ -102,6 +102,18 @@ def test_defaults_are_land_and_a_one_km_margin() -> None:
         ),
         ({"regions": {"x": {"circle": {"lat": 91, "lon": 2, "radius_km": 5}}}}, "not a latitude"),
         ({"regions": {"x": {"circle": {"lat": 1, "lon": 2, "radius_km": 0}}}}, "radius_km must"),
+        (
+            {"regions": {"x": {"circle": {"lat": 1, "lon": 2, "radius_km": 10**400}}}},
+            "is not valid JSON (the number 1000",
+        ),
+        (
+            {
+                "regions": {
+                    "x": {"geojson": {**BOX, "coordinates": [[[0, 0], [10**400, 0], [1, 1]]]}}
+                }
+            },
+            "is not valid JSON (the number 1000",
+        ),
         ({"regions": {"x": {"circle": {"lat": 89.9, "lon": 2, "radius_km": 50}}}}, "pole"),
         ({"regions": {"x": {"geojson": {"coordinates": []}}}}, "not a GeoJSON object"),
         ({"regions": {"x": {"geojson": {"type": "Point", "coordinates": [1, 2]}}}}, "'Point'"),
@@ -180,6 +192,18 @@ def test_geojson_file_that_is_not_json_is_named(tmp_path: Path) -> None:
     doc = _doc(regions={"campus": {"geojson_file": "campus.geojson"}})
     with pytest.raises(ConfigError, match=r"campus.geojson is not valid JSON"):
         load_policy(_write(tmp_path, doc))
+
+
+def test_numbers_past_a_float_s_range_are_load_errors_in_code_too() -> None:
+    """Built in code, where no JSON reader stands in front: an integer no float holds is a
+    named error, not an OverflowError."""
+    with pytest.raises(ConfigError, match="radius_km must be a finite number, got an integer"):
+        circle_region("x", 1.0, 2.0, 10**400)
+    with pytest.raises(ConfigError, match="border_margin_km must be a finite number"):
+        build_policy("p", 1, [country_region("sg", ["SG"])], border_margin_km=10**400)
+    huge = {**BOX, "coordinates": [[[0, 0], [10**400, 0], [1, 1], [0, 0]]]}
+    with pytest.raises(ConfigError, match="malformed Polygon coordinates"):
+        policy_from_mapping(_doc(regions={"x": {"geojson": huge}}))
 
 
 def test_programmatic_policies_check_the_same_things() -> None:

@@ -218,8 +218,15 @@ def test_candidate_files_in_toml_and_json(tmp_path: Path) -> None:
         ([{"name": "x", "lat": 1}], "missing"),
         ([{"name": "x", "lat": 1, "lon": 2, "alt": 3}], "unknown"),
         ([{"id": "a", "name": "x", "lat": 1, "lon": 2}] * 2, "unique"),
+        ([{"name": "x", "lat": 10**400, "lon": 2}], "lat must be a number"),
+        ([{"name": "x", "lat": 1, "lon": -(10**400)}], "lon must be a number"),
+        ([{"name": "x", "lat": float("nan"), "lon": 2}], "lat must be a number"),
     ):
         with pytest.raises(ConfigError, match=needle):
             parse_candidates(entries, "test")
+    huge = tmp_path / "huge.toml"  # TOML integers have no size limit in tomllib
+    huge.write_text(f'[[candidates]]\nname = "x"\nlat = {10**400}\nlon = 1\n', "utf-8")
+    with pytest.raises(ConfigError, match="lat must be a number"):
+        load_candidates(huge)
     with pytest.raises(ConfigError, match="already landmarks"):
         unique_ids(default_deployment().landmarks, [LandmarkSite("lm-sin", "x", 1.0, 2.0)])
