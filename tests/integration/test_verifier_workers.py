@@ -403,6 +403,28 @@ def test_revocations_made_at_one_replica_hold_at_another_on_a_host_of_its_own(
         assert RevocationList.load(tmp_path / host / "revocations.json") == RevocationList()
 
 
+def test_a_revocation_list_deployed_to_one_host_holds_at_every_replica(world, start, tmp_path):
+    """A newer revocation list is written on ``a``'s host only. Once ``a`` has followed it
+    (at its next batch), ``b``, whose own file is older, refuses the revoked device, and
+    so does a replica started afterwards on a host with the older file (a restart on an
+    old deploy): the database keeps the newest list any replica followed."""
+    chip, other = world.chip("dev-0"), world.chip("dev-1")
+    a, b = start(host=tmp_path / "host-a"), start(host=tmp_path / "host-b")
+    asyncio.run(enrol(a.target, [chip, other]))
+    assert verdict(prove_at(world, b.target, chip)) == evidence_pb2.VERDICT_ALLOWED
+
+    RevocationList().with_device("dev-0").save(tmp_path / "host-a" / "revocations.json")
+    assert verdict(prove_at(world, a.target, other)) == evidence_pb2.VERDICT_ALLOWED
+    assert refused_for(prove_at(world, b.target, chip)) is Reason.REVOKED_DEVICE
+    b.stop()
+    c = start(host=tmp_path / "host-c")
+    assert refused_for(prove_at(world, c.target, chip)) is Reason.REVOKED_DEVICE
+    assert verdict(prove_at(world, c.target, other)) == evidence_pb2.VERDICT_ALLOWED
+    a.stop()
+    assert "holds version 0; version 1, followed before" in c.stop()
+    assert RevocationList.load(tmp_path / "host-c" / "revocations.json") == RevocationList()
+
+
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_status_at_one_replica_says_what_an_operator_did_at_another(world, start, database):
     """Every change goes through ``a``'s admin API; the chip proves and the relying party
