@@ -12,10 +12,11 @@ of operator actions: **no status reports a current ALLOWED unless the licence ve
 was judged under is the one in force, in force now, and nothing stored since contradicts
 it**. Only the next accepted proof gives a device a current verdict again.
 
-What is checked against the operator's files (the registry and revocation list of the
-replica's host) is what they say now: a revocation written in the file and removed again is
-not remembered. Changes made through the admin API or the peer audits are journalled in the
-store (:data:`~geoattest.verifier.store.CONTRADICTING`) and are.
+What is checked against the replica's registry file is what it says now. The revocation
+list is the newest any replica followed from its host's file; what each newer list revokes
+or lifts is journalled in the store, as the changes made through the admin API or the peer
+audits are (:data:`~geoattest.verifier.store.CONTRADICTING`), so a revocation lifted since
+is remembered.
 """
 
 from __future__ import annotations
