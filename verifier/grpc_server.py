@@ -43,8 +43,9 @@ UNKNOWN                ``transport.unknown_reason``: the client's name for a ref
 =====================  ===========================================================
 
 ``round.*``, ``transport.unreachable``, ``sealed.*`` (the agent's own state),
-``config.invalid``, ``store.schema`` (a verifier refuses to start on it) and
-``study.unverified`` are never raised by the service; they keep PERMISSION_DENIED, the code
+``config.invalid``, ``store.schema`` (a verifier refuses to start on it),
+``study.unverified`` and ``console.*`` (the operator's console's HTTP refusals) are never
+raised by the service; they keep PERMISSION_DENIED, the code
 every reason not listed above has always had.
 
 SubmitPeerReceipts (a landmark's peer audit) refuses a call with any receipt that does not
@@ -185,6 +186,8 @@ STATUS: Final[Mapping[Reason, grpc.StatusCode]] = MappingProxyType(
         Reason.AUDIT_TAMPERED: _DENIED,
         Reason.AUDIT_BAD_CHECKPOINT: _DENIED,
         Reason.AUDIT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+        Reason.NO_SUCH_PAGE: _DENIED,
+        Reason.WRONG_METHOD: _DENIED,
         Reason.STORE_CONFLICT: grpc.StatusCode.ABORTED,
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.STORE_SCHEMA: _DENIED,

@@ -31,6 +31,7 @@ from command import assert_one_line_error, main_error, run_geoattest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from postgres import postgres_server, server_processes, signal_all
+from starlette.routing import Route
 from verifier_world import ProvisionedChip, ServerThread, VerifierWorld
 
 from geoattest.console.app import (
@@ -66,6 +67,7 @@ class Served:
     url: str
     tokens: dict[str, str]
     chips: dict[str, ProvisionedChip]
+    routes: list[Route]
 
 
 def start_console(
@@ -106,7 +108,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         world.db_path, world.root / "policy.json", world.root / "landmarks.json", verifier=target
     )
     url, server, thread = start_console(files)
-    yield Served(world, service, url, tokens, chips)
+    routes = [route for route in server.config.app.routes if isinstance(route, Route)]
+    yield Served(world, service, url, tokens, chips, routes)
     server.should_exit = True
     thread.join(GUARD_S)
     grpc_server.stop()
@@ -328,6 +331,72 @@ def test_plain_http_answers_requests_for_a_loopback_host(served, host):
     for named in (host, f"{host}:{port}"):
         assert answer(served.url, "/", named).status == 200
         assert answer(served.url, "/events", named).status == 200
+
+
+def refused_typed(url: str, method: str, path: str) -> tuple[int, Reason, dict[str, str]]:
+    """A request the console refuses: its status, the reason code its header names (which
+    the page names too) and its headers; never a server error."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=GUARD_S)
+    connection.request(method, path)
+    response = connection.getresponse()
+    body = response.read().decode()
+    connection.close()
+    assert 400 <= response.status < 500, (method, path, response.status)
+    reason = Reason(response.headers["geoattest-reason"])
+    assert method == "HEAD" or f"<code>{reason.value}</code>" in body
+    return response.status, reason, dict(response.headers)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+
+def test_every_route_refuses_the_methods_it_does_not_answer_with_a_typed_405(served):
+    """Walked from the console's own routes, so a new page is covered as it is added."""
+    assert {route.path for route in served.routes} >= {"/", "/tokens", "/events"}
+    for route in served.routes:
+        path = route.path.replace("{device_id:path}", "dev-1")
+        path = path.replace("{landmark_id:path}", "lm-fra")
+        for method in set(METHODS) - (route.methods or set()):
+            status, reason, headers = refused_typed(served.url, method, path)
+            assert (status, reason) == (405, Reason.WRONG_METHOD)
+            assert set(headers["allow"].split(", ")) == route.methods
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/no-such-page", Reason.NO_SUCH_PAGE),
+        ("/static/..%2f..%2fapp.py", Reason.NO_SUCH_PAGE),
+        ("/%2e%2e/%2e%2e/etc/passwd", Reason.NO_SUCH_PAGE),
+        ("/landmarks/%3Cimg%20src%3Dx%3E", Reason.NO_SUCH_PAGE),
+        ("/landmarks/", Reason.NO_SUCH_PAGE),
+        ("/devices/..%2F..%2Fetc%2Fpasswd", Reason.UNKNOWN_DEVICE),
+        ("/devices/%3Cscript%3Ealert(1)%3C%2Fscript%3E", Reason.UNKNOWN_DEVICE),
+        ("/devices/%ff%fe%00", Reason.UNKNOWN_DEVICE),
+        ("/devices/", Reason.UNKNOWN_DEVICE),
+    ],
+)
+def test_a_page_that_is_not_there_is_a_typed_404(served, path, reason):
+    assert refused_typed(served.url, "GET", path)[:2] == (404, reason)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=st.sampled_from(METHODS),
+    segments=st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=4),
+)
+def test_any_path_is_a_page_or_a_typed_refusal(served, method, segments):
+    """Never a server error, and never an untyped refusal, whatever the path holds."""
+    path = "/" + "/".join(urllib.parse.quote(s.encode("utf-8", "surrogatepass")) for s in segments)
+    if path.startswith("/events") and method in ("GET", "HEAD"):
+        return  # the stream answers and stays open
+    response = answer(served.url, path, method=method)
+    assert response.status < 500
+    if response.status >= 400:
+        assert Reason(response.headers["geoattest-reason"])
 
 
 def post_raw(url: str, headers: dict[str, str], body: bytes | Iterator[bytes] = b""):

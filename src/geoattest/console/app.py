@@ -27,6 +27,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -58,7 +60,7 @@ from geoattest.console.fleet import (
 from geoattest.console.https import REASON_HEADER, Hardened, OperatorOnly
 from geoattest.console.svg import Canvas, View
 from geoattest.console.tokens import inspect_token, token_device
-from geoattest.errors import GeoattestError, Reason, WireError
+from geoattest.errors import GeoattestError, Reason
 from geoattest.geo import GeoAppraiser, load_policy
 from geoattest.geo.policy import RegionPolicy
 from geoattest.pki import LandmarkRegistry, RevocationList
@@ -92,6 +94,8 @@ MAX_FORM_BYTES = 3 * MAX_TOKEN_CHARS + 64
 """The token inspector's form, read at most this far (a token of MAX_TOKEN_CHARS, each
 character percent-encoded, and its field name): a longer body is refused 413 before the
 rest is read, where reading it whole held all of it in memory."""
+MAX_QUOTED_CHARS = 200
+"""The most of a request's path or method that a refusal quotes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +303,7 @@ class _Handlers:
         device_id = request.path_params["device_id"]
         detail = await run_in_threadpool(self.console.view.device, device_id)
         if detail is None:
-            return HTMLResponse(pages.not_found(f"no device {device_id} is enrolled"), 404)
+            return _refused(404, Reason.UNKNOWN_DEVICE, f"no device {device_id} is enrolled")
         history = await run_in_threadpool(self.console.view.proof_history, device_id)
         alerts = await run_in_threadpool(
             lambda: self.console.view.recent_alerts(device_id=device_id, limit=20)
@@ -328,8 +332,7 @@ class _Handlers:
             lm.record.landmark_id: lm for lm in await run_in_threadpool(self.console.landmarks)
         }
         if landmark_id not in found:
-            missing = pages.not_found(f"no landmark {landmark_id} is registered")
-            return HTMLResponse(missing, 404)
+            return _refused(404, Reason.NO_SUCH_PAGE, f"no landmark {landmark_id} is registered")
         chosen = found[landmark_id]
         audits = await run_in_threadpool(self.console.view.peer_audits, landmark_id)
         peers = {a.peer for a in audits} | {a.timer for a in audits}
@@ -346,14 +349,8 @@ class _Handlers:
         if request.method == "POST":
             body = await _bounded_body(request, MAX_FORM_BYTES)
             if body is None:
-                refused = WireError(
-                    Reason.OVERSIZED_MESSAGE, f"a token form holds at most {MAX_FORM_BYTES} bytes"
-                )
-                return HTMLResponse(
-                    pages.not_found(refused.detail),
-                    413,
-                    headers={REASON_HEADER.decode(): refused.reason.value},
-                )
+                detail = f"a token form holds at most {MAX_FORM_BYTES} bytes"
+                return _refused(413, Reason.OVERSIZED_MESSAGE, detail)
             token = parse_qs(body.decode(errors="replace")).get("token", [""])[0]
             token = token[:MAX_TOKEN_CHARS]
         if not token.strip():
@@ -401,6 +398,8 @@ def console_app(console: Console, access: HttpsAccess | None = None) -> Starlett
         exception_handlers={
             StoreUnavailableError: _store_unavailable,
             StoreValueError: _store_value_refused,
+            404: _not_answered,
+            405: _not_answered,
         },
         routes=[
             Route("/", h.fleet),
@@ -454,8 +453,30 @@ async def _store_value_refused(_request: Request, exc: Exception) -> Response:
     """A value in the request the database cannot hold (a NUL in a device id, on
     PostgreSQL): 400 with the reason, the request's fault, not a server error."""
     assert isinstance(exc, StoreValueError)
+    return _refused(400, exc.reason, exc.detail)
+
+
+async def _not_answered(request: Request, exc: Exception) -> Response:
+    """The router's refusals, typed as every other: no route at the path (404), or a
+    route that does not answer the method (405, with the methods it does in ``Allow``)."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path[:MAX_QUOTED_CHARS]
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        detail = f"{request.method[:MAX_QUOTED_CHARS]} is not answered at {path}"
+        return _refused(exc.status_code, Reason.WRONG_METHOD, detail, exc.headers)
+    return _refused(exc.status_code, Reason.NO_SUCH_PAGE, f"no page at {path}")
+
+
+def _refused(
+    status: int, reason: Reason, detail: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A request refused for its own fault: ``status``, a page that names what is wrong
+    and the reason code, and the code in the ``geoattest-reason`` header too."""
+    title = HTTPStatus(status).phrase
     return HTMLResponse(
-        pages.not_found(exc.detail), 400, headers={REASON_HEADER.decode(): exc.reason.value}
+        pages.refused(title, reason.value, detail),
+        status,
+        headers={**(headers or {}), REASON_HEADER.decode(): reason.value},
     )
 
 

@@ -310,8 +310,9 @@ def tokens_page(
     return layout("Token inspector", body)
 
 
-def not_found(what: str) -> str:
-    return layout("Not found", f"<p>{escape(what)}</p>")
+def refused(title: str, reason: str, detail: str) -> str:
+    """A refused request's page: what is wrong and its reason code."""
+    return layout(title, f"<p>{escape(detail)}</p><p><code>{escape(reason)}</code></p>")
 
 
 def unavailable(reason: str) -> str:
