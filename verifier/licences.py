@@ -15,7 +15,10 @@ version that the next proof is judged against. The file::
 
 ``id`` names the licence (default: the device id); ``withdrawn`` (default false) withdraws
 it. Every region must be one the region policy defines (checked at load: a typo is a
-configuration error, never a device that can never be ALLOWED).
+configuration error, never a device that can never be ALLOWED). Device ids and licence ids
+obey the admin API's rules (a device id a certificate can carry; an id of at most 128
+printable characters, as text): a result names the licence id, so a ``null`` or a number is
+refused, never turned into the text ``None`` or ``42``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from geoattest.errors import ConfigError, EvidenceError, Reason
 from geoattest.files import read_json
+from geoattest.pki.names import MAX_ID_LENGTH, check_device_id, check_note
 from geoattest.units import SECOND_NS
 from geoattest.wire.decode import INT64_MAX
 
@@ -110,14 +114,16 @@ class Licences:
             entries = document["licences"]
             licences = {
                 str(device_id): ExportLicence(
-                    device_id=str(device_id),
+                    device_id=check_device_id(str(device_id)),
                     region=str(entry["region"]),
                     valid_until_ns=_timestamp_ns(str(entry["valid_until"])),
-                    licence_id=str(entry.get("id", "")),
+                    licence_id=_licence_id(entry.get("id", "")),
                     withdrawn=_flag(entry.get("withdrawn", False)),
                 )
                 for device_id, entry in entries.items()
             }
+        except ConfigError as exc:
+            raise ConfigError(f"licences file {path} is malformed: {exc.detail}") from exc
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"licences file {path} is malformed: {exc}") from exc
         for licence in licences.values():
@@ -127,6 +133,19 @@ class Licences:
                     "is not defined by the region policy"
                 )
         return cls(licences)
+
+
+def _licence_id(value: object) -> str:
+    """A licence id as the admin API takes it: text (a ``null`` or a number is refused,
+    never guessed), at most 128 printable characters.
+
+    Raises:
+        TypeError: not text.
+        ConfigError: too long, or a line break or another unprintable character.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"id must be text, not {value!r}")
+    return check_note(value, "a licence id", MAX_ID_LENGTH)
 
 
 def _flag(value: object) -> bool:

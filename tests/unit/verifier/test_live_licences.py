@@ -86,6 +86,41 @@ def test_withdrawn_must_be_a_json_boolean(tmp_path) -> None:
         Licences.load(path, region_appraiser().has_region)
 
 
+@pytest.mark.parametrize(
+    ("device_id", "fields", "refusal"),
+    [
+        ("dev-1", {"id": None}, "id must be text, not None"),
+        ("dev-1", {"id": 42}, "id must be text, not 42"),
+        ("dev-1", {"id": "EL-1\nEL-2"}, "a licence id must be at most 128 printable"),
+        ("dev-1", {"id": "EL-\x00"}, "a licence id must be at most 128 printable"),
+        ("dev-1", {"id": "E" * 129}, "a licence id must be at most 128 printable"),
+        ("", {}, "device id '' must be 1..64 characters"),
+        ("dev_1", {}, "device id 'dev_1' must be 1..64 characters"),
+        ("d" * 65, {}, "must be 1..64 characters"),
+    ],
+)
+def test_ids_a_result_could_not_name_as_written_are_refused_and_change_nothing(
+    world, device_id: str, fields: dict[str, object], refusal: str
+) -> None:
+    """A licence id is named in every result: a ``null`` or a number was turned into the
+    text ``None`` or ``42``, a line break or a NUL kept (PostgreSQL refuses the NUL at the
+    apply); a device id no certificate can carry licenses nothing. Each is a configuration
+    error, as the admin API's are, and the licences in force stay as they were."""
+    store = SqlStore.open(world.db_path)
+    try:
+        live = LiveLicences.load(store, world.licences_path, region_appraiser().has_region, NOW_NS)
+        before = store.dump()["licences"]
+        entry = {"region": "FRA-300", "valid_until": "2027-01-01T00:00:00Z", **fields}
+        world.licences_path.write_text(json.dumps({"licences": {device_id: entry}}))
+        with pytest.raises(ConfigError, match="malformed") as refused:
+            LiveLicences.load(store, world.licences_path, region_appraiser().has_region, NOW_NS)
+        assert refusal in refused.value.detail
+        assert store.dump()["licences"] == before
+        assert live.current("dev-1").version == 1
+    finally:
+        store.close()
+
+
 def test_a_licence_the_file_no_longer_names_is_withdrawn_with_a_stored_alert(world) -> None:
     store = SqlStore.open(world.db_path)
     try:
