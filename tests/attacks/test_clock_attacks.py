@@ -8,6 +8,7 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from attack_suite import assert_outcome
 from verifier_world import NOW_NS, UNIX_NS, VerifierWorld
 
@@ -81,19 +82,21 @@ def test_the_stale_alert_comes_one_window_after_the_newest_evidence_not_the_arri
         assert status.last_counter == BACKLOG_CADENCES + 1
 
 
+@pytest.mark.parametrize("ends_s", [9, 10])
 def test_a_verifier_clock_behind_the_landmarks_stretches_no_licence_past_its_end(
-    tmp_path: Path,
+    tmp_path: Path, ends_s: int
 ) -> None:
     """The verifier's clock runs 3 s behind the landmarks' (within the clock skew, so their
-    receipts count) and the licence ends between the two: the proof is about its evidence
-    time, when the licence had ended, so it is REJECTED and nothing moves. Judged by the
+    receipts count) and the licence ends between the two, or at the evidence time itself
+    (its end is not in it): the proof is about its evidence time, when the licence had
+    ended, so it is REJECTED and nothing moves. Judged by the
     verifier's clock alone it was ALLOWED with a result that expired before its evidence."""
     world = VerifierWorld.create(tmp_path)
     with closing(SqlStore.open(world.db_path)) as store:
         service, chip = world.enrolled(store)
         assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
         licence = service.licences.current(chip.device_id)
-        service.licences.change(replace(licence, valid_until_ns=UNIX_NS + 9 * S), NOW_NS)
+        service.licences.change(replace(licence, valid_until_ns=UNIX_NS + ends_s * S), NOW_NS)
         before = store.dump()
         late = world.proof(chip, unix_ns=UNIX_NS + 10 * S)
         result = service.submit(late, UNIX_NS + 7 * S)
