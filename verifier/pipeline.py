@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -730,13 +731,23 @@ class ProofAppraiser:
             raise EvidenceError(Reason.CHALLENGE_REUSED, f"round of {receipt.landmark_id}")
 
 
+def operator_key(name: str) -> str:
+    """The operator a name means: names that differ only in letter case, Unicode
+    normalisation (composed or decomposed accents, full-width letters) or spacing mean one
+    operator, so a registry written by hand cannot split one operator into two fault
+    domains and let a single lying operator pass for two."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join(folded.split())
+
+
 def fault_domains(
     bounds: Sequence[LandmarkBound], operators: Mapping[str, str]
 ) -> tuple[tuple[LandmarkBound, ...], ...]:
     """The bounds grouped by fault domain: two bounds share one if their landmarks have
     the same operator (``operators`` by landmark id; a landmark it does not name is its
-    own operator) or sites within :data:`SAME_SITE_KM`, and transitively so. Groups come
-    in the order of their first bound."""
+    own operator; names are compared as :func:`operator_key` spells them) or sites within
+    :data:`SAME_SITE_KM`, and transitively so. Groups come in the order of their first
+    bound."""
     parent = list(range(len(bounds)))
 
     def root(i: int) -> int:
@@ -745,7 +756,7 @@ def fault_domains(
             i = parent[i]
         return i
 
-    owner = [operators.get(b.landmark_id, b.landmark_id) for b in bounds]
+    owner = [operator_key(operators.get(b.landmark_id, b.landmark_id)) for b in bounds]
     for i, j in combinations(range(len(bounds)), 2):
         a, b = bounds[i], bounds[j]
         if owner[i] == owner[j] or (

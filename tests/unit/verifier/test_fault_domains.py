@@ -10,6 +10,7 @@ whole domain is what ``landmark_faults`` means.
 from __future__ import annotations
 
 import math
+import unicodedata
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,6 +110,42 @@ def test_allowed_survives_leaving_out_any_f_operators(
     for left_out in _subsets(names, faults):
         kept = tuple(b for b in bounds if operators[b.landmark_id] not in left_out)
         assert REGION.appraise(kept, "FRA").verdict is Verdict.ALLOWED
+
+
+SPELLINGS = {
+    "case": str.upper,
+    "decomposed": lambda name: unicodedata.normalize("NFD", name),
+    "full-width": lambda name: "".join(
+        chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in name
+    ),
+    "spacing": lambda name: "  " + name.replace(" ", " \t ") + " ",
+}
+
+
+@settings(max_examples=60)
+@given(honest_proofs(), st.data(), st.sampled_from(sorted(SPELLINGS)), st.integers(1, 2))
+def test_one_operator_spelt_another_way_is_one_operator(
+    proof: tuple[tuple[LandmarkBound, ...], dict[str, str]],
+    data: st.DataObject,
+    spelling: str,
+    faults: int,
+) -> None:
+    """A landmark's measurement presented again under a new id, its operator's name
+    spelt another way (letter case, decomposed accents, full-width letters, spacing):
+    still one domain, so never a more permissive verdict. The registry keeps names as
+    written; the two spellings once counted as two operators."""
+    bounds, plain = proof
+    operators = {lm: f"Société Réseau {name}" for lm, name in plain.items()}
+    original = data.draw(st.sampled_from(bounds))
+    # 5 degrees north, far from every site; its disk holds the original's.
+    wider_ns = original.rtt_min_ns + math.ceil(560.0 / KM_PER_NS_OF_RTT)
+    twin = LandmarkBound("twin", original.latitude + 5.0, original.longitude, wider_ns)
+    respelt = SPELLINGS[spelling](operators[original.landmark_id])
+    assert respelt != operators[original.landmark_id]
+    split, split_operators = (*bounds, twin), {**operators, "twin": respelt}
+    assert len(fault_domains(split, split_operators)) == len(fault_domains(bounds, operators))
+    if _verdict(split, split_operators, faults) is Verdict.ALLOWED:
+        assert _verdict(bounds, operators, faults) is Verdict.ALLOWED
 
 
 def _subsets(names: list[str], size: int) -> list[set[str]]:
