@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.pipeline import PipelineConfig, ProofAppraiser
 from geoattest.verifier.results import ResultSigner
 from geoattest.verifier.service import VerifierConfig, VerifierService
-from geoattest.verifier.store import SqlStore
+from geoattest.verifier.store import CommitRecord, SqlStore
 from geoattest.wire.client import device_tls_credentials
 from geoattest.wire.envelope import PayloadType, seal
 
@@ -328,3 +328,23 @@ class ServerThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
+
+
+class Interleaving(SqlStore):
+    """A real store that runs ``between`` once, after a batch was appraised and before its
+    commit begins: the interleaving another replica's call gives when it lands while this
+    one appraises."""
+
+    between: Callable[[], object] | None = None
+
+    def commit(
+        self,
+        records: Sequence[CommitRecord],
+        *,
+        heads_read: Mapping[str, bytes] | None = None,
+        licences_read: Mapping[str, int] | None = None,
+    ) -> None:
+        act, self.between = self.between, None
+        if act is not None:
+            act()
+        super().commit(records, heads_read=heads_read, licences_read=licences_read)

@@ -991,9 +991,11 @@ class SqlStore:
         licence changes' lock, taken shared, so neither moves between the check and the
         writes. Likewise the trust version each record was judged under
         (:func:`_check_trust`): a revocation, registration or exclusion that has returned at
-        any replica holds for every answer committed after it. Only appraisals with a new
-        head, or with alerts, leave anything behind: garbage from unknown keys changes
-        nothing.
+        any replica holds for every answer committed after it. A rejection with alerts
+        whose proof is stored already, rejected for the same reason, is a conflict too
+        (:func:`_check_not_alerted`): the same proof sent to two replicas at once raises
+        its alert once. Only appraisals with a new head, or with alerts, leave anything
+        behind: garbage from unknown keys changes nothing.
 
         Raises:
             StoreConflictError: another writer advanced one of these chains, or changed
@@ -1010,6 +1012,7 @@ class SqlStore:
                 _check_unmoved(conn, _LICENCE_VERSIONS, licences_read, 0, "licence")
             _check_trust(conn, records)
             _check_unmoved(conn, _HEAD_DIGESTS, heads_read or {}, b"", "chain head")
+            _check_not_alerted(conn, kept)
             if kept:
                 self._commit_records(conn, kept)
 
@@ -2050,6 +2053,42 @@ def _check_trust(conn: Connection, records: Sequence[CommitRecord]) -> None:
         conn.execute(select(func.pg_advisory_xact_lock_shared(_TRUST_LOCK)))
     if judged != {conn.execute(_TRUST_VERSION).scalar_one()}:
         raise StoreConflictError("the trust in force changed since the batch was appraised")
+
+
+def _check_not_alerted(conn: Connection, kept: Sequence[CommitRecord]) -> None:
+    """Fail if a rejection with alerts among ``kept`` is stored already (the same device,
+    proof digest and reason): another writer stored it first, and the retry is answered
+    with its result (``VerifierService``). On PostgreSQL the devices' rows are locked
+    until the commit (after the heads, in device order, as the commit's own update of
+    them), so two commits of one such rejection check one after the other."""
+    alerted = [
+        r for r in kept if r.appraisal.new_head is None and r.alerts and r.appraisal.device_id
+    ]
+    if not alerted:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            select(devices.c.device_id)
+            .where(devices.c.device_id.in_(sorted({r.appraisal.device_id for r in alerted})))
+            .order_by(devices.c.device_id)
+            .with_for_update()
+        )
+    for r in alerted:
+        reason = r.appraisal.reason.value if r.appraisal.reason else ""
+        stored = conn.execute(
+            select(proofs.c.id)
+            .where(
+                proofs.c.device_id == r.appraisal.device_id,
+                proofs.c.digest == r.digest,
+                proofs.c.accepted.is_(False),
+                proofs.c.reason == reason,
+            )
+            .limit(1)
+        ).first()
+        if stored is not None:
+            raise StoreConflictError(
+                f"a proof of {r.appraisal.device_id} was stored rejected, with its alerts, first"
+            )
 
 
 def _check_unmoved(

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from verifier_world import NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld
+from verifier_world import NOW_NS, UNIX_NS, Interleaving, ProvisionedChip, VerifierWorld
 
 from geoattest.crypto import sha256
 from geoattest.errors import Reason
 from geoattest.v1 import envelope_pb2
 from geoattest.verdict import Verdict
-from geoattest.verifier.service import VerifierService
+from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.store import SqlStore
 
 S = 10**9
@@ -44,7 +44,7 @@ class Replicas:
 @pytest.fixture
 def replicas(tmp_path, database) -> Iterator[Replicas]:
     world = VerifierWorld.create(tmp_path)
-    stores = SqlStore.open(database), SqlStore.open(database)
+    stores = SqlStore.open(database), Interleaving.open(database)
     a, b = world.service(stores[0]), world.service(stores[1])
     chip = world.chip("dev-1")
     a.enrol(chip.identity(), chip.possession(), NOW_NS)
@@ -116,3 +116,21 @@ def test_another_fork_of_the_same_head_is_a_new_event(replicas):
     answers = replicas.b.submit_batch([fork, other], NOW_NS + 4 * S)
     assert [(a.reason, a.resubmitted) for a in answers] == [(Reason.FORK, False)] * 2
     assert replicas.alerts() == ["CLONE", "CLONE"]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_same_proof_at_two_replicas_at_once_raises_one_alert(replicas, case):
+    """Replica B appraises the proof; replica A stores the same proof's rejection before
+    B's commit: B's commit is a conflict, and its answer is A's stored one."""
+    make, reason, kind = CASES[case]
+    proof = make(replicas)
+    at_a: list[ProofResult] = []
+    b_store = replicas.b.store
+    assert isinstance(b_store, Interleaving)
+    b_store.between = lambda: at_a.append(replicas.a.submit(proof, NOW_NS + 4 * S))
+    at_b = replicas.b.submit(proof, NOW_NS + 4 * S)
+    assert b_store.between is None
+    assert (at_a[0].reason, at_a[0].resubmitted) == (reason, False)
+    assert (at_b.reason, at_b.resubmitted, at_b.token) == (reason, True, at_a[0].token)
+    assert replicas.alerts() == [kind]
+    assert replicas.rows(proof) == 1

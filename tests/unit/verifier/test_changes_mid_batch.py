@@ -13,14 +13,21 @@ a real PostgreSQL server.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jwt
 import psycopg
 import pytest
-from verifier_world import NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld, region_appraiser
+from verifier_world import (
+    NOW_NS,
+    UNIX_NS,
+    Interleaving,
+    ProvisionedChip,
+    VerifierWorld,
+    region_appraiser,
+)
 
 from geoattest.errors import Reason
 from geoattest.pki import LandmarkRegistry, RevocationList
@@ -30,28 +37,9 @@ from geoattest.verifier.operator_files import OperatorFiles
 from geoattest.verifier.results import submod_name
 from geoattest.verifier.service import ProofResult, VerifierService
 from geoattest.verifier.standing import Standing
-from geoattest.verifier.store import _TRUST_LOCK, CommitRecord, SqlStore
+from geoattest.verifier.store import _TRUST_LOCK, SqlStore
 
 S = 10**9
-
-
-class Interleaving(SqlStore):
-    """A real store that runs ``between`` once, after a batch was appraised and before
-    its commit begins."""
-
-    between: Callable[[], object] | None = None
-
-    def commit(
-        self,
-        records: Sequence[CommitRecord],
-        *,
-        heads_read: Mapping[str, bytes] | None = None,
-        licences_read: Mapping[str, int] | None = None,
-    ) -> None:
-        act, self.between = self.between, None
-        if act is not None:
-            act()
-        super().commit(records, heads_read=heads_read, licences_read=licences_read)
 
 
 @dataclass
