@@ -72,7 +72,19 @@ def cost_inputs(
         "grace_s": grace,
     }
     overrides = {name: value for name, value in given.items() if value is not None}
-    return load_inputs(deployment.regions, costs, overrides=overrides)
+    return load_inputs(deployment.regions, costs, overrides=overrides, options=FLEET_OPTIONS)
+
+
+FLEET_OPTIONS = {
+    "chips": "--chips",
+    "cadence_s": "--cadence",
+    "landmark_faults": "--landmark-faults",
+    "landmarks": "--landmarks",
+    "years": "--years",
+    "grace_s": "--grace",
+}
+"""The option that gives each fleet value on the command line, named by its errors (the
+cost file's names differ: ``cadence_s`` is ``--cadence``)."""
 
 
 def destination_codes(deployment: Any, text: str | None) -> tuple[str, ...]:

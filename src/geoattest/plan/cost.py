@@ -240,6 +240,7 @@ def load_inputs(
     path: Path | None = None,
     *,
     overrides: Mapping[str, Any] | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> CostInputs:
     """The default figures, then a cost file's, then command-line fleet values.
 
@@ -248,6 +249,8 @@ def load_inputs(
         path: a cost file (``[figures.NAME]`` tables, a ``[fleet]`` table), or None.
         overrides: fleet values from the command line, by :data:`FLEET` name or
             ``chips`` (a mapping of region to chips, or a total to split evenly).
+        options: the command-line option that gave each override, named by its error
+            (default ``--NAME``).
 
     Raises:
         ConfigError: unreadable file, unknown name, wrong unit, a missing source, a
@@ -285,10 +288,11 @@ def load_inputs(
                 raise ConfigError(f"cost file {path}: unknown fleet value {name!r} ({known})")
             fleet[name] = _fleet_figure(f"cost file {path}", name, raw)
     for name, raw in (overrides or {}).items():
+        source = f"command line ({(options or {}).get(name, '--' + name.replace('_', '-'))})"
         if name == "chips":
-            chips, chips_source = raw, "command line (--chips)"
+            chips, chips_source = raw, source
             continue
-        fleet[name] = _fleet_figure(f"command line (--{name.replace('_', '-')})", name, raw)
+        fleet[name] = _fleet_figure(source, name, raw)
     missing = sorted(n for n, s in FIGURES.items() if s.required and n not in figures)
     missing += sorted(set(FLEET) - set(fleet))
     if missing:
