@@ -21,7 +21,8 @@ coastlines. A region is exactly one of ``countries`` (ISO 3166-1 alpha-2 codes r
 Natural Earth shapes, see :mod:`geoattest.geo.countries`), ``geojson`` (an inline Polygon,
 MultiPolygon, Feature or FeatureCollection), ``geojson_file`` (the same, in a file relative
 to the policy) or ``circle`` (a licensed site and a radius). Anything the loader does not
-understand (an unknown key, a code with no shape, malformed GeoJSON) is a
+understand (an unknown key, a code with no shape, malformed GeoJSON, an edge spanning
+more than 180 degrees of longitude where a shape across the antimeridian was not cut) is a
 :class:`~geoattest.errors.ConfigError` naming the problem; nothing is silently dropped.
 
 Example::
@@ -341,4 +342,35 @@ def _geojson_geometry(data: Any, where: str) -> BaseGeometry:
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
         raise ConfigError(f"{where}: invalid {kind}: {reason}")
+    _check_no_wide_edge(geom, where)
     return geom
+
+
+def _check_no_wide_edge(geom: BaseGeometry, where: str) -> None:
+    """Refuse an edge that spans more than 180 degrees of longitude: RFC 7946 draws it
+    straight the long way round (170 to -170 is 340 degrees west), which licenses nearly
+    a whole band of latitude where a shape across the antimeridian was almost surely
+    meant. Such a shape must be cut at the antimeridian (RFC 7946, 3.1.9), or the long way
+    drawn with a vertex between. An edge along a parallel from -180 to 180 (a polar cap,
+    a band round the earth) says what it means and stays.
+
+    Raises:
+        ConfigError: naming the edge.
+    """
+    for polygon in shapely.get_parts(geom):
+        for ring in (polygon.exterior, *polygon.interiors):
+            xy = shapely.get_coordinates(ring)
+            start, end = xy[:-1], xy[1:]
+            wide = np.abs(end[:, 0] - start[:, 0]) > 180.0
+            round_the_earth = (
+                (np.abs(start[:, 0]) == 180.0)
+                & (np.abs(end[:, 0]) == 180.0)
+                & (start[:, 1] == end[:, 1])
+            )
+            for i in np.flatnonzero(wide & ~round_the_earth)[:1]:
+                (x0, y0), (x1, y1) = start[i].tolist(), end[i].tolist()
+                raise ConfigError(
+                    f"{where}: the edge from [{x0}, {y0}] to [{x1}, {y1}] spans more than 180 "
+                    "degrees of longitude; cut a shape that crosses the antimeridian in two "
+                    "(RFC 7946, 3.1.9), or add a vertex to go the long way"
+                )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from geoattest.geo import (
     build_policy,
     circle_region,
     country_region,
+    geojson_region,
     load_policy,
     policy_from_mapping,
 )
@@ -152,6 +154,19 @@ def test_defaults_are_land_and_a_one_km_margin() -> None:
             "within range",
         ),
         (
+            {
+                "regions": {
+                    "x": {
+                        "geojson": {
+                            "type": "Polygon",
+                            "coordinates": [[[170, 0], [-170, 0], [-170, 9], [170, 9], [170, 0]]],
+                        }
+                    }
+                }
+            },
+            "the edge from [170.0, 0.0] to [-170.0, 0.0] spans more than 180 degrees",
+        ),
+        (
             {"regions": {"x": {"geojson": {"type": "FeatureCollection", "features": []}}}},
             "no features",
         ),
@@ -192,6 +207,35 @@ def test_geojson_file_that_is_not_json_is_named(tmp_path: Path) -> None:
     doc = _doc(regions={"campus": {"geojson_file": "campus.geojson"}})
     with pytest.raises(ConfigError, match=r"campus.geojson is not valid JSON"):
         load_policy(_write(tmp_path, doc))
+
+
+def test_a_box_across_the_antimeridian_is_refused_unless_cut_and_bands_round_the_earth_load() -> (
+    None
+):
+    """A 20-degree box written with corners at 170 and -170 is, by RFC 7946, a band 340
+    degrees wide the long way round: licensing it would admit chips half a world from the
+    box meant. It is refused with its edge named, in holes too; cut in two at the
+    antimeridian it loads as the box; edges along a parallel from -180 to 180 (a polar
+    cap, a band round the earth) and a long edge split by a vertex load as drawn."""
+    across = [[170, 0], [-170, 0], [-170, 9], [170, 9], [170, 0]]
+    with pytest.raises(ConfigError, match="spans more than 180 degrees"):
+        geojson_region("box", {"type": "Polygon", "coordinates": [across]})
+    hole = [[-179, 1], [-179, 2], [179, 2], [179, 1], [-179, 1]]
+    world = [[-180, -60], [180, -60], [180, 60], [-180, 60], [-180, -60]]
+    with pytest.raises(ConfigError, match=re.escape("from [-179.0, 2.0] to [179.0, 2.0]")):
+        geojson_region("holed", {"type": "Polygon", "coordinates": [world, hole]})
+    cut = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[170, 0], [180, 0], [180, 9], [170, 9], [170, 0]]],
+            [[[-180, 0], [-170, 0], [-170, 9], [-180, 9], [-180, 0]]],
+        ],
+    }
+    assert geojson_region("cut", cut).inner.area == pytest.approx(180.0)
+    cap = [[-180, 60], [180, 60], [180, 90], [-180, 90], [-180, 60]]
+    assert geojson_region("cap", {"type": "Polygon", "coordinates": [cap]}).inner.area == 10_800
+    band = [[-170, 0], [0, 0], [170, 0], [170, 9], [0, 9], [-170, 9], [-170, 0]]
+    assert geojson_region("band", {"type": "Polygon", "coordinates": [band]}).inner.area == 3060
 
 
 def test_numbers_past_a_float_s_range_are_load_errors_in_code_too() -> None:
