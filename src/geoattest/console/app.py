@@ -289,6 +289,11 @@ class _Handlers:
         # A browser reconnecting names the last alert it received (each alert's event id
         # is its cursor), so it gets none twice.
         cursor = _cursor(request.headers.get("last-event-id") or query.get("cursor", "0"))
+        latest = await run_in_threadpool(self.console.view.recent_alerts, limit=1)
+        if cursor > (latest[0].cursor if latest else 0):
+            # No alert of this database had it (restored from an older backup, or another
+            # deployment's): waiting past it would skip every alert stored up to it.
+            cursor = 0
         return StreamingResponse(
             _events(self.console, request, cursor, query.get("kind", ""), query.get("device", "")),
             media_type="text/event-stream",
