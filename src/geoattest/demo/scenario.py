@@ -121,6 +121,14 @@ def _number(where: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
+def _whole(where: str, value: Any, low: int, high: int) -> int:
+    """A count (a quorum, landmarks per chip, exchanges, a seed): a whole number, never a
+    fraction cut down to one (a quorum of 2.9 is not a quorum of 2)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{where} must be a whole number in [{low}, {high}], got {value!r}")
+    return value
+
+
 def _datacentre_landmarks(where: str, chip: Mapping[str, Any]) -> tuple[str, ...]:
     """A chip's ``datacentre_landmarks`` list, or the one ``datacentre_landmark`` of a
     scenario written before a data centre could hold two."""
@@ -186,17 +194,17 @@ def scenario_from_mapping(document: Mapping[str, Any], path: Path) -> DemoScenar
         )
     if len({c.device_id for c in chips}) != len(chips):
         raise ConfigError("scenario: chip ids must be unique")
-    per_chip = int(_number("landmarks_per_chip", top.get("landmarks_per_chip", 4), 1, 16))
-    quorum = int(_number("quorum", top.get("quorum", 3), 1, 16))
+    per_chip = _whole("landmarks_per_chip", top.get("landmarks_per_chip", 4), 1, 16)
+    quorum = _whole("quorum", top.get("quorum", 3), 1, 16)
     if quorum > per_chip:
         raise ConfigError("scenario: quorum exceeds landmarks_per_chip")
     return DemoScenario(
         name=str(top.get("name", path.stem)),
         cadence_s=_number("cadence_s", top.get("cadence_s", 10), 0.5, 86400),
-        exchanges=int(_number("exchanges", top.get("exchanges", 8), 1, 32)),
+        exchanges=_whole("exchanges", top.get("exchanges", 8), 1, 32),
         landmarks_per_chip=per_chip,
         quorum=quorum,
-        seed=int(_number("seed", top.get("seed", 0), 0, 2**32)),
+        seed=_whole("seed", top.get("seed", 0), 0, 2**32),
         policy_document=top["policy"],
         policy=policy,
         landmarks=tuple(landmarks),
