@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geoattest.crypto import Algorithm, KeySigner, generate_private_key, private_key_pem
@@ -298,3 +299,39 @@ def test_malformed_landmark_identity_is_a_config_error(tmp_path, text):
     (tmp_path / "lm" / "landmark.json").write_text(text)
     with pytest.raises(ConfigError):
         load_landmark_key(tmp_path / "lm")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+LIST_FIELDS = st.fixed_dictionaries(
+    {"version": JSON | st.integers(-(2**70), 2**70), "devices": JSON, "landmarks": JSON},
+    optional={"landmark_keys": JSON},
+)
+
+
+@given(document=JSON | LIST_FIELDS)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_revocation_list_file_loads_exactly_or_not_at_all(tmp_path, document):
+    """Whatever JSON a revocation list file holds: it loads as a list whose version fits
+    the store's column and whose ids are the file's strings, each a valid id, or it is a
+    ConfigError naming the file; never a number or null made into an id, nor a version
+    rounded or read from text."""
+    path = tmp_path / "revocations.json"
+    path.write_text(json.dumps(document))
+    try:
+        loaded = RevocationList.load(path)
+    except ConfigError as exc:
+        assert str(path) in exc.detail
+        return
+    assert isinstance(document, dict)
+    assert loaded.version == document["version"]
+    assert type(document["version"]) is int
+    assert 0 <= loaded.version < 2**63
+    assert loaded.devices == frozenset(document["devices"])
+    assert loaded.landmarks == frozenset(document["landmarks"])
+    assert loaded.landmark_keys == frozenset(document.get("landmark_keys", []))
+    for ids in (loaded.devices, loaded.landmarks, loaded.landmark_keys):
+        assert all(isinstance(x, str) and x for x in ids)

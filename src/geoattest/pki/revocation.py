@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from geoattest.files import read_json, write_json
 from geoattest.pki.names import check_identifier
 
 _KEY_ID = re.compile("[0-9a-f]{64}")
+MAX_VERSION = 2**63 - 1
+"""The largest version a list may hold: what every store keeps in a signed 64-bit column."""
 
 
 def check_key_id(key_id: str) -> str:
@@ -105,14 +108,21 @@ class RevocationList:
         """
         document = read_json(path, "revocation list")
         try:
+            if not isinstance(document, dict):
+                raise TypeError("not a JSON object")
+            version = document["version"]
+            if type(version) is not int or not 0 <= version <= MAX_VERSION:
+                raise ValueError(f"version {str(version)[:40]} is not an integer 0..{MAX_VERSION}")
             return cls(
-                version=int(document["version"]),
-                devices=frozenset(str(d) for d in document["devices"]),
-                landmarks=frozenset(str(x) for x in document["landmarks"]),
-                landmark_keys=frozenset(
-                    check_key_id(str(k)) for k in document.get("landmark_keys", ())
+                version=version,
+                devices=_ids(document["devices"], "device id", check_identifier),
+                landmarks=_ids(document["landmarks"], "landmark id", check_identifier),
+                landmark_keys=_ids(
+                    document.get("landmark_keys", []), "key id", lambda k, _: check_key_id(k)
                 ),
             )
+        except ConfigError as exc:
+            raise ConfigError(f"revocation list {path} is malformed: {exc.detail}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"revocation list {path} is malformed: {exc}") from exc
 
@@ -137,3 +147,16 @@ class RevocationList:
                 "landmark_keys": sorted(self.landmark_keys),
             },
         )
+
+
+def _ids(listed: object, what: str, check: Callable[[str, str], str]) -> frozenset[str]:
+    """A list's ids of one kind, each as ``check`` accepts it (never a number or null made
+    into text, nor a string read as its characters).
+
+    Raises:
+        TypeError: not a list of strings.
+        ConfigError: an id ``check`` refuses.
+    """
+    if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
+        raise TypeError(f"the {what}s must be a list of strings")
+    return frozenset(check(x, what) for x in listed)
