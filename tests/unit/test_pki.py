@@ -335,3 +335,37 @@ def test_a_revocation_list_file_loads_exactly_or_not_at_all(tmp_path, document):
     assert loaded.landmark_keys == frozenset(document.get("landmark_keys", []))
     for ids in (loaded.devices, loaded.landmarks, loaded.landmark_keys):
         assert all(isinstance(x, str) and x for x in ids)
+
+
+LANDMARK_KEY = KeySigner.generate().verifying_key.der().hex()
+ENTRY_FIELDS = st.fixed_dictionaries(
+    {
+        "id": JSON | st.just("lm-1"),
+        "lat": JSON | st.floats(-90, 90),
+        "lon": JSON | st.floats(-180, 180),
+        "public_key": JSON | st.just(LANDMARK_KEY),
+    },
+    optional={"name": JSON, "operator": JSON | st.just("op-1")},
+)
+
+
+@given(entry=JSON | ENTRY_FIELDS)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_registry_entry_loads_exactly_or_not_at_all(tmp_path, entry):
+    """Whatever a registry entry holds: it loads as a landmark whose id, name, operator and
+    site are the entry's own strings and numbers, or it is a ConfigError naming the file;
+    never a null or a number made into an id or an operator, nor a site read from text."""
+    path = tmp_path / "landmarks.json"
+    path.write_text(json.dumps({"landmarks": [entry]}))
+    try:
+        (record,) = LandmarkRegistry.load(path)
+    except ConfigError as exc:
+        assert str(path) in exc.detail
+        return
+    assert isinstance(entry, dict)
+    assert record.landmark_id == entry["id"]
+    for field_name in ("lat", "lon"):
+        assert type(entry[field_name]) in (int, float)
+    assert (record.latitude, record.longitude) == (entry["lat"], entry["lon"])
+    assert record.name == entry.get("name", "")
+    assert record.operator == (entry.get("operator") or entry["id"])

@@ -113,14 +113,12 @@ class LandmarkRegistry:
         document = read_json(path, "landmark registry")
         try:
             entries = document["landmarks"]
+            if not isinstance(entries, list):
+                raise TypeError("'landmarks' is not a list")
             records = [
-                LandmarkRecord(
-                    landmark_id=str(entry["id"]),
-                    latitude=float(entry["lat"]),
-                    longitude=float(entry["lon"]),
-                    verifying_key=VerifyingKey.from_der(bytes.fromhex(entry["public_key"])),
-                    name=str(entry.get("name", "")),
-                    operator=str(entry.get("operator", "")),
+                _record(
+                    entry,
+                    VerifyingKey.from_der(bytes.fromhex(_text(entry, "public_key"))),
                 )
                 for entry in entries
             ]
@@ -189,15 +187,52 @@ def load_landmark_key(directory: Path) -> LandmarkKey:
     path = directory / LANDMARK_FILE
     document = read_json(path, "landmark identity")
     try:
-        record = LandmarkRecord(
-            str(document["id"]),
-            float(document["lat"]),
-            float(document["lon"]),
-            signer.verifying_key,
-            str(document.get("name", "")),
-            str(document.get("operator", "")),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        record = _record(document, signer.verifying_key)
+    except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is malformed: {exc!r}") from None
     check_coordinates(record.latitude, record.longitude)
     return LandmarkKey(signer, record)
+
+
+def _record(entry: object, key: VerifyingKey) -> LandmarkRecord:
+    """A registry entry or a landmark's identity, as written: the id, name and operator
+    strings, the site numbers (never a null or a number made into an id or an operator,
+    nor a site read from text).
+
+    Raises:
+        KeyError: the id or a coordinate is missing.
+        TypeError: the entry is not an object, or a field is not of its type.
+    """
+    return LandmarkRecord(
+        landmark_id=_text(entry, "id"),
+        latitude=_number(entry, "lat"),
+        longitude=_number(entry, "lon"),
+        verifying_key=key,
+        name=_text(entry, "name", ""),
+        operator=_text(entry, "operator", ""),
+    )
+
+
+def _field(entry: object, name: str, default: object) -> object:
+    if not isinstance(entry, dict):
+        raise TypeError("a landmark entry is not a JSON object")
+    if default is None:
+        return entry[name]
+    return entry.get(name, default)
+
+
+def _text(entry: object, name: str, default: str | None = None) -> str:
+    value = _field(entry, name, default)
+    if not isinstance(value, str):
+        raise TypeError(f"{name!r} is not a string")
+    return value
+
+
+def _number(entry: object, name: str) -> float:
+    value = _field(entry, name, None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name!r} is not a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name!r} is no coordinate") from None
