@@ -8,7 +8,8 @@ oracle samples the exact feasible set by brute force (WGS-84 geodesics from the 
 disk, kept where every other landmark's bound holds): ALLOWED must never come out when a
 sampled point lies outside the licence, nor OUTSIDE when one lies inside it (on land, where
 the policy assumes land). The shapes go through the loader the operator's file goes
-through, so every shape must load.
+through, so every shape must load. Country licences for chips near borders meet the same
+oracle, each sampled point judged by the country whose land holds it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ from typing import Any
 
 import shapely
 import shapely.affinity
-from geo_truth import WGS84, rtt_for_km
+from geo_truth import WGS84, bound_from, rtt_for_km
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from geoattest.geo import GeoAppraiser, LocationAssumption, build_policy, geojson_region
+from geoattest.geo import (
+    GeoAppraiser,
+    LocationAssumption,
+    build_policy,
+    country_region,
+    geojson_region,
+)
 from geoattest.geo.countries import natural_earth
 from geoattest.verdict import LandmarkBound, Verdict
 
@@ -123,7 +130,9 @@ def case(draw: st.DrawFn) -> tuple[BaseGeometry, list[LandmarkBound]]:
     return shape, [draw(landmark(lat0, lon0, i)) for i in range(count)]
 
 
-def feasible_samples(bounds: list[LandmarkBound], shape: BaseGeometry) -> list[tuple[float, float]]:
+def feasible_samples(
+    bounds: list[LandmarkBound], shape: BaseGeometry | None = None
+) -> list[tuple[float, float]]:
     """Points (latitude, longitude) where the chip can be: on rings around the smallest
     disk's landmark, and on the licence (a point inside each part and its vertices, so a
     small licence is not missed between the rings), kept where every bound holds (WGS-84
@@ -135,7 +144,7 @@ def feasible_samples(bounds: list[LandmarkBound], shape: BaseGeometry) -> list[t
         for step in range(1 if fraction == 0.0 else 60):
             moved = WGS84.Direct(base.latitude, base.longitude, step * 6.0, fraction * radius_m)
             candidates.append((float(moved["lat2"]), float(moved["lon2"])))
-    for part in shapely.get_parts(shape):
+    for part in shapely.get_parts(shape) if shape is not None else ():
         inside = part.representative_point()
         candidates.append((inside.y, inside.x))
         candidates.extend((lat, lon) for lon, lat in part.exterior.coords)
@@ -216,3 +225,72 @@ def test_a_licence_across_the_antimeridian_from_its_landmark_is_judged_on_both_s
     shape = shapely.box(west, lat0 - width / 2, east, lat0 + width / 2)
     bound = LandmarkBound("lm0", lat0 + dlat, side * (180.0 - off), rtt_for_km(km))
     check(shape, [bound])
+
+
+BORDER_TOWNS = [
+    (1.35, 103.82),  # Singapore and Johor
+    (22.45, 114.1),  # Hong Kong and Shenzhen
+    (22.2, 113.55),  # Macau and Zhuhai
+    (37.9, 126.7),  # the Korean demarcation line
+    (50.3, 12.1),  # Germany and the Czech Republic
+    (65.8, -168.9),  # the Bering Strait, across the antimeridian
+    (-16.5, 179.9),  # Fiji, across the antimeridian
+    (78.2, 15.6),  # Svalbard, near the pole
+    (-54.9, -67.5),  # Tierra del Fuego: Argentina and Chile
+]
+COUNTRIES = ["SG", "MY", "HK", "CN", "MO", "KR", "KP", "DE", "CZ", "RU", "US", "FJ", "NO", "AR"]
+
+
+@functools.cache
+def country_appraiser(location: LocationAssumption) -> GeoAppraiser:
+    regions = [country_region(code, [code]) for code in COUNTRIES]
+    return build_policy(
+        "countries", 1, regions, location=location, border_margin_km=0.0
+    ).appraiser()
+
+
+@functools.cache
+def country_at(lat: float, lon: float) -> str | None:
+    return natural_earth().country_at(lat, lon)
+
+
+@st.composite
+def border_case(draw: st.DrawFn) -> list[LandmarkBound]:
+    """A chip within 40 km of a town on a border; one to three landmarks within 150 km
+    of it, each bound its honest light-speed distance plus up to 100 km of delay."""
+    lat0, lon0 = draw(st.sampled_from(BORDER_TOWNS))
+    moved = WGS84.Direct(lat0, lon0, draw(st.floats(0, 360)), draw(st.floats(0, 40_000)))
+    chip = (float(moved["lat2"]), float(moved["lon2"]))
+    out = []
+    for i in range(draw(st.integers(1, 3))):
+        site = WGS84.Direct(*chip, draw(st.floats(0, 360)), draw(st.floats(0, 150_000)))
+        delay_ns = rtt_for_km(draw(st.sampled_from([0.0, 5.0, 100.0])) * draw(st.floats(0, 1)))
+        out.append(bound_from(f"lm{i}", float(site["lat2"]), float(site["lon2"]), chip, delay_ns))
+    return out
+
+
+@settings(max_examples=150)
+@given(border_case())
+def test_no_country_licence_is_allowed_with_a_feasible_point_in_another_country(
+    bounds: list[LandmarkBound],
+) -> None:
+    """The same oracle for country licences: on the land assumption every sampled
+    feasible point on land must lie in the licensed country, and with no assumption every
+    sampled point must (a point at sea belongs to no country)."""
+    samples = [(p, country_at(*p)) for p in feasible_samples(bounds)]
+    for location in (LocationAssumption.LAND, LocationAssumption.ANYWHERE):
+        appraiser = country_appraiser(location)
+        for code in COUNTRIES:
+            verdict = appraiser.verdict(bounds, code)
+            event(f"{location.value}: {verdict}")
+            seen = [
+                (p, owner)
+                for p, owner in samples
+                if location is LocationAssumption.ANYWHERE or owner is not None
+            ]
+            if verdict is Verdict.ALLOWED:
+                stray = [(p, owner) for p, owner in seen if owner != code]
+                assert not stray, f"ALLOWED for {code}, but the chip can be at {stray[0]}"
+            if verdict is Verdict.OUTSIDE:
+                inside = [p for p, owner in seen if owner == code]
+                assert not inside, f"OUTSIDE for {code}, but the chip can be at {inside[0]}"
