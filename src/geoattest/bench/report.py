@@ -46,7 +46,7 @@ def emit(title: str, figures: Figures, *, as_json: bool) -> None:
     for name, value in figures.items():
         shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
         table.add_row(name, shown)
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @contextmanager
@@ -54,6 +54,6 @@ def progress(description: str, total: int) -> Iterator[tuple[Progress, TaskID]]:
     """A progress bar on stderr, so that ``--json`` output stays one clean object; none
     where stderr is not a terminal (a log, a pipe), which would get only its closing
     newline, ahead of any one-line error."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         yield bar, bar.add_task(description, total=total)

@@ -141,7 +141,8 @@ def coverage(
             _share(s.area_by_verdict["INCONCLUSIVE"]),
             _share(s.area_by_verdict["OUTSIDE"]),
         )
-    console = Console() if Console().is_terminal else Console(width=110)
+    console = Console(markup=False)
+    console = console if console.is_terminal else Console(width=110, markup=False)
     console.print(table)
     grid, towns = result.grid, result.towns
     console.print(
@@ -276,7 +277,8 @@ def write_plan(
 
 def print_plan(result: dict[str, Any]) -> None:
     """The plan as a table of picks and a before/after line, for people."""
-    console = Console() if Console().is_terminal else Console(width=120)
+    console = Console(markup=False)
+    console = console if console.is_terminal else Console(width=120, markup=False)
     table = Table(title=f"New landmarks for {result['region']}: {result['scenario']}")
     table.add_column("#", justify="right")
     table.add_column("site")

@@ -254,7 +254,8 @@ def write_plots(directory: Path, result: Any, study: Any) -> dict[str, str]:
 
 
 def _console() -> Console:
-    return Console() if Console().is_terminal else Console(width=130)
+    console = Console(markup=False)
+    return console if console.is_terminal else Console(width=130, markup=False)
 
 
 def print_study(study: Any) -> None:

@@ -168,9 +168,9 @@ def _print(summary: dict[str, object]) -> None:
             continue
         cells = [f"{row.get(v.value, 0) / n:.1%}" for v in SHOWN]
         table.add_row(truth, f"{n:,}", *cells)
-    console = Console()
+    console = Console(markup=False)
     if not console.is_terminal:
-        console = Console(width=110)  # a file or a pipe: do not squeeze the table
+        console = Console(width=110, markup=False)  # a file or a pipe: do not squeeze it
     console.print(table)
     false_allowed = summary["false_allowed"]
     console.print(

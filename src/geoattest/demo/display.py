@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from geoattest.demo.run import ChipView
 from geoattest.demo.scenario import DemoScenario
@@ -34,9 +35,11 @@ class LiveTable:
     def __init__(self, scenario: DemoScenario, views: Mapping[str, ChipView], out: TextIO) -> None:
         self.scenario = scenario
         self.views = views
-        console = Console(file=out)
+        console = Console(file=out, markup=False)
         # Not a terminal (a log, a pipe): wide enough that rows do not wrap.
-        self.console = console if console.is_terminal else Console(file=out, width=170)
+        self.console = (
+            console if console.is_terminal else Console(file=out, width=170, markup=False)
+        )
         self._live = Live(self._table(), console=self.console, auto_refresh=False)
 
     def _table(self) -> Table:
@@ -62,8 +65,10 @@ class LiveTable:
                 view.chip.device_id,
                 view.chip.place,
                 view.chip.licensed_region,
-                f"[{VERDICT_STYLE.get(view.verdict, '')}]{view.verdict}[/]"
-                + (f" ({view.reason})" if view.reason else ""),
+                Text.assemble(
+                    (view.verdict, VERDICT_STYLE.get(view.verdict, "")),
+                    f" ({view.reason})" if view.reason else "",
+                ),
                 f"{view.tightest_km:.1f} km" if view.tightest_km is not None else "-",
                 f"{view.licence} until {until}" if view.licence == "licensed" else view.licence,
                 str(view.proofs),
