@@ -24,7 +24,14 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from verifier_world import NOW_NS, UNIX_NS, ProvisionedChip, VerifierWorld, region_appraiser
+from verifier_world import (
+    NOW_NS,
+    UNIX_NS,
+    Interleaving,
+    ProvisionedChip,
+    VerifierWorld,
+    region_appraiser,
+)
 
 from geoattest.crypto import KeySigner
 from geoattest.pki import LandmarkRegistry, RevocationList
@@ -60,7 +67,12 @@ class Operated:
     def now_ns(self) -> int:
         return NOW_NS + self.step * S
 
-    def prove(self) -> ProofResult:
+    def prove(self, between: Callable[[], object] | None = None) -> ProofResult:
+        """The chip's next proof at ``b``; ``between`` runs after its appraisal, before its
+        commit (another replica's call landing meanwhile)."""
+        store = self.stores[1]
+        assert isinstance(store, Interleaving)
+        store.between = between
         self.step += 1
         proof = self.world.proof(self.chip, unix_ns=UNIX_NS + self.step * S)
         return self.b.submit(proof, self.now_ns)
@@ -87,7 +99,7 @@ def operated(world: VerifierWorld, database: str) -> Operated:
     registry, revoked = world.root / "landmarks.json", world.root / "revocations.json"
     LandmarkRegistry(world.landmark_records()).save(registry)
     RevocationList().save(revoked)
-    stores = (SqlStore.open(database), SqlStore.open(database))
+    stores = (SqlStore.open(database), Interleaving.open(database))
     a, b = world.service(stores[0]), world.service(stores[1])
     admin = Admin(a, stores[0], OperatorFiles(registry, revoked), region_appraiser().has_region)
     chip = world.chip("dev-1")
@@ -392,9 +404,17 @@ class OperatorActions(RuleBasedStateMachine):
         m.region, m.valid_until_s, m.withdrawn = region, valid_until_s, withdrawn
 
     @rule()
-    def prove(self) -> None:
-        result = self.ops.prove()
+    def prove(self, between: Callable[[], object] | None = None) -> None:
+        result = self.ops.prove(between)
         m = self.model
+        if result.verdict is Verdict.ALLOWED:  # nothing in force when answered contradicts it
+            assert (m.withdrawn, m.revoked, m.excluded, m.region) == (
+                False,
+                False,
+                set(),
+                "FRA-300",
+            )
+            assert self.ops.step < m.valid_until_s
         if result.verdict is not Verdict.REJECTED:
             m.verdict, m.judged = result.verdict, (m.version, m.region)
             m.evidence_step, m.contradicted = self.ops.step, False
@@ -455,6 +475,22 @@ class OperatorActions(RuleBasedStateMachine):
             self.ops.admin.exclude_landmark("op", landmark_id, "", self.ops.now_ns)
             self.model.excluded.add(landmark_id)
             self.model.contradicted = True
+
+    @rule(
+        action=st.sampled_from(["licence", "withdrawal", "revocation", "exclusion"]),
+        region=REGIONS,
+        landmark_id=LANDMARKS,
+    )
+    def prove_while_the_operator_acts(self, action: str, region: str, landmark_id: str) -> None:
+        """An action that returns at ``a`` while ``b`` appraises a proof: the proof is
+        answered and stored as judged after it."""
+        acts: dict[str, Callable[[], None]] = {
+            "licence": lambda: self.set_licence(region, 24),
+            "withdrawal": self.withdraw_licence,
+            "revocation": self.revoke_or_restore_device,
+            "exclusion": lambda: self.exclude_or_lift_landmark(landmark_id),
+        }
+        self.prove(acts[action])
 
     @rule(hours=st.sampled_from([1, 3]))
     def wait(self, hours: int) -> None:
