@@ -114,20 +114,38 @@ def _constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: Python's parser keeps the last of two equal
+    keys, so a licence, a region or a landmark written twice would be half ignored."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"the key {key[:64]!r} appears twice in one object")
+        document[key] = value
+    return document
+
+
 def read_json(path: Path, what: str) -> Any:
     """A JSON document the operator wrote; ``what`` names it in errors. The parser recurses
     once per level of nesting, so a document nested thousands deep is refused as such.
     Every number is one a float holds: NaN and Infinity (which Python's parser would
     accept) and numbers past a float's range are refused here, so no reader of a
-    document meets an infinite value or an integer that no float can hold.
+    document meets an infinite value or an integer that no float can hold. A key written
+    twice in one object is refused too, never settled by taking the last.
 
     Raises:
         ConfigError: the file is missing, unreadable, not JSON (a number out of a float's
-            range included) or nested too deeply.
+            range or a key twice in one object included) or nested too deeply.
     """
     data = _read(path, what)
     try:
-        return json.loads(data, parse_float=_float, parse_int=_int, parse_constant=_constant)
+        return json.loads(
+            data,
+            parse_float=_float,
+            parse_int=_int,
+            parse_constant=_constant,
+            object_pairs_hook=_unique,
+        )
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ConfigError(f"{what} {path} is not valid JSON ({exc})") from None
     except RecursionError:

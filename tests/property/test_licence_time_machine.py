@@ -118,15 +118,20 @@ def broken_file(**entry: object) -> LicenceFile:
 BROKEN_FILES = (
     LicenceFile("{", None),
     LicenceFile('{"licences": []}', None),
+    LicenceFile(
+        f'{{"licences": {{"dev-1": {{"region": "SYD-300", "valid_until": "{UNTIL}"}}, '
+        f'"dev-1": {{"region": "FRA-300", "valid_until": "{UNTIL}"}}}}}}',
+        None,
+    ),
     broken_file(region="ATLANTIS", valid_until=UNTIL),
     broken_file(region=SITE_REGION, valid_until="2027-01-01T00:00:00"),
     broken_file(region=SITE_REGION, valid_until=UNTIL, withdrawn="false"),
     broken_file(id=None, region=SITE_REGION, valid_until=UNTIL),
     broken_file(id="EL\n2", region=SITE_REGION, valid_until=UNTIL),
 )
-"""Files that must not load: not JSON, no licences object, an undefined region, an expiry
-without a zone, a withdrawal that is not a boolean, a licence id that is not text or not
-one line."""
+"""Files that must not load: not JSON, no licences object, two licences for the chip, an
+undefined region, an expiry without a zone, a withdrawal that is not a boolean, a licence
+id that is not text or not one line."""
 
 
 class LicencesAndClocks(RuleBasedStateMachine):

@@ -76,6 +76,29 @@ def test_json_numbers_a_float_holds_are_read(tmp_path):
     assert read_json(path, "document") == [2**64, -(2**63), 1.5e308, -0.0, 5e-324, int("9" * 300)]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"licences": {"dev-1": {"region": "SG"}, "dev-1": {"region": "CN"}}}',
+        '{"a": 1, "b": 2, "a": 1}',
+        '[{"x": [{"k": 1, "k": 2}]}]',
+    ],
+)
+def test_json_keys_written_twice_in_one_object_are_refused(tmp_path, text):
+    """Python's parser keeps the last of two equal keys: a licence, a region or a landmark
+    written twice would be half ignored, silently."""
+    path = tmp_path / "twice.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="appears twice in one object"):
+        read_json(path, "document")
+
+
+def test_json_equal_keys_in_different_objects_are_read(tmp_path):
+    path = tmp_path / "apart.json"
+    path.write_text('{"a": {"k": 1}, "b": {"k": 2}}')
+    assert read_json(path, "document") == {"a": {"k": 1}, "b": {"k": 2}}
+
+
 def test_key_files_are_new_and_private(tmp_path):
     write_private(tmp_path / "key.pem", b"k")
     assert (tmp_path / "key.pem").stat().st_mode & 0o777 == 0o600
