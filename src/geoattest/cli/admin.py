@@ -60,7 +60,9 @@ def _call(target: str, tls: Path | None, plaintext: bool, method: str, request: 
 def licence_set(
     device_id: Annotated[str, typer.Option(help="The device.")],
     region: Annotated[str, typer.Option(help="A region of the verifier's policy (e.g. SG).")],
-    valid_until: Annotated[str, typer.Option(help="Expiry, ISO 8601 (e.g. 2027-01-01); UTC where no zone is given.")],
+    valid_until: Annotated[
+        str, typer.Option(help="Expiry, ISO 8601 (e.g. 2027-01-01); UTC where no zone is given.")
+    ],
     licence_id: Annotated[str, typer.Option(help="The licence's name (default: device id).")] = "",
     target: TargetOption = DEFAULT_TARGET,
     tls: TlsOption = None,
