@@ -21,7 +21,8 @@ coastlines. A region is exactly one of ``countries`` (ISO 3166-1 alpha-2 codes r
 Natural Earth shapes, see :mod:`geoattest.geo.countries`), ``geojson`` (an inline Polygon,
 MultiPolygon, Feature or FeatureCollection), ``geojson_file`` (the same, in a file relative
 to the policy) or ``circle`` (a licensed site and a radius). Anything the loader does not
-understand (an unknown key, a code with no shape, malformed GeoJSON, an edge spanning
+understand (an unknown key, a code with no shape, malformed GeoJSON, GeoJSON nested
+otherwise than RFC 7946 nests it or naming a ``crs`` other than CRS84, an edge spanning
 more than 180 degrees of longitude where a shape across the antimeridian was not cut) is a
 :class:`~geoattest.errors.ConfigError` naming the problem; nothing is silently dropped.
 
@@ -312,20 +313,36 @@ def _finite(value: Any, what: str) -> float:
     return number
 
 
-def _geojson_geometry(data: Any, where: str) -> BaseGeometry:
+_GEOMETRIES = ("Polygon", "MultiPolygon")
+_CRS84 = frozenset(
+    {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84", "OGC:CRS84", "CRS84"}
+)
+"""Names of WGS 84 in longitude, latitude order: the one reference system of RFC 7946."""
+
+
+def _geojson_geometry(
+    data: Any, where: str, kinds: tuple[str, ...] = ("FeatureCollection", "Feature", *_GEOMETRIES)
+) -> BaseGeometry:
+    """The shape of a GeoJSON object of one of ``kinds``: nested as RFC 7946 nests them (a
+    FeatureCollection holds Features, a Feature holds a geometry), in its one reference
+    system."""
     if not isinstance(data, dict) or "type" not in data:
         raise ConfigError(f"{where}: not a GeoJSON object (no 'type')")
+    _check_crs(data.get("crs"), where)
     kind = data["type"]
+    if kind not in kinds:
+        raise ConfigError(f"{where}: a {kind!r} is not one of {', '.join(kinds)} here")
     if kind == "FeatureCollection":
         features = data.get("features")
         if not isinstance(features, list) or not features:
             raise ConfigError(f"{where}: FeatureCollection has no features")
-        parts = [_geojson_geometry(f, f"{where} feature {i}") for i, f in enumerate(features)]
+        parts = [
+            _geojson_geometry(f, f"{where} feature {i}", ("Feature",))
+            for i, f in enumerate(features)
+        ]
         return shapely.unary_union(parts)
     if kind == "Feature":
-        return _geojson_geometry(data.get("geometry"), where)
-    if kind not in ("Polygon", "MultiPolygon"):
-        raise ConfigError(f"{where}: geometry type {kind!r} is not Polygon or MultiPolygon")
+        return _geojson_geometry(data.get("geometry"), where, _GEOMETRIES)
     try:
         geom = shape(data)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
@@ -344,6 +361,27 @@ def _geojson_geometry(data: Any, where: str) -> BaseGeometry:
         raise ConfigError(f"{where}: invalid {kind}: {reason}")
     _check_no_wide_edge(geom, where)
     return geom
+
+
+def _check_crs(crs: Any, where: str) -> None:
+    """RFC 7946 dropped the ``crs`` member: coordinates are WGS 84 longitude, latitude.
+    Files written to the 2008 format may still name another system, EPSG:4326 (latitude
+    first) or a projection in metres; read as longitude, latitude they would license
+    another place, so a ``crs`` naming anything but CRS84 is refused.
+
+    Raises:
+        ConfigError: naming the system.
+    """
+    if crs is None:
+        return
+    properties = crs.get("properties") if isinstance(crs, dict) else None
+    name = properties.get("name") if isinstance(properties, dict) else None
+    if not (isinstance(crs, dict) and crs.get("type") == "name" and name in _CRS84):
+        raise ConfigError(
+            f"{where}: 'crs' names {str(name if name is not None else crs)[:80]!r}; "
+            "only WGS 84 longitude, latitude (CRS84, RFC 7946) is read: drop the member "
+            "and give the coordinates as [longitude, latitude]"
+        )
 
 
 def _check_no_wide_edge(geom: BaseGeometry, where: str) -> None:

@@ -238,6 +238,61 @@ def test_a_box_across_the_antimeridian_is_refused_unless_cut_and_bands_round_the
     assert geojson_region("band", {"type": "Polygon", "coordinates": [band]}).inner.area == 3060
 
 
+def _crs(name: str) -> dict[str, Any]:
+    return {"type": "name", "properties": {"name": name}}
+
+
+@pytest.mark.parametrize(
+    ("geojson", "needle"),
+    [
+        (
+            {**BOX, "crs": _crs("urn:ogc:def:crs:EPSG::4326")},
+            "'crs' names 'urn:ogc:def:crs:EPSG::4326'",
+        ),
+        ({**BOX, "crs": _crs("EPSG:3857")}, "'crs' names 'EPSG:3857'"),
+        ({**BOX, "crs": {"type": "link", "properties": {"href": "x"}}}, "'crs' names"),
+        ({**BOX, "crs": "CRS84"}, "'crs' names 'CRS84'"),
+        (
+            {
+                "type": "FeatureCollection",
+                "crs": _crs("EPSG:4326"),
+                "features": [{"type": "Feature", "geometry": BOX}],
+            },
+            "'crs' names 'EPSG:4326'",
+        ),
+        (
+            {"type": "Feature", "geometry": {"type": "Feature", "geometry": BOX}},
+            "a 'Feature' is not one of Polygon, MultiPolygon",
+        ),
+        (
+            {"type": "FeatureCollection", "features": [BOX]},
+            "feature 0: a 'Polygon' is not one of Feature",
+        ),
+        (
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "FeatureCollection", "features": []}],
+            },
+            "a 'FeatureCollection' is not one of Feature",
+        ),
+    ],
+)
+def test_geojson_is_read_only_as_rfc_7946_nests_and_locates_it(geojson: Any, needle: str) -> None:
+    """A ``crs`` other than CRS84 (EPSG:4326 puts latitude first, a projection counts
+    metres: read as longitude, latitude either licenses another place) and nesting RFC 7946
+    does not define are load errors naming them."""
+    with pytest.raises(ConfigError) as refused:
+        geojson_region("x", geojson)
+    assert needle in refused.value.detail
+
+
+def test_geojson_naming_crs84_loads_as_without_it() -> None:
+    plain = geojson_region("x", BOX).inner
+    for name in ("urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84"):
+        feature = {"type": "Feature", "crs": _crs(name), "geometry": {**BOX, "crs": _crs(name)}}
+        assert geojson_region("x", feature).inner.equals(plain)
+
+
 def test_numbers_past_a_float_s_range_are_load_errors_in_code_too() -> None:
     """Built in code, where no JSON reader stands in front: an integer no float holds is a
     named error, not an OverflowError."""
