@@ -3,15 +3,20 @@ and with its database unchanged."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from verifier_world import NOW_NS, ServerThread, VerifierWorld
 
 from geoattest.errors import Reason
-from geoattest.v1 import admin_service_pb2, verifier_service_pb2
+from geoattest.pki import ManufacturerCA
+from geoattest.pki.anchors import MAX_INTERMEDIATES
+from geoattest.v1 import admin_service_pb2, identity_pb2, verifier_service_pb2
 from geoattest.verifier.grpc_server import STATUS
 from geoattest.verifier.store import SqlStore
 from geoattest.wire.client import REASON_METADATA
@@ -127,6 +132,31 @@ def test_oversized_message_is_refused_and_the_verifier_stays_healthy(verifier, m
     oversized = b"\x0a" * (MAX_MESSAGE_BYTES + 1)
     assert call_raw(channel, method, oversized, stream_s=10) is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert_healthy(channel)
+    assert store.dump() == before
+
+
+def test_an_enrolment_offering_thousands_of_intermediates_is_refused_at_once(verifier):
+    """Nearly 8 MiB of one real CA certificate repeated as intermediates: each was once
+    tried as a path step, about a millisecond apiece while the enrolment held the
+    service's lock (some fifteen seconds a call). Refused unread, typed, nothing stored."""
+    channel, store = verifier
+    before = store.dump()
+    root = ManufacturerCA.create("Flood", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    certificate = root.certificate.public_bytes(serialization.Encoding.DER)
+    copies = (MAX_MESSAGE_BYTES - 4096) // (len(certificate) + 3)
+    request = verifier_service_pb2.EnrollRequest(
+        identity=identity_pb2.DeviceIdentity(
+            device_id="dev-flood",
+            certificate_der=certificate,
+            intermediates_der=[certificate] * copies,
+        )
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        channel.unary_unary(SERVICE + "Enroll")(request.SerializeToString(), timeout=60)
+    reasons = [v for k, v in refused.value.trailing_metadata() or () if k == REASON_METADATA]
+    assert reasons == [Reason.BAD_CHAIN.value]
+    assert refused.value.code() is STATUS[Reason.BAD_CHAIN]
+    assert f"{copies} intermediates offered, at most {MAX_INTERMEDIATES}" in refused.value.details()
     assert store.dump() == before
 
 

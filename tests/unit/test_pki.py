@@ -24,6 +24,7 @@ from geoattest.pki import (
     load_landmark_key,
     save_landmark_key,
 )
+from geoattest.pki.anchors import MAX_INTERMEDIATES
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -85,6 +86,24 @@ def test_root_presented_as_a_device_is_a_bad_chain(ca):
     with pytest.raises(EvidenceError) as err:
         TrustAnchors([ca.certificate]).verify_device(der, [], NOW)
     assert err.value.reason is Reason.BAD_CHAIN
+
+
+def test_more_intermediates_than_a_chain_needs_are_refused_unread(ca):
+    """Each offered intermediate is a path step the verifier tries, about a millisecond
+    apiece while an enrolment holds the service's lock; an 8 MiB request held twenty
+    thousand. Up to MAX_INTERMEDIATES are tried; one more is refused before any is read."""
+    der, _ = device_der(ca)
+    other = ManufacturerCA.create("Other", NOW).certificate.public_bytes(serialization.Encoding.DER)
+    anchors = TrustAnchors([ca.certificate])
+    at = NOW + dt.timedelta(days=1)
+    assert anchors.verify_device(der, [other] * MAX_INTERMEDIATES, at).device_id == "dev-1"
+    with pytest.raises(EvidenceError) as err:
+        anchors.verify_device(der, [other] * (MAX_INTERMEDIATES + 1), at)
+    assert err.value.reason is Reason.BAD_CHAIN
+    assert f"at most {MAX_INTERMEDIATES}" in err.value.detail
+    with pytest.raises(EvidenceError) as err:
+        anchors.verify_device(der, [b"not DER"] * 20_000, at)
+    assert err.value.detail == f"20000 intermediates offered, at most {MAX_INTERMEDIATES}"
 
 
 @settings(max_examples=100, deadline=None)

@@ -43,6 +43,13 @@ class DeviceCertificate:
     certificate: x509.Certificate
 
 
+MAX_INTERMEDIATES = 4
+"""Most untrusted intermediates an enrolment may offer: geoattest's own CAs issue device
+certificates from the root (none), and Web PKI chains hold two or three. The verifier
+tries each offered certificate as a path step, about a millisecond apiece while an
+enrolment holds the service's lock: one request of 8 MiB once offered twenty thousand."""
+
+
 def _device_leaf_policy() -> ExtensionPolicy:
     """Device certificates carry no SAN (they name no host): require what they do carry."""
     return (
@@ -88,8 +95,14 @@ class TrustAnchors:
             The device's id, model, serial and verifying key.
 
         Raises:
-            EvidenceError: BAD_CHAIN, with what failed in the detail.
+            EvidenceError: BAD_CHAIN, with what failed in the detail (more than
+                :data:`MAX_INTERMEDIATES` intermediates are refused unread).
         """
+        if len(intermediates_der) > MAX_INTERMEDIATES:
+            raise EvidenceError(
+                Reason.BAD_CHAIN,
+                f"{len(intermediates_der)} intermediates offered, at most {MAX_INTERMEDIATES}",
+            )
         try:
             leaf = x509.load_der_x509_certificate(leaf_der)
             intermediates = [x509.load_der_x509_certificate(d) for d in intermediates_der]
