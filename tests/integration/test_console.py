@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import urllib.error
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from command import assert_one_line_error, main_error, run_geoattest
+from command import GEOATTEST, assert_one_line_error, main_error, run_geoattest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from postgres import postgres_server, server_processes, signal_all
@@ -443,6 +444,34 @@ def test_a_missing_database_or_a_port_in_use_is_a_one_line_error(served, tmp_pat
         "console", "--db", str(served.world.db_path), *files, "--listen", f"127.0.0.1:{port}"
     )
     assert_one_line_error(taken, f"127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_the_console_command_stops_on_a_signal_and_exits_0(served, signum):
+    """A serving command asked to stop drains and exits 0, as ``verifier serve`` and
+    ``landmark serve`` do (a service manager counts 130 or 143 as a failure)."""
+    root = served.world.root
+    process = subprocess.Popen(
+        [
+            GEOATTEST, "console", "--db", str(served.world.db_path),
+            "--policy", str(root / "policy.json"), "--landmarks", str(root / "landmarks.json"),
+            "--listen", "127.0.0.1:0", "--plaintext",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("console on http://"), line
+        assert "Fleet" in get(line.split()[-1])
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=GUARD_S)
+    finally:
+        process.kill()
+        process.wait()
+    assert (process.returncode, stderr) == (0, "")
 
 
 def test_revocations_and_registrations_in_the_store_show_as_the_verifier_judges_them(tmp_path):

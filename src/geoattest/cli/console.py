@@ -105,4 +105,11 @@ def console(
     config = server_config(
         app, access, log_level="warning", access_log=False, timeout_graceful_shutdown=2
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except (KeyboardInterrupt, SystemExit):
+        # uvicorn drains on SIGINT or SIGTERM, then raises the signal again: a console that
+        # stopped as asked exits 0, as the other serving commands do.
+        if not server.should_exit:
+            raise
