@@ -104,6 +104,7 @@ from sqlalchemy import (
     make_url,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -164,6 +165,22 @@ class StoreNotAnsweringError(StoreUnavailableError):
 
     def __init__(self) -> None:
         GeoattestError.__init__(self, Reason.STORE_UNAVAILABLE, self.DETAIL)
+
+
+class SchemaMovedError(StoreUnavailableError):
+    """The database's schema is no longer this verifier's: a newer verifier migrated it
+    while this one served. This one judges and stores nothing more there, as if the
+    database were gone (health NOT_SERVING, calls UNAVAILABLE), for it would judge without
+    what the newer schema holds."""
+
+    def __init__(self, found: Collection[int]) -> None:
+        shown = ", ".join(map(str, sorted(found))) or "none"
+        GeoattestError.__init__(
+            self,
+            Reason.STORE_UNAVAILABLE,
+            f"the database's schema is version {shown}, this verifier's is {SCHEMA_VERSION}:"
+            " a newer verifier migrated it; start verifiers of that release",
+        )
 
 
 class StoreValueError(GeoattestError):
@@ -1509,9 +1526,20 @@ class SqlStore:
     # --- revocations and registrations --------------------------------------------------
 
     def trust_version(self) -> int:
-        """:attr:`StoredTrust.version` now: one row, read before every batch."""
+        """:attr:`StoredTrust.version` now: one row, read before every batch and at every
+        health probe, with the schema's version.
+
+        Raises:
+            SchemaMovedError: the schema is no longer this verifier's (a newer one migrated
+                it while this one served).
+            StoreUnavailableError: the database failed.
+        """
         with self._read() as conn:
-            return int(conn.execute(_TRUST_VERSION).scalar_one())
+            rows = conn.execute(_TRUST_AND_SCHEMA).all()
+        schemas = {int(row.schema) for row in rows}
+        if schemas != {SCHEMA_VERSION}:
+            raise SchemaMovedError(schemas)
+        return int(rows[0].version)
 
     def trust(self) -> StoredTrust:
         """The revocations, landmarks and exclusions in force (:func:`read_trust`)."""
@@ -2206,6 +2234,11 @@ _LICENCE_VERSIONS = _by_dialect(
 )
 """Licence versions by device, for the commit's check."""
 _TRUST_VERSION = select(trust_versions.c.version)
+_TRUST_AND_SCHEMA = select(
+    trust_versions.c.version, schema_version.c.version.label("schema")
+).select_from(trust_versions.join(schema_version, true()))
+"""The trust version beside the schema's, read before every batch and at every health
+probe: a replica notices a migration past its own schema within a probe."""
 _EXCLUDED = select(landmark_exclusions.c.landmark_id).where(
     landmark_exclusions.c.lifted_at_ns.is_(None)
 )

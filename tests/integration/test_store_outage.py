@@ -13,11 +13,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from postgres import PostgresServer, postgres_server, server_processes, signal_all
+from sqlalchemy import create_engine, text
 from verifier_world import NOW_NS, UNIX_NS, ServerThread, VerifierWorld
 
 from geoattest.errors import Reason
 from geoattest.v1 import evidence_pb2
-from geoattest.verifier.store import SqlStore, StoreNotAnsweringError
+from geoattest.verifier.store import SCHEMA_VERSION, SqlStore, StoreNotAnsweringError
 from geoattest.wire.client import VerifierClient, VerifierRefused
 
 pytestmark = pytest.mark.slow
@@ -124,6 +125,50 @@ def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_
                 assert refusal.reason == Reason.STORE_UNAVAILABLE.value
             for refusal in (refused.value, stream_refused.value):
                 assert StoreNotAnsweringError.DETAIL in refusal.detail  # not waited on
+            await health_becomes(server.address, SERVING)
+            again = await client.submit(second)
+            assert again.verdict == evidence_pb2.VERDICT_ALLOWED
+
+    run_until_both_stored(scenario(), server, store)
+
+
+def set_schema_version(database: str, version: int) -> None:
+    """What a newer verifier's ``migrate`` leaves behind, as far as this one can tell."""
+    url = database if "://" in database else f"sqlite:///{database}"
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE schema_version SET version = :v"), {"v": version})
+    finally:
+        engine.dispose()
+
+
+def test_a_replica_whose_database_a_newer_verifier_migrated_stops_serving(tmp_path, database):
+    """Migrated past its schema while it serves, a replica judges and stores nothing more:
+    health NOT_SERVING within a probe, proofs UNAVAILABLE; at its own schema it serves
+    again by itself."""
+    world = VerifierWorld.create(tmp_path)
+    store = SqlStore.open(database)
+    now = [NOW_NS]
+    server = ServerThread(world.service(store), clock=lambda: now[0])
+    server.start()
+    chip = world.chip("dev-1")
+    first = world.proof(chip)
+    second = world.proof(chip, unix_ns=UNIX_NS + S)
+
+    async def scenario() -> None:
+        async with VerifierClient(server.address, timeout_s=60) as client:
+            await client.enroll(chip.enroll_request())
+            accepted = await client.submit(first)
+            assert accepted.verdict == evidence_pb2.VERDICT_ALLOWED
+            set_schema_version(database, SCHEMA_VERSION + 1)
+            await health_becomes(server.address, NOT_SERVING)
+            now[0] += S
+            with pytest.raises(VerifierRefused) as refused:
+                await client.submit(second)
+            assert refused.value.code is grpc.StatusCode.UNAVAILABLE
+            assert refused.value.reason == Reason.STORE_UNAVAILABLE.value
+            set_schema_version(database, SCHEMA_VERSION)
             await health_becomes(server.address, SERVING)
             again = await client.submit(second)
             assert again.verdict == evidence_pb2.VERDICT_ALLOWED

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from command import assert_one_line_error, invoke, run_geoattest
 from sqlalchemy import Engine, create_engine, inspect, text
-from verifier_world import VerifierWorld
+from verifier_world import NOW_NS, UNIX_NS, VerifierWorld
 
 from geoattest.errors import ConfigError, GeoattestError, Reason
+from geoattest.verdict import Verdict
 from geoattest.verifier.store import (
     CONNECT_TIMEOUT_S,
     SCHEMA_VERSION,
+    SchemaMovedError,
     SchemaVersionError,
     SqlStore,
     migrate,
@@ -348,3 +350,29 @@ def test_a_server_that_accepts_and_never_answers_is_one_line_not_a_hang():
     engine = reader_engine(url.replace("?connect_timeout=1", ""))
     assert engine.url.query["connect_timeout"] == str(CONNECT_TIMEOUT_S)
     engine.dispose()
+
+
+def test_a_store_whose_schema_a_newer_verifier_migrated_judges_nothing_more(tmp_path, database):
+    """Every batch and every health probe reads the schema's version with the trust
+    version: past this verifier's, nothing is judged or stored, as if the database were
+    gone."""
+    world = VerifierWorld.create(tmp_path)
+    store = SqlStore.open(database)
+    try:
+        service, chip = world.enrolled(store)
+        assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
+        engine = engine_for(database)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1})
+        engine.dispose()
+        with pytest.raises(SchemaMovedError) as moved:
+            service.submit(world.proof(chip, unix_ns=UNIX_NS + 10**9), NOW_NS + 10**9)
+        assert moved.value.reason is Reason.STORE_UNAVAILABLE
+        assert f"version {SCHEMA_VERSION + 1}, this verifier's is {SCHEMA_VERSION}" in (
+            moved.value.detail
+        )
+        with pytest.raises(SchemaMovedError):
+            service.probe()
+        assert store.accepted_counters("dev-1") == [1]
+    finally:
+        store.close()
