@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -57,9 +58,14 @@ def run_until_both_stored(
     store.close()
 
 
-def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_server):
+def served_through(
+    tmp_path: Path, database: str, lose: Callable[[], object], regain: Callable[[], object]
+) -> None:
+    """A proof ALLOWED; ``lose`` takes the database away: health NOT_SERVING, the next
+    proof UNAVAILABLE, nothing stored; after ``regain``, SERVING again by itself and that
+    proof, sent again, is stored."""
     world = VerifierWorld.create(tmp_path)
-    store = SqlStore.open(own_server.database())
+    store = SqlStore.open(database)
     now = [NOW_NS]
     server = ServerThread(world.service(store), clock=lambda: now[0])
     server.start()
@@ -72,19 +78,25 @@ def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_ser
             await client.enroll(chip.enroll_request())
             accepted = await client.submit(first)
             assert accepted.verdict == evidence_pb2.VERDICT_ALLOWED
-            own_server.stop("immediate")
+            lose()
             await health_becomes(server.address, NOT_SERVING)
             now[0] += S
             with pytest.raises(VerifierRefused) as refused:
                 await client.submit(second)
             assert refused.value.code is grpc.StatusCode.UNAVAILABLE
             assert refused.value.reason == Reason.STORE_UNAVAILABLE.value
-            own_server.start()
+            regain()
             await health_becomes(server.address, SERVING)
             again = await client.submit(second)
             assert again.verdict == evidence_pb2.VERDICT_ALLOWED
 
     run_until_both_stored(scenario(), server, store)
+
+
+def test_a_lost_database_is_unavailable_and_recovers_by_itself(tmp_path, own_server):
+    served_through(
+        tmp_path, own_server.database(), lambda: own_server.stop("immediate"), own_server.start
+    )
 
 
 def test_a_database_that_stops_answering_turns_health_not_serving(tmp_path, own_server):
@@ -147,30 +159,9 @@ def test_a_replica_whose_database_a_newer_verifier_migrated_stops_serving(tmp_pa
     """Migrated past its schema while it serves, a replica judges and stores nothing more:
     health NOT_SERVING within a probe, proofs UNAVAILABLE; at its own schema it serves
     again by itself."""
-    world = VerifierWorld.create(tmp_path)
-    store = SqlStore.open(database)
-    now = [NOW_NS]
-    server = ServerThread(world.service(store), clock=lambda: now[0])
-    server.start()
-    chip = world.chip("dev-1")
-    first = world.proof(chip)
-    second = world.proof(chip, unix_ns=UNIX_NS + S)
-
-    async def scenario() -> None:
-        async with VerifierClient(server.address, timeout_s=60) as client:
-            await client.enroll(chip.enroll_request())
-            accepted = await client.submit(first)
-            assert accepted.verdict == evidence_pb2.VERDICT_ALLOWED
-            set_schema_version(database, SCHEMA_VERSION + 1)
-            await health_becomes(server.address, NOT_SERVING)
-            now[0] += S
-            with pytest.raises(VerifierRefused) as refused:
-                await client.submit(second)
-            assert refused.value.code is grpc.StatusCode.UNAVAILABLE
-            assert refused.value.reason == Reason.STORE_UNAVAILABLE.value
-            set_schema_version(database, SCHEMA_VERSION)
-            await health_becomes(server.address, SERVING)
-            again = await client.submit(second)
-            assert again.verdict == evidence_pb2.VERDICT_ALLOWED
-
-    run_until_both_stored(scenario(), server, store)
+    served_through(
+        tmp_path,
+        database,
+        lambda: set_schema_version(database, SCHEMA_VERSION + 1),
+        lambda: set_schema_version(database, SCHEMA_VERSION),
+    )
