@@ -24,7 +24,7 @@ from verifier_world import (
 )
 
 from geoattest.crypto import KeySigner
-from geoattest.errors import Reason
+from geoattest.errors import Reason, WireError
 from geoattest.v1 import evidence_pb2, verifier_service_pb2
 from geoattest.verifier.live_licences import LiveLicences
 from geoattest.verifier.store import SqlStore, StoreConflictError, StoreUnavailableError
@@ -285,6 +285,31 @@ async def test_alert_stream_delivers_an_outside_alert(world, client, server):
     await watcher
     assert received[0].kind == "OUTSIDE_LICENSED_REGION"
     assert received[0].device_id == "dev-syd"
+
+
+@pytest.mark.parametrize("after", [-1, 2**63, 2**64])
+async def test_a_cursor_that_is_no_cursor_is_refused_by_the_client(client, after):
+    with pytest.raises(WireError) as refused:
+        async for _ in client.watch_alerts(after=after):
+            pass
+    assert refused.value.reason is Reason.OUT_OF_RANGE
+
+
+async def test_a_cursor_past_the_newest_alert_is_refused_by_the_verifier(world, client, store):
+    chip = await enrolled(world, client, "dev-syd")
+    assert (await client.submit(world.proof(chip))).verdict == evidence_pb2.VERDICT_OUTSIDE
+    newest = store.last_alert_cursor()
+    assert newest > 0
+    with pytest.raises(VerifierRefused) as refused:
+        async for _ in client.watch_alerts(after=newest + 1):
+            pass
+    assert (refused.value.code, refused.value.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.OUT_OF_RANGE.value,
+    )
+    async for alert in client.watch_alerts(after=newest - 1):  # replays the newest
+        assert alert.cursor == newest
+        break
 
 
 async def test_jwks_is_the_result_keys_public_half(world, client):

@@ -36,7 +36,7 @@ from google.protobuf.message import Message
 
 from geoattest.address import require_loopback
 from geoattest.crypto import PrivateKey, Signer, private_key_pem
-from geoattest.errors import GeoattestError, Reason
+from geoattest.errors import GeoattestError, Reason, WireError
 from geoattest.pki.tls import TlsIdentity
 from geoattest.v1 import (
     admin_service_pb2,
@@ -47,7 +47,7 @@ from geoattest.v1 import (
     verifier_service_pb2,
     verifier_service_pb2_grpc,
 )
-from geoattest.wire.decode import MAX_MESSAGE_BYTES
+from geoattest.wire.decode import INT64_MAX, MAX_MESSAGE_BYTES
 from geoattest.wire.envelope import PayloadType, seal
 
 REASON_METADATA = "geoattest-reason"
@@ -293,7 +293,16 @@ class VerifierClient:
         self, device_id: str = "", after: int | None = None
     ) -> AsyncIterator[verifier_service_pb2.Alert]:
         """Alerts as they are raised (no deadline: the stream is long-lived): every one
-        stored after the cursor ``after`` first (an alert's ``cursor``; None: from now)."""
+        stored after the cursor ``after`` first (an alert's ``cursor``; None: from now).
+
+        Raises:
+            WireError: ``wire.out_of_range``, ``after`` is no cursor (negative, or past
+                64 bits), before anything is sent.
+            VerifierRefused: the verifier refused the stream (a cursor past its newest
+                alert among the reasons).
+        """
+        if after is not None and not 0 <= after <= INT64_MAX:
+            raise WireError(Reason.OUT_OF_RANGE, f"after {after} is no alert's cursor")
         call = self._stub.WatchAlerts(
             verifier_service_pb2.WatchAlertsRequest(device_id=device_id, after=after)
         )
