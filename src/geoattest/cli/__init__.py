@@ -9,17 +9,20 @@ here and never shown as tracebacks.
 from __future__ import annotations
 
 import importlib
+import math
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from geoattest.errors import ConfigError, GeoattestError
 
 if TYPE_CHECKING:
-    from typer._click import Command
+    from collections.abc import Callable
+
+    from typer._click import Command, Context, Parameter
 
 COMMANDS: dict[str, str] = {
     "ca": "geoattest.cli.pki:ca_app",
@@ -63,8 +66,35 @@ class _LazyGroup(TyperGroup):
                 single.command(cmd_name)(target)
                 command = typer.main.get_command(single)
             command.name = cmd_name
+            _finite_floats(command)
             self.commands[cmd_name] = command
         return self.commands.get(cmd_name)
+
+
+def _finite_floats(command: Command) -> None:
+    """Every number option of ``command`` and its subcommands refuses NaN and the
+    infinities as it parses: no option means anything by them, a range check lets NaN
+    through (every comparison with it is false), and a check the command makes later
+    (``x < 0``) would too."""
+    for param in command.params:
+        if isinstance(param, TyperOption | TyperArgument) and (
+            param.type_descriptor.annotation is float
+        ):
+            param.callback = _finite(param, param.callback)
+    for subcommand in getattr(command, "commands", {}).values():
+        _finite_floats(subcommand)
+
+
+def _finite(
+    param: TyperOption | TyperArgument,
+    callback: Callable[[Context, Parameter, Any], Any] | None,
+) -> Callable[[Context, Parameter, Any], Any]:
+    def check(ctx: Context, given: Parameter, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number", ctx=ctx, param=param)
+        return callback(ctx, given, value) if callback is not None else value
+
+    return check
 
 
 app = typer.Typer(
