@@ -52,7 +52,7 @@ from geoattest.files import read_json
 from geoattest.geo.assumption import LocationAssumption
 from geoattest.geo.countries import Countries, natural_earth
 from geoattest.geo.feasible import cap_rings, normalised_parts
-from geoattest.geo.sphere import EARTH_RADIUS_KM, grow, shrink
+from geoattest.geo.sphere import ABSOLUTE_MARGIN_KM, EARTH_RADIUS_KM, grow, shrink
 
 if TYPE_CHECKING:
     from geoattest.geo.appraiser import GeoAppraiser
@@ -157,6 +157,11 @@ def circle_region(name: str, lat: float, lon: float, radius_km: float) -> Licens
         raise ConfigError(f"{where}: ({lat}, {lon}) is not a latitude/longitude")
     if not 0.0 < radius_km <= 5000.0:
         raise ConfigError(f"{where}: radius_km must be in (0, 5000], got {radius_km}")
+    if shrink(radius_km) <= 0.0:
+        raise ConfigError(
+            f"{where}: radius_km {radius_km} is within the earth model's {ABSOLUTE_MARGIN_KM} km "
+            "margin, so no place could be proven inside it"
+        )
     phi = np.array([math.radians(lat)])
     lam = np.array([math.radians(lon)])
     shapes = []

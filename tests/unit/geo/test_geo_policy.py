@@ -105,6 +105,10 @@ def test_defaults_are_land_and_a_one_km_margin() -> None:
         ({"regions": {"x": {"circle": {"lat": 91, "lon": 2, "radius_km": 5}}}}, "not a latitude"),
         ({"regions": {"x": {"circle": {"lat": 1, "lon": 2, "radius_km": 0}}}}, "radius_km must"),
         (
+            {"regions": {"x": {"circle": {"lat": 1, "lon": 2, "radius_km": 0.05}}}},
+            "radius_km 0.05 is within the earth model's 0.05 km margin",
+        ),
+        (
             {"regions": {"x": {"circle": {"lat": 1, "lon": 2, "radius_km": 10**400}}}},
             "is not valid JSON (the number 1000",
         ),
