@@ -44,7 +44,7 @@ UNKNOWN                ``transport.unknown_reason``: the client's name for a ref
 
 ``round.*``, ``transport.unreachable``, ``sealed.*`` (the agent's own state),
 ``config.invalid``, ``store.schema`` (a verifier refuses to start on it),
-``study.unverified`` and ``console.*`` (the operator's console's HTTP refusals) are never
+``study.unverified`` and ``http.*`` (the console's and the metrics endpoints' refusals) are never
 raised by the service; they keep PERMISSION_DENIED, the code
 every reason not listed above has always had.
 

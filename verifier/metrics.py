@@ -27,6 +27,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from threading import Lock, Thread
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from geoattest.address import parse_address, require_loopback
-from geoattest.errors import AccessError, ConfigError, Reason
+from geoattest.errors import AccessError, ConfigError, GeoattestError, Reason
 from geoattest.pki.tls import Role
 from geoattest.verifier.access import HttpsAccess, loopback_host
 from geoattest.verifier.logs import FIELDS
@@ -131,7 +132,7 @@ class MetricsEndpoint:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}/metrics"
+        return f"{self.scheme}://{self.host}:{self.port}{METRICS_PATH}"
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -153,6 +154,8 @@ MAX_PER_HOST = 4
 """Connections one address may hold at once: a scraper needs one, so one host that holds
 its share idle cannot keep the others' scrapes out."""
 REASON_HEADER = "geoattest-reason"
+METRICS_PATH = "/metrics"
+"""The one path an endpoint serves; any other is 404 ``http.not_found``."""
 
 
 class _MetricsServer(ThreadingMixIn, WSGIServer):
@@ -233,6 +236,27 @@ class _MetricsHandler(WSGIRequestHandler):
         """Scrapes are not logged: one every few seconds from the same scraper."""
 
 
+METRICS_METHODS = ("GET",)
+
+
+def _refuse(
+    start_response: StartResponse,
+    status: HTTPStatus,
+    refused: GeoattestError,
+    *headers: tuple[str, str],
+) -> list[bytes]:
+    """Answer ``status`` with the refusal's reason in the body and the header."""
+    start_response(
+        f"{status.value} {status.phrase}",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            (REASON_HEADER, refused.reason.value),
+            *headers,
+        ],
+    )
+    return [f"{refused}\n".encode()]
+
+
 def serve_metrics(
     address: str,
     registry: CollectorRegistry,
@@ -265,12 +289,18 @@ def serve_metrics(
                     "plain HTTP answers requests for a loopback host only",
                 )
         except AccessError as refused:
-            headers = [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                (REASON_HEADER, refused.reason.value),
-            ]
-            start_response("403 Forbidden", headers)
-            return [f"{refused}\n".encode()]
+            return _refuse(start_response, HTTPStatus.FORBIDDEN, refused)
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path != METRICS_PATH:
+            detail = f"nothing is served at {path[:200]}; the metrics are at {METRICS_PATH}"
+            return _refuse(
+                start_response, HTTPStatus.NOT_FOUND, GeoattestError(Reason.NO_SUCH_PAGE, detail)
+            )
+        if method not in METRICS_METHODS:
+            detail = f"{method[:200]} is not answered at {METRICS_PATH}"
+            wrong = GeoattestError(Reason.WRONG_METHOD, detail)
+            allow = ("Allow", ", ".join(METRICS_METHODS))
+            return _refuse(start_response, HTTPStatus.METHOD_NOT_ALLOWED, wrong, allow)
         return exposition(environ, start_response)  # type: ignore[no-any-return]
 
     try:

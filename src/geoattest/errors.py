@@ -167,12 +167,13 @@ class Reason(StrEnum):
     AUDIT_NOT_FOUND = "audit.not_found"
     """No entry within the checkpoint records what was asked for (a result token)."""
 
-    # --- the console (HTTP) ---
-    NO_SUCH_PAGE = "console.not_found"
-    """The operator's console has no page at the address asked for: no such route, or no
-    landmark under the id it names (a device that is not enrolled is ``device.unknown``)."""
-    WRONG_METHOD = "console.wrong_method"
-    """The console's page at this address does not answer the request's HTTP method."""
+    # --- HTTP (the console and the metrics endpoints) ---
+    NO_SUCH_PAGE = "http.not_found"
+    """Nothing is served at the address asked for: no such page of the console (or no
+    landmark under the id it names; a device that is not enrolled is ``device.unknown``),
+    or a path other than ``/metrics`` at a metrics endpoint."""
+    WRONG_METHOD = "http.wrong_method"
+    """What is served at this address does not answer the request's HTTP method."""
 
     # --- verifier store ---
     STORE_CONFLICT = "store.conflict"

@@ -229,6 +229,46 @@ def test_plain_http_metrics_answer_only_requests_for_a_loopback_host(host, statu
         assert "geoattest_landmark" not in body
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "reason"),
+    [
+        ("GET", "/metrics", 200, None),
+        ("HEAD", "/metrics", 405, Reason.WRONG_METHOD),
+        ("GET", "/", 404, Reason.NO_SUCH_PAGE),
+        ("GET", "/metrics/", 404, Reason.NO_SUCH_PAGE),
+        ("GET", "/%2e%2e/metrics", 404, Reason.NO_SUCH_PAGE),
+        ("POST", "/metrics", 405, Reason.WRONG_METHOD),
+        ("DELETE", "/metrics", 405, Reason.WRONG_METHOD),
+        ("OPTIONS", "/metrics", 405, Reason.WRONG_METHOD),
+    ],
+)
+def test_metrics_are_at_their_path_for_get_and_every_other_request_is_a_typed_refusal(
+    method, path, status, reason
+):
+    """A scraper pointed at the wrong path learns so (it read the metrics at any path, so a
+    typo in a scrape configuration went unseen); a wrong method is 405 with ``Allow``."""
+    with LandmarkServer(LandmarkIdentity("lm-x", 50.11, 8.68), KeySigner.generate()) as lm:
+        endpoint = serve_landmark_metrics(lm, "127.0.0.1:0")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=GUARD_S)
+            connection.request(method, path)
+            response = connection.getresponse()
+            body = response.read().decode()
+            connection.close()
+        finally:
+            endpoint.stop()
+    assert response.status == status
+    if reason is None:
+        assert response.headers.get("geoattest-reason") is None
+        assert "geoattest_landmark" in body
+    else:
+        assert response.headers["geoattest-reason"] == reason.value
+        assert method == "HEAD" or body.startswith(f"{reason.value}: ")
+        assert "geoattest_landmark" not in body
+    if status == 405:
+        assert response.headers["allow"] == "GET"
+
+
 def test_plain_http_metrics_are_for_loopback_only():
     identity = LandmarkIdentity("lm-x", 50.11, 8.68)
     with (
