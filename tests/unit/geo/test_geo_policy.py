@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geoattest.errors import ConfigError, Reason
 from geoattest.geo import (
@@ -333,3 +335,92 @@ def test_a_licensed_circle_is_drawn_inside_for_allowed_and_outside_for_outside()
     assert region.outer is not None
     assert region.outer.contains(region.inner)
     assert not region.inner.contains(region.outer)
+
+
+_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.sampled_from(["SG", "Polygon", "MultiPolygon", "Feature", "FeatureCollection", "land"]),
+)
+_KEYS = st.sampled_from(
+    [
+        "id",
+        "version",
+        "regions",
+        "embargo",
+        "location",
+        "border_margin_km",
+        "countries",
+        "circle",
+        "geojson",
+        "lat",
+        "lon",
+        "radius_km",
+        "type",
+        "coordinates",
+        "features",
+        "geometry",
+        "crs",
+        "properties",
+        "name",
+    ]
+)
+_ANY = st.recursive(
+    _LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(_KEYS, inner, max_size=6)),
+    max_leaves=40,
+)
+_RINGS = st.lists(
+    st.lists(
+        st.lists(st.one_of(st.floats(-200, 200), st.integers(-200, 200), _LEAF), max_size=4),
+        max_size=6,
+    ),
+    max_size=3,
+)
+_REGION = st.one_of(
+    _ANY,
+    st.fixed_dictionaries(
+        {
+            "geojson": st.fixed_dictionaries(
+                {
+                    "type": st.sampled_from(["Polygon", "MultiPolygon"]),
+                    "coordinates": st.one_of(_RINGS, st.lists(_RINGS, max_size=3), _ANY),
+                }
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {"circle": st.dictionaries(st.sampled_from(["lat", "lon", "radius_km"]), _LEAF)}
+    ),
+    st.fixed_dictionaries({"countries": st.lists(_LEAF, max_size=3)}),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {
+            "id": st.one_of(st.just("p"), _LEAF),
+            "version": st.one_of(st.just(1), _LEAF),
+            "regions": st.one_of(st.dictionaries(st.text(max_size=3), _REGION, max_size=3), _ANY),
+        },
+        optional={
+            "embargo": st.lists(_LEAF, max_size=3),
+            "location": _LEAF,
+            "border_margin_km": _LEAF,
+        },
+    )
+)
+def test_any_policy_document_loads_or_is_a_load_error(document: dict[str, Any]) -> None:
+    """Whatever a policy document holds (any JSON value where any value is expected,
+    numbers past a float's range, NaN, rings of any depth), loading it gives a policy or
+    a ConfigError: never another exception."""
+    try:
+        policy = policy_from_mapping(document)
+    except ConfigError as refused:
+        assert refused.reason is Reason.BAD_CONFIG
+    else:
+        assert policy.regions
