@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections import defaultdict
 from pathlib import Path
 
@@ -128,3 +129,33 @@ def test_without_a_workdir_the_temporary_workspace_is_removed_at_the_end(tmp_pat
 )
 def test_bad_demo_arguments_are_one_line_errors(args, needle):
     assert_one_line_error(run_geoattest("demo", *args, timeout=60), needle)
+
+
+@pytest.mark.slow
+def test_a_table_that_cannot_be_written_leaves_nothing_running(tmp_path, monkeypatch):
+    """Its last render failing (stdout closed, a disk full) stops the fleet all the same:
+    a failure there left the verifier, the landmarks and the agents running for ever."""
+    import io  # noqa: PLC0415
+
+    from geoattest.demo import display  # noqa: PLC0415 (loads matplotlib)
+    from geoattest.demo.run import run_demo  # noqa: PLC0415
+    from geoattest.demo.scenario import default_scenario_path, load_scenario  # noqa: PLC0415
+
+    def unwritable(_table: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(display.LiveTable, "stop", unwritable)
+    workdir = tmp_path / "work"
+    with pytest.raises(BrokenPipeError):
+        run_demo(
+            load_scenario(default_scenario_path()),
+            duration_s=1,
+            root=workdir,
+            out=io.StringIO(),
+            as_json=False,
+            map_path=None,
+        )
+    left = processes_mentioning(str(workdir))
+    for pid in left:  # a failing run leaves nothing behind either
+        os.kill(pid, signal.SIGKILL)
+    assert left == []

@@ -363,10 +363,12 @@ def run_demo(
     except KeyboardInterrupt:
         pass
     finally:
-        if table is not None:
-            table.stop()
-        stop_fleet(fleet)
-        watcher.stop()
+        try:
+            if table is not None:
+                table.stop()  # its last render: it can fail (stdout closed, a full disk)
+        finally:
+            stop_fleet(fleet)  # however the table ends, nothing the demo started outlives it
+            watcher.stop()
         _pump(fleet, events)
         _drain(events, views, counts, out if as_json else None)
     jwks = json.loads((fleet.workspace.result_key / "jwks.json").read_text())
