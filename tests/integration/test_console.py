@@ -735,7 +735,8 @@ def test_a_store_that_cannot_be_reached_is_503_with_its_reason_and_the_console_r
     """While the verifier's PostgreSQL database cannot be reached every page answers 503
     with ``store.unavailable`` (no server error, no traceback), the event stream ends
     with an ``unavailable`` event, and the pages come back by themselves once it can. A
-    device id the database cannot hold is the request's fault: 400, not a server error."""
+    device id or a filter the database cannot hold is the request's fault: 400, not a
+    server error, and not an event stream answered 200 and then cut off."""
     world = VerifierWorld.create(tmp_path)
     world.serve_args()
     url = postgres.database()
@@ -743,10 +744,11 @@ def test_a_store_that_cannot_be_reached_is_503_with_its_reason_and_the_console_r
     console_url, server, thread = console_over_a_proven_chip(world, url)
     try:
         assert "dev-1" in get(console_url + "/devices/dev-1")
-        with pytest.raises(urllib.error.HTTPError) as malformed:
-            get(console_url + "/devices/dev%001")  # PostgreSQL holds no NUL in text
-        assert malformed.value.code == 400
-        assert malformed.value.headers["geoattest-reason"] == Reason.MALFORMED_MESSAGE.value
+        for path in ("/devices/dev%001", "/alerts?kind=x%00", "/events?device=dev%001"):
+            with pytest.raises(urllib.error.HTTPError) as malformed:
+                get(console_url + path)  # PostgreSQL holds no NUL in text
+            assert malformed.value.code == 400, path
+            assert malformed.value.headers["geoattest-reason"] == Reason.MALFORMED_MESSAGE.value
         stream = urllib.request.urlopen(console_url + "/events", timeout=GUARD_S)
         postgres.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
         postgres.execute(

@@ -25,7 +25,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
@@ -67,7 +67,7 @@ from geoattest.pki import LandmarkRegistry, RevocationList
 from geoattest.pki.tls import TlsIdentity
 from geoattest.verdict import Verdict
 from geoattest.verifier.access import HttpsAccess
-from geoattest.verifier.fleet_view import FleetView, Position, ProofRow
+from geoattest.verifier.fleet_view import FleetView, Position, ProofRow, StoredAlert
 from geoattest.verifier.probe import follow_the_store
 from geoattest.verifier.service import with_stored_landmarks
 from geoattest.verifier.standing import Standing, standing
@@ -294,8 +294,17 @@ class _Handlers:
             # No alert of this database had it (restored from an older backup, or another
             # deployment's): waiting past it would skip every alert stored up to it.
             cursor = 0
+        alerts = functools.partial(
+            self.console.view.alerts_after,
+            kind=query.get("kind", ""),
+            device_id=query.get("device", ""),
+        )
+        # The first read before the stream starts: a filter the database cannot hold (a
+        # NUL, on PostgreSQL) is refused 400 and a store that is down 503, where a stream
+        # that had answered 200 could only be cut off.
+        first = await run_in_threadpool(alerts, cursor)
         return StreamingResponse(
-            _events(self.console, request, cursor, query.get("kind", ""), query.get("device", "")),
+            _events(self.console, request, cursor, alerts, first),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
@@ -511,19 +520,20 @@ def _cursor(text: str) -> int:
 
 
 async def _events(
-    console: Console, request: Request, cursor: int, kind: str, device_id: str
+    console: Console,
+    request: Request,
+    cursor: int,
+    alerts: Callable[[int], list[StoredAlert]],
+    found: list[StoredAlert],
 ) -> AsyncIterator[str]:
-    """The event stream: each new alert after ``cursor`` (filtered), and the fleet's
-    version whenever it moves."""
+    """The event stream: ``found``, then each new alert after the last (``alerts`` reads
+    them, filtered), and the fleet's version whenever it moves."""
     yield ": connected\n\n"
     version = -1
     polls_per_fleet = max(1, round(FLEET_POLL_S / ALERT_POLL_S))
     poll = 0
     try:
         while not await request.is_disconnected():
-            found = await run_in_threadpool(
-                functools.partial(console.view.alerts_after, cursor, kind=kind, device_id=device_id)
-            )
             for alert in found:
                 cursor = alert.cursor
                 html = json.dumps({"html": pages.alert_row(alert)})
@@ -535,6 +545,7 @@ async def _events(
                     yield f"event: fleet\ndata: {json.dumps({'version': version})}\n\n"
             poll += 1
             await asyncio.sleep(ALERT_POLL_S)
+            found = await run_in_threadpool(alerts, cursor)
     except StoreUnavailableError as exc:
         # The stream ends; the browser's EventSource reconnects by itself, from its cursor.
         yield f"event: unavailable\ndata: {json.dumps({'reason': exc.reason.value})}\n\n"
