@@ -19,6 +19,40 @@ from geoattest.errors import ConfigError, KeyExposedError
 
 PRIVATE_MODE = 0o600
 """Key files are read and written by their owner only."""
+MAX_DOCUMENT_BYTES = 256 * 2**20
+"""The largest document an operator's file may be (a policy with its GeoJSON borders, a
+licences file for a million chips): a path to something endless (``/dev/zero``) or a
+wrong file of gigabytes is refused once this much is read, not read until memory runs
+out."""
+MAX_KEY_BYTES = 2**20
+"""The largest key or certificate file (PEM): a few kilobytes at most."""
+
+
+def read_limited(path: Path, what: str, most: int) -> bytes:
+    """The bytes of ``path``, refused past ``most`` bytes without reading the rest.
+
+    Raises:
+        ConfigError: the file holds more than ``most`` bytes.
+        OSError: the file cannot be opened or read.
+    """
+    with path.open("rb") as handle:
+        return _limited(handle.read(most + 1), path, what, most)
+
+
+def read_pem(path: Path, what: str) -> bytes:
+    """A public key's or a certificate's PEM file, at most :data:`MAX_KEY_BYTES`.
+
+    Raises:
+        ConfigError: the file holds more than that.
+        OSError: the file cannot be opened or read.
+    """
+    return read_limited(path, what, MAX_KEY_BYTES)
+
+
+def _limited(data: bytes, path: Path, what: str, most: int) -> bytes:
+    if len(data) > most:
+        raise ConfigError(f"{what} {path} holds more than {most:,} bytes: not a file of its kind")
+    return data
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -80,7 +114,7 @@ def read_private(path: Path) -> bytes:
                 f"{path} is readable by others (mode {mode:04o}); "
                 f"make it owner-only with 'chmod 600 {path}' or replace the key"
             )
-        return handle.read()
+        return _limited(handle.read(MAX_KEY_BYTES + 1), path, "key file", MAX_KEY_BYTES)
 
 
 def prepare_output_dir(directory: Path) -> None:
@@ -170,7 +204,7 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 def _read(path: Path, what: str) -> bytes:
     """The bytes of an operator's document; a failure to read it is a ConfigError naming it."""
     try:
-        return path.read_bytes()
+        return read_limited(path, what, MAX_DOCUMENT_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist") from None
     except OSError as exc:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+from command import assert_one_line_error, invoke
 
+from geoattest import files
 from geoattest.errors import ConfigError
 from geoattest.files import (
     prepare_output_dir,
     read_json,
+    read_private,
+    read_toml,
     write_atomic,
     write_json,
     write_new,
     write_private,
 )
+from geoattest.pki.keyfiles import load_certificate_pem
 
 
 def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
@@ -111,3 +117,41 @@ def test_key_files_are_new_and_private(tmp_path):
         prepare_output_dir(tmp_path)
     prepare_output_dir(tmp_path / "new" / "keys")
     assert (tmp_path / "new" / "keys").is_dir()
+
+
+READERS = {
+    "json": (read_json, "MAX_DOCUMENT_BYTES", b" " * 8 + b"{}"),
+    "toml": (read_toml, "MAX_DOCUMENT_BYTES", b"\n" * 8 + b"a = 1"),
+    "key": (lambda path, _what: read_private(path), "MAX_KEY_BYTES", b"k" * 10),
+    "certificate": (lambda path, _what: load_certificate_pem(path), "MAX_KEY_BYTES", b"c" * 10),
+}
+
+
+@pytest.mark.parametrize("kind", READERS)
+def test_a_file_past_its_kinds_bound_is_refused_before_the_rest_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Every file a user names is read up to a bound: past it, a typed error naming the
+    file, never the whole of it in memory (``/dev/zero`` read until memory ran out)."""
+    read, bound, content = READERS[kind]
+    monkeypatch.setattr(files, bound, len(content) - 1)
+    path = tmp_path / "file"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match=f"{path} holds more than {len(content) - 1:,} bytes"):
+        read(path, kind)
+    monkeypatch.setattr(files, bound, len(content))
+    if kind in ("json", "toml"):
+        assert read(path, kind) in ({}, {"a": 1})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("geo", "locate", "--landmark", "1,2,3", "--allow-geojson", "/dev/zero"),
+        ("audit", "verify", "--log", "/dev/null", "--public-key", "/dev/zero"),
+    ],
+    ids=["document", "public-key"],
+)
+def test_an_endless_file_is_a_one_line_error(args: tuple[str, ...]) -> None:
+    assert_one_line_error(invoke(*args), "/dev/zero holds more than")

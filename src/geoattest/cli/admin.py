@@ -152,13 +152,13 @@ def landmark_register(
     from public.pem (the private key is not read)."""
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
-    from geoattest.files import read_json  # noqa: PLC0415
+    from geoattest.files import read_json, read_pem  # noqa: PLC0415
     from geoattest.pki.landmarks import LANDMARK_FILE  # noqa: PLC0415
     from geoattest.v1 import admin_service_pb2  # noqa: PLC0415
 
     identity = read_json(key / LANDMARK_FILE, "landmark identity")
     try:
-        public = serialization.load_pem_public_key((key / "public.pem").read_bytes())
+        public = serialization.load_pem_public_key(read_pem(key / "public.pem", "public key"))
         request = admin_service_pb2.RegisterLandmarkRequest(
             landmark_id=str(identity["id"]),
             operator=str(identity.get("operator", "")),

@@ -38,9 +38,10 @@ def _key(path: Path) -> VerifyingKey:
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
     from geoattest.crypto import VerifyingKey  # noqa: PLC0415
+    from geoattest.files import read_pem  # noqa: PLC0415
 
     try:
-        loaded = serialization.load_pem_public_key(path.read_bytes())
+        loaded = serialization.load_pem_public_key(read_pem(path, "public key"))
         der = loaded.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )

@@ -27,7 +27,7 @@ from geoattest.crypto import (
     private_key_pem,
 )
 from geoattest.errors import ConfigError
-from geoattest.files import prepare_output_dir, read_private, write_new, write_private
+from geoattest.files import prepare_output_dir, read_pem, read_private, write_new, write_private
 
 KEY_FILE = "key.pem"
 PUBLIC_KEY_FILE = "public.pem"
@@ -94,7 +94,7 @@ def load_certificate_pem(path: Path) -> x509.Certificate:
         ConfigError: the file cannot be read or holds no PEM certificate.
     """
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
+        return x509.load_pem_x509_certificate(read_pem(path, "certificate"))
     except OSError as exc:
         raise ConfigError(f"cannot read certificate {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
