@@ -60,9 +60,9 @@ class LiveLicences:
     ) -> list[ExportLicence]:
         """Make a licences file's licences the ones in force: changed ones get a new
         version, ones it no longer names are withdrawn. With ``if_file_changed`` (a
-        replica's start and reload), nothing changes if the same terms were the file
-        applied last: what the admin API changed since stays in force. Returns the new
-        versions."""
+        replica's start and reload), only what the file changed since the file applied
+        last, device by device: what the admin API changed since stays in force for every
+        device whose entry the file left alone. Returns the new versions."""
         return self._store.change_licences(
             list(licences.by_device.values()),
             now_ns,

@@ -718,9 +718,11 @@ licence_file = Table(
     metadata,
     Column("digest", String(64), nullable=False),
     Column("applied_at_ns", BigInteger, nullable=False),
+    Column("terms", Text, nullable=False),
 )
 """At most one row: the digest of the licences file applied last
-(:meth:`SqlStore.change_licences`), whichever replica or command applied it."""
+(:meth:`SqlStore.change_licences`), whichever replica or command applied it, and each
+device's terms in it (a JSON object; empty where a version before 10 applied it)."""
 
 revocation_list = Table(
     "revocation_list",
@@ -1228,29 +1230,48 @@ class SqlStore:
         enrolled device that becomes withdrawn raises the alert ``alert_for`` makes.
 
         ``file_digest`` names the licences file they are (:meth:`Licences.digest`), stored
-        with them; with ``if_file_changed``, nothing changes when that file is the one
-        applied last. A replica that starts or reloads with the file already in force so
-        leaves alone what the admin API changed since, at any replica.
+        with each device's terms in it. With ``if_file_changed`` (a replica's start or
+        reload) the file applies only what it changed since the file applied last: nothing
+        when it is that file, and otherwise only the devices whose entry it changed, added
+        or (``withdraw_others``) dropped. What the admin API changed since, at any replica,
+        stays for every device whose entry the edit left alone.
 
         Returns:
             The new versions, in the order given (withdrawals of others last).
         """
         with self._write(_LICENCES_LOCK) as conn:
-            if file_digest:
-                applied = conn.execute(select(licence_file.c.digest)).scalar()
-                if if_file_changed and applied == file_digest:
-                    return []
-                conn.execute(delete(licence_file))
-                conn.execute(insert(licence_file).values(digest=file_digest, applied_at_ns=now_ns))
             held = {
                 row.device_id: _licence_from_row(row._mapping)
                 for row in conn.execute(select(export_licences)).all()
             }
             wanted = {licence.device_id: licence for licence in licences}
-            if withdraw_others:
-                for device_id, licence in held.items():
-                    if device_id not in wanted:
-                        wanted[device_id] = replace(licence, withdrawn=True)
+            others = set(held) - set(wanted) if withdraw_others else set()
+            if file_digest:
+                applied = conn.execute(select(licence_file)).first()
+                if applied is not None and if_file_changed:
+                    if applied.digest == file_digest:
+                        return []
+                    if applied.terms:
+                        before = orjson.loads(applied.terms)
+                        wanted = {
+                            device_id: licence
+                            for device_id, licence in wanted.items()
+                            if before.get(device_id) != _file_terms(licence)
+                        }
+                        others &= set(before)
+                conn.execute(delete(licence_file))
+                conn.execute(
+                    insert(licence_file).values(
+                        digest=file_digest,
+                        applied_at_ns=now_ns,
+                        terms=orjson.dumps(
+                            {licence.device_id: _file_terms(licence) for licence in licences},
+                            option=orjson.OPT_SORT_KEYS,
+                        ).decode(),
+                    )
+                )
+            for device_id in sorted(others):
+                wanted[device_id] = replace(held[device_id], withdrawn=True)
             changed: list[ExportLicence] = []
             for device_id, licence in wanted.items():
                 before = held.get(device_id)
@@ -2561,7 +2582,7 @@ def _store_errors() -> Iterator[None]:
         raise StoreUnavailableError(exc) from exc
 
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 """The schema this verifier reads and writes. Version 1 is the SQLite schema kept before
 versions were (no ``schema_version`` table); each later version is one step in
 :data:`_MIGRATIONS`."""
@@ -2769,8 +2790,26 @@ def _one_row_per_proof(conn: Connection) -> None:
 
 def _add_licence_file(conn: Connection) -> None:
     """Version 8: the licences file applied last is known, so that applying it again at a
-    replica's start or reload undoes no change the admin API made since."""
-    licence_file.create(conn)
+    replica's start or reload undoes no change the admin API made since (its columns as
+    this version made them: version 10 adds one)."""
+    Table(
+        licence_file.name,
+        MetaData(),
+        Column("digest", String(64), nullable=False),
+        Column("applied_at_ns", BigInteger, nullable=False),
+    ).create(conn)
+
+
+def _file_terms(licence: ExportLicence) -> list[object]:
+    """What a licences file says of one device, as :data:`licence_file` keeps it."""
+    return [licence.name, licence.region, licence.valid_until_ns, licence.withdrawn]
+
+
+def _add_licence_file_terms(conn: Connection) -> None:
+    """Version 10: the licences file applied last is kept by device, so that an edit of
+    one device's entry, applied at a replica's start or reload, leaves every other
+    device's licence as the admin API left it."""
+    conn.execute(text("ALTER TABLE licence_file ADD COLUMN terms TEXT DEFAULT '' NOT NULL"))
 
 
 def _add_revocation_list(conn: Connection) -> None:
@@ -2788,6 +2827,7 @@ _MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {
     7: _one_row_per_proof,
     8: _add_licence_file,
     9: _add_revocation_list,
+    10: _add_licence_file_terms,
 }
 """Each version's step from the one before it."""
 

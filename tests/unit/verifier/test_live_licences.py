@@ -245,3 +245,57 @@ def test_a_replica_starting_or_reloading_with_the_file_applied_undoes_no_admin_c
         assert (explicit.version, explicit.withdrawn) == (6, False)
     finally:
         store.close()
+
+
+def test_a_file_edit_applied_at_a_start_or_reload_leaves_other_devices_as_the_admin_left_them(
+    tmp_path, database
+) -> None:
+    """The file names dev-1 and dev-2; the admin API narrows dev-1 and licenses dev-3,
+    which no file names. The operator edits dev-2's entry and a replica reloads: dev-2
+    takes the file's new terms, dev-1 stays narrowed (an unrelated edit must not widen
+    it back), dev-3 stays licensed. Dropping dev-2 from the file withdraws it; ``verifier
+    licences apply`` makes the whole file the licences in force."""
+    world = VerifierWorld.create(tmp_path, licensed={"dev-1": "FRA-300", "dev-2": "FRA-300"})
+    has_region = region_appraiser().has_region
+
+    def reload() -> dict[str, tuple[int, str, bool]]:
+        apply_licences(database, world.licences_path, has_region, if_file_changed=True)
+        return {d: (c.version, c.region, c.withdrawn) for d, c in current().items()}
+
+    def current() -> dict[str, ExportLicence]:
+        store = SqlStore.open(database)
+        try:
+            live = LiveLicences(store)
+            return {d: live.current(d) for d in ("dev-1", "dev-2", "dev-3")}
+        finally:
+            store.close()
+
+    apply_licences(database, world.licences_path, has_region, if_file_changed=True)
+    store = SqlStore.open(database)
+    try:
+        live = LiveLicences(store)
+        live.change(replace(live.current("dev-1"), region="SYD-300"), NOW_NS)
+        live.change(replace(live.current("dev-1"), device_id="dev-3"), NOW_NS)
+    finally:
+        store.close()
+    terms = json.loads(world.licences_path.read_text())
+    terms["licences"]["dev-2"]["region"] = "SYD-300"
+    world.licences_path.write_text(json.dumps(terms))
+    assert reload() == {
+        "dev-1": (2, "SYD-300", False),
+        "dev-2": (2, "SYD-300", False),
+        "dev-3": (1, "SYD-300", False),
+    }
+    del terms["licences"]["dev-2"]
+    world.licences_path.write_text(json.dumps(terms))
+    assert reload() == {
+        "dev-1": (2, "SYD-300", False),
+        "dev-2": (3, "SYD-300", True),
+        "dev-3": (1, "SYD-300", False),
+    }
+    apply_licences(database, world.licences_path, has_region)
+    assert {d: (c.version, c.region, c.withdrawn) for d, c in current().items()} == {
+        "dev-1": (3, "FRA-300", False),
+        "dev-2": (3, "SYD-300", True),
+        "dev-3": (2, "SYD-300", True),
+    }

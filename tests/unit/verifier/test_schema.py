@@ -146,7 +146,7 @@ VERSION_4_ON_POSTGRESQL = """
         fix TEXT NOT NULL, fix_time_ns BIGINT NOT NULL, PRIMARY KEY (device_id));
     UPDATE schema_version SET version = 4;
 """
-"""This version's schema made back into version 4's: less what steps 5 to 9 add, with the
+"""This version's schema made back into version 4's: less what steps 5 to 10 add, with the
 tables step 7 folds into others."""
 
 OLD_ROWS = (
