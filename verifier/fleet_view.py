@@ -23,16 +23,19 @@ from pathlib import Path
 
 from sqlalchemy import Engine, Select, and_, func, or_, select
 
-from geoattest.errors import ConfigError
+from geoattest.errors import ConfigError, GeoattestError
 from geoattest.verdict import LandmarkBound, Verdict
 from geoattest.verifier.store import (
     CONTRADICTING,
+    SCHEMA_VERSION,
     ConnectionSockets,
     DeviceState,
     DeviceSummary,
+    SchemaVersionError,
     StoredTrust,
     TrustRecord,
     _bounds_from_json,
+    _schema_version,
     _trust_record,
     alerts,
     chain_heads,
@@ -148,11 +151,26 @@ class FleetView:
         """Read the database ``db``: a SQLite file or a ``postgresql://`` URL.
 
         Raises:
-            ConfigError: the file does not exist.
+            ConfigError: the file does not exist, or holds no verifier's schema.
+            SchemaVersionError: its schema is not this verifier's version: the tables
+                would not mean what the queries read them as (a device's standing most of
+                all), so nothing is read from it until it is migrated.
+            NotGeoattestDatabaseError: it holds another application's tables.
+            StoreUnavailableError: it cannot be reached.
         """
         if "://" not in str(db) and not Path(db).is_file():
             raise ConfigError(f"database {db} does not exist")
         engine = reader_engine(db)
+        try:
+            with read_transaction(engine) as conn:
+                found = _schema_version(conn)
+            if found is None:
+                raise ConfigError(f"database {db} holds no verifier's data (no schema)")
+            if found != SCHEMA_VERSION:
+                raise SchemaVersionError(found)
+        except GeoattestError:
+            engine.dispose()
+            raise
         postgres = engine.dialect.name == "postgresql"
         return cls(engine, ConnectionSockets(engine) if postgres else None)
 

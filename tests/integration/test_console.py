@@ -15,6 +15,7 @@ import json
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import threading
@@ -52,7 +53,7 @@ from geoattest.pki.tls import CA_FILE, CERT_FILE, OperatorCA, Role, TlsIdentity
 from geoattest.units import SECOND_NS
 from geoattest.verifier.access import HttpsAccess, ServerTls
 from geoattest.verifier.service import VerifierService
-from geoattest.verifier.store import SqlStore, StoreNotAnsweringError
+from geoattest.verifier.store import SCHEMA_VERSION, SqlStore, StoreNotAnsweringError
 
 GUARD_S = 30.0
 """A failure guard only."""
@@ -472,6 +473,36 @@ def test_the_console_command_stops_on_a_signal_and_exits_0(served, signum):
         process.kill()
         process.wait()
     assert (process.returncode, stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("schema", "needle"),
+    [
+        (None, "holds no verifier's data"),
+        (SCHEMA_VERSION - 1, "run 'geoattest verifier migrate' first"),
+        (SCHEMA_VERSION + 1, "a newer verifier wrote it"),
+    ],
+    ids=["empty", "older", "newer"],
+)
+def test_the_console_reads_only_a_database_of_its_verifiers_schema(
+    served, tmp_path, schema, needle
+):
+    """A database of another schema version is refused as the verifier refuses it: its
+    tables would not mean what the console reads them as (whether an ALLOWED still stands
+    above all); an older one was served, and an empty file failed on its first page."""
+    db = tmp_path / "v.db"
+    db.write_bytes(b"")
+    if schema is not None:
+        with sqlite3.connect(served.world.db_path) as source, sqlite3.connect(db) as copy:
+            source.backup(copy)
+            copy.execute("UPDATE schema_version SET version = ?", (schema,))
+    root = served.world.root
+    result = run_geoattest(
+        "console", "--db", str(db), "--policy", str(root / "policy.json"),
+        "--landmarks", str(root / "landmarks.json"), "--listen", "127.0.0.1:0", "--plaintext",
+        timeout=GUARD_S,
+    )  # fmt: skip
+    assert_one_line_error(result, needle)
 
 
 def test_revocations_and_registrations_in_the_store_show_as_the_verifier_judges_them(tmp_path):
