@@ -124,7 +124,14 @@ class LandmarkRegistry:
             ]
         except (KeyError, TypeError, ValueError, EvidenceError) as exc:
             raise ConfigError(f"landmark registry {path} is malformed: {exc}") from exc
-        return cls(records)
+        # An entry refused as it is registered (a site off the globe, an id that is not
+        # one, a key held twice) is named with the file it came from.
+        try:
+            return cls(records)
+        except LandmarkKeyReusedError as exc:
+            raise LandmarkKeyReusedError(f"landmark registry {path}: {exc.detail}") from exc
+        except ConfigError as exc:
+            raise ConfigError(f"landmark registry {path} is malformed: {exc.detail}") from exc
 
     def save(self, path: Path) -> None:
         """Replace the registry file atomically.
