@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -767,6 +768,9 @@ def _bounds_from_json(text: str) -> tuple[LandmarkBound, ...]:
     )
 
 
+_log = logging.getLogger(__name__)
+
+
 class AlertListener:
     """Waits until any process may have committed alerts: on PostgreSQL ``LISTEN`` on a
     connection of its own (the one beyond the pool); SQLite cannot notify another process,
@@ -777,25 +781,34 @@ class AlertListener:
         self._conninfo = conninfo
         self._connection: psycopg.Connection[Any] | None = None
         self._closing = threading.Event()
+        self._failing = False
+        """Whether the last connection failed (logged once, until one succeeds)."""
 
-    def wait(self, timeout_s: float) -> None:
+    def wait(self, timeout_s: float) -> bool:
         """Return on a notification, after ``timeout_s``, at once after (re)connecting
-        (what was committed before ``LISTEN`` was never notified), or at once when closed.
-        Only one thread waits; it also closes the listening connection once closed."""
+        (what was committed before ``LISTEN`` was never notified), or at once when closed;
+        whether a notification came. Only one thread waits; it also closes the listening
+        connection once closed."""
+        notified = False
         try:
             if self._conninfo is None or self._closing.is_set():
                 self._closing.wait(timeout_s)
             elif self._connection is None:
                 self._connection = psycopg.connect(self._conninfo, autocommit=True)
                 self._connection.execute(f"LISTEN {ALERTS_CHANNEL}")
+                self._failing = False
             else:
                 for _ in self._connection.notifies(timeout=timeout_s, stop_after=1):
-                    pass
-        except psycopg.Error:
+                    notified = True
+        except psycopg.Error as exc:
+            if not self._failing:
+                _log.warning("alert notifications lost (%s): the streams poll until back", exc)
+            self._failing = True
             self._disconnect()
             self._closing.wait(timeout_s)  # the database is down: try again after a while
         if self._closing.is_set():
             self._disconnect()
+        return notified
 
     def close(self) -> None:
         """End the waiting, from any thread: a wait in progress returns at once on SQLite,
@@ -1391,8 +1404,12 @@ class SqlStore:
         """A listener for alerts committed by any process on this database."""
         if not self._postgres:
             return AlertListener(None)
-        url = self._engine.url.set(drivername="postgresql")
-        return AlertListener(url.render_as_string(hide_password=False))
+        # The driver's own connection parameters, as the pool connects: a URL rendered
+        # back to text would carry the session options with '+' for their spaces, which
+        # libpq does not decode, and every LISTEN connection would be refused.
+        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        params = {k: v for k, v in kwargs.items() if isinstance(v, str | int)}  # no adapters
+        return AlertListener(psycopg.conninfo.make_conninfo(args[0] if args else "", **params))
 
     # --- landmark audits ----------------------------------------------------------------
 

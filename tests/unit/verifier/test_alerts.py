@@ -162,3 +162,20 @@ async def test_closing_a_sqlite_hub_ends_its_wait_at_once(tmp_path):
         assert not closing.is_alive()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_listener_wakes_when_another_replica_commits_alerts(stores):
+    """On PostgreSQL a stream learns of another replica's alerts by ``LISTEN/NOTIFY``, not
+    by its poll: the listener, connected as the store's pool connects (session options
+    included), returns notified at the other's commit, and not at a commit of none."""
+    mine, theirs = stores
+    listener = mine.alert_listener()
+    try:
+        assert listener.wait(30) is False  # connects and listens
+        raise_alerts(theirs)
+        raise_alerts(theirs, alert(1))
+        assert listener.wait(30) is True
+    finally:
+        listener.close()
+        listener.wait(0)
