@@ -43,9 +43,13 @@ class Running(Closing):
         return self
 
 
-def ignore_interrupts() -> None:
-    """The start of a worker process that a command runs and ends itself: Ctrl-C signals
+def worker_signals() -> None:
+    """The start of a worker process that a command runs and ends itself. Ctrl-C signals
     the terminal's whole process group, and the command stops its workers on its own way
-    out, so a worker ignores the interrupt rather than print a KeyboardInterrupt traceback
-    of its own over the command's exit."""
+    out, so a worker ignores SIGINT rather than print a KeyboardInterrupt traceback of its
+    own over the command's exit. The SIGTERM that stops it ends it at once (the default),
+    not through the handler a forked worker inherits from the command: the exception that
+    handler raises can be lost where Python swallows exceptions, and the worker then waits
+    for ever on the pool's queue."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -37,7 +37,7 @@ from geoattest.attestor.rounds import LandmarkEndpoint, PathFloors, RoundSetting
 from geoattest.bench.report import KM_PER_US, Figures, median, progress, quantile
 from geoattest.crypto import KeySigner, generate_private_key, load_private_key_pem, private_key_pem
 from geoattest.errors import ConfigError
-from geoattest.lifecycle import ignore_interrupts
+from geoattest.lifecycle import worker_signals
 from geoattest.protocol.round import LandmarkRound, RoundSecrets
 from geoattest.v1 import round_pb2
 from geoattest.verifier.landmark import LandmarkIdentity, LandmarkServer, Limits
@@ -92,7 +92,7 @@ def echo_child(conn: Connection) -> None:
 
 def _child_main(target: Callable[..., None], *args: object) -> None:
     """A child's process: ``target(*args)``, Ctrl-C left to the parent that ends it."""
-    ignore_interrupts()
+    worker_signals()
     target(*args)
 
 

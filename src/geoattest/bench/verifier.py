@@ -51,7 +51,7 @@ from geoattest.bench.report import Figures, median, progress, quantile
 from geoattest.crypto import VerifyingKey
 from geoattest.demo.run import Party
 from geoattest.errors import StudyError
-from geoattest.lifecycle import ignore_interrupts
+from geoattest.lifecycle import worker_signals
 from geoattest.pki import RevocationList
 from geoattest.protocol.proof import ProofChain
 from geoattest.v1 import envelope_pb2, evidence_pb2, round_pb2
@@ -116,7 +116,7 @@ def crypto_rate(checks: Sequence[Check], per_proof: int, min_s: float = 0.3) -> 
 def crypto_bound(checks: Sequence[Check], per_proof: int, cores: int) -> float:
     """The crypto-only bound on ``cores`` processes running at once (sum of their rates,
     each over a second: long enough to see the load the calls around it saw)."""
-    pool = multiprocessing.get_context("spawn").Pool(cores, initializer=ignore_interrupts)
+    pool = multiprocessing.get_context("spawn").Pool(cores, initializer=worker_signals)
     try:
         return sum(pool.starmap(crypto_rate, [(checks, per_proof, 1.0)] * cores))
     finally:

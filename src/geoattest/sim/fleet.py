@@ -37,7 +37,7 @@ from geoattest.errors import ConfigError
 from geoattest.geo import Countries, GeoAppraiser
 from geoattest.geo.places import populated_places
 from geoattest.geo.sphere import distance_km
-from geoattest.lifecycle import ignore_interrupts
+from geoattest.lifecycle import worker_signals
 from geoattest.netsim.latency import LatencyModel, PathClass
 from geoattest.sim.shortcut import (
     CODE_OF,
@@ -522,7 +522,7 @@ def _run_chunks(
     _FORKED = (world, verdicts)
     try:
         with mp.get_context("fork").Pool(
-            min(workers, len(tasks)), initializer=ignore_interrupts
+            min(workers, len(tasks)), initializer=worker_signals
         ) as pool:
             yield from pool.imap_unordered(_simulate_forked, tasks)
     finally:

@@ -3,6 +3,7 @@ process through the same entry point (``invoke``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -117,10 +118,19 @@ def _workers_ignoring_interrupts(pid: int, workers: int) -> list[int]:
     return ignoring
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie that no one reaped yet does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_ctrl_c_during_a_study_ends_it_quietly() -> None:
     """Ctrl-C reaches the terminal's whole process group: the study's worker processes
     leave it to the command, which ends them and exits 130 without a traceback of
-    theirs (a worker that took the interrupt printed its own, and its chunk was lost)."""
+    theirs (a worker that took the interrupt printed its own, and its chunk was lost),
+    and no worker outlives it."""
     study = subprocess.Popen(
         [GEOATTEST, "sim", "fleet", "--devices", "400000", "--sample", "0", "--workers", "2"],
         stdout=subprocess.DEVNULL,
@@ -138,9 +148,12 @@ def test_ctrl_c_during_a_study_ends_it_quietly() -> None:
             os.kill(worker, signal.SIGINT)  # the workers alone first: nothing happens
         os.killpg(study.pid, signal.SIGINT)
         _, stderr = study.communicate(timeout=GUARD_S)
+        while (left := [w for w in workers if _running(w)]) and time.monotonic() < give_up:
+            time.sleep(0.05)  # the workers end as the command ends them, none orphaned
     finally:
-        if study.poll() is None:
-            os.killpg(study.pid, signal.SIGKILL)
-            study.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(study.pid, signal.SIGKILL)  # whatever is left of the study's session
+        study.wait()
     assert study.returncode == 130
     assert stderr == ""
+    assert left == []
