@@ -176,6 +176,11 @@ def test_trust_list_shows_every_change_and_names_a_missing_database(tmp_path):
     assert one.stdout.splitlines() == [listed.stdout.splitlines()[2]]
     missing = str(tmp_path / "missing.db")
     assert_one_line_error(run("verifier", "trust", "list", "--db", missing), missing)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for command in (("trust", "list"), ("exclusions",)):
+        assert_one_line_error(run("verifier", *command, "--db", str(empty)), "is empty")
+        assert empty.stat().st_size == 0  # read-only commands write no schema into it
 
 
 def test_retain_archives_by_age_and_names_a_missing_database(tmp_path):

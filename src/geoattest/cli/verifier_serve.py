@@ -83,9 +83,10 @@ DB_HELP = "The verifier's database: a SQLite file's path or a postgresql:// URL.
 
 def _existing_database(db: str) -> str:
     """A ``--db`` value for a command that only reads or changes the database: a SQLite
-    file must exist (a URL is checked when it is opened)."""
-    if "://" not in db:
-        _existing(Path(db), "database")
+    file must exist and hold something (an empty one would be given a schema by the
+    command, which reads nothing from it; a URL is checked when it is opened)."""
+    if "://" not in db and _existing(Path(db), "database").stat().st_size == 0:
+        raise ConfigError(f"database {db} is empty: it holds no verifier's data")
     return db
 
 
@@ -462,7 +463,8 @@ def verifier_trust_list(
     """List every revocation, restoration, landmark registration, exclusion and lift the
     database holds, oldest first, with the trust version it made, when, by whom and why.
     A revocation or exclusion after a device's last verdict takes that verdict away
-    ('verifier status' says so); the operator's own files are not in this list."""
+    ('verifier status' says so). What each revocation list file a replica followed revoked
+    or lifted is in this list; the registry file's contents are not."""
     from geoattest.verifier.store import SqlStore  # noqa: PLC0415
 
     store = SqlStore.open(_existing_database(db))
