@@ -161,6 +161,10 @@ class FleetView:
         if "://" not in str(db) and not Path(db).is_file():
             raise ConfigError(f"database {db} does not exist")
         engine = reader_engine(db)
+        # Followed from the first connection on: the schema check's connection stays in
+        # the pool, and one whose socket is not followed cannot be cut when the server
+        # stops answering (:meth:`interrupt`).
+        sockets = ConnectionSockets(engine) if engine.dialect.name == "postgresql" else None
         try:
             with read_transaction(engine) as conn:
                 found = _schema_version(conn)
@@ -171,8 +175,7 @@ class FleetView:
         except GeoattestError:
             engine.dispose()
             raise
-        postgres = engine.dialect.name == "postgresql"
-        return cls(engine, ConnectionSockets(engine) if postgres else None)
+        return cls(engine, sockets)
 
     def close(self) -> None:
         self._engine.dispose()
