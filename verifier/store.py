@@ -2508,7 +2508,9 @@ class ConnectionSockets:
     :meth:`shut_down` can end the statements waiting on them from any thread. A duplicate,
     not the driver's own descriptor: a connection closed meanwhile can never let its
     number, reused by another socket, be shut down. Each duplicate is closed as its
-    connection is (the pool's ``close`` events), so no server connection outlives it."""
+    connection is (the pool's ``close`` events), so no server connection outlives it.
+    Connections the pool held before are closed, so that every pooled connection is one
+    it follows, whenever it was made."""
 
     def __init__(self, engine: Engine) -> None:
         self._lock = threading.Lock()
@@ -2516,6 +2518,7 @@ class ConnectionSockets:
         event.listen(engine, "connect", self._opened)
         event.listen(engine, "close", self._closed)
         event.listen(engine, "close_detached", self._closed)
+        engine.pool.dispose()
 
     def _opened(self, connection: psycopg.Connection[Any], _record: object) -> None:
         duplicate = socket.socket(fileno=os.dup(connection.fileno()))

@@ -33,10 +33,12 @@ from geoattest.verifier.store import (
     IDLE_IN_TRANSACTION_S,
     AlreadyEnrolledError,
     CommitRecord,
+    ConnectionSockets,
     DeviceState,
     SqlStore,
     StoreConflictError,
     StoreUnavailableError,
+    reader_engine,
 )
 from geoattest.verifier.store import proofs as proofs_table
 
@@ -766,6 +768,33 @@ def test_interrupt_ends_a_statement_the_server_never_answers_and_the_store_serve
         assert service.submit(world.proof(chip), NOW_NS).verdict is Verdict.ALLOWED
     finally:
         store.close()
+
+
+def test_connection_sockets_follow_every_pooled_connection_whenever_it_was_made(postgres):
+    """A connection the pool made before its sockets were followed (a start-up check's,
+    say) is not handed out again unfollowed: a statement on any connection the engine
+    gives out afterwards ends at ``shut_down``."""
+    engine = reader_engine(postgres.database())
+    try:
+        with engine.connect() as conn:  # made before: it goes back to the pool
+            conn.execute(text("SELECT 1"))
+        sockets = ConnectionSockets(engine)
+        with ThreadPoolExecutor(1) as thread:
+            started = threading.Event()
+
+            def sleep_on_the_server() -> None:
+                with engine.connect() as conn:
+                    started.set()
+                    conn.execute(text("SELECT pg_sleep(60)"))
+
+            sleeping = thread.submit(sleep_on_the_server)
+            started.wait()
+            time.sleep(0.2)  # the statement is on its way to the server
+            sockets.shut_down()
+            with pytest.raises(DBAPIError):
+                sleeping.result(timeout=30)
+    finally:
+        engine.dispose()
 
 
 def test_postgresql_ends_a_verifier_session_idle_inside_a_transaction(postgres):
