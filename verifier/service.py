@@ -799,7 +799,7 @@ class VerifierService:
                 trust = self._store.trust()
                 self._in_force = _with_stored(self._appraiser, trust)
                 self._newest_list = self._appraiser.revocations.merged_with(trust.revocation_list)
-                self._operator_revocations = trust.revocations_with(self._appraiser.revocations)
+                self._operator_revocations = self._newest_list.including(trust.revocations)
                 self._trust_version = trust.version
             return self._in_force, self._trust_version
 
